@@ -1,0 +1,267 @@
+//! Configuration from environment variables, parsed once at start-up into typed settings.
+//!
+//! Parsing is a pure function of the variables so every rule is unit-tested; binaries call
+//! [`Settings::from_env`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use alloy::primitives::{Address, address};
+use thiserror::Error;
+
+use crate::address::parse_address;
+
+/// Multicall3's address on nearly every EVM chain.
+pub const DEFAULT_MULTICALL: Address = address!("0xcA11bde05977b3631167028862bE2a173976CA11");
+/// CoW Protocol's GPv2VaultRelayer: the spender whose allowance a CoW front end cares about.
+pub const DEFAULT_SPENDER: Address = address!("0xC92E8bdf79f0507f65a392b0ab4667716BFE0110");
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    #[error("{name} is not valid: {reason}")]
+    Invalid { name: String, reason: String },
+    #[error("{name} is set but chain {chain_id} has no RPC URL (set RPC_URL_{chain_id})")]
+    WebSocketWithoutRpc { name: String, chain_id: u64 },
+}
+
+/// Where to reach one chain. `Debug` and `Display` hide paths and queries, where providers
+/// put API keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChainEndpoints {
+    pub chain_id: u64,
+    pub rpc_url: String,
+    pub ws_url: Option<String>,
+}
+
+impl fmt::Debug for ChainEndpoints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChainEndpoints")
+            .field("chain_id", &self.chain_id)
+            .field("rpc_url", &redact_url(&self.rpc_url))
+            .field("ws_url", &self.ws_url.as_deref().map(redact_url))
+            .finish()
+    }
+}
+
+/// `scheme://host[:port]/…`: enough to tell endpoints apart in logs, never a key.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // Userinfo (`user:key@host`) is a credential too.
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let suffix = if rest.len() > authority.len() { "/…" } else { "" };
+    format!("{scheme}://{host}{suffix}")
+}
+
+/// Seed variable names kept for compatibility: (name, chain id, is WebSocket).
+const SEED_NAMES: [(&str, u64, bool); 5] = [
+    ("ETH_RPC", 1, false),
+    ("ETH_WC_RPC", 1, true),
+    ("ARBITRUM_RPC", 42161, false),
+    ("SEPOLIA_RPC", 11155111, false),
+    ("SEPOLIA_WC_RPC", 11155111, true),
+];
+
+/// Every setting of the service. Each binary uses the part it needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub chains: BTreeMap<u64, ChainEndpoints>,
+    pub table_name: String,
+    /// DynamoDB endpoint override (DynamoDB Local).
+    pub dynamodb_endpoint: Option<String>,
+    pub multicall: Address,
+    pub default_spender: Address,
+    /// How long a session lives without an open stream.
+    pub session_ttl: Duration,
+    /// How long change-feed entries are kept for `Last-Event-ID` replay.
+    pub feed_ttl: Duration,
+    /// Period of the poller's full re-read (`SNAPSHOT_INTERVAL`, seconds).
+    pub snapshot_interval: Duration,
+    /// How often the poller asks for a new head when it has no WebSocket.
+    pub head_poll_interval: Duration,
+    /// Most blocks per `eth_getLogs` range.
+    pub max_block_range: u64,
+    /// Most calls per Multicall3 `aggregate3`.
+    pub multicall_chunk: usize,
+    /// How often an SSE stream queries its feed.
+    pub sse_feed_interval: Duration,
+    pub sse_ping_interval: Duration,
+    /// Longest an SSE stream runs before it ends itself (the client reconnects).
+    pub sse_max_duration: Duration,
+    /// `retry:` hint sent to clients.
+    pub sse_retry: Duration,
+    pub max_tokens_per_session: usize,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let vars: BTreeMap<String, String> =
+            vars.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
+        let get = |name: &str| vars.get(name).map(|v| v.trim().to_string());
+        let secs = |name: &str, default: u64| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_secs(number(name, get(name), default)?))
+        };
+        let millis = |name: &str, default: u64| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_millis(number(name, get(name), default)?))
+        };
+        let addr = |name: &str, default: Address| -> Result<Address, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => parse_address(&v).map_err(|e| invalid(name, e.to_string())),
+            }
+        };
+        Ok(Self {
+            chains: chains(&vars)?,
+            table_name: get("TABLE_NAME").unwrap_or_else(|| "live-balances".into()),
+            dynamodb_endpoint: get("DYNAMODB_ENDPOINT"),
+            multicall: addr("MULTICALL_ADDRESS", DEFAULT_MULTICALL)?,
+            default_spender: addr("DEFAULT_SPENDER", DEFAULT_SPENDER)?,
+            session_ttl: secs("SESSION_TTL_SECS", 3600)?,
+            feed_ttl: secs("FEED_TTL_SECS", 86_400)?,
+            snapshot_interval: secs("SNAPSHOT_INTERVAL", 300)?,
+            head_poll_interval: millis("HEAD_POLL_INTERVAL_MS", 1000)?,
+            max_block_range: number("MAX_BLOCK_RANGE", get("MAX_BLOCK_RANGE"), 500)?.max(1),
+            multicall_chunk: number("MULTICALL_CHUNK", get("MULTICALL_CHUNK"), 1000)?.max(1) as usize,
+            sse_feed_interval: millis("SSE_FEED_INTERVAL_MS", 200)?,
+            sse_ping_interval: secs("SSE_PING_SECS", 15)?,
+            sse_max_duration: secs("SSE_MAX_SECS", 840)?,
+            sse_retry: millis("SSE_RETRY_MS", 1000)?,
+            max_tokens_per_session: number(
+                "MAX_TOKENS_PER_SESSION",
+                get("MAX_TOKENS_PER_SESSION"),
+                5000,
+            )? as usize,
+        })
+    }
+}
+
+fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { name: name.into(), reason: reason.into() }
+}
+
+fn number(name: &str, value: Option<String>, default: u64) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| invalid(name, format!("expected a whole number, got {v:?}"))),
+    }
+}
+
+fn url(name: &str, value: &str, ws: bool) -> Result<String, ConfigError> {
+    let allowed: &[&str] = if ws { &["ws://", "wss://"] } else { &["http://", "https://"] };
+    if allowed.iter().any(|p| value.starts_with(p)) {
+        Ok(value.to_string())
+    } else {
+        Err(invalid(name, format!("must start with {}", allowed.join(" or "))))
+    }
+}
+
+fn chains(vars: &BTreeMap<String, String>) -> Result<BTreeMap<u64, ChainEndpoints>, ConfigError> {
+    let mut rpc: BTreeMap<u64, (String, String)> = BTreeMap::new();
+    let mut ws: BTreeMap<u64, (String, String)> = BTreeMap::new();
+    for (name, value) in vars {
+        let value = value.trim();
+        let (chain_id, is_ws) = if let Some(id) = name.strip_prefix("RPC_URL_") {
+            (chain_id(name, id)?, false)
+        } else if let Some(id) = name.strip_prefix("WS_URL_") {
+            (chain_id(name, id)?, true)
+        } else if let Some((_, id, is_ws)) = SEED_NAMES.iter().find(|(n, ..)| n == name) {
+            (*id, *is_ws)
+        } else {
+            continue;
+        };
+        let parsed = url(name, value, is_ws)?;
+        let target = if is_ws { &mut ws } else { &mut rpc };
+        // The explicit per-chain name wins over a seed name for the same chain.
+        let explicit = name.starts_with("RPC_URL_") || name.starts_with("WS_URL_");
+        if explicit || !target.contains_key(&chain_id) {
+            target.insert(chain_id, (name.clone(), parsed));
+        }
+    }
+    if let Some((chain_id, (name, _))) = ws.iter().find(|(id, _)| !rpc.contains_key(id)) {
+        return Err(ConfigError::WebSocketWithoutRpc { name: name.clone(), chain_id: *chain_id });
+    }
+    Ok(rpc
+        .into_iter()
+        .map(|(chain_id, (_, rpc_url))| {
+            let ws_url = ws.get(&chain_id).map(|(_, u)| u.clone());
+            (chain_id, ChainEndpoints { chain_id, rpc_url, ws_url })
+        })
+        .collect())
+}
+
+fn chain_id(name: &str, id: &str) -> Result<u64, ConfigError> {
+    match id.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(invalid(name, "the suffix must be a chain id (a positive whole number)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn defaults() {
+        let s = settings(&[]).unwrap();
+        assert!(s.chains.is_empty());
+        assert_eq!(s.table_name, "live-balances");
+        assert_eq!(s.multicall, DEFAULT_MULTICALL);
+        assert_eq!(s.default_spender, DEFAULT_SPENDER);
+        assert_eq!(s.sse_ping_interval, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn chains_from_explicit_and_seed_names() {
+        let s = settings(&[
+            ("RPC_URL_31337", "http://127.0.0.1:8545"),
+            ("WS_URL_31337", "ws://127.0.0.1:8545"),
+            ("ETH_RPC", "https://eth.example/v2/KEY"),
+            ("ETH_WC_RPC", "wss://eth.example/ws/KEY"),
+            ("ARBITRUM_RPC", "https://arb.example"),
+            ("SEPOLIA_RPC", "https://sep.example"),
+        ])
+        .unwrap();
+        assert_eq!(s.chains.keys().copied().collect::<Vec<_>>(), vec![1, 31337, 42161, 11155111]);
+        assert_eq!(s.chains[&1].ws_url.as_deref(), Some("wss://eth.example/ws/KEY"));
+        assert_eq!(s.chains[&42161].ws_url, None);
+    }
+
+    #[test]
+    fn explicit_name_wins_over_seed_name() {
+        let s = settings(&[("ETH_RPC", "https://seed"), ("RPC_URL_1", "https://explicit")]).unwrap();
+        assert_eq!(s.chains[&1].rpc_url, "https://explicit");
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        let cases: &[(&str, &[(&str, &str)])] = &[
+            ("bad chain suffix", &[("RPC_URL_abc", "http://x")]),
+            ("zero chain", &[("RPC_URL_0", "http://x")]),
+            ("ws url in rpc", &[("RPC_URL_1", "ws://x")]),
+            ("http url in ws", &[("RPC_URL_1", "http://x"), ("WS_URL_1", "http://x")]),
+            ("ws without rpc", &[("WS_URL_5", "ws://x")]),
+            ("bad number", &[("SNAPSHOT_INTERVAL", "soon")]),
+            ("bad multicall", &[("MULTICALL_ADDRESS", "0x12")]),
+        ];
+        for (name, vars) in cases {
+            assert!(settings(vars).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_keys() {
+        let s = settings(&[("RPC_URL_1", "https://user:pw@eth.example/v2/SECRETKEY?k=1")]).unwrap();
+        let shown = format!("{:?}", s.chains[&1]);
+        assert!(!shown.contains("SECRETKEY") && !shown.contains("pw"), "{shown}");
+        assert_eq!(redact_url("http://127.0.0.1:8545"), "http://127.0.0.1:8545");
+    }
+}

@@ -1,0 +1,82 @@
+//! Turning one changed balance item (old and new image) into a change-feed entry.
+
+use crate::model::{BalanceItem, FeedEntry, FeedPosition, TokenRead};
+
+/// The feed entry for a change from `old` to `new`, or `None` when nothing a client shows
+/// changed (same value at a newer block, a value that could not be read, a removal).
+pub fn feed_entry(
+    old: Option<&BalanceItem>,
+    new: &BalanceItem,
+    position: FeedPosition,
+) -> Option<FeedEntry> {
+    let TokenRead::Value(value) = new.read else {
+        return None;
+    };
+    let previous = old.and_then(|o| o.read.value());
+    if previous == Some(value) {
+        return None;
+    }
+    Some(FeedEntry {
+        position,
+        chain_id: new.chain_id,
+        owner: new.owner,
+        key: new.key,
+        value,
+        previous,
+        block: new.block,
+        tx_hash: new.tx_hash,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::BalanceKey;
+    use alloy::primitives::{Address, B256, U256};
+
+    fn item(value: TokenRead, block: u64) -> BalanceItem {
+        BalanceItem {
+            chain_id: 31337,
+            owner: Address::repeat_byte(1),
+            key: BalanceKey::Balance { token: Address::repeat_byte(2) },
+            read: value,
+            block,
+            tx_hash: Some(B256::repeat_byte(3)),
+        }
+    }
+
+    fn pos() -> FeedPosition {
+        FeedPosition::parse("42").unwrap()
+    }
+
+    #[test]
+    fn changed_value_yields_entry_with_previous() {
+        let old = item(TokenRead::Value(U256::from(10)), 5);
+        let new = item(TokenRead::Value(U256::from(15)), 6);
+        let entry = feed_entry(Some(&old), &new, pos()).unwrap();
+        assert_eq!(entry.value, U256::from(15));
+        assert_eq!(entry.previous, Some(U256::from(10)));
+        assert_eq!(entry.block, 6);
+        assert_eq!(entry.position, pos());
+    }
+
+    #[test]
+    fn first_value_has_no_previous() {
+        let new = item(TokenRead::Value(U256::from(7)), 6);
+        assert_eq!(feed_entry(None, &new, pos()).unwrap().previous, None);
+    }
+
+    #[test]
+    fn unchanged_or_unreadable_values_yield_nothing() {
+        let old = item(TokenRead::Value(U256::from(10)), 5);
+        assert_eq!(feed_entry(Some(&old), &item(TokenRead::Value(U256::from(10)), 9), pos()), None);
+        assert_eq!(feed_entry(Some(&old), &item(TokenRead::Failed, 9), pos()), None);
+    }
+
+    #[test]
+    fn recovery_from_failed_read_reports_no_previous() {
+        let old = item(TokenRead::Failed, 5);
+        let new = item(TokenRead::Value(U256::from(1)), 6);
+        assert_eq!(feed_entry(Some(&old), &new, pos()).unwrap().previous, None);
+    }
+}

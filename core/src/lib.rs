@@ -1,0 +1,20 @@
+//! live-balances core: the domain (types, diffing, read planning, SSE framing, config) and the
+//! two adapters every binary shares — the DynamoDB table and the Multicall3 balance reader.
+//!
+//! Domain modules are pure; only `storage` sees a DynamoDB client and only `chain` sees an RPC
+//! provider.
+
+pub mod abi;
+pub mod address;
+pub mod chain;
+pub mod config;
+pub mod diff;
+pub mod model;
+pub mod plan;
+pub mod sse;
+pub mod storage;
+
+pub use address::{AddressError, NATIVE_TOKEN};
+pub use model::{
+    BalanceItem, BalanceKey, ChainCursor, FeedEntry, FeedKind, FeedPosition, Session, TokenRead,
+};

@@ -1,0 +1,216 @@
+//! Domain types: sessions, tracked balance items, change-feed entries and chain cursors.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use alloy::primitives::{Address, B256, U256};
+use thiserror::Error;
+
+/// What a set of browser clients asked to watch for one wallet on one chain. Shared by every
+/// client of that wallet: tokens and spenders only ever grow until the session expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub chain_id: u64,
+    pub owner: Address,
+    pub tokens: BTreeSet<Address>,
+    pub spenders: BTreeSet<Address>,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds; past this the session is dropped by the poller and by TTL.
+    pub expires_at: u64,
+}
+
+/// Which value of a wallet a [`BalanceItem`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BalanceKey {
+    /// `balanceOf(owner)` of `token`, or the native balance for [`crate::NATIVE_TOKEN`].
+    Balance { token: Address },
+    /// `allowance(owner, spender)` of `token`.
+    Allowance { token: Address, spender: Address },
+}
+
+impl BalanceKey {
+    pub fn token(&self) -> Address {
+        match self {
+            Self::Balance { token } | Self::Allowance { token, .. } => *token,
+        }
+    }
+}
+
+/// The outcome of reading one value on chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRead {
+    Value(U256),
+    /// The call reverted or returned something that is not a uint256.
+    Failed,
+}
+
+impl TokenRead {
+    pub fn value(&self) -> Option<U256> {
+        match self {
+            Self::Value(v) => Some(*v),
+            Self::Failed => None,
+        }
+    }
+}
+
+/// One tracked value of one wallet, as last read on chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceItem {
+    pub chain_id: u64,
+    pub owner: Address,
+    pub key: BalanceKey,
+    pub read: TokenRead,
+    /// Block the value was read at.
+    pub block: u64,
+    /// The last transaction known to have touched it, when a log told us.
+    pub tx_hash: Option<B256>,
+}
+
+/// Position in an owner's change feed; the SSE `id`. It is the DynamoDB stream sequence number
+/// of the change, zero-padded to a fixed width so that string order is numeric order: positions
+/// of one owner increase with time, and a record delivered twice maps to the same position.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FeedPosition(String);
+
+/// Width of a [`FeedPosition`]: DynamoDB stream sequence numbers have at most 40 digits.
+pub const FEED_POSITION_WIDTH: usize = 40;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("feed position must be 1 to {FEED_POSITION_WIDTH} decimal digits")]
+pub struct FeedPositionError;
+
+impl FeedPosition {
+    /// The position before every entry.
+    pub fn start() -> Self {
+        Self("0".repeat(FEED_POSITION_WIDTH))
+    }
+
+    /// Parses a stream sequence number or a client's `Last-Event-ID`.
+    pub fn parse(input: &str) -> Result<Self, FeedPositionError> {
+        let digits = input.trim();
+        if digits.is_empty()
+            || digits.len() > FEED_POSITION_WIDTH
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(FeedPositionError);
+        }
+        Ok(Self(format!("{digits:0>FEED_POSITION_WIDTH$}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FeedPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Kind of change a [`FeedEntry`] reports; names the SSE event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedKind {
+    BalanceUpdate,
+    AllowanceUpdate,
+}
+
+/// One change of one value of one wallet, as appended to that wallet's change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    pub position: FeedPosition,
+    pub chain_id: u64,
+    pub owner: Address,
+    pub key: BalanceKey,
+    pub value: U256,
+    /// `None` when the value was not tracked (or not readable) before.
+    pub previous: Option<U256>,
+    pub block: u64,
+    pub tx_hash: Option<B256>,
+}
+
+impl FeedEntry {
+    pub fn kind(&self) -> FeedKind {
+        match self.key {
+            BalanceKey::Balance { .. } => FeedKind::BalanceUpdate,
+            BalanceKey::Allowance { .. } => FeedKind::AllowanceUpdate,
+        }
+    }
+}
+
+/// How far the poller got on one chain: the last fully processed block, and the hashes of the
+/// blocks before it so a reorg can be rewound to the common ancestor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainCursor {
+    pub chain_id: u64,
+    pub block: u64,
+    pub hash: B256,
+    /// `(number, hash)` of recent processed blocks, oldest first, `block` last.
+    pub recent: Vec<(u64, B256)>,
+    /// Unix seconds of the last write: the poller's heartbeat.
+    pub updated_at: u64,
+}
+
+/// How many recent block hashes a cursor keeps: the deepest reorg rewound exactly.
+pub const CURSOR_RECENT_BLOCKS: usize = 64;
+
+impl ChainCursor {
+    /// The cursor after processing `block` with `hash`, keeping a bounded history.
+    pub fn advanced(&self, block: u64, hash: B256, now: u64) -> Self {
+        let mut recent: Vec<(u64, B256)> =
+            self.recent.iter().copied().filter(|(n, _)| *n < block).collect();
+        recent.push((block, hash));
+        let excess = recent.len().saturating_sub(CURSOR_RECENT_BLOCKS);
+        recent.drain(..excess);
+        Self { chain_id: self.chain_id, block, hash, recent, updated_at: now }
+    }
+
+    /// The hash recorded for `number`, if it is still in the history.
+    pub fn hash_at(&self, number: u64) -> Option<B256> {
+        self.recent.iter().find(|(n, _)| *n == number).map(|(_, h)| *h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feed_positions_order_numerically() {
+        let a = FeedPosition::parse("99").unwrap();
+        let b = FeedPosition::parse("100").unwrap();
+        assert!(a < b);
+        assert_eq!(a.as_str().len(), FEED_POSITION_WIDTH);
+        assert!(FeedPosition::start() < a);
+        assert_eq!(FeedPosition::parse(a.as_str()).unwrap(), a);
+    }
+
+    #[test]
+    fn feed_position_rejects_garbage() {
+        for bad in ["", "-1", "1e5", "abc", "0x10", &"9".repeat(41), "1 2"] {
+            assert!(FeedPosition::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cursor_keeps_bounded_history_and_drops_rewound_blocks() {
+        let mut cursor = ChainCursor {
+            chain_id: 1,
+            block: 0,
+            hash: B256::ZERO,
+            recent: vec![],
+            updated_at: 0,
+        };
+        for n in 1..=100u64 {
+            cursor = cursor.advanced(n, B256::with_last_byte(n as u8), n);
+        }
+        assert_eq!(cursor.recent.len(), CURSOR_RECENT_BLOCKS);
+        assert_eq!(cursor.recent.last(), Some(&(100, B256::with_last_byte(100))));
+        // Re-processing block 90 after a rewind forgets the old 90..=100.
+        let rewound = cursor.advanced(90, B256::repeat_byte(0xaa), 101);
+        assert_eq!(rewound.recent.last(), Some(&(90, B256::repeat_byte(0xaa))));
+        assert_eq!(rewound.hash_at(95), None);
+        assert_eq!(rewound.hash_at(89), Some(B256::with_last_byte(89)));
+    }
+}

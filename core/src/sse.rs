@@ -1,0 +1,240 @@
+//! Server-Sent Events: the wire shapes of every event and their framing.
+//!
+//! Amounts are decimal strings, addresses lowercase. Every data event carries an `id` (its
+//! feed position) so `EventSource` can resume with `Last-Event-ID`; `ping` carries none, so it
+//! never moves the client's position.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::address::lower;
+use crate::model::{BalanceItem, BalanceKey, FeedEntry, FeedKind, FeedPosition, TokenRead};
+
+/// `all_balances`: the full state of a wallet's tracked values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AllBalances {
+    pub balances: BTreeMap<String, String>,
+    pub allowances: BTreeMap<String, BTreeMap<String, String>>,
+    pub block_number: u64,
+    /// Values whose last read failed (reverting or non-standard token): token -> reason.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, String>,
+}
+
+impl AllBalances {
+    /// Builds the snapshot from table items; the block is the newest any value was read at.
+    pub fn from_items<'a>(items: impl IntoIterator<Item = &'a BalanceItem>) -> Self {
+        let mut snapshot = Self::default();
+        for item in items {
+            snapshot.block_number = snapshot.block_number.max(item.block);
+            let token = lower(&item.key.token());
+            let value = match item.read {
+                TokenRead::Value(v) => v.to_string(),
+                TokenRead::Failed => {
+                    snapshot.errors.insert(token, "read_failed".into());
+                    continue;
+                }
+            };
+            match item.key {
+                BalanceKey::Balance { .. } => {
+                    snapshot.balances.insert(token, value);
+                }
+                BalanceKey::Allowance { spender, .. } => {
+                    snapshot.allowances.entry(token).or_default().insert(lower(&spender), value);
+                }
+            }
+        }
+        snapshot
+    }
+}
+
+/// `balance_update`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceUpdate {
+    pub address: String,
+    pub balance: String,
+    pub previous_balance: Option<String>,
+    pub block_number: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tx_hash: Option<String>,
+}
+
+/// `allowance_update`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowanceUpdate {
+    pub address: String,
+    pub spender: String,
+    pub allowance: String,
+    pub previous_allowance: Option<String>,
+    pub block_number: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tx_hash: Option<String>,
+}
+
+/// `error`: the stream is about to end for the reason given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamError {
+    pub code: String,
+    pub message: String,
+}
+
+/// One SSE event, ready to frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SseEvent {
+    AllBalances { position: FeedPosition, snapshot: AllBalances },
+    Update(FeedEntry),
+    Ping { time: u64 },
+    Error(StreamError),
+}
+
+impl SseEvent {
+    /// The event framed for the wire, ending with the blank line that dispatches it.
+    pub fn encode(&self) -> String {
+        match self {
+            Self::AllBalances { position, snapshot } => {
+                frame("all_balances", Some(position.as_str()), &json(snapshot))
+            }
+            Self::Update(entry) => {
+                let id = Some(entry.position.as_str());
+                let tx_hash = entry.tx_hash.map(|h| h.to_string());
+                let previous = entry.previous.map(|p| p.to_string());
+                match (entry.kind(), entry.key) {
+                    (FeedKind::AllowanceUpdate, BalanceKey::Allowance { token, spender }) => {
+                        let data = AllowanceUpdate {
+                            address: lower(&token),
+                            spender: lower(&spender),
+                            allowance: entry.value.to_string(),
+                            previous_allowance: previous,
+                            block_number: entry.block,
+                            tx_hash,
+                        };
+                        frame("allowance_update", id, &json(&data))
+                    }
+                    _ => {
+                        let data = BalanceUpdate {
+                            address: lower(&entry.key.token()),
+                            balance: entry.value.to_string(),
+                            previous_balance: previous,
+                            block_number: entry.block,
+                            tx_hash,
+                        };
+                        frame("balance_update", id, &json(&data))
+                    }
+                }
+            }
+            Self::Ping { time } => frame("ping", None, &format!("{{\"time\":{time}}}")),
+            Self::Error(e) => frame("error", None, &json(e)),
+        }
+    }
+}
+
+/// The `retry:` field: how long `EventSource` waits before reconnecting, in milliseconds.
+pub fn retry_hint(millis: u64) -> String {
+    format!("retry: {millis}\n\n")
+}
+
+fn json(value: &impl Serialize) -> String {
+    // Serializing these plain structs cannot fail; an empty object is a safe fallback.
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".into())
+}
+
+/// Frames one event. Data containing newlines is split over several `data:` lines, which the
+/// client joins back; an id or event name can never contain a newline here.
+pub fn frame(event: &str, id: Option<&str>, data: &str) -> String {
+    let mut out = String::with_capacity(data.len() + 64);
+    out.push_str("event: ");
+    out.push_str(event);
+    out.push('\n');
+    if let Some(id) = id {
+        out.push_str("id: ");
+        out.push_str(id);
+        out.push('\n');
+    }
+    for line in data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::{Address, B256, U256};
+
+    fn entry(key: BalanceKey) -> FeedEntry {
+        FeedEntry {
+            position: FeedPosition::parse("7").unwrap(),
+            chain_id: 1,
+            owner: Address::repeat_byte(1),
+            key,
+            value: U256::from(1500000),
+            previous: Some(U256::from(1000000)),
+            block: 124,
+            tx_hash: Some(B256::repeat_byte(0xab)),
+        }
+    }
+
+    #[test]
+    fn frames_multiline_data_and_optional_id() {
+        assert_eq!(frame("x", Some("1"), "a\nb"), "event: x\nid: 1\ndata: a\ndata: b\n\n");
+        assert_eq!(frame("ping", None, "{}"), "event: ping\ndata: {}\n\n");
+        assert_eq!(retry_hint(3000), "retry: 3000\n\n");
+    }
+
+    #[test]
+    fn balance_update_wire_shape() {
+        let token = Address::repeat_byte(0xcd);
+        let text = SseEvent::Update(entry(BalanceKey::Balance { token })).encode();
+        let (head, data) = text.split_once("data: ").unwrap();
+        assert_eq!(head, format!("event: balance_update\nid: {:0>40}\n", 7));
+        let v: serde_json::Value = serde_json::from_str(data.trim()).unwrap();
+        assert_eq!(v["address"], format!("{token:#x}"));
+        assert_eq!(v["balance"], "1500000");
+        assert_eq!(v["previousBalance"], "1000000");
+        assert_eq!(v["blockNumber"], 124);
+        assert_eq!(v["txHash"], format!("{}", B256::repeat_byte(0xab)));
+    }
+
+    #[test]
+    fn allowance_update_wire_shape() {
+        let key = BalanceKey::Allowance { token: Address::repeat_byte(2), spender: Address::repeat_byte(3) };
+        let mut e = entry(key);
+        e.previous = None;
+        let text = SseEvent::Update(e).encode();
+        assert!(text.starts_with("event: allowance_update\n"));
+        let data = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert_eq!(v["spender"], format!("{:#x}", Address::repeat_byte(3)));
+        assert_eq!(v["allowance"], "1500000");
+        assert!(v["previousAllowance"].is_null());
+    }
+
+    #[test]
+    fn snapshot_groups_balances_allowances_and_errors() {
+        let owner = Address::repeat_byte(1);
+        let token = Address::repeat_byte(2);
+        let bad = Address::repeat_byte(4);
+        let spender = Address::repeat_byte(3);
+        let item = |key, read, block| BalanceItem { chain_id: 1, owner, key, read, block, tx_hash: None };
+        let items = [
+            item(BalanceKey::Balance { token }, TokenRead::Value(U256::from(5)), 10),
+            item(BalanceKey::Allowance { token, spender }, TokenRead::Value(U256::from(9)), 12),
+            item(BalanceKey::Balance { token: bad }, TokenRead::Failed, 11),
+        ];
+        let snap = AllBalances::from_items(&items);
+        let v = serde_json::to_value(&snap).unwrap();
+        assert_eq!(v["balances"][format!("{token:#x}")], "5");
+        assert_eq!(v["allowances"][format!("{token:#x}")][format!("{spender:#x}")], "9");
+        assert_eq!(v["errors"][format!("{bad:#x}")], "read_failed");
+        assert_eq!(v["blockNumber"], 12);
+        let framed = SseEvent::AllBalances { position: FeedPosition::start(), snapshot: snap }.encode();
+        assert!(framed.starts_with(&format!("event: all_balances\nid: {}\n", "0".repeat(40))));
+    }
+}

@@ -1,0 +1,357 @@
+//! The DynamoDB adapter shared by the poller and the functions: one table, string keys, item
+//! mapping kept in [`records`]. Tested against DynamoDB Local, never an in-memory twin.
+
+mod error;
+pub mod keys;
+mod records;
+mod schema;
+mod stream;
+
+use std::collections::{BTreeSet, HashMap};
+
+use alloy::primitives::Address;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+pub use error::StorageError;
+pub use stream::{StreamImage, balance_item_from_image};
+
+use crate::address::lower;
+use crate::model::{BalanceItem, ChainCursor, FeedEntry, FeedPosition, Session};
+use records::{BalanceRecord, CursorRecord, FeedRecord, SessionRecord, read_text};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Builds a DynamoDB client from the environment's AWS configuration, with an optional
+/// endpoint override (DynamoDB Local).
+pub async fn dynamodb_client(endpoint: Option<&str>) -> Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    Client::new(&loader.load().await)
+}
+
+/// The service's table.
+#[derive(Debug, Clone)]
+pub struct Table {
+    client: Client,
+    name: String,
+}
+
+/// The outcome of a conditional write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Yes,
+    /// The condition failed: the stored value is the same, or from a later block.
+    Skipped,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn is_condition_failure<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+fn to_item<T: serde::Serialize>(record: T) -> Result<Item, StorageError> {
+    serde_dynamo::to_item(record).map_err(|e| StorageError::corrupt("<new item>", e))
+}
+
+fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StorageError> {
+    let key = item_key(&item);
+    serde_dynamo::from_item(item).map_err(|e| StorageError::corrupt(key, e))
+}
+
+fn item_key(item: &Item) -> String {
+    let get = |k| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    format!("{}/{}", get("pk"), get("sk"))
+}
+
+impl Table {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self { client, name: name.into() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Adds tokens and spenders to the wallet's session, creating it if needed, and pushes its
+    /// expiry to `expires_at`. One atomic update: concurrent clients only ever add.
+    pub async fn add_to_session(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+        tokens: &BTreeSet<Address>,
+        spenders: &BTreeSet<Address>,
+        now: u64,
+        expires_at: u64,
+    ) -> Result<Session, StorageError> {
+        let mut update = String::from(
+            "SET chain_id = :chain, #owner = :owner, created_at = if_not_exists(created_at, :now), \
+             expires_at = :exp, #ttl = :exp",
+        );
+        let mut adds = vec![];
+        let mut values: Vec<(&str, AttributeValue)> = vec![
+            (":chain", n(chain_id)),
+            (":owner", s(lower(owner))),
+            (":now", n(now)),
+            (":exp", n(expires_at)),
+        ];
+        // DynamoDB sets cannot be empty, so an empty addition is left out of the expression.
+        if !tokens.is_empty() {
+            adds.push("tokens :tokens");
+            values.push((":tokens", AttributeValue::Ss(tokens.iter().map(lower).collect())));
+        }
+        if !spenders.is_empty() {
+            adds.push("spenders :spenders");
+            values.push((":spenders", AttributeValue::Ss(spenders.iter().map(lower).collect())));
+        }
+        if !adds.is_empty() {
+            update.push_str(" ADD ");
+            update.push_str(&adds.join(", "));
+        }
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(keys::session_pk(chain_id)))
+            .key("sk", s(keys::session_sk(owner)))
+            .update_expression(update)
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#ttl", "ttl")
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        let out = request.send().await.map_err(StorageError::unavailable)?;
+        let item = out.attributes.unwrap_or_default();
+        Session::try_from(from_item::<SessionRecord>(item)?)
+    }
+
+    /// The wallet's session, expired or not (callers compare `expires_at`).
+    pub async fn session(&self, chain_id: u64, owner: &Address) -> Result<Option<Session>, StorageError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(keys::session_pk(chain_id)))
+            .key("sk", s(keys::session_sk(owner)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StorageError::unavailable)?;
+        out.item.map(|i| Session::try_from(from_item::<SessionRecord>(i)?)).transpose()
+    }
+
+    /// Pushes an existing session's expiry forward (an open stream keeps it alive).
+    /// Returns `false` when there is no such session.
+    pub async fn keep_session_alive(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+        expires_at: u64,
+    ) -> Result<bool, StorageError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(keys::session_pk(chain_id)))
+            .key("sk", s(keys::session_sk(owner)))
+            .update_expression("SET expires_at = :exp, #ttl = :exp")
+            .condition_expression("attribute_exists(pk) AND expires_at < :exp")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":exp", n(expires_at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            // Either gone or already kept alive further by another stream.
+            Err(e) if is_condition_failure(&e) => {
+                Ok(self.session(chain_id, owner).await?.is_some())
+            }
+            Err(e) => Err(StorageError::unavailable(e)),
+        }
+    }
+
+    /// Every session of a chain, expired ones included.
+    pub async fn sessions(&self, chain_id: u64) -> Result<Vec<Session>, StorageError> {
+        let items = self
+            .query_all(keys::session_pk(chain_id), None)
+            .await?;
+        items.into_iter().map(|i| Session::try_from(from_item::<SessionRecord>(i)?)).collect()
+    }
+
+    /// Writes a value if it changed, and never over a value read at a later block — unless
+    /// that later block is above `rewound_above`, i.e. on a branch a reorg dropped.
+    pub async fn put_balance(
+        &self,
+        item: &BalanceItem,
+        now: u64,
+        rewound_above: Option<u64>,
+    ) -> Result<Written, StorageError> {
+        let mut record = BalanceRecord::from(item);
+        record.updated_at = now;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(to_item(record)?))
+            .condition_expression(
+                "attribute_not_exists(pk) OR (#read <> :read AND (#block <= :block OR #block > :rewound))",
+            )
+            .expression_attribute_names("#read", "read")
+            .expression_attribute_names("#block", "block")
+            .expression_attribute_values(":read", s(read_text(&item.read)))
+            .expression_attribute_values(":block", n(item.block))
+            .expression_attribute_values(":rewound", n(rewound_above.unwrap_or(u64::MAX)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Written::Yes),
+            Err(e) if is_condition_failure(&e) => Ok(Written::Skipped),
+            Err(e) => Err(StorageError::unavailable(e)),
+        }
+    }
+
+    /// Every tracked value of a wallet (one consistent query).
+    pub async fn balances(&self, chain_id: u64, owner: &Address) -> Result<Vec<BalanceItem>, StorageError> {
+        let items = self.query_all(keys::balance_pk(chain_id, owner), None).await?;
+        items.into_iter().map(|i| BalanceItem::try_from(from_item::<BalanceRecord>(i)?)).collect()
+    }
+
+    /// Appends an entry to the wallet's change feed. Idempotent: a stream record delivered
+    /// twice has the same position and is written once.
+    pub async fn append_feed(&self, entry: &FeedEntry, ttl: u64) -> Result<Written, StorageError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(to_item(FeedRecord::new(entry, ttl))?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Written::Yes),
+            Err(e) if is_condition_failure(&e) => Ok(Written::Skipped),
+            Err(e) => Err(StorageError::unavailable(e)),
+        }
+    }
+
+    /// Feed entries after `after`, oldest first, at most `limit` (a consistent read, so an
+    /// entry appended before the query is never missed).
+    pub async fn feed_after(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+        after: &FeedPosition,
+        limit: i32,
+    ) -> Result<Vec<FeedEntry>, StorageError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .key_condition_expression("pk = :pk AND sk > :after")
+            .expression_attribute_values(":pk", s(keys::feed_pk(chain_id, owner)))
+            .expression_attribute_values(":after", s(after.as_str()))
+            .consistent_read(true)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(StorageError::unavailable)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| FeedEntry::try_from(from_item::<FeedRecord>(i)?))
+            .collect()
+    }
+
+    /// The newest position in the wallet's feed, or the start when it is empty.
+    pub async fn latest_feed_position(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+    ) -> Result<FeedPosition, StorageError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(keys::feed_pk(chain_id, owner)))
+            .projection_expression("sk")
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .limit(1)
+            .send()
+            .await
+            .map_err(StorageError::unavailable)?;
+        let latest = out.items.unwrap_or_default().into_iter().next();
+        match latest.as_ref().and_then(|i| i.get("sk")).and_then(|v| v.as_s().ok()) {
+            Some(sk) => FeedPosition::parse(sk).map_err(|e| StorageError::corrupt(sk.clone(), e)),
+            None => Ok(FeedPosition::start()),
+        }
+    }
+
+    pub async fn cursor(&self, chain_id: u64) -> Result<Option<ChainCursor>, StorageError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(keys::cursor_pk(chain_id)))
+            .key("sk", s(keys::CURSOR_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StorageError::unavailable)?;
+        out.item.map(|i| ChainCursor::try_from(from_item::<CursorRecord>(i)?)).transpose()
+    }
+
+    pub async fn put_cursor(&self, cursor: &ChainCursor) -> Result<(), StorageError> {
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(to_item(CursorRecord::from(cursor))?))
+            .send()
+            .await
+            .map_err(StorageError::unavailable)?;
+        Ok(())
+    }
+
+    async fn query_all(&self, pk: String, limit: Option<i32>) -> Result<Vec<Item>, StorageError> {
+        let mut items = vec![];
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .consistent_read(true)
+                .set_limit(limit)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(StorageError::unavailable)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! Item mapping: the serde shapes of table items and their conversion to and from domain
+//! types. Nothing outside the storage module sees these.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use alloy::primitives::{Address, B256, U256};
+use serde::{Deserialize, Serialize};
+
+use super::error::StorageError;
+use super::keys;
+use crate::address::{lower, parse_address};
+use crate::model::{BalanceItem, BalanceKey, ChainCursor, FeedEntry, FeedPosition, Session, TokenRead};
+
+/// Stored in `read` when the value could not be read.
+const READ_FAILED: &str = "failed";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SessionRecord {
+    pub pk: String,
+    pub sk: String,
+    pub chain_id: u64,
+    pub owner: String,
+    #[serde(default)]
+    pub tokens: BTreeSet<String>,
+    #[serde(default)]
+    pub spenders: BTreeSet<String>,
+    pub created_at: u64,
+    pub expires_at: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct BalanceRecord {
+    pub pk: String,
+    pub sk: String,
+    pub chain_id: u64,
+    pub owner: String,
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spender: Option<String>,
+    /// Decimal value, or `failed`. One attribute so a conditional write compares one thing.
+    pub read: String,
+    pub block: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx: Option<String>,
+    pub updated_at: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct FeedRecord {
+    pub pk: String,
+    pub sk: String,
+    pub chain_id: u64,
+    pub owner: String,
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spender: Option<String>,
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    pub block: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx: Option<String>,
+    pub ttl: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RecentBlock {
+    pub n: u64,
+    pub h: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CursorRecord {
+    pub pk: String,
+    pub sk: String,
+    pub chain_id: u64,
+    pub block: u64,
+    pub hash: String,
+    #[serde(default)]
+    pub recent: Vec<RecentBlock>,
+    pub updated_at: u64,
+}
+
+fn address(key: &str, field: &str, value: &str) -> Result<Address, StorageError> {
+    parse_address(value).map_err(|e| StorageError::corrupt(key, format!("{field}: {e}")))
+}
+
+fn amount(key: &str, value: &str) -> Result<U256, StorageError> {
+    U256::from_str_radix(value, 10).map_err(|e| StorageError::corrupt(key, format!("amount: {e}")))
+}
+
+fn hash(key: &str, value: &str) -> Result<B256, StorageError> {
+    B256::from_str(value).map_err(|e| StorageError::corrupt(key, format!("hash: {e}")))
+}
+
+fn balance_key(key: &str, token: &str, spender: Option<&str>) -> Result<BalanceKey, StorageError> {
+    let token = address(key, "token", token)?;
+    Ok(match spender {
+        None => BalanceKey::Balance { token },
+        Some(s) => BalanceKey::Allowance { token, spender: address(key, "spender", s)? },
+    })
+}
+
+impl TryFrom<SessionRecord> for Session {
+    type Error = StorageError;
+
+    fn try_from(r: SessionRecord) -> Result<Self, StorageError> {
+        let key = format!("{}/{}", r.pk, r.sk);
+        let set = |field, values: &BTreeSet<String>| {
+            values.iter().map(|v| address(&key, field, v)).collect::<Result<BTreeSet<_>, _>>()
+        };
+        Ok(Session {
+            chain_id: r.chain_id,
+            owner: address(&key, "owner", &r.owner)?,
+            tokens: set("tokens", &r.tokens)?,
+            spenders: set("spenders", &r.spenders)?,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        })
+    }
+}
+
+impl From<&BalanceItem> for BalanceRecord {
+    fn from(item: &BalanceItem) -> Self {
+        let (token, spender) = match item.key {
+            BalanceKey::Balance { token } => (token, None),
+            BalanceKey::Allowance { token, spender } => (token, Some(lower(&spender))),
+        };
+        BalanceRecord {
+            pk: keys::balance_pk(item.chain_id, &item.owner),
+            sk: keys::balance_sk(&item.key),
+            chain_id: item.chain_id,
+            owner: lower(&item.owner),
+            token: lower(&token),
+            spender,
+            read: read_text(&item.read),
+            block: item.block,
+            tx: item.tx_hash.map(|h| h.to_string()),
+            updated_at: 0,
+        }
+    }
+}
+
+pub(crate) fn read_text(read: &TokenRead) -> String {
+    match read {
+        TokenRead::Value(v) => v.to_string(),
+        TokenRead::Failed => READ_FAILED.to_string(),
+    }
+}
+
+impl TryFrom<BalanceRecord> for BalanceItem {
+    type Error = StorageError;
+
+    fn try_from(r: BalanceRecord) -> Result<Self, StorageError> {
+        let key = format!("{}/{}", r.pk, r.sk);
+        let read = if r.read == READ_FAILED {
+            TokenRead::Failed
+        } else {
+            TokenRead::Value(amount(&key, &r.read)?)
+        };
+        Ok(BalanceItem {
+            chain_id: r.chain_id,
+            owner: address(&key, "owner", &r.owner)?,
+            key: balance_key(&key, &r.token, r.spender.as_deref())?,
+            read,
+            block: r.block,
+            tx_hash: r.tx.as_deref().map(|t| hash(&key, t)).transpose()?,
+        })
+    }
+}
+
+impl FeedRecord {
+    pub fn new(entry: &FeedEntry, ttl: u64) -> Self {
+        let (token, spender) = match entry.key {
+            BalanceKey::Balance { token } => (token, None),
+            BalanceKey::Allowance { token, spender } => (token, Some(lower(&spender))),
+        };
+        FeedRecord {
+            pk: keys::feed_pk(entry.chain_id, &entry.owner),
+            sk: entry.position.to_string(),
+            chain_id: entry.chain_id,
+            owner: lower(&entry.owner),
+            token: lower(&token),
+            spender,
+            value: entry.value.to_string(),
+            previous: entry.previous.map(|p| p.to_string()),
+            block: entry.block,
+            tx: entry.tx_hash.map(|h| h.to_string()),
+            ttl,
+        }
+    }
+}
+
+impl TryFrom<FeedRecord> for FeedEntry {
+    type Error = StorageError;
+
+    fn try_from(r: FeedRecord) -> Result<Self, StorageError> {
+        let key = format!("{}/{}", r.pk, r.sk);
+        Ok(FeedEntry {
+            position: FeedPosition::parse(&r.sk).map_err(|e| StorageError::corrupt(&key, e))?,
+            chain_id: r.chain_id,
+            owner: address(&key, "owner", &r.owner)?,
+            key: balance_key(&key, &r.token, r.spender.as_deref())?,
+            value: amount(&key, &r.value)?,
+            previous: r.previous.as_deref().map(|p| amount(&key, p)).transpose()?,
+            block: r.block,
+            tx_hash: r.tx.as_deref().map(|t| hash(&key, t)).transpose()?,
+        })
+    }
+}
+
+impl From<&ChainCursor> for CursorRecord {
+    fn from(c: &ChainCursor) -> Self {
+        CursorRecord {
+            pk: keys::cursor_pk(c.chain_id),
+            sk: keys::CURSOR_SK.into(),
+            chain_id: c.chain_id,
+            block: c.block,
+            hash: c.hash.to_string(),
+            recent: c.recent.iter().map(|(n, h)| RecentBlock { n: *n, h: h.to_string() }).collect(),
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+impl TryFrom<CursorRecord> for ChainCursor {
+    type Error = StorageError;
+
+    fn try_from(r: CursorRecord) -> Result<Self, StorageError> {
+        let key = format!("{}/{}", r.pk, r.sk);
+        Ok(ChainCursor {
+            chain_id: r.chain_id,
+            block: r.block,
+            hash: hash(&key, &r.hash)?,
+            recent: r
+                .recent
+                .iter()
+                .map(|b| Ok((b.n, hash(&key, &b.h)?)))
+                .collect::<Result<_, StorageError>>()?,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use std::collections::HashMap;
+
+    type SdkItem = HashMap<String, AttributeValue>;
+
+    fn roundtrip<R: Serialize + for<'de> Deserialize<'de>>(record: R) -> R {
+        let item: SdkItem = serde_dynamo::to_item(record).unwrap();
+        serde_dynamo::from_item(item).unwrap()
+    }
+
+    #[test]
+    fn balance_item_roundtrips_through_a_dynamodb_item() {
+        for (key, read) in [
+            (BalanceKey::Balance { token: Address::repeat_byte(2) }, TokenRead::Value(U256::MAX)),
+            (
+                BalanceKey::Allowance { token: Address::repeat_byte(2), spender: Address::repeat_byte(3) },
+                TokenRead::Failed,
+            ),
+        ] {
+            let item = BalanceItem {
+                chain_id: 10,
+                owner: Address::repeat_byte(1),
+                key,
+                read,
+                block: 99,
+                tx_hash: Some(B256::repeat_byte(9)),
+            };
+            let back = BalanceItem::try_from(roundtrip(BalanceRecord::from(&item))).unwrap();
+            assert_eq!(back, item);
+        }
+    }
+
+    #[test]
+    fn balance_item_stores_plain_attributes() {
+        let item = BalanceItem {
+            chain_id: 1,
+            owner: Address::repeat_byte(0xAA),
+            key: BalanceKey::Balance { token: Address::repeat_byte(0xBB) },
+            read: TokenRead::Value(U256::from(12345)),
+            block: 7,
+            tx_hash: None,
+        };
+        let sdk: SdkItem = serde_dynamo::to_item(BalanceRecord::from(&item)).unwrap();
+        assert_eq!(sdk["read"], AttributeValue::S("12345".into()));
+        assert_eq!(sdk["block"], AttributeValue::N("7".into()));
+        assert_eq!(sdk["pk"], AttributeValue::S(format!("B#1#0x{}", "aa".repeat(20))));
+        assert!(!sdk.contains_key("tx"));
+    }
+
+    #[test]
+    fn feed_entry_roundtrips() {
+        let entry = FeedEntry {
+            position: FeedPosition::parse("123456789").unwrap(),
+            chain_id: 5,
+            owner: Address::repeat_byte(1),
+            key: BalanceKey::Balance { token: Address::repeat_byte(2) },
+            value: U256::from(10),
+            previous: None,
+            block: 3,
+            tx_hash: None,
+        };
+        let back = FeedEntry::try_from(roundtrip(FeedRecord::new(&entry, 1000))).unwrap();
+        assert_eq!(back, entry);
+    }
+
+    #[test]
+    fn session_and_cursor_roundtrip() {
+        let session = Session {
+            chain_id: 1,
+            owner: Address::repeat_byte(1),
+            tokens: [Address::repeat_byte(2), Address::repeat_byte(3)].into(),
+            spenders: [Address::repeat_byte(4)].into(),
+            created_at: 10,
+            expires_at: 20,
+        };
+        let record = SessionRecord {
+            pk: keys::session_pk(1),
+            sk: keys::session_sk(&session.owner),
+            chain_id: 1,
+            owner: lower(&session.owner),
+            tokens: session.tokens.iter().map(lower).collect(),
+            spenders: session.spenders.iter().map(lower).collect(),
+            created_at: 10,
+            expires_at: 20,
+        };
+        assert_eq!(Session::try_from(roundtrip(record)).unwrap(), session);
+
+        let cursor = ChainCursor {
+            chain_id: 1,
+            block: 5,
+            hash: B256::repeat_byte(5),
+            recent: vec![(4, B256::repeat_byte(4)), (5, B256::repeat_byte(5))],
+            updated_at: 77,
+        };
+        assert_eq!(ChainCursor::try_from(roundtrip(CursorRecord::from(&cursor))).unwrap(), cursor);
+    }
+
+    #[test]
+    fn corrupt_items_are_reported_not_panicked() {
+        let mut record = BalanceRecord::from(&BalanceItem {
+            chain_id: 1,
+            owner: Address::repeat_byte(1),
+            key: BalanceKey::Balance { token: Address::repeat_byte(2) },
+            read: TokenRead::Value(U256::from(1)),
+            block: 1,
+            tx_hash: None,
+        });
+        record.read = "12abc".into();
+        assert!(matches!(BalanceItem::try_from(record), Err(StorageError::Corrupt { .. })));
+    }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every tool the local stack and the tests need into .tools/ (git-ignored).
+# Idempotent: each step checks for its result first, so a second run costs seconds.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+tools="$root/.tools"
+mkdir -p "$tools"
+
+# npm: DynamoDB Local (jar inside amplify-dynamodb-simulator), anvil, solc-js.
+npm_dir="$tools/npm"
+if [ ! -x "$npm_dir/node_modules/.bin/solcjs" ] \
+  || [ ! -f "$npm_dir/node_modules/amplify-dynamodb-simulator/emulator/DynamoDBLocal.jar" ] \
+  || ! ls "$npm_dir"/node_modules/@foundry-rs/anvil-linux-*/bin/anvil >/dev/null 2>&1; then
+  echo "install: npm packages -> $npm_dir"
+  mkdir -p "$npm_dir"
+  cp "$root/infra/npm/package.json" "$npm_dir/package.json"
+  [ -f "$root/infra/npm/package-lock.json" ] && cp "$root/infra/npm/package-lock.json" "$npm_dir/"
+  (cd "$npm_dir" && npm install --no-audit --no-fund --loglevel=error)
+fi
+
+# PyPI: cargo-lambda (brings zig), cfn-lint and aws-sam-cli for offline template checks.
+venv="$tools/venv"
+if [ ! -x "$venv/bin/cargo-lambda" ] || [ ! -x "$venv/bin/cfn-lint" ] || [ ! -x "$venv/bin/sam" ]; then
+  echo "install: PyPI packages -> $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/infra/requirements.txt"
+fi
+
+# Debian: Chromium and ChromeDriver for the browser test.
+if [ "${SKIP_CHROMIUM:-0}" != 1 ] && { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; }; then
+  echo "install: chromium chromium-driver (apt)"
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+echo "install: tools ready in $tools"
