@@ -1,1 +1,15 @@
-fn main() {}
+//! Fanout Lambda: DynamoDB stream records of balance items -> per-wallet change feed.
+
+use fanout::{State, handle};
+use lambda_runtime::{Error, run, service_fn, tracing};
+use live_balances::config::Settings;
+use live_balances::storage::{Table, dynamodb_client};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let settings = Settings::from_env()?;
+    let client = dynamodb_client(settings.dynamodb_endpoint.as_deref()).await;
+    let state = State { table: Table::new(client, &settings.table_name), feed_ttl: settings.feed_ttl };
+    run(service_fn(|event| handle(&state, event))).await
+}
