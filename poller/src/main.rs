@@ -1,1 +1,52 @@
-fn main() {}
+//! Poller: one watcher task per configured chain, from new heads to DynamoDB. SIGTERM or
+//! Ctrl-C lets each watcher finish its current block and store its cursor.
+
+use anyhow::{Context, bail};
+use live_balances::chain::BalanceReader;
+use live_balances::config::Settings;
+use live_balances::storage::{Table, dynamodb_client};
+use poller::ChainWatcher;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
+        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let settings = Settings::from_env()?;
+    if settings.chains.is_empty() {
+        bail!("no chain configured: set RPC_URL_<chainId> (or ETH_RPC, ARBITRUM_RPC, SEPOLIA_RPC)");
+    }
+    let client = dynamodb_client(settings.dynamodb_endpoint.as_deref()).await;
+    let table = Table::new(client, &settings.table_name);
+
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for chain in settings.chains.values() {
+        let reader = BalanceReader::connect_http(&chain.rpc_url, settings.multicall, settings.multicall_chunk)
+            .with_context(|| format!("chain {}", chain.chain_id))?;
+        let watcher = ChainWatcher::new(chain.chain_id, reader, table.clone(), &settings);
+        tracing::info!(chain = chain.chain_id, endpoint = ?chain, "watching chain");
+        tasks.spawn(watcher.run(stopped.clone()));
+    }
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: stopping after the current block"),
+        _ = sigterm.recv() => tracing::info!("SIGTERM: stopping after the current block"),
+        Some(done) = tasks.join_next() => {
+            // A watcher only returns early on an unrecoverable error.
+            done??;
+        }
+    }
+    let _ = stop.send(true);
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(())
+}

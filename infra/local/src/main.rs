@@ -1,1 +1,90 @@
-fn main() {}
+//! `make dev`: the whole system on this machine — DynamoDB Local, an anvil devnet with demo
+//! tokens and demo activity (or a real chain from the environment), the functions under
+//! `cargo lambda watch`, the stream pump and the poller. Ctrl-C stops everything it started.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use live_balances::address::lower;
+use live_balances::config::Settings;
+use local_stack::devnet::{DEMO_WALLET, demo_activity, seed_demo};
+use local_stack::stack::{ChainSource, LocalStack, StackOptions};
+
+fn port(name: &str, default: u16) -> anyhow::Result<u16> {
+    match std::env::var(name) {
+        Ok(v) => v.parse().with_context(|| format!("{name} must be a port number")),
+        Err(_) => Ok(default),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    // A real chain configured in the environment replaces the devnet.
+    let settings = Settings::from_env()?;
+    let chain = match settings.chains.values().next() {
+        Some(c) => ChainSource::External { chain_id: c.chain_id, rpc_url: c.rpc_url.clone(), ws_url: c.ws_url.clone() },
+        None => ChainSource::Anvil { port: port("ANVIL_PORT", 8545)?, block_time: Some(2) },
+    };
+    let devnet = matches!(chain, ChainSource::Anvil { .. });
+    let root = local_stack::tools::Tools::locate()?.root;
+    let options = StackOptions {
+        dynamodb_port: port("DYNAMODB_PORT", 8000)?,
+        lambda_port: port("LAMBDA_PORT", 9000)?,
+        chain,
+        log_dir: root.join(".local/logs"),
+        table_name: settings.table_name.clone(),
+        lambda_concurrency: 16,
+        extra_env: vec![],
+    };
+    println!("Starting the local stack (first run compiles the functions; logs in .local/logs/) …");
+    let stack = LocalStack::start(options).await?;
+
+    let mut tokens = vec![];
+    if devnet {
+        let (actor, demo_tokens) = seed_demo(&stack.rpc_url).await?;
+        tokens = demo_tokens.clone();
+        tokio::spawn(async move {
+            if let Err(error) = demo_activity(actor, demo_tokens, Duration::from_secs(4)).await {
+                tracing::error!(%error, "demo activity stopped");
+            }
+        });
+    }
+    print_banner(&stack, devnet, &tokens);
+
+    let mut health = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = health.tick() => stack.check_all()?,
+        }
+    }
+    println!("\nStopping …");
+    drop(stack);
+    Ok(())
+}
+
+fn print_banner(stack: &LocalStack, devnet: bool, tokens: &[alloy::primitives::Address]) {
+    let chain = stack.chain_id;
+    let owner = if devnet { lower(&DEMO_WALLET) } else { "<your wallet address>".into() };
+    let token_list = if tokens.is_empty() {
+        "\"<token address>\"".to_string()
+    } else {
+        tokens.iter().map(|t| format!("\"{}\"", lower(t))).collect::<Vec<_>>().join(",")
+    };
+    println!(
+        "\nlive-balances is running.\n\n  API (function URL)  {api}\n  DynamoDB Local      {ddb}\n  chain {chain} RPC      {rpc}\n  logs                {logs}\n",
+        api = stack.api_url,
+        ddb = stack.dynamodb_url,
+        rpc = live_balances::config::redact_url(&stack.rpc_url),
+        logs = stack.options.log_dir.display(),
+    );
+    println!("Create a session:\n\n  curl -s -X POST -H 'content-type: application/json' \\\n    -d '{{\"customTokens\":[{token_list}]}}' \\\n    {}/{chain}/sessions/{owner}\n", stack.api_url);
+    println!("Stream its balances (updates arrive as the demo activity moves tokens):\n\n  curl -N {}/sse/{chain}/balances/{owner}\n", stack.api_url);
+    println!("Ctrl-C stops everything.");
+}

@@ -1,1 +1,32 @@
-fn main() {}
+//! Local stream pump: DynamoDB Local's stream -> the fanout function under `cargo lambda watch`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use local_stack::pump::{Pump, PumpConfig};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let var = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set"));
+    let endpoint = var("DYNAMODB_ENDPOINT")?;
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    let config = PumpConfig {
+        table_name: var("TABLE_NAME")?,
+        invoke_url: var("FANOUT_INVOKE_URL")?,
+        batch_size: std::env::var("PUMP_BATCH_SIZE").ok().and_then(|v| v.parse().ok()).unwrap_or(100),
+        max_retries: std::env::var("PUMP_MAX_RETRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(3),
+        idle_poll: Duration::from_millis(
+            std::env::var("PUMP_POLL_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(50),
+        ),
+        dead_letter: std::env::var("PUMP_DEAD_LETTER").unwrap_or_else(|_| "pump-dead-letter.jsonl".into()).into(),
+        region,
+    };
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint).load().await;
+    Pump::new(aws_sdk_dynamodbstreams::Client::new(&aws), config).run().await
+}

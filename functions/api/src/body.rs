@@ -1,0 +1,39 @@
+//! The response body: a whole JSON document, or an SSE stream fed by a channel.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use lambda_http::Response;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Body of every response.
+pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
+
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<ResponseBody> {
+    let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Full::new(Bytes::from(bytes)).boxed_unsync());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response
+}
+
+/// An SSE response whose body is whatever is sent on the returned channel; dropping the
+/// sender ends the stream, and a failed send means the client is gone.
+pub fn event_stream(buffer: usize) -> (mpsc::Sender<String>, Response<ResponseBody>) {
+    let (tx, rx) = mpsc::channel::<String>(buffer);
+    let frames = ReceiverStream::new(rx).map(|s| Ok::<_, Infallible>(Frame::data(Bytes::from(s))));
+    let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/event-stream"));
+    headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
+    // Proxies that buffer (nginx) would hold events back.
+    headers.insert("x-accel-buffering", http::HeaderValue::from_static("no"));
+    (tx, response)
+}

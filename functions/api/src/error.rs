@@ -1,0 +1,111 @@
+//! Every way a request can fail, and the one place errors become HTTP answers: a status and
+//! a JSON body `{"code","message"}`. Details of server-side failures go to the log only.
+
+use http::{Method, StatusCode};
+use lambda_http::{Response, tracing};
+use live_balances::chain::ChainError;
+use live_balances::storage::StorageError;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::body::{self, ResponseBody};
+
+#[derive(Debug, Error)]
+pub enum ApiError {
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("chain id must be a positive whole number")]
+    InvalidChainId,
+    #[error("chain {0} is not served here")]
+    UnknownChain(u64),
+    #[error("owner: {0}")]
+    InvalidOwner(String),
+    #[error("{0}")]
+    InvalidToken(String),
+    #[error("request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("request body is not valid: {0}")]
+    InvalidBody(String),
+    #[error("no tokens to track: give customTokens")]
+    EmptyTokenSet,
+    #[error("at most {0} tokens per session")]
+    TooManyTokens(usize),
+    #[error("tokensListsUrls is not supported yet; give customTokens")]
+    TokenListsUnsupported,
+    #[error("no session for this wallet on this chain; create one with POST /{{chain_id}}/sessions/{{owner}}")]
+    SessionNotFound,
+    #[error("Last-Event-ID is not a position this server issued")]
+    InvalidLastEventId,
+    #[error("the chain could not be read")]
+    Chain(#[from] ChainError),
+    #[error("storage is unavailable")]
+    Storage(#[from] StorageError),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound | Self::UnknownChain(_) | Self::SessionNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TokenListsUnsupported => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidChainId
+            | Self::InvalidOwner(_)
+            | Self::InvalidToken(_)
+            | Self::InvalidBody(_)
+            | Self::EmptyTokenSet
+            | Self::TooManyTokens(_)
+            | Self::InvalidLastEventId => StatusCode::BAD_REQUEST,
+            Self::Chain(_) => StatusCode::BAD_GATEWAY,
+            Self::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Stable, machine-readable code for clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::InvalidChainId => "invalid_chain_id",
+            Self::UnknownChain(_) => "unknown_chain",
+            Self::InvalidOwner(_) => "invalid_owner",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::BodyTooLarge(_) => "body_too_large",
+            Self::InvalidBody(_) => "invalid_body",
+            Self::EmptyTokenSet => "empty_token_set",
+            Self::TooManyTokens(_) => "too_many_tokens",
+            Self::TokenListsUnsupported => "token_lists_unsupported",
+            Self::SessionNotFound => "session_not_found",
+            Self::InvalidLastEventId => "invalid_last_event_id",
+            Self::Chain(_) => "chain_unavailable",
+            Self::Storage(_) => "storage_unavailable",
+        }
+    }
+
+    /// Server-side failures are logged with their detail; client errors at debug level.
+    pub fn log(&self, method: &Method, path: &str) {
+        match self {
+            Self::Chain(e) => tracing::error!(%method, path, error = %e, "chain read failed"),
+            Self::Storage(e) => tracing::error!(%method, path, error = %e, "storage failed"),
+            other => tracing::debug!(%method, path, code = other.code(), "request refused"),
+        }
+    }
+
+    pub fn into_response(self) -> Response<ResponseBody> {
+        // The Display text of server-side errors is generic on purpose: no internals leak.
+        let message = self.to_string();
+        body::json(self.status(), &ErrorBody { code: self.code(), message })
+    }
+}

@@ -1,0 +1,46 @@
+//! The api function: routing, validation and the mapping of every error to an HTTP answer.
+
+mod body;
+mod error;
+mod request;
+mod sessions;
+mod sse;
+mod state;
+
+use std::convert::Infallible;
+
+use http::Method;
+use lambda_http::{Request, RequestExt, Response};
+
+pub use body::ResponseBody;
+pub use error::ApiError;
+pub use state::State;
+
+/// Routes one request. Never fails: every error becomes a JSON answer with a status.
+pub async fn handler(state: &State, req: Request) -> Result<Response<ResponseBody>, Infallible> {
+    let method = req.method().clone();
+    let path = req.raw_http_path().to_string();
+    let result = route(state, req, &method, &path).await;
+    Ok(result.unwrap_or_else(|error| {
+        error.log(&method, &path);
+        error.into_response()
+    }))
+}
+
+async fn route(
+    state: &State,
+    req: Request,
+    method: &Method,
+    path: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        (&Method::GET, ["health"]) => Ok(body::json(http::StatusCode::OK, &serde_json::json!({"status": "ok"}))),
+        (&Method::POST, [chain, "sessions", owner]) => sessions::create(state, &req, chain, owner).await,
+        (&Method::GET, ["sse", chain, "balances", owner]) => sse::open(state, &req, chain, owner).await,
+        (_, ["health"] | [_, "sessions", _] | ["sse", _, "balances", _]) => {
+            Err(ApiError::MethodNotAllowed)
+        }
+        _ => Err(ApiError::NotFound),
+    }
+}

@@ -1,0 +1,189 @@
+//! `GET /sse/{chain_id}/balances/{owner}`: `all_balances` from the table, then the wallet's
+//! change feed tailed live, `ping`s in between, until the client leaves or the stream's time
+//! is up (the client then reconnects with `Last-Event-ID` and loses nothing).
+
+use std::time::{Duration, SystemTime};
+
+use alloy::primitives::Address;
+use lambda_http::{Request, RequestExt, Response, tracing};
+use live_balances::model::FeedPosition;
+use live_balances::sse::{AllBalances, SseEvent, StreamError, retry_hint};
+use live_balances::storage::{StorageError, Table};
+use tokio::sync::mpsc::Sender;
+use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
+
+use crate::body::{self, ResponseBody};
+use crate::error::ApiError;
+use crate::request;
+use crate::sessions::unix_now;
+use crate::state::State;
+
+/// Most feed entries read per query; a longer backlog is read in further pages at once.
+const FEED_PAGE: i32 = 100;
+/// Time kept free before the function's deadline to end the stream cleanly.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+/// How often an open stream pushes its session's expiry forward.
+const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(60);
+
+struct Stream {
+    table: Table,
+    chain_id: u64,
+    owner: Address,
+    resume_from: Option<FeedPosition>,
+    feed_interval: Duration,
+    ping_interval: Duration,
+    retry: Duration,
+    session_ttl: Duration,
+    ends_at: Instant,
+}
+
+pub async fn open(
+    state: &State,
+    req: &Request,
+    chain: &str,
+    owner: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let chain_id = request::chain_id(chain)?;
+    let owner = request::owner(owner)?;
+    state.reader(chain_id)?;
+    let resume_from = req
+        .headers()
+        .get("last-event-id")
+        .map(|v| v.to_str().ok().and_then(|s| FeedPosition::parse(s).ok()).ok_or(ApiError::InvalidLastEventId))
+        .transpose()?;
+    match state.table.session(chain_id, &owner).await? {
+        Some(s) if s.expires_at > unix_now() => {}
+        _ => return Err(ApiError::SessionNotFound),
+    }
+
+    let settings = &state.settings;
+    let budget = match req.lambda_context_ref() {
+        Some(ctx) => settings.sse_max_duration.min(time_left(ctx.deadline, SystemTime::now()).saturating_sub(DEADLINE_MARGIN)),
+        None => settings.sse_max_duration,
+    };
+    let stream = Stream {
+        table: state.table.clone(),
+        chain_id,
+        owner,
+        resume_from,
+        feed_interval: settings.sse_feed_interval,
+        ping_interval: settings.sse_ping_interval,
+        retry: settings.sse_retry,
+        session_ttl: settings.session_ttl,
+        ends_at: Instant::now() + budget,
+    };
+    let (tx, response) = body::event_stream(64);
+    tokio::spawn(async move {
+        match stream.run(&tx).await {
+            Ok(()) => {}
+            Err(RunEnd::ClientGone) => tracing::debug!(chain = chain_id, owner = %owner, "client left"),
+            Err(RunEnd::Storage(error)) => {
+                tracing::error!(chain = chain_id, owner = %owner, %error, "stream ended on a storage error");
+                let event = SseEvent::Error(StreamError {
+                    code: "storage_unavailable".into(),
+                    message: "the stream will resume on reconnect".into(),
+                });
+                let _ = tx.send(event.encode()).await;
+            }
+        }
+    });
+    Ok(response)
+}
+
+/// Time left until the invocation's deadline. Lambda gives the deadline in Unix milliseconds;
+/// `cargo lambda watch` gives the timeout itself (e.g. `600000`), which no real deadline can
+/// be (it would be in 1970), so small values are read as a duration from now.
+fn time_left(deadline_ms: u64, now: SystemTime) -> Duration {
+    const EARLIEST_REAL_DEADLINE_MS: u64 = 1_000_000_000_000; // 2001-09-09
+    if deadline_ms < EARLIEST_REAL_DEADLINE_MS {
+        return Duration::from_millis(deadline_ms);
+    }
+    let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    deadline.duration_since(now).unwrap_or_default()
+}
+
+enum RunEnd {
+    ClientGone,
+    Storage(StorageError),
+}
+
+impl From<StorageError> for RunEnd {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(e)
+    }
+}
+
+async fn send(tx: &Sender<String>, text: String) -> Result<(), RunEnd> {
+    tx.send(text).await.map_err(|_| RunEnd::ClientGone)
+}
+
+impl Stream {
+    async fn run(self, tx: &Sender<String>) -> Result<(), RunEnd> {
+        send(tx, retry_hint(self.retry.as_millis() as u64)).await?;
+        let mut position = match &self.resume_from {
+            Some(p) => p.clone(),
+            None => {
+                // The position is read before the snapshot, so a change landing between the two
+                // is sent again as an update rather than lost.
+                let position = self.table.latest_feed_position(self.chain_id, &self.owner).await?;
+                let items = self.table.balances(self.chain_id, &self.owner).await?;
+                let snapshot = AllBalances::from_items(&items);
+                send(tx, SseEvent::AllBalances { position: position.clone(), snapshot }.encode()).await?;
+                position
+            }
+        };
+        let mut feed = interval(self.feed_interval);
+        feed.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut ping = interval(self.ping_interval);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        ping.reset();
+        let mut keep_alive = interval(KEEP_ALIVE_EVERY);
+        keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let end = sleep_until(self.ends_at);
+        tokio::pin!(end);
+        loop {
+            tokio::select! {
+                _ = &mut end => return Ok(()),
+                _ = tx.closed() => return Err(RunEnd::ClientGone),
+                _ = feed.tick() => {
+                    loop {
+                        let entries = self.table.feed_after(self.chain_id, &self.owner, &position, FEED_PAGE).await?;
+                        let full_page = entries.len() == FEED_PAGE as usize;
+                        for entry in entries {
+                            position = entry.position.clone();
+                            send(tx, SseEvent::Update(entry).encode()).await?;
+                        }
+                        if !full_page { break; }
+                    }
+                }
+                _ = ping.tick() => send(tx, SseEvent::Ping { time: unix_now() }.encode()).await?,
+                _ = keep_alive.tick() => {
+                    let expires_at = unix_now() + self.session_ttl.as_secs();
+                    if !self.table.keep_session_alive(self.chain_id, &self.owner, expires_at).await? {
+                        let event = SseEvent::Error(StreamError {
+                            code: "session_expired".into(),
+                            message: "the session has expired; create it again".into(),
+                        });
+                        send(tx, event.encode()).await?;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_is_absolute_in_lambda_and_relative_under_cargo_lambda() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let in_a_minute = 1_800_000_060_000;
+        assert_eq!(time_left(in_a_minute, now), Duration::from_secs(60));
+        assert_eq!(time_left(1_799_999_000_000, now), Duration::ZERO);
+        assert_eq!(time_left(600_000, now), Duration::from_secs(600));
+    }
+}

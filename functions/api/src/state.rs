@@ -1,0 +1,39 @@
+//! What every invocation shares, built once per container: settings, the table, one balance
+//! reader per configured chain.
+
+use std::collections::BTreeMap;
+
+use live_balances::chain::{BalanceReader, ChainError};
+use live_balances::config::Settings;
+use live_balances::storage::{Table, dynamodb_client};
+
+use crate::error::ApiError;
+
+#[derive(Debug, Clone)]
+pub struct State {
+    pub settings: Settings,
+    pub table: Table,
+    pub readers: BTreeMap<u64, BalanceReader>,
+}
+
+impl State {
+    pub async fn connect(settings: Settings) -> Result<Self, ChainError> {
+        let client = dynamodb_client(settings.dynamodb_endpoint.as_deref()).await;
+        let table = Table::new(client, &settings.table_name);
+        let readers = settings
+            .chains
+            .values()
+            .map(|c| {
+                let reader =
+                    BalanceReader::connect_http(&c.rpc_url, settings.multicall, settings.multicall_chunk)?;
+                Ok((c.chain_id, reader))
+            })
+            .collect::<Result<_, ChainError>>()?;
+        Ok(Self { settings, table, readers })
+    }
+
+    /// The reader of a configured chain.
+    pub fn reader(&self, chain_id: u64) -> Result<&BalanceReader, ApiError> {
+        self.readers.get(&chain_id).ok_or(ApiError::UnknownChain(chain_id))
+    }
+}

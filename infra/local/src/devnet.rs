@@ -1,0 +1,146 @@
+//! The anvil devnet: Multicall3 at its canonical address, funded throwaway wallets, test
+//! tokens, and the demo activity `make dev` shows.
+
+use std::time::Duration;
+
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::primitives::{Address, U256, address};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use anyhow::{Context, bail};
+use rand::Rng;
+use tracing::info;
+
+use crate::contracts::{MULTICALL3_ARTIFACT, TEST_TOKEN_ARTIFACT, TestToken, artifact};
+
+/// anvil's second default account: the wallet `make dev` watches and the demo page prefills.
+pub const DEMO_WALLET: Address = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
+
+fn plain_provider(rpc_url: &str) -> anyhow::Result<DynProvider> {
+    Ok(ProviderBuilder::new().connect_http(rpc_url.parse().context("RPC URL")?).erased())
+}
+
+/// Puts the Multicall3 runtime code at `at` (anvil does not predeploy it).
+pub async fn install_multicall(rpc_url: &str, at: Address) -> anyhow::Result<()> {
+    let code = artifact(MULTICALL3_ARTIFACT)?.deployed_bytecode;
+    plain_provider(rpc_url)?
+        .raw_request::<_, ()>("anvil_setCode".into(), (at, code))
+        .await
+        .context("anvil_setCode")?;
+    Ok(())
+}
+
+/// A wallet with its own key and 1,000 ETH: tests use one each, so nonces never collide.
+#[derive(Debug, Clone)]
+pub struct Wallet {
+    pub address: Address,
+    pub provider: DynProvider,
+}
+
+impl Wallet {
+    pub async fn fresh(rpc_url: &str) -> anyhow::Result<Self> {
+        let signer = PrivateKeySigner::random();
+        let address = signer.address();
+        let provider = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(signer))
+            .connect_http(rpc_url.parse().context("RPC URL")?)
+            .erased();
+        let funds = U256::from(1000u64) * U256::from(10u64).pow(U256::from(18u64));
+        provider
+            .raw_request::<_, ()>("anvil_setBalance".into(), (address, funds))
+            .await
+            .context("anvil_setBalance")?;
+        Ok(Self { address, provider })
+    }
+
+    /// Deploys a [`TestToken`] and returns its address.
+    pub async fn deploy_token(&self, name: &str, symbol: &str, decimals: u8) -> anyhow::Result<Address> {
+        let mut code = artifact(TEST_TOKEN_ARTIFACT)?.bytecode.to_vec();
+        code.extend(alloy::sol_types::SolValue::abi_encode_params(&(
+            name.to_string(),
+            symbol.to_string(),
+            // uint8 is ABI-encoded as a full word.
+            U256::from(decimals),
+        )));
+        let tx = TransactionRequest::default().with_deploy_code(code);
+        let receipt = self.send(tx).await?;
+        receipt.contract_address.context("deployment has no contract address")
+    }
+
+    pub async fn mint(&self, token: Address, to: Address, amount: U256) -> anyhow::Result<TransactionReceipt> {
+        self.call(token, TestToken::mintCall { to, amount }.abi_encode()).await
+    }
+
+    pub async fn transfer(&self, token: Address, to: Address, amount: U256) -> anyhow::Result<TransactionReceipt> {
+        self.call(token, TestToken::transferCall { to, amount }.abi_encode()).await
+    }
+
+    pub async fn approve(&self, token: Address, spender: Address, amount: U256) -> anyhow::Result<TransactionReceipt> {
+        self.call(token, TestToken::approveCall { spender, amount }.abi_encode()).await
+    }
+
+    pub async fn send_eth(&self, to: Address, amount: U256) -> anyhow::Result<TransactionReceipt> {
+        self.send(TransactionRequest::default().with_to(to).with_value(amount)).await
+    }
+
+    async fn call(&self, to: Address, input: Vec<u8>) -> anyhow::Result<TransactionReceipt> {
+        self.send(TransactionRequest::default().with_to(to).with_input(input)).await
+    }
+
+    async fn send(&self, tx: TransactionRequest) -> anyhow::Result<TransactionReceipt> {
+        let receipt = self
+            .provider
+            .send_transaction(tx)
+            .await
+            .context("sending transaction")?
+            .with_timeout(Some(Duration::from_secs(30)))
+            .get_receipt()
+            .await
+            .context("waiting for receipt")?;
+        if !receipt.status() {
+            bail!("transaction {} reverted", receipt.transaction_hash);
+        }
+        Ok(receipt)
+    }
+}
+
+/// Demo tokens deployed for `make dev`: (symbol, decimals).
+pub const DEMO_TOKENS: [(&str, &str, u8); 3] =
+    [("Demo USD", "dUSD", 6), ("Demo Wrapped Ether", "dWETH", 18), ("Demo DAI", "dDAI", 18)];
+
+/// Deploys the demo tokens and gives the demo wallet some of each.
+pub async fn seed_demo(rpc_url: &str) -> anyhow::Result<(Wallet, Vec<Address>)> {
+    let actor = Wallet::fresh(rpc_url).await?;
+    let mut tokens = vec![];
+    for (name, symbol, decimals) in DEMO_TOKENS {
+        let token = actor.deploy_token(name, symbol, decimals).await?;
+        let unit = U256::from(10u64).pow(U256::from(decimals));
+        actor.mint(token, actor.address, unit * U256::from(1_000_000u64)).await?;
+        actor.mint(token, DEMO_WALLET, unit * U256::from(1_000u64)).await?;
+        info!(%token, symbol, "demo token deployed");
+        tokens.push(token);
+    }
+    Ok((actor, tokens))
+}
+
+/// Sends a small random transfer of a random demo token (or ETH) to the demo wallet every
+/// `every`, forever.
+pub async fn demo_activity(actor: Wallet, tokens: Vec<Address>, every: Duration) -> anyhow::Result<()> {
+    loop {
+        tokio::time::sleep(every).await;
+        let (pick, amount) = {
+            let mut rng = rand::rng();
+            (rng.random_range(0..=tokens.len()), rng.random_range(1..1000u64))
+        };
+        let result = match tokens.get(pick) {
+            Some(token) => actor.transfer(*token, DEMO_WALLET, U256::from(amount) * U256::from(10_000u64)).await,
+            None => actor.send_eth(DEMO_WALLET, U256::from(amount) * U256::from(10u64).pow(U256::from(14u64))).await,
+        };
+        match result {
+            Ok(r) => info!(block = r.block_number, tx = %r.transaction_hash, "demo transfer"),
+            Err(error) => tracing::warn!(%error, "demo transfer failed"),
+        }
+    }
+}

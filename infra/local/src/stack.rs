@@ -1,0 +1,269 @@
+//! Starting and stopping the whole local stack, in dependency order, each part waited on
+//! until it answers (with a deadline, never a bare sleep).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use alloy::providers::{Provider, ProviderBuilder};
+use anyhow::{Context, bail};
+use live_balances::config::DEFAULT_MULTICALL;
+use live_balances::storage::Table;
+use tokio::time::Instant;
+use tracing::info;
+
+use crate::devnet::install_multicall;
+use crate::process::Service;
+use crate::tools::Tools;
+
+/// Which chain the stack watches.
+#[derive(Debug, Clone)]
+pub enum ChainSource {
+    /// A local anvil devnet; `block_time` `None` mines a block per transaction.
+    Anvil { port: u16, block_time: Option<u64> },
+    /// A real chain reached through the environment (`ETH_RPC`, `RPC_URL_<id>`, …).
+    External { chain_id: u64, rpc_url: String, ws_url: Option<String> },
+}
+
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub dynamodb_port: u16,
+    pub lambda_port: u16,
+    pub chain: ChainSource,
+    pub log_dir: PathBuf,
+    pub table_name: String,
+    /// Function instances `cargo lambda watch` may run at once (each open SSE stream holds one).
+    pub lambda_concurrency: u32,
+    /// Extra environment for the functions and the poller (intervals, limits).
+    pub extra_env: Vec<(String, String)>,
+}
+
+/// A running local stack. Dropping it stops every process it started.
+#[derive(Debug)]
+pub struct LocalStack {
+    pub tools: Tools,
+    pub options: StackOptions,
+    pub chain_id: u64,
+    pub rpc_url: String,
+    pub dynamodb_url: String,
+    /// Base URL of the api function's function URL: `…/lambda-url/api`.
+    pub api_url: String,
+    pub fanout_invoke_url: String,
+    env: BTreeMap<String, String>,
+    services: Mutex<BTreeMap<String, Service>>,
+}
+
+const ANVIL_CHAIN_ID: u64 = 31337;
+
+/// Polls `check` until it succeeds or `deadline` passes, failing with `what` and the last error.
+pub async fn wait_for<F, Fut, T>(what: &str, deadline: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let until = Instant::now() + deadline;
+    loop {
+        match check().await {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() >= until => {
+                return Err(e.context(format!("{what} not ready after {}s", deadline.as_secs())));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+impl LocalStack {
+    pub async fn start(options: StackOptions) -> anyhow::Result<Self> {
+        let tools = Tools::locate()?;
+        std::fs::create_dir_all(&options.log_dir)?;
+        let dynamodb_url = format!("http://127.0.0.1:{}", options.dynamodb_port);
+        let lambda = format!("http://127.0.0.1:{}", options.lambda_port);
+        let (chain_id, rpc_url, ws_url) = match &options.chain {
+            ChainSource::Anvil { port, .. } => (ANVIL_CHAIN_ID, format!("http://127.0.0.1:{port}"), None),
+            ChainSource::External { chain_id, rpc_url, ws_url } => (*chain_id, rpc_url.clone(), ws_url.clone()),
+        };
+        let mut env = BTreeMap::from([
+            // DynamoDB Local accepts any credentials; the SDK needs some.
+            ("AWS_ACCESS_KEY_ID".to_string(), "local".to_string()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "local".into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("DYNAMODB_ENDPOINT".into(), dynamodb_url.clone()),
+            ("TABLE_NAME".into(), options.table_name.clone()),
+            (format!("RPC_URL_{chain_id}"), rpc_url.clone()),
+            ("RUST_LOG".into(), "info".into()),
+        ]);
+        if let Some(ws) = ws_url {
+            env.insert(format!("WS_URL_{chain_id}"), ws);
+        }
+        env.extend(options.extra_env.iter().cloned());
+        let stack = Self {
+            api_url: format!("{lambda}/lambda-url/api"),
+            fanout_invoke_url: format!("{lambda}/2015-03-31/functions/fanout/invocations"),
+            tools,
+            options,
+            chain_id,
+            rpc_url,
+            dynamodb_url,
+            env,
+            services: Mutex::new(BTreeMap::new()),
+        };
+        stack.start_dynamodb().await?;
+        if let ChainSource::Anvil { port, block_time } = stack.options.chain {
+            stack.start_anvil(port, block_time).await?;
+        }
+        stack.start_functions().await?;
+        stack.start_pump()?;
+        stack.start_poller()?;
+        Ok(stack)
+    }
+
+    /// The environment every process of the stack gets.
+    pub fn env(&self) -> &BTreeMap<String, String> {
+        &self.env
+    }
+
+    /// A client of the stack's table for this process (tests, the dev runner).
+    pub async fn table(&self) -> Table {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.dynamodb_url)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "local"))
+            .load()
+            .await;
+        Table::new(aws_sdk_dynamodb::Client::new(&conf), &self.options.table_name)
+    }
+
+    fn spawn(&self, name: &str, mut command: Command) -> anyhow::Result<()> {
+        command.envs(&self.env).env("PATH", self.tools.path_env()).current_dir(&self.tools.root);
+        let service = Service::spawn(name, command, &self.options.log_dir)?;
+        info!(service = name, pid = service.pid(), log = %service.log.display(), "started");
+        self.services.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.insert(name.into(), service);
+        Ok(())
+    }
+
+    fn check(&self, name: &str) -> anyhow::Result<()> {
+        let mut services = self.services.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        match services.get_mut(name) {
+            Some(s) => s.check_running(),
+            None => bail!("{name} is not started"),
+        }
+    }
+
+    /// Fails if any started process has exited.
+    pub fn check_all(&self) -> anyhow::Result<()> {
+        let names: Vec<String> =
+            self.services.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.keys().cloned().collect();
+        names.iter().try_for_each(|n| self.check(n))
+    }
+
+    async fn start_dynamodb(&self) -> anyhow::Result<()> {
+        let mut java = Command::new("java");
+        java.arg(format!("-Djava.library.path={}", self.tools.dynamodb_lib().display()))
+            .arg("-jar")
+            .arg(self.tools.dynamodb_jar())
+            // One database for every access key and region, so no client can miss the table.
+            .args(["-inMemory", "-sharedDb", "-port"])
+            .arg(self.options.dynamodb_port.to_string());
+        self.spawn("dynamodb", java)?;
+        let table = self.table().await;
+        wait_for("DynamoDB Local", Duration::from_secs(60), || async {
+            self.check("dynamodb")?;
+            Ok(table.create_if_missing().await?)
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn start_anvil(&self, port: u16, block_time: Option<u64>) -> anyhow::Result<()> {
+        let mut anvil = Command::new(self.tools.anvil());
+        anvil.args(["--host", "127.0.0.1", "--port"]).arg(port.to_string());
+        anvil.args(["--chain-id", &ANVIL_CHAIN_ID.to_string()]);
+        if let Some(seconds) = block_time {
+            anvil.args(["--block-time", &seconds.to_string()]);
+        }
+        self.spawn("anvil", anvil)?;
+        let provider = ProviderBuilder::new().connect_http(self.rpc_url.parse()?);
+        wait_for("anvil", Duration::from_secs(30), || async {
+            self.check("anvil")?;
+            Ok(provider.get_chain_id().await?)
+        })
+        .await?;
+        install_multicall(&self.rpc_url, DEFAULT_MULTICALL).await
+    }
+
+    async fn start_functions(&self) -> anyhow::Result<()> {
+        let env_file = self.options.log_dir.join("functions.env");
+        let lines: String = self.env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(&env_file, lines)?;
+        let mut watch = Command::new("cargo");
+        watch
+            .args(["lambda", "watch", "--ignore-changes", "--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &self.options.lambda_port.to_string()])
+            .args(["--concurrency", &self.options.lambda_concurrency.to_string()])
+            .arg("--env-file")
+            .arg(&env_file);
+        self.spawn("functions", watch)?;
+        let http = reqwest::Client::new();
+        // The first request compiles the function if it is not built yet: allow for that.
+        let health = format!("{}/health", self.api_url);
+        wait_for("api function", Duration::from_secs(900), || async {
+            self.check("functions")?;
+            let r = http.get(&health).timeout(Duration::from_secs(600)).send().await?;
+            if !r.status().is_success() {
+                bail!("health answered {}", r.status());
+            }
+            Ok(())
+        })
+        .await?;
+        wait_for("fanout function", Duration::from_secs(900), || async {
+            self.check("functions")?;
+            let r = http
+                .post(&self.fanout_invoke_url)
+                .json(&serde_json::json!({ "Records": [] }))
+                .timeout(Duration::from_secs(600))
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!("fanout answered {}", r.status());
+            }
+            Ok(())
+        })
+        .await
+        .context("warming up fanout")
+    }
+
+    fn start_pump(&self) -> anyhow::Result<()> {
+        let mut pump = Command::new(self.tools.workspace_bin("pump"));
+        pump.env("FANOUT_INVOKE_URL", &self.fanout_invoke_url)
+            .env("PUMP_DEAD_LETTER", self.options.log_dir.join("pump-dead-letter.jsonl"));
+        self.spawn("pump", pump)
+    }
+
+    /// Starts the poller (again, after [`Self::kill_poller`]).
+    pub fn start_poller(&self) -> anyhow::Result<()> {
+        let poller = Command::new(self.tools.workspace_bin("poller"));
+        self.spawn("poller", poller)
+    }
+
+    /// SIGKILLs the poller: no chance to store its cursor.
+    pub fn kill_poller(&self) -> anyhow::Result<()> {
+        let mut services = self.services.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        if let Some(mut poller) = services.remove("poller") {
+            poller.kill();
+        }
+        Ok(())
+    }
+
+    /// Stops one service with SIGTERM (e.g. to break a hop in a test).
+    pub fn stop_service(&self, name: &str) -> anyhow::Result<()> {
+        let mut services = self.services.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        if let Some(mut s) = services.remove(name) {
+            s.stop(Duration::from_secs(5));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,17 @@
+//! Errors of a chain watcher's step; every one is retried with backoff.
+
+use live_balances::chain::ChainError;
+use live_balances::storage::StorageError;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum PollerError {
+    #[error("RPC: {0}")]
+    Rpc(String),
+    #[error("block {0} is not available from the node yet")]
+    MissingBlock(u64),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}

@@ -1,0 +1,324 @@
+//! One chain's watcher: follow heads, ask for the logs that touch watched owners, re-read the
+//! touched values plus every owner's native balance in Multicall3 at the range's last block,
+//! write what changed, store the cursor. A parent-hash mismatch rewinds to the common
+//! ancestor and re-reads every watched value.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alloy::eips::BlockNumberOrTag;
+use alloy::primitives::{Address, B256};
+use alloy::providers::Provider;
+use alloy::rpc::types::{Filter, Log};
+use alloy::sol_types::SolEvent;
+use live_balances::abi::IERC20;
+use futures::{StreamExt, TryStreamExt, stream};
+use live_balances::chain::BalanceReader;
+use live_balances::config::Settings;
+use live_balances::model::{BalanceItem, BalanceKey, ChainCursor, TokenRead};
+use live_balances::plan::{ReadPlan, Watchlist, owner_in_topic1_signatures, touches, watchlist};
+use live_balances::storage::{Table, Written};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::error::PollerError;
+
+/// Most owners in one `eth_getLogs` topic filter; more are split over several requests.
+const OWNERS_PER_FILTER: usize = 1000;
+/// How many table writes run at once.
+const WRITE_CONCURRENCY: usize = 16;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A block's identity as the watcher needs it.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    number: u64,
+    hash: B256,
+    parent_hash: B256,
+}
+
+pub struct ChainWatcher {
+    chain_id: u64,
+    reader: BalanceReader,
+    table: Table,
+    head_poll_interval: Duration,
+    max_block_range: u64,
+    watchlist: Watchlist,
+    /// Last value written (or found already stored) per watched value: unchanged values cost
+    /// no table write at all.
+    known: HashMap<(Address, BalanceKey), TokenRead>,
+}
+
+impl ChainWatcher {
+    pub fn new(chain_id: u64, reader: BalanceReader, table: Table, settings: &Settings) -> Self {
+        Self {
+            chain_id,
+            reader,
+            table,
+            head_poll_interval: settings.head_poll_interval,
+            max_block_range: settings.max_block_range,
+            watchlist: Watchlist::new(),
+            known: HashMap::new(),
+        }
+    }
+
+    /// Runs until `stop` turns true; the block being processed is finished first.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), PollerError> {
+        let mut cursor = loop {
+            match self.start_cursor().await {
+                Ok(c) => break c,
+                Err(error) => {
+                    warn!(chain = self.chain_id, %error, "cannot start yet; retrying");
+                    if wait_or_stop(&mut stop, Duration::from_secs(2)).await {
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        info!(chain = self.chain_id, block = cursor.block, "resuming from cursor");
+        let mut failures = 0u32;
+        loop {
+            let outcome = self.step(&mut cursor).await;
+            let pause = match outcome {
+                Ok(true) => {
+                    failures = 0;
+                    Duration::ZERO
+                }
+                Ok(false) => {
+                    failures = 0;
+                    self.head_poll_interval
+                }
+                Err(error) => {
+                    failures += 1;
+                    let pause = backoff(failures);
+                    warn!(chain = self.chain_id, %error, retry_in_ms = pause.as_millis() as u64, "step failed");
+                    pause
+                }
+            };
+            if *stop.borrow() || wait_or_stop(&mut stop, pause).await {
+                info!(chain = self.chain_id, block = cursor.block, "stopped");
+                return Ok(());
+            }
+        }
+    }
+
+    async fn start_cursor(&mut self) -> Result<ChainCursor, PollerError> {
+        if let Some(cursor) = self.table.cursor(self.chain_id).await? {
+            return Ok(cursor);
+        }
+        // First start on this chain: begin at the head; sessions' values are read in full
+        // when the watchlist is first loaded.
+        let head = self.head(BlockNumberOrTag::Latest).await?;
+        let cursor = ChainCursor {
+            chain_id: self.chain_id,
+            block: head.number,
+            hash: head.hash,
+            recent: vec![(head.number, head.hash)],
+            updated_at: unix_now(),
+        };
+        self.table.put_cursor(&cursor).await?;
+        Ok(cursor)
+    }
+
+    /// Processes the next range of blocks. Returns whether the cursor moved.
+    async fn step(&mut self, cursor: &mut ChainCursor) -> Result<bool, PollerError> {
+        let head = self.head(BlockNumberOrTag::Latest).await?;
+        if head.number < cursor.block || (head.number == cursor.block && head.hash == cursor.hash) {
+            return Ok(false);
+        }
+        let mut plan = self.refresh_watchlist().await?;
+        if head.number == cursor.block {
+            // Same height, other hash: the tip was replaced.
+            return self.rewind(cursor, head).await.map(|_| true);
+        }
+        let from = cursor.block + 1;
+        let to = head.number.min(cursor.block + self.max_block_range);
+        let first = if from == head.number { head } else { self.head(from.into()).await? };
+        if first.parent_hash != cursor.hash {
+            return self.rewind(cursor, head).await.map(|_| true);
+        }
+        let last = if to == head.number { head } else { self.head(to.into()).await? };
+
+        let logs = self.owner_logs(from, to).await?;
+        let touched = logs.iter().flat_map(|l| touches(&l.inner, l.transaction_hash));
+        let from_logs = ReadPlan::from_touches(touched, &self.watchlist);
+        plan.reads.extend(from_logs.reads);
+        plan.add_native_balances(&self.watchlist);
+        let written = self.apply(&plan, to, None).await?;
+        *cursor = cursor.advanced(to, last.hash, unix_now());
+        self.table.put_cursor(cursor).await?;
+        debug!(chain = self.chain_id, from, to, logs = logs.len(), reads = plan.len(), written, "processed");
+        Ok(true)
+    }
+
+    /// Reloads live sessions; returns a plan reading every value that is newly watched.
+    async fn refresh_watchlist(&mut self) -> Result<ReadPlan, PollerError> {
+        let now = unix_now();
+        let sessions = self.table.sessions(self.chain_id).await?;
+        let live: Vec<_> = sessions.iter().filter(|s| s.expires_at > now).collect();
+        let fresh = watchlist(live);
+        let mut plan = ReadPlan::default();
+        for (owner, watch) in &fresh {
+            let before = self.watchlist.get(owner);
+            for key in watch.keys() {
+                let known = before.is_some_and(|b| b.keys().any(|k| k == key));
+                if !known {
+                    plan.add(*owner, key);
+                }
+            }
+        }
+        let dropped: BTreeSet<Address> =
+            self.watchlist.keys().filter(|o| !fresh.contains_key(*o)).copied().collect();
+        if !dropped.is_empty() {
+            self.known.retain(|(owner, _), _| !dropped.contains(owner));
+            info!(chain = self.chain_id, owners = dropped.len(), "sessions expired; no longer watched");
+        }
+        if !plan.is_empty() {
+            info!(chain = self.chain_id, values = plan.len(), "newly watched values");
+        }
+        self.watchlist = fresh;
+        Ok(plan)
+    }
+
+    /// Rewinds after a reorg: finds the common ancestor in the cursor's history, re-reads
+    /// every watched value at the new head, and lets those writes replace values read on the
+    /// dropped branch.
+    async fn rewind(&mut self, cursor: &mut ChainCursor, head: Head) -> Result<(), PollerError> {
+        let mut ancestor = None;
+        for &(number, hash) in cursor.recent.iter().rev() {
+            if number > head.number {
+                continue;
+            }
+            if self.head(number.into()).await?.hash == hash {
+                ancestor = Some(number);
+                break;
+            }
+        }
+        // Deeper than the history: everything after its oldest block is suspect.
+        let ancestor = ancestor
+            .unwrap_or_else(|| cursor.recent.first().map_or(0, |(n, _)| n.saturating_sub(1)));
+        warn!(chain = self.chain_id, from = cursor.block, ancestor, head = head.number, "reorg: rewinding");
+        let mut plan = ReadPlan::default();
+        plan.add_everything(&self.watchlist);
+        self.known.clear();
+        self.apply(&plan, head.number, Some(ancestor)).await?;
+        let mut rewound = cursor.clone();
+        rewound.recent.retain(|(n, _)| *n <= ancestor);
+        *cursor = rewound.advanced(head.number, head.hash, unix_now());
+        self.table.put_cursor(cursor).await?;
+        Ok(())
+    }
+
+    /// Reads the plan at `block` and writes what changed. Returns how many items were written.
+    async fn apply(
+        &mut self,
+        plan: &ReadPlan,
+        block: u64,
+        rewound_above: Option<u64>,
+    ) -> Result<usize, PollerError> {
+        if plan.is_empty() {
+            return Ok(0);
+        }
+        let pairs: Vec<(Address, BalanceKey)> = plan.reads.keys().copied().collect();
+        let reads = self.reader.read(&pairs, block).await?;
+        let now = unix_now();
+        let changed: Vec<BalanceItem> = pairs
+            .iter()
+            .zip(reads)
+            .filter(|(pair, read)| self.known.get(pair) != Some(read))
+            .map(|(&(owner, key), read)| BalanceItem {
+                chain_id: self.chain_id,
+                owner,
+                key,
+                read,
+                block,
+                tx_hash: plan.reads.get(&(owner, key)).copied().flatten(),
+            })
+            .collect();
+        let table = &self.table;
+        let outcomes: Vec<(BalanceItem, Written)> = stream::iter(changed)
+            .map(|item| async move {
+                let written = table.put_balance(&item, now, rewound_above).await?;
+                Ok::<_, PollerError>((item, written))
+            })
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut written = 0;
+        for (item, outcome) in outcomes {
+            if outcome == Written::Yes {
+                written += 1;
+            }
+            self.known.insert((item.owner, item.key), item.read);
+        }
+        Ok(written)
+    }
+
+    /// Logs in `[from, to]` that can touch a watched owner: one filter with the owner as first
+    /// indexed topic (Transfer from, Approval owner, WETH Deposit/Withdrawal) and one with the
+    /// owner as second (Transfer to), per chunk of owners.
+    async fn owner_logs(&self, from: u64, to: u64) -> Result<Vec<Log>, PollerError> {
+        let owners: Vec<B256> = self.watchlist.keys().map(|o| o.into_word()).collect();
+        let mut logs = vec![];
+        for chunk in owners.chunks(OWNERS_PER_FILTER) {
+            let base = Filter::new().from_block(from).to_block(to);
+            let by_topic1 = base.clone().event_signature(owner_in_topic1_signatures()).topic1(chunk.to_vec());
+            let by_topic2 = base
+                .event_signature(IERC20::Transfer::SIGNATURE_HASH)
+                .topic2(chunk.to_vec());
+            let provider = self.reader.provider();
+            let (a, b) = tokio::try_join!(provider.get_logs(&by_topic1), provider.get_logs(&by_topic2))
+                .map_err(|e| PollerError::Rpc(e.to_string()))?;
+            logs.extend(a.into_iter().chain(b).filter(|l| !l.removed));
+        }
+        // Oldest first, so the last transaction to touch a value is the one reported.
+        logs.sort_by_key(|l| (l.block_number, l.log_index));
+        Ok(logs)
+    }
+
+    async fn head(&self, tag: BlockNumberOrTag) -> Result<Head, PollerError> {
+        let block = self
+            .reader
+            .provider()
+            .get_block_by_number(tag)
+            .await
+            .map_err(|e| PollerError::Rpc(e.to_string()))?;
+        let block = block.ok_or(PollerError::MissingBlock(tag.as_number().unwrap_or_default()))?;
+        Ok(Head { number: block.header.number, hash: block.header.hash, parent_hash: block.header.parent_hash })
+    }
+}
+
+/// Exponential backoff with jitter, capped.
+fn backoff(failures: u32) -> Duration {
+    let base = Duration::from_millis(250).saturating_mul(1 << failures.min(8)).min(MAX_BACKOFF);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    // Up to +50%: enough to keep two pollers from retrying in lockstep.
+    base + base.mul_f64(f64::from(nanos % 1000) / 2000.0)
+}
+
+/// Sleeps for `pause` unless told to stop first; returns whether to stop.
+async fn wait_or_stop(stop: &mut watch::Receiver<bool>, pause: Duration) -> bool {
+    if pause.is_zero() {
+        return *stop.borrow();
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) >= Duration::from_millis(500));
+        assert!(backoff(2) >= Duration::from_millis(1000));
+        assert!(backoff(30) <= MAX_BACKOFF + MAX_BACKOFF / 2);
+    }
+}
