@@ -69,22 +69,52 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         let cases = [
-            ("no prefix", "d8da6bf26964af9d7eed9e03e53415d37aa96045", AddressError::Malformed),
-            ("short", "0xd8da6bf26964af9d7eed9e03e53415d37aa9604", AddressError::Malformed),
-            ("long", "0xd8da6bf26964af9d7eed9e03e53415d37aa960455", AddressError::Malformed),
-            ("non hex", "0xg8da6bf26964af9d7eed9e03e53415d37aa96045", AddressError::Malformed),
+            (
+                "no prefix",
+                "d8da6bf26964af9d7eed9e03e53415d37aa96045",
+                AddressError::Malformed,
+            ),
+            (
+                "short",
+                "0xd8da6bf26964af9d7eed9e03e53415d37aa9604",
+                AddressError::Malformed,
+            ),
+            (
+                "long",
+                "0xd8da6bf26964af9d7eed9e03e53415d37aa960455",
+                AddressError::Malformed,
+            ),
+            (
+                "non hex",
+                "0xg8da6bf26964af9d7eed9e03e53415d37aa96045",
+                AddressError::Malformed,
+            ),
             ("empty", "", AddressError::Malformed),
-            ("bad checksum", "0xD8dA6BF26964aF9D7eEd9e03E53415D37aA96045", AddressError::BadChecksum),
-            ("unicode", "0xd8da6bf26964af9d7eed9e03e53415d37aa9604é", AddressError::Malformed),
+            (
+                "bad checksum",
+                "0xD8dA6BF26964aF9D7eEd9e03E53415D37aA96045",
+                AddressError::BadChecksum,
+            ),
+            (
+                "unicode",
+                "0xd8da6bf26964af9d7eed9e03e53415d37aa9604é",
+                AddressError::Malformed,
+            ),
         ];
         for (name, input, want) in cases {
             assert_eq!(parse_address(input), Err(want), "{name}");
         }
-        assert_eq!(parse_owner("0x0000000000000000000000000000000000000000"), Err(AddressError::Zero));
+        assert_eq!(
+            parse_owner("0x0000000000000000000000000000000000000000"),
+            Err(AddressError::Zero)
+        );
     }
 
     #[test]
     fn native_token_is_the_conventional_pseudo_address() {
-        assert_eq!(lower(&NATIVE_TOKEN), "0xeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee");
+        assert_eq!(
+            lower(&NATIVE_TOKEN),
+            "0xeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+        );
     }
 }

@@ -31,13 +31,23 @@ pub struct BalanceReader {
 
 impl BalanceReader {
     pub fn new(provider: DynProvider, multicall: Address, chunk: usize) -> Self {
-        Self { provider, multicall, chunk: chunk.max(1) }
+        Self {
+            provider,
+            multicall,
+            chunk: chunk.max(1),
+        }
     }
 
     /// A reader over plain HTTP JSON-RPC.
     pub fn connect_http(url: &str, multicall: Address, chunk: usize) -> Result<Self, ChainError> {
-        let url = url.parse().map_err(|_| ChainError::BadUrl(crate::config::redact_url(url)))?;
-        Ok(Self::new(RootProvider::new_http(url).erased(), multicall, chunk))
+        let url = url
+            .parse()
+            .map_err(|_| ChainError::BadUrl(crate::config::redact_url(url)))?;
+        Ok(Self::new(
+            RootProvider::new_http(url).erased(),
+            multicall,
+            chunk,
+        ))
     }
 
     pub fn provider(&self) -> &DynProvider {
@@ -45,7 +55,10 @@ impl BalanceReader {
     }
 
     pub async fn block_number(&self) -> Result<u64, ChainError> {
-        self.provider.get_block_number().await.map_err(|e| ChainError::Rpc(e.to_string()))
+        self.provider
+            .get_block_number()
+            .await
+            .map_err(|e| ChainError::Rpc(e.to_string()))
     }
 
     /// Reads every `(owner, key)` at `block`, in order. Large sets are split into concurrent
@@ -55,7 +68,9 @@ impl BalanceReader {
         reads: &[(Address, BalanceKey)],
         block: u64,
     ) -> Result<Vec<TokenRead>, ChainError> {
-        let batches = reads.chunks(self.chunk).map(|chunk| self.read_chunk(chunk, block));
+        let batches = reads
+            .chunks(self.chunk)
+            .map(|chunk| self.read_chunk(chunk, block));
         Ok(try_join_all(batches).await?.into_iter().flatten().collect())
     }
 
@@ -69,14 +84,22 @@ impl BalanceReader {
             let (target, input): (Address, Bytes) = match *key {
                 BalanceKey::Balance { token } if token == NATIVE_TOKEN => (
                     self.multicall,
-                    IMulticall3Helpers::getEthBalanceCall { addr: *owner }.abi_encode().into(),
+                    IMulticall3Helpers::getEthBalanceCall { addr: *owner }
+                        .abi_encode()
+                        .into(),
                 ),
-                BalanceKey::Balance { token } => {
-                    (token, IERC20::balanceOfCall { owner: *owner }.abi_encode().into())
-                }
+                BalanceKey::Balance { token } => (
+                    token,
+                    IERC20::balanceOfCall { owner: *owner }.abi_encode().into(),
+                ),
                 BalanceKey::Allowance { token, spender } => (
                     token,
-                    IERC20::allowanceCall { owner: *owner, spender }.abi_encode().into(),
+                    IERC20::allowanceCall {
+                        owner: *owner,
+                        spender,
+                    }
+                    .abi_encode()
+                    .into(),
                 ),
             };
             CallItem::<IERC20::balanceOfCall>::new(target, input).allow_failure(true)

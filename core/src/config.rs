@@ -50,7 +50,11 @@ pub fn redact_url(url: &str) -> String {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     // Userinfo (`user:key@host`) is a credential too.
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let suffix = if rest.len() > authority.len() { "/…" } else { "" };
+    let suffix = if rest.len() > authority.len() {
+        "/…"
+    } else {
+        ""
+    };
     format!("{scheme}://{host}{suffix}")
 }
 
@@ -99,9 +103,13 @@ impl Settings {
         Self::from_vars(std::env::vars())
     }
 
-    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let vars: BTreeMap<String, String> =
-            vars.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let vars: BTreeMap<String, String> = vars
+            .into_iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .collect();
         let get = |name: &str| vars.get(name).map(|v| v.trim().to_string());
         let secs = |name: &str, default: u64| -> Result<Duration, ConfigError> {
             Ok(Duration::from_secs(number(name, get(name), default)?))
@@ -126,7 +134,8 @@ impl Settings {
             snapshot_interval: secs("SNAPSHOT_INTERVAL", 300)?,
             head_poll_interval: millis("HEAD_POLL_INTERVAL_MS", 1000)?,
             max_block_range: number("MAX_BLOCK_RANGE", get("MAX_BLOCK_RANGE"), 500)?.max(1),
-            multicall_chunk: number("MULTICALL_CHUNK", get("MULTICALL_CHUNK"), 1000)?.max(1) as usize,
+            multicall_chunk: number("MULTICALL_CHUNK", get("MULTICALL_CHUNK"), 1000)?.max(1)
+                as usize,
             sse_feed_interval: millis("SSE_FEED_INTERVAL_MS", 200)?,
             sse_ping_interval: secs("SSE_PING_SECS", 15)?,
             sse_max_duration: secs("SSE_MAX_SECS", 840)?,
@@ -141,22 +150,34 @@ impl Settings {
 }
 
 fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { name: name.into(), reason: reason.into() }
+    ConfigError::Invalid {
+        name: name.into(),
+        reason: reason.into(),
+    }
 }
 
 fn number(name: &str, value: Option<String>, default: u64) -> Result<u64, ConfigError> {
     match value {
         None => Ok(default),
-        Some(v) => v.parse().map_err(|_| invalid(name, format!("expected a whole number, got {v:?}"))),
+        Some(v) => v
+            .parse()
+            .map_err(|_| invalid(name, format!("expected a whole number, got {v:?}"))),
     }
 }
 
 fn url(name: &str, value: &str, ws: bool) -> Result<String, ConfigError> {
-    let allowed: &[&str] = if ws { &["ws://", "wss://"] } else { &["http://", "https://"] };
+    let allowed: &[&str] = if ws {
+        &["ws://", "wss://"]
+    } else {
+        &["http://", "https://"]
+    };
     if allowed.iter().any(|p| value.starts_with(p)) {
         Ok(value.to_string())
     } else {
-        Err(invalid(name, format!("must start with {}", allowed.join(" or "))))
+        Err(invalid(
+            name,
+            format!("must start with {}", allowed.join(" or ")),
+        ))
     }
 }
 
@@ -182,14 +203,37 @@ fn chains(vars: &BTreeMap<String, String>) -> Result<BTreeMap<u64, ChainEndpoint
             target.insert(chain_id, (name.clone(), parsed));
         }
     }
+    // The single-chain form (`CHAIN_ID` with `RPC_URL`, `WS_URL`) suits deploy templates,
+    // where variable names cannot be computed.
+    if let Some(id) = vars.get("CHAIN_ID") {
+        let chain_id = chain_id("CHAIN_ID", id.trim())?;
+        for (name, is_ws) in [("RPC_URL", false), ("WS_URL", true)] {
+            if let Some(value) = vars.get(name) {
+                let target = if is_ws { &mut ws } else { &mut rpc };
+                target
+                    .entry(chain_id)
+                    .or_insert((name.to_string(), url(name, value.trim(), is_ws)?));
+            }
+        }
+    }
     if let Some((chain_id, (name, _))) = ws.iter().find(|(id, _)| !rpc.contains_key(id)) {
-        return Err(ConfigError::WebSocketWithoutRpc { name: name.clone(), chain_id: *chain_id });
+        return Err(ConfigError::WebSocketWithoutRpc {
+            name: name.clone(),
+            chain_id: *chain_id,
+        });
     }
     Ok(rpc
         .into_iter()
         .map(|(chain_id, (_, rpc_url))| {
             let ws_url = ws.get(&chain_id).map(|(_, u)| u.clone());
-            (chain_id, ChainEndpoints { chain_id, rpc_url, ws_url })
+            (
+                chain_id,
+                ChainEndpoints {
+                    chain_id,
+                    rpc_url,
+                    ws_url,
+                },
+            )
         })
         .collect())
 }
@@ -197,7 +241,10 @@ fn chains(vars: &BTreeMap<String, String>) -> Result<BTreeMap<u64, ChainEndpoint
 fn chain_id(name: &str, id: &str) -> Result<u64, ConfigError> {
     match id.parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(invalid(name, "the suffix must be a chain id (a positive whole number)")),
+        _ => Err(invalid(
+            name,
+            "the suffix must be a chain id (a positive whole number)",
+        )),
     }
 }
 
@@ -230,14 +277,37 @@ mod tests {
             ("SEPOLIA_RPC", "https://sep.example"),
         ])
         .unwrap();
-        assert_eq!(s.chains.keys().copied().collect::<Vec<_>>(), vec![1, 31337, 42161, 11155111]);
-        assert_eq!(s.chains[&1].ws_url.as_deref(), Some("wss://eth.example/ws/KEY"));
+        assert_eq!(
+            s.chains.keys().copied().collect::<Vec<_>>(),
+            vec![1, 31337, 42161, 11155111]
+        );
+        assert_eq!(
+            s.chains[&1].ws_url.as_deref(),
+            Some("wss://eth.example/ws/KEY")
+        );
         assert_eq!(s.chains[&42161].ws_url, None);
     }
 
     #[test]
+    fn single_chain_form() {
+        let s = settings(&[
+            ("CHAIN_ID", "10"),
+            ("RPC_URL", "https://op.example"),
+            ("WS_URL", "wss://op.example"),
+        ])
+        .unwrap();
+        assert_eq!(s.chains[&10].rpc_url, "https://op.example");
+        assert_eq!(s.chains[&10].ws_url.as_deref(), Some("wss://op.example"));
+        assert!(settings(&[("CHAIN_ID", "x"), ("RPC_URL", "https://op.example")]).is_err());
+    }
+
+    #[test]
     fn explicit_name_wins_over_seed_name() {
-        let s = settings(&[("ETH_RPC", "https://seed"), ("RPC_URL_1", "https://explicit")]).unwrap();
+        let s = settings(&[
+            ("ETH_RPC", "https://seed"),
+            ("RPC_URL_1", "https://explicit"),
+        ])
+        .unwrap();
         assert_eq!(s.chains[&1].rpc_url, "https://explicit");
     }
 
@@ -247,7 +317,10 @@ mod tests {
             ("bad chain suffix", &[("RPC_URL_abc", "http://x")]),
             ("zero chain", &[("RPC_URL_0", "http://x")]),
             ("ws url in rpc", &[("RPC_URL_1", "ws://x")]),
-            ("http url in ws", &[("RPC_URL_1", "http://x"), ("WS_URL_1", "http://x")]),
+            (
+                "http url in ws",
+                &[("RPC_URL_1", "http://x"), ("WS_URL_1", "http://x")],
+            ),
             ("ws without rpc", &[("WS_URL_5", "ws://x")]),
             ("bad number", &[("SNAPSHOT_INTERVAL", "soon")]),
             ("bad multicall", &[("MULTICALL_ADDRESS", "0x12")]),
@@ -261,7 +334,10 @@ mod tests {
     fn debug_hides_keys() {
         let s = settings(&[("RPC_URL_1", "https://user:pw@eth.example/v2/SECRETKEY?k=1")]).unwrap();
         let shown = format!("{:?}", s.chains[&1]);
-        assert!(!shown.contains("SECRETKEY") && !shown.contains("pw"), "{shown}");
+        assert!(
+            !shown.contains("SECRETKEY") && !shown.contains("pw"),
+            "{shown}"
+        );
         assert_eq!(redact_url("http://127.0.0.1:8545"), "http://127.0.0.1:8545");
     }
 }

@@ -38,7 +38,9 @@ mod tests {
         BalanceItem {
             chain_id: 31337,
             owner: Address::repeat_byte(1),
-            key: BalanceKey::Balance { token: Address::repeat_byte(2) },
+            key: BalanceKey::Balance {
+                token: Address::repeat_byte(2),
+            },
             read: value,
             block,
             tx_hash: Some(B256::repeat_byte(3)),
@@ -69,8 +71,18 @@ mod tests {
     #[test]
     fn unchanged_or_unreadable_values_yield_nothing() {
         let old = item(TokenRead::Value(U256::from(10)), 5);
-        assert_eq!(feed_entry(Some(&old), &item(TokenRead::Value(U256::from(10)), 9), pos()), None);
-        assert_eq!(feed_entry(Some(&old), &item(TokenRead::Failed, 9), pos()), None);
+        assert_eq!(
+            feed_entry(
+                Some(&old),
+                &item(TokenRead::Value(U256::from(10)), 9),
+                pos()
+            ),
+            None
+        );
+        assert_eq!(
+            feed_entry(Some(&old), &item(TokenRead::Failed, 9), pos()),
+            None
+        );
     }
 
     #[test]

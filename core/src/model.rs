@@ -158,17 +158,30 @@ pub const CURSOR_RECENT_BLOCKS: usize = 64;
 impl ChainCursor {
     /// The cursor after processing `block` with `hash`, keeping a bounded history.
     pub fn advanced(&self, block: u64, hash: B256, now: u64) -> Self {
-        let mut recent: Vec<(u64, B256)> =
-            self.recent.iter().copied().filter(|(n, _)| *n < block).collect();
+        let mut recent: Vec<(u64, B256)> = self
+            .recent
+            .iter()
+            .copied()
+            .filter(|(n, _)| *n < block)
+            .collect();
         recent.push((block, hash));
         let excess = recent.len().saturating_sub(CURSOR_RECENT_BLOCKS);
         recent.drain(..excess);
-        Self { chain_id: self.chain_id, block, hash, recent, updated_at: now }
+        Self {
+            chain_id: self.chain_id,
+            block,
+            hash,
+            recent,
+            updated_at: now,
+        }
     }
 
     /// The hash recorded for `number`, if it is still in the history.
     pub fn hash_at(&self, number: u64) -> Option<B256> {
-        self.recent.iter().find(|(n, _)| *n == number).map(|(_, h)| *h)
+        self.recent
+            .iter()
+            .find(|(n, _)| *n == number)
+            .map(|(_, h)| *h)
     }
 }
 
@@ -206,7 +219,10 @@ mod tests {
             cursor = cursor.advanced(n, B256::with_last_byte(n as u8), n);
         }
         assert_eq!(cursor.recent.len(), CURSOR_RECENT_BLOCKS);
-        assert_eq!(cursor.recent.last(), Some(&(100, B256::with_last_byte(100))));
+        assert_eq!(
+            cursor.recent.last(),
+            Some(&(100, B256::with_last_byte(100)))
+        );
         // Re-processing block 90 after a rewind forgets the old 90..=100.
         let rewound = cursor.advanced(90, B256::repeat_byte(0xaa), 101);
         assert_eq!(rewound.recent.last(), Some(&(90, B256::repeat_byte(0xaa))));

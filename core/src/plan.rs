@@ -23,13 +23,18 @@ impl Watch {
     /// Every value of this wallet: each token's balance, each (token, spender) allowance
     /// (not for the native pseudo-token, which has no allowance).
     pub fn keys(&self) -> impl Iterator<Item = BalanceKey> + '_ {
-        let balances = self.tokens.iter().map(|&token| BalanceKey::Balance { token });
+        let balances = self
+            .tokens
+            .iter()
+            .map(|&token| BalanceKey::Balance { token });
         let allowances = self
             .tokens
             .iter()
             .filter(|t| **t != NATIVE_TOKEN)
             .flat_map(|&token| {
-                self.spenders.iter().map(move |&spender| BalanceKey::Allowance { token, spender })
+                self.spenders
+                    .iter()
+                    .map(move |&spender| BalanceKey::Allowance { token, spender })
             });
         balances.chain(allowances)
     }
@@ -63,7 +68,11 @@ pub struct Touch {
 pub fn touches(log: &PrimitiveLog, tx_hash: Option<B256>) -> Vec<Touch> {
     let token = log.address;
     let topics = log.topics();
-    let balance = |owner| Touch { owner, key: BalanceKey::Balance { token }, tx_hash };
+    let balance = |owner| Touch {
+        owner,
+        key: BalanceKey::Balance { token },
+        tx_hash,
+    };
     match topics.first() {
         Some(&IERC20::Transfer::SIGNATURE_HASH) if topics.len() == 3 => {
             match IERC20::Transfer::decode_log(log) {
@@ -75,17 +84,24 @@ pub fn touches(log: &PrimitiveLog, tx_hash: Option<B256>) -> Vec<Touch> {
             match IERC20::Approval::decode_log(log) {
                 Ok(a) => vec![Touch {
                     owner: a.owner,
-                    key: BalanceKey::Allowance { token, spender: a.spender },
+                    key: BalanceKey::Allowance {
+                        token,
+                        spender: a.spender,
+                    },
                     tx_hash,
                 }],
                 Err(_) => vec![],
             }
         }
         Some(&IWETH::Deposit::SIGNATURE_HASH) if topics.len() == 2 => {
-            IWETH::Deposit::decode_log(log).map(|d| vec![balance(d.dst)]).unwrap_or_default()
+            IWETH::Deposit::decode_log(log)
+                .map(|d| vec![balance(d.dst)])
+                .unwrap_or_default()
         }
         Some(&IWETH::Withdrawal::SIGNATURE_HASH) if topics.len() == 2 => {
-            IWETH::Withdrawal::decode_log(log).map(|w| vec![balance(w.src)]).unwrap_or_default()
+            IWETH::Withdrawal::decode_log(log)
+                .map(|w| vec![balance(w.src)])
+                .unwrap_or_default()
         }
         _ => vec![],
     }
@@ -112,7 +128,9 @@ impl ReadPlan {
     pub fn from_touches(touched: impl IntoIterator<Item = Touch>, watchlist: &Watchlist) -> Self {
         let mut plan = Self::default();
         for t in touched {
-            let Some(watch) = watchlist.get(&t.owner) else { continue };
+            let Some(watch) = watchlist.get(&t.owner) else {
+                continue;
+            };
             let watched = match t.key {
                 BalanceKey::Balance { token } => watch.tokens.contains(&token),
                 BalanceKey::Allowance { token, spender } => {
@@ -134,7 +152,12 @@ impl ReadPlan {
     /// Adds the native balance of every watched owner: native transfers leave no log.
     pub fn add_native_balances(&mut self, watchlist: &Watchlist) {
         for owner in watchlist.keys() {
-            self.add(*owner, BalanceKey::Balance { token: NATIVE_TOKEN });
+            self.add(
+                *owner,
+                BalanceKey::Balance {
+                    token: NATIVE_TOKEN,
+                },
+            );
         }
     }
 
@@ -168,65 +191,107 @@ mod tests {
     const SPENDER: Address = Address::repeat_byte(0x5e);
 
     fn log_of(event: &impl SolEvent) -> PrimitiveLog {
-        PrimitiveLog { address: TOKEN, data: event.encode_log_data() }
+        PrimitiveLog {
+            address: TOKEN,
+            data: event.encode_log_data(),
+        }
     }
 
     fn watch_alice() -> Watchlist {
         let mut w = Watchlist::new();
         w.insert(
             ALICE,
-            Watch { tokens: [TOKEN, NATIVE_TOKEN].into(), spenders: [SPENDER].into() },
+            Watch {
+                tokens: [TOKEN, NATIVE_TOKEN].into(),
+                spenders: [SPENDER].into(),
+            },
         );
         w
     }
 
     #[test]
     fn transfer_touches_both_sides_and_plan_keeps_watched_ones() {
-        let log = log_of(&IERC20::Transfer { from: ALICE, to: BOB, value: U256::from(5) });
+        let log = log_of(&IERC20::Transfer {
+            from: ALICE,
+            to: BOB,
+            value: U256::from(5),
+        });
         let t = touches(&log, Some(B256::repeat_byte(1)));
         assert_eq!(t.len(), 2);
         let plan = ReadPlan::from_touches(t, &watch_alice());
         assert_eq!(plan.len(), 1);
         assert_eq!(
-            plan.reads.get(&(ALICE, BalanceKey::Balance { token: TOKEN })),
+            plan.reads
+                .get(&(ALICE, BalanceKey::Balance { token: TOKEN })),
             Some(&Some(B256::repeat_byte(1)))
         );
     }
 
     #[test]
     fn approval_to_unwatched_spender_is_ignored() {
-        let ok = log_of(&IERC20::Approval { owner: ALICE, spender: SPENDER, value: U256::MAX });
-        let other = log_of(&IERC20::Approval { owner: ALICE, spender: BOB, value: U256::MAX });
+        let ok = log_of(&IERC20::Approval {
+            owner: ALICE,
+            spender: SPENDER,
+            value: U256::MAX,
+        });
+        let other = log_of(&IERC20::Approval {
+            owner: ALICE,
+            spender: BOB,
+            value: U256::MAX,
+        });
         let plan = ReadPlan::from_touches(
             touches(&ok, None).into_iter().chain(touches(&other, None)),
             &watch_alice(),
         );
         assert_eq!(plan.len(), 1);
-        assert!(plan
-            .reads
-            .contains_key(&(ALICE, BalanceKey::Allowance { token: TOKEN, spender: SPENDER })));
+        assert!(plan.reads.contains_key(&(
+            ALICE,
+            BalanceKey::Allowance {
+                token: TOKEN,
+                spender: SPENDER
+            }
+        )));
     }
 
     #[test]
     fn weth_deposit_and_withdrawal_touch_the_owner() {
-        let d = log_of(&IWETH::Deposit { dst: ALICE, wad: U256::from(1) });
-        let w = log_of(&IWETH::Withdrawal { src: ALICE, wad: U256::from(1) });
+        let d = log_of(&IWETH::Deposit {
+            dst: ALICE,
+            wad: U256::from(1),
+        });
+        let w = log_of(&IWETH::Withdrawal {
+            src: ALICE,
+            wad: U256::from(1),
+        });
         assert_eq!(touches(&d, None)[0].owner, ALICE);
         assert_eq!(touches(&w, None)[0].owner, ALICE);
     }
 
     #[test]
     fn erc721_transfer_with_four_topics_is_ignored() {
-        let mut topics =
-            log_of(&IERC20::Transfer { from: ALICE, to: BOB, value: U256::ZERO }).data.topics().to_vec();
+        let mut topics = log_of(&IERC20::Transfer {
+            from: ALICE,
+            to: BOB,
+            value: U256::ZERO,
+        })
+        .data
+        .topics()
+        .to_vec();
         topics.push(B256::with_last_byte(7));
-        let nft = PrimitiveLog { address: TOKEN, data: LogData::new_unchecked(topics, Default::default()) };
+        let nft = PrimitiveLog {
+            address: TOKEN,
+            data: LogData::new_unchecked(topics, Default::default()),
+        };
         assert!(touches(&nft, None).is_empty());
     }
 
     #[test]
     fn malformed_data_is_ignored() {
-        let mut log = log_of(&IERC20::Transfer { from: ALICE, to: BOB, value: U256::ZERO });
+        let mut log = log_of(&IERC20::Transfer {
+            from: ALICE,
+            to: BOB,
+            value: U256::ZERO,
+        });
         log.data = LogData::new_unchecked(log.data.topics().to_vec(), vec![1, 2, 3].into());
         assert!(touches(&log, None).is_empty());
     }

@@ -42,7 +42,11 @@ impl AllBalances {
                     snapshot.balances.insert(token, value);
                 }
                 BalanceKey::Allowance { spender, .. } => {
-                    snapshot.allowances.entry(token).or_default().insert(lower(&spender), value);
+                    snapshot
+                        .allowances
+                        .entry(token)
+                        .or_default()
+                        .insert(lower(&spender), value);
                 }
             }
         }
@@ -85,9 +89,14 @@ pub struct StreamError {
 /// One SSE event, ready to frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SseEvent {
-    AllBalances { position: FeedPosition, snapshot: AllBalances },
+    AllBalances {
+        position: FeedPosition,
+        snapshot: AllBalances,
+    },
     Update(FeedEntry),
-    Ping { time: u64 },
+    Ping {
+        time: u64,
+    },
     Error(StreamError),
 }
 
@@ -183,7 +192,10 @@ mod tests {
 
     #[test]
     fn frames_multiline_data_and_optional_id() {
-        assert_eq!(frame("x", Some("1"), "a\nb"), "event: x\nid: 1\ndata: a\ndata: b\n\n");
+        assert_eq!(
+            frame("x", Some("1"), "a\nb"),
+            "event: x\nid: 1\ndata: a\ndata: b\n\n"
+        );
         assert_eq!(frame("ping", None, "{}"), "event: ping\ndata: {}\n\n");
         assert_eq!(retry_hint(3000), "retry: 3000\n\n");
     }
@@ -204,7 +216,10 @@ mod tests {
 
     #[test]
     fn allowance_update_wire_shape() {
-        let key = BalanceKey::Allowance { token: Address::repeat_byte(2), spender: Address::repeat_byte(3) };
+        let key = BalanceKey::Allowance {
+            token: Address::repeat_byte(2),
+            spender: Address::repeat_byte(3),
+        };
         let mut e = entry(key);
         e.previous = None;
         let text = SseEvent::Update(e).encode();
@@ -222,19 +237,41 @@ mod tests {
         let token = Address::repeat_byte(2);
         let bad = Address::repeat_byte(4);
         let spender = Address::repeat_byte(3);
-        let item = |key, read, block| BalanceItem { chain_id: 1, owner, key, read, block, tx_hash: None };
+        let item = |key, read, block| BalanceItem {
+            chain_id: 1,
+            owner,
+            key,
+            read,
+            block,
+            tx_hash: None,
+        };
         let items = [
-            item(BalanceKey::Balance { token }, TokenRead::Value(U256::from(5)), 10),
-            item(BalanceKey::Allowance { token, spender }, TokenRead::Value(U256::from(9)), 12),
+            item(
+                BalanceKey::Balance { token },
+                TokenRead::Value(U256::from(5)),
+                10,
+            ),
+            item(
+                BalanceKey::Allowance { token, spender },
+                TokenRead::Value(U256::from(9)),
+                12,
+            ),
             item(BalanceKey::Balance { token: bad }, TokenRead::Failed, 11),
         ];
         let snap = AllBalances::from_items(&items);
         let v = serde_json::to_value(&snap).unwrap();
         assert_eq!(v["balances"][format!("{token:#x}")], "5");
-        assert_eq!(v["allowances"][format!("{token:#x}")][format!("{spender:#x}")], "9");
+        assert_eq!(
+            v["allowances"][format!("{token:#x}")][format!("{spender:#x}")],
+            "9"
+        );
         assert_eq!(v["errors"][format!("{bad:#x}")], "read_failed");
         assert_eq!(v["blockNumber"], 12);
-        let framed = SseEvent::AllBalances { position: FeedPosition::start(), snapshot: snap }.encode();
+        let framed = SseEvent::AllBalances {
+            position: FeedPosition::start(),
+            snapshot: snap,
+        }
+        .encode();
         assert!(framed.starts_with(&format!("event: all_balances\nid: {}\n", "0".repeat(40))));
     }
 }

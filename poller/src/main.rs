@@ -14,7 +14,10 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
-        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
@@ -28,8 +31,12 @@ async fn main() -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for chain in settings.chains.values() {
-        let reader = BalanceReader::connect_http(&chain.rpc_url, settings.multicall, settings.multicall_chunk)
-            .with_context(|| format!("chain {}", chain.chain_id))?;
+        let reader = BalanceReader::connect_http(
+            &chain.rpc_url,
+            settings.multicall,
+            settings.multicall_chunk,
+        )
+        .with_context(|| format!("chain {}", chain.chain_id))?;
         let watcher = ChainWatcher::new(chain.chain_id, reader, table.clone(), &settings);
         tracing::info!(chain = chain.chain_id, endpoint = ?chain, "watching chain");
         tasks.spawn(watcher.run(stopped.clone()));

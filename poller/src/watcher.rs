@@ -11,8 +11,8 @@ use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
 use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolEvent;
-use live_balances::abi::IERC20;
 use futures::{StreamExt, TryStreamExt, stream};
+use live_balances::abi::IERC20;
 use live_balances::chain::BalanceReader;
 use live_balances::config::Settings;
 use live_balances::model::{BalanceItem, BalanceKey, ChainCursor, TokenRead};
@@ -75,7 +75,11 @@ impl ChainWatcher {
                 }
             }
         };
-        info!(chain = self.chain_id, block = cursor.block, "resuming from cursor");
+        info!(
+            chain = self.chain_id,
+            block = cursor.block,
+            "resuming from cursor"
+        );
         let mut failures = 0u32;
         loop {
             let outcome = self.step(&mut cursor).await;
@@ -133,21 +137,39 @@ impl ChainWatcher {
         }
         let from = cursor.block + 1;
         let to = head.number.min(cursor.block + self.max_block_range);
-        let first = if from == head.number { head } else { self.head(from.into()).await? };
+        let first = if from == head.number {
+            head
+        } else {
+            self.head(from.into()).await?
+        };
         if first.parent_hash != cursor.hash {
             return self.rewind(cursor, head).await.map(|_| true);
         }
-        let last = if to == head.number { head } else { self.head(to.into()).await? };
+        let last = if to == head.number {
+            head
+        } else {
+            self.head(to.into()).await?
+        };
 
         let logs = self.owner_logs(from, to).await?;
-        let touched = logs.iter().flat_map(|l| touches(&l.inner, l.transaction_hash));
+        let touched = logs
+            .iter()
+            .flat_map(|l| touches(&l.inner, l.transaction_hash));
         let from_logs = ReadPlan::from_touches(touched, &self.watchlist);
         plan.reads.extend(from_logs.reads);
         plan.add_native_balances(&self.watchlist);
         let written = self.apply(&plan, to, None).await?;
         *cursor = cursor.advanced(to, last.hash, unix_now());
         self.table.put_cursor(cursor).await?;
-        debug!(chain = self.chain_id, from, to, logs = logs.len(), reads = plan.len(), written, "processed");
+        debug!(
+            chain = self.chain_id,
+            from,
+            to,
+            logs = logs.len(),
+            reads = plan.len(),
+            written,
+            "processed"
+        );
         Ok(true)
     }
 
@@ -167,14 +189,26 @@ impl ChainWatcher {
                 }
             }
         }
-        let dropped: BTreeSet<Address> =
-            self.watchlist.keys().filter(|o| !fresh.contains_key(*o)).copied().collect();
+        let dropped: BTreeSet<Address> = self
+            .watchlist
+            .keys()
+            .filter(|o| !fresh.contains_key(*o))
+            .copied()
+            .collect();
         if !dropped.is_empty() {
             self.known.retain(|(owner, _), _| !dropped.contains(owner));
-            info!(chain = self.chain_id, owners = dropped.len(), "sessions expired; no longer watched");
+            info!(
+                chain = self.chain_id,
+                owners = dropped.len(),
+                "sessions expired; no longer watched"
+            );
         }
         if !plan.is_empty() {
-            info!(chain = self.chain_id, values = plan.len(), "newly watched values");
+            info!(
+                chain = self.chain_id,
+                values = plan.len(),
+                "newly watched values"
+            );
         }
         self.watchlist = fresh;
         Ok(plan)
@@ -195,9 +229,19 @@ impl ChainWatcher {
             }
         }
         // Deeper than the history: everything after its oldest block is suspect.
-        let ancestor = ancestor
-            .unwrap_or_else(|| cursor.recent.first().map_or(0, |(n, _)| n.saturating_sub(1)));
-        warn!(chain = self.chain_id, from = cursor.block, ancestor, head = head.number, "reorg: rewinding");
+        let ancestor = ancestor.unwrap_or_else(|| {
+            cursor
+                .recent
+                .first()
+                .map_or(0, |(n, _)| n.saturating_sub(1))
+        });
+        warn!(
+            chain = self.chain_id,
+            from = cursor.block,
+            ancestor,
+            head = head.number,
+            "reorg: rewinding"
+        );
         let mut plan = ReadPlan::default();
         plan.add_everything(&self.watchlist);
         self.known.clear();
@@ -262,13 +306,17 @@ impl ChainWatcher {
         let mut logs = vec![];
         for chunk in owners.chunks(OWNERS_PER_FILTER) {
             let base = Filter::new().from_block(from).to_block(to);
-            let by_topic1 = base.clone().event_signature(owner_in_topic1_signatures()).topic1(chunk.to_vec());
+            let by_topic1 = base
+                .clone()
+                .event_signature(owner_in_topic1_signatures())
+                .topic1(chunk.to_vec());
             let by_topic2 = base
                 .event_signature(IERC20::Transfer::SIGNATURE_HASH)
                 .topic2(chunk.to_vec());
             let provider = self.reader.provider();
-            let (a, b) = tokio::try_join!(provider.get_logs(&by_topic1), provider.get_logs(&by_topic2))
-                .map_err(|e| PollerError::Rpc(e.to_string()))?;
+            let (a, b) =
+                tokio::try_join!(provider.get_logs(&by_topic1), provider.get_logs(&by_topic2))
+                    .map_err(|e| PollerError::Rpc(e.to_string()))?;
             logs.extend(a.into_iter().chain(b).filter(|l| !l.removed));
         }
         // Oldest first, so the last transaction to touch a value is the one reported.
@@ -283,15 +331,25 @@ impl ChainWatcher {
             .get_block_by_number(tag)
             .await
             .map_err(|e| PollerError::Rpc(e.to_string()))?;
-        let block = block.ok_or(PollerError::MissingBlock(tag.as_number().unwrap_or_default()))?;
-        Ok(Head { number: block.header.number, hash: block.header.hash, parent_hash: block.header.parent_hash })
+        let block = block.ok_or(PollerError::MissingBlock(
+            tag.as_number().unwrap_or_default(),
+        ))?;
+        Ok(Head {
+            number: block.header.number,
+            hash: block.header.hash,
+            parent_hash: block.header.parent_hash,
+        })
     }
 }
 
 /// Exponential backoff with jitter, capped.
 fn backoff(failures: u32) -> Duration {
-    let base = Duration::from_millis(250).saturating_mul(1 << failures.min(8)).min(MAX_BACKOFF);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let base = Duration::from_millis(250)
+        .saturating_mul(1 << failures.min(8))
+        .min(MAX_BACKOFF);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     // Up to +50%: enough to keep two pollers from retrying in lockstep.
     base + base.mul_f64(f64::from(nanos % 1000) / 2000.0)
 }
@@ -308,7 +366,9 @@ async fn wait_or_stop(stop: &mut watch::Receiver<bool>, pause: Duration) -> bool
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

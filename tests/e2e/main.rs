@@ -1,1 +1,4 @@
+//! End-to-end tests on the real local stack, compiled into one binary so they share it.
 
+mod bad_input;
+mod skeleton;

@@ -18,6 +18,9 @@ impl StorageError {
     }
 
     pub(crate) fn corrupt(key: impl Into<String>, reason: impl std::fmt::Display) -> Self {
-        Self::Corrupt { key: key.into(), reason: reason.to_string() }
+        Self::Corrupt {
+            key: key.into(),
+            reason: reason.to_string(),
+        }
     }
 }

@@ -36,7 +36,9 @@ pub fn balance_pk(chain_id: u64, owner: &Address) -> String {
 pub fn balance_sk(key: &BalanceKey) -> String {
     match key {
         BalanceKey::Balance { token } => format!("T#{}", lower(token)),
-        BalanceKey::Allowance { token, spender } => format!("A#{}#{}", lower(token), lower(spender)),
+        BalanceKey::Allowance { token, spender } => {
+            format!("A#{}#{}", lower(token), lower(spender))
+        }
     }
 }
 
@@ -58,7 +60,10 @@ mod tests {
         let token = Address::repeat_byte(0xCD);
         let spender = Address::repeat_byte(0xEF);
         assert_eq!(balance_pk(1, &owner), format!("B#1#0x{}", "ab".repeat(20)));
-        assert_eq!(balance_sk(&BalanceKey::Balance { token }), format!("T#0x{}", "cd".repeat(20)));
+        assert_eq!(
+            balance_sk(&BalanceKey::Balance { token }),
+            format!("T#0x{}", "cd".repeat(20))
+        );
         assert_eq!(
             balance_sk(&BalanceKey::Allowance { token, spender }),
             format!("A#0x{}#0x{}", "cd".repeat(20), "ef".repeat(20))

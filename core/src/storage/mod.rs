@@ -73,13 +73,21 @@ fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StorageErr
 }
 
 fn item_key(item: &Item) -> String {
-    let get = |k| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    let get = |k| {
+        item.get(k)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
     format!("{}/{}", get("pk"), get("sk"))
 }
 
 impl Table {
     pub fn new(client: Client, name: impl Into<String>) -> Self {
-        Self { client, name: name.into() }
+        Self {
+            client,
+            name: name.into(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -115,11 +123,17 @@ impl Table {
         // DynamoDB sets cannot be empty, so an empty addition is left out of the expression.
         if !tokens.is_empty() {
             adds.push("tokens :tokens");
-            values.push((":tokens", AttributeValue::Ss(tokens.iter().map(lower).collect())));
+            values.push((
+                ":tokens",
+                AttributeValue::Ss(tokens.iter().map(lower).collect()),
+            ));
         }
         if !spenders.is_empty() {
             adds.push("spenders :spenders");
-            values.push((":spenders", AttributeValue::Ss(spenders.iter().map(lower).collect())));
+            values.push((
+                ":spenders",
+                AttributeValue::Ss(spenders.iter().map(lower).collect()),
+            ));
         }
         if !adds.is_empty() {
             update.push_str(" ADD ");
@@ -144,7 +158,11 @@ impl Table {
     }
 
     /// The wallet's session, expired or not (callers compare `expires_at`).
-    pub async fn session(&self, chain_id: u64, owner: &Address) -> Result<Option<Session>, StorageError> {
+    pub async fn session(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+    ) -> Result<Option<Session>, StorageError> {
         let out = self
             .client
             .get_item()
@@ -155,7 +173,9 @@ impl Table {
             .send()
             .await
             .map_err(StorageError::unavailable)?;
-        out.item.map(|i| Session::try_from(from_item::<SessionRecord>(i)?)).transpose()
+        out.item
+            .map(|i| Session::try_from(from_item::<SessionRecord>(i)?))
+            .transpose()
     }
 
     /// Pushes an existing session's expiry forward (an open stream keeps it alive).
@@ -190,10 +210,11 @@ impl Table {
 
     /// Every session of a chain, expired ones included.
     pub async fn sessions(&self, chain_id: u64) -> Result<Vec<Session>, StorageError> {
-        let items = self
-            .query_all(keys::session_pk(chain_id), None)
-            .await?;
-        items.into_iter().map(|i| Session::try_from(from_item::<SessionRecord>(i)?)).collect()
+        let items = self.query_all(keys::session_pk(chain_id), None).await?;
+        items
+            .into_iter()
+            .map(|i| Session::try_from(from_item::<SessionRecord>(i)?))
+            .collect()
     }
 
     /// Writes a value if it changed, and never over a value read at a later block — unless
@@ -229,9 +250,18 @@ impl Table {
     }
 
     /// Every tracked value of a wallet (one consistent query).
-    pub async fn balances(&self, chain_id: u64, owner: &Address) -> Result<Vec<BalanceItem>, StorageError> {
-        let items = self.query_all(keys::balance_pk(chain_id, owner), None).await?;
-        items.into_iter().map(|i| BalanceItem::try_from(from_item::<BalanceRecord>(i)?)).collect()
+    pub async fn balances(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+    ) -> Result<Vec<BalanceItem>, StorageError> {
+        let items = self
+            .query_all(keys::balance_pk(chain_id, owner), None)
+            .await?;
+        items
+            .into_iter()
+            .map(|i| BalanceItem::try_from(from_item::<BalanceRecord>(i)?))
+            .collect()
     }
 
     /// Appends an entry to the wallet's change feed. Idempotent: a stream record delivered
@@ -300,7 +330,11 @@ impl Table {
             .await
             .map_err(StorageError::unavailable)?;
         let latest = out.items.unwrap_or_default().into_iter().next();
-        match latest.as_ref().and_then(|i| i.get("sk")).and_then(|v| v.as_s().ok()) {
+        match latest
+            .as_ref()
+            .and_then(|i| i.get("sk"))
+            .and_then(|v| v.as_s().ok())
+        {
             Some(sk) => FeedPosition::parse(sk).map_err(|e| StorageError::corrupt(sk.clone(), e)),
             None => Ok(FeedPosition::start()),
         }
@@ -317,7 +351,9 @@ impl Table {
             .send()
             .await
             .map_err(StorageError::unavailable)?;
-        out.item.map(|i| ChainCursor::try_from(from_item::<CursorRecord>(i)?)).transpose()
+        out.item
+            .map(|i| ChainCursor::try_from(from_item::<CursorRecord>(i)?))
+            .transpose()
     }
 
     pub async fn put_cursor(&self, cursor: &ChainCursor) -> Result<(), StorageError> {

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::error::StorageError;
 use super::keys;
 use crate::address::{lower, parse_address};
-use crate::model::{BalanceItem, BalanceKey, ChainCursor, FeedEntry, FeedPosition, Session, TokenRead};
+use crate::model::{
+    BalanceItem, BalanceKey, ChainCursor, FeedEntry, FeedPosition, Session, TokenRead,
+};
 
 /// Stored in `read` when the value could not be read.
 const READ_FAILED: &str = "failed";
@@ -98,7 +100,10 @@ fn balance_key(key: &str, token: &str, spender: Option<&str>) -> Result<BalanceK
     let token = address(key, "token", token)?;
     Ok(match spender {
         None => BalanceKey::Balance { token },
-        Some(s) => BalanceKey::Allowance { token, spender: address(key, "spender", s)? },
+        Some(s) => BalanceKey::Allowance {
+            token,
+            spender: address(key, "spender", s)?,
+        },
     })
 }
 
@@ -108,7 +113,10 @@ impl TryFrom<SessionRecord> for Session {
     fn try_from(r: SessionRecord) -> Result<Self, StorageError> {
         let key = format!("{}/{}", r.pk, r.sk);
         let set = |field, values: &BTreeSet<String>| {
-            values.iter().map(|v| address(&key, field, v)).collect::<Result<BTreeSet<_>, _>>()
+            values
+                .iter()
+                .map(|v| address(&key, field, v))
+                .collect::<Result<BTreeSet<_>, _>>()
         };
         Ok(Session {
             chain_id: r.chain_id,
@@ -218,7 +226,14 @@ impl From<&ChainCursor> for CursorRecord {
             chain_id: c.chain_id,
             block: c.block,
             hash: c.hash.to_string(),
-            recent: c.recent.iter().map(|(n, h)| RecentBlock { n: *n, h: h.to_string() }).collect(),
+            recent: c
+                .recent
+                .iter()
+                .map(|(n, h)| RecentBlock {
+                    n: *n,
+                    h: h.to_string(),
+                })
+                .collect(),
             updated_at: c.updated_at,
         }
     }
@@ -259,9 +274,17 @@ mod tests {
     #[test]
     fn balance_item_roundtrips_through_a_dynamodb_item() {
         for (key, read) in [
-            (BalanceKey::Balance { token: Address::repeat_byte(2) }, TokenRead::Value(U256::MAX)),
             (
-                BalanceKey::Allowance { token: Address::repeat_byte(2), spender: Address::repeat_byte(3) },
+                BalanceKey::Balance {
+                    token: Address::repeat_byte(2),
+                },
+                TokenRead::Value(U256::MAX),
+            ),
+            (
+                BalanceKey::Allowance {
+                    token: Address::repeat_byte(2),
+                    spender: Address::repeat_byte(3),
+                },
                 TokenRead::Failed,
             ),
         ] {
@@ -283,7 +306,9 @@ mod tests {
         let item = BalanceItem {
             chain_id: 1,
             owner: Address::repeat_byte(0xAA),
-            key: BalanceKey::Balance { token: Address::repeat_byte(0xBB) },
+            key: BalanceKey::Balance {
+                token: Address::repeat_byte(0xBB),
+            },
             read: TokenRead::Value(U256::from(12345)),
             block: 7,
             tx_hash: None,
@@ -291,7 +316,10 @@ mod tests {
         let sdk: SdkItem = serde_dynamo::to_item(BalanceRecord::from(&item)).unwrap();
         assert_eq!(sdk["read"], AttributeValue::S("12345".into()));
         assert_eq!(sdk["block"], AttributeValue::N("7".into()));
-        assert_eq!(sdk["pk"], AttributeValue::S(format!("B#1#0x{}", "aa".repeat(20))));
+        assert_eq!(
+            sdk["pk"],
+            AttributeValue::S(format!("B#1#0x{}", "aa".repeat(20)))
+        );
         assert!(!sdk.contains_key("tx"));
     }
 
@@ -301,7 +329,9 @@ mod tests {
             position: FeedPosition::parse("123456789").unwrap(),
             chain_id: 5,
             owner: Address::repeat_byte(1),
-            key: BalanceKey::Balance { token: Address::repeat_byte(2) },
+            key: BalanceKey::Balance {
+                token: Address::repeat_byte(2),
+            },
             value: U256::from(10),
             previous: None,
             block: 3,
@@ -340,7 +370,10 @@ mod tests {
             recent: vec![(4, B256::repeat_byte(4)), (5, B256::repeat_byte(5))],
             updated_at: 77,
         };
-        assert_eq!(ChainCursor::try_from(roundtrip(CursorRecord::from(&cursor))).unwrap(), cursor);
+        assert_eq!(
+            ChainCursor::try_from(roundtrip(CursorRecord::from(&cursor))).unwrap(),
+            cursor
+        );
     }
 
     #[test]
@@ -348,12 +381,17 @@ mod tests {
         let mut record = BalanceRecord::from(&BalanceItem {
             chain_id: 1,
             owner: Address::repeat_byte(1),
-            key: BalanceKey::Balance { token: Address::repeat_byte(2) },
+            key: BalanceKey::Balance {
+                token: Address::repeat_byte(2),
+            },
             read: TokenRead::Value(U256::from(1)),
             block: 1,
             tx_hash: None,
         });
         record.read = "12abc".into();
-        assert!(matches!(BalanceItem::try_from(record), Err(StorageError::Corrupt { .. })));
+        assert!(matches!(
+            BalanceItem::try_from(record),
+            Err(StorageError::Corrupt { .. })
+        ));
     }
 }

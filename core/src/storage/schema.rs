@@ -11,7 +11,12 @@ impl Table {
     /// Creates the table as template.yaml declares it (keys, stream with both images, TTL on
     /// `ttl`) unless it exists. Returns whether it was created.
     pub async fn create_if_missing(&self) -> Result<bool, StorageError> {
-        let listed = self.client.list_tables().send().await.map_err(StorageError::unavailable)?;
+        let listed = self
+            .client
+            .list_tables()
+            .send()
+            .await
+            .map_err(StorageError::unavailable)?;
         if listed.table_names().iter().any(|n| n == &self.name) {
             return Ok(false);
         }

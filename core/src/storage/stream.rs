@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
+use super::StorageError;
 use super::keys::BALANCE_PREFIX;
 use super::records::BalanceRecord;
-use super::StorageError;
 use crate::model::BalanceItem;
 
 /// A stream record image in Lambda's event shape.

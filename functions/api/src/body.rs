@@ -18,9 +18,10 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Respo
     let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(Full::new(Bytes::from(bytes)).boxed_unsync());
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -31,8 +32,14 @@ pub fn event_stream(buffer: usize) -> (mpsc::Sender<String>, Response<ResponseBo
     let frames = ReceiverStream::new(rx).map(|s| Ok::<_, Infallible>(Frame::data(Bytes::from(s))));
     let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
     let headers = response.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/event-stream"));
-    headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache"),
+    );
     // Proxies that buffer (nginx) would hold events back.
     headers.insert("x-accel-buffering", http::HeaderValue::from_static("no"));
     (tx, response)

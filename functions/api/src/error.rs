@@ -36,7 +36,9 @@ pub enum ApiError {
     TooManyTokens(usize),
     #[error("tokensListsUrls is not supported yet; give customTokens")]
     TokenListsUnsupported,
-    #[error("no session for this wallet on this chain; create one with POST /{{chain_id}}/sessions/{{owner}}")]
+    #[error(
+        "no session for this wallet on this chain; create one with POST /{{chain_id}}/sessions/{{owner}}"
+    )]
     SessionNotFound,
     #[error("Last-Event-ID is not a position this server issued")]
     InvalidLastEventId,
@@ -106,6 +108,12 @@ impl ApiError {
     pub fn into_response(self) -> Response<ResponseBody> {
         // The Display text of server-side errors is generic on purpose: no internals leak.
         let message = self.to_string();
-        body::json(self.status(), &ErrorBody { code: self.code(), message })
+        body::json(
+            self.status(),
+            &ErrorBody {
+                code: self.code(),
+                message,
+            },
+        )
     }
 }

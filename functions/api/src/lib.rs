@@ -35,9 +35,16 @@ async fn route(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
-        (&Method::GET, ["health"]) => Ok(body::json(http::StatusCode::OK, &serde_json::json!({"status": "ok"}))),
-        (&Method::POST, [chain, "sessions", owner]) => sessions::create(state, &req, chain, owner).await,
-        (&Method::GET, ["sse", chain, "balances", owner]) => sse::open(state, &req, chain, owner).await,
+        (&Method::GET, ["health"]) => Ok(body::json(
+            http::StatusCode::OK,
+            &serde_json::json!({"status": "ok"}),
+        )),
+        (&Method::POST, [chain, "sessions", owner]) => {
+            sessions::create(state, &req, chain, owner).await
+        }
+        (&Method::GET, ["sse", chain, "balances", owner]) => {
+            sse::open(state, &req, chain, owner).await
+        }
         (_, ["health"] | [_, "sessions", _] | ["sse", _, "balances", _]) => {
             Err(ApiError::MethodNotAllowed)
         }

@@ -26,7 +26,9 @@ pub fn addresses(field: &str, values: &[String]) -> Result<Vec<Address>, ApiErro
     values
         .iter()
         .enumerate()
-        .map(|(i, v)| parse_address(v).map_err(|e| ApiError::InvalidToken(format!("{field}[{i}]: {e}"))))
+        .map(|(i, v)| {
+            parse_address(v).map_err(|e| ApiError::InvalidToken(format!("{field}[{i}]: {e}")))
+        })
         .collect()
 }
 
@@ -37,7 +39,13 @@ pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, Api
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
         .unwrap_or(false);
     if !declared_json {
         return Err(ApiError::UnsupportedMediaType);

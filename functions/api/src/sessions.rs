@@ -77,15 +77,18 @@ pub async fn create(
     if !body.tokens_lists_urls.is_empty() {
         return Err(ApiError::TokenListsUnsupported);
     }
-    let mut tokens: BTreeSet<Address> =
-        request::addresses("customTokens", &body.custom_tokens)?.into_iter().collect();
+    let mut tokens: BTreeSet<Address> = request::addresses("customTokens", &body.custom_tokens)?
+        .into_iter()
+        .collect();
     if tokens.is_empty() {
         return Err(ApiError::EmptyTokenSet);
     }
     // The native currency is always tracked.
     tokens.insert(NATIVE_TOKEN);
     if tokens.len() > state.settings.max_tokens_per_session {
-        return Err(ApiError::TooManyTokens(state.settings.max_tokens_per_session));
+        return Err(ApiError::TooManyTokens(
+            state.settings.max_tokens_per_session,
+        ));
     }
     let spenders: BTreeSet<Address> = match &body.spenders {
         Some(list) => request::addresses("spenders", list)?.into_iter().collect(),
@@ -93,7 +96,10 @@ pub async fn create(
     };
 
     // Read first: if the chain cannot be read, nothing is stored.
-    let watch = Watch { tokens: tokens.clone(), spenders: spenders.clone() };
+    let watch = Watch {
+        tokens: tokens.clone(),
+        spenders: spenders.clone(),
+    };
     let keys: Vec<_> = watch.keys().map(|k| (owner, k)).collect();
     let block = reader.block_number().await?;
     let reads = reader.read(&keys, block).await?;
@@ -104,23 +110,31 @@ pub async fn create(
         .table
         .add_to_session(chain_id, &owner, &tokens, &spenders, now, expires_at)
         .await?;
-    let items = keys.into_iter().zip(reads).map(|((owner, key), read)| BalanceItem {
-        chain_id,
-        owner,
-        key,
-        read,
-        block,
-        tx_hash: None,
-    });
+    let items = keys
+        .into_iter()
+        .zip(reads)
+        .map(|((owner, key), read)| BalanceItem {
+            chain_id,
+            owner,
+            key,
+            read,
+            block,
+            tx_hash: None,
+        });
     stream::iter(items)
         .map(|item| async move { state.table.put_balance(&item, now, None).await })
         .buffer_unordered(WRITE_CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?;
     tracing::info!(chain = chain_id, owner = %owner, tokens = session.tokens.len(), block, "session updated");
-    Ok(body::json(StatusCode::OK, &SessionView::new(&session, block)))
+    Ok(body::json(
+        StatusCode::OK,
+        &SessionView::new(&session, block),
+    ))
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -49,7 +49,12 @@ pub async fn open(
     let resume_from = req
         .headers()
         .get("last-event-id")
-        .map(|v| v.to_str().ok().and_then(|s| FeedPosition::parse(s).ok()).ok_or(ApiError::InvalidLastEventId))
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| FeedPosition::parse(s).ok())
+                .ok_or(ApiError::InvalidLastEventId)
+        })
         .transpose()?;
     match state.table.session(chain_id, &owner).await? {
         Some(s) if s.expires_at > unix_now() => {}
@@ -58,7 +63,9 @@ pub async fn open(
 
     let settings = &state.settings;
     let budget = match req.lambda_context_ref() {
-        Some(ctx) => settings.sse_max_duration.min(time_left(ctx.deadline, SystemTime::now()).saturating_sub(DEADLINE_MARGIN)),
+        Some(ctx) => settings
+            .sse_max_duration
+            .min(time_left(ctx.deadline, SystemTime::now()).saturating_sub(DEADLINE_MARGIN)),
         None => settings.sse_max_duration,
     };
     let stream = Stream {
@@ -76,7 +83,9 @@ pub async fn open(
     tokio::spawn(async move {
         match stream.run(&tx).await {
             Ok(()) => {}
-            Err(RunEnd::ClientGone) => tracing::debug!(chain = chain_id, owner = %owner, "client left"),
+            Err(RunEnd::ClientGone) => {
+                tracing::debug!(chain = chain_id, owner = %owner, "client left")
+            }
             Err(RunEnd::Storage(error)) => {
                 tracing::error!(chain = chain_id, owner = %owner, %error, "stream ended on a storage error");
                 let event = SseEvent::Error(StreamError {
@@ -125,10 +134,21 @@ impl Stream {
             None => {
                 // The position is read before the snapshot, so a change landing between the two
                 // is sent again as an update rather than lost.
-                let position = self.table.latest_feed_position(self.chain_id, &self.owner).await?;
+                let position = self
+                    .table
+                    .latest_feed_position(self.chain_id, &self.owner)
+                    .await?;
                 let items = self.table.balances(self.chain_id, &self.owner).await?;
                 let snapshot = AllBalances::from_items(&items);
-                send(tx, SseEvent::AllBalances { position: position.clone(), snapshot }.encode()).await?;
+                send(
+                    tx,
+                    SseEvent::AllBalances {
+                        position: position.clone(),
+                        snapshot,
+                    }
+                    .encode(),
+                )
+                .await?;
                 position
             }
         };
@@ -172,7 +192,6 @@ impl Stream {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -24,16 +24,25 @@ impl State {
             .chains
             .values()
             .map(|c| {
-                let reader =
-                    BalanceReader::connect_http(&c.rpc_url, settings.multicall, settings.multicall_chunk)?;
+                let reader = BalanceReader::connect_http(
+                    &c.rpc_url,
+                    settings.multicall,
+                    settings.multicall_chunk,
+                )?;
                 Ok((c.chain_id, reader))
             })
             .collect::<Result<_, ChainError>>()?;
-        Ok(Self { settings, table, readers })
+        Ok(Self {
+            settings,
+            table,
+            readers,
+        })
     }
 
     /// The reader of a configured chain.
     pub fn reader(&self, chain_id: u64) -> Result<&BalanceReader, ApiError> {
-        self.readers.get(&chain_id).ok_or(ApiError::UnknownChain(chain_id))
+        self.readers
+            .get(&chain_id)
+            .ok_or(ApiError::UnknownChain(chain_id))
     }
 }

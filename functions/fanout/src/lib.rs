@@ -40,7 +40,10 @@ pub fn entry_for(record: &EventRecord) -> Result<Option<FeedEntry>, RecordError>
         return Ok(None);
     };
     let old = balance_item_from_image(&change.old_image)?;
-    let sequence = change.sequence_number.as_deref().ok_or(RecordError::NoSequenceNumber)?;
+    let sequence = change
+        .sequence_number
+        .as_deref()
+        .ok_or(RecordError::NoSequenceNumber)?;
     let position = FeedPosition::parse(sequence)
         .map_err(|_| RecordError::BadSequenceNumber(sequence.to_string()))?;
     Ok(feed_entry(old.as_ref(), &new, position))
@@ -54,9 +57,12 @@ pub async fn handle(
     let mut response = DynamoDbEventResponse::default();
     for record in &event.payload.records {
         let outcome = match entry_for(record) {
-            Ok(Some(entry)) => {
-                state.table.append_feed(&entry, ttl).await.map(|_| Some(entry)).map_err(RecordError::from)
-            }
+            Ok(Some(entry)) => state
+                .table
+                .append_feed(&entry, ttl)
+                .await
+                .map(|_| Some(entry))
+                .map_err(RecordError::from),
             Ok(None) => Ok(None),
             Err(e) => Err(e),
         };
@@ -83,7 +89,9 @@ pub async fn handle(
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -100,9 +108,15 @@ mod tests {
         let ev = event(include_str!("../tests/data/balance_modify.json"));
         let entry = entry_for(&ev.records[0]).unwrap().unwrap();
         assert_eq!(entry.value.to_string(), "1500000");
-        assert_eq!(entry.previous.map(|p| p.to_string()).as_deref(), Some("1000000"));
+        assert_eq!(
+            entry.previous.map(|p| p.to_string()).as_deref(),
+            Some("1000000")
+        );
         assert_eq!(entry.block, 124);
-        assert_eq!(entry.position, FeedPosition::parse("4000000000000000000000001").unwrap());
+        assert_eq!(
+            entry.position,
+            FeedPosition::parse("4000000000000000000000001").unwrap()
+        );
         assert!(matches!(entry.key, BalanceKey::Balance { .. }));
     }
 
@@ -121,6 +135,9 @@ mod tests {
     #[test]
     fn poison_record_is_an_error_not_a_panic() {
         let ev = event(include_str!("../tests/data/poison.json"));
-        assert!(matches!(entry_for(&ev.records[0]), Err(RecordError::Image(_))));
+        assert!(matches!(
+            entry_for(&ev.records[0]),
+            Err(RecordError::Image(_))
+        ));
     }
 }

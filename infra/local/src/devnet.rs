@@ -19,7 +19,9 @@ use crate::contracts::{MULTICALL3_ARTIFACT, TEST_TOKEN_ARTIFACT, TestToken, arti
 pub const DEMO_WALLET: Address = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
 
 fn plain_provider(rpc_url: &str) -> anyhow::Result<DynProvider> {
-    Ok(ProviderBuilder::new().connect_http(rpc_url.parse().context("RPC URL")?).erased())
+    Ok(ProviderBuilder::new()
+        .connect_http(rpc_url.parse().context("RPC URL")?)
+        .erased())
 }
 
 /// Puts the Multicall3 runtime code at `at` (anvil does not predeploy it).
@@ -56,7 +58,12 @@ impl Wallet {
     }
 
     /// Deploys a [`TestToken`] and returns its address.
-    pub async fn deploy_token(&self, name: &str, symbol: &str, decimals: u8) -> anyhow::Result<Address> {
+    pub async fn deploy_token(
+        &self,
+        name: &str,
+        symbol: &str,
+        decimals: u8,
+    ) -> anyhow::Result<Address> {
         let mut code = artifact(TEST_TOKEN_ARTIFACT)?.bytecode.to_vec();
         code.extend(alloy::sol_types::SolValue::abi_encode_params(&(
             name.to_string(),
@@ -66,27 +73,52 @@ impl Wallet {
         )));
         let tx = TransactionRequest::default().with_deploy_code(code);
         let receipt = self.send(tx).await?;
-        receipt.contract_address.context("deployment has no contract address")
+        receipt
+            .contract_address
+            .context("deployment has no contract address")
     }
 
-    pub async fn mint(&self, token: Address, to: Address, amount: U256) -> anyhow::Result<TransactionReceipt> {
-        self.call(token, TestToken::mintCall { to, amount }.abi_encode()).await
+    pub async fn mint(
+        &self,
+        token: Address,
+        to: Address,
+        amount: U256,
+    ) -> anyhow::Result<TransactionReceipt> {
+        self.call(token, TestToken::mintCall { to, amount }.abi_encode())
+            .await
     }
 
-    pub async fn transfer(&self, token: Address, to: Address, amount: U256) -> anyhow::Result<TransactionReceipt> {
-        self.call(token, TestToken::transferCall { to, amount }.abi_encode()).await
+    pub async fn transfer(
+        &self,
+        token: Address,
+        to: Address,
+        amount: U256,
+    ) -> anyhow::Result<TransactionReceipt> {
+        self.call(token, TestToken::transferCall { to, amount }.abi_encode())
+            .await
     }
 
-    pub async fn approve(&self, token: Address, spender: Address, amount: U256) -> anyhow::Result<TransactionReceipt> {
-        self.call(token, TestToken::approveCall { spender, amount }.abi_encode()).await
+    pub async fn approve(
+        &self,
+        token: Address,
+        spender: Address,
+        amount: U256,
+    ) -> anyhow::Result<TransactionReceipt> {
+        self.call(
+            token,
+            TestToken::approveCall { spender, amount }.abi_encode(),
+        )
+        .await
     }
 
     pub async fn send_eth(&self, to: Address, amount: U256) -> anyhow::Result<TransactionReceipt> {
-        self.send(TransactionRequest::default().with_to(to).with_value(amount)).await
+        self.send(TransactionRequest::default().with_to(to).with_value(amount))
+            .await
     }
 
     async fn call(&self, to: Address, input: Vec<u8>) -> anyhow::Result<TransactionReceipt> {
-        self.send(TransactionRequest::default().with_to(to).with_input(input)).await
+        self.send(TransactionRequest::default().with_to(to).with_input(input))
+            .await
     }
 
     async fn send(&self, tx: TransactionRequest) -> anyhow::Result<TransactionReceipt> {
@@ -107,8 +139,11 @@ impl Wallet {
 }
 
 /// Demo tokens deployed for `make dev`: (symbol, decimals).
-pub const DEMO_TOKENS: [(&str, &str, u8); 3] =
-    [("Demo USD", "dUSD", 6), ("Demo Wrapped Ether", "dWETH", 18), ("Demo DAI", "dDAI", 18)];
+pub const DEMO_TOKENS: [(&str, &str, u8); 3] = [
+    ("Demo USD", "dUSD", 6),
+    ("Demo Wrapped Ether", "dWETH", 18),
+    ("Demo DAI", "dDAI", 18),
+];
 
 /// Deploys the demo tokens and gives the demo wallet some of each.
 pub async fn seed_demo(rpc_url: &str) -> anyhow::Result<(Wallet, Vec<Address>)> {
@@ -117,8 +152,12 @@ pub async fn seed_demo(rpc_url: &str) -> anyhow::Result<(Wallet, Vec<Address>)> 
     for (name, symbol, decimals) in DEMO_TOKENS {
         let token = actor.deploy_token(name, symbol, decimals).await?;
         let unit = U256::from(10u64).pow(U256::from(decimals));
-        actor.mint(token, actor.address, unit * U256::from(1_000_000u64)).await?;
-        actor.mint(token, DEMO_WALLET, unit * U256::from(1_000u64)).await?;
+        actor
+            .mint(token, actor.address, unit * U256::from(1_000_000u64))
+            .await?;
+        actor
+            .mint(token, DEMO_WALLET, unit * U256::from(1_000u64))
+            .await?;
         info!(%token, symbol, "demo token deployed");
         tokens.push(token);
     }
@@ -127,16 +166,38 @@ pub async fn seed_demo(rpc_url: &str) -> anyhow::Result<(Wallet, Vec<Address>)> 
 
 /// Sends a small random transfer of a random demo token (or ETH) to the demo wallet every
 /// `every`, forever.
-pub async fn demo_activity(actor: Wallet, tokens: Vec<Address>, every: Duration) -> anyhow::Result<()> {
+pub async fn demo_activity(
+    actor: Wallet,
+    tokens: Vec<Address>,
+    every: Duration,
+) -> anyhow::Result<()> {
     loop {
         tokio::time::sleep(every).await;
         let (pick, amount) = {
             let mut rng = rand::rng();
-            (rng.random_range(0..=tokens.len()), rng.random_range(1..1000u64))
+            (
+                rng.random_range(0..=tokens.len()),
+                rng.random_range(1..1000u64),
+            )
         };
         let result = match tokens.get(pick) {
-            Some(token) => actor.transfer(*token, DEMO_WALLET, U256::from(amount) * U256::from(10_000u64)).await,
-            None => actor.send_eth(DEMO_WALLET, U256::from(amount) * U256::from(10u64).pow(U256::from(14u64))).await,
+            Some(token) => {
+                actor
+                    .transfer(
+                        *token,
+                        DEMO_WALLET,
+                        U256::from(amount) * U256::from(10_000u64),
+                    )
+                    .await
+            }
+            None => {
+                actor
+                    .send_eth(
+                        DEMO_WALLET,
+                        U256::from(amount) * U256::from(10u64).pow(U256::from(14u64)),
+                    )
+                    .await
+            }
         };
         match result {
             Ok(r) => info!(block = r.block_number, tx = %r.transaction_hash, "demo transfer"),

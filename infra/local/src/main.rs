@@ -12,7 +12,9 @@ use local_stack::stack::{ChainSource, LocalStack, StackOptions};
 
 fn port(name: &str, default: u16) -> anyhow::Result<u16> {
     match std::env::var(name) {
-        Ok(v) => v.parse().with_context(|| format!("{name} must be a port number")),
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("{name} must be a port number")),
         Err(_) => Ok(default),
     }
 }
@@ -28,8 +30,15 @@ async fn main() -> anyhow::Result<()> {
     // A real chain configured in the environment replaces the devnet.
     let settings = Settings::from_env()?;
     let chain = match settings.chains.values().next() {
-        Some(c) => ChainSource::External { chain_id: c.chain_id, rpc_url: c.rpc_url.clone(), ws_url: c.ws_url.clone() },
-        None => ChainSource::Anvil { port: port("ANVIL_PORT", 8545)?, block_time: Some(2) },
+        Some(c) => ChainSource::External {
+            chain_id: c.chain_id,
+            rpc_url: c.rpc_url.clone(),
+            ws_url: c.ws_url.clone(),
+        },
+        None => ChainSource::Anvil {
+            port: port("ANVIL_PORT", 8545)?,
+            block_time: Some(2),
+        },
     };
     let devnet = matches!(chain, ChainSource::Anvil { .. });
     let root = local_stack::tools::Tools::locate()?.root;
@@ -71,11 +80,19 @@ async fn main() -> anyhow::Result<()> {
 
 fn print_banner(stack: &LocalStack, devnet: bool, tokens: &[alloy::primitives::Address]) {
     let chain = stack.chain_id;
-    let owner = if devnet { lower(&DEMO_WALLET) } else { "<your wallet address>".into() };
+    let owner = if devnet {
+        lower(&DEMO_WALLET)
+    } else {
+        "<your wallet address>".into()
+    };
     let token_list = if tokens.is_empty() {
         "\"<token address>\"".to_string()
     } else {
-        tokens.iter().map(|t| format!("\"{}\"", lower(t))).collect::<Vec<_>>().join(",")
+        tokens
+            .iter()
+            .map(|t| format!("\"{}\"", lower(t)))
+            .collect::<Vec<_>>()
+            .join(",")
     };
     println!(
         "\nlive-balances is running.\n\n  API (function URL)  {api}\n  DynamoDB Local      {ddb}\n  chain {chain} RPC      {rpc}\n  logs                {logs}\n",
@@ -84,7 +101,13 @@ fn print_banner(stack: &LocalStack, devnet: bool, tokens: &[alloy::primitives::A
         rpc = live_balances::config::redact_url(&stack.rpc_url),
         logs = stack.options.log_dir.display(),
     );
-    println!("Create a session:\n\n  curl -s -X POST -H 'content-type: application/json' \\\n    -d '{{\"customTokens\":[{token_list}]}}' \\\n    {}/{chain}/sessions/{owner}\n", stack.api_url);
-    println!("Stream its balances (updates arrive as the demo activity moves tokens):\n\n  curl -N {}/sse/{chain}/balances/{owner}\n", stack.api_url);
+    println!(
+        "Create a session:\n\n  curl -s -X POST -H 'content-type: application/json' \\\n    -d '{{\"customTokens\":[{token_list}]}}' \\\n    {}/{chain}/sessions/{owner}\n",
+        stack.api_url
+    );
+    println!(
+        "Stream its balances (updates arrive as the demo activity moves tokens):\n\n  curl -N {}/sse/{chain}/balances/{owner}\n",
+        stack.api_url
+    );
     println!("Ctrl-C stops everything.");
 }

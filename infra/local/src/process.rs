@@ -48,7 +48,10 @@ impl Service {
         std::fs::create_dir_all(log_dir)?;
         let log = log_dir.join(format!("{name}.log"));
         let out = File::options().create(true).append(true).open(&log)?;
-        command.stdout(out.try_clone()?).stderr(out).stdin(Stdio::null());
+        command
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .stdin(Stdio::null());
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent; this runs
         // between fork and exec as `pre_exec` requires.
         #[allow(unsafe_code)]
@@ -61,12 +64,18 @@ impl Service {
             });
         }
         let (tx, rx) = mpsc::channel();
-        spawner().send((command, tx)).context("spawner thread is gone")?;
+        spawner()
+            .send((command, tx))
+            .context("spawner thread is gone")?;
         let child = rx
             .recv()
             .context("spawner thread is gone")?
             .with_context(|| format!("starting {name}"))?;
-        Ok(Self { name: name.to_string(), log, child })
+        Ok(Self {
+            name: name.to_string(),
+            log,
+            child,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -81,7 +90,11 @@ impl Service {
     /// Fails with the end of its log if the process has exited.
     pub fn check_running(&mut self) -> anyhow::Result<()> {
         if let Ok(Some(status)) = self.child.try_wait() {
-            bail!("{} exited with {status}; last log lines:\n{}", self.name, self.log_tail(30));
+            bail!(
+                "{} exited with {status}; last log lines:\n{}",
+                self.name,
+                self.log_tail(30)
+            );
         }
         Ok(())
     }
@@ -103,7 +116,10 @@ impl Service {
         if !self.is_running() {
             return;
         }
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
         let deadline = std::time::Instant::now() + grace;
         while std::time::Instant::now() < deadline {
             if !self.is_running() {

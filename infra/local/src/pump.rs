@@ -44,7 +44,11 @@ struct ShardState {
 
 impl Pump {
     pub fn new(streams: Client, config: PumpConfig) -> Self {
-        Self { streams, http: reqwest::Client::new(), config }
+        Self {
+            streams,
+            http: reqwest::Client::new(),
+            config,
+        }
     }
 
     /// Runs until the process ends.
@@ -62,11 +66,17 @@ impl Pump {
             let mut busy = false;
             let ready: Vec<String> = open
                 .iter()
-                .filter(|(_, s)| s.parent.as_ref().is_none_or(|p| done.contains(p) || !open.contains_key(p)))
+                .filter(|(_, s)| {
+                    s.parent
+                        .as_ref()
+                        .is_none_or(|p| done.contains(p) || !open.contains_key(p))
+                })
                 .map(|(id, _)| id.clone())
                 .collect();
             for shard_id in ready {
-                let Some(state) = open.get_mut(&shard_id) else { continue };
+                let Some(state) = open.get_mut(&shard_id) else {
+                    continue;
+                };
                 if state.iterator.is_none() {
                     let it = self
                         .streams
@@ -121,7 +131,12 @@ impl Pump {
                 .send()
                 .await
                 .context("ListStreams")?;
-            if let Some(arn) = out.streams.unwrap_or_default().into_iter().find_map(|s| s.stream_arn) {
+            if let Some(arn) = out
+                .streams
+                .unwrap_or_default()
+                .into_iter()
+                .find_map(|s| s.stream_arn)
+            {
                 return Ok(arn);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -145,12 +160,20 @@ impl Pump {
                 .send()
                 .await
                 .context("DescribeStream")?;
-            let Some(desc) = out.stream_description else { return Ok(()) };
+            let Some(desc) = out.stream_description else {
+                return Ok(());
+            };
             for shard in desc.shards.unwrap_or_default() {
                 let Some(id) = shard.shard_id else { continue };
                 if !done.contains(&id) && !open.contains_key(&id) {
                     debug!(shard = %id, "new shard");
-                    open.insert(id, ShardState { iterator: None, parent: shard.parent_shard_id });
+                    open.insert(
+                        id,
+                        ShardState {
+                            iterator: None,
+                            parent: shard.parent_shard_id,
+                        },
+                    );
                 }
             }
             match desc.last_evaluated_shard_id {
@@ -162,15 +185,19 @@ impl Pump {
 
     /// Invokes the function with the records, retrying from the first failed one.
     async fn deliver(&self, stream_arn: &str, records: Vec<Record>) -> anyhow::Result<()> {
-        let mut pending: Vec<Value> =
-            records.iter().map(|r| lambda_record(r, stream_arn, &self.config.region)).collect();
+        let mut pending: Vec<Value> = records
+            .iter()
+            .map(|r| lambda_record(r, stream_arn, &self.config.region))
+            .collect();
         let mut attempt = 0;
         while !pending.is_empty() {
             let failed_from = match self.invoke(&pending).await {
                 Ok(None) => return Ok(()),
                 Ok(Some(sequence)) => pending
                     .iter()
-                    .position(|r| r["dynamodb"]["SequenceNumber"].as_str() == Some(sequence.as_str()))
+                    .position(|r| {
+                        r["dynamodb"]["SequenceNumber"].as_str() == Some(sequence.as_str())
+                    })
                     .unwrap_or(0),
                 Err(error) => {
                     warn!(%error, "fanout invocation failed");
@@ -184,7 +211,12 @@ impl Pump {
                 return Ok(());
             }
             let pause = Duration::from_millis(200 * (1 << attempt.min(5)));
-            warn!(attempt, remaining = pending.len(), retry_in_ms = pause.as_millis() as u64, "retrying batch");
+            warn!(
+                attempt,
+                remaining = pending.len(),
+                retry_in_ms = pause.as_millis() as u64,
+                "retrying batch"
+            );
             tokio::time::sleep(pause).await;
         }
         Ok(())
@@ -193,7 +225,12 @@ impl Pump {
     /// `Ok(None)` when every record was processed, `Ok(Some(seq))` for a batch item failure.
     async fn invoke(&self, records: &[Value]) -> anyhow::Result<Option<String>> {
         let event = json!({ "Records": records });
-        let response = self.http.post(&self.config.invoke_url).json(&event).send().await?;
+        let response = self
+            .http
+            .post(&self.config.invoke_url)
+            .json(&event)
+            .send()
+            .await?;
         let status = response.status();
         let function_error = response.headers().contains_key("x-amz-function-error");
         let body = response.text().await?;

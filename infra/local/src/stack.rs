@@ -25,7 +25,11 @@ pub enum ChainSource {
     /// A local anvil devnet; `block_time` `None` mines a block per transaction.
     Anvil { port: u16, block_time: Option<u64> },
     /// A real chain reached through the environment (`ETH_RPC`, `RPC_URL_<id>`, …).
-    External { chain_id: u64, rpc_url: String, ws_url: Option<String> },
+    External {
+        chain_id: u64,
+        rpc_url: String,
+        ws_url: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -83,8 +87,14 @@ impl LocalStack {
         let dynamodb_url = format!("http://127.0.0.1:{}", options.dynamodb_port);
         let lambda = format!("http://127.0.0.1:{}", options.lambda_port);
         let (chain_id, rpc_url, ws_url) = match &options.chain {
-            ChainSource::Anvil { port, .. } => (ANVIL_CHAIN_ID, format!("http://127.0.0.1:{port}"), None),
-            ChainSource::External { chain_id, rpc_url, ws_url } => (*chain_id, rpc_url.clone(), ws_url.clone()),
+            ChainSource::Anvil { port, .. } => {
+                (ANVIL_CHAIN_ID, format!("http://127.0.0.1:{port}"), None)
+            }
+            ChainSource::External {
+                chain_id,
+                rpc_url,
+                ws_url,
+            } => (*chain_id, rpc_url.clone(), ws_url.clone()),
         };
         let mut env = BTreeMap::from([
             // DynamoDB Local accepts any credentials; the SDK needs some.
@@ -131,22 +141,36 @@ impl LocalStack {
         let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.dynamodb_url)
             .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "local"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "local", "local", None, None, "local",
+            ))
             .load()
             .await;
-        Table::new(aws_sdk_dynamodb::Client::new(&conf), &self.options.table_name)
+        Table::new(
+            aws_sdk_dynamodb::Client::new(&conf),
+            &self.options.table_name,
+        )
     }
 
     fn spawn(&self, name: &str, mut command: Command) -> anyhow::Result<()> {
-        command.envs(&self.env).env("PATH", self.tools.path_env()).current_dir(&self.tools.root);
+        command
+            .envs(&self.env)
+            .env("PATH", self.tools.path_env())
+            .current_dir(&self.tools.root);
         let service = Service::spawn(name, command, &self.options.log_dir)?;
         info!(service = name, pid = service.pid(), log = %service.log.display(), "started");
-        self.services.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.insert(name.into(), service);
+        self.services
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .insert(name.into(), service);
         Ok(())
     }
 
     fn check(&self, name: &str) -> anyhow::Result<()> {
-        let mut services = self.services.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let mut services = self
+            .services
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
         match services.get_mut(name) {
             Some(s) => s.check_running(),
             None => bail!("{name} is not started"),
@@ -155,19 +179,27 @@ impl LocalStack {
 
     /// Fails if any started process has exited.
     pub fn check_all(&self) -> anyhow::Result<()> {
-        let names: Vec<String> =
-            self.services.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.keys().cloned().collect();
+        let names: Vec<String> = self
+            .services
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .keys()
+            .cloned()
+            .collect();
         names.iter().try_for_each(|n| self.check(n))
     }
 
     async fn start_dynamodb(&self) -> anyhow::Result<()> {
         let mut java = Command::new("java");
-        java.arg(format!("-Djava.library.path={}", self.tools.dynamodb_lib().display()))
-            .arg("-jar")
-            .arg(self.tools.dynamodb_jar())
-            // One database for every access key and region, so no client can miss the table.
-            .args(["-inMemory", "-sharedDb", "-port"])
-            .arg(self.options.dynamodb_port.to_string());
+        java.arg(format!(
+            "-Djava.library.path={}",
+            self.tools.dynamodb_lib().display()
+        ))
+        .arg("-jar")
+        .arg(self.tools.dynamodb_jar())
+        // One database for every access key and region, so no client can miss the table.
+        .args(["-inMemory", "-sharedDb", "-port"])
+        .arg(self.options.dynamodb_port.to_string());
         self.spawn("dynamodb", java)?;
         let table = self.table().await;
         wait_for("DynamoDB Local", Duration::from_secs(60), || async {
@@ -180,7 +212,9 @@ impl LocalStack {
 
     async fn start_anvil(&self, port: u16, block_time: Option<u64>) -> anyhow::Result<()> {
         let mut anvil = Command::new(self.tools.anvil());
-        anvil.args(["--host", "127.0.0.1", "--port"]).arg(port.to_string());
+        anvil
+            .args(["--host", "127.0.0.1", "--port"])
+            .arg(port.to_string());
         anvil.args(["--chain-id", &ANVIL_CHAIN_ID.to_string()]);
         if let Some(seconds) = block_time {
             anvil.args(["--block-time", &seconds.to_string()]);
@@ -201,9 +235,18 @@ impl LocalStack {
         std::fs::write(&env_file, lines)?;
         let mut watch = Command::new("cargo");
         watch
-            .args(["lambda", "watch", "--ignore-changes", "--invoke-address", "127.0.0.1"])
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "--invoke-address",
+                "127.0.0.1",
+            ])
             .args(["--invoke-port", &self.options.lambda_port.to_string()])
-            .args(["--concurrency", &self.options.lambda_concurrency.to_string()])
+            .args([
+                "--concurrency",
+                &self.options.lambda_concurrency.to_string(),
+            ])
             .arg("--env-file")
             .arg(&env_file);
         self.spawn("functions", watch)?;
@@ -212,7 +255,11 @@ impl LocalStack {
         let health = format!("{}/health", self.api_url);
         wait_for("api function", Duration::from_secs(900), || async {
             self.check("functions")?;
-            let r = http.get(&health).timeout(Duration::from_secs(600)).send().await?;
+            let r = http
+                .get(&health)
+                .timeout(Duration::from_secs(600))
+                .send()
+                .await?;
             if !r.status().is_success() {
                 bail!("health answered {}", r.status());
             }
@@ -238,8 +285,10 @@ impl LocalStack {
 
     fn start_pump(&self) -> anyhow::Result<()> {
         let mut pump = Command::new(self.tools.workspace_bin("pump"));
-        pump.env("FANOUT_INVOKE_URL", &self.fanout_invoke_url)
-            .env("PUMP_DEAD_LETTER", self.options.log_dir.join("pump-dead-letter.jsonl"));
+        pump.env("FANOUT_INVOKE_URL", &self.fanout_invoke_url).env(
+            "PUMP_DEAD_LETTER",
+            self.options.log_dir.join("pump-dead-letter.jsonl"),
+        );
         self.spawn("pump", pump)
     }
 
@@ -251,7 +300,10 @@ impl LocalStack {
 
     /// SIGKILLs the poller: no chance to store its cursor.
     pub fn kill_poller(&self) -> anyhow::Result<()> {
-        let mut services = self.services.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let mut services = self
+            .services
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
         if let Some(mut poller) = services.remove("poller") {
             poller.kill();
         }
@@ -260,7 +312,10 @@ impl LocalStack {
 
     /// Stops one service with SIGTERM (e.g. to break a hop in a test).
     pub fn stop_service(&self, name: &str) -> anyhow::Result<()> {
-        let mut services = self.services.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let mut services = self
+            .services
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
         if let Some(mut s) = services.remove(name) {
             s.stop(Duration::from_secs(5));
         }

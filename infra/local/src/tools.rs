@@ -24,7 +24,10 @@ impl Tools {
             ("cargo-lambda", tools.venv_bin().join("cargo-lambda")),
         ] {
             if !path.exists() {
-                bail!("{what} is not installed at {}: run `make install`", path.display());
+                bail!(
+                    "{what} is not installed at {}: run `make install`",
+                    path.display()
+                );
             }
         }
         Ok(tools)
@@ -35,11 +38,13 @@ impl Tools {
     }
 
     pub fn dynamodb_jar(&self) -> PathBuf {
-        self.npm().join("amplify-dynamodb-simulator/emulator/DynamoDBLocal.jar")
+        self.npm()
+            .join("amplify-dynamodb-simulator/emulator/DynamoDBLocal.jar")
     }
 
     pub fn dynamodb_lib(&self) -> PathBuf {
-        self.npm().join("amplify-dynamodb-simulator/emulator/DynamoDBLocal_lib")
+        self.npm()
+            .join("amplify-dynamodb-simulator/emulator/DynamoDBLocal_lib")
     }
 
     pub fn anvil(&self) -> PathBuf {

@@ -19,14 +19,30 @@ async fn main() -> anyhow::Result<()> {
     let config = PumpConfig {
         table_name: var("TABLE_NAME")?,
         invoke_url: var("FANOUT_INVOKE_URL")?,
-        batch_size: std::env::var("PUMP_BATCH_SIZE").ok().and_then(|v| v.parse().ok()).unwrap_or(100),
-        max_retries: std::env::var("PUMP_MAX_RETRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(3),
+        batch_size: std::env::var("PUMP_BATCH_SIZE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100),
+        max_retries: std::env::var("PUMP_MAX_RETRIES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3),
         idle_poll: Duration::from_millis(
-            std::env::var("PUMP_POLL_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(50),
+            std::env::var("PUMP_POLL_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(50),
         ),
-        dead_letter: std::env::var("PUMP_DEAD_LETTER").unwrap_or_else(|_| "pump-dead-letter.jsonl".into()).into(),
+        dead_letter: std::env::var("PUMP_DEAD_LETTER")
+            .unwrap_or_else(|_| "pump-dead-letter.jsonl".into())
+            .into(),
         region,
     };
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint).load().await;
-    Pump::new(aws_sdk_dynamodbstreams::Client::new(&aws), config).run().await
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    Pump::new(aws_sdk_dynamodbstreams::Client::new(&aws), config)
+        .run()
+        .await
 }

@@ -1,0 +1,20 @@
+# Thin entry points; the work lives in infra/ and in Rust.
+.PHONY: install build dev test template-check contracts
+
+install: ## Install every tool the stack and tests need into .tools/ (idempotent)
+	./infra/install.sh
+
+build: install
+	cargo build --workspace --bins
+
+dev: build ## Run the whole system locally (DynamoDB Local, anvil devnet, functions, pump, poller)
+	cargo run -q -p local-stack --bin local-stack
+
+test: build ## Unit tests, end-to-end tests on the real local stack, template checks
+	./infra/test.sh
+
+template-check: install
+	./infra/template-check.sh
+
+contracts: install ## Recompile the devnet contracts (infra/contracts/*.sol) with solc-js
+	SOLC_MODULE=$(CURDIR)/.tools/npm/node_modules/solc node infra/contracts/compile.js
