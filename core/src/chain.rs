@@ -50,6 +50,11 @@ impl BalanceReader {
         ))
     }
 
+    /// Most reads per `aggregate3` call.
+    pub fn chunk(&self) -> usize {
+        self.chunk
+    }
+
     pub fn provider(&self) -> &DynProvider {
         &self.provider
     }

@@ -95,7 +95,11 @@ pub struct Settings {
     pub sse_max_duration: Duration,
     /// `retry:` hint sent to clients.
     pub sse_retry: Duration,
+    /// How often an open stream pushes its session's expiry forward.
+    pub sse_keep_alive: Duration,
     pub max_tokens_per_session: usize,
+    /// Where the poller serves `/health` and `/metrics`.
+    pub poller_http_addr: std::net::SocketAddr,
 }
 
 impl Settings {
@@ -140,11 +144,18 @@ impl Settings {
             sse_ping_interval: secs("SSE_PING_SECS", 15)?,
             sse_max_duration: secs("SSE_MAX_SECS", 840)?,
             sse_retry: millis("SSE_RETRY_MS", 1000)?,
+            sse_keep_alive: secs("SSE_KEEPALIVE_SECS", 60)?.max(Duration::from_secs(1)),
             max_tokens_per_session: number(
                 "MAX_TOKENS_PER_SESSION",
                 get("MAX_TOKENS_PER_SESSION"),
                 5000,
             )? as usize,
+            poller_http_addr: match get("POLLER_HTTP_ADDR") {
+                None => std::net::SocketAddr::from(([0, 0, 0, 0], 8080)),
+                Some(v) => v.parse().map_err(|_| {
+                    invalid("POLLER_HTTP_ADDR", "expected host:port, e.g. 0.0.0.0:8080")
+                })?,
+            },
         })
     }
 }

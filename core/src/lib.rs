@@ -13,6 +13,7 @@ pub mod model;
 pub mod plan;
 pub mod sse;
 pub mod storage;
+pub mod sweep;
 
 pub use address::{AddressError, NATIVE_TOKEN};
 pub use model::{

@@ -97,6 +97,8 @@ pub enum SseEvent {
     Ping {
         time: u64,
     },
+    /// The client's `Last-Event-ID` is no longer in the feed: a fresh `all_balances` follows.
+    Resync(StreamError),
     Error(StreamError),
 }
 
@@ -136,6 +138,7 @@ impl SseEvent {
                 }
             }
             Self::Ping { time } => frame("ping", None, &format!("{{\"time\":{time}}}")),
+            Self::Resync(e) => frame("resync", None, &json(e)),
             Self::Error(e) => frame("error", None, &json(e)),
         }
     }

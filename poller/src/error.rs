@@ -15,3 +15,14 @@ pub enum PollerError {
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
+
+impl PollerError {
+    /// Short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Rpc(_) | Self::Chain(_) => "rpc",
+            Self::MissingBlock(_) => "missing_block",
+            Self::Storage(_) => "storage",
+        }
+    }
+}

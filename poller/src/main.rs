@@ -5,7 +5,12 @@ use anyhow::{Context, bail};
 use live_balances::chain::BalanceReader;
 use live_balances::config::Settings;
 use live_balances::storage::{Table, dynamodb_client};
-use poller::ChainWatcher;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poller::heads::{HeadSignal, follow_heads};
+use poller::metrics::Metrics;
+use poller::{ChainWatcher, http};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
@@ -29,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let table = Table::new(client, &settings.table_name);
 
     let (stop, stopped) = watch::channel(false);
+    let metrics = Arc::new(Metrics::default());
     let mut tasks = tokio::task::JoinSet::new();
     for chain in settings.chains.values() {
         let reader = BalanceReader::connect_http(
@@ -37,10 +43,38 @@ async fn main() -> anyhow::Result<()> {
             settings.multicall_chunk,
         )
         .with_context(|| format!("chain {}", chain.chain_id))?;
-        let watcher = ChainWatcher::new(chain.chain_id, reader, table.clone(), &settings);
+        let heads = Arc::new(HeadSignal::default());
+        if let Some(ws_url) = &chain.ws_url {
+            let follow = follow_heads(
+                chain.chain_id,
+                ws_url.clone(),
+                heads.clone(),
+                metrics.clone(),
+                stopped.clone(),
+            );
+            tokio::spawn(follow);
+        }
+        let watcher = ChainWatcher::new(
+            chain.chain_id,
+            reader,
+            table.clone(),
+            &settings,
+            metrics.clone(),
+            heads,
+        );
         tracing::info!(chain = chain.chain_id, endpoint = ?chain, "watching chain");
         tasks.spawn(watcher.run(stopped.clone()));
     }
+    // Unhealthy when a chain has made no progress (not even an idle head check) for a minute.
+    let chains: Vec<u64> = settings.chains.keys().copied().collect();
+    let addr = settings.poller_http_addr;
+    tokio::spawn(http::serve(
+        addr,
+        metrics.clone(),
+        Duration::from_secs(60),
+        chains,
+        stopped.clone(),
+    ));
 
     let mut sigterm = signal(SignalKind::terminate())?;
     tokio::select! {

@@ -4,6 +4,8 @@
 //! ancestor and re-reads every watched value.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy::eips::BlockNumberOrTag;
@@ -18,16 +20,22 @@ use live_balances::config::Settings;
 use live_balances::model::{BalanceItem, BalanceKey, ChainCursor, TokenRead};
 use live_balances::plan::{ReadPlan, Watchlist, owner_in_topic1_signatures, touches, watchlist};
 use live_balances::storage::{Table, Written};
+use live_balances::sweep::Sweep;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::error::PollerError;
+use crate::heads::HeadSignal;
+use crate::metrics::Metrics;
 
 /// Most owners in one `eth_getLogs` topic filter; more are split over several requests.
 const OWNERS_PER_FILTER: usize = 1000;
 /// How many table writes run at once.
 const WRITE_CONCURRENCY: usize = 16;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Safety-net polling period while a head subscription is live.
+const SUBSCRIBED_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A block's identity as the watcher needs it.
 #[derive(Debug, Clone, Copy)]
@@ -41,8 +49,14 @@ pub struct ChainWatcher {
     chain_id: u64,
     reader: BalanceReader,
     table: Table,
+    metrics: Arc<Metrics>,
+    heads: Arc<HeadSignal>,
     head_poll_interval: Duration,
     max_block_range: u64,
+    sweep: Sweep,
+    last_sweep: Instant,
+    /// Every watched value in a fixed order, rebuilt when the watchlist changes.
+    all_values: Vec<(Address, BalanceKey)>,
     watchlist: Watchlist,
     /// Last value written (or found already stored) per watched value: unchanged values cost
     /// no table write at all.
@@ -50,13 +64,25 @@ pub struct ChainWatcher {
 }
 
 impl ChainWatcher {
-    pub fn new(chain_id: u64, reader: BalanceReader, table: Table, settings: &Settings) -> Self {
+    pub fn new(
+        chain_id: u64,
+        reader: BalanceReader,
+        table: Table,
+        settings: &Settings,
+        metrics: Arc<Metrics>,
+        heads: Arc<HeadSignal>,
+    ) -> Self {
         Self {
             chain_id,
             reader,
             table,
+            metrics,
+            heads,
             head_poll_interval: settings.head_poll_interval,
             max_block_range: settings.max_block_range,
+            sweep: Sweep::new(settings.snapshot_interval),
+            last_sweep: Instant::now(),
+            all_values: vec![],
             watchlist: Watchlist::new(),
             known: HashMap::new(),
         }
@@ -69,7 +95,7 @@ impl ChainWatcher {
                 Ok(c) => break c,
                 Err(error) => {
                     warn!(chain = self.chain_id, %error, "cannot start yet; retrying");
-                    if wait_or_stop(&mut stop, Duration::from_secs(2)).await {
+                    if wait_or_stop(&mut stop, &self.heads, Duration::from_secs(2)).await {
                         return Ok(());
                     }
                 }
@@ -90,16 +116,22 @@ impl ChainWatcher {
                 }
                 Ok(false) => {
                     failures = 0;
-                    self.head_poll_interval
+                    // With a live subscription a new head wakes us; polling is only a safety net.
+                    if self.heads.subscribed.load(Ordering::SeqCst) {
+                        self.head_poll_interval.max(SUBSCRIBED_POLL_INTERVAL)
+                    } else {
+                        self.head_poll_interval
+                    }
                 }
                 Err(error) => {
                     failures += 1;
+                    self.metrics.count_error(self.chain_id, error.kind());
                     let pause = backoff(failures);
                     warn!(chain = self.chain_id, %error, retry_in_ms = pause.as_millis() as u64, "step failed");
                     pause
                 }
             };
-            if *stop.borrow() || wait_or_stop(&mut stop, pause).await {
+            if *stop.borrow() || wait_or_stop(&mut stop, &self.heads, pause).await {
                 info!(chain = self.chain_id, block = cursor.block, "stopped");
                 return Ok(());
             }
@@ -128,6 +160,8 @@ impl ChainWatcher {
     async fn step(&mut self, cursor: &mut ChainCursor) -> Result<bool, PollerError> {
         let head = self.head(BlockNumberOrTag::Latest).await?;
         if head.number < cursor.block || (head.number == cursor.block && head.hash == cursor.hash) {
+            self.metrics
+                .set_chain(self.chain_id, cursor.block, head.number);
             return Ok(false);
         }
         let mut plan = self.refresh_watchlist().await?;
@@ -158,9 +192,15 @@ impl ChainWatcher {
         let from_logs = ReadPlan::from_touches(touched, &self.watchlist);
         plan.reads.extend(from_logs.reads);
         plan.add_native_balances(&self.watchlist);
+        let elapsed = self.last_sweep.elapsed();
+        self.last_sweep = Instant::now();
+        for (owner, key) in self.sweep.take(&self.all_values, elapsed) {
+            plan.add(owner, key);
+        }
         let written = self.apply(&plan, to, None).await?;
         *cursor = cursor.advanced(to, last.hash, unix_now());
         self.table.put_cursor(cursor).await?;
+        self.metrics.set_chain(self.chain_id, to, head.number);
         debug!(
             chain = self.chain_id,
             from,
@@ -209,6 +249,13 @@ impl ChainWatcher {
                 values = plan.len(),
                 "newly watched values"
             );
+        }
+        if !plan.is_empty() || !dropped.is_empty() {
+            self.all_values = fresh
+                .iter()
+                .flat_map(|(owner, watch)| watch.keys().map(move |k| (*owner, k)))
+                .collect();
+            self.all_values.sort();
         }
         self.watchlist = fresh;
         Ok(plan)
@@ -264,6 +311,9 @@ impl ChainWatcher {
             return Ok(0);
         }
         let pairs: Vec<(Address, BalanceKey)> = plan.reads.keys().copied().collect();
+        for _ in 0..pairs.len().div_ceil(self.reader.chunk()) {
+            self.metrics.count_rpc(self.chain_id, "eth_call");
+        }
         let reads = self.reader.read(&pairs, block).await?;
         let now = unix_now();
         let changed: Vec<BalanceItem> = pairs
@@ -289,12 +339,17 @@ impl ChainWatcher {
             .try_collect()
             .await?;
         let mut written = 0;
+        let attempted = outcomes.len() as u64;
         for (item, outcome) in outcomes {
             if outcome == Written::Yes {
                 written += 1;
             }
             self.known.insert((item.owner, item.key), item.read);
         }
+        self.metrics
+            .count_writes(self.chain_id, "written", written as u64);
+        self.metrics
+            .count_writes(self.chain_id, "skipped", attempted - written as u64);
         Ok(written)
     }
 
@@ -314,6 +369,8 @@ impl ChainWatcher {
                 .event_signature(IERC20::Transfer::SIGNATURE_HASH)
                 .topic2(chunk.to_vec());
             let provider = self.reader.provider();
+            self.metrics.count_rpc(self.chain_id, "eth_getLogs");
+            self.metrics.count_rpc(self.chain_id, "eth_getLogs");
             let (a, b) =
                 tokio::try_join!(provider.get_logs(&by_topic1), provider.get_logs(&by_topic2))
                     .map_err(|e| PollerError::Rpc(e.to_string()))?;
@@ -325,6 +382,8 @@ impl ChainWatcher {
     }
 
     async fn head(&self, tag: BlockNumberOrTag) -> Result<Head, PollerError> {
+        self.metrics
+            .count_rpc(self.chain_id, "eth_getBlockByNumber");
         let block = self
             .reader
             .provider()
@@ -354,13 +413,19 @@ fn backoff(failures: u32) -> Duration {
     base + base.mul_f64(f64::from(nanos % 1000) / 2000.0)
 }
 
-/// Sleeps for `pause` unless told to stop first; returns whether to stop.
-async fn wait_or_stop(stop: &mut watch::Receiver<bool>, pause: Duration) -> bool {
+/// Sleeps for `pause` or until a new head is announced, unless told to stop first; returns
+/// whether to stop.
+async fn wait_or_stop(
+    stop: &mut watch::Receiver<bool>,
+    heads: &HeadSignal,
+    pause: Duration,
+) -> bool {
     if pause.is_zero() {
         return *stop.borrow();
     }
     tokio::select! {
         _ = tokio::time::sleep(pause) => *stop.borrow(),
+        _ = heads.new_head.notified() => *stop.borrow(),
         _ = stop.changed() => true,
     }
 }

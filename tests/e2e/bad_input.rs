@@ -1,7 +1,7 @@
 //! Bad input to the two routes: a 4xx with a JSON `{"code","message"}` body, and nothing
 //! stored.
 
-use e2e::{Environment, fresh_owner, json_reply};
+use e2e::{Environment, fresh_owner};
 use live_balances::address::lower;
 
 struct Case {
@@ -153,14 +153,15 @@ async fn bad_session_requests_get_a_json_4xx_and_store_nothing() -> anyhow::Resu
         ),
     ];
     for c in &cases {
-        let response = env
-            .http
-            .post(env.url(&format!("/{}/sessions/{}", c.chain, c.owner)))
-            .header("content-type", c.content_type)
-            .body(c.body.clone())
-            .send()
+        let url = env.url(&format!("/{}/sessions/{}", c.chain, c.owner));
+        let (status, body) = env
+            .json_request(|| {
+                env.http
+                    .post(&url)
+                    .header("content-type", c.content_type)
+                    .body(c.body.clone())
+            })
             .await?;
-        let (status, body) = json_reply(response).await?;
         assert_eq!(status, c.status, "{}: {body}", c.name);
         assert_eq!(body["code"], c.code, "{}: {body}", c.name);
         assert!(
@@ -213,11 +214,16 @@ async fn bad_stream_requests_get_a_json_4xx() -> anyhow::Result<()> {
         ("unknown route", "/nope".to_string(), None, 404, "not_found"),
     ];
     for (name, path, last_id, want_status, want_code) in cases {
-        let mut request = env.http.get(env.url(&path));
-        if let Some(id) = last_id {
-            request = request.header("last-event-id", id);
-        }
-        let (status, body) = json_reply(request.send().await?).await?;
+        let url = env.url(&path);
+        let (status, body) = env
+            .json_request(|| {
+                let request = env.http.get(&url);
+                match last_id {
+                    Some(id) => request.header("last-event-id", id),
+                    None => request,
+                }
+            })
+            .await?;
         assert_eq!(status, want_status, "{name}: {body}");
         assert_eq!(body["code"], want_code, "{name}: {body}");
     }

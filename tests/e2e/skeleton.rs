@@ -48,7 +48,10 @@ async fn transfer_reaches_sse_client_with_snapshot_first() -> anyhow::Result<()>
         })
         .await?;
     assert_eq!(update.data["previousBalance"], "1000000");
-    assert_eq!(update.data["blockNumber"], block);
+    // The value is re-read at the last block of the range the poller processed, which may
+    // include later blocks of other tests' transactions.
+    let read_at = update.data["blockNumber"].as_u64().expect("blockNumber");
+    assert!(read_at >= block, "read at {read_at}, transfer in {block}");
     assert_eq!(update.data["txHash"], receipt.transaction_hash.to_string());
     assert!(update.id.is_some());
     Ok(())

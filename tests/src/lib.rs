@@ -16,6 +16,8 @@ use tokio::time::Instant;
 
 /// Longest any single expectation waits.
 pub const DEADLINE: Duration = Duration::from_secs(45);
+/// Longest SSE stream on the test stack.
+pub const SSE_MAX_SECS: u64 = 12;
 
 pub struct Environment {
     pub stack: LocalStack,
@@ -64,6 +66,13 @@ impl Environment {
                 ("HEAD_POLL_INTERVAL_MS".into(), "100".into()),
                 ("SSE_FEED_INTERVAL_MS".into(), "100".into()),
                 ("SSE_PING_SECS".into(), "2".into()),
+                (
+                    "RUST_LOG".into(),
+                    "info,poller=debug,local_stack=debug,fanout=debug".into(),
+                ),
+                // Streams end often, so every test also exercises reconnect-and-resume.
+                ("SSE_MAX_SECS".into(), SSE_MAX_SECS.to_string()),
+                ("SSE_KEEPALIVE_SECS".into(), "1".into()),
             ],
         };
         eprintln!(
@@ -102,23 +111,44 @@ impl Environment {
         owner: &str,
         body: &str,
     ) -> anyhow::Result<(u16, Value)> {
-        let response = self
-            .http
-            .post(self.url(&format!("/{chain}/sessions/{owner}")))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await?;
-        json_reply(response).await
+        let url = self.url(&format!("/{chain}/sessions/{owner}"));
+        self.json_request(|| {
+            self.http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+        })
+        .await
     }
-}
 
-pub async fn json_reply(response: reqwest::Response) -> anyhow::Result<(u16, Value)> {
-    let status = response.status().as_u16();
-    let text = response.text().await?;
-    let value =
-        serde_json::from_str(&text).with_context(|| format!("body is not JSON: {text:?}"))?;
-    Ok((status, value))
+    /// Sends an idempotent request and reads its JSON answer. A transport failure (no HTTP
+    /// answer at all) is retried twice, as a browser client would: `cargo lambda watch`
+    /// occasionally drops a response while other instances stream. An HTTP error status is
+    /// never retried: it is the answer under test.
+    pub async fn json_request(
+        &self,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = async {
+                let response = request().send().await?;
+                let status = response.status().as_u16();
+                Ok::<_, reqwest::Error>((status, response.text().await?))
+            }
+            .await;
+            match outcome {
+                Ok((status, text)) => {
+                    let value = serde_json::from_str(&text)
+                        .with_context(|| format!("body is not JSON: {text:?}"))?;
+                    return Ok((status, value));
+                }
+                Err(e) if attempt < 3 => eprintln!("transport error, retrying: {e}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
 }
 
 /// A random wallet address nobody else in the run uses.
@@ -134,27 +164,54 @@ pub struct Event {
     pub data: Value,
 }
 
-/// A minimal SSE client over a streaming HTTP response.
+/// A minimal SSE client over a streaming HTTP response. Like `EventSource`, it can
+/// reconnect on its own with `Last-Event-ID` when the server ends the stream.
 pub struct SseClient {
+    env: &'static Environment,
+    owner: String,
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
     pub last_id: Option<String>,
+    /// Reconnect when the server ends the stream (as `EventSource` does).
+    pub auto_reconnect: bool,
+    pub reconnects: u32,
 }
 
 impl SseClient {
     /// Connects; fails unless the answer is `200 text/event-stream`.
     pub async fn connect(
-        env: &Environment,
+        env: &'static Environment,
         owner: &str,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Self> {
+        let body = Self::open(env, owner, last_event_id).await?;
+        Ok(Self {
+            env,
+            owner: owner.to_string(),
+            body,
+            buffer: String::new(),
+            last_id: last_event_id.map(str::to_string),
+            auto_reconnect: true,
+            reconnects: 0,
+        })
+    }
+
+    async fn open(
+        env: &Environment,
+        owner: &str,
+        last_event_id: Option<&str>,
+    ) -> anyhow::Result<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>> {
         let mut request = env
             .http
             .get(env.url(&format!("/sse/{}/balances/{owner}", env.chain_id())));
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
-        let response = request.send().await?;
+        let response = match request.try_clone().context("request")?.send().await {
+            Ok(r) => r,
+            // A transport failure (no answer): reconnect once, as EventSource does.
+            Err(_) => request.send().await?,
+        };
         let content_type = response.headers().get("content-type").cloned();
         if response.status() != 200 {
             bail!(
@@ -166,14 +223,10 @@ impl SseClient {
         if content_type.as_ref().and_then(|v| v.to_str().ok()) != Some("text/event-stream") {
             bail!("SSE content type is {content_type:?}");
         }
-        Ok(Self {
-            body: response.bytes_stream().boxed(),
-            buffer: String::new(),
-            last_id: None,
-        })
+        Ok(response.bytes_stream().boxed())
     }
 
-    /// The next event (comments and `retry:`-only blocks skipped), or an error at `deadline`.
+    /// The next event (`retry:`-only blocks skipped), or an error at `deadline`.
     pub async fn next(&mut self, deadline: Instant) -> anyhow::Result<Event> {
         loop {
             while let Some(end) = self.buffer.find("\n\n") {
@@ -189,8 +242,28 @@ impl SseClient {
                 .await
                 .context("no SSE event before the deadline")?;
             match chunk {
-                Some(bytes) => self.buffer.push_str(&String::from_utf8_lossy(&bytes?)),
+                Some(Ok(bytes)) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                // A broken connection: like a server-ended stream, EventSource reconnects.
+                Some(Err(_)) | None if self.auto_reconnect => {
+                    self.buffer.clear();
+                    self.reconnects += 1;
+                    self.body = Self::open(self.env, &self.owner, self.last_id.as_deref()).await?;
+                }
+                Some(Err(e)) => return Err(e.into()),
                 None => bail!("SSE stream ended"),
+            }
+        }
+    }
+
+    /// Waits until the server ends the stream, returning the events seen before that.
+    pub async fn until_end(&mut self, deadline: Instant) -> anyhow::Result<Vec<Event>> {
+        self.auto_reconnect = false;
+        let mut seen = vec![];
+        loop {
+            match self.next(deadline).await {
+                Ok(e) => seen.push(e),
+                Err(e) if e.to_string() == "SSE stream ended" => return Ok(seen),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -211,6 +284,39 @@ impl SseClient {
                 return Ok(event);
             }
         }
+    }
+
+    /// Follows `balance_update`s of `token` from `from` until `to`, checking that each one
+    /// continues where the previous left off (no gap, no repeat) with increasing ids.
+    /// Returns how many updates it took.
+    pub async fn follow_balance(
+        &mut self,
+        token: &str,
+        from: &str,
+        to: &str,
+    ) -> anyhow::Result<usize> {
+        let mut current = from.to_string();
+        let mut last_id = self.last_id.clone().unwrap_or_default();
+        let mut steps = 0;
+        while current != to {
+            let e = self
+                .wait_for(&format!("{token} from {current} towards {to}"), |e| {
+                    e.event == "balance_update" && e.data["address"] == token
+                })
+                .await?;
+            let previous = e.data["previousBalance"].as_str().unwrap_or_default();
+            if previous != current {
+                bail!("update does not continue from {current}: {:?}", e.data);
+            }
+            let id = e.id.clone().context("update without id")?;
+            if id <= last_id {
+                bail!("ids must increase: {id} after {last_id}");
+            }
+            last_id = id;
+            current = e.data["balance"].as_str().context("balance")?.to_string();
+            steps += 1;
+        }
+        Ok(steps)
     }
 }
 

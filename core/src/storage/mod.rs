@@ -178,12 +178,13 @@ impl Table {
             .transpose()
     }
 
-    /// Pushes an existing session's expiry forward (an open stream keeps it alive).
-    /// Returns `false` when there is no such session.
+    /// Pushes a live session's expiry forward (an open stream keeps it alive). Returns `false`
+    /// when the session is gone or has already expired: the stream must end.
     pub async fn keep_session_alive(
         &self,
         chain_id: u64,
         owner: &Address,
+        now: u64,
         expires_at: u64,
     ) -> Result<bool, StorageError> {
         let result = self
@@ -193,17 +194,21 @@ impl Table {
             .key("pk", s(keys::session_pk(chain_id)))
             .key("sk", s(keys::session_sk(owner)))
             .update_expression("SET expires_at = :exp, #ttl = :exp")
-            .condition_expression("attribute_exists(pk) AND expires_at < :exp")
+            .condition_expression(
+                "attribute_exists(pk) AND expires_at > :now AND expires_at < :exp",
+            )
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":exp", n(expires_at))
+            .expression_attribute_values(":now", n(now))
             .send()
             .await;
         match result {
             Ok(_) => Ok(true),
-            // Either gone or already kept alive further by another stream.
-            Err(e) if is_condition_failure(&e) => {
-                Ok(self.session(chain_id, owner).await?.is_some())
-            }
+            // Gone, expired, or already kept alive further by another stream.
+            Err(e) if is_condition_failure(&e) => Ok(self
+                .session(chain_id, owner)
+                .await?
+                .is_some_and(|s| s.expires_at > now)),
             Err(e) => Err(StorageError::unavailable(e)),
         }
     }
@@ -308,6 +313,37 @@ impl Table {
             .into_iter()
             .map(|i| FeedEntry::try_from(from_item::<FeedRecord>(i)?))
             .collect()
+    }
+
+    /// Whether `position` is an entry still in the wallet's feed and not yet expired. Entries
+    /// expire in the order they were written, so everything after a live entry is there too:
+    /// a replay from it is complete.
+    pub async fn feed_position_is_live(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+        position: &FeedPosition,
+        now: u64,
+    ) -> Result<bool, StorageError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(keys::feed_pk(chain_id, owner)))
+            .key("sk", s(position.as_str()))
+            .projection_expression("#ttl")
+            .expression_attribute_names("#ttl", "ttl")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StorageError::unavailable)?;
+        let ttl = out
+            .item
+            .as_ref()
+            .and_then(|i| i.get("ttl"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok());
+        Ok(ttl.is_some_and(|ttl| ttl > now))
     }
 
     /// The newest position in the wallet's feed, or the start when it is empty.

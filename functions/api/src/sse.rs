@@ -2,7 +2,11 @@
 //! change feed tailed live, `ping`s in between, until the client leaves or the stream's time
 //! is up (the client then reconnects with `Last-Event-ID` and loses nothing).
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
+
+use alloy::primitives::U256;
+use live_balances::model::BalanceKey;
 
 use alloy::primitives::Address;
 use lambda_http::{Request, RequestExt, Response, tracing};
@@ -22,8 +26,6 @@ use crate::state::State;
 const FEED_PAGE: i32 = 100;
 /// Time kept free before the function's deadline to end the stream cleanly.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
-/// How often an open stream pushes its session's expiry forward.
-const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(60);
 
 struct Stream {
     table: Table,
@@ -34,6 +36,7 @@ struct Stream {
     ping_interval: Duration,
     retry: Duration,
     session_ttl: Duration,
+    keep_alive: Duration,
     ends_at: Instant,
 }
 
@@ -77,6 +80,11 @@ pub async fn open(
         ping_interval: settings.sse_ping_interval,
         retry: settings.sse_retry,
         session_ttl: settings.session_ttl,
+        // Often enough that a live stream's session never lapses between two pushes.
+        keep_alive: settings
+            .sse_keep_alive
+            .min(settings.session_ttl / 3)
+            .max(Duration::from_secs(1)),
         ends_at: Instant::now() + budget,
     };
     let (tx, response) = body::event_stream(64);
@@ -111,6 +119,9 @@ fn time_left(deadline_ms: u64, now: SystemTime) -> Duration {
     deadline.duration_since(now).unwrap_or_default()
 }
 
+/// The value the client last received per tracked value.
+type Shown = HashMap<BalanceKey, U256>;
+
 enum RunEnd {
     ClientGone,
     Storage(StorageError),
@@ -127,29 +138,59 @@ async fn send(tx: &Sender<String>, text: String) -> Result<(), RunEnd> {
 }
 
 impl Stream {
+    /// Sends `all_balances` and returns the feed position it stands at. The position is read
+    /// before the snapshot, so a change landing between the two is sent again as an update
+    /// rather than lost.
+    async fn snapshot(
+        &self,
+        tx: &Sender<String>,
+        shown: &mut Shown,
+    ) -> Result<FeedPosition, RunEnd> {
+        let position = self
+            .table
+            .latest_feed_position(self.chain_id, &self.owner)
+            .await?;
+        let items = self.table.balances(self.chain_id, &self.owner).await?;
+        let snapshot = AllBalances::from_items(&items);
+        send(
+            tx,
+            SseEvent::AllBalances {
+                position: position.clone(),
+                snapshot,
+            }
+            .encode(),
+        )
+        .await?;
+        shown.clear();
+        shown.extend(items.iter().filter_map(|i| Some((i.key, i.read.value()?))));
+        Ok(position)
+    }
+
     async fn run(self, tx: &Sender<String>) -> Result<(), RunEnd> {
         send(tx, retry_hint(self.retry.as_millis() as u64)).await?;
-        let mut position = match &self.resume_from {
-            Some(p) => p.clone(),
+        let mut shown = Shown::new();
+        let resumable = match &self.resume_from {
+            None => None,
+            // The start position means the feed was empty at the snapshot: entries since then
+            // may have expired unseen, so only a fresh snapshot is safe.
+            Some(p) if *p == FeedPosition::start() => None,
+            Some(p) => self
+                .table
+                .feed_position_is_live(self.chain_id, &self.owner, p, unix_now())
+                .await?
+                .then(|| p.clone()),
+        };
+        let mut position = match resumable {
+            Some(p) => p,
             None => {
-                // The position is read before the snapshot, so a change landing between the two
-                // is sent again as an update rather than lost.
-                let position = self
-                    .table
-                    .latest_feed_position(self.chain_id, &self.owner)
-                    .await?;
-                let items = self.table.balances(self.chain_id, &self.owner).await?;
-                let snapshot = AllBalances::from_items(&items);
-                send(
-                    tx,
-                    SseEvent::AllBalances {
-                        position: position.clone(),
-                        snapshot,
-                    }
-                    .encode(),
-                )
-                .await?;
-                position
+                if self.resume_from.is_some() {
+                    let event = SseEvent::Resync(StreamError {
+                        code: "position_expired".into(),
+                        message: "Last-Event-ID is no longer in the change feed; a fresh all_balances follows".into(),
+                    });
+                    send(tx, event.encode()).await?;
+                }
+                self.snapshot(tx, &mut shown).await?
             }
         };
         let mut feed = interval(self.feed_interval);
@@ -157,7 +198,7 @@ impl Stream {
         let mut ping = interval(self.ping_interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         ping.reset();
-        let mut keep_alive = interval(KEEP_ALIVE_EVERY);
+        let mut keep_alive = interval(self.keep_alive);
         keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let end = sleep_until(self.ends_at);
         tokio::pin!(end);
@@ -171,6 +212,12 @@ impl Stream {
                         let full_page = entries.len() == FEED_PAGE as usize;
                         for entry in entries {
                             position = entry.position.clone();
+                            // Entries the fanout appended after the snapshot was read, for
+                            // values the snapshot already showed, would tell the client nothing.
+                            if shown.get(&entry.key) == Some(&entry.value) {
+                                continue;
+                            }
+                            shown.insert(entry.key, entry.value);
                             send(tx, SseEvent::Update(entry).encode()).await?;
                         }
                         if !full_page { break; }
@@ -178,8 +225,9 @@ impl Stream {
                 }
                 _ = ping.tick() => send(tx, SseEvent::Ping { time: unix_now() }.encode()).await?,
                 _ = keep_alive.tick() => {
-                    let expires_at = unix_now() + self.session_ttl.as_secs();
-                    if !self.table.keep_session_alive(self.chain_id, &self.owner, expires_at).await? {
+                    let now = unix_now();
+                    let expires_at = now + self.session_ttl.as_secs();
+                    if !self.table.keep_session_alive(self.chain_id, &self.owner, now, expires_at).await? {
                         let event = SseEvent::Error(StreamError {
                             code: "session_expired".into(),
                             message: "the session has expired; create it again".into(),

@@ -16,11 +16,32 @@ sol! {
         function symbol() external view returns (string);
         function decimals() external view returns (uint8);
     }
+
+    #[sol(rpc)]
+    interface TestWETH {
+        function deposit() external payable;
+        function withdraw(uint256 wad) external;
+    }
+
+    #[sol(rpc)]
+    interface RevertingToken {
+        function poke(address to) external;
+    }
+
+    #[sol(rpc)]
+    interface RebasingToken {
+        function mint(address to, uint256 amount) external;
+        function rebase(uint256 newIndex) external;
+    }
 }
 
 /// Artifacts of the contracts, as written by the compile script.
 pub const MULTICALL3_ARTIFACT: &str = include_str!("../../contracts/build/Multicall3.json");
 pub const TEST_TOKEN_ARTIFACT: &str = include_str!("../../contracts/build/TestToken.json");
+pub const TEST_WETH_ARTIFACT: &str = include_str!("../../contracts/build/TestWETH.json");
+pub const REVERTING_TOKEN_ARTIFACT: &str =
+    include_str!("../../contracts/build/RevertingToken.json");
+pub const REBASING_TOKEN_ARTIFACT: &str = include_str!("../../contracts/build/RebasingToken.json");
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]

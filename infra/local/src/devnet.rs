@@ -13,7 +13,10 @@ use anyhow::{Context, bail};
 use rand::Rng;
 use tracing::info;
 
-use crate::contracts::{MULTICALL3_ARTIFACT, TEST_TOKEN_ARTIFACT, TestToken, artifact};
+use crate::contracts::{
+    MULTICALL3_ARTIFACT, REBASING_TOKEN_ARTIFACT, REVERTING_TOKEN_ARTIFACT, RebasingToken,
+    RevertingToken, TEST_TOKEN_ARTIFACT, TEST_WETH_ARTIFACT, TestToken, TestWETH, artifact,
+};
 
 /// anvil's second default account: the wallet `make dev` watches and the demo page prefills.
 pub const DEMO_WALLET: Address = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
@@ -57,6 +60,22 @@ impl Wallet {
         Ok(Self { address, provider })
     }
 
+    /// Deploys a contract from its artifact with ABI-encoded constructor arguments.
+    pub async fn deploy(
+        &self,
+        artifact_json: &str,
+        constructor_args: Vec<u8>,
+    ) -> anyhow::Result<Address> {
+        let mut code = artifact(artifact_json)?.bytecode.to_vec();
+        code.extend(constructor_args);
+        let receipt = self
+            .send(TransactionRequest::default().with_deploy_code(code))
+            .await?;
+        receipt
+            .contract_address
+            .context("deployment has no contract address")
+    }
+
     /// Deploys a [`TestToken`] and returns its address.
     pub async fn deploy_token(
         &self,
@@ -64,18 +83,70 @@ impl Wallet {
         symbol: &str,
         decimals: u8,
     ) -> anyhow::Result<Address> {
-        let mut code = artifact(TEST_TOKEN_ARTIFACT)?.bytecode.to_vec();
-        code.extend(alloy::sol_types::SolValue::abi_encode_params(&(
-            name.to_string(),
-            symbol.to_string(),
-            // uint8 is ABI-encoded as a full word.
-            U256::from(decimals),
-        )));
-        let tx = TransactionRequest::default().with_deploy_code(code);
-        let receipt = self.send(tx).await?;
-        receipt
-            .contract_address
-            .context("deployment has no contract address")
+        // uint8 is ABI-encoded as a full word.
+        let args = (name.to_string(), symbol.to_string(), U256::from(decimals));
+        self.deploy(
+            TEST_TOKEN_ARTIFACT,
+            alloy::sol_types::SolValue::abi_encode_params(&args),
+        )
+        .await
+    }
+
+    pub async fn deploy_weth(&self) -> anyhow::Result<Address> {
+        self.deploy(TEST_WETH_ARTIFACT, vec![]).await
+    }
+
+    pub async fn deploy_reverting_token(&self) -> anyhow::Result<Address> {
+        self.deploy(REVERTING_TOKEN_ARTIFACT, vec![]).await
+    }
+
+    pub async fn deploy_rebasing_token(&self) -> anyhow::Result<Address> {
+        self.deploy(REBASING_TOKEN_ARTIFACT, vec![]).await
+    }
+
+    pub async fn wrap(&self, weth: Address, amount: U256) -> anyhow::Result<TransactionReceipt> {
+        let tx = TransactionRequest::default()
+            .with_to(weth)
+            .with_value(amount)
+            .with_input(TestWETH::depositCall {}.abi_encode());
+        self.send(tx).await
+    }
+
+    pub async fn unwrap(&self, weth: Address, wad: U256) -> anyhow::Result<TransactionReceipt> {
+        self.call(weth, TestWETH::withdrawCall { wad }.abi_encode())
+            .await
+    }
+
+    /// Emits a Transfer from the reverting token to `to`.
+    pub async fn poke(&self, token: Address, to: Address) -> anyhow::Result<TransactionReceipt> {
+        self.call(token, RevertingToken::pokeCall { to }.abi_encode())
+            .await
+    }
+
+    pub async fn mint_rebasing(
+        &self,
+        token: Address,
+        to: Address,
+        amount: U256,
+    ) -> anyhow::Result<TransactionReceipt> {
+        self.call(token, RebasingToken::mintCall { to, amount }.abi_encode())
+            .await
+    }
+
+    /// Changes every balance of the rebasing token without any event.
+    pub async fn rebase(
+        &self,
+        token: Address,
+        new_index: U256,
+    ) -> anyhow::Result<TransactionReceipt> {
+        self.call(
+            token,
+            RebasingToken::rebaseCall {
+                newIndex: new_index,
+            }
+            .abi_encode(),
+        )
+        .await
     }
 
     pub async fn mint(

@@ -56,6 +56,8 @@ pub struct LocalStack {
     /// Base URL of the api function's function URL: `…/lambda-url/api`.
     pub api_url: String,
     pub fanout_invoke_url: String,
+    /// The poller's `/health` and `/metrics` base URL.
+    pub poller_url: String,
     env: BTreeMap<String, String>,
     services: Mutex<BTreeMap<String, Service>>,
 }
@@ -109,10 +111,16 @@ impl LocalStack {
         if let Some(ws) = ws_url {
             env.insert(format!("WS_URL_{chain_id}"), ws);
         }
+        let poller_port = crate::process::free_port()?;
+        env.insert(
+            "POLLER_HTTP_ADDR".into(),
+            format!("127.0.0.1:{poller_port}"),
+        );
         env.extend(options.extra_env.iter().cloned());
         let stack = Self {
             api_url: format!("{lambda}/lambda-url/api"),
             fanout_invoke_url: format!("{lambda}/2015-03-31/functions/fanout/invocations"),
+            poller_url: format!("http://127.0.0.1:{poller_port}"),
             tools,
             options,
             chain_id,
@@ -231,7 +239,12 @@ impl LocalStack {
 
     async fn start_functions(&self) -> anyhow::Result<()> {
         let env_file = self.options.log_dir.join("functions.env");
-        let lines: String = self.env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        // Quoted: values such as RUST_LOG filters contain `,` and `=`.
+        let lines: String = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v:?}\n"))
+            .collect();
         std::fs::write(&env_file, lines)?;
         let mut watch = Command::new("cargo");
         watch

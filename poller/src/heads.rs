@@ -1,0 +1,90 @@
+//! New heads by WebSocket subscription: each header wakes the watcher at once. On any error the
+//! subscription is re-established with backoff; meanwhile the watcher polls over HTTP.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use alloy::providers::{Provider, ProviderBuilder, WsConnect};
+use futures::StreamExt;
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
+
+use crate::metrics::Metrics;
+
+/// Signals from the head subscription to the watcher.
+#[derive(Debug, Default)]
+pub struct HeadSignal {
+    pub new_head: Notify,
+    /// True while a subscription is live; the watcher polls slowly then, quickly otherwise.
+    pub subscribed: AtomicBool,
+}
+
+/// Keeps a `newHeads` subscription open until `stop` turns true.
+pub async fn follow_heads(
+    chain_id: u64,
+    ws_url: String,
+    signal: Arc<HeadSignal>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut failures = 0u32;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match subscribe(&ws_url).await {
+            Ok(provider_and_stream) => {
+                let (_provider, mut heads) = provider_and_stream;
+                failures = 0;
+                signal.subscribed.store(true, Ordering::SeqCst);
+                info!(chain = chain_id, "subscribed to new heads");
+                // Catch up on anything missed while disconnected.
+                signal.new_head.notify_one();
+                loop {
+                    tokio::select! {
+                        head = heads.next() => match head {
+                            Some(()) => signal.new_head.notify_one(),
+                            None => break,
+                        },
+                        _ = stop.changed() => {
+                            signal.subscribed.store(false, Ordering::SeqCst);
+                            return;
+                        }
+                    }
+                }
+                signal.subscribed.store(false, Ordering::SeqCst);
+                metrics.count_error(chain_id, "ws_disconnected");
+                warn!(chain = chain_id, "head subscription ended; reconnecting");
+            }
+            Err(error) => {
+                signal.subscribed.store(false, Ordering::SeqCst);
+                metrics.count_error(chain_id, "ws_connect");
+                warn!(chain = chain_id, %error, "cannot subscribe to new heads; polling meanwhile");
+            }
+        }
+        failures += 1;
+        let pause = Duration::from_millis(500)
+            .saturating_mul(1 << failures.min(6))
+            .min(Duration::from_secs(30));
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+type HeadStream = futures::stream::BoxStream<'static, ()>;
+
+async fn subscribe(ws_url: &str) -> Result<(alloy::providers::DynProvider, HeadStream), String> {
+    let provider = ProviderBuilder::new()
+        .connect_ws(WsConnect::new(ws_url))
+        .await
+        .map_err(|e| e.to_string())?
+        .erased();
+    let subscription = provider
+        .subscribe_blocks()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((provider, subscription.into_stream().map(|_| ()).boxed()))
+}

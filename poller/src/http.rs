@@ -1,0 +1,105 @@
+//! The container's small HTTP port: `/health` (every chain made progress recently) for the
+//! load balancer or ECS health check, `/metrics` for Prometheus.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::metrics::{Metrics, unix_now};
+
+/// Serves until `stop` turns true.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    stale_after: Duration,
+    chains: Vec<u64>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    info!(%addr, "health and metrics listening");
+    loop {
+        let (socket, _) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            _ = stop.changed() => return Ok(()),
+        };
+        let metrics = metrics.clone();
+        let chains = chains.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                let response = answer(req.uri().path(), &metrics, stale_after, &chains);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            if let Err(error) = http1::Builder::new()
+                .serve_connection(TokioIo::new(socket), service)
+                .await
+            {
+                warn!(%error, "metrics connection failed");
+            }
+        });
+    }
+}
+
+fn answer(
+    path: &str,
+    metrics: &Metrics,
+    stale_after: Duration,
+    chains: &[u64],
+) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match path {
+        "/metrics" => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            metrics.render(),
+        ),
+        "/health" => {
+            let now = unix_now();
+            let states = metrics.chains();
+            let report: Vec<String> = chains
+                .iter()
+                .map(|chain| {
+                    let state = states.get(chain).copied().unwrap_or_default();
+                    let fresh = now.saturating_sub(state.last_progress) <= stale_after.as_secs();
+                    format!(
+                        "{{\"chain\":{chain},\"ok\":{fresh},\"processedBlock\":{},\"headBlock\":{}}}",
+                        state.processed, state.head
+                    )
+                })
+                .collect();
+            let healthy = report.iter().all(|r| r.contains("\"ok\":true"));
+            let status = if healthy {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (
+                status,
+                "application/json",
+                format!("{{\"ok\":{healthy},\"chains\":[{}]}}", report.join(",")),
+            )
+        }
+        _ => (
+            StatusCode::NOT_FOUND,
+            "application/json",
+            "{\"code\":\"not_found\",\"message\":\"no such route\"}".into(),
+        ),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
+}
