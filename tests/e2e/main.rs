@@ -1,5 +1,6 @@
 //! End-to-end tests on the real local stack, compiled into one binary so they share it.
 
 mod bad_input;
+mod poller;
 mod skeleton;
 mod sse;

@@ -66,6 +66,8 @@ impl Environment {
                 ("HEAD_POLL_INTERVAL_MS".into(), "100".into()),
                 ("SSE_FEED_INTERVAL_MS".into(), "100".into()),
                 ("SSE_PING_SECS".into(), "2".into()),
+                // A short sweep so the rebasing-token test sees a silent change quickly.
+                ("SNAPSHOT_INTERVAL".into(), "6".into()),
                 (
                     "RUST_LOG".into(),
                     "info,poller=debug,local_stack=debug,fanout=debug".into(),
@@ -88,6 +90,17 @@ impl Environment {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.stack.api_url)
+    }
+
+    /// Mines an empty block (the sweep and native balances advance with blocks).
+    pub async fn mine(&self) -> anyhow::Result<()> {
+        use alloy::providers::Provider;
+        let provider =
+            alloy::providers::ProviderBuilder::new().connect_http(self.stack.rpc_url.parse()?);
+        provider
+            .raw_request::<_, Value>("anvil_mine".into(), (1u64,))
+            .await?;
+        Ok(())
     }
 
     pub fn chain_id(&self) -> u64 {
