@@ -1,7 +1,9 @@
 //! New heads by WebSocket subscription: each header wakes the watcher at once. On any error the
 //! subscription is re-established with backoff; meanwhile the watcher polls over HTTP.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use alloy::primitives::B256;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -12,12 +14,35 @@ use tracing::{info, warn};
 
 use crate::metrics::Metrics;
 
+/// A block's identity as the watcher needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub number: u64,
+    pub hash: B256,
+    pub parent_hash: B256,
+}
+
 /// Signals from the head subscription to the watcher.
 #[derive(Debug, Default)]
 pub struct HeadSignal {
     pub new_head: Notify,
     /// True while a subscription is live; the watcher polls slowly then, quickly otherwise.
     pub subscribed: AtomicBool,
+    /// The newest header the subscription delivered: the watcher needs no request for it.
+    latest: Mutex<Option<Head>>,
+}
+
+impl HeadSignal {
+    pub fn latest(&self) -> Option<Head> {
+        self.latest.lock().ok().and_then(|l| *l)
+    }
+
+    fn announce(&self, head: Head) {
+        if let Ok(mut latest) = self.latest.lock() {
+            *latest = Some(head);
+        }
+        self.new_head.notify_one();
+    }
 }
 
 /// Keeps a `newHeads` subscription open until `stop` turns true.
@@ -39,12 +64,15 @@ pub async fn follow_heads(
                 failures = 0;
                 signal.subscribed.store(true, Ordering::SeqCst);
                 info!(chain = chain_id, "subscribed to new heads");
-                // Catch up on anything missed while disconnected.
+                // Catch up on anything missed while disconnected (the watcher polls once).
+                if let Ok(mut latest) = signal.latest.lock() {
+                    *latest = None;
+                }
                 signal.new_head.notify_one();
                 loop {
                     tokio::select! {
                         head = heads.next() => match head {
-                            Some(()) => signal.new_head.notify_one(),
+                            Some(head) => signal.announce(head),
                             None => break,
                         },
                         _ = stop.changed() => {
@@ -74,7 +102,7 @@ pub async fn follow_heads(
     }
 }
 
-type HeadStream = futures::stream::BoxStream<'static, ()>;
+type HeadStream = futures::stream::BoxStream<'static, Head>;
 
 async fn subscribe(ws_url: &str) -> Result<(alloy::providers::DynProvider, HeadStream), String> {
     let provider = ProviderBuilder::new()
@@ -86,5 +114,10 @@ async fn subscribe(ws_url: &str) -> Result<(alloy::providers::DynProvider, HeadS
         .subscribe_blocks()
         .await
         .map_err(|e| e.to_string())?;
-    Ok((provider, subscription.into_stream().map(|_| ()).boxed()))
+    let heads = subscription.into_stream().map(|h| Head {
+        number: h.number,
+        hash: h.hash,
+        parent_hash: h.parent_hash,
+    });
+    Ok((provider, heads.boxed()))
 }

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::error::PollerError;
-use crate::heads::HeadSignal;
+use crate::heads::{Head, HeadSignal};
 use crate::metrics::Metrics;
 
 /// Most owners in one `eth_getLogs` topic filter; more are split over several requests.
@@ -37,12 +37,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Safety-net polling period while a head subscription is live.
 const SUBSCRIBED_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
-/// A block's identity as the watcher needs it.
-#[derive(Debug, Clone, Copy)]
-struct Head {
-    number: u64,
-    hash: B256,
-    parent_hash: B256,
+/// What a step achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// No new block.
+    Idle,
+    /// Processed up to the head.
+    CaughtUp,
+    /// Processed a range; more blocks are waiting.
+    Behind,
 }
 
 pub struct ChainWatcher {
@@ -55,6 +58,8 @@ pub struct ChainWatcher {
     max_block_range: u64,
     sweep: Sweep,
     last_sweep: Instant,
+    /// Last time the head was asked for over HTTP.
+    last_poll: Instant,
     /// Every watched value in a fixed order, rebuilt when the watchlist changes.
     all_values: Vec<(Address, BalanceKey)>,
     watchlist: Watchlist,
@@ -82,6 +87,7 @@ impl ChainWatcher {
             max_block_range: settings.max_block_range,
             sweep: Sweep::new(settings.snapshot_interval),
             last_sweep: Instant::now(),
+            last_poll: Instant::now(),
             all_values: vec![],
             watchlist: Watchlist::new(),
             known: HashMap::new(),
@@ -110,11 +116,13 @@ impl ChainWatcher {
         loop {
             let outcome = self.step(&mut cursor).await;
             let pause = match outcome {
-                Ok(true) => {
+                Ok(Step::Behind) => {
                     failures = 0;
                     Duration::ZERO
                 }
-                Ok(false) => {
+                // Caught up: the next head is announced (or polled for); asking again now
+                // would only cost a request per block.
+                Ok(Step::Idle | Step::CaughtUp) => {
                     failures = 0;
                     // With a live subscription a new head wakes us; polling is only a safety net.
                     if self.heads.subscribed.load(Ordering::SeqCst) {
@@ -156,18 +164,35 @@ impl ChainWatcher {
         Ok(cursor)
     }
 
-    /// Processes the next range of blocks. Returns whether the cursor moved.
-    async fn step(&mut self, cursor: &mut ChainCursor) -> Result<bool, PollerError> {
-        let head = self.head(BlockNumberOrTag::Latest).await?;
-        if head.number < cursor.block || (head.number == cursor.block && head.hash == cursor.hash) {
+    /// Processes the next range of blocks.
+    async fn step(&mut self, cursor: &mut ChainCursor) -> Result<Step, PollerError> {
+        // With a live subscription the newest header is already here: no request for it.
+        // Otherwise (no WebSocket, reconnecting, or the periodic safety check) ask for it.
+        let announced = self
+            .heads
+            .latest()
+            .filter(|h| cursor.hash_at(h.number) != Some(h.hash));
+        let head = match announced {
+            Some(head) if self.heads.subscribed.load(Ordering::SeqCst) => head,
+            _ if self.heads.subscribed.load(Ordering::SeqCst) && !self.poll_due() => {
+                return Ok(Step::Idle);
+            }
+            _ => {
+                self.last_poll = Instant::now();
+                self.head(BlockNumberOrTag::Latest).await?
+            }
+        };
+        // A head at or below the cursor is news only if its hash differs from the one we
+        // processed at that height: the chain was replaced by another, maybe shorter, one.
+        let replaced = cursor.hash_at(head.number).is_some_and(|h| h != head.hash);
+        if head.number <= cursor.block && !replaced {
             self.metrics
                 .set_chain(self.chain_id, cursor.block, head.number);
-            return Ok(false);
+            return Ok(Step::Idle);
         }
         let mut plan = self.refresh_watchlist().await?;
-        if head.number == cursor.block {
-            // Same height, other hash: the tip was replaced.
-            return self.rewind(cursor, head).await.map(|_| true);
+        if head.number <= cursor.block {
+            return self.rewind(cursor, head).await.map(|_| Step::CaughtUp);
         }
         let from = cursor.block + 1;
         let to = head.number.min(cursor.block + self.max_block_range);
@@ -177,7 +202,7 @@ impl ChainWatcher {
             self.head(from.into()).await?
         };
         if first.parent_hash != cursor.hash {
-            return self.rewind(cursor, head).await.map(|_| true);
+            return self.rewind(cursor, head).await.map(|_| Step::CaughtUp);
         }
         let last = if to == head.number {
             head
@@ -210,7 +235,16 @@ impl ChainWatcher {
             written,
             "processed"
         );
-        Ok(true)
+        Ok(if to == head.number {
+            Step::CaughtUp
+        } else {
+            Step::Behind
+        })
+    }
+
+    /// Whether the safety-net HTTP head check is due while subscribed.
+    fn poll_due(&self) -> bool {
+        self.last_poll.elapsed() >= SUBSCRIBED_POLL_INTERVAL
     }
 
     /// Reloads live sessions; returns a plan reading every value that is newly watched.

@@ -103,6 +103,63 @@ impl Environment {
         Ok(())
     }
 
+    /// The poller's RPC requests so far, by method (from its `/metrics`).
+    pub async fn poller_rpc_requests(
+        &self,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.stack.poller_url))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let mut counts = std::collections::BTreeMap::new();
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("poller_rpc_requests_total{"))
+        {
+            let method = line
+                .split("method=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .context("method")?;
+            let value = line.rsplit(' ').next().context("value")?.parse()?;
+            counts.insert(method.to_string(), value);
+        }
+        Ok(counts)
+    }
+
+    /// Waits until the poller has processed `block`.
+    pub async fn poller_reached(&self, block: u64) -> anyhow::Result<()> {
+        let url = format!("{}/health", self.stack.poller_url);
+        local_stack::stack::wait_for("poller to process the block", DEADLINE, || async {
+            let health: Value = self.http.get(&url).send().await?.json().await?;
+            let processed = health["chains"][0]["processedBlock"].as_u64().unwrap_or(0);
+            anyhow::ensure!(processed >= block, "at {processed}, waiting for {block}");
+            Ok(())
+        })
+        .await
+    }
+
+    /// A JSON-RPC call to the devnet.
+    pub async fn rpc(&self, method: &str, params: Value) -> anyhow::Result<Value> {
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let reply: Value = self
+            .http
+            .post(&self.stack.rpc_url)
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if let Some(error) = reply.get("error") {
+            bail!("{method}: {error}");
+        }
+        Ok(reply["result"].clone())
+    }
+
     pub fn chain_id(&self) -> u64 {
         self.stack.chain_id
     }
@@ -297,6 +354,16 @@ impl SseClient {
                 return Ok(event);
             }
         }
+    }
+
+    /// [`Self::follow_balance`] with owned arguments, for joining many clients at once.
+    pub async fn follow_balance_owned(
+        &mut self,
+        token: String,
+        from: String,
+        to: String,
+    ) -> anyhow::Result<usize> {
+        self.follow_balance(&token, &from, &to).await
     }
 
     /// Follows `balance_update`s of `token` from `from` until `to`, checking that each one

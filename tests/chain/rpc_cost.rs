@@ -1,0 +1,94 @@
+//! The poller's RPC requests per block do not grow with the number of clients.
+
+use std::collections::BTreeMap;
+
+use alloy::primitives::{Address, U256};
+use e2e::{Environment, SseClient, fresh_owner};
+use live_balances::address::lower;
+
+const OWNERS: usize = 10;
+const BLOCKS: u64 = 8;
+
+/// Makes `BLOCKS` blocks, each with one transfer to a watched owner, waits until the poller
+/// processed each, and returns the poller's RPC requests over them, by method.
+async fn requests_over_blocks(
+    env: &Environment,
+    actor: &local_stack::devnet::Wallet,
+    token: Address,
+    owners: &[Address],
+) -> anyhow::Result<BTreeMap<String, u64>> {
+    let before = env.poller_rpc_requests().await?;
+    for i in 0..BLOCKS {
+        let receipt = actor
+            .transfer(token, owners[i as usize % owners.len()], U256::from(1))
+            .await?;
+        env.poller_reached(receipt.block_number.unwrap_or_default())
+            .await?;
+    }
+    let after = env.poller_rpc_requests().await?;
+    Ok(after
+        .iter()
+        .map(|(m, n)| (m.clone(), n - before.get(m).copied().unwrap_or(0)))
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rpc_requests_per_block_are_the_same_for_1_and_100_clients() -> anyhow::Result<()> {
+    let _exclusive = crate::EXCLUSIVE.lock().await;
+    let env = Environment::get();
+    let (actor, token) = env.actor_with_token(1_000_000_000).await?;
+    let owners: Vec<Address> = (0..OWNERS).map(|_| fresh_owner()).collect();
+    let body = format!(r#"{{"customTokens":["{}"]}}"#, lower(&token));
+    for owner in &owners {
+        let (status, reply) = env
+            .post_session(&env.chain_id().to_string(), &lower(owner), &body)
+            .await?;
+        anyhow::ensure!(status == 200, "{reply}");
+    }
+    let mut one = SseClient::connect(env, &lower(&owners[0]), None).await?;
+    one.wait_for("all_balances", |e| e.event == "all_balances")
+        .await?;
+    // Let the poller settle on the new sessions before measuring.
+    let settle = actor.transfer(token, owners[0], U256::from(1)).await?;
+    env.poller_reached(settle.block_number.unwrap_or_default())
+        .await?;
+    let with_one = requests_over_blocks(env, &actor, token, &owners).await?;
+
+    // 99 more clients of the same wallets: each registers its session (as every browser tab
+    // does), and as many streams are opened as the local function concurrency allows.
+    for i in 0..99 {
+        let owner = owners[i % OWNERS];
+        let (status, reply) = env
+            .post_session(&env.chain_id().to_string(), &lower(&owner), &body)
+            .await?;
+        anyhow::ensure!(status == 200, "{reply}");
+    }
+    let mut streams = vec![];
+    for owner in owners.iter().cycle().take(15) {
+        let mut sse = SseClient::connect(env, &lower(owner), None).await?;
+        sse.wait_for("all_balances", |e| e.event == "all_balances")
+            .await?;
+        streams.push(sse);
+    }
+    let with_hundred = requests_over_blocks(env, &actor, token, &owners).await?;
+
+    eprintln!(
+        "poller RPC requests over {BLOCKS} blocks: 1 client {with_one:?}, 100 clients {with_hundred:?}"
+    );
+    for method in ["eth_getLogs", "eth_call"] {
+        assert_eq!(
+            with_one.get(method),
+            with_hundred.get(method),
+            "{method} must not depend on clients"
+        );
+    }
+    for counts in [&with_one, &with_hundred] {
+        let total: u64 = counts.values().sum();
+        assert!(
+            total <= 4 * BLOCKS + 1,
+            "at most 4 requests per block (+1 safety poll): {counts:?}"
+        );
+    }
+    drop(streams);
+    Ok(())
+}
