@@ -15,8 +15,29 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
+/// `poller healthcheck`: the container's health check (the runtime image has no curl).
+/// Exits 0 when the running poller's `/health` answers 200.
+fn healthcheck(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()));
+    let mut stream = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(3))?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    stream.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    let status_line = reply.lines().next().unwrap_or_default();
+    if status_line.split(' ').nth(1) != Some("200") {
+        bail!("unhealthy: {status_line}");
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        let settings = Settings::from_env()?;
+        return healthcheck(settings.poller_http_addr);
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
         tracing_subscriber::fmt()

@@ -34,6 +34,8 @@ const OWNERS_PER_FILTER: usize = 1000;
 /// How many table writes run at once.
 const WRITE_CONCURRENCY: usize = 16;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest a cursor goes unwritten while the chain is quiet.
+const HEARTBEAT: Duration = Duration::from_secs(30);
 /// Safety-net polling period while a head subscription is live.
 const SUBSCRIBED_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -60,6 +62,7 @@ pub struct ChainWatcher {
     last_sweep: Instant,
     /// Last time the head was asked for over HTTP.
     last_poll: Instant,
+    last_progress_log: Instant,
     /// Every watched value in a fixed order, rebuilt when the watchlist changes.
     all_values: Vec<(Address, BalanceKey)>,
     watchlist: Watchlist,
@@ -88,6 +91,7 @@ impl ChainWatcher {
             sweep: Sweep::new(settings.snapshot_interval),
             last_sweep: Instant::now(),
             last_poll: Instant::now(),
+            last_progress_log: Instant::now() - HEARTBEAT,
             all_values: vec![],
             watchlist: Watchlist::new(),
             known: HashMap::new(),
@@ -124,6 +128,14 @@ impl ChainWatcher {
                 // would only cost a request per block.
                 Ok(Step::Idle | Step::CaughtUp) => {
                     failures = 0;
+                    // A quiet chain still gets a heartbeat, so health checks can tell a
+                    // stalled poller from an idle chain.
+                    if unix_now().saturating_sub(cursor.updated_at) >= HEARTBEAT.as_secs() {
+                        cursor.updated_at = unix_now();
+                        if let Err(error) = self.table.put_cursor(&cursor).await {
+                            warn!(chain = self.chain_id, %error, "heartbeat not stored");
+                        }
+                    }
                     // With a live subscription a new head wakes us; polling is only a safety net.
                     if self.heads.subscribed.load(Ordering::SeqCst) {
                         self.head_poll_interval.max(SUBSCRIBED_POLL_INTERVAL)
@@ -226,6 +238,17 @@ impl ChainWatcher {
         *cursor = cursor.advanced(to, last.hash, unix_now());
         self.table.put_cursor(cursor).await?;
         self.metrics.set_chain(self.chain_id, to, head.number);
+        if self.last_progress_log.elapsed() >= HEARTBEAT {
+            self.last_progress_log = Instant::now();
+            // One line per 30 s: the deployed lag alarm reads `blocks_behind` from it.
+            info!(
+                chain = self.chain_id,
+                block = to,
+                head = head.number,
+                blocks_behind = head.number - to,
+                "progress"
+            );
+        }
         debug!(
             chain = self.chain_id,
             from,

@@ -112,3 +112,22 @@ async fn reconnect_with_last_event_id_replays_what_was_missed() -> anyhow::Resul
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_reports_the_table_and_a_fresh_poller_heartbeat() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let url = env.url("/health");
+    let health = local_stack::stack::wait_for("healthy", e2e::DEADLINE, || async {
+        let (status, body) = env.json_request(|| env.http.get(&url)).await?;
+        anyhow::ensure!(status == 200, "{status}: {body}");
+        Ok(body)
+    })
+    .await?;
+    assert_eq!(health["table"], true);
+    assert_eq!(health["chains"][0]["chainId"], env.chain_id());
+    assert!(
+        health["chains"][0]["processedBlock"].as_u64().is_some(),
+        "{health}"
+    );
+    Ok(())
+}

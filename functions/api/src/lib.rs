@@ -2,6 +2,7 @@
 
 mod body;
 mod error;
+mod health;
 mod request;
 mod sessions;
 mod sse;
@@ -35,10 +36,7 @@ async fn route(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
-        (&Method::GET, ["health"]) => Ok(body::json(
-            http::StatusCode::OK,
-            &serde_json::json!({"status": "ok"}),
-        )),
+        (&Method::GET, ["health"]) => health::report(state).await,
         (&Method::POST, [chain, "sessions", owner]) => {
             sessions::create(state, &req, chain, owner).await
         }

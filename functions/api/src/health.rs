@@ -1,0 +1,60 @@
+//! `GET /health`: the table answers, and per configured chain the poller's heartbeat (its
+//! cursor, written at least every 30 s) is fresh.
+
+use http::StatusCode;
+use lambda_http::Response;
+use serde::Serialize;
+
+use crate::body::{self, ResponseBody};
+use crate::error::ApiError;
+use crate::sessions::unix_now;
+use crate::state::State;
+
+/// A heartbeat older than this means the poller of that chain is not running.
+const STALE_AFTER_SECS: u64 = 120;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChainHealth {
+    chain_id: u64,
+    ok: bool,
+    processed_block: Option<u64>,
+    heartbeat_age_secs: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Health {
+    ok: bool,
+    table: bool,
+    chains: Vec<ChainHealth>,
+}
+
+pub async fn report(state: &State) -> Result<Response<ResponseBody>, ApiError> {
+    let now = unix_now();
+    let mut chains = vec![];
+    let mut table = true;
+    for &chain_id in state.readers.keys() {
+        let cursor = match state.table.cursor(chain_id).await {
+            Ok(c) => c,
+            Err(error) => {
+                lambda_http::tracing::error!(%error, "health: table unreachable");
+                table = false;
+                None
+            }
+        };
+        let age = cursor.as_ref().map(|c| now.saturating_sub(c.updated_at));
+        chains.push(ChainHealth {
+            chain_id,
+            ok: age.is_some_and(|a| a <= STALE_AFTER_SECS),
+            processed_block: cursor.map(|c| c.block),
+            heartbeat_age_secs: age,
+        });
+    }
+    let ok = table && chains.iter().all(|c| c.ok);
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok(body::json(status, &Health { ok, table, chains }))
+}
