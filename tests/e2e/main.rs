@@ -2,5 +2,6 @@
 
 mod bad_input;
 mod poller;
+mod rest;
 mod skeleton;
 mod sse;

@@ -254,6 +254,28 @@ impl Table {
         }
     }
 
+    /// One tracked value of a wallet, if it is tracked.
+    pub async fn balance(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+        key: &crate::model::BalanceKey,
+    ) -> Result<Option<BalanceItem>, StorageError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(keys::balance_pk(chain_id, owner)))
+            .key("sk", s(keys::balance_sk(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StorageError::unavailable)?;
+        out.item
+            .map(|i| BalanceItem::try_from(from_item::<BalanceRecord>(i)?))
+            .transpose()
+    }
+
     /// Every tracked value of a wallet (one consistent query).
     pub async fn balances(
         &self,

@@ -1,5 +1,6 @@
 //! The api function: routing, validation and the mapping of every error to an HTTP answer.
 
+mod balance;
 mod body;
 mod error;
 mod health;
@@ -16,6 +17,8 @@ use lambda_http::{Request, RequestExt, Response};
 pub use body::ResponseBody;
 pub use error::ApiError;
 pub use state::State;
+
+use sessions::Upsert;
 
 /// Routes one request. Never fails: every error becomes a JSON answer with a status.
 pub async fn handler(state: &State, req: Request) -> Result<Response<ResponseBody>, Infallible> {
@@ -38,12 +41,19 @@ async fn route(
     match (method, segments.as_slice()) {
         (&Method::GET, ["health"]) => health::report(state).await,
         (&Method::POST, [chain, "sessions", owner]) => {
-            sessions::create(state, &req, chain, owner).await
+            sessions::upsert(state, &req, chain, owner, Upsert::CreateOrAdd).await
+        }
+        (&Method::PUT, [chain, "sessions", owner]) => {
+            sessions::upsert(state, &req, chain, owner, Upsert::AddOnly).await
+        }
+        (&Method::GET, [chain, "sessions", owner]) => sessions::get(state, chain, owner).await,
+        (&Method::GET, [chain, "balance", owner, token]) => {
+            balance::get(state, chain, owner, token).await
         }
         (&Method::GET, ["sse", chain, "balances", owner]) => {
             sse::open(state, &req, chain, owner).await
         }
-        (_, ["health"] | [_, "sessions", _] | ["sse", _, "balances", _]) => {
+        (_, ["health"] | [_, "sessions", _] | ["sse", _, "balances", _] | [_, "balance", _, _]) => {
             Err(ApiError::MethodNotAllowed)
         }
         _ => Err(ApiError::NotFound),

@@ -63,11 +63,20 @@ impl SessionView {
 /// How many table writes run at once for the initial values.
 const WRITE_CONCURRENCY: usize = 16;
 
-pub async fn create(
+/// Whether a write may create the session (POST) or only add to an existing one (PUT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    CreateOrAdd,
+    AddOnly,
+}
+
+/// `POST` and `PUT /{chain_id}/sessions/{owner}`.
+pub async fn upsert(
     state: &State,
     req: &Request,
     chain: &str,
     owner: &str,
+    mode: Upsert,
 ) -> Result<Response<ResponseBody>, ApiError> {
     // Validate everything before reading or writing anything.
     let chain_id = request::chain_id(chain)?;
@@ -94,6 +103,9 @@ pub async fn create(
         Some(list) => request::addresses("spenders", list)?.into_iter().collect(),
         None => [state.settings.default_spender].into(),
     };
+    if mode == Upsert::AddOnly && live_session(state, chain_id, &owner).await?.is_none() {
+        return Err(ApiError::SessionNotFound);
+    }
 
     // Read first: if the chain cannot be read, nothing is stored.
     let watch = Watch {
@@ -137,4 +149,44 @@ pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// The wallet's session if it exists and has not expired.
+pub async fn live_session(
+    state: &State,
+    chain_id: u64,
+    owner: &Address,
+) -> Result<Option<Session>, ApiError> {
+    let now = unix_now();
+    Ok(state
+        .table
+        .session(chain_id, owner)
+        .await?
+        .filter(|s| s.expires_at > now))
+}
+
+/// `GET /{chain_id}/sessions/{owner}`.
+pub async fn get(
+    state: &State,
+    chain: &str,
+    owner: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let chain_id = request::chain_id(chain)?;
+    let owner = request::owner(owner)?;
+    state.reader(chain_id)?;
+    let session = live_session(state, chain_id, &owner)
+        .await?
+        .ok_or(ApiError::SessionNotFound)?;
+    let block = state
+        .table
+        .balances(chain_id, &owner)
+        .await?
+        .iter()
+        .map(|i| i.block)
+        .max()
+        .unwrap_or(0);
+    Ok(body::json(
+        StatusCode::OK,
+        &SessionView::new(&session, block),
+    ))
 }
