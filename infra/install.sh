@@ -33,4 +33,9 @@ if [ "${SKIP_CHROMIUM:-0}" != 1 ] && { ! command -v chromium >/dev/null || ! com
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
+# The arm64 standard library, for `sam build` (cargo-lambda cross-compiles with zig).
+if ! rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$'; then
+  echo "install: rust target aarch64-unknown-linux-gnu"
+  rustup target add aarch64-unknown-linux-gnu
+fi
 echo "install: tools ready in $tools"

@@ -18,3 +18,17 @@ if "$bin/cfn-lint" "$broken" >/dev/null 2>&1; then
   exit 1
 fi
 echo "template-check: ok (and a broken reference is caught)"
+
+# `sam build` compiles both functions for arm64 with cargo-lambda and zig, as a deploy would.
+if [ "${SKIP_SAM_BUILD:-0}" != 1 ]; then
+  build_dir="$PWD/target/sam-build"
+  PATH="$bin:$PATH" "$bin/sam" build --region us-east-1 --build-dir "$build_dir" --cache-dir "$PWD/target/sam-cache" >/dev/null
+  for fn in ApiFunction FanoutFunction; do
+    artifact="$build_dir/$fn/bootstrap"
+    if ! od -An -tx1 -j18 -N2 "$artifact" 2>/dev/null | grep -q "b7 00"; then
+      echo "template-check: $artifact is missing or not an arm64 ELF" >&2
+      exit 1
+    fi
+  done
+  echo "template-check: sam build produced arm64 artifacts for ApiFunction and FanoutFunction"
+fi
