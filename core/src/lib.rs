@@ -7,6 +7,7 @@
 pub mod abi;
 pub mod address;
 pub mod chain;
+pub mod clock;
 pub mod config;
 pub mod diff;
 pub mod model;

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use live_balances::clock::unix_now;
 
 /// Reads one gauge off a chain's state.
 type Gauge = fn(&ChainState) -> u64;
@@ -105,12 +106,6 @@ impl Metrics {
         }
         out
     }
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use alloy::sol_types::SolEvent;
 use futures::{StreamExt, TryStreamExt, stream};
 use live_balances::abi::IERC20;
 use live_balances::chain::BalanceReader;
+use live_balances::clock::unix_now;
 use live_balances::config::Settings;
 use live_balances::model::{BalanceItem, BalanceKey, ChainCursor, TokenRead};
 use live_balances::plan::{ReadPlan, Watchlist, owner_in_topic1_signatures, touches, watchlist};
@@ -485,12 +486,6 @@ async fn wait_or_stop(
         _ = heads.new_head.notified() => *stop.borrow(),
         _ = stop.changed() => true,
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

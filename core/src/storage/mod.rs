@@ -63,6 +63,19 @@ where
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
 }
 
+/// A conditional write's outcome: a failed condition is an answer, not an error.
+fn written<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<Written, StorageError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(Written::Yes),
+        Err(e) if is_condition_failure(&e) => Ok(Written::Skipped),
+        Err(e) => Err(StorageError::unavailable(e)),
+    }
+}
+
 fn to_item<T: serde::Serialize>(record: T) -> Result<Item, StorageError> {
     serde_dynamo::to_item(record).map_err(|e| StorageError::corrupt("<new item>", e))
 }
@@ -247,11 +260,7 @@ impl Table {
             .expression_attribute_values(":rewound", n(rewound_above.unwrap_or(u64::MAX)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Written::Yes),
-            Err(e) if is_condition_failure(&e) => Ok(Written::Skipped),
-            Err(e) => Err(StorageError::unavailable(e)),
-        }
+        written(result)
     }
 
     /// One tracked value of a wallet, if it is tracked.
@@ -302,11 +311,7 @@ impl Table {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Written::Yes),
-            Err(e) if is_condition_failure(&e) => Ok(Written::Skipped),
-            Err(e) => Err(StorageError::unavailable(e)),
-        }
+        written(result)
     }
 
     /// Feed entries after `after`, oldest first, at most `limit` (a consistent read, so an

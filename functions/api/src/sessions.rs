@@ -2,7 +2,6 @@
 //! initial values so the first SSE snapshot is instant.
 
 use std::collections::BTreeSet;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::Address;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -10,6 +9,7 @@ use http::StatusCode;
 use lambda_http::{Request, Response, tracing};
 use live_balances::NATIVE_TOKEN;
 use live_balances::address::lower;
+pub use live_balances::clock::unix_now;
 use live_balances::model::{BalanceItem, Session};
 use live_balances::plan::Watch;
 use serde::{Deserialize, Serialize};
@@ -143,12 +143,6 @@ pub async fn upsert(
         StatusCode::OK,
         &SessionView::new(&session, block),
     ))
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The wallet's session if it exists and has not expired.

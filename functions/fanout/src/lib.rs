@@ -5,11 +5,12 @@
 //! so Lambda retries from there (nothing after it is skipped, nothing before it repeated in
 //! the feed since appends are idempotent).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{Error, LambdaEvent, tracing};
+use live_balances::clock::unix_now;
 use live_balances::diff::feed_entry;
 use live_balances::model::{FeedEntry, FeedPosition};
 use live_balances::storage::{StorageError, Table, balance_item_from_image};
@@ -53,7 +54,7 @@ pub async fn handle(
     state: &State,
     event: LambdaEvent<Event>,
 ) -> Result<DynamoDbEventResponse, Error> {
-    let ttl = now().saturating_add(state.feed_ttl.as_secs());
+    let ttl = unix_now().saturating_add(state.feed_ttl.as_secs());
     let mut response = DynamoDbEventResponse::default();
     for record in &event.payload.records {
         let outcome = match entry_for(record) {
@@ -86,12 +87,6 @@ pub async fn handle(
         }
     }
     Ok(response)
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
