@@ -19,7 +19,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 use crate::body::{self, ResponseBody};
 use crate::error::ApiError;
 use crate::request;
-use crate::sessions::unix_now;
+use crate::sessions::{live_session, unix_now};
 use crate::state::State;
 
 /// Most feed entries read per query; a longer backlog is read in further pages at once.
@@ -59,9 +59,8 @@ pub async fn open(
                 .ok_or(ApiError::InvalidLastEventId)
         })
         .transpose()?;
-    match state.table.session(chain_id, &owner).await? {
-        Some(s) if s.expires_at > unix_now() => {}
-        _ => return Err(ApiError::SessionNotFound),
+    if live_session(state, chain_id, &owner).await?.is_none() {
+        return Err(ApiError::SessionNotFound);
     }
 
     let settings = &state.settings;

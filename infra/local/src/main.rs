@@ -21,12 +21,7 @@ fn port(name: &str, default: u16) -> anyhow::Result<u16> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    local_stack::init_tracing();
     // A real chain configured in the environment replaces the devnet.
     let settings = Settings::from_env()?;
     let chain = match settings.chains.values().next() {

@@ -89,9 +89,11 @@ impl LocalStack {
         let dynamodb_url = format!("http://127.0.0.1:{}", options.dynamodb_port);
         let lambda = format!("http://127.0.0.1:{}", options.lambda_port);
         let (chain_id, rpc_url, ws_url) = match &options.chain {
-            ChainSource::Anvil { port, .. } => {
-                (ANVIL_CHAIN_ID, format!("http://127.0.0.1:{port}"), None)
-            }
+            ChainSource::Anvil { port, .. } => (
+                ANVIL_CHAIN_ID,
+                format!("http://127.0.0.1:{port}"),
+                Some(format!("ws://127.0.0.1:{port}")),
+            ),
             ChainSource::External {
                 chain_id,
                 rpc_url,

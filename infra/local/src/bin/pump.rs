@@ -7,12 +7,7 @@ use local_stack::pump::{Pump, PumpConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    local_stack::init_tracing();
     let var = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set"));
     let endpoint = var("DYNAMODB_ENDPOINT")?;
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
