@@ -12,10 +12,7 @@ async fn reorg_deeper_than_one_block_leaves_the_canonical_values() -> anyhow::Re
     let (actor, token) = env.actor_with_token(1_000_000).await?;
     let owner = fresh_owner();
     let body = format!(r#"{{"customTokens":["{}"]}}"#, lower(&token));
-    let (status, reply) = env
-        .post_session(&env.chain_id().to_string(), &lower(&owner), &body)
-        .await?;
-    anyhow::ensure!(status == 200, "{reply}");
+    env.watch(&lower(&owner), &body).await?;
     let mut sse = SseClient::connect(env, &lower(&owner), None).await?;
     sse.wait_for("all_balances", |e| e.event == "all_balances")
         .await?;

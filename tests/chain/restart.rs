@@ -19,10 +19,7 @@ async fn poller_killed_mid_burst_restarts_and_nothing_is_missing() -> anyhow::Re
     let mut clients = vec![];
     for owner in &owners {
         let body = format!(r#"{{"customTokens":["{}"]}}"#, lower(&token));
-        let (status, reply) = env
-            .post_session(&env.chain_id().to_string(), &lower(owner), &body)
-            .await?;
-        anyhow::ensure!(status == 200, "{reply}");
+        env.watch(&lower(owner), &body).await?;
         let mut sse = SseClient::connect(env, &lower(owner), None).await?;
         sse.wait_for("all_balances", |e| e.event == "all_balances")
             .await?;

@@ -40,10 +40,7 @@ async fn rpc_requests_per_block_are_the_same_for_1_and_100_clients() -> anyhow::
     let owners: Vec<Address> = (0..OWNERS).map(|_| fresh_owner()).collect();
     let body = format!(r#"{{"customTokens":["{}"]}}"#, lower(&token));
     for owner in &owners {
-        let (status, reply) = env
-            .post_session(&env.chain_id().to_string(), &lower(owner), &body)
-            .await?;
-        anyhow::ensure!(status == 200, "{reply}");
+        env.watch(&lower(owner), &body).await?;
     }
     let mut one = SseClient::connect(env, &lower(&owners[0]), None).await?;
     one.wait_for("all_balances", |e| e.event == "all_balances")
@@ -58,10 +55,7 @@ async fn rpc_requests_per_block_are_the_same_for_1_and_100_clients() -> anyhow::
     // does), and as many streams are opened as the local function concurrency allows.
     for i in 0..99 {
         let owner = owners[i % OWNERS];
-        let (status, reply) = env
-            .post_session(&env.chain_id().to_string(), &lower(&owner), &body)
-            .await?;
-        anyhow::ensure!(status == 200, "{reply}");
+        env.watch(&lower(&owner), &body).await?;
     }
     let mut streams = vec![];
     for owner in owners.iter().cycle().take(15) {

@@ -3,7 +3,7 @@
 //! wrap and unwrap, a silent (rebasing) change caught by the sweep, and a reverting token that
 //! disturbs nothing else.
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::U256;
 use e2e::{Environment, SseClient, fresh_owner};
 use live_balances::NATIVE_TOKEN;
 use live_balances::address::lower;
@@ -12,14 +12,6 @@ use local_stack::devnet::Wallet;
 
 const ETH: u64 = 1_000_000_000_000_000_000;
 
-async fn session(env: &Environment, owner: Address, body: String) -> anyhow::Result<()> {
-    let (status, reply) = env
-        .post_session(&env.chain_id().to_string(), &lower(&owner), &body)
-        .await?;
-    anyhow::ensure!(status == 200, "session: {reply}");
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn transfers_in_and_out_and_approvals_to_default_and_custom_spenders() -> anyhow::Result<()> {
     let env = Environment::get();
@@ -27,17 +19,15 @@ async fn transfers_in_and_out_and_approvals_to_default_and_custom_spenders() -> 
     let owner = Wallet::fresh(&env.stack.rpc_url).await?;
     let custom = fresh_owner();
     // No spenders: the default spender is watched.
-    session(
-        env,
-        owner.address,
-        format!(r#"{{"customTokens":["{}"]}}"#, lower(&token)),
+    env.watch(
+        &lower(&owner.address),
+        &format!(r#"{{"customTokens":["{}"]}}"#, lower(&token)),
     )
     .await?;
     // A second client of the same wallet adds a custom spender; nothing is removed.
-    session(
-        env,
-        owner.address,
-        format!(
+    env.watch(
+        &lower(&owner.address),
+        &format!(
             r#"{{"customTokens":["{}"],"spenders":["{}"]}}"#,
             lower(&token),
             lower(&custom)
@@ -87,10 +77,9 @@ async fn eth_in_and_out_and_weth_wrap_and_unwrap() -> anyhow::Result<()> {
     let weth = actor.deploy_weth().await?;
     // An owner without a key cannot send; a fresh wallet can.
     let owner = Wallet::fresh(&env.stack.rpc_url).await?;
-    session(
-        env,
-        owner.address,
-        format!(r#"{{"customTokens":["{}"]}}"#, lower(&weth)),
+    env.watch(
+        &lower(&owner.address),
+        &format!(r#"{{"customTokens":["{}"]}}"#, lower(&weth)),
     )
     .await?;
     let mut sse = SseClient::connect(env, &lower(&owner.address), None).await?;
@@ -142,10 +131,9 @@ async fn reverting_token_is_marked_and_disturbs_nothing_else() -> anyhow::Result
     let (actor, token) = env.actor_with_token(1_000_000).await?;
     let broken = actor.deploy_reverting_token().await?;
     let owner = fresh_owner();
-    session(
-        env,
-        owner,
-        format!(
+    env.watch(
+        &lower(&owner),
+        &format!(
             r#"{{"customTokens":["{}","{}"]}}"#,
             lower(&broken),
             lower(&token)
@@ -180,10 +168,9 @@ async fn silent_rebase_is_caught_by_the_sweep() -> anyhow::Result<()> {
     actor
         .mint_rebasing(rebasing, owner, U256::from(1000))
         .await?;
-    session(
-        env,
-        owner,
-        format!(r#"{{"customTokens":["{}"]}}"#, lower(&rebasing)),
+    env.watch(
+        &lower(&owner),
+        &format!(r#"{{"customTokens":["{}"]}}"#, lower(&rebasing)),
     )
     .await?;
     let mut sse = SseClient::connect(env, &lower(&owner), None).await?;

@@ -20,10 +20,7 @@ async fn watched_owner(
         actor.transfer(token, owner, U256::from(start)).await?;
     }
     let body = format!(r#"{{"customTokens":["{}"]}}"#, lower(&token));
-    let (status, reply) = env
-        .post_session(&env.chain_id().to_string(), &lower(&owner), &body)
-        .await?;
-    anyhow::ensure!(status == 200, "session: {reply}");
+    env.watch(&lower(&owner), &body).await?;
     Ok((actor, lower(&token), lower(&owner)))
 }
 

@@ -191,6 +191,15 @@ impl Environment {
         .await
     }
 
+    /// Creates (or adds to) the session of `owner` on the stack's chain; anything but 200 fails.
+    pub async fn watch(&self, owner: &str, body: &str) -> anyhow::Result<()> {
+        let (status, reply) = self
+            .post_session(&self.chain_id().to_string(), owner, body)
+            .await?;
+        anyhow::ensure!(status == 200, "session: {reply}");
+        Ok(())
+    }
+
     /// Sends an idempotent request and reads its JSON answer. A transport failure (no HTTP
     /// answer at all) is retried twice, as a browser client would: `cargo lambda watch`
     /// occasionally drops a response while other instances stream. An HTTP error status is

@@ -176,19 +176,8 @@ impl Table {
         chain_id: u64,
         owner: &Address,
     ) -> Result<Option<Session>, StorageError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key("pk", s(keys::session_pk(chain_id)))
-            .key("sk", s(keys::session_sk(owner)))
-            .consistent_read(true)
-            .send()
+        self.get::<SessionRecord, Session>(keys::session_pk(chain_id), keys::session_sk(owner))
             .await
-            .map_err(StorageError::unavailable)?;
-        out.item
-            .map(|i| Session::try_from(from_item::<SessionRecord>(i)?))
-            .transpose()
     }
 
     /// Pushes a live session's expiry forward (an open stream keeps it alive). Returns `false`
@@ -270,19 +259,11 @@ impl Table {
         owner: &Address,
         key: &crate::model::BalanceKey,
     ) -> Result<Option<BalanceItem>, StorageError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key("pk", s(keys::balance_pk(chain_id, owner)))
-            .key("sk", s(keys::balance_sk(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StorageError::unavailable)?;
-        out.item
-            .map(|i| BalanceItem::try_from(from_item::<BalanceRecord>(i)?))
-            .transpose()
+        self.get::<BalanceRecord, BalanceItem>(
+            keys::balance_pk(chain_id, owner),
+            keys::balance_sk(key),
+        )
+        .await
     }
 
     /// Every tracked value of a wallet (one consistent query).
@@ -404,19 +385,8 @@ impl Table {
     }
 
     pub async fn cursor(&self, chain_id: u64) -> Result<Option<ChainCursor>, StorageError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key("pk", s(keys::cursor_pk(chain_id)))
-            .key("sk", s(keys::CURSOR_SK))
-            .consistent_read(true)
-            .send()
+        self.get::<CursorRecord, ChainCursor>(keys::cursor_pk(chain_id), keys::CURSOR_SK)
             .await
-            .map_err(StorageError::unavailable)?;
-        out.item
-            .map(|i| ChainCursor::try_from(from_item::<CursorRecord>(i)?))
-            .transpose()
     }
 
     pub async fn put_cursor(&self, cursor: &ChainCursor) -> Result<(), StorageError> {
@@ -428,6 +398,27 @@ impl Table {
             .await
             .map_err(StorageError::unavailable)?;
         Ok(())
+    }
+
+    /// One item by key (a consistent read), decoded through its record type.
+    async fn get<R, T>(&self, pk: String, sk: impl Into<String>) -> Result<Option<T>, StorageError>
+    where
+        R: serde::de::DeserializeOwned,
+        T: TryFrom<R, Error = StorageError>,
+    {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StorageError::unavailable)?;
+        out.item
+            .map(|i| T::try_from(from_item::<R>(i)?))
+            .transpose()
     }
 
     async fn query_all(&self, pk: String, limit: Option<i32>) -> Result<Vec<Item>, StorageError> {

@@ -30,10 +30,8 @@ pub async fn get(
     owner: &str,
     token: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let chain_id = request::chain_id(chain)?;
-    let owner = request::owner(owner)?;
+    let (chain_id, owner, reader) = request::wallet(state, chain, owner)?;
     let token = request::addresses("token", &[token.to_string()])?[0];
-    let reader = state.reader(chain_id)?;
     let key = BalanceKey::Balance { token };
     let tracked = state.table.balance(chain_id, &owner, &key).await?;
     let (read, block, source) = match tracked {

@@ -1,4 +1,6 @@
 //! API Lambda: every HTTP route behind the function URL, SSE included (response streaming).
+// The release build's layout computation of the nested handler futures goes past the default.
+#![recursion_limit = "256"]
 
 use std::time::{Duration, Instant};
 

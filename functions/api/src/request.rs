@@ -4,8 +4,10 @@ use alloy::primitives::Address;
 use http::header::CONTENT_TYPE;
 use lambda_http::Request;
 use live_balances::address::{parse_address, parse_owner};
+use live_balances::chain::BalanceReader;
 
 use crate::error::ApiError;
+use crate::state::State;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -15,6 +17,18 @@ pub fn chain_id(segment: &str) -> Result<u64, ApiError> {
         Ok(id) if id > 0 && segment.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
         _ => Err(ApiError::InvalidChainId),
     }
+}
+
+/// The `{chain_id}` and `{owner}` segments every wallet route has, checked in that order: a
+/// well-formed chain id, a valid owner, a chain this deployment serves.
+pub fn wallet<'s>(
+    state: &'s State,
+    chain: &str,
+    owner: &str,
+) -> Result<(u64, Address, &'s BalanceReader), ApiError> {
+    let chain_id = chain_id(chain)?;
+    let owner = self::owner(owner)?;
+    Ok((chain_id, owner, state.reader(chain_id)?))
 }
 
 pub fn owner(segment: &str) -> Result<Address, ApiError> {

@@ -79,9 +79,7 @@ pub async fn upsert(
     mode: Upsert,
 ) -> Result<Response<ResponseBody>, ApiError> {
     // Validate everything before reading or writing anything.
-    let chain_id = request::chain_id(chain)?;
-    let owner = request::owner(owner)?;
-    let reader = state.reader(chain_id)?;
+    let (chain_id, owner, reader) = request::wallet(state, chain, owner)?;
     let body: SessionRequest = request::json_body(req)?;
     if !body.tokens_lists_urls.is_empty() {
         return Err(ApiError::TokenListsUnsupported);
@@ -165,9 +163,7 @@ pub async fn get(
     chain: &str,
     owner: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let chain_id = request::chain_id(chain)?;
-    let owner = request::owner(owner)?;
-    state.reader(chain_id)?;
+    let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
     let session = live_session(state, chain_id, &owner)
         .await?
         .ok_or(ApiError::SessionNotFound)?;

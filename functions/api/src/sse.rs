@@ -46,9 +46,7 @@ pub async fn open(
     chain: &str,
     owner: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let chain_id = request::chain_id(chain)?;
-    let owner = request::owner(owner)?;
-    state.reader(chain_id)?;
+    let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
     let resume_from = req
         .headers()
         .get("last-event-id")
