@@ -2,6 +2,8 @@
 //! `cargo lambda watch`, the pump, the poller), shared by every test; tests isolate
 //! themselves with fresh wallets and freshly deployed tokens.
 
+pub mod list_server;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -75,6 +77,10 @@ impl Environment {
                 // Streams end often, so every test also exercises reconnect-and-resume.
                 ("SSE_MAX_SECS".into(), SSE_MAX_SECS.to_string()),
                 ("SSE_KEEPALIVE_SECS".into(), "1".into()),
+                // Short, so the tests see revalidation and timeouts without long waits.
+                ("TOKEN_LIST_TTL_SECS".into(), "3".into()),
+                ("TOKEN_LIST_TIMEOUT_MS".into(), "2000".into()),
+                ("TOKEN_LIST_MAX_BYTES".into(), "1048576".into()),
             ],
         };
         eprintln!(
