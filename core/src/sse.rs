@@ -16,6 +16,7 @@ use crate::token::TokenMetadata;
 
 /// `all_balances`: the full state of a wallet's tracked values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AllBalances {
     pub balances: BTreeMap<String, String>,
@@ -74,6 +75,7 @@ impl AllBalances {
 
 /// `balance_update`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BalanceUpdate {
     pub address: String,
@@ -86,6 +88,7 @@ pub struct BalanceUpdate {
 
 /// `allowance_update`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AllowanceUpdate {
     pub address: String,
@@ -97,8 +100,17 @@ pub struct AllowanceUpdate {
     pub tx_hash: Option<String>,
 }
 
+/// `ping`: the stream is alive (no `id`, so it never moves the client's position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Ping {
+    /// Unix seconds.
+    pub time: u64,
+}
+
 /// `error`: the stream is about to end for the reason given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamError {
     pub code: String,
     pub message: String,
@@ -155,7 +167,7 @@ impl SseEvent {
                     }
                 }
             }
-            Self::Ping { time } => frame("ping", None, &format!("{{\"time\":{time}}}")),
+            Self::Ping { time } => frame("ping", None, &json(&Ping { time: *time })),
             Self::Resync(e) => frame("resync", None, &json(e)),
             Self::Error(e) => frame("error", None, &json(e)),
         }

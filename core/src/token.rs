@@ -12,6 +12,7 @@ pub const MAX_NAME_CHARS: usize = 64;
 
 /// How to render a token's amounts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenMetadata {
     pub symbol: String,
     pub name: String,

@@ -36,6 +36,7 @@ pub struct ChainTokens {
 
 /// Entries of the chain that were left out, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SkippedEntries {
     /// Missing or malformed fields, bad checksum, out-of-range decimals, unusable text.

@@ -4,6 +4,7 @@
 mod reorg;
 mod restart;
 mod rpc_cost;
+mod scale;
 
 use std::sync::LazyLock;
 

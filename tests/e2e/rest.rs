@@ -68,7 +68,8 @@ async fn put_adds_to_an_existing_session_and_get_reads_it() -> anyhow::Result<()
             "{token} missing: {session}"
         );
     }
-    assert_eq!(session["tokenCount"], 3);
+    // Both tokens, the native currency and the devnet's WETH (always tracked).
+    assert_eq!(session["tokenCount"], 4);
     assert!(session["expiresAt"].as_u64().unwrap() > 0);
     Ok(())
 }
@@ -106,5 +107,18 @@ async fn single_balance_comes_from_the_table_when_tracked_and_the_chain_otherwis
         (status, body["code"].as_str()),
         (400, Some("invalid_token"))
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_document_describes_the_served_routes() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let (status, doc) = env
+        .json_request(|| env.http.get(env.url("/openapi.json")))
+        .await?;
+    assert_eq!(status, 200, "{doc}");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with('3')));
+    assert!(doc["paths"]["/sse/{chain_id}/balances/{owner}"]["get"].is_object());
+    assert!(doc["components"]["schemas"]["SseEventData"].is_object());
     Ok(())
 }

@@ -18,8 +18,8 @@ async fn transfer_reaches_sse_client_with_snapshot_first() -> anyhow::Result<()>
         .await?;
     assert_eq!(status, 200, "{session}");
     assert_eq!(
-        session["tokenCount"], 2,
-        "the token and the native currency: {session}"
+        session["tokenCount"], 3,
+        "the token, the native currency and WETH: {session}"
     );
 
     let mut sse = SseClient::connect(env, &lower(&owner), None).await?;

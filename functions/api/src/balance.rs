@@ -10,15 +10,16 @@ use lambda_http::{Request, Response};
 use live_balances::address::lower;
 use live_balances::model::{BalanceItem, BalanceKey, TokenRead};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::request;
 use crate::state::State;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct BalanceView {
+pub(crate) struct BalanceView {
     address: String,
     owner: String,
     /// Decimal amount; `null` when the token's `balanceOf` fails.
@@ -28,6 +29,23 @@ struct BalanceView {
     source: &'static str,
 }
 
+#[utoipa::path(
+    get,
+    path = "/{chain_id}/balance/{owner}/{token}",
+    tag = "balances",
+    description = "One balance: from the table when the pair is tracked, else read on chain once.",
+    params(
+        ("chain_id" = u64, Path, description = "A chain this deployment serves"),
+        ("owner" = String, Path, description = "Wallet address"),
+        ("token" = String, Path, description = "Token address, or 0xEeee…EEeE for the native currency"),
+    ),
+    responses(
+        (status = 200, body = BalanceView),
+        (status = 400, description = "Malformed chain id, owner, token or body", body = ErrorBody),
+        (status = 404, description = "Chain not served here, or no session", body = ErrorBody),
+        (status = 502, description = "The chain could not be read", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     state: &State,
     chain: &str,
@@ -61,30 +79,47 @@ pub async fn get(
 }
 
 /// Body of `POST /{chain_id}/balances/{owner}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
+    /// Token addresses (`0xEeee…EEeE` for the native currency), at most `BATCH_MAX_TOKENS`.
     pub tokens: Vec<String>,
 }
 
 /// One token's answer in a batch.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct BatchEntry {
+pub(crate) struct BatchEntry {
     /// Decimal amount; `null` when the token's `balanceOf` fails.
     balance: Option<String>,
     block_number: u64,
     source: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct BatchView {
+pub(crate) struct BatchView {
     chain_id: u64,
     owner: String,
     balances: BTreeMap<String, BatchEntry>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/{chain_id}/balances/{owner}",
+    tag = "balances",
+    params(
+        ("chain_id" = u64, Path, description = "A chain this deployment serves, e.g. 1"),
+        ("owner" = String, Path, description = "Wallet address: 0x + 40 hex, lower/upper case or EIP-55 checksummed; not the zero address"),
+    ),
+    request_body = BatchRequest,
+    responses(
+        (status = 200, body = BatchView),
+        (status = 400, description = "Malformed chain id, owner, token or body", body = ErrorBody),
+        (status = 404, description = "Chain not served here, or no session", body = ErrorBody),
+        (status = 502, description = "The chain could not be read", body = ErrorBody),
+    ),
+)]
 /// `POST /{chain_id}/balances/{owner}`: many balances at once — tracked ones from the table,
 /// the rest in one Multicall3 read at one block.
 pub async fn batch(

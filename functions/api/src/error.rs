@@ -7,6 +7,7 @@ use live_balances::chain::ChainError;
 use live_balances::storage::StorageError;
 use serde::Serialize;
 use thiserror::Error;
+use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
 use crate::token_lists::{FetchError, ListError};
@@ -54,8 +55,10 @@ pub enum ApiError {
     Storage(#[from] StorageError),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    /// Stable, machine-readable: `invalid_owner`, `token_list_refused`, …
     code: &'a str,
     message: String,
 }

@@ -4,6 +4,7 @@
 use http::StatusCode;
 use lambda_http::Response;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
 use crate::error::ApiError;
@@ -13,22 +14,31 @@ use crate::state::State;
 /// A heartbeat older than this means the poller of that chain is not running.
 const STALE_AFTER_SECS: u64 = 120;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ChainHealth {
+pub(crate) struct ChainHealth {
     chain_id: u64,
     ok: bool,
     processed_block: Option<u64>,
     heartbeat_age_secs: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
-struct Health {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
     ok: bool,
     table: bool,
     chains: Vec<ChainHealth>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Table reachable and every chain's poller heartbeat fresh", body = Health),
+        (status = 503, description = "Something is not", body = Health),
+    ),
+)]
 pub async fn report(state: &State) -> Result<Response<ResponseBody>, ApiError> {
     let now = unix_now();
     let mut chains = vec![];

@@ -4,6 +4,7 @@ mod balance;
 mod body;
 mod error;
 mod health;
+mod openapi;
 mod request;
 mod sessions;
 mod sse;
@@ -42,6 +43,7 @@ async fn route(
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
         (&Method::GET, ["health"]) => health::report(state).await,
+        (&Method::GET, ["openapi.json"]) => Ok(openapi::document().await),
         (&Method::POST, [chain, "sessions", owner]) => {
             sessions::upsert(state, &req, chain, owner, Upsert::CreateOrAdd).await
         }
@@ -61,6 +63,7 @@ async fn route(
         (
             _,
             ["health"]
+            | ["openapi.json"]
             | [_, "sessions", _]
             | ["sse", _, "balances", _]
             | [_, "balance", _, _]

@@ -13,15 +13,16 @@ use live_balances::model::{BalanceItem, BalanceKey, Session, SessionAddition};
 use live_balances::plan::Watch;
 use live_balances::token::TokenMetadata;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::request;
 use crate::state::State;
 use crate::tokens::{self, ListSummary};
 
 /// Body of `POST /{chain_id}/sessions/{owner}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SessionRequest {
     #[serde(default)]
@@ -34,7 +35,7 @@ pub struct SessionRequest {
 }
 
 /// A session as answered to clients.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionView {
     pub chain_id: u64,
@@ -85,6 +86,27 @@ pub enum Upsert {
 }
 
 /// `POST` and `PUT /{chain_id}/sessions/{owner}`.
+#[utoipa::path(
+    method(post, put),
+    path = "/{chain_id}/sessions/{owner}",
+    tag = "sessions",
+    description = "POST creates the wallet's session or adds to it; PUT only adds to an existing one (404 if none). Neither removes anything: sessions end by expiry. The native currency and the chain's WETH are always tracked; spenders default to CoW Protocol's GPv2VaultRelayer.",
+    params(
+        ("chain_id" = u64, Path, description = "A chain this deployment serves, e.g. 1"),
+        ("owner" = String, Path, description = "Wallet address: 0x + 40 hex, lower/upper case or EIP-55 checksummed; not the zero address"),
+    ),
+    request_body = SessionRequest,
+    responses(
+        (status = 200, description = "The session after the addition, with the metadata of its tokens", body = SessionView),
+        (status = 400, description = "Malformed chain id, owner, token or body", body = ErrorBody),
+        (status = 404, description = "Chain not served here, or no session", body = ErrorBody),
+        (status = 413, description = "Body larger than 256 KiB", body = ErrorBody),
+        (status = 415, description = "Body not declared as application/json", body = ErrorBody),
+        (status = 422, description = "A token list was refused (destination, redirects, timeout, size, not a token list, empty for the chain)", body = ErrorBody),
+        (status = 502, description = "The chain could not be read; nothing stored", body = ErrorBody),
+        (status = 503, description = "Storage unavailable; nothing stored", body = ErrorBody),
+    ),
+)]
 pub async fn upsert(
     state: &State,
     req: &Request,
@@ -229,6 +251,20 @@ pub async fn live_session(
 }
 
 /// `GET /{chain_id}/sessions/{owner}`.
+#[utoipa::path(
+    get,
+    path = "/{chain_id}/sessions/{owner}",
+    tag = "sessions",
+    params(
+        ("chain_id" = u64, Path, description = "A chain this deployment serves, e.g. 1"),
+        ("owner" = String, Path, description = "Wallet address: 0x + 40 hex, lower/upper case or EIP-55 checksummed; not the zero address"),
+    ),
+    responses(
+        (status = 200, description = "The live session", body = SessionView),
+        (status = 400, description = "Malformed chain id, owner, token or body", body = ErrorBody),
+        (status = 404, description = "Chain not served here, or no session", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     state: &State,
     chain: &str,

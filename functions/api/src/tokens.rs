@@ -26,7 +26,7 @@ pub struct RequestedTokens {
 }
 
 /// What a session request learns of each list it named.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListSummary {
     pub url: String,
