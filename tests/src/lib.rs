@@ -2,6 +2,8 @@
 //! `cargo lambda watch`, the pump, the poller), shared by every test; tests isolate
 //! themselves with fresh wallets and freshly deployed tokens.
 
+pub mod browser;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 
 mod balance;
 mod body;
+mod demo;
 mod error;
 mod health;
 mod request;
@@ -40,6 +41,9 @@ async fn route(
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
         (&Method::GET, ["health"]) => health::report(state).await,
+        (&Method::GET, [""] | ["demo"]) => Ok(demo::serve(demo::Asset::Page)),
+        (&Method::GET, ["demo.js"]) => Ok(demo::serve(demo::Asset::Script)),
+        (&Method::GET, ["demo.css"]) => Ok(demo::serve(demo::Asset::Style)),
         (&Method::POST, [chain, "sessions", owner]) => {
             sessions::upsert(state, &req, chain, owner, Upsert::CreateOrAdd).await
         }
