@@ -12,6 +12,13 @@ sol! {
         function allowance(address owner, address spender) external view returns (uint256);
     }
 
+    /// The optional ERC-20 metadata, read once per custom token.
+    interface IERC20Metadata {
+        function symbol() external view returns (string);
+        function name() external view returns (string);
+        function decimals() external view returns (uint8);
+    }
+
     /// WETH's wrap and unwrap events: balance changes without a Transfer log.
     interface IWETH {
         event Deposit(address indexed dst, uint256 wad);

@@ -11,6 +11,7 @@ use alloy::primitives::{Address, address};
 use thiserror::Error;
 
 use crate::address::parse_address;
+use crate::chains::known_wrapped_native;
 
 /// Multicall3's address on nearly every EVM chain.
 pub const DEFAULT_MULTICALL: Address = address!("0xcA11bde05977b3631167028862bE2a173976CA11");
@@ -32,6 +33,8 @@ pub struct ChainEndpoints {
     pub chain_id: u64,
     pub rpc_url: String,
     pub ws_url: Option<String>,
+    /// The wrapped native token, always tracked (`WETH_<chainId>`, or the known one).
+    pub weth: Option<Address>,
 }
 
 impl fmt::Debug for ChainEndpoints {
@@ -40,6 +43,7 @@ impl fmt::Debug for ChainEndpoints {
             .field("chain_id", &self.chain_id)
             .field("rpc_url", &redact_url(&self.rpc_url))
             .field("ws_url", &self.ws_url.as_deref().map(redact_url))
+            .field("weth", &self.weth)
             .finish()
     }
 }
@@ -100,6 +104,28 @@ pub struct Settings {
     pub max_tokens_per_session: usize,
     /// Where the poller serves `/health` and `/metrics`.
     pub poller_http_addr: std::net::SocketAddr,
+    pub token_lists: TokenListSettings,
+    /// Most tokens in one `POST /{chain}/balances/{owner}`.
+    pub batch_max_tokens: usize,
+    /// When set, the api answers CORS itself (local runs; in AWS the function URL does it).
+    pub cors_allow_origin: Option<String>,
+}
+
+/// Limits of token-list fetching: every one of them stands between a client and a request the
+/// service makes on its behalf.
+#[derive(Debug, Clone)]
+pub struct TokenListSettings {
+    /// Development only: allow `http://` and loopback hosts (a list served on this machine).
+    pub allow_insecure: bool,
+    /// How long a fetched list is used before it is revalidated.
+    pub ttl: Duration,
+    /// Whole fetch, redirects included.
+    pub timeout: Duration,
+    /// Largest list body, counted while it streams in.
+    pub max_bytes: usize,
+    pub max_redirects: usize,
+    /// Most `tokensListsUrls` in one request.
+    pub max_per_request: usize,
 }
 
 impl Settings {
@@ -156,6 +182,28 @@ impl Settings {
                     invalid("POLLER_HTTP_ADDR", "expected host:port, e.g. 0.0.0.0:8080")
                 })?,
             },
+            token_lists: TokenListSettings {
+                allow_insecure: flag(
+                    "TOKEN_LIST_ALLOW_INSECURE",
+                    get("TOKEN_LIST_ALLOW_INSECURE"),
+                )?,
+                ttl: secs("TOKEN_LIST_TTL_SECS", 3600)?,
+                timeout: millis("TOKEN_LIST_TIMEOUT_MS", 5000)?,
+                max_bytes: number("TOKEN_LIST_MAX_BYTES", get("TOKEN_LIST_MAX_BYTES"), 5 << 20)?
+                    as usize,
+                max_redirects: number(
+                    "TOKEN_LIST_MAX_REDIRECTS",
+                    get("TOKEN_LIST_MAX_REDIRECTS"),
+                    3,
+                )? as usize,
+                max_per_request: number(
+                    "MAX_TOKEN_LISTS_PER_REQUEST",
+                    get("MAX_TOKEN_LISTS_PER_REQUEST"),
+                    5,
+                )? as usize,
+            },
+            batch_max_tokens: number("BATCH_MAX_TOKENS", get("BATCH_MAX_TOKENS"), 500)? as usize,
+            cors_allow_origin: get("CORS_ALLOW_ORIGIN"),
         })
     }
 }
@@ -173,6 +221,17 @@ fn number(name: &str, value: Option<String>, default: u64) -> Result<u64, Config
         Some(v) => v
             .parse()
             .map_err(|_| invalid(name, format!("expected a whole number, got {v:?}"))),
+    }
+}
+
+fn flag(name: &str, value: Option<String>) -> Result<bool, ConfigError> {
+    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("0" | "false" | "no") => Ok(false),
+        Some("1" | "true" | "yes") => Ok(true),
+        Some(other) => Err(invalid(
+            name,
+            format!("expected true or false, got {other:?}"),
+        )),
     }
 }
 
@@ -233,20 +292,27 @@ fn chains(vars: &BTreeMap<String, String>) -> Result<BTreeMap<u64, ChainEndpoint
             chain_id: *chain_id,
         });
     }
-    Ok(rpc
-        .into_iter()
+    rpc.into_iter()
         .map(|(chain_id, (_, rpc_url))| {
             let ws_url = ws.get(&chain_id).map(|(_, u)| u.clone());
-            (
+            let weth_name = format!("WETH_{chain_id}");
+            let weth = match vars.get(&weth_name) {
+                Some(v) => {
+                    Some(parse_address(v.trim()).map_err(|e| invalid(&weth_name, e.to_string()))?)
+                }
+                None => known_wrapped_native(chain_id),
+            };
+            Ok((
                 chain_id,
                 ChainEndpoints {
                     chain_id,
                     rpc_url,
                     ws_url,
+                    weth,
                 },
-            )
+            ))
         })
-        .collect())
+        .collect()
 }
 
 fn chain_id(name: &str, id: &str) -> Result<u64, ConfigError> {
@@ -297,6 +363,24 @@ mod tests {
             Some("wss://eth.example/ws/KEY")
         );
         assert_eq!(s.chains[&42161].ws_url, None);
+        assert_eq!(s.chains[&1].weth, known_wrapped_native(1));
+        assert_eq!(s.chains[&31337].weth, None);
+    }
+
+    #[test]
+    fn token_list_limits_and_weth_override() {
+        let s = settings(&[
+            ("RPC_URL_31337", "http://127.0.0.1:8545"),
+            ("WETH_31337", "0x5FbDB2315678afecb367f032d93F642f64180aa3"),
+            ("TOKEN_LIST_ALLOW_INSECURE", "true"),
+        ])
+        .unwrap();
+        assert!(s.chains[&31337].weth.is_some());
+        assert!(s.token_lists.allow_insecure);
+        assert!(!settings(&[]).unwrap().token_lists.allow_insecure);
+        assert_eq!(settings(&[]).unwrap().token_lists.max_bytes, 5 << 20);
+        assert!(settings(&[("TOKEN_LIST_ALLOW_INSECURE", "maybe")]).is_err());
+        assert!(settings(&[("RPC_URL_5", "http://x"), ("WETH_5", "0x12")]).is_err());
     }
 
     #[test]

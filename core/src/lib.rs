@@ -7,6 +7,7 @@
 pub mod abi;
 pub mod address;
 pub mod chain;
+pub mod chains;
 pub mod clock;
 pub mod config;
 pub mod diff;
@@ -15,6 +16,8 @@ pub mod plan;
 pub mod sse;
 pub mod storage;
 pub mod sweep;
+pub mod token;
+pub mod token_list;
 
 pub use address::{AddressError, NATIVE_TOKEN};
 pub use model::{

@@ -14,10 +14,20 @@ pub struct Session {
     pub owner: Address,
     pub tokens: BTreeSet<Address>,
     pub spenders: BTreeSet<Address>,
+    /// Token-list URLs whose tokens were added (their tokens are in `tokens`).
+    pub token_lists: BTreeSet<String>,
     /// Unix seconds.
     pub created_at: u64,
     /// Unix seconds; past this the session is dropped by the poller and by TTL.
     pub expires_at: u64,
+}
+
+/// What one request adds to a wallet's session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionAddition {
+    pub tokens: BTreeSet<Address>,
+    pub spenders: BTreeSet<Address>,
+    pub token_lists: BTreeSet<String>,
 }
 
 /// Which value of a wallet a [`BalanceItem`] holds.

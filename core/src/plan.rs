@@ -313,6 +313,7 @@ mod tests {
             owner: ALICE,
             tokens: [TOKEN].into(),
             spenders: [SPENDER].into(),
+            token_lists: Default::default(),
             created_at: 0,
             expires_at: 10,
         };

@@ -8,8 +8,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use alloy::primitives::Address;
+
 use crate::address::lower;
 use crate::model::{BalanceItem, BalanceKey, FeedEntry, FeedKind, FeedPosition, TokenRead};
+use crate::token::TokenMetadata;
 
 /// `all_balances`: the full state of a wallet's tracked values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -21,6 +24,9 @@ pub struct AllBalances {
     /// Values whose last read failed (reverting or non-standard token): token -> reason.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub errors: BTreeMap<String, String>,
+    /// How to render each token's amounts, where known: token -> symbol, name, decimals.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tokens: BTreeMap<String, TokenMetadata>,
 }
 
 impl AllBalances {
@@ -51,6 +57,18 @@ impl AllBalances {
             }
         }
         snapshot
+    }
+
+    /// Adds the metadata of the snapshot's tokens.
+    pub fn with_metadata<'a>(
+        mut self,
+        metadata: impl IntoIterator<Item = (&'a Address, &'a TokenMetadata)>,
+    ) -> Self {
+        self.tokens = metadata
+            .into_iter()
+            .map(|(token, m)| (lower(token), m.clone()))
+            .collect();
+        self
     }
 }
 
@@ -261,9 +279,14 @@ mod tests {
             ),
             item(BalanceKey::Balance { token: bad }, TokenRead::Failed, 11),
         ];
-        let snap = AllBalances::from_items(&items);
+        let usd = TokenMetadata::new("<b>USD</b>", "Dollar", 6).unwrap();
+        let snap = AllBalances::from_items(&items).with_metadata([(&token, &usd)]);
         let v = serde_json::to_value(&snap).unwrap();
         assert_eq!(v["balances"][format!("{token:#x}")], "5");
+        assert_eq!(
+            v["tokens"][format!("{token:#x}")],
+            serde_json::json!({"symbol": "<b>USD</b>", "name": "Dollar", "decimals": 6})
+        );
         assert_eq!(
             v["allowances"][format!("{token:#x}")][format!("{spender:#x}")],
             "9"

@@ -7,6 +7,8 @@
 //! | allowance     | `B#{chain}#{owner}`      | `A#{token}#{spender}`       |
 //! | feed entry    | `F#{chain}#{owner}`      | `{feed position}`           |
 //! | chain cursor  | `C#{chain}`              | `CURSOR`                    |
+//! | token metadata| `M#{chain}`              | `{token}`                   |
+//! | token list    | `L#{chain}#{url hash}`   | `HEAD`, `P#{page}`          |
 //!
 //! Sessions of a chain share a partition so the poller lists them with one query; all values
 //! of a wallet share one so a snapshot is one query and their stream records stay in order.
@@ -44,6 +46,10 @@ pub fn balance_sk(key: &BalanceKey) -> String {
 
 pub fn feed_pk(chain_id: u64, owner: &Address) -> String {
     format!("{FEED_PREFIX}{chain_id}#{}", lower(owner))
+}
+
+pub fn token_metadata_pk(chain_id: u64) -> String {
+    format!("M#{chain_id}")
 }
 
 pub fn cursor_pk(chain_id: u64) -> String {

@@ -3,11 +3,13 @@
 
 mod error;
 pub mod keys;
+mod lists;
 mod records;
 mod schema;
 mod stream;
+mod tokens;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use alloy::primitives::Address;
 use aws_sdk_dynamodb::Client;
@@ -15,10 +17,13 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 pub use error::StorageError;
+pub use lists::CachedListHead;
 pub use stream::{StreamImage, balance_item_from_image};
+pub use tokens::CachedMetadata;
 
 use crate::address::lower;
-use crate::model::{BalanceItem, ChainCursor, FeedEntry, FeedPosition, Session};
+use crate::model::{BalanceItem, ChainCursor, FeedEntry, FeedPosition, Session, SessionAddition};
+use crate::token::TokenMetadata;
 use records::{BalanceRecord, CursorRecord, FeedRecord, SessionRecord, read_text};
 
 type Item = HashMap<String, AttributeValue>;
@@ -31,6 +36,13 @@ pub async fn dynamodb_client(endpoint: Option<&str>) -> Client {
         loader = loader.endpoint_url(endpoint);
     }
     Client::new(&loader.load().await)
+}
+
+/// A wallet's tracked values and the metadata of their tokens, where known.
+#[derive(Debug, Clone, Default)]
+pub struct WalletValues {
+    pub items: Vec<BalanceItem>,
+    pub metadata: BTreeMap<Address, TokenMetadata>,
 }
 
 /// The service's table.
@@ -111,43 +123,58 @@ impl Table {
         &self.client
     }
 
-    /// Adds tokens and spenders to the wallet's session, creating it if needed, and pushes its
-    /// expiry to `expires_at`. One atomic update: concurrent clients only ever add.
+    /// Adds tokens, spenders and lists to the wallet's session, creating it if needed, and
+    /// pushes its expiry to `expires_at`. One atomic update: concurrent clients only ever add.
+    ///
+    /// `room` bounds the session's size: the update happens only while the session holds at
+    /// most `room` tokens (the limit minus the tokens this addition may add), so concurrent
+    /// additions can never take it past the limit. `None` when there is no room.
     pub async fn add_to_session(
         &self,
         chain_id: u64,
         owner: &Address,
-        tokens: &BTreeSet<Address>,
-        spenders: &BTreeSet<Address>,
+        addition: &SessionAddition,
+        room: usize,
         now: u64,
         expires_at: u64,
-    ) -> Result<Session, StorageError> {
+    ) -> Result<Option<Session>, StorageError> {
         let mut update = String::from(
             "SET chain_id = :chain, #owner = :owner, created_at = if_not_exists(created_at, :now), \
              expires_at = :exp, #ttl = :exp",
         );
-        let mut adds = vec![];
         let mut values: Vec<(&str, AttributeValue)> = vec![
             (":chain", n(chain_id)),
             (":owner", s(lower(owner))),
             (":now", n(now)),
             (":exp", n(expires_at)),
+            (":room", n(room)),
+        ];
+        let sets: [(&str, &str, Vec<String>); 3] = [
+            (
+                "tokens",
+                ":tokens",
+                addition.tokens.iter().map(lower).collect(),
+            ),
+            (
+                "spenders",
+                ":spenders",
+                addition.spenders.iter().map(lower).collect(),
+            ),
+            (
+                "token_lists",
+                ":lists",
+                addition.token_lists.iter().cloned().collect(),
+            ),
         ];
         // DynamoDB sets cannot be empty, so an empty addition is left out of the expression.
-        if !tokens.is_empty() {
-            adds.push("tokens :tokens");
-            values.push((
-                ":tokens",
-                AttributeValue::Ss(tokens.iter().map(lower).collect()),
-            ));
-        }
-        if !spenders.is_empty() {
-            adds.push("spenders :spenders");
-            values.push((
-                ":spenders",
-                AttributeValue::Ss(spenders.iter().map(lower).collect()),
-            ));
-        }
+        let adds: Vec<String> = sets
+            .into_iter()
+            .filter(|(_, _, v)| !v.is_empty())
+            .map(|(attr, placeholder, v)| {
+                values.push((placeholder, AttributeValue::Ss(v)));
+                format!("{attr} {placeholder}")
+            })
+            .collect();
         if !adds.is_empty() {
             update.push_str(" ADD ");
             update.push_str(&adds.join(", "));
@@ -159,15 +186,21 @@ impl Table {
             .key("pk", s(keys::session_pk(chain_id)))
             .key("sk", s(keys::session_sk(owner)))
             .update_expression(update)
+            .condition_expression("attribute_not_exists(tokens) OR size(tokens) <= :room")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_names("#ttl", "ttl")
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
         }
-        let out = request.send().await.map_err(StorageError::unavailable)?;
-        let item = out.attributes.unwrap_or_default();
-        Session::try_from(from_item::<SessionRecord>(item)?)
+        match request.send().await {
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                Session::try_from(from_item::<SessionRecord>(item)?).map(Some)
+            }
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(StorageError::unavailable(e)),
+        }
     }
 
     /// The wallet's session, expired or not (callers compare `expires_at`).
@@ -226,6 +259,9 @@ impl Table {
 
     /// Writes a value if it changed, and never over a value read at a later block — unless
     /// that later block is above `rewound_above`, i.e. on a branch a reorg dropped.
+    ///
+    /// An update of the item's own attributes, not a replacement: the token metadata the api
+    /// stored beside the value survives the poller's writes.
     pub async fn put_balance(
         &self,
         item: &BalanceItem,
@@ -234,19 +270,90 @@ impl Table {
     ) -> Result<Written, StorageError> {
         let mut record = BalanceRecord::from(item);
         record.updated_at = now;
+        self.update_balance(record, item, rewound_above).await
+    }
+
+    /// [`Self::put_balance`] of an initial value together with its token's metadata. The
+    /// metadata is stored even when the value itself is unchanged (a poller wrote it first).
+    pub async fn put_initial_balance(
+        &self,
+        item: &BalanceItem,
+        metadata: Option<&TokenMetadata>,
+        now: u64,
+    ) -> Result<Written, StorageError> {
+        let mut record = BalanceRecord::from(item);
+        record.updated_at = now;
+        let is_balance = matches!(item.key, crate::model::BalanceKey::Balance { .. });
+        if let (Some(m), true) = (metadata, is_balance) {
+            record.symbol = Some(m.symbol.clone());
+            record.name = Some(m.name.clone());
+            record.decimals = Some(m.decimals);
+        }
+        let has_metadata = record.symbol.is_some();
+        let written = self.update_balance(record, item, None).await?;
+        if let (Written::Skipped, true, Some(m)) = (written, has_metadata, metadata) {
+            self.add_missing_metadata(item, m).await?;
+        }
+        Ok(written)
+    }
+
+    async fn update_balance(
+        &self,
+        record: BalanceRecord,
+        item: &BalanceItem,
+        rewound_above: Option<u64>,
+    ) -> Result<Written, StorageError> {
+        let mut attributes = to_item(record)?;
+        attributes.remove("pk");
+        attributes.remove("sk");
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(keys::balance_pk(item.chain_id, &item.owner)))
+            .key("sk", s(keys::balance_sk(&item.key)))
+            .condition_expression(
+                "attribute_not_exists(pk) OR (#c_read <> :c_read AND (#c_block <= :c_block OR #c_block > :c_rewound))",
+            )
+            .expression_attribute_names("#c_read", "read")
+            .expression_attribute_names("#c_block", "block")
+            .expression_attribute_values(":c_read", s(read_text(&item.read)))
+            .expression_attribute_values(":c_block", n(item.block))
+            .expression_attribute_values(":c_rewound", n(rewound_above.unwrap_or(u64::MAX)));
+        let mut sets = vec![];
+        for (i, (name, value)) in attributes.into_iter().enumerate() {
+            sets.push(format!("#a{i} = :a{i}"));
+            request = request
+                .expression_attribute_names(format!("#a{i}"), name)
+                .expression_attribute_values(format!(":a{i}"), value);
+        }
+        // The poller's updates never name the metadata attributes, so they are not removed.
+        let result = request
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .send()
+            .await;
+        written(result)
+    }
+
+    /// Stores metadata on an existing balance item that has none. Its stream record shows an
+    /// unchanged value, which the fanout ignores.
+    async fn add_missing_metadata(
+        &self,
+        item: &BalanceItem,
+        metadata: &TokenMetadata,
+    ) -> Result<Written, StorageError> {
         let result = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.name)
-            .set_item(Some(to_item(record)?))
-            .condition_expression(
-                "attribute_not_exists(pk) OR (#read <> :read AND (#block <= :block OR #block > :rewound))",
-            )
-            .expression_attribute_names("#read", "read")
-            .expression_attribute_names("#block", "block")
-            .expression_attribute_values(":read", s(read_text(&item.read)))
-            .expression_attribute_values(":block", n(item.block))
-            .expression_attribute_values(":rewound", n(rewound_above.unwrap_or(u64::MAX)))
+            .key("pk", s(keys::balance_pk(item.chain_id, &item.owner)))
+            .key("sk", s(keys::balance_sk(&item.key)))
+            .update_expression("SET symbol = :symbol, #name = :name, decimals = :decimals")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(decimals)")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":symbol", s(&metadata.symbol))
+            .expression_attribute_values(":name", s(&metadata.name))
+            .expression_attribute_values(":decimals", n(metadata.decimals))
             .send()
             .await;
         written(result)
@@ -279,6 +386,28 @@ impl Table {
             .into_iter()
             .map(|i| BalanceItem::try_from(from_item::<BalanceRecord>(i)?))
             .collect()
+    }
+
+    /// Every tracked value of a wallet with the metadata of its tokens (one consistent query).
+    pub async fn wallet_values(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+    ) -> Result<WalletValues, StorageError> {
+        let items = self
+            .query_all(keys::balance_pk(chain_id, owner), None)
+            .await?;
+        let mut values = WalletValues::default();
+        for item in items {
+            let record = from_item::<BalanceRecord>(item)?;
+            let metadata = record.metadata();
+            let item = BalanceItem::try_from(record)?;
+            if let Some(metadata) = metadata {
+                values.metadata.insert(item.key.token(), metadata);
+            }
+            values.items.push(item);
+        }
+        Ok(values)
     }
 
     /// Appends an entry to the wallet's change feed. Idempotent: a stream record delivered

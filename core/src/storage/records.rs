@@ -13,6 +13,7 @@ use crate::address::{lower, parse_address};
 use crate::model::{
     BalanceItem, BalanceKey, ChainCursor, FeedEntry, FeedPosition, Session, TokenRead,
 };
+use crate::token::TokenMetadata;
 
 /// Stored in `read` when the value could not be read.
 const READ_FAILED: &str = "failed";
@@ -27,6 +28,8 @@ pub(crate) struct SessionRecord {
     pub tokens: BTreeSet<String>,
     #[serde(default)]
     pub spenders: BTreeSet<String>,
+    #[serde(default)]
+    pub token_lists: BTreeSet<String>,
     pub created_at: u64,
     pub expires_at: u64,
 }
@@ -46,6 +49,39 @@ pub(crate) struct BalanceRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tx: Option<String>,
     pub updated_at: u64,
+    /// Rendering metadata of the token, kept on its balance item so a snapshot is still one
+    /// query. Written by the api with the initial value; the poller's writes leave it alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decimals: Option<u8>,
+}
+
+impl BalanceRecord {
+    pub fn metadata(&self) -> Option<TokenMetadata> {
+        Some(TokenMetadata {
+            symbol: self.symbol.clone()?,
+            name: self.name.clone().unwrap_or_default(),
+            decimals: self.decimals?,
+        })
+    }
+}
+
+/// A token's metadata cached per chain (`M#{chain}` / `{token}`), so a custom token is read on
+/// chain once. `symbol` absent: the address has no usable metadata (cached too, with a TTL).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct TokenMetadataRecord {
+    pub pk: String,
+    pub sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decimals: Option<u8>,
+    pub ttl: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -123,6 +159,7 @@ impl TryFrom<SessionRecord> for Session {
             owner: address(&key, "owner", &r.owner)?,
             tokens: set("tokens", &r.tokens)?,
             spenders: set("spenders", &r.spenders)?,
+            token_lists: r.token_lists,
             created_at: r.created_at,
             expires_at: r.expires_at,
         })
@@ -146,6 +183,9 @@ impl From<&BalanceItem> for BalanceRecord {
             block: item.block,
             tx: item.tx_hash.map(|h| h.to_string()),
             updated_at: 0,
+            symbol: None,
+            name: None,
+            decimals: None,
         }
     }
 }
@@ -348,6 +388,7 @@ mod tests {
             owner: Address::repeat_byte(1),
             tokens: [Address::repeat_byte(2), Address::repeat_byte(3)].into(),
             spenders: [Address::repeat_byte(4)].into(),
+            token_lists: ["https://lists.example/a.json".to_string()].into(),
             created_at: 10,
             expires_at: 20,
         };
@@ -358,6 +399,7 @@ mod tests {
             owner: lower(&session.owner),
             tokens: session.tokens.iter().map(lower).collect(),
             spenders: session.spenders.iter().map(lower).collect(),
+            token_lists: session.token_lists.clone(),
             created_at: 10,
             expires_at: 20,
         };

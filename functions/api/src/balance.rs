@@ -1,11 +1,15 @@
-//! `GET /{chain_id}/balance/{owner}/{token}`: one value, from the table when the pair is
+//! `GET /{chain_id}/balance/{owner}/{token}` and its batch form `POST /{chain_id}/balances/{owner}`:
+//! one value, from the table when the pair is
 //! tracked (no chain request at all), else read on chain once.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use alloy::primitives::Address;
 use http::StatusCode;
-use lambda_http::Response;
+use lambda_http::{Request, Response};
 use live_balances::address::lower;
-use live_balances::model::{BalanceKey, TokenRead};
-use serde::Serialize;
+use live_balances::model::{BalanceItem, BalanceKey, TokenRead};
+use serde::{Deserialize, Serialize};
 
 use crate::body::{self, ResponseBody};
 use crate::error::ApiError;
@@ -52,6 +56,95 @@ pub async fn get(
         balance: read.value().map(|v| v.to_string()),
         block_number: block,
         source,
+    };
+    Ok(body::json(StatusCode::OK, &view))
+}
+
+/// Body of `POST /{chain_id}/balances/{owner}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub tokens: Vec<String>,
+}
+
+/// One token's answer in a batch.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchEntry {
+    /// Decimal amount; `null` when the token's `balanceOf` fails.
+    balance: Option<String>,
+    block_number: u64,
+    source: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchView {
+    chain_id: u64,
+    owner: String,
+    balances: BTreeMap<String, BatchEntry>,
+}
+
+/// `POST /{chain_id}/balances/{owner}`: many balances at once — tracked ones from the table,
+/// the rest in one Multicall3 read at one block.
+pub async fn batch(
+    state: &State,
+    req: &Request,
+    chain: &str,
+    owner: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let (chain_id, owner, reader) = request::wallet(state, chain, owner)?;
+    let body: BatchRequest = request::json_body(req)?;
+    let max = state.settings.batch_max_tokens;
+    if body.tokens.len() > max {
+        return Err(ApiError::TooManyTokensInRequest(max));
+    }
+    let tokens: BTreeSet<Address> = request::addresses("tokens", &body.tokens)?
+        .into_iter()
+        .collect();
+    if tokens.is_empty() {
+        return Err(ApiError::EmptyTokenSet);
+    }
+    let tracked: BTreeMap<Address, BalanceItem> = state
+        .table
+        .balances(chain_id, &owner)
+        .await?
+        .into_iter()
+        .filter(|i| matches!(i.key, BalanceKey::Balance { .. }) && tokens.contains(&i.key.token()))
+        .map(|i| (i.key.token(), i))
+        .collect();
+    let untracked: Vec<(Address, BalanceKey)> = tokens
+        .iter()
+        .filter(|t| !tracked.contains_key(*t))
+        .map(|token| (owner, BalanceKey::Balance { token: *token }))
+        .collect();
+    let mut balances: BTreeMap<String, BatchEntry> = tracked
+        .values()
+        .map(|item| {
+            let entry = BatchEntry {
+                balance: item.read.value().map(|v| v.to_string()),
+                block_number: item.block,
+                source: "table",
+            };
+            (lower(&item.key.token()), entry)
+        })
+        .collect();
+    if !untracked.is_empty() {
+        let block = reader.block_number().await?;
+        let reads = reader.read(&untracked, block).await?;
+        for ((_, key), read) in untracked.iter().zip(reads) {
+            let entry = BatchEntry {
+                balance: read.value().map(|v| v.to_string()),
+                block_number: block,
+                source: "chain",
+            };
+            balances.insert(lower(&key.token()), entry);
+        }
+    }
+    let view = BatchView {
+        chain_id,
+        owner: lower(&owner),
+        balances,
     };
     Ok(body::json(StatusCode::OK, &view))
 }

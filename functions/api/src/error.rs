@@ -9,6 +9,8 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::body::{self, ResponseBody};
+use crate::token_lists::{FetchError, ListError};
+use live_balances::token_list::TokenListError;
 
 #[derive(Debug, Error)]
 pub enum ApiError {
@@ -30,12 +32,16 @@ pub enum ApiError {
     BodyTooLarge(usize),
     #[error("request body is not valid: {0}")]
     InvalidBody(String),
-    #[error("no tokens to track: give customTokens")]
+    #[error("no tokens to track: give customTokens or tokensListsUrls")]
     EmptyTokenSet,
     #[error("at most {0} tokens per session")]
     TooManyTokens(usize),
-    #[error("tokensListsUrls is not supported yet; give customTokens")]
-    TokenListsUnsupported,
+    #[error("at most {0} tokensListsUrls per request")]
+    TooManyLists(usize),
+    #[error("token list {url}: {error}")]
+    TokenList { url: String, error: ListError },
+    #[error("at most {0} tokens per request")]
+    TooManyTokensInRequest(usize),
     #[error(
         "no session for this wallet on this chain; create one with POST /{{chain_id}}/sessions/{{owner}}"
     )]
@@ -61,7 +67,12 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::TokenListsUnsupported => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TokenList { error, .. } => match error {
+                ListError::Fetch(FetchError::InvalidUrl) => StatusCode::BAD_REQUEST,
+                ListError::Busy | ListError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            },
+            Self::TooManyLists(_) | Self::TooManyTokensInRequest(_) => StatusCode::BAD_REQUEST,
             Self::InvalidChainId
             | Self::InvalidOwner(_)
             | Self::InvalidToken(_)
@@ -88,7 +99,24 @@ impl ApiError {
             Self::InvalidBody(_) => "invalid_body",
             Self::EmptyTokenSet => "empty_token_set",
             Self::TooManyTokens(_) => "too_many_tokens",
-            Self::TokenListsUnsupported => "token_lists_unsupported",
+            Self::TooManyLists(_) => "too_many_token_lists",
+            Self::TooManyTokensInRequest(_) => "too_many_tokens",
+            Self::TokenList { error, .. } => match error {
+                ListError::Fetch(FetchError::InvalidUrl) => "invalid_token_list_url",
+                ListError::Fetch(FetchError::Refused(_)) => "token_list_refused",
+                ListError::Fetch(FetchError::TooManyRedirects(_)) => {
+                    "token_list_too_many_redirects"
+                }
+                ListError::Fetch(FetchError::Timeout(_)) => "token_list_timeout",
+                ListError::Fetch(FetchError::Status(_) | FetchError::Unreachable(_)) => {
+                    "token_list_unreachable"
+                }
+                ListError::Fetch(FetchError::TooLarge(_)) => "token_list_too_large",
+                ListError::Invalid(TokenListError::NoTokensForChain { .. }) => "token_list_empty",
+                ListError::Invalid(_) => "token_list_invalid",
+                ListError::Busy => "token_list_busy",
+                ListError::Storage(_) => "storage_unavailable",
+            },
             Self::SessionNotFound => "session_not_found",
             Self::InvalidLastEventId => "invalid_last_event_id",
             Self::Chain(_) => "chain_unavailable",
@@ -101,7 +129,21 @@ impl ApiError {
         match self {
             Self::Chain(e) => tracing::error!(%method, path, error = %e, "chain read failed"),
             Self::Storage(e) => tracing::error!(%method, path, error = %e, "storage failed"),
+            Self::TokenList { url, error } => {
+                tracing::info!(%method, path, url, code = self.code(), error = ?error, "token list refused")
+            }
             other => tracing::debug!(%method, path, code = other.code(), "request refused"),
+        }
+    }
+
+    pub fn token_list(url: &str, error: ListError) -> Self {
+        match error {
+            // The table failing is not the list's fault; it is answered as any storage failure.
+            ListError::Storage(e) => Self::Storage(e),
+            error => Self::TokenList {
+                url: url.to_string(),
+                error,
+            },
         }
     }
 

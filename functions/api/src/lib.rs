@@ -2,6 +2,7 @@
 
 mod balance;
 mod body;
+mod cors;
 mod demo;
 mod error;
 mod health;
@@ -9,6 +10,8 @@ mod request;
 mod sessions;
 mod sse;
 mod state;
+mod token_lists;
+mod tokens;
 
 use std::convert::Infallible;
 
@@ -17,7 +20,7 @@ use lambda_http::{Request, RequestExt, Response};
 
 pub use body::ResponseBody;
 pub use error::ApiError;
-pub use state::State;
+pub use state::{StartError, State};
 
 use sessions::Upsert;
 
@@ -25,11 +28,19 @@ use sessions::Upsert;
 pub async fn handler(state: &State, req: Request) -> Result<Response<ResponseBody>, Infallible> {
     let method = req.method().clone();
     let path = req.raw_http_path().to_string();
+    let cors = state.settings.cors_allow_origin.as_deref();
+    if let (Some(origin), true) = (cors, cors::is_preflight(&method)) {
+        return Ok(cors::preflight(origin));
+    }
     let result = route(state, req, &method, &path).await;
-    Ok(result.unwrap_or_else(|error| {
+    let mut response = result.unwrap_or_else(|error| {
         error.log(&method, &path);
         error.into_response()
-    }))
+    });
+    if let Some(origin) = cors {
+        cors::allow(&mut response, origin);
+    }
+    Ok(response)
 }
 
 async fn route(
@@ -54,12 +65,20 @@ async fn route(
         (&Method::GET, [chain, "balance", owner, token]) => {
             balance::get(state, chain, owner, token).await
         }
+        (&Method::POST, [chain, "balances", owner]) => {
+            balance::batch(state, &req, chain, owner).await
+        }
         (&Method::GET, ["sse", chain, "balances", owner]) => {
             sse::open(state, &req, chain, owner).await
         }
-        (_, ["health"] | [_, "sessions", _] | ["sse", _, "balances", _] | [_, "balance", _, _]) => {
-            Err(ApiError::MethodNotAllowed)
-        }
+        (
+            _,
+            ["health"]
+            | [_, "sessions", _]
+            | ["sse", _, "balances", _]
+            | [_, "balance", _, _]
+            | [_, "balances", _],
+        ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound),
     }
 }

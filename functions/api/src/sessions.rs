@@ -1,23 +1,24 @@
 //! `POST /{chain_id}/sessions/{owner}`: create a wallet's session or add to it, and write the
 //! initial values so the first SSE snapshot is instant.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use alloy::primitives::Address;
 use futures::{StreamExt, TryStreamExt, stream};
 use http::StatusCode;
 use lambda_http::{Request, Response, tracing};
-use live_balances::NATIVE_TOKEN;
 use live_balances::address::lower;
 pub use live_balances::clock::unix_now;
-use live_balances::model::{BalanceItem, Session};
+use live_balances::model::{BalanceItem, BalanceKey, Session, SessionAddition};
 use live_balances::plan::Watch;
+use live_balances::token::TokenMetadata;
 use serde::{Deserialize, Serialize};
 
 use crate::body::{self, ResponseBody};
 use crate::error::ApiError;
 use crate::request;
 use crate::state::State;
+use crate::tokens::{self, ListSummary};
 
 /// Body of `POST /{chain_id}/sessions/{owner}`.
 #[derive(Debug, Deserialize)]
@@ -41,27 +42,40 @@ pub struct SessionView {
     pub tokens: Vec<String>,
     pub token_count: usize,
     pub spenders: Vec<String>,
+    pub tokens_lists_urls: Vec<String>,
     pub expires_at: u64,
-    /// Block the initial values were read at.
+    /// Block the values were read at (the newest of them).
     pub block_number: u64,
+    /// How to render each token's amounts, where known: token -> symbol, name, decimals.
+    pub metadata: BTreeMap<String, TokenMetadata>,
+    /// What each list named by this request contributed (POST and PUT only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lists: Vec<ListSummary>,
 }
 
 impl SessionView {
-    fn new(s: &Session, block_number: u64) -> Self {
+    fn new(s: &Session, block_number: u64, metadata: &BTreeMap<Address, TokenMetadata>) -> Self {
         Self {
             chain_id: s.chain_id,
             owner: lower(&s.owner),
             tokens: s.tokens.iter().map(lower).collect(),
             token_count: s.tokens.len(),
             spenders: s.spenders.iter().map(lower).collect(),
+            tokens_lists_urls: s.token_lists.iter().cloned().collect(),
             expires_at: s.expires_at,
             block_number,
+            metadata: metadata
+                .iter()
+                .filter(|(t, _)| s.tokens.contains(*t))
+                .map(|(t, m)| (lower(t), m.clone()))
+                .collect(),
+            lists: vec![],
         }
     }
 }
 
 /// How many table writes run at once for the initial values.
-const WRITE_CONCURRENCY: usize = 16;
+const WRITE_CONCURRENCY: usize = 32;
 
 /// Whether a write may create the session (POST) or only add to an existing one (PUT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,48 +92,70 @@ pub async fn upsert(
     owner: &str,
     mode: Upsert,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    // Validate everything before reading or writing anything.
+    // Validate everything before fetching, reading or writing anything.
     let (chain_id, owner, reader) = request::wallet(state, chain, owner)?;
     let body: SessionRequest = request::json_body(req)?;
-    if !body.tokens_lists_urls.is_empty() {
-        return Err(ApiError::TokenListsUnsupported);
+    let max_tokens = state.settings.max_tokens_per_session;
+    if body.custom_tokens.len() > max_tokens {
+        return Err(ApiError::TooManyTokens(max_tokens));
     }
-    let mut tokens: BTreeSet<Address> = request::addresses("customTokens", &body.custom_tokens)?
+    let custom: BTreeSet<Address> = request::addresses("customTokens", &body.custom_tokens)?
         .into_iter()
         .collect();
-    if tokens.is_empty() {
+    let lists = tokens::check_lists(state, &body.tokens_lists_urls)?;
+    if custom.is_empty() && lists.is_empty() {
         return Err(ApiError::EmptyTokenSet);
-    }
-    // The native currency is always tracked.
-    tokens.insert(NATIVE_TOKEN);
-    if tokens.len() > state.settings.max_tokens_per_session {
-        return Err(ApiError::TooManyTokens(
-            state.settings.max_tokens_per_session,
-        ));
     }
     let spenders: BTreeSet<Address> = match &body.spenders {
         Some(list) => request::addresses("spenders", list)?.into_iter().collect(),
         None => [state.settings.default_spender].into(),
     };
-    if mode == Upsert::AddOnly && live_session(state, chain_id, &owner).await?.is_none() {
+    let existing = live_session(state, chain_id, &owner).await?;
+    if mode == Upsert::AddOnly && existing.is_none() {
         return Err(ApiError::SessionNotFound);
     }
 
-    // Read first: if the chain cannot be read, nothing is stored.
-    let watch = Watch {
-        tokens: tokens.clone(),
-        spenders: spenders.clone(),
+    let requested = tokens::resolve(state, chain_id, reader, &custom, &lists).await?;
+    // Only what the session does not track yet needs an initial read: the poller keeps the
+    // rest current.
+    let known_tokens = existing.as_ref().map(|s| s.tokens.len()).unwrap_or(0);
+    let new_tokens = match &existing {
+        Some(s) => requested.tokens.difference(&s.tokens).count(),
+        None => requested.tokens.len(),
     };
-    let keys: Vec<_> = watch.keys().map(|k| (owner, k)).collect();
+    if known_tokens + new_tokens > max_tokens {
+        return Err(ApiError::TooManyTokens(max_tokens));
+    }
+    let keys: Vec<(Address, BalanceKey)> =
+        untracked_keys(existing.as_ref(), &requested.tokens, &spenders)
+            .into_iter()
+            .map(|key| (owner, key))
+            .collect();
+
+    // Read first: if the chain cannot be read, nothing is stored.
     let block = reader.block_number().await?;
     let reads = reader.read(&keys, block).await?;
 
     let now = unix_now();
     let expires_at = now + state.settings.session_ttl.as_secs();
+    let addition = SessionAddition {
+        tokens: requested.tokens.clone(),
+        spenders: spenders.clone(),
+        token_lists: lists,
+    };
     let session = state
         .table
-        .add_to_session(chain_id, &owner, &tokens, &spenders, now, expires_at)
-        .await?;
+        .add_to_session(
+            chain_id,
+            &owner,
+            &addition,
+            max_tokens - new_tokens,
+            now,
+            expires_at,
+        )
+        .await?
+        .ok_or(ApiError::TooManyTokens(max_tokens))?;
+    let metadata = &requested.metadata;
     let items = keys
         .into_iter()
         .zip(reads)
@@ -132,15 +168,50 @@ pub async fn upsert(
             tx_hash: None,
         });
     stream::iter(items)
-        .map(|item| async move { state.table.put_balance(&item, now, None).await })
+        .map(|item| async move {
+            let meta = metadata.get(&item.key.token());
+            state.table.put_initial_balance(&item, meta, now).await
+        })
         .buffer_unordered(WRITE_CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?;
-    tracing::info!(chain = chain_id, owner = %owner, tokens = session.tokens.len(), block, "session updated");
-    Ok(body::json(
-        StatusCode::OK,
-        &SessionView::new(&session, block),
-    ))
+    tracing::info!(
+        chain = chain_id,
+        owner = %owner,
+        tokens = session.tokens.len(),
+        new_tokens,
+        lists = requested.lists.len(),
+        block,
+        "session updated"
+    );
+    let mut view = SessionView::new(&session, block, metadata);
+    view.lists = requested.lists;
+    Ok(body::json(StatusCode::OK, &view))
+}
+
+/// The values an addition starts tracking: every value of a new token, and the allowances of
+/// new spenders on tokens already tracked.
+fn untracked_keys(
+    existing: Option<&Session>,
+    tokens: &BTreeSet<Address>,
+    spenders: &BTreeSet<Address>,
+) -> Vec<BalanceKey> {
+    let empty = BTreeSet::new();
+    let (known_tokens, known_spenders) =
+        existing.map_or((&empty, &empty), |s| (&s.tokens, &s.spenders));
+    let watch = Watch {
+        tokens: known_tokens.union(tokens).copied().collect(),
+        spenders: known_spenders.union(spenders).copied().collect(),
+    };
+    watch
+        .keys()
+        .filter(|key| match key {
+            BalanceKey::Balance { token } => !known_tokens.contains(token),
+            BalanceKey::Allowance { token, spender } => {
+                !known_tokens.contains(token) || !known_spenders.contains(spender)
+            }
+        })
+        .collect()
 }
 
 /// The wallet's session if it exists and has not expired.
@@ -167,16 +238,10 @@ pub async fn get(
     let session = live_session(state, chain_id, &owner)
         .await?
         .ok_or(ApiError::SessionNotFound)?;
-    let block = state
-        .table
-        .balances(chain_id, &owner)
-        .await?
-        .iter()
-        .map(|i| i.block)
-        .max()
-        .unwrap_or(0);
+    let values = state.table.wallet_values(chain_id, &owner).await?;
+    let block = values.items.iter().map(|i| i.block).max().unwrap_or(0);
     Ok(body::json(
         StatusCode::OK,
-        &SessionView::new(&session, block),
+        &SessionView::new(&session, block, &values.metadata),
     ))
 }

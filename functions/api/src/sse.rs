@@ -147,8 +147,8 @@ impl Stream {
             .table
             .latest_feed_position(self.chain_id, &self.owner)
             .await?;
-        let items = self.table.balances(self.chain_id, &self.owner).await?;
-        let snapshot = AllBalances::from_items(&items);
+        let values = self.table.wallet_values(self.chain_id, &self.owner).await?;
+        let snapshot = AllBalances::from_items(&values.items).with_metadata(&values.metadata);
         send(
             tx,
             SseEvent::AllBalances {
@@ -159,7 +159,12 @@ impl Stream {
         )
         .await?;
         shown.clear();
-        shown.extend(items.iter().filter_map(|i| Some((i.key, i.read.value()?))));
+        shown.extend(
+            values
+                .items
+                .iter()
+                .filter_map(|i| Some((i.key, i.read.value()?))),
+        );
         Ok(position)
     }
 

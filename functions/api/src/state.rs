@@ -7,17 +7,30 @@ use live_balances::chain::{BalanceReader, ChainError};
 use live_balances::config::Settings;
 use live_balances::storage::{Table, dynamodb_client};
 
+use thiserror::Error;
+
 use crate::error::ApiError;
+use crate::token_lists::TokenLists;
 
 #[derive(Debug, Clone)]
 pub struct State {
     pub settings: Settings,
     pub table: Table,
     pub readers: BTreeMap<u64, BalanceReader>,
+    pub token_lists: TokenLists,
+}
+
+/// Why the function cannot start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error("token-list HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
 }
 
 impl State {
-    pub async fn connect(settings: Settings) -> Result<Self, ChainError> {
+    pub async fn connect(settings: Settings) -> Result<Self, StartError> {
         let client = dynamodb_client(settings.dynamodb_endpoint.as_deref()).await;
         let table = Table::new(client, &settings.table_name);
         let readers = settings
@@ -32,10 +45,12 @@ impl State {
                 Ok((c.chain_id, reader))
             })
             .collect::<Result<_, ChainError>>()?;
+        let token_lists = TokenLists::new(&settings.token_lists)?;
         Ok(Self {
             settings,
             table,
             readers,
+            token_lists,
         })
     }
 

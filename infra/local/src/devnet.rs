@@ -27,9 +27,22 @@ fn plain_provider(rpc_url: &str) -> anyhow::Result<DynProvider> {
         .erased())
 }
 
+/// Where the devnet's WETH lives (the OP Stack predeploy address, for familiarity).
+pub const DEVNET_WETH: Address = address!("0x4200000000000000000000000000000000000006");
+
 /// Puts the Multicall3 runtime code at `at` (anvil does not predeploy it).
 pub async fn install_multicall(rpc_url: &str, at: Address) -> anyhow::Result<()> {
-    let code = artifact(MULTICALL3_ARTIFACT)?.deployed_bytecode;
+    install_code(rpc_url, MULTICALL3_ARTIFACT, at).await
+}
+
+/// Puts the devnet WETH at [`DEVNET_WETH`]: every session tracks the chain's WETH. Its name,
+/// symbol and decimals are constants, so runtime code alone makes a working token.
+pub async fn install_weth(rpc_url: &str) -> anyhow::Result<()> {
+    install_code(rpc_url, TEST_WETH_ARTIFACT, DEVNET_WETH).await
+}
+
+async fn install_code(rpc_url: &str, artifact_json: &str, at: Address) -> anyhow::Result<()> {
+    let code = artifact(artifact_json)?.deployed_bytecode;
     plain_provider(rpc_url)?
         .raw_request::<_, ()>("anvil_setCode".into(), (at, code))
         .await

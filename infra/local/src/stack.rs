@@ -15,7 +15,7 @@ use live_balances::storage::Table;
 use tokio::time::Instant;
 use tracing::info;
 
-use crate::devnet::install_multicall;
+use crate::devnet::{install_multicall, install_weth};
 use crate::process::Service;
 use crate::tools::Tools;
 
@@ -112,6 +112,15 @@ impl LocalStack {
         ]);
         if let Some(ws) = ws_url {
             env.insert(format!("WS_URL_{chain_id}"), ws);
+        }
+        if matches!(options.chain, ChainSource::Anvil { .. }) {
+            env.insert(
+                format!("WETH_{chain_id}"),
+                crate::devnet::DEVNET_WETH.to_string(),
+            );
+            // The devnet serves token lists from this machine in demos and tests.
+            env.insert("TOKEN_LIST_ALLOW_INSECURE".into(), "true".into());
+            env.insert("CORS_ALLOW_ORIGIN".into(), "*".into());
         }
         let poller_port = crate::process::free_port()?;
         env.insert(
@@ -236,7 +245,8 @@ impl LocalStack {
             Ok(provider.get_chain_id().await?)
         })
         .await?;
-        install_multicall(&self.rpc_url, DEFAULT_MULTICALL).await
+        install_multicall(&self.rpc_url, DEFAULT_MULTICALL).await?;
+        install_weth(&self.rpc_url).await
     }
 
     async fn start_functions(&self) -> anyhow::Result<()> {

@@ -1,0 +1,296 @@
+//! The token-list cache: one fetched list, filtered to one chain, kept in the table so every
+//! session (in every Lambda container) that names it shares one fetch per TTL.
+//!
+//! A list is a head item (`L#{chain}#{url hash}` / `HEAD`: URL, validators for revalidation,
+//! when it was fetched, which generation of pages is current, a fetch lease) and pages of
+//! tokens (`P#{generation}#{page}`). A refetch writes a new generation before moving the head
+//! to it, so a reader never mixes two versions; old generations expire by TTL.
+
+use alloy::primitives::{Address, keccak256};
+use aws_sdk_dynamodb::types::ReturnValue;
+use serde::{Deserialize, Serialize};
+
+use super::{StorageError, Table, Written, from_item, n, s, to_item, written};
+use crate::address::{lower, parse_address};
+use crate::token::TokenMetadata;
+use crate::token_list::SkippedEntries;
+
+/// Tokens per page item: well under DynamoDB's 400 KB item limit with bounded symbol and name.
+const PAGE_TOKENS: usize = 500;
+/// How long an unused list stays in the table.
+const RETAIN_SECS: u64 = 30 * 86_400;
+
+/// A cached list's head: what was fetched, when, and how to revalidate it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedListHead {
+    pub url: String,
+    pub list_name: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub fetched_at: u64,
+    pub generation: u64,
+    pub token_count: usize,
+    pub skipped: SkippedEntries,
+    /// Unix seconds until which one fetcher holds the right to refresh it.
+    pub lease_until: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ListHeadRecord {
+    pk: String,
+    sk: String,
+    url: String,
+    #[serde(default)]
+    list_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_modified: Option<String>,
+    #[serde(default)]
+    fetched_at: u64,
+    #[serde(default)]
+    generation: u64,
+    #[serde(default)]
+    token_count: usize,
+    #[serde(default)]
+    skipped_invalid: usize,
+    #[serde(default)]
+    skipped_duplicate: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lease_until: Option<u64>,
+    ttl: u64,
+}
+
+/// One page: `[address, symbol, name, decimals]` rows as compact JSON.
+#[derive(Debug, Serialize, Deserialize)]
+struct ListPageRecord {
+    pk: String,
+    sk: String,
+    tokens: String,
+    ttl: u64,
+}
+
+type PageRow = (String, String, String, u8);
+
+const HEAD_SK: &str = "HEAD";
+
+fn list_pk(chain_id: u64, url: &str) -> String {
+    // Hashed: URLs can be long and contain `#`.
+    format!("L#{chain_id}#{}", keccak256(url.as_bytes()))
+}
+
+fn page_sk(generation: u64, page: usize) -> String {
+    format!("P#{generation:020}#{page:05}")
+}
+
+impl From<ListHeadRecord> for CachedListHead {
+    fn from(r: ListHeadRecord) -> Self {
+        Self {
+            url: r.url,
+            list_name: r.list_name,
+            etag: r.etag,
+            last_modified: r.last_modified,
+            fetched_at: r.fetched_at,
+            generation: r.generation,
+            token_count: r.token_count,
+            skipped: SkippedEntries {
+                invalid: r.skipped_invalid,
+                duplicate: r.skipped_duplicate,
+            },
+            lease_until: r.lease_until,
+        }
+    }
+}
+
+impl Table {
+    /// The cached head of a list for a chain, if it was ever fetched or claimed.
+    pub async fn list_head(
+        &self,
+        chain_id: u64,
+        url: &str,
+    ) -> Result<Option<CachedListHead>, StorageError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(list_pk(chain_id, url)))
+            .key("sk", s(HEAD_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StorageError::unavailable)?;
+        out.item
+            .map(|i| Ok(from_item::<ListHeadRecord>(i)?.into()))
+            .transpose()
+    }
+
+    /// Takes the right to fetch a list until `lease_until`, unless another fetcher holds an
+    /// unexpired lease. Creates the head if it does not exist (with nothing fetched yet).
+    pub async fn claim_list_fetch(
+        &self,
+        chain_id: u64,
+        url: &str,
+        now: u64,
+        lease_until: u64,
+    ) -> Result<Written, StorageError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(list_pk(chain_id, url)))
+            .key("sk", s(HEAD_SK))
+            .update_expression(
+                "SET #url = :url, lease_until = :lease, #ttl = if_not_exists(#ttl, :ttl)",
+            )
+            .condition_expression("attribute_not_exists(lease_until) OR lease_until < :now")
+            .expression_attribute_names("#url", "url")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":url", s(url))
+            .expression_attribute_values(":lease", n(lease_until))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":ttl", n(now + RETAIN_SECS))
+            .return_values(ReturnValue::None)
+            .send()
+            .await;
+        written(result)
+    }
+
+    /// Gives a lease up after a failed fetch, so the next request may try at once.
+    pub async fn release_list_fetch(&self, chain_id: u64, url: &str) -> Result<(), StorageError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(list_pk(chain_id, url)))
+            .key("sk", s(HEAD_SK))
+            .update_expression("REMOVE lease_until")
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        written(result).map(|_| ())
+    }
+
+    /// The list answered 304: its cached version is fresh again.
+    pub async fn revalidated_list(
+        &self,
+        chain_id: u64,
+        url: &str,
+        now: u64,
+    ) -> Result<(), StorageError> {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(list_pk(chain_id, url)))
+            .key("sk", s(HEAD_SK))
+            .update_expression("SET fetched_at = :now, #ttl = :ttl REMOVE lease_until")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":ttl", n(now + RETAIN_SECS))
+            .send()
+            .await
+            .map_err(StorageError::unavailable)?;
+        Ok(())
+    }
+
+    /// Stores a freshly fetched list: its pages under a new generation first, then the head
+    /// pointing at them (which also ends the lease).
+    pub async fn store_list(
+        &self,
+        chain_id: u64,
+        head: &CachedListHead,
+        tokens: &[(Address, TokenMetadata)],
+        now: u64,
+    ) -> Result<(), StorageError> {
+        let pk = list_pk(chain_id, &head.url);
+        let ttl = now + RETAIN_SECS;
+        for (page, chunk) in tokens.chunks(PAGE_TOKENS).enumerate() {
+            let rows: Vec<PageRow> = chunk
+                .iter()
+                .map(|(a, m)| (lower(a), m.symbol.clone(), m.name.clone(), m.decimals))
+                .collect();
+            let record = ListPageRecord {
+                pk: pk.clone(),
+                sk: page_sk(head.generation, page),
+                tokens: serde_json::to_string(&rows).map_err(|e| StorageError::corrupt(&pk, e))?,
+                ttl,
+            };
+            self.client
+                .put_item()
+                .table_name(&self.name)
+                .set_item(Some(to_item(record)?))
+                .send()
+                .await
+                .map_err(StorageError::unavailable)?;
+        }
+        let record = ListHeadRecord {
+            pk,
+            sk: HEAD_SK.into(),
+            url: head.url.clone(),
+            list_name: head.list_name.clone(),
+            etag: head.etag.clone(),
+            last_modified: head.last_modified.clone(),
+            fetched_at: head.fetched_at,
+            generation: head.generation,
+            token_count: tokens.len(),
+            skipped_invalid: head.skipped.invalid,
+            skipped_duplicate: head.skipped.duplicate,
+            lease_until: None,
+            ttl,
+        };
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(to_item(record)?))
+            .send()
+            .await
+            .map_err(StorageError::unavailable)?;
+        Ok(())
+    }
+
+    /// The tokens of a cached list's current generation, in list order.
+    pub async fn list_tokens(
+        &self,
+        chain_id: u64,
+        head: &CachedListHead,
+    ) -> Result<Vec<(Address, TokenMetadata)>, StorageError> {
+        let pk = list_pk(chain_id, &head.url);
+        let prefix = format!("P#{:020}#", head.generation);
+        let mut tokens = Vec::with_capacity(head.token_count);
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":prefix", s(prefix.clone()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(StorageError::unavailable)?;
+            for item in out.items.unwrap_or_default() {
+                let page = from_item::<ListPageRecord>(item)?;
+                let rows: Vec<PageRow> = serde_json::from_str(&page.tokens)
+                    .map_err(|e| StorageError::corrupt(&page.sk, e))?;
+                for (address, symbol, name, decimals) in rows {
+                    let address =
+                        parse_address(&address).map_err(|e| StorageError::corrupt(&page.sk, e))?;
+                    tokens.push((
+                        address,
+                        TokenMetadata {
+                            symbol,
+                            name,
+                            decimals,
+                        },
+                    ));
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(tokens),
+            }
+        }
+    }
+}

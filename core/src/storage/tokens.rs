@@ -1,0 +1,159 @@
+//! The per-chain cache of token metadata read on chain, so a custom token's `symbol()`,
+//! `name()` and `decimals()` are read once for every session that asks for it.
+
+use std::collections::HashMap;
+
+use alloy::primitives::Address;
+use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest, WriteRequest};
+
+use super::records::TokenMetadataRecord;
+use super::{Item, StorageError, Table, from_item, keys, s, to_item};
+use crate::address::{lower, parse_address};
+use crate::token::TokenMetadata;
+
+/// Most keys in one BatchGetItem (the DynamoDB limit).
+const BATCH_GET: usize = 100;
+/// Most items in one BatchWriteItem (the DynamoDB limit).
+const BATCH_WRITE: usize = 25;
+/// How long a token's metadata is trusted before it is read again.
+const KNOWN_TTL_SECS: u64 = 30 * 86_400;
+/// How long "this address has no metadata" is trusted: it may become a contract later.
+const UNKNOWN_TTL_SECS: u64 = 86_400;
+
+/// What the cache knows of a token: its metadata, or that it has none.
+pub type CachedMetadata = Option<TokenMetadata>;
+
+impl Table {
+    /// Cached metadata of `tokens` on a chain; tokens the cache does not hold (or holds
+    /// expired) are absent from the answer.
+    pub async fn cached_token_metadata(
+        &self,
+        chain_id: u64,
+        tokens: &[Address],
+        now: u64,
+    ) -> Result<HashMap<Address, CachedMetadata>, StorageError> {
+        let mut found = HashMap::new();
+        for chunk in tokens.chunks(BATCH_GET) {
+            let mut pending: Option<KeysAndAttributes> = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(
+                        chunk.iter().map(|t| metadata_key(chain_id, t)).collect(),
+                    ))
+                    .build()
+                    .map_err(StorageError::unavailable)?,
+            );
+            // BatchGetItem may answer part of the keys; ask again for the rest, backing off.
+            let mut attempt = 0;
+            while let Some(request) = pending.take() {
+                backoff(&mut attempt).await?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.name, request)
+                    .send()
+                    .await
+                    .map_err(StorageError::unavailable)?;
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.name))
+                    .unwrap_or_default()
+                {
+                    let record = from_item::<TokenMetadataRecord>(item)?;
+                    if record.ttl <= now {
+                        continue;
+                    }
+                    let token = parse_address(&record.sk)
+                        .map_err(|e| StorageError::corrupt(&record.sk, e))?;
+                    let metadata = match (record.symbol, record.decimals) {
+                        (Some(symbol), Some(decimals)) => Some(TokenMetadata {
+                            symbol,
+                            name: record.name.unwrap_or_default(),
+                            decimals,
+                        }),
+                        _ => None,
+                    };
+                    found.insert(token, metadata);
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.name))
+                    .filter(|k| !k.keys.is_empty());
+            }
+        }
+        Ok(found)
+    }
+
+    /// Caches what was read on chain for each token.
+    pub async fn cache_token_metadata(
+        &self,
+        chain_id: u64,
+        entries: &[(Address, CachedMetadata)],
+        now: u64,
+    ) -> Result<(), StorageError> {
+        for chunk in entries.chunks(BATCH_WRITE) {
+            let mut requests = chunk
+                .iter()
+                .map(|(token, metadata)| {
+                    let record = TokenMetadataRecord {
+                        pk: keys::token_metadata_pk(chain_id),
+                        sk: lower(token),
+                        symbol: metadata.as_ref().map(|m| m.symbol.clone()),
+                        name: metadata.as_ref().map(|m| m.name.clone()),
+                        decimals: metadata.as_ref().map(|m| m.decimals),
+                        ttl: now
+                            + if metadata.is_some() {
+                                KNOWN_TTL_SECS
+                            } else {
+                                UNKNOWN_TTL_SECS
+                            },
+                    };
+                    let put = PutRequest::builder()
+                        .set_item(Some(to_item(record)?))
+                        .build()
+                        .map_err(StorageError::unavailable)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StorageError>>()?;
+            // BatchWriteItem may leave part undone under throttling; send the rest again.
+            let mut attempt = 0;
+            while !requests.is_empty() {
+                backoff(&mut attempt).await?;
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.name, requests)
+                    .send()
+                    .await
+                    .map_err(StorageError::unavailable)?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.name))
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits before a retry of unprocessed batch items (not before the first try); gives up after
+/// a bounded number of tries so a throttled table surfaces as an error, not a hang.
+async fn backoff(attempt: &mut u32) -> Result<(), StorageError> {
+    const TRIES: u32 = 8;
+    if *attempt >= TRIES {
+        return Err(StorageError::unavailable(std::io::Error::other(
+            "batch request still unprocessed after retries",
+        )));
+    }
+    if *attempt > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(25 << (*attempt).min(5))).await;
+    }
+    *attempt += 1;
+    Ok(())
+}
+
+fn metadata_key(chain_id: u64, token: &Address) -> Item {
+    Item::from([
+        ("pk".to_string(), s(keys::token_metadata_pk(chain_id))),
+        ("sk".to_string(), s(lower(token))),
+    ])
+}

@@ -1,0 +1,165 @@
+//! Fetching a token list over HTTP within bounds: checked destinations (see [`super::guard`]),
+//! a bounded number of checked redirects, one timeout for the whole fetch, and a body size
+//! counted while it streams in (a `Content-Length` is not trusted).
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use http::StatusCode;
+use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use reqwest::{Client, Url, redirect};
+use thiserror::Error;
+
+use super::guard::{CheckedResolver, Destinations, Refusal};
+
+/// Why a list could not be fetched.
+#[derive(Debug, Error)]
+pub enum FetchError {
+    #[error("not a valid URL")]
+    InvalidUrl,
+    #[error("refused: {0}")]
+    Refused(Refusal),
+    #[error("more than {0} redirects")]
+    TooManyRedirects(usize),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the list server answered {0}")]
+    Status(StatusCode),
+    #[error("the list is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the list server could not be reached")]
+    Unreachable(#[source] reqwest::Error),
+}
+
+/// Validators of a cached copy, sent so an unchanged list costs a 304.
+#[derive(Debug, Clone, Default)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// What a fetch brought back.
+#[derive(Debug)]
+pub enum Fetched {
+    NotModified,
+    Body {
+        bytes: Vec<u8>,
+        validators: Validators,
+    },
+}
+
+/// An HTTP client that can only reach allowed destinations.
+#[derive(Debug, Clone)]
+pub struct ListFetcher {
+    client: Client,
+    destinations: Destinations,
+    max_redirects: usize,
+    max_bytes: usize,
+    timeout: Duration,
+}
+
+impl ListFetcher {
+    pub fn new(
+        destinations: Destinations,
+        max_redirects: usize,
+        max_bytes: usize,
+        timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
+        let policy = redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > max_redirects {
+                return attempt.error(FetchError::TooManyRedirects(max_redirects));
+            }
+            match destinations.check_url(attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(refusal) => attempt.error(refusal),
+            }
+        });
+        let client = Client::builder()
+            .redirect(policy)
+            .dns_resolver(CheckedResolver::shared(destinations))
+            // A proxy from the environment would connect on our behalf, unchecked.
+            .no_proxy()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("live-balances/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            client,
+            destinations,
+            max_redirects,
+            max_bytes,
+            timeout,
+        })
+    }
+
+    /// Checks a list URL as given, before anything is stored or fetched.
+    pub fn check(&self, url: &str) -> Result<Url, FetchError> {
+        let parsed = Url::parse(url).map_err(|_| FetchError::InvalidUrl)?;
+        self.destinations
+            .check_url(&parsed)
+            .map_err(FetchError::Refused)?;
+        Ok(parsed)
+    }
+
+    pub async fn fetch(&self, url: &str, cached: &Validators) -> Result<Fetched, FetchError> {
+        let url = self.check(url)?;
+        let mut request = self.client.get(url);
+        if let Some(etag) = &cached.etag {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        if let Some(date) = &cached.last_modified {
+            request = request.header(IF_MODIFIED_SINCE, date);
+        }
+        let mut response = request.send().await.map_err(|e| self.classify(e))?;
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(Fetched::NotModified);
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status(status));
+        }
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.max_bytes as u64)
+        {
+            return Err(FetchError::TooLarge(self.max_bytes));
+        }
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &http::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let validators = Validators {
+            etag: header(ETAG),
+            last_modified: header(LAST_MODIFIED),
+        };
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(e))? {
+            if bytes.len() + chunk.len() > self.max_bytes {
+                return Err(FetchError::TooLarge(self.max_bytes));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Fetched::Body { bytes, validators })
+    }
+
+    /// Finds our own refusal or redirect limit inside reqwest's error chain.
+    fn classify(&self, error: reqwest::Error) -> FetchError {
+        if error.is_timeout() {
+            return FetchError::Timeout(self.timeout);
+        }
+        let mut source = error.source();
+        while let Some(e) = source {
+            if let Some(refusal) = e.downcast_ref::<Refusal>() {
+                return FetchError::Refused(refusal.clone());
+            }
+            if e.downcast_ref::<FetchError>().is_some() {
+                return FetchError::TooManyRedirects(self.max_redirects);
+            }
+            source = e.source();
+        }
+        FetchError::Unreachable(error)
+    }
+}

@@ -1,0 +1,206 @@
+//! Token lists named by sessions: checked, fetched once per TTL for every container that asks
+//! (a lease in the table elects one fetcher; the others wait for its result), revalidated with
+//! ETag / If-Modified-Since, validated and filtered to the chain, cached in the table.
+
+mod fetch;
+pub mod guard;
+
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use lambda_http::tracing;
+use live_balances::clock::unix_now;
+use live_balances::config::TokenListSettings;
+use live_balances::storage::{CachedListHead, StorageError, Table, Written};
+use live_balances::token::TokenMetadata;
+use live_balances::token_list::{self, SkippedEntries};
+use thiserror::Error;
+use tokio::time::{Instant, sleep};
+
+pub use fetch::FetchError;
+use fetch::{Fetched, ListFetcher, Validators};
+use guard::Destinations;
+
+/// Why a list named by a request cannot be used.
+#[derive(Debug, Error)]
+pub enum ListError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Invalid(#[from] token_list::TokenListError),
+    #[error("another request is fetching this list; try again shortly")]
+    Busy,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A list's tokens for one chain, as used by a session.
+#[derive(Debug, Clone)]
+pub struct ResolvedList {
+    pub url: String,
+    pub name: String,
+    pub tokens: Vec<(Address, TokenMetadata)>,
+    pub skipped: SkippedEntries,
+}
+
+/// Gap between two looks at a list another request is fetching.
+const WAIT_STEP: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone)]
+pub struct TokenLists {
+    fetcher: ListFetcher,
+    settings: TokenListSettings,
+}
+
+impl TokenLists {
+    pub fn new(settings: &TokenListSettings) -> Result<Self, reqwest::Error> {
+        let destinations = Destinations {
+            allow_insecure: settings.allow_insecure,
+        };
+        Ok(Self {
+            fetcher: ListFetcher::new(
+                destinations,
+                settings.max_redirects,
+                settings.max_bytes,
+                settings.timeout,
+            )?,
+            settings: settings.clone(),
+        })
+    }
+
+    pub fn settings(&self) -> &TokenListSettings {
+        &self.settings
+    }
+
+    /// Checks a URL as given (scheme, credentials, literal addresses) without fetching it.
+    pub fn check(&self, url: &str) -> Result<(), FetchError> {
+        self.fetcher.check(url).map(|_| ())
+    }
+
+    /// The list's tokens for the chain: from the cache while fresh, else fetched (or
+    /// revalidated) by exactly one of the requests that need it.
+    pub async fn resolve(
+        &self,
+        table: &Table,
+        chain_id: u64,
+        url: &str,
+    ) -> Result<ResolvedList, ListError> {
+        self.check(url)?;
+        let ttl = self.settings.ttl.as_secs();
+        let lease = self.settings.timeout.as_secs() + 5;
+        let give_up = Instant::now() + self.settings.timeout + Duration::from_secs(2);
+        loop {
+            let now = unix_now();
+            let head = table.list_head(chain_id, url).await?;
+            let cached = head.filter(|h| h.generation > 0);
+            if let Some(h) = cached.as_ref().filter(|h| h.fetched_at + ttl > now) {
+                return load(table, chain_id, h).await;
+            }
+            match table
+                .claim_list_fetch(chain_id, url, now, now + lease)
+                .await?
+            {
+                Written::Yes => return self.refresh(table, chain_id, url, cached, now).await,
+                // Another request holds the lease: wait for its result, or use the stale copy.
+                Written::Skipped if Instant::now() < give_up => sleep(WAIT_STEP).await,
+                Written::Skipped => match cached {
+                    Some(h) => return load(table, chain_id, &h).await,
+                    None => return Err(ListError::Busy),
+                },
+            }
+        }
+    }
+
+    async fn refresh(
+        &self,
+        table: &Table,
+        chain_id: u64,
+        url: &str,
+        cached: Option<CachedListHead>,
+        now: u64,
+    ) -> Result<ResolvedList, ListError> {
+        let validators = cached
+            .as_ref()
+            .map(|h| Validators {
+                etag: h.etag.clone(),
+                last_modified: h.last_modified.clone(),
+            })
+            .unwrap_or_default();
+        let outcome = self.fetcher.fetch(url, &validators).await;
+        let fetched = match (outcome, &cached) {
+            (Ok(Fetched::NotModified), Some(head)) => {
+                tracing::info!(chain = chain_id, url, "token list not modified");
+                table.revalidated_list(chain_id, url, now).await?;
+                return load(table, chain_id, head).await;
+            }
+            (Ok(Fetched::Body { bytes, validators }), _) => {
+                token_list::parse_for_chain(&bytes, chain_id)
+                    .map(|tokens| (tokens, validators))
+                    .map_err(ListError::from)
+            }
+            (Ok(Fetched::NotModified), None) => {
+                Err(FetchError::Status(http::StatusCode::NOT_MODIFIED).into())
+            }
+            (Err(e), _) => Err(e.into()),
+        };
+        let (parsed, validators) = match fetched {
+            Ok(ok) => ok,
+            Err(error) => {
+                table.release_list_fetch(chain_id, url).await?;
+                // A list that served well before outlives a passing outage of its host.
+                if let (
+                    Some(head),
+                    ListError::Fetch(
+                        FetchError::Timeout(_) | FetchError::Unreachable(_) | FetchError::Status(_),
+                    ),
+                ) = (&cached, &error)
+                {
+                    tracing::warn!(chain = chain_id, url, %error, "token list refresh failed; using the cached copy");
+                    return load(table, chain_id, head).await;
+                }
+                return Err(error);
+            }
+        };
+        let head = CachedListHead {
+            url: url.to_string(),
+            list_name: parsed.list_name.clone(),
+            etag: validators.etag,
+            last_modified: validators.last_modified,
+            fetched_at: now,
+            generation: cached.as_ref().map_or(1, |h| h.generation + 1),
+            token_count: parsed.tokens.len(),
+            skipped: parsed.skipped,
+            lease_until: None,
+        };
+        table
+            .store_list(chain_id, &head, &parsed.tokens, now)
+            .await?;
+        tracing::info!(
+            chain = chain_id,
+            url,
+            tokens = parsed.tokens.len(),
+            skipped_invalid = parsed.skipped.invalid,
+            skipped_duplicate = parsed.skipped.duplicate,
+            "token list fetched"
+        );
+        Ok(ResolvedList {
+            url: url.to_string(),
+            name: parsed.list_name,
+            tokens: parsed.tokens,
+            skipped: parsed.skipped,
+        })
+    }
+}
+
+async fn load(
+    table: &Table,
+    chain_id: u64,
+    head: &CachedListHead,
+) -> Result<ResolvedList, ListError> {
+    Ok(ResolvedList {
+        url: head.url.clone(),
+        name: head.list_name.clone(),
+        tokens: table.list_tokens(chain_id, head).await?,
+        skipped: head.skipped,
+    })
+}
