@@ -5,14 +5,18 @@
 use alloy::primitives::{Address, U256};
 use anyhow::Context;
 use e2e::browser::Browser;
-use e2e::{DEADLINE, Environment, fresh_owner};
+use e2e::{DEADLINE, Environment};
 use fantoccini::Locator;
 use futures::FutureExt;
 use live_balances::address::lower;
+use live_balances::config::DEFAULT_SPENDER;
+use local_stack::devnet::Wallet;
 use serde::Deserialize;
 
-/// A symbol that would run script if the page ever inserted it as HTML.
-const MARKUP_SYMBOL: &str = r#"<img src=x onerror="window.__pwned=1">"#;
+/// A symbol that would run script if the page ever inserted it as HTML (within the 32
+/// characters the service keeps of a symbol).
+const MARKUP_SYMBOL: &str = "<img src=x onerror=__pwned=1>";
+const MARKUP_NAME: &str = "<script>window.__pwned=2</script>";
 
 /// What the page shows, read in one script call.
 #[derive(Debug, Deserialize)]
@@ -31,6 +35,7 @@ struct RowView {
     symbol: String,
     amount: String,
     raw: String,
+    allowance: String,
     flashing: bool,
 }
 
@@ -50,6 +55,7 @@ return {
     symbol: text(tr.querySelector(".symbol")),
     amount: text(tr.querySelector("td.amount")),
     raw: text(tr.querySelector("td.raw")),
+    allowance: text(tr.querySelector("td.allowance")),
     flashing: tr.querySelector("td.amount").classList.contains("flash"),
   })),
   log: [...document.querySelectorAll("#log li")].map(text),
@@ -94,7 +100,7 @@ async fn demo_page_shows_live_amounts_and_markup_as_text() -> anyhow::Result<()>
         assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
     }
 
-    let browser = Browser::start(&env.stack.options.log_dir, 1000, 760).await?;
+    let browser = Browser::start(&env.stack.options.log_dir, 1000, 820).await?;
     // Whatever happens, end the session so its Chromium does not outlive the test.
     let outcome = std::panic::AssertUnwindSafe(drive(env, &browser))
         .catch_unwind()
@@ -107,12 +113,17 @@ async fn demo_page_shows_live_amounts_and_markup_as_text() -> anyhow::Result<()>
 }
 
 async fn drive(env: &'static Environment, browser: &Browser) -> anyhow::Result<()> {
-    let owner = fresh_owner();
-    let actor = local_stack::devnet::Wallet::fresh(&env.stack.rpc_url).await?;
+    // The watched wallet has a key (and 1,000 ETH), so it can approve.
+    let wallet = Wallet::fresh(&env.stack.rpc_url).await?;
+    let owner = wallet.address;
+    let actor = Wallet::fresh(&env.stack.rpc_url).await?;
     let usd = actor.deploy_token("Browser USD", "bUSD", 6).await?;
-    let markup = actor.deploy_token("Markup", MARKUP_SYMBOL, 18).await?;
+    let markup = actor.deploy_token(MARKUP_NAME, MARKUP_SYMBOL, 18).await?;
     let eth = U256::from(10u64).pow(U256::from(18u64));
-    actor.mint(usd, owner, U256::from(1_500_000u64)).await?;
+    actor
+        .mint(usd, actor.address, U256::from(10_000_000u64))
+        .await?;
+    actor.transfer(usd, owner, U256::from(1_500_000u64)).await?;
     actor.mint(markup, owner, U256::from(2u64) * eth).await?;
     actor.send_eth(owner, eth / U256::from(2u64)).await?;
 
@@ -145,7 +156,7 @@ async fn drive(env: &'static Environment, browser: &Browser) -> anyhow::Result<(
     let native = view
         .row(live_balances::NATIVE_TOKEN)
         .context("native row")?;
-    assert_eq!(native.amount, "0.5", "{native:?}");
+    assert_eq!(native.amount, "1,000.5", "{native:?}");
 
     // Markup from the chain is text: the exact string, no element made of it, nothing ran.
     let row = view.row(markup).expect("row");
@@ -177,6 +188,20 @@ async fn drive(env: &'static Environment, browser: &Browser) -> anyhow::Result<(
         .and_then(|b| b.parse().ok())
         .with_context(|| format!("block number in {logged:?}"))?;
     assert!(logged_block >= block, "{logged:?} before block {block}");
+
+    // An approval to the default spender shows in the allowance column.
+    wallet
+        .approve(usd, DEFAULT_SPENDER, U256::from(5_000_000u64))
+        .await?;
+    let view = wait_page(browser, "the approved allowance", |v| {
+        v.row(usd).is_some_and(|r| r.allowance == "5")
+    })
+    .await?;
+    assert!(
+        view.log.iter().any(|l| l.contains("bUSD allowance")),
+        "{:?}",
+        view.log
+    );
 
     let png = browser.client.screenshot().await?;
     std::fs::write(env.stack.options.log_dir.join("demo.png"), &png)?;

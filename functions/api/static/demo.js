@@ -152,9 +152,10 @@ function flash(td) {
 }
 
 function setBalance(token, value, error) {
-  const known = rows.has(token);
   const r = row(token);
-  const changed = known && (r.balance !== value || r.error !== error);
+  // A first value is not a change; only a value replacing a shown one flashes.
+  const shown = r.balance !== null || r.error !== null;
+  const changed = shown && (r.balance !== value || r.error !== error);
   r.balance = value;
   r.error = error;
   renderToken(token);
@@ -165,9 +166,8 @@ function setBalance(token, value, error) {
 }
 
 function setAllowance(token, value) {
-  const known = rows.has(token);
   const r = row(token);
-  const changed = known && r.allowance !== value;
+  const changed = r.allowance !== null && r.allowance !== value;
   r.allowance = value;
   renderToken(token);
   if (changed) flash(r.cells.allowance);
@@ -326,6 +326,9 @@ async function start(event) {
   $("spender").textContent = spender ? "(" + short(spender) + ")" : "";
   addMeta(reply.metadata);
   for (const token of Array.isArray(reply.tokens) ? reply.tokens : []) row(token);
+  for (const l of Array.isArray(reply.lists) ? reply.lists : []) {
+    log(reply.blockNumber, "token list " + String(l.name || l.url) + ": " + Number(l.tokens) + " tokens");
+  }
   connect(chain, owner);
 }
 
