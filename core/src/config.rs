@@ -101,14 +101,14 @@ pub struct Settings {
     pub sse_retry: Duration,
     /// How often an open stream pushes its session's expiry forward.
     pub sse_keep_alive: Duration,
+    /// Most tokens one session tracks (a 5,000-token list plus its custom tokens fits; the
+    /// session item stays far below DynamoDB's 400 KB item limit up to about 8,000).
     pub max_tokens_per_session: usize,
     /// Where the poller serves `/health` and `/metrics`.
     pub poller_http_addr: std::net::SocketAddr,
     pub token_lists: TokenListSettings,
     /// Most tokens in one `POST /{chain}/balances/{owner}`.
     pub batch_max_tokens: usize,
-    /// When set, the api answers CORS itself (local runs; in AWS the function URL does it).
-    pub cors_allow_origin: Option<String>,
 }
 
 /// Limits of token-list fetching: every one of them stands between a client and a request the
@@ -174,7 +174,7 @@ impl Settings {
             max_tokens_per_session: number(
                 "MAX_TOKENS_PER_SESSION",
                 get("MAX_TOKENS_PER_SESSION"),
-                5000,
+                6000,
             )? as usize,
             poller_http_addr: match get("POLLER_HTTP_ADDR") {
                 None => std::net::SocketAddr::from(([0, 0, 0, 0], 8080)),
@@ -203,7 +203,6 @@ impl Settings {
                 )? as usize,
             },
             batch_max_tokens: number("BATCH_MAX_TOKENS", get("BATCH_MAX_TOKENS"), 500)? as usize,
-            cors_allow_origin: get("CORS_ALLOW_ORIGIN"),
         })
     }
 }

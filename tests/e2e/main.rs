@@ -6,3 +6,4 @@ mod poller;
 mod rest;
 mod skeleton;
 mod sse;
+mod token_lists;

@@ -3,6 +3,7 @@
 //! themselves with fresh wallets and freshly deployed tokens.
 
 pub mod browser;
+pub mod list_server;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -77,6 +78,10 @@ impl Environment {
                 // Streams end often, so every test also exercises reconnect-and-resume.
                 ("SSE_MAX_SECS".into(), SSE_MAX_SECS.to_string()),
                 ("SSE_KEEPALIVE_SECS".into(), "1".into()),
+                // Short, so the tests see revalidation and timeouts without long waits.
+                ("TOKEN_LIST_TTL_SECS".into(), "3".into()),
+                ("TOKEN_LIST_TIMEOUT_MS".into(), "2000".into()),
+                ("TOKEN_LIST_MAX_BYTES".into(), "1048576".into()),
             ],
         };
         eprintln!(

@@ -125,12 +125,14 @@ impl Table {
     }
 
     /// Takes the right to fetch a list until `lease_until`, unless another fetcher holds an
-    /// unexpired lease. Creates the head if it does not exist (with nothing fetched yet).
+    /// unexpired lease or the list was fetched after `stale_before` (someone refreshed it
+    /// since it was last looked at). Creates the head if it does not exist.
     pub async fn claim_list_fetch(
         &self,
         chain_id: u64,
         url: &str,
         now: u64,
+        stale_before: u64,
         lease_until: u64,
     ) -> Result<Written, StorageError> {
         let result = self
@@ -142,7 +144,11 @@ impl Table {
             .update_expression(
                 "SET #url = :url, lease_until = :lease, #ttl = if_not_exists(#ttl, :ttl)",
             )
-            .condition_expression("attribute_not_exists(lease_until) OR lease_until < :now")
+            .condition_expression(
+                "(attribute_not_exists(lease_until) OR lease_until < :now) \
+                 AND (attribute_not_exists(fetched_at) OR fetched_at <= :stale)",
+            )
+            .expression_attribute_values(":stale", n(stale_before))
             .expression_attribute_names("#url", "url")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":url", s(url))

@@ -2,7 +2,6 @@
 
 mod balance;
 mod body;
-mod cors;
 mod demo;
 mod error;
 mod health;
@@ -28,19 +27,11 @@ use sessions::Upsert;
 pub async fn handler(state: &State, req: Request) -> Result<Response<ResponseBody>, Infallible> {
     let method = req.method().clone();
     let path = req.raw_http_path().to_string();
-    let cors = state.settings.cors_allow_origin.as_deref();
-    if let (Some(origin), true) = (cors, cors::is_preflight(&method)) {
-        return Ok(cors::preflight(origin));
-    }
     let result = route(state, req, &method, &path).await;
-    let mut response = result.unwrap_or_else(|error| {
+    Ok(result.unwrap_or_else(|error| {
         error.log(&method, &path);
         error.into_response()
-    });
-    if let Some(origin) = cors {
-        cors::allow(&mut response, origin);
-    }
-    Ok(response)
+    }))
 }
 
 async fn route(

@@ -120,7 +120,6 @@ impl LocalStack {
             );
             // The devnet serves token lists from this machine in demos and tests.
             env.insert("TOKEN_LIST_ALLOW_INSECURE".into(), "true".into());
-            env.insert("CORS_ALLOW_ORIGIN".into(), "*".into());
         }
         let poller_port = crate::process::free_port()?;
         env.insert(

@@ -97,11 +97,12 @@ impl TokenLists {
                 return load(table, chain_id, h).await;
             }
             match table
-                .claim_list_fetch(chain_id, url, now, now + lease)
+                .claim_list_fetch(chain_id, url, now, now.saturating_sub(ttl), now + lease)
                 .await?
             {
                 Written::Yes => return self.refresh(table, chain_id, url, cached, now).await,
-                // Another request holds the lease: wait for its result, or use the stale copy.
+                // Another request holds the lease or has just refreshed the list: look again,
+                // and past the wait use the stale copy.
                 Written::Skipped if Instant::now() < give_up => sleep(WAIT_STEP).await,
                 Written::Skipped => match cached {
                     Some(h) => return load(table, chain_id, &h).await,
