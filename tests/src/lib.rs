@@ -2,6 +2,7 @@
 //! `cargo lambda watch`, the pump, the poller), shared by every test; tests isolate
 //! themselves with fresh wallets and freshly deployed tokens.
 
+pub mod browser;
 pub mod list_server;
 
 use std::sync::OnceLock;

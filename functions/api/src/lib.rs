@@ -2,6 +2,7 @@
 
 mod balance;
 mod body;
+mod demo;
 mod error;
 mod health;
 mod openapi;
@@ -44,6 +45,9 @@ async fn route(
     match (method, segments.as_slice()) {
         (&Method::GET, ["health"]) => health::report(state).await,
         (&Method::GET, ["openapi.json"]) => Ok(openapi::document().await),
+        (&Method::GET, [""] | ["demo"]) => Ok(demo::serve(demo::Asset::Page)),
+        (&Method::GET, ["demo.js"]) => Ok(demo::serve(demo::Asset::Script)),
+        (&Method::GET, ["demo.css"]) => Ok(demo::serve(demo::Asset::Style)),
         (&Method::POST, [chain, "sessions", owner]) => {
             sessions::upsert(state, &req, chain, owner, Upsert::CreateOrAdd).await
         }

@@ -104,5 +104,16 @@ fn print_banner(stack: &LocalStack, devnet: bool, tokens: &[alloy::primitives::A
         "Stream its balances (updates arrive as the demo activity moves tokens):\n\n  curl -N {}/sse/{chain}/balances/{owner}\n",
         stack.api_url
     );
+    let page = if devnet {
+        let tokens: Vec<String> = tokens.iter().map(lower).collect();
+        format!(
+            "{}/demo?chain={chain}&owner={owner}&tokens={}",
+            stack.api_url,
+            tokens.join(",")
+        )
+    } else {
+        format!("{}/demo?chain={chain}", stack.api_url)
+    };
+    println!("Or watch it live in the browser (press Start):\n\n  {page}\n");
     println!("Ctrl-C stops everything.");
 }

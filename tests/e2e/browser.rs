@@ -1,0 +1,217 @@
+//! The demo page in a real headless Chromium: served by the api function through the local
+//! function URL, it starts a session, shows live amounts with decimals applied, follows a
+//! transfer on anvil, and shows a token symbol made of markup as text.
+
+use alloy::primitives::{Address, U256};
+use anyhow::Context;
+use e2e::browser::Browser;
+use e2e::{DEADLINE, Environment};
+use fantoccini::Locator;
+use futures::FutureExt;
+use live_balances::address::lower;
+use live_balances::config::DEFAULT_SPENDER;
+use local_stack::devnet::Wallet;
+use serde::Deserialize;
+
+/// A symbol that would run script if the page ever inserted it as HTML (within the 32
+/// characters the service keeps of a symbol).
+const MARKUP_SYMBOL: &str = "<img src=x onerror=__pwned=1>";
+const MARKUP_NAME: &str = "<script>window.__pwned=2</script>";
+
+/// What the page shows, read in one script call.
+#[derive(Debug, Deserialize)]
+struct PageView {
+    status: String,
+    error: String,
+    rows: Vec<RowView>,
+    log: Vec<String>,
+    pwned: bool,
+    images: u64,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct RowView {
+    token: String,
+    symbol: String,
+    amount: String,
+    raw: String,
+    allowance: String,
+    flashing: bool,
+}
+
+impl PageView {
+    fn row(&self, token: Address) -> Option<&RowView> {
+        self.rows.iter().find(|r| r.token == lower(&token))
+    }
+}
+
+const READ_PAGE: &str = r##"
+const text = (el) => (el ? el.textContent : "");
+return {
+  status: document.getElementById("status").dataset.state,
+  error: text(document.getElementById("error")),
+  rows: [...document.querySelectorAll("#balances tbody tr")].map((tr) => ({
+    token: tr.dataset.token,
+    symbol: text(tr.querySelector(".symbol")),
+    amount: text(tr.querySelector("td.amount")),
+    raw: text(tr.querySelector("td.raw")),
+    allowance: text(tr.querySelector("td.allowance")),
+    flashing: tr.querySelector("td.amount").classList.contains("flash"),
+  })),
+  log: [...document.querySelectorAll("#log li")].map(text),
+  pwned: window.__pwned !== undefined,
+  images: document.querySelectorAll("img").length,
+};
+"##;
+
+async fn read_page(browser: &Browser) -> anyhow::Result<PageView> {
+    let value = browser.client.execute(READ_PAGE, vec![]).await?;
+    Ok(serde_json::from_value(value)?)
+}
+
+/// Polls the page until `want` holds, failing at the deadline with the last view.
+async fn wait_page(
+    browser: &Browser,
+    what: &str,
+    want: impl Fn(&PageView) -> bool,
+) -> anyhow::Result<PageView> {
+    local_stack::stack::wait_for(what, DEADLINE, || async {
+        let view = read_page(browser).await?;
+        anyhow::ensure!(want(&view), "page shows {view:?}");
+        Ok(view)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_page_shows_live_amounts_and_markup_as_text() -> anyhow::Result<()> {
+    let env = Environment::get();
+    // The page at the function URL's root and at /demo, and the files it loads relatively.
+    for (path, content_type) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/demo", "text/html; charset=utf-8"),
+        ("/demo.js", "text/javascript; charset=utf-8"),
+        ("/demo.css", "text/css; charset=utf-8"),
+    ] {
+        let response = env.http.get(env.url(path)).send().await?;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["content-type"], content_type, "{path}");
+        let csp = response.headers()["content-security-policy"].to_str()?;
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+    }
+
+    let browser = Browser::start(&env.stack.options.log_dir, 1000, 820).await?;
+    // Whatever happens, end the session so its Chromium does not outlive the test.
+    let outcome = std::panic::AssertUnwindSafe(drive(env, &browser))
+        .catch_unwind()
+        .await;
+    browser.close().await?;
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+async fn drive(env: &'static Environment, browser: &Browser) -> anyhow::Result<()> {
+    // The watched wallet has a key (and 1,000 ETH), so it can approve.
+    let wallet = Wallet::fresh(&env.stack.rpc_url).await?;
+    let owner = wallet.address;
+    let actor = Wallet::fresh(&env.stack.rpc_url).await?;
+    let usd = actor.deploy_token("Browser USD", "bUSD", 6).await?;
+    let markup = actor.deploy_token(MARKUP_NAME, MARKUP_SYMBOL, 18).await?;
+    let eth = U256::from(10u64).pow(U256::from(18u64));
+    actor
+        .mint(usd, actor.address, U256::from(10_000_000u64))
+        .await?;
+    actor.transfer(usd, owner, U256::from(1_500_000u64)).await?;
+    actor.mint(markup, owner, U256::from(2u64) * eth).await?;
+    actor.send_eth(owner, eth / U256::from(2u64)).await?;
+
+    let url = format!(
+        "{}?chain={}&owner={}&tokens={},{}",
+        env.url("/demo"),
+        env.chain_id(),
+        lower(&owner),
+        lower(&usd),
+        lower(&markup)
+    );
+    browser.client.goto(&url).await?;
+    browser
+        .client
+        .find(Locator::Id("start"))
+        .await
+        .context("Start button")?
+        .click()
+        .await?;
+
+    let view = wait_page(browser, "initial amounts and a live stream", |v| {
+        v.status == "live"
+            && v.row(usd).is_some_and(|r| r.amount == "1.5")
+            && v.row(markup).is_some_and(|r| r.amount == "2")
+    })
+    .await?;
+    assert_eq!(view.error, "", "no error shown");
+    let row = view.row(usd).expect("row");
+    assert_eq!((row.symbol.as_str(), row.raw.as_str()), ("bUSD", "1500000"));
+    let native = view
+        .row(live_balances::NATIVE_TOKEN)
+        .context("native row")?;
+    assert_eq!(native.amount, "1,000.5", "{native:?}");
+
+    // Markup from the chain is text: the exact string, no element made of it, nothing ran.
+    let row = view.row(markup).expect("row");
+    assert_eq!(row.symbol, MARKUP_SYMBOL);
+    assert!(!view.pwned, "script from a token symbol ran");
+    assert_eq!(view.images, 0, "markup became an element");
+
+    let receipt = actor
+        .transfer(usd, owner, U256::from(250_000u64))
+        .await
+        .context("transfer")?;
+    let block = receipt.block_number.context("mined")?;
+    let view = wait_page(browser, "the transferred amount", |v| {
+        v.row(usd).is_some_and(|r| r.amount == "1.75")
+    })
+    .await?;
+    let row = view.row(usd).expect("row");
+    assert_eq!(row.raw, "1750000");
+    assert!(row.flashing, "the changed cell flashes: {row:?}");
+    let logged = view
+        .log
+        .iter()
+        .find(|line| line.contains("bUSD balance 1.75"))
+        .with_context(|| format!("update logged: {:?}", view.log))?;
+    let logged_block: u64 = logged
+        .trim_start_matches('#')
+        .split(' ')
+        .next()
+        .and_then(|b| b.parse().ok())
+        .with_context(|| format!("block number in {logged:?}"))?;
+    assert!(logged_block >= block, "{logged:?} before block {block}");
+
+    // An approval to the default spender shows in the allowance column.
+    wallet
+        .approve(usd, DEFAULT_SPENDER, U256::from(5_000_000u64))
+        .await?;
+    let view = wait_page(browser, "the approved allowance", |v| {
+        v.row(usd).is_some_and(|r| r.allowance == "5")
+    })
+    .await?;
+    assert!(
+        view.log.iter().any(|l| l.contains("bUSD allowance")),
+        "{:?}",
+        view.log
+    );
+
+    let png = browser.client.screenshot().await?;
+    std::fs::write(env.stack.options.log_dir.join("demo.png"), &png)?;
+    if let Some(path) = std::env::var_os("DEMO_SCREENSHOT") {
+        std::fs::write(&path, &png).with_context(|| format!("writing {path:?}"))?;
+    }
+
+    let view = read_page(browser).await?;
+    assert!(!view.pwned && view.images == 0, "{view:?}");
+    let errors = browser.console_errors().await?;
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    Ok(())
+}
