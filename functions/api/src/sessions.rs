@@ -137,7 +137,9 @@ pub async fn upsert(
         return Err(ApiError::SessionNotFound);
     }
 
+    let started = std::time::Instant::now();
     let requested = tokens::resolve(state, chain_id, reader, &custom, &lists).await?;
+    let resolved = started.elapsed();
     // Only what the session does not track yet needs an initial read: the poller keeps the
     // rest current.
     let known_tokens = existing.as_ref().map(|s| s.tokens.len()).unwrap_or(0);
@@ -157,6 +159,7 @@ pub async fn upsert(
     // Read first: if the chain cannot be read, nothing is stored.
     let block = reader.block_number().await?;
     let reads = reader.read(&keys, block).await?;
+    let read = started.elapsed();
 
     let now = unix_now();
     let expires_at = now + state.settings.session_ttl.as_secs();
@@ -178,6 +181,7 @@ pub async fn upsert(
         .await?
         .ok_or(ApiError::TooManyTokens(max_tokens))?;
     let metadata = &requested.metadata;
+    let keys_written = keys.len();
     let items = keys
         .into_iter()
         .zip(reads)
@@ -203,7 +207,11 @@ pub async fn upsert(
         tokens = session.tokens.len(),
         new_tokens,
         lists = requested.lists.len(),
+        values = keys_written,
         block,
+        resolve_ms = resolved.as_millis() as u64,
+        read_ms = (read - resolved).as_millis() as u64,
+        write_ms = (started.elapsed() - read).as_millis() as u64,
         "session updated"
     );
     let mut view = SessionView::new(&session, block, metadata);
