@@ -1,0 +1,124 @@
+//! `make bench`: latency, RPC cost, scale, memory and table cost of live-balances, measured on
+//! the real local stack (DynamoDB Local, anvil, `cargo lambda watch`, the pump, the poller)
+//! beside a polling baseline, written to `target/bench/results.json` with a summary.
+//!
+//! A benchmark reports; it fails only when the system is wrong (an update never arrives, a
+//! snapshot is incomplete), never because the machine is slow. `BENCH_ONLY=freshness,snapshot`
+//! runs a subset; `BENCH_FULL=1` runs the full scale where the default is scaled down.
+
+mod context;
+// mod fanout;
+// mod footprint;
+mod freshness;
+mod machine;
+mod proxy;
+// mod rpc_cost;
+mod snapshot;
+mod stats;
+// mod table_cost;
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use context::Bench;
+
+/// Default SSE feed interval of the api (`SSE_FEED_INTERVAL_MS`, core/src/config.rs).
+const DEFAULT_FEED_MS: u64 = 200;
+/// The tighter setting measured beside it.
+const TIGHT_FEED_MS: u64 = 50;
+
+struct Plan {
+    only: Option<Vec<String>>,
+    full: bool,
+}
+
+impl Plan {
+    fn wants(&self, section: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|s| s == section))
+    }
+
+    /// `quick` normally, `full` with `BENCH_FULL=1`.
+    fn scale(&self, quick: usize, full: usize) -> usize {
+        if self.full { full } else { quick }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let plan = Plan {
+        only: std::env::var("BENCH_ONLY")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
+        full: std::env::var("BENCH_FULL").is_ok_and(|v| v == "1"),
+    };
+    let started = Instant::now();
+    let mut report = Map::new();
+    report.insert("machine".into(), machine::describe());
+    report.insert("started_utc".into(), json!(machine::utc_now()));
+    report.insert(
+        "profile".into(),
+        json!("debug: the poller, pump and functions (cargo lambda watch) run from target/debug, as `make build` builds them"),
+    );
+    report.insert("full_scale".into(), json!(plan.full));
+    let mut sections = Map::new();
+
+    let freshness_samples = plan.scale(40, 100);
+    if plan.wants("freshness") {
+        let tight = Bench::start(
+            "tight",
+            vec![("SSE_FEED_INTERVAL_MS".into(), TIGHT_FEED_MS.to_string())],
+        )
+        .await?;
+        let token = tight.deploy_tokens(1).await?[0];
+        let latencies = freshness::measure(&tight, token, freshness_samples).await?;
+        sections.insert(
+            "freshness_tight".into(),
+            freshness::report(TIGHT_FEED_MS, &latencies),
+        );
+        tight.stop();
+        eprintln!("bench: freshness at {TIGHT_FEED_MS} ms done");
+    }
+
+    let bench = Bench::start("default", vec![]).await?;
+    let tokens = bench.deploy_tokens(100).await?;
+    if plan.wants("freshness") {
+        let latencies = freshness::measure(&bench, tokens[0], freshness_samples).await?;
+        sections.insert(
+            "freshness_default".into(),
+            freshness::report(DEFAULT_FEED_MS, &latencies),
+        );
+        eprintln!("bench: freshness at {DEFAULT_FEED_MS} ms done");
+    }
+    if plan.wants("snapshot") {
+        let runs = plan.scale(3, 5);
+        sections.insert(
+            "initial_snapshot".into(),
+            snapshot::run(&bench, &tokens[..50], runs).await?,
+        );
+        eprintln!("bench: snapshot done");
+    }
+    // SECTIONS_TODO
+    bench.stop();
+
+    report.insert("results".into(), Value::Object(sections));
+    report.insert(
+        "duration_s".into(),
+        json!(stats::round(started.elapsed().as_secs_f64())),
+    );
+    report.insert("load_average_at_end".into(), machine::load_average());
+    let root = local_stack::tools::Tools::locate()?.root;
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("results.json");
+    let text = serde_json::to_string_pretty(&Value::Object(report))?;
+    std::fs::write(&path, &text)?;
+    println!("{text}");
+    eprintln!("bench: wrote {}", path.display());
+    Ok(())
+}
+
