@@ -10,7 +10,7 @@ use alloy::sol_types::{SolCall, SolValue};
 use anyhow::Context as _;
 use e2e::Environment;
 use live_balances::address::lower;
-use live_balances::config::DEFAULT_SPENDER;
+use live_balances::storage::keys;
 use local_stack::contracts::{TEST_TOKEN_ARTIFACT, TestToken, artifact};
 use local_stack::devnet::Wallet;
 use local_stack::process::free_port;
@@ -233,7 +233,9 @@ impl Bench {
         use futures::{StreamExt, TryStreamExt};
         let table = self.env.stack.table().await;
         let tokens: BTreeSet<Address> = tokens.iter().copied().collect();
-        let spenders: BTreeSet<Address> = [DEFAULT_SPENDER].into();
+        // No allowance spender: half the values to load, the same requests per block (the
+        // spread sweep's share fits in the same Multicall3 chunks).
+        let spenders = BTreeSet::new();
         let now = live_balances::clock::unix_now();
         futures::stream::iter(owners)
             .map(|owner| {
@@ -250,27 +252,56 @@ impl Bench {
         Ok(())
     }
 
-    /// The poller's view: processed block and how many values it has written so far.
-    pub async fn poller_health(&self) -> anyhow::Result<Value> {
-        let url = format!("{}/health", self.env.stack.poller_url);
-        Ok(self.env.http.get(&url).send().await?.json().await?)
+    /// Deletes every session of the chain: the poller stops watching their owners.
+    pub async fn clear_sessions(&self) -> anyhow::Result<usize> {
+        let table = self.env.stack.table().await;
+        let owners: Vec<Address> = table
+            .sessions(self.chain_id())
+            .await?
+            .iter()
+            .map(|s| s.owner)
+            .collect();
+        self.delete_sessions(&owners).await?;
+        Ok(owners.len())
     }
 
-    /// Poller metrics counter `poller_table_writes_total` summed over outcomes.
-    pub async fn poller_writes(&self) -> anyhow::Result<u64> {
-        let text = self
-            .env
-            .http
-            .get(format!("{}/metrics", self.env.stack.poller_url))
-            .send()
-            .await?
-            .text()
-            .await?;
-        Ok(text
-            .lines()
-            .filter(|l| l.starts_with("poller_table_writes_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum())
+    /// Waits (up to `deadline`) until the fanout has caught up with the stream: no feed entry
+    /// written for a second. Returns whether it did.
+    pub async fn wait_feed_drained(&self, deadline: Duration) -> bool {
+        let feed_writes = |c: &crate::proxy::Counts| c.get("PutItem feed").map_or(0, |c| c.requests);
+        let until = tokio::time::Instant::now() + deadline;
+        let mut last = feed_writes(&self.db.counts());
+        while tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = feed_writes(&self.db.counts());
+            if now == last {
+                return true;
+            }
+            last = now;
+        }
+        false
+    }
+
+    /// Deletes the sessions of `owners`: the poller stops watching them.
+    pub async fn delete_sessions(&self, owners: &[Address]) -> anyhow::Result<()> {
+        let table = self.env.stack.table().await;
+        for owner in owners {
+            table
+                .client()
+                .delete_item()
+                .table_name(table.name())
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(keys::session_pk(self.chain_id())),
+                )
+                .key(
+                    "sk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(keys::session_sk(owner)),
+                )
+                .send()
+                .await?;
+        }
+        Ok(())
     }
 
     /// Waits until the poller has processed `block` and finished every write it started.

@@ -7,15 +7,19 @@
 //! runs a subset; `BENCH_FULL=1` runs the full scale where the default is scaled down.
 
 mod context;
-// mod fanout;
-// mod footprint;
+mod baseline;
+mod clients;
+mod fanout;
+mod footprint;
 mod freshness;
+mod listeners;
 mod machine;
 mod proxy;
-// mod rpc_cost;
+mod procfs;
+mod rpc_cost;
 mod snapshot;
 mod stats;
-// mod table_cost;
+mod table_cost;
 
 use std::time::Duration;
 
@@ -94,15 +98,48 @@ async fn main() -> anyhow::Result<()> {
         );
         eprintln!("bench: freshness at {DEFAULT_FEED_MS} ms done");
     }
+    let mut owners = vec![];
+    let mut tiers = vec![];
+    let blocks = plan.scale(10, 20);
+    if plan.wants("scale") {
+        bench.clear_sessions().await?;
+        tiers = rpc_cost::tiers(&bench, &tokens, &[1, 100], blocks, &mut owners).await?;
+        drained(&bench).await;
+        let window = Duration::from_secs(plan.scale(20, 60) as u64);
+        let clients = clients::run(&bench, &owners, &tokens, 100, window).await?;
+        sections.insert("clients_and_baseline".into(), clients);
+        eprintln!("bench: clients window done");
+        drained(&bench).await;
+        // Fan-out keeps the 10 connections per owner, scaled to what one local
+        // `cargo lambda watch` holds (each open stream occupies a function instance).
+        let connections = plan.scale(100, 120);
+        let fanout = fanout::run(&bench, &owners[..connections / 10], &tokens, connections).await?;
+        sections.insert("fanout".into(), fanout);
+        eprintln!("bench: fan-out done");
+    }
     if plan.wants("snapshot") {
         let runs = plan.scale(3, 5);
-        sections.insert(
-            "initial_snapshot".into(),
-            snapshot::run(&bench, &tokens[..50], runs).await?,
-        );
+        let (result, snapshot_owners) = snapshot::run(&bench, &tokens[..50], runs).await?;
+        sections.insert("initial_snapshot".into(), result);
+        // Their 10,000 values each would weigh on the larger tiers: stop watching them.
+        bench.delete_sessions(&snapshot_owners).await?;
         eprintln!("bench: snapshot done");
     }
-    // SECTIONS_TODO
+    if plan.wants("scale") {
+        let big = plan.scale(1_000, 10_000);
+        let mut sizes = vec![big];
+        if plan.full {
+            sizes.insert(0, 1_000);
+        }
+        tiers.extend(rpc_cost::tiers(&bench, &tokens, &sizes, blocks, &mut owners).await?);
+        let tiers_json: Vec<Value> = tiers.iter().map(|t| t.to_json(tokens.len())).collect();
+        sections.insert("rpc_per_block".into(), rpc_cost::report(&tiers));
+        sections.insert("rpc_per_block_tiers".into(), json!(tiers_json));
+        sections.insert("poller_footprint".into(), footprint::report(&tiers, tokens.len()));
+        let fanout = sections.get("fanout").cloned().unwrap_or_default();
+        sections.insert("table_cost".into(), table_cost::report(&tiers, &fanout));
+        eprintln!("bench: scale sections done");
+    }
     bench.stop();
 
     report.insert("results".into(), Value::Object(sections));
@@ -122,3 +159,10 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+
+/// Lets the fanout finish the stream records of a load before a latency measurement.
+async fn drained(bench: &Bench) {
+    if !bench.wait_feed_drained(Duration::from_secs(90)).await {
+        eprintln!("bench: the fanout was still writing feed entries after 90 s; measuring anyway");
+    }
+}

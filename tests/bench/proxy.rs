@@ -7,7 +7,6 @@
 //! Local reports for them.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -121,10 +120,6 @@ impl CountingProxy {
         format!("ws://{}", self.url)
     }
 
-    pub fn addr(&self) -> anyhow::Result<SocketAddr> {
-        Ok(self.url.parse()?)
-    }
-
     pub fn counts(&self) -> Counts {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
     }
@@ -208,6 +203,8 @@ async fn forward(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let consistent = serde_json::from_slice::<Value>(&body)
+        .is_ok_and(|v| v["ConsistentRead"].as_bool() == Some(true));
     let (body, dynamo_key) = match shared.mode {
         Mode::JsonRpc => {
             count_json_rpc(shared, &body, "");
@@ -243,7 +240,15 @@ async fn forward(
         let is_write = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"]
             .iter()
             .any(|op| key.starts_with(op));
-        let (read, write) = consumed_units(&bytes, is_write);
+        let (mut read, write) = consumed_units(&bytes, is_write);
+        let is_read = ["GetItem", "Query", "Scan"]
+            .iter()
+            .any(|op| key.starts_with(op));
+        if is_read && status.is_success() {
+            // DynamoDB Local reports 0 units for a read that finds nothing; DynamoDB bills
+            // at least one 4 KB unit per request (half for an eventually consistent read).
+            read = read.max(if consistent { 1.0 } else { 0.5 });
+        }
         shared.add(key, 1, read, write);
     }
     let mut response = Response::builder().status(status);

@@ -16,7 +16,12 @@ use crate::stats::summary_ms;
 /// Tokens in the session, the native currency included.
 pub const SESSION_TOKENS: usize = 5000;
 
-pub async fn run(bench: &Bench, real_tokens: &[Address], runs: usize) -> anyhow::Result<Value> {
+/// Returns the report and the owners whose sessions it created.
+pub async fn run(
+    bench: &Bench,
+    real_tokens: &[Address],
+    runs: usize,
+) -> anyhow::Result<(Value, Vec<Address>)> {
     let mut tokens: Vec<Address> = real_tokens.to_vec();
     while tokens.len() < SESSION_TOKENS - 1 {
         tokens.push(fresh_owner());
@@ -24,8 +29,10 @@ pub async fn run(bench: &Bench, real_tokens: &[Address], runs: usize) -> anyhow:
     let list: Vec<String> = tokens.iter().map(lower).collect();
     let body = serde_json::to_string(&json!({ "customTokens": list }))?;
     let (mut post_ms, mut sse_ms, mut total_ms) = (vec![], vec![], vec![]);
+    let mut owners = vec![];
     for _ in 0..runs {
         let owner = fresh_owner();
+        owners.push(owner);
         // The wallet holds some of every real token: those values are non-zero.
         bench.automine(false).await?;
         for token in real_tokens {
@@ -59,7 +66,7 @@ pub async fn run(bench: &Bench, real_tokens: &[Address], runs: usize) -> anyhow:
     }
     let total = summary_ms(&total_ms);
     let met = total["p50_ms"].as_f64().is_some_and(|v| v <= 1500.0);
-    Ok(json!({
+    let report = json!({
         "tokens": SESSION_TOKENS,
         "real_tokens": real_tokens.len(),
         "random_addresses": SESSION_TOKENS - 1 - real_tokens.len(),
@@ -68,5 +75,6 @@ pub async fn run(bench: &Bench, real_tokens: &[Address], runs: usize) -> anyhow:
         "post_to_all_balances": total,
         "target_ms": 1500,
         "met": met,
-    }))
+    });
+    Ok((report, owners))
 }
