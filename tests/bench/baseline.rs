@@ -35,7 +35,12 @@ pub struct Baseline {
     tasks: Vec<JoinHandle<()>>,
 }
 
-async fn call(http: &reqwest::Client, url: &str, method: &str, params: Value) -> anyhow::Result<Value> {
+async fn call(
+    http: &reqwest::Client,
+    url: &str,
+    method: &str,
+    params: Value,
+) -> anyhow::Result<Value> {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     let reply: Value = http.post(url).json(&body).send().await?.json().await?;
     reply.get("result").cloned().context("no result")
@@ -81,7 +86,8 @@ impl Baseline {
             .iter()
             .enumerate()
             .map(|(i, &owner)| {
-                let (seen, stop, http, url) = (seen.clone(), stop.clone(), http.clone(), url.clone());
+                let (seen, stop, http, url) =
+                    (seen.clone(), stop.clone(), http.clone(), url.clone());
                 let tokens = tokens.to_vec();
                 tokio::spawn(async move {
                     let (t0, n0) = {
@@ -98,7 +104,10 @@ impl Baseline {
                     let mut first = true;
                     while !stop.load(Ordering::SeqCst) {
                         let due = next_tokens.min(next_native);
-                        tokio::time::sleep_until(due.min(Instant::now() + Duration::from_millis(200))).await;
+                        tokio::time::sleep_until(
+                            due.min(Instant::now() + Duration::from_millis(200)),
+                        )
+                        .await;
                         let now = Instant::now();
                         if now >= next_tokens {
                             next_tokens += TOKEN_POLL;
@@ -118,7 +127,8 @@ impl Baseline {
                         }
                         if now >= next_native {
                             next_native += NATIVE_POLL;
-                            let _ = call(&http, &url, "eth_getBalance", json!([owner, "latest"])).await;
+                            let _ =
+                                call(&http, &url, "eth_getBalance", json!([owner, "latest"])).await;
                         }
                     }
                 })

@@ -268,7 +268,8 @@ impl Bench {
     /// Waits (up to `deadline`) until the fanout has caught up with the stream: no feed entry
     /// written for a second. Returns whether it did.
     pub async fn wait_feed_drained(&self, deadline: Duration) -> bool {
-        let feed_writes = |c: &crate::proxy::Counts| c.get("PutItem feed").map_or(0, |c| c.requests);
+        let feed_writes =
+            |c: &crate::proxy::Counts| c.get("PutItem feed").map_or(0, |c| c.requests);
         let until = tokio::time::Instant::now() + deadline;
         let mut last = feed_writes(&self.db.counts());
         while tokio::time::Instant::now() < until {

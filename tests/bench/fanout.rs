@@ -85,8 +85,9 @@ pub async fn run(
     );
     let (quiet_total, background_total) = (total(&quiet), total(&background));
     let connection_minutes = connections as f64 * QUIET.as_secs_f64() / 60.0;
-    let per_connection_minute =
-        |with: f64, without: f64| round(((with - without) / connection_minutes).max(0.0) * 100.0) / 100.0;
+    let per_connection_minute = |with: f64, without: f64| {
+        round(((with - without) / connection_minutes).max(0.0) * 100.0) / 100.0
+    };
     let requests = |c: &crate::proxy::Counts, k: &str| c.get(k).map_or(0.0, |c| c.requests as f64);
     let units = |c: &crate::proxy::Counts, k: &str| c.get(k).map_or(0.0, |c| c.write_units);
     Ok(json!({

@@ -27,7 +27,11 @@ const OPENING: usize = 8;
 
 impl Listeners {
     /// Opens `connections` streams spread over `owners`, each past its `all_balances`.
-    pub async fn open(bench: &Bench, owners: &[Address], connections: usize) -> anyhow::Result<Self> {
+    pub async fn open(
+        bench: &Bench,
+        owners: &[Address],
+        connections: usize,
+    ) -> anyhow::Result<Self> {
         let env = bench.env;
         let clients: Vec<(usize, Address, SseClient)> = futures::stream::iter(0..connections)
             .map(|i| {
@@ -76,7 +80,10 @@ impl Listeners {
     }
 
     pub fn deliveries(&self) -> Vec<Delivery> {
-        self.deliveries.lock().map(|d| d.clone()).unwrap_or_default()
+        self.deliveries
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
     }
 
     /// Closes every stream; returns how many reconnects the clients made.

@@ -6,16 +6,16 @@
 //! snapshot is incomplete), never because the machine is slow. `BENCH_ONLY=freshness,snapshot`
 //! runs a subset; `BENCH_FULL=1` runs the full scale where the default is scaled down.
 
-mod context;
 mod baseline;
 mod clients;
+mod context;
 mod fanout;
 mod footprint;
 mod freshness;
 mod listeners;
 mod machine;
-mod proxy;
 mod procfs;
+mod proxy;
 mod rpc_cost;
 mod snapshot;
 mod stats;
@@ -135,7 +135,10 @@ async fn main() -> anyhow::Result<()> {
         let tiers_json: Vec<Value> = tiers.iter().map(|t| t.to_json(tokens.len())).collect();
         sections.insert("rpc_per_block".into(), rpc_cost::report(&tiers));
         sections.insert("rpc_per_block_tiers".into(), json!(tiers_json));
-        sections.insert("poller_footprint".into(), footprint::report(&tiers, tokens.len()));
+        sections.insert(
+            "poller_footprint".into(),
+            footprint::report(&tiers, tokens.len()),
+        );
         let fanout = sections.get("fanout").cloned().unwrap_or_default();
         sections.insert("table_cost".into(), table_cost::report(&tiers, &fanout));
         eprintln!("bench: scale sections done");
@@ -158,7 +161,6 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("bench: wrote {}", path.display());
     Ok(())
 }
-
 
 /// Lets the fanout finish the stream records of a load before a latency measurement.
 async fn drained(bench: &Bench) {

@@ -9,7 +9,11 @@ const TICKS_PER_SECOND: f64 = 100.0;
 pub fn child_pid(name: &str) -> anyhow::Result<u32> {
     let me = std::process::id();
     for entry in std::fs::read_dir("/proc")?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {

@@ -333,7 +333,11 @@ fn consumed_units(body: &[u8], is_write: bool) -> (f64, f64) {
             (None, None) => {
                 // Only the total is given: reads and writes are told apart by the operation.
                 let units = c["CapacityUnits"].as_f64().unwrap_or(0.0);
-                if is_write { (r, w + units) } else { (r + units, w) }
+                if is_write {
+                    (r, w + units)
+                } else {
+                    (r + units, w)
+                }
             }
             _ => (r + read.unwrap_or(0.0), w + write.unwrap_or(0.0)),
         }

@@ -135,7 +135,9 @@ pub async fn grow(
         tokio::time::sleep(Duration::from_secs(1)).await;
         bench.mine().await?;
         let block = bench.block_number().await?;
-        bench.poller_settled(block, Duration::from_secs(120)).await?;
+        bench
+            .poller_settled(block, Duration::from_secs(120))
+            .await?;
     }
     Ok(loaded)
 }
@@ -214,10 +216,9 @@ pub fn report(tiers: &[Tier]) -> Value {
             })
         })
         .collect();
-    let met = tiers
-        .iter()
-        .filter(|t| t.owners <= 1000)
-        .all(|t| t.idle.rpc_per_block() <= TARGET_PER_BLOCK && t.busy.rpc_per_block() <= TARGET_PER_BLOCK);
+    let met = tiers.iter().filter(|t| t.owners <= 1000).all(|t| {
+        t.idle.rpc_per_block() <= TARGET_PER_BLOCK && t.busy.rpc_per_block() <= TARGET_PER_BLOCK
+    });
     json!({
         "requests_per_block": rows,
         "target": "<= 4 requests per block up to 1,000 owners",

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::context::Bench;
+use crate::proxy::{Counts, since};
 use crate::stats::summary_ms;
 
 /// Tokens in the session, the native currency included.
@@ -30,6 +31,7 @@ pub async fn run(
     let body = serde_json::to_string(&json!({ "customTokens": list }))?;
     let (mut post_ms, mut sse_ms, mut total_ms) = (vec![], vec![], vec![]);
     let mut owners = vec![];
+    let (mut post_db, mut post_rpc) = (Counts::new(), Counts::new());
     for _ in 0..runs {
         let owner = fresh_owner();
         owners.push(owner);
@@ -40,9 +42,12 @@ pub async fn run(
         }
         bench.mine().await?;
         bench.automine(true).await?;
+        let (db0, rpc0) = (bench.db.counts(), bench.rpc.counts());
         let start = Instant::now();
         bench.env.watch(&lower(&owner), &body).await?;
         let posted = Instant::now();
+        post_db = since(&bench.db.counts(), &db0);
+        post_rpc = since(&bench.rpc.counts(), &rpc0);
         let mut sse = SseClient::connect(bench.env, &lower(&owner), None).await?;
         let snapshot = sse
             .wait_for("all_balances", |e| e.event == "all_balances")
@@ -73,6 +78,8 @@ pub async fn run(
         "post_to_response": summary_ms(&post_ms),
         "sse_connect_to_all_balances": summary_ms(&sse_ms),
         "post_to_all_balances": total,
+        "last_post_table_requests": post_db,
+        "last_post_rpc_requests": post_rpc,
         "target_ms": 1500,
         "met": met,
     });

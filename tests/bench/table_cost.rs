@@ -38,11 +38,16 @@ pub fn report(tiers: &[Tier], fanout: &Value) -> Value {
         let t = total(
             &c.db
                 .iter()
-                .filter(|(k, _)| k.ends_with(" session") || k.ends_with(" balance") || k.ends_with(" cursor"))
+                .filter(|(k, _)| {
+                    k.ends_with(" session") || k.ends_with(" balance") || k.ends_with(" cursor")
+                })
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
         );
-        (t.read_units / c.blocks as f64, t.write_units / c.blocks as f64)
+        (
+            t.read_units / c.blocks as f64,
+            t.write_units / c.blocks as f64,
+        )
     };
     let (idle_r, idle_w) = poller(&tier.idle);
     let (busy_r, busy_w) = poller(&tier.busy);
@@ -64,8 +69,8 @@ pub fn report(tiers: &[Tier], fanout: &Value) -> Value {
     let conn_read_minute = units(fanout, "table_read_units_per_connection_minute");
     let conn_write_minute = units(fanout, "table_write_units_per_connection_minute");
     let conn_table_hour = dollars(conn_read_minute * 60.0, conn_write_minute * 60.0);
-    let conn_lambda_hour =
-        3600.0 * LAMBDA_GB * LAMBDA_GB_SECOND + 3600.0 / SSE_MAX_SECS * LAMBDA_PER_MILLION_REQUESTS / 1e6;
+    let conn_lambda_hour = 3600.0 * LAMBDA_GB * LAMBDA_GB_SECOND
+        + 3600.0 / SSE_MAX_SECS * LAMBDA_PER_MILLION_REQUESTS / 1e6;
     let per_1000_idle = 1000.0 * (conn_table_hour + conn_lambda_hour + dollars(ir, iw));
     let per_1000_busy = 1000.0 * (conn_table_hour + conn_lambda_hour + dollars(tr, tw));
     json!({
