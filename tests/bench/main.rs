@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     report.insert("full_scale".into(), json!(plan.full));
     let mut sections = Map::new();
 
-    let freshness_samples = plan.scale(40, 100);
+    let freshness_samples = plan.scale(100, 200);
     if plan.wants("freshness") {
         let tight = Bench::start(
             "tight",
