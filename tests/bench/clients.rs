@@ -1,5 +1,5 @@
 //! RPC requests per minute with 1 and with 100 connected SSE clients on a devnet making a
-//! block (with one transfer) every second, and beside it, in the same window, the polling
+//! block (with five transfers) every second, and beside it, in the same window, the polling
 //! baseline for the same owners and tokens: requests and freshness, side by side.
 //!
 //! The window is shorter than a minute (`window`) and scaled to a minute; the report says so.
@@ -21,7 +21,10 @@ use crate::stats::{round, summary_ms};
 /// What the transfers of a window were: (owner, token) → mined at.
 type Mined = HashMap<(Address, String), Instant>;
 
-/// A block a second, each with one transfer to a distinct (owner, token) pair.
+/// Transfers per block: enough samples for the freshness of both sides in a short window.
+const TRANSFERS_PER_BLOCK: usize = 5;
+
+/// A block a second, each with transfers to distinct (owner, token) pairs.
 async fn drive(
     bench: &Bench,
     owners: &[Address],
@@ -35,12 +38,20 @@ async fn drive(
     let result = async {
         for s in 0..blocks {
             tokio::time::sleep_until(start + Duration::from_secs(s as u64)).await;
-            let owner = owners[s % owners.len()];
-            // A token step coprime to 100 keeps every pair of the window distinct.
-            let token = tokens[(s * 7 + 3) % tokens.len()];
-            bench.send_transfer(token, owner, 1).await?;
+            let mut pairs = vec![];
+            for j in 0..TRANSFERS_PER_BLOCK {
+                let k = s * TRANSFERS_PER_BLOCK + j;
+                let owner = owners[k % owners.len()];
+                // Every owner in turn; the token moves on each round, so no pair repeats.
+                let token = tokens[(k / owners.len() + k * 7 + 3) % tokens.len()];
+                bench.send_transfer(token, owner, 1).await?;
+                pairs.push((owner, lower(&token)));
+            }
             bench.mine().await?;
-            mined.insert((owner, lower(&token)), Instant::now());
+            let at = Instant::now();
+            for pair in pairs {
+                mined.insert(pair, at);
+            }
         }
         tokio::time::sleep_until(start + window).await;
         anyhow::Ok(())
@@ -136,6 +147,7 @@ pub async fn run(
         "window_seconds": window.as_secs(),
         "scaled_to_a_minute_by": round(per_minute),
         "blocks_per_second": 1,
+        "transfers_per_block": TRANSFERS_PER_BLOCK,
         "owners": owners.len(),
         "tokens_per_owner": tokens.len(),
         "service_rpc_per_minute_1_client": round(with_one as f64 * per_minute),
