@@ -64,7 +64,7 @@ impl BlockCost {
     }
 }
 
-/// Mines `blocks` blocks one a second (or as fast as the poller keeps up, if slower), each
+/// Mines `blocks` blocks `every` apart (or as fast as the poller keeps up, if slower), each
 /// with transfers to `touched` of `owners`, waiting for the poller to process each.
 pub async fn measure_blocks(
     bench: &Bench,
@@ -72,6 +72,7 @@ pub async fn measure_blocks(
     tokens: &[Address],
     touched: usize,
     blocks: usize,
+    every: Duration,
 ) -> anyhow::Result<BlockCost> {
     let pid = procfs::child_pid("poller")?;
     let (rpc0, db0, cpu0) = (
@@ -83,7 +84,7 @@ pub async fn measure_blocks(
     bench.automine(false).await?;
     let result = async {
         for b in 0..blocks {
-            let next = start + Duration::from_secs(b as u64);
+            let next = start + every * b as u32;
             tokio::time::sleep_until(next).await;
             for i in 0..touched {
                 let owner = owners[(b * touched + i) % owners.len()];
@@ -180,8 +181,9 @@ pub async fn tiers(
     for &n in sizes {
         let load_seconds = grow(bench, owners, tokens, n).await?;
         eprintln!("bench: {n} owners loaded in {load_seconds:.1} s");
-        let idle = measure_blocks(bench, owners, tokens, 0, blocks).await?;
-        let busy = measure_blocks(bench, owners, tokens, TOUCHED.min(n), blocks).await?;
+        let second = Duration::from_secs(1);
+        let idle = measure_blocks(bench, owners, tokens, 0, blocks, second).await?;
+        let busy = measure_blocks(bench, owners, tokens, TOUCHED.min(n), blocks, second).await?;
         let (rss_mib, hwm_mib) = procfs::memory_mib(procfs::child_pid("poller")?)?;
         eprintln!(
             "bench: {n} owners: {:.2} requests per block idle, {:.2} busy; poller RSS {rss_mib:.0} MiB",
