@@ -167,7 +167,7 @@ async fn main() -> anyhow::Result<()> {
     }
     bench.stop();
 
-    eprintln!("{}", summary::render(&sections));
+    let summary = summary::render(&sections);
     report.insert("results".into(), Value::Object(sections));
     report.insert(
         "duration_s".into(),
@@ -180,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
     let path = dir.join("results.json");
     let text = serde_json::to_string_pretty(&Value::Object(report))?;
     std::fs::write(&path, &text)?;
-    println!("{text}");
+    println!("{summary}");
     eprintln!("bench: wrote {}", path.display());
     Ok(())
 }
