@@ -1,5 +1,5 @@
 # Thin entry points; the work lives in infra/ and in Rust.
-.PHONY: install build dev test template-check contracts
+.PHONY: install build dev test template-check contracts bench
 
 install: ## Install every tool the stack and tests need into .tools/ (idempotent)
 	./infra/install.sh
@@ -18,3 +18,6 @@ template-check: install
 
 contracts: install ## Recompile the devnet contracts (infra/contracts/*.sol) with solc-js
 	SOLC_MODULE=$(CURDIR)/.tools/npm/node_modules/solc node infra/contracts/compile.js
+
+bench: build ## Benchmarks on the real local stack (README "Benchmarks"): target/bench/results.json
+	cargo run -q -p e2e --bin bench

@@ -1,0 +1,321 @@
+//! One benchmark stack: the e2e harness's local stack with counting proxies in front of anvil
+//! (for the poller and the api) and of DynamoDB Local (for every function, the pump and the
+//! poller), plus the chain and table helpers the measurements share.
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::sol_types::{SolCall, SolValue};
+use anyhow::Context as _;
+use e2e::Environment;
+use live_balances::address::lower;
+use live_balances::storage::keys;
+use local_stack::contracts::{TEST_TOKEN_ARTIFACT, TestToken, artifact};
+use local_stack::devnet::Wallet;
+use local_stack::process::free_port;
+use local_stack::stack::{ChainSource, LocalStack, StackOptions};
+use serde_json::{Value, json};
+
+use crate::proxy::{CountingProxy, Mode};
+
+/// Function instances `cargo lambda watch` may run at once: each open SSE stream holds one.
+pub const LAMBDA_CONCURRENCY: u32 = 128;
+
+pub struct Bench {
+    pub env: &'static Environment,
+    /// Between the poller (and the api's chain reads) and anvil.
+    pub rpc: CountingProxy,
+    /// Between every process of the stack and DynamoDB Local.
+    pub db: CountingProxy,
+    pub anvil_port: u16,
+    /// Funded, impersonated on anvil: sends unsigned transactions that wait for `evm_mine`.
+    pub actor: Wallet,
+}
+
+impl Bench {
+    /// Starts a stack; `extra_env` tunes the functions and the poller.
+    pub async fn start(label: &str, extra_env: Vec<(String, String)>) -> anyhow::Result<Self> {
+        let root = local_stack::tools::Tools::locate()?.root;
+        let anvil_port = free_port()?;
+        let dynamodb_port = free_port()?;
+        let rpc = CountingProxy::start(anvil_port, Mode::JsonRpc).await?;
+        let db = CountingProxy::start(dynamodb_port, Mode::DynamoDb).await?;
+        let mut env = vec![
+            ("RPC_URL_31337".to_string(), rpc.http_url()),
+            ("WS_URL_31337".into(), rpc.ws_url()),
+            ("DYNAMODB_ENDPOINT".into(), db.http_url()),
+            ("RUST_LOG".into(), "info".into()),
+        ];
+        env.extend(extra_env);
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let options = StackOptions {
+            dynamodb_port,
+            lambda_port: free_port()?,
+            chain: ChainSource::Anvil {
+                port: anvil_port,
+                block_time: None,
+            },
+            log_dir: root.join(format!("target/bench/logs/{run}-{label}")),
+            table_name: "live-balances-bench".into(),
+            lambda_concurrency: LAMBDA_CONCURRENCY,
+            extra_env: env,
+        };
+        eprintln!(
+            "bench: starting the {label} stack; logs in {}",
+            options.log_dir.display()
+        );
+        let stack = LocalStack::start(options).await?;
+        // The harness's clients take a `'static` environment; one per stack, for the run.
+        let env: &'static Environment = Box::leak(Box::new(Environment {
+            stack,
+            http: reqwest::Client::new(),
+        }));
+        let actor = Wallet::fresh(&env.stack.rpc_url).await?;
+        env.rpc("anvil_impersonateAccount", json!([lower(&actor.address)]))
+            .await?;
+        let bench = Self {
+            env,
+            rpc,
+            db,
+            anvil_port,
+            actor,
+        };
+        bench.wait_healthy().await?;
+        Ok(bench)
+    }
+
+    /// Waits for the poller's first heartbeat (the api's `/health` turns 200).
+    async fn wait_healthy(&self) -> anyhow::Result<()> {
+        let url = self.env.url("/health");
+        local_stack::stack::wait_for("api health", Duration::from_secs(120), || async {
+            let r = self.env.http.get(&url).send().await?;
+            anyhow::ensure!(r.status() == 200, "health {}", r.status());
+            Ok(())
+        })
+        .await
+    }
+
+    /// Stops every process of this stack (the environment itself lives on, leaked).
+    pub fn stop(&self) {
+        for name in ["poller", "pump", "functions", "anvil", "dynamodb"] {
+            let _ = self.env.stack.stop_service(name);
+        }
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.env.chain_id()
+    }
+
+    /// Turns anvil's automine on or off (off: transactions wait for [`Self::mine`]).
+    pub async fn automine(&self, on: bool) -> anyhow::Result<()> {
+        self.env.rpc("evm_setAutomine", json!([on])).await?;
+        Ok(())
+    }
+
+    /// Mines one block now; returns when anvil has mined it.
+    pub async fn mine(&self) -> anyhow::Result<()> {
+        self.env.rpc("evm_mine", json!([])).await?;
+        Ok(())
+    }
+
+    /// The actor's mined transaction count.
+    pub async fn nonce(&self) -> anyhow::Result<u64> {
+        let n = self
+            .env
+            .rpc(
+                "eth_getTransactionCount",
+                json!([lower(&self.actor.address), "latest"]),
+            )
+            .await?;
+        Ok(u64::from_str_radix(
+            n.as_str().context("nonce")?.trim_start_matches("0x"),
+            16,
+        )?)
+    }
+
+    /// Mines blocks until the actor's transactions up to `nonce` are all in.
+    pub async fn mine_all(&self, nonce: u64) -> anyhow::Result<()> {
+        for _ in 0..100 {
+            self.mine().await?;
+            if self.nonce().await? >= nonce {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("transactions up to nonce {nonce} were not mined")
+    }
+
+    pub async fn block_number(&self) -> anyhow::Result<u64> {
+        let n = self.env.rpc("eth_blockNumber", json!([])).await?;
+        Ok(u64::from_str_radix(
+            n.as_str().context("block number")?.trim_start_matches("0x"),
+            16,
+        )?)
+    }
+
+    /// Sends a transaction from the actor without waiting for it to be mined.
+    pub async fn send_unmined(&self, to: Option<Address>, data: Vec<u8>) -> anyhow::Result<()> {
+        let mut tx = json!({
+            "from": lower(&self.actor.address),
+            "data": Bytes::from(data),
+            // Enough for a token deployment; blocks take 30M, so mine until all are in.
+            "gas": if to.is_some() { "0x30d40" } else { "0x16e360" },
+        });
+        if let Some(to) = to {
+            tx["to"] = json!(lower(&to));
+        }
+        self.env.rpc("eth_sendTransaction", json!([tx])).await?;
+        Ok(())
+    }
+
+    /// A transfer of `amount` of `token` from the actor to `to`, left for the next block.
+    pub async fn send_transfer(
+        &self,
+        token: Address,
+        to: Address,
+        amount: u64,
+    ) -> anyhow::Result<()> {
+        let data = TestToken::transferCall {
+            to,
+            amount: U256::from(amount),
+        }
+        .abi_encode();
+        self.send_unmined(Some(token), data).await
+    }
+
+    /// Deploys `count` test tokens in one block, each with a large supply for the actor.
+    pub async fn deploy_tokens(&self, count: usize) -> anyhow::Result<Vec<Address>> {
+        self.automine(false).await?;
+        let result = async {
+            let nonce = self.nonce().await?;
+            let code = artifact(TEST_TOKEN_ARTIFACT)?.bytecode.to_vec();
+            let mut tokens = vec![];
+            for i in 0..count {
+                let args = (format!("Bench {i}"), format!("B{i}"), U256::from(18));
+                let mut data = code.clone();
+                data.extend(args.abi_encode_params());
+                self.send_unmined(None, data).await?;
+                tokens.push(self.actor.address.create(nonce + i as u64));
+            }
+            self.mine_all(nonce + count as u64).await?;
+            for token in &tokens {
+                let mint = TestToken::mintCall {
+                    to: self.actor.address,
+                    amount: U256::from(10u64).pow(U256::from(30)),
+                }
+                .abi_encode();
+                self.send_unmined(Some(*token), mint).await?;
+            }
+            self.mine_all(nonce + 2 * count as u64).await?;
+            anyhow::Ok(tokens)
+        }
+        .await;
+        self.automine(true).await?;
+        let tokens = result?;
+        let code = self
+            .env
+            .rpc("eth_getCode", json!([lower(&tokens[0]), "latest"]))
+            .await?;
+        anyhow::ensure!(code.as_str().is_some_and(|c| c.len() > 2), "no token code");
+        Ok(tokens)
+    }
+
+    /// Writes sessions straight into the table (scale set-up, as the api's POST would, minus
+    /// the initial values: the poller reads and writes those itself when it sees the
+    /// sessions).
+    pub async fn write_sessions(
+        &self,
+        owners: &[Address],
+        tokens: &[Address],
+    ) -> anyhow::Result<()> {
+        use futures::{StreamExt, TryStreamExt};
+        let table = self.env.stack.table().await;
+        // No allowance spender: half the values to load, the same requests per block (the
+        // spread sweep's share fits in the same Multicall3 chunks).
+        let addition = live_balances::model::SessionAddition {
+            tokens: tokens.iter().copied().collect(),
+            ..Default::default()
+        };
+        let now = live_balances::clock::unix_now();
+        let room = usize::MAX;
+        futures::stream::iter(owners)
+            .map(|owner| {
+                let (table, addition) = (&table, &addition);
+                async move {
+                    table
+                        .add_to_session(self.chain_id(), owner, addition, room, now, now + 3600)
+                        .await
+                }
+            })
+            .buffer_unordered(16)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes every session of the chain: the poller stops watching their owners.
+    pub async fn clear_sessions(&self) -> anyhow::Result<usize> {
+        let table = self.env.stack.table().await;
+        let owners: Vec<Address> = table
+            .sessions(self.chain_id())
+            .await?
+            .iter()
+            .map(|s| s.owner)
+            .collect();
+        self.delete_sessions(&owners).await?;
+        Ok(owners.len())
+    }
+
+    /// Waits (up to `deadline`) until the fanout has caught up with the stream: no feed entry
+    /// written for a second. Returns whether it did.
+    pub async fn wait_feed_drained(&self, deadline: Duration) -> bool {
+        let feed_writes =
+            |c: &crate::proxy::Counts| c.get("PutItem feed").map_or(0, |c| c.requests);
+        let until = tokio::time::Instant::now() + deadline;
+        let mut last = feed_writes(&self.db.counts());
+        while tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = feed_writes(&self.db.counts());
+            if now == last {
+                return true;
+            }
+            last = now;
+        }
+        false
+    }
+
+    /// Deletes the sessions of `owners`: the poller stops watching them.
+    pub async fn delete_sessions(&self, owners: &[Address]) -> anyhow::Result<()> {
+        let table = self.env.stack.table().await;
+        for owner in owners {
+            table
+                .client()
+                .delete_item()
+                .table_name(table.name())
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(keys::session_pk(self.chain_id())),
+                )
+                .key(
+                    "sk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(keys::session_sk(owner)),
+                )
+                .send()
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the poller has processed `block` and finished every write it started.
+    pub async fn poller_settled(&self, block: u64, deadline: Duration) -> anyhow::Result<()> {
+        let url = format!("{}/health", self.env.stack.poller_url);
+        local_stack::stack::wait_for("poller to process the block", deadline, || async {
+            let health: Value = self.env.http.get(&url).send().await?.json().await?;
+            let processed = health["chains"][0]["processedBlock"].as_u64().unwrap_or(0);
+            anyhow::ensure!(processed >= block, "at {processed}, waiting for {block}");
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,62 @@
+//! Freshness: a transfer mined on anvil → its `balance_update` at an SSE client over HTTP.
+//!
+//! Automine is off while measuring, so the clock starts when `evm_mine` returns — the block
+//! exists from then on — rather than at the send. A random pause before each transfer spreads
+//! the mining moment over the poller's and the stream's polling phases.
+
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use e2e::{SseClient, fresh_owner};
+use live_balances::address::lower;
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::context::Bench;
+use crate::stats::summary_ms;
+
+/// Mined → received, in milliseconds, for `samples` transfers to one watched wallet.
+pub async fn measure(bench: &Bench, token: Address, samples: usize) -> anyhow::Result<Vec<f64>> {
+    let owner = fresh_owner();
+    let body = format!(r#"{{"customTokens":["{}"]}}"#, lower(&token));
+    bench.env.watch(&lower(&owner), &body).await?;
+    let mut sse = SseClient::connect(bench.env, &lower(&owner), None).await?;
+    sse.wait_for("all_balances", |e| e.event == "all_balances")
+        .await?;
+    bench.automine(false).await?;
+    let result = async {
+        let mut latencies = vec![];
+        for i in 1..=samples as u64 {
+            let pause = rand::rng().random_range(0..400u64);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            bench.send_transfer(token, owner, 1).await?;
+            bench.mine().await?;
+            let mined = Instant::now();
+            let want = i.to_string();
+            sse.wait_for(&format!("balance {want}"), |e| {
+                e.event == "balance_update"
+                    && e.data["address"] == lower(&token)
+                    && e.data["balance"] == want.as_str()
+            })
+            .await?;
+            latencies.push(mined.elapsed().as_secs_f64() * 1000.0);
+        }
+        anyhow::Ok(latencies)
+    }
+    .await;
+    bench.automine(true).await?;
+    result
+}
+
+/// The section of the report for one SSE feed interval.
+pub fn report(feed_interval_ms: u64, latencies: &[f64]) -> Value {
+    let mut s = summary_ms(latencies);
+    s["sse_feed_interval_ms"] = json!(feed_interval_ms);
+    s["target"] = json!({"p50_ms": 250, "p99_ms": 1000});
+    s["met"] = json!(
+        s["p50_ms"].as_f64().is_some_and(|v| v <= 250.0)
+            && s["p99_ms"].as_f64().is_some_and(|v| v <= 1000.0)
+    );
+    s
+}

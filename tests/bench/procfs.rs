@@ -1,0 +1,82 @@
+//! The poller's footprint from `/proc`: resident memory and CPU time of a child process.
+
+use anyhow::Context;
+
+/// Linux reports `utime`/`stime` in USER_HZ ticks, 100 per second on every common platform.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// The pid of this process's child named `name` (the stack spawns the poller directly).
+pub fn child_pid(name: &str) -> anyhow::Result<u32> {
+    let me = std::process::id();
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (comm, rest) = split_stat(&stat);
+        let ppid = rest.get(1).and_then(|p| p.parse::<u32>().ok());
+        if comm == name && ppid == Some(me) {
+            return Ok(pid);
+        }
+    }
+    anyhow::bail!("no child process named {name}")
+}
+
+/// `(comm, fields after comm)`: comm is in parentheses and may itself contain spaces.
+fn split_stat(stat: &str) -> (&str, Vec<&str>) {
+    let open = stat.find('(').unwrap_or(0);
+    let close = stat.rfind(')').unwrap_or(stat.len());
+    let comm = stat.get(open + 1..close).unwrap_or("");
+    let rest = stat
+        .get(close + 1..)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    (comm, rest)
+}
+
+/// (VmRSS, VmHWM) in MiB.
+pub fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> anyhow::Result<f64> {
+        let kb: f64 = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .with_context(|| format!("{name} in /proc/{pid}/status"))?
+            .parse()?;
+        Ok(kb / 1024.0)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// User plus system CPU seconds the process has used.
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let (_, rest) = split_stat(&stat);
+    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let utime: f64 = rest.get(11).context("utime")?.parse()?;
+    let stime: f64 = rest.get(12).context("stime")?.parse()?;
+    Ok((utime + stime) / TICKS_PER_SECOND)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_its_own_process() {
+        let me = std::process::id();
+        let (rss, hwm) = memory_mib(me).unwrap();
+        assert!(rss > 0.0 && hwm >= rss);
+        assert!(cpu_seconds(me).unwrap() >= 0.0);
+        let (comm, rest) = split_stat("12 (a b) S 1 2");
+        assert_eq!((comm, rest[1]), ("a b", "1"));
+    }
+}
