@@ -40,6 +40,10 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 /// Safety-net polling period while a head subscription is live.
 const SUBSCRIBED_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Sessions are reloaded in full at least this often, even when their version says nothing
+/// changed (a lost version bump costs at most this much delay).
+const FULL_RELOAD: Duration = Duration::from_secs(60);
+
 /// What a step achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -70,6 +74,12 @@ pub struct ChainWatcher {
     /// Last value written (or found already stored) per watched value: unchanged values cost
     /// no table write at all.
     known: HashMap<(Address, BalanceKey), TokenRead>,
+    /// The sessions version the watchlist was built from; `None` before the first load.
+    sessions_version: Option<u64>,
+    /// Earliest expiry among the loaded sessions: past it, they are reloaded (an open stream
+    /// may have extended it, or the session ends).
+    next_expiry: u64,
+    last_full_reload: Instant,
 }
 
 impl ChainWatcher {
@@ -96,6 +106,9 @@ impl ChainWatcher {
             all_values: vec![],
             watchlist: Watchlist::new(),
             known: HashMap::new(),
+            sessions_version: None,
+            next_expiry: 0,
+            last_full_reload: Instant::now(),
         }
     }
 
@@ -271,20 +284,35 @@ impl ChainWatcher {
         self.last_poll.elapsed() >= SUBSCRIBED_POLL_INTERVAL
     }
 
-    /// Reloads live sessions; returns a plan reading every value that is newly watched.
+    /// Reloads live sessions when they may have changed (their version moved, one of them
+    /// reached its expiry, or the periodic full reload is due); returns a plan reading every
+    /// value that is newly watched. Otherwise it costs one small read.
     async fn refresh_watchlist(&mut self) -> Result<ReadPlan, PollerError> {
         let now = unix_now();
+        // Read before the sessions: a bump landing in between triggers another reload.
+        let version = self.table.sessions_version(self.chain_id).await?;
+        let due = self.sessions_version != Some(version)
+            || now >= self.next_expiry
+            || self.last_full_reload.elapsed() >= FULL_RELOAD;
+        if !due {
+            return Ok(ReadPlan::default());
+        }
         let sessions = self.table.sessions(self.chain_id).await?;
         let live: Vec<_> = sessions.iter().filter(|s| s.expires_at > now).collect();
+        self.sessions_version = Some(version);
+        self.next_expiry = live.iter().map(|s| s.expires_at).min().unwrap_or(u64::MAX);
+        self.last_full_reload = Instant::now();
         let fresh = watchlist(live);
         let mut plan = ReadPlan::default();
         for (owner, watch) in &fresh {
             let before = self.watchlist.get(owner);
-            for key in watch.keys() {
-                let known = before.is_some_and(|b| b.keys().any(|k| k == key));
-                if !known {
-                    plan.add(*owner, key);
-                }
+            if before == Some(watch) {
+                continue;
+            }
+            let known: BTreeSet<BalanceKey> =
+                before.map(|b| b.keys().collect()).unwrap_or_default();
+            for key in watch.keys().filter(|k| !known.contains(k)) {
+                plan.add(*owner, key);
             }
         }
         let dropped: BTreeSet<Address> = self

@@ -251,6 +251,8 @@ impl Bench {
             .buffer_unordered(16)
             .try_collect::<Vec<_>>()
             .await?;
+        // As the api does after a session write: the poller reloads on the version change.
+        table.bump_sessions_version(self.chain_id()).await?;
         Ok(())
     }
 
@@ -304,6 +306,7 @@ impl Bench {
                 .send()
                 .await?;
         }
+        table.bump_sessions_version(self.chain_id()).await?;
         Ok(())
     }
 

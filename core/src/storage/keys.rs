@@ -9,6 +9,7 @@
 //! | chain cursor  | `C#{chain}`              | `CURSOR`                    |
 //! | token metadata| `M#{chain}`              | `{token}`                   |
 //! | token list    | `L#{chain}#{url hash}`   | `HEAD`, `P#{page}`          |
+//! | sessions ver. | `V#{chain}`              | `SESSIONS`                  |
 //!
 //! Sessions of a chain share a partition so the poller lists them with one query; all values
 //! of a wallet share one so a snapshot is one query and their stream records stay in order.
@@ -50,6 +51,10 @@ pub fn feed_pk(chain_id: u64, owner: &Address) -> String {
 
 pub fn token_metadata_pk(chain_id: u64) -> String {
     format!("M#{chain_id}")
+}
+
+pub fn version_pk(chain_id: u64) -> String {
+    format!("V#{chain_id}")
 }
 
 pub fn cursor_pk(chain_id: u64) -> String {

@@ -6,6 +6,7 @@ pub mod keys;
 mod lists;
 mod records;
 mod schema;
+mod session_version;
 mod stream;
 mod tokens;
 

@@ -180,6 +180,11 @@ pub async fn upsert(
         )
         .await?
         .ok_or(ApiError::TooManyTokens(max_tokens))?;
+    // Tells the poller to reload the chain's sessions. Should this fail, the poller's periodic
+    // full reload still picks the session up; the request is not failed for it.
+    if let Err(error) = state.table.bump_sessions_version(chain_id).await {
+        tracing::warn!(chain = chain_id, owner = %owner, %error, "sessions version not bumped");
+    }
     let metadata = &requested.metadata;
     let keys_written = keys.len();
     let items = keys
