@@ -199,7 +199,12 @@ impl ChainWatcher {
             .latest()
             .filter(|h| cursor.hash_at(h.number) != Some(h.hash));
         let head = match announced {
-            Some(head) if self.heads.subscribed.load(Ordering::SeqCst) => head,
+            Some(head) if self.heads.subscribed.load(Ordering::SeqCst) => {
+                // A head that arrives proves the subscription alive: the safety-net check
+                // is only for one that has gone quiet.
+                self.last_poll = Instant::now();
+                head
+            }
             _ if self.heads.subscribed.load(Ordering::SeqCst) && !self.poll_due() => {
                 return Ok(Step::Idle);
             }

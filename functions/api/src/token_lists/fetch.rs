@@ -10,7 +10,7 @@ use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use reqwest::{Client, Url, redirect};
 use thiserror::Error;
 
-use super::guard::{CheckedResolver, Destinations, Refusal};
+use super::guard::{CheckedResolver, Destinations, Refusal, resolve_checked};
 
 /// Why a list could not be fetched.
 #[derive(Debug, Error)]
@@ -103,6 +103,14 @@ impl ListFetcher {
 
     pub async fn fetch(&self, url: &str, cached: &Validators) -> Result<Fetched, FetchError> {
         let url = self.check(url)?;
+        // Resolved and checked here for a clear answer; the client's resolver checks again
+        // at connect time (and for redirects), so a name that changes its answer in between
+        // still cannot reach a refused address.
+        if let Some(url::Host::Domain(host)) = url.host() {
+            resolve_checked(self.destinations, host)
+                .await
+                .map_err(FetchError::Refused)?;
+        }
         let mut request = self.client.get(url);
         if let Some(etag) = &cached.etag {
             request = request.header(IF_NONE_MATCH, etag);
@@ -161,5 +169,65 @@ impl ListFetcher {
             source = e.source();
         }
         FetchError::Unreachable(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A listener on loopback that only counts connections: nothing may reach it.
+    async fn counting_listener() -> (u16, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while listener.accept().await.is_ok() {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        (port, accepted)
+    }
+
+    #[tokio::test]
+    async fn without_the_development_flag_nothing_local_is_contacted() {
+        let (port, accepted) = counting_listener().await;
+        let strict = ListFetcher::new(
+            Destinations {
+                allow_insecure: false,
+            },
+            3,
+            1 << 20,
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        let none = Validators::default();
+        // A name that resolves to loopback: refused after DNS, before any connection.
+        let by_name = strict
+            .fetch(&format!("https://localhost:{port}/list.json"), &none)
+            .await;
+        assert!(
+            matches!(by_name, Err(FetchError::Refused(Refusal::NonPublic(ip))) if ip.is_loopback()),
+            "{by_name:?}"
+        );
+        let plain_http = strict
+            .fetch(&format!("http://127.0.0.1:{port}/"), &none)
+            .await;
+        assert!(
+            matches!(plain_http, Err(FetchError::Refused(Refusal::Scheme))),
+            "{plain_http:?}"
+        );
+        let literal = strict
+            .fetch(&format!("https://127.0.0.1:{port}/"), &none)
+            .await;
+        assert!(
+            matches!(literal, Err(FetchError::Refused(Refusal::NonPublic(_)))),
+            "{literal:?}"
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 0, "no connection was made");
     }
 }

@@ -125,17 +125,28 @@ impl Resolve for CheckedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let destinations = self.destinations;
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            if addrs.is_empty() {
-                return Err(Box::new(Refusal::Unresolvable) as _);
-            }
-            for addr in &addrs {
-                destinations.check_ip(addr.ip()).map_err(Box::new)?;
-            }
+            let addrs = resolve_checked(destinations, name.as_str()).await?;
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }
+}
+
+/// Resolves a host name; refused unless every address it resolves to is allowed.
+pub async fn resolve_checked(
+    destinations: Destinations,
+    host: &str,
+) -> Result<Vec<SocketAddr>, Refusal> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+        .await
+        .map_err(|_| Refusal::Unresolvable)?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Refusal::Unresolvable);
+    }
+    for addr in &addrs {
+        destinations.check_ip(addr.ip())?;
+    }
+    Ok(addrs)
 }
 
 impl CheckedResolver {
