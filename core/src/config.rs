@@ -366,10 +366,24 @@ mod props {
     fn var_name() -> impl Strategy<Value = String> {
         prop_oneof![
             prop::sample::select(vec![
-                "RPC_URL", "WS_URL", "CHAIN_ID", "ETH_RPC", "ETH_WC_RPC", "ARBITRUM_RPC",
-                "SEPOLIA_RPC", "SEPOLIA_WC_RPC", "TABLE_NAME", "MULTICALL_ADDRESS",
-                "DEFAULT_SPENDER", "SNAPSHOT_INTERVAL", "HEAD_POLL_INTERVAL_MS", "MAX_BLOCK_RANGE",
-                "MULTICALL_CHUNK", "SSE_MAX_SECS", "MAX_TOKENS_PER_SESSION", "POLLER_HTTP_ADDR",
+                "RPC_URL",
+                "WS_URL",
+                "CHAIN_ID",
+                "ETH_RPC",
+                "ETH_WC_RPC",
+                "ARBITRUM_RPC",
+                "SEPOLIA_RPC",
+                "SEPOLIA_WC_RPC",
+                "TABLE_NAME",
+                "MULTICALL_ADDRESS",
+                "DEFAULT_SPENDER",
+                "SNAPSHOT_INTERVAL",
+                "HEAD_POLL_INTERVAL_MS",
+                "MAX_BLOCK_RANGE",
+                "MULTICALL_CHUNK",
+                "SSE_MAX_SECS",
+                "MAX_TOKENS_PER_SESSION",
+                "POLLER_HTTP_ADDR",
             ])
             .prop_map(str::to_string),
             "(RPC_URL_|WS_URL_)[0-9a-z-]{0,22}",

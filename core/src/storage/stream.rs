@@ -60,8 +60,17 @@ mod props {
     /// Images with the attribute names a balance item has (and some others), holding anything.
     fn image() -> impl Strategy<Value = StreamImage> {
         let name = prop::sample::select(vec![
-            "pk", "sk", "chain_id", "owner", "token", "spender", "read", "block", "tx",
-            "updated_at", "other",
+            "pk",
+            "sk",
+            "chain_id",
+            "owner",
+            "token",
+            "spender",
+            "read",
+            "block",
+            "tx",
+            "updated_at",
+            "other",
         ]);
         let pk = prop_oneof![
             "B#[0-9]{0,3}#0x[0-9a-f]{40}",
@@ -84,7 +93,9 @@ mod props {
     fn balance_item() -> impl Strategy<Value = BalanceItem> {
         let address = any::<[u8; 20]>().prop_map(Address::from);
         let key = prop_oneof![
-            address.clone().prop_map(|token| BalanceKey::Balance { token }),
+            address
+                .clone()
+                .prop_map(|token| BalanceKey::Balance { token }),
             (address.clone(), address.clone())
                 .prop_map(|(token, spender)| BalanceKey::Allowance { token, spender }),
         ];

@@ -5,6 +5,8 @@ mod body;
 mod error;
 mod health;
 mod request;
+#[cfg(test)]
+mod request_props;
 mod sessions;
 mod sse;
 mod state;
