@@ -2,6 +2,9 @@
 //! `cargo lambda watch`, the pump, the poller), shared by every test; tests isolate
 //! themselves with fresh wallets and freshly deployed tokens.
 
+pub mod follow;
+pub mod proxy;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
