@@ -108,12 +108,12 @@ async fn subscribe(ws_url: &str) -> Result<(alloy::providers::DynProvider, HeadS
     let provider = ProviderBuilder::new()
         .connect_ws(WsConnect::new(ws_url))
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| live_balances::config::redact_urls(&e.to_string()))?
         .erased();
     let subscription = provider
         .subscribe_blocks()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| live_balances::config::redact_urls(&e.to_string()))?;
     let heads = subscription.into_stream().map(|h| Head {
         number: h.number,
         hash: h.hash,

@@ -18,7 +18,13 @@ use crate::watched_clients;
 const TOKEN: &str = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48";
 
 /// A balance item's stream record as Lambda delivers it; `read` may be anything.
-fn record(chain: u64, owner: &Address, read: &str, previous: Option<&str>, sequence: &str) -> Value {
+fn record(
+    chain: u64,
+    owner: &Address,
+    read: &str,
+    previous: Option<&str>,
+    sequence: &str,
+) -> Value {
     let image = |read: &str| {
         json!({
             "pk": { "S": keys::balance_pk(chain, owner) },
@@ -74,7 +80,11 @@ async fn invoke(env: &Environment, records: Vec<Value>) -> anyhow::Result<Vec<St
         .unwrap_or_default())
 }
 
-async fn feed_positions(env: &Environment, chain: u64, owner: &Address) -> anyhow::Result<Vec<String>> {
+async fn feed_positions(
+    env: &Environment,
+    chain: u64,
+    owner: &Address,
+) -> anyhow::Result<Vec<String>> {
     let table = env.stack.table().await;
     let entries = table
         .feed_after(chain, owner, &FeedPosition::start(), 100)

@@ -16,9 +16,14 @@ use crate::watched_clients;
 const WITHIN: Duration = Duration::from_secs(45);
 
 async fn head(env: &Environment) -> anyhow::Result<(u64, Value)> {
-    let block = env.rpc("eth_getBlockByNumber", json!(["latest", false])).await?;
+    let block = env
+        .rpc("eth_getBlockByNumber", json!(["latest", false]))
+        .await?;
     let number = u64::from_str_radix(
-        block["number"].as_str().unwrap_or("0").trim_start_matches("0x"),
+        block["number"]
+            .as_str()
+            .unwrap_or("0")
+            .trim_start_matches("0x"),
         16,
     )?;
     Ok((number, block["hash"].clone()))

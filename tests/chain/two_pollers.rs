@@ -120,7 +120,10 @@ async fn two_pollers_never_regress() -> anyhow::Result<()> {
     }
     eprintln!(
         "two pollers: {TRANSFERS} transfers, {reads} item reads of the table, no regression; updates per client {:?}",
-        clients.iter().map(|(_, t)| t.updates.len()).collect::<Vec<_>>()
+        clients
+            .iter()
+            .map(|(_, t)| t.updates.len())
+            .collect::<Vec<_>>()
     );
     Ok(())
 }
