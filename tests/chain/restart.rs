@@ -22,11 +22,17 @@ async fn poller_sigkill_mid_burst() -> anyhow::Result<()> {
     let mut clients = watched_clients(env, token, &owners).await?;
 
     let started = std::time::Instant::now();
+    let mut first_block = 0;
     for i in 0..transfers {
-        actor
+        let receipt = actor
             .transfer(token, owners[i % owners.len()], U256::from(i + 1))
             .await?;
+        if i == 0 {
+            first_block = receipt.block_number.unwrap_or_default();
+        }
         if i == transfers / 4 {
+            // Killed while at work on the burst, not before it reached it.
+            env.poller_reached(first_block).await?;
             env.stack.kill_poller()?;
         }
         if i == transfers / 2 {
