@@ -242,16 +242,18 @@ mod props {
 
     proptest! {
         #[test]
-        fn never_panics_and_accepts_only_decimal_digits(input in "\\PC{0,48}") {
+        fn never_panics_and_accepts_only_decimal_digits(input in "\\PC{0,48}|[0-9 ]{0,45}") {
+            let digits = input.trim();
+            let valid = !digits.is_empty()
+                && digits.len() <= FEED_POSITION_WIDTH
+                && digits.bytes().all(|b| b.is_ascii_digit());
             match FeedPosition::parse(&input) {
                 Ok(p) => {
-                    let digits = input.trim();
-                    prop_assert!(!digits.is_empty() && digits.len() <= FEED_POSITION_WIDTH);
-                    prop_assert!(digits.bytes().all(|b| b.is_ascii_digit()));
+                    prop_assert!(valid, "{:?}", input);
                     prop_assert_eq!(p.as_str().len(), FEED_POSITION_WIDTH);
                     prop_assert!(p.as_str().ends_with(digits));
                 }
-                Err(FeedPositionError) => {}
+                Err(FeedPositionError) => prop_assert!(!valid, "{:?}", input),
             }
         }
 
