@@ -2,11 +2,13 @@
 //! RPC outages, a poisoned stream, counting the poller's RPC requests — on a stack of their
 //! own, one test at a time.
 
+mod dynamodb;
 mod fanout;
 mod outage;
 mod reorg;
 mod restart;
 mod rpc_cost;
+mod test_poller;
 mod two_pollers;
 
 use std::sync::LazyLock;

@@ -9,77 +9,17 @@ use alloy::primitives::{Address, U256};
 use e2e::follow::{balance_of, full_faults};
 use e2e::proxy::OutageProxy;
 use e2e::{DEADLINE, Environment, fresh_owner};
-use serde_json::Value;
 
+use crate::test_poller::TestPoller;
 use crate::watched_clients;
 
-/// A poller started for one test; on drop (pass or fail) it is stopped and, if the test had
-/// stopped the stack's own poller, that one is started again so later tests find it running.
-struct TestPoller {
-    env: &'static Environment,
-    name: &'static str,
-    url: String,
-    replaces_main: bool,
-}
-
-impl TestPoller {
-    fn start(
-        env: &'static Environment,
-        name: &'static str,
-        rpc_url: String,
-        ws_url: String,
-        replaces_main: bool,
-    ) -> anyhow::Result<Self> {
-        if replaces_main {
-            env.stack.kill_poller()?;
-        }
-        let chain = env.chain_id();
-        let url = env.stack.start_poller_as(
-            name,
-            &[
-                (format!("RPC_URL_{chain}"), rpc_url),
-                (format!("WS_URL_{chain}"), ws_url),
-            ],
-        )?;
-        Ok(Self {
-            env,
-            name,
-            url,
-            replaces_main,
-        })
-    }
-
-    async fn processed_block(&self) -> anyhow::Result<u64> {
-        let health: Value = self
-            .env
-            .http
-            .get(format!("{}/health", self.url))
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(health["chains"][0]["processedBlock"]
-            .as_u64()
-            .unwrap_or_default())
-    }
-
-    async fn reached(&self, block: u64) -> anyhow::Result<()> {
-        local_stack::stack::wait_for(self.name, DEADLINE, || async {
-            let at = self.processed_block().await?;
-            anyhow::ensure!(at >= block, "at {at}, waiting for {block}");
-            Ok(())
-        })
-        .await
-    }
-}
-
-impl Drop for TestPoller {
-    fn drop(&mut self) {
-        let _ = self.env.stack.stop_service(self.name);
-        if self.replaces_main {
-            let _ = self.env.stack.start_poller();
-        }
-    }
+/// The variables that point the poller at other endpoints of the stack's chain.
+fn rpc_endpoints(env: &Environment, rpc_url: String, ws_url: String) -> Vec<(String, String)> {
+    let chain = env.chain_id();
+    vec![
+        (format!("RPC_URL_{chain}"), rpc_url),
+        (format!("WS_URL_{chain}"), ws_url),
+    ]
 }
 
 fn devnet_addr(env: &Environment) -> anyhow::Result<SocketAddr> {
@@ -96,8 +36,7 @@ async fn rpc_outage_recovers() -> anyhow::Result<()> {
     let poller = TestPoller::start(
         env,
         "poller-proxied",
-        proxy.url("http"),
-        proxy.url("ws"),
+        &rpc_endpoints(env, proxy.url("http"), proxy.url("ws")),
         true,
     )?;
     let (actor, token) = env.actor_with_token(1_000_000_000).await?;
@@ -163,7 +102,12 @@ async fn logs_never_contain_api_keys() -> anyhow::Result<()> {
     );
     let ws_url = format!("ws://{}/?apikey={}", proxy.addr, secrets[3]);
     // Beside the stack's poller: only its log matters here.
-    let poller = TestPoller::start(env, "poller-keys", rpc_url, ws_url, false)?;
+    let poller = TestPoller::start(
+        env,
+        "poller-keys",
+        &rpc_endpoints(env, rpc_url, ws_url),
+        false,
+    )?;
     env.mine().await?;
     let head = env
         .rpc("eth_blockNumber", serde_json::json!([]))

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
 use e2e::follow::balance_of;
-use e2e::{DEADLINE, Environment, fresh_owner};
+use e2e::{Environment, fresh_owner};
 use live_balances::address::lower;
 use live_balances::model::BalanceKey;
-use serde_json::Value;
 
+use crate::test_poller::TestPoller;
 use crate::watched_clients;
 
 const OWNERS: usize = 4;
@@ -47,19 +47,6 @@ async fn watch_table_blocks(
     Ok(reads)
 }
 
-async fn processed_block(env: &Environment, poller_url: &str) -> anyhow::Result<u64> {
-    let health: Value = env
-        .http
-        .get(format!("{poller_url}/health"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(health["chains"][0]["processedBlock"]
-        .as_u64()
-        .unwrap_or_default())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn two_pollers_never_regress() -> anyhow::Result<()> {
     let _exclusive = crate::EXCLUSIVE.lock().await;
@@ -67,7 +54,7 @@ async fn two_pollers_never_regress() -> anyhow::Result<()> {
     let (actor, token) = env.actor_with_token(1_000_000_000).await?;
     let owners: Vec<Address> = (0..OWNERS).map(|_| fresh_owner()).collect();
     let mut clients = watched_clients(env, token, &owners).await?;
-    let second = env.stack.start_poller_as("poller-2", &[])?;
+    let second = TestPoller::start(env, "poller-2", &[], false)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let table_watch = tokio::spawn(watch_table_blocks(env, owners.clone(), stop.clone()));
@@ -85,18 +72,8 @@ async fn two_pollers_never_regress() -> anyhow::Result<()> {
         }
     }
     // Both pollers really ran over the burst.
-    local_stack::stack::wait_for("both pollers at the last block", DEADLINE, || async {
-        let (first, other) = (
-            processed_block(env, &env.stack.poller_url).await?,
-            processed_block(env, &second).await?,
-        );
-        anyhow::ensure!(
-            first >= last_block && other >= last_block,
-            "at {first} and {other}, waiting for {last_block}"
-        );
-        Ok(())
-    })
-    .await?;
+    env.poller_reached(last_block).await?;
+    second.reached(last_block).await?;
 
     let mut follows = vec![];
     for ((sse, trail), owner) in clients.iter_mut().zip(&owners) {
@@ -106,7 +83,7 @@ async fn two_pollers_never_regress() -> anyhow::Result<()> {
     futures::future::try_join_all(follows).await?;
     stop.store(true, Ordering::SeqCst);
     let reads = table_watch.await??;
-    env.stack.stop_service("poller-2")?;
+    drop(second);
 
     let table = env.stack.table().await;
     for ((_, trail), owner) in clients.iter().zip(&owners) {

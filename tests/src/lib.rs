@@ -2,6 +2,7 @@
 //! `cargo lambda watch`, the pump, the poller), shared by every test; tests isolate
 //! themselves with fresh wallets and freshly deployed tokens.
 
+pub mod dynamodb_faults;
 pub mod follow;
 pub mod proxy;
 
