@@ -57,7 +57,10 @@ async fn dynamodb_write_errors_are_retried() -> anyhow::Result<()> {
         proxy.writes(),
         started.elapsed()
     );
-    assert!(proxy.injected() >= 4, "the poller's writes went through the proxy");
+    assert!(
+        proxy.injected() >= 4,
+        "the poller's writes went through the proxy"
+    );
 
     let table = env.stack.table().await;
     for ((_, trail), owner) in clients.iter().zip(&owners) {

@@ -1,6 +1,7 @@
 //! End-to-end tests on the real local stack, compiled into one binary so they share it.
 
 mod bad_input;
+mod owner_paths;
 mod poller;
 mod rest;
 mod skeleton;

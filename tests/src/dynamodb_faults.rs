@@ -89,9 +89,8 @@ async fn accept_loop(listener: TcpListener, faults: Arc<Faults>) {
 }
 
 fn error(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>> {
-    let body = format!(
-        r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"{message}"}}"#
-    );
+    let body =
+        format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"{message}"}}"#);
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -144,10 +143,7 @@ async fn handle(
     }))
 }
 
-async fn forward(
-    faults: &Faults,
-    req: Request<Incoming>,
-) -> anyhow::Result<Response<Full<Bytes>>> {
+async fn forward(faults: &Faults, req: Request<Incoming>) -> anyhow::Result<Response<Full<Bytes>>> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
