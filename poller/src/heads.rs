@@ -30,6 +30,9 @@ pub struct HeadSignal {
     pub subscribed: AtomicBool,
     /// The newest header the subscription delivered: the watcher needs no request for it.
     latest: Mutex<Option<Head>>,
+    /// Set on every (re)subscription: heads produced before it were never announced, so the
+    /// watcher asks for the head once instead of waiting for its safety poll.
+    pub catch_up: AtomicBool,
 }
 
 impl HeadSignal {
@@ -68,6 +71,7 @@ pub async fn follow_heads(
                 if let Ok(mut latest) = signal.latest.lock() {
                     *latest = None;
                 }
+                signal.catch_up.store(true, Ordering::SeqCst);
                 signal.new_head.notify_one();
                 loop {
                     tokio::select! {

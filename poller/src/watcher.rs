@@ -266,9 +266,11 @@ impl ChainWatcher {
         })
     }
 
-    /// Whether the safety-net HTTP head check is due while subscribed.
+    /// Whether an HTTP head check is due while subscribed: right after a (re)subscription,
+    /// which announces nothing produced before it, and then as a periodic safety net.
     fn poll_due(&self) -> bool {
-        self.last_poll.elapsed() >= SUBSCRIBED_POLL_INTERVAL
+        self.heads.catch_up.swap(false, Ordering::SeqCst)
+            || self.last_poll.elapsed() >= SUBSCRIBED_POLL_INTERVAL
     }
 
     /// Reloads live sessions; returns a plan reading every value that is newly watched.

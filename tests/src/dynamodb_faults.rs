@@ -119,7 +119,7 @@ async fn handle(
         let n = faults.writes.fetch_add(1, Ordering::SeqCst);
         if n % faults.period < faults.failures {
             faults.injected.fetch_add(1, Ordering::SeqCst);
-            return Ok(if n % 2 == 0 {
+            return Ok(if n.is_multiple_of(2) {
                 error(
                     StatusCode::BAD_REQUEST,
                     "ThrottlingException",
