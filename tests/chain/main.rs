@@ -4,6 +4,7 @@
 
 mod dynamodb;
 mod fanout;
+mod load;
 mod outage;
 mod reorg;
 mod restart;
