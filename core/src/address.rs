@@ -118,3 +118,100 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Property tests: every spelling of an address is either the same address or refused.
+
+    use alloy::primitives::Address;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn any_address() -> impl Strategy<Value = Address> {
+        any::<[u8; 20]>().prop_map(Address::from)
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_string(input in ".{0,64}") {
+            let _ = parse_address(&input);
+            let _ = parse_owner(&input);
+        }
+
+        #[test]
+        fn accepts_only_0x_and_40_hex_digits(input in "(0[xX])?[0-9a-fA-FgG ]{38,42}") {
+            if let Ok(a) = parse_address(&input) {
+                let hex = &input[2..];
+                prop_assert_eq!(hex.len(), 40);
+                prop_assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
+                prop_assert_eq!(lower(&a), format!("0x{}", hex.to_ascii_lowercase()));
+            }
+        }
+
+        #[test]
+        fn every_valid_spelling_is_the_same_address(a in any_address(), upper_prefix: bool) {
+            let hex = format!("{a:x}");
+            let prefix = if upper_prefix { "0X" } else { "0x" };
+            let checksummed = a.to_checksum(None);
+            for spelling in [
+                format!("{prefix}{hex}"),
+                format!("{prefix}{}", hex.to_ascii_uppercase()),
+                checksummed.clone(),
+            ] {
+                prop_assert_eq!(parse_address(&spelling), Ok(a), "{}", spelling);
+            }
+            prop_assert_eq!(parse_address(&lower(&a)), Ok(a));
+        }
+
+        /// Flipping the case of one letter of a checksummed address breaks its checksum: the
+        /// result is refused unless it became all one case (then it is the same address).
+        #[test]
+        fn a_case_typo_in_a_checksummed_address_is_refused(
+            a in any_address(),
+            pick in any::<prop::sample::Index>(),
+        ) {
+            let checksummed = a.to_checksum(None);
+            let letters: Vec<usize> = checksummed
+                .char_indices()
+                .skip(2)
+                .filter(|(_, c)| c.is_ascii_alphabetic())
+                .map(|(i, _)| i)
+                .collect();
+            prop_assume!(!letters.is_empty());
+            let i = letters[pick.index(letters.len())];
+            let mut bytes = checksummed.into_bytes();
+            bytes[i] ^= 0x20;
+            let typo = String::from_utf8(bytes).unwrap();
+            let hex = &typo[2..];
+            let mixed = hex.bytes().any(|b| b.is_ascii_lowercase())
+                && hex.bytes().any(|b| b.is_ascii_uppercase());
+            if mixed {
+                prop_assert_eq!(parse_address(&typo), Err(AddressError::BadChecksum), "{}", typo);
+            } else {
+                prop_assert_eq!(parse_address(&typo), Ok(a), "{}", typo);
+            }
+        }
+
+        /// Padding, a changed length or a foreign character never yields an address.
+        #[test]
+        fn padded_or_altered_spellings_are_refused(
+            a in any_address(),
+            pad in prop::sample::select(vec![" ", "\t", "\n", "0", "%20", "/", "\u{200b}", "\u{ff10}"]),
+            front: bool,
+        ) {
+            let spelled = lower(&a);
+            let padded = if front { format!("{pad}{spelled}") } else { format!("{spelled}{pad}") };
+            prop_assert_eq!(parse_address(&padded), Err(AddressError::Malformed), "{:?}", padded);
+            prop_assert_eq!(parse_owner(&padded), Err(AddressError::Malformed));
+        }
+
+        #[test]
+        fn an_owner_is_never_the_zero_address(input in "0x[0-9a-f]{40}|0x0{40}") {
+            match parse_owner(&input) {
+                Ok(owner) => prop_assert!(!owner.is_zero()),
+                Err(e) => prop_assert_eq!(e, AddressError::Zero),
+            }
+        }
+    }
+}

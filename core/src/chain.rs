@@ -64,7 +64,7 @@ impl BalanceReader {
         self.provider
             .get_block_number()
             .await
-            .map_err(|e| ChainError::Rpc(e.to_string()))
+            .map_err(|e| ChainError::Rpc(crate::config::redact_urls(&e.to_string())))
     }
 
     /// Reads every `(owner, key)` at `block`, in order. Large sets are split into concurrent
@@ -119,7 +119,7 @@ impl BalanceReader {
             .extend_calls(calls)
             .aggregate3()
             .await
-            .map_err(|e| ChainError::Rpc(e.to_string()))?;
+            .map_err(|e| ChainError::Rpc(crate::config::redact_urls(&e.to_string())))?;
         Ok(results
             .into_iter()
             .map(|r| r.map_or(TokenRead::Failed, TokenRead::Value))

@@ -62,6 +62,30 @@ pub fn redact_url(url: &str) -> String {
     format!("{scheme}://{host}{suffix}")
 }
 
+/// `text` (an error message) with every URL in it redacted as by [`redact_url`]: transport
+/// errors quote the URL they failed on, API key included, and such messages end up in logs.
+pub fn redact_urls(text: &str) -> String {
+    const SCHEMES: [&str; 4] = ["https://", "http://", "wss://", "ws://"];
+    // ASCII lowercasing keeps byte offsets, so positions found in it are positions in `text`.
+    let folded = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    while let Some(start) = SCHEMES
+        .iter()
+        .filter_map(|s| folded[rest..].find(s).map(|i| rest + i))
+        .min()
+    {
+        let len = text[start..]
+            .find(|c: char| c.is_whitespace() || "()\"'<>[]{}`".contains(c))
+            .unwrap_or(text.len() - start);
+        out.push_str(&text[rest..start]);
+        out.push_str(&redact_url(&text[start..start + len]));
+        rest = start + len;
+    }
+    out.push_str(&text[rest..]);
+    out
+}
+
 /// Seed variable names kept for compatibility: (name, chain id, is WebSocket).
 const SEED_NAMES: [(&str, u64, bool); 5] = [
     ("ETH_RPC", 1, false),
@@ -433,5 +457,153 @@ mod tests {
             "{shown}"
         );
         assert_eq!(redact_url("http://127.0.0.1:8545"), "http://127.0.0.1:8545");
+    }
+}
+
+#[cfg(test)]
+mod props {
+    //! Property tests of configuration parsing from arbitrary variable maps: no panic, every
+    //! well-formed chain variable is taken, and no spelling of an endpoint leaks its key.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Names the parser reads, plus junk, so maps hit every branch.
+    fn var_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "RPC_URL",
+                "WS_URL",
+                "CHAIN_ID",
+                "ETH_RPC",
+                "ETH_WC_RPC",
+                "ARBITRUM_RPC",
+                "SEPOLIA_RPC",
+                "SEPOLIA_WC_RPC",
+                "TABLE_NAME",
+                "MULTICALL_ADDRESS",
+                "DEFAULT_SPENDER",
+                "SNAPSHOT_INTERVAL",
+                "HEAD_POLL_INTERVAL_MS",
+                "MAX_BLOCK_RANGE",
+                "MULTICALL_CHUNK",
+                "SSE_MAX_SECS",
+                "MAX_TOKENS_PER_SESSION",
+                "POLLER_HTTP_ADDR",
+            ])
+            .prop_map(str::to_string),
+            "(RPC_URL_|WS_URL_)[0-9a-z-]{0,22}",
+            "[A-Z_]{1,12}",
+        ]
+    }
+
+    fn var_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "(https?|wss?|ftp)://[a-z0-9.:@/?=&%-]{0,30}",
+            "[0-9]{1,25}",
+            "0x[0-9a-fA-F]{0,42}",
+            "\\PC{0,20}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_variables(
+            vars in prop::collection::vec((var_name(), var_value()), 0..12),
+        ) {
+            if let Ok(settings) = Settings::from_vars(vars) {
+                for (id, chain) in &settings.chains {
+                    prop_assert!(*id > 0);
+                    prop_assert_eq!(chain.chain_id, *id);
+                    prop_assert!(chain.rpc_url.starts_with("http"));
+                    if let Some(ws) = &chain.ws_url {
+                        prop_assert!(ws.starts_with("ws"));
+                    }
+                }
+                prop_assert!(settings.max_block_range >= 1 && settings.multicall_chunk >= 1);
+            }
+        }
+
+        #[test]
+        fn every_well_formed_chain_variable_is_taken(
+            chains in prop::collection::btree_map(1u64..=u64::MAX, ("https?", "[a-z]{1,10}"), 1..6),
+        ) {
+            let vars = chains.iter().flat_map(|(id, (scheme, host))| {
+                [
+                    (format!("RPC_URL_{id}"), format!("{scheme}://{host}.example")),
+                    (format!("WS_URL_{id}"), format!("wss://{host}.example")),
+                ]
+            });
+            let settings = Settings::from_vars(vars).unwrap();
+            prop_assert_eq!(
+                settings.chains.keys().copied().collect::<Vec<_>>(),
+                chains.keys().copied().collect::<Vec<_>>()
+            );
+            for (id, (scheme, host)) in &chains {
+                let chain = &settings.chains[id];
+                prop_assert_eq!(&chain.rpc_url, &format!("{scheme}://{host}.example"));
+                prop_assert_eq!(chain.ws_url.clone(), Some(format!("wss://{host}.example")));
+            }
+        }
+
+        /// Keys live in userinfo, paths, queries and fragments; none survives redaction, and
+        /// the endpoints' `Debug` (what logs print) is redacted.
+        #[test]
+        fn redaction_never_shows_a_key(
+            scheme in prop::sample::select(vec!["http", "https", "ws", "wss", ""]),
+            host in "[a-z0-9.-]{1,20}(:[0-9]{1,5})?",
+            key in "[A-Z][A-Z0-9_]{7,31}",
+            place in 0usize..6,
+        ) {
+            let sep = if scheme.is_empty() { "" } else { "://" };
+            let url = match place {
+                0 => format!("{scheme}{sep}{host}/v2/{key}"),
+                1 => format!("{scheme}{sep}{host}?apikey={key}"),
+                2 => format!("{scheme}{sep}user:{key}@{host}"),
+                3 => format!("{scheme}{sep}{key}@{host}/rpc"),
+                4 => format!("{scheme}{sep}{host}#{key}"),
+                _ => format!("{scheme}{sep}{host}/a/b?x=1&key={key}#frag"),
+            };
+            let shown = redact_url(&url);
+            prop_assert!(!shown.contains(&key), "{} shown as {}", url, shown);
+            let endpoints = ChainEndpoints {
+                chain_id: 1,
+                rpc_url: url.clone(),
+                ws_url: Some(url.clone()),
+                weth: None,
+            };
+            let debug = format!("{endpoints:?}");
+            prop_assert!(!debug.contains(&key), "{}", debug);
+        }
+
+        #[test]
+        fn redaction_never_panics(url in "\\PC{0,60}") {
+            let _ = redact_url(&url);
+            let _ = redact_urls(&url);
+        }
+
+        /// An error message quoting a URL, as transport errors do, loses the key and keeps
+        /// the rest of the message.
+        #[test]
+        fn urls_inside_messages_lose_their_keys(
+            before in "[a-z :(]{0,20}",
+            scheme in prop::sample::select(vec!["http", "https", "ws", "wss", "HTTPS"]),
+            host in "[a-z0-9.-]{1,20}(:[0-9]{1,5})?",
+            key in "[A-Z][A-Z0-9_]{7,31}",
+            place in 0usize..3,
+            after in "[a-z :)]{0,20}",
+            urls in 1usize..3,
+        ) {
+            let url = match place {
+                0 => format!("{scheme}://{host}/v2/{key}"),
+                1 => format!("{scheme}://{host}/?apikey={key}"),
+                _ => format!("{scheme}://user:{key}@{host}"),
+            };
+            let message = format!("{before}{}{after}", vec![url; urls].join(" and "));
+            let shown = redact_urls(&message);
+            prop_assert!(!shown.contains(&key), "{} shown as {}", message, shown);
+            prop_assert!(shown.starts_with(&before) && shown.contains(&host), "{}", shown);
+        }
     }
 }

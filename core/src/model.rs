@@ -240,3 +240,64 @@ mod tests {
         assert_eq!(rewound.hash_at(89), Some(B256::with_last_byte(89)));
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Property tests of `Last-Event-ID` / sequence-number parsing: no panic, one canonical
+    //! position per number, string order equals numeric order.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn never_panics_and_accepts_only_decimal_digits(input in "\\PC{0,48}|[0-9 ]{0,45}") {
+            let digits = input.trim();
+            let valid = !digits.is_empty()
+                && digits.len() <= FEED_POSITION_WIDTH
+                && digits.bytes().all(|b| b.is_ascii_digit());
+            match FeedPosition::parse(&input) {
+                Ok(p) => {
+                    prop_assert!(valid, "{:?}", input);
+                    prop_assert_eq!(p.as_str().len(), FEED_POSITION_WIDTH);
+                    prop_assert!(p.as_str().ends_with(digits));
+                }
+                Err(FeedPositionError) => prop_assert!(!valid, "{:?}", input),
+            }
+        }
+
+        #[test]
+        fn order_of_positions_is_numeric_order(a: u128, b: u128) {
+            let pa = FeedPosition::parse(&a.to_string()).unwrap();
+            let pb = FeedPosition::parse(&b.to_string()).unwrap();
+            prop_assert_eq!(pa.cmp(&pb), a.cmp(&b));
+        }
+
+        /// A client echoing an id back with zero padding or surrounding whitespace resumes from
+        /// the same position; the position itself round-trips.
+        #[test]
+        fn padded_spellings_are_the_same_position(
+            n: u64,
+            zeros in 0usize..8,
+            space in prop::sample::select(vec!["", " ", "\t", "\r\n"]),
+        ) {
+            let plain = FeedPosition::parse(&n.to_string()).unwrap();
+            let padded = format!("{space}{}{n}{space}", "0".repeat(zeros));
+            prop_assert_eq!(FeedPosition::parse(&padded).unwrap(), plain.clone());
+            prop_assert_eq!(FeedPosition::parse(plain.as_str()).unwrap(), plain);
+        }
+
+        #[test]
+        fn signs_exponents_and_hex_are_refused(n: u64, form in 0usize..5) {
+            let spelled = match form {
+                0 => format!("-{n}"),
+                1 => format!("+{n}"),
+                2 => format!("{n}e1"),
+                3 => format!("0x{n:x}"),
+                _ => format!("{n}.0"),
+            };
+            prop_assert!(FeedPosition::parse(&spelled).is_err(), "{}", spelled);
+        }
+    }
+}

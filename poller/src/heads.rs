@@ -30,6 +30,9 @@ pub struct HeadSignal {
     pub subscribed: AtomicBool,
     /// The newest header the subscription delivered: the watcher needs no request for it.
     latest: Mutex<Option<Head>>,
+    /// Set on every (re)subscription: heads produced before it were never announced, so the
+    /// watcher asks for the head once instead of waiting for its safety poll.
+    pub catch_up: AtomicBool,
 }
 
 impl HeadSignal {
@@ -68,6 +71,7 @@ pub async fn follow_heads(
                 if let Ok(mut latest) = signal.latest.lock() {
                     *latest = None;
                 }
+                signal.catch_up.store(true, Ordering::SeqCst);
                 signal.new_head.notify_one();
                 loop {
                     tokio::select! {
@@ -108,12 +112,12 @@ async fn subscribe(ws_url: &str) -> Result<(alloy::providers::DynProvider, HeadS
     let provider = ProviderBuilder::new()
         .connect_ws(WsConnect::new(ws_url))
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| live_balances::config::redact_urls(&e.to_string()))?
         .erased();
     let subscription = provider
         .subscribe_blocks()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| live_balances::config::redact_urls(&e.to_string()))?;
     let heads = subscription.into_stream().map(|h| Head {
         number: h.number,
         hash: h.hash,

@@ -17,7 +17,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use live_balances::abi::IERC20;
 use live_balances::chain::BalanceReader;
 use live_balances::clock::unix_now;
-use live_balances::config::Settings;
+use live_balances::config::{Settings, redact_urls};
 use live_balances::model::{BalanceItem, BalanceKey, ChainCursor, TokenRead};
 use live_balances::plan::{ReadPlan, Watchlist, owner_in_topic1_signatures, touches, watchlist};
 use live_balances::storage::{Table, Written};
@@ -284,9 +284,11 @@ impl ChainWatcher {
         })
     }
 
-    /// Whether the safety-net HTTP head check is due while subscribed.
+    /// Whether an HTTP head check is due while subscribed: right after a (re)subscription,
+    /// which announces nothing produced before it, and then as a periodic safety net.
     fn poll_due(&self) -> bool {
-        self.last_poll.elapsed() >= SUBSCRIBED_POLL_INTERVAL
+        self.heads.catch_up.swap(false, Ordering::SeqCst)
+            || self.last_poll.elapsed() >= SUBSCRIBED_POLL_INTERVAL
     }
 
     /// Reloads live sessions when they may have changed (their version moved, one of them
@@ -464,7 +466,7 @@ impl ChainWatcher {
             self.metrics.count_rpc(self.chain_id, "eth_getLogs");
             let (a, b) =
                 tokio::try_join!(provider.get_logs(&by_topic1), provider.get_logs(&by_topic2))
-                    .map_err(|e| PollerError::Rpc(e.to_string()))?;
+                    .map_err(|e| PollerError::Rpc(redact_urls(&e.to_string())))?;
             logs.extend(a.into_iter().chain(b).filter(|l| !l.removed));
         }
         // Oldest first, so the last transaction to touch a value is the one reported.
@@ -480,7 +482,7 @@ impl ChainWatcher {
             .provider()
             .get_block_by_number(tag)
             .await
-            .map_err(|e| PollerError::Rpc(e.to_string()))?;
+            .map_err(|e| PollerError::Rpc(redact_urls(&e.to_string())))?;
         let block = block.ok_or(PollerError::MissingBlock(
             tag.as_number().unwrap_or_default(),
         ))?;

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod browser;
+mod owner_paths;
 mod poller;
 mod rest;
 mod skeleton;

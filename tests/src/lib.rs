@@ -3,7 +3,10 @@
 //! themselves with fresh wallets and freshly deployed tokens.
 
 pub mod browser;
+pub mod dynamodb_faults;
+pub mod follow;
 pub mod list_server;
+pub mod proxy;
 
 use std::sync::OnceLock;
 use std::time::Duration;

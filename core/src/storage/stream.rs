@@ -25,3 +25,120 @@ pub fn balance_item_from_image(image: &StreamImage) -> Result<Option<BalanceItem
         serde_dynamo::from_item(map).map_err(|e| StorageError::corrupt(pk.clone(), e))?;
     BalanceItem::try_from(record).map(Some)
 }
+
+#[cfg(test)]
+mod props {
+    //! Property tests of stream image decoding: any image decodes or fails with an error (no
+    //! panic), anything outside the balance partitions is ignored, and every stored balance
+    //! item comes back from its image unchanged.
+
+    use alloy::primitives::{Address, B256, U256};
+    use proptest::prelude::*;
+    use serde_dynamo::AttributeValue;
+
+    use super::*;
+    use crate::model::{BalanceKey, TokenRead};
+
+    fn attribute() -> impl Strategy<Value = AttributeValue> {
+        let leaf = prop_oneof![
+            "\\PC{0,20}".prop_map(AttributeValue::S),
+            "-?[0-9]{1,30}(\\.[0-9]{1,3})?".prop_map(AttributeValue::N),
+            "0x[0-9a-fA-F]{0,64}".prop_map(AttributeValue::S),
+            any::<bool>().prop_map(AttributeValue::Bool),
+            Just(AttributeValue::Null(true)),
+            prop::collection::vec(any::<u8>(), 0..8).prop_map(AttributeValue::B),
+            prop::collection::vec("[a-z0-9]{0,6}", 0..3).prop_map(AttributeValue::Ss),
+        ];
+        leaf.prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(AttributeValue::L),
+                prop::collection::hash_map("[a-z]{1,4}", inner, 0..3).prop_map(AttributeValue::M),
+            ]
+        })
+    }
+
+    /// Images with the attribute names a balance item has (and some others), holding anything.
+    fn image() -> impl Strategy<Value = StreamImage> {
+        let name = prop::sample::select(vec![
+            "pk",
+            "sk",
+            "chain_id",
+            "owner",
+            "token",
+            "spender",
+            "read",
+            "block",
+            "tx",
+            "updated_at",
+            "other",
+        ]);
+        let pk = prop_oneof![
+            "B#[0-9]{0,3}#0x[0-9a-f]{40}",
+            "(S|F|C)#[0-9]{1,3}",
+            "\\PC{0,8}",
+        ]
+        .prop_map(AttributeValue::S);
+        (
+            prop::collection::hash_map(name.prop_map(str::to_string), attribute(), 0..10),
+            prop::option::of(pk),
+        )
+            .prop_map(|(mut map, pk)| {
+                if let Some(pk) = pk {
+                    map.insert("pk".into(), pk);
+                }
+                StreamImage::from(map)
+            })
+    }
+
+    fn balance_item() -> impl Strategy<Value = BalanceItem> {
+        let address = any::<[u8; 20]>().prop_map(Address::from);
+        let key = prop_oneof![
+            address
+                .clone()
+                .prop_map(|token| BalanceKey::Balance { token }),
+            (address.clone(), address.clone())
+                .prop_map(|(token, spender)| BalanceKey::Allowance { token, spender }),
+        ];
+        let read = prop_oneof![
+            Just(TokenRead::Failed),
+            any::<[u8; 32]>().prop_map(|b| TokenRead::Value(U256::from_be_bytes(b))),
+        ];
+        (
+            any::<u64>(),
+            address,
+            key,
+            read,
+            any::<u64>(),
+            prop::option::of(any::<[u8; 32]>().prop_map(B256::from)),
+        )
+            .prop_map(|(chain_id, owner, key, read, block, tx_hash)| BalanceItem {
+                chain_id,
+                owner,
+                key,
+                read,
+                block,
+                tx_hash,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn any_image_decodes_or_is_an_error(image in image()) {
+            let pk = match image.get("pk") {
+                Some(AttributeValue::S(pk)) => Some(pk.clone()),
+                _ => None,
+            };
+            match balance_item_from_image(&image) {
+                Ok(Some(_)) => prop_assert!(pk.is_some_and(|pk| pk.starts_with(BALANCE_PREFIX))),
+                Ok(None) => prop_assert!(!pk.is_some_and(|pk| pk.starts_with(BALANCE_PREFIX))),
+                Err(_) => prop_assert!(pk.is_some_and(|pk| pk.starts_with(BALANCE_PREFIX))),
+            }
+        }
+
+        #[test]
+        fn a_stored_balance_item_decodes_to_itself(item in balance_item()) {
+            let image: StreamImage = serde_dynamo::to_item(BalanceRecord::from(&item)).unwrap();
+            prop_assert_eq!(balance_item_from_image(&image).unwrap(), Some(item));
+        }
+    }
+}

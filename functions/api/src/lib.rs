@@ -7,6 +7,8 @@ mod error;
 mod health;
 mod openapi;
 mod request;
+#[cfg(test)]
+mod request_props;
 mod sessions;
 mod sse;
 mod state;

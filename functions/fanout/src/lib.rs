@@ -136,3 +136,151 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Property tests of stream-record parsing on arbitrary records: never a panic, an entry
+    //! only ever at the record's own sequence number, and a valid change yields exactly the
+    //! entry its images and sequence number say.
+
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const OWNER: &str = "0xd8da6bf26964af9d7eed9e03e53415d37aa96045";
+    const TOKEN: &str = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48";
+
+    /// Any DynamoDB-JSON attribute value, well-typed or not.
+    fn attribute() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            "\\PC{0,12}".prop_map(|s| json!({ "S": s })),
+            "[0-9]{1,80}".prop_map(|s| json!({ "S": s })),
+            "-?[0-9]{1,22}".prop_map(|n| json!({ "N": n })),
+            any::<bool>().prop_map(|b| json!({ "BOOL": b })),
+            Just(json!({ "NULL": true })),
+            Just(json!({ "L": [] })),
+            Just(json!({ "S": OWNER })),
+        ]
+    }
+
+    fn balance_image(read: &str, block: u64) -> Value {
+        json!({
+            "pk": { "S": format!("B#1#{OWNER}") },
+            "sk": { "S": format!("T#{TOKEN}") },
+            "chain_id": { "N": "1" },
+            "owner": { "S": OWNER },
+            "token": { "S": TOKEN },
+            "read": { "S": read },
+            "block": { "N": block.to_string() },
+            "updated_at": { "N": "1700000000" },
+        })
+    }
+
+    fn record(new: Value, old: Option<Value>, sequence: Option<String>) -> Value {
+        let mut change = json!({
+            "ApproximateCreationDateTime": 1_700_000_000,
+            "Keys": { "pk": new["pk"].clone(), "sk": new["sk"].clone() },
+            "NewImage": new,
+            "SizeBytes": 100,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        });
+        if let Some(old) = old {
+            change["OldImage"] = old;
+        }
+        if let Some(sequence) = sequence {
+            change["SequenceNumber"] = json!(sequence);
+        }
+        json!({
+            "eventID": "1",
+            "eventName": if change.get("OldImage").is_some() { "MODIFY" } else { "INSERT" },
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": change,
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x",
+        })
+    }
+
+    fn parse(record: Value) -> Option<EventRecord> {
+        serde_json::from_value::<Event>(json!({ "Records": [record] }))
+            .ok()
+            .and_then(|mut e| e.records.pop())
+    }
+
+    proptest! {
+        /// A balance image with any of its attributes replaced by anything.
+        #[test]
+        fn a_corrupted_record_is_an_error_never_a_panic(
+            corrupt in prop::collection::btree_map(
+                prop::sample::select(vec!["pk", "sk", "chain_id", "owner", "token", "spender", "read", "block", "tx"]),
+                attribute(),
+                1..4,
+            ),
+            in_old: bool,
+            sequence in prop::option::of("\\PC{0,45}"),
+        ) {
+            let mut image = balance_image("100", 5);
+            for (name, value) in &corrupt {
+                image[*name] = value.clone();
+            }
+            let (new, old) = if in_old {
+                (balance_image("200", 6), Some(image))
+            } else {
+                (image, Some(balance_image("50", 4)))
+            };
+            let Some(record) = parse(record(new, old, sequence)) else {
+                return Ok(());
+            };
+            if let Ok(Some(entry)) = entry_for(&record) {
+                let sequence = record.change.sequence_number.clone().unwrap_or_default();
+                prop_assert_eq!(Ok(entry.position), FeedPosition::parse(&sequence));
+            }
+        }
+
+        /// Any JSON at all in the image slots: the event either does not deserialize (Lambda
+        /// refuses it before the handler) or the handler answers without panicking.
+        #[test]
+        fn arbitrary_images_never_panic(
+            new in prop::collection::hash_map("[a-z_]{1,8}", attribute(), 0..8),
+            old in prop::option::of(prop::collection::hash_map("[a-z_]{1,8}", attribute(), 0..8)),
+            sequence in prop::option::of("[0-9]{1,45}"),
+        ) {
+            let new = serde_json::to_value(new).unwrap();
+            let old = old.map(|o| serde_json::to_value(o).unwrap());
+            if let Some(record) = parse(record(new, old, sequence)) {
+                let _ = entry_for(&record);
+            }
+        }
+
+        /// A well-formed change yields one entry at its sequence number with the new and
+        /// previous values; an unchanged value yields none; a bad sequence number is an error.
+        #[test]
+        fn a_valid_change_yields_exactly_its_entry(
+            old_value in prop::option::of(any::<u128>()),
+            new_value: u128,
+            block in 1u64..u64::MAX,
+            sequence in "[0-9]{1,40}|[0-9]{41,45}|[0-9]{0,5}[a-z.-][0-9]{0,5}",
+        ) {
+            let old = old_value.map(|v| balance_image(&v.to_string(), block - 1));
+            let record = parse(record(balance_image(&new_value.to_string(), block), old, Some(sequence.clone())))
+                .unwrap();
+            let outcome = entry_for(&record);
+            if old_value == Some(new_value) {
+                prop_assert!(matches!(outcome, Ok(None)), "{:?}", outcome);
+                return Ok(());
+            }
+            match FeedPosition::parse(&sequence) {
+                Err(_) => prop_assert!(matches!(outcome, Err(RecordError::BadSequenceNumber(_))), "{:?}", outcome),
+                Ok(position) => {
+                    let entry = outcome.unwrap().unwrap();
+                    prop_assert_eq!(entry.position, position);
+                    prop_assert_eq!(entry.value.to_string(), new_value.to_string());
+                    prop_assert_eq!(entry.previous.map(|p| p.to_string()), old_value.map(|v| v.to_string()));
+                    prop_assert_eq!(entry.block, block);
+                    prop_assert_eq!(live_balances::address::lower(&entry.owner), OWNER);
+                }
+            }
+        }
+    }
+}

@@ -170,9 +170,20 @@ impl LocalStack {
         )
     }
 
-    fn spawn(&self, name: &str, mut command: Command) -> anyhow::Result<()> {
+    fn spawn(&self, name: &str, command: Command) -> anyhow::Result<()> {
+        self.spawn_with(name, command, &[])
+    }
+
+    /// Spawns with the stack's environment, `overrides` applied last.
+    fn spawn_with(
+        &self,
+        name: &str,
+        mut command: Command,
+        overrides: &[(String, String)],
+    ) -> anyhow::Result<()> {
         command
             .envs(&self.env)
+            .envs(overrides.iter().cloned())
             .env("PATH", self.tools.path_env())
             .current_dir(&self.tools.root);
         let service = Service::spawn(name, command, &self.options.log_dir)?;
@@ -322,14 +333,40 @@ impl LocalStack {
         self.spawn("poller", poller)
     }
 
+    /// Starts a poller as service `name` (its log is `<log_dir>/<name>.log`) with `overrides`
+    /// on top of the stack's environment — another RPC URL, or a second poller beside the
+    /// first (fault tests). It gets its own `/health` address, returned as a base URL.
+    pub fn start_poller_as(
+        &self,
+        name: &str,
+        overrides: &[(String, String)],
+    ) -> anyhow::Result<String> {
+        let addr = format!("127.0.0.1:{}", crate::process::free_port()?);
+        let mut env = vec![("POLLER_HTTP_ADDR".to_string(), addr.clone())];
+        env.extend(overrides.iter().cloned());
+        let poller = Command::new(self.tools.workspace_bin("poller"));
+        self.spawn_with(name, poller, &env)?;
+        Ok(format!("http://{addr}"))
+    }
+
+    /// The log file of service `name`.
+    pub fn log_of(&self, name: &str) -> PathBuf {
+        self.options.log_dir.join(format!("{name}.log"))
+    }
+
     /// SIGKILLs the poller: no chance to store its cursor.
     pub fn kill_poller(&self) -> anyhow::Result<()> {
+        self.kill_service("poller")
+    }
+
+    /// SIGKILLs service `name`, if it runs.
+    pub fn kill_service(&self, name: &str) -> anyhow::Result<()> {
         let mut services = self
             .services
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?;
-        if let Some(mut poller) = services.remove("poller") {
-            poller.kill();
+        if let Some(mut service) = services.remove(name) {
+            service.kill();
         }
         Ok(())
     }

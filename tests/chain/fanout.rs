@@ -1,0 +1,173 @@
+//! The fanout under a poisoned stream: a malformed record fails alone (the records before it
+//! land, nothing after it is skipped), the pump retries it and then parks it in the dead-letter
+//! file while later records flow, and a record delivered twice yields one feed entry.
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use aws_sdk_dynamodb::types::AttributeValue;
+use e2e::follow::balance_of;
+use e2e::{DEADLINE, Environment, fresh_owner};
+use live_balances::address::lower;
+use live_balances::model::FeedPosition;
+use live_balances::storage::keys;
+use serde_json::{Value, json};
+
+use crate::watched_clients;
+
+const TOKEN: &str = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48";
+
+/// A balance item's stream record as Lambda delivers it; `read` may be anything.
+fn record(
+    chain: u64,
+    owner: &Address,
+    read: &str,
+    previous: Option<&str>,
+    sequence: &str,
+) -> Value {
+    let image = |read: &str| {
+        json!({
+            "pk": { "S": keys::balance_pk(chain, owner) },
+            "sk": { "S": format!("T#{TOKEN}") },
+            "chain_id": { "N": chain.to_string() },
+            "owner": { "S": lower(owner) },
+            "token": { "S": TOKEN },
+            "read": { "S": read },
+            "block": { "N": "10" },
+            "updated_at": { "N": "1700000000" },
+        })
+    };
+    let mut change = json!({
+        "ApproximateCreationDateTime": 1_700_000_000,
+        "Keys": { "pk": { "S": keys::balance_pk(chain, owner) }, "sk": { "S": format!("T#{TOKEN}") } },
+        "NewImage": image(read),
+        "SequenceNumber": sequence,
+        "SizeBytes": 200,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    });
+    if let Some(previous) = previous {
+        change["OldImage"] = image(previous);
+    }
+    json!({
+        "eventID": sequence,
+        "eventName": if previous.is_some() { "MODIFY" } else { "INSERT" },
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": change,
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/live-balances-e2e/stream/local",
+    })
+}
+
+/// Invokes the fanout as the pump does and returns its `batchItemFailures` identifiers.
+async fn invoke(env: &Environment, records: Vec<Value>) -> anyhow::Result<Vec<String>> {
+    let reply: Value = env
+        .http
+        .post(&env.stack.fanout_invoke_url)
+        .json(&json!({ "Records": records }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(reply["batchItemFailures"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+async fn feed_positions(
+    env: &Environment,
+    chain: u64,
+    owner: &Address,
+) -> anyhow::Result<Vec<String>> {
+    let table = env.stack.table().await;
+    let entries = table
+        .feed_after(chain, owner, &FeedPosition::start(), 100)
+        .await?;
+    Ok(entries
+        .iter()
+        .map(|e| e.position.as_str().trim_start_matches('0').to_string())
+        .collect())
+}
+
+fn count(text: &str, needle: &str) -> usize {
+    text.matches(needle).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fanout_poison_and_duplicate() -> anyhow::Result<()> {
+    let _exclusive = crate::EXCLUSIVE.lock().await;
+    let env = Environment::get();
+    let chain = env.chain_id();
+
+    // A record delivered twice (a retried batch) yields one feed entry.
+    let owner = fresh_owner();
+    let once = record(chain, &owner, "1500", Some("1000"), "100");
+    assert_eq!(invoke(env, vec![once.clone()]).await?, Vec::<String>::new());
+    assert_eq!(invoke(env, vec![once]).await?, Vec::<String>::new());
+    assert_eq!(feed_positions(env, chain, &owner).await?, ["100"]);
+
+    // A poison record in the middle of a batch: the batch item failure names exactly it, the
+    // record before it is in the feed, the one after it is left for the retry (not skipped).
+    let batch = vec![
+        record(chain, &owner, "1600", Some("1500"), "101"),
+        record(chain, &owner, "not-a-number", Some("1600"), "102"),
+        record(chain, &owner, "1700", Some("1600"), "103"),
+    ];
+    assert_eq!(invoke(env, batch).await?, ["102"]);
+    assert_eq!(feed_positions(env, chain, &owner).await?, ["100", "101"]);
+
+    // Through the real stream: a poison item written to the table is retried by the pump,
+    // then parked in the dead-letter file; records after it flow.
+    let dead_letter = env.stack.options.log_dir.join("pump-dead-letter.jsonl");
+    let pump_log = env.stack.log_of("pump");
+    let retries_before = count(&std::fs::read_to_string(&pump_log)?, "retrying batch");
+    let poisoned = fresh_owner();
+    let table = env.stack.table().await;
+    table
+        .client()
+        .put_item()
+        .table_name(table.name())
+        .item("pk", AttributeValue::S(keys::balance_pk(chain, &poisoned)))
+        .item("sk", AttributeValue::S(format!("T#{TOKEN}")))
+        .item("chain_id", AttributeValue::N(chain.to_string()))
+        .item("owner", AttributeValue::S(lower(&poisoned)))
+        .item("token", AttributeValue::S(TOKEN.into()))
+        .item("read", AttributeValue::S("not-a-number".into()))
+        .item("block", AttributeValue::N("1".into()))
+        .item("updated_at", AttributeValue::N("1".into()))
+        .send()
+        .await?;
+    let parked = local_stack::stack::wait_for(
+        "the poison record parked",
+        Duration::from_secs(30),
+        || async {
+            let text = std::fs::read_to_string(&dead_letter).unwrap_or_default();
+            let line = text
+                .lines()
+                .find(|l| l.contains(&lower(&poisoned)))
+                .map(str::to_string);
+            line.ok_or_else(|| anyhow::anyhow!("not parked yet"))
+        },
+    )
+    .await?;
+    let parked: Value = serde_json::from_str(&parked)?;
+    assert_eq!(parked["dynamodb"]["NewImage"]["read"]["S"], "not-a-number");
+    let retries = count(&std::fs::read_to_string(&pump_log)?, "retrying batch") - retries_before;
+    assert!(retries >= 3, "retried before parking ({retries} retries)");
+
+    let (actor, token) = env.actor_with_token(1_000_000).await?;
+    let owner = fresh_owner();
+    let mut clients = watched_clients(env, token, &[owner]).await?;
+    actor.transfer(token, owner, U256::from(42)).await?;
+    let want = balance_of(env, token, owner).await?.to_string();
+    let (sse, trail) = &mut clients[0];
+    trail.follow_to(sse, &want, DEADLINE).await?;
+    eprintln!("poison record parked after {retries} retries; later records flowed");
+    Ok(())
+}

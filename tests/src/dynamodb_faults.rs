@@ -1,0 +1,169 @@
+//! An HTTP proxy in front of DynamoDB Local that answers some writes with the errors DynamoDB
+//! gives under load — `ThrottlingException` (400) and `InternalServerError` (500) — and
+//! forwards every other request unchanged.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// DynamoDB operations that write.
+const WRITES: [&str; 4] = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"];
+
+#[derive(Debug)]
+struct Faults {
+    target: String,
+    http: reqwest::Client,
+    /// Of every `period` writes, the first `failures` are refused.
+    period: u64,
+    failures: u64,
+    writes: AtomicU64,
+    injected: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct FaultyDynamoDb {
+    pub url: String,
+    faults: Arc<Faults>,
+    accept: JoinHandle<()>,
+}
+
+impl FaultyDynamoDb {
+    /// Proxies to `target` (`http://127.0.0.1:port`); of every `period` writes the first
+    /// `failures` fail, alternately throttled and with a server error — runs of failures
+    /// longer than the SDK's own retries reach the caller.
+    pub async fn start(target: &str, period: u64, failures: u64) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let faults = Arc::new(Faults {
+            target: target.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+            period: period.max(1),
+            failures,
+            writes: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
+        });
+        let accept = tokio::spawn(accept_loop(listener, faults.clone()));
+        Ok(Self {
+            url,
+            faults,
+            accept,
+        })
+    }
+
+    /// Writes answered with an error so far.
+    pub fn injected(&self) -> u64 {
+        self.faults.injected.load(Ordering::SeqCst)
+    }
+
+    /// Writes seen so far (failed or forwarded).
+    pub fn writes(&self) -> u64 {
+        self.faults.writes.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultyDynamoDb {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, faults: Arc<Faults>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let faults = faults.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(faults.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>> {
+    let body =
+        format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"{message}"}}"#);
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    if let Ok(kind) = http::HeaderValue::from_str(kind) {
+        headers.insert("x-amzn-errortype", kind);
+    }
+    response
+}
+
+async fn handle(
+    faults: Arc<Faults>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let operation = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.rsplit('.').next())
+        .unwrap_or_default()
+        .to_string();
+    if WRITES.contains(&operation.as_str()) {
+        let n = faults.writes.fetch_add(1, Ordering::SeqCst);
+        if n % faults.period < faults.failures {
+            faults.injected.fetch_add(1, Ordering::SeqCst);
+            return Ok(if n.is_multiple_of(2) {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "ThrottlingException",
+                    "Rate of requests exceeds the allowed throughput.",
+                )
+            } else {
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalServerError",
+                    "Internal server error",
+                )
+            });
+        }
+    }
+    Ok(forward(&faults, req).await.unwrap_or_else(|e| {
+        error(
+            StatusCode::BAD_GATEWAY,
+            "InternalServerError",
+            &format!("proxy: {e}").replace('"', "'"),
+        )
+    }))
+}
+
+async fn forward(faults: &Faults, req: Request<Incoming>) -> anyhow::Result<Response<Full<Bytes>>> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = faults
+        .http
+        .request(parts.method, format!("{}{path}", faults.target))
+        .body(body);
+    for (name, value) in &parts.headers {
+        if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
+            request = request.header(name, value);
+        }
+    }
+    let answer = request.send().await?;
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = answer.status();
+    for (name, value) in answer.headers() {
+        if name != http::header::CONTENT_LENGTH && name != http::header::TRANSFER_ENCODING {
+            response.headers_mut().insert(name, value.clone());
+        }
+    }
+    *response.body_mut() = Full::new(answer.bytes().await?);
+    Ok(response)
+}
