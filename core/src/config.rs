@@ -133,6 +133,13 @@ pub struct Settings {
     pub token_lists: TokenListSettings,
     /// Most tokens in one `POST /{chain}/balances/{owner}`.
     pub batch_max_tokens: usize,
+    /// Session writes (POST/PUT) a minute from one source address.
+    pub session_writes_per_source: u64,
+    /// Session writes (POST/PUT) a minute for one wallet.
+    pub session_writes_per_owner: u64,
+    /// Live sessions one chain may hold: new sessions beyond it are refused, so a flood of
+    /// random owners cannot grow the poller's work without bound.
+    pub max_sessions_per_chain: u64,
 }
 
 /// Limits of token-list fetching: every one of them stands between a client and a request the
@@ -227,6 +234,21 @@ impl Settings {
                 )? as usize,
             },
             batch_max_tokens: number("BATCH_MAX_TOKENS", get("BATCH_MAX_TOKENS"), 500)? as usize,
+            session_writes_per_source: number(
+                "SESSION_WRITES_PER_SOURCE_PER_MINUTE",
+                get("SESSION_WRITES_PER_SOURCE_PER_MINUTE"),
+                120,
+            )?,
+            session_writes_per_owner: number(
+                "SESSION_WRITES_PER_OWNER_PER_MINUTE",
+                get("SESSION_WRITES_PER_OWNER_PER_MINUTE"),
+                30,
+            )?,
+            max_sessions_per_chain: number(
+                "MAX_SESSIONS_PER_CHAIN",
+                get("MAX_SESSIONS_PER_CHAIN"),
+                20_000,
+            )?,
         })
     }
 }

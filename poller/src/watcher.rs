@@ -309,6 +309,10 @@ impl ChainWatcher {
         self.sessions_version = Some(version);
         self.next_expiry = live.iter().map(|s| s.expires_at).min().unwrap_or(u64::MAX);
         self.last_full_reload = Instant::now();
+        // The api refuses new sessions past MAX_SESSIONS_PER_CHAIN by this count.
+        self.table
+            .set_live_sessions(self.chain_id, live.len() as u64)
+            .await?;
         let fresh = watchlist(live);
         let mut plan = ReadPlan::default();
         for (owner, watch) in &fresh {
@@ -342,6 +346,7 @@ impl ChainWatcher {
                 values = plan.len(),
                 "newly watched values"
             );
+            self.learn_stored_values(&plan).await?;
         }
         if !plan.is_empty() || !dropped.is_empty() {
             self.all_values = fresh
@@ -352,6 +357,28 @@ impl ChainWatcher {
         }
         self.watchlist = fresh;
         Ok(plan)
+    }
+
+    /// Learns what the table already holds for newly watched values (the api wrote their
+    /// initial values when the session was created), so reading them costs no table write
+    /// unless they changed since: one query per wallet instead of a conditional write per
+    /// value — 10,000 for a 5,000-token session.
+    async fn learn_stored_values(&mut self, plan: &ReadPlan) -> Result<(), PollerError> {
+        let owners: BTreeSet<Address> = plan.reads.keys().map(|(owner, _)| *owner).collect();
+        let table = &self.table;
+        let chain_id = self.chain_id;
+        let stored: Vec<Vec<BalanceItem>> = stream::iter(owners)
+            .map(|owner| async move { table.balances(chain_id, &owner).await })
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        for item in stored.into_iter().flatten() {
+            let pair = (item.owner, item.key);
+            if plan.reads.contains_key(&pair) {
+                self.known.entry(pair).or_insert(item.read);
+            }
+        }
+        Ok(())
     }
 
     /// Rewinds after a reorg: finds the common ancestor in the cursor's history, re-reads

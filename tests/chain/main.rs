@@ -2,6 +2,7 @@
 //! RPC outages, a poisoned stream, counting the poller's RPC requests — on a stack of their
 //! own, one test at a time.
 
+mod capacity;
 mod dynamodb;
 mod fanout;
 mod load;

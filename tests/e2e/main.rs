@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod browser;
+mod limits;
 mod owner_paths;
 mod poller;
 mod rest;

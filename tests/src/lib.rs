@@ -22,6 +22,9 @@ use tokio::time::Instant;
 
 /// Longest any single expectation waits.
 pub const DEADLINE: Duration = Duration::from_secs(45);
+/// The test stack's limit of session writes a minute per wallet.
+pub const SESSION_WRITES_PER_OWNER: u64 = 12;
+
 /// Longest SSE stream on the test stack.
 pub const SSE_MAX_SECS: u64 = 12;
 
@@ -85,6 +88,15 @@ impl Environment {
                 ("TOKEN_LIST_TTL_SECS".into(), "3".into()),
                 ("TOKEN_LIST_TIMEOUT_MS".into(), "2000".into()),
                 ("TOKEN_LIST_MAX_BYTES".into(), "1048576".into()),
+                // Every test's requests come from this one machine.
+                (
+                    "SESSION_WRITES_PER_SOURCE_PER_MINUTE".into(),
+                    "100000".into(),
+                ),
+                (
+                    "SESSION_WRITES_PER_OWNER_PER_MINUTE".into(),
+                    SESSION_WRITES_PER_OWNER.to_string(),
+                ),
             ],
         };
         eprintln!(

@@ -10,6 +10,7 @@
 //! | token metadata| `M#{chain}`              | `{token}`                   |
 //! | token list    | `L#{chain}#{url hash}`   | `HEAD`, `P#{page}`          |
 //! | sessions ver. | `V#{chain}`              | `SESSIONS`                  |
+//! | rate window   | `R#{what}#{who}`         | `{window start}`            |
 //!
 //! Sessions of a chain share a partition so the poller lists them with one query; all values
 //! of a wallet share one so a snapshot is one query and their stream records stay in order.
@@ -55,6 +56,10 @@ pub fn token_metadata_pk(chain_id: u64) -> String {
 
 pub fn version_pk(chain_id: u64) -> String {
     format!("V#{chain_id}")
+}
+
+pub fn rate_pk(key: &str) -> String {
+    format!("R#{key}")
 }
 
 pub fn cursor_pk(chain_id: u64) -> String {

@@ -4,6 +4,7 @@
 mod error;
 pub mod keys;
 mod lists;
+mod rate;
 mod records;
 mod schema;
 mod session_version;

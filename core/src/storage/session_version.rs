@@ -43,3 +43,41 @@ impl Table {
             .unwrap_or(0))
     }
 }
+
+impl Table {
+    /// Records how many live sessions the poller watches on the chain (on each full reload).
+    pub async fn set_live_sessions(&self, chain_id: u64, live: u64) -> Result<(), StorageError> {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(keys::version_pk(chain_id)))
+            .key("sk", s(SK))
+            .update_expression("SET live = :live")
+            .expression_attribute_values(":live", n(live))
+            .send()
+            .await
+            .map_err(StorageError::unavailable)?;
+        Ok(())
+    }
+
+    /// Live sessions on the chain as the poller last counted them (0 before it did).
+    pub async fn live_sessions(&self, chain_id: u64) -> Result<u64, StorageError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(keys::version_pk(chain_id)))
+            .key("sk", s(SK))
+            .projection_expression("live")
+            .send()
+            .await
+            .map_err(StorageError::unavailable)?;
+        Ok(out
+            .item
+            .as_ref()
+            .and_then(|i| i.get("live"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+}

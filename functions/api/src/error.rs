@@ -43,6 +43,10 @@ pub enum ApiError {
     TokenList { url: String, error: ListError },
     #[error("at most {0} tokens per request")]
     TooManyTokensInRequest(usize),
+    #[error("at most {0} session writes a minute; try again shortly")]
+    RateLimited(u64),
+    #[error("this chain is watching as many wallets as it may; try again later")]
+    AtCapacity,
     #[error(
         "no session for this wallet on this chain; create one with POST /{{chain_id}}/sessions/{{owner}}"
     )]
@@ -76,6 +80,8 @@ impl ApiError {
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             },
             Self::TooManyLists(_) | Self::TooManyTokensInRequest(_) => StatusCode::BAD_REQUEST,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::AtCapacity => StatusCode::SERVICE_UNAVAILABLE,
             Self::InvalidChainId
             | Self::InvalidOwner(_)
             | Self::InvalidToken(_)
@@ -104,6 +110,8 @@ impl ApiError {
             Self::TooManyTokens(_) => "too_many_tokens",
             Self::TooManyLists(_) => "too_many_token_lists",
             Self::TooManyTokensInRequest(_) => "too_many_tokens",
+            Self::RateLimited(_) => "rate_limited",
+            Self::AtCapacity => "at_capacity",
             Self::TokenList { error, .. } => match error {
                 ListError::Fetch(FetchError::InvalidUrl) => "invalid_token_list_url",
                 ListError::Fetch(FetchError::Refused(_)) => "token_list_refused",

@@ -5,6 +5,7 @@ mod body;
 mod demo;
 mod error;
 mod health;
+mod limits;
 mod openapi;
 mod request;
 #[cfg(test)]

@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
+use crate::limits;
 use crate::request;
 use crate::state::State;
 use crate::tokens::{self, ListSummary};
@@ -132,9 +133,12 @@ pub async fn upsert(
         Some(list) => request::addresses("spenders", list)?.into_iter().collect(),
         None => [state.settings.default_spender].into(),
     };
+    limits::admit_session_write(state, req, chain_id, &owner).await?;
     let existing = live_session(state, chain_id, &owner).await?;
-    if mode == Upsert::AddOnly && existing.is_none() {
-        return Err(ApiError::SessionNotFound);
+    match (&existing, mode) {
+        (None, Upsert::AddOnly) => return Err(ApiError::SessionNotFound),
+        (None, Upsert::CreateOrAdd) => limits::admit_new_session(state, chain_id).await?,
+        (Some(_), _) => {}
     }
 
     let started = std::time::Instant::now();

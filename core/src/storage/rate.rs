@@ -1,0 +1,32 @@
+//! Fixed-window request counters in the table: shared by every Lambda container, so a limit
+//! holds however many instances a flood spins up.
+
+use super::{StorageError, Table, Written, keys, n, s, written};
+
+impl Table {
+    /// Counts one use of `key` in the window starting at `window_start`; `false` (nothing
+    /// counted) when that window already holds `limit` uses. Windows expire by TTL.
+    pub async fn take_from_window(
+        &self,
+        key: &str,
+        window_start: u64,
+        window_secs: u64,
+        limit: u64,
+    ) -> Result<bool, StorageError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(keys::rate_pk(key)))
+            .key("sk", s(window_start.to_string()))
+            .update_expression("ADD hits :one SET #ttl = if_not_exists(#ttl, :ttl)")
+            .condition_expression("attribute_not_exists(hits) OR hits < :limit")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":ttl", n(window_start + window_secs + 60))
+            .send()
+            .await;
+        Ok(written(result)? == Written::Yes)
+    }
+}

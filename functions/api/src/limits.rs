@@ -1,0 +1,68 @@
+//! Limits on session writes, so a flood cannot exhaust the poller: per source address and per
+//! wallet (fixed one-minute windows counted in the table, shared by every container), and a
+//! cap on the live sessions of a chain for new wallets.
+
+use alloy::primitives::Address;
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt, tracing};
+use live_balances::address::lower;
+use live_balances::clock::unix_now;
+
+use crate::error::ApiError;
+use crate::state::State;
+
+const WINDOW_SECS: u64 = 60;
+
+/// The client's address as the function URL saw it (not a header a client could forge).
+fn source_address(req: &Request) -> Option<String> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
+        _ => None,
+    }
+}
+
+/// Counts one session write against its source's and its wallet's windows.
+pub async fn admit_session_write(
+    state: &State,
+    req: &Request,
+    chain_id: u64,
+    owner: &Address,
+) -> Result<(), ApiError> {
+    let window = unix_now() / WINDOW_SECS * WINDOW_SECS;
+    let settings = &state.settings;
+    if let Some(source) = source_address(req) {
+        let key = format!("src#{source}");
+        if !state
+            .table
+            .take_from_window(
+                &key,
+                window,
+                WINDOW_SECS,
+                settings.session_writes_per_source,
+            )
+            .await?
+        {
+            tracing::warn!(source, "session writes rate-limited for a source");
+            return Err(ApiError::RateLimited(settings.session_writes_per_source));
+        }
+    }
+    let key = format!("owner#{chain_id}#{}", lower(owner));
+    if !state
+        .table
+        .take_from_window(&key, window, WINDOW_SECS, settings.session_writes_per_owner)
+        .await?
+    {
+        return Err(ApiError::RateLimited(settings.session_writes_per_owner));
+    }
+    Ok(())
+}
+
+/// Refuses a new wallet's session when the chain is at its session cap.
+pub async fn admit_new_session(state: &State, chain_id: u64) -> Result<(), ApiError> {
+    let live = state.table.live_sessions(chain_id).await?;
+    if live >= state.settings.max_sessions_per_chain {
+        tracing::warn!(chain = chain_id, live, "session cap reached");
+        return Err(ApiError::AtCapacity);
+    }
+    Ok(())
+}
