@@ -99,6 +99,12 @@ impl Trail {
                         continue;
                     }
                     let previous = e.data["previousBalance"].as_str().map(str::to_string);
+                    // `previousBalance: null` is the first value of a newly tracked token (the
+                    // session's initial read). A resumed stream may carry it after the snapshot
+                    // already showed that value: a restatement, not a change.
+                    if previous.is_none() && e.data["balance"] == self.value.as_str() {
+                        continue;
+                    }
                     if previous.as_deref() != Some(self.value.as_str()) {
                         bail!("update does not continue from {}: {:?}", self.value, e.data);
                     }

@@ -415,6 +415,10 @@ impl SseClient {
                     e.event == "balance_update" && e.data["address"] == token
                 })
                 .await?;
+            // A first value (`previousBalance: null`) equal to the one held restates it.
+            if e.data["previousBalance"].is_null() && e.data["balance"] == current.as_str() {
+                continue;
+            }
             let previous = e.data["previousBalance"].as_str().unwrap_or_default();
             if previous != current {
                 bail!("update does not continue from {current}: {:?}", e.data);
