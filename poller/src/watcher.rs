@@ -306,13 +306,16 @@ impl ChainWatcher {
         }
         let sessions = self.table.sessions(self.chain_id).await?;
         let live: Vec<_> = sessions.iter().filter(|s| s.expires_at > now).collect();
-        self.sessions_version = Some(version);
-        self.next_expiry = live.iter().map(|s| s.expires_at).min().unwrap_or(u64::MAX);
-        self.last_full_reload = Instant::now();
-        // The api refuses new sessions past MAX_SESSIONS_PER_CHAIN by this count.
-        self.table
+        let next_expiry = live.iter().map(|s| s.expires_at).min().unwrap_or(u64::MAX);
+        // The api refuses new sessions past MAX_SESSIONS_PER_CHAIN by this count. Advisory:
+        // a failed write is retried at the next reload, and never holds the watchlist back.
+        if let Err(error) = self
+            .table
             .set_live_sessions(self.chain_id, live.len() as u64)
-            .await?;
+            .await
+        {
+            warn!(chain = self.chain_id, %error, "live session count not stored");
+        }
         let fresh = watchlist(live);
         let mut plan = ReadPlan::default();
         for (owner, watch) in &fresh {
@@ -356,6 +359,10 @@ impl ChainWatcher {
             self.all_values.sort();
         }
         self.watchlist = fresh;
+        // Marked as loaded only now: a reload that failed half-way is tried again next block.
+        self.sessions_version = Some(version);
+        self.next_expiry = next_expiry;
+        self.last_full_reload = Instant::now();
         Ok(plan)
     }
 
