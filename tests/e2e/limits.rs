@@ -25,17 +25,28 @@ async fn session_writes_for_one_wallet_are_rate_limited() -> anyhow::Result<()> 
     let owner = lower(&fresh_owner());
     let body = format!(r#"{{"customTokens":["{token}"]}}"#);
     start_of_a_window(20).await;
-    for i in 0..PER_OWNER {
+    // Until the first refusal. A request the harness re-sent after a dropped response (see
+    // the emulator quirks) counts twice on the server, so a refusal may come slightly early.
+    let mut accepted = 0;
+    let refusal = loop {
         let (status, reply) = env
             .post_session(&env.chain_id().to_string(), &owner, &body)
             .await?;
-        assert_eq!(status, 200, "write {i}: {reply}");
-    }
-    let (status, reply) = env
-        .post_session(&env.chain_id().to_string(), &owner, &body)
-        .await?;
-    assert_eq!(status, 429, "{reply}");
-    assert_eq!(reply["code"], "rate_limited");
+        match status {
+            200 => accepted += 1,
+            _ => break (status, reply),
+        }
+        assert!(
+            accepted <= PER_OWNER,
+            "{accepted} writes accepted, limit {PER_OWNER}"
+        );
+    };
+    assert_eq!(refusal.0, 429, "{}", refusal.1);
+    assert_eq!(refusal.1["code"], "rate_limited");
+    assert!(
+        accepted + 2 >= PER_OWNER,
+        "refused after only {accepted} writes"
+    );
     // Another wallet is not affected.
     let (status, reply) = env
         .post_session(&env.chain_id().to_string(), &lower(&fresh_owner()), &body)

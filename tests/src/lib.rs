@@ -350,7 +350,9 @@ impl SseClient {
                     self.reconnects += 1;
                     self.body = Self::open(self.env, &self.owner, self.last_id.as_deref()).await?;
                 }
-                Some(Err(e)) => return Err(e.into()),
+                // `cargo lambda watch` sometimes ends a finished stream by dropping the
+                // connection instead of closing the chunked body.
+                Some(Err(e)) => bail!("SSE stream ended abruptly: {e}"),
                 None => bail!("SSE stream ended"),
             }
         }
@@ -363,7 +365,7 @@ impl SseClient {
         loop {
             match self.next(deadline).await {
                 Ok(e) => seen.push(e),
-                Err(e) if e.to_string() == "SSE stream ended" => return Ok(seen),
+                Err(e) if e.to_string().starts_with("SSE stream ended") => return Ok(seen),
                 Err(e) => return Err(e),
             }
         }
