@@ -14,7 +14,7 @@ use crate::context::Bench;
 use crate::proxy::{Counts, since};
 use crate::stats::summary_ms;
 
-/// Tokens in the session, the native currency included.
+/// Tokens in the session, the native currency and the chain's WETH (always tracked) included.
 pub const SESSION_TOKENS: usize = 5000;
 
 /// Returns the report and the owners whose sessions it created.
@@ -24,7 +24,7 @@ pub async fn run(
     runs: usize,
 ) -> anyhow::Result<(Value, Vec<Address>)> {
     let mut tokens: Vec<Address> = real_tokens.to_vec();
-    while tokens.len() < SESSION_TOKENS - 1 {
+    while tokens.len() < SESSION_TOKENS - 2 {
         tokens.push(fresh_owner());
     }
     let list: Vec<String> = tokens.iter().map(lower).collect();
