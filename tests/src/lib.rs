@@ -106,7 +106,12 @@ impl Environment {
         let stack = LocalStack::start(options).await?;
         Ok(Self {
             stack,
-            http: reqwest::Client::new(),
+            // No idle connections kept: every test runs its own tokio runtime, and a pooled
+            // connection belongs to the runtime that opened it — reused from a later test
+            // after that runtime ended, it fails with "dispatch task is gone".
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()?,
         })
     }
 
