@@ -10,7 +10,7 @@ use alloy::primitives::{Address, keccak256};
 use aws_sdk_dynamodb::types::ReturnValue;
 use serde::{Deserialize, Serialize};
 
-use super::{StorageError, Table, Written, from_item, n, s, to_item, written};
+use super::{StorageError, Table, Written, from_item, n, s, written};
 use crate::address::{lower, parse_address};
 use crate::token::TokenMetadata;
 use crate::token_list::SkippedEntries;
@@ -220,13 +220,7 @@ impl Table {
                 tokens: serde_json::to_string(&rows).map_err(|e| StorageError::corrupt(&pk, e))?,
                 ttl,
             };
-            self.client
-                .put_item()
-                .table_name(&self.name)
-                .set_item(Some(to_item(record)?))
-                .send()
-                .await
-                .map_err(StorageError::unavailable)?;
+            self.put(record).await?;
         }
         let record = ListHeadRecord {
             pk,
@@ -243,14 +237,7 @@ impl Table {
             lease_until: None,
             ttl,
         };
-        self.client
-            .put_item()
-            .table_name(&self.name)
-            .set_item(Some(to_item(record)?))
-            .send()
-            .await
-            .map_err(StorageError::unavailable)?;
-        Ok(())
+        self.put(record).await
     }
 
     /// The tokens of a cached list's current generation, in list order.

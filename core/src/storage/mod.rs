@@ -521,10 +521,15 @@ impl Table {
     }
 
     pub async fn put_cursor(&self, cursor: &ChainCursor) -> Result<(), StorageError> {
+        self.put(CursorRecord::from(cursor)).await
+    }
+
+    /// Writes a whole item, unconditionally, from its record.
+    async fn put(&self, record: impl serde::Serialize) -> Result<(), StorageError> {
         self.client
             .put_item()
             .table_name(&self.name)
-            .set_item(Some(to_item(CursorRecord::from(cursor))?))
+            .set_item(Some(to_item(record)?))
             .send()
             .await
             .map_err(StorageError::unavailable)?;
