@@ -67,6 +67,15 @@ impl BalanceReader {
             .map_err(|e| ChainError::Rpc(crate::config::redact_urls(&e.to_string())))
     }
 
+    /// Reads every `(owner, key)` at the latest block; returns that block and the reads.
+    pub async fn read_latest(
+        &self,
+        reads: &[(Address, BalanceKey)],
+    ) -> Result<(u64, Vec<TokenRead>), ChainError> {
+        let block = self.block_number().await?;
+        Ok((block, self.read(reads, block).await?))
+    }
+
     /// Reads every `(owner, key)` at `block`, in order. Large sets are split into concurrent
     /// `aggregate3` calls of at most `chunk` reads, all pinned to the same block.
     pub async fn read(

@@ -147,11 +147,7 @@ impl Bench {
     }
 
     pub async fn block_number(&self) -> anyhow::Result<u64> {
-        let n = self.env.rpc("eth_blockNumber", json!([])).await?;
-        Ok(u64::from_str_radix(
-            n.as_str().context("block number")?.trim_start_matches("0x"),
-            16,
-        )?)
+        self.env.block_number().await
     }
 
     /// Sends a transaction from the actor without waiting for it to be mined.

@@ -8,7 +8,6 @@ use alloy::primitives::{Address, U256};
 use e2e::dynamodb_faults::FaultyDynamoDb;
 use e2e::follow::balance_of;
 use e2e::{Environment, fresh_owner};
-use live_balances::model::BalanceKey;
 
 use crate::test_poller::TestPoller;
 use crate::watched_clients;
@@ -62,15 +61,5 @@ async fn dynamodb_write_errors_are_retried() -> anyhow::Result<()> {
         "the poller's writes went through the proxy"
     );
 
-    let table = env.stack.table().await;
-    for ((_, trail), owner) in clients.iter().zip(&owners) {
-        let chain = balance_of(env, token, *owner).await?;
-        assert_eq!(trail.value, chain.to_string());
-        let stored = table
-            .balance(env.chain_id(), owner, &BalanceKey::Balance { token })
-            .await?
-            .and_then(|i| i.read.value());
-        assert_eq!(stored, Some(chain));
-    }
-    Ok(())
+    crate::assert_clients_and_table_match_chain(env, token, &clients, &owners).await
 }

@@ -25,6 +25,30 @@ use live_balances::address::lower;
 pub static EXCLUSIVE: LazyLock<tokio::sync::Mutex<()>> =
     LazyLock::new(|| tokio::sync::Mutex::new(()));
 
+/// Every client's trail and the table hold exactly the chain's balance of `token`.
+pub async fn assert_clients_and_table_match_chain(
+    env: &'static Environment,
+    token: Address,
+    clients: &[(SseClient, Trail)],
+    owners: &[Address],
+) -> anyhow::Result<()> {
+    let table = env.stack.table().await;
+    for ((_, trail), owner) in clients.iter().zip(owners) {
+        let chain = e2e::follow::balance_of(env, token, *owner).await?;
+        assert_eq!(trail.value, chain.to_string(), "{}", lower(owner));
+        let stored = table
+            .balance(
+                env.chain_id(),
+                owner,
+                &live_balances::BalanceKey::Balance { token },
+            )
+            .await?
+            .and_then(|i| i.read.value());
+        assert_eq!(stored, Some(chain), "{}", lower(owner));
+    }
+    Ok(())
+}
+
 /// Sessions for `owners` watching `token`, and one SSE client each, past its first
 /// `all_balances`, with a trail starting at the value that snapshot showed.
 pub async fn watched_clients(

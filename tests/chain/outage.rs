@@ -109,14 +109,7 @@ async fn logs_never_contain_api_keys() -> anyhow::Result<()> {
         false,
     )?;
     env.mine().await?;
-    let head = env
-        .rpc("eth_blockNumber", serde_json::json!([]))
-        .await?
-        .as_str()
-        .map(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16))
-        .transpose()?
-        .unwrap_or_default();
-    poller.reached(head).await?;
+    poller.reached(env.block_number().await?).await?;
 
     // Errors are where URLs leak: make the poller meet some.
     proxy.cut();
@@ -133,14 +126,7 @@ async fn logs_never_contain_api_keys() -> anyhow::Result<()> {
     let (_, token) = env.actor_with_token(1).await?;
     let owner = fresh_owner();
     let _clients = watched_clients(env, token, &[owner]).await?;
-    let head = env
-        .rpc("eth_blockNumber", serde_json::json!([]))
-        .await?
-        .as_str()
-        .map(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16))
-        .transpose()?
-        .unwrap_or_default();
-    poller.reached(head).await?;
+    poller.reached(env.block_number().await?).await?;
     drop(poller);
 
     let text = std::fs::read_to_string(&log)?;

@@ -85,16 +85,7 @@ async fn two_pollers_never_regress() -> anyhow::Result<()> {
     let reads = table_watch.await??;
     drop(second);
 
-    let table = env.stack.table().await;
-    for ((_, trail), owner) in clients.iter().zip(&owners) {
-        let chain = balance_of(env, token, *owner).await?;
-        assert_eq!(trail.value, chain.to_string());
-        let stored = table
-            .balance(env.chain_id(), owner, &BalanceKey::Balance { token })
-            .await?
-            .and_then(|i| i.read.value());
-        assert_eq!(stored, Some(chain), "{}", lower(owner));
-    }
+    crate::assert_clients_and_table_match_chain(env, token, &clients, &owners).await?;
     eprintln!(
         "two pollers: {TRANSFERS} transfers, {reads} item reads of the table, no regression; updates per client {:?}",
         clients

@@ -169,6 +169,15 @@ impl Environment {
         .await
     }
 
+    /// The devnet's latest block number.
+    pub async fn block_number(&self) -> anyhow::Result<u64> {
+        let n = self.rpc("eth_blockNumber", serde_json::json!([])).await?;
+        Ok(u64::from_str_radix(
+            n.as_str().context("block number")?.trim_start_matches("0x"),
+            16,
+        )?)
+    }
+
     /// A JSON-RPC call to the devnet.
     pub async fn rpc(&self, method: &str, params: Value) -> anyhow::Result<Value> {
         let body =

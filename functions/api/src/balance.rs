@@ -59,13 +59,8 @@ pub async fn get(
     let (read, block, source) = match tracked {
         Some(item) => (item.read, item.block, "table"),
         None => {
-            let block = reader.block_number().await?;
-            let read = reader
-                .read(&[(owner, key)], block)
-                .await?
-                .pop()
-                .unwrap_or(TokenRead::Failed);
-            (read, block, "chain")
+            let (block, mut reads) = reader.read_latest(&[(owner, key)]).await?;
+            (reads.pop().unwrap_or(TokenRead::Failed), block, "chain")
         }
     };
     let view = BalanceView {
@@ -165,8 +160,7 @@ pub async fn batch(
         })
         .collect();
     if !untracked.is_empty() {
-        let block = reader.block_number().await?;
-        let reads = reader.read(&untracked, block).await?;
+        let (block, reads) = reader.read_latest(&untracked).await?;
         for ((_, key), read) in untracked.iter().zip(reads) {
             let entry = BatchEntry {
                 balance: read.value().map(|v| v.to_string()),

@@ -161,8 +161,7 @@ pub async fn upsert(
             .collect();
 
     // Read first: if the chain cannot be read, nothing is stored.
-    let block = reader.block_number().await?;
-    let reads = reader.read(&keys, block).await?;
+    let (block, reads) = reader.read_latest(&keys).await?;
     let read = started.elapsed();
 
     let now = unix_now();
