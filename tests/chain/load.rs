@@ -20,8 +20,7 @@ struct Sizes {
     sessions: usize,
     owners: usize,
     transfers: usize,
-    /// Streams held open at once: each holds one of the 24 function instances
-    /// `cargo lambda watch` runs here, so the 500 cannot be reached locally.
+    /// Clients following the burst (500 clients at once: `sse_clients.rs`).
     clients: usize,
 }
 

@@ -11,6 +11,7 @@ mod reorg;
 mod restart;
 mod rpc_cost;
 mod scale;
+mod sse_clients;
 mod test_poller;
 mod two_pollers;
 
