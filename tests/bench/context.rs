@@ -60,6 +60,7 @@ impl Bench {
             log_dir: root.join(format!("target/bench/logs/{run}-{label}")),
             table_name: "live-balances-bench".into(),
             lambda_concurrency: LAMBDA_CONCURRENCY,
+            functions_dynamodb_endpoint: None,
             extra_env: env,
         };
         eprintln!(
@@ -68,10 +69,7 @@ impl Bench {
         );
         let stack = LocalStack::start(options).await?;
         // The harness's clients take a `'static` environment; one per stack, for the run.
-        let env: &'static Environment = Box::leak(Box::new(Environment {
-            stack,
-            http: reqwest::Client::new(),
-        }));
+        let env: &'static Environment = Box::leak(Box::new(Environment::around(stack)));
         let actor = Wallet::fresh(&env.stack.rpc_url).await?;
         env.rpc("anvil_impersonateAccount", json!([lower(&actor.address)]))
             .await?;

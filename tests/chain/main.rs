@@ -5,6 +5,7 @@
 mod capacity;
 mod dynamodb;
 mod fanout;
+mod function_faults;
 mod load;
 mod outage;
 mod reorg;

@@ -1,10 +1,12 @@
 //! An HTTP proxy in front of DynamoDB Local that answers some writes with the errors DynamoDB
 //! gives under load — `ThrottlingException` (400) and `InternalServerError` (500) — and
-//! forwards every other request unchanged.
+//! forwards every other request unchanged. Faults can be switched on and off while it runs;
+//! while they are off, connections are passed through byte for byte, so a stack can keep its
+//! functions behind the proxy at little cost.
 
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -12,8 +14,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{AbortHandle, JoinHandle};
 
 /// DynamoDB operations that write.
 const WRITES: [&str; 4] = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"];
@@ -22,11 +24,16 @@ const WRITES: [&str; 4] = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteIte
 struct Faults {
     target: String,
     http: reqwest::Client,
+    /// Whether new connections are inspected (and writes refused) or passed through.
+    on: AtomicBool,
     /// Of every `period` writes, the first `failures` are refused.
-    period: u64,
-    failures: u64,
+    period: AtomicU64,
+    failures: AtomicU64,
     writes: AtomicU64,
     injected: AtomicU64,
+    /// Connections passed through while faults were off: cut when faults are switched on,
+    /// so clients reconnect and their requests are inspected.
+    passed_through: Mutex<Vec<AbortHandle>>,
 }
 
 #[derive(Debug)]
@@ -41,15 +48,24 @@ impl FaultyDynamoDb {
     /// `failures` fail, alternately throttled and with a server error — runs of failures
     /// longer than the SDK's own retries reach the caller.
     pub async fn start(target: &str, period: u64, failures: u64) -> anyhow::Result<Self> {
+        let proxy = Self::start_healthy(target).await?;
+        proxy.inject(period, failures);
+        Ok(proxy)
+    }
+
+    /// Proxies to `target` without faults until [`Self::inject`].
+    pub async fn start_healthy(target: &str) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let faults = Arc::new(Faults {
             target: target.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
-            period: period.max(1),
-            failures,
+            on: AtomicBool::new(false),
+            period: AtomicU64::new(1),
+            failures: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             injected: AtomicU64::new(0),
+            passed_through: Mutex::new(vec![]),
         });
         let accept = tokio::spawn(accept_loop(listener, faults.clone()));
         Ok(Self {
@@ -59,12 +75,36 @@ impl FaultyDynamoDb {
         })
     }
 
+    /// From now on, of every `period` writes the first `failures` are refused. Connections
+    /// opened while faults were off are cut (their callers see a broken connection and
+    /// reconnect), so every later request is inspected.
+    pub fn inject(&self, period: u64, failures: u64) {
+        self.faults.period.store(period.max(1), Ordering::SeqCst);
+        self.faults.failures.store(failures, Ordering::SeqCst);
+        self.faults.writes.store(0, Ordering::SeqCst);
+        // Under the lock the accept loop holds while it decides: no connection is passed
+        // through after this.
+        let cut = {
+            let mut open = lock(&self.faults.passed_through);
+            self.faults.on.store(true, Ordering::SeqCst);
+            std::mem::take(&mut *open)
+        };
+        for connection in cut {
+            connection.abort();
+        }
+    }
+
+    /// No more faults: every request is forwarded.
+    pub fn heal(&self) {
+        self.faults.failures.store(0, Ordering::SeqCst);
+    }
+
     /// Writes answered with an error so far.
     pub fn injected(&self) -> u64 {
         self.faults.injected.load(Ordering::SeqCst)
     }
 
-    /// Writes seen so far (failed or forwarded).
+    /// Writes seen since faults were last switched on (failed or forwarded).
     pub fn writes(&self) -> u64 {
         self.faults.writes.load(Ordering::SeqCst)
     }
@@ -76,8 +116,24 @@ impl Drop for FaultyDynamoDb {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 async fn accept_loop(listener: TcpListener, faults: Arc<Faults>) {
     while let Ok((stream, _)) = listener.accept().await {
+        let stream = {
+            let mut open = lock(&faults.passed_through);
+            if faults.on.load(Ordering::SeqCst) {
+                stream
+            } else {
+                let target = faults.target.trim_start_matches("http://").to_string();
+                let task = tokio::spawn(pass_through(stream, target));
+                open.retain(|c| !c.is_finished());
+                open.push(task.abort_handle());
+                continue;
+            }
+        };
         let faults = faults.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(faults.clone(), req));
@@ -85,6 +141,13 @@ async fn accept_loop(listener: TcpListener, faults: Arc<Faults>) {
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// Copies bytes both ways between the client and DynamoDB Local until either side closes.
+async fn pass_through(mut client: TcpStream, target: String) {
+    if let Ok(mut upstream) = TcpStream::connect(&target).await {
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
     }
 }
 
@@ -117,7 +180,7 @@ async fn handle(
         .to_string();
     if WRITES.contains(&operation.as_str()) {
         let n = faults.writes.fetch_add(1, Ordering::SeqCst);
-        if n % faults.period < faults.failures {
+        if n % faults.period.load(Ordering::SeqCst) < faults.failures.load(Ordering::SeqCst) {
             faults.injected.fetch_add(1, Ordering::SeqCst);
             return Ok(if n.is_multiple_of(2) {
                 error(

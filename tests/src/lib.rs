@@ -15,6 +15,8 @@ use alloy::primitives::Address;
 use anyhow::{Context, bail};
 use futures::StreamExt;
 use local_stack::devnet::Wallet;
+
+use crate::dynamodb_faults::FaultyDynamoDb;
 use local_stack::process::free_port;
 use local_stack::stack::{ChainSource, LocalStack, StackOptions};
 use serde_json::Value;
@@ -31,6 +33,10 @@ pub const SSE_MAX_SECS: u64 = 12;
 pub struct Environment {
     pub stack: LocalStack,
     pub http: reqwest::Client,
+    /// The proxy the functions reach DynamoDB through (see [`Self::function_faults`]).
+    function_faults: Option<FaultyDynamoDb>,
+    /// Runs the proxy: kept for as long as the stack.
+    _runtime: Option<tokio::runtime::Runtime>,
 }
 
 static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
@@ -43,9 +49,22 @@ impl Environment {
             // stack's processes must outlive any one of them.
             std::thread::spawn(|| {
                 let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-                runtime
+                let (stack, function_faults) = runtime
                     .block_on(Self::start())
-                    .map_err(|e| format!("{e:#}"))
+                    .map_err(|e| format!("{e:#}"))?;
+                Ok(Self {
+                    stack,
+                    function_faults: Some(function_faults),
+                    _runtime: Some(runtime),
+                    // No idle connections kept: every test runs its own tokio runtime, and a
+                    // pooled connection belongs to the runtime that opened it — reused from a
+                    // later test after that runtime ended, it fails with "dispatch task is
+                    // gone".
+                    http: reqwest::Client::builder()
+                        .pool_max_idle_per_host(0)
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                })
             })
             .join()
             .unwrap_or_else(|_| Err("stack start panicked".into()))
@@ -56,13 +75,16 @@ impl Environment {
         }
     }
 
-    async fn start() -> anyhow::Result<Self> {
+    async fn start() -> anyhow::Result<(LocalStack, FaultyDynamoDb)> {
         let root = local_stack::tools::Tools::locate()?.root;
         let run = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs();
+        let dynamodb_port = free_port()?;
+        let function_faults =
+            FaultyDynamoDb::start_healthy(&format!("http://127.0.0.1:{dynamodb_port}")).await?;
         let options = StackOptions {
-            dynamodb_port: free_port()?,
+            dynamodb_port,
             lambda_port: free_port()?,
             chain: ChainSource::Anvil {
                 port: free_port()?,
@@ -71,6 +93,7 @@ impl Environment {
             log_dir: root.join(format!("target/e2e-logs/{run}")),
             table_name: "live-balances-e2e".into(),
             lambda_concurrency: 24,
+            functions_dynamodb_endpoint: Some(function_faults.url.clone()),
             extra_env: vec![
                 ("HEAD_POLL_INTERVAL_MS".into(), "100".into()),
                 ("SSE_FEED_INTERVAL_MS".into(), "100".into()),
@@ -104,15 +127,26 @@ impl Environment {
             options.log_dir.display()
         );
         let stack = LocalStack::start(options).await?;
-        Ok(Self {
+        Ok((stack, function_faults))
+    }
+
+    /// An environment around a stack started elsewhere (the benchmarks), without a proxy in
+    /// front of the functions' DynamoDB.
+    pub fn around(stack: LocalStack) -> Self {
+        Self {
             stack,
-            // No idle connections kept: every test runs its own tokio runtime, and a pooled
-            // connection belongs to the runtime that opened it — reused from a later test
-            // after that runtime ended, it fails with "dispatch task is gone".
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()?,
-        })
+            http: reqwest::Client::new(),
+            function_faults: None,
+            _runtime: None,
+        }
+    }
+
+    /// The proxy between the functions and DynamoDB: faults are off unless a test switches
+    /// them on.
+    pub fn function_faults(&self) -> anyhow::Result<&FaultyDynamoDb> {
+        self.function_faults
+            .as_ref()
+            .context("this stack's functions reach DynamoDB directly")
     }
 
     pub fn url(&self, path: &str) -> String {

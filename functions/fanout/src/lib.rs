@@ -3,7 +3,9 @@
 //!
 //! Records are processed in order; the first that fails is reported as a batch item failure
 //! so Lambda retries from there (nothing after it is skipped, nothing before it repeated in
-//! the feed since appends are idempotent).
+//! the feed since appends are idempotent). A DynamoDB error is first retried here, with
+//! backoff: Lambda retries a batch only a few times before parking it, and a parked record is
+//! a change no client ever sees.
 
 use std::time::Duration;
 
@@ -50,6 +52,29 @@ pub fn entry_for(record: &EventRecord) -> Result<Option<FeedEntry>, RecordError>
     Ok(feed_entry(old.as_ref(), &new, position))
 }
 
+/// Attempts at one feed append before the record is reported as failed.
+const APPEND_ATTEMPTS: u32 = 5;
+/// Pause before the second attempt; doubled for each further one (1.5 s in all).
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Appends `entry`, retrying while DynamoDB is unavailable or throttling.
+async fn append_with_retry(state: &State, entry: &FeedEntry, ttl: u64) -> Result<(), StorageError> {
+    let mut pause = FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match state.table.append_feed(entry, ttl).await {
+            Ok(_) => return Ok(()),
+            Err(StorageError::Unavailable(error)) if attempt < APPEND_ATTEMPTS => {
+                tracing::warn!(owner = %entry.owner, position = %entry.position, attempt, %error, "feed append failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 pub async fn handle(
     state: &State,
     event: LambdaEvent<Event>,
@@ -58,11 +83,9 @@ pub async fn handle(
     let mut response = DynamoDbEventResponse::default();
     for record in &event.payload.records {
         let outcome = match entry_for(record) {
-            Ok(Some(entry)) => state
-                .table
-                .append_feed(&entry, ttl)
+            Ok(Some(entry)) => append_with_retry(state, &entry, ttl)
                 .await
-                .map(|_| Some(entry))
+                .map(|()| Some(entry))
                 .map_err(RecordError::from),
             Ok(None) => Ok(None),
             Err(e) => Err(e),

@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         log_dir: root.join(".local/logs"),
         table_name: settings.table_name.clone(),
         lambda_concurrency: 16,
+        functions_dynamodb_endpoint: None,
         extra_env: vec![],
     };
     println!("Starting the local stack (first run compiles the functions; logs in .local/logs/) …");

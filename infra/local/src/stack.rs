@@ -39,8 +39,11 @@ pub struct StackOptions {
     pub chain: ChainSource,
     pub log_dir: PathBuf,
     pub table_name: String,
-    /// Function instances `cargo lambda watch` may run at once (each open SSE stream holds one).
+    /// Function instances `cargo lambda watch` may run per function at once.
     pub lambda_concurrency: u32,
+    /// Where the functions (not the poller or the pump) reach DynamoDB, when not directly:
+    /// tests put a fault-injecting proxy there.
+    pub functions_dynamodb_endpoint: Option<String>,
     /// Extra environment for the functions and the poller (intervals, limits).
     pub extra_env: Vec<(String, String)>,
 }
@@ -262,11 +265,11 @@ impl LocalStack {
     async fn start_functions(&self) -> anyhow::Result<()> {
         let env_file = self.options.log_dir.join("functions.env");
         // Quoted: values such as RUST_LOG filters contain `,` and `=`.
-        let lines: String = self
-            .env
-            .iter()
-            .map(|(k, v)| format!("{k}={v:?}\n"))
-            .collect();
+        let mut env = self.env.clone();
+        if let Some(endpoint) = &self.options.functions_dynamodb_endpoint {
+            env.insert("DYNAMODB_ENDPOINT".into(), endpoint.clone());
+        }
+        let lines: String = env.iter().map(|(k, v)| format!("{k}={v:?}\n")).collect();
         std::fs::write(&env_file, lines)?;
         let mut watch = Command::new("cargo");
         watch
