@@ -13,6 +13,7 @@ pub mod config;
 pub mod diff;
 pub mod model;
 pub mod plan;
+pub mod shown;
 pub mod sse;
 pub mod storage;
 pub mod sweep;

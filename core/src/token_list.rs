@@ -190,3 +190,127 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Property tests of token-list parsing, the one parser that takes whole documents from
+    //! anywhere on the internet: no panic on any bytes or JSON shape, every entry of the chain
+    //! either kept or counted, kept text bounded and free of control characters.
+
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::token::{MAX_NAME_CHARS, MAX_SYMBOL_CHARS};
+
+    const CHAIN: u64 = 1;
+
+    /// Any JSON value, nested a few levels.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "\\PC{0,40}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::btree_map("[a-zA-Z]{1,8}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// An entry that may be valid or broken in any field.
+    fn any_entry() -> impl Strategy<Value = Value> {
+        let chain = prop_oneof![
+            3 => Just(json!(CHAIN)),
+            1 => Just(json!(10)),
+            1 => any_json(),
+        ];
+        let address = prop_oneof![
+            4 => any::<[u8; 20]>().prop_map(|b| json!(alloy::hex::encode_prefixed(b))),
+            1 => prop::sample::select(vec![1u8, 2, 3]).prop_map(|b| {
+                json!(alloy::hex::encode_prefixed([b; 20]))
+            }),
+            1 => any_json(),
+        ];
+        let decimals = prop_oneof![4 => (0u64..=255).prop_map(Value::from), 1 => any_json()];
+        let text = prop_oneof![4 => "[A-Za-z0-9 ]{1,12}".prop_map(Value::from), 1 => any_json()];
+        (chain, address, decimals, text.clone(), text).prop_map(
+            |(chain, address, decimals, symbol, name)| {
+                json!({"chainId": chain, "address": address, "decimals": decimals,
+                       "symbol": symbol, "name": name})
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_are_a_list_or_a_clear_error(document in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse_for_chain(&document, CHAIN);
+        }
+
+        #[test]
+        fn any_json_is_a_list_or_a_clear_error(document in any_json(), name in any_json()) {
+            let _ = parse_for_chain(&serde_json::to_vec(&document).unwrap(), CHAIN);
+            let wrapped = json!({"name": name, "tokens": document});
+            let _ = parse_for_chain(&serde_json::to_vec(&wrapped).unwrap(), CHAIN);
+        }
+
+        /// Every entry of the chain (or without a usable chain id) is kept, invalid or a
+        /// duplicate; other chains' entries are ignored. Kept addresses are unique, in list
+        /// order, never zero, and their text is bounded without control characters.
+        #[test]
+        fn every_entry_of_the_chain_is_kept_or_counted(entries in prop::collection::vec(any_entry(), 0..40)) {
+            let document = serde_json::to_vec(&json!({"name": "L", "tokens": entries})).unwrap();
+            let of_chain = entries
+                .iter()
+                .filter(|e| e["chainId"].as_u64().is_none_or(|c| c == CHAIN))
+                .count();
+            match parse_for_chain(&document, CHAIN) {
+                Ok(list) => {
+                    prop_assert_eq!(
+                        list.tokens.len() + list.skipped.invalid + list.skipped.duplicate,
+                        of_chain
+                    );
+                    let unique: BTreeSet<_> = list.tokens.iter().map(|(a, _)| *a).collect();
+                    prop_assert_eq!(unique.len(), list.tokens.len());
+                    for (address, meta) in &list.tokens {
+                        prop_assert!(!address.is_zero());
+                        prop_assert!(!meta.symbol.is_empty());
+                        prop_assert!(meta.symbol.chars().count() <= MAX_SYMBOL_CHARS);
+                        prop_assert!(meta.name.chars().count() <= MAX_NAME_CHARS);
+                        prop_assert!(!meta.symbol.chars().chain(meta.name.chars()).any(char::is_control));
+                    }
+                    let first_seen: Vec<Address> = entries
+                        .iter()
+                        .filter(|e| e["chainId"].as_u64() == Some(CHAIN))
+                        .filter_map(token_entry)
+                        .map(|(a, _)| a)
+                        .fold(vec![], |mut kept, a| {
+                            if !kept.contains(&a) {
+                                kept.push(a);
+                            }
+                            kept
+                        });
+                    let kept: Vec<Address> = list.tokens.iter().map(|(a, _)| *a).collect();
+                    prop_assert_eq!(kept, first_seen);
+                }
+                Err(TokenListError::NoTokensForChain { chain_id }) => {
+                    prop_assert_eq!(chain_id, CHAIN);
+                    let valid = entries
+                        .iter()
+                        .filter(|e| e["chainId"].as_u64() == Some(CHAIN))
+                        .filter_map(token_entry)
+                        .count();
+                    prop_assert_eq!(valid, 0);
+                }
+                Err(other) => prop_assert!(false, "a well-formed list refused: {}", other),
+            }
+        }
+    }
+}

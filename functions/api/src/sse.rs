@@ -2,15 +2,12 @@
 //! change feed tailed live, `ping`s in between, until the client leaves or the stream's time
 //! is up (the client then reconnects with `Last-Event-ID` and loses nothing).
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
-
-use alloy::primitives::U256;
-use live_balances::model::BalanceKey;
 
 use alloy::primitives::Address;
 use lambda_http::{Request, RequestExt, Response, tracing};
 use live_balances::model::FeedPosition;
+use live_balances::shown::ShownValues;
 use live_balances::sse::{AllBalances, SseEvent, StreamError, retry_hint};
 use live_balances::storage::{StorageError, Table};
 use tokio::sync::mpsc::Sender;
@@ -134,9 +131,6 @@ fn time_left(deadline_ms: u64, now: SystemTime) -> Duration {
     deadline.duration_since(now).unwrap_or_default()
 }
 
-/// The value the client last received per tracked value.
-type Shown = HashMap<BalanceKey, U256>;
-
 enum RunEnd {
     ClientGone,
     Storage(StorageError),
@@ -159,7 +153,7 @@ impl Stream {
     async fn snapshot(
         &self,
         tx: &Sender<String>,
-        shown: &mut Shown,
+        shown: &mut ShownValues,
     ) -> Result<FeedPosition, RunEnd> {
         let position = self
             .table
@@ -176,19 +170,18 @@ impl Stream {
             .encode(),
         )
         .await?;
-        shown.clear();
-        shown.extend(
+        shown.reset_to_snapshot(
             values
                 .items
                 .iter()
-                .filter_map(|i| Some((i.key, i.read.value()?))),
+                .filter_map(|i| Some((i.key, i.read.value()?, i.block))),
         );
         Ok(position)
     }
 
     async fn run(self, tx: &Sender<String>) -> Result<(), RunEnd> {
         send(tx, retry_hint(self.retry.as_millis() as u64)).await?;
-        let mut shown = Shown::new();
+        let mut shown = ShownValues::default();
         let resumable = match &self.resume_from {
             None => None,
             // The start position means the feed was empty at the snapshot: entries since then
@@ -233,11 +226,10 @@ impl Stream {
                         for entry in entries {
                             position = entry.position.clone();
                             // Entries the fanout appended after the snapshot was read, for
-                            // values the snapshot already showed, would tell the client nothing.
-                            if shown.get(&entry.key) == Some(&entry.value) {
+                            // changes the snapshot already holds, tell the client nothing.
+                            if !shown.admit(&entry) {
                                 continue;
                             }
-                            shown.insert(entry.key, entry.value);
                             send(tx, SseEvent::Update(entry).encode()).await?;
                         }
                         if !full_page { break; }
