@@ -6,7 +6,7 @@ use alloy::eips::BlockId;
 use alloy::primitives::{Address, Bytes};
 use alloy::providers::{CallItem, DynProvider, Failure, Provider, RootProvider};
 use alloy::sol_types::SolCall;
-use futures::future::try_join_all;
+use futures::{StreamExt, TryStreamExt, stream};
 use thiserror::Error;
 
 use crate::NATIVE_TOKEN;
@@ -21,6 +21,11 @@ pub enum ChainError {
     #[error("RPC URL is not valid: {0}")]
     BadUrl(String),
 }
+
+/// Most `aggregate3` calls one read keeps in flight: a session's 6,000 tokens (12 calls) go at
+/// once, while the poller's first read of every watched value (100 calls at 1,000 wallets)
+/// neither holds every request and answer in memory together nor floods the RPC provider.
+pub const CONCURRENT_CHUNKS: usize = 16;
 
 /// Reads wallet values on one chain.
 #[derive(Debug, Clone)]
@@ -77,16 +82,24 @@ impl BalanceReader {
     }
 
     /// Reads every `(owner, key)` at `block`, in order. Large sets are split into concurrent
-    /// `aggregate3` calls of at most `chunk` reads, all pinned to the same block.
+    /// `aggregate3` calls of at most `chunk` reads, all pinned to the same block, at most
+    /// [`CONCURRENT_CHUNKS`] in flight.
     pub async fn read(
         &self,
         reads: &[(Address, BalanceKey)],
         block: u64,
     ) -> Result<Vec<TokenRead>, ChainError> {
-        let batches = reads
+        // The futures are built up front (they do nothing until polled): a closure in the
+        // stream would be generic over the chunk's lifetime, which `Send` callers cannot prove.
+        let calls: Vec<_> = reads
             .chunks(self.chunk)
-            .map(|chunk| self.read_chunk(chunk, block));
-        Ok(try_join_all(batches).await?.into_iter().flatten().collect())
+            .map(|chunk| self.read_chunk(chunk, block))
+            .collect();
+        let batches: Vec<Vec<TokenRead>> = stream::iter(calls)
+            .buffered(CONCURRENT_CHUNKS)
+            .try_collect()
+            .await?;
+        Ok(batches.into_iter().flatten().collect())
     }
 
     async fn read_chunk(
@@ -144,10 +157,15 @@ impl BalanceReader {
         &self,
         tokens: &[Address],
     ) -> Result<Vec<Option<TokenMetadata>>, ChainError> {
-        let batches = tokens
+        let calls: Vec<_> = tokens
             .chunks(self.chunk)
-            .map(|chunk| self.metadata_chunk(chunk));
-        Ok(try_join_all(batches).await?.into_iter().flatten().collect())
+            .map(|chunk| self.metadata_chunk(chunk))
+            .collect();
+        let batches: Vec<Vec<Option<TokenMetadata>>> = stream::iter(calls)
+            .buffered(CONCURRENT_CHUNKS)
+            .try_collect()
+            .await?;
+        Ok(batches.into_iter().flatten().collect())
     }
 
     async fn metadata_chunk(

@@ -2,11 +2,13 @@
 
 use crate::model::{BalanceItem, FeedEntry, FeedPosition, TokenRead};
 
-/// The feed entry for a change from `old` to `new`, or `None` when nothing a client shows
-/// changed (same value at a newer block, a value that could not be read, a removal).
+/// The feed entry for a change from `old` to `new` (the item's `version`-th write), or `None`
+/// when nothing a client shows changed (same value at a newer block, a value that could not
+/// be read, a removal).
 pub fn feed_entry(
     old: Option<&BalanceItem>,
     new: &BalanceItem,
+    version: u64,
     position: FeedPosition,
 ) -> Option<FeedEntry> {
     let TokenRead::Value(value) = new.read else {
@@ -25,6 +27,7 @@ pub fn feed_entry(
         previous,
         block: new.block,
         tx_hash: new.tx_hash,
+        version,
     })
 }
 
@@ -55,17 +58,18 @@ mod tests {
     fn changed_value_yields_entry_with_previous() {
         let old = item(TokenRead::Value(U256::from(10)), 5);
         let new = item(TokenRead::Value(U256::from(15)), 6);
-        let entry = feed_entry(Some(&old), &new, pos()).unwrap();
+        let entry = feed_entry(Some(&old), &new, 1, pos()).unwrap();
         assert_eq!(entry.value, U256::from(15));
         assert_eq!(entry.previous, Some(U256::from(10)));
         assert_eq!(entry.block, 6);
         assert_eq!(entry.position, pos());
+        assert_eq!(entry.version, 1);
     }
 
     #[test]
     fn first_value_has_no_previous() {
         let new = item(TokenRead::Value(U256::from(7)), 6);
-        assert_eq!(feed_entry(None, &new, pos()).unwrap().previous, None);
+        assert_eq!(feed_entry(None, &new, 1, pos()).unwrap().previous, None);
     }
 
     #[test]
@@ -75,12 +79,13 @@ mod tests {
             feed_entry(
                 Some(&old),
                 &item(TokenRead::Value(U256::from(10)), 9),
+                1,
                 pos()
             ),
             None
         );
         assert_eq!(
-            feed_entry(Some(&old), &item(TokenRead::Failed, 9), pos()),
+            feed_entry(Some(&old), &item(TokenRead::Failed, 9), 1, pos()),
             None
         );
     }
@@ -89,6 +94,9 @@ mod tests {
     fn recovery_from_failed_read_reports_no_previous() {
         let old = item(TokenRead::Failed, 5);
         let new = item(TokenRead::Value(U256::from(1)), 6);
-        assert_eq!(feed_entry(Some(&old), &new, pos()).unwrap().previous, None);
+        assert_eq!(
+            feed_entry(Some(&old), &new, 1, pos()).unwrap().previous,
+            None
+        );
     }
 }

@@ -138,6 +138,9 @@ pub struct FeedEntry {
     pub previous: Option<U256>,
     pub block: u64,
     pub tx_hash: Option<B256>,
+    /// The balance item's version after this change: orders it against a snapshot of the
+    /// item exactly (0 for entries from before versions were counted).
+    pub version: u64,
 }
 
 impl FeedEntry {

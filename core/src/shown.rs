@@ -5,8 +5,10 @@
 //! not lost. But the fanout appends entries a moment after the table changes: an entry for
 //! a change the snapshot already shows — or for one before it — may appear in the feed only
 //! after the snapshot was read. Sent, it would take the client back to an old value and break
-//! the `previousBalance` chain. Such an entry is older than the block the snapshot's value was
-//! read at, or equals the value shown.
+//! the `previousBalance` chain. Each balance item counts its writes (its version), and each
+//! entry carries the version its change made: an entry at or below the version the snapshot
+//! read is old news. Blocks cannot tell this apart: a reorg can store a value read at a lower
+//! block than the one it replaces.
 
 use std::collections::HashMap;
 
@@ -16,10 +18,11 @@ use crate::model::{BalanceKey, FeedEntry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ShownValue {
-    value: U256,
-    /// The block of the snapshot's value, until an entry for the value has been sent: after
+    /// `None`: the snapshot showed the value as unreadable.
+    value: Option<U256>,
+    /// The item's version in the snapshot, until an entry for the value has been sent: after
     /// that, entries come in feed order and each one is news.
-    snapshot_block: Option<u64>,
+    snapshot_version: Option<u64>,
 }
 
 /// The values a stream has shown its client.
@@ -29,16 +32,20 @@ pub struct ShownValues {
 }
 
 impl ShownValues {
-    /// Forgets everything and takes a snapshot's values, each with the block it was read at.
-    pub fn reset_to_snapshot(&mut self, values: impl IntoIterator<Item = (BalanceKey, U256, u64)>) {
+    /// Forgets everything and takes a snapshot's values (`None`: unreadable), each with the
+    /// item's version at the snapshot.
+    pub fn reset_to_snapshot(
+        &mut self,
+        values: impl IntoIterator<Item = (BalanceKey, Option<U256>, u64)>,
+    ) {
         self.values.clear();
         self.values
-            .extend(values.into_iter().map(|(key, value, block)| {
+            .extend(values.into_iter().map(|(key, value, version)| {
                 (
                     key,
                     ShownValue {
                         value,
-                        snapshot_block: Some(block),
+                        snapshot_version: Some(version),
                     },
                 )
             }));
@@ -47,14 +54,15 @@ impl ShownValues {
     /// Whether `entry` tells the client something; if so, it is now shown.
     pub fn admit(&mut self, entry: &FeedEntry) -> bool {
         if let Some(shown) = self.values.get(&entry.key) {
-            if shown.value == entry.value {
+            if shown.value == Some(entry.value) {
                 return false;
             }
-            // Strictly older only: a reorg re-reads values at the new head, which can be the
-            // snapshot's height (a branch replaced at the same height) — that is news.
-            if shown
-                .snapshot_block
-                .is_some_and(|block| entry.block < block)
+            // Version 0: an entry from before versions were counted, which cannot be ordered;
+            // sent, as it always was.
+            if entry.version != 0
+                && shown
+                    .snapshot_version
+                    .is_some_and(|version| entry.version <= version)
             {
                 return false;
             }
@@ -62,8 +70,8 @@ impl ShownValues {
         self.values.insert(
             entry.key,
             ShownValue {
-                value: entry.value,
-                snapshot_block: None,
+                value: Some(entry.value),
+                snapshot_version: None,
             },
         );
         true
@@ -80,7 +88,7 @@ mod tests {
     const TOKEN: Address = Address::repeat_byte(7);
     const KEY: BalanceKey = BalanceKey::Balance { token: TOKEN };
 
-    fn entry(previous: Option<u64>, value: u64, block: u64) -> FeedEntry {
+    fn entry(previous: Option<u64>, value: u64, block: u64, version: u64) -> FeedEntry {
         FeedEntry {
             position: FeedPosition::start(),
             chain_id: 1,
@@ -90,48 +98,65 @@ mod tests {
             previous: previous.map(U256::from),
             block,
             tx_hash: None,
+            version,
         }
     }
 
-    fn after_snapshot(value: u64, block: u64) -> ShownValues {
+    fn after_snapshot(value: Option<u64>, version: u64) -> ShownValues {
         let mut shown = ShownValues::default();
-        shown.reset_to_snapshot([(KEY, U256::from(value), block)]);
+        shown.reset_to_snapshot([(KEY, value.map(U256::from), version)]);
         shown
     }
 
     #[test]
     fn entries_the_snapshot_already_holds_are_not_news() {
-        // The snapshot read 142 at block 20; the entries 0→46 (block 10) and 46→142 (block 20)
-        // reached the feed only after it.
-        let mut shown = after_snapshot(142, 20);
-        assert!(!shown.admit(&entry(Some(0), 46, 10)));
-        assert!(!shown.admit(&entry(Some(46), 142, 20)));
-        assert!(shown.admit(&entry(Some(142), 150, 21)));
+        // The snapshot read 142 as the item's 2nd write; the entries 0→46 (1st) and 46→142
+        // (2nd) reached the feed only after it.
+        let mut shown = after_snapshot(Some(142), 2);
+        assert!(!shown.admit(&entry(Some(0), 46, 10, 1)));
+        assert!(!shown.admit(&entry(Some(46), 142, 20, 2)));
+        assert!(shown.admit(&entry(Some(142), 150, 21, 3)));
+    }
+
+    #[test]
+    fn a_value_that_came_back_is_still_old_news() {
+        // 0→142, 142→46, 46→142: the middle entry continues from what the snapshot shows,
+        // yet it is older than the snapshot.
+        let mut shown = after_snapshot(Some(142), 3);
+        assert!(!shown.admit(&entry(Some(142), 46, 11, 2)));
+        assert!(!shown.admit(&entry(Some(46), 142, 12, 3)));
+    }
+
+    #[test]
+    fn a_reorg_to_a_lower_block_is_news() {
+        // The snapshot showed 5 read at block 20; a reorg's rewind stores 9 read at block 18.
+        let mut shown = after_snapshot(Some(5), 4);
+        assert!(shown.admit(&entry(Some(5), 9, 18, 5)));
     }
 
     #[test]
     fn once_news_was_sent_every_later_entry_is_news() {
-        let mut shown = after_snapshot(5, 20);
-        assert!(shown.admit(&entry(Some(5), 6, 21)));
-        // A reorg's re-read at a lower height, after news: feed order rules.
-        assert!(shown.admit(&entry(Some(6), 5, 19)));
+        let mut shown = after_snapshot(Some(5), 4);
+        assert!(shown.admit(&entry(Some(5), 6, 21, 5)));
+        assert!(shown.admit(&entry(Some(6), 5, 19, 6)));
     }
 
     #[test]
-    fn a_branch_replaced_at_the_snapshots_height_is_news() {
-        let mut shown = after_snapshot(5, 20);
-        assert!(shown.admit(&entry(Some(5), 9, 20)));
+    fn an_older_value_of_an_unreadable_one_is_old_news() {
+        let mut shown = after_snapshot(None, 3);
+        assert!(!shown.admit(&entry(None, 8, 10, 2)));
+        assert!(shown.admit(&entry(None, 8, 30, 4)));
     }
 
     #[test]
-    fn values_the_snapshot_did_not_have_are_news() {
-        let mut shown = after_snapshot(5, 20);
-        let other = BalanceKey::Balance {
+    fn unversioned_entries_and_new_values_are_news() {
+        let mut shown = after_snapshot(Some(5), 4);
+        assert!(shown.admit(&entry(Some(5), 6, 1, 0)));
+        let mut other = entry(None, 3, 2, 1);
+        other.key = BalanceKey::Balance {
             token: Address::repeat_byte(8),
         };
-        let mut e = entry(None, 3, 2);
-        e.key = other;
-        assert!(shown.admit(&e));
-        assert!(!shown.admit(&e));
+        assert!(shown.admit(&other));
+        assert!(!shown.admit(&other));
     }
 }

@@ -130,6 +130,10 @@ pub enum SseEvent {
     /// The client's `Last-Event-ID` is no longer in the feed: a fresh `all_balances` follows.
     Resync(StreamError),
     Error(StreamError),
+    /// Only an `id:` line: moves the client's `Last-Event-ID` past feed entries it did not
+    /// need (old news after a snapshot) without an event, so a reconnect does not replay
+    /// them. `EventSource` takes the id of a block even when it dispatches nothing.
+    Position(FeedPosition),
 }
 
 impl SseEvent {
@@ -170,6 +174,7 @@ impl SseEvent {
             Self::Ping { time } => frame("ping", None, &json(&Ping { time: *time })),
             Self::Resync(e) => frame("resync", None, &json(e)),
             Self::Error(e) => frame("error", None, &json(e)),
+            Self::Position(position) => format!("id: {position}\n\n"),
         }
     }
 }
@@ -220,6 +225,7 @@ mod tests {
             previous: Some(U256::from(1000000)),
             block: 124,
             tx_hash: Some(B256::repeat_byte(0xab)),
+            version: 1,
         }
     }
 
@@ -231,6 +237,11 @@ mod tests {
         );
         assert_eq!(frame("ping", None, "{}"), "event: ping\ndata: {}\n\n");
         assert_eq!(retry_hint(3000), "retry: 3000\n\n");
+        let position = FeedPosition::parse("42").unwrap();
+        assert_eq!(
+            SseEvent::Position(position).encode(),
+            format!("id: {:0>40}\n\n", 42)
+        );
     }
 
     #[test]

@@ -373,16 +373,19 @@ impl ChainWatcher {
     async fn learn_stored_values(&mut self, plan: &ReadPlan) -> Result<(), PollerError> {
         let owners: BTreeSet<Address> = plan.reads.keys().map(|(owner, _)| *owner).collect();
         let table = &self.table;
+        let known = &mut self.known;
         let chain_id = self.chain_id;
-        let stored: Vec<Vec<BalanceItem>> = stream::iter(owners)
+        // Each wallet's items are folded in as they arrive: holding every wallet's items at
+        // once would make the poller's peak memory that of the whole table's share of it.
+        let mut stored = stream::iter(owners)
             .map(|owner| async move { table.balances(chain_id, &owner).await })
-            .buffer_unordered(WRITE_CONCURRENCY)
-            .try_collect()
-            .await?;
-        for item in stored.into_iter().flatten() {
-            let pair = (item.owner, item.key);
-            if plan.reads.contains_key(&pair) {
-                self.known.entry(pair).or_insert(item.read);
+            .buffer_unordered(WRITE_CONCURRENCY);
+        while let Some(items) = stored.try_next().await? {
+            for item in items {
+                let pair = (item.owner, item.key);
+                if plan.reads.contains_key(&pair) {
+                    known.entry(pair).or_insert(item.read);
+                }
             }
         }
         Ok(())

@@ -20,7 +20,8 @@ struct Sizes {
     sessions: usize,
     owners: usize,
     transfers: usize,
-    /// Clients following the burst (500 clients at once: `sse_clients.rs`).
+    /// Clients following the burst: one per receiving wallet (500 clients at once:
+    /// `sse_clients.rs`).
     clients: usize,
 }
 
@@ -54,14 +55,14 @@ async fn load_sessions_and_transfer_burst_converge() -> anyhow::Result<()> {
             sessions: 1000,
             owners: 100,
             transfers: 10_000,
-            clients: 20,
+            clients: 100,
         }
     } else {
         Sizes {
             sessions: 100,
             owners: 20,
             transfers: 300,
-            clients: 10,
+            clients: 20,
         }
     };
     let (_, token) = env.actor_with_token(1).await?;

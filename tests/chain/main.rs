@@ -62,15 +62,25 @@ pub async fn watched_clients(
     let mut clients = vec![];
     for owner in owners {
         env.watch(&lower(owner), &body).await?;
-        let mut sse = SseClient::connect(env, &lower(owner), None).await?;
-        let snapshot = sse
-            .wait_for("all_balances", |e| e.event == "all_balances")
-            .await?;
-        let value = snapshot.data["balances"][lower(&token)]
-            .as_str()
-            .unwrap_or("0")
-            .to_string();
-        clients.push((sse, Trail::new(&token, value)));
+        clients.push(open_client(env, token, *owner).await?);
     }
     Ok(clients)
+}
+
+/// One SSE client of `owner`'s session, past its first `all_balances`, with a trail of
+/// `token` starting at the value that snapshot showed.
+pub async fn open_client(
+    env: &'static Environment,
+    token: Address,
+    owner: Address,
+) -> anyhow::Result<(SseClient, Trail)> {
+    let mut sse = SseClient::connect(env, &lower(&owner), None).await?;
+    let snapshot = sse
+        .wait_for("all_balances", |e| e.event == "all_balances")
+        .await?;
+    let value = snapshot.data["balances"][lower(&token)]
+        .as_str()
+        .unwrap_or("0")
+        .to_string();
+    Ok((sse, Trail::new(&token, value)))
 }

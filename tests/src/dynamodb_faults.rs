@@ -49,7 +49,7 @@ impl FaultyDynamoDb {
     /// longer than the SDK's own retries reach the caller.
     pub async fn start(target: &str, period: u64, failures: u64) -> anyhow::Result<Self> {
         let proxy = Self::start_healthy(target).await?;
-        proxy.inject(period, failures);
+        proxy.switch_on(period, failures);
         Ok(proxy)
     }
 
@@ -75,13 +75,20 @@ impl FaultyDynamoDb {
         })
     }
 
-    /// From now on, of every `period` writes the first `failures` are refused. Connections
-    /// opened while faults were off are cut (their callers see a broken connection and
-    /// reconnect), so every later request is inspected.
-    pub fn inject(&self, period: u64, failures: u64) {
+    /// From now on, of every `period` writes the first `failures` are refused, until the
+    /// guard is dropped. Connections opened while faults were off are cut (their callers see a
+    /// broken connection and reconnect), so every later request is inspected.
+    #[must_use = "faults end when the guard is dropped"]
+    pub fn inject(&self, period: u64, failures: u64) -> FaultsOn<'_> {
+        self.switch_on(period, failures);
+        FaultsOn(self)
+    }
+
+    fn switch_on(&self, period: u64, failures: u64) {
         self.faults.period.store(period.max(1), Ordering::SeqCst);
         self.faults.failures.store(failures, Ordering::SeqCst);
         self.faults.writes.store(0, Ordering::SeqCst);
+        self.faults.injected.store(0, Ordering::SeqCst);
         // Under the lock the accept loop holds while it decides: no connection is passed
         // through after this.
         let cut = {
@@ -94,12 +101,14 @@ impl FaultyDynamoDb {
         }
     }
 
-    /// No more faults: every request is forwarded.
-    pub fn heal(&self) {
+    /// No more faults: every request is forwarded, and new connections pass through again.
+    fn heal(&self) {
+        let _open = lock(&self.faults.passed_through);
         self.faults.failures.store(0, Ordering::SeqCst);
+        self.faults.on.store(false, Ordering::SeqCst);
     }
 
-    /// Writes answered with an error so far.
+    /// Writes answered with an error since faults were switched on.
     pub fn injected(&self) -> u64 {
         self.faults.injected.load(Ordering::SeqCst)
     }
@@ -107,6 +116,15 @@ impl FaultyDynamoDb {
     /// Writes seen since faults were last switched on (failed or forwarded).
     pub fn writes(&self) -> u64 {
         self.faults.writes.load(Ordering::SeqCst)
+    }
+}
+
+/// Faults are on while this lives (also when a test fails half-way: the stack is shared).
+pub struct FaultsOn<'a>(&'a FaultyDynamoDb);
+
+impl Drop for FaultsOn<'_> {
+    fn drop(&mut self) {
+        self.0.heal();
     }
 }
 

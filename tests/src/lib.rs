@@ -380,10 +380,12 @@ impl SseClient {
         loop {
             while let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
-                if let Some(event) = parse_block(&block)? {
-                    if event.id.is_some() {
-                        self.last_id.clone_from(&event.id);
-                    }
+                let (id, event) = parse_block(&block)?;
+                // Like EventSource: a block's id counts even when it carries no event.
+                if id.is_some() {
+                    self.last_id = id;
+                }
+                if let Some(event) = event {
                     return Ok(event);
                 }
             }
@@ -485,7 +487,8 @@ impl SseClient {
     }
 }
 
-fn parse_block(block: &str) -> anyhow::Result<Option<Event>> {
+/// The id a block sets (if any) and the event it dispatches (if any).
+fn parse_block(block: &str) -> anyhow::Result<(Option<String>, Option<Event>)> {
     let mut event = None;
     let mut id = None;
     let mut data = vec![];
@@ -499,11 +502,11 @@ fn parse_block(block: &str) -> anyhow::Result<Option<Event>> {
         }
     }
     match event {
-        None => Ok(None),
+        None => Ok((id, None)),
         Some(event) => {
             let data = serde_json::from_str(&data.join("\n"))
                 .with_context(|| format!("event data: {block}"))?;
-            Ok(Some(Event { event, id, data }))
+            Ok((id.clone(), Some(Event { event, id, data })))
         }
     }
 }

@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 pub use error::StorageError;
 pub use lists::CachedListHead;
-pub use stream::{StreamImage, balance_item_from_image};
+pub use stream::{StreamImage, balance_item_from_image, image_version};
 pub use tokens::CachedMetadata;
 
 use crate::address::lower;
@@ -45,6 +45,8 @@ pub async fn dynamodb_client(endpoint: Option<&str>) -> Client {
 pub struct WalletValues {
     pub items: Vec<BalanceItem>,
     pub metadata: BTreeMap<Address, TokenMetadata>,
+    /// Each item's version (see [`crate::model::FeedEntry::version`]).
+    pub versions: HashMap<crate::model::BalanceKey, u64>,
 }
 
 /// The service's table.
@@ -331,7 +333,9 @@ impl Table {
         }
         // The poller's updates never name the metadata attributes, so they are not removed.
         let result = request
-            .update_expression(format!("SET {}", sets.join(", ")))
+            .update_expression(format!("SET {} ADD #version :one", sets.join(", ")))
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":one", n(1))
             .send()
             .await;
         written(result)
@@ -403,7 +407,9 @@ impl Table {
         for item in items {
             let record = from_item::<BalanceRecord>(item)?;
             let metadata = record.metadata();
+            let version = record.version;
             let item = BalanceItem::try_from(record)?;
+            values.versions.insert(item.key, version);
             if let Some(metadata) = metadata {
                 values.metadata.insert(item.key.token(), metadata);
             }

@@ -57,6 +57,10 @@ pub(crate) struct BalanceRecord {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decimals: Option<u8>,
+    /// Writes of a value so far, counted by DynamoDB itself (`ADD`), never written as a
+    /// whole: it orders the item's changes exactly, which blocks cannot after a reorg.
+    #[serde(default, skip_serializing)]
+    pub version: u64,
 }
 
 impl BalanceRecord {
@@ -100,6 +104,9 @@ pub(crate) struct FeedRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tx: Option<String>,
     pub ttl: u64,
+    /// The balance item's version this change made (0: written before versions existed).
+    #[serde(default)]
+    pub version: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -186,6 +193,7 @@ impl From<&BalanceItem> for BalanceRecord {
             symbol: None,
             name: None,
             decimals: None,
+            version: 0,
         }
     }
 }
@@ -236,6 +244,7 @@ impl FeedRecord {
             block: entry.block,
             tx: entry.tx_hash.map(|h| h.to_string()),
             ttl,
+            version: entry.version,
         }
     }
 }
@@ -254,6 +263,7 @@ impl TryFrom<FeedRecord> for FeedEntry {
             previous: r.previous.as_deref().map(|p| amount(&key, p)).transpose()?,
             block: r.block,
             tx_hash: r.tx.as_deref().map(|t| hash(&key, t)).transpose()?,
+            version: r.version,
         })
     }
 }
@@ -376,6 +386,7 @@ mod tests {
             previous: None,
             block: 3,
             tx_hash: None,
+            version: 4,
         };
         let back = FeedEntry::try_from(roundtrip(FeedRecord::new(&entry, 1000))).unwrap();
         assert_eq!(back, entry);

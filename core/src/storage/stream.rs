@@ -26,6 +26,15 @@ pub fn balance_item_from_image(image: &StreamImage) -> Result<Option<BalanceItem
     BalanceItem::try_from(record).map(Some)
 }
 
+/// The version of the balance item in `image` (0 when it has none: written before versions
+/// were counted, or not a balance item).
+pub fn image_version(image: &StreamImage) -> u64 {
+    match image.get("version") {
+        Some(serde_dynamo::AttributeValue::N(n)) => n.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod props {
     //! Property tests of stream image decoding: any image decodes or fails with an error (no

@@ -170,12 +170,10 @@ impl Stream {
             .encode(),
         )
         .await?;
-        shown.reset_to_snapshot(
-            values
-                .items
-                .iter()
-                .filter_map(|i| Some((i.key, i.read.value()?, i.block))),
-        );
+        shown.reset_to_snapshot(values.items.iter().map(|i| {
+            let version = values.versions.get(&i.key).copied().unwrap_or(0);
+            (i.key, i.read.value(), version)
+        }));
         Ok(position)
     }
 
@@ -220,6 +218,10 @@ impl Stream {
                 _ = &mut end => return Ok(()),
                 _ = tx.closed() => return Err(RunEnd::ClientGone),
                 _ = feed.tick() => {
+                    // Old news skipped after the last entry sent: the client's id must still
+                    // move past it, or a reconnect would replay it to a client that no longer
+                    // holds the value it continues from.
+                    let mut skipped = false;
                     loop {
                         let entries = self.table.feed_after(self.chain_id, &self.owner, &position, FEED_PAGE).await?;
                         let full_page = entries.len() == FEED_PAGE as usize;
@@ -227,12 +229,15 @@ impl Stream {
                             position = entry.position.clone();
                             // Entries the fanout appended after the snapshot was read, for
                             // changes the snapshot already holds, tell the client nothing.
-                            if !shown.admit(&entry) {
-                                continue;
+                            skipped = !shown.admit(&entry);
+                            if !skipped {
+                                send(tx, SseEvent::Update(entry).encode()).await?;
                             }
-                            send(tx, SseEvent::Update(entry).encode()).await?;
                         }
                         if !full_page { break; }
+                    }
+                    if skipped {
+                        send(tx, SseEvent::Position(position.clone()).encode()).await?;
                     }
                 }
                 _ = ping.tick() => send(tx, SseEvent::Ping { time: unix_now() }.encode()).await?,

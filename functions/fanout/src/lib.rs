@@ -15,7 +15,7 @@ use lambda_runtime::{Error, LambdaEvent, tracing};
 use live_balances::clock::unix_now;
 use live_balances::diff::feed_entry;
 use live_balances::model::{FeedEntry, FeedPosition};
-use live_balances::storage::{StorageError, Table, balance_item_from_image};
+use live_balances::storage::{StorageError, Table, balance_item_from_image, image_version};
 use thiserror::Error;
 
 /// What the handler needs, built once per container.
@@ -49,7 +49,8 @@ pub fn entry_for(record: &EventRecord) -> Result<Option<FeedEntry>, RecordError>
         .ok_or(RecordError::NoSequenceNumber)?;
     let position = FeedPosition::parse(sequence)
         .map_err(|_| RecordError::BadSequenceNumber(sequence.to_string()))?;
-    Ok(feed_entry(old.as_ref(), &new, position))
+    let version = image_version(&change.new_image);
+    Ok(feed_entry(old.as_ref(), &new, version, position))
 }
 
 /// Attempts at one feed append before the record is reported as failed.
