@@ -4,7 +4,10 @@ use crate::model::{BalanceItem, FeedEntry, FeedPosition, TokenRead};
 
 /// The feed entry for a change from `old` to `new` (the item's `version`-th write), or `None`
 /// when nothing a client shows changed (same value at a newer block, a value that could not
-/// be read, a removal).
+/// be read, a removal) — nor for a newly tracked value of zero: a session over a 5,000-token
+/// list starts with thousands of zero balances and allowances, and an entry for each would
+/// cost a feed write and an event on every open stream of the wallet to say nothing (the next
+/// `all_balances` lists them).
 pub fn feed_entry(
     old: Option<&BalanceItem>,
     new: &BalanceItem,
@@ -15,7 +18,7 @@ pub fn feed_entry(
         return None;
     };
     let previous = old.and_then(|o| o.read.value());
-    if previous == Some(value) {
+    if previous == Some(value) || (old.is_none() && value.is_zero()) {
         return None;
     }
     Some(FeedEntry {
@@ -70,6 +73,20 @@ mod tests {
     fn first_value_has_no_previous() {
         let new = item(TokenRead::Value(U256::from(7)), 6);
         assert_eq!(feed_entry(None, &new, 1, pos()).unwrap().previous, None);
+    }
+
+    #[test]
+    fn a_first_value_of_zero_is_no_news_but_a_later_zero_is() {
+        let zero = item(TokenRead::Value(U256::ZERO), 6);
+        assert_eq!(feed_entry(None, &zero, 1, pos()), None);
+        let old = item(TokenRead::Value(U256::from(3)), 5);
+        assert_eq!(
+            feed_entry(Some(&old), &zero, 2, pos()).unwrap().previous,
+            Some(U256::from(3))
+        );
+        // From unreadable to zero: the client showed an error, so zero is news.
+        let failed = item(TokenRead::Failed, 5);
+        assert!(feed_entry(Some(&failed), &zero, 2, pos()).is_some());
     }
 
     #[test]
