@@ -8,4 +8,5 @@ mod poller;
 mod rest;
 mod skeleton;
 mod sse;
+mod storage;
 mod token_lists;

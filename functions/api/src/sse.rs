@@ -221,8 +221,8 @@ impl Stream {
                     // Old news skipped after the last entry sent: the client's id must still
                     // move past it, or a reconnect would replay it to a client that no longer
                     // holds the value it continues from.
-                    let mut skipped = false;
                     loop {
+                        let mut skipped = false;
                         let entries = self.table.feed_after(self.chain_id, &self.owner, &position, FEED_PAGE).await?;
                         let full_page = entries.len() == FEED_PAGE as usize;
                         for entry in entries {
@@ -234,10 +234,11 @@ impl Stream {
                                 send(tx, SseEvent::Update(entry).encode()).await?;
                             }
                         }
+                        // Per page: a later page's query may fail and end the stream.
+                        if skipped {
+                            send(tx, SseEvent::Position(position.clone()).encode()).await?;
+                        }
                         if !full_page { break; }
-                    }
-                    if skipped {
-                        send(tx, SseEvent::Position(position.clone()).encode()).await?;
                     }
                 }
                 _ = ping.tick() => send(tx, SseEvent::Ping { time: unix_now() }.encode()).await?,

@@ -15,7 +15,9 @@ use lambda_runtime::{Error, LambdaEvent, tracing};
 use live_balances::clock::unix_now;
 use live_balances::diff::feed_entry;
 use live_balances::model::{FeedEntry, FeedPosition};
-use live_balances::storage::{StorageError, Table, balance_item_from_image, image_version};
+use live_balances::storage::{
+    StorageError, StreamImage, Table, balance_item_from_image, image_version,
+};
 use thiserror::Error;
 
 /// What the handler needs, built once per container.
@@ -49,8 +51,25 @@ pub fn entry_for(record: &EventRecord) -> Result<Option<FeedEntry>, RecordError>
         .ok_or(RecordError::NoSequenceNumber)?;
     let position = FeedPosition::parse(sequence)
         .map_err(|_| RecordError::BadSequenceNumber(sequence.to_string()))?;
-    let version = image_version(&change.new_image);
-    Ok(feed_entry(old.as_ref(), &new, version, position))
+    Ok(feed_entry(
+        old.as_ref(),
+        &new,
+        change_version(&change.old_image, &change.new_image),
+        position,
+    ))
+}
+
+/// The version a change made, or 0 (unordered: always sent) when the write did not count
+/// itself — a writer from before versions existed, still running during a rolling deploy,
+/// leaves the version as it was, and stamping its change with that old version would make
+/// streams take real news for old.
+fn change_version(old: &StreamImage, new: &StreamImage) -> u64 {
+    let version = image_version(new);
+    if version > image_version(old) {
+        version
+    } else {
+        0
+    }
 }
 
 /// Attempts at one feed append before the record is reported as failed.
@@ -278,24 +297,37 @@ mod props {
         }
 
         /// A well-formed change yields one entry at its sequence number with the new and
-        /// previous values; an unchanged value yields none; a bad sequence number is an error.
+        /// previous values and the version its write counted (0 if it counted none); an
+        /// unchanged value or a new zero yields none; a bad sequence number is an error.
         #[test]
         fn a_valid_change_yields_exactly_its_entry(
-            old_value in prop::option::of(any::<u128>()),
-            new_value: u128,
+            old_value in prop::option::of(prop_oneof![Just(0u128), any::<u128>()]),
+            new_value in prop_oneof![Just(0u128), any::<u128>()],
             block in 1u64..u64::MAX,
+            version in 0u64..4,
+            counted: bool,
             sequence in "[0-9]{1,40}|[0-9]{41,45}|[0-9]{0,5}[a-z.-][0-9]{0,5}",
         ) {
-            let old = old_value.map(|v| balance_image(&v.to_string(), block - 1));
-            let record = parse(record(balance_image(&new_value.to_string(), block), old, Some(sequence.clone())))
-                .unwrap();
-            let outcome = entry_for(&record);
-            if old_value == Some(new_value) {
-                prop_assert!(matches!(outcome, Ok(None)), "{:?}", outcome);
-                return Ok(());
+            let mut old = old_value.map(|v| balance_image(&v.to_string(), block - 1));
+            if let Some(old) = old.as_mut().filter(|_| version > 0) {
+                old["version"] = json!({ "N": version.to_string() });
             }
+            // A counted write adds one to the version; a writer from before versions did not.
+            let new_version = match (counted, &old) {
+                (true, _) => version + 1,
+                (false, Some(_)) => version,
+                (false, None) => 0,
+            };
+            let mut new = balance_image(&new_value.to_string(), block);
+            if new_version > 0 {
+                new["version"] = json!({ "N": new_version.to_string() });
+            }
+            let record = parse(record(new, old, Some(sequence.clone()))).unwrap();
+            let outcome = entry_for(&record);
+            let no_news = old_value == Some(new_value) || (old_value.is_none() && new_value == 0);
             match FeedPosition::parse(&sequence) {
                 Err(_) => prop_assert!(matches!(outcome, Err(RecordError::BadSequenceNumber(_))), "{:?}", outcome),
+                Ok(_) if no_news => prop_assert!(matches!(outcome, Ok(None)), "{:?}", outcome),
                 Ok(position) => {
                     let entry = outcome.unwrap().unwrap();
                     prop_assert_eq!(entry.position, position);
@@ -303,6 +335,7 @@ mod props {
                     prop_assert_eq!(entry.previous.map(|p| p.to_string()), old_value.map(|v| v.to_string()));
                     prop_assert_eq!(entry.block, block);
                     prop_assert_eq!(live_balances::address::lower(&entry.owner), OWNER);
+                    prop_assert_eq!(entry.version, if counted { version + 1 } else { 0 });
                 }
             }
         }

@@ -1,0 +1,58 @@
+//! The storage module against DynamoDB Local itself: each value write counts itself in the
+//! item's version (DynamoDB's own `ADD`), a write refused by its condition does not, and the
+//! snapshot read returns the versions the SSE stream orders feed entries by.
+
+use alloy::primitives::{Address, U256};
+use e2e::{Environment, fresh_owner};
+use live_balances::model::{BalanceItem, BalanceKey, TokenRead};
+use live_balances::storage::Written;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_value_write_counts_itself_in_the_items_version() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let table = env.stack.table().await;
+    let owner = fresh_owner();
+    let key = BalanceKey::Balance {
+        token: Address::repeat_byte(0x5a),
+    };
+    let item = |value: u64, block: u64| BalanceItem {
+        chain_id: env.chain_id(),
+        owner,
+        key,
+        read: TokenRead::Value(U256::from(value)),
+        block,
+        tx_hash: None,
+    };
+    let version = || async {
+        let values = table.wallet_values(env.chain_id(), &owner).await?;
+        anyhow::Ok(values.versions.get(&key).copied())
+    };
+
+    assert_eq!(
+        table.put_balance(&item(5, 10), 1, None).await?,
+        Written::Yes
+    );
+    assert_eq!(version().await?, Some(1));
+    assert_eq!(
+        table.put_balance(&item(7, 11), 2, None).await?,
+        Written::Yes
+    );
+    assert_eq!(version().await?, Some(2));
+    // An older block's value, and the same value again: refused, not counted.
+    assert_eq!(
+        table.put_balance(&item(9, 9), 3, None).await?,
+        Written::Skipped
+    );
+    assert_eq!(
+        table.put_balance(&item(7, 12), 4, None).await?,
+        Written::Skipped
+    );
+    assert_eq!(version().await?, Some(2));
+    // A reorg's rewind may store a value read at a lower block: it counts like any write.
+    assert_eq!(
+        table.put_balance(&item(3, 8), 5, Some(7)).await?,
+        Written::Yes
+    );
+    assert_eq!(version().await?, Some(3));
+    Ok(())
+}
