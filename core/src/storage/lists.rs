@@ -118,7 +118,7 @@ impl Table {
             .consistent_read(true)
             .send()
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(StorageError::from_sdk)?;
         out.item
             .map(|i| Ok(from_item::<ListHeadRecord>(i)?.into()))
             .transpose()
@@ -194,7 +194,7 @@ impl Table {
             .expression_attribute_values(":ttl", n(now + RETAIN_SECS))
             .send()
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(StorageError::from_sdk)?;
         Ok(())
     }
 
@@ -262,7 +262,7 @@ impl Table {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(StorageError::unavailable)?;
+                .map_err(StorageError::from_sdk)?;
             for item in out.items.unwrap_or_default() {
                 let page = from_item::<ListPageRecord>(item)?;
                 let rows: Vec<PageRow> = serde_json::from_str(&page.tokens)

@@ -88,7 +88,7 @@ where
     match result {
         Ok(_) => Ok(Written::Yes),
         Err(e) if is_condition_failure(&e) => Ok(Written::Skipped),
-        Err(e) => Err(StorageError::unavailable(e)),
+        Err(e) => Err(StorageError::from_sdk(e)),
     }
 }
 
@@ -203,7 +203,7 @@ impl Table {
                 Session::try_from(from_item::<SessionRecord>(item)?).map(Some)
             }
             Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(StorageError::unavailable(e)),
+            Err(e) => Err(StorageError::from_sdk(e)),
         }
     }
 
@@ -248,7 +248,7 @@ impl Table {
                 .session(chain_id, owner)
                 .await?
                 .is_some_and(|s| s.expires_at > now)),
-            Err(e) => Err(StorageError::unavailable(e)),
+            Err(e) => Err(StorageError::from_sdk(e)),
         }
     }
 
@@ -452,7 +452,7 @@ impl Table {
             .limit(limit)
             .send()
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(StorageError::from_sdk)?;
         out.items
             .unwrap_or_default()
             .into_iter()
@@ -481,7 +481,7 @@ impl Table {
             .consistent_read(true)
             .send()
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(StorageError::from_sdk)?;
         let ttl = out
             .item
             .as_ref()
@@ -509,7 +509,7 @@ impl Table {
             .limit(1)
             .send()
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(StorageError::from_sdk)?;
         let latest = out.items.unwrap_or_default().into_iter().next();
         match latest
             .as_ref()
@@ -538,7 +538,7 @@ impl Table {
             .set_item(Some(to_item(record)?))
             .send()
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(StorageError::from_sdk)?;
         Ok(())
     }
 
@@ -557,7 +557,7 @@ impl Table {
             .consistent_read(true)
             .send()
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(StorageError::from_sdk)?;
         out.item
             .map(|i| T::try_from(from_item::<R>(i)?))
             .transpose()
@@ -578,7 +578,7 @@ impl Table {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(StorageError::unavailable)?;
+                .map_err(StorageError::from_sdk)?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),

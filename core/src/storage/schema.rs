@@ -16,7 +16,7 @@ impl Table {
             .list_tables()
             .send()
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(StorageError::from_sdk)?;
         if listed.table_names().iter().any(|n| n == &self.name) {
             return Ok(false);
         }
@@ -25,14 +25,14 @@ impl Table {
                 .attribute_name(name)
                 .attribute_type(ScalarAttributeType::S)
                 .build()
-                .map_err(StorageError::unavailable)
+                .map_err(StorageError::refused)
         };
         let key = |name: &str, kind| {
             KeySchemaElement::builder()
                 .attribute_name(name)
                 .key_type(kind)
                 .build()
-                .map_err(StorageError::unavailable)
+                .map_err(StorageError::refused)
         };
         self.client
             .create_table()
@@ -47,11 +47,11 @@ impl Table {
                     .stream_enabled(true)
                     .stream_view_type(StreamViewType::NewAndOldImages)
                     .build()
-                    .map_err(StorageError::unavailable)?,
+                    .map_err(StorageError::refused)?,
             )
             .send()
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(StorageError::from_sdk)?;
         self.client
             .update_time_to_live()
             .table_name(&self.name)
@@ -60,11 +60,11 @@ impl Table {
                     .enabled(true)
                     .attribute_name("ttl")
                     .build()
-                    .map_err(StorageError::unavailable)?,
+                    .map_err(StorageError::refused)?,
             )
             .send()
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(StorageError::from_sdk)?;
         Ok(true)
     }
 }

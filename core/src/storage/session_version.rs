@@ -18,7 +18,7 @@ impl Table {
             .expression_attribute_values(":one", n(1))
             .send()
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(StorageError::from_sdk)?;
         Ok(())
     }
 
@@ -40,7 +40,7 @@ impl Table {
             .consistent_read(true)
             .send()
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(StorageError::from_sdk)?;
         Ok(out
             .item
             .as_ref()
@@ -63,7 +63,7 @@ impl Table {
             .expression_attribute_values(":live", n(live))
             .send()
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(StorageError::from_sdk)?;
         Ok(())
     }
 

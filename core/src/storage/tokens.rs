@@ -40,7 +40,7 @@ impl Table {
                         chunk.iter().map(|t| metadata_key(chain_id, t)).collect(),
                     ))
                     .build()
-                    .map_err(StorageError::unavailable)?,
+                    .map_err(StorageError::refused)?,
             );
             // BatchGetItem may answer part of the keys; ask again for the rest, backing off.
             let mut attempt = 0;
@@ -52,7 +52,7 @@ impl Table {
                     .request_items(&self.name, request)
                     .send()
                     .await
-                    .map_err(StorageError::unavailable)?;
+                    .map_err(StorageError::from_sdk)?;
                 for item in out
                     .responses
                     .and_then(|mut r| r.remove(&self.name))
@@ -110,7 +110,7 @@ impl Table {
                     let put = PutRequest::builder()
                         .set_item(Some(to_item(record)?))
                         .build()
-                        .map_err(StorageError::unavailable)?;
+                        .map_err(StorageError::refused)?;
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<Vec<_>, StorageError>>()?;
@@ -124,7 +124,7 @@ impl Table {
                     .request_items(&self.name, requests)
                     .send()
                     .await
-                    .map_err(StorageError::unavailable)?;
+                    .map_err(StorageError::from_sdk)?;
                 requests = out
                     .unprocessed_items
                     .and_then(|mut u| u.remove(&self.name))

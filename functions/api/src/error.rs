@@ -55,7 +55,7 @@ pub enum ApiError {
     InvalidLastEventId,
     #[error("the chain could not be read")]
     Chain(#[from] ChainError),
-    #[error("storage is unavailable")]
+    #[error("the table could not serve this request")]
     Storage(#[from] StorageError),
 }
 
@@ -90,7 +90,9 @@ impl ApiError {
             | Self::TooManyTokens(_)
             | Self::InvalidLastEventId => StatusCode::BAD_REQUEST,
             Self::Chain(_) => StatusCode::BAD_GATEWAY,
-            Self::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Storage(StorageError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            // Refused or undecodable: a fault of the deployment or the code, not worth a retry.
+            Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -131,7 +133,8 @@ impl ApiError {
             Self::SessionNotFound => "session_not_found",
             Self::InvalidLastEventId => "invalid_last_event_id",
             Self::Chain(_) => "chain_unavailable",
-            Self::Storage(_) => "storage_unavailable",
+            Self::Storage(StorageError::Unavailable(_)) => "storage_unavailable",
+            Self::Storage(_) => "internal_error",
         }
     }
 
@@ -168,5 +171,22 @@ impl ApiError {
                 message,
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_outage_asks_for_a_retry_and_a_refusal_does_not() {
+        let outage = ApiError::Storage(StorageError::Unavailable("throttled".into()));
+        assert_eq!(outage.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(outage.code(), "storage_unavailable");
+        let refused = ApiError::Storage(StorageError::Refused("AccessDeniedException".into()));
+        assert_eq!(refused.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(refused.code(), "internal_error");
+        // The detail goes to the logs, never to the client.
+        assert!(!refused.to_string().contains("AccessDenied"));
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! Records are processed in order; the first that fails is reported as a batch item failure
 //! so Lambda retries from there (nothing after it is skipped, nothing before it repeated in
-//! the feed since appends are idempotent). A DynamoDB error is first retried here, with
-//! backoff: Lambda retries a batch only a few times before parking it, and a parked record is
-//! a change no client ever sees.
+//! the feed since appends are idempotent). A transient DynamoDB error (throttling, a server
+//! error, no answer) is first retried here, with backoff: Lambda retries a batch only a few
+//! times before parking it, and a parked record is a change no client ever sees. A refused
+//! request (permissions, validation) is not: retrying cannot help.
 
 use std::time::Duration;
 
