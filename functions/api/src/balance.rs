@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
+use crate::openapi::WalletPath;
 use crate::request;
 use crate::state::State;
 
@@ -35,8 +36,7 @@ pub(crate) struct BalanceView {
     tag = "balances",
     description = "One balance: from the table when the pair is tracked, else read on chain once.",
     params(
-        ("chain_id" = u64, Path, description = "A chain this deployment serves"),
-        ("owner" = String, Path, description = "Wallet address"),
+        WalletPath,
         ("token" = String, Path, description = "Token address, or 0xEeee…EEeE for the native currency"),
     ),
     responses(
@@ -103,10 +103,7 @@ pub(crate) struct BatchView {
     post,
     path = "/{chain_id}/balances/{owner}",
     tag = "balances",
-    params(
-        ("chain_id" = u64, Path, description = "A chain this deployment serves, e.g. 1"),
-        ("owner" = String, Path, description = "Wallet address: 0x + 40 hex, lower/upper case or EIP-55 checksummed; not the zero address"),
-    ),
+    params(WalletPath),
     request_body = BatchRequest,
     responses(
         (status = 200, body = BatchView),

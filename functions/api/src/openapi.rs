@@ -5,7 +5,7 @@ use http::StatusCode;
 use lambda_http::Response;
 use live_balances::sse::{AllBalances, AllowanceUpdate, BalanceUpdate, Ping, StreamError};
 use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::body::{self, ResponseBody};
 
@@ -23,6 +23,18 @@ pub(crate) enum SseEventData {
     Resync(StreamError),
     /// The stream ends for the reason given (e.g. `session_expired`).
     Error(StreamError),
+}
+
+/// The path parameters every per-wallet route starts with. Documentation only: the router
+/// parses them ([`crate::request::wallet`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // described, never built
+pub(crate) struct WalletPath {
+    /// A chain this deployment serves, e.g. 1
+    chain_id: u64,
+    /// Wallet address: 0x + 40 hex, lower/upper case or EIP-55 checksummed; not the zero address
+    owner: String,
 }
 
 #[derive(OpenApi)]

@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::limits;
+use crate::openapi::WalletPath;
 use crate::request;
 use crate::state::State;
 use crate::tokens::{self, ListSummary};
@@ -92,10 +93,7 @@ pub enum Upsert {
     path = "/{chain_id}/sessions/{owner}",
     tag = "sessions",
     description = "POST creates the wallet's session or adds to it; PUT only adds to an existing one (404 if none). Neither removes anything: sessions end by expiry. The native currency and the chain's WETH are always tracked; spenders default to CoW Protocol's GPv2VaultRelayer.",
-    params(
-        ("chain_id" = u64, Path, description = "A chain this deployment serves, e.g. 1"),
-        ("owner" = String, Path, description = "Wallet address: 0x + 40 hex, lower/upper case or EIP-55 checksummed; not the zero address"),
-    ),
+    params(WalletPath),
     request_body = SessionRequest,
     responses(
         (status = 200, description = "The session after the addition, with the metadata of its tokens", body = SessionView),
@@ -271,10 +269,7 @@ pub async fn live_session(
     get,
     path = "/{chain_id}/sessions/{owner}",
     tag = "sessions",
-    params(
-        ("chain_id" = u64, Path, description = "A chain this deployment serves, e.g. 1"),
-        ("owner" = String, Path, description = "Wallet address: 0x + 40 hex, lower/upper case or EIP-55 checksummed; not the zero address"),
-    ),
+    params(WalletPath),
     responses(
         (status = 200, description = "The live session", body = SessionView),
         (status = 400, description = "Malformed chain id, owner, token or body", body = ErrorBody),

@@ -17,6 +17,7 @@ use crate::body::{self, ResponseBody};
 use crate::error::ApiError;
 use crate::error::ErrorBody;
 use crate::openapi::SseEventData;
+use crate::openapi::WalletPath;
 use crate::request;
 use crate::sessions::{live_session, unix_now};
 use crate::state::State;
@@ -45,8 +46,7 @@ struct Stream {
     tag = "stream",
     description = "Server-Sent Events: `all_balances` first (from the table), then `balance_update` / `allowance_update` as the wallet changes, `ping` in between. Every data event has an `id`; reconnect with `Last-Event-ID` to resume (or get `resync` and a fresh snapshot). The stream ends itself before the function's limit; EventSource reconnects. See the `SseEventData` schema: event name -> data.",
     params(
-        ("chain_id" = u64, Path, description = "A chain this deployment serves, e.g. 1"),
-        ("owner" = String, Path, description = "Wallet address: 0x + 40 hex, lower/upper case or EIP-55 checksummed; not the zero address"),
+        WalletPath,
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
     ),
     responses(
