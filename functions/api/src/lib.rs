@@ -11,6 +11,7 @@ mod request;
 #[cfg(test)]
 mod request_props;
 mod sessions;
+mod snapshot;
 mod sse;
 mod state;
 mod token_lists;

@@ -8,8 +8,8 @@ use alloy::primitives::Address;
 use lambda_http::{Request, RequestExt, Response, tracing};
 use live_balances::model::FeedPosition;
 use live_balances::shown::ShownValues;
-use live_balances::sse::{AllBalances, SseEvent, StreamError, retry_hint};
-use live_balances::storage::{StorageError, Table};
+use live_balances::sse::{SseEvent, StreamError, retry_hint};
+use live_balances::storage::StorageError;
 use tokio::sync::mpsc::Sender;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
@@ -20,6 +20,7 @@ use crate::openapi::SseEventData;
 use crate::openapi::WalletPath;
 use crate::request;
 use crate::sessions::{live_session, unix_now};
+use crate::snapshot;
 use crate::state::State;
 
 /// Most feed entries read per query; a longer backlog is read in further pages at once.
@@ -28,7 +29,7 @@ const FEED_PAGE: i32 = 100;
 const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 
 struct Stream {
-    table: Table,
+    state: State,
     chain_id: u64,
     owner: Address,
     resume_from: Option<FeedPosition>,
@@ -84,7 +85,7 @@ pub async fn open(
         None => settings.sse_max_duration,
     };
     let stream = Stream {
-        table: state.table.clone(),
+        state: state.clone(),
         chain_id,
         owner,
         resume_from,
@@ -147,34 +148,24 @@ async fn send(tx: &Sender<String>, text: String) -> Result<(), RunEnd> {
 }
 
 impl Stream {
-    /// Sends `all_balances` and returns the feed position it stands at. The position is read
-    /// before the snapshot, so a change landing between the two is sent again as an update
-    /// rather than lost.
+    /// Sends `all_balances` and returns the feed position it stands at.
     async fn snapshot(
         &self,
         tx: &Sender<String>,
         shown: &mut ShownValues,
     ) -> Result<FeedPosition, RunEnd> {
-        let position = self
-            .table
-            .latest_feed_position(self.chain_id, &self.owner)
-            .await?;
-        let values = self.table.wallet_values(self.chain_id, &self.owner).await?;
-        let snapshot = AllBalances::from_items(&values.items).with_metadata(&values.metadata);
+        let snapshot = snapshot::take(&self.state, self.chain_id, &self.owner).await?;
         send(
             tx,
             SseEvent::AllBalances {
-                position: position.clone(),
-                snapshot,
+                position: snapshot.position.clone(),
+                snapshot: snapshot.balances,
             }
             .encode(),
         )
         .await?;
-        shown.reset_to_snapshot(values.items.iter().map(|i| {
-            let version = values.versions.get(&i.key).copied().unwrap_or(0);
-            (i.key, i.read.value(), version)
-        }));
-        Ok(position)
+        shown.reset_to_snapshot(snapshot.shown);
+        Ok(snapshot.position)
     }
 
     async fn run(self, tx: &Sender<String>) -> Result<(), RunEnd> {
@@ -186,6 +177,7 @@ impl Stream {
             // may have expired unseen, so only a fresh snapshot is safe.
             Some(p) if *p == FeedPosition::start() => None,
             Some(p) => self
+                .state
                 .table
                 .feed_position_is_live(self.chain_id, &self.owner, p, unix_now())
                 .await?
@@ -223,7 +215,7 @@ impl Stream {
                     // holds the value it continues from.
                     loop {
                         let mut skipped = false;
-                        let entries = self.table.feed_after(self.chain_id, &self.owner, &position, FEED_PAGE).await?;
+                        let entries = self.state.table.feed_after(self.chain_id, &self.owner, &position, FEED_PAGE).await?;
                         let full_page = entries.len() == FEED_PAGE as usize;
                         for entry in entries {
                             position = entry.position.clone();
@@ -245,7 +237,7 @@ impl Stream {
                 _ = keep_alive.tick() => {
                     let now = unix_now();
                     let expires_at = now + self.session_ttl.as_secs();
-                    if !self.table.keep_session_alive(self.chain_id, &self.owner, now, expires_at).await? {
+                    if !self.state.table.keep_session_alive(self.chain_id, &self.owner, now, expires_at).await? {
                         let event = SseEvent::Error(StreamError {
                             code: "session_expired".into(),
                             message: "the session has expired; create it again".into(),
