@@ -7,6 +7,7 @@ pub mod dynamodb_faults;
 pub mod follow;
 pub mod list_server;
 pub mod proxy;
+pub mod stream_proxy;
 
 use std::sync::OnceLock;
 use std::time::Duration;
