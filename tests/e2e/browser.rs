@@ -27,7 +27,6 @@ struct PageView {
     status: String,
     /// `leader` (this tab holds the stream) or `follower` (another tab shares it).
     role: String,
-    visibility: String,
     error: String,
     rows: Vec<RowView>,
     log: Vec<String>,
@@ -56,7 +55,6 @@ const text = (el) => (el ? el.textContent : "");
 return {
   status: document.getElementById("status").dataset.state,
   role: document.getElementById("role").dataset.role,
-  visibility: document.visibilityState,
   error: text(document.getElementById("error")),
   rows: [...document.querySelectorAll("#balances tbody tr")].map((tr) => ({
     token: tr.dataset.token,
@@ -266,9 +264,8 @@ async fn drive_tabs(
         lower(&owner),
         lower(&usd)
     );
-    let shows = |amount: &'static str| {
-        move |v: &PageView| v.row(usd).is_some_and(|r| r.amount == amount)
-    };
+    let shows =
+        |amount: &'static str| move |v: &PageView| v.row(usd).is_some_and(|r| r.amount == amount);
     let start = || async {
         browser
             .client
@@ -327,7 +324,10 @@ async fn drive_tabs(
     browser.client.switch_to_window(tabs[0].clone()).await?;
     let leader = read_page(browser).await?;
     assert_eq!(leader.role, "leader");
-    assert!(shows("1.75")(&leader), "the stalled leader never saw it: {leader:?}");
+    assert!(
+        shows("1.75")(&leader),
+        "the stalled leader never saw it: {leader:?}"
+    );
     let requests_before = proxy.stream_requests().len();
     browser.client.close_window().await?;
     tabs.remove(0);
@@ -337,7 +337,12 @@ async fn drive_tabs(
     // transfer arrives as an update (no fresh snapshot), in both remaining tabs.
     for tab in &tabs {
         browser.client.switch_to_window(tab.clone()).await?;
-        wait_page(browser, "the missed transfer after the takeover", shows("2")).await?;
+        wait_page(
+            browser,
+            "the missed transfer after the takeover",
+            shows("2"),
+        )
+        .await?;
     }
     let resumed = proxy.stream_requests()[requests_before..].to_vec();
     assert!(

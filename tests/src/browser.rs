@@ -124,7 +124,10 @@ impl Browser {
     /// Ends the session after a test drove it, then gives the test's outcome (a panic goes on
     /// as a panic): call with `AssertUnwindSafe(test).catch_unwind().await`, so a failing test
     /// does not leave its Chromium running.
-    pub async fn finish<T>(self, outcome: std::thread::Result<anyhow::Result<T>>) -> anyhow::Result<T> {
+    pub async fn finish<T>(
+        self,
+        outcome: std::thread::Result<anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
         self.close().await?;
         match outcome {
             Ok(result) => result,

@@ -54,7 +54,9 @@ impl StreamCountingProxy {
         let url = format!("http://{}", listener.local_addr()?);
         let streams = Arc::new(Streams {
             target: target.trim_end_matches('/').to_string(),
-            http: reqwest::Client::builder().pool_max_idle_per_host(0).build()?,
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()?,
             open: AtomicU64::new(0),
             peak: AtomicU64::new(0),
             requests: Mutex::new(vec![]),
@@ -177,14 +179,20 @@ async fn forward(
             .headers()
             .get(http::header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let mut response = Response::new(Full::new(Bytes::new()).map_err(|n| match n {}).boxed_unsync());
+    let mut response = Response::new(
+        Full::new(Bytes::new())
+            .map_err(|n| match n {})
+            .boxed_unsync(),
+    );
     *response.status_mut() = answer.status();
     for (name, value) in answer.headers() {
         if name != http::header::CONTENT_LENGTH && name != http::header::TRANSFER_ENCODING {
             response.headers_mut().insert(name, value.clone());
         }
     }
-    let upstream = answer.bytes_stream().map(|chunk| chunk.map_err(std::io::Error::other));
+    let upstream = answer
+        .bytes_stream()
+        .map(|chunk| chunk.map_err(std::io::Error::other));
     if !is_stream {
         *response.body_mut() = StreamBody::new(upstream.map(|c| c.map(Frame::data))).boxed_unsync();
         return Ok(response);
@@ -197,7 +205,11 @@ async fn forward(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
     });
-    let state = (upstream.boxed(), OpenStream::new(streams.clone()), streams.held.subscribe());
+    let state = (
+        upstream.boxed(),
+        OpenStream::new(streams.clone()),
+        streams.held.subscribe(),
+    );
     let held = futures::stream::unfold(state, |(mut upstream, open, mut held)| async move {
         let chunk = upstream.next().await?;
         // Bytes that came while the streams are held wait here; the browser sees a silent
