@@ -75,6 +75,17 @@ async fn read_page(browser: &Browser) -> anyhow::Result<PageView> {
     Ok(serde_json::from_value(value)?)
 }
 
+async fn press_start(browser: &Browser) -> anyhow::Result<()> {
+    browser
+        .client
+        .find(Locator::Id("start"))
+        .await
+        .context("Start button")?
+        .click()
+        .await?;
+    Ok(())
+}
+
 /// Polls the page until `want` holds, failing at the deadline with the last view.
 async fn wait_page(
     browser: &Browser,
@@ -138,13 +149,7 @@ async fn drive(env: &'static Environment, browser: &Browser) -> anyhow::Result<(
         lower(&markup)
     );
     browser.client.goto(&url).await?;
-    browser
-        .client
-        .find(Locator::Id("start"))
-        .await
-        .context("Start button")?
-        .click()
-        .await?;
+    press_start(browser).await?;
 
     let view = wait_page(browser, "initial amounts and a live stream", |v| {
         v.status == "live"
@@ -266,28 +271,18 @@ async fn drive_tabs(
     );
     let shows =
         |amount: &'static str| move |v: &PageView| v.row(usd).is_some_and(|r| r.amount == amount);
-    let start = || async {
-        browser
-            .client
-            .find(Locator::Id("start"))
-            .await
-            .context("Start button")?
-            .click()
-            .await?;
-        anyhow::Ok(())
-    };
 
     // Three tabs of the page: the first leads, the others follow; one stream between them.
     let mut tabs = vec![browser.client.window().await?];
     browser.client.goto(&url).await?;
-    start().await?;
+    press_start(browser).await?;
     wait_page(browser, "tab 1 leading a live stream", |v| {
         v.status == "live" && v.role == "leader" && shows("1.5")(v)
     })
     .await?;
     for n in 2..=3 {
         tabs.push(browser.open_tab(&url).await?);
-        start().await?;
+        press_start(browser).await?;
         wait_page(browser, &format!("tab {n} following, live"), |v| {
             v.status == "live" && v.role == "follower" && shows("1.5")(v)
         })
