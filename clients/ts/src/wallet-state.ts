@@ -3,9 +3,14 @@
 // stream from the last position it saw when it takes over.
 import type { AllBalancesEvent, BalanceEvent } from "./events.js";
 
+/** How many update ids a state remembers to recognise a repeat. */
+const REMEMBERED_UPDATES = 1024;
+
 export class WalletState {
   #snapshot: AllBalancesEvent | null = null;
   #lastEventId = "";
+  /** Ids of the latest updates applied, oldest first. */
+  readonly #applied = new Set<string>();
 
   /** The stream position after the last event applied (`""` before any). */
   get lastEventId(): string {
@@ -16,14 +21,28 @@ export class WalletState {
     return this.#snapshot !== null;
   }
 
-  apply(event: BalanceEvent): void {
+  /**
+   * Applies `event`; `false` (and nothing changes) for an update already applied. A tab that
+   * takes the stream over replays from the last id it had *processed*, while an event the old
+   * leader posted just before closing may still be on its way to the other tabs: they see it
+   * twice, and must count it once. (An update's id is its own feed position: unique.)
+   */
+  apply(event: BalanceEvent): boolean {
+    const update = event.type === "balance_update" || event.type === "allowance_update";
+    if (update && event.lastEventId) {
+      if (this.#applied.has(event.lastEventId)) return false;
+      this.#applied.add(event.lastEventId);
+      if (this.#applied.size > REMEMBERED_UPDATES) {
+        this.#applied.delete(this.#applied.values().next().value as string);
+      }
+    }
     if (event.lastEventId) this.#lastEventId = event.lastEventId;
     if (event.type === "all_balances") {
       this.#snapshot = copy(event);
-      return;
+      return true;
     }
     const s = this.#snapshot;
-    if (s === null) return;
+    if (s === null) return true;
     switch (event.type) {
       case "balance_update":
         s.balances.set(event.address, event.balance);
@@ -40,6 +59,7 @@ export class WalletState {
       default:
         break;
     }
+    return true;
   }
 
   /**

@@ -266,8 +266,7 @@ class Watcher implements BalanceWatch {
   }
 
   #deliver(event: BalanceEvent): void {
-    this.#state.apply(event);
-    this.#callback(() => this.#options.onEvent?.(event));
+    if (this.#state.apply(event)) this.#callback(() => this.#options.onEvent?.(event));
   }
 
   #post(message: TabMessage): void {

@@ -106,6 +106,29 @@ test("the leader closes: the next tab takes over, resumes after the last id, mis
   assert.equal(c.watch.current()?.balances.get(TOKEN), 200n);
 });
 
+test("an update both posted by the closing leader and replayed by the next counts once", async () => {
+  const locks = new FakeLocks();
+  const [a, b, c] = [openTab(locks), openTab(locks), openTab(locks)];
+  await until("a stream", () => FakeEventSource.all.length === 1);
+  const first = FakeEventSource.latest();
+  first.open();
+  first.send("all_balances", snapshotData("100"), "5");
+  await until("followers have the snapshot", () => [b, c].every((t) => t.events.length === 1));
+  // b takes over before it has processed the leader's last post (c has): b's stream replays it.
+  first.send("balance_update", updateData("150", "100", 11), "6");
+  a.watch.close();
+  await until("b leads", () => FakeEventSource.all.length === 2);
+  const second = FakeEventSource.latest();
+  second.open();
+  if (!second.url.endsWith("?lastEventId=6")) {
+    second.send("balance_update", updateData("150", "100", 11), "6");
+  }
+  second.send("balance_update", updateData("175", "150", 12), "7");
+  await until("c has 7", () => updates(c).includes("7"));
+  assert.deepEqual(updates(b), ["6", "7"]);
+  assert.deepEqual(updates(c), ["6", "7"]);
+});
+
 test("the stream pauses only once every tab is hidden, and resumes when one is shown", async () => {
   const locks = new FakeLocks();
   const options = { pauseWhenHiddenMs: 50 };

@@ -50,3 +50,15 @@ test("a new snapshot replaces the state; wire keys never reach Object.prototype"
   assert.deepEqual(Object.keys(now.data.balances), ["__proto__"]);
   assert.equal(Object.getPrototypeOf(now.data.balances), null);
 });
+
+test("an update seen twice (a takeover's replay racing the old leader's post) counts once", () => {
+  const state = new WalletState();
+  assert.equal(state.apply(event("all_balances", snapshotData("100"), "5")), true);
+  assert.equal(state.apply(event("balance_update", updateData("150", "100", 11), "6")), true);
+  assert.equal(state.apply(event("balance_update", updateData("150", "100", 11), "6")), false);
+  assert.equal(state.apply(event("balance_update", updateData("175", "150", 12), "7")), true);
+  assert.equal(state.current()?.balances.get(TOKEN), 175n);
+  assert.equal(state.lastEventId, "7");
+  // Pings and snapshots are never "repeats": they carry the position, not a change.
+  assert.equal(state.apply(event("ping", { time: 1 }, "7")), true);
+});

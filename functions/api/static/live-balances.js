@@ -501,9 +501,12 @@ var LiveBalances = (() => {
   };
 
   // dist/wallet-state.js
+  var REMEMBERED_UPDATES = 1024;
   var WalletState = class {
     #snapshot = null;
     #lastEventId = "";
+    /** Ids of the latest updates applied, oldest first. */
+    #applied = /* @__PURE__ */ new Set();
     /** The stream position after the last event applied (`""` before any). */
     get lastEventId() {
       return this.#lastEventId;
@@ -511,16 +514,31 @@ var LiveBalances = (() => {
     get hasSnapshot() {
       return this.#snapshot !== null;
     }
+    /**
+     * Applies `event`; `false` (and nothing changes) for an update already applied. A tab that
+     * takes the stream over replays from the last id it had *processed*, while an event the old
+     * leader posted just before closing may still be on its way to the other tabs: they see it
+     * twice, and must count it once. (An update's id is its own feed position: unique.)
+     */
     apply(event) {
+      const update = event.type === "balance_update" || event.type === "allowance_update";
+      if (update && event.lastEventId) {
+        if (this.#applied.has(event.lastEventId))
+          return false;
+        this.#applied.add(event.lastEventId);
+        if (this.#applied.size > REMEMBERED_UPDATES) {
+          this.#applied.delete(this.#applied.values().next().value);
+        }
+      }
       if (event.lastEventId)
         this.#lastEventId = event.lastEventId;
       if (event.type === "all_balances") {
         this.#snapshot = copy(event);
-        return;
+        return true;
       }
       const s = this.#snapshot;
       if (s === null)
-        return;
+        return true;
       switch (event.type) {
         case "balance_update":
           s.balances.set(event.address, event.balance);
@@ -538,6 +556,7 @@ var LiveBalances = (() => {
         default:
           break;
       }
+      return true;
     }
     /**
      * The current values as one `all_balances` (a copy), positioned at the last event applied;
@@ -751,8 +770,8 @@ var LiveBalances = (() => {
       return { kind: "hello", from: this.#tabId, visible: this.#visible(), session: this.#options.session ?? null };
     }
     #deliver(event) {
-      this.#state.apply(event);
-      this.#callback(() => this.#options.onEvent?.(event));
+      if (this.#state.apply(event))
+        this.#callback(() => this.#options.onEvent?.(event));
     }
     #post(message) {
       this.#channel?.postMessage(message);
