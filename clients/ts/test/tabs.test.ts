@@ -149,6 +149,28 @@ test("the stream pauses only once every tab is hidden, and resumes when one is s
   assert.ok(FakeEventSource.latest().url.endsWith("?lastEventId=5"));
 });
 
+test("every tab runs its own fallback while the shared stream is down", async () => {
+  const locks = new FakeLocks();
+  const running = new Set<string>();
+  const fallback = (name: string) => ({
+    fallbackAfterMs: 100,
+    fallback: () => {
+      running.add(name);
+      return () => running.delete(name);
+    },
+  });
+  openTab(locks, fallback("a"));
+  const b = openTab(locks, fallback("b"));
+  await until("a stream", () => FakeEventSource.all.length === 1);
+  const source = FakeEventSource.latest();
+  source.open(); // but no snapshot comes
+  await until("both tabs poll", () => running.size === 2, 3000);
+  assert.equal(b.watch.status, "fallback");
+  source.send("all_balances", snapshotData("100"), "5");
+  await until("both stopped", () => running.size === 0);
+  assert.equal(b.watch.status, "live");
+});
+
 test("each wallet has its own stream; share: false opts a tab out", async () => {
   const locks = new FakeLocks();
   openTab(locks);

@@ -365,7 +365,7 @@ var LiveBalances = (() => {
       this.#resumable = resumable && lastEventId !== "";
       this.#downSince = Date.now();
       this.#watchdog = setInterval(() => this.#tick(), WATCHDOG_TICK_MS);
-      this.#open("connecting");
+      this.#open(this.#resumable ? "reconnecting" : "connecting");
     }
     /** Closes the stream until `resume`; no fallback meanwhile. */
     pause() {
