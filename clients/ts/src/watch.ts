@@ -22,6 +22,7 @@ export interface WatchOptions {
   /** Every event, amounts as bigint; `all_balances` first (also for a tab joining late). */
   onEvent?: (event: BalanceEvent) => void;
   onStatus?: (status: StreamStatus) => void;
+  /** Called when this tab takes the stream (`leader`); a tab starts as a `follower`. */
   onRole?: (role: TabRole) => void;
   /** Non-fatal trouble: an unreadable event (dropped), a failed session request. */
   onError?: (error: unknown) => void;
