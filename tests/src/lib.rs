@@ -7,6 +7,7 @@ pub mod dynamodb_faults;
 pub mod follow;
 pub mod list_server;
 pub mod proxy;
+pub mod stream_proxy;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -321,6 +322,9 @@ pub struct SseClient {
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
     pub last_id: Option<String>,
+    /// The stream URL's `lastEventId`, kept for every reconnect (as `EventSource` keeps its
+    /// URL): the resume position of a new stream continuing another's.
+    query_id: Option<String>,
     /// Reconnect when the server ends the stream (as `EventSource` does).
     pub auto_reconnect: bool,
     pub reconnects: u32,
@@ -333,13 +337,33 @@ impl SseClient {
         owner: &str,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let body = Self::open(env, owner, last_event_id).await?;
+        Self::connect_to(env, owner, None, last_event_id).await
+    }
+
+    /// Connects with the resume position in the URL (`?lastEventId=`), as a browser's new
+    /// EventSource continuing another's stream does; reconnects send the header too.
+    pub async fn connect_with_query(
+        env: &'static Environment,
+        owner: &str,
+        query_id: &str,
+    ) -> anyhow::Result<Self> {
+        Self::connect_to(env, owner, Some(query_id), None).await
+    }
+
+    async fn connect_to(
+        env: &'static Environment,
+        owner: &str,
+        query_id: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let body = Self::open(env, owner, query_id, last_event_id).await?;
         Ok(Self {
             env,
             owner: owner.to_string(),
             body,
             buffer: String::new(),
-            last_id: last_event_id.map(str::to_string),
+            last_id: last_event_id.or(query_id).map(str::to_string),
+            query_id: query_id.map(str::to_string),
             auto_reconnect: true,
             reconnects: 0,
         })
@@ -348,11 +372,15 @@ impl SseClient {
     async fn open(
         env: &Environment,
         owner: &str,
+        query_id: Option<&str>,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>> {
-        let mut request = env
-            .http
-            .get(env.url(&format!("/sse/{}/balances/{owner}", env.chain_id())));
+        let mut url =
+            reqwest::Url::parse(&env.url(&format!("/sse/{}/balances/{owner}", env.chain_id())))?;
+        if let Some(id) = query_id {
+            url.query_pairs_mut().append_pair("lastEventId", id);
+        }
+        let mut request = env.http.get(url);
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
@@ -398,7 +426,13 @@ impl SseClient {
                 Some(Err(_)) | None if self.auto_reconnect => {
                     self.buffer.clear();
                     self.reconnects += 1;
-                    self.body = Self::open(self.env, &self.owner, self.last_id.as_deref()).await?;
+                    self.body = Self::open(
+                        self.env,
+                        &self.owner,
+                        self.query_id.as_deref(),
+                        self.last_id.as_deref(),
+                    )
+                    .await?;
                 }
                 // `cargo lambda watch` sometimes ends a finished stream by dropping the
                 // connection instead of closing the chunked body.
