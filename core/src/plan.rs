@@ -78,30 +78,53 @@ pub fn owner_in_topic1_signatures() -> Vec<B256> {
     ]
 }
 
-/// The values to re-read at one block, each with the last transaction known to touch it.
+/// Why a value is read: what its write must say and what a change of it means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadReason {
+    /// The last transaction known to touch it.
+    pub tx_hash: Option<B256>,
+    /// The first read of a newly tracked value (no previous value to report).
+    pub first_read: bool,
+    /// Something on chain (a log, a trace) says it may have changed. A read for no such
+    /// reason (a sweep, a stream's re-read) that finds a change found a silent one.
+    pub touched: bool,
+}
+
+/// The values to re-read at one block, each with why.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadPlan {
-    pub reads: BTreeMap<(Address, BalanceKey), Option<B256>>,
+    pub reads: BTreeMap<(Address, BalanceKey), ReadReason>,
 }
 
 impl ReadPlan {
-    /// Adds a value with no known transaction (native balances, sweeps, new sessions).
+    /// Adds a value read for no particular event (sweeps, re-reads, per-wallet natives).
     pub fn add(&mut self, owner: Address, key: BalanceKey) {
-        self.reads.entry((owner, key)).or_insert(None);
+        self.reads.entry((owner, key)).or_default();
     }
 
-    /// Adds a value a log touched; a later touch's tx hash wins.
+    /// Adds the first read of a newly tracked value.
+    pub fn add_first(&mut self, owner: Address, key: BalanceKey) {
+        self.reads.entry((owner, key)).or_default().first_read = true;
+    }
+
+    /// Adds a value something on chain touched; a later touch's tx hash wins.
     pub fn add_touched(&mut self, owner: Address, key: BalanceKey, tx_hash: Option<B256>) {
-        let entry = self.reads.entry((owner, key)).or_insert(None);
+        let reason = self.reads.entry((owner, key)).or_default();
+        reason.touched = true;
         if tx_hash.is_some() {
-            *entry = tx_hash;
+            reason.tx_hash = tx_hash;
         }
     }
 
-    /// Adds every read of `other`.
+    /// Adds every read of `other`, keeping every reason either has.
     pub fn merge(&mut self, other: ReadPlan) {
-        for ((owner, key), tx_hash) in other.reads {
-            self.add_touched(owner, key, tx_hash);
+        for (id, theirs) in other.reads {
+            let ours = self.reads.entry(id).or_default();
+            ours.first_read |= theirs.first_read;
+            ours.touched |= theirs.touched;
+            if theirs.tx_hash.is_some() {
+                ours.tx_hash = theirs.tx_hash;
+            }
         }
     }
 
@@ -182,10 +205,18 @@ mod tests {
         plan.add_touched(ALICE, key, Some(B256::repeat_byte(2)));
         let mut other = ReadPlan::default();
         other.add(BOB, key);
+        other.add_first(ALICE, key);
         plan.merge(other);
         assert_eq!(plan.len(), 2);
-        assert_eq!(plan.reads[&(ALICE, key)], Some(B256::repeat_byte(2)));
-        assert!(plan.contains(&BOB, &key));
+        assert_eq!(
+            plan.reads[&(ALICE, key)],
+            ReadReason {
+                tx_hash: Some(B256::repeat_byte(2)),
+                first_read: true,
+                touched: true
+            }
+        );
+        assert_eq!(plan.reads[&(BOB, key)], ReadReason::default());
     }
 
     #[test]
