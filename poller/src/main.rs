@@ -2,8 +2,8 @@
 //! Ctrl-C lets each watcher finish its current block and store its cursor.
 
 use anyhow::{Context, bail};
-use live_balances::chain::{BalanceReader, NativeSource};
-use live_balances::config::{NativeBalances, Settings};
+use live_balances::chain::BalanceReader;
+use live_balances::config::Settings;
 use live_balances::storage::{Table, dynamodb_client};
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,15 +67,6 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_context(|| format!("chain {}", chain.chain_id))?
         .with_request_counter(Arc::new(move |method| counted.count_rpc(chain_id, method)));
-        let native = match settings.tracking.native_balances {
-            NativeBalances::Reads => NativeSource::Reads,
-            wanted => match reader.native_source().await {
-                NativeSource::Reads if wanted == NativeBalances::Traces => {
-                    bail!("chain {chain_id}: NATIVE_BALANCES=traces, but the node answers no trace method")
-                }
-                found => found,
-            },
-        };
         let heads = Arc::new(HeadSignal::default());
         if let Some(ws_url) = &chain.ws_url {
             let follow = follow_heads(
@@ -94,9 +85,8 @@ async fn main() -> anyhow::Result<()> {
             &settings,
             metrics.clone(),
             heads,
-        )
-        .with_native_source(native);
-        tracing::info!(chain = chain.chain_id, endpoint = ?chain, native = native.name(), "watching chain");
+        );
+        tracing::info!(chain = chain.chain_id, endpoint = ?chain, "watching chain");
         tasks.spawn(watcher.run(stopped.clone()));
     }
     // Unhealthy when a chain has made no progress (not even an idle head check) for a minute.

@@ -17,7 +17,7 @@ use alloy::primitives::Address;
 use live_balances::NATIVE_TOKEN;
 use live_balances::chain::{BalanceReader, NativeSource};
 use live_balances::clock::unix_now;
-use live_balances::config::Settings;
+use live_balances::config::{NativeBalances, Settings};
 use live_balances::model::{BalanceKey, ChainCursor, CURSOR_RECENT_BLOCKS};
 use live_balances::plan::{ReadPlan, touches};
 use live_balances::storage::Table;
@@ -72,6 +72,7 @@ pub struct ChainWatcher {
     pub(crate) metrics: Arc<Metrics>,
     heads: Arc<HeadSignal>,
     pub(crate) settings: WatcherSettings,
+    native_mode: NativeBalances,
     pub(crate) native: NativeSource,
     pub(crate) watched: WatchedSet,
     /// The live sessions `watched` was built from.
@@ -131,6 +132,7 @@ impl ChainWatcher {
                 max_discovered: tracking.max_discovered_tokens,
                 weth: settings.chains.get(&chain_id).and_then(|c| c.weth),
             },
+            native_mode: tracking.native_balances,
             native: NativeSource::Reads,
             watched: WatchedSet::default(),
             watched_sessions: vec![],
@@ -155,10 +157,20 @@ impl ChainWatcher {
         }
     }
 
-    /// How native balance changes are found on this chain (decided before `run`).
-    pub fn with_native_source(mut self, source: NativeSource) -> Self {
-        self.native = source;
-        self
+    /// Decides how native balance changes are found on this chain: traces where the node
+    /// answers a trace method (asked once the node has answered at all, so an outage at start
+    /// is not mistaken for a node without traces).
+    async fn choose_native_source(&mut self) -> Result<(), PollerError> {
+        self.native = match self.native_mode {
+            NativeBalances::Reads => NativeSource::Reads,
+            wanted => match self.reader.native_source().await {
+                NativeSource::Reads if wanted == NativeBalances::Traces => {
+                    return Err(PollerError::NoTraces);
+                }
+                found => found,
+            },
+        };
+        Ok(())
     }
 
     /// Runs until `stop` turns true; the block being processed is finished first.
@@ -174,6 +186,7 @@ impl ChainWatcher {
                 }
             }
         };
+        self.choose_native_source().await?;
         info!(
             chain = self.chain_id,
             block = cursor.block,

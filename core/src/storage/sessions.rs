@@ -23,15 +23,19 @@ impl Table {
     /// applied) if nobody changed the session since: `false` when another request did — read
     /// it again and retry. The poller's own attributes (discovered tokens) and stream
     /// keep-alives are left as they are.
+    ///
+    /// `fresh`: the session starts over (there was none, or it expired): what the poller added
+    /// to the one before (discovered tokens) goes.
     pub async fn write_session(
         &self,
         next: &Session,
         expected_revision: u64,
+        fresh: bool,
     ) -> Result<bool, StorageError> {
         let mut sets = vec![
             "chain_id = :chain",
             "#owner = :owner",
-            "created_at = if_not_exists(created_at, :created)",
+            "created_at = :created",
             "expires_at = :exp",
             "#ttl = :exp",
             "lists = :lists",
@@ -41,6 +45,9 @@ impl Table {
         ];
         // The URL set of sessions written before `lists` now lives in `lists`.
         let mut removes = vec!["token_lists"];
+        if fresh {
+            removes.push("discovered");
+        }
         let mut request = self
             .update(keys::session_pk(next.chain_id), keys::session_sk(&next.owner))
             .expression_attribute_names("#owner", "owner")
@@ -78,12 +85,13 @@ impl Table {
                 None => removes.push(attribute),
             }
         }
+        // An item of a version before revisions (none) counts as revision 0.
         let condition = if expected_revision == 0 {
-            "attribute_not_exists(revision)"
+            "attribute_not_exists(revision) OR revision = :expected"
         } else {
-            request = request.expression_attribute_values(":expected", n(expected_revision));
             "revision = :expected"
         };
+        request = request.expression_attribute_values(":expected", n(expected_revision));
         let result = request
             .update_expression(format!(
                 "SET {} REMOVE {}",
