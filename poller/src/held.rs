@@ -178,7 +178,7 @@ mod tests {
         held.set(BOB, allowance(TOKEN, SPENDER), value(5));
         let mut found = held.allowances_of(&ALICE, &TOKEN);
         found.sort();
-        assert_eq!(found, vec![allowance(TOKEN, BOB), allowance(TOKEN, SPENDER)]);
+        assert_eq!(found, vec![allowance(TOKEN, SPENDER), allowance(TOKEN, BOB)]);
         held.drop_token(&ALICE, &TOKEN);
         assert_eq!(held.len(), 2);
         held.replace_wallet(BOB, [(BalanceKey::Balance { token: OTHER }, value(9))]);

@@ -329,8 +329,10 @@ impl ChainWatcher {
         };
 
         let mut plan = std::mem::take(&mut self.pending);
-        let logs = self.log_reads(from, to, &mut plan).await?;
+        // The catch-up's older logs first: the range's own touches then name the latest
+        // transaction of each value.
         self.catch_up_reads(from.saturating_sub(1), &mut plan).await?;
+        let logs = self.log_reads(from, to, &mut plan).await?;
         self.native_reads(from, to, &first, &last, &mut plan).await?;
         self.sweep_reads(&mut plan);
         let rescanned = self.rescan_reads(&mut plan);

@@ -59,6 +59,12 @@ impl Table {
             .expression_attribute_names("#block", "block")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_names("#chain", "chain_id")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_names("#tx", "tx")
+            .expression_attribute_names("#first", "first")
+            .expression_attribute_names("#version", "version")
             .expression_attribute_values(":read", s(read_text(&item.read)))
             .expression_attribute_values(":block", n(item.block))
             .expression_attribute_values(
@@ -70,39 +76,42 @@ impl Table {
             .expression_attribute_values(":token", s(lower(&item.key.token())))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":one", n(1));
+        // Every name goes through a placeholder: several are DynamoDB reserved words.
         let mut sets = vec![
-            "chain_id = :chain",
+            "#chain = :chain",
             "#owner = :owner",
-            "token = :token",
+            "#token = :token",
             "#read = :read",
             "#block = :block",
-            "updated_at = :now",
+            "#updated = :now",
         ];
         let mut removes = vec![];
         if let BalanceKey::Allowance { spender, .. } = item.key {
-            sets.push("spender = :spender");
-            request = request.expression_attribute_values(":spender", s(lower(&spender)));
+            sets.push("#spender = :spender");
+            request = request
+                .expression_attribute_names("#spender", "spender")
+                .expression_attribute_values(":spender", s(lower(&spender)));
         }
         match item.tx_hash {
             Some(tx) => {
-                sets.push("tx = :tx");
+                sets.push("#tx = :tx");
                 request = request.expression_attribute_values(":tx", s(tx.to_string()));
             }
-            None => removes.push("tx"),
+            None => removes.push("#tx"),
         }
         let condition = if zero {
             sets.push("#ttl = :expires");
-            removes.push("first");
+            removes.push("#first");
             request =
                 request.expression_attribute_values(":expires", n(how.tombstone_expires_at));
             "attribute_exists(pk) AND #read <> :read AND (#block <= :block OR #block > :rewound)"
         } else {
             removes.push("#ttl");
             if how.first_read {
-                sets.push("first = :first");
+                sets.push("#first = :first");
                 request = request.expression_attribute_values(":first", aws_sdk_dynamodb::types::AttributeValue::Bool(true));
             } else {
-                removes.push("first");
+                removes.push("#first");
             }
             "attribute_not_exists(pk) OR (#read <> :read AND (#block <= :block OR #block > :rewound))"
         };
@@ -111,7 +120,7 @@ impl Table {
             update.push_str(" REMOVE ");
             update.push_str(&removes.join(", "));
         }
-        update.push_str(" ADD version :one");
+        update.push_str(" ADD #version :one");
         let result = request
             .update_expression(update)
             .condition_expression(condition)

@@ -42,7 +42,9 @@ impl Table {
             .table_name(&self.name)
             .key("pk", s(keys::version_pk(chain_id)))
             .key("sk", s(SK))
-            .projection_expression("version, rescans")
+            .projection_expression("#version, #rescans")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#rescans", "rescans")
             .consistent_read(true)
             .send()
             .await
@@ -66,7 +68,8 @@ impl Table {
     /// Queues a re-read of the wallet's whole token set for the poller.
     pub(crate) async fn add_rescan(&self, chain_id: u64, owner: &Address) -> Result<(), StorageError> {
         self.update(keys::version_pk(chain_id), SK)
-            .update_expression("ADD rescans :owner")
+            .update_expression("ADD #rescans :owner")
+            .expression_attribute_names("#rescans", "rescans")
             .expression_attribute_values(":owner", AttributeValue::Ss(vec![lower(owner)]))
             .send()
             .await
@@ -84,7 +87,8 @@ impl Table {
             return Ok(());
         }
         self.update(keys::version_pk(chain_id), SK)
-            .update_expression("DELETE rescans :owners")
+            .update_expression("DELETE #rescans :owners")
+            .expression_attribute_names("#rescans", "rescans")
             .expression_attribute_values(
                 ":owners",
                 AttributeValue::Ss(owners.iter().map(lower).collect()),

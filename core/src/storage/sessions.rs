@@ -32,26 +32,35 @@ impl Table {
         expected_revision: u64,
         fresh: bool,
     ) -> Result<bool, StorageError> {
+        // Every name goes through a placeholder: several are DynamoDB reserved words.
         let mut sets = vec![
-            "chain_id = :chain",
+            "#chain = :chain",
             "#owner = :owner",
-            "created_at = :created",
-            "expires_at = :exp",
+            "#created = :created",
+            "#expires = :exp",
             "#ttl = :exp",
-            "lists = :lists",
-            "discover = :discover",
-            "read_block = :read_block",
-            "revision = :revision",
+            "#lists = :lists",
+            "#discover = :discover",
+            "#read_block = :read_block",
+            "#revision = :revision",
         ];
         // The URL set of sessions written before `lists` now lives in `lists`.
-        let mut removes = vec!["token_lists"];
+        let mut removes = vec!["#token_lists"];
         if fresh {
-            removes.push("discovered");
+            removes.push("#discovered");
         }
         let mut request = self
             .update(keys::session_pk(next.chain_id), keys::session_sk(&next.owner))
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_names("#chain", "chain_id")
+            .expression_attribute_names("#created", "created_at")
+            .expression_attribute_names("#expires", "expires_at")
+            .expression_attribute_names("#lists", "lists")
+            .expression_attribute_names("#discover", "discover")
+            .expression_attribute_names("#read_block", "read_block")
+            .expression_attribute_names("#revision", "revision")
+            .expression_attribute_names("#token_lists", "token_lists")
             .expression_attribute_values(":chain", n(next.chain_id))
             .expression_attribute_values(":owner", s(lower(&next.owner)))
             .expression_attribute_values(":created", n(next.created_at))
@@ -69,10 +78,10 @@ impl Table {
             .expression_attribute_values(":read_block", n(next.read_block))
             .expression_attribute_values(":revision", n(next.revision));
         for (attribute, set, placeholder, values) in [
-            ("tokens", "tokens = :tokens", ":tokens", string_set(&next.custom_tokens)),
+            ("#tokens", "#tokens = :tokens", ":tokens", string_set(&next.custom_tokens)),
             (
-                "spenders",
-                "spenders = :spenders",
+                "#spenders",
+                "#spenders = :spenders",
                 ":spenders",
                 string_set(&next.spenders),
             ),
@@ -85,11 +94,17 @@ impl Table {
                 None => removes.push(attribute),
             }
         }
+        request = request
+            .expression_attribute_names("#tokens", "tokens")
+            .expression_attribute_names("#spenders", "spenders");
+        if fresh {
+            request = request.expression_attribute_names("#discovered", "discovered");
+        }
         // An item of a version before revisions (none) counts as revision 0.
         let condition = if expected_revision == 0 {
-            "attribute_not_exists(revision) OR revision = :expected"
+            "attribute_not_exists(#revision) OR #revision = :expected"
         } else {
-            "revision = :expected"
+            "#revision = :expected"
         };
         request = request.expression_attribute_values(":expected", n(expected_revision));
         let result = request
@@ -113,10 +128,11 @@ impl Table {
     ) -> Result<(), StorageError> {
         let result = self
             .update(keys::session_pk(chain_id), keys::session_sk(owner))
-            .update_expression("SET complete_revision = :rev")
+            .update_expression("SET #complete = :rev")
             .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(complete_revision) OR complete_revision < :rev)",
+                "attribute_exists(pk) AND (attribute_not_exists(#complete) OR #complete < :rev)",
             )
+            .expression_attribute_names("#complete", "complete_revision")
             .expression_attribute_values(":rev", n(revision))
             .send()
             .await;
@@ -156,11 +172,13 @@ impl Table {
     ) -> Result<bool, StorageError> {
         let result = self
             .update(keys::session_pk(chain_id), keys::session_sk(owner))
-            .update_expression("SET expires_at = :exp, #ttl = :exp, streaming_until = :streaming")
+            .update_expression("SET #expires = :exp, #ttl = :exp, #streaming = :streaming")
             .condition_expression(
-                "attribute_exists(pk) AND expires_at > :now AND expires_at < :exp",
+                "attribute_exists(pk) AND #expires > :now AND #expires < :exp",
             )
             .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_names("#expires", "expires_at")
+            .expression_attribute_names("#streaming", "streaming_until")
             .expression_attribute_values(":exp", n(expires_at))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":streaming", n(streaming_until))
@@ -194,10 +212,11 @@ impl Table {
         // overshoot of one batch at most, never unbounded growth.
         let result = self
             .update(keys::session_pk(chain_id), keys::session_sk(owner))
-            .update_expression("ADD discovered :tokens")
+            .update_expression("ADD #discovered :tokens")
             .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(discovered) OR size(discovered) < :max)",
+                "attribute_exists(pk) AND (attribute_not_exists(#discovered) OR size(#discovered) < :max)",
             )
+            .expression_attribute_names("#discovered", "discovered")
             .expression_attribute_values(":tokens", set)
             .expression_attribute_values(":max", n(max))
             .return_values(ReturnValue::AllNew)
@@ -224,10 +243,11 @@ impl Table {
     ) -> Result<bool, StorageError> {
         let result = self
             .update(keys::session_pk(chain_id), keys::session_sk(owner))
-            .update_expression("SET rescan_at = :now")
+            .update_expression("SET #rescan = :now")
             .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(rescan_at) OR rescan_at <= :due)",
+                "attribute_exists(pk) AND (attribute_not_exists(#rescan) OR #rescan <= :due)",
             )
+            .expression_attribute_names("#rescan", "rescan_at")
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":due", n(now.saturating_sub(every)))
             .send()
