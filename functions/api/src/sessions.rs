@@ -197,6 +197,28 @@ async fn add(
     }
     let known_spenders = live.as_ref().map(|s| s.spenders.clone()).unwrap_or_default();
     let keys = untracked_keys(&before, &known_spenders, &after, &next.spenders);
+    if let Some(live) = live.as_ref().filter(|l| adds_nothing(l, &next)) {
+        // Another tab of the same wallet asking for what the session already has: it only
+        // lives longer. No read, no revision, no work for the poller.
+        let expires_at = now + state.settings.session_ttl.as_secs();
+        state
+            .table
+            .keep_session_alive(chain_id, &owner, now, expires_at, live.streaming_until)
+            .await?;
+        let held = held_tokens(&state.table.balances(chain_id, &owner).await?);
+        let named_metadata = named_metadata(state, live, weth, &requested.named_metadata).await?;
+        let mut kept = live.clone();
+        kept.expires_at = kept.expires_at.max(expires_at);
+        return Ok(Some(SessionView::new(
+            state,
+            &kept,
+            &after,
+            live.read_block,
+            &versions,
+            &named_metadata,
+            &held,
+        )));
+    }
     let reads: Vec<(Address, BalanceKey)> = keys.iter().map(|k| (owner, *k)).collect();
 
     // Read first: if the chain cannot be read, nothing is stored. What the table already
@@ -283,11 +305,7 @@ async fn add(
         write_ms = (started.elapsed() - read_done).as_millis() as u64,
         "session updated"
     );
-    let mut held: BTreeSet<Address> = items
-        .iter()
-        .filter(|i| i.read.value().is_some_and(|v| !v.is_zero()))
-        .map(|i| i.key.token())
-        .collect();
+    let mut held = held_tokens(&items);
     held.extend(
         stored_values
             .iter()
@@ -298,6 +316,23 @@ async fn add(
     Ok(Some(SessionView::new(
         state, &next, &after, block, &versions, &named_metadata, &held,
     )))
+}
+
+/// Whether `next` tracks nothing `live` does not.
+fn adds_nothing(live: &Session, next: &Session) -> bool {
+    live.custom_tokens == next.custom_tokens
+        && live.spenders == next.spenders
+        && live.discover == next.discover
+        && live.token_lists.keys().eq(next.token_lists.keys())
+}
+
+/// The tokens of which stored values are not zero.
+fn held_tokens(items: &[BalanceItem]) -> BTreeSet<Address> {
+    items
+        .iter()
+        .filter(|i| i.read.value().is_some_and(|v| !v.is_zero()))
+        .map(|i| i.key.token())
+        .collect()
 }
 
 /// The current version of every list `session` follows: those just resolved, the others
@@ -517,11 +552,7 @@ pub async fn get(
         .max()
         .unwrap_or(0)
         .max(session.read_block);
-    let held: BTreeSet<Address> = items
-        .iter()
-        .filter(|i| i.read.value().is_some_and(|v| !v.is_zero()))
-        .map(|i| i.key.token())
-        .collect();
+    let held = held_tokens(&items);
     let named = named_metadata(state, &session, weth, &BTreeMap::new()).await?;
     Ok(body::json(
         StatusCode::OK,
