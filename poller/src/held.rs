@@ -93,24 +93,6 @@ impl HeldValues {
             .collect()
     }
 
-    /// The allowances `owner` holds (non-zero) on `token`.
-    pub fn allowances_of(&self, owner: &Address, token: &Address) -> Vec<BalanceKey> {
-        let from = (
-            *owner,
-            BalanceKey::Allowance {
-                token: *token,
-                spender: Address::ZERO,
-            },
-        );
-        self.values
-            .range((Bound::Included(from), Bound::Unbounded))
-            .take_while(|((o, key), _)| {
-                o == owner && matches!(key, BalanceKey::Allowance { token: t, .. } if t == token)
-            })
-            .map(|((_, key), _)| *key)
-            .collect()
-    }
-
     /// Marks `token` as changing without events; returns whether it is new.
     pub fn mark_silent(&mut self, token: Address) -> bool {
         if !self.silent.insert(token) {
@@ -169,16 +151,13 @@ mod tests {
     }
 
     #[test]
-    fn a_wallets_allowances_of_a_token_are_one_range() {
+    fn a_wallet_and_a_token_of_it_are_dropped_whole() {
         let mut held = HeldValues::default();
         held.set(ALICE, BalanceKey::Balance { token: TOKEN }, value(1));
         held.set(ALICE, allowance(TOKEN, SPENDER), value(2));
         held.set(ALICE, allowance(TOKEN, BOB), value(3));
         held.set(ALICE, allowance(OTHER, SPENDER), value(4));
         held.set(BOB, allowance(TOKEN, SPENDER), value(5));
-        let mut found = held.allowances_of(&ALICE, &TOKEN);
-        found.sort();
-        assert_eq!(found, vec![allowance(TOKEN, SPENDER), allowance(TOKEN, BOB)]);
         held.drop_token(&ALICE, &TOKEN);
         assert_eq!(held.len(), 2);
         held.replace_wallet(BOB, [(BalanceKey::Balance { token: OTHER }, value(9))]);

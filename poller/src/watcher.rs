@@ -442,8 +442,14 @@ impl ChainWatcher {
                 match touch.key {
                     BalanceKey::Balance { .. } if self.watched.tracks(&touch.owner, &token) => {
                         plan.add_touched(touch.owner, touch.key, touch.tx_hash);
-                        if touch.sent {
-                            for key in self.held.allowances_of(&touch.owner, &token) {
+                        // Every tracked spender's: a zero one cannot go lower, but what the
+                        // poller holds may lag what another writer stored.
+                        if touch.sent && token != NATIVE_TOKEN {
+                            for spender in &wallet.spenders {
+                                let key = BalanceKey::Allowance {
+                                    token,
+                                    spender: *spender,
+                                };
                                 plan.add_touched(touch.owner, key, touch.tx_hash);
                             }
                         }

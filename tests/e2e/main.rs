@@ -7,6 +7,7 @@ mod owner_paths;
 mod poller;
 mod rest;
 mod skeleton;
+mod sparse;
 mod sse;
 mod storage;
 mod token_lists;
