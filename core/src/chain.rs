@@ -13,7 +13,9 @@ use alloy::sol_types::SolCall;
 use futures::{StreamExt, TryStreamExt, stream};
 use thiserror::Error;
 
-pub use blocks::{BlockHead, HeadSubscription, MAX_FILTERED_OWNERS, NativeSource, OWNERS_PER_FILTER};
+pub use blocks::{
+    BlockHead, HeadSubscription, MAX_FILTERED_OWNERS, NativeSource, OWNERS_PER_FILTER,
+};
 
 use crate::NATIVE_TOKEN;
 use crate::abi::{IERC20, IERC20Metadata, IMulticall3Helpers};
@@ -267,8 +269,8 @@ impl BalanceReader {
             .extend_calls(decimals);
         self.count("eth_call");
         self.count("eth_call");
-        let (texts, decimals) = futures::try_join!(texts.aggregate3(), decimals.aggregate3())
-            .map_err(rpc_error)?;
+        let (texts, decimals) =
+            futures::try_join!(texts.aggregate3(), decimals.aggregate3()).map_err(rpc_error)?;
         let text = |r: &Result<String, Failure>| match r {
             Ok(s) => Some(s.clone()),
             // A successful call whose data is one word is a bytes32 string.

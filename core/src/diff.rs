@@ -81,7 +81,10 @@ mod tests {
     #[test]
     fn a_first_read_has_no_previous_but_an_insert_was_zero() {
         let new = item(TokenRead::Value(U256::from(7)), 6);
-        assert_eq!(feed_entry(None, &new, 1, true, pos()).unwrap().previous, None);
+        assert_eq!(
+            feed_entry(None, &new, 1, true, pos()).unwrap().previous,
+            None
+        );
         // A tracked value that was zero (no item) and is now 7.
         assert_eq!(
             feed_entry(None, &new, 1, false, pos()).unwrap().previous,
@@ -95,7 +98,9 @@ mod tests {
         assert_eq!(feed_entry(None, &zero, 1, true, pos()), None);
         let old = item(TokenRead::Value(U256::from(3)), 5);
         assert_eq!(
-            feed_entry(Some(&old), &zero, 2, false, pos()).unwrap().previous,
+            feed_entry(Some(&old), &zero, 2, false, pos())
+                .unwrap()
+                .previous,
             Some(U256::from(3))
         );
         // From unreadable to zero: the client showed an error, so zero is news.
@@ -127,7 +132,9 @@ mod tests {
         let old = item(TokenRead::Failed, 5);
         let new = item(TokenRead::Value(U256::from(1)), 6);
         assert_eq!(
-            feed_entry(Some(&old), &new, 1, false, pos()).unwrap().previous,
+            feed_entry(Some(&old), &new, 1, false, pos())
+                .unwrap()
+                .previous,
             None
         );
     }

@@ -125,10 +125,10 @@ impl AllBalances {
             }
             let amount = balance.and_then(|r| r.value()).unwrap_or_default();
             snapshot.balances.insert(name.clone(), amount.to_string());
-            if detailed.contains(token) {
-                if let Some(metadata) = (view.metadata)(token) {
-                    snapshot.tokens.insert(name.clone(), metadata.clone());
-                }
+            if detailed.contains(token)
+                && let Some(metadata) = (view.metadata)(token)
+            {
+                snapshot.tokens.insert(name.clone(), metadata.clone());
             }
             if *token == crate::NATIVE_TOKEN {
                 continue;

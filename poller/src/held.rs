@@ -52,7 +52,11 @@ impl HeldValues {
     }
 
     /// Replaces what is held for `owner` by what the table holds.
-    pub fn replace_wallet(&mut self, owner: Address, stored: impl IntoIterator<Item = (BalanceKey, TokenRead)>) {
+    pub fn replace_wallet(
+        &mut self,
+        owner: Address,
+        stored: impl IntoIterator<Item = (BalanceKey, TokenRead)>,
+    ) {
         self.drop_wallet(&owner);
         for (key, read) in stored {
             self.set(owner, key, read);

@@ -68,7 +68,12 @@ impl ChainWatcher {
             .try_collect()
             .await?;
         let mut live: Vec<Session> = self.loaded_sessions(&expiring);
-        live.extend(sessions.into_iter().flatten().filter(|s| s.expires_at > now));
+        live.extend(
+            sessions
+                .into_iter()
+                .flatten()
+                .filter(|s| s.expires_at > now),
+        );
         let version = self.sessions_version.unwrap_or(0);
         self.apply_sessions(live, version, cursor_block).await
     }
@@ -87,7 +92,10 @@ impl ChainWatcher {
     async fn reload(&mut self, version: u64, cursor_block: u64) -> Result<(), PollerError> {
         let now = unix_now();
         let sessions = self.table.sessions(self.chain_id).await?;
-        let live: Vec<Session> = sessions.into_iter().filter(|s| s.expires_at > now).collect();
+        let live: Vec<Session> = sessions
+            .into_iter()
+            .filter(|s| s.expires_at > now)
+            .collect();
         // The api refuses new sessions past MAX_SESSIONS_PER_CHAIN by this count. Advisory:
         // a failed write is retried at the next reload, and never holds the set back.
         if let Err(error) = self
@@ -130,7 +138,11 @@ impl ChainWatcher {
             self.held.drop_wallet(owner);
         }
         if !change.dropped.is_empty() {
-            info!(chain = self.chain_id, wallets = change.dropped.len(), "sessions expired; no longer watched");
+            info!(
+                chain = self.chain_id,
+                wallets = change.dropped.len(),
+                "sessions expired; no longer watched"
+            );
         }
         for (owner, token) in &change.untracked {
             self.held.drop_token(owner, token);
@@ -153,7 +165,11 @@ impl ChainWatcher {
             .reads
             .retain(|(_, key), _| !self.unreadable.contains(&key.token()));
         if !first_reads.is_empty() {
-            info!(chain = self.chain_id, values = first_reads.len(), "newly tracked values to read");
+            info!(
+                chain = self.chain_id,
+                values = first_reads.len(),
+                "newly tracked values to read"
+            );
         }
         self.pending.merge(first_reads);
         self.next_expiry = live.iter().map(|s| s.expires_at).min().unwrap_or(u64::MAX);
@@ -204,7 +220,11 @@ impl ChainWatcher {
     /// Replaces what is held for each of `owners` by what the table holds for the tokens it
     /// tracks (the api wrote their initial values): one query per wallet, folded in as it
     /// arrives.
-    async fn learn(&mut self, owners: &BTreeSet<Address>, next: &WatchedSet) -> Result<(), PollerError> {
+    async fn learn(
+        &mut self,
+        owners: &BTreeSet<Address>,
+        next: &WatchedSet,
+    ) -> Result<(), PollerError> {
         let table = &self.table;
         let chain_id = self.chain_id;
         let mut stored = stream::iter(owners.iter().copied())

@@ -123,10 +123,11 @@ impl WatchedSet {
 
     fn wallet_tracks(&self, wallet: &WalletWatch, token: &Address) -> bool {
         wallet.named.contains(token)
-            || wallet
-                .lists
-                .keys()
-                .any(|url| self.lists.get(url).is_some_and(|l| l.tokens.contains(token)))
+            || wallet.lists.keys().any(|url| {
+                self.lists
+                    .get(url)
+                    .is_some_and(|l| l.tokens.contains(token))
+            })
     }
 
     /// Every token `owner` tracks.
@@ -145,10 +146,10 @@ impl WatchedSet {
 
     /// Adds a token found by discovery to a wallet.
     pub fn add_discovered(&mut self, owner: &Address, token: Address) {
-        if let Some(wallet) = self.wallets.get_mut(owner) {
-            if wallet.named.insert(token) {
-                wallet.discovered += 1;
-            }
+        if let Some(wallet) = self.wallets.get_mut(owner)
+            && wallet.named.insert(token)
+        {
+            wallet.discovered += 1;
         }
     }
 
@@ -177,8 +178,9 @@ impl WatchedSet {
         }
         for (owner, wallet) in &next.wallets {
             let before = self.wallets.get(owner);
-            let session_changed = before
-                .is_none_or(|b| (b.revision, b.complete_revision) != (wallet.revision, wallet.complete_revision));
+            let session_changed = before.is_none_or(|b| {
+                (b.revision, b.complete_revision) != (wallet.revision, wallet.complete_revision)
+            });
             if session_changed {
                 change.learn.insert(*owner);
             }
@@ -241,8 +243,11 @@ impl WatchedSet {
                 let new_tokens: BTreeSet<Address> =
                     next.tokens(owner).difference(&known).copied().collect();
                 next.add_first_reads(*owner, new_tokens, &wallet.spenders, &mut change);
-                let new_spenders: BTreeSet<Address> =
-                    wallet.spenders.difference(&before.spenders).copied().collect();
+                let new_spenders: BTreeSet<Address> = wallet
+                    .spenders
+                    .difference(&before.spenders)
+                    .copied()
+                    .collect();
                 for token in known.into_iter().filter(|t| *t != NATIVE_TOKEN) {
                     for spender in &new_spenders {
                         change.first_reads.add_first(
@@ -302,7 +307,9 @@ impl WatchedSet {
         change: &mut WatchChange,
     ) {
         for token in tokens {
-            change.first_reads.add_first(owner, BalanceKey::Balance { token });
+            change
+                .first_reads
+                .add_first(owner, BalanceKey::Balance { token });
             if token == NATIVE_TOKEN {
                 continue;
             }
@@ -354,7 +361,10 @@ mod tests {
     fn set(sessions: &[Session], lists: &[(&str, Arc<ListTokens>)]) -> WatchedSet {
         WatchedSet::new(
             sessions,
-            lists.iter().map(|(u, l)| (u.to_string(), l.clone())).collect(),
+            lists
+                .iter()
+                .map(|(u, l)| (u.to_string(), l.clone()))
+                .collect(),
             None,
         )
     }
@@ -372,7 +382,10 @@ mod tests {
 
     #[test]
     fn a_wallet_tracks_its_lists_named_tokens_and_native() {
-        let watched = set(&[session(ALICE, 1, &[9], &[(URL, 1)])], &[(URL, list(1, &[1, 2]))]);
+        let watched = set(
+            &[session(ALICE, 1, &[9], &[(URL, 1)])],
+            &[(URL, list(1, &[1, 2]))],
+        );
         for t in [token(1), token(2), token(9), NATIVE_TOKEN] {
             assert!(watched.tracks(&ALICE, &t), "{t}");
         }
@@ -385,7 +398,10 @@ mod tests {
 
     #[test]
     fn a_first_load_is_the_baseline_learned_from_the_table() {
-        let next = set(&[session(ALICE, 1, &[9], &[(URL, 1)])], &[(URL, list(2, &[1]))]);
+        let next = set(
+            &[session(ALICE, 1, &[9], &[(URL, 1)])],
+            &[(URL, list(2, &[1]))],
+        );
         let change = WatchedSet::default().changes(&next, true);
         assert_eq!(change.learn, [ALICE].into());
         assert!(change.first_reads.is_empty());
@@ -396,7 +412,10 @@ mod tests {
         let lists = [(URL, list(1, &[1, 2]))];
         let before = set(&[session(BOB, 1, &[], &[(URL, 1)])], &lists);
         let next = set(
-            &[session(BOB, 1, &[], &[(URL, 1)]), session(ALICE, 1, &[9], &[(URL, 1)])],
+            &[
+                session(BOB, 1, &[], &[(URL, 1)]),
+                session(ALICE, 1, &[9], &[(URL, 1)]),
+            ],
             &lists,
         );
         let change = before.changes(&next, false);
@@ -408,11 +427,17 @@ mod tests {
     #[test]
     fn a_list_version_reaches_every_follower_once_computed() {
         let before = set(
-            &[session(ALICE, 1, &[], &[(URL, 1)]), session(BOB, 1, &[2], &[(URL, 1)])],
+            &[
+                session(ALICE, 1, &[], &[(URL, 1)]),
+                session(BOB, 1, &[2], &[(URL, 1)]),
+            ],
             &[(URL, list(1, &[1, 2]))],
         );
         let next = set(
-            &[session(ALICE, 1, &[], &[(URL, 1)]), session(BOB, 1, &[2], &[(URL, 1)])],
+            &[
+                session(ALICE, 1, &[], &[(URL, 1)]),
+                session(BOB, 1, &[2], &[(URL, 1)]),
+            ],
             &[(URL, list(2, &[1, 3]))],
         );
         let change = before.changes(&next, false);
@@ -430,9 +455,15 @@ mod tests {
     fn a_session_read_at_an_older_list_version_gets_the_difference() {
         // ALICE's session was created while the list was at generation 1; by the time the
         // poller loads it, the list is at 2.
-        let before = set(&[session(BOB, 1, &[], &[(URL, 1)])], &[(URL, list(1, &[1]))]);
+        let before = set(
+            &[session(BOB, 1, &[], &[(URL, 1)])],
+            &[(URL, list(1, &[1]))],
+        );
         let next = set(
-            &[session(BOB, 1, &[], &[(URL, 1)]), session(ALICE, 1, &[], &[(URL, 1)])],
+            &[
+                session(BOB, 1, &[], &[(URL, 1)]),
+                session(ALICE, 1, &[], &[(URL, 1)]),
+            ],
             &[(URL, list(2, &[1, 4]))],
         );
         let change = before.changes(&next, false);

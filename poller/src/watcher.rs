@@ -18,7 +18,7 @@ use live_balances::NATIVE_TOKEN;
 use live_balances::chain::{BalanceReader, NativeSource};
 use live_balances::clock::unix_now;
 use live_balances::config::{NativeBalances, Settings};
-use live_balances::model::{BalanceKey, ChainCursor, CURSOR_RECENT_BLOCKS};
+use live_balances::model::{BalanceKey, CURSOR_RECENT_BLOCKS, ChainCursor};
 use live_balances::plan::{ReadPlan, touches};
 use live_balances::storage::Table;
 use live_balances::sweep::Sweep;
@@ -193,7 +193,8 @@ impl ChainWatcher {
             native = self.native.name(),
             "resuming from cursor"
         );
-        self.metrics.set_native_source(self.chain_id, self.native.name());
+        self.metrics
+            .set_native_source(self.chain_id, self.native.name());
         let mut failures = 0u32;
         loop {
             let outcome = match self.step(&mut cursor).await {
@@ -313,7 +314,9 @@ impl ChainWatcher {
             return self.rewind(cursor, head).await.map(|_| Step::Behind);
         }
         let from = cursor.block + 1;
-        let to = head.number.min(cursor.block + self.settings.max_block_range);
+        let to = head
+            .number
+            .min(cursor.block + self.settings.max_block_range);
         let first = if from == head.number {
             head
         } else {
@@ -331,9 +334,11 @@ impl ChainWatcher {
         let mut plan = std::mem::take(&mut self.pending);
         // The catch-up's older logs first: the range's own touches then name the latest
         // transaction of each value.
-        self.catch_up_reads(from.saturating_sub(1), &mut plan).await?;
+        self.catch_up_reads(from.saturating_sub(1), &mut plan)
+            .await?;
         let logs = self.log_reads(from, to, &mut plan).await?;
-        self.native_reads(from, to, &first, &last, &mut plan).await?;
+        self.native_reads(from, to, &first, &last, &mut plan)
+            .await?;
         self.sweep_reads(&mut plan);
         let rescanned = self.rescan_reads(&mut plan);
         self.discover(&mut plan).await?;
@@ -392,7 +397,12 @@ impl ChainWatcher {
         self.table.take_rescans(self.chain_id, &rescanned).await?;
         self.last_step = Instant::now();
         if !plan.is_empty() {
-            debug!(chain = self.chain_id, block = cursor.block, reads = plan.len(), "quiet step");
+            debug!(
+                chain = self.chain_id,
+                block = cursor.block,
+                reads = plan.len(),
+                "quiet step"
+            );
         }
         Ok(())
     }
@@ -463,7 +473,10 @@ impl ChainWatcher {
                         }
                     }
                     BalanceKey::Allowance { spender, .. } => {
-                        if self.watched.tracks_allowance(&touch.owner, &token, &spender) {
+                        if self
+                            .watched
+                            .tracks_allowance(&touch.owner, &token, &spender)
+                        {
                             plan.add_touched(touch.owner, touch.key, touch.tx_hash);
                         }
                     }
@@ -475,14 +488,24 @@ impl ChainWatcher {
     /// For wallets learned from the table since the last step: the events between the block
     /// their values were read at and this poller's cursor (`through`), which the poller
     /// processed before it watched them; and their native balance.
-    async fn catch_up_reads(&mut self, through: u64, plan: &mut ReadPlan) -> Result<(), PollerError> {
+    async fn catch_up_reads(
+        &mut self,
+        through: u64,
+        plan: &mut ReadPlan,
+    ) -> Result<(), PollerError> {
         let pending = std::mem::take(&mut self.catch_up);
         if pending.is_empty() {
             return Ok(());
         }
         let wallets: BTreeSet<Address> = pending.iter().map(|(o, _)| *o).collect();
         for owner in &wallets {
-            plan.add_touched(*owner, BalanceKey::Balance { token: NATIVE_TOKEN }, None);
+            plan.add_touched(
+                *owner,
+                BalanceKey::Balance {
+                    token: NATIVE_TOKEN,
+                },
+                None,
+            );
         }
         let start = pending.iter().map(|(_, b)| *b).min().unwrap_or(through + 1);
         if start > through {
@@ -492,7 +515,14 @@ impl ChainWatcher {
         let owners: Vec<Address> = wallets.iter().copied().collect();
         let logs = self.reader.owner_logs(start, through, &owners).await?;
         self.plan_touches(&logs, Some(&wallets), plan);
-        debug!(chain = self.chain_id, wallets = wallets.len(), from = start, to = through, logs = logs.len(), "caught up");
+        debug!(
+            chain = self.chain_id,
+            wallets = wallets.len(),
+            from = start,
+            to = through,
+            logs = logs.len(),
+            "caught up"
+        );
         Ok(())
     }
 
@@ -523,7 +553,13 @@ impl ChainWatcher {
             let accounts = self.reader.native_changes(&head, self.native).await?;
             for account in accounts {
                 if self.watched.wallet(&account).is_some() {
-                    plan.add_touched(account, BalanceKey::Balance { token: NATIVE_TOKEN }, None);
+                    plan.add_touched(
+                        account,
+                        BalanceKey::Balance {
+                            token: NATIVE_TOKEN,
+                        },
+                        None,
+                    );
                 }
             }
         }
@@ -534,7 +570,9 @@ impl ChainWatcher {
     /// every step and the others spread over the native poll interval.
     fn wallet_native_reads(&mut self, plan: &mut ReadPlan, all: bool) {
         let now = unix_now();
-        let native = BalanceKey::Balance { token: NATIVE_TOKEN };
+        let native = BalanceKey::Balance {
+            token: NATIVE_TOKEN,
+        };
         let mut others = std::collections::BTreeMap::new();
         for (owner, wallet) in self.watched.wallets() {
             if all || wallet.streaming_until > now {
@@ -601,7 +639,10 @@ impl ChainWatcher {
         let (number, hash) = match ancestor {
             Some(found) => found,
             None => {
-                let oldest = cursor.recent.first().map_or(0, |(n, _)| n.saturating_sub(1));
+                let oldest = cursor
+                    .recent
+                    .first()
+                    .map_or(0, |(n, _)| n.saturating_sub(1));
                 let block = self.head(oldest.into()).await?;
                 for (owner, key) in self.held.all().keys() {
                     self.pending.add_touched(*owner, *key, None);
@@ -647,7 +688,9 @@ impl ChainWatcher {
         self.reader
             .head(tag)
             .await?
-            .ok_or(PollerError::MissingBlock(tag.as_number().unwrap_or_default()))
+            .ok_or(PollerError::MissingBlock(
+                tag.as_number().unwrap_or_default(),
+            ))
     }
 }
 

@@ -138,14 +138,22 @@ impl ChainWatcher {
                     now + UNREADABLE_FOR_SECS,
                 )
                 .await?;
-            info!(chain = self.chain_id, tokens = unreadable.len(), "tokens whose reads fail for every holder");
+            info!(
+                chain = self.chain_id,
+                tokens = unreadable.len(),
+                "tokens whose reads fail for every holder"
+            );
             self.unreadable.extend(unreadable.iter().copied());
         }
         Ok(unreadable.into_iter().collect())
     }
 
     /// Records tokens seen changing without an event, so the frequent sweep covers them.
-    async fn mark_silent(&mut self, tokens: BTreeSet<Address>, now: u64) -> Result<(), PollerError> {
+    async fn mark_silent(
+        &mut self,
+        tokens: BTreeSet<Address>,
+        now: u64,
+    ) -> Result<(), PollerError> {
         let new: Vec<Address> = tokens
             .into_iter()
             .filter(|t| self.held.mark_silent(*t))
@@ -155,7 +163,12 @@ impl ChainWatcher {
         }
         info!(chain = self.chain_id, tokens = ?new, "balances changed without an event: swept every snapshot interval from now on");
         self.table
-            .record_token_fact(self.chain_id, TokenFact::Silent, &new, now + SILENT_FOR_SECS)
+            .record_token_fact(
+                self.chain_id,
+                TokenFact::Silent,
+                &new,
+                now + SILENT_FOR_SECS,
+            )
             .await?;
         Ok(())
     }
@@ -174,13 +187,23 @@ impl ChainWatcher {
                 by_owner.entry(owner).or_default().insert(token);
             }
         }
-        let all: Vec<Address> = by_owner.values().flatten().copied().collect::<BTreeSet<_>>().into_iter().collect();
+        let all: Vec<Address> = by_owner
+            .values()
+            .flatten()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let now = unix_now();
         let mut metadata = self
             .table
             .cached_token_metadata(self.chain_id, &all, now)
             .await?;
-        let missing: Vec<Address> = all.iter().filter(|t| !metadata.contains_key(*t)).copied().collect();
+        let missing: Vec<Address> = all
+            .iter()
+            .filter(|t| !metadata.contains_key(*t))
+            .copied()
+            .collect();
         if !missing.is_empty() {
             let read = self.reader.metadata(&missing).await?;
             let entries: Vec<_> = missing.into_iter().zip(read).collect();
@@ -193,7 +216,10 @@ impl ChainWatcher {
             let Some(wallet) = self.watched.wallet(&owner) else {
                 continue;
             };
-            let room = self.settings.max_discovered.saturating_sub(wallet.discovered);
+            let room = self
+                .settings
+                .max_discovered
+                .saturating_sub(wallet.discovered);
             // Only tokens that describe themselves as one: an address without metadata is
             // not worth a place in the wallet's bounded set.
             let tokens: BTreeSet<Address> = tokens
@@ -217,7 +243,13 @@ impl ChainWatcher {
                 self.watched.add_discovered(&owner, token);
                 plan.add_first(owner, BalanceKey::Balance { token });
                 for spender in &spenders {
-                    plan.add_first(owner, BalanceKey::Allowance { token, spender: *spender });
+                    plan.add_first(
+                        owner,
+                        BalanceKey::Allowance {
+                            token,
+                            spender: *spender,
+                        },
+                    );
                 }
             }
         }

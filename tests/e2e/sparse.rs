@@ -38,8 +38,12 @@ async fn a_spenders_transfer_from_lowers_the_allowance_with_the_balance() -> any
     let (actor, token) = env.actor_with_token(1_000_000).await?;
     let owner = Wallet::fresh(&env.stack.rpc_url).await?;
     let spender = Wallet::fresh(&env.stack.rpc_url).await?;
-    actor.transfer(token, owner.address, U256::from(500)).await?;
-    owner.approve(token, spender.address, U256::from(100)).await?;
+    actor
+        .transfer(token, owner.address, U256::from(500))
+        .await?;
+    owner
+        .approve(token, spender.address, U256::from(100))
+        .await?;
     env.watch(
         &lower(&owner.address),
         &json!({"customTokens": [lower(&token)], "spenders": [lower(&spender.address)]})
@@ -83,7 +87,10 @@ async fn a_spenders_transfer_from_lowers_the_allowance_with_the_balance() -> any
     assert_eq!(allowance.data["spender"], lower(&spender.address));
     // Read together, in the same step as the transfer that caused both.
     assert_eq!(allowance.data["blockNumber"], balance.data["blockNumber"]);
-    assert_eq!(allowance.data["txHash"], receipt.transaction_hash.to_string());
+    assert_eq!(
+        allowance.data["txHash"],
+        receipt.transaction_hash.to_string()
+    );
     Ok(())
 }
 
@@ -103,7 +110,8 @@ async fn a_listed_zero_turns_non_zero_and_drops_back_to_zero_storing_only_what_i
             (chain, lower(&idle), "IDLE".into(), 18),
         ]),
     );
-    env.watch(&lower(&owner.address), &list_body(&[url])).await?;
+    env.watch(&lower(&owner.address), &list_body(&[url]))
+        .await?;
     // Nothing but the wallet's ETH is stored: both listed tokens are zero.
     let items = stored(env, owner.address).await?;
     assert_eq!(
@@ -181,8 +189,11 @@ async fn a_new_list_version_reaches_sessions_and_open_streams() -> anyhow::Resul
         token_list(&[entry(&kept, "KEPT"), entry(&added, "ADD")]),
     );
     tokio::time::sleep(Duration::from_secs(4)).await;
-    env.watch(&lower(&fresh_owner()), &list_body(std::slice::from_ref(&url)))
-        .await?;
+    env.watch(
+        &lower(&fresh_owner()),
+        &list_body(std::slice::from_ref(&url)),
+    )
+    .await?;
     let fresh = sse
         .wait_for("a snapshot of the new version", |e| {
             e.event == "all_balances" && e.data["balances"][lower(&dropped)].is_null()
@@ -271,7 +282,10 @@ async fn tokens_coming_into_a_wallet_with_discovery_on_are_tracked() -> anyhow::
         })
         .await?;
     assert_eq!(found.data["balance"], "77");
-    assert!(found.data["previousBalance"].is_null(), "seen for the first time");
+    assert!(
+        found.data["previousBalance"].is_null(),
+        "seen for the first time"
+    );
 
     let session = |wallet: Address| async move {
         let (_, session): (u16, Value) = env

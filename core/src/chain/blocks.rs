@@ -165,12 +165,7 @@ impl BalanceReader {
             return NativeSource::CallTracer;
         }
         self.count("trace_block");
-        if self
-            .provider
-            .trace_block(BlockId::latest())
-            .await
-            .is_ok()
-        {
+        if self.provider.trace_block(BlockId::latest()).await.is_ok() {
             return NativeSource::ParityTraces;
         }
         NativeSource::Reads

@@ -67,10 +67,7 @@ impl Table {
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":read", s(read_text(&item.read)))
             .expression_attribute_values(":block", n(item.block))
-            .expression_attribute_values(
-                ":rewound",
-                n(how.rewound_above.unwrap_or(u64::MAX)),
-            )
+            .expression_attribute_values(":rewound", n(how.rewound_above.unwrap_or(u64::MAX)))
             .expression_attribute_values(":chain", n(item.chain_id))
             .expression_attribute_values(":owner", s(lower(&item.owner)))
             .expression_attribute_values(":token", s(lower(&item.key.token())))
@@ -102,14 +99,16 @@ impl Table {
         let condition = if zero {
             sets.push("#ttl = :expires");
             removes.push("#first");
-            request =
-                request.expression_attribute_values(":expires", n(how.tombstone_expires_at));
+            request = request.expression_attribute_values(":expires", n(how.tombstone_expires_at));
             "attribute_exists(pk) AND #read <> :read AND (#block <= :block OR #block > :rewound)"
         } else {
             removes.push("#ttl");
             if how.first_read {
                 sets.push("#first = :first");
-                request = request.expression_attribute_values(":first", aws_sdk_dynamodb::types::AttributeValue::Bool(true));
+                request = request.expression_attribute_values(
+                    ":first",
+                    aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+                );
             } else {
                 removes.push("#first");
             }

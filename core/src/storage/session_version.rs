@@ -58,7 +58,10 @@ impl Table {
         let rescans = match item.get("rescans") {
             Some(AttributeValue::Ss(owners)) => owners
                 .iter()
-                .map(|o| parse_address(o).map_err(|e| StorageError::corrupt(keys::version_pk(chain_id), e)))
+                .map(|o| {
+                    parse_address(o)
+                        .map_err(|e| StorageError::corrupt(keys::version_pk(chain_id), e))
+                })
                 .collect::<Result<_, _>>()?,
             _ => BTreeSet::new(),
         };
@@ -66,7 +69,11 @@ impl Table {
     }
 
     /// Queues a re-read of the wallet's whole token set for the poller.
-    pub(crate) async fn add_rescan(&self, chain_id: u64, owner: &Address) -> Result<(), StorageError> {
+    pub(crate) async fn add_rescan(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+    ) -> Result<(), StorageError> {
         self.update(keys::version_pk(chain_id), SK)
             .update_expression("ADD #rescans :owner")
             .expression_attribute_names("#rescans", "rescans")

@@ -50,7 +50,10 @@ impl Table {
             removes.push("#discovered");
         }
         let mut request = self
-            .update(keys::session_pk(next.chain_id), keys::session_sk(&next.owner))
+            .update(
+                keys::session_pk(next.chain_id),
+                keys::session_sk(&next.owner),
+            )
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_names("#chain", "chain_id")
@@ -78,7 +81,12 @@ impl Table {
             .expression_attribute_values(":read_block", n(next.read_block))
             .expression_attribute_values(":revision", n(next.revision));
         for (attribute, set, placeholder, values) in [
-            ("#tokens", "#tokens = :tokens", ":tokens", string_set(&next.custom_tokens)),
+            (
+                "#tokens",
+                "#tokens = :tokens",
+                ":tokens",
+                string_set(&next.custom_tokens),
+            ),
             (
                 "#spenders",
                 "#spenders = :spenders",
@@ -173,9 +181,7 @@ impl Table {
         let result = self
             .update(keys::session_pk(chain_id), keys::session_sk(owner))
             .update_expression("SET #expires = :exp, #ttl = :exp, #streaming = :streaming")
-            .condition_expression(
-                "attribute_exists(pk) AND #expires > :now AND #expires < :exp",
-            )
+            .condition_expression("attribute_exists(pk) AND #expires > :now AND #expires < :exp")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_names("#expires", "expires_at")
             .expression_attribute_names("#streaming", "streaming_until")

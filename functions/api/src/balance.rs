@@ -150,7 +150,10 @@ pub async fn batch(
         .collect();
     // Values are sparse: a tracked token without an item is a zero the poller keeps current.
     let watched = sessions::tracked_tokens(state, chain_id, &owner).await?;
-    if tokens.iter().any(|t| watched.contains(t) && !tracked.contains_key(t)) {
+    if tokens
+        .iter()
+        .any(|t| watched.contains(t) && !tracked.contains_key(t))
+    {
         let block = state.table.cursor(chain_id).await?.map_or(0, |c| c.block);
         for token in tokens.iter().filter(|t| watched.contains(*t)) {
             tracked.entry(*token).or_insert(BalanceItem {

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alloy::primitives::Address;
+use live_balances::NATIVE_TOKEN;
 use live_balances::chains::native_metadata;
 use live_balances::clock::unix_now;
 use live_balances::storage::{CachedListHead, StorageError, Table, TokenFact};
 use live_balances::token::TokenMetadata;
-use live_balances::NATIVE_TOKEN;
 use tokio::time::Instant;
 
 /// How long the chain's unreadable tokens are taken as known (they change when a session
@@ -39,7 +39,12 @@ pub struct ListVersion {
 }
 
 impl ListVersion {
-    pub fn new(url: &str, name: &str, generation: u64, tokens: &[(Address, TokenMetadata)]) -> Self {
+    pub fn new(
+        url: &str,
+        name: &str,
+        generation: u64,
+        tokens: &[(Address, TokenMetadata)],
+    ) -> Self {
         Self {
             url: url.to_string(),
             name: name.to_string(),
@@ -181,18 +186,14 @@ impl Catalog {
                     found.insert(*token, native_metadata(chain_id));
                     continue;
                 }
-                match c
-                    .metadata
-                    .get(&(chain_id, *token))
-                    .filter(|(at, m)| {
-                        at.elapsed()
-                            < if m.is_some() {
-                                METADATA_FRESH
-                            } else {
-                                NO_METADATA_FRESH
-                            }
-                    })
-                {
+                match c.metadata.get(&(chain_id, *token)).filter(|(at, m)| {
+                    at.elapsed()
+                        < if m.is_some() {
+                            METADATA_FRESH
+                        } else {
+                            NO_METADATA_FRESH
+                        }
+                }) {
                     Some((_, Some(m))) => {
                         found.insert(*token, m.clone());
                     }

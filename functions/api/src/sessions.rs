@@ -150,7 +150,9 @@ pub async fn upsert(
     };
     let resolved = started.elapsed();
     for _ in 0..WRITE_ATTEMPTS {
-        if let Some(mut view) = add(state, chain_id, owner, &addition, &requested, mode, started).await? {
+        if let Some(mut view) =
+            add(state, chain_id, owner, &addition, &requested, mode, started).await?
+        {
             view.lists = requested.summaries;
             tracing::debug!(chain = chain_id, owner = %owner, resolve_ms = resolved.as_millis() as u64, "lists resolved");
             return Ok(body::json(StatusCode::OK, &view));
@@ -195,7 +197,10 @@ async fn add(
     if after.len() > max_tokens {
         return Err(ApiError::TooManyTokens(max_tokens));
     }
-    let known_spenders = live.as_ref().map(|s| s.spenders.clone()).unwrap_or_default();
+    let known_spenders = live
+        .as_ref()
+        .map(|s| s.spenders.clone())
+        .unwrap_or_default();
     let keys = untracked_keys(&before, &known_spenders, &after, &next.spenders);
     if let Some(live) = live.as_ref().filter(|l| adds_nothing(l, &next)) {
         // Another tab of the same wallet asking for what the session already has: it only
@@ -314,7 +319,13 @@ async fn add(
     );
     let named_metadata = named_metadata(state, &next, weth, &requested.named_metadata).await?;
     Ok(Some(SessionView::new(
-        state, &next, &after, block, &versions, &named_metadata, &held,
+        state,
+        &next,
+        &after,
+        block,
+        &versions,
+        &named_metadata,
+        &held,
     )))
 }
 
@@ -403,7 +414,12 @@ async fn unreadable_tokens(
         // Tried again a day later: a token may start working (a proxy upgraded).
         state
             .table
-            .record_token_fact(chain_id, TokenFact::Unreadable, &unreadable, unix_now() + 86_400)
+            .record_token_fact(
+                chain_id,
+                TokenFact::Unreadable,
+                &unreadable,
+                unix_now() + 86_400,
+            )
             .await?;
         state.catalog.add_unreadable(chain_id, &unreadable);
     }
@@ -486,7 +502,9 @@ impl SessionView {
                     .keys()
                     .filter_map(|url| versions.get(url))
                     .find_map(|l| l.metadata.get(t));
-                listed.or_else(|| named.get(t)).map(|m| (lower(t), m.clone()))
+                listed
+                    .or_else(|| named.get(t))
+                    .map(|m| (lower(t), m.clone()))
             })
             .collect();
         Self {

@@ -54,8 +54,7 @@ pub async fn take(
     let weth = state.settings.chains.get(&chain_id).and_then(|c| c.weth);
     let versions: HashMap<&str, &Arc<ListVersion>> =
         lists.iter().map(|l| (l.url.as_str(), l)).collect();
-    let tokens =
-        session.tracked_tokens(|url| versions.get(url).map(|v| v.tokens.as_slice()), weth);
+    let tokens = session.tracked_tokens(|url| versions.get(url).map(|v| v.tokens.as_slice()), weth);
     let named: BTreeSet<Address> = session.named_tokens(weth);
     let named_metadata = state
         .catalog
@@ -93,7 +92,10 @@ pub async fn take(
         position,
         balances,
         shown,
-        lists: lists.iter().map(|l| (l.url.clone(), l.generation)).collect(),
+        lists: lists
+            .iter()
+            .map(|l| (l.url.clone(), l.generation))
+            .collect(),
     })
 }
 
