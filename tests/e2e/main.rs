@@ -8,6 +8,7 @@ mod poller;
 mod rest;
 mod resume_by_query;
 mod skeleton;
+mod sparse;
 mod sse;
 mod storage;
 mod token_lists;

@@ -99,8 +99,10 @@ impl Environment {
                 ("HEAD_POLL_INTERVAL_MS".into(), "100".into()),
                 ("SSE_FEED_INTERVAL_MS".into(), "100".into()),
                 ("SSE_PING_SECS".into(), "2".into()),
-                // A short sweep so the rebasing-token test sees a silent change quickly.
+                // Short sweeps so the rebasing-token test sees a silent change quickly (the
+                // slow sweep finds a token's first silent change, the frequent one the rest).
                 ("SNAPSHOT_INTERVAL".into(), "6".into()),
+                ("SWEEP_ALL_INTERVAL".into(), "6".into()),
                 (
                     "RUST_LOG".into(),
                     "info,poller=debug,local_stack=debug,fanout=debug".into(),

@@ -2,6 +2,7 @@
 
 mod balance;
 mod body;
+mod catalog;
 mod demo;
 mod error;
 mod health;

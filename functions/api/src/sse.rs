@@ -155,13 +155,15 @@ async fn send(tx: &Sender<String>, text: String) -> Result<(), RunEnd> {
 }
 
 impl Stream {
-    /// Sends `all_balances` and returns the feed position it stands at.
+    /// Sends `all_balances` and returns the feed position it stands at, with the versions of
+    /// the lists its tokens came from.
     async fn snapshot(
         &self,
         tx: &Sender<String>,
         shown: &mut ShownValues,
-    ) -> Result<FeedPosition, RunEnd> {
+    ) -> Result<(FeedPosition, Vec<(String, u64)>), RunEnd> {
         let snapshot = snapshot::take(&self.state, self.chain_id, &self.owner).await?;
+        let lists = snapshot.lists.clone();
         send(
             tx,
             SseEvent::AllBalances {
@@ -172,7 +174,7 @@ impl Stream {
         )
         .await?;
         shown.reset_to_snapshot(snapshot.shown);
-        Ok(snapshot.position)
+        Ok((snapshot.position, lists))
     }
 
     async fn run(self, tx: &Sender<String>) -> Result<(), RunEnd> {
@@ -190,6 +192,12 @@ impl Stream {
                 .await?
                 .then(|| p.clone()),
         };
+        tokio::spawn(snapshot::stream_opened(
+            self.state.clone(),
+            self.chain_id,
+            self.owner,
+        ));
+        let mut lists = vec![];
         let mut position = match resumable {
             Some(p) => p,
             None => {
@@ -200,7 +208,9 @@ impl Stream {
                     });
                     send(tx, event.encode()).await?;
                 }
-                self.snapshot(tx, &mut shown).await?
+                let (position, shown_lists) = self.snapshot(tx, &mut shown).await?;
+                lists = shown_lists;
+                position
             }
         };
         let mut feed = interval(self.feed_interval);
@@ -244,13 +254,25 @@ impl Stream {
                 _ = keep_alive.tick() => {
                     let now = unix_now();
                     let expires_at = now + self.session_ttl.as_secs();
-                    if !self.state.table.keep_session_alive(self.chain_id, &self.owner, now, expires_at).await? {
+                    // Vouches for a few keep-alive periods: a poller without traces reads
+                    // this wallet's native balance every block meanwhile.
+                    let streaming_until = now + 3 * self.keep_alive.as_secs();
+                    if !self.state.table.keep_session_alive(self.chain_id, &self.owner, now, expires_at, streaming_until).await? {
                         let event = SseEvent::Error(StreamError {
                             code: "session_expired".into(),
                             message: "the session has expired; create it again".into(),
                         });
                         send(tx, event.encode()).await?;
                         return Ok(());
+                    }
+                    // A list the tokens came from has a new version: tokens were added or
+                    // removed, so the client gets the new set whole.
+                    if !lists.is_empty() && snapshot::lists_moved(&self.state, self.chain_id, &lists).await? {
+                        let (at, shown_lists) = self.snapshot(tx, &mut shown).await?;
+                        lists = shown_lists;
+                        if at > position {
+                            position = at;
+                        }
                     }
                 }
             }
