@@ -156,8 +156,17 @@ async fn main() -> anyhow::Result<()> {
             fast_blocks: plan.scale(20, 60),
             slow_blocks: plan.scale(3, 10),
             busy_blocks: plan.scale(5, 20),
+            reload_blocks: plan.scale(3, 10),
         };
-        let tiers = scale::run(&[1, 1_000, 10_000], windows).await?;
+        // `BENCH_WALLETS=10000` measures only some sizes (profiling one of them).
+        let sizes: Vec<usize> = match std::env::var("BENCH_WALLETS") {
+            Ok(v) if !v.is_empty() => v
+                .split(',')
+                .map(|s| s.trim().parse())
+                .collect::<Result<_, _>>()?,
+            _ => vec![1, 1_000, 10_000],
+        };
+        let tiers = scale::run(&sizes, windows).await?;
         sections.insert("scale".into(), scale::report(&tiers));
         let fanout = sections.get("fanout").cloned().unwrap_or_default();
         sections.insert("table_cost".into(), table_cost::report(&tiers, &fanout));

@@ -79,14 +79,14 @@ pub fn render(s: &Map<String, Value>) -> String {
         for tier in tiers {
             for m in tier["modes"].as_array().into_iter().flatten() {
                 lines.push(format!(
-                    "  poller, {} wallets, {}: start-up {} s; RPC/block {} (1 s blocks) {} (12 s); CPU {} / {} ms per idle block; RSS {} MB (peak {})",
+                    "  poller, {} wallets, {}: start-up {} s; RPC/block {} (1 s blocks) {} (12 s); CPU per idle block {} ms (1 s) {} ms (12 s); RSS {} MB (peak {})",
                     tier["wallets"],
                     m["mode"],
                     m["startup_seconds"],
                     m["idle_1s_blocks"]["rpc_requests_per_block"],
                     m["idle_12s_blocks"]["rpc_requests_per_block"],
-                    m["idle_1s_blocks"]["poller_cpu_ms_per_block"],
-                    m["idle_12s_blocks"]["poller_cpu_ms_per_block"],
+                    m["cpu_ms_per_idle_block"]["1s_blocks"],
+                    m["cpu_ms_per_idle_block"]["12s_blocks"],
                     m["rss_mb"],
                     m["peak_rss_mb"],
                 ));
