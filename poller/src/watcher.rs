@@ -35,8 +35,12 @@ use crate::watched::WatchedSet;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Longest a cursor goes unwritten while the chain is quiet.
 const HEARTBEAT: Duration = Duration::from_secs(30);
-/// Safety-net polling period while a head subscription is live.
+/// Safety-net polling period while a head subscription is live: at least this, and at least
+/// twice the chain's last gap between announced heads (up to the maximum), so a healthy
+/// subscription on a 12 s chain never sets it off — a check due before the next block is
+/// due would cost a request per block and find nothing.
 const SUBSCRIBED_POLL_INTERVAL: Duration = Duration::from_secs(10);
+const MAX_SUBSCRIBED_POLL_INTERVAL: Duration = Duration::from_secs(60);
 /// Longest block range whose blocks are traced one by one for native balance changes; a
 /// longer catch-up reads every watched wallet's native balance once instead.
 const TRACE_RANGE: u64 = 16;
@@ -104,8 +108,11 @@ pub struct ChainWatcher {
     native_sweep: Sweep<Address>,
     last_sweep: Instant,
     last_step: Instant,
-    /// Last time the head was asked for over HTTP.
+    /// Last time the head was asked for over HTTP, or announced by the subscription.
     last_poll: Instant,
+    /// When the subscription last announced a head, and the gap before it.
+    last_announced: Instant,
+    announced_gap: Duration,
     last_progress_log: Instant,
 }
 
@@ -153,6 +160,8 @@ impl ChainWatcher {
             last_sweep: Instant::now(),
             last_step: Instant::now(),
             last_poll: Instant::now(),
+            last_announced: Instant::now(),
+            announced_gap: Duration::ZERO,
             last_progress_log: Instant::now() - HEARTBEAT,
         }
     }
@@ -228,7 +237,7 @@ impl ChainWatcher {
                     let poll = if self.heads.subscribed.load(Ordering::SeqCst) {
                         self.settings
                             .head_poll_interval
-                            .max(SUBSCRIBED_POLL_INTERVAL)
+                            .max(self.safety_poll_interval())
                     } else {
                         self.settings.head_poll_interval
                     };
@@ -291,6 +300,8 @@ impl ChainWatcher {
                 // A head that arrives proves the subscription alive: the safety-net check
                 // is only for one that has gone quiet.
                 self.last_poll = Instant::now();
+                self.announced_gap = self.last_announced.elapsed();
+                self.last_announced = Instant::now();
                 head
             }
             _ if self.heads.subscribed.load(Ordering::SeqCst) && !self.poll_due() => {
@@ -407,11 +418,16 @@ impl ChainWatcher {
         Ok(())
     }
 
+    /// How long a live subscription may stay silent before the head is asked for over HTTP.
+    fn safety_poll_interval(&self) -> Duration {
+        (self.announced_gap * 2).clamp(SUBSCRIBED_POLL_INTERVAL, MAX_SUBSCRIBED_POLL_INTERVAL)
+    }
+
     /// Whether an HTTP head check is due while subscribed: right after a (re)subscription,
     /// which announces nothing produced before it, and then as a periodic safety net.
     fn poll_due(&self) -> bool {
         self.heads.catch_up.swap(false, Ordering::SeqCst)
-            || self.last_poll.elapsed() >= SUBSCRIBED_POLL_INTERVAL
+            || self.last_poll.elapsed() >= self.safety_poll_interval()
     }
 
     /// Adds what the range's logs touch for watched wallets: balances of tracked tokens (a
