@@ -418,9 +418,8 @@ impl ChainWatcher {
         Ok(())
     }
 
-    /// How long a live subscription may stay silent before the head is asked for over HTTP.
     fn safety_poll_interval(&self) -> Duration {
-        (self.announced_gap * 2).clamp(SUBSCRIBED_POLL_INTERVAL, MAX_SUBSCRIBED_POLL_INTERVAL)
+        safety_poll_interval(self.announced_gap)
     }
 
     /// Whether an HTTP head check is due while subscribed: right after a (re)subscription,
@@ -710,6 +709,12 @@ impl ChainWatcher {
     }
 }
 
+/// How long a live subscription may stay silent before the head is asked for over HTTP, given
+/// the last gap between two heads it announced.
+fn safety_poll_interval(announced_gap: Duration) -> Duration {
+    (announced_gap * 2).clamp(SUBSCRIBED_POLL_INTERVAL, MAX_SUBSCRIBED_POLL_INTERVAL)
+}
+
 /// Exponential backoff with jitter, capped.
 fn backoff(failures: u32) -> Duration {
     let base = Duration::from_millis(250)
@@ -742,6 +747,18 @@ async fn wait_or_stop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_healthy_subscription_never_waits_out_its_safety_check() {
+        let second = Duration::from_secs(1);
+        assert_eq!(safety_poll_interval(second), SUBSCRIBED_POLL_INTERVAL);
+        // Mainnet: the next block is due well before the check.
+        assert_eq!(safety_poll_interval(12 * second), 24 * second);
+        assert_eq!(
+            safety_poll_interval(3600 * second),
+            MAX_SUBSCRIBED_POLL_INTERVAL
+        );
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {
