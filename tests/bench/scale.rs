@@ -296,8 +296,13 @@ async fn measure_mode(
         reload: true,
         ..load.clone()
     };
-    let reload_1s =
-        measure_blocks(bench, &reloading, windows.reload_blocks, Duration::from_secs(1)).await?;
+    let reload_1s = measure_blocks(
+        bench,
+        &reloading,
+        windows.reload_blocks,
+        Duration::from_secs(1),
+    )
+    .await?;
     let busy_1s = if windows.busy_blocks > 0 {
         let busy = BlockLoad {
             owners: wallets.iter().map(|(o, _)| *o).collect(),
