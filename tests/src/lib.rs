@@ -1,6 +1,7 @@
-//! End-to-end test harness: one real local stack per test run (DynamoDB Local, anvil,
-//! `cargo lambda watch`, the pump, the poller), shared by every test; tests isolate
-//! themselves with fresh wallets and freshly deployed tokens.
+//! End-to-end test harness: one real local stack per test run (DynamoDB Local, two anvil
+//! chains, `cargo lambda watch`, the pump, the poller), shared by every test; tests isolate
+//! themselves with fresh wallets and freshly deployed tokens. Tests use the default chain
+//! (31337) unless they name the second one ([`Environment::second_chain_id`]).
 
 pub mod browser;
 pub mod dynamodb_faults;
@@ -94,6 +95,7 @@ impl Environment {
             table_name: "live-balances-e2e".into(),
             lambda_concurrency: 24,
             functions_dynamodb_endpoint: Some(function_faults.url.clone()),
+            second_anvil_port: Some(free_port()?),
             extra_env: vec![
                 ("HEAD_POLL_INTERVAL_MS".into(), "100".into()),
                 ("SSE_FEED_INTERVAL_MS".into(), "100".into()),
@@ -234,9 +236,44 @@ impl Environment {
         self.stack.chain_id
     }
 
+    /// The stack's second anvil chain, served by the same api and poller as the first.
+    pub fn second_chain_id(&self) -> anyhow::Result<u64> {
+        Ok(self
+            .stack
+            .second_chain
+            .as_ref()
+            .context("this stack runs one chain")?
+            .chain_id)
+    }
+
+    /// The RPC URL of one of the stack's chains.
+    pub fn rpc_url_of(&self, chain_id: u64) -> anyhow::Result<&str> {
+        if chain_id == self.chain_id() {
+            return Ok(&self.stack.rpc_url);
+        }
+        match &self.stack.second_chain {
+            Some(second) if second.chain_id == chain_id => Ok(&second.rpc_url),
+            _ => bail!("the stack has no chain {chain_id}"),
+        }
+    }
+
+    /// A wallet with its own key and 1,000 ETH on chain `chain_id`.
+    pub async fn fresh_wallet_on(&self, chain_id: u64) -> anyhow::Result<Wallet> {
+        Wallet::fresh(self.rpc_url_of(chain_id)?).await
+    }
+
     /// A wallet with ETH and its own freshly deployed token holding `supply` (raw units).
     pub async fn actor_with_token(&self, supply: u64) -> anyhow::Result<(Wallet, Address)> {
-        let actor = Wallet::fresh(&self.stack.rpc_url).await?;
+        self.actor_with_token_on(self.chain_id(), supply).await
+    }
+
+    /// [`Self::actor_with_token`] on chain `chain_id`.
+    pub async fn actor_with_token_on(
+        &self,
+        chain_id: u64,
+        supply: u64,
+    ) -> anyhow::Result<(Wallet, Address)> {
+        let actor = self.fresh_wallet_on(chain_id).await?;
         let token = actor.deploy_token("Test Token", "TT", 6).await?;
         actor
             .mint(token, actor.address, alloy::primitives::U256::from(supply))
@@ -263,8 +300,13 @@ impl Environment {
 
     /// Creates (or adds to) the session of `owner` on the stack's chain; anything but 200 fails.
     pub async fn watch(&self, owner: &str, body: &str) -> anyhow::Result<()> {
+        self.watch_on(self.chain_id(), owner, body).await
+    }
+
+    /// [`Self::watch`] on chain `chain_id`.
+    pub async fn watch_on(&self, chain_id: u64, owner: &str, body: &str) -> anyhow::Result<()> {
         let (status, reply) = self
-            .post_session(&self.chain_id().to_string(), owner, body)
+            .post_session(&chain_id.to_string(), owner, body)
             .await?;
         anyhow::ensure!(status == 200, "session: {reply}");
         Ok(())
@@ -317,6 +359,7 @@ pub struct Event {
 /// reconnect on its own with `Last-Event-ID` when the server ends the stream.
 pub struct SseClient {
     env: &'static Environment,
+    chain_id: u64,
     owner: String,
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
@@ -327,15 +370,27 @@ pub struct SseClient {
 }
 
 impl SseClient {
-    /// Connects; fails unless the answer is `200 text/event-stream`.
+    /// Connects to the stream of `owner` on the stack's default chain; fails unless the
+    /// answer is `200 text/event-stream`.
     pub async fn connect(
         env: &'static Environment,
         owner: &str,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let body = Self::open(env, owner, last_event_id).await?;
+        Self::connect_on(env, env.chain_id(), owner, last_event_id).await
+    }
+
+    /// [`Self::connect`] to the stream of `owner` on chain `chain_id`.
+    pub async fn connect_on(
+        env: &'static Environment,
+        chain_id: u64,
+        owner: &str,
+        last_event_id: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let body = Self::open(env, chain_id, owner, last_event_id).await?;
         Ok(Self {
             env,
+            chain_id,
             owner: owner.to_string(),
             body,
             buffer: String::new(),
@@ -347,12 +402,13 @@ impl SseClient {
 
     async fn open(
         env: &Environment,
+        chain_id: u64,
         owner: &str,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>> {
         let mut request = env
             .http
-            .get(env.url(&format!("/sse/{}/balances/{owner}", env.chain_id())));
+            .get(env.url(&format!("/sse/{chain_id}/balances/{owner}")));
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
@@ -398,7 +454,13 @@ impl SseClient {
                 Some(Err(_)) | None if self.auto_reconnect => {
                     self.buffer.clear();
                     self.reconnects += 1;
-                    self.body = Self::open(self.env, &self.owner, self.last_id.as_deref()).await?;
+                    self.body = Self::open(
+                        self.env,
+                        self.chain_id,
+                        &self.owner,
+                        self.last_id.as_deref(),
+                    )
+                    .await?;
                 }
                 // `cargo lambda watch` sometimes ends a finished stream by dropping the
                 // connection instead of closing the chunked body.
