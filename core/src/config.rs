@@ -684,7 +684,9 @@ mod tests {
 
     #[test]
     fn chain_secret_refusals_name_keys_never_values() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        /// (case, environment, secret document)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
             ("not json", &[], "https://x.example/KEY {"),
             ("not an object", &[], r#"["https://x.example/KEY"]"#),
             ("a bare string", &[], r#""https://x.example/KEY""#),
