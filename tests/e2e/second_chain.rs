@@ -34,19 +34,9 @@ async fn transfer_on_the_second_chain_reaches_its_sse_client() -> anyhow::Result
     assert_eq!(balances[lower(&token)], "1000000", "{:?}", snapshot.data);
     assert_eq!(balances[lower(&DEVNET_WETH)], "0", "{:?}", snapshot.data);
 
-    let receipt = actor.transfer(token, owner, U256::from(500_000)).await?;
-    let update = sse
-        .wait_for("balance_update of the transfer", |e| {
-            e.event == "balance_update"
-                && e.data["address"] == lower(&token)
-                && e.data["balance"] == "1500000"
-        })
+    actor.transfer(token, owner, U256::from(500_000)).await?;
+    sse.follow_balance(&lower(&token), "1000000", "1500000")
         .await?;
-    assert_eq!(update.data["previousBalance"], "1000000");
-    assert_eq!(update.data["txHash"], receipt.transaction_hash.to_string());
-    let block = receipt.block_number.expect("mined");
-    let read_at = update.data["blockNumber"].as_u64().expect("blockNumber");
-    assert!(read_at >= block, "read at {read_at}, transfer in {block}");
 
     // The session is the second chain's alone: the same wallet has none on the default chain.
     let table = env.stack.table().await;
@@ -66,13 +56,16 @@ async fn health_reports_both_chains() -> anyhow::Result<()> {
             .unwrap_or_default()
     };
 
-    let url = env.url("/health");
-    let health = local_stack::stack::wait_for("api health", e2e::DEADLINE, || async {
-        let (status, body) = env.json_request(|| env.http.get(&url)).await?;
-        anyhow::ensure!(status == 200, "{status}: {body}");
-        Ok(body)
-    })
-    .await?;
+    let healthy = |what: &'static str, url: String| async move {
+        local_stack::stack::wait_for(what, e2e::DEADLINE, || async {
+            let (status, body) = env.json_request(|| env.http.get(&url)).await?;
+            anyhow::ensure!(status == 200, "{status}: {body}");
+            Ok(body)
+        })
+        .await
+    };
+
+    let health = healthy("api health", env.url("/health")).await?;
     assert_eq!(ids(&health, "chainId"), chains, "{health}");
     for chain in health["chains"].as_array().into_iter().flatten() {
         assert_eq!(chain["ok"], true, "{health}");
@@ -80,13 +73,7 @@ async fn health_reports_both_chains() -> anyhow::Result<()> {
     }
 
     // One poller process watches both.
-    let url = format!("{}/health", env.stack.poller_url);
-    let poller = local_stack::stack::wait_for("poller health", e2e::DEADLINE, || async {
-        let (status, body) = env.json_request(|| env.http.get(&url)).await?;
-        anyhow::ensure!(status == 200, "{status}: {body}");
-        Ok(body)
-    })
-    .await?;
+    let poller = healthy("poller health", format!("{}/health", env.stack.poller_url)).await?;
     assert_eq!(ids(&poller, "chain"), chains, "{poller}");
     Ok(())
 }
