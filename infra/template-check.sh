@@ -132,9 +132,11 @@ print("template-check: no chain endpoint in any function or task environment (an
 PY
 
 # `sam build` compiles both functions for arm64 with cargo-lambda and zig, as a deploy would.
+# `--language-extensions` lets it read past Fn::ForEach (the built template keeps the loop, which
+# CloudFormation expands at deploy with the real ChainIds).
 if [ "${SKIP_SAM_BUILD:-0}" != 1 ]; then
   build_dir="$PWD/target/sam-build"
-  PATH="$bin:$PATH" "$bin/sam" build --region us-east-1 --build-dir "$build_dir" --cache-dir "$PWD/target/sam-cache" >/dev/null
+  PATH="$bin:$PATH" "$bin/sam" build --language-extensions --region us-east-1 --build-dir "$build_dir" --cache-dir "$PWD/target/sam-cache" >/dev/null
   for fn in ApiFunction FanoutFunction; do
     artifact="$build_dir/$fn/bootstrap"
     if ! od -An -tx1 -j18 -N2 "$artifact" 2>/dev/null | grep -q "b7 00"; then
