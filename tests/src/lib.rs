@@ -166,10 +166,12 @@ impl Environment {
         Ok(())
     }
 
-    /// The poller's RPC requests so far, by method (from its `/metrics`).
+    /// The poller's RPC requests so far to the default chain, by method (from its `/metrics`;
+    /// the second chain's requests are counted apart and left out).
     pub async fn poller_rpc_requests(
         &self,
     ) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+        let chain = format!("poller_rpc_requests_total{{chain=\"{}\",", self.chain_id());
         let text = self
             .http
             .get(format!("{}/metrics", self.stack.poller_url))
@@ -178,10 +180,7 @@ impl Environment {
             .text()
             .await?;
         let mut counts = std::collections::BTreeMap::new();
-        for line in text
-            .lines()
-            .filter(|l| l.starts_with("poller_rpc_requests_total{"))
-        {
+        for line in text.lines().filter(|l| l.starts_with(&chain)) {
             let method = line
                 .split("method=\"")
                 .nth(1)
