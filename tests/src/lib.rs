@@ -8,6 +8,7 @@ pub mod dynamodb_faults;
 pub mod follow;
 pub mod list_server;
 pub mod proxy;
+pub mod stream_proxy;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -100,8 +101,10 @@ impl Environment {
                 ("HEAD_POLL_INTERVAL_MS".into(), "100".into()),
                 ("SSE_FEED_INTERVAL_MS".into(), "100".into()),
                 ("SSE_PING_SECS".into(), "2".into()),
-                // A short sweep so the rebasing-token test sees a silent change quickly.
+                // Short sweeps so the rebasing-token test sees a silent change quickly (the
+                // slow sweep finds a token's first silent change, the frequent one the rest).
                 ("SNAPSHOT_INTERVAL".into(), "6".into()),
+                ("SWEEP_ALL_INTERVAL".into(), "6".into()),
                 (
                     "RUST_LOG".into(),
                     "info,poller=debug,local_stack=debug,fanout=debug".into(),
@@ -363,6 +366,9 @@ pub struct SseClient {
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
     pub last_id: Option<String>,
+    /// The stream URL's `lastEventId`, kept for every reconnect (as `EventSource` keeps its
+    /// URL): the resume position of a new stream continuing another's.
+    query_id: Option<String>,
     /// Reconnect when the server ends the stream (as `EventSource` does).
     pub auto_reconnect: bool,
     pub reconnects: u32,
@@ -376,7 +382,7 @@ impl SseClient {
         owner: &str,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Self> {
-        Self::connect_on(env, env.chain_id(), owner, last_event_id).await
+        Self::connect_to(env, env.chain_id(), owner, None, last_event_id).await
     }
 
     /// [`Self::connect`] to the stream of `owner` on chain `chain_id`.
@@ -386,14 +392,35 @@ impl SseClient {
         owner: &str,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let body = Self::open(env, chain_id, owner, last_event_id).await?;
+        Self::connect_to(env, chain_id, owner, None, last_event_id).await
+    }
+
+    /// Connects with the resume position in the URL (`?lastEventId=`), as a browser's new
+    /// EventSource continuing another's stream does; reconnects send the header too.
+    pub async fn connect_with_query(
+        env: &'static Environment,
+        owner: &str,
+        query_id: &str,
+    ) -> anyhow::Result<Self> {
+        Self::connect_to(env, env.chain_id(), owner, Some(query_id), None).await
+    }
+
+    async fn connect_to(
+        env: &'static Environment,
+        chain_id: u64,
+        owner: &str,
+        query_id: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let body = Self::open(env, chain_id, owner, query_id, last_event_id).await?;
         Ok(Self {
             env,
             chain_id,
             owner: owner.to_string(),
             body,
             buffer: String::new(),
-            last_id: last_event_id.map(str::to_string),
+            last_id: last_event_id.or(query_id).map(str::to_string),
+            query_id: query_id.map(str::to_string),
             auto_reconnect: true,
             reconnects: 0,
         })
@@ -403,11 +430,14 @@ impl SseClient {
         env: &Environment,
         chain_id: u64,
         owner: &str,
+        query_id: Option<&str>,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>> {
-        let mut request = env
-            .http
-            .get(env.url(&format!("/sse/{chain_id}/balances/{owner}")));
+        let mut url = reqwest::Url::parse(&env.url(&format!("/sse/{chain_id}/balances/{owner}")))?;
+        if let Some(id) = query_id {
+            url.query_pairs_mut().append_pair("lastEventId", id);
+        }
+        let mut request = env.http.get(url);
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
@@ -457,6 +487,7 @@ impl SseClient {
                         self.env,
                         self.chain_id,
                         &self.owner,
+                        self.query_id.as_deref(),
                         self.last_id.as_deref(),
                     )
                     .await?;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, U256};
 use http::StatusCode;
 use lambda_http::{Request, Response};
 use live_balances::address::lower;
@@ -16,6 +16,7 @@ use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::openapi::WalletPath;
 use crate::request;
+use crate::sessions;
 use crate::state::State;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,6 +34,7 @@ pub(crate) struct BalanceView {
 #[utoipa::path(
     get,
     path = "/{chain_id}/balance/{owner}/{token}",
+    operation_id = "getBalance",
     tag = "balances",
     description = "One balance: from the table when the pair is tracked, else read on chain once.",
     params(
@@ -40,7 +42,7 @@ pub(crate) struct BalanceView {
         ("token" = String, Path, description = "Token address, or 0xEeee…EEeE for the native currency"),
     ),
     responses(
-        (status = 200, body = BalanceView),
+        (status = 200, description = "The balance, from the table or read on chain", body = BalanceView),
         (status = 400, description = "Malformed chain id, owner, token or body", body = ErrorBody),
         (status = 404, description = "Chain not served here, or no session", body = ErrorBody),
         (status = 502, description = "The chain could not be read", body = ErrorBody),
@@ -55,9 +57,16 @@ pub async fn get(
     let (chain_id, owner, reader) = request::wallet(state, chain, owner)?;
     let token = request::addresses("token", &[token.to_string()])?[0];
     let key = BalanceKey::Balance { token };
-    let tracked = state.table.balance(chain_id, &owner, &key).await?;
-    let (read, block, source) = match tracked {
+    // Values are sparse: a tracked pair without an item is a zero the poller keeps current.
+    let (read, block, source) = match state.table.balance(chain_id, &owner, &key).await? {
         Some(item) => (item.read, item.block, "table"),
+        None if sessions::tracked_tokens(state, chain_id, &owner)
+            .await?
+            .contains(&token) =>
+        {
+            let block = state.table.cursor(chain_id).await?.map_or(0, |c| c.block);
+            (TokenRead::Value(U256::ZERO), block, "table")
+        }
         None => {
             let (block, mut reads) = reader.read_latest(&[(owner, key)]).await?;
             (reads.pop().unwrap_or(TokenRead::Failed), block, "chain")
@@ -102,11 +111,12 @@ pub(crate) struct BatchView {
 #[utoipa::path(
     post,
     path = "/{chain_id}/balances/{owner}",
+    operation_id = "getBalances",
     tag = "balances",
     params(WalletPath),
     request_body = BatchRequest,
     responses(
-        (status = 200, body = BatchView),
+        (status = 200, description = "Each token's balance, from the table or read on chain", body = BatchView),
         (status = 400, description = "Malformed chain id, owner, token or body", body = ErrorBody),
         (status = 404, description = "Chain not served here, or no session", body = ErrorBody),
         (status = 502, description = "The chain could not be read", body = ErrorBody),
@@ -132,7 +142,7 @@ pub async fn batch(
     if tokens.is_empty() {
         return Err(ApiError::EmptyTokenSet);
     }
-    let tracked: BTreeMap<Address, BalanceItem> = state
+    let mut tracked: BTreeMap<Address, BalanceItem> = state
         .table
         .balances(chain_id, &owner)
         .await?
@@ -140,6 +150,24 @@ pub async fn batch(
         .filter(|i| matches!(i.key, BalanceKey::Balance { .. }) && tokens.contains(&i.key.token()))
         .map(|i| (i.key.token(), i))
         .collect();
+    // Values are sparse: a tracked token without an item is a zero the poller keeps current.
+    let watched = sessions::tracked_tokens(state, chain_id, &owner).await?;
+    if tokens
+        .iter()
+        .any(|t| watched.contains(t) && !tracked.contains_key(t))
+    {
+        let block = state.table.cursor(chain_id).await?.map_or(0, |c| c.block);
+        for token in tokens.iter().filter(|t| watched.contains(*t)) {
+            tracked.entry(*token).or_insert(BalanceItem {
+                chain_id,
+                owner,
+                key: BalanceKey::Balance { token: *token },
+                read: TokenRead::Value(U256::ZERO),
+                block,
+                tx_hash: None,
+            });
+        }
+    }
     let untracked: Vec<(Address, BalanceKey)> = tokens
         .iter()
         .filter(|t| !tracked.contains_key(*t))

@@ -2,6 +2,7 @@
 
 mod balance;
 mod body;
+mod catalog;
 mod demo;
 mod error;
 mod health;
@@ -24,6 +25,7 @@ use lambda_http::{Request, RequestExt, Response};
 
 pub use body::ResponseBody;
 pub use error::ApiError;
+pub use openapi::pretty_document as openapi_document;
 pub use state::{StartError, State};
 
 use sessions::Upsert;

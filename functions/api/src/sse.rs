@@ -44,11 +44,13 @@ struct Stream {
 #[utoipa::path(
     get,
     path = "/sse/{chain_id}/balances/{owner}",
+    operation_id = "streamBalances",
     tag = "stream",
     description = "Server-Sent Events: `all_balances` first (from the table), then `balance_update` / `allowance_update` as the wallet changes, `ping` in between. Every data event has an `id`; reconnect with `Last-Event-ID` to resume (or get `resync` and a fresh snapshot). The stream ends itself before the function's limit; EventSource reconnects. See the `SseEventData` schema: event name -> data.",
     params(
         WalletPath,
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+        ("lastEventId" = Option<String>, Query, description = "Resume after this event id, for a new EventSource (which cannot set the header); the header wins when both are given"),
     ),
     responses(
         (status = 200, description = "text/event-stream", content_type = "text/event-stream", body = SseEventData),
@@ -63,13 +65,18 @@ pub async fn open(
     owner: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
-    let resume_from = req
-        .headers()
-        .get("last-event-id")
+    // The header is what EventSource sends when it reconnects; the query parameter is for a
+    // new EventSource continuing another's stream (a browser cannot set the header), so the
+    // header, the newer of the two on a reconnect, wins.
+    let header = req.headers().get("last-event-id").map(|v| v.to_str().ok());
+    let query = req
+        .query_string_parameters_ref()
+        .and_then(|q| q.first("lastEventId"))
+        .map(Some);
+    let resume_from = header
+        .or(query)
         .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|s| FeedPosition::parse(s).ok())
+            v.and_then(|s| FeedPosition::parse(s).ok())
                 .ok_or(ApiError::InvalidLastEventId)
         })
         .transpose()?;
@@ -148,13 +155,15 @@ async fn send(tx: &Sender<String>, text: String) -> Result<(), RunEnd> {
 }
 
 impl Stream {
-    /// Sends `all_balances` and returns the feed position it stands at.
+    /// Sends `all_balances` and returns the feed position it stands at, with the versions of
+    /// the lists its tokens came from.
     async fn snapshot(
         &self,
         tx: &Sender<String>,
         shown: &mut ShownValues,
-    ) -> Result<FeedPosition, RunEnd> {
+    ) -> Result<(FeedPosition, Vec<(String, u64)>), RunEnd> {
         let snapshot = snapshot::take(&self.state, self.chain_id, &self.owner).await?;
+        let lists = snapshot.lists.clone();
         send(
             tx,
             SseEvent::AllBalances {
@@ -165,7 +174,7 @@ impl Stream {
         )
         .await?;
         shown.reset_to_snapshot(snapshot.shown);
-        Ok(snapshot.position)
+        Ok((snapshot.position, lists))
     }
 
     async fn run(self, tx: &Sender<String>) -> Result<(), RunEnd> {
@@ -183,6 +192,12 @@ impl Stream {
                 .await?
                 .then(|| p.clone()),
         };
+        tokio::spawn(snapshot::stream_opened(
+            self.state.clone(),
+            self.chain_id,
+            self.owner,
+        ));
+        let mut lists = vec![];
         let mut position = match resumable {
             Some(p) => p,
             None => {
@@ -193,7 +208,9 @@ impl Stream {
                     });
                     send(tx, event.encode()).await?;
                 }
-                self.snapshot(tx, &mut shown).await?
+                let (position, shown_lists) = self.snapshot(tx, &mut shown).await?;
+                lists = shown_lists;
+                position
             }
         };
         let mut feed = interval(self.feed_interval);
@@ -237,13 +254,25 @@ impl Stream {
                 _ = keep_alive.tick() => {
                     let now = unix_now();
                     let expires_at = now + self.session_ttl.as_secs();
-                    if !self.state.table.keep_session_alive(self.chain_id, &self.owner, now, expires_at).await? {
+                    // Vouches for a few keep-alive periods: a poller without traces reads
+                    // this wallet's native balance every block meanwhile.
+                    let streaming_until = now + 3 * self.keep_alive.as_secs();
+                    if !self.state.table.keep_session_alive(self.chain_id, &self.owner, now, expires_at, streaming_until).await? {
                         let event = SseEvent::Error(StreamError {
                             code: "session_expired".into(),
                             message: "the session has expired; create it again".into(),
                         });
                         send(tx, event.encode()).await?;
                         return Ok(());
+                    }
+                    // A list the tokens came from has a new version: tokens were added or
+                    // removed, so the client gets the new set whole.
+                    if !lists.is_empty() && snapshot::lists_moved(&self.state, self.chain_id, &lists).await? {
+                        let (at, shown_lists) = self.snapshot(tx, &mut shown).await?;
+                        lists = shown_lists;
+                        if at > position {
+                            position = at;
+                        }
                     }
                 }
             }

@@ -10,6 +10,7 @@ use live_balances::storage::{Table, dynamodb_client};
 
 use thiserror::Error;
 
+use crate::catalog::Catalog;
 use crate::error::ApiError;
 use crate::token_lists::TokenLists;
 
@@ -19,6 +20,7 @@ pub struct State {
     pub table: Table,
     pub readers: BTreeMap<u64, BalanceReader>,
     pub token_lists: TokenLists,
+    pub catalog: Catalog,
 }
 
 /// Why the function cannot start.
@@ -61,6 +63,7 @@ impl State {
             table,
             readers,
             token_lists,
+            catalog: Catalog::default(),
         })
     }
 
