@@ -109,6 +109,7 @@ impl AllBalances {
             block_number: view
                 .items
                 .iter()
+                .filter(|i| view.tokens.contains(&i.key.token()))
                 .map(|i| i.block)
                 .max()
                 .unwrap_or(0)
