@@ -441,10 +441,18 @@ impl SseClient {
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
-        let response = match request.try_clone().context("request")?.send().await {
+        // The answer's head within the deadline: an emulator that takes the connection and
+        // never answers fails the test with a reason instead of hanging it.
+        let send = |request: reqwest::RequestBuilder| async move {
+            tokio::time::timeout(DEADLINE, request.send())
+                .await
+                .context("no answer to the SSE request within the deadline")?
+                .map_err(anyhow::Error::from)
+        };
+        let response = match send(request.try_clone().context("request")?).await {
             Ok(r) => r,
             // A transport failure (no answer): reconnect once, as EventSource does.
-            Err(_) => request.send().await?,
+            Err(_) => send(request).await?,
         };
         let content_type = response.headers().get("content-type").cloned();
         if response.status() != 200 {
