@@ -62,8 +62,14 @@ impl Environment {
                     // pooled connection belongs to the runtime that opened it — reused from a
                     // later test after that runtime ended, it fails with "dispatch task is
                     // gone".
+                    //
+                    // A read that waits longer than any expectation may means a hung server
+                    // (an overloaded emulator): the test fails with a reason instead of
+                    // hanging the run. Streams are not cut by it: pings arrive every 2 s.
                     http: reqwest::Client::builder()
                         .pool_max_idle_per_host(0)
+                        .connect_timeout(DEADLINE)
+                        .read_timeout(DEADLINE)
                         .build()
                         .map_err(|e| e.to_string())?,
                 })
