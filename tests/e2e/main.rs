@@ -7,6 +7,7 @@ mod owner_paths;
 mod poller;
 mod rest;
 mod resume_by_query;
+mod second_chain;
 mod skeleton;
 mod sparse;
 mod sse;

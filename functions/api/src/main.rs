@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use api::{State, handler};
 use lambda_http::{Error, run_with_streaming_response, service_fn, tracing};
-use live_balances::config::Settings;
 
 /// Consecutive runtime failures tolerated before the process gives up and exits.
 const MAX_QUICK_FAILURES: u32 = 5;
@@ -14,8 +13,7 @@ const MAX_QUICK_FAILURES: u32 = 5;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let settings = Settings::from_env()?;
-    let state = State::connect(settings).await?;
+    let state = State::start().await?;
     // When a client leaves mid-stream the runtime API may drop the response connection, and
     // the runtime then returns that error. One lost stream must not take the instance (and the
     // invocations queued on it) down, so the runtime loop is resumed; only repeated failures
