@@ -12,6 +12,7 @@ mod clients;
 mod context;
 mod fanout;
 mod freshness;
+mod item_size;
 mod listeners;
 mod machine;
 mod procfs;

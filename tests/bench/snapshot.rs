@@ -1,6 +1,7 @@
 //! A session over a 5,000-token list of a wallet that holds 20 of them: POST → complete
 //! `all_balances`, the table writes the POST makes, a second connection's `all_balances`
-//! (a page reload: the session and the list are known), and the snapshot's size.
+//! (a page reload: the session and the list are known), the snapshot's size and the session
+//! item's stored size.
 //!
 //! The list is 5,000 real token contracts (see `tokens`): every `balanceOf` and `allowance`
 //! succeeds, almost all are zero, 20 are set in the wallet's storage before the POST. Each run
@@ -17,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::context::Bench;
+use crate::item_size::session_item_bytes;
 use crate::proxy::{Counts, is_write, since, total};
 use crate::stats::summary_ms;
 use crate::tokens::BenchList;
@@ -44,6 +46,8 @@ struct Run {
     /// Feed entries the fanout wrote for the POST's values, until it went quiet.
     feed_writes: u64,
     post_rpc: Counts,
+    /// The session item the POST stored, by DynamoDB's size rules.
+    session_item_bytes: usize,
 }
 
 /// Returns the report and the owners whose sessions it created.
@@ -95,6 +99,8 @@ pub async fn run(
         "post_to_all_balances": total,
         "reconnect_to_all_balances": reconnect,
         "all_balances_bytes": payload,
+        "session_item_bytes": last.session_item_bytes,
+        "session_item_bytes_max": done.iter().map(|r| r.session_item_bytes).max(),
         "post_table_writes": writes,
         "post_table_writes_by_run": done.iter().map(|r| json!({"api": writes_total(&r.post_table), "feed_entries_after": r.feed_writes})).collect::<Vec<_>>(),
         "post_table_writes_max": max_writes,
@@ -167,6 +173,9 @@ async fn one(bench: &Bench, list: &BenchList, body: &str, owner: Address) -> any
     let posted = Instant::now();
     let post_table = since(&bench.functions_db.counts(), &db0);
     let post_rpc = since(&bench.rpc.counts(), &rpc0);
+    let session_item_bytes = session_item_bytes(bench, &owner)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the POST stored no session item for {owner}"))?;
     let mut sse = SseClient::connect(bench.env, &lower(&owner), None).await?;
     let snapshot = sse
         .wait_for("all_balances", |e| e.event == "all_balances")
@@ -198,6 +207,7 @@ async fn one(bench: &Bench, list: &BenchList, body: &str, owner: Address) -> any
         post_table,
         feed_writes,
         post_rpc,
+        session_item_bytes,
     })
 }
 

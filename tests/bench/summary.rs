@@ -50,7 +50,7 @@ pub fn render(s: &Map<String, Value>) -> String {
     let snap = get(s, &["initial_snapshot"]);
     if !snap.is_null() {
         lines.push(format!(
-            "  5,000-token list session, 20 held (n={}): POST -> all_balances p50 {} ms [<=500: {}]; {} table writes [<=50: {}]; reconnect p50 {} ms [<=150: {}]; all_balances {} bytes [<=400 KB: {}]",
+            "  5,000-token list session, 20 held (n={}): POST -> all_balances p50 {} ms [<=500: {}]; {} table writes [<=50: {}]; reconnect p50 {} ms [<=150: {}]; all_balances {} bytes [<=400 KB: {}]; session item {} bytes (before ~206 KB)",
             snap["post_to_all_balances"]["n"],
             snap["post_to_all_balances"]["p50_ms"],
             met(&snap["met"]["post_to_all_balances"]),
@@ -60,6 +60,7 @@ pub fn render(s: &Map<String, Value>) -> String {
             met(&snap["met"]["reconnect_to_all_balances"]),
             snap["all_balances_bytes"],
             met(&snap["met"]["all_balances_bytes"]),
+            snap["session_item_bytes_max"],
         ));
     }
     let f = get(s, &["fanout"]);
