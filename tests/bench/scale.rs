@@ -313,6 +313,10 @@ async fn measure_mode(
     } else {
         None
     };
+    // One unmeasured 12 s block first: the poller's safety-net head check follows the chain's
+    // pace (twice the last gap between announced heads), so the first block after the 1 s
+    // windows sets it off once — a change of pace, which a chain of steady 12 s blocks never has.
+    measure_blocks(bench, load, 1, Duration::from_secs(12)).await?;
     let idle_12s =
         measure_blocks(bench, load, windows.slow_blocks, Duration::from_secs(12)).await?;
     let (rss_mib, hwm_mib) = procfs::memory_mib(pid)?;

@@ -103,10 +103,13 @@ pub fn render(s: &Map<String, Value>) -> String {
     let t = get(s, &["table_cost"]);
     if !t.is_null() {
         lines.push(format!(
-            "  table units per tracked wallet-hour at idle: {} read, {} write (before: 60, 1.5) [no higher: {}]; cost idle ${:.4}/h; per 1,000 connected wallets ${:.2}/h",
+            "  table units per tracked wallet-hour at idle, {} wallets: {} read, {} write; compared at {} wallets (before: 60 read, 1.5 write): read {}, write {}; cost idle ${:.4}/h; per 1,000 connected wallets ${:.2}/h",
+            t["measured_at_wallets"],
             t["per_tracked_wallet_hour_idle"]["read_units"],
             t["per_tracked_wallet_hour_idle"]["write_units"],
-            met(&t["idle_no_higher_than_before"]),
+            t["idle_compared_at_wallets"],
+            met(&t["idle_no_higher_than_before"]["read_units"]),
+            met(&t["idle_no_higher_than_before"]["write_units"]),
             t["idle_cost_usd_per_hour"].as_f64().unwrap_or(f64::NAN),
             t["usd_per_hour_per_1000_connected_wallets_idle"]
                 .as_f64()
