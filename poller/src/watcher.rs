@@ -90,6 +90,8 @@ pub struct ChainWatcher {
     /// (an open stream may have extended them, or they end).
     pub(crate) next_expiry: u64,
     pub(crate) last_full_reload: Instant,
+    /// The live session count this poller last stored (the api's cap reads it).
+    pub(crate) live_count_stored: Option<u64>,
     /// Work waiting for the next step: first reads of newly tracked values, re-reads.
     pub(crate) pending: ReadPlan,
     /// Wallets learned since the last step whose events between the api's read and this
@@ -148,6 +150,7 @@ impl ChainWatcher {
             sessions_version: None,
             next_expiry: 0,
             last_full_reload: Instant::now(),
+            live_count_stored: None,
             pending: ReadPlan::default(),
             catch_up: vec![],
             rescans: VecDeque::new(),
