@@ -1,7 +1,9 @@
 //! The DynamoDB adapter shared by the poller and the functions: one table, string keys, item
 //! mapping kept in [`records`]. Tested against DynamoDB Local, never an in-memory twin.
 
+mod chain_log;
 mod error;
+mod feed_probe;
 pub mod keys;
 mod lists;
 mod rate;
@@ -18,6 +20,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
+pub use chain_log::{ChainLogEntry, READ_OVERLAP_MS as CHAIN_LOG_READ_OVERLAP_MS};
 pub use error::StorageError;
 pub use lists::CachedListHead;
 pub use stream::{StreamImage, balance_item_from_image, image_version};

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use alloy::primitives::Address;
 use futures::{StreamExt, TryStreamExt, stream};
+use http::Response;
 use http::StatusCode;
-use lambda_http::{Request, Response, tracing};
 use live_balances::address::lower;
 pub use live_balances::clock::unix_now;
 use live_balances::model::{BalanceItem, BalanceKey, Session, SessionAddition};
@@ -19,7 +19,7 @@ use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::limits;
 use crate::openapi::WalletPath;
-use crate::request;
+use crate::request::{self, Request};
 use crate::state::State;
 use crate::tokens::{self, ListSummary};
 

@@ -1,5 +1,5 @@
-//! What every invocation shares, built once per container: settings, the table, one balance
-//! reader per configured chain.
+//! What every request shares, built once per process: settings, the table, one balance
+//! reader per configured chain, and — in the server only — the hub its streams subscribe to.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +10,7 @@ use live_balances::storage::{Table, dynamodb_client};
 use thiserror::Error;
 
 use crate::error::ApiError;
+use crate::hub::Hub;
 use crate::token_lists::TokenLists;
 
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub struct State {
     pub table: Table,
     pub readers: BTreeMap<u64, BalanceReader>,
     pub token_lists: TokenLists,
+    /// The server's hub; `None` under the function URL, where each stream polls its feed.
+    pub hub: Option<Hub>,
 }
 
 /// Why the function cannot start.
@@ -51,7 +54,14 @@ impl State {
             table,
             readers,
             token_lists,
+            hub: None,
         })
+    }
+
+    /// The server's state: streams get their changes from a hub, started here.
+    pub fn with_hub(mut self) -> Self {
+        self.hub = Some(Hub::start(self.table.clone(), &self.settings));
+        self
     }
 
     /// The reader of a configured chain.
