@@ -53,6 +53,7 @@ impl Bench {
         let options = StackOptions {
             dynamodb_port,
             lambda_port: free_port()?,
+            server_port: free_port()?,
             chain: ChainSource::Anvil {
                 port: anvil_port,
                 block_time: None,

@@ -1,6 +1,7 @@
 //! End-to-end test harness: one real local stack per test run (DynamoDB Local, anvil,
-//! `cargo lambda watch`, the pump, the poller), shared by every test; tests isolate
-//! themselves with fresh wallets and freshly deployed tokens.
+//! `cargo lambda watch`, the api's long-lived server, the pump, the poller), shared by every
+//! test; tests isolate themselves with fresh wallets and freshly deployed tokens. Clients
+//! choose the api's transport ([`Transport`]): the function URL or the server.
 
 pub mod browser;
 pub mod dynamodb_faults;
@@ -29,6 +30,19 @@ pub const SESSION_WRITES_PER_OWNER: u64 = 12;
 
 /// Longest SSE stream on the test stack.
 pub const SSE_MAX_SECS: u64 = 12;
+
+/// The two ways the same api is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// The api function behind its function URL (`cargo lambda watch` locally).
+    FunctionUrl,
+    /// The long-lived server (ECS behind a load balancer in AWS).
+    Server,
+}
+
+impl Transport {
+    pub const BOTH: [Transport; 2] = [Transport::FunctionUrl, Transport::Server];
+}
 
 pub struct Environment {
     pub stack: LocalStack,
@@ -86,6 +100,7 @@ impl Environment {
         let options = StackOptions {
             dynamodb_port,
             lambda_port: free_port()?,
+            server_port: free_port()?,
             chain: ChainSource::Anvil {
                 port: free_port()?,
                 block_time: None,
@@ -149,8 +164,17 @@ impl Environment {
             .context("this stack's functions reach DynamoDB directly")
     }
 
+    /// `path` under the function URL.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.stack.api_url)
+        self.url_via(Transport::FunctionUrl, path)
+    }
+
+    /// `path` under the chosen transport's base URL.
+    pub fn url_via(&self, transport: Transport, path: &str) -> String {
+        match transport {
+            Transport::FunctionUrl => format!("{}{path}", self.stack.api_url),
+            Transport::Server => format!("{}{path}", self.stack.server_url),
+        }
     }
 
     /// Mines an empty block (the sweep and native balances advance with blocks).
@@ -244,14 +268,26 @@ impl Environment {
         Ok((actor, token))
     }
 
-    /// POSTs a session body; returns status and JSON body.
+    /// POSTs a session body through the function URL; returns status and JSON body.
     pub async fn post_session(
         &self,
         chain: &str,
         owner: &str,
         body: &str,
     ) -> anyhow::Result<(u16, Value)> {
-        let url = self.url(&format!("/{chain}/sessions/{owner}"));
+        self.post_session_via(Transport::FunctionUrl, chain, owner, body)
+            .await
+    }
+
+    /// POSTs a session body through `transport`; returns status and JSON body.
+    pub async fn post_session_via(
+        &self,
+        transport: Transport,
+        chain: &str,
+        owner: &str,
+        body: &str,
+    ) -> anyhow::Result<(u16, Value)> {
+        let url = self.url_via(transport, &format!("/{chain}/sessions/{owner}"));
         self.json_request(|| {
             self.http
                 .post(&url)
@@ -263,8 +299,18 @@ impl Environment {
 
     /// Creates (or adds to) the session of `owner` on the stack's chain; anything but 200 fails.
     pub async fn watch(&self, owner: &str, body: &str) -> anyhow::Result<()> {
+        self.watch_via(Transport::FunctionUrl, owner, body).await
+    }
+
+    /// [`Self::watch`] through `transport`.
+    pub async fn watch_via(
+        &self,
+        transport: Transport,
+        owner: &str,
+        body: &str,
+    ) -> anyhow::Result<()> {
         let (status, reply) = self
-            .post_session(&self.chain_id().to_string(), owner, body)
+            .post_session_via(transport, &self.chain_id().to_string(), owner, body)
             .await?;
         anyhow::ensure!(status == 200, "session: {reply}");
         Ok(())
@@ -314,9 +360,11 @@ pub struct Event {
 }
 
 /// A minimal SSE client over a streaming HTTP response. Like `EventSource`, it can
-/// reconnect on its own with `Last-Event-ID` when the server ends the stream.
+/// reconnect on its own with `Last-Event-ID` when the server ends the stream, and keeps
+/// trying while the server cannot be reached.
 pub struct SseClient {
     env: &'static Environment,
+    transport: Transport,
     owner: String,
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
@@ -324,35 +372,54 @@ pub struct SseClient {
     /// Reconnect when the server ends the stream (as `EventSource` does).
     pub auto_reconnect: bool,
     pub reconnects: u32,
+    /// The last `retry:` hint the server sent (milliseconds).
+    pub retry_ms: Option<u64>,
 }
 
+/// Pause between attempts to reach a server that is down (EventSource waits `retry:`).
+const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
+
 impl SseClient {
-    /// Connects; fails unless the answer is `200 text/event-stream`.
+    /// Connects through the function URL; fails unless the answer is `200 text/event-stream`.
     pub async fn connect(
         env: &'static Environment,
         owner: &str,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let body = Self::open(env, owner, last_event_id).await?;
+        Self::connect_via(env, Transport::FunctionUrl, owner, last_event_id).await
+    }
+
+    /// Connects through `transport`; fails unless the answer is `200 text/event-stream`.
+    pub async fn connect_via(
+        env: &'static Environment,
+        transport: Transport,
+        owner: &str,
+        last_event_id: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let body = Self::open(env, transport, owner, last_event_id).await?;
         Ok(Self {
             env,
+            transport,
             owner: owner.to_string(),
             body,
             buffer: String::new(),
             last_id: last_event_id.map(str::to_string),
             auto_reconnect: true,
             reconnects: 0,
+            retry_ms: None,
         })
     }
 
     async fn open(
         env: &Environment,
+        transport: Transport,
         owner: &str,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>> {
-        let mut request = env
-            .http
-            .get(env.url(&format!("/sse/{}/balances/{owner}", env.chain_id())));
+        let mut request = env.http.get(env.url_via(
+            transport,
+            &format!("/sse/{}/balances/{owner}", env.chain_id()),
+        ));
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
@@ -380,6 +447,9 @@ impl SseClient {
         loop {
             while let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
+                if let Some(retry) = block.lines().find_map(|l| l.strip_prefix("retry: ")) {
+                    self.retry_ms = retry.trim().parse().ok();
+                }
                 let (id, event) = parse_block(&block)?;
                 // Like EventSource: a block's id counts even when it carries no event.
                 if id.is_some() {
@@ -398,12 +468,39 @@ impl SseClient {
                 Some(Err(_)) | None if self.auto_reconnect => {
                     self.buffer.clear();
                     self.reconnects += 1;
-                    self.body = Self::open(self.env, &self.owner, self.last_id.as_deref()).await?;
+                    let last_id = self.last_id.clone();
+                    self.body =
+                        Self::reopen(self.env, self.transport, &self.owner, last_id, deadline)
+                            .await?;
                 }
                 // `cargo lambda watch` sometimes ends a finished stream by dropping the
                 // connection instead of closing the chunked body.
                 Some(Err(e)) => bail!("SSE stream ended abruptly: {e}"),
                 None => bail!("SSE stream ended"),
+            }
+        }
+    }
+
+    /// Opens the stream again from the last id, retrying while the server cannot be reached
+    /// (a restart) until `deadline`. An HTTP error answer is not retried: it is final, as for
+    /// `EventSource`.
+    async fn reopen(
+        env: &Environment,
+        transport: Transport,
+        owner: &str,
+        last_id: Option<String>,
+        deadline: Instant,
+    ) -> anyhow::Result<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>> {
+        loop {
+            match Self::open(env, transport, owner, last_id.as_deref()).await {
+                Ok(body) => return Ok(body),
+                Err(e)
+                    if e.downcast_ref::<reqwest::Error>().is_some()
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(RECONNECT_PAUSE).await;
+                }
+                Err(e) => return Err(e),
             }
         }
     }

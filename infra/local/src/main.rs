@@ -1,6 +1,7 @@
 //! `make dev`: the whole system on this machine — DynamoDB Local, an anvil devnet with demo
 //! tokens and demo activity (or a real chain from the environment), the functions under
-//! `cargo lambda watch`, the stream pump and the poller. Ctrl-C stops everything it started.
+//! `cargo lambda watch`, the api's long-lived server beside them, the stream pump and the
+//! poller. Ctrl-C stops everything it started.
 
 use std::time::Duration;
 
@@ -40,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
     let options = StackOptions {
         dynamodb_port: port("DYNAMODB_PORT", 8000)?,
         lambda_port: port("LAMBDA_PORT", 9000)?,
+        server_port: port("SERVER_PORT", 9090)?,
         chain,
         log_dir: root.join(".local/logs"),
         table_name: settings.table_name.clone(),
@@ -91,8 +93,9 @@ fn print_banner(stack: &LocalStack, devnet: bool, tokens: &[alloy::primitives::A
             .join(",")
     };
     println!(
-        "\nlive-balances is running.\n\n  API (function URL)  {api}\n  DynamoDB Local      {ddb}\n  chain {chain} RPC      {rpc}\n  logs                {logs}\n",
+        "\nlive-balances is running.\n\n  API (function URL)  {api}\n  API (server)        {server}\n  DynamoDB Local      {ddb}\n  chain {chain} RPC      {rpc}\n  logs                {logs}\n",
         api = stack.api_url,
+        server = stack.server_url,
         ddb = stack.dynamodb_url,
         rpc = live_balances::config::redact_url(&stack.rpc_url),
         logs = stack.options.log_dir.display(),
@@ -102,19 +105,18 @@ fn print_banner(stack: &LocalStack, devnet: bool, tokens: &[alloy::primitives::A
         stack.api_url
     );
     println!(
-        "Stream its balances (updates arrive as the demo activity moves tokens):\n\n  curl -N {}/sse/{chain}/balances/{owner}\n",
-        stack.api_url
+        "Stream its balances (updates arrive as the demo activity moves tokens), through the\nfunction URL or the server — the same API:\n\n  curl -N {}/sse/{chain}/balances/{owner}\n  curl -N {}/sse/{chain}/balances/{owner}\n",
+        stack.api_url, stack.server_url
     );
-    let page = if devnet {
+    let query = if devnet {
         let tokens: Vec<String> = tokens.iter().map(lower).collect();
-        format!(
-            "{}/demo?chain={chain}&owner={owner}&tokens={}",
-            stack.api_url,
-            tokens.join(",")
-        )
+        format!("?chain={chain}&owner={owner}&tokens={}", tokens.join(","))
     } else {
-        format!("{}/demo?chain={chain}", stack.api_url)
+        format!("?chain={chain}")
     };
-    println!("Or watch it live in the browser (press Start):\n\n  {page}\n");
+    println!(
+        "Or watch it live in the browser (press Start), on either transport:\n\n  {}/demo{query}\n  {}/demo{query}\n",
+        stack.api_url, stack.server_url
+    );
     println!("Ctrl-C stops everything.");
 }

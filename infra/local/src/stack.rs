@@ -36,6 +36,8 @@ pub enum ChainSource {
 pub struct StackOptions {
     pub dynamodb_port: u16,
     pub lambda_port: u16,
+    /// Where the long-lived HTTP server (the api's second transport) listens.
+    pub server_port: u16,
     pub chain: ChainSource,
     pub log_dir: PathBuf,
     pub table_name: String,
@@ -58,6 +60,8 @@ pub struct LocalStack {
     pub dynamodb_url: String,
     /// Base URL of the api function's function URL: `…/lambda-url/api`.
     pub api_url: String,
+    /// Base URL of the same api served by the long-lived server: `http://127.0.0.1:<port>`.
+    pub server_url: String,
     pub fanout_invoke_url: String,
     /// The poller's `/health` and `/metrics` base URL.
     pub poller_url: String,
@@ -132,6 +136,7 @@ impl LocalStack {
         env.extend(options.extra_env.iter().cloned());
         let stack = Self {
             api_url: format!("{lambda}/lambda-url/api"),
+            server_url: format!("http://127.0.0.1:{}", options.server_port),
             fanout_invoke_url: format!("{lambda}/2015-03-31/functions/fanout/invocations"),
             poller_url: format!("http://127.0.0.1:{poller_port}"),
             tools,
@@ -147,6 +152,7 @@ impl LocalStack {
             stack.start_anvil(port, block_time).await?;
         }
         stack.start_functions().await?;
+        stack.start_server().await?;
         stack.start_pump()?;
         stack.start_poller()?;
         Ok(stack)
@@ -319,6 +325,34 @@ impl LocalStack {
         })
         .await
         .context("warming up fanout")
+    }
+
+    /// Starts the api's long-lived server (again, after it was killed or stopped), with the
+    /// functions' environment, and waits until it answers.
+    pub async fn start_server(&self) -> anyhow::Result<()> {
+        let mut overrides = vec![(
+            "SERVER_ADDR".to_string(),
+            format!("127.0.0.1:{}", self.options.server_port),
+        )];
+        // It reaches DynamoDB as the functions do (tests put a fault proxy there).
+        if let Some(endpoint) = &self.options.functions_dynamodb_endpoint {
+            overrides.push(("DYNAMODB_ENDPOINT".into(), endpoint.clone()));
+        }
+        let server = Command::new(self.tools.workspace_bin("server"));
+        self.spawn_with("server", server, &overrides)?;
+        let http = reqwest::Client::new();
+        let health = format!("{}/health", self.server_url);
+        wait_for("api server", Duration::from_secs(60), || async {
+            self.check("server")?;
+            let r = http
+                .get(&health)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await?;
+            let _: serde_json::Value = r.json().await?;
+            Ok(())
+        })
+        .await
     }
 
     fn start_pump(&self) -> anyhow::Result<()> {
