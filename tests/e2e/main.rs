@@ -6,6 +6,7 @@ mod limits;
 mod owner_paths;
 mod poller;
 mod rest;
+mod server;
 mod skeleton;
 mod sse;
 mod storage;

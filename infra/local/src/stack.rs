@@ -330,20 +330,33 @@ impl LocalStack {
     /// Starts the api's long-lived server (again, after it was killed or stopped), with the
     /// functions' environment, and waits until it answers.
     pub async fn start_server(&self) -> anyhow::Result<()> {
-        let mut overrides = vec![(
-            "SERVER_ADDR".to_string(),
-            format!("127.0.0.1:{}", self.options.server_port),
-        )];
+        self.start_server_as("server", self.options.server_port, &[])
+            .await
+            .map(|_| ())
+    }
+
+    /// Starts another server as service `name` on `port`, with `overrides` on top of the
+    /// functions' environment (tests: a server behind a load balancer, other limits); waits
+    /// until it answers and returns its base URL.
+    pub async fn start_server_as(
+        &self,
+        name: &str,
+        port: u16,
+        overrides: &[(String, String)],
+    ) -> anyhow::Result<String> {
+        let mut env = vec![("SERVER_ADDR".to_string(), format!("127.0.0.1:{port}"))];
         // It reaches DynamoDB as the functions do (tests put a fault proxy there).
         if let Some(endpoint) = &self.options.functions_dynamodb_endpoint {
-            overrides.push(("DYNAMODB_ENDPOINT".into(), endpoint.clone()));
+            env.push(("DYNAMODB_ENDPOINT".into(), endpoint.clone()));
         }
+        env.extend(overrides.iter().cloned());
         let server = Command::new(self.tools.workspace_bin("server"));
-        self.spawn_with("server", server, &overrides)?;
+        self.spawn_with(name, server, &env)?;
+        let url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        let health = format!("{}/health", self.server_url);
+        let health = format!("{url}/health");
         wait_for("api server", Duration::from_secs(60), || async {
-            self.check("server")?;
+            self.check(name)?;
             let r = http
                 .get(&health)
                 .timeout(Duration::from_secs(5))
@@ -352,7 +365,8 @@ impl LocalStack {
             let _: serde_json::Value = r.json().await?;
             Ok(())
         })
-        .await
+        .await?;
+        Ok(url)
     }
 
     fn start_pump(&self) -> anyhow::Result<()> {
@@ -406,6 +420,37 @@ impl LocalStack {
             service.kill();
         }
         Ok(())
+    }
+
+    /// Sends SIGTERM to service `name` without waiting for it to exit (a drain under test);
+    /// [`Self::has_exited`] tells when it has.
+    pub fn terminate_service(&self, name: &str) -> anyhow::Result<()> {
+        let services = self
+            .services
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let service = services
+            .get(name)
+            .ok_or_else(|| anyhow::anyhow!("{name} is not started"))?;
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(service.pid().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM {name} failed");
+        Ok(())
+    }
+
+    /// Whether service `name` has exited (it is then forgotten, so it can be started again).
+    pub fn has_exited(&self, name: &str) -> anyhow::Result<bool> {
+        let mut services = self
+            .services
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let exited = services.get_mut(name).is_none_or(|s| !s.is_running());
+        if exited {
+            services.remove(name);
+        }
+        Ok(exited)
     }
 
     /// Stops one service with SIGTERM (e.g. to break a hop in a test).

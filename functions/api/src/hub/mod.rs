@@ -314,16 +314,18 @@ impl Subscription {
             let mut wallets = self.hub.lock();
             match wallets.get_mut(&self.key) {
                 Some(wallet) => {
-                    let read_to = wallet
-                        .read_to
-                        .get_or_insert_with(|| position.clone())
-                        .clone();
+                    if wallet.read_to.is_none() {
+                        // A resumed stream's position may be long before anything the log
+                        // still names: the hub reads the feed from it once, at once.
+                        wallet.read_to = Some(position.clone());
+                        wallet.stale = true;
+                    }
+                    let read_to = wallet.read_to.clone().unwrap_or_else(|| position.clone());
                     (read_to, wallet.due().is_some())
                 }
                 None => (position.clone(), false),
             }
         };
-        // The log may have named the wallet before its first stream said where to start.
         if due {
             self.hub.wake(self.key.0);
         }
