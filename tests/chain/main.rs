@@ -1,6 +1,6 @@
-//! End-to-end tests that disturb the chain or the poller — reorgs, killed or doubled pollers,
-//! RPC outages, a poisoned stream, counting the poller's RPC requests — on a stack of their
-//! own, one test at a time.
+//! End-to-end tests that disturb the chain, the poller or the api server — reorgs, killed or
+//! doubled pollers, RPC outages, a poisoned stream, a killed or drained server, counting the
+//! poller's RPC requests — on a stack of their own, one test at a time.
 
 mod capacity;
 mod dynamodb;
@@ -12,6 +12,7 @@ mod reorg;
 mod restart;
 mod rpc_cost;
 mod scale;
+mod server_restart;
 mod sse_clients;
 mod test_poller;
 mod two_pollers;

@@ -372,8 +372,9 @@ pub struct SseClient {
     /// Reconnect when the server ends the stream (as `EventSource` does).
     pub auto_reconnect: bool,
     pub reconnects: u32,
-    /// The last `retry:` hint the server sent (milliseconds).
+    /// The last `retry:` hint the server sent (milliseconds), and how many it sent.
     pub retry_ms: Option<u64>,
+    pub retry_hints: u32,
 }
 
 /// Pause between attempts to reach a server that is down (EventSource waits `retry:`).
@@ -407,6 +408,7 @@ impl SseClient {
             auto_reconnect: true,
             reconnects: 0,
             retry_ms: None,
+            retry_hints: 0,
         })
     }
 
@@ -449,6 +451,7 @@ impl SseClient {
                 let block: String = self.buffer.drain(..end + 2).collect();
                 if let Some(retry) = block.lines().find_map(|l| l.strip_prefix("retry: ")) {
                     self.retry_ms = retry.trim().parse().ok();
+                    self.retry_hints += 1;
                 }
                 let (id, event) = parse_block(&block)?;
                 // Like EventSource: a block's id counts even when it carries no event.
