@@ -12,13 +12,17 @@ mod context;
 mod fanout;
 mod footprint;
 mod freshness;
+mod function_memory;
 mod listeners;
 mod machine;
 mod procfs;
 mod proxy;
 mod rpc_cost;
+mod service;
+mod service_cost;
 mod snapshot;
 mod stats;
+mod streams;
 mod summary;
 mod table_cost;
 
@@ -28,11 +32,14 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use context::Bench;
+use e2e::Transport;
 
 /// Default SSE feed interval of the api (`SSE_FEED_INTERVAL_MS`, core/src/config.rs).
 const DEFAULT_FEED_MS: u64 = 200;
 /// The tighter setting measured beside it.
 const TIGHT_FEED_MS: u64 = 50;
+/// Default change-log interval of the server (`CHAIN_LOG_INTERVAL_MS`, core/src/config.rs).
+const DEFAULT_LOG_MS: u64 = 50;
 
 struct Plan {
     only: Option<Vec<String>>,
@@ -80,7 +87,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
         let token = tight.deploy_tokens(1).await?[0];
-        let latencies = freshness::measure(&tight, token, freshness_samples).await?;
+        let latencies =
+            freshness::measure(&tight, Transport::FunctionUrl, token, freshness_samples).await?;
         sections.insert(
             "freshness_tight".into(),
             freshness::report(TIGHT_FEED_MS, &latencies),
@@ -92,12 +100,21 @@ async fn main() -> anyhow::Result<()> {
     let bench = Bench::start("default", vec![]).await?;
     let tokens = bench.deploy_tokens(100).await?;
     if plan.wants("freshness") {
-        let latencies = freshness::measure(&bench, tokens[0], freshness_samples).await?;
+        let latencies =
+            freshness::measure(&bench, Transport::FunctionUrl, tokens[0], freshness_samples)
+                .await?;
         sections.insert(
             "freshness_default".into(),
             freshness::report(DEFAULT_FEED_MS, &latencies),
         );
         eprintln!("bench: freshness at {DEFAULT_FEED_MS} ms done");
+        let latencies =
+            freshness::measure(&bench, Transport::Server, tokens[0], freshness_samples).await?;
+        sections.insert(
+            "freshness_service".into(),
+            freshness::report_service(DEFAULT_LOG_MS, &latencies),
+        );
+        eprintln!("bench: freshness through the server done");
     }
     let mut owners = vec![];
     let mut tiers = vec![];
@@ -119,10 +136,25 @@ async fn main() -> anyhow::Result<()> {
         sections.insert("fanout".into(), fanout);
         eprintln!("bench: fan-out done");
     }
+    if plan.wants("service") {
+        drained(&bench).await;
+        let sizes = service::Sizes {
+            wallets: 1_000,
+            streams: vec![100, 1_000, 10_000],
+            quiet: Duration::from_secs(plan.scale(20, 60) as u64),
+        };
+        let result = service::run(&bench, &tokens[..2], &sizes).await?;
+        sections.insert("service_cost".into(), service_cost::report(&result));
+        sections.insert("service".into(), result);
+        eprintln!("bench: service done");
+    }
     if plan.wants("snapshot") {
         let runs = plan.scale(3, 5);
         let (result, snapshot_owners) = snapshot::run(&bench, &tokens[..50], runs).await?;
         sections.insert("initial_snapshot".into(), result);
+        // The api function's memory peak so far: every route ran, the 5,000-token sessions
+        // (the largest token list and snapshot) just now.
+        sections.insert("api_function_memory".into(), function_memory::report());
         // Their 10,000 values each would weigh on the larger tiers: stop watching them.
         bench.delete_sessions(&snapshot_owners).await?;
         eprintln!("bench: snapshot done");

@@ -28,6 +28,47 @@ pub fn child_pid(name: &str) -> anyhow::Result<u32> {
     anyhow::bail!("no child process named {name}")
 }
 
+/// Every process named `name` anywhere below this one (`cargo lambda watch` runs the function
+/// binaries as its own children).
+pub fn descendants_named(name: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let mut parents = std::collections::HashMap::new();
+    let mut named = vec![];
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (comm, rest) = split_stat(&stat);
+        if let Some(ppid) = rest.get(1).and_then(|p| p.parse::<u32>().ok()) {
+            parents.insert(pid, ppid);
+        }
+        if comm == name {
+            named.push(pid);
+        }
+    }
+    named
+        .into_iter()
+        .filter(|pid| {
+            let mut at = *pid;
+            for _ in 0..64 {
+                match parents.get(&at) {
+                    Some(&parent) if parent == me => return true,
+                    Some(&parent) if parent > 1 => at = parent,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .collect()
+}
+
 /// `(comm, fields after comm)`: comm is in parentheses and may itself contain spaces.
 fn split_stat(stat: &str) -> (&str, Vec<&str>) {
     let open = stat.find('(').unwrap_or(0);

@@ -20,7 +20,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-pub use chain_log::{ChainLogEntry, READ_OVERLAP_MS as CHAIN_LOG_READ_OVERLAP_MS};
+pub use chain_log::{
+    ChainLogEntry, READ_OVERLAP_MS as CHAIN_LOG_READ_OVERLAP_MS,
+    RECENT_OVERLAP_MS as CHAIN_LOG_RECENT_OVERLAP_MS,
+};
 pub use error::StorageError;
 pub use lists::CachedListHead;
 pub use stream::{StreamImage, balance_item_from_image, image_version};

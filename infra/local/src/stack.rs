@@ -400,6 +400,12 @@ impl LocalStack {
         Ok(format!("http://{addr}"))
     }
 
+    /// The process id of service `name`, while it runs (benchmarks read its memory).
+    pub fn pid_of(&self, name: &str) -> Option<u32> {
+        let services = self.services.lock().ok()?;
+        services.get(name).map(Service::pid)
+    }
+
     /// The log file of service `name`.
     pub fn log_of(&self, name: &str) -> PathBuf {
         self.options.log_dir.join(format!("{name}.log"))

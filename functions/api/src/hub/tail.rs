@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use live_balances::model::{FeedEntry, FeedPosition};
-use live_balances::storage::{CHAIN_LOG_READ_OVERLAP_MS, StorageError};
+use live_balances::storage::{
+    CHAIN_LOG_READ_OVERLAP_MS, CHAIN_LOG_RECENT_OVERLAP_MS, StorageError,
+};
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
 use super::{Hub, WalletKey};
@@ -20,6 +22,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// After a longer gap in the log reads (an outage), every wallet is read instead of the log's
 /// backlog (the log keeps entries for an hour; a gap this long is not worth reading through).
 const LONGEST_CATCH_UP_MS: u64 = 10 * 60 * 1000;
+/// How often a log read looks back the whole overlap.
+const LATE_EVERY_MS: u64 = 1_000;
 /// Log read failures logged at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -29,28 +33,62 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Reads the chain's change log every `every`, forever. Each read starts where the previous
-/// successful one started, less the log's overlap, so a slow or failed read leaves no gap.
+/// Where one kind of log read starts: `look_back` before the previous successful read of that
+/// kind started, so a slow or failed read leaves no gap.
+struct LogCursor {
+    look_back: u64,
+    last_ok: Option<u64>,
+}
+
+impl LogCursor {
+    fn since(&self, now: u64) -> u64 {
+        self.last_ok.unwrap_or(now).saturating_sub(self.look_back)
+    }
+}
+
+/// Reads the chain's change log every `every`, forever: each time looking back a little (the
+/// usual append latency), and once a second looking back the log's whole overlap (an entry
+/// that became visible late), so an entry is read a few times rather than once per tick for
+/// the whole overlap.
 pub async fn follow_log(hub: Hub, chain_id: u64, every: Duration) {
     let mut tick = interval(every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_ok: Option<u64> = None;
+    let mut recent = LogCursor {
+        look_back: CHAIN_LOG_RECENT_OVERLAP_MS,
+        last_ok: None,
+    };
+    let mut late = LogCursor {
+        look_back: CHAIN_LOG_READ_OVERLAP_MS,
+        last_ok: None,
+    };
     let mut last_logged: Option<Instant> = None;
     loop {
         tick.tick().await;
         let now = unix_ms();
-        let from = match last_ok {
-            Some(t) if now.saturating_sub(t) <= LONGEST_CATCH_UP_MS => t,
-            Some(_) => {
-                hub.mark_stale(chain_id);
-                now
-            }
-            None => now,
-        };
-        let since = from.saturating_sub(CHAIN_LOG_READ_OVERLAP_MS);
-        match hub.table().chain_log_since(chain_id, since, now).await {
+        // After a long outage every wallet is read instead of the log's backlog.
+        if late
+            .last_ok
+            .is_some_and(|t| now.saturating_sub(t) > LONGEST_CATCH_UP_MS)
+        {
+            hub.mark_stale(chain_id);
+            recent.last_ok = None;
+            late.last_ok = None;
+        }
+        let is_late = late
+            .last_ok
+            .is_none_or(|t| now.saturating_sub(t) >= LATE_EVERY_MS);
+        let cursor = if is_late { &mut late } else { &mut recent };
+        match hub
+            .table()
+            .chain_log_since(chain_id, cursor.since(now), now)
+            .await
+        {
             Ok(entries) => {
-                last_ok = Some(now);
+                cursor.last_ok = Some(now);
+                // A full look-back also covers what the next short one would look back to.
+                if is_late && recent.last_ok.is_none() {
+                    recent.last_ok = Some(now);
+                }
                 hub.announce(chain_id, &entries);
             }
             Err(error) => {
