@@ -19,9 +19,9 @@ const LCU_NEW_PER_SECOND: f64 = 25.0;
 const LCU_ACTIVE: f64 = 3_000.0;
 const LCU_GB_PER_HOUR: f64 = 1.0;
 /// template.yaml: service streams end after an hour and reconnect; sessions are kept alive
-/// every 300 s per wallet per task.
+/// every 1,200 s per wallet per task.
 const SERVICE_SSE_MAX_SECS: f64 = 3_600.0;
-const TEMPLATE_KEEPALIVE_SECS: f64 = 300.0;
+const TEMPLATE_KEEPALIVE_SECS: f64 = 1_200.0;
 /// Bytes on the wire per ping (`event: ping` frame, ~45 bytes, plus HTTP/2 framing).
 const PING_BYTES: f64 = 60.0;
 const PING_SECS: f64 = 15.0;
@@ -129,7 +129,7 @@ pub fn report(service: &Value) -> Value {
             "task size: the smallest Fargate size whose half holds the measured peak RSS and CPU (idle at 10,000 streams plus one all-wallet burst a minute)",
             "tasks = max(2, streams / streams per task); Fargate = tasks x (vCPU x $0.032384 + GB x $0.003556)",
             "ALB = $0.0225 + LCU x $0.008, LCU = max(new connections/s / 25, active connections / 3,000, GB/h / 1); new connections: each stream reconnects once per SSE_MAX (3,600 s); bytes: a 60-byte ping every 15 s per stream",
-            "table = tasks x change-log tail reads per hour (measured) + stream opens (one per stream per hour, measured read units) + keep-alive writes (measured units per write, one per wallet per task holding it every 300 s as in the template)",
+            "table = tasks x change-log tail reads per hour (measured) + stream opens (one per stream per hour, measured read units) + keep-alive writes (measured units per write, one per wallet per task holding it every 1,200 s as in the template)",
             "changes themselves (a balance write, a feed entry, a change-log entry, one feed read per task holding the wallet) are per change, not per connection: see wallets_changing",
         ],
     })

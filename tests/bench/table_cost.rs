@@ -15,8 +15,9 @@ pub const STREAM_READS_PER_100K: f64 = 0.02;
 pub const LAMBDA_GB_SECOND: f64 = 0.000_013_333_4;
 pub const LAMBDA_PER_MILLION_REQUESTS: f64 = 0.20;
 pub const FARGATE_POLLER_PER_HOUR: f64 = 0.01;
-/// template.yaml: every function has 256 MB; SSE streams end after 840 s and reconnect.
-const LAMBDA_GB: f64 = 0.25;
+/// template.yaml: the api function has 128 MB (sized from its measured peak); SSE streams end
+/// after 840 s and reconnect.
+const LAMBDA_GB: f64 = crate::function_memory::API_FUNCTION_MB / 1024.0;
 const SSE_MAX_SECS: f64 = 840.0;
 /// Blocks an hour on Ethereum mainnet (12 s) and on the bench devnet (1 s).
 const MAINNET_BLOCKS_PER_HOUR: f64 = 300.0;
@@ -108,7 +109,7 @@ pub fn report(tiers: &[Tier], fanout: &Value) -> Value {
         "arithmetic": [
             "per owner-hour units = per-block idle units x blocks/hour / owners + per-transfer units x transfers/hour",
             "per-transfer units = (busy-block units - idle-block units) / owners touched in the busy block",
-            "connected wallet-hour = SSE table reads (read units/connection-minute x 60 x $0.25/M) + Lambda (3600 s x 0.25 GB x $0.0000133334 + 3600/840 invocations x $0.20/M)",
+            "connected wallet-hour = SSE table reads (read units/connection-minute x 60 x $0.25/M) + Lambda (3600 s x 0.125 GB x $0.0000133334 + 3600/840 invocations x $0.20/M)",
             "idle (no wallets) = Fargate poller $0.01/h + per block one session listing (1 read unit) and one cursor write (1 write unit), 300 blocks/h on mainnet",
             "stream reads: free when Lambda's event source mapping reads them (AWS pricing); $0.02/100k otherwise",
         ],
