@@ -1,5 +1,5 @@
 # Thin entry points; the work lives in infra/ and in Rust.
-.PHONY: install build dev test template-check contracts bench
+.PHONY: install build dev test template-check contracts bench client
 
 install: ## Install every tool the stack and tests need into .tools/ (idempotent)
 	./infra/install.sh
@@ -21,3 +21,6 @@ contracts: install ## Recompile the devnet contracts (infra/contracts/*.sol) wit
 
 bench: build ## Benchmarks on the real local stack (README "Benchmarks"): target/bench/results.json
 	cargo run -q -p e2e --bin bench
+
+client: install ## After an API change: OpenAPI document validated, TypeScript client types, build and demo bundle regenerated
+	./infra/client.sh

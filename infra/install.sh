@@ -38,4 +38,13 @@ if ! rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linu
   echo "install: rust target aarch64-unknown-linux-gnu"
   rustup target add aarch64-unknown-linux-gnu
 fi
+# npm: the TypeScript client's toolchain (tsc, openapi-typescript, the OpenAPI validator,
+# esbuild) from its lock file into the git-ignored clients/ts/node_modules; a stamp of the lock
+# file it was installed from makes a rerun free, and offline.
+client="$root/clients/ts"
+if ! cmp -s "$client/package-lock.json" "$client/node_modules/.installed-from-lock" 2>/dev/null; then
+  echo "install: client toolchain -> clients/ts/node_modules"
+  (cd "$client" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$client/package-lock.json" "$client/node_modules/.installed-from-lock"
+fi
 echo "install: tools ready in $tools"

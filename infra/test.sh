@@ -14,5 +14,7 @@ fi
 echo "== template: cfn-lint and sam validate --lint"
 ./infra/template-check.sh
 
+./infra/client.sh --check
+
 echo "== cargo test: unit tests and end-to-end tests on the real local stack"
 cargo test --workspace

@@ -1,12 +1,14 @@
 //! The demo page in a real headless Chromium, unchanged on both transports — served by the
-//! api function through the local function URL, and by the api server: it starts a session,
-//! shows live amounts with decimals applied, follows a transfer on anvil, and shows a token
-//! symbol made of markup as text.
+//! api function through the local function URL, and by the api server: it starts a session, shows live amounts with decimals applied, follows a
+//! transfer on anvil, and shows a token symbol made of markup as text. Three tabs of it share
+//! one stream (counted by a proxy in front of the api), and when the tab holding it closes,
+//! another takes it over without missing a change.
 
 use alloy::primitives::{Address, U256};
 use anyhow::Context;
 use e2e::browser::Browser;
-use e2e::{DEADLINE, Environment, Transport};
+use e2e::stream_proxy::StreamCountingProxy;
+use e2e::{DEADLINE, Environment, SseClient, Transport};
 use fantoccini::Locator;
 use futures::FutureExt;
 use live_balances::address::lower;
@@ -23,6 +25,8 @@ const MARKUP_NAME: &str = "<script>window.__pwned=2</script>";
 #[derive(Debug, Deserialize)]
 struct PageView {
     status: String,
+    /// `leader` (this tab holds the stream) or `follower` (another tab shares it).
+    role: String,
     error: String,
     rows: Vec<RowView>,
     log: Vec<String>,
@@ -50,6 +54,7 @@ const READ_PAGE: &str = r##"
 const text = (el) => (el ? el.textContent : "");
 return {
   status: document.getElementById("status").dataset.state,
+  role: document.getElementById("role").dataset.role,
   error: text(document.getElementById("error")),
   rows: [...document.querySelectorAll("#balances tbody tr")].map((tr) => ({
     token: tr.dataset.token,
@@ -68,6 +73,17 @@ return {
 async fn read_page(browser: &Browser) -> anyhow::Result<PageView> {
     let value = browser.client.execute(READ_PAGE, vec![]).await?;
     Ok(serde_json::from_value(value)?)
+}
+
+async fn press_start(browser: &Browser) -> anyhow::Result<()> {
+    browser
+        .client
+        .find(Locator::Id("start"))
+        .await
+        .context("Start button")?
+        .click()
+        .await?;
+    Ok(())
 }
 
 /// Polls the page until `want` holds, failing at the deadline with the last view.
@@ -116,11 +132,7 @@ async fn demo_page_shows_live_amounts_and_markup_as_text() -> anyhow::Result<()>
     })
     .catch_unwind()
     .await;
-    browser.close().await?;
-    match outcome {
-        Ok(result) => result,
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
+    browser.finish(outcome).await
 }
 
 async fn drive(
@@ -151,13 +163,7 @@ async fn drive(
         lower(&markup)
     );
     browser.client.goto(&url).await?;
-    browser
-        .client
-        .find(Locator::Id("start"))
-        .await
-        .context("Start button")?
-        .click()
-        .await?;
+    press_start(browser).await?;
 
     let view = wait_page(browser, "initial amounts and a live stream", |v| {
         v.status == "live"
@@ -227,6 +233,164 @@ async fn drive(
 
     let view = read_page(browser).await?;
     assert!(!view.pwned && view.images == 0, "{view:?}");
+    let errors = browser.console_errors().await?;
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_tabs_share_one_stream_and_the_next_tab_takes_over() -> anyhow::Result<()> {
+    let env = Environment::get();
+    // The browser reaches the api through a proxy that counts the open SSE streams.
+    let api = reqwest::Url::parse(&env.stack.api_url)?;
+    let proxy = StreamCountingProxy::start(&api.origin().ascii_serialization()).await?;
+    let browser = Browser::start(&env.stack.options.log_dir, 1000, 820).await?;
+    let outcome = std::panic::AssertUnwindSafe(drive_tabs(env, &browser, &proxy, api.path()))
+        .catch_unwind()
+        .await;
+    browser.finish(outcome).await
+}
+
+/// The amounts a tab's log shows for `symbol`'s balance updates, oldest first.
+fn logged_balances(view: &PageView, symbol: &str) -> Vec<String> {
+    let marker = format!(" {symbol} balance ");
+    let mut amounts: Vec<String> = view
+        .log
+        .iter()
+        .filter_map(|line| line.split_once(&marker))
+        .map(|(_, rest)| rest.split(' ').next().unwrap_or_default().to_string())
+        .collect();
+    amounts.reverse();
+    amounts
+}
+
+async fn drive_tabs(
+    env: &'static Environment,
+    browser: &Browser,
+    proxy: &StreamCountingProxy,
+    api_path: &str,
+) -> anyhow::Result<()> {
+    let owner = e2e::fresh_owner();
+    let actor = Wallet::fresh(&env.stack.rpc_url).await?;
+    let usd = actor.deploy_token("Tabs USD", "tUSD", 6).await?;
+    actor
+        .mint(usd, actor.address, U256::from(10_000_000u64))
+        .await?;
+    actor.transfer(usd, owner, U256::from(1_500_000u64)).await?;
+    let url = format!(
+        "{}{api_path}/demo?chain={}&owner={}&tokens={}",
+        proxy.url,
+        env.chain_id(),
+        lower(&owner),
+        lower(&usd)
+    );
+    let shows =
+        |amount: &'static str| move |v: &PageView| v.row(usd).is_some_and(|r| r.amount == amount);
+
+    // Three tabs of the page: the first leads, the others follow; one stream between them.
+    let mut tabs = vec![browser.client.window().await?];
+    browser.client.goto(&url).await?;
+    press_start(browser).await?;
+    wait_page(browser, "tab 1 leading a live stream", |v| {
+        v.status == "live" && v.role == "leader" && shows("1.5")(v)
+    })
+    .await?;
+    for n in 2..=3 {
+        tabs.push(browser.open_tab(&url).await?);
+        press_start(browser).await?;
+        wait_page(browser, &format!("tab {n} following, live"), |v| {
+            v.status == "live" && v.role == "follower" && shows("1.5")(v)
+        })
+        .await?;
+    }
+    assert_eq!(proxy.open_streams(), 1, "one stream for three tabs");
+    assert_eq!(proxy.peak_streams(), 1, "never more than one");
+
+    // A transfer shows in all three.
+    actor.transfer(usd, owner, U256::from(250_000u64)).await?;
+    for tab in &tabs {
+        browser.client.switch_to_window(tab.clone()).await?;
+        wait_page(browser, "the transfer in every tab", shows("1.75")).await?;
+    }
+    assert_eq!(
+        (proxy.open_streams(), proxy.peak_streams()),
+        (1, 1),
+        "{:?}",
+        proxy.stream_requests()
+    );
+
+    // The leader's stream stalls, so the next change reaches the feed but not the leader;
+    // then the leader tab closes. A client of our own, straight to the api, sees the change
+    // land in the feed.
+    let mut witness = SseClient::connect(env, &lower(&owner), None).await?;
+    witness
+        .wait_for("the witness's snapshot", |e| e.event == "all_balances")
+        .await?;
+    proxy.hold_streams(true);
+    actor.transfer(usd, owner, U256::from(250_000u64)).await?;
+    witness
+        .follow_balance(&lower(&usd), "1750000", "2000000")
+        .await?;
+    browser.client.switch_to_window(tabs[0].clone()).await?;
+    let leader = read_page(browser).await?;
+    assert_eq!(leader.role, "leader");
+    assert!(
+        shows("1.75")(&leader),
+        "the stalled leader never saw it: {leader:?}"
+    );
+    let requests_before = proxy.stream_requests().len();
+    browser.client.close_window().await?;
+    tabs.remove(0);
+    proxy.hold_streams(false);
+
+    // Another tab takes the stream over, resuming after the last id it saw: the missed
+    // transfer arrives as an update (no fresh snapshot), in both remaining tabs.
+    for tab in &tabs {
+        browser.client.switch_to_window(tab.clone()).await?;
+        wait_page(
+            browser,
+            "the missed transfer after the takeover",
+            shows("2"),
+        )
+        .await?;
+    }
+    let resumed = proxy.stream_requests()[requests_before..].to_vec();
+    assert!(
+        resumed
+            .iter()
+            .any(|r| r.path_and_query.contains("?lastEventId=")),
+        "the new leader resumes by id: {resumed:?}"
+    );
+
+    // And the next transfer, through the new leader.
+    actor.transfer(usd, owner, U256::from(250_000u64)).await?;
+    let mut roles = vec![];
+    for tab in &tabs {
+        browser.client.switch_to_window(tab.clone()).await?;
+        let view = wait_page(browser, "the next transfer in both tabs", shows("2.25")).await?;
+        // Every change exactly once, in order: nothing missed, nothing repeated, and one
+        // snapshot only (the takeover resumed the stream, it did not start over).
+        assert_eq!(
+            logged_balances(&view, "tUSD"),
+            ["1.75", "2", "2.25"],
+            "{:?}",
+            view.log
+        );
+        let snapshots = view.log.iter().filter(|l| l.contains("snapshot:")).count();
+        assert_eq!(snapshots, 1, "{:?}", view.log);
+        assert_eq!(view.status, "live");
+        roles.push(view.role);
+    }
+    roles.sort();
+    assert_eq!(roles, ["follower", "leader"]);
+    // The closed tab's connection is gone too: one stream again.
+    local_stack::stack::wait_for("one open stream", DEADLINE, || async {
+        let open = proxy.open_streams();
+        anyhow::ensure!(open == 1, "{open} streams open");
+        Ok(())
+    })
+    .await?;
+
     let errors = browser.console_errors().await?;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     Ok(())

@@ -6,6 +6,7 @@ mod limits;
 mod owner_paths;
 mod poller;
 mod rest;
+mod resume_by_query;
 mod server;
 mod skeleton;
 mod sse;

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::Context;
+use fantoccini::wd::WindowHandle;
 use fantoccini::{Client, ClientBuilder};
 use local_stack::process::{Service, free_port};
 use serde_json::{Value, json};
@@ -57,6 +58,9 @@ impl Browser {
                     "--disable-gpu",
                     "--disable-dev-shm-usage",
                     "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
                     format!("--window-size={width},{height}"),
                 ],
             },
@@ -102,9 +106,32 @@ impl Browser {
             .collect())
     }
 
+    /// Opens `url` in a new tab of the same browser (same origin storage, locks and channels)
+    /// and switches to it.
+    pub async fn open_tab(&self, url: &str) -> anyhow::Result<WindowHandle> {
+        let tab = self.client.new_window(true).await?.handle;
+        self.client.switch_to_window(tab.clone()).await?;
+        self.client.goto(url).await?;
+        Ok(tab)
+    }
+
     /// Ends the session and its Chromium.
     pub async fn close(self) -> anyhow::Result<()> {
         self.client.close().await?;
         Ok(())
+    }
+
+    /// Ends the session after a test drove it, then gives the test's outcome (a panic goes on
+    /// as a panic): call with `AssertUnwindSafe(test).catch_unwind().await`, so a failing test
+    /// does not leave its Chromium running.
+    pub async fn finish<T>(
+        self,
+        outcome: std::thread::Result<anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        self.close().await?;
+        match outcome {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 }

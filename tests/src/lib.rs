@@ -8,6 +8,7 @@ pub mod dynamodb_faults;
 pub mod follow;
 pub mod list_server;
 pub mod proxy;
+pub mod stream_proxy;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -369,6 +370,9 @@ pub struct SseClient {
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
     pub last_id: Option<String>,
+    /// The stream URL's `lastEventId`, kept for every reconnect (as `EventSource` keeps its
+    /// URL): the resume position of a new stream continuing another's.
+    query_id: Option<String>,
     /// Reconnect when the server ends the stream (as `EventSource` does).
     pub auto_reconnect: bool,
     pub reconnects: u32,
@@ -387,7 +391,7 @@ impl SseClient {
         owner: &str,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Self> {
-        Self::connect_via(env, Transport::FunctionUrl, owner, last_event_id).await
+        Self::connect_to(env, Transport::FunctionUrl, owner, None, last_event_id).await
     }
 
     /// Connects through `transport`; fails unless the answer is `200 text/event-stream`.
@@ -397,14 +401,35 @@ impl SseClient {
         owner: &str,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let body = Self::open(env, transport, owner, last_event_id).await?;
+        Self::connect_to(env, transport, owner, None, last_event_id).await
+    }
+
+    /// Connects with the resume position in the URL (`?lastEventId=`), as a browser's new
+    /// EventSource continuing another's stream does; reconnects send the header too.
+    pub async fn connect_with_query(
+        env: &'static Environment,
+        owner: &str,
+        query_id: &str,
+    ) -> anyhow::Result<Self> {
+        Self::connect_to(env, Transport::FunctionUrl, owner, Some(query_id), None).await
+    }
+
+    async fn connect_to(
+        env: &'static Environment,
+        transport: Transport,
+        owner: &str,
+        query_id: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let body = Self::open(env, transport, owner, query_id, last_event_id).await?;
         Ok(Self {
             env,
             transport,
             owner: owner.to_string(),
             body,
             buffer: String::new(),
-            last_id: last_event_id.map(str::to_string),
+            last_id: last_event_id.or(query_id).map(str::to_string),
+            query_id: query_id.map(str::to_string),
             auto_reconnect: true,
             reconnects: 0,
             retry_ms: None,
@@ -416,12 +441,17 @@ impl SseClient {
         env: &Environment,
         transport: Transport,
         owner: &str,
+        query_id: Option<&str>,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>> {
-        let mut request = env.http.get(env.url_via(
+        let mut url = reqwest::Url::parse(&env.url_via(
             transport,
             &format!("/sse/{}/balances/{owner}", env.chain_id()),
-        ));
+        ))?;
+        if let Some(id) = query_id {
+            url.query_pairs_mut().append_pair("lastEventId", id);
+        }
+        let mut request = env.http.get(url);
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
@@ -471,10 +501,15 @@ impl SseClient {
                 Some(Err(_)) | None if self.auto_reconnect => {
                     self.buffer.clear();
                     self.reconnects += 1;
-                    let last_id = self.last_id.clone();
-                    self.body =
-                        Self::reopen(self.env, self.transport, &self.owner, last_id, deadline)
-                            .await?;
+                    let (query_id, last_id) = (self.query_id.clone(), self.last_id.clone());
+                    self.body = Self::reopen(
+                        self.env,
+                        self.transport,
+                        &self.owner,
+                        (query_id, last_id),
+                        deadline,
+                    )
+                    .await?;
                 }
                 // `cargo lambda watch` sometimes ends a finished stream by dropping the
                 // connection instead of closing the chunked body.
@@ -491,11 +526,19 @@ impl SseClient {
         env: &Environment,
         transport: Transport,
         owner: &str,
-        last_id: Option<String>,
+        (query_id, last_id): (Option<String>, Option<String>),
         deadline: Instant,
     ) -> anyhow::Result<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>> {
         loop {
-            match Self::open(env, transport, owner, last_id.as_deref()).await {
+            match Self::open(
+                env,
+                transport,
+                owner,
+                query_id.as_deref(),
+                last_id.as_deref(),
+            )
+            .await
+            {
                 Ok(body) => return Ok(body),
                 Err(e)
                     if e.downcast_ref::<reqwest::Error>().is_some()

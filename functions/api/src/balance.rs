@@ -33,6 +33,7 @@ pub(crate) struct BalanceView {
 #[utoipa::path(
     get,
     path = "/{chain_id}/balance/{owner}/{token}",
+    operation_id = "getBalance",
     tag = "balances",
     description = "One balance: from the table when the pair is tracked, else read on chain once.",
     params(
@@ -40,7 +41,7 @@ pub(crate) struct BalanceView {
         ("token" = String, Path, description = "Token address, or 0xEeee…EEeE for the native currency"),
     ),
     responses(
-        (status = 200, body = BalanceView),
+        (status = 200, description = "The balance, from the table or read on chain", body = BalanceView),
         (status = 400, description = "Malformed chain id, owner, token or body", body = ErrorBody),
         (status = 404, description = "Chain not served here, or no session", body = ErrorBody),
         (status = 502, description = "The chain could not be read", body = ErrorBody),
@@ -102,11 +103,12 @@ pub(crate) struct BatchView {
 #[utoipa::path(
     post,
     path = "/{chain_id}/balances/{owner}",
+    operation_id = "getBalances",
     tag = "balances",
     params(WalletPath),
     request_body = BatchRequest,
     responses(
-        (status = 200, body = BatchView),
+        (status = 200, description = "Each token's balance, from the table or read on chain", body = BatchView),
         (status = 400, description = "Malformed chain id, owner, token or body", body = ErrorBody),
         (status = 404, description = "Chain not served here, or no session", body = ErrorBody),
         (status = 502, description = "The chain could not be read", body = ErrorBody),

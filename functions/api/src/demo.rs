@@ -1,6 +1,7 @@
-//! The demo page (`GET /`, `/demo`, `/demo.js`, `/demo.css`): plain HTML, CSS and JS embedded
-//! at compile time, served with a Content-Security-Policy that allows only the page's own
-//! files and same-origin requests, so injected markup could not run even if it got in.
+//! The demo page (`GET /`, `/demo`, `/demo.js`, `/demo.css`): plain HTML, CSS and JS (the
+//! TypeScript client's committed bundle included) embedded at compile time, served with a
+//! Content-Security-Policy that allows only the page's own files and same-origin requests, so
+//! injected markup could not run even if it got in.
 
 use bytes::Bytes;
 use http::Response;
@@ -10,7 +11,13 @@ use http_body_util::{BodyExt, Full};
 use crate::body::ResponseBody;
 
 const HTML: &str = include_str!("../static/demo.html");
-const JS: &str = include_str!("../static/demo.js");
+/// The TypeScript client's bundle (`make client`, global `LiveBalances`), then the page's own
+/// script that uses it: one file, so the page still loads exactly one script.
+const JS: &str = concat!(
+    include_str!("../static/live-balances.js"),
+    "\n",
+    include_str!("../static/demo.js")
+);
 const CSS: &str = include_str!("../static/demo.css");
 
 /// No inline script or style; the favicon is an empty `data:` URL (no request, no 404).
@@ -78,6 +85,10 @@ mod tests {
         });
         assert_eq!(handlers.count(), 0, "no inline event handlers");
         assert!(!JS.contains("innerHTML"), "the DOM is built from text only");
+        // The client comes first and the page uses it.
+        assert!(JS.starts_with("// @live-balances/client"));
+        assert!(JS.contains("var LiveBalances = "));
+        assert!(JS.contains("LiveBalances.createClient("));
     }
 
     #[test]

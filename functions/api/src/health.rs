@@ -33,6 +33,7 @@ pub(crate) struct Health {
 #[utoipa::path(
     get,
     path = "/health",
+    operation_id = "health",
     tag = "operations",
     responses(
         (status = 200, description = "Table reachable and every chain's poller heartbeat fresh", body = Health),

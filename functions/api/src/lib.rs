@@ -29,6 +29,7 @@ use http::{Method, Response};
 pub use body::ResponseBody;
 pub use error::ApiError;
 pub use hub::Hub;
+pub use openapi::pretty_document as openapi_document;
 pub use request::{ClientAddress, Deadline, MAX_BODY_BYTES, Request, client_address};
 pub use state::{StartError, State};
 

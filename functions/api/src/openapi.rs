@@ -5,7 +5,8 @@ use http::Response;
 use http::StatusCode;
 use live_balances::sse::{AllBalances, AllowanceUpdate, BalanceUpdate, Ping, StreamError};
 use serde::Serialize;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use crate::body::{self, ResponseBody};
 
@@ -52,18 +53,70 @@ pub(crate) struct WalletPath {
         crate::health::report,
         document,
     ),
-    components(schemas(SseEventData, StreamError, Ping))
+    components(schemas(SseEventData, StreamError, Ping)),
+    modifiers(&OneIdPerOperation),
 )]
 pub(crate) struct ApiDoc;
+
+/// OpenAPI wants every operation id unique (client generators key operations by it). A handler
+/// serving several methods gives them all its one id, so each of them gets its method in front
+/// (the session route's `session` becomes `postSession` and `putSession`).
+struct OneIdPerOperation;
+
+impl Modify for OneIdPerOperation {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let mut uses = std::collections::HashMap::<String, usize>::new();
+        for item in doc.paths.paths.values_mut() {
+            for (_, operation) in operations(item) {
+                if let Some(id) = &operation.operation_id {
+                    *uses.entry(id.clone()).or_default() += 1;
+                }
+            }
+        }
+        for item in doc.paths.paths.values_mut() {
+            for (method, operation) in operations(item) {
+                if let Some(id) = operation.operation_id.as_mut()
+                    && uses.get(id.as_str()).is_some_and(|n| *n > 1)
+                {
+                    let mut chars = id.chars();
+                    let first = chars.next().map(|c| c.to_ascii_uppercase());
+                    *id = format!("{method}{}{}", first.unwrap_or_default(), chars.as_str());
+                }
+            }
+        }
+    }
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut Operation)> {
+    [
+        ("get", &mut item.get),
+        ("put", &mut item.put),
+        ("post", &mut item.post),
+        ("delete", &mut item.delete),
+        ("options", &mut item.options),
+        ("head", &mut item.head),
+        ("patch", &mut item.patch),
+        ("trace", &mut item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| operation.as_mut().map(|o| (method, o)))
+}
 
 #[utoipa::path(
     get,
     path = "/openapi.json",
+    operation_id = "openapiDocument",
     tag = "operations",
     responses((status = 200, description = "This document (OpenAPI 3.1)")),
 )]
 pub async fn document() -> Response<ResponseBody> {
     body::json(StatusCode::OK, &ApiDoc::openapi())
+}
+
+/// The same document as `GET /openapi.json`, pretty-printed: what the `openapi` binary prints
+/// for the validator and the TypeScript client's type generator (`make client`), no stack needed.
+pub fn pretty_document() -> Result<String, serde_json::Error> {
+    ApiDoc::openapi().to_pretty_json()
 }
 
 #[cfg(test)]
@@ -100,6 +153,25 @@ mod tests {
         ] {
             assert!(schemas.contains_key(name), "schema {name}");
         }
+        // Unique operation ids: the spec requires them, and generated clients key on them.
+        let mut ids = vec![];
+        for methods in paths.values() {
+            for operation in methods.as_object().unwrap().values() {
+                ids.push(
+                    operation["operationId"]
+                        .as_str()
+                        .expect("operationId")
+                        .to_string(),
+                );
+            }
+        }
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "operation ids repeat: {ids:?}");
+        assert!(
+            ids.contains(&"postSession".to_string()) && ids.contains(&"putSession".to_string())
+        );
         // The request schema says what the body parser enforces.
         let request = &schemas["SessionRequest"];
         assert_eq!(request["additionalProperties"], false, "{request}");

@@ -32,6 +32,14 @@ pub struct ClientAddress(pub String);
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline(pub std::time::Instant);
 
+/// The first value of query parameter `name` (form-decoded), as both transports pass the query
+/// in the request's URI.
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(req.uri().query()?.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
 /// The address a load balancer appended to `X-Forwarded-For`: the last entry of the last such
 /// header. Entries before it are whatever the client sent and are never used. `None` when
 /// there is none or it is not an IP address.
@@ -154,6 +162,15 @@ mod tests {
                 "{junk:?}"
             );
         }
+    }
+
+    #[test]
+    fn query_parameters_are_decoded_and_the_first_wins() {
+        let req = |uri: &str| http::Request::get(uri).body(Bytes::new()).unwrap();
+        let r = req("/sse/1/balances/0x?lastEventId=0042&lastEventId=7&x=%20y");
+        assert_eq!(query_param(&r, "lastEventId").as_deref(), Some("0042"));
+        assert_eq!(query_param(&r, "x").as_deref(), Some(" y"));
+        assert_eq!(query_param(&req("/a"), "lastEventId"), None);
     }
 
     #[test]

@@ -91,6 +91,7 @@ pub enum Upsert {
 #[utoipa::path(
     method(post, put),
     path = "/{chain_id}/sessions/{owner}",
+    operation_id = "session",
     tag = "sessions",
     description = "POST creates the wallet's session or adds to it; PUT only adds to an existing one (404 if none). Neither removes anything: sessions end by expiry. The native currency and the chain's WETH are always tracked; spenders default to CoW Protocol's GPv2VaultRelayer.",
     params(WalletPath),
@@ -268,6 +269,7 @@ pub async fn live_session(
 #[utoipa::path(
     get,
     path = "/{chain_id}/sessions/{owner}",
+    operation_id = "getSession",
     tag = "sessions",
     params(WalletPath),
     responses(

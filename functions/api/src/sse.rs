@@ -67,11 +67,13 @@ struct Stream {
 #[utoipa::path(
     get,
     path = "/sse/{chain_id}/balances/{owner}",
+    operation_id = "streamBalances",
     tag = "stream",
     description = "Server-Sent Events: `all_balances` first (from the table), then `balance_update` / `allowance_update` as the wallet changes, `ping` in between. Every data event has an `id`; reconnect with `Last-Event-ID` to resume (or get `resync` and a fresh snapshot). The stream ends itself before the function's limit (or the server's maximum, or when a server drains); EventSource reconnects. See the `SseEventData` schema: event name -> data.",
     params(
         WalletPath,
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+        ("lastEventId" = Option<String>, Query, description = "Resume after this event id, for a new EventSource (which cannot set the header); the header wins when both are given"),
     ),
     responses(
         (status = 200, description = "text/event-stream", content_type = "text/event-stream", body = SseEventData),
@@ -86,13 +88,15 @@ pub async fn open(
     owner: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
-    let resume_from = req
-        .headers()
-        .get("last-event-id")
+    // The header is what EventSource sends when it reconnects; the query parameter is for a
+    // new EventSource continuing another's stream (a browser cannot set the header), so the
+    // header, the newer of the two on a reconnect, wins.
+    let header = req.headers().get("last-event-id").map(|v| v.to_str().ok());
+    let query = request::query_param(req, "lastEventId");
+    let resume_from = header
+        .or(query.as_deref().map(Some))
         .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|s| FeedPosition::parse(s).ok())
+            v.and_then(|s| FeedPosition::parse(s).ok())
                 .ok_or(ApiError::InvalidLastEventId)
         })
         .transpose()?;

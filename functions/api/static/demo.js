@@ -1,4 +1,6 @@
-// live-balances demo page: starts a session, follows the wallet's SSE stream and renders it.
+// live-balances demo page: follows a wallet with the TypeScript client (clients/ts, bundled
+// into the global `LiveBalances` ahead of this file) and renders what it shows. Tabs of the
+// page share one stream: the client elects a leader tab that holds it.
 // Everything that comes from a token list or a chain (symbols, names) is attacker-controlled,
 // so the DOM is only ever built with createElement/textContent, never from HTML strings.
 "use strict";
@@ -6,27 +8,25 @@
 const DEFAULT_CHAIN = "31337";
 // anvil's second default account, the wallet `make dev` seeds and moves tokens for.
 const DEFAULT_OWNER = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
+const NATIVE = "0xeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
 const MAX_UINT256 = (1n << 256n) - 1n;
 const LOG_LINES = 20;
 const FLASH_MS = 1000;
-// Until two pings have been seen, assume the server's default ping period.
-const DEFAULT_PING_MS = 15000;
+const POLL_MS = 10000;
 const MAX_SYMBOL_CHARS = 64;
 
 // The API lives where the page does: strip the page's own name from the path, so the same
 // page works under `…/lambda-url/api/demo` locally and at a deployed function URL's root.
-const base = location.pathname.replace(/demo$/, "").replace(/\/?$/, "/");
+const client = LiveBalances.createClient({
+  baseUrl: location.pathname.replace(/demo$/, "").replace(/\/?$/, "/"),
+});
 
 const $ = (id) => document.getElementById(id);
-const rows = new Map(); // token -> { tr, cells, balance, allowance, error }
+const rows = new Map(); // token -> { tr, cells, symbol, balance, allowance, error }
 const meta = new Map(); // token -> { symbol, name, decimals }
 const flashTimers = new WeakMap();
 let spender = null;
-let source = null;
-let lastPing = 0;
-let pingGap = DEFAULT_PING_MS;
-let openedAt = 0;
-let watchdog = 0;
+let watch = null;
 
 function list(text) {
   return text.split(/[\s,]+/).map((s) => s.trim()).filter((s) => s.length > 0);
@@ -47,6 +47,12 @@ function setStatus(state) {
   el.textContent = state;
 }
 
+function setRole(role) {
+  const el = $("role");
+  el.dataset.role = role;
+  el.textContent = role === "leader" ? "this tab holds the stream" : role === "follower" ? "stream shared by another tab" : "";
+}
+
 function showError(text) {
   const el = $("error");
   el.textContent = text;
@@ -58,9 +64,8 @@ function short(address) {
 }
 
 /** Token metadata as the page trusts it: a string symbol and a whole decimals in 0..=255. */
-function addMeta(map) {
-  if (!map || typeof map !== "object") return;
-  for (const [token, m] of Object.entries(map)) {
+function addMeta(entries) {
+  for (const [token, m] of entries) {
     if (!m || typeof m !== "object") continue;
     const decimals = Number.isInteger(m.decimals) && m.decimals >= 0 && m.decimals <= 255 ? m.decimals : null;
     meta.set(token.toLowerCase(), {
@@ -72,26 +77,17 @@ function addMeta(map) {
   for (const token of rows.keys()) renderToken(token);
 }
 
-/** `raw` (a decimal string) with `decimals` applied, exactly (BigInt, no floating point). */
-function formatUnits(raw, decimals) {
-  let value = BigInt(raw);
-  const negative = value < 0n;
-  if (negative) value = -value;
-  const unit = 10n ** BigInt(decimals);
-  const whole = (value / unit).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-  const fraction = decimals === 0 ? "" : (value % unit).toString().padStart(decimals, "0").replace(/0+$/, "");
-  return (negative ? "-" : "") + whole + (fraction ? "." + fraction : "");
+/** `amount` (bigint) with `decimals` applied, exactly, and thousands separated. */
+function formatAmount(amount, decimals) {
+  const [whole, fraction] = LiveBalances.formatUnits(amount, decimals).split(".");
+  return whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",") + (fraction ? "." + fraction : "");
 }
 
-function formatted(raw, token) {
+function formatted(amount, token) {
   const m = meta.get(token);
-  if (raw == null || !m || m.decimals == null) return "–";
-  try {
-    if (BigInt(raw) === MAX_UINT256) return "unlimited";
-    return formatUnits(raw, m.decimals);
-  } catch {
-    return "–";
-  }
+  if (amount == null || !m || m.decimals == null) return "–";
+  if (amount === MAX_UINT256) return "unlimited";
+  return formatAmount(amount, m.decimals);
 }
 
 function row(token) {
@@ -117,7 +113,7 @@ function row(token) {
   rows.set(token, r);
   const body = $("balances").tBodies[0];
   // The native currency first, the rest in the order they arrive.
-  if (token === "0xeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee") body.prepend(tr);
+  if (token === NATIVE) body.prepend(tr);
   else body.append(tr);
   renderToken(token);
   return r;
@@ -137,10 +133,10 @@ function renderToken(token) {
   } else {
     r.cells.amount.classList.remove("failed");
     r.cells.amount.textContent = formatted(r.balance, token);
-    r.cells.raw.textContent = r.balance ?? "…";
+    r.cells.raw.textContent = r.balance == null ? "…" : r.balance.toString();
   }
   r.cells.allowance.textContent = r.allowance == null ? "–" : formatted(r.allowance, token);
-  r.cells.allowance.title = r.allowance ?? "";
+  r.cells.allowance.title = r.allowance == null ? "" : r.allowance.toString();
 }
 
 function flash(td) {
@@ -193,143 +189,109 @@ function label(token) {
   return (m && m.symbol) || short(token);
 }
 
-function onSnapshot(data) {
-  addMeta(data.tokens);
-  const errors = data.errors || {};
-  for (const [token, value] of Object.entries(data.balances || {})) setBalance(token, value, null);
-  for (const [token, reason] of Object.entries(errors)) setBalance(token, null, String(reason));
-  for (const [token, bySpender] of Object.entries(data.allowances || {})) {
-    const first = spender && spender in bySpender ? spender : Object.keys(bySpender)[0];
-    if (first !== undefined) setAllowance(token, bySpender[first]);
+function onSnapshot(e) {
+  addMeta(e.tokens);
+  for (const [token, value] of e.balances) setBalance(token, value, null);
+  for (const [token, reason] of e.errors) setBalance(token, null, reason);
+  for (const [token, bySpender] of e.allowances) {
+    const first = spender && bySpender.has(spender) ? spender : bySpender.keys().next().value;
+    if (first !== undefined) setAllowance(token, bySpender.get(first));
   }
-  setBlock(data.blockNumber);
-  log(data.blockNumber, "snapshot: " + Object.keys(data.balances || {}).length + " balances");
+  setBlock(e.blockNumber);
+  log(e.blockNumber, "snapshot: " + e.balances.size + " balances");
 }
 
-function onBalance(data) {
-  setBalance(data.address, data.balance, null);
-  setBlock(data.blockNumber);
-  const amount = formatted(data.balance, data.address);
-  log(data.blockNumber, label(data.address) + " balance " + (amount === "–" ? data.balance : amount) +
-    (data.txHash ? " (tx " + short(data.txHash) + ")" : ""));
+function onBalance(e) {
+  setBalance(e.address, e.balance, null);
+  setBlock(e.blockNumber);
+  const amount = formatted(e.balance, e.address);
+  log(e.blockNumber, label(e.address) + " balance " + (amount === "–" ? e.balance.toString() : amount) +
+    (e.txHash ? " (tx " + short(e.txHash) + ")" : ""));
 }
 
-function onAllowance(data) {
-  if (spender && data.spender !== spender) return;
-  setAllowance(data.address, data.allowance);
-  setBlock(data.blockNumber);
-  log(data.blockNumber, label(data.address) + " allowance for " + short(data.spender) + " " +
-    formatted(data.allowance, data.address));
+function onAllowance(e) {
+  if (spender && e.spender !== spender) return;
+  setAllowance(e.address, e.allowance);
+  setBlock(e.blockNumber);
+  log(e.blockNumber, label(e.address) + " allowance for " + short(e.spender) + " " + formatted(e.allowance, e.address));
 }
 
-function parse(event) {
-  try {
-    return JSON.parse(event.data);
-  } catch {
-    showError("unreadable " + event.type + " event");
-    return null;
+function onEvent(e) {
+  switch (e.type) {
+    case "all_balances": return onSnapshot(e);
+    case "balance_update": return onBalance(e);
+    case "allowance_update": return onAllowance(e);
+    case "resync": return log("–", "resync (" + e.code + "): a fresh snapshot follows");
+    case "error": return showError("stream error " + e.code + ": " + e.message);
   }
 }
 
-function on(es, name, handler) {
-  es.addEventListener(name, (event) => {
-    const data = parse(event);
-    if (data) handler(data);
-  });
+function onSession(reply) {
+  spender = reply.spenders.length ? reply.spenders[0] : null;
+  $("spender").textContent = spender ? "(" + short(spender) + ")" : "";
+  addMeta(Object.entries(reply.metadata));
+  for (const token of reply.tokens) row(token);
+  for (const l of reply.lists || []) {
+    log(reply.blockNumber, "token list " + String(l.name || l.url) + ": " + Number(l.tokens) + " tokens");
+  }
 }
 
-function connect(chain, owner, again) {
-  if (source) source.close();
-  const es = new EventSource(base + "sse/" + encodeURIComponent(chain) + "/balances/" + encodeURIComponent(owner));
-  source = es;
-  openedAt = Date.now();
-  lastPing = 0;
-  setStatus(again ? "reconnecting" : "connecting");
-  es.addEventListener("open", () => {
-    openedAt = Date.now();
-    setStatus("live");
-  });
-  on(es, "all_balances", (d) => { setStatus("live"); onSnapshot(d); });
-  on(es, "balance_update", onBalance);
-  on(es, "allowance_update", onAllowance);
-  on(es, "resync", (d) => log("–", "resync (" + d.code + "): a fresh snapshot follows"));
-  es.addEventListener("ping", () => {
-    const now = Date.now();
-    if (lastPing) pingGap = Math.min(pingGap, now - lastPing);
-    lastPing = now;
-    setStatus("live");
-  });
-  // A server `error` event carries data and ends the stream; a connection error has none and
-  // EventSource retries by itself unless the answer was an HTTP error (then it is CLOSED).
-  es.addEventListener("error", (event) => {
-    if (event.data) {
-      const d = parse(event);
-      if (d) showError("stream error " + d.code + ": " + d.message);
-      es.close();
-      setStatus("closed");
-    } else if (es.readyState === EventSource.CLOSED) {
-      showError("the stream could not be opened; press Start to try again");
-      setStatus("closed");
-    } else {
-      setStatus("reconnecting");
-    }
-  });
-  clearInterval(watchdog);
-  // No ping for two ping periods: the connection is dead without EventSource noticing. A new
-  // EventSource starts with a fresh snapshot, so nothing is lost by replacing it.
-  watchdog = setInterval(() => {
-    if (source !== es || es.readyState !== EventSource.OPEN) return;
-    if (Date.now() - Math.max(lastPing, openedAt) > 2 * pingGap) {
-      log("–", "no ping for " + Math.round((2 * pingGap) / 1000) + " s: reconnecting");
-      connect(chain, owner, true);
-    }
-  }, 1000);
+function onError(error) {
+  // A session request refused for its content will not succeed by retrying: stop there.
+  if (error instanceof LiveBalances.ApiError && error.status >= 400 && error.status < 500 && error.status !== 429) {
+    showError("session failed (HTTP " + error.status + ") " + error.code + ": " + error.message);
+    if (watch) watch.close();
+    setStatus("idle");
+    setRole("");
+    return;
+  }
+  showError(String(error && error.message ? error.message : error));
 }
 
-async function start(event) {
+/** The fallback hook: while no stream can be had, poll the batch balance route. */
+function poll(chain, owner) {
+  log("–", "no live stream: polling every " + POLL_MS / 1000 + " s");
+  const timer = setInterval(async () => {
+    try {
+      const readings = await client.getBalances(chain, owner, [...rows.keys()]);
+      for (const [token, r] of readings) setBalance(token, r.balance, r.balance == null ? "read_failed" : null);
+    } catch (e) {
+      showError("polling failed: " + e.message);
+    }
+  }, POLL_MS);
+  return () => {
+    clearInterval(timer);
+    log("–", "stream back: polling stopped");
+  };
+}
+
+function start(event) {
   event.preventDefault();
   showError("");
-  if (source) source.close();
-  clearInterval(watchdog);
+  if (watch) watch.close();
   rows.clear();
   meta.clear();
   $("balances").tBodies[0].replaceChildren();
   $("log").replaceChildren();
   $("block").textContent = "";
-  const chain = $("chain").value.trim();
+  const chain = Number($("chain").value.trim());
   const owner = $("owner").value.trim();
-  const body = {};
+  const session = {};
   const customTokens = list($("tokens").value);
   const tokensListsUrls = list($("lists").value);
-  if (customTokens.length) body.customTokens = customTokens;
-  if (tokensListsUrls.length) body.tokensListsUrls = tokensListsUrls;
+  if (customTokens.length) session.customTokens = customTokens;
+  if (tokensListsUrls.length) session.tokensListsUrls = tokensListsUrls;
   setStatus("connecting");
-  let reply;
-  try {
-    const response = await fetch(base + encodeURIComponent(chain) + "/sessions/" + encodeURIComponent(owner), {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    reply = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      showError("session failed (HTTP " + response.status + ") " + (reply.code || "") + ": " + (reply.message || ""));
-      setStatus("idle");
-      return;
-    }
-  } catch (e) {
-    showError("session failed: " + e.message);
-    setStatus("idle");
-    return;
-  }
-  spender = Array.isArray(reply.spenders) && reply.spenders.length ? reply.spenders[0] : null;
-  $("spender").textContent = spender ? "(" + short(spender) + ")" : "";
-  addMeta(reply.metadata);
-  for (const token of Array.isArray(reply.tokens) ? reply.tokens : []) row(token);
-  for (const l of Array.isArray(reply.lists) ? reply.lists : []) {
-    log(reply.blockNumber, "token list " + String(l.name || l.url) + ": " + Number(l.tokens) + " tokens");
-  }
-  connect(chain, owner);
+  watch = client.watchBalances(chain, owner, {
+    session,
+    onSession,
+    onEvent,
+    onStatus: setStatus,
+    onRole: setRole,
+    onError,
+    fallback: () => poll(chain, owner),
+  });
+  setRole(watch.role);
 }
 
 prefill();

@@ -1,0 +1,222 @@
+// The typed events of a balance stream: the wire's JSON with amounts as bigint and maps as
+// `Map`s. Each event keeps the JSON it came from in `data`, so fields the service adds later
+// reach the caller before this client knows them.
+import { parseAmount, parseOptionalAmount } from "./amount.js";
+import type { SseData, SseEventName, TokenMetadata } from "./wire.js";
+
+interface Positioned {
+  /**
+   * The stream position after this event (the SSE `Last-Event-ID`): the point a new stream
+   * resumes from. `""` before the stream has given any.
+   */
+  lastEventId: string;
+}
+
+/** `all_balances`: the wallet's whole state. Later events change it one value at a time. */
+export interface AllBalancesEvent extends Positioned {
+  type: "all_balances";
+  blockNumber: number;
+  /** token -> balance */
+  balances: Map<string, bigint>;
+  /** token -> spender -> allowance */
+  allowances: Map<string, Map<string, bigint>>;
+  /** token -> why its value could not be read */
+  errors: Map<string, string>;
+  /** token -> symbol, name, decimals (where known) */
+  tokens: Map<string, TokenMetadata>;
+  data: SseData<"all_balances">;
+}
+
+export interface BalanceUpdateEvent extends Positioned {
+  type: "balance_update";
+  address: string;
+  balance: bigint;
+  /** `null` when the value was not known before (newly tracked). */
+  previousBalance: bigint | null;
+  blockNumber: number;
+  txHash: string | null;
+  data: SseData<"balance_update">;
+}
+
+export interface AllowanceUpdateEvent extends Positioned {
+  type: "allowance_update";
+  address: string;
+  spender: string;
+  allowance: bigint;
+  previousAllowance: bigint | null;
+  blockNumber: number;
+  txHash: string | null;
+  data: SseData<"allowance_update">;
+}
+
+/** The stream is alive. */
+export interface PingEvent extends Positioned {
+  type: "ping";
+  /** Server time, Unix seconds. */
+  time: number;
+  data: SseData<"ping">;
+}
+
+/** The position asked for is gone from the change feed: an `all_balances` follows. */
+export interface ResyncEvent extends Positioned {
+  type: "resync";
+  code: string;
+  message: string;
+  data: SseData<"resync">;
+}
+
+/** The server ends the stream for the reason given (e.g. `session_expired`). */
+export interface StreamErrorEvent extends Positioned {
+  type: "error";
+  code: string;
+  message: string;
+  data: SseData<"error">;
+}
+
+export type BalanceEvent =
+  | AllBalancesEvent
+  | BalanceUpdateEvent
+  | AllowanceUpdateEvent
+  | PingEvent
+  | ResyncEvent
+  | StreamErrorEvent;
+
+/** Thrown for an event whose data does not have the documented shape. */
+export class EventDataError extends Error {
+  constructor(
+    readonly eventName: string,
+    reason: string,
+  ) {
+    super(`unreadable ${eventName} event: ${reason}`);
+    this.name = "EventDataError";
+  }
+}
+
+type Parser = (data: unknown, lastEventId: string) => BalanceEvent;
+
+// A `Record` over the document's event names: an event added to the document without a parser
+// here fails the client's build (and so `make test`).
+const PARSERS: Record<SseEventName, Parser> = {
+  all_balances: (data, lastEventId) => {
+    const d = object(data) as SseData<"all_balances">;
+    const allowances = new Map<string, Map<string, bigint>>();
+    for (const [token, bySpender] of entries(d.allowances, "allowances")) {
+      allowances.set(token, mapValues(bySpender, parseAmount, "allowances"));
+    }
+    return {
+      type: "all_balances",
+      lastEventId,
+      blockNumber: blockNumber(d.blockNumber),
+      balances: mapValues(d.balances, parseAmount, "balances"),
+      allowances,
+      errors: mapValues(d.errors ?? {}, text, "errors"),
+      tokens: mapValues(d.tokens ?? {}, metadata, "tokens"),
+      data: d,
+    };
+  },
+  balance_update: (data, lastEventId) => {
+    const d = object(data) as SseData<"balance_update">;
+    return {
+      type: "balance_update",
+      lastEventId,
+      address: text(d.address),
+      balance: parseAmount(d.balance),
+      previousBalance: parseOptionalAmount(d.previousBalance),
+      blockNumber: blockNumber(d.blockNumber),
+      txHash: d.txHash == null ? null : text(d.txHash),
+      data: d,
+    };
+  },
+  allowance_update: (data, lastEventId) => {
+    const d = object(data) as SseData<"allowance_update">;
+    return {
+      type: "allowance_update",
+      lastEventId,
+      address: text(d.address),
+      spender: text(d.spender),
+      allowance: parseAmount(d.allowance),
+      previousAllowance: parseOptionalAmount(d.previousAllowance),
+      blockNumber: blockNumber(d.blockNumber),
+      txHash: d.txHash == null ? null : text(d.txHash),
+      data: d,
+    };
+  },
+  ping: (data, lastEventId) => {
+    const d = object(data) as SseData<"ping">;
+    return { type: "ping", lastEventId, time: blockNumber(d.time), data: d };
+  },
+  resync: (data, lastEventId) => {
+    const d = object(data) as SseData<"resync">;
+    return { type: "resync", lastEventId, code: text(d.code), message: text(d.message), data: d };
+  },
+  error: (data, lastEventId) => {
+    const d = object(data) as SseData<"error">;
+    return { type: "error", lastEventId, code: text(d.code), message: text(d.message), data: d };
+  },
+};
+
+/** The event names this client reads: every one the OpenAPI document lists. */
+export const EVENT_NAMES = Object.keys(PARSERS) as readonly SseEventName[];
+
+/**
+ * The typed event for an SSE message: its `event:` name, `data:` text and the stream's
+ * `Last-Event-ID` after it. `null` for a name this client does not know (a newer server);
+ * throws [`EventDataError`] for data that is not the documented shape.
+ */
+export function parseEvent(name: string, dataText: string, lastEventId: string): BalanceEvent | null {
+  if (!Object.prototype.hasOwnProperty.call(PARSERS, name)) return null;
+  const parse = PARSERS[name as SseEventName];
+  let data: unknown;
+  try {
+    data = JSON.parse(dataText);
+  } catch {
+    throw new EventDataError(name, "data is not JSON");
+  }
+  try {
+    return parse(data, lastEventId);
+  } catch (e) {
+    throw new EventDataError(name, e instanceof Error ? e.message : String(e));
+  }
+}
+
+function object(value: unknown): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new TypeError("not a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+function entries(value: unknown, field: string): [string, unknown][] {
+  try {
+    return Object.entries(object(value));
+  } catch {
+    throw new TypeError(`${field} is not an object`);
+  }
+}
+
+function mapValues<T>(value: unknown, parse: (v: unknown) => T, field: string): Map<string, T> {
+  const map = new Map<string, T>();
+  for (const [key, v] of entries(value, field)) map.set(key, parse(v));
+  return map;
+}
+
+function text(value: unknown): string {
+  if (typeof value !== "string") throw new TypeError(`not a string: ${JSON.stringify(value)}`);
+  return value;
+}
+
+function blockNumber(value: unknown): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new TypeError(`not a block number: ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function metadata(value: unknown): TokenMetadata {
+  const m = object(value);
+  const decimals = m["decimals"];
+  if (typeof decimals !== "number" || !Number.isInteger(decimals) || decimals < 0 || decimals > 255) {
+    throw new TypeError(`decimals out of range: ${JSON.stringify(decimals)}`);
+  }
+  return { symbol: text(m["symbol"]), name: text(m["name"]), decimals };
+}

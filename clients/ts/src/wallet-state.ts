@@ -1,0 +1,104 @@
+// A wallet's current values: the last `all_balances` with every later update applied. Each tab
+// keeps one, so whichever tab leads can hand a joining tab the state as of now, and resume the
+// stream from the last position it saw when it takes over.
+import type { AllBalancesEvent, BalanceEvent } from "./events.js";
+
+/** How many update ids a state remembers to recognise a repeat. */
+const REMEMBERED_UPDATES = 1024;
+
+export class WalletState {
+  #snapshot: AllBalancesEvent | null = null;
+  #lastEventId = "";
+  /** Ids of the latest updates applied, oldest first. */
+  readonly #applied = new Set<string>();
+
+  /** The stream position after the last event applied (`""` before any). */
+  get lastEventId(): string {
+    return this.#lastEventId;
+  }
+
+  get hasSnapshot(): boolean {
+    return this.#snapshot !== null;
+  }
+
+  /**
+   * Applies `event`; `false` (and nothing changes) for an update already applied. A tab that
+   * takes the stream over replays from the last id it had *processed*, while an event the old
+   * leader posted just before closing may still be on its way to the other tabs: they see it
+   * twice, and must count it once. (An update's id is its own feed position: unique.)
+   */
+  apply(event: BalanceEvent): boolean {
+    const update = event.type === "balance_update" || event.type === "allowance_update";
+    if (update && event.lastEventId) {
+      if (this.#applied.has(event.lastEventId)) return false;
+      this.#applied.add(event.lastEventId);
+      if (this.#applied.size > REMEMBERED_UPDATES) {
+        this.#applied.delete(this.#applied.values().next().value as string);
+      }
+    }
+    if (event.lastEventId) this.#lastEventId = event.lastEventId;
+    if (event.type === "all_balances") {
+      this.#snapshot = copy(event);
+      return true;
+    }
+    const s = this.#snapshot;
+    if (s === null) return true;
+    switch (event.type) {
+      case "balance_update":
+        s.balances.set(event.address, event.balance);
+        s.errors.delete(event.address);
+        s.blockNumber = Math.max(s.blockNumber, event.blockNumber);
+        break;
+      case "allowance_update": {
+        let bySpender = s.allowances.get(event.address);
+        if (!bySpender) s.allowances.set(event.address, (bySpender = new Map()));
+        bySpender.set(event.spender, event.allowance);
+        s.blockNumber = Math.max(s.blockNumber, event.blockNumber);
+        break;
+      }
+      default:
+        break;
+    }
+    return true;
+  }
+
+  /**
+   * The current values as one `all_balances` (a copy), positioned at the last event applied;
+   * `null` before the first snapshot. Its `data` is the last snapshot's JSON (fields this
+   * client does not know kept) with the values brought up to date.
+   */
+  current(): AllBalancesEvent | null {
+    const s = this.#snapshot;
+    if (s === null) return null;
+    const event = copy(s);
+    event.lastEventId = this.#lastEventId;
+    const balances = record<string>();
+    for (const [token, value] of s.balances) balances[token] = value.toString();
+    const allowances = record<Record<string, string>>();
+    for (const [token, bySpender] of s.allowances) {
+      const values = record<string>();
+      for (const [spender, value] of bySpender) values[spender] = value.toString();
+      allowances[token] = values;
+    }
+    const errors = record<string>();
+    for (const [token, reason] of s.errors) errors[token] = reason;
+    event.data = { ...s.data, balances, allowances, blockNumber: s.blockNumber };
+    if (s.errors.size > 0 || s.data.errors !== undefined) event.data.errors = errors;
+    return event;
+  }
+}
+
+function copy(event: AllBalancesEvent): AllBalancesEvent {
+  return {
+    ...event,
+    balances: new Map(event.balances),
+    allowances: new Map([...event.allowances].map(([token, bySpender]) => [token, new Map(bySpender)])),
+    errors: new Map(event.errors),
+    tokens: new Map(event.tokens),
+  };
+}
+
+/** An object without a prototype: keys from the wire can never reach `Object.prototype`. */
+function record<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}

@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { parseEvent, type BalanceEvent } from "../src/events.js";
+import { WalletState } from "../src/wallet-state.js";
+import { SPENDER, TOKEN, snapshotData, updateData } from "./fakes.js";
+
+function event(name: string, data: unknown, id: string): BalanceEvent {
+  const parsed = parseEvent(name, JSON.stringify(data), id);
+  assert.ok(parsed);
+  return parsed;
+}
+
+test("updates fold into the snapshot; current() is a copy positioned at the last event", () => {
+  const state = new WalletState();
+  assert.equal(state.current(), null);
+  // Updates before a snapshot have nothing to apply to, but move the position.
+  state.apply(event("balance_update", updateData("1", null, 1), "1"));
+  assert.equal(state.hasSnapshot, false);
+  state.apply(event("all_balances", { ...snapshotData("100"), extra: "kept" }, "5"));
+  state.apply(event("balance_update", updateData("150", "100", 12), "6"));
+  state.apply(
+    event("allowance_update", { address: TOKEN, spender: SPENDER, allowance: "0", previousAllowance: "5", blockNumber: 13 }, "7"),
+  );
+  state.apply(event("ping", { time: 1 }, "8")); // an id-only frame moved the position
+  const now = state.current();
+  assert.ok(now);
+  assert.equal(now.lastEventId, "8");
+  assert.equal(now.balances.get(TOKEN), 150n);
+  assert.equal(now.allowances.get(TOKEN)?.get(SPENDER), 0n);
+  assert.equal(now.blockNumber, 13);
+  assert.deepEqual(
+    JSON.parse(JSON.stringify(now.data)),
+    { ...snapshotData("150", 13), allowances: { [TOKEN]: { [SPENDER]: "0" } }, extra: "kept" },
+  );
+  now.balances.set(TOKEN, 0n);
+  assert.equal(state.current()?.balances.get(TOKEN), 150n, "current() hands out copies");
+});
+
+test("a new snapshot replaces the state; wire keys never reach Object.prototype", () => {
+  const state = new WalletState();
+  state.apply(event("all_balances", snapshotData("100"), "5"));
+  // JSON.parse makes "__proto__" an own key; copied into a plain object it would set the
+  // object's prototype instead.
+  state.apply(parseEvent("all_balances", '{"balances":{"__proto__":"2"},"allowances":{},"blockNumber":20}', "9")!);
+  const now = state.current();
+  assert.ok(now);
+  assert.equal(now.balances.has(TOKEN), false);
+  assert.equal(now.balances.get("__proto__"), 2n);
+  assert.deepEqual(Object.keys(now.data.balances), ["__proto__"]);
+  assert.equal(Object.getPrototypeOf(now.data.balances), null);
+});
+
+test("an update seen twice (a takeover's replay racing the old leader's post) counts once", () => {
+  const state = new WalletState();
+  assert.equal(state.apply(event("all_balances", snapshotData("100"), "5")), true);
+  assert.equal(state.apply(event("balance_update", updateData("150", "100", 11), "6")), true);
+  assert.equal(state.apply(event("balance_update", updateData("150", "100", 11), "6")), false);
+  assert.equal(state.apply(event("balance_update", updateData("175", "150", 12), "7")), true);
+  assert.equal(state.current()?.balances.get(TOKEN), 175n);
+  assert.equal(state.lastEventId, "7");
+  // Pings and snapshots are never "repeats": they carry the position, not a change.
+  assert.equal(state.apply(event("ping", { time: 1 }, "7")), true);
+});
