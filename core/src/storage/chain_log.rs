@@ -50,6 +50,10 @@ const TTL_SECS: u64 = 3_600;
 /// BatchWriteItem's limit.
 const BATCH: usize = 25;
 
+// The overlap covers a whole attempt, and a read's window touches at most two buckets.
+const _: () = assert!(READ_OVERLAP_MS as u128 > ATTEMPT_TIMEOUT.as_millis());
+const _: () = assert!(READ_OVERLAP_MS + CLOCK_AHEAD_MS < BUCKET_MS);
+
 /// One wallet of one chain has feed entries up to `position`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ChainLogEntry {
@@ -232,11 +236,5 @@ mod tests {
         ] {
             assert!(parse_sk(1, bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn overlap_covers_a_whole_attempt() {
-        assert!(Duration::from_millis(READ_OVERLAP_MS) > ATTEMPT_TIMEOUT);
-        assert!(READ_OVERLAP_MS + CLOCK_AHEAD_MS < BUCKET_MS);
     }
 }
