@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod browser;
+mod chain_log;
 mod limits;
 mod owner_paths;
 mod poller;
