@@ -21,7 +21,7 @@ use std::sync::LazyLock;
 
 use alloy::primitives::Address;
 use e2e::follow::Trail;
-use e2e::{Environment, SseClient};
+use e2e::{Environment, SseClient, Transport};
 use live_balances::address::lower;
 
 /// Held by each test for its whole run: these tests must not overlap.
@@ -75,7 +75,17 @@ pub async fn open_client(
     token: Address,
     owner: Address,
 ) -> anyhow::Result<(SseClient, Trail)> {
-    let mut sse = SseClient::connect(env, &lower(&owner), None).await?;
+    open_client_via(env, Transport::FunctionUrl, token, owner).await
+}
+
+/// [`open_client`] through `transport`.
+pub async fn open_client_via(
+    env: &'static Environment,
+    transport: Transport,
+    token: Address,
+    owner: Address,
+) -> anyhow::Result<(SseClient, Trail)> {
+    let mut sse = SseClient::connect_via(env, transport, &lower(&owner), None).await?;
     let snapshot = sse
         .wait_for("all_balances", |e| e.event == "all_balances")
         .await?;

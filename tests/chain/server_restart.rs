@@ -28,16 +28,9 @@ async fn server_clients(
         env.watch_via(Transport::Server, &lower(owner), &body)
             .await?;
         for _ in 0..CLIENTS_PER_OWNER {
-            let mut sse =
-                SseClient::connect_via(env, Transport::Server, &lower(owner), None).await?;
-            let snapshot = sse
-                .wait_for("all_balances", |e| e.event == "all_balances")
-                .await?;
-            let value = snapshot.data["balances"][lower(&token)]
-                .as_str()
-                .unwrap_or("0")
-                .to_string();
-            clients.push((*owner, sse, Trail::new(&token, value)));
+            let (sse, trail) =
+                crate::open_client_via(env, Transport::Server, token, *owner).await?;
+            clients.push((*owner, sse, trail));
         }
     }
     for owner in owners {

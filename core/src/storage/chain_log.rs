@@ -176,29 +176,22 @@ impl Table {
         let mut entries = vec![];
         let mut bucket = bucket_of(since_ms);
         while bucket <= bucket_of(now_ms + CLOCK_AHEAD_MS) {
-            let mut start: Option<Item> = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.name)
-                    .key_condition_expression("pk = :pk AND sk >= :from")
-                    .expression_attribute_values(":pk", s(chain_log_pk(chain_id, bucket)))
-                    .expression_attribute_values(":from", s(from.clone()))
-                    .projection_expression("sk")
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(StorageError::from_sdk)?;
-                for item in out.items.unwrap_or_default() {
-                    if let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) {
-                        entries.push(parse_sk(chain_id, sk)?);
-                    }
-                }
-                match out.last_evaluated_key {
-                    Some(key) if !key.is_empty() => start = Some(key),
-                    _ => break,
+            let mut items = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .key_condition_expression("pk = :pk AND sk >= :from")
+                .expression_attribute_values(":pk", s(chain_log_pk(chain_id, bucket)))
+                .expression_attribute_values(":from", s(from.clone()))
+                .projection_expression("sk")
+                .consistent_read(true)
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = items.next().await {
+                let item = item.map_err(StorageError::from_sdk)?;
+                if let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) {
+                    entries.push(parse_sk(chain_id, sk)?);
                 }
             }
             bucket += BUCKET_MS;

@@ -6,7 +6,7 @@
 
 use alloy::primitives::Address;
 
-use super::{StorageError, Table, keys, s};
+use super::{StorageError, Table};
 use crate::model::FeedPosition;
 
 impl Table {
@@ -18,12 +18,7 @@ impl Table {
         after: &FeedPosition,
     ) -> Result<bool, StorageError> {
         let out = self
-            .client
-            .query()
-            .table_name(&self.name)
-            .key_condition_expression("pk = :pk AND sk > :after")
-            .expression_attribute_values(":pk", s(keys::feed_pk(chain_id, owner)))
-            .expression_attribute_values(":after", s(after.as_str()))
+            .feed_after_query(chain_id, owner, after)
             .projection_expression("sk")
             .consistent_read(false)
             .limit(1)

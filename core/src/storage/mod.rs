@@ -448,12 +448,7 @@ impl Table {
         limit: i32,
     ) -> Result<Vec<FeedEntry>, StorageError> {
         let out = self
-            .client
-            .query()
-            .table_name(&self.name)
-            .key_condition_expression("pk = :pk AND sk > :after")
-            .expression_attribute_values(":pk", s(keys::feed_pk(chain_id, owner)))
-            .expression_attribute_values(":after", s(after.as_str()))
+            .feed_after_query(chain_id, owner, after)
             .consistent_read(true)
             .limit(limit)
             .send()
@@ -464,6 +459,21 @@ impl Table {
             .into_iter()
             .map(|i| FeedEntry::try_from(from_item::<FeedRecord>(i)?))
             .collect()
+    }
+
+    /// The query of a wallet's feed entries after `after`, oldest first.
+    fn feed_after_query(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+        after: &FeedPosition,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.name)
+            .key_condition_expression("pk = :pk AND sk > :after")
+            .expression_attribute_values(":pk", s(keys::feed_pk(chain_id, owner)))
+            .expression_attribute_values(":after", s(after.as_str()))
     }
 
     /// Whether `position` is an entry still in the wallet's feed and not yet expired. Entries
