@@ -2,12 +2,20 @@
 //! `aggregate3` batches at one block. Each call may fail on its own (a reverting or
 //! non-standard token) without failing the batch.
 
+mod blocks;
+
+use std::sync::Arc;
+
 use alloy::eips::BlockId;
 use alloy::primitives::{Address, Bytes};
 use alloy::providers::{CallItem, DynProvider, Failure, Provider, RootProvider};
 use alloy::sol_types::SolCall;
 use futures::{StreamExt, TryStreamExt, stream};
 use thiserror::Error;
+
+pub use blocks::{
+    BlockHead, HeadSubscription, MAX_FILTERED_OWNERS, NativeSource, OWNERS_PER_FILTER,
+};
 
 use crate::NATIVE_TOKEN;
 use crate::abi::{IERC20, IERC20Metadata, IMulticall3Helpers};
@@ -27,12 +35,31 @@ pub enum ChainError {
 /// neither holds every request and answer in memory together nor floods the RPC provider.
 pub const CONCURRENT_CHUNKS: usize = 16;
 
-/// Reads wallet values on one chain.
-#[derive(Debug, Clone)]
+/// Called with the JSON-RPC method of every request a reader sends (the poller's metrics).
+pub type RequestCounter = Arc<dyn Fn(&'static str) + Send + Sync>;
+
+/// An RPC failure as an error whose text names no URL (URLs carry API keys).
+fn rpc_error(e: impl std::fmt::Display) -> ChainError {
+    ChainError::Rpc(crate::config::redact_urls(&e.to_string()))
+}
+
+/// The one adapter to a chain's node: wallet values in Multicall3 batches, token metadata,
+/// and (in `blocks`) headers, logs, traces and head subscriptions.
+#[derive(Clone)]
 pub struct BalanceReader {
     provider: DynProvider,
     multicall: Address,
     chunk: usize,
+    counter: Option<RequestCounter>,
+}
+
+impl std::fmt::Debug for BalanceReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BalanceReader")
+            .field("multicall", &self.multicall)
+            .field("chunk", &self.chunk)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BalanceReader {
@@ -41,6 +68,19 @@ impl BalanceReader {
             provider,
             multicall,
             chunk: chunk.max(1),
+            counter: None,
+        }
+    }
+
+    /// The same reader, reporting every request it sends to `counter`.
+    pub fn with_request_counter(mut self, counter: RequestCounter) -> Self {
+        self.counter = Some(counter);
+        self
+    }
+
+    fn count(&self, method: &'static str) {
+        if let Some(counter) = &self.counter {
+            counter(method);
         }
     }
 
@@ -61,15 +101,14 @@ impl BalanceReader {
         self.chunk
     }
 
-    pub fn provider(&self) -> &DynProvider {
-        &self.provider
+    /// The Multicall3 contract the reads go through.
+    pub fn multicall(&self) -> Address {
+        self.multicall
     }
 
     pub async fn block_number(&self) -> Result<u64, ChainError> {
-        self.provider
-            .get_block_number()
-            .await
-            .map_err(|e| ChainError::Rpc(crate::config::redact_urls(&e.to_string())))
+        self.count("eth_blockNumber");
+        self.provider.get_block_number().await.map_err(rpc_error)
     }
 
     /// Reads every `(owner, key)` at the latest block; returns that block and the reads.
@@ -107,6 +146,7 @@ impl BalanceReader {
         reads: &[(Address, BalanceKey)],
         block: u64,
     ) -> Result<Vec<TokenRead>, ChainError> {
+        self.count("eth_call");
         // Every call here returns one uint256, so one decoder type serves them all.
         let calls = reads.iter().map(|(owner, key)| {
             let (target, input): (Address, Bytes) = match *key {
@@ -141,7 +181,7 @@ impl BalanceReader {
             .extend_calls(calls)
             .aggregate3()
             .await
-            .map_err(|e| ChainError::Rpc(crate::config::redact_urls(&e.to_string())))?;
+            .map_err(rpc_error)?;
         Ok(results
             .into_iter()
             .map(|r| r.map_or(TokenRead::Failed, TokenRead::Value))
@@ -150,6 +190,27 @@ impl BalanceReader {
 }
 
 impl BalanceReader {
+    /// Of `tokens` whose `balanceOf` failed for some wallet, those whose `balanceOf` fails for
+    /// any holder at `block` (probed with the Multicall3 contract's own address, which every
+    /// working token answers for): a fact about the token, not about the wallet.
+    pub async fn unreadable_tokens(
+        &self,
+        tokens: &[Address],
+        block: u64,
+    ) -> Result<Vec<Address>, ChainError> {
+        let probes: Vec<(Address, BalanceKey)> = tokens
+            .iter()
+            .map(|&token| (self.multicall, BalanceKey::Balance { token }))
+            .collect();
+        let reads = self.read(&probes, block).await?;
+        Ok(tokens
+            .iter()
+            .zip(reads)
+            .filter(|(_, read)| *read == TokenRead::Failed)
+            .map(|(token, _)| *token)
+            .collect())
+    }
+
     /// Reads `symbol()`, `name()` and `decimals()` of each token at the latest block, in
     /// order: `None` for an address without usable metadata (not a contract, reverting, or
     /// returning garbage). Old tokens that return `bytes32` symbols are understood.
@@ -206,8 +267,10 @@ impl BalanceReader {
             .dynamic::<IERC20Metadata::decimalsCall>()
             .address(self.multicall)
             .extend_calls(decimals);
-        let (texts, decimals) = futures::try_join!(texts.aggregate3(), decimals.aggregate3())
-            .map_err(|e| ChainError::Rpc(e.to_string()))?;
+        self.count("eth_call");
+        self.count("eth_call");
+        let (texts, decimals) =
+            futures::try_join!(texts.aggregate3(), decimals.aggregate3()).map_err(rpc_error)?;
         let text = |r: &Result<String, Failure>| match r {
             Ok(s) => Some(s.clone()),
             // A successful call whose data is one word is a bytes32 string.

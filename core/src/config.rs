@@ -125,8 +125,8 @@ pub struct Settings {
     pub sse_retry: Duration,
     /// How often an open stream pushes its session's expiry forward.
     pub sse_keep_alive: Duration,
-    /// Most tokens one session tracks (a 5,000-token list plus its custom tokens fits; the
-    /// session item stays far below DynamoDB's 400 KB item limit up to about 8,000).
+    /// Most tokens one session tracks, its lists' tokens included (the session item holds
+    /// only the lists' URLs, so this bounds the snapshot and the reads, not the item).
     pub max_tokens_per_session: usize,
     /// Where the poller serves `/health` and `/metrics`.
     pub poller_http_addr: std::net::SocketAddr,
@@ -149,6 +149,7 @@ pub struct Settings {
     /// resumes with `Last-Event-ID`); nothing is buffered for it beyond a few events.
     pub sse_slow_client: Duration,
     pub server: ServerSettings,
+    pub tracking: TrackingSettings,
 }
 
 /// The long-lived HTTP server's own settings: what the function URL does for the function.
@@ -164,6 +165,38 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// After SIGTERM, how long open requests get to finish before the process exits.
     pub drain_timeout: Duration,
+}
+
+/// How the poller finds native balance changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NativeBalances {
+    /// Call traces when the node answers a trace method, else per-wallet reads.
+    Auto,
+    /// Call traces; the poller does not start on a node without them.
+    Traces,
+    /// Per-wallet reads, even where traces would work.
+    Reads,
+}
+
+/// What the sparse tracking model costs and how fresh it keeps values the chain changes
+/// without telling (by event).
+#[derive(Debug, Clone)]
+pub struct TrackingSettings {
+    pub native_balances: NativeBalances,
+    /// Period of the slow sweep: every held value re-read once (`SWEEP_ALL_INTERVAL`). The
+    /// frequent sweep (`SNAPSHOT_INTERVAL`) re-reads only tokens seen changing silently.
+    pub sweep_all_interval: Duration,
+    /// Without traces: how often a wallet with no open stream has its native balance read
+    /// (wallets with one are read every block).
+    pub native_poll_interval: Duration,
+    /// Shortest gap between two background re-reads of a wallet's whole token set, which a
+    /// stream opening asks for (a listed token that turned non-zero without an event).
+    pub rescan_interval: Duration,
+    /// Most tokens discovery adds to one wallet.
+    pub max_discovered_tokens: usize,
+    /// Sessions up to this many tokens get every token's allowances and metadata in
+    /// `all_balances`; larger ones get them for named and held tokens.
+    pub full_detail_max_tokens: usize,
 }
 
 /// Limits of token-list fetching: every one of them stands between a client and a request the
@@ -229,7 +262,7 @@ impl Settings {
             max_tokens_per_session: number(
                 "MAX_TOKENS_PER_SESSION",
                 get("MAX_TOKENS_PER_SESSION"),
-                6000,
+                20_000,
             )? as usize,
             poller_http_addr: match get("POLLER_HTTP_ADDR") {
                 None => std::net::SocketAddr::from(([0, 0, 0, 0], 8080)),
@@ -290,6 +323,32 @@ impl Settings {
                 cors_allow_origins: origins(get("CORS_ALLOW_ORIGIN"))?,
                 request_timeout: secs("SERVER_REQUEST_TIMEOUT_SECS", 60)?,
                 drain_timeout: secs("SERVER_DRAIN_SECS", 20)?,
+            },
+            tracking: TrackingSettings {
+                native_balances: match get("NATIVE_BALANCES").as_deref() {
+                    None | Some("auto") => NativeBalances::Auto,
+                    Some("traces") => NativeBalances::Traces,
+                    Some("reads") => NativeBalances::Reads,
+                    Some(other) => {
+                        return Err(invalid(
+                            "NATIVE_BALANCES",
+                            format!("expected auto, traces or reads, got {other:?}"),
+                        ));
+                    }
+                },
+                sweep_all_interval: secs("SWEEP_ALL_INTERVAL", 3600)?,
+                native_poll_interval: secs("NATIVE_POLL_SECS", 60)?,
+                rescan_interval: secs("RESCAN_INTERVAL_SECS", 3600)?,
+                max_discovered_tokens: number(
+                    "MAX_DISCOVERED_TOKENS",
+                    get("MAX_DISCOVERED_TOKENS"),
+                    100,
+                )? as usize,
+                full_detail_max_tokens: number(
+                    "FULL_DETAIL_MAX_TOKENS",
+                    get("FULL_DETAIL_MAX_TOKENS"),
+                    1000,
+                )? as usize,
             },
         })
     }
@@ -460,6 +519,17 @@ mod tests {
         assert_eq!(s.multicall, DEFAULT_MULTICALL);
         assert_eq!(s.default_spender, DEFAULT_SPENDER);
         assert_eq!(s.sse_ping_interval, Duration::from_secs(15));
+        assert_eq!(s.tracking.native_balances, NativeBalances::Auto);
+        assert_eq!(s.tracking.sweep_all_interval, Duration::from_secs(3600));
+        assert_eq!(s.max_tokens_per_session, 20_000);
+        assert_eq!(
+            settings(&[("NATIVE_BALANCES", "reads")])
+                .unwrap()
+                .tracking
+                .native_balances,
+            NativeBalances::Reads
+        );
+        assert!(settings(&[("NATIVE_BALANCES", "sometimes")]).is_err());
     }
 
     #[test]

@@ -1,23 +1,32 @@
 //! Turning one changed balance item (old and new image) into a change-feed entry.
 
+use alloy::primitives::U256;
+
 use crate::model::{BalanceItem, FeedEntry, FeedPosition, TokenRead};
 
 /// The feed entry for a change from `old` to `new` (the item's `version`-th write), or `None`
 /// when nothing a client shows changed (same value at a newer block, a value that could not
-/// be read, a removal) — nor for a newly tracked value of zero: a session over a 5,000-token
-/// list starts with thousands of zero balances and allowances, and an entry for each would
-/// cost a feed write and an event on every open stream of the wallet to say nothing (the next
-/// `all_balances` lists them).
+/// be read, a removal).
+///
+/// Values are sparse: an absent item is a zero. So an insert is a change from zero — unless
+/// the write was the first read of a newly tracked value (`first_read`), which has no previous
+/// value. A first read of zero is no news at all (and is not even stored); nor is an insert of
+/// zero.
 pub fn feed_entry(
     old: Option<&BalanceItem>,
     new: &BalanceItem,
     version: u64,
+    first_read: bool,
     position: FeedPosition,
 ) -> Option<FeedEntry> {
     let TokenRead::Value(value) = new.read else {
         return None;
     };
-    let previous = old.and_then(|o| o.read.value());
+    let previous = match old {
+        Some(old) => old.read.value(),
+        None if first_read => None,
+        None => Some(U256::ZERO),
+    };
     if previous == Some(value) || (old.is_none() && value.is_zero()) {
         return None;
     }
@@ -38,7 +47,7 @@ pub fn feed_entry(
 mod tests {
     use super::*;
     use crate::model::BalanceKey;
-    use alloy::primitives::{Address, B256, U256};
+    use alloy::primitives::{Address, B256};
 
     fn item(value: TokenRead, block: u64) -> BalanceItem {
         BalanceItem {
@@ -61,7 +70,7 @@ mod tests {
     fn changed_value_yields_entry_with_previous() {
         let old = item(TokenRead::Value(U256::from(10)), 5);
         let new = item(TokenRead::Value(U256::from(15)), 6);
-        let entry = feed_entry(Some(&old), &new, 1, pos()).unwrap();
+        let entry = feed_entry(Some(&old), &new, 1, false, pos()).unwrap();
         assert_eq!(entry.value, U256::from(15));
         assert_eq!(entry.previous, Some(U256::from(10)));
         assert_eq!(entry.block, 6);
@@ -70,23 +79,33 @@ mod tests {
     }
 
     #[test]
-    fn first_value_has_no_previous() {
+    fn a_first_read_has_no_previous_but_an_insert_was_zero() {
         let new = item(TokenRead::Value(U256::from(7)), 6);
-        assert_eq!(feed_entry(None, &new, 1, pos()).unwrap().previous, None);
+        assert_eq!(
+            feed_entry(None, &new, 1, true, pos()).unwrap().previous,
+            None
+        );
+        // A tracked value that was zero (no item) and is now 7.
+        assert_eq!(
+            feed_entry(None, &new, 1, false, pos()).unwrap().previous,
+            Some(U256::ZERO)
+        );
     }
 
     #[test]
     fn a_first_value_of_zero_is_no_news_but_a_later_zero_is() {
         let zero = item(TokenRead::Value(U256::ZERO), 6);
-        assert_eq!(feed_entry(None, &zero, 1, pos()), None);
+        assert_eq!(feed_entry(None, &zero, 1, true, pos()), None);
         let old = item(TokenRead::Value(U256::from(3)), 5);
         assert_eq!(
-            feed_entry(Some(&old), &zero, 2, pos()).unwrap().previous,
+            feed_entry(Some(&old), &zero, 2, false, pos())
+                .unwrap()
+                .previous,
             Some(U256::from(3))
         );
         // From unreadable to zero: the client showed an error, so zero is news.
         let failed = item(TokenRead::Failed, 5);
-        assert!(feed_entry(Some(&failed), &zero, 2, pos()).is_some());
+        assert!(feed_entry(Some(&failed), &zero, 2, false, pos()).is_some());
     }
 
     #[test]
@@ -97,12 +116,13 @@ mod tests {
                 Some(&old),
                 &item(TokenRead::Value(U256::from(10)), 9),
                 1,
+                false,
                 pos()
             ),
             None
         );
         assert_eq!(
-            feed_entry(Some(&old), &item(TokenRead::Failed, 9), 1, pos()),
+            feed_entry(Some(&old), &item(TokenRead::Failed, 9), 1, false, pos()),
             None
         );
     }
@@ -112,7 +132,9 @@ mod tests {
         let old = item(TokenRead::Failed, 5);
         let new = item(TokenRead::Value(U256::from(1)), 6);
         assert_eq!(
-            feed_entry(Some(&old), &new, 1, pos()).unwrap().previous,
+            feed_entry(Some(&old), &new, 1, false, pos())
+                .unwrap()
+                .previous,
             None
         );
     }

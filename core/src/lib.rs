@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod diff;
 pub mod model;
+pub mod native;
 pub mod plan;
 pub mod shown;
 pub mod sse;

@@ -1,33 +1,124 @@
 //! Domain types: sessions, tracked balance items, change-feed entries and chain cursors.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use alloy::primitives::{Address, B256, U256};
 use thiserror::Error;
 
 /// What a set of browser clients asked to watch for one wallet on one chain. Shared by every
-/// client of that wallet: tokens and spenders only ever grow until the session expires.
+/// client of that wallet: what it tracks only ever grows until the session expires.
+///
+/// A session follows its token lists by reference: the tokens of a list live once per chain in
+/// the list cache, and a session tracks whatever the list's current version holds. So a
+/// session stays small whatever its lists hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub chain_id: u64,
     pub owner: Address,
-    pub tokens: BTreeSet<Address>,
+    /// Tokens asked for by address (`customTokens`).
+    pub custom_tokens: BTreeSet<Address>,
     pub spenders: BTreeSet<Address>,
-    /// Token-list URLs whose tokens were added (their tokens are in `tokens`).
-    pub token_lists: BTreeSet<String>,
+    /// Token-list URLs followed (the list cache's key), each with the generation of the list
+    /// whose tokens were read when the session started following it (0: not recorded).
+    pub token_lists: BTreeMap<String, u64>,
+    /// Opt-in discovery: a `Transfer` into the wallet of a token it does not track starts
+    /// tracking that token.
+    pub discover: bool,
+    /// Tokens found by discovery.
+    pub discovered: BTreeSet<Address>,
+    /// Block at which the values of the latest addition were read.
+    pub read_block: u64,
+    /// How many additions changed the session: a write goes through only if the revision is
+    /// still the one its request read, so concurrent requests never lose each other's tokens
+    /// and the token limit holds exactly.
+    pub revision: u64,
+    /// The newest revision whose initial values are all stored. Below `revision`, an addition's
+    /// values are still being written (or their writer failed): the poller reads them itself.
+    pub complete_revision: u64,
     /// Unix seconds.
     pub created_at: u64,
     /// Unix seconds; past this the session is dropped by the poller and by TTL.
     pub expires_at: u64,
+    /// Unix seconds until which an open stream vouches for the session (refreshed while it
+    /// streams): wallets with a stream open are read more often where that costs per wallet.
+    pub streaming_until: u64,
+}
+
+impl Session {
+    /// A new, empty session (before its first addition is applied).
+    pub fn new(chain_id: u64, owner: Address, now: u64) -> Self {
+        Self {
+            chain_id,
+            owner,
+            custom_tokens: BTreeSet::new(),
+            spenders: BTreeSet::new(),
+            token_lists: BTreeMap::new(),
+            discover: false,
+            discovered: BTreeSet::new(),
+            read_block: 0,
+            revision: 0,
+            complete_revision: 0,
+            created_at: now,
+            expires_at: now,
+            streaming_until: 0,
+        }
+    }
+
+    /// Every token the session tracks, given the current tokens of each list it follows: its
+    /// lists' tokens, its custom and discovered tokens, the native currency, and the chain's
+    /// wrapped native token when there is one. A list not known (yet) contributes nothing.
+    pub fn tracked_tokens<'a>(
+        &self,
+        list_tokens: impl Fn(&str) -> Option<&'a [Address]>,
+        weth: Option<Address>,
+    ) -> BTreeSet<Address> {
+        let mut tokens: BTreeSet<Address> = self
+            .token_lists
+            .keys()
+            .filter_map(|url| list_tokens(url))
+            .flatten()
+            .copied()
+            .collect();
+        tokens.extend(self.named_tokens(weth));
+        tokens
+    }
+
+    /// The tokens the session names by address rather than through a list: custom and
+    /// discovered tokens, the native currency, the chain's wrapped native token.
+    pub fn named_tokens(&self, weth: Option<Address>) -> BTreeSet<Address> {
+        let mut tokens: BTreeSet<Address> = self
+            .custom_tokens
+            .union(&self.discovered)
+            .copied()
+            .collect();
+        tokens.insert(crate::NATIVE_TOKEN);
+        tokens.extend(weth);
+        tokens
+    }
+
+    /// The session with `addition` applied (nothing is ever removed).
+    pub fn with(&self, addition: &SessionAddition) -> Self {
+        let mut next = self.clone();
+        next.custom_tokens
+            .extend(addition.custom_tokens.iter().copied());
+        next.spenders.extend(addition.spenders.iter().copied());
+        for (url, generation) in &addition.token_lists {
+            next.token_lists.entry(url.clone()).or_insert(*generation);
+        }
+        next.discover |= addition.discover;
+        next
+    }
 }
 
 /// What one request adds to a wallet's session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionAddition {
-    pub tokens: BTreeSet<Address>,
+    pub custom_tokens: BTreeSet<Address>,
     pub spenders: BTreeSet<Address>,
-    pub token_lists: BTreeSet<String>,
+    /// List URLs, each with the generation of the list the request read.
+    pub token_lists: BTreeMap<String, u64>,
+    pub discover: bool,
 }
 
 /// Which value of a wallet a [`BalanceItem`] holds.

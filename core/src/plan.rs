@@ -3,57 +3,13 @@
 //! Values are always re-read on chain at the range's last block, never computed from event
 //! amounts; logs only say *what* to re-read.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 
 use alloy::primitives::{Address, B256, Log as PrimitiveLog};
 use alloy::sol_types::SolEvent;
 
-use crate::NATIVE_TOKEN;
 use crate::abi::{IERC20, IWETH};
-use crate::model::{BalanceKey, Session};
-
-/// What one wallet's sessions ask the poller to watch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Watch {
-    pub tokens: BTreeSet<Address>,
-    pub spenders: BTreeSet<Address>,
-}
-
-impl Watch {
-    /// Every value of this wallet: each token's balance, each (token, spender) allowance
-    /// (not for the native pseudo-token, which has no allowance).
-    pub fn keys(&self) -> impl Iterator<Item = BalanceKey> + '_ {
-        let balances = self
-            .tokens
-            .iter()
-            .map(|&token| BalanceKey::Balance { token });
-        let allowances = self
-            .tokens
-            .iter()
-            .filter(|t| **t != NATIVE_TOKEN)
-            .flat_map(|&token| {
-                self.spenders
-                    .iter()
-                    .map(move |&spender| BalanceKey::Allowance { token, spender })
-            });
-        balances.chain(allowances)
-    }
-}
-
-/// Every watched wallet of one chain.
-pub type Watchlist = HashMap<Address, Watch>;
-
-/// Builds the watchlist of a chain from its live sessions.
-pub fn watchlist<'a>(sessions: impl IntoIterator<Item = &'a Session>) -> Watchlist {
-    let mut list = Watchlist::new();
-    for s in sessions {
-        let watch = list.entry(s.owner).or_default();
-        watch.tokens.extend(s.tokens.iter().copied());
-        watch.tokens.insert(NATIVE_TOKEN);
-        watch.spenders.extend(s.spenders.iter().copied());
-    }
-    list
-}
+use crate::model::BalanceKey;
 
 /// A log's meaning for balances: this owner's value under this key may have changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +17,9 @@ pub struct Touch {
     pub owner: Address,
     pub key: BalanceKey,
     pub tx_hash: Option<B256>,
+    /// The owner sent tokens: a spender's `transferFrom` lowers its allowance with no
+    /// `Approval`, so the owner's allowances of the token may have changed too.
+    pub sent: bool,
 }
 
 /// What a log says may have changed. Logs that only share a signature (ERC-721 `Transfer` has
@@ -68,15 +27,16 @@ pub struct Touch {
 pub fn touches(log: &PrimitiveLog, tx_hash: Option<B256>) -> Vec<Touch> {
     let token = log.address;
     let topics = log.topics();
-    let balance = |owner| Touch {
+    let balance = |owner, sent| Touch {
         owner,
         key: BalanceKey::Balance { token },
         tx_hash,
+        sent,
     };
     match topics.first() {
         Some(&IERC20::Transfer::SIGNATURE_HASH) if topics.len() == 3 => {
             match IERC20::Transfer::decode_log(log) {
-                Ok(t) => vec![balance(t.from), balance(t.to)],
+                Ok(t) => vec![balance(t.from, true), balance(t.to, false)],
                 Err(_) => vec![],
             }
         }
@@ -89,18 +49,19 @@ pub fn touches(log: &PrimitiveLog, tx_hash: Option<B256>) -> Vec<Touch> {
                         spender: a.spender,
                     },
                     tx_hash,
+                    sent: false,
                 }],
                 Err(_) => vec![],
             }
         }
         Some(&IWETH::Deposit::SIGNATURE_HASH) if topics.len() == 2 => {
             IWETH::Deposit::decode_log(log)
-                .map(|d| vec![balance(d.dst)])
+                .map(|d| vec![balance(d.dst, false)])
                 .unwrap_or_default()
         }
         Some(&IWETH::Withdrawal::SIGNATURE_HASH) if topics.len() == 2 => {
             IWETH::Withdrawal::decode_log(log)
-                .map(|w| vec![balance(w.src)])
+                .map(|w| vec![balance(w.src, false)])
                 .unwrap_or_default()
         }
         _ => vec![],
@@ -117,57 +78,58 @@ pub fn owner_in_topic1_signatures() -> Vec<B256> {
     ]
 }
 
-/// The values to re-read at one block, each with the last transaction known to touch it.
+/// Why a value is read: what its write must say and what a change of it means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadReason {
+    /// The last transaction known to touch it.
+    pub tx_hash: Option<B256>,
+    /// The first read of a newly tracked value (no previous value to report).
+    pub first_read: bool,
+    /// Something on chain (a log, a trace) says it may have changed. A read for no such
+    /// reason (a sweep, a stream's re-read) that finds a change found a silent one.
+    pub touched: bool,
+}
+
+/// The values to re-read at one block, each with why.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadPlan {
-    pub reads: BTreeMap<(Address, BalanceKey), Option<B256>>,
+    pub reads: BTreeMap<(Address, BalanceKey), ReadReason>,
 }
 
 impl ReadPlan {
-    /// Keeps only touches of watched values; a later touch's tx hash wins.
-    pub fn from_touches(touched: impl IntoIterator<Item = Touch>, watchlist: &Watchlist) -> Self {
-        let mut plan = Self::default();
-        for t in touched {
-            let Some(watch) = watchlist.get(&t.owner) else {
-                continue;
-            };
-            let watched = match t.key {
-                BalanceKey::Balance { token } => watch.tokens.contains(&token),
-                BalanceKey::Allowance { token, spender } => {
-                    watch.tokens.contains(&token) && watch.spenders.contains(&spender)
-                }
-            };
-            if watched {
-                plan.reads.insert((t.owner, t.key), t.tx_hash);
-            }
-        }
-        plan
-    }
-
-    /// Adds a value with no known transaction (native balances, sweeps, new sessions).
+    /// Adds a value read for no particular event (sweeps, re-reads, per-wallet natives).
     pub fn add(&mut self, owner: Address, key: BalanceKey) {
-        self.reads.entry((owner, key)).or_insert(None);
+        self.reads.entry((owner, key)).or_default();
     }
 
-    /// Adds the native balance of every watched owner: native transfers leave no log.
-    pub fn add_native_balances(&mut self, watchlist: &Watchlist) {
-        for owner in watchlist.keys() {
-            self.add(
-                *owner,
-                BalanceKey::Balance {
-                    token: NATIVE_TOKEN,
-                },
-            );
+    /// Adds the first read of a newly tracked value.
+    pub fn add_first(&mut self, owner: Address, key: BalanceKey) {
+        self.reads.entry((owner, key)).or_default().first_read = true;
+    }
+
+    /// Adds a value something on chain touched; a later touch's tx hash wins.
+    pub fn add_touched(&mut self, owner: Address, key: BalanceKey, tx_hash: Option<B256>) {
+        let reason = self.reads.entry((owner, key)).or_default();
+        reason.touched = true;
+        if tx_hash.is_some() {
+            reason.tx_hash = tx_hash;
         }
     }
 
-    /// Adds every watched value (reorg recovery, sweeps).
-    pub fn add_everything(&mut self, watchlist: &Watchlist) {
-        for (owner, watch) in watchlist {
-            for key in watch.keys() {
-                self.add(*owner, key);
+    /// Adds every read of `other`, keeping every reason either has.
+    pub fn merge(&mut self, other: ReadPlan) {
+        for (id, theirs) in other.reads {
+            let ours = self.reads.entry(id).or_default();
+            ours.first_read |= theirs.first_read;
+            ours.touched |= theirs.touched;
+            if theirs.tx_hash.is_some() {
+                ours.tx_hash = theirs.tx_hash;
             }
         }
+    }
+
+    pub fn contains(&self, owner: &Address, key: &BalanceKey) -> bool {
+        self.reads.contains_key(&(*owner, *key))
     }
 
     pub fn len(&self) -> usize {
@@ -197,20 +159,8 @@ mod tests {
         }
     }
 
-    fn watch_alice() -> Watchlist {
-        let mut w = Watchlist::new();
-        w.insert(
-            ALICE,
-            Watch {
-                tokens: [TOKEN, NATIVE_TOKEN].into(),
-                spenders: [SPENDER].into(),
-            },
-        );
-        w
-    }
-
     #[test]
-    fn transfer_touches_both_sides_and_plan_keeps_watched_ones() {
+    fn transfer_touches_both_sides_and_marks_the_sender() {
         let log = log_of(&IERC20::Transfer {
             from: ALICE,
             to: BOB,
@@ -218,39 +168,55 @@ mod tests {
         });
         let t = touches(&log, Some(B256::repeat_byte(1)));
         assert_eq!(t.len(), 2);
-        let plan = ReadPlan::from_touches(t, &watch_alice());
-        assert_eq!(plan.len(), 1);
-        assert_eq!(
-            plan.reads
-                .get(&(ALICE, BalanceKey::Balance { token: TOKEN })),
-            Some(&Some(B256::repeat_byte(1)))
-        );
+        assert_eq!((t[0].owner, t[0].sent), (ALICE, true));
+        assert_eq!((t[1].owner, t[1].sent), (BOB, false));
+        assert_eq!(t[0].key, BalanceKey::Balance { token: TOKEN });
+        assert_eq!(t[0].tx_hash, Some(B256::repeat_byte(1)));
     }
 
     #[test]
-    fn approval_to_unwatched_spender_is_ignored() {
-        let ok = log_of(&IERC20::Approval {
+    fn approval_touches_the_allowance() {
+        let approval = log_of(&IERC20::Approval {
             owner: ALICE,
             spender: SPENDER,
             value: U256::MAX,
         });
-        let other = log_of(&IERC20::Approval {
-            owner: ALICE,
-            spender: BOB,
-            value: U256::MAX,
-        });
-        let plan = ReadPlan::from_touches(
-            touches(&ok, None).into_iter().chain(touches(&other, None)),
-            &watch_alice(),
+        let t = touches(&approval, None);
+        assert_eq!(
+            t,
+            vec![Touch {
+                owner: ALICE,
+                key: BalanceKey::Allowance {
+                    token: TOKEN,
+                    spender: SPENDER
+                },
+                tx_hash: None,
+                sent: false,
+            }]
         );
-        assert_eq!(plan.len(), 1);
-        assert!(plan.reads.contains_key(&(
-            ALICE,
-            BalanceKey::Allowance {
-                token: TOKEN,
-                spender: SPENDER
+    }
+
+    #[test]
+    fn a_plan_keeps_the_last_known_transaction() {
+        let key = BalanceKey::Balance { token: TOKEN };
+        let mut plan = ReadPlan::default();
+        plan.add_touched(ALICE, key, Some(B256::repeat_byte(1)));
+        plan.add(ALICE, key);
+        plan.add_touched(ALICE, key, Some(B256::repeat_byte(2)));
+        let mut other = ReadPlan::default();
+        other.add(BOB, key);
+        other.add_first(ALICE, key);
+        plan.merge(other);
+        assert_eq!(plan.len(), 2);
+        assert_eq!(
+            plan.reads[&(ALICE, key)],
+            ReadReason {
+                tx_hash: Some(B256::repeat_byte(2)),
+                first_read: true,
+                touched: true
             }
-        )));
+        );
+        assert_eq!(plan.reads[&(BOB, key)], ReadReason::default());
     }
 
     #[test]
@@ -294,31 +260,5 @@ mod tests {
         });
         log.data = LogData::new_unchecked(log.data.topics().to_vec(), vec![1, 2, 3].into());
         assert!(touches(&log, None).is_empty());
-    }
-
-    #[test]
-    fn native_balances_and_everything() {
-        let mut plan = ReadPlan::default();
-        plan.add_native_balances(&watch_alice());
-        assert_eq!(plan.len(), 1);
-        plan.add_everything(&watch_alice());
-        // native + token balance + token allowance for the one spender
-        assert_eq!(plan.len(), 3);
-    }
-
-    #[test]
-    fn watchlist_merges_sessions_and_always_tracks_native() {
-        let s = Session {
-            chain_id: 1,
-            owner: ALICE,
-            tokens: [TOKEN].into(),
-            spenders: [SPENDER].into(),
-            token_lists: Default::default(),
-            created_at: 0,
-            expires_at: 10,
-        };
-        let w = watchlist([&s]);
-        assert!(w[&ALICE].tokens.contains(&NATIVE_TOKEN));
-        assert_eq!(w[&ALICE].keys().count(), 3);
     }
 }

@@ -4,17 +4,26 @@
 //! feed position) so `EventSource` can resume with `Last-Event-ID`; `ping` carries none, so it
 //! never moves the client's position.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 
 use serde::Serialize;
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, U256};
 
 use crate::address::lower;
 use crate::model::{BalanceItem, BalanceKey, FeedEntry, FeedKind, FeedPosition, TokenRead};
 use crate::token::TokenMetadata;
 
 /// `all_balances`: the full state of a wallet's tracked values.
+///
+/// Every tracked token is in `balances` (zeros included) or, when it cannot be read, in
+/// `errors`. `allowances` and `tokens` (metadata) hold every tracked token too while the
+/// session is small (see [`WalletView::full_detail`]); for larger sessions they hold the
+/// tokens the session names by address (custom, discovered, native, wrapped native) and every
+/// token with a non-zero balance or allowance — a list token at zero has zero allowances and
+/// its metadata is in the list the client named. `spenders` says whose allowances are
+/// tracked: an absent allowance is zero.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -22,15 +31,130 @@ pub struct AllBalances {
     pub balances: BTreeMap<String, String>,
     pub allowances: BTreeMap<String, BTreeMap<String, String>>,
     pub block_number: u64,
-    /// Values whose last read failed (reverting or non-standard token): token -> reason.
+    /// Values whose read fails (reverting or non-standard token): token -> reason.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub errors: BTreeMap<String, String>,
     /// How to render each token's amounts, where known: token -> symbol, name, decimals.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tokens: BTreeMap<String, TokenMetadata>,
+    /// The allowance spenders tracked for this wallet.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub spenders: Vec<String>,
+}
+
+/// What a wallet's snapshot is built from.
+pub struct WalletView<'a> {
+    /// Every tracked token.
+    pub tokens: &'a BTreeSet<Address>,
+    pub spenders: &'a BTreeSet<Address>,
+    /// Tokens the session names by address: always given in detail.
+    pub named: &'a BTreeSet<Address>,
+    /// The wallet's stored values (sparse: an absent value is zero).
+    pub items: &'a [BalanceItem],
+    /// Tokens whose reads fail on this chain for every holder.
+    pub unreadable: &'a BTreeSet<Address>,
+    pub metadata: &'a dyn Fn(&Address) -> Option<&'a TokenMetadata>,
+    /// Whether every token gets its allowances and metadata (a small session), or only the
+    /// named and the held ones.
+    pub full_detail: bool,
+    /// The newest block the wallet's values are known at, whatever the items say.
+    pub block: u64,
+}
+
+impl fmt::Debug for WalletView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WalletView")
+            .field("tokens", &self.tokens.len())
+            .field("items", &self.items.len())
+            .field("full_detail", &self.full_detail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WalletView<'_> {
+    /// The stored values by key, and the tokens given in detail.
+    fn detail(&self) -> (HashMap<BalanceKey, &TokenRead>, BTreeSet<Address>) {
+        let values: HashMap<BalanceKey, &TokenRead> =
+            self.items.iter().map(|i| (i.key, &i.read)).collect();
+        let detailed = if self.full_detail {
+            self.tokens.clone()
+        } else {
+            let held = self
+                .items
+                .iter()
+                .filter(|i| i.read.value().is_some_and(|v| !v.is_zero()))
+                .map(|i| i.key.token());
+            self.named
+                .iter()
+                .copied()
+                .chain(held)
+                .filter(|t| self.tokens.contains(t))
+                .collect()
+        };
+        (values, detailed)
+    }
+
+    /// The tokens whose metadata a client gets with this wallet's state.
+    pub fn detailed_tokens(&self) -> BTreeSet<Address> {
+        self.detail().1
+    }
 }
 
 impl AllBalances {
+    /// The snapshot of a wallet's tracked tokens: stored values where there are items, zero
+    /// elsewhere; stored items of tokens no longer tracked are left out.
+    pub fn of_wallet(view: &WalletView<'_>) -> Self {
+        let (values, detailed) = view.detail();
+        let mut snapshot = Self {
+            block_number: view
+                .items
+                .iter()
+                .map(|i| i.block)
+                .max()
+                .unwrap_or(0)
+                .max(view.block),
+            spenders: view.spenders.iter().map(lower).collect(),
+            ..Self::default()
+        };
+        for token in view.tokens {
+            let name = lower(token);
+            let balance = values.get(&BalanceKey::Balance { token: *token });
+            if view.unreadable.contains(token) || matches!(balance, Some(TokenRead::Failed)) {
+                snapshot.errors.insert(name, "read_failed".into());
+                continue;
+            }
+            let amount = balance.and_then(|r| r.value()).unwrap_or_default();
+            snapshot.balances.insert(name.clone(), amount.to_string());
+            if detailed.contains(token)
+                && let Some(metadata) = (view.metadata)(token)
+            {
+                snapshot.tokens.insert(name.clone(), metadata.clone());
+            }
+            if *token == crate::NATIVE_TOKEN {
+                continue;
+            }
+            for spender in view.spenders {
+                let key = BalanceKey::Allowance {
+                    token: *token,
+                    spender: *spender,
+                };
+                let allowance = match values.get(&key) {
+                    Some(TokenRead::Value(v)) => *v,
+                    Some(TokenRead::Failed) => continue,
+                    None => U256::ZERO,
+                };
+                if detailed.contains(token) || !allowance.is_zero() {
+                    snapshot
+                        .allowances
+                        .entry(name.clone())
+                        .or_default()
+                        .insert(lower(spender), allowance.to_string());
+                }
+            }
+        }
+        snapshot
+    }
+
     /// Builds the snapshot from table items; the block is the newest any value was read at.
     pub fn from_items<'a>(items: impl IntoIterator<Item = &'a BalanceItem>) -> Self {
         let mut snapshot = Self::default();

@@ -1,30 +1,41 @@
-//! The periodic full re-read, spread over its interval: balances that change without any event
+//! The periodic re-read, spread over its interval: values that change without any event
 //! (rebasing tokens) are caught within one interval, at a steady cost instead of a spike.
+//!
+//! The sweep walks an ordered map with a cursor, so values can come and go between steps
+//! without rebuilding anything: each step takes the share of the map its elapsed time is of
+//! the interval, continuing after the last key it took.
 
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::time::Duration;
 
-/// Where the sweep is in the ordered list of watched values.
+/// Where a sweep is in the ordered keys it walks.
 #[derive(Debug, Clone)]
-pub struct Sweep {
+pub struct Sweep<K> {
     interval: Duration,
-    next: usize,
-    /// Fraction of a value owed from earlier calls, so small steps still add up.
+    /// The last key taken; the next step starts after it.
+    last: Option<K>,
+    /// Fraction of a value owed from earlier steps, so small steps still add up.
     carry: f64,
 }
 
-impl Sweep {
+impl<K: Ord + Clone> Sweep<K> {
     pub fn new(interval: Duration) -> Self {
         Self {
             interval,
-            next: 0,
+            last: None,
             carry: 0.0,
         }
     }
 
-    /// The values due now: the share of `all` that `elapsed` is of the interval, continuing
-    /// where the last call stopped (wrapping around). Over one interval every value is taken
-    /// once; a zero interval disables the sweep.
-    pub fn take<T: Copy>(&mut self, all: &[T], elapsed: Duration) -> Vec<T> {
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// The keys due now: the share of `all` that `elapsed` is of the interval, continuing
+    /// after the last key taken (wrapping around). Over one interval every key present
+    /// throughout is taken once; a zero interval disables the sweep.
+    pub fn take<V>(&mut self, all: &BTreeMap<K, V>, elapsed: Duration) -> Vec<K> {
         if all.is_empty() || self.interval.is_zero() {
             return vec![];
         }
@@ -36,9 +47,20 @@ impl Sweep {
         } else {
             share - count as f64
         };
-        let start = self.next % all.len();
-        self.next = (start + count) % all.len();
-        (0..count).map(|i| all[(start + i) % all.len()]).collect()
+        if count == 0 {
+            return vec![];
+        }
+        let after = match &self.last {
+            Some(last) => all.range((Bound::Excluded(last.clone()), Bound::Unbounded)),
+            None => all.range(..),
+        };
+        let taken: Vec<K> = after
+            .chain(all.iter())
+            .take(count)
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.last = taken.last().cloned();
+        taken
     }
 }
 
@@ -46,9 +68,13 @@ impl Sweep {
 mod tests {
     use super::*;
 
+    fn map(keys: impl IntoIterator<Item = u32>) -> BTreeMap<u32, ()> {
+        keys.into_iter().map(|k| (k, ())).collect()
+    }
+
     #[test]
     fn every_value_once_per_interval_in_even_steps() {
-        let all: Vec<u32> = (0..100).collect();
+        let all = map(0..100);
         let mut sweep = Sweep::new(Duration::from_secs(10));
         let mut seen = vec![];
         for _ in 0..10 {
@@ -57,12 +83,12 @@ mod tests {
             seen.extend(step);
         }
         seen.sort();
-        assert_eq!(seen, all);
+        assert_eq!(seen, (0..100).collect::<Vec<_>>());
     }
 
     #[test]
     fn small_steps_accumulate_and_wrap() {
-        let all = [1, 2, 3];
+        let all = map([1, 2, 3]);
         let mut sweep = Sweep::new(Duration::from_secs(3));
         let mut taken = vec![];
         for _ in 0..12 {
@@ -72,8 +98,21 @@ mod tests {
     }
 
     #[test]
+    fn keys_may_come_and_go_between_steps() {
+        let mut all = map([10, 20, 30, 40]);
+        let mut sweep = Sweep::new(Duration::from_secs(4));
+        assert_eq!(sweep.take(&all, Duration::from_secs(1)), vec![10]);
+        // The key taken last goes away and new ones arrive: the walk goes on after it.
+        all.remove(&10);
+        all.insert(15, ());
+        all.insert(5, ());
+        assert_eq!(sweep.take(&all, Duration::from_secs(2)), vec![15, 20]);
+        assert_eq!(sweep.take(&all, Duration::from_secs(2)), vec![30, 40, 5]);
+    }
+
+    #[test]
     fn long_pause_takes_everything_once_and_zero_interval_disables() {
-        let all = [1, 2, 3];
+        let all = map([1, 2, 3]);
         assert_eq!(
             Sweep::new(Duration::from_secs(1)).take(&all, Duration::from_secs(60)),
             vec![1, 2, 3]
@@ -84,8 +123,8 @@ mod tests {
                 .is_empty()
         );
         assert!(
-            Sweep::new(Duration::from_secs(1))
-                .take::<u8>(&[], Duration::from_secs(1))
+            Sweep::<u32>::new(Duration::from_secs(1))
+                .take(&BTreeMap::<u32, ()>::new(), Duration::from_secs(1))
                 .is_empty()
         );
     }

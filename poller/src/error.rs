@@ -14,6 +14,8 @@ pub enum PollerError {
     Chain(#[from] ChainError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("NATIVE_BALANCES=traces, but the node answers no trace method")]
+    NoTraces,
 }
 
 impl PollerError {
@@ -23,6 +25,7 @@ impl PollerError {
             Self::Rpc(_) | Self::Chain(_) => "rpc",
             Self::MissingBlock(_) => "missing_block",
             Self::Storage(_) => "storage",
+            Self::NoTraces => "no_traces",
         }
     }
 }

@@ -1,26 +1,18 @@
 //! New heads by WebSocket subscription: each header wakes the watcher at once. On any error the
 //! subscription is re-established with backoff; meanwhile the watcher polls over HTTP.
 
-use std::sync::{Arc, Mutex};
-
-use alloy::primitives::B256;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alloy::providers::{Provider, ProviderBuilder, WsConnect};
-use futures::StreamExt;
+use live_balances::chain::{BlockHead, HeadSubscription};
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 use crate::metrics::Metrics;
 
 /// A block's identity as the watcher needs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Head {
-    pub number: u64,
-    pub hash: B256,
-    pub parent_hash: B256,
-}
+pub type Head = BlockHead;
 
 /// Signals from the head subscription to the watcher.
 #[derive(Debug, Default)]
@@ -61,9 +53,8 @@ pub async fn follow_heads(
         if *stop.borrow() {
             return;
         }
-        match subscribe(&ws_url).await {
-            Ok(provider_and_stream) => {
-                let (_provider, mut heads) = provider_and_stream;
+        match HeadSubscription::connect(&ws_url).await {
+            Ok(mut heads) => {
                 failures = 0;
                 signal.subscribed.store(true, Ordering::SeqCst);
                 info!(chain = chain_id, "subscribed to new heads");
@@ -104,24 +95,4 @@ pub async fn follow_heads(
             _ = stop.changed() => return,
         }
     }
-}
-
-type HeadStream = futures::stream::BoxStream<'static, Head>;
-
-async fn subscribe(ws_url: &str) -> Result<(alloy::providers::DynProvider, HeadStream), String> {
-    let provider = ProviderBuilder::new()
-        .connect_ws(WsConnect::new(ws_url))
-        .await
-        .map_err(|e| live_balances::config::redact_urls(&e.to_string()))?
-        .erased();
-    let subscription = provider
-        .subscribe_blocks()
-        .await
-        .map_err(|e| live_balances::config::redact_urls(&e.to_string()))?;
-    let heads = subscription.into_stream().map(|h| Head {
-        number: h.number,
-        hash: h.hash,
-        parent_hash: h.parent_hash,
-    });
-    Ok((provider, heads.boxed()))
 }

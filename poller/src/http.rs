@@ -71,8 +71,8 @@ fn answer(
                     let state = states.get(chain).copied().unwrap_or_default();
                     let fresh = now.saturating_sub(state.last_progress) <= stale_after.as_secs();
                     format!(
-                        "{{\"chain\":{chain},\"ok\":{fresh},\"processedBlock\":{},\"headBlock\":{}}}",
-                        state.processed, state.head
+                        "{{\"chain\":{chain},\"ok\":{fresh},\"processedBlock\":{},\"headBlock\":{},\"nativeSource\":\"{}\"}}",
+                        state.processed, state.head, state.native_source
                     )
                 })
                 .collect();

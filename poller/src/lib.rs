@@ -2,9 +2,13 @@
 
 mod error;
 pub mod heads;
+mod held;
 pub mod http;
 pub mod metrics;
+mod reload;
+mod watched;
 mod watcher;
+mod writes;
 
 pub use error::PollerError;
 pub use watcher::ChainWatcher;

@@ -58,12 +58,15 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let mut tasks = tokio::task::JoinSet::new();
     for chain in settings.chains.values() {
+        let counted = metrics.clone();
+        let chain_id = chain.chain_id;
         let reader = BalanceReader::connect_http(
             &chain.rpc_url,
             settings.multicall,
             settings.multicall_chunk,
         )
-        .with_context(|| format!("chain {}", chain.chain_id))?;
+        .with_context(|| format!("chain {}", chain.chain_id))?
+        .with_request_counter(Arc::new(move |method| counted.count_rpc(chain_id, method)));
         let heads = Arc::new(HeadSignal::default());
         if let Some(ws_url) = &chain.ws_url {
             let follow = follow_heads(

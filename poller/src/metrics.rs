@@ -23,6 +23,8 @@ pub struct ChainState {
     pub head: u64,
     /// Unix seconds of the last step that completed (a new block or an idle check).
     pub last_progress: u64,
+    /// How native balance changes are found (`call_tracer`, `parity_traces`, `reads`).
+    pub native_source: &'static str,
 }
 
 impl Metrics {
@@ -46,14 +48,16 @@ impl Metrics {
 
     pub fn set_chain(&self, chain_id: u64, processed: u64, head: u64) {
         if let Ok(mut c) = self.chains.lock() {
-            c.insert(
-                chain_id,
-                ChainState {
-                    processed,
-                    head,
-                    last_progress: unix_now(),
-                },
-            );
+            let state = c.entry(chain_id).or_default();
+            state.processed = processed;
+            state.head = head;
+            state.last_progress = unix_now();
+        }
+    }
+
+    pub fn set_native_source(&self, chain_id: u64, source: &'static str) {
+        if let Ok(mut c) = self.chains.lock() {
+            c.entry(chain_id).or_default().native_source = source;
         }
     }
 
@@ -104,6 +108,14 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{chain=\"{chain}\"}} {}", get(state));
             }
         }
+        let _ = writeln!(out, "# TYPE poller_native_source gauge");
+        for (chain, state) in &chains {
+            let _ = writeln!(
+                out,
+                "poller_native_source{{chain=\"{chain}\",source=\"{}\"}} 1",
+                state.native_source
+            );
+        }
         out
     }
 }
@@ -120,7 +132,12 @@ mod tests {
         m.count_rpc(1, "eth_call");
         m.count_writes(1, "written", 3);
         m.set_chain(1, 10, 12);
+        m.set_native_source(1, "call_tracer");
         let text = m.render();
+        assert!(
+            text.contains("poller_native_source{chain=\"1\",source=\"call_tracer\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("poller_rpc_requests_total{chain=\"1\",method=\"eth_getLogs\"} 2"),
             "{text}"

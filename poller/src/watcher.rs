@@ -1,26 +1,26 @@
-//! One chain's watcher: follow heads, ask for the logs that touch watched owners, re-read the
-//! touched values plus every owner's native balance in Multicall3 at the range's last block,
-//! write what changed, store the cursor. A parent-hash mismatch rewinds to the common
-//! ancestor and re-reads every watched value.
+//! One chain's watcher: follow heads; per block range, re-read exactly what the chain says may
+//! have changed for a watched wallet — values its logs touch (owner-topic filters), native
+//! balances of the accounts its traces name — plus this step's share of the sweeps, the
+//! first reads of newly tracked values and the re-reads streams asked for; write what
+//! changed; store the cursor. A parent-hash mismatch rewinds to the common ancestor.
+//!
+//! Nothing here grows with the size of the token lists wallets follow: a step's work follows
+//! what changed on chain and what wallets hold (see `held`, `watched`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy::eips::BlockNumberOrTag;
-use alloy::primitives::{Address, B256};
-use alloy::providers::Provider;
-use alloy::rpc::types::{Filter, Log};
-use alloy::sol_types::SolEvent;
-use futures::{StreamExt, TryStreamExt, stream};
-use live_balances::abi::IERC20;
-use live_balances::chain::BalanceReader;
+use alloy::primitives::Address;
+use live_balances::NATIVE_TOKEN;
+use live_balances::chain::{BalanceReader, NativeSource};
 use live_balances::clock::unix_now;
-use live_balances::config::{Settings, redact_urls};
-use live_balances::model::{BalanceItem, BalanceKey, ChainCursor, TokenRead};
-use live_balances::plan::{ReadPlan, Watchlist, owner_in_topic1_signatures, touches, watchlist};
-use live_balances::storage::{Table, Written};
+use live_balances::config::{NativeBalances, Settings};
+use live_balances::model::{BalanceKey, CURSOR_RECENT_BLOCKS, ChainCursor};
+use live_balances::plan::{ReadPlan, touches};
+use live_balances::storage::Table;
 use live_balances::sweep::Sweep;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -28,21 +28,21 @@ use tracing::{debug, info, warn};
 
 use crate::error::PollerError;
 use crate::heads::{Head, HeadSignal};
+use crate::held::{HeldValues, ValueId};
 use crate::metrics::Metrics;
+use crate::watched::WatchedSet;
 
-/// Most owners in one `eth_getLogs` topic filter; more are split over several requests.
-const OWNERS_PER_FILTER: usize = 1000;
-/// How many table writes run at once.
-const WRITE_CONCURRENCY: usize = 16;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Longest a cursor goes unwritten while the chain is quiet.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 /// Safety-net polling period while a head subscription is live.
 const SUBSCRIBED_POLL_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Sessions are reloaded in full at least this often, even when their version says nothing
-/// changed (a lost version bump costs at most this much delay).
-const FULL_RELOAD: Duration = Duration::from_secs(60);
+/// Longest block range whose blocks are traced one by one for native balance changes; a
+/// longer catch-up reads every watched wallet's native balance once instead.
+const TRACE_RANGE: u64 = 16;
+/// Most whole-token-set re-reads (asked for by streams opening) in one step, in values: the
+/// rest wait for the next step, so one block's work stays bounded.
+const RESCAN_READS_PER_STEP: usize = 12_000;
 
 /// What a step achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,31 +55,58 @@ enum Step {
     Behind,
 }
 
+/// Settings a watcher reads every step.
+#[derive(Debug, Clone)]
+pub(crate) struct WatcherSettings {
+    pub head_poll_interval: Duration,
+    pub max_block_range: u64,
+    pub feed_ttl: Duration,
+    pub max_discovered: usize,
+    pub weth: Option<Address>,
+}
+
 pub struct ChainWatcher {
-    chain_id: u64,
-    reader: BalanceReader,
-    table: Table,
-    metrics: Arc<Metrics>,
+    pub(crate) chain_id: u64,
+    pub(crate) reader: BalanceReader,
+    pub(crate) table: Table,
+    pub(crate) metrics: Arc<Metrics>,
     heads: Arc<HeadSignal>,
-    head_poll_interval: Duration,
-    max_block_range: u64,
-    sweep: Sweep,
+    pub(crate) settings: WatcherSettings,
+    native_mode: NativeBalances,
+    pub(crate) native: NativeSource,
+    pub(crate) watched: WatchedSet,
+    /// The live sessions `watched` was built from.
+    pub(crate) watched_sessions: Vec<live_balances::model::Session>,
+    pub(crate) held: HeldValues,
+    /// Tokens whose reads fail for every holder on this chain: never read per wallet.
+    pub(crate) unreadable: BTreeSet<Address>,
+    /// The sessions version the watched set was built from; `None` before the first load.
+    pub(crate) sessions_version: Option<u64>,
+    /// Earliest expiry among the loaded sessions: past it, those sessions are looked at again
+    /// (an open stream may have extended them, or they end).
+    pub(crate) next_expiry: u64,
+    pub(crate) last_full_reload: Instant,
+    /// Work waiting for the next step: first reads of newly tracked values, re-reads.
+    pub(crate) pending: ReadPlan,
+    /// Wallets learned since the last step whose events between the api's read and this
+    /// poller's cursor must be caught up on, with the block to start from.
+    pub(crate) catch_up: Vec<(Address, u64)>,
+    /// Wallets whose streams asked for a re-read of their whole token set.
+    pub(crate) rescans: VecDeque<Address>,
+    /// Incoming transfers of tokens a wallet with discovery on does not track yet.
+    pub(crate) discoveries: BTreeSet<(Address, Address)>,
+    /// Which values each recent block wrote: a rewind re-reads them.
+    pub(crate) recent_writes: VecDeque<(u64, Vec<ValueId>)>,
+    /// After a rewind: values stored from blocks above this are on the dropped branch.
+    rewound_above: Option<u64>,
+    silent_sweep: Sweep<ValueId>,
+    all_sweep: Sweep<ValueId>,
+    native_sweep: Sweep<Address>,
     last_sweep: Instant,
+    last_step: Instant,
     /// Last time the head was asked for over HTTP.
     last_poll: Instant,
     last_progress_log: Instant,
-    /// Every watched value in a fixed order, rebuilt when the watchlist changes.
-    all_values: Vec<(Address, BalanceKey)>,
-    watchlist: Watchlist,
-    /// Last value written (or found already stored) per watched value: unchanged values cost
-    /// no table write at all.
-    known: HashMap<(Address, BalanceKey), TokenRead>,
-    /// The sessions version the watchlist was built from; `None` before the first load.
-    sessions_version: Option<u64>,
-    /// Earliest expiry among the loaded sessions: past it, they are reloaded (an open stream
-    /// may have extended it, or the session ends).
-    next_expiry: u64,
-    last_full_reload: Instant,
 }
 
 impl ChainWatcher {
@@ -91,25 +118,59 @@ impl ChainWatcher {
         metrics: Arc<Metrics>,
         heads: Arc<HeadSignal>,
     ) -> Self {
+        let tracking = &settings.tracking;
         Self {
             chain_id,
             reader,
             table,
             metrics,
             heads,
-            head_poll_interval: settings.head_poll_interval,
-            max_block_range: settings.max_block_range,
-            sweep: Sweep::new(settings.snapshot_interval),
-            last_sweep: Instant::now(),
-            last_poll: Instant::now(),
-            last_progress_log: Instant::now() - HEARTBEAT,
-            all_values: vec![],
-            watchlist: Watchlist::new(),
-            known: HashMap::new(),
+            settings: WatcherSettings {
+                head_poll_interval: settings.head_poll_interval,
+                max_block_range: settings.max_block_range,
+                feed_ttl: settings.feed_ttl,
+                max_discovered: tracking.max_discovered_tokens,
+                weth: settings.chains.get(&chain_id).and_then(|c| c.weth),
+            },
+            native_mode: tracking.native_balances,
+            native: NativeSource::Reads,
+            watched: WatchedSet::default(),
+            watched_sessions: vec![],
+            held: HeldValues::default(),
+            unreadable: BTreeSet::new(),
             sessions_version: None,
             next_expiry: 0,
             last_full_reload: Instant::now(),
+            pending: ReadPlan::default(),
+            catch_up: vec![],
+            rescans: VecDeque::new(),
+            discoveries: BTreeSet::new(),
+            recent_writes: VecDeque::new(),
+            rewound_above: None,
+            silent_sweep: Sweep::new(settings.snapshot_interval),
+            all_sweep: Sweep::new(tracking.sweep_all_interval),
+            native_sweep: Sweep::new(tracking.native_poll_interval),
+            last_sweep: Instant::now(),
+            last_step: Instant::now(),
+            last_poll: Instant::now(),
+            last_progress_log: Instant::now() - HEARTBEAT,
         }
+    }
+
+    /// Decides how native balance changes are found on this chain: traces where the node
+    /// answers a trace method (asked once the node has answered at all, so an outage at start
+    /// is not mistaken for a node without traces).
+    async fn choose_native_source(&mut self) -> Result<(), PollerError> {
+        self.native = match self.native_mode {
+            NativeBalances::Reads => NativeSource::Reads,
+            wanted => match self.reader.native_source().await {
+                NativeSource::Reads if wanted == NativeBalances::Traces => {
+                    return Err(PollerError::NoTraces);
+                }
+                found => found,
+            },
+        };
+        Ok(())
     }
 
     /// Runs until `stop` turns true; the block being processed is finished first.
@@ -125,14 +186,26 @@ impl ChainWatcher {
                 }
             }
         };
+        self.choose_native_source().await?;
         info!(
             chain = self.chain_id,
             block = cursor.block,
+            native = self.native.name(),
             "resuming from cursor"
         );
+        self.metrics
+            .set_native_source(self.chain_id, self.native.name());
         let mut failures = 0u32;
         loop {
-            let outcome = self.step(&mut cursor).await;
+            let outcome = match self.step(&mut cursor).await {
+                // No new block: sweeps, first reads and re-reads still run on time, at the
+                // block already processed (on a chain that makes blocks only for
+                // transactions, a silent change must not wait for the next one).
+                Ok(Step::Idle) if self.idle_work_due() => {
+                    self.quiet_step(&cursor).await.map(|()| Step::Idle)
+                }
+                other => other,
+            };
             let pause = match outcome {
                 Ok(Step::Behind) => {
                     failures = 0;
@@ -150,12 +223,16 @@ impl ChainWatcher {
                             warn!(chain = self.chain_id, %error, "heartbeat not stored");
                         }
                     }
-                    // With a live subscription a new head wakes us; polling is only a safety net.
-                    if self.heads.subscribed.load(Ordering::SeqCst) {
-                        self.head_poll_interval.max(SUBSCRIBED_POLL_INTERVAL)
+                    // With a live subscription a new head wakes us; polling is only a safety
+                    // net — but idle work that falls due wakes us too.
+                    let poll = if self.heads.subscribed.load(Ordering::SeqCst) {
+                        self.settings
+                            .head_poll_interval
+                            .max(SUBSCRIBED_POLL_INTERVAL)
                     } else {
-                        self.head_poll_interval
-                    }
+                        self.settings.head_poll_interval
+                    };
+                    poll.min(self.idle_after())
                 }
                 Err(error) => {
                     failures += 1;
@@ -176,8 +253,7 @@ impl ChainWatcher {
         if let Some(cursor) = self.table.cursor(self.chain_id).await? {
             return Ok(cursor);
         }
-        // First start on this chain: begin at the head; sessions' values are read in full
-        // when the watchlist is first loaded.
+        // First start on this chain: begin at the head; sessions' values were read by the api.
         let head = self.head(BlockNumberOrTag::Latest).await?;
         let cursor = ChainCursor {
             chain_id: self.chain_id,
@@ -188,6 +264,18 @@ impl ChainWatcher {
         };
         self.table.put_cursor(&cursor).await?;
         Ok(cursor)
+    }
+
+    /// How long a chain may go without a step before the sweeps run on their own: shorter
+    /// than mainnet's 12 s blocks would only split each block's sweep in two.
+    fn idle_after(&self) -> Duration {
+        (self.silent_sweep.interval() / 4)
+            .min(Duration::from_secs(15))
+            .max(Duration::from_millis(500))
+    }
+
+    fn idle_work_due(&self) -> bool {
+        self.last_step.elapsed() >= self.idle_after()
     }
 
     /// Processes the next range of blocks.
@@ -221,19 +309,21 @@ impl ChainWatcher {
                 .set_chain(self.chain_id, cursor.block, head.number);
             return Ok(Step::Idle);
         }
-        let mut plan = self.refresh_watchlist().await?;
+        self.refresh_watched(cursor.block).await?;
         if head.number <= cursor.block {
-            return self.rewind(cursor, head).await.map(|_| Step::CaughtUp);
+            return self.rewind(cursor, head).await.map(|_| Step::Behind);
         }
         let from = cursor.block + 1;
-        let to = head.number.min(cursor.block + self.max_block_range);
+        let to = head
+            .number
+            .min(cursor.block + self.settings.max_block_range);
         let first = if from == head.number {
             head
         } else {
             self.head(from.into()).await?
         };
         if first.parent_hash != cursor.hash {
-            return self.rewind(cursor, head).await.map(|_| Step::CaughtUp);
+            return self.rewind(cursor, head).await.map(|_| Step::Behind);
         }
         let last = if to == head.number {
             head
@@ -241,21 +331,24 @@ impl ChainWatcher {
             self.head(to.into()).await?
         };
 
-        let logs = self.owner_logs(from, to).await?;
-        let touched = logs
-            .iter()
-            .flat_map(|l| touches(&l.inner, l.transaction_hash));
-        let from_logs = ReadPlan::from_touches(touched, &self.watchlist);
-        plan.reads.extend(from_logs.reads);
-        plan.add_native_balances(&self.watchlist);
-        let elapsed = self.last_sweep.elapsed();
-        self.last_sweep = Instant::now();
-        for (owner, key) in self.sweep.take(&self.all_values, elapsed) {
-            plan.add(owner, key);
-        }
-        let written = self.apply(&plan, to, None).await?;
+        let mut plan = std::mem::take(&mut self.pending);
+        // The catch-up's older logs first: the range's own touches then name the latest
+        // transaction of each value.
+        self.catch_up_reads(from.saturating_sub(1), &mut plan)
+            .await?;
+        let logs = self.log_reads(from, to, &mut plan).await?;
+        self.native_reads(from, to, &first, &last, &mut plan)
+            .await?;
+        self.sweep_reads(&mut plan);
+        let rescanned = self.rescan_reads(&mut plan);
+        self.discover(&mut plan).await?;
+        let rewound_above = self.rewound_above;
+        let written = self.apply(&plan, to, rewound_above).await?;
+        self.table.take_rescans(self.chain_id, &rescanned).await?;
+        self.rewound_above = None;
         *cursor = cursor.advanced(to, last.hash, unix_now());
         self.table.put_cursor(cursor).await?;
+        self.last_step = Instant::now();
         self.metrics.set_chain(self.chain_id, to, head.number);
         if self.last_progress_log.elapsed() >= HEARTBEAT {
             self.last_progress_log = Instant::now();
@@ -265,6 +358,8 @@ impl ChainWatcher {
                 block = to,
                 head = head.number,
                 blocks_behind = head.number - to,
+                wallets = self.watched.len(),
+                held = self.held.len(),
                 "progress"
             );
         }
@@ -272,7 +367,7 @@ impl ChainWatcher {
             chain = self.chain_id,
             from,
             to,
-            logs = logs.len(),
+            logs,
             reads = plan.len(),
             written,
             "processed"
@@ -284,6 +379,34 @@ impl ChainWatcher {
         })
     }
 
+    /// A step without a new block: reload if due, then the sweeps, first reads and re-reads
+    /// at the block already processed.
+    async fn quiet_step(&mut self, cursor: &ChainCursor) -> Result<(), PollerError> {
+        self.refresh_watched(cursor.block).await?;
+        let mut plan = std::mem::take(&mut self.pending);
+        self.catch_up_reads(cursor.block, &mut plan).await?;
+        if self.native == NativeSource::Reads {
+            self.wallet_native_reads(&mut plan, false);
+        }
+        self.sweep_reads(&mut plan);
+        let rescanned = self.rescan_reads(&mut plan);
+        self.discover(&mut plan).await?;
+        let rewound_above = self.rewound_above;
+        self.apply(&plan, cursor.block, rewound_above).await?;
+        self.rewound_above = None;
+        self.table.take_rescans(self.chain_id, &rescanned).await?;
+        self.last_step = Instant::now();
+        if !plan.is_empty() {
+            debug!(
+                chain = self.chain_id,
+                block = cursor.block,
+                reads = plan.len(),
+                "quiet step"
+            );
+        }
+        Ok(())
+    }
+
     /// Whether an HTTP head check is due while subscribed: right after a (re)subscription,
     /// which announces nothing produced before it, and then as a periodic safety net.
     fn poll_due(&self) -> bool {
@@ -291,109 +414,215 @@ impl ChainWatcher {
             || self.last_poll.elapsed() >= SUBSCRIBED_POLL_INTERVAL
     }
 
-    /// Reloads live sessions when they may have changed (their version moved, one of them
-    /// reached its expiry, or the periodic full reload is due); returns a plan reading every
-    /// value that is newly watched. Otherwise it costs one small read.
-    async fn refresh_watchlist(&mut self) -> Result<ReadPlan, PollerError> {
-        let now = unix_now();
-        // Read before the sessions: a bump landing in between triggers another reload.
-        let version = self.table.sessions_version(self.chain_id).await?;
-        let due = self.sessions_version != Some(version)
-            || now >= self.next_expiry
-            || self.last_full_reload.elapsed() >= FULL_RELOAD;
-        if !due {
-            return Ok(ReadPlan::default());
-        }
-        let sessions = self.table.sessions(self.chain_id).await?;
-        let live: Vec<_> = sessions.iter().filter(|s| s.expires_at > now).collect();
-        let next_expiry = live.iter().map(|s| s.expires_at).min().unwrap_or(u64::MAX);
-        // The api refuses new sessions past MAX_SESSIONS_PER_CHAIN by this count. Advisory:
-        // a failed write is retried at the next reload, and never holds the watchlist back.
-        if let Err(error) = self
-            .table
-            .set_live_sessions(self.chain_id, live.len() as u64)
-            .await
-        {
-            warn!(chain = self.chain_id, %error, "live session count not stored");
-        }
-        let fresh = watchlist(live);
-        let mut plan = ReadPlan::default();
-        for (owner, watch) in &fresh {
-            let before = self.watchlist.get(owner);
-            if before == Some(watch) {
-                continue;
-            }
-            let known: BTreeSet<BalanceKey> =
-                before.map(|b| b.keys().collect()).unwrap_or_default();
-            for key in watch.keys().filter(|k| !known.contains(k)) {
-                plan.add(*owner, key);
-            }
-        }
-        let dropped: BTreeSet<Address> = self
-            .watchlist
-            .keys()
-            .filter(|o| !fresh.contains_key(*o))
-            .copied()
-            .collect();
-        if !dropped.is_empty() {
-            self.known.retain(|(owner, _), _| !dropped.contains(owner));
-            info!(
-                chain = self.chain_id,
-                owners = dropped.len(),
-                "sessions expired; no longer watched"
-            );
-        }
-        if !plan.is_empty() {
-            info!(
-                chain = self.chain_id,
-                values = plan.len(),
-                "newly watched values"
-            );
-            self.learn_stored_values(&plan).await?;
-        }
-        if !plan.is_empty() || !dropped.is_empty() {
-            self.all_values = fresh
-                .iter()
-                .flat_map(|(owner, watch)| watch.keys().map(move |k| (*owner, k)))
-                .collect();
-            self.all_values.sort();
-        }
-        self.watchlist = fresh;
-        // Marked as loaded only now: a reload that failed half-way is tried again next block.
-        self.sessions_version = Some(version);
-        self.next_expiry = next_expiry;
-        self.last_full_reload = Instant::now();
-        Ok(plan)
+    /// Adds what the range's logs touch for watched wallets: balances of tracked tokens (a
+    /// zero one too), a sender's allowances of the token it sent (a spender's `transferFrom`
+    /// lowers an allowance with no `Approval`), approvals to tracked spenders; and notes
+    /// incoming tokens for wallets with discovery on. Returns how many logs there were.
+    async fn log_reads(
+        &mut self,
+        from: u64,
+        to: u64,
+        plan: &mut ReadPlan,
+    ) -> Result<usize, PollerError> {
+        let owners: Vec<Address> = self.watched.wallets().map(|(o, _)| *o).collect();
+        let logs = self.reader.owner_logs(from, to, &owners).await?;
+        self.plan_touches(&logs, None, plan);
+        Ok(logs.len())
     }
 
-    /// Learns what the table already holds for newly watched values (the api wrote their
-    /// initial values when the session was created), so reading them costs no table write
-    /// unless they changed since: one query per wallet instead of a conditional write per
-    /// value — 10,000 for a 5,000-token session.
-    async fn learn_stored_values(&mut self, plan: &ReadPlan) -> Result<(), PollerError> {
-        let owners: BTreeSet<Address> = plan.reads.keys().map(|(owner, _)| *owner).collect();
-        let table = &self.table;
-        let known = &mut self.known;
-        let chain_id = self.chain_id;
-        // Each wallet's items are folded in as they arrive: holding every wallet's items at
-        // once would make the poller's peak memory that of the whole table's share of it.
-        let mut stored = stream::iter(owners)
-            .map(|owner| async move { table.balances(chain_id, &owner).await })
-            .buffer_unordered(WRITE_CONCURRENCY);
-        while let Some(items) = stored.try_next().await? {
-            for item in items {
-                let pair = (item.owner, item.key);
-                if plan.reads.contains_key(&pair) {
-                    known.entry(pair).or_insert(item.read);
+    /// The reads `logs` call for; `only` limits them to some wallets (a catch-up).
+    fn plan_touches(
+        &mut self,
+        logs: &[alloy::rpc::types::Log],
+        only: Option<&BTreeSet<Address>>,
+        plan: &mut ReadPlan,
+    ) {
+        for log in logs {
+            for touch in touches(&log.inner, log.transaction_hash) {
+                if only.is_some_and(|o| !o.contains(&touch.owner)) {
+                    continue;
+                }
+                let Some(wallet) = self.watched.wallet(&touch.owner) else {
+                    continue;
+                };
+                let token = touch.key.token();
+                if self.unreadable.contains(&token) {
+                    continue;
+                }
+                match touch.key {
+                    BalanceKey::Balance { .. } if self.watched.tracks(&touch.owner, &token) => {
+                        plan.add_touched(touch.owner, touch.key, touch.tx_hash);
+                        // Every tracked spender's: a zero one cannot go lower, but what the
+                        // poller holds may lag what another writer stored.
+                        if touch.sent && token != NATIVE_TOKEN {
+                            for spender in &wallet.spenders {
+                                let key = BalanceKey::Allowance {
+                                    token,
+                                    spender: *spender,
+                                };
+                                plan.add_touched(touch.owner, key, touch.tx_hash);
+                            }
+                        }
+                    }
+                    BalanceKey::Balance { .. } => {
+                        if wallet.discover
+                            && !touch.sent
+                            && wallet.discovered < self.settings.max_discovered
+                        {
+                            self.discoveries.insert((touch.owner, token));
+                        }
+                    }
+                    BalanceKey::Allowance { spender, .. } => {
+                        if self
+                            .watched
+                            .tracks_allowance(&touch.owner, &token, &spender)
+                        {
+                            plan.add_touched(touch.owner, touch.key, touch.tx_hash);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// For wallets learned from the table since the last step: the events between the block
+    /// their values were read at and this poller's cursor (`through`), which the poller
+    /// processed before it watched them; and their native balance.
+    async fn catch_up_reads(
+        &mut self,
+        through: u64,
+        plan: &mut ReadPlan,
+    ) -> Result<(), PollerError> {
+        let pending = std::mem::take(&mut self.catch_up);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let wallets: BTreeSet<Address> = pending.iter().map(|(o, _)| *o).collect();
+        for owner in &wallets {
+            plan.add_touched(
+                *owner,
+                BalanceKey::Balance {
+                    token: NATIVE_TOKEN,
+                },
+                None,
+            );
+        }
+        let start = pending.iter().map(|(_, b)| *b).min().unwrap_or(through + 1);
+        if start > through {
+            return Ok(());
+        }
+        let start = start.max(through.saturating_sub(self.settings.max_block_range));
+        let owners: Vec<Address> = wallets.iter().copied().collect();
+        let logs = self.reader.owner_logs(start, through, &owners).await?;
+        self.plan_touches(&logs, Some(&wallets), plan);
+        debug!(
+            chain = self.chain_id,
+            wallets = wallets.len(),
+            from = start,
+            to = through,
+            logs = logs.len(),
+            "caught up"
+        );
+        Ok(())
+    }
+
+    /// Native balances the range may have changed: with traces, those of the watched wallets
+    /// its blocks name (senders, recipients, internal transfers, fee recipient,
+    /// withdrawals); without, per-wallet reads.
+    async fn native_reads(
+        &mut self,
+        from: u64,
+        to: u64,
+        first: &Head,
+        last: &Head,
+        plan: &mut ReadPlan,
+    ) -> Result<(), PollerError> {
+        if self.native == NativeSource::Reads || to - from + 1 > TRACE_RANGE {
+            // A long catch-up: one read per wallet beats a trace per block.
+            self.wallet_native_reads(plan, self.native != NativeSource::Reads);
+            return Ok(());
+        }
+        for number in from..=to {
+            let head = if number == from {
+                *first
+            } else if number == to {
+                *last
+            } else {
+                self.head(number.into()).await?
+            };
+            let accounts = self.reader.native_changes(&head, self.native).await?;
+            for account in accounts {
+                if self.watched.wallet(&account).is_some() {
+                    plan.add_touched(
+                        account,
+                        BalanceKey::Balance {
+                            token: NATIVE_TOKEN,
+                        },
+                        None,
+                    );
                 }
             }
         }
         Ok(())
     }
 
-    /// Rewinds after a reorg: finds the common ancestor in the cursor's history, re-reads
-    /// every watched value at the new head, and lets those writes replace values read on the
-    /// dropped branch.
+    /// Per-wallet native reads: every wallet when `all`, else those with an open stream
+    /// every step and the others spread over the native poll interval.
+    fn wallet_native_reads(&mut self, plan: &mut ReadPlan, all: bool) {
+        let now = unix_now();
+        let native = BalanceKey::Balance {
+            token: NATIVE_TOKEN,
+        };
+        let mut others = std::collections::BTreeMap::new();
+        for (owner, wallet) in self.watched.wallets() {
+            if all || wallet.streaming_until > now {
+                plan.add_touched(*owner, native, None);
+            } else {
+                others.insert(*owner, ());
+            }
+        }
+        let elapsed = self.last_sweep.elapsed();
+        for owner in self.native_sweep.take(&others, elapsed) {
+            plan.add(owner, native);
+        }
+    }
+
+    /// This step's share of the two sweeps of held values: tokens seen changing silently
+    /// every `SNAPSHOT_INTERVAL`, everything else every `SWEEP_ALL_INTERVAL`.
+    fn sweep_reads(&mut self, plan: &mut ReadPlan) {
+        let elapsed = self.last_sweep.elapsed();
+        self.last_sweep = Instant::now();
+        for (owner, key) in self.silent_sweep.take(self.held.silent_values(), elapsed) {
+            plan.add(owner, key);
+        }
+        for (owner, key) in self.all_sweep.take(self.held.all(), elapsed) {
+            plan.add(owner, key);
+        }
+    }
+
+    /// Re-reads of whole token sets that streams asked for, within this step's budget;
+    /// returns the wallets done.
+    fn rescan_reads(&mut self, plan: &mut ReadPlan) -> BTreeSet<Address> {
+        let mut done = BTreeSet::new();
+        let mut budget = RESCAN_READS_PER_STEP;
+        while let Some(owner) = self.rescans.front().copied() {
+            let tokens = self.watched.tokens(&owner);
+            if !done.is_empty() && tokens.len() > budget {
+                break;
+            }
+            self.rescans.pop_front();
+            budget = budget.saturating_sub(tokens.len());
+            for token in tokens.into_iter().filter(|t| !self.unreadable.contains(t)) {
+                plan.add(owner, BalanceKey::Balance { token });
+            }
+            done.insert(owner);
+        }
+        done
+    }
+
+    /// Rewinds after a reorg: finds the common ancestor in the cursor's history and moves the
+    /// cursor back to it; the next step processes the new branch from there and re-reads
+    /// every value written on the dropped one, letting those writes replace its values.
     async fn rewind(&mut self, cursor: &mut ChainCursor, head: Head) -> Result<(), PollerError> {
         let mut ancestor = None;
         for &(number, hash) in cursor.recent.iter().rev() {
@@ -401,133 +630,67 @@ impl ChainWatcher {
                 continue;
             }
             if self.head(number.into()).await?.hash == hash {
-                ancestor = Some(number);
+                ancestor = Some((number, hash));
                 break;
             }
         }
-        // Deeper than the history: everything after its oldest block is suspect.
-        let ancestor = ancestor.unwrap_or_else(|| {
-            cursor
-                .recent
-                .first()
-                .map_or(0, |(n, _)| n.saturating_sub(1))
-        });
+        // Deeper than the history: everything after its oldest block is suspect, and the
+        // values written before the poller's memory of writes began are re-read in full.
+        let (number, hash) = match ancestor {
+            Some(found) => found,
+            None => {
+                let oldest = cursor
+                    .recent
+                    .first()
+                    .map_or(0, |(n, _)| n.saturating_sub(1));
+                let block = self.head(oldest.into()).await?;
+                for (owner, key) in self.held.all().keys() {
+                    self.pending.add_touched(*owner, *key, None);
+                }
+                (block.number, block.hash)
+            }
+        };
         warn!(
             chain = self.chain_id,
             from = cursor.block,
-            ancestor,
+            ancestor = number,
             head = head.number,
             "reorg: rewinding"
         );
-        let mut plan = ReadPlan::default();
-        plan.add_everything(&self.watchlist);
-        self.known.clear();
-        self.apply(&plan, head.number, Some(ancestor)).await?;
+        for (block, ids) in &self.recent_writes {
+            if *block > number {
+                for (owner, key) in ids {
+                    self.pending.add_touched(*owner, *key, None);
+                }
+            }
+        }
+        self.recent_writes.retain(|(block, _)| *block <= number);
+        self.rewound_above = Some(number);
         let mut rewound = cursor.clone();
-        rewound.recent.retain(|(n, _)| *n <= ancestor);
-        *cursor = rewound.advanced(head.number, head.hash, unix_now());
+        rewound.recent.retain(|(n, _)| *n < number);
+        *cursor = rewound.advanced(number, hash, unix_now());
         self.table.put_cursor(cursor).await?;
         Ok(())
     }
 
-    /// Reads the plan at `block` and writes what changed. Returns how many items were written.
-    async fn apply(
-        &mut self,
-        plan: &ReadPlan,
-        block: u64,
-        rewound_above: Option<u64>,
-    ) -> Result<usize, PollerError> {
-        if plan.is_empty() {
-            return Ok(0);
+    /// Remembers which values `block` wrote, for a rewind.
+    pub(crate) fn remember_writes(&mut self, block: u64, ids: Vec<ValueId>) {
+        if ids.is_empty() {
+            return;
         }
-        let pairs: Vec<(Address, BalanceKey)> = plan.reads.keys().copied().collect();
-        for _ in 0..pairs.len().div_ceil(self.reader.chunk()) {
-            self.metrics.count_rpc(self.chain_id, "eth_call");
+        self.recent_writes.push_back((block, ids));
+        while self.recent_writes.len() > CURSOR_RECENT_BLOCKS {
+            self.recent_writes.pop_front();
         }
-        let reads = self.reader.read(&pairs, block).await?;
-        let now = unix_now();
-        let changed: Vec<BalanceItem> = pairs
-            .iter()
-            .zip(reads)
-            .filter(|(pair, read)| self.known.get(pair) != Some(read))
-            .map(|(&(owner, key), read)| BalanceItem {
-                chain_id: self.chain_id,
-                owner,
-                key,
-                read,
-                block,
-                tx_hash: plan.reads.get(&(owner, key)).copied().flatten(),
-            })
-            .collect();
-        let table = &self.table;
-        let outcomes: Vec<(BalanceItem, Written)> = stream::iter(changed)
-            .map(|item| async move {
-                let written = table.put_balance(&item, now, rewound_above).await?;
-                Ok::<_, PollerError>((item, written))
-            })
-            .buffer_unordered(WRITE_CONCURRENCY)
-            .try_collect()
-            .await?;
-        let mut written = 0;
-        let attempted = outcomes.len() as u64;
-        for (item, outcome) in outcomes {
-            if outcome == Written::Yes {
-                written += 1;
-            }
-            self.known.insert((item.owner, item.key), item.read);
-        }
-        self.metrics
-            .count_writes(self.chain_id, "written", written as u64);
-        self.metrics
-            .count_writes(self.chain_id, "skipped", attempted - written as u64);
-        Ok(written)
     }
 
-    /// Logs in `[from, to]` that can touch a watched owner: one filter with the owner as first
-    /// indexed topic (Transfer from, Approval owner, WETH Deposit/Withdrawal) and one with the
-    /// owner as second (Transfer to), per chunk of owners.
-    async fn owner_logs(&self, from: u64, to: u64) -> Result<Vec<Log>, PollerError> {
-        let owners: Vec<B256> = self.watchlist.keys().map(|o| o.into_word()).collect();
-        let mut logs = vec![];
-        for chunk in owners.chunks(OWNERS_PER_FILTER) {
-            let base = Filter::new().from_block(from).to_block(to);
-            let by_topic1 = base
-                .clone()
-                .event_signature(owner_in_topic1_signatures())
-                .topic1(chunk.to_vec());
-            let by_topic2 = base
-                .event_signature(IERC20::Transfer::SIGNATURE_HASH)
-                .topic2(chunk.to_vec());
-            let provider = self.reader.provider();
-            self.metrics.count_rpc(self.chain_id, "eth_getLogs");
-            self.metrics.count_rpc(self.chain_id, "eth_getLogs");
-            let (a, b) =
-                tokio::try_join!(provider.get_logs(&by_topic1), provider.get_logs(&by_topic2))
-                    .map_err(|e| PollerError::Rpc(redact_urls(&e.to_string())))?;
-            logs.extend(a.into_iter().chain(b).filter(|l| !l.removed));
-        }
-        // Oldest first, so the last transaction to touch a value is the one reported.
-        logs.sort_by_key(|l| (l.block_number, l.log_index));
-        Ok(logs)
-    }
-
-    async fn head(&self, tag: BlockNumberOrTag) -> Result<Head, PollerError> {
-        self.metrics
-            .count_rpc(self.chain_id, "eth_getBlockByNumber");
-        let block = self
-            .reader
-            .provider()
-            .get_block_by_number(tag)
-            .await
-            .map_err(|e| PollerError::Rpc(redact_urls(&e.to_string())))?;
-        let block = block.ok_or(PollerError::MissingBlock(
-            tag.as_number().unwrap_or_default(),
-        ))?;
-        Ok(Head {
-            number: block.header.number,
-            hash: block.header.hash,
-            parent_hash: block.header.parent_hash,
-        })
+    pub(crate) async fn head(&self, tag: BlockNumberOrTag) -> Result<Head, PollerError> {
+        self.reader
+            .head(tag)
+            .await?
+            .ok_or(PollerError::MissingBlock(
+                tag.as_number().unwrap_or_default(),
+            ))
     }
 }
 

@@ -226,22 +226,22 @@ impl Bench {
     ) -> anyhow::Result<()> {
         use futures::{StreamExt, TryStreamExt};
         let table = self.env.stack.table().await;
-        // No allowance spender: half the values to load, the same requests per block (the
-        // spread sweep's share fits in the same Multicall3 chunks).
-        let addition = live_balances::model::SessionAddition {
-            tokens: tokens.iter().copied().collect(),
-            ..Default::default()
-        };
+        // No allowance spender: half the values to load, the same requests per block. The
+        // sessions' values are not written (revision 1, none complete): the poller reads them.
         let now = live_balances::clock::unix_now();
-        let room = usize::MAX;
-        futures::stream::iter(owners)
-            .map(|owner| {
-                let (table, addition) = (&table, &addition);
-                async move {
-                    table
-                        .add_to_session(self.chain_id(), owner, addition, room, now, now + 3600)
-                        .await
-                }
+        let sessions: Vec<live_balances::model::Session> = owners
+            .iter()
+            .map(|owner| live_balances::model::Session {
+                custom_tokens: tokens.iter().copied().collect(),
+                revision: 1,
+                expires_at: now + 3600,
+                ..live_balances::model::Session::new(self.chain_id(), *owner, now)
+            })
+            .collect();
+        futures::stream::iter(&sessions)
+            .map(|session| {
+                let table = &table;
+                async move { table.write_session(session, 0, true).await }
             })
             .buffer_unordered(16)
             .try_collect::<Vec<_>>()

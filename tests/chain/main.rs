@@ -7,6 +7,7 @@ mod dynamodb;
 mod fanout;
 mod function_faults;
 mod load;
+mod native_reads;
 mod outage;
 mod reorg;
 mod restart;

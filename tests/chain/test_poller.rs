@@ -34,6 +34,11 @@ impl TestPoller {
         })
     }
 
+    /// Base URL of its `/health` and `/metrics`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub async fn processed_block(&self) -> anyhow::Result<u64> {
         let health: Value = self
             .env

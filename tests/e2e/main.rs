@@ -10,6 +10,7 @@ mod rest;
 mod resume_by_query;
 mod server;
 mod skeleton;
+mod sparse;
 mod sse;
 mod storage;
 mod token_lists;

@@ -5,7 +5,16 @@
 use alloy::primitives::{Address, U256};
 use e2e::{Environment, fresh_owner};
 use live_balances::model::{BalanceItem, BalanceKey, TokenRead};
-use live_balances::storage::Written;
+use live_balances::storage::{ValueWrite, Written};
+
+/// A poller's write of a tracked value (not a first read), optionally after a rewind.
+fn reread(rewound_above: Option<u64>) -> ValueWrite {
+    ValueWrite {
+        first_read: false,
+        rewound_above,
+        tombstone_expires_at: u64::MAX,
+    }
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_value_write_counts_itself_in_the_items_version() -> anyhow::Result<()> {
@@ -29,30 +38,61 @@ async fn every_value_write_counts_itself_in_the_items_version() -> anyhow::Resul
     };
 
     assert_eq!(
-        table.put_balance(&item(5, 10), 1, None).await?,
+        table.put_balance(&item(5, 10), 1, reread(None)).await?,
         Written::Yes
     );
     assert_eq!(version().await?, Some(1));
     assert_eq!(
-        table.put_balance(&item(7, 11), 2, None).await?,
+        table.put_balance(&item(7, 11), 2, reread(None)).await?,
         Written::Yes
     );
     assert_eq!(version().await?, Some(2));
     // An older block's value, and the same value again: refused, not counted.
     assert_eq!(
-        table.put_balance(&item(9, 9), 3, None).await?,
+        table.put_balance(&item(9, 9), 3, reread(None)).await?,
         Written::Skipped
     );
     assert_eq!(
-        table.put_balance(&item(7, 12), 4, None).await?,
+        table.put_balance(&item(7, 12), 4, reread(None)).await?,
         Written::Skipped
     );
     assert_eq!(version().await?, Some(2));
     // A reorg's rewind may store a value read at a lower block: it counts like any write.
     assert_eq!(
-        table.put_balance(&item(3, 8), 5, Some(7)).await?,
+        table.put_balance(&item(3, 8), 5, reread(Some(7))).await?,
         Written::Yes
     );
     assert_eq!(version().await?, Some(3));
+    // Sparse values: a zero where nothing is stored stores nothing; a stored value that drops
+    // to zero stays as a tombstone whose version goes on counting, and a value after it too.
+    let other = BalanceItem {
+        key: BalanceKey::Balance {
+            token: Address::repeat_byte(0x5b),
+        },
+        read: TokenRead::Value(U256::ZERO),
+        ..item(0, 20)
+    };
+    assert_eq!(
+        table.put_balance(&other, 6, reread(None)).await?,
+        Written::Skipped
+    );
+    assert_eq!(
+        table.put_balance(&item(0, 21), 7, reread(None)).await?,
+        Written::Yes
+    );
+    assert_eq!(version().await?, Some(4));
+    let values = table.wallet_values(env.chain_id(), &owner).await?;
+    assert_eq!(values.items.len(), 1, "the untouched zero is not stored");
+    assert_eq!(values.items[0].read, TokenRead::Value(U256::ZERO));
+    assert_eq!(
+        table.put_balance(&item(0, 22), 8, reread(None)).await?,
+        Written::Skipped,
+        "a zero over a tombstone is no change"
+    );
+    assert_eq!(
+        table.put_balance(&item(4, 23), 9, reread(None)).await?,
+        Written::Yes
+    );
+    assert_eq!(version().await?, Some(5));
     Ok(())
 }

@@ -114,8 +114,10 @@ impl Environment {
                 ("HEAD_POLL_INTERVAL_MS".into(), "100".into()),
                 ("SSE_FEED_INTERVAL_MS".into(), "100".into()),
                 ("SSE_PING_SECS".into(), "2".into()),
-                // A short sweep so the rebasing-token test sees a silent change quickly.
+                // Short sweeps so the rebasing-token test sees a silent change quickly (the
+                // slow sweep finds a token's first silent change, the frequent one the rest).
                 ("SNAPSHOT_INTERVAL".into(), "6".into()),
+                ("SWEEP_ALL_INTERVAL".into(), "6".into()),
                 (
                     "RUST_LOG".into(),
                     "info,poller=debug,local_stack=debug,fanout=debug".into(),
@@ -455,10 +457,18 @@ impl SseClient {
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
-        let response = match request.try_clone().context("request")?.send().await {
+        // The answer's head within the deadline: an emulator that takes the connection and
+        // never answers fails the test with a reason instead of hanging it.
+        let send = |request: reqwest::RequestBuilder| async move {
+            tokio::time::timeout(DEADLINE, request.send())
+                .await
+                .context("no answer to the SSE request within the deadline")?
+                .map_err(anyhow::Error::from)
+        };
+        let response = match send(request.try_clone().context("request")?).await {
             Ok(r) => r,
             // A transport failure (no answer): reconnect once, as EventSource does.
-            Err(_) => request.send().await?,
+            Err(_) => send(request).await?,
         };
         let content_type = response.headers().get("content-type").cloned();
         if response.status() != 200 {

@@ -101,12 +101,12 @@ export interface paths {
         get: operations["getSession"];
         /**
          * `POST` and `PUT /{chain_id}/sessions/{owner}`.
-         * @description POST creates the wallet's session or adds to it; PUT only adds to an existing one (404 if none). Neither removes anything: sessions end by expiry. The native currency and the chain's WETH are always tracked; spenders default to CoW Protocol's GPv2VaultRelayer.
+         * @description POST creates the wallet's session or adds to it; PUT only adds to an existing one (404 if none). Neither removes anything: sessions end by expiry. The native currency and the chain's WETH are always tracked; spenders default to CoW Protocol's GPv2VaultRelayer. Token lists are followed by reference: when a list changes, the session tracks its new tokens.
          */
         put: operations["putSession"];
         /**
          * `POST` and `PUT /{chain_id}/sessions/{owner}`.
-         * @description POST creates the wallet's session or adds to it; PUT only adds to an existing one (404 if none). Neither removes anything: sessions end by expiry. The native currency and the chain's WETH are always tracked; spenders default to CoW Protocol's GPv2VaultRelayer.
+         * @description POST creates the wallet's session or adds to it; PUT only adds to an existing one (404 if none). Neither removes anything: sessions end by expiry. The native currency and the chain's WETH are always tracked; spenders default to CoW Protocol's GPv2VaultRelayer. Token lists are followed by reference: when a list changes, the session tracks its new tokens.
          */
         post: operations["postSession"];
         delete?: never;
@@ -119,7 +119,17 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description `all_balances`: the full state of a wallet's tracked values. */
+        /**
+         * @description `all_balances`: the full state of a wallet's tracked values.
+         *
+         *     Every tracked token is in `balances` (zeros included) or, when it cannot be read, in
+         *     `errors`. `allowances` and `tokens` (metadata) hold every tracked token too while the
+         *     session is small (see [`WalletView::full_detail`]); for larger sessions they hold the
+         *     tokens the session names by address (custom, discovered, native, wrapped native) and every
+         *     token with a non-zero balance or allowance — a list token at zero has zero allowances and
+         *     its metadata is in the list the client named. `spenders` says whose allowances are
+         *     tracked: an absent allowance is zero.
+         */
         AllBalances: {
             allowances: {
                 [key: string]: {
@@ -131,10 +141,12 @@ export interface components {
             };
             /** Format: int64 */
             blockNumber: number;
-            /** @description Values whose last read failed (reverting or non-standard token): token -> reason. */
+            /** @description Values whose read fails (reverting or non-standard token): token -> reason. */
             errors?: {
                 [key: string]: string;
             };
+            /** @description The allowance spenders tracked for this wallet. */
+            spenders?: string[];
             /** @description How to render each token's amounts, where known: token -> symbol, name, decimals. */
             tokens?: {
                 [key: string]: components["schemas"]["TokenMetadata"];
@@ -228,6 +240,11 @@ export interface components {
         /** @description Body of `POST /{chain_id}/sessions/{owner}`. */
         SessionRequest: {
             customTokens?: string[];
+            /**
+             * @description Track tokens that come into the wallet and none of its lists name (an airdrop, a
+             *     newly bought token), up to `MAX_DISCOVERED_TOKENS`. Once on, it stays on.
+             */
+            discoverTokens?: boolean;
             /** @description Allowance spenders; the default spender when absent. */
             spenders?: string[] | null;
             tokensListsUrls?: string[];
@@ -241,17 +258,28 @@ export interface components {
             blockNumber: number;
             /** Format: int64 */
             chainId: number;
+            customTokens: string[];
+            discoverTokens: boolean;
+            discoveredTokens: string[];
             /** Format: int64 */
             expiresAt: number;
             /** @description What each list named by this request contributed (POST and PUT only). */
             lists?: components["schemas"]["ListSummary"][];
-            /** @description How to render each token's amounts, where known: token -> symbol, name, decimals. */
+            /**
+             * @description How to render each token's amounts: every token's while the session has at most
+             *     `FULL_DETAIL_MAX_TOKENS`, else the named and the held ones' (a list token's metadata
+             *     is in its list).
+             */
             metadata: {
                 [key: string]: components["schemas"]["TokenMetadata"];
             };
             owner: string;
             spenders: string[];
             tokenCount: number;
+            /**
+             * @description Every token tracked: the lists' current tokens, custom and discovered tokens, the
+             *     native currency and the chain's WETH.
+             */
             tokens: string[];
             tokensListsUrls: string[];
         };
@@ -632,7 +660,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Storage unavailable; nothing stored */
+            /** @description Storage unavailable or the session busy; nothing stored */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -724,7 +752,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Storage unavailable; nothing stored */
+            /** @description Storage unavailable or the session busy; nothing stored */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -11,6 +11,7 @@
 //! | token list    | `L#{chain}#{url hash}`   | `HEAD`, `P#{page}`          |
 //! | sessions ver. | `V#{chain}`              | `SESSIONS`                  |
 //! | rate window   | `R#{what}#{who}`         | `{window start}`            |
+//! | token facts   | `K#{chain}`              | `U#{token}`, `R#{token}`    |
 //!
 //! Sessions of a chain share a partition so the poller lists them with one query; all values
 //! of a wallet share one so a snapshot is one query and their stream records stay in order.
@@ -60,6 +61,10 @@ pub fn version_pk(chain_id: u64) -> String {
 
 pub fn rate_pk(key: &str) -> String {
     format!("R#{key}")
+}
+
+pub fn token_facts_pk(chain_id: u64) -> String {
+    format!("K#{chain_id}")
 }
 
 pub fn cursor_pk(chain_id: u64) -> String {

@@ -1,6 +1,7 @@
 //! The DynamoDB adapter shared by the poller and the functions: one table, string keys, item
 //! mapping kept in [`records`]. Tested against DynamoDB Local, never an in-memory twin.
 
+mod balances;
 mod chain_log;
 mod error;
 mod feed_probe;
@@ -10,29 +11,33 @@ mod rate;
 mod records;
 mod schema;
 mod session_version;
+mod sessions;
 mod stream;
+mod token_facts;
 mod tokens;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use alloy::primitives::Address;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
 
+pub use balances::{ValueWrite, WalletValues};
 pub use chain_log::{
     ChainLogEntry, READ_OVERLAP_MS as CHAIN_LOG_READ_OVERLAP_MS,
     RECENT_OVERLAP_MS as CHAIN_LOG_RECENT_OVERLAP_MS,
 };
 pub use error::StorageError;
 pub use lists::CachedListHead;
-pub use stream::{StreamImage, balance_item_from_image, image_version};
+pub use session_version::SessionsSignal;
+pub use stream::{StreamImage, balance_item_from_image, image_is_first_read, image_version};
+pub use token_facts::TokenFact;
 pub use tokens::CachedMetadata;
 
-use crate::address::lower;
-use crate::model::{BalanceItem, ChainCursor, FeedEntry, FeedPosition, Session, SessionAddition};
-use crate::token::TokenMetadata;
-use records::{BalanceRecord, CursorRecord, FeedRecord, SessionRecord, read_text};
+use crate::model::{ChainCursor, FeedEntry, FeedPosition};
+use records::{CursorRecord, FeedRecord};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -44,15 +49,6 @@ pub async fn dynamodb_client(endpoint: Option<&str>) -> Client {
         loader = loader.endpoint_url(endpoint);
     }
     Client::new(&loader.load().await)
-}
-
-/// A wallet's tracked values and the metadata of their tokens, where known.
-#[derive(Debug, Clone, Default)]
-pub struct WalletValues {
-    pub items: Vec<BalanceItem>,
-    pub metadata: BTreeMap<Address, TokenMetadata>,
-    /// Each item's version (see [`crate::model::FeedEntry::version`]).
-    pub versions: HashMap<crate::model::BalanceKey, u64>,
 }
 
 /// The service's table.
@@ -133,295 +129,34 @@ impl Table {
         &self.client
     }
 
-    /// Adds tokens, spenders and lists to the wallet's session, creating it if needed, and
-    /// pushes its expiry to `expires_at`. One atomic update: concurrent clients only ever add.
-    ///
-    /// `room` bounds the session's size: the update happens only while the session holds at
-    /// most `room` tokens (the limit minus the tokens this addition may add), so concurrent
-    /// additions can never take it past the limit. `None` when there is no room.
-    pub async fn add_to_session(
-        &self,
-        chain_id: u64,
-        owner: &Address,
-        addition: &SessionAddition,
-        room: usize,
-        now: u64,
-        expires_at: u64,
-    ) -> Result<Option<Session>, StorageError> {
-        let mut update = String::from(
-            "SET chain_id = :chain, #owner = :owner, created_at = if_not_exists(created_at, :now), \
-             expires_at = :exp, #ttl = :exp",
-        );
-        let mut values: Vec<(&str, AttributeValue)> = vec![
-            (":chain", n(chain_id)),
-            (":owner", s(lower(owner))),
-            (":now", n(now)),
-            (":exp", n(expires_at)),
-            (":room", n(room)),
-        ];
-        let sets: [(&str, &str, Vec<String>); 3] = [
-            (
-                "tokens",
-                ":tokens",
-                addition.tokens.iter().map(lower).collect(),
-            ),
-            (
-                "spenders",
-                ":spenders",
-                addition.spenders.iter().map(lower).collect(),
-            ),
-            (
-                "token_lists",
-                ":lists",
-                addition.token_lists.iter().cloned().collect(),
-            ),
-        ];
-        // DynamoDB sets cannot be empty, so an empty addition is left out of the expression.
-        let adds: Vec<String> = sets
-            .into_iter()
-            .filter(|(_, _, v)| !v.is_empty())
-            .map(|(attr, placeholder, v)| {
-                values.push((placeholder, AttributeValue::Ss(v)));
-                format!("{attr} {placeholder}")
-            })
-            .collect();
-        if !adds.is_empty() {
-            update.push_str(" ADD ");
-            update.push_str(&adds.join(", "));
-        }
-        let mut request = self
-            .client
+    /// An update of one item, by key; the caller adds the expressions.
+    fn update(&self, pk: String, sk: impl Into<String>) -> UpdateItemFluentBuilder {
+        self.client
             .update_item()
             .table_name(&self.name)
-            .key("pk", s(keys::session_pk(chain_id)))
-            .key("sk", s(keys::session_sk(owner)))
-            .update_expression(update)
-            .condition_expression("attribute_not_exists(tokens) OR size(tokens) <= :room")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_names("#ttl", "ttl")
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
-        for (name, value) in values {
-            request = request.expression_attribute_values(name, value);
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+    }
+
+    /// Writes a batch of at most 25 requests, sending what DynamoDB leaves unprocessed
+    /// (under throttling) again with backoff.
+    async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), StorageError> {
+        let mut attempt = 0;
+        while !requests.is_empty() {
+            batch_backoff(&mut attempt).await?;
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.name, requests)
+                .send()
+                .await
+                .map_err(StorageError::from_sdk)?;
+            requests = out
+                .unprocessed_items
+                .and_then(|mut u| u.remove(&self.name))
+                .unwrap_or_default();
         }
-        match request.send().await {
-            Ok(out) => {
-                let item = out.attributes.unwrap_or_default();
-                Session::try_from(from_item::<SessionRecord>(item)?).map(Some)
-            }
-            Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(StorageError::from_sdk(e)),
-        }
-    }
-
-    /// The wallet's session, expired or not (callers compare `expires_at`).
-    pub async fn session(
-        &self,
-        chain_id: u64,
-        owner: &Address,
-    ) -> Result<Option<Session>, StorageError> {
-        self.get::<SessionRecord, Session>(keys::session_pk(chain_id), keys::session_sk(owner))
-            .await
-    }
-
-    /// Pushes a live session's expiry forward (an open stream keeps it alive). Returns `false`
-    /// when the session is gone or has already expired: the stream must end.
-    pub async fn keep_session_alive(
-        &self,
-        chain_id: u64,
-        owner: &Address,
-        now: u64,
-        expires_at: u64,
-    ) -> Result<bool, StorageError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key("pk", s(keys::session_pk(chain_id)))
-            .key("sk", s(keys::session_sk(owner)))
-            .update_expression("SET expires_at = :exp, #ttl = :exp")
-            .condition_expression(
-                "attribute_exists(pk) AND expires_at > :now AND expires_at < :exp",
-            )
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":exp", n(expires_at))
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            // Gone, expired, or already kept alive further by another stream.
-            Err(e) if is_condition_failure(&e) => Ok(self
-                .session(chain_id, owner)
-                .await?
-                .is_some_and(|s| s.expires_at > now)),
-            Err(e) => Err(StorageError::from_sdk(e)),
-        }
-    }
-
-    /// Every session of a chain, expired ones included.
-    pub async fn sessions(&self, chain_id: u64) -> Result<Vec<Session>, StorageError> {
-        let items = self.query_all(keys::session_pk(chain_id), None).await?;
-        items
-            .into_iter()
-            .map(|i| Session::try_from(from_item::<SessionRecord>(i)?))
-            .collect()
-    }
-
-    /// Writes a value if it changed, and never over a value read at a later block — unless
-    /// that later block is above `rewound_above`, i.e. on a branch a reorg dropped.
-    ///
-    /// An update of the item's own attributes, not a replacement: the token metadata the api
-    /// stored beside the value survives the poller's writes.
-    pub async fn put_balance(
-        &self,
-        item: &BalanceItem,
-        now: u64,
-        rewound_above: Option<u64>,
-    ) -> Result<Written, StorageError> {
-        let mut record = BalanceRecord::from(item);
-        record.updated_at = now;
-        self.update_balance(record, item, rewound_above).await
-    }
-
-    /// [`Self::put_balance`] of an initial value together with its token's metadata. The
-    /// metadata is stored even when the value itself is unchanged (a poller wrote it first).
-    pub async fn put_initial_balance(
-        &self,
-        item: &BalanceItem,
-        metadata: Option<&TokenMetadata>,
-        now: u64,
-    ) -> Result<Written, StorageError> {
-        let mut record = BalanceRecord::from(item);
-        record.updated_at = now;
-        let is_balance = matches!(item.key, crate::model::BalanceKey::Balance { .. });
-        if let (Some(m), true) = (metadata, is_balance) {
-            record.symbol = Some(m.symbol.clone());
-            record.name = Some(m.name.clone());
-            record.decimals = Some(m.decimals);
-        }
-        let has_metadata = record.symbol.is_some();
-        let written = self.update_balance(record, item, None).await?;
-        if let (Written::Skipped, true, Some(m)) = (written, has_metadata, metadata) {
-            self.add_missing_metadata(item, m).await?;
-        }
-        Ok(written)
-    }
-
-    async fn update_balance(
-        &self,
-        record: BalanceRecord,
-        item: &BalanceItem,
-        rewound_above: Option<u64>,
-    ) -> Result<Written, StorageError> {
-        let mut attributes = to_item(record)?;
-        attributes.remove("pk");
-        attributes.remove("sk");
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key("pk", s(keys::balance_pk(item.chain_id, &item.owner)))
-            .key("sk", s(keys::balance_sk(&item.key)))
-            .condition_expression(
-                "attribute_not_exists(pk) OR (#c_read <> :c_read AND (#c_block <= :c_block OR #c_block > :c_rewound))",
-            )
-            .expression_attribute_names("#c_read", "read")
-            .expression_attribute_names("#c_block", "block")
-            .expression_attribute_values(":c_read", s(read_text(&item.read)))
-            .expression_attribute_values(":c_block", n(item.block))
-            .expression_attribute_values(":c_rewound", n(rewound_above.unwrap_or(u64::MAX)));
-        let mut sets = vec![];
-        for (i, (name, value)) in attributes.into_iter().enumerate() {
-            sets.push(format!("#a{i} = :a{i}"));
-            request = request
-                .expression_attribute_names(format!("#a{i}"), name)
-                .expression_attribute_values(format!(":a{i}"), value);
-        }
-        // The poller's updates never name the metadata attributes, so they are not removed.
-        let result = request
-            .update_expression(format!("SET {} ADD #version :one", sets.join(", ")))
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await;
-        written(result)
-    }
-
-    /// Stores metadata on an existing balance item that has none. Its stream record shows an
-    /// unchanged value, which the fanout ignores.
-    async fn add_missing_metadata(
-        &self,
-        item: &BalanceItem,
-        metadata: &TokenMetadata,
-    ) -> Result<Written, StorageError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key("pk", s(keys::balance_pk(item.chain_id, &item.owner)))
-            .key("sk", s(keys::balance_sk(&item.key)))
-            .update_expression("SET symbol = :symbol, #name = :name, decimals = :decimals")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(decimals)")
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_values(":symbol", s(&metadata.symbol))
-            .expression_attribute_values(":name", s(&metadata.name))
-            .expression_attribute_values(":decimals", n(metadata.decimals))
-            .send()
-            .await;
-        written(result)
-    }
-
-    /// One tracked value of a wallet, if it is tracked.
-    pub async fn balance(
-        &self,
-        chain_id: u64,
-        owner: &Address,
-        key: &crate::model::BalanceKey,
-    ) -> Result<Option<BalanceItem>, StorageError> {
-        self.get::<BalanceRecord, BalanceItem>(
-            keys::balance_pk(chain_id, owner),
-            keys::balance_sk(key),
-        )
-        .await
-    }
-
-    /// Every tracked value of a wallet (one consistent query).
-    pub async fn balances(
-        &self,
-        chain_id: u64,
-        owner: &Address,
-    ) -> Result<Vec<BalanceItem>, StorageError> {
-        let items = self
-            .query_all(keys::balance_pk(chain_id, owner), None)
-            .await?;
-        items
-            .into_iter()
-            .map(|i| BalanceItem::try_from(from_item::<BalanceRecord>(i)?))
-            .collect()
-    }
-
-    /// Every tracked value of a wallet with the metadata of its tokens (one consistent query).
-    pub async fn wallet_values(
-        &self,
-        chain_id: u64,
-        owner: &Address,
-    ) -> Result<WalletValues, StorageError> {
-        let items = self
-            .query_all(keys::balance_pk(chain_id, owner), None)
-            .await?;
-        let mut values = WalletValues::default();
-        for item in items {
-            let record = from_item::<BalanceRecord>(item)?;
-            let metadata = record.metadata();
-            let version = record.version;
-            let item = BalanceItem::try_from(record)?;
-            values.versions.insert(item.key, version);
-            if let Some(metadata) = metadata {
-                values.metadata.insert(item.key.token(), metadata);
-            }
-            values.items.push(item);
-        }
-        Ok(values)
+        Ok(())
     }
 
     /// Appends an entry to the wallet's change feed. Idempotent: a stream record delivered
@@ -602,4 +337,20 @@ impl Table {
             }
         }
     }
+}
+
+/// Waits before a retry of unprocessed batch items (not before the first try); gives up after
+/// a bounded number of tries so a throttled table surfaces as an error, not a hang.
+async fn batch_backoff(attempt: &mut u32) -> Result<(), StorageError> {
+    const TRIES: u32 = 8;
+    if *attempt >= TRIES {
+        return Err(StorageError::unavailable(std::io::Error::other(
+            "batch request still unprocessed after retries",
+        )));
+    }
+    if *attempt > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(25 << (*attempt).min(5))).await;
+    }
+    *attempt += 1;
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! Item mapping: the serde shapes of table items and their conversion to and from domain
 //! types. Nothing outside the storage module sees these.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use alloy::primitives::{Address, B256, U256};
@@ -18,20 +18,39 @@ use crate::token::TokenMetadata;
 /// Stored in `read` when the value could not be read.
 const READ_FAILED: &str = "failed";
 
+/// A session. Written attribute by attribute (see `sessions.rs`), read whole.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SessionRecord {
     pub pk: String,
     pub sk: String,
     pub chain_id: u64,
     pub owner: String,
+    /// Custom tokens. Sessions written before lists were followed by reference hold their
+    /// lists' tokens here too, which keeps them working: they are tracked as custom tokens.
     #[serde(default)]
     pub tokens: BTreeSet<String>,
     #[serde(default)]
     pub spenders: BTreeSet<String>,
+    /// List URLs of sessions written before `lists` (their generation is not known).
     #[serde(default)]
     pub token_lists: BTreeSet<String>,
+    /// Lists followed: URL -> generation read when the session started following it.
+    #[serde(default)]
+    pub lists: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub discover: bool,
+    #[serde(default)]
+    pub discovered: BTreeSet<String>,
+    #[serde(default)]
+    pub read_block: u64,
+    #[serde(default)]
+    pub revision: u64,
+    #[serde(default)]
+    pub complete_revision: u64,
     pub created_at: u64,
     pub expires_at: u64,
+    #[serde(default)]
+    pub streaming_until: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -61,6 +80,11 @@ pub(crate) struct BalanceRecord {
     /// whole: it orders the item's changes exactly, which blocks cannot after a reorg.
     #[serde(default, skip_serializing)]
     pub version: u64,
+    /// Set by a write that is the first read of a newly tracked value, so the change feed can
+    /// tell "seen for the first time" (no previous value) from "was zero" (an absent item is
+    /// a zero, so an insert is otherwise a change from zero).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub first: bool,
 }
 
 impl BalanceRecord {
@@ -161,14 +185,24 @@ impl TryFrom<SessionRecord> for Session {
                 .map(|v| address(&key, field, v))
                 .collect::<Result<BTreeSet<_>, _>>()
         };
+        let mut token_lists = r.lists;
+        for url in r.token_lists {
+            token_lists.entry(url).or_insert(0);
+        }
         Ok(Session {
             chain_id: r.chain_id,
             owner: address(&key, "owner", &r.owner)?,
-            tokens: set("tokens", &r.tokens)?,
+            custom_tokens: set("tokens", &r.tokens)?,
             spenders: set("spenders", &r.spenders)?,
-            token_lists: r.token_lists,
+            token_lists,
+            discover: r.discover,
+            discovered: set("discovered", &r.discovered)?,
+            read_block: r.read_block,
+            revision: r.revision,
+            complete_revision: r.complete_revision,
             created_at: r.created_at,
             expires_at: r.expires_at,
+            streaming_until: r.streaming_until,
         })
     }
 }
@@ -194,6 +228,7 @@ impl From<&BalanceItem> for BalanceRecord {
             name: None,
             decimals: None,
             version: 0,
+            first: false,
         }
     }
 }
@@ -395,26 +430,61 @@ mod tests {
     #[test]
     fn session_and_cursor_roundtrip() {
         let session = Session {
-            chain_id: 1,
-            owner: Address::repeat_byte(1),
-            tokens: [Address::repeat_byte(2), Address::repeat_byte(3)].into(),
+            custom_tokens: [Address::repeat_byte(2), Address::repeat_byte(3)].into(),
             spenders: [Address::repeat_byte(4)].into(),
-            token_lists: ["https://lists.example/a.json".to_string()].into(),
-            created_at: 10,
+            token_lists: [("https://lists.example/a.json".to_string(), 3)].into(),
+            discover: true,
+            discovered: [Address::repeat_byte(5)].into(),
+            read_block: 9,
+            revision: 2,
+            complete_revision: 1,
             expires_at: 20,
+            streaming_until: 15,
+            ..Session::new(1, Address::repeat_byte(1), 10)
         };
         let record = SessionRecord {
             pk: keys::session_pk(1),
             sk: keys::session_sk(&session.owner),
             chain_id: 1,
             owner: lower(&session.owner),
-            tokens: session.tokens.iter().map(lower).collect(),
+            tokens: session.custom_tokens.iter().map(lower).collect(),
             spenders: session.spenders.iter().map(lower).collect(),
-            token_lists: session.token_lists.clone(),
+            token_lists: BTreeSet::new(),
+            lists: session.token_lists.clone(),
+            discover: true,
+            discovered: session.discovered.iter().map(lower).collect(),
+            read_block: 9,
+            revision: 2,
+            complete_revision: 1,
             created_at: 10,
             expires_at: 20,
+            streaming_until: 15,
         };
         assert_eq!(Session::try_from(roundtrip(record)).unwrap(), session);
+
+        // A session written before lists were followed by reference: its URLs are kept
+        // (generation unknown) and its expanded tokens are tracked as custom tokens.
+        let legacy = SessionRecord {
+            pk: keys::session_pk(1),
+            sk: keys::session_sk(&session.owner),
+            chain_id: 1,
+            owner: lower(&session.owner),
+            tokens: [lower(&Address::repeat_byte(2))].into(),
+            spenders: BTreeSet::new(),
+            token_lists: ["https://lists.example/old.json".to_string()].into(),
+            lists: BTreeMap::new(),
+            discover: false,
+            discovered: BTreeSet::new(),
+            read_block: 0,
+            revision: 0,
+            complete_revision: 0,
+            created_at: 10,
+            expires_at: 20,
+            streaming_until: 0,
+        };
+        let legacy = Session::try_from(roundtrip(legacy)).unwrap();
+        assert_eq!(legacy.token_lists["https://lists.example/old.json"], 0);
+        assert_eq!(legacy.custom_tokens.len(), 1);
 
         let cursor = ChainCursor {
             chain_id: 1,

@@ -35,6 +35,15 @@ pub fn image_version(image: &StreamImage) -> u64 {
     }
 }
 
+/// Whether the write in `image` was the first read of a newly tracked value (see
+/// [`super::ValueWrite::first_read`]).
+pub fn image_is_first_read(image: &StreamImage) -> bool {
+    matches!(
+        image.get("first"),
+        Some(serde_dynamo::AttributeValue::Bool(true))
+    )
+}
+
 #[cfg(test)]
 mod props {
     //! Property tests of stream image decoding: any image decodes or fails with an error (no

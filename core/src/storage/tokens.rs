@@ -7,7 +7,7 @@ use alloy::primitives::Address;
 use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest, WriteRequest};
 
 use super::records::TokenMetadataRecord;
-use super::{Item, StorageError, Table, from_item, keys, s, to_item};
+use super::{Item, StorageError, Table, batch_backoff, from_item, keys, s, to_item};
 use crate::address::{lower, parse_address};
 use crate::token::TokenMetadata;
 
@@ -45,7 +45,7 @@ impl Table {
             // BatchGetItem may answer part of the keys; ask again for the rest, backing off.
             let mut attempt = 0;
             while let Some(request) = pending.take() {
-                backoff(&mut attempt).await?;
+                batch_backoff(&mut attempt).await?;
                 let out = self
                     .client
                     .batch_get_item()
@@ -91,7 +91,7 @@ impl Table {
         now: u64,
     ) -> Result<(), StorageError> {
         for chunk in entries.chunks(BATCH_WRITE) {
-            let mut requests = chunk
+            let requests = chunk
                 .iter()
                 .map(|(token, metadata)| {
                     let record = TokenMetadataRecord {
@@ -114,41 +114,10 @@ impl Table {
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<Vec<_>, StorageError>>()?;
-            // BatchWriteItem may leave part undone under throttling; send the rest again.
-            let mut attempt = 0;
-            while !requests.is_empty() {
-                backoff(&mut attempt).await?;
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.name, requests)
-                    .send()
-                    .await
-                    .map_err(StorageError::from_sdk)?;
-                requests = out
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(&self.name))
-                    .unwrap_or_default();
-            }
+            self.batch_write(requests).await?;
         }
         Ok(())
     }
-}
-
-/// Waits before a retry of unprocessed batch items (not before the first try); gives up after
-/// a bounded number of tries so a throttled table surfaces as an error, not a hang.
-async fn backoff(attempt: &mut u32) -> Result<(), StorageError> {
-    const TRIES: u32 = 8;
-    if *attempt >= TRIES {
-        return Err(StorageError::unavailable(std::io::Error::other(
-            "batch request still unprocessed after retries",
-        )));
-    }
-    if *attempt > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(25 << (*attempt).min(5))).await;
-    }
-    *attempt += 1;
-    Ok(())
 }
 
 fn metadata_key(chain_id: u64, token: &Address) -> Item {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, U256};
 use http::Response;
 use http::StatusCode;
 use live_balances::address::lower;
@@ -16,6 +16,7 @@ use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::openapi::WalletPath;
 use crate::request::{self, Request};
+use crate::sessions;
 use crate::state::State;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,9 +57,16 @@ pub async fn get(
     let (chain_id, owner, reader) = request::wallet(state, chain, owner)?;
     let token = request::addresses("token", &[token.to_string()])?[0];
     let key = BalanceKey::Balance { token };
-    let tracked = state.table.balance(chain_id, &owner, &key).await?;
-    let (read, block, source) = match tracked {
+    // Values are sparse: a tracked pair without an item is a zero the poller keeps current.
+    let (read, block, source) = match state.table.balance(chain_id, &owner, &key).await? {
         Some(item) => (item.read, item.block, "table"),
+        None if sessions::tracked_tokens(state, chain_id, &owner)
+            .await?
+            .contains(&token) =>
+        {
+            let block = state.table.cursor(chain_id).await?.map_or(0, |c| c.block);
+            (TokenRead::Value(U256::ZERO), block, "table")
+        }
         None => {
             let (block, mut reads) = reader.read_latest(&[(owner, key)]).await?;
             (reads.pop().unwrap_or(TokenRead::Failed), block, "chain")
@@ -134,7 +142,7 @@ pub async fn batch(
     if tokens.is_empty() {
         return Err(ApiError::EmptyTokenSet);
     }
-    let tracked: BTreeMap<Address, BalanceItem> = state
+    let mut tracked: BTreeMap<Address, BalanceItem> = state
         .table
         .balances(chain_id, &owner)
         .await?
@@ -142,6 +150,24 @@ pub async fn batch(
         .filter(|i| matches!(i.key, BalanceKey::Balance { .. }) && tokens.contains(&i.key.token()))
         .map(|i| (i.key.token(), i))
         .collect();
+    // Values are sparse: a tracked token without an item is a zero the poller keeps current.
+    let watched = sessions::tracked_tokens(state, chain_id, &owner).await?;
+    if tokens
+        .iter()
+        .any(|t| watched.contains(t) && !tracked.contains_key(t))
+    {
+        let block = state.table.cursor(chain_id).await?.map_or(0, |c| c.block);
+        for token in tokens.iter().filter(|t| watched.contains(*t)) {
+            tracked.entry(*token).or_insert(BalanceItem {
+                chain_id,
+                owner,
+                key: BalanceKey::Balance { token: *token },
+                read: TokenRead::Value(U256::ZERO),
+                block,
+                tx_hash: None,
+            });
+        }
+    }
     let untracked: Vec<(Address, BalanceKey)> = tokens
         .iter()
         .filter(|t| !tracked.contains_key(*t))

@@ -47,6 +47,8 @@ pub enum ApiError {
     RateLimited(u64),
     #[error("this chain is watching as many wallets as it may; try again later")]
     AtCapacity,
+    #[error("other requests kept changing this session at the same moment; try again")]
+    SessionBusy,
     #[error(
         "no session for this wallet on this chain; create one with POST /{{chain_id}}/sessions/{{owner}}"
     )]
@@ -85,7 +87,7 @@ impl ApiError {
             },
             Self::TooManyLists(_) | Self::TooManyTokensInRequest(_) => StatusCode::BAD_REQUEST,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::AtCapacity => StatusCode::SERVICE_UNAVAILABLE,
+            Self::AtCapacity | Self::SessionBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::InvalidChainId
             | Self::InvalidOwner(_)
             | Self::InvalidToken(_)
@@ -120,6 +122,7 @@ impl ApiError {
             Self::TooManyTokensInRequest(_) => "too_many_tokens",
             Self::RateLimited(_) => "rate_limited",
             Self::AtCapacity => "at_capacity",
+            Self::SessionBusy => "session_busy",
             Self::TokenList { error, .. } => match error {
                 ListError::Fetch(FetchError::InvalidUrl) => "invalid_token_list_url",
                 ListError::Fetch(FetchError::Refused(_)) => "token_list_refused",

@@ -5,6 +5,7 @@
 
 mod balance;
 mod body;
+mod catalog;
 mod demo;
 mod error;
 mod feed;

@@ -1,21 +1,26 @@
-//! `POST /{chain_id}/sessions/{owner}`: create a wallet's session or add to it, and write the
-//! initial values so the first SSE snapshot is instant.
+//! `POST`/`PUT`/`GET /{chain_id}/sessions/{owner}`: create a wallet's session or add to it, and
+//! read its whole new token set once so the first SSE snapshot is instant — storing only the
+//! values that are not zero (a 5,000-token list session of a wallet holding 20 of them writes
+//! about 20 values).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, U256};
 use futures::{StreamExt, TryStreamExt, stream};
 use http::Response;
 use http::StatusCode;
+use live_balances::NATIVE_TOKEN;
 use live_balances::address::lower;
 pub use live_balances::clock::unix_now;
-use live_balances::model::{BalanceItem, BalanceKey, Session, SessionAddition};
-use live_balances::plan::Watch;
+use live_balances::model::{BalanceItem, BalanceKey, Session, SessionAddition, TokenRead};
+use live_balances::storage::{TokenFact, ValueWrite};
 use live_balances::token::TokenMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
+use crate::catalog::ListVersion;
 use crate::error::{ApiError, ErrorBody};
 use crate::limits;
 use crate::openapi::WalletPath;
@@ -34,6 +39,10 @@ pub struct SessionRequest {
     /// Allowance spenders; the default spender when absent.
     #[serde(default)]
     pub spenders: Option<Vec<String>>,
+    /// Track tokens that come into the wallet and none of its lists name (an airdrop, a
+    /// newly bought token), up to `MAX_DISCOVERED_TOKENS`. Once on, it stays on.
+    #[serde(default)]
+    pub discover_tokens: bool,
 }
 
 /// A session as answered to clients.
@@ -42,43 +51,31 @@ pub struct SessionRequest {
 pub struct SessionView {
     pub chain_id: u64,
     pub owner: String,
+    /// Every token tracked: the lists' current tokens, custom and discovered tokens, the
+    /// native currency and the chain's WETH.
     pub tokens: Vec<String>,
     pub token_count: usize,
+    pub custom_tokens: Vec<String>,
+    pub discover_tokens: bool,
+    pub discovered_tokens: Vec<String>,
     pub spenders: Vec<String>,
     pub tokens_lists_urls: Vec<String>,
     pub expires_at: u64,
     /// Block the values were read at (the newest of them).
     pub block_number: u64,
-    /// How to render each token's amounts, where known: token -> symbol, name, decimals.
+    /// How to render each token's amounts: every token's while the session has at most
+    /// `FULL_DETAIL_MAX_TOKENS`, else the named and the held ones' (a list token's metadata
+    /// is in its list).
     pub metadata: BTreeMap<String, TokenMetadata>,
     /// What each list named by this request contributed (POST and PUT only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lists: Vec<ListSummary>,
 }
 
-impl SessionView {
-    fn new(s: &Session, block_number: u64, metadata: &BTreeMap<Address, TokenMetadata>) -> Self {
-        Self {
-            chain_id: s.chain_id,
-            owner: lower(&s.owner),
-            tokens: s.tokens.iter().map(lower).collect(),
-            token_count: s.tokens.len(),
-            spenders: s.spenders.iter().map(lower).collect(),
-            tokens_lists_urls: s.token_lists.iter().cloned().collect(),
-            expires_at: s.expires_at,
-            block_number,
-            metadata: metadata
-                .iter()
-                .filter(|(t, _)| s.tokens.contains(*t))
-                .map(|(t, m)| (lower(t), m.clone()))
-                .collect(),
-            lists: vec![],
-        }
-    }
-}
-
 /// How many table writes run at once for the initial values.
 const WRITE_CONCURRENCY: usize = 32;
+/// Attempts at writing a session that concurrent requests keep changing.
+const WRITE_ATTEMPTS: usize = 4;
 
 /// Whether a write may create the session (POST) or only add to an existing one (PUT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +90,7 @@ pub enum Upsert {
     path = "/{chain_id}/sessions/{owner}",
     operation_id = "session",
     tag = "sessions",
-    description = "POST creates the wallet's session or adds to it; PUT only adds to an existing one (404 if none). Neither removes anything: sessions end by expiry. The native currency and the chain's WETH are always tracked; spenders default to CoW Protocol's GPv2VaultRelayer.",
+    description = "POST creates the wallet's session or adds to it; PUT only adds to an existing one (404 if none). Neither removes anything: sessions end by expiry. The native currency and the chain's WETH are always tracked; spenders default to CoW Protocol's GPv2VaultRelayer. Token lists are followed by reference: when a list changes, the session tracks its new tokens.",
     params(WalletPath),
     request_body = SessionRequest,
     responses(
@@ -104,7 +101,7 @@ pub enum Upsert {
         (status = 415, description = "Body not declared as application/json", body = ErrorBody),
         (status = 422, description = "A token list was refused (destination, redirects, timeout, size, not a token list, empty for the chain)", body = ErrorBody),
         (status = 502, description = "The chain could not be read; nothing stored", body = ErrorBody),
-        (status = 503, description = "Storage unavailable; nothing stored", body = ErrorBody),
+        (status = 503, description = "Storage unavailable or the session busy; nothing stored", body = ErrorBody),
     ),
 )]
 pub async fn upsert(
@@ -115,7 +112,7 @@ pub async fn upsert(
     mode: Upsert,
 ) -> Result<Response<ResponseBody>, ApiError> {
     // Validate everything before fetching, reading or writing anything.
-    let (chain_id, owner, reader) = request::wallet(state, chain, owner)?;
+    let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
     let body: SessionRequest = request::json_body(req)?;
     let max_tokens = state.settings.max_tokens_per_session;
     if body.custom_tokens.len() > max_tokens {
@@ -139,116 +136,394 @@ pub async fn upsert(
         (None, Upsert::CreateOrAdd) => limits::admit_new_session(state, chain_id).await?,
         (Some(_), _) => {}
     }
-
     let started = std::time::Instant::now();
+    let reader = state.reader(chain_id)?;
     let requested = tokens::resolve(state, chain_id, reader, &custom, &lists).await?;
-    let resolved = started.elapsed();
-    // Only what the session does not track yet needs an initial read: the poller keeps the
-    // rest current.
-    let known_tokens = existing.as_ref().map(|s| s.tokens.len()).unwrap_or(0);
-    let new_tokens = match &existing {
-        Some(s) => requested.tokens.difference(&s.tokens).count(),
-        None => requested.tokens.len(),
+    let addition = SessionAddition {
+        custom_tokens: custom,
+        spenders,
+        token_lists: requested
+            .lists
+            .iter()
+            .map(|l| (l.url.clone(), l.generation))
+            .collect(),
+        discover: body.discover_tokens,
     };
-    if known_tokens + new_tokens > max_tokens {
+    let resolved = started.elapsed();
+    for _ in 0..WRITE_ATTEMPTS {
+        if let Some(mut view) =
+            add(state, chain_id, owner, &addition, &requested, mode, started).await?
+        {
+            view.lists = requested.summaries;
+            tracing::debug!(chain = chain_id, owner = %owner, resolve_ms = resolved.as_millis() as u64, "lists resolved");
+            return Ok(body::json(StatusCode::OK, &view));
+        }
+    }
+    Err(ApiError::SessionBusy)
+}
+
+/// One attempt at applying `addition`: reads the session, reads on chain every value it
+/// starts tracking, stores the session if nobody changed it meanwhile (`None` otherwise: try
+/// again), then its non-zero values.
+async fn add(
+    state: &State,
+    chain_id: u64,
+    owner: Address,
+    addition: &SessionAddition,
+    requested: &tokens::RequestedTokens,
+    mode: Upsert,
+    started: std::time::Instant,
+) -> Result<Option<SessionView>, ApiError> {
+    let now = unix_now();
+    let stored = state.table.session(chain_id, &owner).await?;
+    let live = stored.clone().filter(|s| s.expires_at > now);
+    if live.is_none() && mode == Upsert::AddOnly {
+        return Err(ApiError::SessionNotFound);
+    }
+    let base = live.clone().unwrap_or_else(|| Session {
+        // A session that expired starts over, under the revision it reached.
+        revision: stored.as_ref().map_or(0, |s| s.revision),
+        ..Session::new(chain_id, owner, now)
+    });
+    let mut next = base.with(addition);
+    let weth = state.settings.chains.get(&chain_id).and_then(|c| c.weth);
+    let versions = list_versions(state, chain_id, &next, &requested.lists).await?;
+    let list_tokens = |url: &str| versions.get(url).map(|v| v.tokens.as_slice());
+    let before = match &live {
+        Some(s) => s.tracked_tokens(list_tokens, weth),
+        None => BTreeSet::new(),
+    };
+    let after = next.tracked_tokens(list_tokens, weth);
+    let max_tokens = state.settings.max_tokens_per_session;
+    if after.len() > max_tokens {
         return Err(ApiError::TooManyTokens(max_tokens));
     }
-    let keys: Vec<(Address, BalanceKey)> =
-        untracked_keys(existing.as_ref(), &requested.tokens, &spenders)
-            .into_iter()
-            .map(|key| (owner, key))
-            .collect();
+    let known_spenders = live
+        .as_ref()
+        .map(|s| s.spenders.clone())
+        .unwrap_or_default();
+    let keys = untracked_keys(&before, &known_spenders, &after, &next.spenders);
+    if let Some(live) = live.as_ref().filter(|l| adds_nothing(l, &next)) {
+        // Another tab of the same wallet asking for what the session already has: it only
+        // lives longer. No read, no revision, no work for the poller.
+        let expires_at = now + state.settings.session_ttl.as_secs();
+        state
+            .table
+            .keep_session_alive(chain_id, &owner, now, expires_at, live.streaming_until)
+            .await?;
+        let held = held_tokens(&state.table.balances(chain_id, &owner).await?);
+        let named_metadata = named_metadata(state, live, weth, &requested.named_metadata).await?;
+        let mut kept = live.clone();
+        kept.expires_at = kept.expires_at.max(expires_at);
+        return Ok(Some(SessionView::new(
+            state,
+            &kept,
+            &after,
+            live.read_block,
+            &versions,
+            &named_metadata,
+            &held,
+        )));
+    }
+    let reads: Vec<(Address, BalanceKey)> = keys.iter().map(|k| (owner, *k)).collect();
 
-    // Read first: if the chain cannot be read, nothing is stored.
-    let (block, reads) = reader.read_latest(&keys).await?;
-    let read = started.elapsed();
+    // Read first: if the chain cannot be read, nothing is stored. What the table already
+    // holds for the wallet (a value of a token it tracked before) is read beside it.
+    let reader = state.reader(chain_id)?;
+    let (chain_read, items) = tokio::join!(
+        reader.read_latest(&reads),
+        state.table.balances(chain_id, &owner)
+    );
+    let (block, values) = chain_read?;
+    let stored_values: HashMap<BalanceKey, TokenRead> =
+        items?.into_iter().map(|i| (i.key, i.read)).collect();
+    let read_done = started.elapsed();
+    let unreadable = unreadable_tokens(state, chain_id, &keys, &values, block).await?;
 
-    let now = unix_now();
-    let expires_at = now + state.settings.session_ttl.as_secs();
-    let addition = SessionAddition {
-        tokens: requested.tokens.clone(),
-        spenders: spenders.clone(),
-        token_lists: lists,
-    };
-    let session = state
+    next.revision = base.revision + 1;
+    next.read_block = block;
+    next.expires_at = now + state.settings.session_ttl.as_secs();
+    if !state
         .table
-        .add_to_session(
-            chain_id,
-            &owner,
-            &addition,
-            max_tokens - new_tokens,
-            now,
-            expires_at,
-        )
+        .write_session(&next, base.revision, live.is_none())
         .await?
-        .ok_or(ApiError::TooManyTokens(max_tokens))?;
+    {
+        tracing::info!(chain = chain_id, owner = %owner, "session changed meanwhile; trying again");
+        return Ok(None);
+    }
+    // Only what is not zero is stored — and the zero of a value stored earlier, which must
+    // not linger.
+    let items: Vec<BalanceItem> = keys
+        .iter()
+        .zip(values)
+        .filter(|(key, _)| !unreadable.contains(&key.token()))
+        .filter(|(key, read)| {
+            *read != TokenRead::Value(U256::ZERO)
+                || stored_values
+                    .get(key)
+                    .is_some_and(|s| *s != TokenRead::Value(U256::ZERO))
+        })
+        .map(|(key, read)| BalanceItem {
+            chain_id,
+            owner,
+            key: *key,
+            read,
+            block,
+            tx_hash: None,
+        })
+        .collect();
+    let how = ValueWrite {
+        first_read: true,
+        rewound_above: None,
+        tombstone_expires_at: now + state.settings.feed_ttl.as_secs(),
+    };
+    let written = items.len();
+    // The futures are built up front (they do nothing until polled): a closure in the stream
+    // would be generic over the item's lifetime, which the `Send` handler cannot prove.
+    let writes: Vec<_> = items
+        .iter()
+        .map(|item| state.table.put_balance(item, now, how))
+        .collect();
+    stream::iter(writes)
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    state
+        .table
+        .complete_session(chain_id, &owner, next.revision)
+        .await?;
     // Tells the poller to reload the chain's sessions. Should this fail, the poller's periodic
     // full reload still picks the session up; the request is not failed for it.
     if let Err(error) = state.table.bump_sessions_version(chain_id).await {
         tracing::warn!(chain = chain_id, owner = %owner, %error, "sessions version not bumped");
     }
-    let metadata = &requested.metadata;
-    let keys_written = keys.len();
-    let items = keys
-        .into_iter()
-        .zip(reads)
-        .map(|((owner, key), read)| BalanceItem {
-            chain_id,
-            owner,
-            key,
-            read,
-            block,
-            tx_hash: None,
-        });
-    stream::iter(items)
-        .map(|item| async move {
-            let meta = metadata.get(&item.key.token());
-            state.table.put_initial_balance(&item, meta, now).await
-        })
-        .buffer_unordered(WRITE_CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await?;
     tracing::info!(
         chain = chain_id,
         owner = %owner,
-        tokens = session.tokens.len(),
-        new_tokens,
+        tokens = after.len(),
+        new_tokens = after.len() - before.len(),
         lists = requested.lists.len(),
-        values = keys_written,
+        reads = keys.len(),
+        values_written = written,
+        unreadable = unreadable.len(),
         block,
-        resolve_ms = resolved.as_millis() as u64,
-        read_ms = (read - resolved).as_millis() as u64,
-        write_ms = (started.elapsed() - read).as_millis() as u64,
+        read_ms = read_done.as_millis() as u64,
+        write_ms = (started.elapsed() - read_done).as_millis() as u64,
         "session updated"
     );
-    let mut view = SessionView::new(&session, block, metadata);
-    view.lists = requested.lists;
-    Ok(body::json(StatusCode::OK, &view))
+    let mut held = held_tokens(&items);
+    held.extend(
+        stored_values
+            .iter()
+            .filter(|(_, r)| r.value().is_some_and(|v| !v.is_zero()))
+            .map(|(k, _)| k.token()),
+    );
+    let named_metadata = named_metadata(state, &next, weth, &requested.named_metadata).await?;
+    Ok(Some(SessionView::new(
+        state,
+        &next,
+        &after,
+        block,
+        &versions,
+        &named_metadata,
+        &held,
+    )))
+}
+
+/// Whether `next` tracks nothing `live` does not.
+fn adds_nothing(live: &Session, next: &Session) -> bool {
+    live.custom_tokens == next.custom_tokens
+        && live.spenders == next.spenders
+        && live.discover == next.discover
+        && live.token_lists.keys().eq(next.token_lists.keys())
+}
+
+/// The tokens of which stored values are not zero.
+fn held_tokens(items: &[BalanceItem]) -> BTreeSet<Address> {
+    items
+        .iter()
+        .filter(|i| i.read.value().is_some_and(|v| !v.is_zero()))
+        .map(|i| i.key.token())
+        .collect()
+}
+
+/// The current version of every list `session` follows: those just resolved, the others
+/// from the catalog.
+async fn list_versions(
+    state: &State,
+    chain_id: u64,
+    session: &Session,
+    resolved: &[Arc<ListVersion>],
+) -> Result<HashMap<String, Arc<ListVersion>>, ApiError> {
+    let mut versions: HashMap<String, Arc<ListVersion>> = resolved
+        .iter()
+        .map(|l| (l.url.clone(), l.clone()))
+        .collect();
+    let others: Vec<&String> = session
+        .token_lists
+        .keys()
+        .filter(|url| !versions.contains_key(*url))
+        .collect();
+    for list in state
+        .catalog
+        .current_lists(&state.table, chain_id, others)
+        .await?
+    {
+        versions.insert(list.url.clone(), list);
+    }
+    Ok(versions)
+}
+
+/// Every token the wallet's live session tracks (none without a session).
+pub async fn tracked_tokens(
+    state: &State,
+    chain_id: u64,
+    owner: &Address,
+) -> Result<BTreeSet<Address>, ApiError> {
+    let Some(session) = live_session(state, chain_id, owner).await? else {
+        return Ok(BTreeSet::new());
+    };
+    let weth = state.settings.chains.get(&chain_id).and_then(|c| c.weth);
+    let versions = list_versions(state, chain_id, &session, &[]).await?;
+    Ok(session.tracked_tokens(|url| versions.get(url).map(|v| v.tokens.as_slice()), weth))
+}
+
+/// Of the tokens whose reads failed, those that fail for any holder: recorded once for the
+/// chain, never stored per wallet.
+async fn unreadable_tokens(
+    state: &State,
+    chain_id: u64,
+    keys: &[BalanceKey],
+    values: &[TokenRead],
+    block: u64,
+) -> Result<BTreeSet<Address>, ApiError> {
+    let failed: BTreeSet<Address> = keys
+        .iter()
+        .zip(values)
+        .filter(|(key, read)| **read == TokenRead::Failed && key.token() != NATIVE_TOKEN)
+        .map(|(key, _)| key.token())
+        .collect();
+    if failed.is_empty() {
+        return Ok(failed);
+    }
+    let failed: Vec<Address> = failed.into_iter().collect();
+    let unreadable = state
+        .reader(chain_id)?
+        .unreadable_tokens(&failed, block)
+        .await?;
+    if !unreadable.is_empty() {
+        // Tried again a day later: a token may start working (a proxy upgraded).
+        state
+            .table
+            .record_token_fact(
+                chain_id,
+                TokenFact::Unreadable,
+                &unreadable,
+                unix_now() + 86_400,
+            )
+            .await?;
+        state.catalog.add_unreadable(chain_id, &unreadable);
+    }
+    Ok(unreadable.into_iter().collect())
 }
 
 /// The values an addition starts tracking: every value of a new token, and the allowances of
 /// new spenders on tokens already tracked.
 fn untracked_keys(
-    existing: Option<&Session>,
-    tokens: &BTreeSet<Address>,
+    before: &BTreeSet<Address>,
+    known_spenders: &BTreeSet<Address>,
+    after: &BTreeSet<Address>,
     spenders: &BTreeSet<Address>,
 ) -> Vec<BalanceKey> {
-    let empty = BTreeSet::new();
-    let (known_tokens, known_spenders) =
-        existing.map_or((&empty, &empty), |s| (&s.tokens, &s.spenders));
-    let watch = Watch {
-        tokens: known_tokens.union(tokens).copied().collect(),
-        spenders: known_spenders.union(spenders).copied().collect(),
-    };
-    watch
-        .keys()
-        .filter(|key| match key {
-            BalanceKey::Balance { token } => !known_tokens.contains(token),
-            BalanceKey::Allowance { token, spender } => {
-                !known_tokens.contains(token) || !known_spenders.contains(spender)
+    let mut keys = vec![];
+    for token in after {
+        let new_token = !before.contains(token);
+        if new_token {
+            keys.push(BalanceKey::Balance { token: *token });
+        }
+        if *token == NATIVE_TOKEN {
+            continue;
+        }
+        for spender in spenders {
+            if new_token || !known_spenders.contains(spender) {
+                keys.push(BalanceKey::Allowance {
+                    token: *token,
+                    spender: *spender,
+                });
             }
-        })
-        .collect()
+        }
+    }
+    keys
+}
+
+/// Metadata of the tokens the session names by address: what this request learned, the
+/// rest (custom tokens of earlier requests, discovered tokens) from the catalog.
+async fn named_metadata(
+    state: &State,
+    session: &Session,
+    weth: Option<Address>,
+    learned: &BTreeMap<Address, TokenMetadata>,
+) -> Result<BTreeMap<Address, TokenMetadata>, ApiError> {
+    let named = session.named_tokens(weth);
+    let others: BTreeSet<Address> = named
+        .iter()
+        .filter(|t| !learned.contains_key(*t))
+        .copied()
+        .collect();
+    let mut metadata = state
+        .catalog
+        .named_metadata(&state.table, session.chain_id, &others)
+        .await?;
+    metadata.extend(
+        learned
+            .iter()
+            .filter(|(t, _)| named.contains(*t))
+            .map(|(t, m)| (*t, m.clone())),
+    );
+    Ok(metadata)
+}
+
+impl SessionView {
+    fn new(
+        state: &State,
+        session: &Session,
+        tokens: &BTreeSet<Address>,
+        block_number: u64,
+        versions: &HashMap<String, Arc<ListVersion>>,
+        named: &BTreeMap<Address, TokenMetadata>,
+        held: &BTreeSet<Address>,
+    ) -> Self {
+        let full = tokens.len() <= state.settings.tracking.full_detail_max_tokens;
+        let metadata = tokens
+            .iter()
+            .filter(|t| full || named.contains_key(*t) || held.contains(*t))
+            .filter_map(|t| {
+                let listed = session
+                    .token_lists
+                    .keys()
+                    .filter_map(|url| versions.get(url))
+                    .find_map(|l| l.metadata.get(t));
+                listed
+                    .or_else(|| named.get(t))
+                    .map(|m| (lower(t), m.clone()))
+            })
+            .collect();
+        Self {
+            chain_id: session.chain_id,
+            owner: lower(&session.owner),
+            tokens: tokens.iter().map(lower).collect(),
+            token_count: tokens.len(),
+            custom_tokens: session.custom_tokens.iter().map(lower).collect(),
+            discover_tokens: session.discover,
+            discovered_tokens: session.discovered.iter().map(lower).collect(),
+            spenders: session.spenders.iter().map(lower).collect(),
+            tokens_lists_urls: session.token_lists.keys().cloned().collect(),
+            expires_at: session.expires_at,
+            block_number,
+            metadata,
+            lists: vec![],
+        }
+    }
 }
 
 /// The wallet's session if it exists and has not expired.
@@ -287,10 +562,20 @@ pub async fn get(
     let session = live_session(state, chain_id, &owner)
         .await?
         .ok_or(ApiError::SessionNotFound)?;
-    let values = state.table.wallet_values(chain_id, &owner).await?;
-    let block = values.items.iter().map(|i| i.block).max().unwrap_or(0);
+    let weth = state.settings.chains.get(&chain_id).and_then(|c| c.weth);
+    let versions = list_versions(state, chain_id, &session, &[]).await?;
+    let tokens = session.tracked_tokens(|url| versions.get(url).map(|v| v.tokens.as_slice()), weth);
+    let items = state.table.balances(chain_id, &owner).await?;
+    let block = items
+        .iter()
+        .map(|i| i.block)
+        .max()
+        .unwrap_or(0)
+        .max(session.read_block);
+    let held = held_tokens(&items);
+    let named = named_metadata(state, &session, weth, &BTreeMap::new()).await?;
     Ok(body::json(
         StatusCode::OK,
-        &SessionView::new(&session, block, &values.metadata),
+        &SessionView::new(state, &session, &tokens, block, &versions, &named, &held),
     ))
 }

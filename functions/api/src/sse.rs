@@ -207,13 +207,15 @@ impl Stream {
         send(tx, frame, self.slow_client).await
     }
 
-    /// Sends `all_balances` and returns the feed position it stands at.
+    /// Sends `all_balances` and returns the feed position it stands at, with the versions of
+    /// the lists its tokens came from.
     async fn snapshot(
         &self,
         tx: &Sender<Bytes>,
         shown: &mut ShownValues,
-    ) -> Result<FeedPosition, RunEnd> {
+    ) -> Result<(FeedPosition, Vec<(String, u64)>), RunEnd> {
         let snapshot = snapshot::take(&self.state, self.chain_id, &self.owner).await?;
+        let lists = snapshot.lists.clone();
         self.send(
             tx,
             frame(&SseEvent::AllBalances {
@@ -223,16 +225,32 @@ impl Stream {
         )
         .await?;
         shown.reset_to_snapshot(snapshot.shown);
-        Ok(snapshot.position)
+        Ok((snapshot.position, lists))
+    }
+
+    /// A fresh `all_balances` mid-stream (the lists its tokens came from moved on): the
+    /// position never goes back, and the lists shown are the new ones.
+    async fn resnapshot(
+        &self,
+        tx: &Sender<Bytes>,
+        shown: &mut ShownValues,
+        position: &mut FeedPosition,
+    ) -> Result<Vec<(String, u64)>, RunEnd> {
+        let (at, lists) = self.snapshot(tx, shown).await?;
+        if at > *position {
+            *position = at;
+        }
+        Ok(lists)
     }
 
     /// Where the stream starts: the client's `Last-Event-ID` if it is still in the feed, else
-    /// a fresh `all_balances` (after `resync` when the position expired).
+    /// a fresh `all_balances` (after `resync` when the position expired), with the lists that
+    /// snapshot showed (none on a resume).
     async fn start(
         &self,
         tx: &Sender<Bytes>,
         shown: &mut ShownValues,
-    ) -> Result<FeedPosition, RunEnd> {
+    ) -> Result<(FeedPosition, Vec<(String, u64)>), RunEnd> {
         let resumable = match &self.resume_from {
             None => None,
             // The start position means the feed was empty at the snapshot: entries since then
@@ -245,8 +263,13 @@ impl Stream {
                 .await?
                 .then(|| p.clone()),
         };
+        tokio::spawn(snapshot::stream_opened(
+            self.state.clone(),
+            self.chain_id,
+            self.owner,
+        ));
         match resumable {
-            Some(p) => Ok(p),
+            Some(p) => Ok((p, vec![])),
             None => {
                 if self.resume_from.is_some() {
                     let event = SseEvent::Resync(StreamError {
@@ -319,20 +342,23 @@ impl Stream {
         self.send(tx, Bytes::from(retry_hint(self.retry.as_millis() as u64)))
             .await?;
         let mut shown = ShownValues::default();
-        let position = self.start(tx, &mut shown).await?;
+        let (position, lists) = self.start(tx, &mut shown).await?;
         match changes {
-            Changes::Polling { every } => self.poll(tx, shown, position, every).await,
-            Changes::Hub(subscription) => self.follow(tx, shown, position, subscription).await,
+            Changes::Polling { every } => self.poll(tx, shown, position, lists, every).await,
+            Changes::Hub(subscription) => {
+                self.follow(tx, shown, position, lists, subscription).await
+            }
         }
     }
 
-    /// The function URL's loop: the stream queries its own feed every `every` and keeps its
-    /// session alive itself.
+    /// The function URL's loop: the stream queries its own feed every `every`, keeps its
+    /// session alive and checks its lists itself.
     async fn poll(
         &self,
         tx: &Sender<Bytes>,
         mut shown: ShownValues,
         mut position: FeedPosition,
+        mut lists: Vec<(String, u64)>,
         every: Duration,
     ) -> Result<(), RunEnd> {
         let mut feed = interval(every);
@@ -358,22 +384,33 @@ impl Stream {
                 _ = keep_alive.tick() => {
                     let now = unix_now();
                     let expires_at = now + self.session_ttl.as_secs();
-                    if !self.state.table.keep_session_alive(self.chain_id, &self.owner, now, expires_at).await? {
+                    // Vouches for a few keep-alive periods: a poller without traces reads
+                    // this wallet's native balance every block meanwhile.
+                    let streaming_until = now + 3 * self.keep_alive.as_secs();
+                    if !self.state.table.keep_session_alive(self.chain_id, &self.owner, now, expires_at, streaming_until).await? {
                         return self.session_expired(tx).await;
+                    }
+                    // A list the tokens came from has a new version: tokens were added or
+                    // removed, so the client gets the new set whole.
+                    if !lists.is_empty() && snapshot::lists_moved(&self.state, self.chain_id, &lists).await? {
+                        lists = self.resnapshot(tx, &mut shown, &mut position).await?;
                     }
                 }
             }
         }
     }
 
-    /// The server's loop: entries come from the hub, which also keeps the session alive.
+    /// The server's loop: entries come from the hub, which also keeps the session alive and
+    /// watches the lists (once per list, for every wallet following it).
     async fn follow(
         &self,
         tx: &Sender<Bytes>,
         mut shown: ShownValues,
         mut position: FeedPosition,
+        lists: Vec<(String, u64)>,
         mut subscription: Subscription,
     ) -> Result<(), RunEnd> {
+        subscription.follows_lists(&lists);
         // Entries the hub handed out before this stream joined: read them here, once.
         if subscription.start_at(&position) > position {
             self.read_feed(tx, &mut shown, &mut position).await?;
@@ -402,6 +439,10 @@ impl Stream {
                         self.send_entries(tx, &mut shown, &mut position, &batch.entries).await?;
                     }
                     Ok(News::SessionExpired) => return self.session_expired(tx).await,
+                    Ok(News::ListsMoved) => {
+                        let lists = self.resnapshot(tx, &mut shown, &mut position).await?;
+                        subscription.follows_lists(&lists);
+                    }
                     Err(error) => return on_lag(error),
                 },
                 _ = ping.tick() => self.send(tx, frame(&SseEvent::Ping { time: unix_now() })).await?,

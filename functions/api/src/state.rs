@@ -9,6 +9,7 @@ use live_balances::storage::{Table, dynamodb_client};
 
 use thiserror::Error;
 
+use crate::catalog::Catalog;
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::token_lists::TokenLists;
@@ -19,6 +20,7 @@ pub struct State {
     pub table: Table,
     pub readers: BTreeMap<u64, BalanceReader>,
     pub token_lists: TokenLists,
+    pub catalog: Catalog,
     /// The server's hub; `None` under the function URL, where each stream polls its feed.
     pub hub: Option<Hub>,
 }
@@ -54,6 +56,7 @@ impl State {
             table,
             readers,
             token_lists,
+            catalog: Catalog::default(),
             hub: None,
         })
     }

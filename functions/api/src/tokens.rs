@@ -1,5 +1,5 @@
-//! Which tokens a session request asks for, with their metadata: custom tokens, the tokens of
-//! the named lists on this chain, and always the native currency and the chain's WETH.
+//! Which tokens a session request asks for, with their metadata: the current version of each
+//! list it names, its custom tokens, and always the native currency and the chain's WETH.
 //! Metadata comes from the lists; tokens no list describes are read on chain once and cached.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,16 +13,21 @@ use live_balances::clock::unix_now;
 use live_balances::token::TokenMetadata;
 use live_balances::token_list::SkippedEntries;
 use serde::Serialize;
+use std::sync::Arc;
 
+use crate::catalog::ListVersion;
 use crate::error::ApiError;
 use crate::state::State;
 
 /// The tokens of one request and what is known of them.
 #[derive(Debug, Default)]
 pub struct RequestedTokens {
-    pub tokens: BTreeSet<Address>,
-    pub metadata: BTreeMap<Address, TokenMetadata>,
-    pub lists: Vec<ListSummary>,
+    /// The current version of each list named.
+    pub lists: Vec<Arc<ListVersion>>,
+    pub summaries: Vec<ListSummary>,
+    /// Metadata of the tokens the request names by address (and of the native currency and
+    /// the chain's WETH), read on chain once and cached per chain.
+    pub named_metadata: BTreeMap<Address, TokenMetadata>,
 }
 
 /// What a session request learns of each list it named.
@@ -52,8 +57,8 @@ pub fn check_lists(state: &State, urls: &[String]) -> Result<BTreeSet<String>, A
         .collect()
 }
 
-/// Resolves the lists (concurrently), merges them with the custom tokens and the tokens every
-/// session has, and finds the metadata of each.
+/// Resolves the lists (concurrently) and finds the metadata of the tokens the request names
+/// by address (custom tokens, WETH) where no list describes them.
 pub async fn resolve(
     state: &State,
     chain_id: u64,
@@ -64,7 +69,7 @@ pub async fn resolve(
     let resolved = try_join_all(lists.iter().map(|url| async move {
         state
             .token_lists
-            .resolve(&state.table, chain_id, url)
+            .resolve(&state.table, &state.catalog, chain_id, url)
             .await
             .map_err(|e| ApiError::token_list(url, e))
     }))
@@ -72,34 +77,34 @@ pub async fn resolve(
 
     let mut requested = RequestedTokens::default();
     for list in resolved {
-        requested.lists.push(ListSummary {
-            url: list.url,
-            name: list.name,
-            tokens: list.tokens.len(),
+        requested.summaries.push(ListSummary {
+            url: list.version.url.clone(),
+            name: list.version.name.clone(),
+            tokens: list.version.tokens.len(),
             skipped: list.skipped,
         });
-        for (token, metadata) in list.tokens {
-            requested.tokens.insert(token);
-            // The first list to describe a token wins.
-            requested.metadata.entry(token).or_insert(metadata);
-        }
+        requested.lists.push(list.version);
     }
-    requested.tokens.extend(custom.iter().copied());
-    requested.tokens.insert(NATIVE_TOKEN);
-    requested
-        .metadata
-        .insert(NATIVE_TOKEN, native_metadata(chain_id));
+    let mut named: BTreeSet<Address> = custom.clone();
     if let Some(weth) = state.settings.chains.get(&chain_id).and_then(|c| c.weth) {
-        requested.tokens.insert(weth);
+        named.insert(weth);
     }
-    let unknown: Vec<Address> = requested
-        .tokens
+    requested
+        .named_metadata
+        .insert(NATIVE_TOKEN, native_metadata(chain_id));
+    // The first list to describe a token wins over the contract's own answer.
+    let unknown: Vec<Address> = named
         .iter()
-        .filter(|t| !requested.metadata.contains_key(*t))
+        .filter(|t| !requested.lists.iter().any(|l| l.metadata.contains_key(*t)))
         .copied()
         .collect();
+    for token in &named {
+        if let Some(m) = requested.lists.iter().find_map(|l| l.metadata.get(token)) {
+            requested.named_metadata.insert(*token, m.clone());
+        }
+    }
     requested
-        .metadata
+        .named_metadata
         .extend(onchain_metadata(state, chain_id, reader, &unknown).await?);
     Ok(requested)
 }

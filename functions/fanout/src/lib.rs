@@ -24,7 +24,8 @@ use live_balances::config::Settings;
 use live_balances::diff::feed_entry;
 use live_balances::model::{FeedEntry, FeedPosition};
 use live_balances::storage::{
-    ChainLogEntry, StorageError, StreamImage, Table, balance_item_from_image, image_version,
+    ChainLogEntry, StorageError, StreamImage, Table, balance_item_from_image, image_is_first_read,
+    image_version,
 };
 use thiserror::Error;
 
@@ -75,6 +76,7 @@ pub fn entry_for(record: &EventRecord) -> Result<Option<FeedEntry>, RecordError>
         old.as_ref(),
         &new,
         change_version(&change.old_image, &change.new_image),
+        image_is_first_read(&change.new_image),
         position,
     ))
 }
@@ -300,8 +302,15 @@ mod tests {
     #[test]
     fn insert_has_no_previous_and_other_items_are_ignored() {
         let ev = event(include_str!("../tests/data/mixed_batch.json"));
+        // The first read of a newly tracked value.
         let insert = entry_for(&ev.records[0]).unwrap().unwrap();
         assert_eq!(insert.previous, None);
+        // The same insert written as a change of a tracked value: it was zero (sparse values
+        // store no zeros).
+        let mut change = ev.records[0].clone();
+        change.change.new_image.remove("first");
+        let entry = entry_for(&change).unwrap().unwrap();
+        assert_eq!(entry.previous.map(|p| p.to_string()).as_deref(), Some("0"));
         // A session item and a feed item are not balances.
         assert!(entry_for(&ev.records[1]).unwrap().is_none());
         assert!(entry_for(&ev.records[2]).unwrap().is_none());
@@ -445,6 +454,7 @@ mod props {
             block in 1u64..u64::MAX,
             version in 0u64..4,
             counted: bool,
+            first: bool,
             sequence in "[0-9]{1,40}|[0-9]{41,45}|[0-9]{0,5}[a-z.-][0-9]{0,5}",
         ) {
             let mut old = old_value.map(|v| balance_image(&v.to_string(), block - 1));
@@ -461,6 +471,15 @@ mod props {
             if new_version > 0 {
                 new["version"] = json!({ "N": new_version.to_string() });
             }
+            if first {
+                new["first"] = json!({ "BOOL": true });
+            }
+            // Sparse values: an insert was a zero, unless it is a first read.
+            let previous = match old_value {
+                Some(v) => Some(v.to_string()),
+                None if first => None,
+                None => Some("0".to_string()),
+            };
             let record = parse(record(new, old, Some(sequence.clone()))).unwrap();
             let outcome = entry_for(&record);
             let no_news = old_value == Some(new_value) || (old_value.is_none() && new_value == 0);
@@ -471,7 +490,7 @@ mod props {
                     let entry = outcome.unwrap().unwrap();
                     prop_assert_eq!(entry.position, position);
                     prop_assert_eq!(entry.value.to_string(), new_value.to_string());
-                    prop_assert_eq!(entry.previous.map(|p| p.to_string()), old_value.map(|v| v.to_string()));
+                    prop_assert_eq!(entry.previous.map(|p| p.to_string()), previous);
                     prop_assert_eq!(entry.block, block);
                     prop_assert_eq!(live_balances::address::lower(&entry.owner), OWNER);
                     prop_assert_eq!(entry.version, if counted { version + 1 } else { 0 });

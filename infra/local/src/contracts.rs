@@ -11,6 +11,7 @@ sol! {
         function mint(address to, uint256 amount) external;
         function transfer(address to, uint256 amount) external returns (bool);
         function approve(address spender, uint256 amount) external returns (bool);
+        function transferFrom(address from, address to, uint256 amount) external returns (bool);
         function balanceOf(address owner) external view returns (uint256);
         function allowance(address owner, address spender) external view returns (uint256);
         function symbol() external view returns (string);
@@ -29,6 +30,11 @@ sol! {
     }
 
     #[sol(rpc)]
+    interface EthForwarder {
+        function forward(address to) external payable;
+    }
+
+    #[sol(rpc)]
     interface RebasingToken {
         function mint(address to, uint256 amount) external;
         function rebase(uint256 newIndex) external;
@@ -42,6 +48,7 @@ pub const TEST_WETH_ARTIFACT: &str = include_str!("../../contracts/build/TestWET
 pub const REVERTING_TOKEN_ARTIFACT: &str =
     include_str!("../../contracts/build/RevertingToken.json");
 pub const REBASING_TOKEN_ARTIFACT: &str = include_str!("../../contracts/build/RebasingToken.json");
+pub const ETH_FORWARDER_ARTIFACT: &str = include_str!("../../contracts/build/EthForwarder.json");
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -14,8 +14,9 @@ use rand::Rng;
 use tracing::info;
 
 use crate::contracts::{
-    MULTICALL3_ARTIFACT, REBASING_TOKEN_ARTIFACT, REVERTING_TOKEN_ARTIFACT, RebasingToken,
-    RevertingToken, TEST_TOKEN_ARTIFACT, TEST_WETH_ARTIFACT, TestToken, TestWETH, artifact,
+    ETH_FORWARDER_ARTIFACT, EthForwarder, MULTICALL3_ARTIFACT, REBASING_TOKEN_ARTIFACT,
+    REVERTING_TOKEN_ARTIFACT, RebasingToken, RevertingToken, TEST_TOKEN_ARTIFACT,
+    TEST_WETH_ARTIFACT, TestToken, TestWETH, artifact,
 };
 
 /// anvil's second default account: the wallet `make dev` watches and the demo page prefills.
@@ -193,6 +194,45 @@ impl Wallet {
             TestToken::approveCall { spender, amount }.abi_encode(),
         )
         .await
+    }
+
+    /// Moves `owner`'s tokens as a spender (`owner` approved this wallet): the allowance
+    /// drops with no `Approval` event, as a settlement contract spends a trader's allowance.
+    pub async fn transfer_from(
+        &self,
+        token: Address,
+        owner: Address,
+        to: Address,
+        amount: U256,
+    ) -> anyhow::Result<TransactionReceipt> {
+        self.call(
+            token,
+            TestToken::transferFromCall {
+                from: owner,
+                to,
+                amount,
+            }
+            .abi_encode(),
+        )
+        .await
+    }
+
+    pub async fn deploy_eth_forwarder(&self) -> anyhow::Result<Address> {
+        self.deploy(ETH_FORWARDER_ARTIFACT, vec![]).await
+    }
+
+    /// Sends ETH to `to` from inside the forwarder contract (an internal transfer).
+    pub async fn forward_eth(
+        &self,
+        forwarder: Address,
+        to: Address,
+        amount: U256,
+    ) -> anyhow::Result<TransactionReceipt> {
+        let tx = TransactionRequest::default()
+            .with_to(forwarder)
+            .with_value(amount)
+            .with_input(EthForwarder::forwardCall { to }.abi_encode());
+        self.send(tx).await
     }
 
     pub async fn send_eth(&self, to: Address, amount: U256) -> anyhow::Result<TransactionReceipt> {

@@ -27,9 +27,12 @@ pub async fn run(hub: Hub, every: Duration, ttl: Duration) {
                 async move {
                     let now = unix_now();
                     let (chain_id, owner) = key;
+                    // Vouches for a few periods: a poller without traces reads this wallet's
+                    // native balance every block meanwhile.
+                    let streaming_until = now + 3 * every.as_secs();
                     match hub
                         .table()
-                        .keep_session_alive(chain_id, &owner, now, now + ttl.as_secs())
+                        .keep_session_alive(chain_id, &owner, now, now + ttl.as_secs(), streaming_until)
                         .await
                     {
                         Ok(true) => {}

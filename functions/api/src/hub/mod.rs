@@ -4,13 +4,15 @@
 //! with changed wallets, not with connections: per chain, one log query per interval, plus one
 //! feed query per wallet that changed and has a stream here. A stream reads the table itself
 //! only to start (its snapshot, or a resume) and to catch up once if it joined after the hub
-//! handed out entries it needs. Sessions are kept alive per wallet, not per stream.
+//! handed out entries it needs. Sessions are kept alive per wallet, not per stream, and each
+//! token list the wallets follow is checked once for all of them.
 //!
 //! What a stream sends, and in which order, is exactly what it would read from the feed
 //! itself: a [`FeedBatch`] says which position it continues from, and a stream that is not
 //! there yet reads the gap from the feed before taking it.
 
 mod keep_alive;
+mod lists;
 mod tail;
 
 use std::collections::HashMap;
@@ -37,6 +39,9 @@ pub enum News {
     Entries(Arc<FeedBatch>),
     /// The session could not be kept alive: it has expired.
     SessionExpired,
+    /// A list the wallet's tokens come from has a new version: tokens were added or removed,
+    /// so each stream sends a fresh `all_balances`.
+    ListsMoved,
 }
 
 /// Feed entries the hub read for a wallet: everything after `after`, in feed order, each
@@ -56,6 +61,8 @@ struct Wallet {
     announced: Option<FeedPosition>,
     /// Read the feed whatever the log says (log entries may have been missed).
     stale: bool,
+    /// The lists the wallet's streams showed tokens from, at the newest version shown.
+    lists: HashMap<String, u64>,
 }
 
 impl Wallet {
@@ -125,6 +132,10 @@ impl Hub {
             keep_alive,
             settings.session_ttl,
         ));
+        tokio::spawn(lists::watch(
+            hub.clone(),
+            keep_alive.min(lists::CHECK_AT_LEAST),
+        ));
         hub
     }
 
@@ -140,6 +151,7 @@ impl Hub {
                 read_to: None,
                 announced: None,
                 stale: false,
+                lists: HashMap::new(),
             });
             wallet.streams += 1;
             wallet.news.subscribe()
@@ -280,6 +292,34 @@ impl Hub {
         self.lock().keys().copied().collect()
     }
 
+    /// Every list followed by a wallet here, once: (chain, url).
+    fn followed_lists(&self) -> Vec<(u64, String)> {
+        let mut lists: Vec<(u64, String)> = self
+            .lock()
+            .iter()
+            .flat_map(|(key, w)| w.lists.keys().map(|url| (key.0, url.clone())))
+            .collect();
+        lists.sort();
+        lists.dedup();
+        lists
+    }
+
+    /// A list is at `generation` now: the wallets that showed another version of it get a
+    /// fresh snapshot.
+    fn list_is_at(&self, chain_id: u64, url: &str, generation: u64) {
+        for (key, wallet) in self.lock().iter_mut() {
+            if key.0 != chain_id {
+                continue;
+            }
+            if let Some(shown) = wallet.lists.get_mut(url)
+                && *shown != generation
+            {
+                *shown = generation;
+                let _ = wallet.news.send(News::ListsMoved);
+            }
+        }
+    }
+
     fn session_expired(&self, key: WalletKey) {
         if let Some(wallet) = self.lock().get(&key) {
             let _ = wallet.news.send(News::SessionExpired);
@@ -330,6 +370,16 @@ impl Subscription {
             self.hub.wake(self.key.0);
         }
         read_to
+    }
+
+    /// The lists (and their versions) this stream's snapshot showed tokens from.
+    pub fn follows_lists(&self, lists: &[(String, u64)]) {
+        if let Some(wallet) = self.hub.lock().get_mut(&self.key) {
+            for (url, generation) in lists {
+                let shown = wallet.lists.entry(url.clone()).or_insert(*generation);
+                *shown = (*shown).max(*generation);
+            }
+        }
     }
 
     /// The wallet's next news; `Lagged` when this stream fell too far behind.

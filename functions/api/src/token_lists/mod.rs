@@ -7,12 +7,12 @@ pub mod guard;
 
 use std::time::Duration;
 
-use alloy::primitives::Address;
+use std::sync::Arc;
+
 use lambda_http::tracing;
 use live_balances::clock::unix_now;
 use live_balances::config::TokenListSettings;
 use live_balances::storage::{CachedListHead, StorageError, Table, Written};
-use live_balances::token::TokenMetadata;
 use live_balances::token_list::{self, SkippedEntries};
 use thiserror::Error;
 use tokio::time::{Instant, sleep};
@@ -20,6 +20,8 @@ use tokio::time::{Instant, sleep};
 pub use fetch::FetchError;
 use fetch::{Fetched, ListFetcher, Validators};
 use guard::Destinations;
+
+use crate::catalog::{Catalog, ListVersion};
 
 /// Why a list named by a request cannot be used.
 #[derive(Debug, Error)]
@@ -37,9 +39,7 @@ pub enum ListError {
 /// A list's tokens for one chain, as used by a session.
 #[derive(Debug, Clone)]
 pub struct ResolvedList {
-    pub url: String,
-    pub name: String,
-    pub tokens: Vec<(Address, TokenMetadata)>,
+    pub version: Arc<ListVersion>,
     pub skipped: SkippedEntries,
 }
 
@@ -82,6 +82,7 @@ impl TokenLists {
     pub async fn resolve(
         &self,
         table: &Table,
+        catalog: &Catalog,
         chain_id: u64,
         url: &str,
     ) -> Result<ResolvedList, ListError> {
@@ -94,18 +95,22 @@ impl TokenLists {
             let head = table.list_head(chain_id, url).await?;
             let cached = head.filter(|h| h.generation > 0);
             if let Some(h) = cached.as_ref().filter(|h| h.fetched_at + ttl > now) {
-                return load(table, chain_id, h).await;
+                return load(table, catalog, chain_id, h).await;
             }
             match table
                 .claim_list_fetch(chain_id, url, now, now.saturating_sub(ttl), now + lease)
                 .await?
             {
-                Written::Yes => return self.refresh(table, chain_id, url, cached, now).await,
+                Written::Yes => {
+                    return self
+                        .refresh(table, catalog, chain_id, url, cached, now)
+                        .await;
+                }
                 // Another request holds the lease or has just refreshed the list: look again,
                 // and past the wait use the stale copy.
                 Written::Skipped if Instant::now() < give_up => sleep(WAIT_STEP).await,
                 Written::Skipped => match cached {
-                    Some(h) => return load(table, chain_id, &h).await,
+                    Some(h) => return load(table, catalog, chain_id, &h).await,
                     None => return Err(ListError::Busy),
                 },
             }
@@ -115,6 +120,7 @@ impl TokenLists {
     async fn refresh(
         &self,
         table: &Table,
+        catalog: &Catalog,
         chain_id: u64,
         url: &str,
         cached: Option<CachedListHead>,
@@ -132,7 +138,7 @@ impl TokenLists {
             (Ok(Fetched::NotModified), Some(head)) => {
                 tracing::info!(chain = chain_id, url, "token list not modified");
                 table.revalidated_list(chain_id, url, now).await?;
-                return load(table, chain_id, head).await;
+                return load(table, catalog, chain_id, head).await;
             }
             (Ok(Fetched::Body { bytes, validators }), _) => {
                 token_list::parse_for_chain(&bytes, chain_id)
@@ -157,7 +163,7 @@ impl TokenLists {
                 ) = (&cached, &error)
                 {
                     tracing::warn!(chain = chain_id, url, %error, "token list refresh failed; using the cached copy");
-                    return load(table, chain_id, head).await;
+                    return load(table, catalog, chain_id, head).await;
                 }
                 return Err(error);
             }
@@ -176,6 +182,14 @@ impl TokenLists {
         table
             .store_list(chain_id, &head, &parsed.tokens, now)
             .await?;
+        // Sessions follow lists by reference: a new version is news for the poller, which
+        // tracks the tokens it gained and forgets those it lost for every follower. Should
+        // this fail, its periodic reload picks the version up.
+        if head.generation > 1
+            && let Err(error) = table.bump_sessions_version(chain_id).await
+        {
+            tracing::warn!(chain = chain_id, url, %error, "sessions version not bumped for a new list version");
+        }
         tracing::info!(
             chain = chain_id,
             url,
@@ -184,10 +198,12 @@ impl TokenLists {
             skipped_duplicate = parsed.skipped.duplicate,
             "token list fetched"
         );
+        let version = catalog.remember_list(
+            chain_id,
+            ListVersion::new(url, &parsed.list_name, head.generation, &parsed.tokens),
+        );
         Ok(ResolvedList {
-            url: url.to_string(),
-            name: parsed.list_name,
-            tokens: parsed.tokens,
+            version,
             skipped: parsed.skipped,
         })
     }
@@ -195,13 +211,12 @@ impl TokenLists {
 
 async fn load(
     table: &Table,
+    catalog: &Catalog,
     chain_id: u64,
     head: &CachedListHead,
 ) -> Result<ResolvedList, ListError> {
     Ok(ResolvedList {
-        url: head.url.clone(),
-        name: head.list_name.clone(),
-        tokens: table.list_tokens(chain_id, head).await?,
+        version: catalog.list_version(table, chain_id, head).await?,
         skipped: head.skipped,
     })
 }

@@ -1,0 +1,177 @@
+//! Balance and allowance items (`B#{chain}#{owner}` / `T#{token}`, `A#{token}#{spender}`).
+//!
+//! Values are sparse: only a value that is not zero is stored. A zero is the absence of an
+//! item — except where a stored value drops to zero: the item is kept with `read = "0"` (a
+//! tombstone, with a TTL) so that its write count, which orders its changes for streams, does
+//! not start over. Every write is conditional: only a changed value is written, never over a
+//! value read at a later block (unless that block is on a branch a reorg dropped).
+
+use std::collections::{BTreeMap, HashMap};
+
+use alloy::primitives::Address;
+
+use super::records::{BalanceRecord, read_text};
+use super::{StorageError, Table, Written, from_item, keys, n, s, written};
+use crate::address::lower;
+use crate::model::{BalanceItem, BalanceKey, TokenRead};
+use crate::token::TokenMetadata;
+
+/// How a value write is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueWrite {
+    /// The first read of a newly tracked value (not a change from zero): the change feed
+    /// reports it without a previous value.
+    pub first_read: bool,
+    /// Values stored from blocks above this one are on a branch a reorg dropped: they may be
+    /// replaced by a value read at a lower block.
+    pub rewound_above: Option<u64>,
+    /// Unix time a tombstone (a value that dropped to zero) is deleted at.
+    pub tombstone_expires_at: u64,
+}
+
+/// A wallet's stored values, with what the table knows beside them.
+#[derive(Debug, Clone, Default)]
+pub struct WalletValues {
+    pub items: Vec<BalanceItem>,
+    /// Metadata stored on balance items by versions before token metadata moved to the lists
+    /// and the per-chain cache; used only where nothing newer describes the token.
+    pub metadata: BTreeMap<Address, TokenMetadata>,
+    /// Each item's version (see [`crate::model::FeedEntry::version`]).
+    pub versions: HashMap<BalanceKey, u64>,
+}
+
+impl Table {
+    /// Writes a value if it changed: a non-zero value (or a failed read) is stored; a zero
+    /// turns an existing item into a tombstone and stores nothing where no item exists.
+    pub async fn put_balance(
+        &self,
+        item: &BalanceItem,
+        now: u64,
+        how: ValueWrite,
+    ) -> Result<Written, StorageError> {
+        let zero = item.read == TokenRead::Value(alloy::primitives::U256::ZERO);
+        let mut request = self
+            .update(
+                keys::balance_pk(item.chain_id, &item.owner),
+                keys::balance_sk(&item.key),
+            )
+            .expression_attribute_names("#read", "read")
+            .expression_attribute_names("#block", "block")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_names("#chain", "chain_id")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_names("#tx", "tx")
+            .expression_attribute_names("#first", "first")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":read", s(read_text(&item.read)))
+            .expression_attribute_values(":block", n(item.block))
+            .expression_attribute_values(":rewound", n(how.rewound_above.unwrap_or(u64::MAX)))
+            .expression_attribute_values(":chain", n(item.chain_id))
+            .expression_attribute_values(":owner", s(lower(&item.owner)))
+            .expression_attribute_values(":token", s(lower(&item.key.token())))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":one", n(1));
+        // Every name goes through a placeholder: several are DynamoDB reserved words.
+        let mut sets = vec![
+            "#chain = :chain",
+            "#owner = :owner",
+            "#token = :token",
+            "#read = :read",
+            "#block = :block",
+            "#updated = :now",
+        ];
+        let mut removes = vec![];
+        if let BalanceKey::Allowance { spender, .. } = item.key {
+            sets.push("#spender = :spender");
+            request = request
+                .expression_attribute_names("#spender", "spender")
+                .expression_attribute_values(":spender", s(lower(&spender)));
+        }
+        match item.tx_hash {
+            Some(tx) => {
+                sets.push("#tx = :tx");
+                request = request.expression_attribute_values(":tx", s(tx.to_string()));
+            }
+            None => removes.push("#tx"),
+        }
+        let condition = if zero {
+            sets.push("#ttl = :expires");
+            removes.push("#first");
+            request = request.expression_attribute_values(":expires", n(how.tombstone_expires_at));
+            "attribute_exists(pk) AND #read <> :read AND (#block <= :block OR #block > :rewound)"
+        } else {
+            removes.push("#ttl");
+            if how.first_read {
+                sets.push("#first = :first");
+                request = request.expression_attribute_values(
+                    ":first",
+                    aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+                );
+            } else {
+                removes.push("#first");
+            }
+            "attribute_not_exists(pk) OR (#read <> :read AND (#block <= :block OR #block > :rewound))"
+        };
+        let mut update = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            update.push_str(" REMOVE ");
+            update.push_str(&removes.join(", "));
+        }
+        update.push_str(" ADD #version :one");
+        let result = request
+            .update_expression(update)
+            .condition_expression(condition)
+            .send()
+            .await;
+        written(result)
+    }
+
+    /// One stored value of a wallet, if stored.
+    pub async fn balance(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+        key: &BalanceKey,
+    ) -> Result<Option<BalanceItem>, StorageError> {
+        self.get::<BalanceRecord, BalanceItem>(
+            keys::balance_pk(chain_id, owner),
+            keys::balance_sk(key),
+        )
+        .await
+    }
+
+    /// Every stored value of a wallet (one consistent query; tombstones included, as zeros).
+    pub async fn balances(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+    ) -> Result<Vec<BalanceItem>, StorageError> {
+        Ok(self.wallet_values(chain_id, owner).await?.items)
+    }
+
+    /// Every stored value of a wallet with their versions (one consistent query).
+    pub async fn wallet_values(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+    ) -> Result<WalletValues, StorageError> {
+        let items = self
+            .query_all(keys::balance_pk(chain_id, owner), None)
+            .await?;
+        let mut values = WalletValues::default();
+        for item in items {
+            let record = from_item::<BalanceRecord>(item)?;
+            let metadata = record.metadata();
+            let version = record.version;
+            let item = BalanceItem::try_from(record)?;
+            values.versions.insert(item.key, version);
+            if let Some(metadata) = metadata {
+                values.metadata.insert(item.key.token(), metadata);
+            }
+            values.items.push(item);
+        }
+        Ok(values)
+    }
+}

@@ -1,0 +1,116 @@
+//! Facts about a token on a chain, kept once per chain rather than per wallet
+//! (`K#{chain}` / `U#{token}`, `R#{token}`):
+//!
+//! - *unreadable*: its `balanceOf` fails for any holder (no code on this chain, a reverting
+//!   contract) — a property of the token, not a value of each wallet; kept with a TTL, so a
+//!   token that starts working is read again.
+//! - *silent*: its balances were seen changing without an event (a rebasing token): the
+//!   poller's frequent sweep re-reads the held values of such tokens only.
+
+use std::collections::BTreeSet;
+
+use alloy::primitives::Address;
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use serde::{Deserialize, Serialize};
+
+use super::{StorageError, Table, from_item, keys, s, to_item};
+use crate::address::{lower, parse_address};
+
+/// Most items in one BatchWriteItem (the DynamoDB limit).
+const BATCH_WRITE: usize = 25;
+const UNREADABLE: &str = "U#";
+const SILENT: &str = "R#";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TokenFactRecord {
+    pk: String,
+    sk: String,
+    ttl: u64,
+}
+
+/// Which fact an item records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFact {
+    Unreadable,
+    Silent,
+}
+
+impl TokenFact {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Unreadable => UNREADABLE,
+            Self::Silent => SILENT,
+        }
+    }
+}
+
+impl Table {
+    /// Records `fact` for each token until `until` (Unix seconds).
+    pub async fn record_token_fact(
+        &self,
+        chain_id: u64,
+        fact: TokenFact,
+        tokens: &[Address],
+        until: u64,
+    ) -> Result<(), StorageError> {
+        for chunk in tokens.chunks(BATCH_WRITE) {
+            let requests = chunk
+                .iter()
+                .map(|token| {
+                    let record = TokenFactRecord {
+                        pk: keys::token_facts_pk(chain_id),
+                        sk: format!("{}{}", fact.prefix(), lower(token)),
+                        ttl: until,
+                    };
+                    let put = PutRequest::builder()
+                        .set_item(Some(to_item(record)?))
+                        .build()
+                        .map_err(StorageError::refused)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StorageError>>()?;
+            self.batch_write(requests).await?;
+        }
+        Ok(())
+    }
+
+    /// The tokens of the chain `fact` holds for now.
+    pub async fn token_facts(
+        &self,
+        chain_id: u64,
+        fact: TokenFact,
+        now: u64,
+    ) -> Result<BTreeSet<Address>, StorageError> {
+        let pk = keys::token_facts_pk(chain_id);
+        let mut tokens = BTreeSet::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":prefix", s(fact.prefix()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(StorageError::from_sdk)?;
+            for item in out.items.unwrap_or_default() {
+                let record = from_item::<TokenFactRecord>(item)?;
+                // TTL deletion lags: an expired fact no longer holds.
+                if record.ttl <= now {
+                    continue;
+                }
+                let token = record.sk.get(fact.prefix().len()..).unwrap_or_default();
+                tokens.insert(
+                    parse_address(token).map_err(|e| StorageError::corrupt(&record.sk, e))?,
+                );
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(tokens),
+            }
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The values a chain's poller holds: every tracked value that is not zero (and the rare read
+//! that fails for one wallet only), as last written or found stored. Sparse like the table: a
+//! value not held is zero. Its size follows what wallets hold, not what their lists name.
+//!
+//! Ordered by (owner, key), so a wallet's values are one range and the sweeps walk them with
+//! a cursor; tokens known to change without events (rebasing) keep their own index for the
+//! frequent sweep.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use alloy::primitives::{Address, U256};
+use live_balances::model::{BalanceKey, TokenRead};
+
+pub type ValueId = (Address, BalanceKey);
+
+#[derive(Debug, Default)]
+pub struct HeldValues {
+    values: BTreeMap<ValueId, TokenRead>,
+    /// Tokens seen changing without an event.
+    silent: BTreeSet<Address>,
+    /// The held values of silent tokens.
+    silent_held: BTreeMap<ValueId, ()>,
+}
+
+impl HeldValues {
+    /// What the poller knows of a value: `Value(0)` when it holds nothing for it.
+    pub fn get(&self, owner: &Address, key: &BalanceKey) -> TokenRead {
+        self.values
+            .get(&(*owner, *key))
+            .cloned()
+            .unwrap_or(TokenRead::Value(U256::ZERO))
+    }
+
+    #[cfg(test)]
+    pub fn holds(&self, owner: &Address, key: &BalanceKey) -> bool {
+        self.values.contains_key(&(*owner, *key))
+    }
+
+    /// Records a value as now known; a zero is forgotten.
+    pub fn set(&mut self, owner: Address, key: BalanceKey, read: TokenRead) {
+        let id = (owner, key);
+        if read == TokenRead::Value(U256::ZERO) {
+            self.values.remove(&id);
+            self.silent_held.remove(&id);
+            return;
+        }
+        if self.silent.contains(&key.token()) {
+            self.silent_held.insert(id, ());
+        }
+        self.values.insert(id, read);
+    }
+
+    /// Replaces what is held for `owner` by what the table holds.
+    pub fn replace_wallet(
+        &mut self,
+        owner: Address,
+        stored: impl IntoIterator<Item = (BalanceKey, TokenRead)>,
+    ) {
+        self.drop_wallet(&owner);
+        for (key, read) in stored {
+            self.set(owner, key, read);
+        }
+    }
+
+    pub fn drop_wallet(&mut self, owner: &Address) {
+        for id in self.wallet_ids(owner) {
+            self.values.remove(&id);
+            self.silent_held.remove(&id);
+        }
+    }
+
+    /// Forgets a token of a wallet: its balance and every allowance.
+    pub fn drop_token(&mut self, owner: &Address, token: &Address) {
+        let ids: Vec<ValueId> = self
+            .wallet_ids(owner)
+            .into_iter()
+            .filter(|(_, key)| key.token() == *token)
+            .collect();
+        for id in ids {
+            self.values.remove(&id);
+            self.silent_held.remove(&id);
+        }
+    }
+
+    fn wallet_ids(&self, owner: &Address) -> Vec<ValueId> {
+        let from = (
+            *owner,
+            BalanceKey::Balance {
+                token: Address::ZERO,
+            },
+        );
+        self.values
+            .range((Bound::Included(from), Bound::Unbounded))
+            .take_while(|((o, _), _)| o == owner)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Marks `token` as changing without events; returns whether it is new.
+    pub fn mark_silent(&mut self, token: Address) -> bool {
+        if !self.silent.insert(token) {
+            return false;
+        }
+        for id in self.values.keys().filter(|(_, key)| key.token() == token) {
+            self.silent_held.insert(*id, ());
+        }
+        true
+    }
+
+    /// Every held value, ordered: what the slow sweep walks.
+    pub fn all(&self) -> &BTreeMap<ValueId, TokenRead> {
+        &self.values
+    }
+
+    /// The held values of silent tokens: what the frequent sweep walks.
+    pub fn silent_values(&self) -> &BTreeMap<ValueId, ()> {
+        &self.silent_held
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALICE: Address = Address::repeat_byte(0xa1);
+    const BOB: Address = Address::repeat_byte(0xb0);
+    const TOKEN: Address = Address::repeat_byte(0x70);
+    const OTHER: Address = Address::repeat_byte(0x71);
+    const SPENDER: Address = Address::repeat_byte(0x5e);
+
+    fn value(v: u64) -> TokenRead {
+        TokenRead::Value(U256::from(v))
+    }
+
+    fn allowance(token: Address, spender: Address) -> BalanceKey {
+        BalanceKey::Allowance { token, spender }
+    }
+
+    #[test]
+    fn zeros_are_not_held() {
+        let mut held = HeldValues::default();
+        let key = BalanceKey::Balance { token: TOKEN };
+        held.set(ALICE, key, value(5));
+        assert_eq!(held.get(&ALICE, &key), value(5));
+        held.set(ALICE, key, value(0));
+        assert!(!held.holds(&ALICE, &key));
+        assert_eq!(held.get(&ALICE, &key), value(0));
+        held.set(ALICE, key, TokenRead::Failed);
+        assert!(held.holds(&ALICE, &key), "a failed read is not a zero");
+    }
+
+    #[test]
+    fn a_wallet_and_a_token_of_it_are_dropped_whole() {
+        let mut held = HeldValues::default();
+        held.set(ALICE, BalanceKey::Balance { token: TOKEN }, value(1));
+        held.set(ALICE, allowance(TOKEN, SPENDER), value(2));
+        held.set(ALICE, allowance(TOKEN, BOB), value(3));
+        held.set(ALICE, allowance(OTHER, SPENDER), value(4));
+        held.set(BOB, allowance(TOKEN, SPENDER), value(5));
+        held.drop_token(&ALICE, &TOKEN);
+        assert_eq!(held.len(), 2);
+        held.replace_wallet(BOB, [(BalanceKey::Balance { token: OTHER }, value(9))]);
+        assert_eq!(held.get(&BOB, &allowance(TOKEN, SPENDER)), value(0));
+        assert_eq!(held.len(), 2);
+    }
+
+    #[test]
+    fn silent_tokens_keep_their_own_index() {
+        let mut held = HeldValues::default();
+        held.set(ALICE, BalanceKey::Balance { token: TOKEN }, value(1));
+        held.set(BOB, BalanceKey::Balance { token: OTHER }, value(1));
+        assert!(held.mark_silent(TOKEN));
+        assert!(!held.mark_silent(TOKEN));
+        held.set(BOB, BalanceKey::Balance { token: TOKEN }, value(2));
+        assert_eq!(held.silent_values().len(), 2);
+        held.set(ALICE, BalanceKey::Balance { token: TOKEN }, value(0));
+        assert_eq!(held.silent_values().len(), 1);
+        held.drop_wallet(&BOB);
+        assert!(held.silent_values().is_empty());
+    }
+}
