@@ -228,3 +228,64 @@ async fn rate_limits_key_on_the_load_balancers_entry_never_on_what_a_client_writ
     env.stack.stop_service("server-behind-balancer")?;
     Ok(())
 }
+
+/// The hub checks each followed list once for all its wallets: a new version reaches the
+/// server's streams as a fresh `all_balances`, as it does on the function URL.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_list_version_reaches_the_servers_streams() -> anyhow::Result<()> {
+    use e2e::SseClient;
+    use e2e::list_server::{ListServer, token_list};
+
+    let env = Environment::get();
+    let chain = env.chain_id();
+    let (actor, kept) = env.actor_with_token(1_000_000).await?;
+    let dropped = actor.deploy_token("Dropped", "DROP", 6).await?;
+    let added = actor.deploy_token("Added", "ADD", 6).await?;
+    let owner = fresh_owner();
+    actor
+        .mint(dropped, owner, alloy::primitives::U256::from(5))
+        .await?;
+    let lists = ListServer::start().await?;
+    let entry = |token: &alloy::primitives::Address, symbol: &str| {
+        (chain, lower(token), symbol.to_string(), 6u8)
+    };
+    let url = lists.serve(
+        "moving-server.json",
+        token_list(&[entry(&kept, "KEPT"), entry(&dropped, "DROP")]),
+    );
+    let body = serde_json::json!({ "tokensListsUrls": [url] }).to_string();
+    env.watch_via(Transport::Server, &lower(&owner), &body)
+        .await?;
+    // Two streams of the wallet on the server: one list check serves both.
+    let mut streams = vec![];
+    for _ in 0..2 {
+        let mut sse = SseClient::connect_via(env, Transport::Server, &lower(&owner), None).await?;
+        let snapshot = sse
+            .wait_for("all_balances", |e| e.event == "all_balances")
+            .await?;
+        assert_eq!(snapshot.data["balances"][lower(&dropped)], "5");
+        streams.push(sse);
+    }
+    lists.serve(
+        "moving-server.json",
+        token_list(&[entry(&kept, "KEPT"), entry(&added, "ADD")]),
+    );
+    // Past the list's TTL, another wallet's session request revalidates it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    env.watch_via(Transport::Server, &lower(&fresh_owner()), &body)
+        .await?;
+    for sse in &mut streams {
+        let fresh = sse
+            .wait_for("a snapshot of the new version", |e| {
+                e.event == "all_balances" && e.data["balances"][lower(&dropped)].is_null()
+            })
+            .await?;
+        assert_eq!(
+            fresh.data["balances"][lower(&added)],
+            "0",
+            "{:?}",
+            fresh.data
+        );
+    }
+    Ok(())
+}
