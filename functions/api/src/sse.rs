@@ -250,6 +250,7 @@ impl Stream {
         &self,
         tx: &Sender<Bytes>,
         shown: &mut ShownValues,
+        ask_rescan: bool,
     ) -> Result<(FeedPosition, Vec<(String, u64)>), RunEnd> {
         let resumable = match &self.resume_from {
             None => None,
@@ -263,11 +264,13 @@ impl Stream {
                 .await?
                 .then(|| p.clone()),
         };
-        tokio::spawn(snapshot::stream_opened(
-            self.state.clone(),
-            self.chain_id,
-            self.owner,
-        ));
+        if ask_rescan {
+            tokio::spawn(snapshot::stream_opened(
+                self.state.clone(),
+                self.chain_id,
+                self.owner,
+            ));
+        }
         match resumable {
             Some(p) => Ok((p, vec![])),
             None => {
@@ -342,7 +345,14 @@ impl Stream {
         self.send(tx, Bytes::from(retry_hint(self.retry.as_millis() as u64)))
             .await?;
         let mut shown = ShownValues::default();
-        let (position, lists) = self.start(tx, &mut shown).await?;
+        // The server asks once per wallet (its hub knows the wallet's other streams).
+        let ask_rescan = match &changes {
+            Changes::Polling { .. } => true,
+            Changes::Hub(subscription) => {
+                subscription.asks_rescan(self.state.settings.tracking.rescan_interval)
+            }
+        };
+        let (position, lists) = self.start(tx, &mut shown, ask_rescan).await?;
         match changes {
             Changes::Polling { every } => self.poll(tx, shown, position, lists, every).await,
             Changes::Hub(subscription) => {

@@ -63,6 +63,8 @@ struct Wallet {
     stale: bool,
     /// The lists the wallet's streams showed tokens from, at the newest version shown.
     lists: HashMap<String, u64>,
+    /// When a stream here last asked for the background re-read of the wallet's token set.
+    rescan_asked: Option<tokio::time::Instant>,
 }
 
 impl Wallet {
@@ -152,6 +154,7 @@ impl Hub {
                 announced: None,
                 stale: false,
                 lists: HashMap::new(),
+                rescan_asked: None,
             });
             wallet.streams += 1;
             wallet.news.subscribe()
@@ -370,6 +373,22 @@ impl Subscription {
             self.hub.wake(self.key.0);
         }
         read_to
+    }
+
+    /// Whether this stream opening should ask for the background re-read of the wallet's
+    /// token set (and the revalidation of its lists): once per `every` per wallet here, not
+    /// once per stream — ten tabs of a wallet ask once.
+    pub fn asks_rescan(&self, every: std::time::Duration) -> bool {
+        let mut wallets = self.hub.lock();
+        let Some(wallet) = wallets.get_mut(&self.key) else {
+            return true;
+        };
+        let now = tokio::time::Instant::now();
+        let due = wallet.rescan_asked.is_none_or(|at| now - at >= every);
+        if due {
+            wallet.rescan_asked = Some(now);
+        }
+        due
     }
 
     /// The lists (and their versions) this stream's snapshot showed tokens from.
