@@ -96,10 +96,126 @@ if "$bin/cfn-lint" "$broken" >/dev/null 2>&1; then
 fi
 echo "template-check: ok (and a broken reference is caught)"
 
+# No RPC URL in plain configuration: a function's or a task's environment is readable by anyone
+# who may read its configuration, so it must not hold an endpoint (they carry API keys) — not
+# by variable name, not as a URL, not as a `{{resolve:…}}` reference (CloudFormation writes
+# the resolved value in), not as a parameter resolved from SSM or defaulting to a URL. The
+# endpoints are read from the chain secret at start. `--self-test` first plants each kind of
+# leak in a copy and requires the check to catch it.
+"$bin/python" - template.yaml <<'PY'
+import copy
+import re
+import sys
+
+from cfnlint.decode import decode
+
+ENDPOINT_NAME = re.compile(r"^(RPC_URL|WS_URL)|_(WC_)?RPC$")
+URL = re.compile(r"(?i)\b(https?|wss?)://")
+FUNCTION_TYPES = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
+
+
+def environments(template):
+    """(where, variables as {name: value}) for every function, the function globals and
+    every container of every task definition, ForEach bodies included."""
+    found = []
+    globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {})
+    found.append(("Globals.Function", dict(globals_env.get("Variables", {}))))
+
+    def walk(name, node):
+        if isinstance(node, dict):
+            kind = node.get("Type")
+            props = node.get("Properties", {}) if isinstance(node.get("Properties"), dict) else {}
+            if kind in FUNCTION_TYPES:
+                found.append((name, dict(props.get("Environment", {}).get("Variables", {}))))
+            elif kind == "AWS::ECS::TaskDefinition":
+                for container in props.get("ContainerDefinitions", []):
+                    variables = {e.get("Name"): e.get("Value") for e in container.get("Environment", [])}
+                    found.append((f"{name}/{container.get('Name')}", variables))
+            else:
+                for key, value in node.items():
+                    walk(key, value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(name, value)
+
+    walk("Resources", template.get("Resources", {}))
+    return found
+
+
+def leaves(value):
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref":
+                yield ("ref", inner)
+            else:
+                yield from leaves(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from leaves(inner)
+    elif isinstance(value, str):
+        yield ("text", value)
+        for ref in re.findall(r"\$\{([A-Za-z0-9:]+)\}", value):
+            yield ("ref", ref)
+
+
+def leaks(template):
+    parameters = template.get("Parameters", {})
+    problems = []
+    for where, variables in environments(template):
+        for name, value in variables.items():
+            if ENDPOINT_NAME.search(str(name)):
+                problems.append(f"{where}: variable {name} names a chain endpoint")
+            for kind, leaf in leaves(value):
+                if kind == "text" and "{{resolve:" in leaf:
+                    problems.append(f"{where}: {name} resolves a dynamic reference into plain text")
+                elif kind == "text" and URL.search(leaf):
+                    problems.append(f"{where}: {name} holds a URL")
+                elif kind == "ref" and leaf in parameters:
+                    parameter = parameters[leaf]
+                    if str(parameter.get("Type", "")).startswith("AWS::SSM::Parameter::Value"):
+                        problems.append(f"{where}: {name} is SSM parameter {leaf}, resolved into plain text")
+                    if URL.search(str(parameter.get("Default", ""))):
+                        problems.append(f"{where}: {name} is parameter {leaf}, which defaults to a URL")
+    return problems
+
+
+template, errors = decode(sys.argv[1])
+if errors:
+    sys.exit(f"template-check: cannot read {sys.argv[1]}: {errors}")
+
+planted = {
+    "resolve:ssm in a function": lambda t: t["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"].update(
+        {"PROVIDER": {"Fn::Sub": "{{resolve:ssm:/live-balances/rpc-1}}"}}),
+    "endpoint name in the globals": lambda t: t["Globals"]["Function"]["Environment"]["Variables"].update(
+        {"RPC_URL_1": {"Ref": "AWS::NoValue"}}),
+    "URL in the poller task": lambda t: t["Resources"]["PollerTaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Environment"].append(
+        {"Name": "UPSTREAM", "Value": "https://eth.example/v2/KEY"}),
+    "endpoint name in the api server task": lambda t: t["Resources"]["ApiServiceTaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Environment"].append(
+        {"Name": "RPC_URL", "Value": {"Ref": "AWS::NoValue"}}),
+    "SSM-typed parameter in a function": lambda t: (
+        t["Parameters"].update({"Rpc": {"Type": "AWS::SSM::Parameter::Value<String>"}}),
+        t["Resources"]["FanoutFunction"]["Properties"].setdefault("Environment", {"Variables": {}})["Variables"].update(
+            {"UPSTREAM": {"Fn::Sub": "${Rpc}"}}),
+    ),
+}
+for what, plant in planted.items():
+    broken = copy.deepcopy(template)
+    plant(broken)
+    if not leaks(broken):
+        sys.exit(f"template-check: the environment check missed a planted leak ({what}); fix the check")
+
+problems = leaks(template)
+if problems:
+    sys.exit("template-check: RPC URLs must not be in plain configuration:\n  " + "\n  ".join(problems))
+print("template-check: no chain endpoint in any function or task environment (and planted leaks are caught)")
+PY
+
 # `sam build` compiles both functions for arm64 with cargo-lambda and zig, as a deploy would.
+# `--language-extensions` lets it read past Fn::ForEach (the built template keeps the loop, which
+# CloudFormation expands at deploy with the real ChainIds).
 if [ "${SKIP_SAM_BUILD:-0}" != 1 ]; then
   build_dir="$PWD/target/sam-build"
-  PATH="$bin:$PATH" "$bin/sam" build --region us-east-1 --build-dir "$build_dir" --cache-dir "$PWD/target/sam-cache" >/dev/null
+  PATH="$bin:$PATH" "$bin/sam" build --language-extensions --region us-east-1 --build-dir "$build_dir" --cache-dir "$PWD/target/sam-cache" >/dev/null
   for fn in ApiFunction FanoutFunction; do
     artifact="$build_dir/$fn/bootstrap"
     if ! od -An -tx1 -j18 -N2 "$artifact" 2>/dev/null | grep -q "b7 00"; then

@@ -3,7 +3,7 @@
 //! Parsing is a pure function of the variables so every rule is unit-tested; binaries call
 //! [`Settings::from_env`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -24,6 +24,10 @@ pub enum ConfigError {
     Invalid { name: String, reason: String },
     #[error("{name} is set but chain {chain_id} has no RPC URL (set RPC_URL_{chain_id})")]
     WebSocketWithoutRpc { name: String, chain_id: u64 },
+    /// What the chain secret holds does not fit. Never quotes a value: values are URLs with
+    /// API keys.
+    #[error("chain secret {secret_id}: {reason}")]
+    ChainSecret { secret_id: String, reason: String },
 }
 
 /// Where to reach one chain. `Debug` and `Display` hide paths and queries, where providers
@@ -354,6 +358,121 @@ impl Settings {
     }
 }
 
+/// Where a deployment keeps its chain endpoints: one Secrets Manager secret
+/// (`CHAIN_SECRET_ID`, a name or ARN) holding a JSON object whose keys are the endpoint
+/// variables themselves (`{"RPC_URL_1":"https://…","WS_URL_1":"wss://…",…}`), read at start
+/// by every binary that reaches a chain; `CHAIN_IDS` (`1,42161`) names the chains this
+/// deployment serves. So no RPC URL, API key and all, sits in a function's or a task's plain
+/// configuration. Without `CHAIN_SECRET_ID` the endpoints come from the environment (the
+/// local stack).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainSecret {
+    pub secret_id: String,
+    /// The chains served. The secret may hold more: a chain's URLs go into the secret before
+    /// the deploy that lists it, and stay until after the deploy that drops it.
+    pub chain_ids: BTreeSet<u64>,
+}
+
+impl ChainSecret {
+    /// `CHAIN_SECRET_ID` with `CHAIN_IDS`, both or neither; `None` when neither is set.
+    pub fn from_vars(vars: &[(String, String)]) -> Result<Option<Self>, ConfigError> {
+        let get = |name: &str| {
+            vars.iter()
+                .rev()
+                .find(|(k, v)| k == name && !v.trim().is_empty())
+                .map(|(_, v)| v.trim())
+        };
+        match (get("CHAIN_SECRET_ID"), get("CHAIN_IDS")) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(invalid(
+                "CHAIN_IDS",
+                "names the chains of CHAIN_SECRET_ID, which is not set",
+            )),
+            (Some(_), None) => Err(invalid(
+                "CHAIN_IDS",
+                "required with CHAIN_SECRET_ID: the chains served, e.g. 1,42161",
+            )),
+            (Some(secret_id), Some(list)) => {
+                let mut chain_ids = BTreeSet::new();
+                for id in list.split(',').map(str::trim) {
+                    if !chain_ids.insert(chain_id("CHAIN_IDS", id)?) {
+                        return Err(invalid("CHAIN_IDS", format!("chain {id} is listed twice")));
+                    }
+                }
+                Ok(Some(Self {
+                    secret_id: secret_id.to_string(),
+                    chain_ids,
+                }))
+            }
+        }
+    }
+
+    /// `vars` with the endpoints of the served chains from `secret` (the secret's JSON text)
+    /// added, ready for [`Settings::from_vars`]. The environment must not name endpoints of
+    /// its own: two sources for one URL would leave which one is used to chance.
+    pub fn merge(
+        &self,
+        vars: Vec<(String, String)>,
+        secret: &str,
+    ) -> Result<Vec<(String, String)>, ConfigError> {
+        if let Some((name, _)) = vars
+            .iter()
+            .find(|(k, v)| is_endpoint_variable(k) && !v.trim().is_empty())
+        {
+            return Err(invalid(
+                name,
+                "chain endpoints come from CHAIN_SECRET_ID; remove it from the environment",
+            ));
+        }
+        let fail = |reason: String| ConfigError::ChainSecret {
+            secret_id: self.secret_id.clone(),
+            reason,
+        };
+        // serde_json's syntax errors give a position, never the text around it.
+        let document: serde_json::Value =
+            serde_json::from_str(secret).map_err(|e| fail(format!("not JSON ({e})")))?;
+        let object = document.as_object().ok_or_else(|| {
+            fail(r#"expected a JSON object such as {"RPC_URL_1":"https://…"}"#.into())
+        })?;
+        let mut merged = vars;
+        let mut has_rpc = BTreeSet::new();
+        for (key, value) in object {
+            let chain = key
+                .strip_prefix("RPC_URL_")
+                .or_else(|| key.strip_prefix("WS_URL_"))
+                .and_then(|id| chain_id(key, id).ok())
+                .ok_or_else(|| {
+                    fail(format!(
+                        "key {key:?} is not RPC_URL_<chainId> or WS_URL_<chainId>"
+                    ))
+                })?;
+            let value = value
+                .as_str()
+                .ok_or_else(|| fail(format!("{key} is not a string")))?;
+            if !self.chain_ids.contains(&chain) {
+                continue;
+            }
+            if key.starts_with("RPC_URL_") {
+                has_rpc.insert(chain);
+            }
+            merged.push((key.clone(), value.to_string()));
+        }
+        if let Some(missing) = self.chain_ids.difference(&has_rpc).next() {
+            return Err(fail(format!(
+                "no RPC_URL_{missing}, and CHAIN_IDS lists chain {missing}"
+            )));
+        }
+        Ok(merged)
+    }
+}
+
+/// Whether `name` is a variable [`chains`] reads an endpoint from.
+fn is_endpoint_variable(name: &str) -> bool {
+    name.starts_with("RPC_URL")
+        || name.starts_with("WS_URL")
+        || SEED_NAMES.iter().any(|(n, ..)| *n == name)
+}
+
 fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name: name.into(),
@@ -614,6 +733,151 @@ mod tests {
         }
     }
 
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn chain_secret_is_read_with_its_chain_list() {
+        assert_eq!(ChainSecret::from_vars(&vars(&[])).unwrap(), None);
+        assert_eq!(
+            ChainSecret::from_vars(&vars(&[("CHAIN_SECRET_ID", ""), ("CHAIN_IDS", " ")])).unwrap(),
+            None
+        );
+        let secret = ChainSecret::from_vars(&vars(&[
+            (
+                "CHAIN_SECRET_ID",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:rpc-AbCdEf",
+            ),
+            ("CHAIN_IDS", " 42161, 1 ,8453"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            secret.secret_id,
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:rpc-AbCdEf"
+        );
+        assert_eq!(
+            secret.chain_ids.iter().copied().collect::<Vec<_>>(),
+            vec![1, 8453, 42161]
+        );
+        let refused: &[(&str, &[(&str, &str)])] = &[
+            ("ids without secret", &[("CHAIN_IDS", "1")]),
+            ("secret without ids", &[("CHAIN_SECRET_ID", "rpc")]),
+            (
+                "not a number",
+                &[("CHAIN_SECRET_ID", "rpc"), ("CHAIN_IDS", "1,eth")],
+            ),
+            ("zero", &[("CHAIN_SECRET_ID", "rpc"), ("CHAIN_IDS", "0")]),
+            (
+                "empty item",
+                &[("CHAIN_SECRET_ID", "rpc"), ("CHAIN_IDS", "1,,2")],
+            ),
+            (
+                "twice",
+                &[("CHAIN_SECRET_ID", "rpc"), ("CHAIN_IDS", "1,2,1")],
+            ),
+        ];
+        for (case, pairs) in refused {
+            let error = ChainSecret::from_vars(&vars(pairs)).unwrap_err();
+            assert!(
+                matches!(&error, ConfigError::Invalid { name, .. } if name == "CHAIN_IDS"),
+                "{case}: {error}"
+            );
+        }
+    }
+
+    fn secret(ids: &[u64]) -> ChainSecret {
+        ChainSecret {
+            secret_id: "live-balances/rpc".into(),
+            chain_ids: ids.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn chain_secret_merges_into_endpoints() {
+        let env = vars(&[
+            ("TABLE_NAME", "t"),
+            ("WETH_8453", "0x5FbDB2315678afecb367f032d93F642f64180aa3"),
+        ]);
+        let document = r#"{
+            "RPC_URL_1": "https://eth.example/v2/KEY1",
+            "WS_URL_1": "wss://eth.example/ws/KEY1",
+            "RPC_URL_8453": "https://base.example/KEY2",
+            "RPC_URL_10": "https://op.example/not-served-yet"
+        }"#;
+        let merged = secret(&[1, 8453]).merge(env, document).unwrap();
+        let s = Settings::from_vars(merged).unwrap();
+        assert_eq!(s.table_name, "t");
+        assert_eq!(s.chains.keys().copied().collect::<Vec<_>>(), vec![1, 8453]);
+        assert_eq!(s.chains[&1].rpc_url, "https://eth.example/v2/KEY1");
+        assert_eq!(
+            s.chains[&1].ws_url.as_deref(),
+            Some("wss://eth.example/ws/KEY1")
+        );
+        assert_eq!(s.chains[&1].weth, known_wrapped_native(1));
+        assert_eq!(s.chains[&8453].ws_url, None);
+        assert_eq!(
+            s.chains[&8453].weth,
+            Some(address!("0x5FbDB2315678afecb367f032d93F642f64180aa3"))
+        );
+    }
+
+    #[test]
+    fn chain_secret_refusals_name_keys_never_values() {
+        /// (case, environment, secret document)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
+            ("not json", &[], "https://x.example/KEY {"),
+            ("not an object", &[], r#"["https://x.example/KEY"]"#),
+            ("a bare string", &[], r#""https://x.example/KEY""#),
+            ("number value", &[], r#"{"RPC_URL_1": 5}"#),
+            (
+                "unknown key",
+                &[],
+                r#"{"RPC_URL_1":"https://x.example/KEY","ETH_RPC":"https://y/KEY"}"#,
+            ),
+            (
+                "bad chain in key",
+                &[],
+                r#"{"RPC_URL_one":"https://x.example/KEY"}"#,
+            ),
+            (
+                "listed chain missing",
+                &[],
+                r#"{"RPC_URL_2":"https://x.example/KEY"}"#,
+            ),
+            ("ws only", &[], r#"{"WS_URL_1":"wss://x.example/KEY"}"#),
+            (
+                "endpoint in the environment too",
+                &[("RPC_URL_1", "https://env.example/KEY")],
+                r#"{"RPC_URL_1":"https://x.example/KEY"}"#,
+            ),
+            (
+                "seed name in the environment",
+                &[("ETH_RPC", "https://env.example/KEY")],
+                r#"{"RPC_URL_1":"https://x.example/KEY"}"#,
+            ),
+        ];
+        for (case, env, document) in cases {
+            let error = secret(&[1]).merge(vars(env), document).unwrap_err();
+            assert!(!error.to_string().contains("KEY"), "{case}: {error}");
+        }
+        // A value of the wrong scheme is refused when the endpoints are parsed, by name.
+        let merged = secret(&[1])
+            .merge(vec![], r#"{"RPC_URL_1":"wss://x.example/KEY"}"#)
+            .unwrap();
+        let error = Settings::from_vars(merged).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::Invalid { name, .. } if name == "RPC_URL_1"),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("KEY"), "{error}");
+    }
+
     #[test]
     fn server_settings() {
         let s = settings(&[]).unwrap();
@@ -778,6 +1042,47 @@ mod props {
             };
             let debug = format!("{endpoints:?}");
             prop_assert!(!debug.contains(&key), "{}", debug);
+        }
+
+        /// Whatever a chain secret holds, merging it never panics and a refusal never
+        /// quotes a value (values are URLs with keys).
+        #[test]
+        fn chain_secret_refusals_never_quote_values(
+            entries in prop::collection::vec((
+                prop_oneof![
+                    "(RPC_URL_|WS_URL_)[0-9]{1,3}",
+                    "(RPC_URL_|WS_URL_)[0-9a-z]{0,4}",
+                    // Without a K, so no key name spells the marker the values carry.
+                    "[A-J_]{1,10}",
+                ],
+                prop_oneof![
+                    "(https?|wss?)://[a-z]{1,8}/KEY[A-Z0-9]{8}",
+                    "[a-z]{0,6}KEY[A-Z0-9]{8}",
+                ],
+            ), 0..6),
+            ids in prop::collection::btree_set(1u64..5, 1..3),
+            shape in 0usize..3,
+        ) {
+            let object: serde_json::Map<String, serde_json::Value> = entries
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            let document = match shape {
+                0 => serde_json::Value::Object(object).to_string(),
+                1 => serde_json::Value::Array(object.into_values().collect()).to_string(),
+                _ => format!("{{{}", entries.iter().map(|(_, v)| v.as_str()).collect::<String>()),
+            };
+            let secret = ChainSecret { secret_id: "s".into(), chain_ids: ids };
+            let outcome = secret
+                .merge(vec![], &document)
+                .and_then(Settings::from_vars);
+            match outcome {
+                Ok(settings) => prop_assert_eq!(
+                    settings.chains.keys().copied().collect::<BTreeSet<_>>(),
+                    secret.chain_ids
+                ),
+                Err(error) => prop_assert!(!error.to_string().contains("KEY"), "{}", error),
+            }
         }
 
         #[test]

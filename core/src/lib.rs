@@ -1,8 +1,8 @@
 //! live-balances core: the domain (types, diffing, read planning, SSE framing, config) and the
 //! two adapters every binary shares — the DynamoDB table and the Multicall3 balance reader.
 //!
-//! Domain modules are pure; only `storage` sees a DynamoDB client and only `chain` sees an RPC
-//! provider.
+//! Domain modules are pure; only `storage` sees a DynamoDB client, only `chain` sees an RPC
+//! provider and only `secrets` reads Secrets Manager.
 
 pub mod abi;
 pub mod address;
@@ -14,6 +14,7 @@ pub mod diff;
 pub mod model;
 pub mod native;
 pub mod plan;
+pub mod secrets;
 pub mod shown;
 pub mod sse;
 pub mod storage;

@@ -311,6 +311,35 @@ mod tests {
     }
 
     #[test]
+    fn a_session_tracks_its_lists_named_tokens_native_and_weth_and_only_grows() {
+        let list = [Address::repeat_byte(1), Address::repeat_byte(2)];
+        let custom = Address::repeat_byte(3);
+        let weth = Address::repeat_byte(4);
+        let session = Session::new(1, Address::repeat_byte(9), 0).with(&SessionAddition {
+            custom_tokens: [custom].into(),
+            spenders: [Address::repeat_byte(5)].into(),
+            token_lists: [("https://a".to_string(), 2)].into(),
+            discover: true,
+        });
+        let tokens =
+            session.tracked_tokens(|url| (url == "https://a").then_some(&list[..]), Some(weth));
+        assert_eq!(
+            tokens,
+            [list[0], list[1], custom, weth, crate::NATIVE_TOKEN].into()
+        );
+        // A list not loaded contributes nothing; an addition never removes anything, and a
+        // list already followed keeps the generation first read.
+        assert_eq!(session.tracked_tokens(|_| None, None).len(), 2);
+        let grown = session.with(&SessionAddition {
+            token_lists: [("https://a".to_string(), 7)].into(),
+            ..Default::default()
+        });
+        assert_eq!(grown.token_lists["https://a"], 2);
+        assert!(grown.discover);
+        assert_eq!(grown.custom_tokens, session.custom_tokens);
+    }
+
+    #[test]
     fn cursor_keeps_bounded_history_and_drops_rewound_blocks() {
         let mut cursor = ChainCursor {
             chain_id: 1,

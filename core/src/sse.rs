@@ -109,6 +109,7 @@ impl AllBalances {
             block_number: view
                 .items
                 .iter()
+                .filter(|i| view.tokens.contains(&i.key.token()))
                 .map(|i| i.block)
                 .max()
                 .unwrap_or(0)
@@ -397,6 +398,80 @@ mod tests {
         assert_eq!(v["spender"], format!("{:#x}", Address::repeat_byte(3)));
         assert_eq!(v["allowance"], "1500000");
         assert!(v["previousAllowance"].is_null());
+    }
+
+    fn wallet_item(owner: Address, key: BalanceKey, read: TokenRead, block: u64) -> BalanceItem {
+        BalanceItem {
+            chain_id: 1,
+            owner,
+            key,
+            read,
+            block,
+            tx_hash: None,
+        }
+    }
+
+    #[test]
+    fn a_sparse_wallet_lists_every_tracked_token_and_details_small_sessions() {
+        let owner = Address::repeat_byte(1);
+        let held = Address::repeat_byte(2);
+        let zero = Address::repeat_byte(3);
+        let dead = Address::repeat_byte(4);
+        let gone = Address::repeat_byte(5);
+        let spender = Address::repeat_byte(9);
+        let tokens: BTreeSet<Address> = [held, zero, dead, crate::NATIVE_TOKEN].into();
+        let items = [
+            wallet_item(
+                owner,
+                BalanceKey::Balance { token: held },
+                TokenRead::Value(U256::from(5)),
+                7,
+            ),
+            // A token no longer tracked (its list dropped it): left out.
+            wallet_item(
+                owner,
+                BalanceKey::Balance { token: gone },
+                TokenRead::Value(U256::from(1)),
+                9,
+            ),
+        ];
+        let metadata = TokenMetadata::new("Z", "Zero", 6).unwrap();
+        let lookup = |_: &Address| Some(&metadata);
+        let spenders: BTreeSet<Address> = [spender].into();
+        let named: BTreeSet<Address> = [crate::NATIVE_TOKEN].into();
+        let unreadable: BTreeSet<Address> = [dead].into();
+        let view = |full_detail| WalletView {
+            tokens: &tokens,
+            spenders: &spenders,
+            named: &named,
+            items: &items,
+            unreadable: &unreadable,
+            metadata: &lookup,
+            full_detail,
+            block: 8,
+        };
+        let full = AllBalances::of_wallet(&view(true));
+        assert_eq!(full.balances[&lower(&held)], "5");
+        assert_eq!(full.balances[&lower(&zero)], "0", "an absent value is zero");
+        assert!(!full.balances.contains_key(&lower(&gone)));
+        assert_eq!(full.errors[&lower(&dead)], "read_failed");
+        assert_eq!(full.allowances[&lower(&zero)][&lower(&spender)], "0");
+        assert!(!full.allowances.contains_key(&lower(&crate::NATIVE_TOKEN)));
+        assert!(full.tokens.contains_key(&lower(&zero)));
+        assert_eq!(
+            full.block_number, 8,
+            "the session's read block when items are older"
+        );
+        assert_eq!(full.spenders, vec![lower(&spender)]);
+
+        // A large session: detail only for named and held tokens.
+        let large = AllBalances::of_wallet(&view(false));
+        assert_eq!(large.balances, full.balances);
+        assert!(!large.allowances.contains_key(&lower(&zero)));
+        assert_eq!(large.allowances[&lower(&held)][&lower(&spender)], "0");
+        assert!(!large.tokens.contains_key(&lower(&zero)));
+        assert!(large.tokens.contains_key(&lower(&held)));
+        assert!(large.tokens.contains_key(&lower(&crate::NATIVE_TOKEN)));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use anyhow::{Context, bail};
 use live_balances::chain::BalanceReader;
 use live_balances::config::Settings;
+use live_balances::secrets::load_settings;
 use live_balances::storage::{Table, dynamodb_client};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,7 @@ fn healthcheck(addr: std::net::SocketAddr) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        // Only the HTTP address is needed: no Secrets Manager call every 30 s.
         let settings = Settings::from_env()?;
         return healthcheck(settings.poller_http_addr);
     }
@@ -47,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
-    let settings = Settings::from_env()?;
+    let settings = load_settings().await?;
     if settings.chains.is_empty() {
         bail!("no chain configured: set RPC_URL_<chainId> (or ETH_RPC, ARBITRUM_RPC, SEPOLIA_RPC)");
     }

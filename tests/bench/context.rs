@@ -63,6 +63,8 @@ impl Bench {
             lambda_concurrency: LAMBDA_CONCURRENCY,
             functions_dynamodb_endpoint: None,
             extra_env: env,
+            // The figures are of one chain; a second devnet would only share the machine.
+            second_anvil_port: None,
         };
         eprintln!(
             "bench: starting the {label} stack; logs in {}",

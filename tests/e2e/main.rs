@@ -8,6 +8,7 @@ mod owner_paths;
 mod poller;
 mod rest;
 mod resume_by_query;
+mod second_chain;
 mod server;
 mod skeleton;
 mod sparse;

@@ -1,7 +1,9 @@
-//! End-to-end test harness: one real local stack per test run (DynamoDB Local, anvil,
-//! `cargo lambda watch`, the api's long-lived server, the pump, the poller), shared by every
-//! test; tests isolate themselves with fresh wallets and freshly deployed tokens. Clients
-//! choose the api's transport ([`Transport`]): the function URL or the server.
+//! End-to-end test harness: one real local stack per test run (DynamoDB Local, two anvil
+//! chains, `cargo lambda watch`, the api's long-lived server, the pump, the poller), shared by
+//! every test; tests isolate themselves with fresh wallets and freshly deployed tokens. Tests
+//! use the default chain (31337) unless they name the second one
+//! ([`Environment::second_chain_id`]); clients choose the api's transport ([`Transport`]): the
+//! function URL or the server.
 
 pub mod browser;
 pub mod dynamodb_faults;
@@ -75,8 +77,14 @@ impl Environment {
                     // pooled connection belongs to the runtime that opened it — reused from a
                     // later test after that runtime ended, it fails with "dispatch task is
                     // gone".
+                    //
+                    // A read that waits longer than any expectation may means a hung server
+                    // (an overloaded emulator): the test fails with a reason instead of
+                    // hanging the run. Streams are not cut by it: pings arrive every 2 s.
                     http: reqwest::Client::builder()
                         .pool_max_idle_per_host(0)
+                        .connect_timeout(DEADLINE)
+                        .read_timeout(DEADLINE)
                         .build()
                         .map_err(|e| e.to_string())?,
                 })
@@ -110,6 +118,7 @@ impl Environment {
             table_name: "live-balances-e2e".into(),
             lambda_concurrency: 24,
             functions_dynamodb_endpoint: Some(function_faults.url.clone()),
+            second_anvil_port: Some(free_port()?),
             extra_env: vec![
                 ("HEAD_POLL_INTERVAL_MS".into(), "100".into()),
                 ("SSE_FEED_INTERVAL_MS".into(), "100".into()),
@@ -191,10 +200,12 @@ impl Environment {
         Ok(())
     }
 
-    /// The poller's RPC requests so far, by method (from its `/metrics`).
+    /// The poller's RPC requests so far to the default chain, by method (from its `/metrics`;
+    /// the second chain's requests are counted apart and left out).
     pub async fn poller_rpc_requests(
         &self,
     ) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+        let chain = format!("poller_rpc_requests_total{{chain=\"{}\",", self.chain_id());
         let text = self
             .http
             .get(format!("{}/metrics", self.stack.poller_url))
@@ -203,10 +214,7 @@ impl Environment {
             .text()
             .await?;
         let mut counts = std::collections::BTreeMap::new();
-        for line in text
-            .lines()
-            .filter(|l| l.starts_with("poller_rpc_requests_total{"))
-        {
+        for line in text.lines().filter(|l| l.starts_with(&chain)) {
             let method = line
                 .split("method=\"")
                 .nth(1)
@@ -261,9 +269,44 @@ impl Environment {
         self.stack.chain_id
     }
 
+    /// The stack's second anvil chain, served by the same api and poller as the first.
+    pub fn second_chain_id(&self) -> anyhow::Result<u64> {
+        Ok(self
+            .stack
+            .second_chain
+            .as_ref()
+            .context("this stack runs one chain")?
+            .chain_id)
+    }
+
+    /// The RPC URL of one of the stack's chains.
+    pub fn rpc_url_of(&self, chain_id: u64) -> anyhow::Result<&str> {
+        if chain_id == self.chain_id() {
+            return Ok(&self.stack.rpc_url);
+        }
+        match &self.stack.second_chain {
+            Some(second) if second.chain_id == chain_id => Ok(&second.rpc_url),
+            _ => bail!("the stack has no chain {chain_id}"),
+        }
+    }
+
+    /// A wallet with its own key and 1,000 ETH on chain `chain_id`.
+    pub async fn fresh_wallet_on(&self, chain_id: u64) -> anyhow::Result<Wallet> {
+        Wallet::fresh(self.rpc_url_of(chain_id)?).await
+    }
+
     /// A wallet with ETH and its own freshly deployed token holding `supply` (raw units).
     pub async fn actor_with_token(&self, supply: u64) -> anyhow::Result<(Wallet, Address)> {
-        let actor = Wallet::fresh(&self.stack.rpc_url).await?;
+        self.actor_with_token_on(self.chain_id(), supply).await
+    }
+
+    /// [`Self::actor_with_token`] on chain `chain_id`.
+    pub async fn actor_with_token_on(
+        &self,
+        chain_id: u64,
+        supply: u64,
+    ) -> anyhow::Result<(Wallet, Address)> {
+        let actor = self.fresh_wallet_on(chain_id).await?;
         let token = actor.deploy_token("Test Token", "TT", 6).await?;
         actor
             .mint(token, actor.address, alloy::primitives::U256::from(supply))
@@ -302,7 +345,13 @@ impl Environment {
 
     /// Creates (or adds to) the session of `owner` on the stack's chain; anything but 200 fails.
     pub async fn watch(&self, owner: &str, body: &str) -> anyhow::Result<()> {
-        self.watch_via(Transport::FunctionUrl, owner, body).await
+        self.watch_on(self.chain_id(), owner, body).await
+    }
+
+    /// [`Self::watch`] on chain `chain_id`.
+    pub async fn watch_on(&self, chain_id: u64, owner: &str, body: &str) -> anyhow::Result<()> {
+        self.watch_via_on(Transport::FunctionUrl, chain_id, owner, body)
+            .await
     }
 
     /// [`Self::watch`] through `transport`.
@@ -312,8 +361,20 @@ impl Environment {
         owner: &str,
         body: &str,
     ) -> anyhow::Result<()> {
+        self.watch_via_on(transport, self.chain_id(), owner, body)
+            .await
+    }
+
+    /// [`Self::watch`] through `transport` on chain `chain_id`.
+    pub async fn watch_via_on(
+        &self,
+        transport: Transport,
+        chain_id: u64,
+        owner: &str,
+        body: &str,
+    ) -> anyhow::Result<()> {
         let (status, reply) = self
-            .post_session_via(transport, &self.chain_id().to_string(), owner, body)
+            .post_session_via(transport, &chain_id.to_string(), owner, body)
             .await?;
         anyhow::ensure!(status == 200, "session: {reply}");
         Ok(())
@@ -368,6 +429,7 @@ pub struct Event {
 pub struct SseClient {
     env: &'static Environment,
     transport: Transport,
+    chain_id: u64,
     owner: String,
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
@@ -393,7 +455,33 @@ impl SseClient {
         owner: &str,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Self> {
-        Self::connect_to(env, Transport::FunctionUrl, owner, None, last_event_id).await
+        Self::connect_to(
+            env,
+            Transport::FunctionUrl,
+            env.chain_id(),
+            owner,
+            None,
+            last_event_id,
+        )
+        .await
+    }
+
+    /// [`Self::connect`] to the stream of `owner` on chain `chain_id`.
+    pub async fn connect_on(
+        env: &'static Environment,
+        chain_id: u64,
+        owner: &str,
+        last_event_id: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        Self::connect_to(
+            env,
+            Transport::FunctionUrl,
+            chain_id,
+            owner,
+            None,
+            last_event_id,
+        )
+        .await
     }
 
     /// Connects through `transport`; fails unless the answer is `200 text/event-stream`.
@@ -403,7 +491,7 @@ impl SseClient {
         owner: &str,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Self> {
-        Self::connect_to(env, transport, owner, None, last_event_id).await
+        Self::connect_to(env, transport, env.chain_id(), owner, None, last_event_id).await
     }
 
     /// Connects with the resume position in the URL (`?lastEventId=`), as a browser's new
@@ -413,20 +501,30 @@ impl SseClient {
         owner: &str,
         query_id: &str,
     ) -> anyhow::Result<Self> {
-        Self::connect_to(env, Transport::FunctionUrl, owner, Some(query_id), None).await
+        Self::connect_to(
+            env,
+            Transport::FunctionUrl,
+            env.chain_id(),
+            owner,
+            Some(query_id),
+            None,
+        )
+        .await
     }
 
     async fn connect_to(
         env: &'static Environment,
         transport: Transport,
+        chain_id: u64,
         owner: &str,
         query_id: Option<&str>,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let body = Self::open(env, transport, owner, query_id, last_event_id).await?;
+        let body = Self::open(env, transport, chain_id, owner, query_id, last_event_id).await?;
         Ok(Self {
             env,
             transport,
+            chain_id,
             owner: owner.to_string(),
             body,
             buffer: String::new(),
@@ -442,13 +540,14 @@ impl SseClient {
     async fn open(
         env: &Environment,
         transport: Transport,
+        chain_id: u64,
         owner: &str,
         query_id: Option<&str>,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>> {
         let mut url = reqwest::Url::parse(&env.url_via(
             transport,
-            &format!("/sse/{}/balances/{owner}", env.chain_id()),
+            &format!("/sse/{chain_id}/balances/{owner}"),
         ))?;
         if let Some(id) = query_id {
             url.query_pairs_mut().append_pair("lastEventId", id);
@@ -515,6 +614,7 @@ impl SseClient {
                     self.body = Self::reopen(
                         self.env,
                         self.transport,
+                        self.chain_id,
                         &self.owner,
                         (query_id, last_id),
                         deadline,
@@ -535,6 +635,7 @@ impl SseClient {
     async fn reopen(
         env: &Environment,
         transport: Transport,
+        chain_id: u64,
         owner: &str,
         (query_id, last_id): (Option<String>, Option<String>),
         deadline: Instant,
@@ -543,6 +644,7 @@ impl SseClient {
             match Self::open(
                 env,
                 transport,
+                chain_id,
                 owner,
                 query_id.as_deref(),
                 last_id.as_deref(),

@@ -20,6 +20,9 @@ use crate::address::{lower, parse_address};
 const BATCH_WRITE: usize = 25;
 const UNREADABLE: &str = "U#";
 const SILENT: &str = "R#";
+/// A counter of the chain's recorded facts: a reader holding a copy of the facts reads this
+/// one small item to know whether its copy still holds.
+const VERSION_SK: &str = "VERSION";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct TokenFactRecord {
@@ -71,7 +74,37 @@ impl Table {
                 .collect::<Result<Vec<_>, StorageError>>()?;
             self.batch_write(requests).await?;
         }
+        if !tokens.is_empty() {
+            self.update(keys::token_facts_pk(chain_id), VERSION_SK)
+                .update_expression("ADD #version :one")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":one", super::n(1))
+                .send()
+                .await
+                .map_err(StorageError::from_sdk)?;
+        }
         Ok(())
+    }
+
+    /// How many times facts were recorded on the chain (0 before any).
+    pub async fn token_facts_version(&self, chain_id: u64) -> Result<u64, StorageError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(keys::token_facts_pk(chain_id)))
+            .key("sk", s(VERSION_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StorageError::from_sdk)?;
+        Ok(out
+            .item
+            .as_ref()
+            .and_then(|i| i.get("version"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     /// The tokens of the chain `fact` holds for now.

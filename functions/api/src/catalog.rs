@@ -16,9 +16,9 @@ use live_balances::storage::{CachedListHead, StorageError, Table, TokenFact};
 use live_balances::token::TokenMetadata;
 use tokio::time::Instant;
 
-/// How long the chain's unreadable tokens are taken as known (they change when a session
-/// adds a dead token, or a day after a token was found dead).
-const UNREADABLE_FRESH: Duration = Duration::from_secs(60);
+/// How long the chain's unreadable tokens are taken as known without asking whether facts
+/// were recorded since (a fact expires a day after it was found; new ones bump a counter).
+const UNREADABLE_FRESH: Duration = Duration::from_secs(600);
 /// How long a named token's cached metadata is taken as known.
 const METADATA_FRESH: Duration = Duration::from_secs(600);
 /// How long "no metadata cached yet" is believed: the poller caches a discovered token's soon.
@@ -58,7 +58,8 @@ impl ListVersion {
 #[derive(Debug, Default)]
 struct Cached {
     lists: HashMap<(u64, String, u64), Arc<ListVersion>>,
-    unreadable: HashMap<u64, (Instant, Arc<BTreeSet<Address>>)>,
+    /// Per chain: when read, at which facts version, the set.
+    unreadable: HashMap<u64, (Instant, u64, Arc<BTreeSet<Address>>)>,
     metadata: HashMap<(u64, Address), (Instant, Option<TokenMetadata>)>,
 }
 
@@ -133,17 +134,22 @@ impl Catalog {
         Ok(lists)
     }
 
-    /// Tokens whose reads fail on this chain for every holder.
+    /// Tokens whose reads fail on this chain for every holder. One small read tells whether
+    /// the copy held here is current (another container, or the poller, may have found one
+    /// since); the set itself is read again only then.
     pub async fn unreadable(
         &self,
         table: &Table,
         chain_id: u64,
     ) -> Result<Arc<BTreeSet<Address>>, StorageError> {
+        let version = table.token_facts_version(chain_id).await?;
         let known = self.with(|c| {
             c.unreadable
                 .get(&chain_id)
-                .filter(|(at, _)| at.elapsed() < UNREADABLE_FRESH)
-                .map(|(_, set)| set.clone())
+                .filter(|(at, at_version, _)| {
+                    *at_version == version && at.elapsed() < UNREADABLE_FRESH
+                })
+                .map(|(_, _, set)| set.clone())
         });
         if let Some(known) = known {
             return Ok(known);
@@ -153,20 +159,11 @@ impl Catalog {
                 .token_facts(chain_id, TokenFact::Unreadable, unix_now())
                 .await?,
         );
-        self.with(|c| c.unreadable.insert(chain_id, (Instant::now(), set.clone())));
-        Ok(set)
-    }
-
-    /// Adds tokens this process just found unreadable.
-    pub fn add_unreadable(&self, chain_id: u64, tokens: &[Address]) {
         self.with(|c| {
-            if let Some((at, set)) = c.unreadable.get(&chain_id) {
-                let mut grown = (**set).clone();
-                grown.extend(tokens.iter().copied());
-                let at = *at;
-                c.unreadable.insert(chain_id, (at, Arc::new(grown)));
-            }
+            c.unreadable
+                .insert(chain_id, (Instant::now(), version, set.clone()))
         });
+        Ok(set)
     }
 
     /// Metadata of tokens named by address, from the per-chain cache the api and the poller

@@ -10,7 +10,6 @@ use api::{ClientAddress, Deadline, State, handler};
 use bytes::Bytes;
 use lambda_http::request::RequestContext;
 use lambda_http::{Error, RequestExt, run_with_streaming_response, service_fn, tracing};
-use live_balances::config::Settings;
 
 /// Consecutive runtime failures tolerated before the process gives up and exits.
 const MAX_QUICK_FAILURES: u32 = 5;
@@ -60,8 +59,7 @@ fn to_router(req: lambda_http::Request) -> api::Request {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let settings = Settings::from_env()?;
-    let state = State::connect(settings).await?;
+    let state = State::start().await?;
     // When a client leaves mid-stream the runtime API may drop the response connection, and
     // the runtime then returns that error. One lost stream must not take the instance (and the
     // invocations queued on it) down, so the runtime loop is resumed; only repeated failures

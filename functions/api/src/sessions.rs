@@ -422,7 +422,6 @@ async fn unreadable_tokens(
                 unix_now() + 86_400,
             )
             .await?;
-        state.catalog.add_unreadable(chain_id, &unreadable);
     }
     Ok(unreadable.into_iter().collect())
 }

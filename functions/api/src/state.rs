@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use live_balances::chain::{BalanceReader, ChainError};
 use live_balances::config::Settings;
+use live_balances::secrets::{SettingsError, load_settings};
 use live_balances::storage::{Table, dynamodb_client};
 
 use thiserror::Error;
@@ -29,12 +30,21 @@ pub struct State {
 #[derive(Debug, Error)]
 pub enum StartError {
     #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
     Chain(#[from] ChainError),
     #[error("token-list HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
 }
 
 impl State {
+    /// Settings from the environment, with the chain endpoints from the chain secret when
+    /// one is configured (so no RPC URL sits in the function's configuration), then
+    /// [`Self::connect`].
+    pub async fn start() -> Result<Self, StartError> {
+        Self::connect(load_settings().await?).await
+    }
+
     pub async fn connect(settings: Settings) -> Result<Self, StartError> {
         let client = dynamodb_client(settings.dynamodb_endpoint.as_deref()).await;
         let table = Table::new(client, &settings.table_name);

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use api::State;
-use live_balances::config::Settings;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
@@ -26,9 +25,9 @@ async fn main() -> anyhow::Result<()> {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
-    let settings = Settings::from_env()?;
-    let server = settings.server.clone();
-    let state = Arc::new(State::connect(settings).await?.with_hub());
+    // The chain endpoints come from the chain secret, as in the Lambda shell.
+    let state = Arc::new(State::start().await?.with_hub());
+    let server = state.settings.server.clone();
     let listener = TcpListener::bind(server.addr)
         .await
         .with_context(|| format!("binding {}", server.addr))?;

@@ -1,7 +1,7 @@
-//! `make dev`: the whole system on this machine — DynamoDB Local, an anvil devnet with demo
-//! tokens and demo activity (or a real chain from the environment), the functions under
-//! `cargo lambda watch`, the api's long-lived server beside them, the stream pump and the
-//! poller. Ctrl-C stops everything it started.
+//! `make dev`: the whole system on this machine — DynamoDB Local, two anvil devnets (chains
+//! 31337 and 31338) with demo tokens and demo activity (or a real chain from the environment),
+//! the functions under `cargo lambda watch`, the api's long-lived server beside them, the
+//! stream pump and the poller, each serving every chain. Ctrl-C stops everything it started.
 
 use std::time::Duration;
 
@@ -37,6 +37,11 @@ async fn main() -> anyhow::Result<()> {
         },
     };
     let devnet = matches!(chain, ChainSource::Anvil { .. });
+    let second_anvil_port = if devnet {
+        Some(port("SECOND_ANVIL_PORT", 8546)?)
+    } else {
+        None
+    };
     let root = local_stack::tools::Tools::locate()?.root;
     let options = StackOptions {
         dynamodb_port: port("DYNAMODB_PORT", 8000)?,
@@ -48,21 +53,33 @@ async fn main() -> anyhow::Result<()> {
         lambda_concurrency: 16,
         functions_dynamodb_endpoint: None,
         extra_env: vec![],
+        second_anvil_port,
     };
     println!("Starting the local stack (first run compiles the functions; logs in .local/logs/) …");
     let stack = LocalStack::start(options).await?;
 
-    let mut tokens = vec![];
+    // (chain id, RPC URL, demo tokens) of every chain the stack serves.
+    let mut chains = vec![(stack.chain_id, stack.rpc_url.clone(), vec![])];
+    chains.extend(
+        stack
+            .second_chain
+            .iter()
+            .map(|c| (c.chain_id, c.rpc_url.clone(), vec![])),
+    );
     if devnet {
-        let (actor, demo_tokens) = seed_demo(&stack.rpc_url).await?;
-        tokens = demo_tokens.clone();
-        tokio::spawn(async move {
-            if let Err(error) = demo_activity(actor, demo_tokens, Duration::from_secs(4)).await {
-                tracing::error!(%error, "demo activity stopped");
-            }
-        });
+        for (chain, rpc_url, tokens) in &mut chains {
+            let (actor, demo_tokens) = seed_demo(rpc_url).await?;
+            tokens.clone_from(&demo_tokens);
+            let chain = *chain;
+            tokio::spawn(async move {
+                if let Err(error) = demo_activity(actor, demo_tokens, Duration::from_secs(4)).await
+                {
+                    tracing::error!(chain, %error, "demo activity stopped");
+                }
+            });
+        }
     }
-    print_banner(&stack, devnet, &tokens);
+    print_banner(&stack, devnet, &chains);
 
     let mut health = tokio::time::interval(Duration::from_secs(5));
     loop {
@@ -76,13 +93,53 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(stack: &LocalStack, devnet: bool, tokens: &[alloy::primitives::Address]) {
-    let chain = stack.chain_id;
+fn print_banner(
+    stack: &LocalStack,
+    devnet: bool,
+    chains: &[(u64, String, Vec<alloy::primitives::Address>)],
+) {
     let owner = if devnet {
         lower(&DEMO_WALLET)
     } else {
         "<your wallet address>".into()
     };
+    let rpcs: String = chains
+        .iter()
+        .map(|(chain, rpc, _)| {
+            format!(
+                "  chain {chain:<14}{}\n",
+                live_balances::config::redact_url(rpc)
+            )
+        })
+        .collect();
+    println!(
+        "\nlive-balances is running.\n\n  API (function URL)  {api}\n  API (server)        {server}\n  DynamoDB Local      {ddb}\n{rpcs}  logs                {logs}",
+        api = stack.api_url,
+        server = stack.server_url,
+        ddb = stack.dynamodb_url,
+        logs = stack.options.log_dir.display(),
+    );
+    for (chain, _, tokens) in chains {
+        print_chain(stack, devnet, *chain, &owner, tokens);
+    }
+    if chains.len() > 1 {
+        println!(
+            "Every chain is served by the same api (both transports) and poller: GET {}/health lists them all.\n",
+            stack.api_url
+        );
+    }
+    println!("Ctrl-C stops everything.");
+}
+
+/// The copy-paste commands for one chain.
+fn print_chain(
+    stack: &LocalStack,
+    devnet: bool,
+    chain: u64,
+    owner: &str,
+    tokens: &[alloy::primitives::Address],
+) {
+    println!("\n── chain {chain} ──\n");
     let token_list = if tokens.is_empty() {
         "\"<token address>\"".to_string()
     } else {
@@ -92,14 +149,6 @@ fn print_banner(stack: &LocalStack, devnet: bool, tokens: &[alloy::primitives::A
             .collect::<Vec<_>>()
             .join(",")
     };
-    println!(
-        "\nlive-balances is running.\n\n  API (function URL)  {api}\n  API (server)        {server}\n  DynamoDB Local      {ddb}\n  chain {chain} RPC      {rpc}\n  logs                {logs}\n",
-        api = stack.api_url,
-        server = stack.server_url,
-        ddb = stack.dynamodb_url,
-        rpc = live_balances::config::redact_url(&stack.rpc_url),
-        logs = stack.options.log_dir.display(),
-    );
     println!(
         "Create a session:\n\n  curl -s -X POST -H 'content-type: application/json' \\\n    -d '{{\"customTokens\":[{token_list}]}}' \\\n    {}/{chain}/sessions/{owner}\n",
         stack.api_url
@@ -118,5 +167,4 @@ fn print_banner(stack: &LocalStack, devnet: bool, tokens: &[alloy::primitives::A
         "Or watch it live in the browser (press Start), on either transport:\n\n  {}/demo{query}\n  {}/demo{query}\n",
         stack.api_url, stack.server_url
     );
-    println!("Ctrl-C stops everything.");
 }

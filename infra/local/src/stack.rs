@@ -48,6 +48,16 @@ pub struct StackOptions {
     pub functions_dynamodb_endpoint: Option<String>,
     /// Extra environment for the functions and the poller (intervals, limits).
     pub extra_env: Vec<(String, String)>,
+    /// A second anvil devnet on this port (chain [`SECOND_ANVIL_CHAIN_ID`], set up like the
+    /// first), served by the same poller and api; only beside [`ChainSource::Anvil`].
+    pub second_anvil_port: Option<u16>,
+}
+
+/// A chain of the stack besides its default one.
+#[derive(Debug, Clone)]
+pub struct LocalChain {
+    pub chain_id: u64,
+    pub rpc_url: String,
 }
 
 /// A running local stack. Dropping it stops every process it started.
@@ -57,6 +67,8 @@ pub struct LocalStack {
     pub options: StackOptions,
     pub chain_id: u64,
     pub rpc_url: String,
+    /// The second anvil devnet, when [`StackOptions::second_anvil_port`] asked for one.
+    pub second_chain: Option<LocalChain>,
     pub dynamodb_url: String,
     /// Base URL of the api function's function URL: `…/lambda-url/api`.
     pub api_url: String,
@@ -70,6 +82,8 @@ pub struct LocalStack {
 }
 
 const ANVIL_CHAIN_ID: u64 = 31337;
+/// The second devnet's chain id: anvil's default plus one.
+pub const SECOND_ANVIL_CHAIN_ID: u64 = 31338;
 
 /// Polls `check` until it succeeds or `deadline` passes, failing with `what` and the last error.
 pub async fn wait_for<F, Fut, T>(what: &str, deadline: Duration, mut check: F) -> anyhow::Result<T>
@@ -128,6 +142,22 @@ impl LocalStack {
             // The devnet serves token lists from this machine in demos and tests.
             env.insert("TOKEN_LIST_ALLOW_INSECURE".into(), "true".into());
         }
+        let second_chain = match (options.second_anvil_port, &options.chain) {
+            (None, _) => None,
+            (Some(port), ChainSource::Anvil { .. }) => {
+                let id = SECOND_ANVIL_CHAIN_ID;
+                env.insert(format!("RPC_URL_{id}"), format!("http://127.0.0.1:{port}"));
+                env.insert(format!("WS_URL_{id}"), format!("ws://127.0.0.1:{port}"));
+                env.insert(format!("WETH_{id}"), crate::devnet::DEVNET_WETH.to_string());
+                Some(LocalChain {
+                    chain_id: id,
+                    rpc_url: format!("http://127.0.0.1:{port}"),
+                })
+            }
+            (Some(_), ChainSource::External { .. }) => {
+                bail!("a second anvil devnet runs only beside the first, not beside a real chain")
+            }
+        };
         let poller_port = crate::process::free_port()?;
         env.insert(
             "POLLER_HTTP_ADDR".into(),
@@ -143,13 +173,22 @@ impl LocalStack {
             options,
             chain_id,
             rpc_url,
+            second_chain,
             dynamodb_url,
             env,
             services: Mutex::new(BTreeMap::new()),
         };
         stack.start_dynamodb().await?;
         if let ChainSource::Anvil { port, block_time } = stack.options.chain {
-            stack.start_anvil(port, block_time).await?;
+            stack
+                .start_anvil("anvil", ANVIL_CHAIN_ID, port, block_time)
+                .await?;
+            if let Some(port) = stack.options.second_anvil_port {
+                let name = format!("anvil-{SECOND_ANVIL_CHAIN_ID}");
+                stack
+                    .start_anvil(&name, SECOND_ANVIL_CHAIN_ID, port, block_time)
+                    .await?;
+            }
         }
         stack.start_functions().await?;
         stack.start_server().await?;
@@ -248,24 +287,36 @@ impl LocalStack {
         Ok(())
     }
 
-    async fn start_anvil(&self, port: u16, block_time: Option<u64>) -> anyhow::Result<()> {
+    /// Starts anvil as service `name` for `chain_id` on `port`, with Multicall3 and the
+    /// devnet WETH installed.
+    async fn start_anvil(
+        &self,
+        name: &str,
+        chain_id: u64,
+        port: u16,
+        block_time: Option<u64>,
+    ) -> anyhow::Result<()> {
         let mut anvil = Command::new(self.tools.anvil());
         anvil
             .args(["--host", "127.0.0.1", "--port"])
             .arg(port.to_string());
-        anvil.args(["--chain-id", &ANVIL_CHAIN_ID.to_string()]);
+        anvil.args(["--chain-id", &chain_id.to_string()]);
         if let Some(seconds) = block_time {
             anvil.args(["--block-time", &seconds.to_string()]);
         }
-        self.spawn("anvil", anvil)?;
-        let provider = ProviderBuilder::new().connect_http(self.rpc_url.parse()?);
-        wait_for("anvil", Duration::from_secs(30), || async {
-            self.check("anvil")?;
+        self.spawn(name, anvil)?;
+        let rpc_url = format!("http://127.0.0.1:{port}");
+        let provider = ProviderBuilder::new().connect_http(rpc_url.parse()?);
+        let answered = wait_for(name, Duration::from_secs(30), || async {
+            self.check(name)?;
             Ok(provider.get_chain_id().await?)
         })
         .await?;
-        install_multicall(&self.rpc_url, DEFAULT_MULTICALL).await?;
-        install_weth(&self.rpc_url).await
+        if answered != chain_id {
+            bail!("{name} answers chain id {answered}, expected {chain_id}");
+        }
+        install_multicall(&rpc_url, DEFAULT_MULTICALL).await?;
+        install_weth(&rpc_url).await
     }
 
     async fn start_functions(&self) -> anyhow::Result<()> {
