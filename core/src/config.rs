@@ -144,7 +144,31 @@ pub struct Settings {
     /// Live sessions one chain may hold: new sessions beyond it are refused, so a flood of
     /// random owners cannot grow the poller's work without bound.
     pub max_sessions_per_chain: u64,
+    /// Whether the fanout also appends to the per-chain change log the server tails (off in a
+    /// deployment without the server: nothing would read it).
+    pub chain_log_enabled: bool,
+    /// How often a server reads each chain's change log.
+    pub chain_log_interval: Duration,
+    /// How long a stream waits for a client to take an event before dropping it (the client
+    /// resumes with `Last-Event-ID`); nothing is buffered for it beyond a few events.
+    pub sse_slow_client: Duration,
+    pub server: ServerSettings,
     pub tracking: TrackingSettings,
+}
+
+/// The long-lived HTTP server's own settings: what the function URL does for the function.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub addr: std::net::SocketAddr,
+    /// Behind a load balancer that appends the client's address to `X-Forwarded-For`: rate
+    /// limits key on that last entry. Off, they key on the peer address.
+    pub trust_forwarded_for: bool,
+    /// Origins allowed by CORS (`*`: any), as the function URL's CORS configuration.
+    pub cors_allow_origins: Vec<String>,
+    /// Longest a request may take to be answered (an SSE stream: to start).
+    pub request_timeout: Duration,
+    /// After SIGTERM, how long open requests get to finish before the process exits.
+    pub drain_timeout: Duration,
 }
 
 /// How the poller finds native balance changes.
@@ -286,6 +310,24 @@ impl Settings {
                 get("MAX_SESSIONS_PER_CHAIN"),
                 20_000,
             )?,
+            chain_log_enabled: match get("CHAIN_LOG_ENABLED") {
+                None => true,
+                v => flag("CHAIN_LOG_ENABLED", v)?,
+            },
+            chain_log_interval: millis("CHAIN_LOG_INTERVAL_MS", 50)?.max(Duration::from_millis(1)),
+            sse_slow_client: millis("SSE_SLOW_CLIENT_MS", 10_000)?,
+            server: ServerSettings {
+                addr: match get("SERVER_ADDR") {
+                    None => std::net::SocketAddr::from(([0, 0, 0, 0], 8080)),
+                    Some(v) => v.parse().map_err(|_| {
+                        invalid("SERVER_ADDR", "expected host:port, e.g. 0.0.0.0:8080")
+                    })?,
+                },
+                trust_forwarded_for: flag("TRUST_X_FORWARDED_FOR", get("TRUST_X_FORWARDED_FOR"))?,
+                cors_allow_origins: origins(get("CORS_ALLOW_ORIGIN"))?,
+                request_timeout: secs("SERVER_REQUEST_TIMEOUT_SECS", 60)?,
+                drain_timeout: secs("SERVER_DRAIN_SECS", 20)?,
+            },
             tracking: TrackingSettings {
                 native_balances: match get("NATIVE_BALANCES").as_deref() {
                     None | Some("auto") => NativeBalances::Auto,
@@ -456,6 +498,38 @@ fn flag(name: &str, value: Option<String>) -> Result<bool, ConfigError> {
             format!("expected true or false, got {other:?}"),
         )),
     }
+}
+
+/// `CORS_ALLOW_ORIGIN`: `*`, or comma-separated origins (`scheme://host[:port]`, no path).
+fn origins(value: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(vec!["*".into()]);
+    };
+    let list: Vec<String> = value
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    for origin in &list {
+        let rest = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        let well_formed = origin == "*"
+            || rest.is_some_and(|r| !r.is_empty() && !r.contains(['/', '?', '#', ' ']));
+        if !well_formed {
+            return Err(invalid(
+                "CORS_ALLOW_ORIGIN",
+                format!("{origin:?} is not * or an origin such as https://app.example"),
+            ));
+        }
+    }
+    if list.len() > 1 && list.iter().any(|o| o == "*") {
+        return Err(invalid(
+            "CORS_ALLOW_ORIGIN",
+            "* cannot be combined with origins",
+        ));
+    }
+    Ok(list)
 }
 
 fn url(name: &str, value: &str, ws: bool) -> Result<String, ConfigError> {
@@ -802,6 +876,43 @@ mod tests {
             "{error}"
         );
         assert!(!error.to_string().contains("KEY"), "{error}");
+    }
+
+    #[test]
+    fn server_settings() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.server.cors_allow_origins, vec!["*".to_string()]);
+        assert!(!s.server.trust_forwarded_for);
+        assert!(s.chain_log_enabled);
+        assert_eq!(s.chain_log_interval, Duration::from_millis(50));
+        let s = settings(&[
+            (
+                "CORS_ALLOW_ORIGIN",
+                "https://app.example, http://localhost:3000/",
+            ),
+            ("TRUST_X_FORWARDED_FOR", "true"),
+            ("SERVER_ADDR", "127.0.0.1:9100"),
+            ("CHAIN_LOG_ENABLED", "false"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.server.cors_allow_origins,
+            vec![
+                "https://app.example".to_string(),
+                "http://localhost:3000".into()
+            ]
+        );
+        assert!(s.server.trust_forwarded_for && !s.chain_log_enabled);
+        assert_eq!(s.server.addr.port(), 9100);
+        for bad in [
+            "app.example",
+            "https://a.example/path",
+            "*,https://a.example",
+            "ftp://x",
+        ] {
+            assert!(settings(&[("CORS_ALLOW_ORIGIN", bad)]).is_err(), "{bad}");
+        }
+        assert!(settings(&[("SERVER_ADDR", "nowhere")]).is_err());
     }
 
     #[test]

@@ -59,6 +59,7 @@ impl Bench {
         let options = StackOptions {
             dynamodb_port,
             lambda_port: free_port()?,
+            server_port: free_port()?,
             chain: ChainSource::Anvil {
                 port: anvil_port,
                 block_time: None,
@@ -273,6 +274,30 @@ impl Bench {
             .await?;
         anyhow::ensure!(code.as_str().is_some_and(|c| c.len() > 2), "no token code");
         Ok(tokens)
+    }
+
+    /// Deletes the sessions of `owners`: the poller stops watching them.
+    pub async fn delete_sessions(&self, owners: &[Address]) -> anyhow::Result<()> {
+        use live_balances::storage::keys;
+        let table = self.env.stack.table().await;
+        for owner in owners {
+            table
+                .client()
+                .delete_item()
+                .table_name(table.name())
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(keys::session_pk(self.chain_id())),
+                )
+                .key(
+                    "sk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(keys::session_sk(owner)),
+                )
+                .send()
+                .await?;
+        }
+        table.bump_sessions_version(self.chain_id()).await?;
+        Ok(())
     }
 
     /// Writes sessions of `tokens` (custom tokens) straight into the table for the client and

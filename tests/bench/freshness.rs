@@ -1,4 +1,5 @@
-//! Freshness: a transfer mined on anvil → its `balance_update` at an SSE client over HTTP.
+//! Freshness: a transfer mined on anvil → its `balance_update` at an SSE client over HTTP,
+//! through either transport of the api.
 //!
 //! Automine is off while measuring, so the clock starts when `evm_mine` returns — the block
 //! exists from then on — rather than at the send. A random pause before each transfer spreads
@@ -7,7 +8,7 @@
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use e2e::{SseClient, fresh_owner};
+use e2e::{SseClient, Transport, fresh_owner};
 use live_balances::address::lower;
 use rand::Rng;
 use serde_json::{Value, json};
@@ -17,11 +18,19 @@ use crate::context::Bench;
 use crate::stats::summary_ms;
 
 /// Mined → received, in milliseconds, for `samples` transfers to one watched wallet.
-pub async fn measure(bench: &Bench, token: Address, samples: usize) -> anyhow::Result<Vec<f64>> {
+pub async fn measure(
+    bench: &Bench,
+    transport: Transport,
+    token: Address,
+    samples: usize,
+) -> anyhow::Result<Vec<f64>> {
     let owner = fresh_owner();
     let body = format!(r#"{{"customTokens":["{}"]}}"#, lower(&token));
-    bench.env.watch(&lower(&owner), &body).await?;
-    let mut sse = SseClient::connect(bench.env, &lower(&owner), None).await?;
+    bench
+        .env
+        .watch_via(transport, &lower(&owner), &body)
+        .await?;
+    let mut sse = SseClient::connect_via(bench.env, transport, &lower(&owner), None).await?;
     sse.wait_for("all_balances", |e| e.event == "all_balances")
         .await?;
     bench.automine(false).await?;
@@ -49,7 +58,7 @@ pub async fn measure(bench: &Bench, token: Address, samples: usize) -> anyhow::R
     result
 }
 
-/// The section of the report for one SSE feed interval.
+/// The section of the report for one SSE feed interval (the function URL).
 pub fn report(feed_interval_ms: u64, latencies: &[f64]) -> Value {
     let mut s = summary_ms(latencies);
     s["sse_feed_interval_ms"] = json!(feed_interval_ms);
@@ -58,5 +67,14 @@ pub fn report(feed_interval_ms: u64, latencies: &[f64]) -> Value {
         s["p50_ms"].as_f64().is_some_and(|v| v <= 250.0)
             && s["p99_ms"].as_f64().is_some_and(|v| v <= 1000.0)
     );
+    s
+}
+
+/// The section of the report for the server at default settings (its change-log interval).
+pub fn report_service(log_interval_ms: u64, latencies: &[f64]) -> Value {
+    let mut s = summary_ms(latencies);
+    s["chain_log_interval_ms"] = json!(log_interval_ms);
+    s["target"] = json!({"p50_ms": 100});
+    s["met"] = json!(s["p50_ms"].as_f64().is_some_and(|v| v <= 100.0));
     s
 }

@@ -12,6 +12,7 @@ mod clients;
 mod context;
 mod fanout;
 mod freshness;
+mod function_memory;
 mod item_size;
 mod listeners;
 mod machine;
@@ -19,8 +20,11 @@ mod procfs;
 mod proxy;
 mod rpc_cost;
 mod scale;
+mod service;
+mod service_cost;
 mod snapshot;
 mod stats;
+mod streams;
 mod summary;
 mod table_cost;
 mod tokens;
@@ -28,7 +32,7 @@ mod tokens;
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use e2e::fresh_owner;
+use e2e::{Transport, fresh_owner};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
@@ -39,7 +43,16 @@ const DEFAULT_FEED_MS: u64 = 200;
 /// The tighter setting measured beside it.
 const TIGHT_FEED_MS: u64 = 50;
 /// Every section's name, for `BENCH_ONLY`.
-const SECTIONS: [&str; 5] = ["freshness", "clients", "fanout", "snapshot", "scale"];
+const SECTIONS: [&str; 6] = [
+    "freshness",
+    "clients",
+    "fanout",
+    "service",
+    "snapshot",
+    "scale",
+];
+/// Default change-log interval of the server (`CHAIN_LOG_INTERVAL_MS`, core/src/config.rs).
+const DEFAULT_LOG_MS: u64 = 50;
 
 struct Plan {
     only: Option<Vec<String>>,
@@ -95,7 +108,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
         let token = tight.deploy_tokens(1).await?[0];
-        let latencies = freshness::measure(&tight, token, freshness_samples).await?;
+        let latencies =
+            freshness::measure(&tight, Transport::FunctionUrl, token, freshness_samples).await?;
         sections.insert(
             "freshness_tight".into(),
             freshness::report(TIGHT_FEED_MS, &latencies),
@@ -104,19 +118,29 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("bench: freshness at {TIGHT_FEED_MS} ms done");
     }
 
-    if ["freshness", "clients", "fanout", "snapshot"]
+    if ["freshness", "clients", "fanout", "service", "snapshot"]
         .iter()
         .any(|s| plan.wants(s))
     {
         let bench = Bench::start("default", vec![]).await?;
         let tokens = bench.deploy_tokens(100).await?;
         if plan.wants("freshness") {
-            let latencies = freshness::measure(&bench, tokens[0], freshness_samples).await?;
+            let latencies =
+                freshness::measure(&bench, Transport::FunctionUrl, tokens[0], freshness_samples)
+                    .await?;
             sections.insert(
                 "freshness_default".into(),
                 freshness::report(DEFAULT_FEED_MS, &latencies),
             );
             eprintln!("bench: freshness at {DEFAULT_FEED_MS} ms done");
+            let latencies =
+                freshness::measure(&bench, Transport::Server, tokens[0], freshness_samples)
+                    .await?;
+            sections.insert(
+                "freshness_service".into(),
+                freshness::report_service(DEFAULT_LOG_MS, &latencies),
+            );
+            eprintln!("bench: freshness through the server done");
         }
         if plan.wants("clients") || plan.wants("fanout") {
             let owners = watched_owners(&bench, &tokens, 100).await?;
@@ -140,6 +164,18 @@ async fn main() -> anyhow::Result<()> {
                 drained(&bench).await;
             }
         }
+        if plan.wants("service") {
+            let sizes = service::Sizes {
+                wallets: 1_000,
+                streams: vec![100, 1_000, 10_000],
+                quiet: Duration::from_secs(plan.scale(20, 60) as u64),
+            };
+            let result = service::run(&bench, &tokens[..2], &sizes).await?;
+            sections.insert("service_cost".into(), service_cost::report(&result));
+            sections.insert("service".into(), result);
+            eprintln!("bench: service done");
+            drained(&bench).await;
+        }
         if plan.wants("snapshot") {
             let list = bench
                 .token_list("five-thousand", &tokens, snapshot::LIST_TOKENS)
@@ -147,6 +183,9 @@ async fn main() -> anyhow::Result<()> {
             let runs = plan.scale(5, 15);
             let (result, _) = snapshot::run(&bench, &list, runs).await?;
             sections.insert("initial_snapshot".into(), result);
+            // The api function's memory peak so far: every route ran, the 5,000-token sessions
+            // (the largest token list and snapshot) just now.
+            sections.insert("api_function_memory".into(), function_memory::report());
             eprintln!("bench: snapshot done");
         }
         bench.stop();

@@ -5,10 +5,10 @@ use anyhow::Context;
 /// Linux reports `utime`/`stime` in USER_HZ ticks, 100 per second on every common platform.
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// The pid of this process's child named `name` (the stack spawns the poller directly).
-pub fn child_pid(name: &str) -> anyhow::Result<u32> {
-    let me = std::process::id();
-    for entry in std::fs::read_dir("/proc")?.flatten() {
+/// Every process as (pid, comm, parent pid), read from `/proc`.
+fn processes() -> Vec<(u32, String, u32)> {
+    let mut found = vec![];
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry
             .file_name()
             .to_str()
@@ -20,12 +20,45 @@ pub fn child_pid(name: &str) -> anyhow::Result<u32> {
             continue;
         };
         let (comm, rest) = split_stat(&stat);
-        let ppid = rest.get(1).and_then(|p| p.parse::<u32>().ok());
-        if comm == name && ppid == Some(me) {
-            return Ok(pid);
+        if let Some(ppid) = rest.get(1).and_then(|p| p.parse::<u32>().ok()) {
+            found.push((pid, comm.to_string(), ppid));
         }
     }
-    anyhow::bail!("no child process named {name}")
+    found
+}
+
+/// The pid of this process's child named `name` (the stack spawns the poller directly).
+pub fn child_pid(name: &str) -> anyhow::Result<u32> {
+    let me = std::process::id();
+    processes()
+        .into_iter()
+        .find(|(_, comm, ppid)| comm == name && *ppid == me)
+        .map(|(pid, _, _)| pid)
+        .ok_or_else(|| anyhow::anyhow!("no child process named {name}"))
+}
+
+/// Every process named `name` anywhere below this one (`cargo lambda watch` runs the function
+/// binaries as its own children).
+pub fn descendants_named(name: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let all = processes();
+    let parents: std::collections::HashMap<u32, u32> =
+        all.iter().map(|(pid, _, ppid)| (*pid, *ppid)).collect();
+    let below_me = |pid: u32| {
+        let mut at = pid;
+        for _ in 0..64 {
+            match parents.get(&at) {
+                Some(&parent) if parent == me => return true,
+                Some(&parent) if parent > 1 => at = parent,
+                _ => return false,
+            }
+        }
+        false
+    };
+    all.iter()
+        .filter(|(pid, comm, _)| comm == name && below_me(*pid))
+        .map(|(pid, _, _)| *pid)
+        .collect()
 }
 
 /// `(comm, fields after comm)`: comm is in parentheses and may itself contain spaces.

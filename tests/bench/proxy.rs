@@ -319,10 +319,17 @@ fn dynamo_request(target: Option<&str>, body: &Bytes) -> (Bytes, String) {
 }
 
 fn item_kind(request: &Value) -> Option<String> {
+    // A batch is named by its first item.
+    let batched = request["RequestItems"]
+        .as_object()
+        .and_then(|tables| tables.values().next())
+        .and_then(|items| items.get(0))
+        .and_then(|item| item["PutRequest"]["Item"]["pk"]["S"].as_str());
     let pk = request["Key"]["pk"]["S"]
         .as_str()
         .or(request["Item"]["pk"]["S"].as_str())
-        .or(request["ExpressionAttributeValues"][":pk"]["S"].as_str())?;
+        .or(request["ExpressionAttributeValues"][":pk"]["S"].as_str())
+        .or(batched)?;
     Some(
         match pk.get(..2) {
             Some("S#") => "session",
@@ -334,6 +341,7 @@ fn item_kind(request: &Value) -> Option<String> {
             Some("K#") => "token-facts",
             Some("V#") => "sessions-signal",
             Some("R#") => "rate-limit",
+            Some("G#") => "change log",
             _ => "other",
         }
         .into(),

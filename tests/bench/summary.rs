@@ -33,6 +33,13 @@ pub fn render(s: &Map<String, Value>) -> String {
             ));
         }
     }
+    let fs = get(s, &["freshness_service"]);
+    if !fs.is_null() {
+        lines.push(format!(
+            "  freshness (server, change log {} ms, n={}): p50 {} ms, p90 {} ms, p99 {} ms  [p50<=100: {}]",
+            fs["chain_log_interval_ms"], fs["n"], fs["p50_ms"], fs["p90_ms"], fs["p99_ms"], met(&fs["met"])
+        ));
+    }
     let c = get(s, &["clients_and_baseline"]);
     if !c.is_null() {
         lines.push(format!(
@@ -73,6 +80,44 @@ pub fn render(s: &Map<String, Value>) -> String {
             f["latency_mined_to_received"]["p50_ms"],
             f["latency_mined_to_received"]["p99_ms"],
             f["table_read_units_per_connection_minute"],
+        ));
+    }
+    let sv = get(s, &["service"]);
+    if let Some(tiers) = sv["tiers"].as_array() {
+        let idle: Vec<String> = tiers
+            .iter()
+            .map(|t| format!("{} at {}", t["idle_per_minute"]["read_units"], t["streams"]))
+            .collect();
+        lines.push(format!(
+            "  server: read units a minute while idle {} streams; burst to {} streams of {} wallets: {}/{} delivered, p50 {} ms, p99 {} ms, peak RSS {} MiB  [10,000 streams, 100%, <=500 MB: {}]",
+            idle.join(" / "),
+            sv["burst"]["streams"],
+            sv["wallets"],
+            sv["burst"]["delivered"],
+            sv["burst"]["streams"],
+            sv["burst"]["latency_mined_to_received"]["p50_ms"],
+            sv["burst"]["latency_mined_to_received"]["p99_ms"],
+            sv["burst"]["rss_peak_mib"],
+            met(&sv["met"]),
+        ));
+    }
+    let sc = get(s, &["service_cost"]);
+    if !sc.is_null() {
+        lines.push(format!(
+            "  service cost per 1,000 connected wallets: ${:.3}/h  [<=0.15: {}]",
+            sc["usd_per_hour_per_1000_connected_wallets"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            met(&sc["met"]),
+        ));
+    }
+    let m = get(s, &["api_function_memory"]);
+    if !m.is_null() {
+        lines.push(format!(
+            "  api function peak RSS {} MiB, MemorySize {} MB  [>=1.5x: {}]",
+            m["peak_rss_mib"],
+            m["memory_size_mb"],
+            met(&m["met"])
         ));
     }
     let scale = get(s, &["scale"]);

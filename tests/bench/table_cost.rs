@@ -15,8 +15,9 @@ pub const STREAM_READS_PER_100K: f64 = 0.02;
 pub const LAMBDA_GB_SECOND: f64 = 0.000_013_333_4;
 pub const LAMBDA_PER_MILLION_REQUESTS: f64 = 0.20;
 pub const FARGATE_POLLER_PER_HOUR: f64 = 0.01;
-/// template.yaml: every function has 256 MB; SSE streams end after 840 s and reconnect.
-const LAMBDA_GB: f64 = 0.25;
+/// template.yaml: the api function has 128 MB (sized from its measured peak); SSE streams end
+/// after 840 s and reconnect.
+const LAMBDA_GB: f64 = crate::function_memory::API_FUNCTION_MB / 1024.0;
 const SSE_MAX_SECS: f64 = 840.0;
 /// Blocks an hour on Ethereum mainnet (12 s).
 const MAINNET_BLOCKS_PER_HOUR: f64 = 300.0;
@@ -134,7 +135,7 @@ pub fn report(tiers: &[Tier], fanout: &Value) -> Value {
         "arithmetic": [
             "per wallet-hour idle = (units per idle 12 s block x 300 + units per full session reload x 60) / wallets",
             "per-transfer units = (busy-block units - idle-block units) / wallets touched per busy block + the feed entry's units",
-            "connected wallet-hour = SSE table reads (read units/connection-minute x 60 x $0.25/M) + Lambda (3600 s x 0.25 GB x $0.0000133334 + 3600/840 invocations x $0.20/M)",
+            "connected wallet-hour = SSE table reads (read units/connection-minute x 60 x $0.25/M) + Lambda (3600 s x 0.125 GB x $0.0000133334 + 3600/840 invocations x $0.20/M)",
             "idle (no wallets) = Fargate poller $0.01/h + the per-block units (sessions signal read, cursor write) x 300 blocks/h",
             "stream reads: free when Lambda's event source mapping reads them (AWS pricing); $0.02/100k otherwise",
         ],

@@ -1,6 +1,6 @@
-//! End-to-end tests that disturb the chain or the poller — reorgs, killed or doubled pollers,
-//! RPC outages, a poisoned stream, counting the poller's RPC requests — on a stack of their
-//! own, one test at a time.
+//! End-to-end tests that disturb the chain, the poller or the api server — reorgs, killed or
+//! doubled pollers, RPC outages, a poisoned stream, a killed or drained server, counting the
+//! poller's RPC requests — on a stack of their own, one test at a time.
 
 mod capacity;
 mod dynamodb;
@@ -13,6 +13,7 @@ mod reorg;
 mod restart;
 mod rpc_cost;
 mod scale;
+mod server_restart;
 mod sse_clients;
 mod test_poller;
 mod two_pollers;
@@ -21,7 +22,7 @@ use std::sync::LazyLock;
 
 use alloy::primitives::Address;
 use e2e::follow::Trail;
-use e2e::{Environment, SseClient};
+use e2e::{Environment, SseClient, Transport};
 use live_balances::address::lower;
 
 /// Held by each test for its whole run: these tests must not overlap.
@@ -75,7 +76,17 @@ pub async fn open_client(
     token: Address,
     owner: Address,
 ) -> anyhow::Result<(SseClient, Trail)> {
-    let mut sse = SseClient::connect(env, &lower(&owner), None).await?;
+    open_client_via(env, Transport::FunctionUrl, token, owner).await
+}
+
+/// [`open_client`] through `transport`.
+pub async fn open_client_via(
+    env: &'static Environment,
+    transport: Transport,
+    token: Address,
+    owner: Address,
+) -> anyhow::Result<(SseClient, Trail)> {
+    let mut sse = SseClient::connect_via(env, transport, &lower(&owner), None).await?;
     let snapshot = sse
         .wait_for("all_balances", |e| e.event == "all_balances")
         .await?;

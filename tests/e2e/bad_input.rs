@@ -1,7 +1,7 @@
-//! Bad input to the two routes: a 4xx with a JSON `{"code","message"}` body, and nothing
-//! stored.
+//! Bad input to the two routes, through both transports: a 4xx with a JSON
+//! `{"code","message"}` body, and nothing stored.
 
-use e2e::{Environment, fresh_owner};
+use e2e::{Environment, Transport, fresh_owner};
 use live_balances::address::lower;
 
 struct Case {
@@ -152,8 +152,8 @@ async fn bad_session_requests_get_a_json_4xx_and_store_nothing() -> anyhow::Resu
             "body_too_large",
         ),
     ];
-    for c in &cases {
-        let url = env.url(&format!("/{}/sessions/{}", c.chain, c.owner));
+    for (c, transport) in cases.iter().flat_map(|c| Transport::BOTH.map(|t| (c, t))) {
+        let url = env.url_via(transport, &format!("/{}/sessions/{}", c.chain, c.owner));
         let (status, body) = env
             .json_request(|| {
                 env.http
@@ -162,11 +162,11 @@ async fn bad_session_requests_get_a_json_4xx_and_store_nothing() -> anyhow::Resu
                     .body(c.body.clone())
             })
             .await?;
-        assert_eq!(status, c.status, "{}: {body}", c.name);
-        assert_eq!(body["code"], c.code, "{}: {body}", c.name);
+        assert_eq!(status, c.status, "{} ({transport:?}): {body}", c.name);
+        assert_eq!(body["code"], c.code, "{} ({transport:?}): {body}", c.name);
         assert!(
             body["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "{}: {body}",
+            "{} ({transport:?}): {body}",
             c.name
         );
     }
@@ -213,8 +213,11 @@ async fn bad_stream_requests_get_a_json_4xx() -> anyhow::Result<()> {
         ),
         ("unknown route", "/nope".to_string(), None, 404, "not_found"),
     ];
-    for (name, path, last_id, want_status, want_code) in cases {
-        let url = env.url(&path);
+    for ((name, path, last_id, want_status, want_code), transport) in cases
+        .into_iter()
+        .flat_map(|c| Transport::BOTH.map(|t| (c.clone(), t)))
+    {
+        let url = env.url_via(transport, &path);
         let (status, body) = env
             .json_request(|| {
                 let request = env.http.get(&url);
@@ -224,8 +227,8 @@ async fn bad_stream_requests_get_a_json_4xx() -> anyhow::Result<()> {
                 }
             })
             .await?;
-        assert_eq!(status, want_status, "{name}: {body}");
-        assert_eq!(body["code"], want_code, "{name}: {body}");
+        assert_eq!(status, want_status, "{name} ({transport:?}): {body}");
+        assert_eq!(body["code"], want_code, "{name} ({transport:?}): {body}");
     }
     Ok(())
 }

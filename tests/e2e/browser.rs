@@ -1,5 +1,5 @@
-//! The demo page in a real headless Chromium: served by the api function through the local
-//! function URL, it starts a session, shows live amounts with decimals applied, follows a
+//! The demo page in a real headless Chromium, unchanged on both transports — served by the
+//! api function through the local function URL, and by the api server: it starts a session, shows live amounts with decimals applied, follows a
 //! transfer on anvil, and shows a token symbol made of markup as text. Three tabs of it share
 //! one stream (counted by a proxy in front of the api), and when the tab holding it closes,
 //! another takes it over without missing a change.
@@ -8,7 +8,7 @@ use alloy::primitives::{Address, U256};
 use anyhow::Context;
 use e2e::browser::Browser;
 use e2e::stream_proxy::StreamCountingProxy;
-use e2e::{DEADLINE, Environment, SseClient};
+use e2e::{DEADLINE, Environment, SseClient, Transport};
 use fantoccini::Locator;
 use futures::FutureExt;
 use live_balances::address::lower;
@@ -103,29 +103,43 @@ async fn wait_page(
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_page_shows_live_amounts_and_markup_as_text() -> anyhow::Result<()> {
     let env = Environment::get();
-    // The page at the function URL's root and at /demo, and the files it loads relatively.
-    for (path, content_type) in [
+    // The page at the root and at /demo, and the files it loads relatively, on both.
+    let pages = [
         ("/", "text/html; charset=utf-8"),
         ("/demo", "text/html; charset=utf-8"),
         ("/demo.js", "text/javascript; charset=utf-8"),
         ("/demo.css", "text/css; charset=utf-8"),
-    ] {
-        let response = env.http.get(env.url(path)).send().await?;
-        assert_eq!(response.status(), 200, "{path}");
-        assert_eq!(response.headers()["content-type"], content_type, "{path}");
-        let csp = response.headers()["content-security-policy"].to_str()?;
-        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+    ];
+    for transport in Transport::BOTH {
+        for (path, content_type) in pages {
+            let response = env.http.get(env.url_via(transport, path)).send().await?;
+            assert_eq!(response.status(), 200, "{path} ({transport:?})");
+            assert_eq!(response.headers()["content-type"], content_type, "{path}");
+            let csp = response.headers()["content-security-policy"].to_str()?;
+            assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        }
     }
 
     let browser = Browser::start(&env.stack.options.log_dir, 1000, 820).await?;
     // Whatever happens, end the session so its Chromium does not outlive the test.
-    let outcome = std::panic::AssertUnwindSafe(drive(env, &browser))
-        .catch_unwind()
-        .await;
+    let outcome = std::panic::AssertUnwindSafe(async {
+        for transport in Transport::BOTH {
+            drive(env, &browser, transport)
+                .await
+                .with_context(|| format!("through {transport:?}"))?;
+        }
+        anyhow::Ok(())
+    })
+    .catch_unwind()
+    .await;
     browser.finish(outcome).await
 }
 
-async fn drive(env: &'static Environment, browser: &Browser) -> anyhow::Result<()> {
+async fn drive(
+    env: &'static Environment,
+    browser: &Browser,
+    transport: Transport,
+) -> anyhow::Result<()> {
     // The watched wallet has a key (and 1,000 ETH), so it can approve.
     let wallet = Wallet::fresh(&env.stack.rpc_url).await?;
     let owner = wallet.address;
@@ -142,7 +156,7 @@ async fn drive(env: &'static Environment, browser: &Browser) -> anyhow::Result<(
 
     let url = format!(
         "{}?chain={}&owner={}&tokens={},{}",
-        env.url("/demo"),
+        env.url_via(transport, "/demo"),
         env.chain_id(),
         lower(&owner),
         lower(&usd),
@@ -211,8 +225,9 @@ async fn drive(env: &'static Environment, browser: &Browser) -> anyhow::Result<(
     );
 
     let png = browser.client.screenshot().await?;
-    std::fs::write(env.stack.options.log_dir.join("demo.png"), &png)?;
-    if let Some(path) = std::env::var_os("DEMO_SCREENSHOT") {
+    let name = format!("demo-{transport:?}.png").to_lowercase();
+    std::fs::write(env.stack.options.log_dir.join(name), &png)?;
+    if let (Some(path), Transport::FunctionUrl) = (std::env::var_os("DEMO_SCREENSHOT"), transport) {
         std::fs::write(&path, &png).with_context(|| format!("writing {path:?}"))?;
     }
 

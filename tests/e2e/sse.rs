@@ -1,17 +1,39 @@
-//! SSE that never loses an update: bursts, the stream's own end, resume, resync, several
-//! clients, session expiry.
+//! SSE that never loses an update, on both transports of the same api — the function URL and
+//! the long-lived server: the snapshot then updates, bursts, the stream's own end, resume with
+//! `Last-Event-ID`, resync, several clients, session expiry, no stream without a session.
+//! Every test runs twice, as `<name>::function_url` and `<name>::server`.
 
 use std::time::Duration;
 
 use alloy::primitives::U256;
-use e2e::{Environment, SSE_MAX_SECS, SseClient, fresh_owner};
+use e2e::{Environment, SSE_MAX_SECS, SseClient, Transport, fresh_owner};
 use live_balances::address::lower;
 use tokio::time::Instant;
 
-/// A fresh owner with a session over a fresh token it holds `start` of; returns the actor
-/// that can send it more, the token and the owner.
+/// Runs `$body(transport)` once per transport, as `$name::function_url` and `$name::server`.
+macro_rules! on_both_transports {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn function_url() -> anyhow::Result<()> {
+                $body(Transport::FunctionUrl).await
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn server() -> anyhow::Result<()> {
+                $body(Transport::Server).await
+            }
+        }
+    };
+}
+
+/// A fresh owner with a session (created through `transport`) over a fresh token it holds
+/// `start` of; returns the actor that can send it more, the token and the owner.
 async fn watched_owner(
     env: &Environment,
+    transport: Transport,
     start: u64,
 ) -> anyhow::Result<(local_stack::devnet::Wallet, String, String)> {
     let owner = fresh_owner();
@@ -20,15 +42,41 @@ async fn watched_owner(
         actor.transfer(token, owner, U256::from(start)).await?;
     }
     let body = format!(r#"{{"customTokens":["{}"]}}"#, lower(&token));
-    env.watch(&lower(&owner), &body).await?;
+    env.watch_via(transport, &lower(&owner), &body).await?;
     Ok((actor, lower(&token), lower(&owner)))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn burst_of_updates_arrives_complete_and_in_order() -> anyhow::Result<()> {
+on_both_transports!(snapshot_then_updates, snapshot_then_updates_test);
+async fn snapshot_then_updates_test(transport: Transport) -> anyhow::Result<()> {
     let env = Environment::get();
-    let (actor, token, owner) = watched_owner(env, 0).await?;
-    let mut sse = SseClient::connect(env, &owner, None).await?;
+    let (actor, token, owner) = watched_owner(env, transport, 100).await?;
+    let mut sse = SseClient::connect_via(env, transport, &owner, None).await?;
+    let snapshot = sse.wait_for("all_balances", |e| e.event != "ping").await?;
+    assert_eq!(snapshot.event, "all_balances", "{snapshot:?}");
+    assert_eq!(snapshot.data["balances"][&token], "100");
+    assert!(
+        snapshot.id.is_some(),
+        "all_balances carries its feed position"
+    );
+    assert!(sse.retry_ms.is_some(), "a retry: hint comes first");
+    actor
+        .transfer(token.parse()?, owner.parse()?, U256::from(1))
+        .await?;
+    let update = sse
+        .wait_for("balance_update", |e| e.event == "balance_update")
+        .await?;
+    assert_eq!(update.data["address"], token.as_str());
+    assert_eq!(update.data["previousBalance"], "100");
+    assert_eq!(update.data["balance"], "101");
+    assert!(update.id > snapshot.id, "{update:?} after {snapshot:?}");
+    Ok(())
+}
+
+on_both_transports!(burst_of_updates_arrives_complete_and_in_order, burst_test);
+async fn burst_test(transport: Transport) -> anyhow::Result<()> {
+    let env = Environment::get();
+    let (actor, token, owner) = watched_owner(env, transport, 0).await?;
+    let mut sse = SseClient::connect_via(env, transport, &owner, None).await?;
     sse.wait_for("all_balances", |e| e.event == "all_balances")
         .await?;
     let token_address = token.parse()?;
@@ -45,14 +93,16 @@ async fn burst_of_updates_arrives_complete_and_in_order() -> anyhow::Result<()> 
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn stream_ends_at_its_maximum_duration_and_the_reconnect_loses_nothing() -> anyhow::Result<()>
-{
+on_both_transports!(
+    stream_ends_at_its_maximum_duration_and_the_reconnect_loses_nothing,
+    stream_end_test
+);
+async fn stream_end_test(transport: Transport) -> anyhow::Result<()> {
     let env = Environment::get();
-    let (actor, token, owner) = watched_owner(env, 100).await?;
+    let (actor, token, owner) = watched_owner(env, transport, 100).await?;
     let (token_address, owner_address) = (token.parse()?, owner.parse()?);
     let opened = Instant::now();
-    let mut sse = SseClient::connect(env, &owner, None).await?;
+    let mut sse = SseClient::connect_via(env, transport, &owner, None).await?;
     actor
         .transfer(token_address, owner_address, U256::from(1))
         .await?;
@@ -88,12 +138,59 @@ async fn stream_ends_at_its_maximum_duration_and_the_reconnect_loses_nothing() -
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn expired_position_resyncs_with_a_fresh_snapshot() -> anyhow::Result<()> {
+on_both_transports!(
+    a_new_connection_with_last_event_id_replays_exactly_what_was_missed,
+    resume_test
+);
+async fn resume_test(transport: Transport) -> anyhow::Result<()> {
     let env = Environment::get();
-    let (_actor, token, owner) = watched_owner(env, 42).await?;
+    let (actor, token, owner) = watched_owner(env, transport, 0).await?;
+    let (token_address, owner_address) = (token.parse()?, owner.parse()?);
+    let mut first = SseClient::connect_via(env, transport, &owner, None).await?;
+    first
+        .wait_for("all_balances", |e| e.event == "all_balances")
+        .await?;
+    actor
+        .transfer(token_address, owner_address, U256::from(5))
+        .await?;
+    first.follow_balance(&token, "0", "5").await?;
+    let last_id = first.last_id.clone().expect("an id after an update");
+    drop(first);
+
+    // Missed while disconnected.
+    for amount in [6u64, 7] {
+        actor
+            .transfer(token_address, owner_address, U256::from(amount))
+            .await?;
+    }
+    let mut resumed = SseClient::connect_via(env, transport, &owner, Some(&last_id)).await?;
+    let next = resumed
+        .wait_for("the first missed update", |e| e.event != "ping")
+        .await?;
+    assert_eq!(
+        next.event, "balance_update",
+        "no snapshot on a resume: {next:?}"
+    );
+    assert_eq!(next.data["previousBalance"], "5", "{next:?}");
+    resumed.last_id = Some(last_id);
+    let mut current = next.data["balance"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if current != "18" {
+        resumed.follow_balance(&token, &current, "18").await?;
+        current = "18".into();
+    }
+    assert_eq!(current, "18");
+    Ok(())
+}
+
+on_both_transports!(expired_position_resyncs_with_a_fresh_snapshot, resync_test);
+async fn resync_test(transport: Transport) -> anyhow::Result<()> {
+    let env = Environment::get();
+    let (_actor, token, owner) = watched_owner(env, transport, 42).await?;
     // A well-formed position that is not (or no longer) in this wallet's feed.
-    let mut sse = SseClient::connect(env, &owner, Some("1")).await?;
+    let mut sse = SseClient::connect_via(env, transport, &owner, Some("1")).await?;
     let first = sse.wait_for("resync", |e| e.event != "ping").await?;
     assert_eq!(first.event, "resync", "{first:?}");
     assert_eq!(first.data["code"], "position_expired");
@@ -103,12 +200,15 @@ async fn expired_position_resyncs_with_a_fresh_snapshot() -> anyhow::Result<()> 
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn two_clients_of_one_wallet_both_get_everything() -> anyhow::Result<()> {
+on_both_transports!(
+    two_clients_of_one_wallet_both_get_everything,
+    two_clients_test
+);
+async fn two_clients_test(transport: Transport) -> anyhow::Result<()> {
     let env = Environment::get();
-    let (actor, token, owner) = watched_owner(env, 0).await?;
-    let mut a = SseClient::connect(env, &owner, None).await?;
-    let mut b = SseClient::connect(env, &owner, None).await?;
+    let (actor, token, owner) = watched_owner(env, transport, 0).await?;
+    let mut a = SseClient::connect_via(env, transport, &owner, None).await?;
+    let mut b = SseClient::connect_via(env, transport, &owner, None).await?;
     a.wait_for("all_balances a", |e| e.event == "all_balances")
         .await?;
     b.wait_for("all_balances b", |e| e.event == "all_balances")
@@ -124,14 +224,34 @@ async fn two_clients_of_one_wallet_both_get_everything() -> anyhow::Result<()> {
     );
     ra?;
     rb?;
+    // One joining later starts from its own snapshot and follows on.
+    let mut c = SseClient::connect_via(env, transport, &owner, None).await?;
+    let snapshot = c
+        .wait_for("all_balances c", |e| e.event == "all_balances")
+        .await?;
+    assert_eq!(snapshot.data["balances"][&token], "12");
+    actor
+        .transfer(token.parse()?, owner.parse()?, U256::from(1))
+        .await?;
+    let (ra, rb, rc) = tokio::join!(
+        a.follow_balance(&token, "12", "13"),
+        b.follow_balance(&token, "12", "13"),
+        c.follow_balance(&token, "12", "13")
+    );
+    ra?;
+    rb?;
+    rc?;
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn stream_of_an_expired_session_ends_with_an_error_event() -> anyhow::Result<()> {
+on_both_transports!(
+    stream_of_an_expired_session_ends_with_an_error_event,
+    session_expiry_test
+);
+async fn session_expiry_test(transport: Transport) -> anyhow::Result<()> {
     let env = Environment::get();
-    let (_actor, _token, owner) = watched_owner(env, 0).await?;
-    let mut sse = SseClient::connect(env, &owner, None).await?;
+    let (_actor, _token, owner) = watched_owner(env, transport, 0).await?;
+    let mut sse = SseClient::connect_via(env, transport, &owner, None).await?;
     sse.wait_for("all_balances", |e| e.event == "all_balances")
         .await?;
 
@@ -177,5 +297,23 @@ async fn stream_of_an_expired_session_ends_with_an_error_event() -> anyhow::Resu
         rest.iter().all(|e| e.event == "ping"),
         "nothing after the error but the end: {rest:?}"
     );
+    Ok(())
+}
+
+on_both_transports!(no_stream_without_a_session, no_session_test);
+async fn no_session_test(transport: Transport) -> anyhow::Result<()> {
+    let env = Environment::get();
+    let url = env.url_via(
+        transport,
+        &format!("/sse/{}/balances/{}", env.chain_id(), lower(&fresh_owner())),
+    );
+    let (status, body) = env.json_request(|| env.http.get(&url)).await?;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["code"], "session_not_found");
+    let (status, body) = env
+        .json_request(|| env.http.get(&url).header("last-event-id", "not-a-position"))
+        .await?;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "invalid_last_event_id");
     Ok(())
 }

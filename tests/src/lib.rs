@@ -1,7 +1,9 @@
 //! End-to-end test harness: one real local stack per test run (DynamoDB Local, two anvil
-//! chains, `cargo lambda watch`, the pump, the poller), shared by every test; tests isolate
-//! themselves with fresh wallets and freshly deployed tokens. Tests use the default chain
-//! (31337) unless they name the second one ([`Environment::second_chain_id`]).
+//! chains, `cargo lambda watch`, the api's long-lived server, the pump, the poller), shared by
+//! every test; tests isolate themselves with fresh wallets and freshly deployed tokens. Tests
+//! use the default chain (31337) unless they name the second one
+//! ([`Environment::second_chain_id`]); clients choose the api's transport ([`Transport`]): the
+//! function URL or the server.
 
 pub mod browser;
 pub mod dynamodb_faults;
@@ -31,6 +33,19 @@ pub const SESSION_WRITES_PER_OWNER: u64 = 12;
 
 /// Longest SSE stream on the test stack.
 pub const SSE_MAX_SECS: u64 = 12;
+
+/// The two ways the same api is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// The api function behind its function URL (`cargo lambda watch` locally).
+    FunctionUrl,
+    /// The long-lived server (ECS behind a load balancer in AWS).
+    Server,
+}
+
+impl Transport {
+    pub const BOTH: [Transport; 2] = [Transport::FunctionUrl, Transport::Server];
+}
 
 pub struct Environment {
     pub stack: LocalStack,
@@ -94,6 +109,7 @@ impl Environment {
         let options = StackOptions {
             dynamodb_port,
             lambda_port: free_port()?,
+            server_port: free_port()?,
             chain: ChainSource::Anvil {
                 port: free_port()?,
                 block_time: None,
@@ -160,8 +176,17 @@ impl Environment {
             .context("this stack's functions reach DynamoDB directly")
     }
 
+    /// `path` under the function URL.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.stack.api_url)
+        self.url_via(Transport::FunctionUrl, path)
+    }
+
+    /// `path` under the chosen transport's base URL.
+    pub fn url_via(&self, transport: Transport, path: &str) -> String {
+        match transport {
+            Transport::FunctionUrl => format!("{}{path}", self.stack.api_url),
+            Transport::Server => format!("{}{path}", self.stack.server_url),
+        }
     }
 
     /// Mines an empty block (the sweep and native balances advance with blocks).
@@ -289,14 +314,26 @@ impl Environment {
         Ok((actor, token))
     }
 
-    /// POSTs a session body; returns status and JSON body.
+    /// POSTs a session body through the function URL; returns status and JSON body.
     pub async fn post_session(
         &self,
         chain: &str,
         owner: &str,
         body: &str,
     ) -> anyhow::Result<(u16, Value)> {
-        let url = self.url(&format!("/{chain}/sessions/{owner}"));
+        self.post_session_via(Transport::FunctionUrl, chain, owner, body)
+            .await
+    }
+
+    /// POSTs a session body through `transport`; returns status and JSON body.
+    pub async fn post_session_via(
+        &self,
+        transport: Transport,
+        chain: &str,
+        owner: &str,
+        body: &str,
+    ) -> anyhow::Result<(u16, Value)> {
+        let url = self.url_via(transport, &format!("/{chain}/sessions/{owner}"));
         self.json_request(|| {
             self.http
                 .post(&url)
@@ -313,8 +350,31 @@ impl Environment {
 
     /// [`Self::watch`] on chain `chain_id`.
     pub async fn watch_on(&self, chain_id: u64, owner: &str, body: &str) -> anyhow::Result<()> {
+        self.watch_via_on(Transport::FunctionUrl, chain_id, owner, body)
+            .await
+    }
+
+    /// [`Self::watch`] through `transport`.
+    pub async fn watch_via(
+        &self,
+        transport: Transport,
+        owner: &str,
+        body: &str,
+    ) -> anyhow::Result<()> {
+        self.watch_via_on(transport, self.chain_id(), owner, body)
+            .await
+    }
+
+    /// [`Self::watch`] through `transport` on chain `chain_id`.
+    pub async fn watch_via_on(
+        &self,
+        transport: Transport,
+        chain_id: u64,
+        owner: &str,
+        body: &str,
+    ) -> anyhow::Result<()> {
         let (status, reply) = self
-            .post_session(&chain_id.to_string(), owner, body)
+            .post_session_via(transport, &chain_id.to_string(), owner, body)
             .await?;
         anyhow::ensure!(status == 200, "session: {reply}");
         Ok(())
@@ -364,9 +424,11 @@ pub struct Event {
 }
 
 /// A minimal SSE client over a streaming HTTP response. Like `EventSource`, it can
-/// reconnect on its own with `Last-Event-ID` when the server ends the stream.
+/// reconnect on its own with `Last-Event-ID` when the server ends the stream, and keeps
+/// trying while the server cannot be reached.
 pub struct SseClient {
     env: &'static Environment,
+    transport: Transport,
     chain_id: u64,
     owner: String,
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
@@ -378,17 +440,30 @@ pub struct SseClient {
     /// Reconnect when the server ends the stream (as `EventSource` does).
     pub auto_reconnect: bool,
     pub reconnects: u32,
+    /// The last `retry:` hint the server sent (milliseconds), and how many it sent.
+    pub retry_ms: Option<u64>,
+    pub retry_hints: u32,
 }
 
+/// Pause between attempts to reach a server that is down (EventSource waits `retry:`).
+const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
+
 impl SseClient {
-    /// Connects to the stream of `owner` on the stack's default chain; fails unless the
-    /// answer is `200 text/event-stream`.
+    /// Connects through the function URL; fails unless the answer is `200 text/event-stream`.
     pub async fn connect(
         env: &'static Environment,
         owner: &str,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Self> {
-        Self::connect_to(env, env.chain_id(), owner, None, last_event_id).await
+        Self::connect_to(
+            env,
+            Transport::FunctionUrl,
+            env.chain_id(),
+            owner,
+            None,
+            last_event_id,
+        )
+        .await
     }
 
     /// [`Self::connect`] to the stream of `owner` on chain `chain_id`.
@@ -398,7 +473,25 @@ impl SseClient {
         owner: &str,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Self> {
-        Self::connect_to(env, chain_id, owner, None, last_event_id).await
+        Self::connect_to(
+            env,
+            Transport::FunctionUrl,
+            chain_id,
+            owner,
+            None,
+            last_event_id,
+        )
+        .await
+    }
+
+    /// Connects through `transport`; fails unless the answer is `200 text/event-stream`.
+    pub async fn connect_via(
+        env: &'static Environment,
+        transport: Transport,
+        owner: &str,
+        last_event_id: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        Self::connect_to(env, transport, env.chain_id(), owner, None, last_event_id).await
     }
 
     /// Connects with the resume position in the URL (`?lastEventId=`), as a browser's new
@@ -408,19 +501,29 @@ impl SseClient {
         owner: &str,
         query_id: &str,
     ) -> anyhow::Result<Self> {
-        Self::connect_to(env, env.chain_id(), owner, Some(query_id), None).await
+        Self::connect_to(
+            env,
+            Transport::FunctionUrl,
+            env.chain_id(),
+            owner,
+            Some(query_id),
+            None,
+        )
+        .await
     }
 
     async fn connect_to(
         env: &'static Environment,
+        transport: Transport,
         chain_id: u64,
         owner: &str,
         query_id: Option<&str>,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let body = Self::open(env, chain_id, owner, query_id, last_event_id).await?;
+        let body = Self::open(env, transport, chain_id, owner, query_id, last_event_id).await?;
         Ok(Self {
             env,
+            transport,
             chain_id,
             owner: owner.to_string(),
             body,
@@ -429,17 +532,23 @@ impl SseClient {
             query_id: query_id.map(str::to_string),
             auto_reconnect: true,
             reconnects: 0,
+            retry_ms: None,
+            retry_hints: 0,
         })
     }
 
     async fn open(
         env: &Environment,
+        transport: Transport,
         chain_id: u64,
         owner: &str,
         query_id: Option<&str>,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>> {
-        let mut url = reqwest::Url::parse(&env.url(&format!("/sse/{chain_id}/balances/{owner}")))?;
+        let mut url = reqwest::Url::parse(&env.url_via(
+            transport,
+            &format!("/sse/{chain_id}/balances/{owner}"),
+        ))?;
         if let Some(id) = query_id {
             url.query_pairs_mut().append_pair("lastEventId", id);
         }
@@ -479,6 +588,10 @@ impl SseClient {
         loop {
             while let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
+                if let Some(retry) = block.lines().find_map(|l| l.strip_prefix("retry: ")) {
+                    self.retry_ms = retry.trim().parse().ok();
+                    self.retry_hints += 1;
+                }
                 let (id, event) = parse_block(&block)?;
                 // Like EventSource: a block's id counts even when it carries no event.
                 if id.is_some() {
@@ -497,12 +610,14 @@ impl SseClient {
                 Some(Err(_)) | None if self.auto_reconnect => {
                     self.buffer.clear();
                     self.reconnects += 1;
-                    self.body = Self::open(
+                    let (query_id, last_id) = (self.query_id.clone(), self.last_id.clone());
+                    self.body = Self::reopen(
                         self.env,
+                        self.transport,
                         self.chain_id,
                         &self.owner,
-                        self.query_id.as_deref(),
-                        self.last_id.as_deref(),
+                        (query_id, last_id),
+                        deadline,
                     )
                     .await?;
                 }
@@ -510,6 +625,40 @@ impl SseClient {
                 // connection instead of closing the chunked body.
                 Some(Err(e)) => bail!("SSE stream ended abruptly: {e}"),
                 None => bail!("SSE stream ended"),
+            }
+        }
+    }
+
+    /// Opens the stream again from the last id, retrying while the server cannot be reached
+    /// (a restart) until `deadline`. An HTTP error answer is not retried: it is final, as for
+    /// `EventSource`.
+    async fn reopen(
+        env: &Environment,
+        transport: Transport,
+        chain_id: u64,
+        owner: &str,
+        (query_id, last_id): (Option<String>, Option<String>),
+        deadline: Instant,
+    ) -> anyhow::Result<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>> {
+        loop {
+            match Self::open(
+                env,
+                transport,
+                chain_id,
+                owner,
+                query_id.as_deref(),
+                last_id.as_deref(),
+            )
+            .await
+            {
+                Ok(body) => return Ok(body),
+                Err(e)
+                    if e.downcast_ref::<reqwest::Error>().is_some()
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(RECONNECT_PAUSE).await;
+                }
+                Err(e) => return Err(e),
             }
         }
     }

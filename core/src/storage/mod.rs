@@ -2,7 +2,9 @@
 //! mapping kept in [`records`]. Tested against DynamoDB Local, never an in-memory twin.
 
 mod balances;
+mod chain_log;
 mod error;
+mod feed_probe;
 pub mod keys;
 mod lists;
 mod rate;
@@ -23,6 +25,10 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
 
 pub use balances::{ValueWrite, WalletValues};
+pub use chain_log::{
+    ChainLogEntry, READ_OVERLAP_MS as CHAIN_LOG_READ_OVERLAP_MS,
+    RECENT_OVERLAP_MS as CHAIN_LOG_RECENT_OVERLAP_MS,
+};
 pub use error::StorageError;
 pub use lists::CachedListHead;
 pub use session_version::SessionsSignal;
@@ -177,12 +183,7 @@ impl Table {
         limit: i32,
     ) -> Result<Vec<FeedEntry>, StorageError> {
         let out = self
-            .client
-            .query()
-            .table_name(&self.name)
-            .key_condition_expression("pk = :pk AND sk > :after")
-            .expression_attribute_values(":pk", s(keys::feed_pk(chain_id, owner)))
-            .expression_attribute_values(":after", s(after.as_str()))
+            .feed_after_query(chain_id, owner, after)
             .consistent_read(true)
             .limit(limit)
             .send()
@@ -193,6 +194,21 @@ impl Table {
             .into_iter()
             .map(|i| FeedEntry::try_from(from_item::<FeedRecord>(i)?))
             .collect()
+    }
+
+    /// The query of a wallet's feed entries after `after`, oldest first.
+    fn feed_after_query(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+        after: &FeedPosition,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.name)
+            .key_condition_expression("pk = :pk AND sk > :after")
+            .expression_attribute_values(":pk", s(keys::feed_pk(chain_id, owner)))
+            .expression_attribute_values(":after", s(after.as_str()))
     }
 
     /// Whether `position` is an entry still in the wallet's feed and not yet expired. Entries

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use alloy::primitives::{Address, U256};
+use http::Response;
 use http::StatusCode;
-use lambda_http::{Request, Response};
 use live_balances::address::lower;
 use live_balances::model::{BalanceItem, BalanceKey, TokenRead};
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::openapi::WalletPath;
-use crate::request;
+use crate::request::{self, Request};
 use crate::sessions;
 use crate::state::State;
 

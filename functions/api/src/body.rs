@@ -3,10 +3,10 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
+use http::Response;
 use http::StatusCode;
 use http_body::Frame;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
-use lambda_http::Response;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -26,10 +26,11 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Respo
 }
 
 /// An SSE response whose body is whatever is sent on the returned channel; dropping the
-/// sender ends the stream, and a failed send means the client is gone.
-pub fn event_stream(buffer: usize) -> (mpsc::Sender<String>, Response<ResponseBody>) {
-    let (tx, rx) = mpsc::channel::<String>(buffer);
-    let frames = ReceiverStream::new(rx).map(|s| Ok::<_, Infallible>(Frame::data(Bytes::from(s))));
+/// sender ends the stream, and a failed send means the client is gone. `buffer` frames wait
+/// at most: a stream blocks (and drops a client that stays slow) rather than buffering more.
+pub fn event_stream(buffer: usize) -> (mpsc::Sender<Bytes>, Response<ResponseBody>) {
+    let (tx, rx) = mpsc::channel::<Bytes>(buffer);
+    let frames = ReceiverStream::new(rx).map(|b| Ok::<_, Infallible>(Frame::data(b)));
     let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
     let headers = response.headers_mut();
     headers.insert(

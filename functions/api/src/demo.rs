@@ -4,9 +4,9 @@
 //! injected markup could not run even if it got in.
 
 use bytes::Bytes;
+use http::Response;
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, Full};
-use lambda_http::Response;
 
 use crate::body::ResponseBody;
 

@@ -1,8 +1,8 @@
 //! Every way a request can fail, and the one place errors become HTTP answers: a status and
 //! a JSON body `{"code","message"}`. Details of server-side failures go to the log only.
 
+use http::Response;
 use http::{Method, StatusCode};
-use lambda_http::{Response, tracing};
 use live_balances::chain::ChainError;
 use live_balances::storage::StorageError;
 use serde::Serialize;
@@ -55,6 +55,10 @@ pub enum ApiError {
     SessionNotFound,
     #[error("Last-Event-ID is not a position this server issued")]
     InvalidLastEventId,
+    #[error("the request body did not arrive within {0} s")]
+    RequestTimeout(u64),
+    #[error("the request took longer than {0} s")]
+    Timeout(u64),
     #[error("the chain could not be read")]
     Chain(#[from] ChainError),
     #[error("the table could not serve this request")]
@@ -92,6 +96,8 @@ impl ApiError {
             | Self::TooManyTokens(_)
             | Self::InvalidLastEventId => StatusCode::BAD_REQUEST,
             Self::Chain(_) => StatusCode::BAD_GATEWAY,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(StorageError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             // Refused or undecodable: a fault of the deployment or the code, not worth a retry.
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -136,6 +142,8 @@ impl ApiError {
             Self::SessionNotFound => "session_not_found",
             Self::InvalidLastEventId => "invalid_last_event_id",
             Self::Chain(_) => "chain_unavailable",
+            Self::RequestTimeout(_) => "request_timeout",
+            Self::Timeout(_) => "timeout",
             Self::Storage(StorageError::Unavailable(_)) => "storage_unavailable",
             Self::Storage(_) => "internal_error",
         }

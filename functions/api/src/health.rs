@@ -1,8 +1,8 @@
 //! `GET /health`: the table answers, and per configured chain the poller's heartbeat (its
 //! cursor, written at least every 30 s) is fresh.
 
+use http::Response;
 use http::StatusCode;
-use lambda_http::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 

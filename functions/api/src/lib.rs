@@ -1,11 +1,16 @@
-//! The api function: routing, validation and the mapping of every error to an HTTP answer.
+//! The api: routing, validation and the mapping of every error to an HTTP answer — one router
+//! and one set of handlers for both transports. The Lambda shell (`main.rs`, behind the
+//! function URL) and the server shell (the `server` crate, behind a load balancer) each turn
+//! their requests into a [`Request`] and hand it to [`handler`].
 
 mod balance;
 mod body;
 mod catalog;
 mod demo;
 mod error;
+mod feed;
 mod health;
+mod hub;
 mod limits;
 mod openapi;
 mod request;
@@ -20,12 +25,13 @@ mod tokens;
 
 use std::convert::Infallible;
 
-use http::Method;
-use lambda_http::{Request, RequestExt, Response};
+use http::{Method, Response};
 
 pub use body::ResponseBody;
 pub use error::ApiError;
+pub use hub::Hub;
 pub use openapi::pretty_document as openapi_document;
+pub use request::{ClientAddress, Deadline, MAX_BODY_BYTES, Request, client_address};
 pub use state::{StartError, State};
 
 use sessions::Upsert;
@@ -33,7 +39,8 @@ use sessions::Upsert;
 /// Routes one request. Never fails: every error becomes a JSON answer with a status.
 pub async fn handler(state: &State, req: Request) -> Result<Response<ResponseBody>, Infallible> {
     let method = req.method().clone();
-    let path = req.raw_http_path().to_string();
+    // As the client sent it: percent-encoding is the owner parser's to judge.
+    let path = req.uri().path().to_string();
     let result = route(state, req, &method, &path).await;
     Ok(result.unwrap_or_else(|error| {
         error.log(&method, &path);

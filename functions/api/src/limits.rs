@@ -3,22 +3,20 @@
 //! cap on the live sessions of a chain for new wallets.
 
 use alloy::primitives::Address;
-use lambda_http::request::RequestContext;
-use lambda_http::{Request, RequestExt, tracing};
 use live_balances::address::lower;
 use live_balances::clock::unix_now;
 
 use crate::error::ApiError;
+use crate::request::{ClientAddress, Request};
 use crate::state::State;
 
 const WINDOW_SECS: u64 = 60;
 
-/// The client's address as the function URL saw it (not a header a client could forge).
+/// The client's address as the transport saw it (never a header a client could forge).
 fn source_address(req: &Request) -> Option<String> {
-    match req.request_context_ref()? {
-        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
-        _ => None,
-    }
+    req.extensions()
+        .get::<ClientAddress>()
+        .map(|ClientAddress(address)| address.clone())
 }
 
 /// Counts one session write against its source's and its wallet's windows.

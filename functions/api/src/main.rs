@@ -1,14 +1,60 @@
-//! API Lambda: every HTTP route behind the function URL, SSE included (response streaming).
+//! The api as a Lambda function behind the function URL (response streaming): the Lambda shell
+//! of the router. It turns each invocation into the router's [`api::Request`] — the raw path,
+//! the client address from the function URL's request context, the invocation's deadline.
 // The release build's layout computation of the nested handler futures goes past the default.
 #![recursion_limit = "256"]
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use api::{State, handler};
-use lambda_http::{Error, run_with_streaming_response, service_fn, tracing};
+use api::{ClientAddress, Deadline, State, handler};
+use bytes::Bytes;
+use lambda_http::request::RequestContext;
+use lambda_http::{Error, RequestExt, run_with_streaming_response, service_fn, tracing};
 
 /// Consecutive runtime failures tolerated before the process gives up and exits.
 const MAX_QUICK_FAILURES: u32 = 5;
+
+/// Time left until the invocation's deadline. Lambda gives the deadline in Unix milliseconds;
+/// `cargo lambda watch` gives the timeout itself (e.g. `600000`), which no real deadline can
+/// be (it would be in 1970), so small values are read as a duration from now.
+fn time_left(deadline_ms: u64, now: SystemTime) -> Duration {
+    const EARLIEST_REAL_DEADLINE_MS: u64 = 1_000_000_000_000; // 2001-09-09
+    if deadline_ms < EARLIEST_REAL_DEADLINE_MS {
+        return Duration::from_millis(deadline_ms);
+    }
+    let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    deadline.duration_since(now).unwrap_or_default()
+}
+
+/// The invocation as the router's request.
+fn to_router(req: lambda_http::Request) -> api::Request {
+    let client = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone().map(ClientAddress),
+        _ => None,
+    };
+    let deadline = req
+        .lambda_context_ref()
+        .map(|ctx| Deadline(Instant::now() + time_left(ctx.deadline, SystemTime::now())));
+    // The path as the client sent it (the emulator's `/lambda-url/<name>` prefix stripped).
+    let raw_path = req.raw_http_path().to_string();
+    let (mut parts, body) = req.into_parts();
+    let query = parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    if let Ok(uri) = format!("{raw_path}{query}").parse() {
+        parts.uri = uri;
+    }
+    parts.extensions = http::Extensions::new();
+    if let Some(client) = client {
+        parts.extensions.insert(client);
+    }
+    if let Some(deadline) = deadline {
+        parts.extensions.insert(deadline);
+    }
+    http::Request::from_parts(parts, Bytes::copy_from_slice(body.as_ref()))
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -21,7 +67,8 @@ async fn main() -> Result<(), Error> {
     let mut failures = 0;
     loop {
         let started = Instant::now();
-        match run_with_streaming_response(service_fn(|req| handler(&state, req))).await {
+        let serve = service_fn(|req| handler(&state, to_router(req)));
+        match run_with_streaming_response(serve).await {
             Ok(()) => return Ok(()),
             Err(error) => {
                 failures = if started.elapsed() > Duration::from_secs(10) {
@@ -36,5 +83,19 @@ async fn main() -> Result<(), Error> {
                 tokio::time::sleep(Duration::from_millis(100) * failures).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_is_absolute_in_lambda_and_relative_under_cargo_lambda() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let in_a_minute = 1_800_000_060_000;
+        assert_eq!(time_left(in_a_minute, now), Duration::from_secs(60));
+        assert_eq!(time_left(1_799_999_000_000, now), Duration::from_secs(0));
+        assert_eq!(time_left(600_000, now), Duration::from_secs(600));
     }
 }

@@ -1,8 +1,8 @@
 //! `GET /openapi.json`: every route, request, answer and SSE event, described from the code
 //! (the handlers' `#[utoipa::path]` and the wire types' derived schemas), never by hand.
 
+use http::Response;
 use http::StatusCode;
-use lambda_http::Response;
 use live_balances::sse::{AllBalances, AllowanceUpdate, BalanceUpdate, Ping, StreamError};
 use serde::Serialize;
 use utoipa::openapi::path::{Operation, PathItem};

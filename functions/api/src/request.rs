@@ -1,8 +1,12 @@
-//! Parsing the parts of a request that come from outside: path segments, headers, bodies.
+//! The request as the router sees it, whichever transport brought it, and parsing the parts
+//! of it that come from outside: path segments, headers, bodies, the client's address.
+
+use std::net::IpAddr;
 
 use alloy::primitives::Address;
+use bytes::Bytes;
+use http::HeaderMap;
 use http::header::CONTENT_TYPE;
-use lambda_http::Request;
 use live_balances::address::{parse_address, parse_owner};
 use live_balances::chain::BalanceReader;
 
@@ -11,6 +15,61 @@ use crate::state::State;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// A request as both transports hand it to the router: method, the path as the client sent it
+/// (not percent-decoded), headers and the whole body. What only the transport knows travels
+/// in extensions: [`ClientAddress`] and [`Deadline`].
+pub type Request = http::Request<Bytes>;
+
+/// The client's address as the transport saw it — the function URL's request context, or the
+/// entry the load balancer appended to `X-Forwarded-For` — never anything the client wrote.
+/// Rate limits key on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddress(pub String);
+
+/// When the transport will cut the response off (a Lambda invocation's deadline): streams end
+/// themselves before it. Absent on the server, whose streams are bounded by `SSE_MAX_SECS`.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(pub std::time::Instant);
+
+/// The first value of query parameter `name` (form-decoded), as both transports pass the query
+/// in the request's URI.
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(req.uri().query()?.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+/// The address a load balancer appended to `X-Forwarded-For`: the last entry of the last such
+/// header. Entries before it are whatever the client sent and are never used. `None` when
+/// there is none or it is not an IP address.
+pub fn forwarded_client(headers: &HeaderMap) -> Option<IpAddr> {
+    let last = headers.get_all("x-forwarded-for").iter().next_back()?;
+    let entry = last.to_str().ok()?.rsplit(',').next()?.trim();
+    entry.parse().ok()
+}
+
+/// The client address rate limits key on: the load balancer's `X-Forwarded-For` entry when
+/// the server sits behind one (`trust_forwarded_for`), else the peer of the connection. A
+/// missing or malformed entry behind a load balancer falls back to the peer (the balancer
+/// itself): every such request shares one window, never one a client can choose.
+pub fn client_address(
+    headers: &HeaderMap,
+    peer: IpAddr,
+    trust_forwarded_for: bool,
+) -> ClientAddress {
+    let ip = if trust_forwarded_for {
+        forwarded_client(headers).unwrap_or(peer)
+    } else {
+        peer
+    };
+    // An IPv4 client of a dual-stack listener is one client, however it is written.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    ClientAddress(ip.to_string())
+}
 
 pub fn chain_id(segment: &str) -> Result<u64, ApiError> {
     match segment.parse::<u64>() {
@@ -74,6 +133,52 @@ pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, Api
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append("x-forwarded-for", v.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn the_load_balancers_entry_is_the_last_one() {
+        let peer: IpAddr = "10.0.0.7".parse().unwrap();
+        // A client wrote the first entries; the balancer appended the last.
+        let headers = forwarded(&["1.1.1.1, 2.2.2.2", "203.0.113.9"]);
+        assert_eq!(client_address(&headers, peer, true).0, "203.0.113.9");
+        let headers = forwarded(&["9.9.9.9,198.51.100.4"]);
+        assert_eq!(client_address(&headers, peer, true).0, "198.51.100.4");
+        assert_eq!(
+            client_address(&forwarded(&["2001:db8::1"]), peer, true).0,
+            "2001:db8::1"
+        );
+        // Nothing usable: the peer, never a client's word.
+        for junk in [&[][..], &["not-an-ip"], &["1.2.3.4, "], &["1.2.3.4:80"]] {
+            assert_eq!(
+                client_address(&forwarded(junk), peer, true).0,
+                "10.0.0.7",
+                "{junk:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn query_parameters_are_decoded_and_the_first_wins() {
+        let req = |uri: &str| http::Request::get(uri).body(Bytes::new()).unwrap();
+        let r = req("/sse/1/balances/0x?lastEventId=0042&lastEventId=7&x=%20y");
+        assert_eq!(query_param(&r, "lastEventId").as_deref(), Some("0042"));
+        assert_eq!(query_param(&r, "x").as_deref(), Some(" y"));
+        assert_eq!(query_param(&req("/a"), "lastEventId"), None);
+    }
+
+    #[test]
+    fn without_a_load_balancer_the_header_is_ignored() {
+        let peer: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let headers = forwarded(&["203.0.113.9"]);
+        assert_eq!(client_address(&headers, peer, false).0, "127.0.0.1");
+    }
 
     #[test]
     fn chain_ids() {

@@ -4,12 +4,11 @@
 
 use alloy::primitives::Address;
 use http::header::CONTENT_TYPE;
-use lambda_http::{Body, Request};
 use live_balances::address::lower;
 use proptest::prelude::*;
 
 use crate::error::ApiError;
-use crate::request::{MAX_BODY_BYTES, addresses, chain_id, json_body, owner};
+use crate::request::{MAX_BODY_BYTES, Request, addresses, chain_id, json_body, owner};
 use crate::sessions::SessionRequest;
 
 fn any_address() -> impl Strategy<Value = Address> {
@@ -80,7 +79,7 @@ fn request(content_type: Option<&str>, body: Vec<u8>) -> Option<Request> {
     if let Some(ct) = content_type {
         builder = builder.header(CONTENT_TYPE, http::HeaderValue::from_str(ct).ok()?);
     }
-    builder.body(Body::from(body)).ok()
+    builder.body(bytes::Bytes::from(body)).ok()
 }
 
 proptest! {

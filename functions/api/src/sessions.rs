@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
 use futures::{StreamExt, TryStreamExt, stream};
+use http::Response;
 use http::StatusCode;
-use lambda_http::{Request, Response, tracing};
 use live_balances::NATIVE_TOKEN;
 use live_balances::address::lower;
 pub use live_balances::clock::unix_now;
@@ -24,7 +24,7 @@ use crate::catalog::ListVersion;
 use crate::error::{ApiError, ErrorBody};
 use crate::limits;
 use crate::openapi::WalletPath;
-use crate::request;
+use crate::request::{self, Request};
 use crate::state::State;
 use crate::tokens::{self, ListSummary};
 

@@ -1,5 +1,5 @@
-//! What every invocation shares, built once per container: settings, the table, one balance
-//! reader per configured chain.
+//! What every request shares, built once per process: settings, the table, one balance
+//! reader per configured chain, and — in the server only — the hub its streams subscribe to.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +12,7 @@ use thiserror::Error;
 
 use crate::catalog::Catalog;
 use crate::error::ApiError;
+use crate::hub::Hub;
 use crate::token_lists::TokenLists;
 
 #[derive(Debug, Clone)]
@@ -21,6 +22,8 @@ pub struct State {
     pub readers: BTreeMap<u64, BalanceReader>,
     pub token_lists: TokenLists,
     pub catalog: Catalog,
+    /// The server's hub; `None` under the function URL, where each stream polls its feed.
+    pub hub: Option<Hub>,
 }
 
 /// Why the function cannot start.
@@ -64,7 +67,14 @@ impl State {
             readers,
             token_lists,
             catalog: Catalog::default(),
+            hub: None,
         })
+    }
+
+    /// The server's state: streams get their changes from a hub, started here.
+    pub fn with_hub(mut self) -> Self {
+        self.hub = Some(Hub::start(self.table.clone(), &self.settings));
+        self
     }
 
     /// The reader of a configured chain.

@@ -1,23 +1,31 @@
 //! The fanout handler: each stream record of a balance item whose value changed becomes one
-//! entry in the owner's change feed, at the record's sequence number.
+//! entry in the owner's change feed, at the record's sequence number; then each wallet that
+//! got entries is named once in its chain's change log, which long-lived servers tail to learn
+//! which wallets to read (the feed stays the record of what changed; the log only points at it).
 //!
 //! Records are processed in order; the first that fails is reported as a batch item failure
 //! so Lambda retries from there (nothing after it is skipped, nothing before it repeated in
 //! the feed since appends are idempotent). A transient DynamoDB error (throttling, a server
 //! error, no answer) is first retried here, with backoff: Lambda retries a batch only a few
 //! times before parking it, and a parked record is a change no client ever sees. A refused
-//! request (permissions, validation) is not: retrying cannot help.
+//! request (permissions, validation) is not: retrying cannot help. A change-log append that
+//! fails after its retries reports the first record it covered, so the retried batch appends
+//! it again.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use alloy::primitives::Address;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{Error, LambdaEvent, tracing};
 use live_balances::clock::unix_now;
+use live_balances::config::Settings;
 use live_balances::diff::feed_entry;
 use live_balances::model::{FeedEntry, FeedPosition};
 use live_balances::storage::{
-    StorageError, StreamImage, Table, balance_item_from_image, image_is_first_read, image_version,
+    ChainLogEntry, StorageError, StreamImage, Table, balance_item_from_image, image_is_first_read,
+    image_version,
 };
 use thiserror::Error;
 
@@ -26,6 +34,18 @@ use thiserror::Error;
 pub struct State {
     pub table: Table,
     pub feed_ttl: Duration,
+    /// Whether wallets with new entries are named in the chain's change log.
+    pub chain_log: bool,
+}
+
+impl State {
+    pub fn new(table: Table, settings: &Settings) -> Self {
+        Self {
+            table,
+            feed_ttl: settings.feed_ttl,
+            chain_log: settings.chain_log_enabled,
+        }
+    }
 }
 
 /// Why a record could not be turned into a feed entry.
@@ -74,27 +94,117 @@ fn change_version(old: &StreamImage, new: &StreamImage) -> u64 {
     }
 }
 
-/// Attempts at one feed append before the record is reported as failed.
-const APPEND_ATTEMPTS: u32 = 5;
+/// Attempts at one write before the record is reported as failed.
+const ATTEMPTS: u32 = 5;
 /// Pause before the second attempt; doubled for each further one (1.5 s in all).
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
+/// The pauses between attempts at one write: every retry here waits this way.
+struct Backoff {
+    attempt: u32,
+    pause: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self {
+            attempt: 1,
+            pause: FIRST_BACKOFF,
+        }
+    }
+
+    /// Waits before the next attempt; `false` (no wait) when the attempts are used up.
+    async fn wait(&mut self) -> bool {
+        if self.attempt >= ATTEMPTS {
+            return false;
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause *= 2;
+        self.attempt += 1;
+        true
+    }
+}
+
 /// Appends `entry`, retrying while DynamoDB is unavailable or throttling.
 async fn append_with_retry(state: &State, entry: &FeedEntry, ttl: u64) -> Result<(), StorageError> {
-    let mut pause = FIRST_BACKOFF;
-    let mut attempt = 1;
+    let mut backoff = Backoff::new();
     loop {
         match state.table.append_feed(entry, ttl).await {
             Ok(_) => return Ok(()),
-            Err(StorageError::Unavailable(error)) if attempt < APPEND_ATTEMPTS => {
-                tracing::warn!(owner = %entry.owner, position = %entry.position, attempt, %error, "feed append failed; retrying");
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-                attempt += 1;
+            Err(StorageError::Unavailable(error)) => {
+                tracing::warn!(owner = %entry.owner, position = %entry.position, attempt = backoff.attempt, %error, "feed append failed; retrying");
+                if !backoff.wait().await {
+                    return Err(StorageError::Unavailable(error));
+                }
             }
             Err(error) => return Err(error),
         }
     }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Names `entries` in their chains' change logs, retrying what DynamoDB did not take (each
+/// attempt stamped anew, see `live_balances::storage::chain_log`). Returns what could not be
+/// appended.
+async fn append_chain_log_with_retry(
+    state: &State,
+    mut entries: Vec<ChainLogEntry>,
+) -> Result<(), (StorageError, Vec<ChainLogEntry>)> {
+    let mut backoff = Backoff::new();
+    loop {
+        let error = match state.table.append_chain_log(&entries, unix_ms()).await {
+            Ok(left) if left.is_empty() => return Ok(()),
+            Ok(left) => {
+                entries = left;
+                StorageError::Unavailable(format!("{} change-log entries not taken", entries.len()))
+            }
+            Err(error @ StorageError::Unavailable(_)) => error,
+            Err(error) => return Err((error, entries)),
+        };
+        tracing::warn!(entries = entries.len(), attempt = backoff.attempt, %error, "change-log append failed; retrying");
+        if !backoff.wait().await {
+            return Err((error, entries));
+        }
+    }
+}
+
+/// What a wallet's change-log entry covers: its newest position in this batch, and its first
+/// record here (position and sequence number: where a retry must start to append it again).
+struct WalletInBatch {
+    log: ChainLogEntry,
+    first: (FeedPosition, Option<String>),
+}
+
+/// One change-log entry per wallet that got feed entries.
+fn chain_log_entries(
+    appended: &[(FeedEntry, Option<String>)],
+) -> BTreeMap<(u64, Address), WalletInBatch> {
+    let mut wallets: BTreeMap<(u64, Address), WalletInBatch> = BTreeMap::new();
+    for (entry, sequence) in appended {
+        wallets
+            .entry((entry.chain_id, entry.owner))
+            .and_modify(|w| w.log.position = w.log.position.clone().max(entry.position.clone()))
+            .or_insert_with(|| WalletInBatch {
+                log: ChainLogEntry {
+                    chain_id: entry.chain_id,
+                    owner: entry.owner,
+                    position: entry.position.clone(),
+                },
+                first: (entry.position.clone(), sequence.clone()),
+            });
+    }
+    wallets
+}
+
+fn failure(sequence_number: Option<String>) -> DynamoDbBatchItemFailure {
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = sequence_number;
+    failure
 }
 
 pub async fn handle(
@@ -103,6 +213,8 @@ pub async fn handle(
 ) -> Result<DynamoDbEventResponse, Error> {
     let ttl = unix_now().saturating_add(state.feed_ttl.as_secs());
     let mut response = DynamoDbEventResponse::default();
+    let mut appended = vec![];
+    let mut failed_at: Option<(FeedPosition, Option<String>)> = None;
     for record in &event.payload.records {
         let outcome = match entry_for(record) {
             Ok(Some(entry)) => append_with_retry(state, &entry, ttl)
@@ -113,23 +225,50 @@ pub async fn handle(
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(Some(entry)) => tracing::debug!(
-                chain = entry.chain_id,
-                owner = %entry.owner,
-                token = %entry.key.token(),
-                block = entry.block,
-                position = %entry.position,
-                "feed entry appended"
-            ),
+            Ok(Some(entry)) => {
+                tracing::debug!(
+                    chain = entry.chain_id,
+                    owner = %entry.owner,
+                    token = %entry.key.token(),
+                    block = entry.block,
+                    position = %entry.position,
+                    "feed entry appended"
+                );
+                appended.push((entry, record.change.sequence_number.clone()));
+            }
             Ok(None) => {}
             Err(error) => {
                 tracing::error!(event_id = %record.event_id, %error, "record failed; retrying from it");
-                let mut failure = DynamoDbBatchItemFailure::default();
-                failure.item_identifier = record.change.sequence_number.clone();
-                response.batch_item_failures.push(failure);
+                let sequence = record.change.sequence_number.clone();
+                let position = sequence
+                    .as_deref()
+                    .and_then(|s| FeedPosition::parse(s).ok())
+                    .unwrap_or_else(FeedPosition::start);
+                failed_at = Some((position, sequence));
                 break;
             }
         }
+    }
+    if state.chain_log && !appended.is_empty() {
+        let wallets = chain_log_entries(&appended);
+        let entries = wallets.values().map(|w| w.log.clone()).collect();
+        if let Err((error, left)) = append_chain_log_with_retry(state, entries).await {
+            tracing::error!(wallets = left.len(), %error, "change-log append failed; retrying from the first record it covers");
+            // The earliest record of a wallet not named: the retried batch appends it again.
+            let first = left
+                .iter()
+                .filter_map(|log| wallets.get(&(log.chain_id, log.owner)))
+                .map(|w| w.first.clone())
+                .min_by(|a, b| a.0.cmp(&b.0));
+            if let Some(first) = first
+                && failed_at.as_ref().is_none_or(|(at, _)| first.0 < *at)
+            {
+                failed_at = Some(first);
+            }
+        }
+    }
+    if let Some((_, sequence)) = failed_at {
+        response.batch_item_failures.push(failure(sequence));
     }
     Ok(response)
 }

@@ -10,9 +10,6 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let settings = Settings::from_env()?;
     let client = dynamodb_client(settings.dynamodb_endpoint.as_deref()).await;
-    let state = State {
-        table: Table::new(client, &settings.table_name),
-        feed_ttl: settings.feed_ttl,
-    };
+    let state = State::new(Table::new(client, &settings.table_name), &settings);
     run(service_fn(|event| handle(&state, event))).await
 }

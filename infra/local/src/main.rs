@@ -1,7 +1,7 @@
 //! `make dev`: the whole system on this machine — DynamoDB Local, two anvil devnets (chains
 //! 31337 and 31338) with demo tokens and demo activity (or a real chain from the environment),
-//! the functions under `cargo lambda watch`, the stream pump and the poller, each serving
-//! every chain. Ctrl-C stops everything it started.
+//! the functions under `cargo lambda watch`, the api's long-lived server beside them, the
+//! stream pump and the poller, each serving every chain. Ctrl-C stops everything it started.
 
 use std::time::Duration;
 
@@ -46,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
     let options = StackOptions {
         dynamodb_port: port("DYNAMODB_PORT", 8000)?,
         lambda_port: port("LAMBDA_PORT", 9000)?,
+        server_port: port("SERVER_PORT", 9090)?,
         chain,
         log_dir: root.join(".local/logs"),
         table_name: settings.table_name.clone(),
@@ -112,8 +113,9 @@ fn print_banner(
         })
         .collect();
     println!(
-        "\nlive-balances is running.\n\n  API (function URL)  {api}\n  DynamoDB Local      {ddb}\n{rpcs}  logs                {logs}",
+        "\nlive-balances is running.\n\n  API (function URL)  {api}\n  API (server)        {server}\n  DynamoDB Local      {ddb}\n{rpcs}  logs                {logs}",
         api = stack.api_url,
+        server = stack.server_url,
         ddb = stack.dynamodb_url,
         logs = stack.options.log_dir.display(),
     );
@@ -122,7 +124,7 @@ fn print_banner(
     }
     if chains.len() > 1 {
         println!(
-            "Every chain is served by the same api and poller: GET {}/health lists them all.\n",
+            "Every chain is served by the same api (both transports) and poller: GET {}/health lists them all.\n",
             stack.api_url
         );
     }
@@ -152,18 +154,17 @@ fn print_chain(
         stack.api_url
     );
     println!(
-        "Stream its balances (updates arrive as the demo activity moves tokens):\n\n  curl -N {}/sse/{chain}/balances/{owner}\n",
-        stack.api_url
+        "Stream its balances (updates arrive as the demo activity moves tokens), through the\nfunction URL or the server — the same API:\n\n  curl -N {}/sse/{chain}/balances/{owner}\n  curl -N {}/sse/{chain}/balances/{owner}\n",
+        stack.api_url, stack.server_url
     );
-    let page = if devnet {
+    let query = if devnet {
         let tokens: Vec<String> = tokens.iter().map(lower).collect();
-        format!(
-            "{}/demo?chain={chain}&owner={owner}&tokens={}",
-            stack.api_url,
-            tokens.join(",")
-        )
+        format!("?chain={chain}&owner={owner}&tokens={}", tokens.join(","))
     } else {
-        format!("{}/demo?chain={chain}", stack.api_url)
+        format!("?chain={chain}")
     };
-    println!("Or watch it live in the browser (press Start):\n\n  {page}\n");
+    println!(
+        "Or watch it live in the browser (press Start), on either transport:\n\n  {}/demo{query}\n  {}/demo{query}\n",
+        stack.api_url, stack.server_url
+    );
 }

@@ -36,6 +36,8 @@ pub enum ChainSource {
 pub struct StackOptions {
     pub dynamodb_port: u16,
     pub lambda_port: u16,
+    /// Where the long-lived HTTP server (the api's second transport) listens.
+    pub server_port: u16,
     pub chain: ChainSource,
     pub log_dir: PathBuf,
     pub table_name: String,
@@ -70,6 +72,8 @@ pub struct LocalStack {
     pub dynamodb_url: String,
     /// Base URL of the api function's function URL: `…/lambda-url/api`.
     pub api_url: String,
+    /// Base URL of the same api served by the long-lived server: `http://127.0.0.1:<port>`.
+    pub server_url: String,
     pub fanout_invoke_url: String,
     /// The poller's `/health` and `/metrics` base URL.
     pub poller_url: String,
@@ -162,6 +166,7 @@ impl LocalStack {
         env.extend(options.extra_env.iter().cloned());
         let stack = Self {
             api_url: format!("{lambda}/lambda-url/api"),
+            server_url: format!("http://127.0.0.1:{}", options.server_port),
             fanout_invoke_url: format!("{lambda}/2015-03-31/functions/fanout/invocations"),
             poller_url: format!("http://127.0.0.1:{poller_port}"),
             tools,
@@ -186,6 +191,7 @@ impl LocalStack {
             }
         }
         stack.start_functions().await?;
+        stack.start_server().await?;
         stack.start_pump()?;
         stack.start_poller()?;
         Ok(stack)
@@ -372,6 +378,48 @@ impl LocalStack {
         .context("warming up fanout")
     }
 
+    /// Starts the api's long-lived server (again, after it was killed or stopped), with the
+    /// functions' environment, and waits until it answers.
+    pub async fn start_server(&self) -> anyhow::Result<()> {
+        self.start_server_as("server", self.options.server_port, &[])
+            .await
+            .map(|_| ())
+    }
+
+    /// Starts another server as service `name` on `port`, with `overrides` on top of the
+    /// functions' environment (tests: a server behind a load balancer, other limits); waits
+    /// until it answers and returns its base URL.
+    pub async fn start_server_as(
+        &self,
+        name: &str,
+        port: u16,
+        overrides: &[(String, String)],
+    ) -> anyhow::Result<String> {
+        let mut env = vec![("SERVER_ADDR".to_string(), format!("127.0.0.1:{port}"))];
+        // It reaches DynamoDB as the functions do (tests put a fault proxy there).
+        if let Some(endpoint) = &self.options.functions_dynamodb_endpoint {
+            env.push(("DYNAMODB_ENDPOINT".into(), endpoint.clone()));
+        }
+        env.extend(overrides.iter().cloned());
+        let server = Command::new(self.tools.workspace_bin("server"));
+        self.spawn_with(name, server, &env)?;
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let health = format!("{url}/health");
+        wait_for("api server", Duration::from_secs(60), || async {
+            self.check(name)?;
+            let r = http
+                .get(&health)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await?;
+            let _: serde_json::Value = r.json().await?;
+            Ok(())
+        })
+        .await?;
+        Ok(url)
+    }
+
     fn start_pump(&self) -> anyhow::Result<()> {
         let mut pump = Command::new(self.tools.workspace_bin("pump"));
         pump.env("FANOUT_INVOKE_URL", &self.fanout_invoke_url).env(
@@ -403,6 +451,12 @@ impl LocalStack {
         Ok(format!("http://{addr}"))
     }
 
+    /// The process id of service `name`, while it runs (benchmarks read its memory).
+    pub fn pid_of(&self, name: &str) -> Option<u32> {
+        let services = self.services.lock().ok()?;
+        services.get(name).map(Service::pid)
+    }
+
     /// The log file of service `name`.
     pub fn log_of(&self, name: &str) -> PathBuf {
         self.options.log_dir.join(format!("{name}.log"))
@@ -423,6 +477,37 @@ impl LocalStack {
             service.kill();
         }
         Ok(())
+    }
+
+    /// Sends SIGTERM to service `name` without waiting for it to exit (a drain under test);
+    /// [`Self::has_exited`] tells when it has.
+    pub fn terminate_service(&self, name: &str) -> anyhow::Result<()> {
+        let services = self
+            .services
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let service = services
+            .get(name)
+            .ok_or_else(|| anyhow::anyhow!("{name} is not started"))?;
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(service.pid().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM {name} failed");
+        Ok(())
+    }
+
+    /// Whether service `name` has exited (it is then forgotten, so it can be started again).
+    pub fn has_exited(&self, name: &str) -> anyhow::Result<bool> {
+        let mut services = self
+            .services
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let exited = services.get_mut(name).is_none_or(|s| !s.is_running());
+        if exited {
+            services.remove(name);
+        }
+        Ok(exited)
     }
 
     /// Stops one service with SIGTERM (e.g. to break a hop in a test).

@@ -1,0 +1,57 @@
+//! The api as a long-lived HTTP server: the same router and handlers as the Lambda function,
+//! every SSE stream fed by the process's hub. SIGTERM (or Ctrl-C) drains and exits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use api::State;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+/// How often the open streams are logged (the template turns the line into a metric that
+/// autoscaling follows).
+const REPORT_EVERY: Duration = Duration::from_secs(60);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    // The chain endpoints come from the chain secret, as in the Lambda shell.
+    let state = Arc::new(State::start().await?.with_hub());
+    let server = state.settings.server.clone();
+    let listener = TcpListener::bind(server.addr)
+        .await
+        .with_context(|| format!("binding {}", server.addr))?;
+    tracing::info!(addr = %server.addr, "listening");
+    if let Some(hub) = state.hub.clone() {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(REPORT_EVERY);
+            loop {
+                every.tick().await;
+                tracing::info!(
+                    open_streams = hub.open_streams(),
+                    wallets = hub.wallets(),
+                    "streams"
+                );
+            }
+        });
+    }
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = sigterm.recv() => tracing::info!("SIGTERM: draining"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: draining"),
+        }
+    };
+    server::serve::run(state, listener, server, shutdown).await;
+    Ok(())
+}
