@@ -134,8 +134,7 @@ async fn main() -> anyhow::Result<()> {
             );
             eprintln!("bench: freshness at {DEFAULT_FEED_MS} ms done");
             let latencies =
-                freshness::measure(&bench, Transport::Server, tokens[0], freshness_samples)
-                    .await?;
+                freshness::measure(&bench, Transport::Server, tokens[0], freshness_samples).await?;
             sections.insert(
                 "freshness_service".into(),
                 freshness::report_service(DEFAULT_LOG_MS, &latencies),
