@@ -11,6 +11,7 @@ pub mod chains;
 pub mod clock;
 pub mod config;
 pub mod diff;
+pub mod logging;
 pub mod model;
 pub mod native;
 pub mod plan;

@@ -14,7 +14,6 @@ use poller::metrics::Metrics;
 use poller::{ChainWatcher, http};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
-use tracing_subscriber::EnvFilter;
 
 /// `poller healthcheck`: the container's health check (the runtime image has no curl).
 /// Exits 0 when the running poller's `/health` answers 200.
@@ -40,15 +39,7 @@ async fn main() -> anyhow::Result<()> {
         let settings = Settings::from_env()?;
         return healthcheck(settings.poller_http_addr);
     }
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    live_balances::logging::init();
     let settings = load_settings().await?;
     if settings.chains.is_empty() {
         bail!("no chain configured: set RPC_URL_<chainId> (or ETH_RPC, ARBITRUM_RPC, SEPOLIA_RPC)");

@@ -122,10 +122,9 @@ impl ChainWatcher {
             .into_iter()
             .filter(|s| s.expires_at > now)
             .collect();
-        // Stored when it changed, and at every full reload even when it did not (a count
-        // written by anything else is corrected within FULL_RELOAD).
+        // Stored only when it changed (and once at start): an unchanged count costs no write.
         let count = live.len() as u64;
-        if self.live_count_stored != Some(count) || self.last_full_reload.elapsed() >= FULL_RELOAD {
+        if self.live_count_stored != Some(count) {
             self.store_live_count(count).await;
         }
         self.unreadable = self

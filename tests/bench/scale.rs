@@ -340,8 +340,14 @@ fn mb(mib: f64) -> f64 {
     round(mib * 1_048_576.0 / 1e6)
 }
 
-/// Requests a full reload of the sessions makes (once a minute, and at start-up): the
-/// sessions query, the token facts, the list heads, the live-session count.
+/// The poller's safety-net full reload of every session (`FULL_RELOAD` in
+/// poller/src/reload.rs): every 10 minutes, whatever the chain's pace.
+const FULL_RELOAD_SECS: f64 = 600.0;
+const FULL_RELOADS_PER_HOUR: f64 = 3600.0 / FULL_RELOAD_SECS;
+
+/// Requests a full reload of the sessions makes (every 10 minutes, when the sessions change,
+/// and at start-up): the sessions query, the token facts, the list heads, the live-session
+/// count (written only when it changed).
 const RELOAD_KEYS: [&str; 4] = [
     "Query session",
     "Query token-facts",
@@ -350,8 +356,9 @@ const RELOAD_KEYS: [&str; 4] = [
 ];
 
 /// Table units per tracked wallet-hour at idle, from a mode run: what the measured 12 s idle
-/// blocks cost (every key but a reload's), at 300 blocks an hour, plus one full reload a
-/// minute at what the forced reloads cost.
+/// blocks cost (every key but a reload's), at 300 blocks an hour, plus the timer's full
+/// reloads at what the forced reloads cost (the live-session count is written only when it
+/// changes, so an idle reload writes nothing).
 pub fn units_per_wallet_hour(run: &ModeRun, wallets: usize) -> Value {
     let per = |counts: &Counts, reload: bool| {
         let picked: Counts = counts
@@ -371,19 +378,20 @@ pub fn units_per_wallet_hour(run: &ModeRun, wallets: usize) -> Value {
     };
     let blocks = run.idle_12s.blocks as f64;
     let w = wallets as f64;
-    let read = (block.read_units / blocks * 300.0 + reload.read_units * 60.0) / w;
-    let write = (block.write_units / blocks * 300.0 + reload.write_units * 60.0) / w;
+    let read = (block.read_units / blocks * 300.0 + reload.read_units * FULL_RELOADS_PER_HOUR) / w;
+    let write =
+        (block.write_units / blocks * 300.0 + reload.write_units * FULL_RELOADS_PER_HOUR) / w;
     json!({
         "read_units": (read * 1000.0).round() / 1000.0,
         "write_units": (write * 1000.0).round() / 1000.0,
         "per_block": {"read_units": round(block.read_units / blocks), "write_units": round(block.write_units / blocks)},
         "per_full_reload": {"read_units": round(reload.read_units), "write_units": round(reload.write_units)},
-        "arithmetic": "(units per idle 12 s block x 300 blocks/h + units per full session reload x 60/h) / wallets",
+        "arithmetic": "(units per idle 12 s block x 300 blocks/h + units per full session reload x 6/h) / wallets",
     })
 }
 
 /// The poller's CPU per idle block, apart from and with its full session reloads (a timer:
-/// once a minute, whatever the chain's pace).
+/// every 10 minutes, whatever the chain's pace).
 #[derive(Debug, Clone, Copy)]
 pub struct IdleCpu {
     /// Per block at 1 s and at 12 s blocks, without reloads.
@@ -394,14 +402,14 @@ pub struct IdleCpu {
 }
 
 impl IdleCpu {
-    /// An hour's average per block at `seconds` between blocks: a reload every 60 s.
+    /// An hour's average per block at `seconds` between blocks: a reload every 10 minutes.
     pub fn average_ms(&self, seconds: f64) -> f64 {
         let block = if seconds >= 12.0 {
             self.block_12s_ms
         } else {
             self.block_1s_ms
         };
-        block + self.reload_ms * seconds / 60.0
+        block + self.reload_ms * seconds / FULL_RELOAD_SECS
     }
 }
 
@@ -441,7 +449,7 @@ impl ModeRun {
                 "without_reloads_1s": round(cpu.block_1s_ms),
                 "without_reloads_12s": round(cpu.block_12s_ms),
                 "per_full_reload": round(cpu.reload_ms),
-                "arithmetic": "per block without reloads + per full reload x seconds between blocks / 60 (the poller reloads every session once a minute); from the idle, forced-reload and 12 s windows, each window's reloads counted by the proxy",
+                "arithmetic": "per block without reloads + per full reload x seconds between blocks / 600 (the poller reloads every session every 10 minutes); from the idle, forced-reload and 12 s windows, each window's reloads counted by the proxy",
             },
             "busy_1s_blocks": self.busy_1s.as_ref().map(BlockCost::to_json),
             "idle_12s_blocks": self.idle_12s.to_json(),

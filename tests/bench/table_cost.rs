@@ -133,7 +133,7 @@ pub fn report(tiers: &[Tier], fanout: &Value) -> Value {
         "usd_per_hour_per_1000_connected_wallets_one_transfer_a_minute": round(per_1000_busy * 1000.0) / 1000.0,
         "wallets_in_the_measured_tier": wallets,
         "arithmetic": [
-            "per wallet-hour idle = (units per idle 12 s block x 300 + units per full session reload x 60) / wallets",
+            "per wallet-hour idle = (units per idle 12 s block x 300 + units per full session reload x 6) / wallets",
             "per-transfer units = (busy-block units - idle-block units) / wallets touched per busy block + the feed entry's units",
             "connected wallet-hour = SSE table reads (read units/connection-minute x 60 x $0.25/M) + Lambda (3600 s x 0.125 GB x $0.0000133334 + 3600/840 invocations x $0.20/M)",
             "idle (no wallets) = Fargate poller $0.01/h + the per-block units (sessions signal read, cursor write) x 300 blocks/h",

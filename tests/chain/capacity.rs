@@ -16,8 +16,8 @@ async fn new_sessions_are_refused_at_the_chain_cap() -> anyhow::Result<()> {
     let existing = lower(&fresh_owner());
     env.watch(&existing, &body).await?;
 
-    // The chain at its cap, as the poller would count it. (Its next full reload writes the
-    // true count back; only this test's own writes trigger one meanwhile.)
+    // The chain at its cap, as the poller would count it. (The poller writes the true count
+    // back when the count next changes.)
     table.set_live_sessions(chain, u64::from(u32::MAX)).await?;
     let newcomer = fresh_owner();
     let refused = env

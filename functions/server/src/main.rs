@@ -8,7 +8,6 @@ use anyhow::Context;
 use api::State;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tracing_subscriber::EnvFilter;
 
 /// How often the open streams are logged (the template turns the line into a metric that
 /// autoscaling follows).
@@ -16,15 +15,7 @@ const REPORT_EVERY: Duration = Duration::from_secs(60);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    live_balances::logging::init();
     // The chain endpoints come from the chain secret, as in the Lambda shell.
     let state = Arc::new(State::start().await?.with_hub());
     let server = state.settings.server.clone();
