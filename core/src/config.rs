@@ -663,7 +663,8 @@ mod tests {
         assert_eq!(s.tracking.sweep_all_interval, Duration::from_secs(3600));
         assert_eq!(s.max_tokens_per_session, 20_000);
         assert_eq!(s.max_pairs_per_stream, 10);
-        let pairs = |v: &str| settings(&[("MAX_PAIRS_PER_STREAM", v)]).map(|s| s.max_pairs_per_stream);
+        let pairs =
+            |v: &str| settings(&[("MAX_PAIRS_PER_STREAM", v)]).map(|s| s.max_pairs_per_stream);
         assert_eq!(pairs("32").unwrap(), 32);
         assert!(pairs("0").is_err() && pairs("33").is_err());
         assert_eq!(

@@ -179,7 +179,11 @@ mod tests {
             (format!("1:{A},{A}"), 1, PairError::Malformed),
             (format!("0:{A}"), 0, PairError::ChainId),
             (format!("1:{A},x1:{A}"), 1, PairError::ChainId),
-            ("1:0x12".to_string(), 0, PairError::Owner(AddressError::Malformed)),
+            (
+                "1:0x12".to_string(),
+                0,
+                PairError::Owner(AddressError::Malformed),
+            ),
             (
                 format!("1:{A},2:0x{}", "0".repeat(40)),
                 1,
@@ -189,7 +193,11 @@ mod tests {
         ];
         for (text, want_index, want) in cases {
             match parse_pair_list(&text, 10) {
-                Err(PairListError::Invalid { index, value, error }) => {
+                Err(PairListError::Invalid {
+                    index,
+                    value,
+                    error,
+                }) => {
                     assert_eq!((index, &error), (want_index, &want), "{text}");
                     assert!(text.contains(&value), "{text}: {value}");
                 }

@@ -85,7 +85,9 @@ fn compact(position: &FeedPosition) -> String {
 fn expand(text: &str) -> Result<FeedPosition, StreamIdError> {
     let canonical = !text.is_empty()
         && text.len() <= POSITION_CHARS
-        && text.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
         && (text == "0" || !text.starts_with('0'));
     if !canonical {
         return Err(StreamIdError::Format);
@@ -123,7 +125,10 @@ mod tests {
             position(&"9".repeat(40)),
         ];
         let id = encode(&set, &positions.iter().collect::<Vec<_>>());
-        assert!(id.starts_with(&format!("m1.{}.0.", set.fingerprint())), "{id}");
+        assert!(
+            id.starts_with(&format!("m1.{}.0.", set.fingerprint())),
+            "{id}"
+        );
         assert!(id.len() <= max_len(3), "{id}");
         assert_eq!(decode(&set, &id).unwrap(), positions);
         // The largest position takes exactly the bound.
@@ -150,7 +155,11 @@ mod tests {
             format!("m1.{}.01.1.1", three.fingerprint()),
             format!("m1.{}.A.1.1", three.fingerprint()),
             format!("m1.{}..1.1", three.fingerprint()),
-            format!("m1.{}.{}.1.1", three.fingerprint(), "z".repeat(POSITION_CHARS)),
+            format!(
+                "m1.{}.{}.1.1",
+                three.fingerprint(),
+                "z".repeat(POSITION_CHARS)
+            ),
             format!("m1.{}.1.1.1.{}", three.fingerprint(), "1".repeat(300)),
             format!("m1.xyz.1.1.1"),
         ] {

@@ -545,10 +545,9 @@ impl SseClient {
         query_id: Option<&str>,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>> {
-        let mut url = reqwest::Url::parse(&env.url_via(
-            transport,
-            &format!("/sse/{chain_id}/balances/{owner}"),
-        ))?;
+        let mut url = reqwest::Url::parse(
+            &env.url_via(transport, &format!("/sse/{chain_id}/balances/{owner}")),
+        )?;
         if let Some(id) = query_id {
             url.query_pairs_mut().append_pair("lastEventId", id);
         }
