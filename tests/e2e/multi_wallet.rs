@@ -151,6 +151,23 @@ async fn follow_all(
     Ok(seen)
 }
 
+/// [`three_pairs`] holding 10 each, streamed until each got 1 more; returns them with the
+/// stream's last id (the stream is closed).
+async fn pairs_after_one_update_each(
+    env: &'static Environment,
+    transport: Transport,
+) -> anyhow::Result<(Vec<Watched>, String)> {
+    let pairs = three_pairs(env, transport, 10).await?;
+    let mut first = SseClient::connect_many(env, transport, &wallets(&pairs), None).await?;
+    snapshots(&mut first, &pairs).await?;
+    for pair in &pairs {
+        pair.send(1).await?;
+    }
+    follow_all(&mut first, &pairs, &strings(&[10; 3]), &strings(&[11; 3])).await?;
+    let last_id = first.last_id.clone().context("an id after the updates")?;
+    Ok((pairs, last_id))
+}
+
 fn strings(values: &[u64]) -> Vec<String> {
     values.iter().map(u64::to_string).collect()
 }
@@ -195,16 +212,8 @@ on_both_transports!(
 );
 async fn resume_test(transport: Transport) -> anyhow::Result<()> {
     let env = Environment::get();
-    let pairs = three_pairs(env, transport, 10).await?;
-    let mut first = SseClient::connect_many(env, transport, &wallets(&pairs), None).await?;
-    snapshots(&mut first, &pairs).await?;
-    for pair in &pairs {
-        pair.send(1).await?;
-    }
-    follow_all(&mut first, &pairs, &strings(&[10; 3]), &strings(&[11; 3])).await?;
-    let last_id = first.last_id.clone().context("an id after the updates")?;
+    let (pairs, last_id) = pairs_after_one_update_each(env, transport).await?;
     assert!(last_id.len() <= 11 + 27 * 3, "bounded: {last_id}");
-    drop(first);
 
     // Missed while disconnected, on every pair.
     for amount in [2u64, 3] {
@@ -229,15 +238,7 @@ on_both_transports!(
 );
 async fn resync_test(transport: Transport) -> anyhow::Result<()> {
     let env = Environment::get();
-    let pairs = three_pairs(env, transport, 10).await?;
-    let mut first = SseClient::connect_many(env, transport, &wallets(&pairs), None).await?;
-    snapshots(&mut first, &pairs).await?;
-    for pair in &pairs {
-        pair.send(1).await?;
-    }
-    follow_all(&mut first, &pairs, &strings(&[10; 3]), &strings(&[11; 3])).await?;
-    let last_id = first.last_id.clone().context("an id")?;
-    drop(first);
+    let (pairs, last_id) = pairs_after_one_update_each(env, transport).await?;
 
     // The id's positions follow the pairs in order of (chain, owner): put a well-formed
     // position that is not (or no longer) in its feed in place of pair 1's.

@@ -361,7 +361,10 @@ impl Environment {
             .update_item()
             .table_name(table.name())
             .key("pk", AttributeValue::S(format!("S#{chain_id}")))
-            .key("sk", AttributeValue::S(live_balances::address::lower(owner)))
+            .key(
+                "sk",
+                AttributeValue::S(live_balances::address::lower(owner)),
+            )
             .update_expression("SET expires_at = :past")
             .expression_attribute_values(":past", AttributeValue::N(past.to_string()))
             .send()
