@@ -161,7 +161,7 @@ mod tests {
                 "z".repeat(POSITION_CHARS)
             ),
             format!("m1.{}.1.1.1.{}", three.fingerprint(), "1".repeat(300)),
-            format!("m1.xyz.1.1.1"),
+            "m1.xyz.1.1.1".to_string(),
         ] {
             assert_eq!(decode(&three, &bad), Err(StreamIdError::Format), "{bad}");
         }

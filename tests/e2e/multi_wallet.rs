@@ -500,7 +500,10 @@ async fn unreadable_id_test(transport: Transport) -> anyhow::Result<()> {
         let mut snapshots = vec![false; pairs.len()];
         let deadline = Instant::now() + DEADLINE;
         while snapshots.iter().any(|s| !s) {
-            let e = sse.next(deadline).await.with_context(|| format!("{id}"))?;
+            let e = sse
+                .next(deadline)
+                .await
+                .with_context(|| format!("after Last-Event-ID {id:?}"))?;
             let Some(i) = pairs.iter().position(|p| p.names(&e)) else {
                 continue;
             };
