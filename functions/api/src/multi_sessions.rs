@@ -29,7 +29,8 @@ pub struct SessionsRequest {
 }
 
 /// One pair of `POST /sessions`: its chain and wallet, and the fields of the single-wallet
-/// session body. Documentation only: each entry is read field by field, so an error names it.
+/// session body.
+// Documentation only: each entry is read field by field, so an error names it.
 #[derive(ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code)] // described, never built

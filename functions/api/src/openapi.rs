@@ -26,7 +26,8 @@ pub(crate) enum SseEventData {
     Error(StreamError),
 }
 
-/// The pair a multi-wallet stream's event is about. Documentation only, as the rest.
+/// The pair a multi-wallet stream's event is about.
+// Documentation only, as the schemas below: `SseEvent::encode_in` writes them.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code)] // described, never built
