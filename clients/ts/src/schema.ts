@@ -309,7 +309,7 @@ export interface components {
         };
         /**
          * @description One pair of `POST /sessions`: its chain and wallet, and the fields of the single-wallet
-         *     session body. Documentation only: each entry is read field by field, so an error names it.
+         *     session body.
          */
         PairSessionRequest: components["schemas"]["SessionRequest"] & {
             /** Format: int64 */
@@ -322,7 +322,7 @@ export interface components {
          *     `storage_unavailable`, before it ends) names no pair.
          */
         PairStreamError: (components["schemas"]["PairTag"] | null) & components["schemas"]["StreamError"];
-        /** @description The pair a multi-wallet stream's event is about. Documentation only, as the rest. */
+        /** @description The pair a multi-wallet stream's event is about. */
         PairTag: {
             /** Format: int64 */
             chainId: number;
