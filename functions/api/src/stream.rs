@@ -29,7 +29,7 @@ use live_balances::stream_id;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::SendTimeoutError;
-use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval, sleep_until};
 
 use crate::body::{self, ResponseBody};
 use crate::feed::FeedPages;
@@ -136,6 +136,13 @@ async fn send(tx: &Sender<Bytes>, frame: Bytes, patience: Duration) -> Result<()
         SendTimeoutError::Timeout(_) => RunEnd::TooSlow,
         SendTimeoutError::Closed(_) => RunEnd::ClientGone,
     })
+}
+
+/// A timer of `period` that, when late, waits a whole period again rather than catching up.
+fn ticker(period: Duration) -> Interval {
+    let mut ticker = interval(period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
 }
 
 /// Resolves when the process drains (never, if the hub is gone).
@@ -284,6 +291,13 @@ impl Stream {
 
     async fn send(&self, tx: &Sender<Bytes>, frame: Bytes) -> Result<(), RunEnd> {
         send(tx, frame, self.slow_client).await
+    }
+
+    /// The ping timer: the first ping one period from now.
+    fn pings(&self) -> Interval {
+        let mut ping = ticker(self.ping_interval);
+        ping.reset();
+        ping
     }
 
     fn live(&self) -> Vec<usize> {
@@ -476,13 +490,9 @@ impl Stream {
     /// The function URL's loop: the stream queries its pairs' feeds every `every`, keeps
     /// their sessions alive and checks their lists itself.
     async fn poll(&mut self, tx: &Sender<Bytes>, every: Duration) -> Result<(), RunEnd> {
-        let mut feed = interval(every);
-        feed.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut ping = interval(self.ping_interval);
-        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        ping.reset();
-        let mut keep_alive = interval(self.keep_alive);
-        keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut feed = ticker(every);
+        let mut ping = self.pings();
+        let mut keep_alive = ticker(self.keep_alive);
         let end = sleep_until(self.ends_at);
         tokio::pin!(end);
         while !self.live().is_empty() {
@@ -544,9 +554,7 @@ impl Stream {
         let Some(mut draining) = self.state.hub.as_ref().map(|h| h.draining()) else {
             return Ok(());
         };
-        let mut ping = interval(self.ping_interval);
-        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        ping.reset();
+        let mut ping = self.pings();
         let end = sleep_until(self.ends_at);
         tokio::pin!(end);
         while !self.live().is_empty() {
