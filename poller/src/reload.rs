@@ -1,6 +1,7 @@
 //! Keeping a watcher's watched set current: one small read per step (the sessions signal),
 //! and a reload of the chain's sessions and the lists they follow only when that signal
-//! moved, a loaded session reaches its expiry, or a minute has passed.
+//! moved, a stream opened on a wallet it does not watch, a loaded session reaches its expiry,
+//! or ten minutes have passed.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -19,8 +20,11 @@ use crate::watched::{ListTokens, WatchedSet};
 use crate::watcher::ChainWatcher;
 
 /// Sessions are reloaded in full at least this often, even when their version says nothing
-/// changed (a lost version bump costs at most this much delay).
-const FULL_RELOAD: Duration = Duration::from_secs(60);
+/// changed: the safety net for a lost version bump (the api's bump after a session write is
+/// advisory). Ten minutes, not one: a full reload of 10,000 sessions costs about 200 ms of
+/// CPU, which once a minute was most of an idle 12 s block's work (`make bench`). A lost bump
+/// of a wallet that opens a stream is caught sooner: the stream's re-read request names it.
+const FULL_RELOAD: Duration = Duration::from_secs(600);
 /// How many table reads of a reload run at once.
 const READ_CONCURRENCY: usize = 16;
 /// How far before the api's read of a new session its events are caught up on. Two
@@ -35,12 +39,19 @@ impl ChainWatcher {
     pub(crate) async fn refresh_watched(&mut self, cursor_block: u64) -> Result<(), PollerError> {
         let now = unix_now();
         let signal = self.table.sessions_signal(self.chain_id).await?;
+        // A stream asking for a re-read of a wallet this poller does not watch: its session
+        // was stored without the version bump reaching the signal.
+        let unknown_stream = signal
+            .rescans
+            .iter()
+            .any(|owner| self.watched.wallet(owner).is_none());
         for owner in signal.rescans {
             if !self.rescans.contains(&owner) {
                 self.rescans.push_back(owner);
             }
         }
         if self.sessions_version != Some(signal.version)
+            || unknown_stream
             || self.last_full_reload.elapsed() >= FULL_RELOAD
         {
             return self.reload(signal.version, cursor_block).await;
@@ -75,7 +86,22 @@ impl ChainWatcher {
                 .filter(|s| s.expires_at > now),
         );
         let version = self.sessions_version.unwrap_or(0);
-        self.apply_sessions(live, version, cursor_block).await
+        let count = live.len() as u64;
+        self.apply_sessions(live, version, cursor_block).await?;
+        if self.live_count_stored != Some(count) {
+            self.store_live_count(count).await;
+        }
+        Ok(())
+    }
+
+    /// Stores the live session count. The api refuses new sessions past
+    /// MAX_SESSIONS_PER_CHAIN by it. Advisory: a failed write is retried at the next reload,
+    /// and never holds the set back.
+    async fn store_live_count(&mut self, count: u64) {
+        match self.table.set_live_sessions(self.chain_id, count).await {
+            Ok(()) => self.live_count_stored = Some(count),
+            Err(error) => warn!(chain = self.chain_id, %error, "live session count not stored"),
+        }
     }
 
     /// The sessions of the watched set as loaded, but for `except`.
@@ -96,14 +122,11 @@ impl ChainWatcher {
             .into_iter()
             .filter(|s| s.expires_at > now)
             .collect();
-        // The api refuses new sessions past MAX_SESSIONS_PER_CHAIN by this count. Advisory:
-        // a failed write is retried at the next reload, and never holds the set back.
-        if let Err(error) = self
-            .table
-            .set_live_sessions(self.chain_id, live.len() as u64)
-            .await
-        {
-            warn!(chain = self.chain_id, %error, "live session count not stored");
+        // Stored when it changed, and at every full reload even when it did not (a count
+        // written by anything else is corrected within FULL_RELOAD).
+        let count = live.len() as u64;
+        if self.live_count_stored != Some(count) || self.last_full_reload.elapsed() >= FULL_RELOAD {
+            self.store_live_count(count).await;
         }
         self.unreadable = self
             .table

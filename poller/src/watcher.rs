@@ -35,8 +35,12 @@ use crate::watched::WatchedSet;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Longest a cursor goes unwritten while the chain is quiet.
 const HEARTBEAT: Duration = Duration::from_secs(30);
-/// Safety-net polling period while a head subscription is live.
+/// Safety-net polling period while a head subscription is live: at least this, and at least
+/// twice the chain's last gap between announced heads (up to the maximum), so a healthy
+/// subscription on a 12 s chain never sets it off — a check due before the next block is
+/// due would cost a request per block and find nothing.
 const SUBSCRIBED_POLL_INTERVAL: Duration = Duration::from_secs(10);
+const MAX_SUBSCRIBED_POLL_INTERVAL: Duration = Duration::from_secs(60);
 /// Longest block range whose blocks are traced one by one for native balance changes; a
 /// longer catch-up reads every watched wallet's native balance once instead.
 const TRACE_RANGE: u64 = 16;
@@ -86,6 +90,8 @@ pub struct ChainWatcher {
     /// (an open stream may have extended them, or they end).
     pub(crate) next_expiry: u64,
     pub(crate) last_full_reload: Instant,
+    /// The live session count this poller last stored (the api's cap reads it).
+    pub(crate) live_count_stored: Option<u64>,
     /// Work waiting for the next step: first reads of newly tracked values, re-reads.
     pub(crate) pending: ReadPlan,
     /// Wallets learned since the last step whose events between the api's read and this
@@ -104,8 +110,11 @@ pub struct ChainWatcher {
     native_sweep: Sweep<Address>,
     last_sweep: Instant,
     last_step: Instant,
-    /// Last time the head was asked for over HTTP.
+    /// Last time the head was asked for over HTTP, or announced by the subscription.
     last_poll: Instant,
+    /// When the subscription last announced a head, and the gap before it.
+    last_announced: Instant,
+    announced_gap: Duration,
     last_progress_log: Instant,
 }
 
@@ -141,6 +150,7 @@ impl ChainWatcher {
             sessions_version: None,
             next_expiry: 0,
             last_full_reload: Instant::now(),
+            live_count_stored: None,
             pending: ReadPlan::default(),
             catch_up: vec![],
             rescans: VecDeque::new(),
@@ -153,6 +163,8 @@ impl ChainWatcher {
             last_sweep: Instant::now(),
             last_step: Instant::now(),
             last_poll: Instant::now(),
+            last_announced: Instant::now(),
+            announced_gap: Duration::ZERO,
             last_progress_log: Instant::now() - HEARTBEAT,
         }
     }
@@ -228,7 +240,7 @@ impl ChainWatcher {
                     let poll = if self.heads.subscribed.load(Ordering::SeqCst) {
                         self.settings
                             .head_poll_interval
-                            .max(SUBSCRIBED_POLL_INTERVAL)
+                            .max(self.safety_poll_interval())
                     } else {
                         self.settings.head_poll_interval
                     };
@@ -291,6 +303,8 @@ impl ChainWatcher {
                 // A head that arrives proves the subscription alive: the safety-net check
                 // is only for one that has gone quiet.
                 self.last_poll = Instant::now();
+                self.announced_gap = self.last_announced.elapsed();
+                self.last_announced = Instant::now();
                 head
             }
             _ if self.heads.subscribed.load(Ordering::SeqCst) && !self.poll_due() => {
@@ -407,11 +421,15 @@ impl ChainWatcher {
         Ok(())
     }
 
+    fn safety_poll_interval(&self) -> Duration {
+        safety_poll_interval(self.announced_gap)
+    }
+
     /// Whether an HTTP head check is due while subscribed: right after a (re)subscription,
     /// which announces nothing produced before it, and then as a periodic safety net.
     fn poll_due(&self) -> bool {
         self.heads.catch_up.swap(false, Ordering::SeqCst)
-            || self.last_poll.elapsed() >= SUBSCRIBED_POLL_INTERVAL
+            || self.last_poll.elapsed() >= self.safety_poll_interval()
     }
 
     /// Adds what the range's logs touch for watched wallets: balances of tracked tokens (a
@@ -694,6 +712,12 @@ impl ChainWatcher {
     }
 }
 
+/// How long a live subscription may stay silent before the head is asked for over HTTP, given
+/// the last gap between two heads it announced.
+fn safety_poll_interval(announced_gap: Duration) -> Duration {
+    (announced_gap * 2).clamp(SUBSCRIBED_POLL_INTERVAL, MAX_SUBSCRIBED_POLL_INTERVAL)
+}
+
 /// Exponential backoff with jitter, capped.
 fn backoff(failures: u32) -> Duration {
     let base = Duration::from_millis(250)
@@ -726,6 +750,18 @@ async fn wait_or_stop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_healthy_subscription_never_waits_out_its_safety_check() {
+        let second = Duration::from_secs(1);
+        assert_eq!(safety_poll_interval(second), SUBSCRIBED_POLL_INTERVAL);
+        // Mainnet: the next block is due well before the check.
+        assert_eq!(safety_poll_interval(12 * second), 24 * second);
+        assert_eq!(
+            safety_poll_interval(3600 * second),
+            MAX_SUBSCRIBED_POLL_INTERVAL
+        );
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -1,7 +1,8 @@
 //! One benchmark stack: the e2e harness's local stack with counting proxies in front of anvil
-//! (for the poller and the api) and of DynamoDB Local (for every function, the pump and the
-//! poller), plus the chain and table helpers the measurements share.
+//! (for the poller and the api) and of DynamoDB Local (one for the poller and the pump, one
+//! for the functions), plus the chain and table helpers the measurements share.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use alloy::primitives::{Address, Bytes, U256};
@@ -9,14 +10,13 @@ use alloy::sol_types::{SolCall, SolValue};
 use anyhow::Context as _;
 use e2e::Environment;
 use live_balances::address::lower;
-use live_balances::storage::keys;
 use local_stack::contracts::{TEST_TOKEN_ARTIFACT, TestToken, artifact};
 use local_stack::devnet::Wallet;
 use local_stack::process::free_port;
 use local_stack::stack::{ChainSource, LocalStack, StackOptions};
 use serde_json::{Value, json};
 
-use crate::proxy::{CountingProxy, Mode};
+use crate::proxy::{CountingProxy, Counts, Mode, merged};
 
 /// Function instances `cargo lambda watch` may run at once: each open SSE stream holds one.
 pub const LAMBDA_CONCURRENCY: u32 = 128;
@@ -25,11 +25,16 @@ pub struct Bench {
     pub env: &'static Environment,
     /// Between the poller (and the api's chain reads) and anvil.
     pub rpc: CountingProxy,
-    /// Between every process of the stack and DynamoDB Local.
+    /// Between the poller (and the pump) and DynamoDB Local.
     pub db: CountingProxy,
+    /// Between the functions (api, fanout) and DynamoDB Local.
+    pub functions_db: CountingProxy,
     pub anvil_port: u16,
     /// Funded, impersonated on anvil: sends unsigned transactions that wait for `evm_mine`.
     pub actor: Wallet,
+    /// The running poller: its service name and `/health` base URL (a bench may restart it
+    /// with other settings).
+    poller: Mutex<(String, String)>,
 }
 
 impl Bench {
@@ -40,6 +45,7 @@ impl Bench {
         let dynamodb_port = free_port()?;
         let rpc = CountingProxy::start(anvil_port, Mode::JsonRpc).await?;
         let db = CountingProxy::start(dynamodb_port, Mode::DynamoDb).await?;
+        let functions_db = CountingProxy::start(dynamodb_port, Mode::DynamoDb).await?;
         let mut env = vec![
             ("RPC_URL_31337".to_string(), rpc.http_url()),
             ("WS_URL_31337".into(), rpc.ws_url()),
@@ -61,7 +67,7 @@ impl Bench {
             log_dir: root.join(format!("target/bench/logs/{run}-{label}")),
             table_name: "live-balances-bench".into(),
             lambda_concurrency: LAMBDA_CONCURRENCY,
-            functions_dynamodb_endpoint: None,
+            functions_dynamodb_endpoint: Some(functions_db.http_url()),
             extra_env: env,
             // The figures are of one chain; a second devnet would only share the machine.
             second_anvil_port: None,
@@ -76,12 +82,15 @@ impl Bench {
         let actor = Wallet::fresh(&env.stack.rpc_url).await?;
         env.rpc("anvil_impersonateAccount", json!([lower(&actor.address)]))
             .await?;
+        let poller = Mutex::new(("poller".to_string(), env.stack.poller_url.clone()));
         let bench = Self {
             env,
             rpc,
             db,
+            functions_db,
             anvil_port,
             actor,
+            poller,
         };
         bench.wait_healthy().await?;
         Ok(bench)
@@ -100,9 +109,46 @@ impl Bench {
 
     /// Stops every process of this stack (the environment itself lives on, leaked).
     pub fn stop(&self) {
-        for name in ["poller", "pump", "functions", "anvil", "dynamodb"] {
+        let _ = self.stop_poller();
+        for name in ["pump", "functions", "anvil", "dynamodb"] {
             let _ = self.env.stack.stop_service(name);
         }
+    }
+
+    /// Everything the table saw, from every process of the stack.
+    pub fn table_counts(&self) -> Counts {
+        merged(&self.db.counts(), &self.functions_db.counts())
+    }
+
+    /// Stops the running poller (SIGTERM: it stores its cursor).
+    pub fn stop_poller(&self) -> anyhow::Result<()> {
+        let name = self.lock_poller().0.clone();
+        self.env.stack.stop_service(&name)
+    }
+
+    /// Starts a poller with `overrides` on top of the stack's environment (the one before is
+    /// stopped first); returns when it has started (its `/health` answers).
+    pub async fn start_poller(&self, overrides: &[(String, String)]) -> anyhow::Result<()> {
+        self.stop_poller()?;
+        let name = format!("poller-{}", unix_millis());
+        let url = self.env.stack.start_poller_as(&name, overrides)?;
+        *self.lock_poller() = (name, url.clone());
+        let health = format!("{url}/health");
+        local_stack::stack::wait_for("poller", Duration::from_secs(60), || async {
+            self.env.http.get(&health).send().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    fn lock_poller(&self) -> std::sync::MutexGuard<'_, (String, String)> {
+        self.poller.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The running poller's `/health` answer.
+    pub async fn poller_health(&self) -> anyhow::Result<Value> {
+        let url = format!("{}/health", self.lock_poller().1);
+        Ok(self.env.http.get(&url).send().await?.json().await?)
     }
 
     pub fn chain_id(&self) -> u64 {
@@ -166,6 +212,18 @@ impl Bench {
         Ok(())
     }
 
+    /// Sends `amount` wei from the actor to `to`, left for the next block.
+    pub async fn send_eth(&self, to: Address, amount: U256) -> anyhow::Result<()> {
+        let tx = json!({
+            "from": lower(&self.actor.address),
+            "to": lower(&to),
+            "value": format!("0x{amount:x}"),
+            "gas": "0x5208",
+        });
+        self.env.rpc("eth_sendTransaction", json!([tx])).await?;
+        Ok(())
+    }
+
     /// A transfer of `amount` of `token` from the actor to `to`, left for the next block.
     pub async fn send_transfer(
         &self,
@@ -218,9 +276,33 @@ impl Bench {
         Ok(tokens)
     }
 
-    /// Writes sessions straight into the table (scale set-up, as the api's POST would, minus
-    /// the initial values: the poller reads and writes those itself when it sees the
-    /// sessions).
+    /// Deletes the sessions of `owners`: the poller stops watching them.
+    pub async fn delete_sessions(&self, owners: &[Address]) -> anyhow::Result<()> {
+        use live_balances::storage::keys;
+        let table = self.env.stack.table().await;
+        for owner in owners {
+            table
+                .client()
+                .delete_item()
+                .table_name(table.name())
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(keys::session_pk(self.chain_id())),
+                )
+                .key(
+                    "sk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(keys::session_sk(owner)),
+                )
+                .send()
+                .await?;
+        }
+        table.bump_sessions_version(self.chain_id()).await?;
+        Ok(())
+    }
+
+    /// Writes sessions of `tokens` (custom tokens) straight into the table for the client and
+    /// fan-out sections: revision 1, not complete, so the poller reads their values itself
+    /// when it sees them (fresh owners hold nothing yet: all zero, none stored).
     pub async fn write_sessions(
         &self,
         owners: &[Address],
@@ -253,29 +335,15 @@ impl Bench {
         Ok(())
     }
 
-    /// Deletes every session of the chain: the poller stops watching their owners.
-    pub async fn clear_sessions(&self) -> anyhow::Result<usize> {
-        let table = self.env.stack.table().await;
-        let owners: Vec<Address> = table
-            .sessions(self.chain_id())
-            .await?
-            .iter()
-            .map(|s| s.owner)
-            .collect();
-        self.delete_sessions(&owners).await?;
-        Ok(owners.len())
-    }
-
     /// Waits (up to `deadline`) until the fanout has caught up with the stream: no feed entry
     /// written for a second. Returns whether it did.
     pub async fn wait_feed_drained(&self, deadline: Duration) -> bool {
-        let feed_writes =
-            |c: &crate::proxy::Counts| c.get("PutItem feed").map_or(0, |c| c.requests);
+        let feed_writes = |c: &Counts| c.get("PutItem feed").map_or(0, |c| c.requests);
         let until = tokio::time::Instant::now() + deadline;
-        let mut last = feed_writes(&self.db.counts());
+        let mut last = feed_writes(&self.functions_db.counts());
         while tokio::time::Instant::now() < until {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let now = feed_writes(&self.db.counts());
+            let now = feed_writes(&self.functions_db.counts());
             if now == last {
                 return true;
             }
@@ -284,38 +352,20 @@ impl Bench {
         false
     }
 
-    /// Deletes the sessions of `owners`: the poller stops watching them.
-    pub async fn delete_sessions(&self, owners: &[Address]) -> anyhow::Result<()> {
-        let table = self.env.stack.table().await;
-        for owner in owners {
-            table
-                .client()
-                .delete_item()
-                .table_name(table.name())
-                .key(
-                    "pk",
-                    aws_sdk_dynamodb::types::AttributeValue::S(keys::session_pk(self.chain_id())),
-                )
-                .key(
-                    "sk",
-                    aws_sdk_dynamodb::types::AttributeValue::S(keys::session_sk(owner)),
-                )
-                .send()
-                .await?;
-        }
-        table.bump_sessions_version(self.chain_id()).await?;
-        Ok(())
-    }
-
     /// Waits until the poller has processed `block` and finished every write it started.
     pub async fn poller_settled(&self, block: u64, deadline: Duration) -> anyhow::Result<()> {
-        let url = format!("{}/health", self.env.stack.poller_url);
         local_stack::stack::wait_for("poller to process the block", deadline, || async {
-            let health: Value = self.env.http.get(&url).send().await?.json().await?;
+            let health = self.poller_health().await?;
             let processed = health["chains"][0]["processedBlock"].as_u64().unwrap_or(0);
             anyhow::ensure!(processed >= block, "at {processed}, waiting for {block}");
             Ok(())
         })
         .await
     }
+}
+
+fn unix_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
 }

@@ -29,14 +29,14 @@ pub async fn run(
     // Idle streams: what open connections cost the table when nothing changes, less what the
     // table sees without them (the poller's heartbeat, the pump, streams of earlier sections
     // the local emulator has not ended yet).
-    let db0 = bench.db.counts();
+    let db0 = bench.table_counts();
     tokio::time::sleep(QUIET).await;
-    let background = since(&bench.db.counts(), &db0);
+    let background = since(&bench.table_counts(), &db0);
     let listeners = Listeners::open(bench, owners, connections).await?;
-    let db0 = bench.db.counts();
+    let db0 = bench.table_counts();
     tokio::time::sleep(QUIET).await;
-    let quiet = since(&bench.db.counts(), &db0);
-    let db_burst = bench.db.counts();
+    let quiet = since(&bench.table_counts(), &db0);
+    let db_burst = bench.table_counts();
 
     let mut mined: HashMap<(Address, String), Instant> = HashMap::new();
     bench.automine(false).await?;
@@ -76,7 +76,7 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let burst_db = since(&bench.db.counts(), &db_burst);
+    let burst_db = since(&bench.table_counts(), &db_burst);
     let reconnects = listeners.close().await?;
     anyhow::ensure!(
         latencies.len() == expected,
@@ -106,9 +106,9 @@ pub async fn run(
         "table_requests_per_connection_minute": per_connection_minute(quiet_total.requests as f64, background_total.requests as f64),
         "table_by_operation_quiet_with_connections": quiet,
         "table_by_operation_quiet_without_connections": background,
-        "burst_balance_writes": requests(&burst_db, "PutItem balance"),
+        "burst_balance_writes": requests(&burst_db, "UpdateItem balance"),
         "burst_feed_writes": requests(&burst_db, "PutItem feed"),
-        "feed_write_units_per_balance_write": round(units(&burst_db, "PutItem feed") / requests(&burst_db, "PutItem balance").max(1.0) * 100.0) / 100.0,
+        "feed_write_units_per_balance_write": round(units(&burst_db, "PutItem feed") / requests(&burst_db, "UpdateItem balance").max(1.0) * 100.0) / 100.0,
         "units_source": "ConsumedCapacity returned by DynamoDB Local (the proxy adds ReturnConsumedCapacity=TOTAL), reads floored at DynamoDB's 1 unit per strongly consistent request",
     }))
 }

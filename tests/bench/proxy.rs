@@ -46,6 +46,25 @@ pub fn since(after: &Counts, before: &Counts) -> Counts {
         .collect()
 }
 
+/// Whether a count key (`Operation item-kind`) is a write.
+pub fn is_write(key: &str) -> bool {
+    WRITE_OPS.iter().any(|op| key.starts_with(op))
+}
+
+const WRITE_OPS: [&str; 4] = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"];
+
+/// Two proxies' counts added up.
+pub fn merged(a: &Counts, b: &Counts) -> Counts {
+    let mut out = a.clone();
+    for (k, c) in b {
+        let e = out.entry(k.clone()).or_default();
+        e.requests += c.requests;
+        e.read_units += c.read_units;
+        e.write_units += c.write_units;
+    }
+    out
+}
+
 pub fn total(counts: &Counts) -> Count {
     counts.values().fold(Count::default(), |t, c| Count {
         requests: t.requests + c.requests,
@@ -237,10 +256,7 @@ async fn forward(
     let headers = reply.headers().clone();
     let bytes = reply.bytes().await.unwrap_or_default();
     if let Some(key) = dynamo_key {
-        let is_write = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"]
-            .iter()
-            .any(|op| key.starts_with(op));
-        let (mut read, write) = consumed_units(&bytes, is_write);
+        let (mut read, write) = consumed_units(&bytes, is_write(&key));
         let is_read = ["GetItem", "Query", "Scan"]
             .iter()
             .any(|op| key.starts_with(op));
@@ -278,8 +294,8 @@ const CAPACITY_OPS: [&str; 8] = [
 ];
 
 /// Asks for consumed capacity and names the request: `Operation item-kind`, the item kind being
-/// the key prefix of the partition it touches (`S#` session, `B#` balance, `F#` feed, `C#`
-/// cursor), which tells the poller's, api's and fanout's traffic apart.
+/// the key prefix of the partition it touches (README "Table layout"), which tells the
+/// poller's, api's and fanout's traffic apart.
 fn dynamo_request(target: Option<&str>, body: &Bytes) -> (Bytes, String) {
     let op = target
         .and_then(|t| t.split('.').nth(1))
@@ -314,15 +330,22 @@ fn item_kind(request: &Value) -> Option<String> {
         .or(request["Item"]["pk"]["S"].as_str())
         .or(request["ExpressionAttributeValues"][":pk"]["S"].as_str())
         .or(batched)?;
-    Some(match pk.get(..2) {
-        Some("S#") => "session".into(),
-        Some("B#") => "balance".into(),
-        Some("F#") => "feed".into(),
-        Some("C#") => "cursor".into(),
-        Some("G#") => "change log".into(),
-        Some("V#") => "version".into(),
-        _ => "other".into(),
-    })
+    Some(
+        match pk.get(..2) {
+            Some("S#") => "session",
+            Some("B#") => "balance",
+            Some("F#") => "feed",
+            Some("C#") => "cursor",
+            Some("M#") => "metadata",
+            Some("L#") => "list",
+            Some("K#") => "token-facts",
+            Some("V#") => "sessions-signal",
+            Some("R#") => "rate-limit",
+            Some("G#") => "change log",
+            _ => "other",
+        }
+        .into(),
+    )
 }
 
 /// (read, write) capacity units in a DynamoDB answer.

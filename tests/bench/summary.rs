@@ -40,30 +40,6 @@ pub fn render(s: &Map<String, Value>) -> String {
             fs["chain_log_interval_ms"], fs["n"], fs["p50_ms"], fs["p90_ms"], fs["p99_ms"], met(&fs["met"])
         ));
     }
-    let rpc = get(s, &["rpc_per_block"]);
-    if let Some(rows) = rpc["requests_per_block"].as_array() {
-        let cells: Vec<String> = rows
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} owners {}/{}",
-                    r["owners"], r["no_owner_touched"], r["owners_touched"]
-                )
-            })
-            .collect();
-        lines.push(format!(
-            "  RPC per block (idle/touched): {}  [<=4: {}]",
-            cells.join(", "),
-            met(&rpc["met"])
-        ));
-    }
-    let slow = get(s, &["rpc_per_block_12s_blocks"]);
-    if !slow.is_null() {
-        lines.push(format!(
-            "  RPC per block with 12 s blocks, {} owners: {}",
-            slow["owners"], slow["rpc_requests_per_block"]
-        ));
-    }
     let c = get(s, &["clients_and_baseline"]);
     if !c.is_null() {
         lines.push(format!(
@@ -81,10 +57,17 @@ pub fn render(s: &Map<String, Value>) -> String {
     let snap = get(s, &["initial_snapshot"]);
     if !snap.is_null() {
         lines.push(format!(
-            "  5,000-token snapshot, POST -> all_balances (n={}): p50 {} ms  [<=1500: {}]",
+            "  5,000-token list session, 20 held (n={}): POST -> all_balances p50 {} ms [<=500: {}]; {} table writes [<=50: {}]; reconnect p50 {} ms [<=150: {}]; all_balances {} bytes [<=400 KB: {}]; session item {} bytes (before ~206 KB)",
             snap["post_to_all_balances"]["n"],
             snap["post_to_all_balances"]["p50_ms"],
-            met(&snap["met"])
+            met(&snap["met"]["post_to_all_balances"]),
+            snap["post_table_writes_max"],
+            met(&snap["met"]["post_table_writes"]),
+            snap["reconnect_to_all_balances"]["p50_ms"],
+            met(&snap["met"]["reconnect_to_all_balances"]),
+            snap["all_balances_bytes"],
+            met(&snap["met"]["all_balances_bytes"]),
+            snap["session_item_bytes_max"],
         ));
     }
     let f = get(s, &["fanout"]);
@@ -137,19 +120,41 @@ pub fn render(s: &Map<String, Value>) -> String {
             met(&m["met"])
         ));
     }
-    let p = get(s, &["poller_footprint"]);
-    if !p.is_null() {
+    let scale = get(s, &["scale"]);
+    if let Some(tiers) = scale["tiers"].as_array() {
+        for tier in tiers {
+            for m in tier["modes"].as_array().into_iter().flatten() {
+                lines.push(format!(
+                    "  poller, {} wallets, {}: start-up {} s; RPC/block {} (1 s blocks) {} (12 s); CPU per idle block {} ms (1 s) {} ms (12 s); RSS {} MB (peak {})",
+                    tier["wallets"],
+                    m["mode"],
+                    m["startup_seconds"],
+                    m["idle_1s_blocks"]["rpc_requests_per_block"],
+                    m["idle_12s_blocks"]["rpc_requests_per_block"],
+                    m["cpu_ms_per_idle_block"]["1s_blocks"],
+                    m["cpu_ms_per_idle_block"]["12s_blocks"],
+                    m["rss_mb"],
+                    m["peak_rss_mb"],
+                ));
+            }
+        }
         lines.push(format!(
-            "  poller peak RSS at 10,000 owners: {} MiB ({})  [<=150 MB: {}]",
-            p["peak_rss_mib_at_10000_owners"],
-            p["how"],
-            met(&p["met"])
+            "  poller targets: RPC/block with traces <=4: {}; RSS <=150 MB at 10,000: {}; CPU <=20 ms per idle block at 10,000: {}",
+            met(&scale["met"]["rpc_per_block_with_traces"]),
+            met(&scale["met"]["rss"]),
+            met(&scale["met"]["cpu_per_idle_block"]),
         ));
     }
     let t = get(s, &["table_cost"]);
     if !t.is_null() {
         lines.push(format!(
-            "  cost: idle ${:.4}/h; per 1,000 connected wallets ${:.2}/h",
+            "  table units per tracked wallet-hour at idle, {} wallets: {} read, {} write; compared at {} wallets (before: 60 read, 1.5 write): read {}, write {}; cost idle ${:.4}/h; per 1,000 connected wallets ${:.2}/h",
+            t["measured_at_wallets"],
+            t["per_tracked_wallet_hour_idle"]["read_units"],
+            t["per_tracked_wallet_hour_idle"]["write_units"],
+            t["idle_compared_at_wallets"],
+            met(&t["idle_no_higher_than_before"]["read_units"]),
+            met(&t["idle_no_higher_than_before"]["write_units"]),
             t["idle_cost_usd_per_hour"].as_f64().unwrap_or(f64::NAN),
             t["usd_per_hour_per_1000_connected_wallets_idle"]
                 .as_f64()

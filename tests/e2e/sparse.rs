@@ -354,3 +354,46 @@ async fn a_listed_token_turning_non_zero_without_an_event_shows_when_a_stream_op
     }
     Ok(())
 }
+
+/// A session stored without its sessions-version bump (the api's bump is advisory: its write
+/// can fail after the session's) is not invisible until the poller's ten-minute safety-net
+/// reload: the stream that opens on it asks for a re-read, which names a wallet the poller
+/// does not watch, and the poller reloads at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_whose_version_bump_was_lost_is_watched_once_its_stream_opens()
+-> anyhow::Result<()> {
+    let env = Environment::get();
+    let chain = env.chain_id();
+    let (actor, token) = env.actor_with_token(1_000).await?;
+    let owner = fresh_owner();
+    actor.transfer(token, owner, U256::from(500)).await?;
+    // The session as the api writes it, its values not yet stored (revision 1, none
+    // complete), and no bump of the chain's sessions version.
+    let now = live_balances::clock::unix_now();
+    let mut session = live_balances::model::Session::new(chain, owner, now);
+    session.custom_tokens.insert(token);
+    session.revision = 1;
+    session.read_block = env.block_number().await?;
+    session.expires_at = now + 3_600;
+    let table = env.stack.table().await;
+    let version = table.sessions_version(chain).await?;
+    assert!(table.write_session(&session, 0, true).await?, "stored");
+    assert_eq!(table.sessions_version(chain).await?, version, "no bump");
+
+    let mut sse = SseClient::connect(env, &lower(&owner), None).await?;
+    let snapshot = sse
+        .wait_for("all_balances", |e| e.event == "all_balances")
+        .await?;
+    if snapshot.data["balances"][lower(&token)] != "500" {
+        // The poller's first read of the value (`previousBalance: null`: nothing was stored).
+        let first = sse
+            .wait_for("the first read", |e| {
+                e.event == "balance_update" && e.data["address"] == lower(&token)
+            })
+            .await?;
+        assert_eq!(first.data["balance"], "500", "{}", first.data);
+    }
+    actor.transfer(token, owner, U256::from(250)).await?;
+    sse.follow_balance(&lower(&token), "500", "750").await?;
+    Ok(())
+}
