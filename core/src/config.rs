@@ -152,6 +152,10 @@ pub struct Settings {
     /// How long a stream waits for a client to take an event before dropping it (the client
     /// resumes with `Last-Event-ID`); nothing is buffered for it beyond a few events.
     pub sse_slow_client: Duration,
+    /// Most (chain, wallet) pairs one multi-wallet stream or one `POST /sessions` takes
+    /// (`MAX_PAIRS_PER_STREAM`, 1 to [`MAX_PAIRS_LIMIT`]): bounds the stream's composite event
+    /// id, which browsers send back in a header.
+    pub max_pairs_per_stream: usize,
     pub server: ServerSettings,
     pub tracking: TrackingSettings,
 }
@@ -316,6 +320,19 @@ impl Settings {
             },
             chain_log_interval: millis("CHAIN_LOG_INTERVAL_MS", 50)?.max(Duration::from_millis(1)),
             sse_slow_client: millis("SSE_SLOW_CLIENT_MS", 10_000)?,
+            max_pairs_per_stream: match number(
+                "MAX_PAIRS_PER_STREAM",
+                get("MAX_PAIRS_PER_STREAM"),
+                10,
+            )? {
+                n @ 1..=MAX_PAIRS_LIMIT => n as usize,
+                _ => {
+                    return Err(invalid(
+                        "MAX_PAIRS_PER_STREAM",
+                        format!("expected 1 to {MAX_PAIRS_LIMIT}"),
+                    ));
+                }
+            },
             server: ServerSettings {
                 addr: match get("SERVER_ADDR") {
                     None => std::net::SocketAddr::from(([0, 0, 0, 0], 8080)),
@@ -622,6 +639,10 @@ fn chain_id(name: &str, id: &str) -> Result<u64, ConfigError> {
     }
 }
 
+/// The most `MAX_PAIRS_PER_STREAM` may be: a stream id of this many pairs is at most
+/// [`crate::stream_id::max_len`]`(32)` = 875 characters.
+pub const MAX_PAIRS_LIMIT: u64 = 32;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,6 +662,11 @@ mod tests {
         assert_eq!(s.tracking.native_balances, NativeBalances::Auto);
         assert_eq!(s.tracking.sweep_all_interval, Duration::from_secs(3600));
         assert_eq!(s.max_tokens_per_session, 20_000);
+        assert_eq!(s.max_pairs_per_stream, 10);
+        let pairs =
+            |v: &str| settings(&[("MAX_PAIRS_PER_STREAM", v)]).map(|s| s.max_pairs_per_stream);
+        assert_eq!(pairs("32").unwrap(), 32);
+        assert!(pairs("0").is_err() && pairs("33").is_err());
         assert_eq!(
             settings(&[("NATIVE_BALANCES", "reads")])
                 .unwrap()

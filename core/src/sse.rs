@@ -13,6 +13,7 @@ use alloy::primitives::{Address, U256};
 
 use crate::address::lower;
 use crate::model::{BalanceItem, BalanceKey, FeedEntry, FeedKind, FeedPosition, TokenRead};
+use crate::pairs::WalletPair;
 use crate::token::TokenMetadata;
 
 /// `all_balances`: the full state of a wallet's tracked values.
@@ -261,20 +262,47 @@ pub enum SseEvent {
     Position(FeedPosition),
 }
 
+/// The pair an event of a multi-wallet stream is about, named in its data: `chainId` and
+/// `owner` beside the single-wallet event's fields.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Tagged<'a, T: Serialize> {
+    chain_id: u64,
+    owner: String,
+    #[serde(flatten)]
+    data: &'a T,
+}
+
 impl SseEvent {
     /// The event framed for the wire, ending with the blank line that dispatches it.
     pub fn encode(&self) -> String {
+        self.render(None, None)
+    }
+
+    /// The event framed for a multi-wallet stream: its data names `pair` (stream-wide events
+    /// — `ping`, a stream's own `error` — name none), and an event that carries an id carries
+    /// the stream's composite `id` (see [`crate::stream_id`]) instead of its feed position.
+    pub fn encode_in(&self, pair: Option<&WalletPair>, id: &str) -> String {
+        self.render(pair, Some(id))
+    }
+
+    fn render(&self, pair: Option<&WalletPair>, stream_id: Option<&str>) -> String {
+        let data = |value: &dyn ErasedJson| match pair {
+            Some(pair) => value.tagged(pair),
+            None => value.plain(),
+        };
+        let id = |position: &FeedPosition| stream_id.unwrap_or(position.as_str()).to_string();
         match self {
             Self::AllBalances { position, snapshot } => {
-                frame("all_balances", Some(position.as_str()), &json(snapshot))
+                frame("all_balances", Some(&id(position)), &data(snapshot))
             }
             Self::Update(entry) => {
-                let id = Some(entry.position.as_str());
+                let id = Some(id(&entry.position));
                 let tx_hash = entry.tx_hash.map(|h| h.to_string());
                 let previous = entry.previous.map(|p| p.to_string());
                 match (entry.kind(), entry.key) {
                     (FeedKind::AllowanceUpdate, BalanceKey::Allowance { token, spender }) => {
-                        let data = AllowanceUpdate {
+                        let update = AllowanceUpdate {
                             address: lower(&token),
                             spender: lower(&spender),
                             allowance: entry.value.to_string(),
@@ -282,25 +310,46 @@ impl SseEvent {
                             block_number: entry.block,
                             tx_hash,
                         };
-                        frame("allowance_update", id, &json(&data))
+                        frame("allowance_update", id.as_deref(), &data(&update))
                     }
                     _ => {
-                        let data = BalanceUpdate {
+                        let update = BalanceUpdate {
                             address: lower(&entry.key.token()),
                             balance: entry.value.to_string(),
                             previous_balance: previous,
                             block_number: entry.block,
                             tx_hash,
                         };
-                        frame("balance_update", id, &json(&data))
+                        frame("balance_update", id.as_deref(), &data(&update))
                     }
                 }
             }
-            Self::Ping { time } => frame("ping", None, &json(&Ping { time: *time })),
-            Self::Resync(e) => frame("resync", None, &json(e)),
-            Self::Error(e) => frame("error", None, &json(e)),
-            Self::Position(position) => format!("id: {position}\n\n"),
+            Self::Ping { time } => frame("ping", None, &data(&Ping { time: *time })),
+            Self::Resync(e) => frame("resync", None, &data(e)),
+            Self::Error(e) => frame("error", None, &data(e)),
+            Self::Position(position) => format!("id: {}\n\n", id(position)),
         }
+    }
+}
+
+/// Serializes an event's data plain or naming its pair (object-safe, so one closure serves
+/// every data type).
+trait ErasedJson {
+    fn plain(&self) -> String;
+    fn tagged(&self, pair: &WalletPair) -> String;
+}
+
+impl<T: Serialize> ErasedJson for T {
+    fn plain(&self) -> String {
+        json(self)
+    }
+
+    fn tagged(&self, pair: &WalletPair) -> String {
+        json(&Tagged {
+            chain_id: pair.chain_id,
+            owner: lower(&pair.owner),
+            data: self,
+        })
     }
 }
 
@@ -381,6 +430,35 @@ mod tests {
         assert_eq!(v["previousBalance"], "1000000");
         assert_eq!(v["blockNumber"], 124);
         assert_eq!(v["txHash"], format!("{}", B256::repeat_byte(0xab)));
+    }
+
+    #[test]
+    fn a_multi_wallet_stream_names_the_pair_and_carries_its_own_id() {
+        let token = Address::repeat_byte(0xcd);
+        let e = entry(BalanceKey::Balance { token });
+        let pair = WalletPair {
+            chain_id: e.chain_id,
+            owner: e.owner,
+        };
+        let text = SseEvent::Update(e).encode_in(Some(&pair), "m1.0badf00d.7");
+        assert!(
+            text.starts_with("event: balance_update\nid: m1.0badf00d.7\n"),
+            "{text}"
+        );
+        let data = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert_eq!(v["chainId"], 1);
+        assert_eq!(v["owner"], lower(&Address::repeat_byte(1)));
+        assert_eq!(v["balance"], "1500000");
+        assert_eq!(
+            SseEvent::Position(FeedPosition::start()).encode_in(None, "m1.x"),
+            "id: m1.x\n\n"
+        );
+        let ping = SseEvent::Ping { time: 5 }.encode_in(None, "m1.x");
+        assert_eq!(
+            ping, "event: ping\ndata: {\"time\":5}\n\n",
+            "no id, no pair"
+        );
     }
 
     #[test]

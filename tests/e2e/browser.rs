@@ -2,7 +2,8 @@
 //! api function through the local function URL, and by the api server: it starts a session, shows live amounts with decimals applied, follows a
 //! transfer on anvil, and shows a token symbol made of markup as text. Three tabs of it share
 //! one stream (counted by a proxy in front of the api), and when the tab holding it closes,
-//! another takes it over without missing a change.
+//! another takes it over without missing a change. Two wallets on two chains on one page
+//! share one stream too (the multi-wallet stream), each row naming its wallet.
 
 use alloy::primitives::{Address, U256};
 use anyhow::Context;
@@ -37,6 +38,8 @@ struct PageView {
 #[derive(Debug, Deserialize, PartialEq)]
 struct RowView {
     token: String,
+    /// `chainId:owner` when the page follows several wallets, else empty.
+    wallet: String,
     symbol: String,
     amount: String,
     raw: String,
@@ -48,6 +51,13 @@ impl PageView {
     fn row(&self, token: Address) -> Option<&RowView> {
         self.rows.iter().find(|r| r.token == lower(&token))
     }
+
+    fn wallet_row(&self, chain_id: u64, owner: Address, token: Address) -> Option<&RowView> {
+        let wallet = format!("{chain_id}:{}", lower(&owner));
+        self.rows
+            .iter()
+            .find(|r| r.wallet == wallet && r.token == lower(&token))
+    }
 }
 
 const READ_PAGE: &str = r##"
@@ -58,6 +68,7 @@ return {
   error: text(document.getElementById("error")),
   rows: [...document.querySelectorAll("#balances tbody tr")].map((tr) => ({
     token: tr.dataset.token,
+    wallet: tr.dataset.wallet || "",
     symbol: text(tr.querySelector(".symbol")),
     amount: text(tr.querySelector("td.amount")),
     raw: text(tr.querySelector("td.raw")),
@@ -391,6 +402,80 @@ async fn drive_tabs(
     })
     .await?;
 
+    let errors = browser.console_errors().await?;
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_page_watches_two_wallets_on_two_chains_on_one_stream() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let api = reqwest::Url::parse(&env.stack.api_url)?;
+    let proxy = StreamCountingProxy::start(&api.origin().ascii_serialization()).await?;
+    let browser = Browser::start(&env.stack.options.log_dir, 1000, 820).await?;
+    let outcome =
+        std::panic::AssertUnwindSafe(drive_two_wallets(env, &browser, &proxy, api.path()))
+            .catch_unwind()
+            .await;
+    browser.finish(outcome).await
+}
+
+async fn drive_two_wallets(
+    env: &'static Environment,
+    browser: &Browser,
+    proxy: &StreamCountingProxy,
+    api_path: &str,
+) -> anyhow::Result<()> {
+    // Wallet A on the default chain, wallet B on the second; one token each, both named in
+    // the page's token field (each chain's session tracks both addresses).
+    let second = env.second_chain_id()?;
+    let (a, b) = (e2e::fresh_owner(), e2e::fresh_owner());
+    let (actor_a, usd_a) = env.actor_with_token_on(env.chain_id(), 10_000_000).await?;
+    let (actor_b, usd_b) = env.actor_with_token_on(second, 10_000_000).await?;
+    actor_a.transfer(usd_a, a, U256::from(1_500_000u64)).await?;
+    actor_b.transfer(usd_b, b, U256::from(2_500_000u64)).await?;
+    let url = format!(
+        "{}{api_path}/demo?chain={}&owner={}:{},{}:{}&tokens={},{}",
+        proxy.url,
+        env.chain_id(),
+        env.chain_id(),
+        lower(&a),
+        second,
+        lower(&b),
+        lower(&usd_a),
+        lower(&usd_b)
+    );
+    browser.client.goto(&url).await?;
+    press_start(browser).await?;
+    let view = wait_page(browser, "both wallets live on the page", |v| {
+        v.status == "live"
+            && v.wallet_row(env.chain_id(), a, usd_a)
+                .is_some_and(|r| r.raw == "1500000")
+            && v.wallet_row(second, b, usd_b)
+                .is_some_and(|r| r.raw == "2500000")
+    })
+    .await?;
+    assert_eq!(view.error, "", "no error shown");
+    assert_eq!(proxy.open_streams(), 1, "one stream for both wallets");
+    let requests = proxy.stream_requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.path_and_query.contains("/sse/balances?wallets=")),
+        "{requests:?}"
+    );
+
+    // A change on each chain reaches its own row.
+    actor_a.transfer(usd_a, a, U256::from(250_000u64)).await?;
+    actor_b.transfer(usd_b, b, U256::from(500_000u64)).await?;
+    wait_page(browser, "both changes", |v| {
+        v.wallet_row(env.chain_id(), a, usd_a)
+            .is_some_and(|r| r.raw == "1750000")
+            && v.wallet_row(second, b, usd_b)
+                .is_some_and(|r| r.raw == "3000000")
+    })
+    .await?;
+    assert_eq!(proxy.peak_streams(), 1, "never more than one stream");
     let errors = browser.console_errors().await?;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     Ok(())

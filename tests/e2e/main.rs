@@ -1,9 +1,29 @@
 //! End-to-end tests on the real local stack, compiled into one binary so they share it.
 
+/// Runs `$body(transport)` once per transport, as `$name::function_url` and `$name::server`.
+macro_rules! on_both_transports {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn function_url() -> anyhow::Result<()> {
+                $body(Transport::FunctionUrl).await
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn server() -> anyhow::Result<()> {
+                $body(Transport::Server).await
+            }
+        }
+    };
+}
+
 mod bad_input;
 mod browser;
 mod chain_log;
 mod limits;
+mod multi_wallet;
 mod owner_paths;
 mod poller;
 mod rest;

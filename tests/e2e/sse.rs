@@ -10,25 +10,6 @@ use e2e::{Environment, SSE_MAX_SECS, SseClient, Transport, fresh_owner};
 use live_balances::address::lower;
 use tokio::time::Instant;
 
-/// Runs `$body(transport)` once per transport, as `$name::function_url` and `$name::server`.
-macro_rules! on_both_transports {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread")]
-            async fn function_url() -> anyhow::Result<()> {
-                $body(Transport::FunctionUrl).await
-            }
-
-            #[tokio::test(flavor = "multi_thread")]
-            async fn server() -> anyhow::Result<()> {
-                $body(Transport::Server).await
-            }
-        }
-    };
-}
-
 /// A fresh owner with a session (created through `transport`) over a fresh token it holds
 /// `start` of; returns the actor that can send it more, the token and the owner.
 async fn watched_owner(
@@ -119,12 +100,18 @@ async fn stream_end_test(transport: Transport) -> anyhow::Result<()> {
         seen.iter().any(|e| e.event == "ping"),
         "pings keep the stream alive"
     );
+    // What the client holds: its last update of the token, else its snapshot — which may
+    // already show the transfer when the poller took it before the stream read the table.
     let last_balance = seen
         .iter()
         .rev()
-        .find(|e| e.event == "balance_update" && e.data["address"] == token.as_str())
-        .map(|e| e.data["balance"].as_str().unwrap_or_default().to_string())
-        .unwrap_or_else(|| "100".into());
+        .find_map(|e| match e.event.as_str() {
+            "balance_update" if e.data["address"] == token.as_str() => e.data["balance"].as_str(),
+            "all_balances" => e.data["balances"][&token].as_str(),
+            _ => None,
+        })
+        .unwrap_or("100")
+        .to_string();
 
     // Changes while no stream is open, then resume where the last stream stopped.
     actor
@@ -256,36 +243,8 @@ async fn session_expiry_test(transport: Transport) -> anyhow::Result<()> {
         .await?;
 
     // Expire the session as time would: its expiry passes.
-    let table = env.stack.table().await;
     let owner_address: alloy::primitives::Address = owner.parse()?;
-    let past = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs()
-        - 10;
-    let created = table
-        .session(env.chain_id(), &owner_address)
-        .await?
-        .expect("session exists");
-    table
-        .client()
-        .update_item()
-        .table_name(table.name())
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("S#{}", env.chain_id())),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S(owner.clone()),
-        )
-        .update_expression("SET expires_at = :past")
-        .expression_attribute_values(
-            ":past",
-            aws_sdk_dynamodb::types::AttributeValue::N(past.to_string()),
-        )
-        .send()
-        .await?;
-    assert!(created.expires_at > past);
+    env.expire_session(env.chain_id(), &owner_address).await?;
 
     sse.auto_reconnect = false;
     let error = sse.wait_for("error event", |e| e.event == "error").await?;
@@ -310,10 +269,26 @@ async fn no_session_test(transport: Transport) -> anyhow::Result<()> {
     let (status, body) = env.json_request(|| env.http.get(&url)).await?;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["code"], "session_not_found");
-    let (status, body) = env
-        .json_request(|| env.http.get(&url).header("last-event-id", "not-a-position"))
-        .await?;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["code"], "invalid_last_event_id");
+    Ok(())
+}
+
+on_both_transports!(
+    an_unreadable_last_event_id_resyncs_with_a_fresh_snapshot,
+    unreadable_id_test
+);
+async fn unreadable_id_test(transport: Transport) -> anyhow::Result<()> {
+    let env = Environment::get();
+    let (_actor, token, owner) = watched_owner(env, transport, 7).await?;
+    // Not a position: another format (a multi-wallet stream's id, garbage). Never a 400:
+    // EventSource would stop reconnecting for good.
+    for id in ["not-a-position", "m1.0badf00d.1.2"] {
+        let mut sse = SseClient::connect_via(env, transport, &owner, Some(id)).await?;
+        let first = sse.wait_for("resync", |e| e.event != "ping").await?;
+        assert_eq!(first.event, "resync", "{id}: {first:?}");
+        assert_eq!(first.data["code"], "unreadable_last_event_id");
+        let snapshot = sse.wait_for("all_balances", |e| e.event != "ping").await?;
+        assert_eq!(snapshot.event, "all_balances", "{id}");
+        assert_eq!(snapshot.data["balances"][&token], "7");
+    }
     Ok(())
 }

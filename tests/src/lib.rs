@@ -343,6 +343,51 @@ impl Environment {
         .await
     }
 
+    /// Expires the session of `owner` on `chain_id` as time would: its expiry passes.
+    pub async fn expire_session(&self, chain_id: u64, owner: &Address) -> anyhow::Result<()> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let table = self.stack.table().await;
+        let past = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs()
+            - 10;
+        let created = table
+            .session(chain_id, owner)
+            .await?
+            .context("session exists")?;
+        anyhow::ensure!(created.expires_at > past, "already expired");
+        table
+            .client()
+            .update_item()
+            .table_name(table.name())
+            .key("pk", AttributeValue::S(format!("S#{chain_id}")))
+            .key(
+                "sk",
+                AttributeValue::S(live_balances::address::lower(owner)),
+            )
+            .update_expression("SET expires_at = :past")
+            .expression_attribute_values(":past", AttributeValue::N(past.to_string()))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// POSTs a multi-pair session body (`POST /sessions`) through `transport`.
+    pub async fn post_sessions_via(
+        &self,
+        transport: Transport,
+        body: &Value,
+    ) -> anyhow::Result<(u16, Value)> {
+        let url = self.url_via(transport, "/sessions");
+        self.json_request(|| {
+            self.http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+        })
+        .await
+    }
+
     /// Creates (or adds to) the session of `owner` on the stack's chain; anything but 200 fails.
     pub async fn watch(&self, owner: &str, body: &str) -> anyhow::Result<()> {
         self.watch_on(self.chain_id(), owner, body).await
@@ -429,8 +474,8 @@ pub struct Event {
 pub struct SseClient {
     env: &'static Environment,
     transport: Transport,
-    chain_id: u64,
-    owner: String,
+    /// The stream's path and query (`/sse/{chain}/balances/{owner}`, `/sse/balances?wallets=…`).
+    path: String,
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
     pub last_id: Option<String>,
@@ -512,6 +557,17 @@ impl SseClient {
         .await
     }
 
+    /// Connects to the multi-wallet stream of `wallets` (chain id, owner) through
+    /// `transport`; fails unless the answer is `200 text/event-stream`.
+    pub async fn connect_many(
+        env: &'static Environment,
+        transport: Transport,
+        wallets: &[(u64, String)],
+        last_event_id: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        Self::connect_path(env, transport, many_path(wallets), None, last_event_id).await
+    }
+
     async fn connect_to(
         env: &'static Environment,
         transport: Transport,
@@ -520,12 +576,22 @@ impl SseClient {
         query_id: Option<&str>,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let body = Self::open(env, transport, chain_id, owner, query_id, last_event_id).await?;
+        let path = format!("/sse/{chain_id}/balances/{owner}");
+        Self::connect_path(env, transport, path, query_id, last_event_id).await
+    }
+
+    async fn connect_path(
+        env: &'static Environment,
+        transport: Transport,
+        path: String,
+        query_id: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let body = Self::open(env, transport, &path, query_id, last_event_id).await?;
         Ok(Self {
             env,
             transport,
-            chain_id,
-            owner: owner.to_string(),
+            path,
             body,
             buffer: String::new(),
             last_id: last_event_id.or(query_id).map(str::to_string),
@@ -540,14 +606,11 @@ impl SseClient {
     async fn open(
         env: &Environment,
         transport: Transport,
-        chain_id: u64,
-        owner: &str,
+        path: &str,
         query_id: Option<&str>,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>> {
-        let mut url = reqwest::Url::parse(
-            &env.url_via(transport, &format!("/sse/{chain_id}/balances/{owner}")),
-        )?;
+        let mut url = reqwest::Url::parse(&env.url_via(transport, path))?;
         if let Some(id) = query_id {
             url.query_pairs_mut().append_pair("lastEventId", id);
         }
@@ -613,8 +676,7 @@ impl SseClient {
                     self.body = Self::reopen(
                         self.env,
                         self.transport,
-                        self.chain_id,
-                        &self.owner,
+                        &self.path,
                         (query_id, last_id),
                         deadline,
                     )
@@ -634,8 +696,7 @@ impl SseClient {
     async fn reopen(
         env: &Environment,
         transport: Transport,
-        chain_id: u64,
-        owner: &str,
+        path: &str,
         (query_id, last_id): (Option<String>, Option<String>),
         deadline: Instant,
     ) -> anyhow::Result<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>> {
@@ -643,8 +704,7 @@ impl SseClient {
             match Self::open(
                 env,
                 transport,
-                chain_id,
-                owner,
+                path,
                 query_id.as_deref(),
                 last_id.as_deref(),
             )
@@ -739,6 +799,12 @@ impl SseClient {
         }
         Ok(steps)
     }
+}
+
+/// The path of the multi-wallet stream of `wallets`: `/sse/balances?wallets=chain:owner,…`.
+pub fn many_path(wallets: &[(u64, String)]) -> String {
+    let pairs: Vec<String> = wallets.iter().map(|(c, o)| format!("{c}:{o}")).collect();
+    format!("/sse/balances?wallets={}", pairs.join(","))
 }
 
 /// The id a block sets (if any) and the event it dispatches (if any).

@@ -2,7 +2,8 @@
 // paths (a renamed route or a changed answer fails the client's build, not a user's page).
 import { parseOptionalAmount } from "./amount.js";
 import type { paths } from "./schema.js";
-import type { SessionRequest, SessionView } from "./wire.js";
+import type { WalletPair } from "./events.js";
+import type { PairResult, PairSessionRequest, SessionRequest, SessionView } from "./wire.js";
 
 /** An answer other than 2xx, with the service's `{"code","message"}`. */
 export class ApiError extends Error {
@@ -69,6 +70,16 @@ export class ApiClient {
     return this.#call("/{chain_id}/sessions/{owner}", "put", { chain_id: chainId, owner }, request);
   }
 
+  /**
+   * `POST /sessions`: creates or adds to the sessions of several (chain, wallet) pairs at
+   * once. A refused request (`ApiError`) stored nothing; past that each pair has its own
+   * result — its session, or its `status` and `error`.
+   */
+  async createSessions(wallets: readonly PairSessionRequest[]): Promise<PairResult[]> {
+    const view = await this.#call("/sessions", "post", {} as never, { wallets: [...wallets] });
+    return view.wallets;
+  }
+
   /** `GET /{chain_id}/sessions/{owner}` (`ApiError` 404 `session_not_found` if none). */
   getSession(chainId: number, owner: string): Promise<SessionView> {
     return this.#call("/{chain_id}/sessions/{owner}", "get", { chain_id: chainId, owner }, undefined);
@@ -110,6 +121,17 @@ export class ApiClient {
   /** The URL of the wallet's SSE stream, resuming after `lastEventId` when given. */
   streamUrl(chainId: number, owner: string, lastEventId?: string): string {
     const url = this.#url("/sse/{chain_id}/balances/{owner}", { chain_id: chainId, owner });
+    if (lastEventId) url.searchParams.set("lastEventId", lastEventId);
+    return url.href;
+  }
+
+  /**
+   * The URL of the multi-wallet stream of `pairs` (`GET /sse/balances`), resuming after
+   * `lastEventId` when given.
+   */
+  manyStreamUrl(pairs: readonly WalletPair[], lastEventId?: string): string {
+    const url = this.#url("/sse/balances", {});
+    url.searchParams.set("wallets", pairs.map((p) => `${p.chainId}:${p.owner}`).join(","));
     if (lastEventId) url.searchParams.set("lastEventId", lastEventId);
     return url.href;
   }

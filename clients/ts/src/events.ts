@@ -4,12 +4,21 @@
 import { parseAmount, parseOptionalAmount } from "./amount.js";
 import type { SseData, SseEventName, TokenMetadata } from "./wire.js";
 
+/** A wallet on a chain: what each event of a multi-wallet stream names. */
+export interface WalletPair {
+  chainId: number;
+  /** Lowercase 0x address. */
+  owner: string;
+}
+
 interface Positioned {
   /**
    * The stream position after this event (the SSE `Last-Event-ID`): the point a new stream
    * resumes from. `""` before the stream has given any.
    */
   lastEventId: string;
+  /** On a multi-wallet stream (`GET /sse/balances`), the pair the event is about. */
+  pair?: WalletPair;
 }
 
 /** `all_balances`: the wallet's whole state. Later events change it one value at a time. */
@@ -173,7 +182,12 @@ export function parseEvent(name: string, dataText: string, lastEventId: string):
     throw new EventDataError(name, "data is not JSON");
   }
   try {
-    return parse(data, lastEventId);
+    const event = parse(data, lastEventId);
+    const d = data as { chainId?: unknown; owner?: unknown };
+    if (d.chainId !== undefined || d.owner !== undefined) {
+      event.pair = { chainId: blockNumber(d.chainId), owner: text(d.owner).toLowerCase() };
+    }
+    return event;
   } catch (e) {
     throw new EventDataError(name, e instanceof Error ? e.message : String(e));
   }

@@ -2,6 +2,12 @@
 export { createClient, BalancesClient } from "./client.js";
 export { ApiClient, ApiError, type BalanceReading, type ClientOptions } from "./api.js";
 export { watchBalances, type BalanceWatch, type TabRole, type WatchOptions } from "./watch.js";
+export {
+  watchManyBalances,
+  type ManyBalanceWatch,
+  type ManyWatchOptions,
+  type WatchedPair,
+} from "./watch-many.js";
 export type { StreamStatus } from "./stream.js";
 export {
   EVENT_NAMES,
@@ -14,6 +20,7 @@ export {
   type PingEvent,
   type ResyncEvent,
   type StreamErrorEvent,
+  type WalletPair,
 } from "./events.js";
 export { formatUnits, parseAmount } from "./amount.js";
 export type * from "./environment.js";

@@ -36,6 +36,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Creates or adds to the sessions of several (chain, wallet) pairs at once — each as `POST /{chain_id}/sessions/{owner}` would — for one multi-wallet stream (`GET /sse/balances`). The request is checked whole before anything is read or stored: a malformed pair, a pair given twice, a chain not served here or more than `MAX_PAIRS_PER_STREAM` pairs refuse it, naming the pair (`wallets[i]`). Past that, each pair succeeds or fails on its own: the answer is 200 with a result per pair, each with its session or its own `status` and error (e.g. 503 `session_busy`). */
+        post: operations["postSessions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sse/balances": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Server-Sent Events for several (chain, wallet) pairs on one connection: an `all_balances` per pair, then every pair's `balance_update` / `allowance_update`, each event's data naming its `chainId` and `owner`; `ping` in between. Each data event's `id` resumes every pair: reconnect with `Last-Event-ID` and each pair continues exactly where it was, in order per pair. A pair whose position has expired gets its own `resync` and `all_balances`, the others continue; an id this stream cannot read (another format, a single-wallet id, another set of pairs) resyncs every pair — the answer is never a refusal. The id is opaque and at most 11 + 27 × pairs characters (281 at the default 10 pairs). A pair without a live session, or whose session expires, gets its own `error` event and the rest go on; the stream ends when no pair is left, and ends itself as the single-wallet stream does. See the `MultiSseEventData` schema. */
+        get: operations["streamManyBalances"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sse/{chain_id}/balances/{owner}": {
         parameters: {
             query?: never;
@@ -43,7 +77,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description Server-Sent Events: `all_balances` first (from the table), then `balance_update` / `allowance_update` as the wallet changes, `ping` in between. Every data event has an `id`; reconnect with `Last-Event-ID` to resume (or get `resync` and a fresh snapshot). The stream ends itself before the function's limit (or the server's maximum, or when a server drains); EventSource reconnects. See the `SseEventData` schema: event name -> data. */
+        /** @description Server-Sent Events: `all_balances` first (from the table), then `balance_update` / `allowance_update` as the wallet changes, `ping` in between. Every data event has an `id`; reconnect with `Last-Event-ID` to resume (or get `resync` and a fresh snapshot — also when the id is not one this stream can read: the answer is never a refusal, which would stop EventSource for good). The stream ends itself before the function's limit (or the server's maximum, or when a server drains); EventSource reconnects. See the `SseEventData` schema: event name -> data. */
         get: operations["streamBalances"];
         put?: never;
         post?: never;
@@ -229,6 +263,72 @@ export interface components {
             tokens: number;
             url: string;
         };
+        /**
+         * @description The events of `GET /sse/balances`: those of the single-wallet stream, each naming its
+         *     pair (`chainId`, `owner`) but `ping`. Every data event's `id` is the stream's composite id.
+         */
+        MultiSseEventData: {
+            all_balances: components["schemas"]["PairAllBalances"];
+        } | {
+            balance_update: components["schemas"]["PairBalanceUpdate"];
+        } | {
+            allowance_update: components["schemas"]["PairAllowanceUpdate"];
+        } | {
+            ping: components["schemas"]["Ping"];
+        } | {
+            /**
+             * @description The pair's position is no longer in its feed, or the `Last-Event-ID` is not one of
+             *     this stream's: the pair's `all_balances` follows.
+             */
+            resync: components["schemas"]["PairStreamError"];
+        } | {
+            /**
+             * @description The pair is left out from here on (`session_expired`, `session_not_found`), or, naming
+             *     no pair, the stream ends.
+             */
+            error: components["schemas"]["PairStreamError"];
+        };
+        /** @description `all_balances` of one pair of a multi-wallet stream. */
+        PairAllBalances: components["schemas"]["PairTag"] & components["schemas"]["AllBalances"];
+        /** @description `allowance_update` of one pair of a multi-wallet stream. */
+        PairAllowanceUpdate: components["schemas"]["PairTag"] & components["schemas"]["AllowanceUpdate"];
+        /** @description `balance_update` of one pair of a multi-wallet stream. */
+        PairBalanceUpdate: components["schemas"]["PairTag"] & components["schemas"]["BalanceUpdate"];
+        /** @description One pair's outcome: its session, or why it failed (a per-pair `status` and error). */
+        PairResult: {
+            /** Format: int64 */
+            chainId: number;
+            error?: components["schemas"]["ErrorBody"] | null;
+            owner: string;
+            session?: components["schemas"]["SessionView"] | null;
+            /**
+             * Format: int32
+             * @description The HTTP status the single-wallet route would have answered this pair with.
+             */
+            status?: number | null;
+        };
+        /**
+         * @description One pair of `POST /sessions`: its chain and wallet, and the fields of the single-wallet
+         *     session body.
+         */
+        PairSessionRequest: components["schemas"]["SessionRequest"] & {
+            /** Format: int64 */
+            chainId: number;
+            /** @description Wallet address: 0x + 40 hex, lower/upper case or EIP-55 checksummed */
+            owner: string;
+        };
+        /**
+         * @description `resync` or `error` of one pair of a multi-wallet stream; the stream's own `error` (e.g.
+         *     `storage_unavailable`, before it ends) names no pair.
+         */
+        PairStreamError: (components["schemas"]["PairTag"] | null) & components["schemas"]["StreamError"];
+        /** @description The pair a multi-wallet stream's event is about. */
+        PairTag: {
+            /** Format: int64 */
+            chainId: number;
+            /** @description Lowercase 0x address */
+            owner: string;
+        };
         /** @description `ping`: the stream is alive (no `id`, so it never moves the client's position). */
         Ping: {
             /**
@@ -282,6 +382,15 @@ export interface components {
              */
             tokens: string[];
             tokensListsUrls: string[];
+        };
+        /** @description Body of `POST /sessions`. */
+        SessionsRequest: {
+            /** @description Up to `MAX_PAIRS_PER_STREAM` pairs, each a (chain, wallet) and its session request. */
+            wallets: components["schemas"]["PairSessionRequest"][];
+        };
+        /** @description Answer of `POST /sessions`: one result per pair, in the request's order. */
+        SessionsView: {
+            wallets: components["schemas"]["PairResult"][];
         };
         /** @description Entries of the chain that were left out, by reason. */
         SkippedEntries: {
@@ -377,6 +486,112 @@ export interface operations {
             };
         };
     };
+    postSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SessionsRequest"];
+            };
+        };
+        responses: {
+            /** @description One result per pair, in the request's order */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionsView"];
+                };
+            };
+            /** @description Malformed body or pair, a duplicate pair, too many pairs; nothing stored */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A pair's chain is not served here; nothing stored */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than 256 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not declared as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    streamManyBalances: {
+        parameters: {
+            query: {
+                /** @description Comma-separated chainId:owner pairs, e.g. 1:0xabc…,42161:0xabc…; at most MAX_PAIRS_PER_STREAM (default 10), each once */
+                wallets: string;
+                /** @description Resume after this event id, for a new EventSource (which cannot set the header); the header wins when both are given */
+                lastEventId?: string;
+            };
+            header?: {
+                /** @description Resume every pair after this event id */
+                "Last-Event-ID"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/event-stream */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["MultiSseEventData"];
+                };
+            };
+            /** @description Malformed, repeated or too many pairs (the error names the pair) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A pair's chain is not served here, or no pair has a session */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     streamBalances: {
         parameters: {
             query?: {
@@ -406,7 +621,7 @@ export interface operations {
                     "text/event-stream": components["schemas"]["SseEventData"];
                 };
             };
-            /** @description Malformed chain id, owner or Last-Event-ID */
+            /** @description Malformed chain id or owner */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -7,6 +7,8 @@ type Schemas = components["schemas"];
 
 export type SessionRequest = Schemas["SessionRequest"];
 export type SessionView = Schemas["SessionView"];
+export type PairSessionRequest = Schemas["PairSessionRequest"];
+export type PairResult = Schemas["PairResult"];
 export type ListSummary = Schemas["ListSummary"];
 export type TokenMetadata = Schemas["TokenMetadata"];
 export type BalanceView = Schemas["BalanceView"];

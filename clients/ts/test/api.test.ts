@@ -114,3 +114,28 @@ test("path parameters are encoded; the stream URL carries the resume position", 
   assert.equal(client.streamUrl(1, OWNER, "000123"), `https://example.test/prod/sse/1/balances/${OWNER}?lastEventId=000123`);
   assert.equal(client.streamUrl(1, "a/b?c"), "https://example.test/prod/sse/1/balances/a%2Fb%3Fc");
 });
+
+test("createSessions posts every pair to /sessions; the multi-wallet stream URL lists them", async () => {
+  seen.length = 0;
+  const result = { chainId: 31337, owner: OWNER, status: 503, error: { code: "session_busy", message: "try again" } };
+  answer = () => ({ status: 200, body: JSON.stringify({ wallets: [{ chainId: 1, owner: OWNER, session }, result] }) });
+  const client = createClient({ baseUrl: base });
+  const results = await client.createSessions([
+    { chainId: 1, owner: OWNER, customTokens: [TOKEN] },
+    { chainId: 31337, owner: OWNER, customTokens: [TOKEN] },
+  ]);
+  assert.equal(results[0]?.session?.tokenCount, 1);
+  assert.equal(results[1]?.error?.code, "session_busy");
+  assert.equal(seen[0]?.url, "/lambda-url/api/sessions");
+  assert.equal(JSON.parse(seen[0]?.body ?? "").wallets[1].chainId, 31337);
+
+  const remote = createClient({ baseUrl: "https://example.test/prod/" });
+  const pairs = [
+    { chainId: 1, owner: OWNER },
+    { chainId: 42161, owner: OWNER },
+  ];
+  const url = new URL(remote.manyStreamUrl(pairs, "m1.0badf00d.1.2"));
+  assert.equal(url.pathname, "/prod/sse/balances");
+  assert.equal(url.searchParams.get("wallets"), `1:${OWNER},42161:${OWNER}`);
+  assert.equal(url.searchParams.get("lastEventId"), "m1.0badf00d.1.2");
+});

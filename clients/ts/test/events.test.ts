@@ -63,3 +63,14 @@ test("an event name this client does not know is skipped, bad data refused", () 
   const badDecimals = { ...snapshotData("1"), tokens: { [TOKEN]: { symbol: "X", name: "X", decimals: 300 } } };
   assert.throws(() => parseEvent("all_balances", JSON.stringify(badDecimals), "1"), EventDataError);
 });
+
+test("an event of a multi-wallet stream names its pair", () => {
+  const data = { ...updateData("7", "5", 11), chainId: 42161, owner: "0xABC" };
+  const event = parseEvent("balance_update", JSON.stringify(data), "m1.0badf00d.1");
+  assert.deepEqual(event?.pair, { chainId: 42161, owner: "0xabc" });
+  assert.equal(parseEvent("balance_update", JSON.stringify(updateData("7", "5", 11)), "9")?.pair, undefined);
+  assert.throws(
+    () => parseEvent("resync", JSON.stringify({ code: "x", message: "y", chainId: "1", owner: "0xabc" }), ""),
+    EventDataError,
+  );
+});

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
 use crate::token_lists::{FetchError, ListError};
+use live_balances::pairs::{PairError, PairListError};
 use live_balances::token_list::TokenListError;
 
 #[derive(Debug, Error)]
@@ -53,8 +54,24 @@ pub enum ApiError {
         "no session for this wallet on this chain; create one with POST /{{chain_id}}/sessions/{{owner}}"
     )]
     SessionNotFound,
-    #[error("Last-Event-ID is not a position this server issued")]
-    InvalidLastEventId,
+    #[error("wallets[{index}] {value:?}: {error}")]
+    Pair {
+        index: usize,
+        value: String,
+        error: Box<ApiError>,
+    },
+    #[error("a pair is written chainId:owner, e.g. 1:0xd8da6bf26964af9d7eed9e03e53415d37aa96045")]
+    MalformedPair,
+    #[error("wallets[{index}] {value:?} repeats wallets[{first}]")]
+    DuplicatePair {
+        index: usize,
+        value: String,
+        first: usize,
+    },
+    #[error("at most {max} pairs per request, got {count}")]
+    TooManyPairs { max: usize, count: usize },
+    #[error("no wallets given: name at least one chainId:owner pair")]
+    NoPairs,
     #[error("the request body did not arrive within {0} s")]
     RequestTimeout(u64),
     #[error("the request took longer than {0} s")]
@@ -76,6 +93,7 @@ pub(crate) struct ErrorBody<'a> {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::Pair { error, .. } => error.status(),
             Self::NotFound | Self::UnknownChain(_) | Self::SessionNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -94,7 +112,10 @@ impl ApiError {
             | Self::InvalidBody(_)
             | Self::EmptyTokenSet
             | Self::TooManyTokens(_)
-            | Self::InvalidLastEventId => StatusCode::BAD_REQUEST,
+            | Self::MalformedPair
+            | Self::DuplicatePair { .. }
+            | Self::TooManyPairs { .. }
+            | Self::NoPairs => StatusCode::BAD_REQUEST,
             Self::Chain(_) => StatusCode::BAD_GATEWAY,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -140,7 +161,11 @@ impl ApiError {
                 ListError::Storage(_) => "storage_unavailable",
             },
             Self::SessionNotFound => "session_not_found",
-            Self::InvalidLastEventId => "invalid_last_event_id",
+            Self::Pair { error, .. } => error.code(),
+            Self::MalformedPair => "invalid_pair",
+            Self::DuplicatePair { .. } => "duplicate_pair",
+            Self::TooManyPairs { .. } => "too_many_pairs",
+            Self::NoPairs => "no_pairs",
             Self::Chain(_) => "chain_unavailable",
             Self::RequestTimeout(_) => "request_timeout",
             Self::Timeout(_) => "timeout",
@@ -172,22 +197,74 @@ impl ApiError {
         }
     }
 
+    /// The error of the pair at `index` (written `value`) of a multi-wallet request.
+    pub fn of_pair(index: usize, value: impl Into<String>, error: ApiError) -> Self {
+        Self::Pair {
+            index,
+            value: value.into(),
+            error: Box::new(error),
+        }
+    }
+
+    /// The answer's body. The Display text of server-side errors is generic on purpose: no
+    /// internals leak.
+    pub(crate) fn body(&self) -> ErrorBody<'static> {
+        ErrorBody {
+            code: self.code(),
+            message: self.to_string(),
+        }
+    }
+
     pub fn into_response(self) -> Response<ResponseBody> {
-        // The Display text of server-side errors is generic on purpose: no internals leak.
-        let message = self.to_string();
-        body::json(
-            self.status(),
-            &ErrorBody {
-                code: self.code(),
-                message,
+        body::json(self.status(), &self.body())
+    }
+}
+
+impl From<PairListError> for ApiError {
+    fn from(e: PairListError) -> Self {
+        match e {
+            PairListError::Empty => Self::NoPairs,
+            PairListError::TooMany { max, count } => Self::TooManyPairs { max, count },
+            PairListError::Duplicate {
+                index,
+                value,
+                first,
+            } => Self::DuplicatePair {
+                index,
+                value,
+                first,
             },
-        )
+            PairListError::Invalid {
+                index,
+                value,
+                error,
+            } => Self::of_pair(
+                index,
+                value,
+                match error {
+                    PairError::Malformed => Self::MalformedPair,
+                    PairError::ChainId => Self::InvalidChainId,
+                    PairError::Owner(e) => Self::InvalidOwner(e.to_string()),
+                },
+            ),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pairs_error_names_the_pair_and_keeps_its_code() {
+        let error = ApiError::of_pair(2, "99:0xabc", ApiError::UnknownChain(99));
+        assert_eq!(error.status(), StatusCode::NOT_FOUND);
+        assert_eq!(error.code(), "unknown_chain");
+        assert_eq!(
+            error.to_string(),
+            "wallets[2] \"99:0xabc\": chain 99 is not served here"
+        );
+    }
 
     #[test]
     fn a_table_outage_asks_for_a_retry_and_a_refusal_does_not() {

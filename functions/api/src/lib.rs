@@ -12,6 +12,8 @@ mod feed;
 mod health;
 mod hub;
 mod limits;
+mod multi_sessions;
+mod multi_sse;
 mod openapi;
 mod request;
 #[cfg(test)]
@@ -20,6 +22,7 @@ mod sessions;
 mod snapshot;
 mod sse;
 mod state;
+mod stream;
 mod token_lists;
 mod tokens;
 
@@ -61,6 +64,8 @@ async fn route(
         (&Method::GET, [""] | ["demo"]) => Ok(demo::serve(demo::Asset::Page)),
         (&Method::GET, ["demo.js"]) => Ok(demo::serve(demo::Asset::Script)),
         (&Method::GET, ["demo.css"]) => Ok(demo::serve(demo::Asset::Style)),
+        (&Method::POST, ["sessions"]) => multi_sessions::upsert(state, &req).await,
+        (&Method::GET, ["sse", "balances"]) => multi_sse::open(state, &req).await,
         (&Method::POST, [chain, "sessions", owner]) => {
             sessions::upsert(state, &req, chain, owner, Upsert::CreateOrAdd).await
         }
@@ -81,6 +86,8 @@ async fn route(
             _,
             ["health"]
             | ["openapi.json"]
+            | ["sessions"]
+            | ["sse", "balances"]
             | [_, "sessions", _]
             | ["sse", _, "balances", _]
             | [_, "balance", _, _]

@@ -26,6 +26,76 @@ pub(crate) enum SseEventData {
     Error(StreamError),
 }
 
+/// The pair a multi-wallet stream's event is about.
+// Documentation only, as the schemas below: `SseEvent::encode_in` writes them.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // described, never built
+pub(crate) struct PairTag {
+    chain_id: u64,
+    /// Lowercase 0x address
+    owner: String,
+}
+
+/// `all_balances` of one pair of a multi-wallet stream.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // described, never built
+pub(crate) struct PairAllBalances {
+    #[serde(flatten)]
+    pair: PairTag,
+    #[serde(flatten)]
+    data: AllBalances,
+}
+
+/// `balance_update` of one pair of a multi-wallet stream.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // described, never built
+pub(crate) struct PairBalanceUpdate {
+    #[serde(flatten)]
+    pair: PairTag,
+    #[serde(flatten)]
+    data: BalanceUpdate,
+}
+
+/// `allowance_update` of one pair of a multi-wallet stream.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // described, never built
+pub(crate) struct PairAllowanceUpdate {
+    #[serde(flatten)]
+    pair: PairTag,
+    #[serde(flatten)]
+    data: AllowanceUpdate,
+}
+
+/// `resync` or `error` of one pair of a multi-wallet stream; the stream's own `error` (e.g.
+/// `storage_unavailable`, before it ends) names no pair.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // described, never built
+pub(crate) struct PairStreamError {
+    #[serde(flatten)]
+    pair: Option<PairTag>,
+    #[serde(flatten)]
+    data: StreamError,
+}
+
+/// The events of `GET /sse/balances`: those of the single-wallet stream, each naming its
+/// pair (`chainId`, `owner`) but `ping`. Every data event's `id` is the stream's composite id.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // described, never built
+pub(crate) enum MultiSseEventData {
+    AllBalances(PairAllBalances),
+    BalanceUpdate(PairBalanceUpdate),
+    AllowanceUpdate(PairAllowanceUpdate),
+    Ping(Ping),
+    /// The pair's position is no longer in its feed, or the `Last-Event-ID` is not one of
+    /// this stream's: the pair's `all_balances` follows.
+    Resync(PairStreamError),
+    /// The pair is left out from here on (`session_expired`, `session_not_found`), or, naming
+    /// no pair, the stream ends.
+    Error(PairStreamError),
+}
+
 /// The path parameters every per-wallet route starts with. Documentation only: the router
 /// parses them ([`crate::request::wallet`]).
 #[derive(IntoParams)]
@@ -47,13 +117,15 @@ pub(crate) struct WalletPath {
     paths(
         crate::sessions::upsert,
         crate::sessions::get,
+        crate::multi_sessions::upsert,
         crate::balance::get,
         crate::balance::batch,
         crate::sse::open,
+        crate::multi_sse::open,
         crate::health::report,
         document,
     ),
-    components(schemas(SseEventData, StreamError, Ping)),
+    components(schemas(SseEventData, MultiSseEventData, StreamError, Ping)),
     modifiers(&OneIdPerOperation),
 )]
 pub(crate) struct ApiDoc;
@@ -132,6 +204,8 @@ mod tests {
             ("/{chain_id}/balance/{owner}/{token}", &["get"]),
             ("/{chain_id}/balances/{owner}", &["post"]),
             ("/sse/{chain_id}/balances/{owner}", &["get"]),
+            ("/sessions", &["post"]),
+            ("/sse/balances", &["get"]),
             ("/health", &["get"]),
             ("/openapi.json", &["get"]),
         ] {
@@ -150,6 +224,10 @@ mod tests {
             "AllowanceUpdate",
             "TokenMetadata",
             "SseEventData",
+            "MultiSseEventData",
+            "SessionsRequest",
+            "PairSessionRequest",
+            "SessionsView",
         ] {
             assert!(schemas.contains_key(name), "schema {name}");
         }

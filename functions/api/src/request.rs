@@ -9,6 +9,7 @@ use http::HeaderMap;
 use http::header::CONTENT_TYPE;
 use live_balances::address::{parse_address, parse_owner};
 use live_balances::chain::BalanceReader;
+use live_balances::pairs::parse_chain_id;
 
 use crate::error::ApiError;
 use crate::state::State;
@@ -72,10 +73,7 @@ pub fn client_address(
 }
 
 pub fn chain_id(segment: &str) -> Result<u64, ApiError> {
-    match segment.parse::<u64>() {
-        Ok(id) if id > 0 && segment.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
-        _ => Err(ApiError::InvalidChainId),
-    }
+    parse_chain_id(segment).map_err(|_| ApiError::InvalidChainId)
 }
 
 /// The `{chain_id}` and `{owner}` segments every wallet route has, checked in that order: a

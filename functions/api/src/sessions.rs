@@ -114,6 +114,39 @@ pub async fn upsert(
     // Validate everything before fetching, reading or writing anything.
     let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
     let body: SessionRequest = request::json_body(req)?;
+    let checked = check(state, chain_id, owner, &body)?;
+    let view = apply(state, req, &checked, mode).await?;
+    Ok(body::json(StatusCode::OK, &view))
+}
+
+/// A session request that passed every check that needs no read: what [`apply`] adds.
+#[derive(Debug)]
+pub struct CheckedRequest {
+    chain_id: u64,
+    owner: Address,
+    custom: BTreeSet<Address>,
+    lists: BTreeSet<String>,
+    spenders: BTreeSet<Address>,
+    discover: bool,
+}
+
+impl CheckedRequest {
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    pub fn owner(&self) -> Address {
+        self.owner
+    }
+}
+
+/// Checks a session request for a wallet of a served chain, reading nothing.
+pub fn check(
+    state: &State,
+    chain_id: u64,
+    owner: Address,
+    body: &SessionRequest,
+) -> Result<CheckedRequest, ApiError> {
     let max_tokens = state.settings.max_tokens_per_session;
     if body.custom_tokens.len() > max_tokens {
         return Err(ApiError::TooManyTokens(max_tokens));
@@ -129,6 +162,24 @@ pub async fn upsert(
         Some(list) => request::addresses("spenders", list)?.into_iter().collect(),
         None => [state.settings.default_spender].into(),
     };
+    Ok(CheckedRequest {
+        chain_id,
+        owner,
+        custom,
+        lists,
+        spenders,
+        discover: body.discover_tokens,
+    })
+}
+
+/// Creates the session or adds to it (see [`upsert`]): the one way every route writes one.
+pub async fn apply(
+    state: &State,
+    req: &Request,
+    checked: &CheckedRequest,
+    mode: Upsert,
+) -> Result<SessionView, ApiError> {
+    let (chain_id, owner) = (checked.chain_id, checked.owner);
     limits::admit_session_write(state, req, chain_id, &owner).await?;
     let existing = live_session(state, chain_id, &owner).await?;
     match (&existing, mode) {
@@ -138,16 +189,17 @@ pub async fn upsert(
     }
     let started = std::time::Instant::now();
     let reader = state.reader(chain_id)?;
-    let requested = tokens::resolve(state, chain_id, reader, &custom, &lists).await?;
+    let requested =
+        tokens::resolve(state, chain_id, reader, &checked.custom, &checked.lists).await?;
     let addition = SessionAddition {
-        custom_tokens: custom,
-        spenders,
+        custom_tokens: checked.custom.clone(),
+        spenders: checked.spenders.clone(),
         token_lists: requested
             .lists
             .iter()
             .map(|l| (l.url.clone(), l.generation))
             .collect(),
-        discover: body.discover_tokens,
+        discover: checked.discover,
     };
     let resolved = started.elapsed();
     for _ in 0..WRITE_ATTEMPTS {
@@ -156,7 +208,7 @@ pub async fn upsert(
         {
             view.lists = requested.summaries;
             tracing::debug!(chain = chain_id, owner = %owner, resolve_ms = resolved.as_millis() as u64, "lists resolved");
-            return Ok(body::json(StatusCode::OK, &view));
+            return Ok(view);
         }
     }
     Err(ApiError::SessionBusy)

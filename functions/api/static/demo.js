@@ -1,6 +1,8 @@
 // live-balances demo page: follows a wallet with the TypeScript client (clients/ts, bundled
 // into the global `LiveBalances` ahead of this file) and renders what it shows. Tabs of the
-// page share one stream: the client elects a leader tab that holds it.
+// page share one stream: the client elects a leader tab that holds it. Several wallets
+// (`0x…` on the chain given, or `chainId:0x…`, one per line) are followed on one stream of
+// every pair (`watchManyBalances`), each row naming its wallet.
 // Everything that comes from a token list or a chain (symbols, names) is attacker-controlled,
 // so the DOM is only ever built with createElement/textContent, never from HTML strings.
 "use strict";
@@ -22,7 +24,7 @@ const client = LiveBalances.createClient({
 });
 
 const $ = (id) => document.getElementById(id);
-const rows = new Map(); // token -> { tr, cells, symbol, balance, allowance, error }
+const rows = new Map(); // row key (see `rowKey`) -> { tr, cells, symbol, token, balance, allowance, error }
 const meta = new Map(); // token -> { symbol, name, decimals }
 const flashTimers = new WeakMap();
 let spender = null;
@@ -30,6 +32,20 @@ let watch = null;
 
 function list(text) {
   return text.split(/[\s,]+/).map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
+/** The pair an event or session is about (`null` when one wallet is followed). */
+function pairOf(x) {
+  return x && x.pair ? x.pair : null;
+}
+
+function pairKey(pair) {
+  return pair.chainId + ":" + pair.owner.toLowerCase();
+}
+
+/** One row per token, and per wallet when several are followed. */
+function rowKey(pair, token) {
+  return pair ? pairKey(pair) + "/" + token : token;
 }
 
 function prefill() {
@@ -74,7 +90,7 @@ function addMeta(entries) {
       decimals,
     });
   }
-  for (const token of rows.keys()) renderToken(token);
+  for (const key of rows.keys()) renderToken(key);
 }
 
 /** `amount` (bigint) with `decimals` applied, exactly, and thousands separated. */
@@ -90,11 +106,13 @@ function formatted(amount, token) {
   return formatAmount(amount, m.decimals);
 }
 
-function row(token) {
-  let r = rows.get(token);
+function row(pair, token) {
+  const key = rowKey(pair, token);
+  let r = rows.get(key);
   if (r) return r;
   const tr = document.createElement("tr");
   tr.dataset.token = token;
+  if (pair) tr.dataset.wallet = pairKey(pair);
   const cells = {};
   for (const name of ["token", "amount", "raw", "allowance"]) {
     const td = document.createElement("td");
@@ -109,18 +127,26 @@ function row(token) {
   address.textContent = short(token);
   address.title = token;
   cells.token.append(symbol, address);
-  r = { tr, cells, symbol, balance: null, allowance: null, error: null };
-  rows.set(token, r);
+  if (pair) {
+    const wallet = document.createElement("span");
+    wallet.className = "wallet";
+    wallet.textContent = pair.chainId + ":" + short(pair.owner);
+    wallet.title = pairKey(pair);
+    cells.token.append(wallet);
+  }
+  r = { tr, cells, symbol, token, balance: null, allowance: null, error: null };
+  rows.set(key, r);
   const body = $("balances").tBodies[0];
   // The native currency first, the rest in the order they arrive.
   if (token === NATIVE) body.prepend(tr);
   else body.append(tr);
-  renderToken(token);
+  renderToken(key);
   return r;
 }
 
-function renderToken(token) {
-  const r = rows.get(token);
+function renderToken(key) {
+  const r = rows.get(key);
+  const token = r.token;
   const m = meta.get(token);
   let symbol = (m && m.symbol) || "";
   if (symbol.length > MAX_SYMBOL_CHARS) symbol = symbol.slice(0, MAX_SYMBOL_CHARS) + "…";
@@ -147,25 +173,25 @@ function flash(td) {
   flashTimers.set(td, setTimeout(() => td.classList.remove("flash"), FLASH_MS));
 }
 
-function setBalance(token, value, error) {
-  const r = row(token);
+function setBalance(pair, token, value, error) {
+  const r = row(pair, token);
   // A first value is not a change; only a value replacing a shown one flashes.
   const shown = r.balance !== null || r.error !== null;
   const changed = shown && (r.balance !== value || r.error !== error);
   r.balance = value;
   r.error = error;
-  renderToken(token);
+  renderToken(rowKey(pair, token));
   if (changed) {
     flash(r.cells.amount);
     flash(r.cells.raw);
   }
 }
 
-function setAllowance(token, value) {
-  const r = row(token);
+function setAllowance(pair, token, value) {
+  const r = row(pair, token);
   const changed = r.allowance !== null && r.allowance !== value;
   r.allowance = value;
-  renderToken(token);
+  renderToken(rowKey(pair, token));
   if (changed) flash(r.cells.allowance);
 }
 
@@ -173,7 +199,8 @@ function setBlock(n) {
   if (Number.isInteger(n)) $("block").textContent = "at block " + n;
 }
 
-function log(block, text) {
+function log(block, text, pair) {
+  if (pair) text = pair.chainId + ":" + short(pair.owner) + " " + text;
   const li = document.createElement("li");
   const b = document.createElement("span");
   b.className = "block";
@@ -190,30 +217,31 @@ function label(token) {
 }
 
 function onSnapshot(e) {
+  const pair = pairOf(e);
   addMeta(e.tokens);
-  for (const [token, value] of e.balances) setBalance(token, value, null);
-  for (const [token, reason] of e.errors) setBalance(token, null, reason);
+  for (const [token, value] of e.balances) setBalance(pair, token, value, null);
+  for (const [token, reason] of e.errors) setBalance(pair, token, null, reason);
   for (const [token, bySpender] of e.allowances) {
     const first = spender && bySpender.has(spender) ? spender : bySpender.keys().next().value;
-    if (first !== undefined) setAllowance(token, bySpender.get(first));
+    if (first !== undefined) setAllowance(pair, token, bySpender.get(first));
   }
   setBlock(e.blockNumber);
-  log(e.blockNumber, "snapshot: " + e.balances.size + " balances");
+  log(e.blockNumber, "snapshot: " + e.balances.size + " balances", pair);
 }
 
 function onBalance(e) {
-  setBalance(e.address, e.balance, null);
+  setBalance(pairOf(e), e.address, e.balance, null);
   setBlock(e.blockNumber);
   const amount = formatted(e.balance, e.address);
   log(e.blockNumber, label(e.address) + " balance " + (amount === "–" ? e.balance.toString() : amount) +
-    (e.txHash ? " (tx " + short(e.txHash) + ")" : ""));
+    (e.txHash ? " (tx " + short(e.txHash) + ")" : ""), pairOf(e));
 }
 
 function onAllowance(e) {
   if (spender && e.spender !== spender) return;
-  setAllowance(e.address, e.allowance);
+  setAllowance(pairOf(e), e.address, e.allowance);
   setBlock(e.blockNumber);
-  log(e.blockNumber, label(e.address) + " allowance for " + short(e.spender) + " " + formatted(e.allowance, e.address));
+  log(e.blockNumber, label(e.address) + " allowance for " + short(e.spender) + " " + formatted(e.allowance, e.address), pairOf(e));
 }
 
 function onEvent(e) {
@@ -221,16 +249,20 @@ function onEvent(e) {
     case "all_balances": return onSnapshot(e);
     case "balance_update": return onBalance(e);
     case "allowance_update": return onAllowance(e);
-    case "resync": return log("–", "resync (" + e.code + "): a fresh snapshot follows");
-    case "error": return showError("stream error " + e.code + ": " + e.message);
+    case "resync": return log("–", "resync (" + e.code + "): a fresh snapshot follows", pairOf(e));
+    case "error": {
+      // On a stream of several wallets an error names its wallet, and the others go on.
+      const pair = pairOf(e);
+      return showError("stream error " + (pair ? pairKey(pair) + " " : "") + e.code + ": " + e.message);
+    }
   }
 }
 
-function onSession(reply) {
+function onSession(reply, pair) {
   spender = reply.spenders.length ? reply.spenders[0] : null;
   $("spender").textContent = spender ? "(" + short(spender) + ")" : "";
   addMeta(Object.entries(reply.metadata));
-  for (const token of reply.tokens) row(token);
+  for (const token of reply.tokens) row(pair || null, token);
   for (const l of reply.lists || []) {
     log(reply.blockNumber, "token list " + String(l.name || l.url) + ": " + Number(l.tokens) + " tokens");
   }
@@ -254,7 +286,7 @@ function poll(chain, owner) {
   const timer = setInterval(async () => {
     try {
       const readings = await client.getBalances(chain, owner, [...rows.keys()]);
-      for (const [token, r] of readings) setBalance(token, r.balance, r.balance == null ? "read_failed" : null);
+      for (const [token, r] of readings) setBalance(null, token, r.balance, r.balance == null ? "read_failed" : null);
     } catch (e) {
       showError("polling failed: " + e.message);
     }
@@ -275,13 +307,31 @@ function start(event) {
   $("log").replaceChildren();
   $("block").textContent = "";
   const chain = Number($("chain").value.trim());
-  const owner = $("owner").value.trim();
+  const wallets = list($("owner").value);
+  const owner = wallets[0] || "";
   const session = {};
   const customTokens = list($("tokens").value);
   const tokensListsUrls = list($("lists").value);
   if (customTokens.length) session.customTokens = customTokens;
   if (tokensListsUrls.length) session.tokensListsUrls = tokensListsUrls;
   setStatus("connecting");
+  if (wallets.length > 1) {
+    // Several wallets: one stream of every (chain, wallet) pair, the same session for each.
+    const pairs = wallets.map((w) => {
+      const [c, o] = w.includes(":") ? w.split(":") : [String(chain), w];
+      return { chainId: Number(c), owner: o.toLowerCase(), session };
+    });
+    watch = client.watchManyBalances(pairs, {
+      onSessions: (results) => {
+        for (const r of results) if (r.session) onSession(r.session, { chainId: r.chainId, owner: r.owner });
+      },
+      onEvent,
+      onStatus: setStatus,
+      onError,
+    });
+    setRole("");
+    return;
+  }
   watch = client.watchBalances(chain, owner, {
     session,
     onSession,

@@ -11,9 +11,9 @@ var LiveBalances = (() => {
   };
   var __copyProps = (to, from, except, desc) => {
     if (from && typeof from === "object" || typeof from === "function") {
-      for (let key of __getOwnPropNames(from))
-        if (!__hasOwnProp.call(to, key) && key !== except)
-          __defProp(to, key, { get: () => from[key], enumerable: !(desc = __getOwnPropDesc(from, key)) || desc.enumerable });
+      for (let key2 of __getOwnPropNames(from))
+        if (!__hasOwnProp.call(to, key2) && key2 !== except)
+          __defProp(to, key2, { get: () => from[key2], enumerable: !(desc = __getOwnPropDesc(from, key2)) || desc.enumerable });
     }
     return to;
   };
@@ -31,7 +31,8 @@ var LiveBalances = (() => {
     formatUnits: () => formatUnits,
     parseAmount: () => parseAmount,
     parseEvent: () => parseEvent,
-    watchBalances: () => watchBalances
+    watchBalances: () => watchBalances,
+    watchManyBalances: () => watchManyBalances
   });
 
   // dist/amount.js
@@ -86,6 +87,15 @@ var LiveBalances = (() => {
     addToSession(chainId, owner, request) {
       return this.#call("/{chain_id}/sessions/{owner}", "put", { chain_id: chainId, owner }, request);
     }
+    /**
+     * `POST /sessions`: creates or adds to the sessions of several (chain, wallet) pairs at
+     * once. A refused request (`ApiError`) stored nothing; past that each pair has its own
+     * result — its session, or its `status` and `error`.
+     */
+    async createSessions(wallets) {
+      const view = await this.#call("/sessions", "post", {}, { wallets: [...wallets] });
+      return view.wallets;
+    }
     /** `GET /{chain_id}/sessions/{owner}` (`ApiError` 404 `session_not_found` if none). */
     getSession(chainId, owner) {
       return this.#call("/{chain_id}/sessions/{owner}", "get", { chain_id: chainId, owner }, void 0);
@@ -114,6 +124,17 @@ var LiveBalances = (() => {
     /** The URL of the wallet's SSE stream, resuming after `lastEventId` when given. */
     streamUrl(chainId, owner, lastEventId) {
       const url = this.#url("/sse/{chain_id}/balances/{owner}", { chain_id: chainId, owner });
+      if (lastEventId)
+        url.searchParams.set("lastEventId", lastEventId);
+      return url.href;
+    }
+    /**
+     * The URL of the multi-wallet stream of `pairs` (`GET /sse/balances`), resuming after
+     * `lastEventId` when given.
+     */
+    manyStreamUrl(pairs, lastEventId) {
+      const url = this.#url("/sse/balances", {});
+      url.searchParams.set("wallets", pairs.map((p) => `${p.chainId}:${p.owner}`).join(","));
       if (lastEventId)
         url.searchParams.set("lastEventId", lastEventId);
       return url.href;
@@ -278,7 +299,12 @@ var LiveBalances = (() => {
       throw new EventDataError(name, "data is not JSON");
     }
     try {
-      return parse(data, lastEventId);
+      const event = parse(data, lastEventId);
+      const d = data;
+      if (d.chainId !== void 0 || d.owner !== void 0) {
+        event.pair = { chainId: blockNumber(d.chainId), owner: text(d.owner).toLowerCase() };
+      }
+      return event;
     } catch (e) {
       throw new EventDataError(name, e instanceof Error ? e.message : String(e));
     }
@@ -298,8 +324,8 @@ var LiveBalances = (() => {
   }
   function mapValues(value, parse, field) {
     const map = /* @__PURE__ */ new Map();
-    for (const [key, v] of entries(value, field))
-      map.set(key, parse(v));
+    for (const [key2, v] of entries(value, field))
+      map.set(key2, parse(v));
     return map;
   }
   function text(value) {
@@ -865,11 +891,101 @@ var LiveBalances = (() => {
     }
   };
 
+  // dist/watch-many.js
+  function watchManyBalances(client, pairs, options = {}) {
+    return new ManyWatch(client, pairs, options);
+  }
+  function key(pair) {
+    return `${pair.chainId}:${pair.owner.toLowerCase()}`;
+  }
+  var ManyWatch = class {
+    #client;
+    #pairs;
+    #options;
+    #states = /* @__PURE__ */ new Map();
+    #stream;
+    #status = "connecting";
+    #closed = false;
+    constructor(client, pairs, options) {
+      this.#client = client;
+      this.#pairs = pairs.map((p) => ({ ...p, owner: p.owner.toLowerCase() }));
+      this.#options = options;
+      for (const pair of this.#pairs)
+        this.#states.set(key(pair), new WalletState());
+      this.#stream = new StreamConnection(options.environment ?? browserEnvironment(), (lastEventId) => this.#client.manyStreamUrl(this.#pairs, lastEventId || void 0), {
+        pingTimeoutMs: options.pingTimeoutMs,
+        fallbackAfterMs: options.fallbackAfterMs ?? 2e4,
+        maxRetryMs: options.maxRetryMs ?? 3e4
+      }, {
+        event: (event) => this.#deliver(event),
+        status: (status) => {
+          this.#status = status;
+          this.#callback(() => this.#options.onStatus?.(status));
+        },
+        problem: (error) => this.#problem(error),
+        // Refused (every session gone, say): ask for them again before the next attempt.
+        refused: () => this.#createSessions()
+      });
+      void this.#createSessions().then(() => {
+        if (!this.#closed)
+          this.#stream.start("", false);
+      });
+    }
+    get status() {
+      return this.#status;
+    }
+    current(pair) {
+      return this.#states.get(key(pair))?.current() ?? null;
+    }
+    close() {
+      this.#closed = true;
+      this.#stream.close();
+    }
+    async #createSessions() {
+      const wanted = this.#pairs.filter((p) => p.session !== void 0);
+      if (wanted.length === 0)
+        return;
+      try {
+        const results = await this.#client.createSessions(wanted.map((p) => ({ ...p.session, chainId: p.chainId, owner: p.owner })));
+        this.#callback(() => this.#options.onSessions?.(results));
+        for (const r of results) {
+          if (r.error)
+            this.#problem(new ApiError(r.status ?? 500, r.error.code, `${r.chainId}:${r.owner}: ${r.error.message}`));
+        }
+      } catch (error) {
+        this.#problem(error);
+      }
+    }
+    #deliver(event) {
+      const state = event.pair ? this.#states.get(key(event.pair)) : void 0;
+      if (state && !state.apply(event))
+        return;
+      this.#callback(() => this.#options.onEvent?.(event));
+    }
+    #problem(error) {
+      try {
+        this.#options.onError?.(error);
+      } catch {
+      }
+    }
+    #callback(call) {
+      try {
+        call();
+      } catch (error) {
+        this.#problem(error);
+      }
+    }
+  };
+
   // dist/client.js
   var BalancesClient = class extends ApiClient {
     /** Follows the wallet's balances live; see `WatchOptions`. */
     watchBalances(chainId, owner, options = {}) {
       return watchBalances(this, chainId, owner, options);
+    }
+    /** Follows several (chain, wallet) pairs on one stream; see `ManyWatchOptions`. */
+    watchManyBalances(pairs, options = {}) {
+      return watchManyBalances(this, pairs, options);
     }
   };
   function createClient(options) {

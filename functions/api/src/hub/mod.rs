@@ -405,11 +405,6 @@ impl Subscription {
     pub async fn recv(&mut self) -> Result<News, broadcast::error::RecvError> {
         self.news.recv().await
     }
-
-    /// The process drains (see [`Hub::drain`]).
-    pub fn draining(&self) -> watch::Receiver<bool> {
-        self.hub.draining()
-    }
 }
 
 impl Drop for Subscription {

@@ -1,0 +1,66 @@
+//! `GET /sse/balances?wallets=31337:0xabc,31338:0xabc`: one stream of several (chain, wallet)
+//! pairs — an `all_balances` per pair, then every pair's changes, each event naming its
+//! `chainId` and `owner` — built by the same engine as the single-wallet stream
+//! ([`crate::stream`]). Its `id` resumes every pair exactly ([`live_balances::stream_id`]).
+
+use http::Response;
+use live_balances::pairs::{PairSet, parse_pair_list};
+use live_balances::stream_id;
+
+use crate::body::ResponseBody;
+use crate::error::{ApiError, ErrorBody};
+use crate::openapi::MultiSseEventData;
+use crate::request::{self, Request};
+use crate::sessions::live_session;
+use crate::state::State;
+use crate::stream::{self, Resume, Shape, Stream};
+
+#[utoipa::path(
+    get,
+    path = "/sse/balances",
+    operation_id = "streamManyBalances",
+    tag = "stream",
+    description = "Server-Sent Events for several (chain, wallet) pairs on one connection: an `all_balances` per pair, then every pair's `balance_update` / `allowance_update`, each event's data naming its `chainId` and `owner`; `ping` in between. Each data event's `id` resumes every pair: reconnect with `Last-Event-ID` and each pair continues exactly where it was, in order per pair. A pair whose position has expired gets its own `resync` and `all_balances`, the others continue; an id this stream cannot read (another format, a single-wallet id, another set of pairs) resyncs every pair — the answer is never a refusal. The id is opaque and at most 11 + 27 × pairs characters (281 at the default 10 pairs). A pair without a live session, or whose session expires, gets its own `error` event and the rest go on; the stream ends when no pair is left, and ends itself as the single-wallet stream does. See the `MultiSseEventData` schema.",
+    params(
+        ("wallets" = String, Query, description = "Comma-separated chainId:owner pairs, e.g. 1:0xabc…,42161:0xabc…; at most MAX_PAIRS_PER_STREAM (default 10), each once"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume every pair after this event id"),
+        ("lastEventId" = Option<String>, Query, description = "Resume after this event id, for a new EventSource (which cannot set the header); the header wins when both are given"),
+    ),
+    responses(
+        (status = 200, description = "text/event-stream", content_type = "text/event-stream", body = MultiSseEventData),
+        (status = 400, description = "Malformed, repeated or too many pairs (the error names the pair)", body = ErrorBody),
+        (status = 404, description = "A pair's chain is not served here, or no pair has a session", body = ErrorBody),
+    ),
+)]
+pub async fn open(state: &State, req: &Request) -> Result<Response<ResponseBody>, ApiError> {
+    let text = request::query_param(req, "wallets").unwrap_or_default();
+    let pairs = parse_pair_list(&text, state.settings.max_pairs_per_stream)?;
+    for (index, pair) in pairs.iter().enumerate() {
+        state
+            .reader(pair.chain_id)
+            .map_err(|e| ApiError::of_pair(index, pair.text(), e))?;
+    }
+    let set = PairSet::new(&pairs);
+    let resume: Option<Vec<Resume>> = match stream::client_id(req) {
+        None => None,
+        Some(id) => match stream_id::decode(&set, &id) {
+            Ok(positions) => Some(positions.into_iter().map(Resume::After).collect()),
+            Err(error) => {
+                tracing::info!(pairs = pairs.len(), %error, "unreadable Last-Event-ID; resyncing every pair");
+                Some(vec![Resume::Unreadable; set.pairs().len()])
+            }
+        },
+    };
+    let mut wallets = Vec::with_capacity(pairs.len());
+    for (i, pair) in set.pairs().iter().enumerate() {
+        let live = live_session(state, pair.chain_id, &pair.owner)
+            .await?
+            .is_some();
+        let resume = resume.as_ref().map_or(Resume::Fresh, |r| r[i].clone());
+        wallets.push((*pair, resume, live));
+    }
+    if !wallets.iter().any(|(_, _, live)| *live) {
+        return Err(ApiError::SessionNotFound);
+    }
+    Ok(Stream::new(state, req, Shape::Multi(set), wallets).open())
+}

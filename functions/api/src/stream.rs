@@ -1,0 +1,627 @@
+//! One SSE stream of one or more (chain, wallet) pairs — the engine behind both stream routes,
+//! `GET /sse/{chain_id}/balances/{owner}` (one pair) and `GET /sse/balances?wallets=…`
+//! (several): per pair, `all_balances` from the table (or a resume from the client's id), then
+//! the pair's changes live; `ping`s in between, until the client leaves or the stream's time is
+//! up (the client then reconnects with `Last-Event-ID` and loses nothing).
+//!
+//! Each pair keeps its own state — its feed position, the values it showed, the lists its
+//! tokens came from — exactly as a single-wallet stream does; a multi-wallet stream only frames
+//! its events differently (each names its pair, and its `id` is the composite of every pair's
+//! position, [`live_balances::stream_id`]). A pair whose session expires gets its own `error`
+//! and the others go on; the stream ends when none is left.
+//!
+//! Changes come one of two ways, by transport. Under the function URL the stream polls each
+//! pair's feed itself (an eventually consistent probe per pair and interval, a consistent read
+//! only when it says there is news). In the server, the process's hub reads a wallet's feed
+//! once for every stream of it and hands the entries over in memory; each pair subscribes.
+//! Either way what is sent per pair is its feed in order, less what the client was shown.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use live_balances::model::{FeedEntry, FeedPosition};
+use live_balances::pairs::{PairSet, WalletPair};
+use live_balances::shown::ShownValues;
+use live_balances::sse::{SseEvent, StreamError, retry_hint};
+use live_balances::storage::StorageError;
+use live_balances::stream_id;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::error::SendTimeoutError;
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval, sleep_until};
+
+use crate::body::{self, ResponseBody};
+use crate::feed::FeedPages;
+use crate::hub::{News, Subscription};
+use crate::request::{self, Deadline, Request};
+use crate::sessions::unix_now;
+use crate::snapshot;
+use crate::state::State;
+
+/// Time kept free before the transport's deadline to end the stream cleanly.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+/// Frames waiting for the client at most; when they are not taken for `SSE_SLOW_CLIENT_MS`
+/// the client is dropped (it resumes with `Last-Event-ID`), never buffered for.
+const CLIENT_BUFFER: usize = 16;
+/// When a server drains, its streams' reconnects are spread over this much beyond the
+/// `retry:` hint, so its clients do not all arrive at the other tasks at once.
+const DRAIN_SPREAD_MS: u64 = 5_000;
+
+/// How the stream frames its events.
+pub enum Shape {
+    /// `/sse/{chain_id}/balances/{owner}`: the pair's feed position is the `id`, events name
+    /// no pair (the path does).
+    Single,
+    /// `/sse/balances?wallets=…`: events name their pair, the `id` is the composite of the
+    /// set's positions.
+    Multi(PairSet),
+}
+
+/// Where the client's id says a pair resumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// No id: a fresh `all_balances`.
+    Fresh,
+    After(FeedPosition),
+    /// An id the server cannot read (another format, another stream's): a `resync` and a
+    /// fresh `all_balances` — never a refusal, which would stop `EventSource` for good.
+    Unreadable,
+}
+
+/// What the client sent to resume: the `Last-Event-ID` header EventSource sends when it
+/// reconnects, else the `lastEventId` query parameter (a new EventSource continuing another's
+/// stream cannot set the header); the header, the newer of the two on a reconnect, wins.
+pub fn client_id(req: &Request) -> Option<String> {
+    match req.headers().get("last-event-id") {
+        // Not text: unreadable like any other foreign id.
+        Some(value) => Some(value.to_str().unwrap_or_default().to_string()),
+        None => request::query_param(req, "lastEventId"),
+    }
+}
+
+/// One pair of the stream: where it stands and what its client was shown.
+struct Pair {
+    wallet: WalletPair,
+    resume: Resume,
+    /// Its session was live when the stream opened.
+    has_session: bool,
+    position: FeedPosition,
+    shown: ShownValues,
+    /// The versions of the lists its last snapshot's tokens came from (none on a resume).
+    lists: Vec<(String, u64)>,
+    /// Its session ended (its `error` was sent): nothing more is sent for it.
+    ended: bool,
+}
+
+/// A stream about to run; [`Self::open`] starts it.
+pub struct Stream {
+    state: State,
+    shape: Shape,
+    pairs: Vec<Pair>,
+    ping_interval: Duration,
+    retry: Duration,
+    session_ttl: Duration,
+    keep_alive: Duration,
+    slow_client: Duration,
+    ends_at: Instant,
+}
+
+/// Where a stream's changes come from.
+enum Changes {
+    /// The function URL: the stream polls its pairs' feeds itself.
+    Polling { every: Duration },
+    /// The server: per pair, the hub reads the feed once for all streams of the wallet
+    /// (`None` for a pair without a session).
+    Hub(Vec<Option<Subscription>>),
+}
+
+#[derive(Debug)]
+enum RunEnd {
+    ClientGone,
+    /// The client did not take events in time, or fell too far behind its wallets' news.
+    TooSlow,
+    Storage(StorageError),
+}
+
+impl From<StorageError> for RunEnd {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(e)
+    }
+}
+
+/// Hands one frame to the client, waiting at most `patience` for room.
+async fn send(tx: &Sender<Bytes>, frame: Bytes, patience: Duration) -> Result<(), RunEnd> {
+    tx.send_timeout(frame, patience).await.map_err(|e| match e {
+        SendTimeoutError::Timeout(_) => RunEnd::TooSlow,
+        SendTimeoutError::Closed(_) => RunEnd::ClientGone,
+    })
+}
+
+/// A timer of `period` that, when late, waits a whole period again rather than catching up.
+fn ticker(period: Duration) -> Interval {
+    let mut ticker = interval(period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
+}
+
+/// Resolves when the process drains (never, if the hub is gone).
+async fn drained(draining: &mut tokio::sync::watch::Receiver<bool>) {
+    if draining.wait_for(|draining| *draining).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// A stream that fell behind its wallets' news is dropped like a slow client; the hub going
+/// away ends it.
+fn on_lag(error: RecvError) -> Result<(), RunEnd> {
+    match error {
+        RecvError::Lagged(_) => Err(RunEnd::TooSlow),
+        RecvError::Closed => Ok(()),
+    }
+}
+
+/// The next news of any pair still subscribed, with the pair's index; never resolves when
+/// none is. Receiving from a broadcast channel is cancel-safe, so the futures of the pairs
+/// that lose the race lose nothing.
+async fn next_news(subscriptions: &mut [Option<Subscription>]) -> (usize, Result<News, RecvError>) {
+    let waiting: Vec<_> = subscriptions
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            s.as_mut()
+                .map(|s| Box::pin(async move { (i, s.recv().await) }))
+        })
+        .collect();
+    if waiting.is_empty() {
+        return std::future::pending().await;
+    }
+    futures::future::select_all(waiting).await.0
+}
+
+impl Stream {
+    /// A stream of `wallets` (canonical order for [`Shape::Multi`]), each resuming as given,
+    /// with whether its session is live. The stream runs within the transport's deadline.
+    pub fn new(
+        state: &State,
+        req: &Request,
+        shape: Shape,
+        wallets: Vec<(WalletPair, Resume, bool)>,
+    ) -> Self {
+        let settings = &state.settings;
+        let budget = match req.extensions().get::<Deadline>() {
+            Some(Deadline(deadline)) => settings.sse_max_duration.min(
+                deadline
+                    .saturating_duration_since(std::time::Instant::now())
+                    .saturating_sub(DEADLINE_MARGIN),
+            ),
+            None => settings.sse_max_duration,
+        };
+        let pairs = wallets
+            .into_iter()
+            .map(|(wallet, resume, has_session)| Pair {
+                wallet,
+                // Until the pair starts, the id resumes it where the client's id did.
+                position: match &resume {
+                    Resume::After(p) => p.clone(),
+                    _ => FeedPosition::start(),
+                },
+                resume,
+                has_session,
+                shown: ShownValues::default(),
+                lists: vec![],
+                ended: !has_session,
+            })
+            .collect();
+        Self {
+            state: state.clone(),
+            shape,
+            pairs,
+            ping_interval: settings.sse_ping_interval,
+            retry: settings.sse_retry,
+            session_ttl: settings.session_ttl,
+            // Often enough that a live stream's session never lapses between two pushes.
+            keep_alive: settings
+                .sse_keep_alive
+                .min(settings.session_ttl / 3)
+                .max(Duration::from_secs(1)),
+            slow_client: settings.sse_slow_client,
+            ends_at: Instant::now() + budget,
+        }
+    }
+
+    /// Subscribes its pairs (in the server) and runs the stream in the background; the
+    /// answer's body is its events.
+    pub fn open(mut self) -> Response<ResponseBody> {
+        // Subscribed before the stream reads where each pair starts: nothing the hub hands
+        // out from here on is missed.
+        let changes = match &self.state.hub {
+            Some(hub) => Changes::Hub(
+                self.pairs
+                    .iter()
+                    .map(|p| {
+                        p.has_session
+                            .then(|| hub.subscribe(p.wallet.chain_id, p.wallet.owner))
+                    })
+                    .collect(),
+            ),
+            None => Changes::Polling {
+                every: self.state.settings.sse_feed_interval,
+            },
+        };
+        let (tx, response) = body::event_stream(CLIENT_BUFFER);
+        let first = self.pairs[0].wallet;
+        let pairs = self.pairs.len();
+        tokio::spawn(async move {
+            let (chain, owner) = (first.chain_id, first.owner);
+            match self.run(&tx, changes).await {
+                Ok(()) => {}
+                Err(RunEnd::ClientGone) => {
+                    tracing::debug!(chain, owner = %owner, pairs, "client left")
+                }
+                Err(RunEnd::TooSlow) => {
+                    tracing::info!(chain, owner = %owner, pairs, "client too slow; dropped (it resumes with Last-Event-ID)")
+                }
+                Err(RunEnd::Storage(error)) => {
+                    tracing::error!(chain, owner = %owner, pairs, %error, "stream ended on a storage error");
+                    let event = SseEvent::Error(StreamError {
+                        code: "storage_unavailable".into(),
+                        message: "the stream will resume on reconnect".into(),
+                    });
+                    let _ = tx.try_send(self.frame(None, &event));
+                }
+            }
+        });
+        response
+    }
+
+    /// The event framed for this stream; `pair` is the one it is about (none for the
+    /// stream's own events).
+    fn frame(&self, pair: Option<usize>, event: &SseEvent) -> Bytes {
+        Bytes::from(match &self.shape {
+            Shape::Single => event.encode(),
+            Shape::Multi(set) => {
+                let positions: Vec<&FeedPosition> =
+                    self.pairs.iter().map(|p| &p.position).collect();
+                let id = stream_id::encode(set, &positions);
+                event.encode_in(pair.map(|i| &self.pairs[i].wallet), &id)
+            }
+        })
+    }
+
+    async fn send(&self, tx: &Sender<Bytes>, frame: Bytes) -> Result<(), RunEnd> {
+        send(tx, frame, self.slow_client).await
+    }
+
+    /// The ping timer: the first ping one period from now.
+    fn pings(&self) -> Interval {
+        let mut ping = ticker(self.ping_interval);
+        ping.reset();
+        ping
+    }
+
+    fn live(&self) -> Vec<usize> {
+        (0..self.pairs.len())
+            .filter(|i| !self.pairs[*i].ended)
+            .collect()
+    }
+
+    /// Sends pair `i`'s `all_balances`. At the start it stands at the snapshot's position;
+    /// mid-stream (the lists its tokens came from moved on) the position never goes back.
+    async fn snapshot(&mut self, tx: &Sender<Bytes>, i: usize) -> Result<(), RunEnd> {
+        let wallet = self.pairs[i].wallet;
+        let snapshot = snapshot::take(&self.state, wallet.chain_id, &wallet.owner).await?;
+        let pair = &mut self.pairs[i];
+        if pair.position == FeedPosition::start() || snapshot.position > pair.position {
+            pair.position = snapshot.position.clone();
+        }
+        let event = SseEvent::AllBalances {
+            position: pair.position.clone(),
+            snapshot: snapshot.balances,
+        };
+        self.send(tx, self.frame(Some(i), &event)).await?;
+        let pair = &mut self.pairs[i];
+        pair.shown.reset_to_snapshot(snapshot.shown);
+        pair.lists = snapshot.lists;
+        Ok(())
+    }
+
+    /// Where pair `i` starts: the client's id if it is still in the feed, else a fresh
+    /// `all_balances` (after `resync` when the id was expired or unreadable).
+    async fn start(
+        &mut self,
+        tx: &Sender<Bytes>,
+        i: usize,
+        ask_rescan: bool,
+    ) -> Result<(), RunEnd> {
+        let wallet = self.pairs[i].wallet;
+        let resync = match self.pairs[i].resume.clone() {
+            Resume::Fresh => None,
+            // The start position means the feed was empty at the snapshot: entries since then
+            // may have expired unseen, so only a fresh snapshot is safe.
+            Resume::After(p) if p == FeedPosition::start() => Some("position_expired"),
+            Resume::After(p) => {
+                let live = self
+                    .state
+                    .table
+                    .feed_position_is_live(wallet.chain_id, &wallet.owner, &p, unix_now())
+                    .await?;
+                (!live).then_some("position_expired")
+            }
+            Resume::Unreadable => Some("unreadable_last_event_id"),
+        };
+        if ask_rescan {
+            tokio::spawn(snapshot::stream_opened(
+                self.state.clone(),
+                wallet.chain_id,
+                wallet.owner,
+            ));
+        }
+        match (&self.pairs[i].resume, resync) {
+            (Resume::After(_), None) => Ok(()),
+            (_, resync) => {
+                if let Some(code) = resync {
+                    let message = match code {
+                        "position_expired" => {
+                            "Last-Event-ID is no longer in the change feed; a fresh all_balances follows"
+                        }
+                        _ => {
+                            "Last-Event-ID is not an id of this stream; a fresh all_balances follows"
+                        }
+                    };
+                    let event = SseEvent::Resync(StreamError {
+                        code: code.into(),
+                        message: message.into(),
+                    });
+                    // The pair starts over: its id part must not resume the old position.
+                    self.pairs[i].position = FeedPosition::start();
+                    self.send(tx, self.frame(Some(i), &event)).await?;
+                }
+                self.snapshot(tx, i).await
+            }
+        }
+    }
+
+    /// Sends pair `i`'s entries after its position, in order, less those that tell the
+    /// client nothing; entries at or before the position are already behind it. `framed`
+    /// entries carry the single-wallet frame encoded once for every stream of the wallet.
+    async fn send_entries(
+        &mut self,
+        tx: &Sender<Bytes>,
+        i: usize,
+        entries: &[(FeedEntry, Bytes)],
+    ) -> Result<(), RunEnd> {
+        // Old news skipped after the last entry sent: the client's id must still move past
+        // it, or a reconnect would replay it to a client that no longer holds the value it
+        // continues from.
+        let mut skipped = false;
+        for (entry, text) in entries {
+            let pair = &mut self.pairs[i];
+            if entry.position <= pair.position {
+                continue;
+            }
+            pair.position = entry.position.clone();
+            // Entries the fanout appended after the snapshot was read, for changes the
+            // snapshot already holds, tell the client nothing.
+            skipped = !pair.shown.admit(entry);
+            if !skipped {
+                let frame = match self.shape {
+                    Shape::Single => text.clone(),
+                    Shape::Multi(_) => self.frame(Some(i), &SseEvent::Update(entry.clone())),
+                };
+                self.send(tx, frame).await?;
+            }
+        }
+        if skipped {
+            let event = SseEvent::Position(self.pairs[i].position.clone());
+            self.send(tx, self.frame(Some(i), &event)).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads pair `i`'s feed after its position itself and sends it, page by page (a later
+    /// page's query may fail and end the stream; what was sent stays sent).
+    async fn read_feed(&mut self, tx: &Sender<Bytes>, i: usize) -> Result<(), RunEnd> {
+        let table = self.state.table.clone();
+        let wallet = self.pairs[i].wallet;
+        let from = self.pairs[i].position.clone();
+        let mut pages = FeedPages::after(&table, wallet.chain_id, &wallet.owner, &from);
+        while let Some(page) = pages.next().await? {
+            let page: Vec<(FeedEntry, Bytes)> = page
+                .into_iter()
+                .map(|e| {
+                    let text = match self.shape {
+                        Shape::Single => Bytes::from(SseEvent::Update(e.clone()).encode()),
+                        // Framed when sent, with the stream's id at that moment.
+                        Shape::Multi(_) => Bytes::new(),
+                    };
+                    (e, text)
+                })
+                .collect();
+            self.send_entries(tx, i, &page).await?;
+        }
+        Ok(())
+    }
+
+    /// Pair `i`'s session has expired: its own `error`, and nothing more for it.
+    async fn session_ended(
+        &mut self,
+        tx: &Sender<Bytes>,
+        i: usize,
+        code: &str,
+    ) -> Result<(), RunEnd> {
+        self.pairs[i].ended = true;
+        let message = match code {
+            "session_not_found" => {
+                "no session for this wallet on this chain; create one with POST /sessions"
+            }
+            _ => "the session has expired; create it again",
+        };
+        let event = SseEvent::Error(StreamError {
+            code: code.into(),
+            message: message.into(),
+        });
+        self.send(tx, self.frame(Some(i), &event)).await
+    }
+
+    async fn run(&mut self, tx: &Sender<Bytes>, mut changes: Changes) -> Result<(), RunEnd> {
+        self.send(tx, Bytes::from(retry_hint(self.retry.as_millis() as u64)))
+            .await?;
+        for i in 0..self.pairs.len() {
+            if !self.pairs[i].has_session {
+                self.session_ended(tx, i, "session_not_found").await?;
+                continue;
+            }
+            // The server asks once per wallet (its hub knows the wallet's other streams).
+            let ask_rescan = match &changes {
+                Changes::Polling { .. } => true,
+                Changes::Hub(subscriptions) => subscriptions[i]
+                    .as_ref()
+                    .is_some_and(|s| s.asks_rescan(self.state.settings.tracking.rescan_interval)),
+            };
+            self.start(tx, i, ask_rescan).await?;
+        }
+        match changes {
+            Changes::Polling { every } => self.poll(tx, every).await,
+            Changes::Hub(ref mut subscriptions) => self.follow(tx, subscriptions).await,
+        }
+    }
+
+    /// The function URL's loop: the stream queries its pairs' feeds every `every`, keeps
+    /// their sessions alive and checks their lists itself.
+    async fn poll(&mut self, tx: &Sender<Bytes>, every: Duration) -> Result<(), RunEnd> {
+        let mut feed = ticker(every);
+        let mut ping = self.pings();
+        let mut keep_alive = ticker(self.keep_alive);
+        let end = sleep_until(self.ends_at);
+        tokio::pin!(end);
+        while !self.live().is_empty() {
+            tokio::select! {
+                _ = &mut end => return Ok(()),
+                _ = tx.closed() => return Err(RunEnd::ClientGone),
+                _ = feed.tick() => {
+                    for i in self.live() {
+                        let (wallet, position) = (self.pairs[i].wallet, &self.pairs[i].position);
+                        // Half a read unit when nothing changed, which is most ticks.
+                        if self.state.table.feed_may_have_after(wallet.chain_id, &wallet.owner, position).await? {
+                            self.read_feed(tx, i).await?;
+                        }
+                    }
+                }
+                _ = ping.tick() => self.send(tx, self.frame(None, &SseEvent::Ping { time: unix_now() })).await?,
+                _ = keep_alive.tick() => {
+                    for i in self.live() {
+                        let wallet = self.pairs[i].wallet;
+                        let now = unix_now();
+                        let expires_at = now + self.session_ttl.as_secs();
+                        // Vouches for a few keep-alive periods: a poller without traces reads
+                        // this wallet's native balance every block meanwhile.
+                        let streaming_until = now + 3 * self.keep_alive.as_secs();
+                        if !self.state.table.keep_session_alive(wallet.chain_id, &wallet.owner, now, expires_at, streaming_until).await? {
+                            self.session_ended(tx, i, "session_expired").await?;
+                            continue;
+                        }
+                        // A list the tokens came from has a new version: tokens were added or
+                        // removed, so the client gets the new set whole.
+                        let lists = &self.pairs[i].lists;
+                        if !lists.is_empty() && snapshot::lists_moved(&self.state, wallet.chain_id, lists).await? {
+                            self.snapshot(tx, i).await?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The server's loop: entries come from the hub, which also keeps the sessions alive
+    /// and watches the lists (once per list, for every wallet following it).
+    async fn follow(
+        &mut self,
+        tx: &Sender<Bytes>,
+        subscriptions: &mut [Option<Subscription>],
+    ) -> Result<(), RunEnd> {
+        for i in self.live() {
+            let Some(subscription) = &subscriptions[i] else {
+                continue;
+            };
+            subscription.follows_lists(&self.pairs[i].lists);
+            // Entries the hub handed out before this stream joined: read them here, once.
+            if subscription.start_at(&self.pairs[i].position) > self.pairs[i].position {
+                self.read_feed(tx, i).await?;
+            }
+        }
+        let Some(mut draining) = self.state.hub.as_ref().map(|h| h.draining()) else {
+            return Ok(());
+        };
+        let mut ping = self.pings();
+        let end = sleep_until(self.ends_at);
+        tokio::pin!(end);
+        while !self.live().is_empty() {
+            tokio::select! {
+                _ = &mut end => return Ok(()),
+                _ = tx.closed() => return Err(RunEnd::ClientGone),
+                _ = drained(&mut draining) => {
+                    let spread = rand::random_range(0..=DRAIN_SPREAD_MS);
+                    let hint = retry_hint(self.retry.as_millis() as u64 + spread);
+                    return self.send(tx, Bytes::from(hint)).await;
+                }
+                (i, news) = next_news(subscriptions) => match news {
+                    Ok(News::Entries(batch)) => {
+                        // The hub read from further on than this pair is: read the gap.
+                        if batch.after > self.pairs[i].position {
+                            self.read_feed(tx, i).await?;
+                        }
+                        self.send_entries(tx, i, &batch.entries).await?;
+                    }
+                    Ok(News::SessionExpired) => {
+                        // Leaving the wallet: the hub stops reading it for this stream.
+                        subscriptions[i] = None;
+                        self.session_ended(tx, i, "session_expired").await?;
+                    }
+                    Ok(News::ListsMoved) => {
+                        self.snapshot(tx, i).await?;
+                        if let Some(subscription) = &subscriptions[i] {
+                            subscription.follows_lists(&self.pairs[i].lists);
+                        }
+                    }
+                    Err(error) => return on_lag(error),
+                },
+                _ = ping.tick() => self.send(tx, self.frame(None, &SseEvent::Ping { time: unix_now() })).await?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_client_that_does_not_take_events_is_dropped_not_buffered_for() {
+        let (tx, _response) = body::event_stream(2);
+        let patience = Duration::from_millis(50);
+        send(&tx, Bytes::from("a"), patience).await.unwrap();
+        send(&tx, Bytes::from("b"), patience).await.unwrap();
+        // The buffer is full and nobody reads: dropped after the patience, not queued.
+        let started = std::time::Instant::now();
+        let third = send(&tx, Bytes::from("c"), patience).await;
+        assert!(matches!(third, Err(RunEnd::TooSlow)), "{third:?}");
+        assert!(started.elapsed() >= patience);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_left_ends_the_stream() {
+        let (tx, response) = body::event_stream(2);
+        drop(response);
+        let sent = send(&tx, Bytes::from("a"), Duration::from_millis(50)).await;
+        assert!(matches!(sent, Err(RunEnd::ClientGone)), "{sent:?}");
+    }
+
+    #[test]
+    fn a_stream_behind_its_wallets_news_is_dropped() {
+        assert!(matches!(on_lag(RecvError::Lagged(3)), Err(RunEnd::TooSlow)));
+        assert!(on_lag(RecvError::Closed).is_ok());
+    }
+}
