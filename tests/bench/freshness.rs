@@ -78,3 +78,54 @@ pub fn report_service(log_interval_ms: u64, latencies: &[f64]) -> Value {
     s["met"] = json!(s["p50_ms"].as_f64().is_some_and(|v| v <= 100.0));
     s
 }
+
+/// Mined → received, in milliseconds, for `samples` transfers spread over `wallets` watched
+/// wallets that share one multi-wallet stream (`GET /sse/balances?wallets=…`): each transfer
+/// goes to the next wallet in turn and is timed to its own `balance_update`.
+pub async fn measure_many(
+    bench: &Bench,
+    transport: Transport,
+    token: Address,
+    wallets: usize,
+    samples: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let chain_id = bench.env.chain_id();
+    let owners: Vec<Address> = (0..wallets).map(|_| fresh_owner()).collect();
+    let body = format!(r#"{{"customTokens":["{}"]}}"#, lower(&token));
+    for owner in &owners {
+        bench.env.watch_via(transport, &lower(owner), &body).await?;
+    }
+    let pairs: Vec<(u64, String)> = owners.iter().map(|o| (chain_id, lower(o))).collect();
+    let mut sse = SseClient::connect_many(bench.env, transport, &pairs, None).await?;
+    for _ in 0..wallets {
+        sse.wait_for("an all_balances per wallet", |e| e.event == "all_balances")
+            .await?;
+    }
+    bench.automine(false).await?;
+    let result = async {
+        let mut latencies = vec![];
+        let mut held = vec![0u64; wallets];
+        for i in 0..samples {
+            let w = i % wallets;
+            let pause = rand::rng().random_range(0..400u64);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            bench.send_transfer(token, owners[w], 1).await?;
+            bench.mine().await?;
+            let mined = Instant::now();
+            held[w] += 1;
+            let (owner, want) = (lower(&owners[w]), held[w].to_string());
+            sse.wait_for(&format!("{owner} balance {want}"), |e| {
+                e.event == "balance_update"
+                    && e.data["owner"] == owner.as_str()
+                    && e.data["address"] == lower(&token)
+                    && e.data["balance"] == want.as_str()
+            })
+            .await?;
+            latencies.push(mined.elapsed().as_secs_f64() * 1000.0);
+        }
+        anyhow::Ok(latencies)
+    }
+    .await;
+    bench.automine(true).await?;
+    result
+}

@@ -51,6 +51,8 @@ const SECTIONS: [&str; 6] = [
     "snapshot",
     "scale",
 ];
+/// Wallets on the multi-wallet stream whose freshness is measured beside the single one's.
+const STREAM_WALLETS: usize = 10;
 /// Default change-log interval of the server (`CHAIN_LOG_INTERVAL_MS`, core/src/config.rs).
 const DEFAULT_LOG_MS: u64 = 50;
 
@@ -140,6 +142,28 @@ async fn main() -> anyhow::Result<()> {
                 freshness::report_service(DEFAULT_LOG_MS, &latencies),
             );
             eprintln!("bench: freshness through the server done");
+            // The same, for one multi-wallet stream of 10 wallets (issue 19), on both
+            // transports: each transfer timed to its own wallet's update.
+            for (transport, key) in [
+                (Transport::FunctionUrl, "freshness_10_wallet_stream"),
+                (Transport::Server, "freshness_10_wallet_stream_service"),
+            ] {
+                let latencies = freshness::measure_many(
+                    &bench,
+                    transport,
+                    tokens[0],
+                    STREAM_WALLETS,
+                    freshness_samples,
+                )
+                .await?;
+                let mut section = match transport {
+                    Transport::FunctionUrl => freshness::report(DEFAULT_FEED_MS, &latencies),
+                    Transport::Server => freshness::report_service(DEFAULT_LOG_MS, &latencies),
+                };
+                section["wallets_on_the_stream"] = json!(STREAM_WALLETS);
+                sections.insert(key.into(), section);
+            }
+            eprintln!("bench: freshness of a {STREAM_WALLETS}-wallet stream done");
         }
         if plan.wants("clients") || plan.wants("fanout") {
             let owners = watched_owners(&bench, &tokens, 100).await?;

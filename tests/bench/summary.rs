@@ -33,6 +33,18 @@ pub fn render(s: &Map<String, Value>) -> String {
             ));
         }
     }
+    for (key, transport) in [
+        ("freshness_10_wallet_stream", "function URL"),
+        ("freshness_10_wallet_stream_service", "server"),
+    ] {
+        let f = get(s, &[key]);
+        if !f.is_null() {
+            lines.push(format!(
+                "  freshness ({transport}, one stream of {} wallets, n={}): p50 {} ms, p90 {} ms, p99 {} ms  [{}]",
+                f["wallets_on_the_stream"], f["n"], f["p50_ms"], f["p90_ms"], f["p99_ms"], met(&f["met"])
+            ));
+        }
+    }
     let fs = get(s, &["freshness_service"]);
     if !fs.is_null() {
         lines.push(format!(
