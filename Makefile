@@ -7,8 +7,8 @@ install: ## Install every tool the stack and tests need into .tools/ (idempotent
 build: install
 	cargo build --workspace --bins
 
-dev: build ## Run the whole system locally (DynamoDB Local, anvil devnet, functions, pump, poller)
-	cargo run -q -p local-stack --bin local-stack
+dev: build ## Run the whole system locally (DynamoDB Local, anvil devnets, functions, server, pump, poller)
+	./target/debug/local-stack
 
 test: build ## Unit tests, end-to-end tests on the real local stack, template checks
 	./infra/test.sh
