@@ -40,7 +40,7 @@ pub type RequestCounter = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 /// An RPC failure as an error whose text names no URL (URLs carry API keys).
 fn rpc_error(e: impl std::fmt::Display) -> ChainError {
-    ChainError::Rpc(crate::config::redact_urls(&e.to_string()))
+    ChainError::Rpc(crate::redact::redact_urls(&e.to_string()))
 }
 
 /// The one adapter to a chain's node: wallet values in Multicall3 batches, token metadata,
@@ -88,7 +88,7 @@ impl BalanceReader {
     pub fn connect_http(url: &str, multicall: Address, chunk: usize) -> Result<Self, ChainError> {
         let url = url
             .parse()
-            .map_err(|_| ChainError::BadUrl(crate::config::redact_url(url)))?;
+            .map_err(|_| ChainError::BadUrl(crate::redact::redact_url(url)))?;
         Ok(Self::new(
             RootProvider::new_http(url).erased(),
             multicall,

@@ -16,6 +16,7 @@ pub mod model;
 pub mod native;
 pub mod pairs;
 pub mod plan;
+pub mod redact;
 pub mod secrets;
 pub mod shown;
 pub mod sse;

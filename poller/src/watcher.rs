@@ -34,7 +34,10 @@ use crate::watched::WatchedSet;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Longest a cursor goes unwritten while the chain is quiet.
-const HEARTBEAT: Duration = Duration::from_secs(30);
+const CURSOR_HEARTBEAT: Duration = Duration::from_secs(30);
+/// How often the `progress` line is logged (the deployed lag alarm reads it; its period is
+/// the alarm's).
+const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(30);
 /// Safety-net polling period while a head subscription is live: at least this, and at least
 /// twice the chain's last gap between announced heads (up to the maximum), so a healthy
 /// subscription on a 12 s chain never sets it off — a check due before the next block is
@@ -165,7 +168,7 @@ impl ChainWatcher {
             last_poll: Instant::now(),
             last_announced: Instant::now(),
             announced_gap: Duration::ZERO,
-            last_progress_log: Instant::now() - HEARTBEAT,
+            last_progress_log: Instant::now() - PROGRESS_LOG_EVERY,
         }
     }
 
@@ -229,7 +232,7 @@ impl ChainWatcher {
                     failures = 0;
                     // A quiet chain still gets a heartbeat, so health checks can tell a
                     // stalled poller from an idle chain.
-                    if unix_now().saturating_sub(cursor.updated_at) >= HEARTBEAT.as_secs() {
+                    if unix_now().saturating_sub(cursor.updated_at) >= CURSOR_HEARTBEAT.as_secs() {
                         cursor.updated_at = unix_now();
                         if let Err(error) = self.table.put_cursor(&cursor).await {
                             warn!(chain = self.chain_id, %error, "heartbeat not stored");
@@ -364,7 +367,7 @@ impl ChainWatcher {
         self.table.put_cursor(cursor).await?;
         self.last_step = Instant::now();
         self.metrics.set_chain(self.chain_id, to, head.number);
-        if self.last_progress_log.elapsed() >= HEARTBEAT {
+        if self.last_progress_log.elapsed() >= PROGRESS_LOG_EVERY {
             self.last_progress_log = Instant::now();
             // One line per 30 s: the deployed lag alarm reads `blocks_behind` from it.
             info!(

@@ -108,7 +108,7 @@ fn print_banner(
         .map(|(chain, rpc, _)| {
             format!(
                 "  chain {chain:<14}{}\n",
-                live_balances::config::redact_url(rpc)
+                live_balances::redact::redact_url(rpc)
             )
         })
         .collect();
