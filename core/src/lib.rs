@@ -6,6 +6,7 @@
 
 pub mod abi;
 pub mod address;
+pub mod backoff;
 pub mod chain;
 pub mod chains;
 pub mod clock;

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use live_balances::backoff::Backoff;
 use live_balances::chain::{BlockHead, HeadSubscription};
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
@@ -39,6 +40,10 @@ impl HeadSignal {
         self.new_head.notify_one();
     }
 }
+
+/// Pause before subscribing again after `failures` failed or ended subscriptions.
+const RESUBSCRIBE_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
 
 /// Keeps a `newHeads` subscription open until `stop` turns true.
 pub async fn follow_heads(
@@ -87,9 +92,7 @@ pub async fn follow_heads(
             }
         }
         failures += 1;
-        let pause = Duration::from_millis(500)
-            .saturating_mul(1 << failures.min(6))
-            .min(Duration::from_secs(30));
+        let pause = RESUBSCRIBE_BACKOFF.pause(failures);
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = stop.changed() => return,

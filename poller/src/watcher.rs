@@ -10,11 +10,12 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::Address;
 use live_balances::NATIVE_TOKEN;
+use live_balances::backoff::Backoff;
 use live_balances::chain::{BalanceReader, NativeSource};
 use live_balances::clock::unix_now;
 use live_balances::config::{NativeBalances, Settings};
@@ -33,6 +34,7 @@ use crate::metrics::Metrics;
 use crate::watched::WatchedSet;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const STEP_BACKOFF: Backoff = Backoff::new(Duration::from_millis(250), MAX_BACKOFF);
 /// Longest a cursor goes unwritten while the chain is quiet.
 const CURSOR_HEARTBEAT: Duration = Duration::from_secs(30);
 /// How often the `progress` line is logged (the deployed lag alarm reads it; its period is
@@ -721,16 +723,10 @@ fn safety_poll_interval(announced_gap: Duration) -> Duration {
     (announced_gap * 2).clamp(SUBSCRIBED_POLL_INTERVAL, MAX_SUBSCRIBED_POLL_INTERVAL)
 }
 
-/// Exponential backoff with jitter, capped.
+/// The pause after `failures` failed steps in a row: exponential with jitter (two pollers on
+/// one chain do not retry in lockstep), capped.
 fn backoff(failures: u32) -> Duration {
-    let base = Duration::from_millis(250)
-        .saturating_mul(1 << failures.min(8))
-        .min(MAX_BACKOFF);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    // Up to +50%: enough to keep two pollers from retrying in lockstep.
-    base + base.mul_f64(f64::from(nanos % 1000) / 2000.0)
+    STEP_BACKOFF.pause_with_jitter(failures)
 }
 
 /// Sleeps for `pause` or until a new head is announced, unless told to stop first; returns

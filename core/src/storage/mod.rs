@@ -339,6 +339,12 @@ impl Table {
     }
 }
 
+/// Pauses before retries of unprocessed batch items: 50 ms, doubled up to 800 ms.
+const BATCH_BACKOFF: crate::backoff::Backoff = crate::backoff::Backoff::new(
+    std::time::Duration::from_millis(25),
+    std::time::Duration::from_millis(800),
+);
+
 /// Waits before a retry of unprocessed batch items (not before the first try); gives up after
 /// a bounded number of tries so a throttled table surfaces as an error, not a hang.
 async fn batch_backoff(attempt: &mut u32) -> Result<(), StorageError> {
@@ -349,7 +355,7 @@ async fn batch_backoff(attempt: &mut u32) -> Result<(), StorageError> {
         )));
     }
     if *attempt > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(25 << (*attempt).min(5))).await;
+        tokio::time::sleep(BATCH_BACKOFF.pause(*attempt)).await;
     }
     *attempt += 1;
     Ok(())

@@ -10,9 +10,12 @@ use api::{ClientAddress, Deadline, State, handler};
 use bytes::Bytes;
 use lambda_http::request::RequestContext;
 use lambda_http::{Error, RequestExt, run_with_streaming_response, service_fn, tracing};
+use live_balances::backoff::Backoff;
 
 /// Consecutive runtime failures tolerated before the process gives up and exits.
 const MAX_QUICK_FAILURES: u32 = 5;
+/// Pause before resuming the runtime loop after failures in a row: 100 ms, doubled.
+const RESUME_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
 
 /// Time left until the invocation's deadline. Lambda gives the deadline in Unix milliseconds;
 /// `cargo lambda watch` gives the timeout itself (e.g. `600000`), which no real deadline can
@@ -80,7 +83,7 @@ async fn main() -> Result<(), Error> {
                 if failures >= MAX_QUICK_FAILURES {
                     return Err(error);
                 }
-                tokio::time::sleep(Duration::from_millis(100) * failures).await;
+                tokio::time::sleep(RESUME_BACKOFF.pause(failures - 1)).await;
             }
         }
     }

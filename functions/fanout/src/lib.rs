@@ -19,6 +19,7 @@ use alloy::primitives::Address;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{Error, LambdaEvent, tracing};
+use live_balances::backoff::Backoff;
 use live_balances::clock::unix_now;
 use live_balances::config::Settings;
 use live_balances::diff::feed_entry;
@@ -96,21 +97,18 @@ fn change_version(old: &StreamImage, new: &StreamImage) -> u64 {
 
 /// Attempts at one write before the record is reported as failed.
 const ATTEMPTS: u32 = 5;
-/// Pause before the second attempt; doubled for each further one (1.5 s in all).
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Pauses between attempts: 100 ms before the second, doubled for each further one (1.5 s in
+/// all).
+const WRITE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
 
-/// The pauses between attempts at one write: every retry here waits this way.
-struct Backoff {
+/// The attempts at one write: every retry here waits this way.
+struct Retries {
     attempt: u32,
-    pause: Duration,
 }
 
-impl Backoff {
+impl Retries {
     fn new() -> Self {
-        Self {
-            attempt: 1,
-            pause: FIRST_BACKOFF,
-        }
+        Self { attempt: 1 }
     }
 
     /// Waits before the next attempt; `false` (no wait) when the attempts are used up.
@@ -118,8 +116,7 @@ impl Backoff {
         if self.attempt >= ATTEMPTS {
             return false;
         }
-        tokio::time::sleep(self.pause).await;
-        self.pause *= 2;
+        tokio::time::sleep(WRITE_BACKOFF.pause(self.attempt - 1)).await;
         self.attempt += 1;
         true
     }
@@ -127,13 +124,13 @@ impl Backoff {
 
 /// Appends `entry`, retrying while DynamoDB is unavailable or throttling.
 async fn append_with_retry(state: &State, entry: &FeedEntry, ttl: u64) -> Result<(), StorageError> {
-    let mut backoff = Backoff::new();
+    let mut retries = Retries::new();
     loop {
         match state.table.append_feed(entry, ttl).await {
             Ok(_) => return Ok(()),
             Err(StorageError::Unavailable(error)) => {
-                tracing::warn!(owner = %entry.owner, position = %entry.position, attempt = backoff.attempt, %error, "feed append failed; retrying");
-                if !backoff.wait().await {
+                tracing::warn!(owner = %entry.owner, position = %entry.position, attempt = retries.attempt, %error, "feed append failed; retrying");
+                if !retries.wait().await {
                     return Err(StorageError::Unavailable(error));
                 }
             }
@@ -155,7 +152,7 @@ async fn append_chain_log_with_retry(
     state: &State,
     mut entries: Vec<ChainLogEntry>,
 ) -> Result<(), (StorageError, Vec<ChainLogEntry>)> {
-    let mut backoff = Backoff::new();
+    let mut retries = Retries::new();
     loop {
         let error = match state.table.append_chain_log(&entries, unix_ms()).await {
             Ok(left) if left.is_empty() => return Ok(()),
@@ -166,8 +163,8 @@ async fn append_chain_log_with_retry(
             Err(error @ StorageError::Unavailable(_)) => error,
             Err(error) => return Err((error, entries)),
         };
-        tracing::warn!(entries = entries.len(), attempt = backoff.attempt, %error, "change-log append failed; retrying");
-        if !backoff.wait().await {
+        tracing::warn!(entries = entries.len(), attempt = retries.attempt, %error, "change-log append failed; retrying");
+        if !retries.wait().await {
             return Err((error, entries));
         }
     }

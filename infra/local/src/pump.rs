@@ -12,9 +12,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use live_balances::backoff::Backoff;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, info, warn};
+
+/// Pause before retry `n` of a failed batch: 400 ms, doubled up to 6.4 s.
+const RETRY_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(200), Duration::from_millis(6400));
 
 /// Where the pump reads and whom it invokes.
 #[derive(Debug, Clone)]
@@ -210,7 +215,7 @@ impl Pump {
                 self.park(&pending).await?;
                 return Ok(());
             }
-            let pause = Duration::from_millis(200 * (1 << attempt.min(5)));
+            let pause = RETRY_BACKOFF.pause(attempt);
             warn!(
                 attempt,
                 remaining = pending.len(),
