@@ -99,6 +99,13 @@ impl Trail {
                         continue;
                     }
                     let previous = e.data["previousBalance"].as_str().map(str::to_string);
+                    // The id before this one, for the failure message (an update at a higher
+                    // position repeating a change the client holds is told apart from a replay).
+                    let id_before = self
+                        .updates
+                        .last()
+                        .map_or("", |u| u.id.as_str())
+                        .to_string();
                     // `previousBalance: null` is the first value of a newly tracked token (the
                     // session's initial read). A resumed stream may carry it after the snapshot
                     // already showed that value: a restatement, not a change.
@@ -106,7 +113,13 @@ impl Trail {
                         continue;
                     }
                     if previous.as_deref() != Some(self.value.as_str()) {
-                        bail!("update does not continue from {}: {:?}", self.value, e.data);
+                        bail!(
+                            "update does not continue from {} (id {id}, the previous update's {id_before}, {} updates and {} snapshots before): {:?}",
+                            self.value,
+                            self.updates.len(),
+                            self.snapshots,
+                            e.data
+                        );
                     }
                     let block = e.data["blockNumber"].as_u64().context("blockNumber")?;
                     if !self.blocks_may_go_back {
