@@ -314,6 +314,30 @@ impl Table {
             .transpose()
     }
 
+    /// A number attribute of one item (0 when the item or the attribute is absent), read
+    /// consistently: the per-chain counters (sessions version, live count, token facts).
+    async fn number(&self, pk: String, sk: &str, name: &str) -> Result<u64, StorageError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .projection_expression("#attr")
+            .expression_attribute_names("#attr", name)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StorageError::from_sdk)?;
+        Ok(out
+            .item
+            .as_ref()
+            .and_then(|i| i.get(name))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
     async fn query_all(&self, pk: String, limit: Option<i32>) -> Result<Vec<Item>, StorageError> {
         let mut items = vec![];
         let mut start: Option<Item> = None;

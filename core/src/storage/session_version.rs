@@ -106,29 +106,6 @@ impl Table {
         Ok(())
     }
 
-    /// A number on the chain's signal item (0 when absent), read consistently.
-    async fn version_attribute(&self, chain_id: u64, name: &str) -> Result<u64, StorageError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key("pk", s(keys::version_pk(chain_id)))
-            .key("sk", s(SK))
-            .projection_expression("#attr")
-            .expression_attribute_names("#attr", name)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StorageError::from_sdk)?;
-        Ok(out
-            .item
-            .as_ref()
-            .and_then(|i| i.get(name))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
-    }
-
     /// Records how many live sessions the poller watches on the chain (on each full reload).
     pub async fn set_live_sessions(&self, chain_id: u64, live: u64) -> Result<(), StorageError> {
         self.update(keys::version_pk(chain_id), SK)
@@ -142,11 +119,11 @@ impl Table {
 
     /// Live sessions on the chain as the poller last counted them (0 before it did).
     pub async fn live_sessions(&self, chain_id: u64) -> Result<u64, StorageError> {
-        self.version_attribute(chain_id, "live").await
+        self.number(keys::version_pk(chain_id), SK, "live").await
     }
 
     /// The chain's sessions version: 0 before any session was ever added.
     pub async fn sessions_version(&self, chain_id: u64) -> Result<u64, StorageError> {
-        self.version_attribute(chain_id, "version").await
+        self.number(keys::version_pk(chain_id), SK, "version").await
     }
 }

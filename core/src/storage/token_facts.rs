@@ -88,23 +88,8 @@ impl Table {
 
     /// How many times facts were recorded on the chain (0 before any).
     pub async fn token_facts_version(&self, chain_id: u64) -> Result<u64, StorageError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key("pk", s(keys::token_facts_pk(chain_id)))
-            .key("sk", s(VERSION_SK))
-            .consistent_read(true)
-            .send()
+        self.number(keys::token_facts_pk(chain_id), VERSION_SK, "version")
             .await
-            .map_err(StorageError::from_sdk)?;
-        Ok(out
-            .item
-            .as_ref()
-            .and_then(|i| i.get("version"))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
     }
 
     /// The tokens of the chain `fact` holds for now.
