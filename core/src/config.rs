@@ -71,6 +71,12 @@ pub struct Settings {
     pub dynamodb_endpoint: Option<String>,
     pub multicall: Address,
     pub default_spender: Address,
+    /// Per chain, the spender an order's allowance is judged against when the order names
+    /// none (`ORDER_SPENDER_<chainId>`); chains not named use [`DEFAULT_SPENDER`] — CoW
+    /// Protocol's GPv2VaultRelayer, at the same address on every chain it settles on.
+    pub order_spenders: BTreeMap<u64, Address>,
+    /// Most open orders one wallet may register (`MAX_ORDERS_PER_WALLET`).
+    pub max_orders_per_wallet: usize,
     /// How long a session lives without an open stream.
     pub session_ttl: Duration,
     /// How long change-feed entries are kept for `Last-Event-ID` replay.
@@ -218,6 +224,12 @@ impl Settings {
             dynamodb_endpoint: get("DYNAMODB_ENDPOINT"),
             multicall: addr("MULTICALL_ADDRESS", DEFAULT_MULTICALL)?,
             default_spender: addr("DEFAULT_SPENDER", DEFAULT_SPENDER)?,
+            order_spenders: order_spenders(&vars)?,
+            max_orders_per_wallet: number(
+                "MAX_ORDERS_PER_WALLET",
+                get("MAX_ORDERS_PER_WALLET"),
+                100,
+            )? as usize,
             session_ttl: secs("SESSION_TTL_SECS", 3600)?,
             feed_ttl: secs("FEED_TTL_SECS", 86_400)?,
             snapshot_interval: secs("SNAPSHOT_INTERVAL", 300)?,
@@ -336,6 +348,31 @@ impl Settings {
             },
         })
     }
+}
+
+impl Settings {
+    /// The spender an order on `chain_id` is judged against when it names none.
+    pub fn order_spender(&self, chain_id: u64) -> Address {
+        self.order_spenders
+            .get(&chain_id)
+            .copied()
+            .unwrap_or(DEFAULT_SPENDER)
+    }
+}
+
+/// `ORDER_SPENDER_<chainId>` variables: each chain's default order spender.
+fn order_spenders(vars: &BTreeMap<String, String>) -> Result<BTreeMap<u64, Address>, ConfigError> {
+    vars.iter()
+        .filter_map(|(name, value)| {
+            name.strip_prefix("ORDER_SPENDER_")
+                .map(|chain| (name, chain, value))
+        })
+        .map(|(name, chain, value)| {
+            let chain_id = chain_id(name, chain)?;
+            let spender = parse_address(value.trim()).map_err(|e| invalid(name, e.to_string()))?;
+            Ok((chain_id, spender))
+        })
+        .collect()
 }
 
 /// Where a deployment keeps its chain endpoints: one Secrets Manager secret
@@ -662,6 +699,25 @@ mod tests {
         assert_eq!(s.chains[&42161].ws_url, None);
         assert_eq!(s.chains[&1].weth, known_wrapped_native(1));
         assert_eq!(s.chains[&31337].weth, None);
+    }
+
+    #[test]
+    fn order_spender_per_chain_with_the_vault_relayer_by_default() {
+        let s = settings(&[
+            ("ORDER_SPENDER_100", "0x5FbDB2315678afecb367f032d93F642f64180aa3"),
+            ("MAX_ORDERS_PER_WALLET", "7"),
+        ])
+        .unwrap();
+        assert_eq!(s.order_spender(1), DEFAULT_SPENDER);
+        assert_eq!(
+            s.order_spender(100),
+            address!("0x5FbDB2315678afecb367f032d93F642f64180aa3")
+        );
+        assert_eq!(s.max_orders_per_wallet, 7);
+        assert_eq!(settings(&[]).unwrap().max_orders_per_wallet, 100);
+        for bad in [("ORDER_SPENDER_x", "0x5FbDB2315678afecb367f032d93F642f64180aa3"), ("ORDER_SPENDER_5", "0x12")] {
+            assert!(settings(&[bad]).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod diff;
 pub mod logging;
 pub mod model;
 pub mod native;
+pub mod order;
 pub mod pairs;
 pub mod plan;
 pub mod redact;
@@ -29,5 +30,6 @@ pub mod token_list;
 
 pub use address::{AddressError, NATIVE_TOKEN};
 pub use model::{
-    BalanceItem, BalanceKey, ChainCursor, FeedEntry, FeedKind, FeedPosition, Session, TokenRead,
+    BalanceItem, BalanceKey, ChainCursor, FeedEntry, FeedEvent, FeedKind, FeedPosition,
+    OrderStatusEntry, Session, TokenRead,
 };

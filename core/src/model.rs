@@ -6,6 +6,8 @@ use std::fmt;
 use alloy::primitives::{Address, B256, U256};
 use thiserror::Error;
 
+use crate::order::{Fillability, Order};
+
 /// What a set of browser clients asked to watch for one wallet on one chain. Shared by every
 /// client of that wallet: what it tracks only ever grows until the session expires.
 ///
@@ -239,6 +241,50 @@ impl FeedEntry {
         match self.key {
             BalanceKey::Balance { .. } => FeedKind::BalanceUpdate,
             BalanceKey::Allowance { .. } => FeedKind::AllowanceUpdate,
+        }
+    }
+}
+
+/// One `order_status` entry of a wallet's change feed: an order's fillability as it changed
+/// (or as it was registered), at its own feed position — the sequence number of the order
+/// item's own stream record, so it is ordered with the wallet's value changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderStatusEntry {
+    pub position: FeedPosition,
+    pub order: Order,
+    pub status: Fillability,
+    /// Block of the values the status was judged on.
+    pub block: u64,
+    /// The order item's version after this change (see [`crate::order::OrderState::version`]).
+    pub version: u64,
+}
+
+/// One entry of a wallet's change feed: a value's change or an order's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedEvent {
+    Value(FeedEntry),
+    Order(OrderStatusEntry),
+}
+
+impl FeedEvent {
+    pub fn position(&self) -> &FeedPosition {
+        match self {
+            Self::Value(entry) => &entry.position,
+            Self::Order(entry) => &entry.position,
+        }
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        match self {
+            Self::Value(entry) => entry.chain_id,
+            Self::Order(entry) => entry.order.chain_id,
+        }
+    }
+
+    pub fn owner(&self) -> Address {
+        match self {
+            Self::Value(entry) => entry.owner,
+            Self::Order(entry) => entry.order.owner,
         }
     }
 }

@@ -14,7 +14,8 @@ use std::collections::HashMap;
 
 use alloy::primitives::U256;
 
-use crate::model::{BalanceKey, FeedEntry};
+use crate::model::{BalanceKey, FeedEntry, OrderStatusEntry};
+use crate::order::OrderId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ShownValue {
@@ -29,6 +30,8 @@ struct ShownValue {
 #[derive(Debug, Clone, Default)]
 pub struct ShownValues {
     values: HashMap<BalanceKey, ShownValue>,
+    /// Each order's version in the snapshot, until an entry for it has been sent.
+    orders: HashMap<OrderId, u64>,
 }
 
 impl ShownValues {
@@ -39,6 +42,7 @@ impl ShownValues {
         values: impl IntoIterator<Item = (BalanceKey, Option<U256>, u64)>,
     ) {
         self.values.clear();
+        self.orders.clear();
         self.values
             .extend(values.into_iter().map(|(key, value, version)| {
                 (
@@ -49,6 +53,24 @@ impl ShownValues {
                     },
                 )
             }));
+    }
+
+    /// Takes the snapshot's orders, each with its item's version at the snapshot (after
+    /// [`Self::reset_to_snapshot`]).
+    pub fn show_orders(&mut self, orders: impl IntoIterator<Item = (OrderId, u64)>) {
+        self.orders.extend(orders);
+    }
+
+    /// Whether an `order_status` entry tells the client something: not when the snapshot
+    /// already showed the order at that version or a later one.
+    pub fn admit_order(&mut self, entry: &OrderStatusEntry) -> bool {
+        match self.orders.get(&entry.order.id) {
+            Some(version) if *version >= entry.version => false,
+            _ => {
+                self.orders.remove(&entry.order.id);
+                true
+            }
+        }
     }
 
     /// Whether `entry` tells the client something; if so, it is now shown.
@@ -158,5 +180,36 @@ mod tests {
         };
         assert!(shown.admit(&other));
         assert!(!shown.admit(&other));
+    }
+
+    #[test]
+    fn an_order_status_the_snapshot_holds_is_old_news_and_later_ones_are_sent() {
+        use crate::order::{Fillability, Order};
+        let status = |version: u64| OrderStatusEntry {
+            position: FeedPosition::start(),
+            order: Order {
+                chain_id: 1,
+                owner: Address::repeat_byte(1),
+                id: OrderId::parse("o").unwrap(),
+                sell_token: TOKEN,
+                sell_amount: U256::from(5),
+                spender: Address::repeat_byte(2),
+                valid_to: 9,
+            },
+            status: Fillability::of(U256::from(5), U256::ZERO, U256::ZERO),
+            block: 1,
+            version,
+        };
+        let mut shown = ShownValues::default();
+        shown.reset_to_snapshot([]);
+        shown.show_orders([(OrderId::parse("o").unwrap(), 2)]);
+        assert!(!shown.admit_order(&status(1)));
+        assert!(!shown.admit_order(&status(2)));
+        assert!(shown.admit_order(&status(3)));
+        // Once one was sent, the rest come in feed order: all news.
+        assert!(shown.admit_order(&status(3)));
+        // An order registered after the snapshot is news.
+        shown.reset_to_snapshot([]);
+        assert!(shown.admit_order(&status(1)));
     }
 }

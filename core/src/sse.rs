@@ -12,7 +12,10 @@ use serde::Serialize;
 use alloy::primitives::{Address, U256};
 
 use crate::address::lower;
-use crate::model::{BalanceItem, BalanceKey, FeedEntry, FeedKind, FeedPosition, TokenRead};
+use crate::model::{
+    BalanceItem, BalanceKey, FeedEntry, FeedKind, FeedPosition, OrderStatusEntry, TokenRead,
+};
+use crate::order::{Fillability, Order, OrderState};
 use crate::pairs::WalletPair;
 use crate::token::TokenMetadata;
 
@@ -41,6 +44,10 @@ pub struct AllBalances {
     /// The allowance spenders tracked for this wallet.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub spenders: Vec<String>,
+    /// Every open order of the wallet with its fillability judged on these values (absent
+    /// when it has none; expired orders are left out).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub orders: Vec<OrderStatus>,
 }
 
 /// What a wallet's snapshot is built from.
@@ -157,6 +164,37 @@ impl AllBalances {
         snapshot
     }
 
+    /// Adds the wallet's orders open at `now`, each judged on the wallet's stored values
+    /// (sparse: an absent value is zero, an unreadable one counts as zero) at the snapshot's
+    /// block.
+    pub fn with_orders(mut self, orders: &[OrderState], items: &[BalanceItem], now: u64) -> Self {
+        let value = |key: BalanceKey| {
+            items
+                .iter()
+                .find(|i| i.key == key)
+                .and_then(|i| i.read.value())
+                .unwrap_or_default()
+        };
+        self.orders = orders
+            .iter()
+            .filter(|o| o.order.is_open(now))
+            .map(|o| {
+                let order = &o.order;
+                let token = order.sell_token;
+                let status = Fillability::of(
+                    order.sell_amount,
+                    value(BalanceKey::Balance { token }),
+                    value(BalanceKey::Allowance {
+                        token,
+                        spender: order.spender,
+                    }),
+                );
+                OrderStatus::new(order, &status, self.block_number)
+            })
+            .collect();
+        self
+    }
+
     /// Builds the snapshot from table items; the block is the newest any value was read at.
     pub fn from_items<'a>(items: impl IntoIterator<Item = &'a BalanceItem>) -> Self {
         let mut snapshot = Self::default();
@@ -226,6 +264,49 @@ pub struct AllowanceUpdate {
     pub tx_hash: Option<String>,
 }
 
+/// `order_status`: an open order's fillability — when it was registered, and whenever a
+/// balance or allowance change crossed its amount; also each entry of `all_balances.orders`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct OrderStatus {
+    pub order_id: String,
+    pub sell_token: String,
+    /// What the order still sells.
+    pub sell_amount: String,
+    pub spender: String,
+    /// Unix seconds.
+    pub valid_to: u64,
+    /// Balance and allowance both cover `sellAmount`.
+    pub fillable: bool,
+    /// Which value is short: `balance`, `allowance` or `both`; `null` when fillable.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "balance"))]
+    pub short: Option<&'static str>,
+    /// How much more balance the order needs (`"0"` when the balance covers it).
+    pub balance_shortfall: String,
+    /// How much more allowance the order needs (`"0"` when the allowance covers it).
+    pub allowance_shortfall: String,
+    /// Block of the values the status was judged on.
+    pub block_number: u64,
+}
+
+impl OrderStatus {
+    pub fn new(order: &Order, status: &Fillability, block: u64) -> Self {
+        Self {
+            order_id: order.id.to_string(),
+            sell_token: lower(&order.sell_token),
+            sell_amount: order.sell_amount.to_string(),
+            spender: lower(&order.spender),
+            valid_to: order.valid_to,
+            fillable: status.fillable(),
+            short: status.short.map(|s| s.as_str()),
+            balance_shortfall: status.balance_shortfall.to_string(),
+            allowance_shortfall: status.allowance_shortfall.to_string(),
+            block_number: block,
+        }
+    }
+}
+
 /// `ping`: the stream is alive (no `id`, so it never moves the client's position).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -250,6 +331,7 @@ pub enum SseEvent {
         snapshot: AllBalances,
     },
     Update(FeedEntry),
+    OrderStatus(OrderStatusEntry),
     Ping {
         time: u64,
     },
@@ -260,6 +342,15 @@ pub enum SseEvent {
     /// need (old news after a snapshot) without an event, so a reconnect does not replay
     /// them. `EventSource` takes the id of a block even when it dispatches nothing.
     Position(FeedPosition),
+}
+
+impl From<crate::model::FeedEvent> for SseEvent {
+    fn from(event: crate::model::FeedEvent) -> Self {
+        match event {
+            crate::model::FeedEvent::Value(entry) => Self::Update(entry),
+            crate::model::FeedEvent::Order(entry) => Self::OrderStatus(entry),
+        }
+    }
 }
 
 /// The pair an event of a multi-wallet stream is about, named in its data: `chainId` and
@@ -323,6 +414,10 @@ impl SseEvent {
                         frame("balance_update", id.as_deref(), &data(&update))
                     }
                 }
+            }
+            Self::OrderStatus(entry) => {
+                let status = OrderStatus::new(&entry.order, &entry.status, entry.block);
+                frame("order_status", Some(&id(&entry.position)), &data(&status))
             }
             Self::Ping { time } => frame("ping", None, &data(&Ping { time: *time })),
             Self::Resync(e) => frame("resync", None, &data(e)),
@@ -599,5 +694,49 @@ mod tests {
         }
         .encode();
         assert!(framed.starts_with(&format!("event: all_balances\nid: {}\n", "0".repeat(40))));
+    }
+
+    #[test]
+    fn order_status_wire_shape() {
+        use crate::order::OrderId;
+        let order = Order {
+            chain_id: 31337,
+            owner: Address::repeat_byte(1),
+            id: OrderId::parse("0xAB01").unwrap(),
+            sell_token: Address::repeat_byte(0xcd),
+            sell_amount: U256::from(100),
+            spender: Address::repeat_byte(0xef),
+            valid_to: 1_900_000_000,
+        };
+        let status = Fillability::of(U256::from(100), U256::from(60), U256::from(100));
+        let entry = OrderStatusEntry {
+            position: FeedPosition::parse("9").unwrap(),
+            order: order.clone(),
+            status,
+            block: 130,
+            version: 2,
+        };
+        let text = SseEvent::from(crate::model::FeedEvent::Order(entry)).encode();
+        let (head, data) = text.split_once("data: ").unwrap();
+        assert_eq!(head, format!("event: order_status\nid: {:0>40}\n", 9));
+        let v: serde_json::Value = serde_json::from_str(data.trim()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "orderId": "0xab01",
+                "sellToken": format!("{:#x}", Address::repeat_byte(0xcd)),
+                "sellAmount": "100",
+                "spender": format!("{:#x}", Address::repeat_byte(0xef)),
+                "validTo": 1_900_000_000u64,
+                "fillable": false,
+                "short": "balance",
+                "balanceShortfall": "40",
+                "allowanceShortfall": "0",
+                "blockNumber": 130,
+            })
+        );
+        let fillable = OrderStatus::new(&order, &Fillability::of(U256::from(1), U256::from(1), U256::from(1)), 5);
+        let v = serde_json::to_value(&fillable).unwrap();
+        assert_eq!((v["fillable"].clone(), v["short"].clone()), (serde_json::json!(true), serde_json::Value::Null));
     }
 }

@@ -24,6 +24,7 @@ mod browser;
 mod chain_log;
 mod limits;
 mod multi_wallet;
+mod orders;
 mod owner_paths;
 mod poller;
 mod rest;

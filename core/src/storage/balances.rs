@@ -14,6 +14,7 @@ use super::records::{BalanceRecord, read_text};
 use super::{StorageError, Table, Written, from_item, keys, n, s, written};
 use crate::address::lower;
 use crate::model::{BalanceItem, BalanceKey, TokenRead};
+use crate::order::OrderState;
 use crate::token::TokenMetadata;
 
 /// How a value write is made.
@@ -38,6 +39,8 @@ pub struct WalletValues {
     pub metadata: BTreeMap<Address, TokenMetadata>,
     /// Each item's version (see [`crate::model::FeedEntry::version`]).
     pub versions: HashMap<BalanceKey, u64>,
+    /// The wallet's stored orders (expired ones included: callers filter).
+    pub orders: Vec<OrderState>,
 }
 
 impl Table {
@@ -151,7 +154,8 @@ impl Table {
         Ok(self.wallet_values(chain_id, owner).await?.items)
     }
 
-    /// Every stored value of a wallet with their versions (one consistent query).
+    /// Every stored value of a wallet with their versions, and its orders (one consistent
+    /// query).
     pub async fn wallet_values(
         &self,
         chain_id: u64,
@@ -162,6 +166,15 @@ impl Table {
             .await?;
         let mut values = WalletValues::default();
         for item in items {
+            // The wallet's open orders share its partition (see `orders.rs`).
+            if item
+                .get("sk")
+                .and_then(|sk| sk.as_s().ok())
+                .is_some_and(|sk| super::is_order_sk(sk))
+            {
+                values.orders.push(super::orders::order_from_item(item)?);
+                continue;
+            }
             let record = from_item::<BalanceRecord>(item)?;
             let metadata = record.metadata();
             let version = record.version;

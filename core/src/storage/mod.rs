@@ -7,6 +7,7 @@ mod error;
 mod feed_probe;
 pub mod keys;
 mod lists;
+mod orders;
 mod rate;
 mod records;
 mod schema;
@@ -31,12 +32,15 @@ pub use chain_log::{
 };
 pub use error::StorageError;
 pub use lists::CachedListHead;
+pub use orders::{ORDER_SK_PREFIX, is_order_sk, order_sk};
 pub use session_version::SessionsSignal;
-pub use stream::{StreamImage, balance_item_from_image, image_is_first_read, image_version};
+pub use stream::{
+    StreamImage, balance_item_from_image, image_is_first_read, image_version, order_from_image,
+};
 pub use token_facts::TokenFact;
 pub use tokens::CachedMetadata;
 
-use crate::model::{ChainCursor, FeedEntry, FeedPosition};
+use crate::model::{ChainCursor, FeedEntry, FeedEvent, FeedPosition};
 use records::{CursorRecord, FeedRecord};
 
 type Item = HashMap<String, AttributeValue>;
@@ -173,7 +177,7 @@ impl Table {
         written(result)
     }
 
-    /// Feed entries after `after`, oldest first, at most `limit` (a consistent read, so an
+    /// Feed entries (value changes and order statuses) after `after`, oldest first, at most `limit` (a consistent read, so an
     /// entry appended before the query is never missed).
     pub async fn feed_after(
         &self,
@@ -181,7 +185,7 @@ impl Table {
         owner: &Address,
         after: &FeedPosition,
         limit: i32,
-    ) -> Result<Vec<FeedEntry>, StorageError> {
+    ) -> Result<Vec<FeedEvent>, StorageError> {
         let out = self
             .feed_after_query(chain_id, owner, after)
             .consistent_read(true)
@@ -192,7 +196,13 @@ impl Table {
         out.items
             .unwrap_or_default()
             .into_iter()
-            .map(|i| FeedEntry::try_from(from_item::<FeedRecord>(i)?))
+            .map(|i| {
+                if orders::is_order_feed_item(&i) {
+                    orders::order_status_from_item(i).map(FeedEvent::Order)
+                } else {
+                    FeedEntry::try_from(from_item::<FeedRecord>(i)?).map(FeedEvent::Value)
+                }
+            })
             .collect()
     }
 

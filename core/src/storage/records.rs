@@ -151,11 +151,11 @@ pub(crate) struct CursorRecord {
     pub updated_at: u64,
 }
 
-fn address(key: &str, field: &str, value: &str) -> Result<Address, StorageError> {
+pub(super) fn address(key: &str, field: &str, value: &str) -> Result<Address, StorageError> {
     parse_address(value).map_err(|e| StorageError::corrupt(key, format!("{field}: {e}")))
 }
 
-fn amount(key: &str, value: &str) -> Result<U256, StorageError> {
+pub(super) fn amount(key: &str, value: &str) -> Result<U256, StorageError> {
     U256::from_str_radix(value, 10).map_err(|e| StorageError::corrupt(key, format!("amount: {e}")))
 }
 

@@ -4,8 +4,10 @@ use std::collections::HashMap;
 
 use super::StorageError;
 use super::keys::BALANCE_PREFIX;
+use super::orders::{OrderRecord, is_order_sk, order_from_record};
 use super::records::BalanceRecord;
 use crate::model::BalanceItem;
+use crate::order::OrderState;
 
 /// A stream record image in Lambda's event shape.
 pub type StreamImage = serde_dynamo::Item;
@@ -17,13 +19,34 @@ pub fn balance_item_from_image(image: &StreamImage) -> Result<Option<BalanceItem
         Some(serde_dynamo::AttributeValue::S(pk)) => pk,
         _ => return Ok(None),
     };
-    if !pk.starts_with(BALANCE_PREFIX) {
+    if !pk.starts_with(BALANCE_PREFIX) || image_is_order(image) {
         return Ok(None);
     }
     let map: HashMap<String, serde_dynamo::AttributeValue> = image.clone().into();
     let record: BalanceRecord =
         serde_dynamo::from_item(map).map_err(|e| StorageError::corrupt(pk.clone(), e))?;
     BalanceItem::try_from(record).map(Some)
+}
+
+/// Whether `image` is of an order item (which shares its wallet's value partition).
+fn image_is_order(image: &StreamImage) -> bool {
+    matches!(image.get("sk"), Some(serde_dynamo::AttributeValue::S(sk)) if is_order_sk(sk))
+}
+
+/// The order item in a stream image, `None` for every other item and for empty images (the
+/// old image of an insert, the new image of a removal).
+pub fn order_from_image(image: &StreamImage) -> Result<Option<OrderState>, StorageError> {
+    let pk = match image.get("pk") {
+        Some(serde_dynamo::AttributeValue::S(pk)) => pk,
+        _ => return Ok(None),
+    };
+    if !pk.starts_with(BALANCE_PREFIX) || !image_is_order(image) {
+        return Ok(None);
+    }
+    let map: HashMap<String, serde_dynamo::AttributeValue> = image.clone().into();
+    let record: OrderRecord =
+        serde_dynamo::from_item(map).map_err(|e| StorageError::corrupt(pk.clone(), e))?;
+    order_from_record(record).map(Some)
 }
 
 /// The version of the balance item in `image` (0 when it has none: written before versions

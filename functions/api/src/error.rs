@@ -76,6 +76,14 @@ pub enum ApiError {
     RequestTimeout(u64),
     #[error("the request took longer than {0} s")]
     Timeout(u64),
+    #[error("order id: {0}")]
+    InvalidOrderId(String),
+    #[error("{0}")]
+    InvalidOrder(String),
+    #[error("at most {0} open orders per wallet")]
+    TooManyOrders(usize),
+    #[error("no such order for this wallet on this chain")]
+    OrderNotFound,
     #[error("the chain could not be read")]
     Chain(#[from] ChainError),
     #[error("the table could not serve this request")]
@@ -94,7 +102,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Pair { error, .. } => error.status(),
-            Self::NotFound | Self::UnknownChain(_) | Self::SessionNotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::UnknownChain(_) | Self::SessionNotFound | Self::OrderNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -115,7 +125,10 @@ impl ApiError {
             | Self::MalformedPair
             | Self::DuplicatePair { .. }
             | Self::TooManyPairs { .. }
-            | Self::NoPairs => StatusCode::BAD_REQUEST,
+            | Self::NoPairs
+            | Self::InvalidOrderId(_)
+            | Self::InvalidOrder(_)
+            | Self::TooManyOrders(_) => StatusCode::BAD_REQUEST,
             Self::Chain(_) => StatusCode::BAD_GATEWAY,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -166,6 +179,10 @@ impl ApiError {
             Self::DuplicatePair { .. } => "duplicate_pair",
             Self::TooManyPairs { .. } => "too_many_pairs",
             Self::NoPairs => "no_pairs",
+            Self::InvalidOrderId(_) => "invalid_order_id",
+            Self::InvalidOrder(_) => "invalid_order",
+            Self::TooManyOrders(_) => "too_many_orders",
+            Self::OrderNotFound => "order_not_found",
             Self::Chain(_) => "chain_unavailable",
             Self::RequestTimeout(_) => "request_timeout",
             Self::Timeout(_) => "timeout",

@@ -2,7 +2,7 @@
 //! the api reads a feed, for a stream's own polls and catch-ups and for the server's hub.
 
 use alloy::primitives::Address;
-use live_balances::model::{FeedEntry, FeedPosition};
+use live_balances::model::{FeedEvent, FeedPosition};
 use live_balances::storage::{StorageError, Table};
 
 /// Most entries per query; a longer backlog is read in further pages at once.
@@ -29,7 +29,7 @@ impl<'a> FeedPages<'a> {
     }
 
     /// The next page of entries; `None` once the feed is read to its end.
-    pub async fn next(&mut self) -> Result<Option<Vec<FeedEntry>>, StorageError> {
+    pub async fn next(&mut self) -> Result<Option<Vec<FeedEvent>>, StorageError> {
         if self.done {
             return Ok(None);
         }
@@ -40,7 +40,7 @@ impl<'a> FeedPages<'a> {
         self.done = entries.len() < PAGE as usize;
         match entries.last() {
             Some(last) => {
-                self.after = last.position.clone();
+                self.after = last.position().clone();
                 Ok(Some(entries))
             }
             None => Ok(None),

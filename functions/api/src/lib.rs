@@ -15,6 +15,7 @@ mod limits;
 mod multi_sessions;
 mod multi_sse;
 mod openapi;
+mod orders;
 mod request;
 #[cfg(test)]
 mod request_props;
@@ -82,6 +83,13 @@ async fn route(
         (&Method::GET, ["sse", chain, "balances", owner]) => {
             sse::open(state, &req, chain, owner).await
         }
+        (&Method::PUT, [chain, "orders", owner, id]) => {
+            orders::put(state, &req, chain, owner, id).await
+        }
+        (&Method::DELETE, [chain, "orders", owner, id]) => {
+            orders::delete(state, chain, owner, id).await
+        }
+        (&Method::GET, [chain, "orders", owner]) => orders::list(state, chain, owner).await,
         (
             _,
             ["health"]
@@ -91,7 +99,9 @@ async fn route(
             | [_, "sessions", _]
             | ["sse", _, "balances", _]
             | [_, "balance", _, _]
-            | [_, "balances", _],
+            | [_, "balances", _]
+            | [_, "orders", _, _]
+            | [_, "orders", _],
         ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound),
     }

@@ -3,7 +3,9 @@
 
 use http::Response;
 use http::StatusCode;
-use live_balances::sse::{AllBalances, AllowanceUpdate, BalanceUpdate, Ping, StreamError};
+use live_balances::sse::{
+    AllBalances, AllowanceUpdate, BalanceUpdate, OrderStatus, Ping, StreamError,
+};
 use serde::Serialize;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
@@ -19,6 +21,9 @@ pub(crate) enum SseEventData {
     AllBalances(AllBalances),
     BalanceUpdate(BalanceUpdate),
     AllowanceUpdate(AllowanceUpdate),
+    /// An open order's fillability: when it was registered, and whenever a balance or
+    /// allowance change crossed its amount (fillable flipped, or the short side changed).
+    OrderStatus(OrderStatus),
     Ping(Ping),
     /// The `Last-Event-ID` is no longer in the feed; an `all_balances` follows.
     Resync(StreamError),
@@ -67,6 +72,16 @@ pub(crate) struct PairAllowanceUpdate {
     data: AllowanceUpdate,
 }
 
+/// `order_status` of one pair of a multi-wallet stream.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // described, never built
+pub(crate) struct PairOrderStatus {
+    #[serde(flatten)]
+    pair: PairTag,
+    #[serde(flatten)]
+    data: OrderStatus,
+}
+
 /// `resync` or `error` of one pair of a multi-wallet stream; the stream's own `error` (e.g.
 /// `storage_unavailable`, before it ends) names no pair.
 #[derive(Serialize, ToSchema)]
@@ -87,6 +102,7 @@ pub(crate) enum MultiSseEventData {
     AllBalances(PairAllBalances),
     BalanceUpdate(PairBalanceUpdate),
     AllowanceUpdate(PairAllowanceUpdate),
+    OrderStatus(PairOrderStatus),
     Ping(Ping),
     /// The pair's position is no longer in its feed, or the `Last-Event-ID` is not one of
     /// this stream's: the pair's `all_balances` follows.
@@ -122,6 +138,9 @@ pub(crate) struct WalletPath {
         crate::balance::batch,
         crate::sse::open,
         crate::multi_sse::open,
+        crate::orders::put,
+        crate::orders::delete,
+        crate::orders::list,
         crate::health::report,
         document,
     ),
@@ -208,6 +227,8 @@ mod tests {
             ("/sse/balances", &["get"]),
             ("/health", &["get"]),
             ("/openapi.json", &["get"]),
+            ("/{chain_id}/orders/{owner}/{order_id}", &["put", "delete"]),
+            ("/{chain_id}/orders/{owner}", &["get"]),
         ] {
             for method in methods {
                 assert!(paths[path].get(method).is_some(), "{method} {path}");
@@ -228,6 +249,9 @@ mod tests {
             "SessionsRequest",
             "PairSessionRequest",
             "SessionsView",
+            "OrderRequest",
+            "OrderView",
+            "OrderStatus",
         ] {
             assert!(schemas.contains_key(name), "schema {name}");
         }

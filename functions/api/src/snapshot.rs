@@ -9,6 +9,7 @@ use std::sync::Arc;
 use alloy::primitives::{Address, U256};
 use live_balances::clock::unix_now;
 use live_balances::model::{BalanceKey, FeedPosition, Session};
+use live_balances::order::OrderId;
 use live_balances::sse::{AllBalances, WalletView};
 use live_balances::storage::StorageError;
 use live_balances::token::TokenMetadata;
@@ -27,6 +28,9 @@ pub struct WalletSnapshot {
     /// [`live_balances::shown::ShownValues::reset_to_snapshot`]. Values not stored (zeros)
     /// are left out: any entry for them is news.
     pub shown: Vec<(BalanceKey, Option<U256>, u64)>,
+    /// Each order shown with its item's version at the snapshot, for
+    /// [`live_balances::shown::ShownValues::show_orders`].
+    pub shown_orders: Vec<(OrderId, u64)>,
     /// The version of each list the snapshot's tokens came from: when one moves on, the
     /// stream sends a fresh snapshot (tokens were added or removed).
     pub lists: Vec<(String, u64)>,
@@ -79,7 +83,13 @@ pub async fn take(
         full_detail: tokens.len() <= state.settings.tracking.full_detail_max_tokens,
         block: session.read_block,
     };
-    let balances = AllBalances::of_wallet(&view);
+    let balances =
+        AllBalances::of_wallet(&view).with_orders(&values.orders, &values.items, unix_now());
+    let shown_orders = values
+        .orders
+        .iter()
+        .map(|o| (o.order.id.clone(), o.version))
+        .collect();
     let shown = values
         .items
         .iter()
@@ -92,6 +102,7 @@ pub async fn take(
         position,
         balances,
         shown,
+        shown_orders,
         lists: lists
             .iter()
             .map(|l| (l.url.clone(), l.generation))

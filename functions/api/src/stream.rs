@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Response;
-use live_balances::model::{FeedEntry, FeedPosition};
+use live_balances::model::{FeedEvent, FeedPosition};
 use live_balances::pairs::{PairSet, WalletPair};
 use live_balances::shown::ShownValues;
 use live_balances::sse::{SseEvent, StreamError, retry_hint};
@@ -322,6 +322,7 @@ impl Stream {
         self.send(tx, self.frame(Some(i), &event)).await?;
         let pair = &mut self.pairs[i];
         pair.shown.reset_to_snapshot(snapshot.shown);
+        pair.shown.show_orders(snapshot.shown_orders);
         pair.lists = snapshot.lists;
         Ok(())
     }
@@ -389,7 +390,7 @@ impl Stream {
         &mut self,
         tx: &Sender<Bytes>,
         i: usize,
-        entries: &[(FeedEntry, Bytes)],
+        entries: &[(FeedEvent, Bytes)],
     ) -> Result<(), RunEnd> {
         // Old news skipped after the last entry sent: the client's id must still move past
         // it, or a reconnect would replay it to a client that no longer holds the value it
@@ -397,17 +398,20 @@ impl Stream {
         let mut skipped = false;
         for (entry, text) in entries {
             let pair = &mut self.pairs[i];
-            if entry.position <= pair.position {
+            if *entry.position() <= pair.position {
                 continue;
             }
-            pair.position = entry.position.clone();
+            pair.position = entry.position().clone();
             // Entries the fanout appended after the snapshot was read, for changes the
             // snapshot already holds, tell the client nothing.
-            skipped = !pair.shown.admit(entry);
+            skipped = !match entry {
+                FeedEvent::Value(entry) => pair.shown.admit(entry),
+                FeedEvent::Order(entry) => pair.shown.admit_order(entry),
+            };
             if !skipped {
                 let frame = match self.shape {
                     Shape::Single => text.clone(),
-                    Shape::Multi(_) => self.frame(Some(i), &SseEvent::Update(entry.clone())),
+                    Shape::Multi(_) => self.frame(Some(i), &SseEvent::from(entry.clone())),
                 };
                 self.send(tx, frame).await?;
             }
@@ -427,11 +431,11 @@ impl Stream {
         let from = self.pairs[i].position.clone();
         let mut pages = FeedPages::after(&table, wallet.chain_id, &wallet.owner, &from);
         while let Some(page) = pages.next().await? {
-            let page: Vec<(FeedEntry, Bytes)> = page
+            let page: Vec<(FeedEvent, Bytes)> = page
                 .into_iter()
                 .map(|e| {
                     let text = match self.shape {
-                        Shape::Single => Bytes::from(SseEvent::Update(e.clone()).encode()),
+                        Shape::Single => Bytes::from(SseEvent::from(e.clone()).encode()),
                         // Framed when sent, with the stream's id at that moment.
                         Shape::Multi(_) => Bytes::new(),
                     };

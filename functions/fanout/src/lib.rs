@@ -11,6 +11,9 @@
 //! request (permissions, validation) is not: retrying cannot help. A change-log append that
 //! fails after its retries reports the first record it covered, so the retried batch appends
 //! it again.
+//!
+//! Records of order items (registrations and status changes) become `order_status` entries,
+//! and each value change re-judges the wallet's orders on that token (see [`orders`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,12 +26,16 @@ use live_balances::backoff::Backoff;
 use live_balances::clock::unix_now;
 use live_balances::config::Settings;
 use live_balances::diff::feed_entry;
-use live_balances::model::{FeedEntry, FeedPosition};
+use live_balances::model::{FeedEntry, FeedEvent, FeedPosition};
 use live_balances::storage::{
     ChainLogEntry, StorageError, StreamImage, Table, balance_item_from_image, image_is_first_read,
     image_version,
 };
 use thiserror::Error;
+
+mod orders;
+
+pub use orders::{order_entry_for, reassess};
 
 /// What the handler needs, built once per container.
 #[derive(Debug, Clone)]
@@ -82,6 +89,14 @@ pub fn entry_for(record: &EventRecord) -> Result<Option<FeedEntry>, RecordError>
     ))
 }
 
+/// The feed entry a record yields, if any: a value change, or an order's status.
+pub fn event_for(record: &EventRecord) -> Result<Option<FeedEvent>, RecordError> {
+    if let Some(entry) = entry_for(record)? {
+        return Ok(Some(FeedEvent::Value(entry)));
+    }
+    Ok(order_entry_for(record)?.map(FeedEvent::Order))
+}
+
 /// The version a change made, or 0 (unordered: always sent) when the write did not count
 /// itself — a writer from before versions existed, still running during a rolling deploy,
 /// leaves the version as it was, and stamping its change with that old version would make
@@ -122,14 +137,18 @@ impl Retries {
     }
 }
 
-/// Appends `entry`, retrying while DynamoDB is unavailable or throttling.
-async fn append_with_retry(state: &State, entry: &FeedEntry, ttl: u64) -> Result<(), StorageError> {
+/// Runs one write of `event`'s record, retrying while DynamoDB is unavailable or throttling.
+async fn with_retry<T, F, Fut>(what: &str, event: &FeedEvent, mut write: F) -> Result<T, StorageError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StorageError>>,
+{
     let mut retries = Retries::new();
     loop {
-        match state.table.append_feed(entry, ttl).await {
-            Ok(_) => return Ok(()),
+        match write().await {
+            Ok(done) => return Ok(done),
             Err(StorageError::Unavailable(error)) => {
-                tracing::warn!(owner = %entry.owner, position = %entry.position, attempt = retries.attempt, %error, "feed append failed; retrying");
+                tracing::warn!(owner = %event.owner(), position = %event.position(), attempt = retries.attempt, %error, what, "write failed; retrying");
                 if !retries.wait().await {
                     return Err(StorageError::Unavailable(error));
                 }
@@ -137,6 +156,23 @@ async fn append_with_retry(state: &State, entry: &FeedEntry, ttl: u64) -> Result
             Err(error) => return Err(error),
         }
     }
+}
+
+/// Appends `event` to its wallet's feed; a value change then re-judges the wallet's orders.
+async fn record_event(state: &State, event: &FeedEvent, ttl: u64) -> Result<(), StorageError> {
+    match event {
+        FeedEvent::Value(entry) => {
+            with_retry("feed append", event, || state.table.append_feed(entry, ttl)).await?;
+            with_retry("order reassessment", event, || reassess(&state.table, entry)).await?;
+        }
+        FeedEvent::Order(entry) => {
+            with_retry("order status append", event, || {
+                state.table.append_order_status(entry, ttl)
+            })
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 fn unix_ms() -> u64 {
@@ -179,20 +215,21 @@ struct WalletInBatch {
 
 /// One change-log entry per wallet that got feed entries.
 fn chain_log_entries(
-    appended: &[(FeedEntry, Option<String>)],
+    appended: &[(FeedEvent, Option<String>)],
 ) -> BTreeMap<(u64, Address), WalletInBatch> {
     let mut wallets: BTreeMap<(u64, Address), WalletInBatch> = BTreeMap::new();
     for (entry, sequence) in appended {
+        let position = entry.position();
         wallets
-            .entry((entry.chain_id, entry.owner))
-            .and_modify(|w| w.log.position = w.log.position.clone().max(entry.position.clone()))
+            .entry((entry.chain_id(), entry.owner()))
+            .and_modify(|w| w.log.position = w.log.position.clone().max(position.clone()))
             .or_insert_with(|| WalletInBatch {
                 log: ChainLogEntry {
-                    chain_id: entry.chain_id,
-                    owner: entry.owner,
-                    position: entry.position.clone(),
+                    chain_id: entry.chain_id(),
+                    owner: entry.owner(),
+                    position: position.clone(),
                 },
-                first: (entry.position.clone(), sequence.clone()),
+                first: (position.clone(), sequence.clone()),
             });
     }
     wallets
@@ -213,10 +250,10 @@ pub async fn handle(
     let mut appended = vec![];
     let mut failed_at: Option<(FeedPosition, Option<String>)> = None;
     for record in &event.payload.records {
-        let outcome = match entry_for(record) {
-            Ok(Some(entry)) => append_with_retry(state, &entry, ttl)
+        let outcome = match event_for(record) {
+            Ok(Some(event)) => record_event(state, &event, ttl)
                 .await
-                .map(|()| Some(entry))
+                .map(|()| Some(event))
                 .map_err(RecordError::from),
             Ok(None) => Ok(None),
             Err(e) => Err(e),
@@ -224,11 +261,9 @@ pub async fn handle(
         match outcome {
             Ok(Some(entry)) => {
                 tracing::debug!(
-                    chain = entry.chain_id,
-                    owner = %entry.owner,
-                    token = %entry.key.token(),
-                    block = entry.block,
-                    position = %entry.position,
+                    chain = entry.chain_id(),
+                    owner = %entry.owner(),
+                    position = %entry.position(),
                     "feed entry appended"
                 );
                 appended.push((entry, record.change.sequence_number.clone()));

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use alloy::primitives::Address;
 use bytes::Bytes;
 use live_balances::config::Settings;
-use live_balances::model::{FeedEntry, FeedPosition};
+use live_balances::model::{FeedEvent, FeedPosition};
 use live_balances::sse::SseEvent;
 use live_balances::storage::{ChainLogEntry, Table};
 use tokio::sync::{Notify, broadcast, watch};
@@ -49,7 +49,7 @@ pub enum News {
 #[derive(Debug)]
 pub struct FeedBatch {
     pub after: FeedPosition,
-    pub entries: Vec<(FeedEntry, Bytes)>,
+    pub entries: Vec<(FeedEvent, Bytes)>,
 }
 
 struct Wallet {
@@ -256,14 +256,14 @@ impl Hub {
         key: WalletKey,
         after: FeedPosition,
         announced: Option<FeedPosition>,
-        entries: Vec<FeedEntry>,
+        entries: Vec<FeedEvent>,
     ) {
-        let last = entries.last().map(|e| e.position.clone());
+        let last = entries.last().map(|e| e.position().clone());
         let batch = (!entries.is_empty()).then(|| {
             let entries = entries
                 .into_iter()
                 .map(|entry| {
-                    let frame = Bytes::from(SseEvent::Update(entry.clone()).encode());
+                    let frame = Bytes::from(SseEvent::from(entry.clone()).encode());
                     (entry, frame)
                 })
                 .collect();

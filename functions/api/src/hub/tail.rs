@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
-use live_balances::model::{FeedEntry, FeedPosition};
+use live_balances::model::{FeedEvent, FeedPosition};
 use live_balances::storage::{
     CHAIN_LOG_READ_OVERLAP_MS, CHAIN_LOG_RECENT_OVERLAP_MS, StorageError,
 };
@@ -135,8 +135,8 @@ async fn read_feed(
     hub: &Hub,
     (chain_id, owner): WalletKey,
     from: &FeedPosition,
-) -> Result<Vec<FeedEntry>, StorageError> {
-    let mut entries: Vec<FeedEntry> = vec![];
+) -> Result<Vec<FeedEvent>, StorageError> {
+    let mut entries: Vec<FeedEvent> = vec![];
     let mut pages = FeedPages::after(hub.table(), chain_id, &owner, from);
     while let Some(page) = pages.next().await? {
         entries.extend(page);

@@ -1,0 +1,446 @@
+//! Open orders (`B#{chain}#{owner}` / `O#{order id}`) and their `order_status` feed entries
+//! (`F#{chain}#{owner}` / `{feed position}`, `kind = order_status`).
+//!
+//! An order lives in its wallet's value partition on purpose: the snapshot reads it in the
+//! same query as the values it is judged on, and its stream records (registration, each
+//! status change) are ordered with the value changes that caused them — one partition, one
+//! stream shard — so its feed entries take positions in the wallet's feed order. Its TTL is
+//! its `validTo`; since TTL deletes late, every read filters expired orders out as well.
+
+use alloy::primitives::Address;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use serde::{Deserialize, Serialize};
+
+use super::records::{address, amount};
+use super::{StorageError, Table, Written, from_item, keys, n, s, to_item, written};
+use crate::address::lower;
+use crate::model::{FeedPosition, OrderStatusEntry};
+use crate::order::{Fillability, Order, OrderId, OrderState, Short};
+
+/// Sort-key prefix of order items in a wallet's value partition.
+pub const ORDER_SK_PREFIX: &str = "O#";
+/// `kind` of an `order_status` feed item (value-change items have none).
+const ORDER_STATUS_KIND: &str = "order_status";
+/// `short` of a fillable order.
+const NOT_SHORT: &str = "none";
+
+pub fn order_sk(id: &OrderId) -> String {
+    format!("{ORDER_SK_PREFIX}{id}")
+}
+
+/// Whether a sort key of the value partition is an order's.
+pub fn is_order_sk(sk: &str) -> bool {
+    sk.starts_with(ORDER_SK_PREFIX)
+}
+
+/// An order with its last judged status, as stored.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct OrderRecord {
+    pub pk: String,
+    pub sk: String,
+    pub chain_id: u64,
+    pub owner: String,
+    pub order_id: String,
+    pub token: String,
+    pub spender: String,
+    pub amount: String,
+    pub valid_to: u64,
+    pub short: String,
+    pub balance_shortfall: String,
+    pub allowance_shortfall: String,
+    pub block: u64,
+    /// Counted by DynamoDB (`ADD`), never written whole.
+    #[serde(default, skip_serializing)]
+    pub version: u64,
+}
+
+/// An `order_status` feed item.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct OrderFeedRecord {
+    pub pk: String,
+    pub sk: String,
+    pub kind: String,
+    pub chain_id: u64,
+    pub owner: String,
+    pub order_id: String,
+    pub token: String,
+    pub spender: String,
+    pub amount: String,
+    pub valid_to: u64,
+    pub short: String,
+    pub balance_shortfall: String,
+    pub allowance_shortfall: String,
+    pub block: u64,
+    pub version: u64,
+    pub ttl: u64,
+}
+
+fn short_text(status: &Fillability) -> &'static str {
+    status.short.map_or(NOT_SHORT, Short::as_str)
+}
+
+/// The order and status fields both records share, decoded.
+struct Decoded {
+    order: Order,
+    status: Fillability,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decode(
+    key: &str,
+    chain_id: u64,
+    owner: &str,
+    order_id: &str,
+    token: &str,
+    spender: &str,
+    sell_amount: &str,
+    valid_to: u64,
+    short: &str,
+    balance_shortfall: &str,
+    allowance_shortfall: &str,
+) -> Result<Decoded, StorageError> {
+    let short = match short {
+        NOT_SHORT => None,
+        other => Some(
+            Short::parse(other)
+                .ok_or_else(|| StorageError::corrupt(key, format!("short: {other:?}")))?,
+        ),
+    };
+    Ok(Decoded {
+        order: Order {
+            chain_id,
+            owner: address(key, "owner", owner)?,
+            id: OrderId::parse(order_id).map_err(|e| StorageError::corrupt(key, e))?,
+            sell_token: address(key, "token", token)?,
+            sell_amount: amount(key, sell_amount)?,
+            spender: address(key, "spender", spender)?,
+            valid_to,
+        },
+        status: Fillability {
+            short,
+            balance_shortfall: amount(key, balance_shortfall)?,
+            allowance_shortfall: amount(key, allowance_shortfall)?,
+        },
+    })
+}
+
+impl TryFrom<OrderRecord> for OrderState {
+    type Error = StorageError;
+
+    fn try_from(r: OrderRecord) -> Result<Self, StorageError> {
+        let key = format!("{}/{}", r.pk, r.sk);
+        let d = decode(
+            &key,
+            r.chain_id,
+            &r.owner,
+            &r.order_id,
+            &r.token,
+            &r.spender,
+            &r.amount,
+            r.valid_to,
+            &r.short,
+            &r.balance_shortfall,
+            &r.allowance_shortfall,
+        )?;
+        Ok(OrderState {
+            order: d.order,
+            status: d.status,
+            block: r.block,
+            version: r.version,
+        })
+    }
+}
+
+impl OrderFeedRecord {
+    fn new(entry: &OrderStatusEntry, ttl: u64) -> Self {
+        let order = &entry.order;
+        Self {
+            pk: keys::feed_pk(order.chain_id, &order.owner),
+            sk: entry.position.to_string(),
+            kind: ORDER_STATUS_KIND.into(),
+            chain_id: order.chain_id,
+            owner: lower(&order.owner),
+            order_id: order.id.to_string(),
+            token: lower(&order.sell_token),
+            spender: lower(&order.spender),
+            amount: order.sell_amount.to_string(),
+            valid_to: order.valid_to,
+            short: short_text(&entry.status).into(),
+            balance_shortfall: entry.status.balance_shortfall.to_string(),
+            allowance_shortfall: entry.status.allowance_shortfall.to_string(),
+            block: entry.block,
+            version: entry.version,
+            ttl,
+        }
+    }
+}
+
+impl TryFrom<OrderFeedRecord> for OrderStatusEntry {
+    type Error = StorageError;
+
+    fn try_from(r: OrderFeedRecord) -> Result<Self, StorageError> {
+        let key = format!("{}/{}", r.pk, r.sk);
+        let d = decode(
+            &key,
+            r.chain_id,
+            &r.owner,
+            &r.order_id,
+            &r.token,
+            &r.spender,
+            &r.amount,
+            r.valid_to,
+            &r.short,
+            &r.balance_shortfall,
+            &r.allowance_shortfall,
+        )?;
+        Ok(OrderStatusEntry {
+            position: FeedPosition::parse(&r.sk).map_err(|e| StorageError::corrupt(&key, e))?,
+            order: d.order,
+            status: d.status,
+            block: r.block,
+            version: r.version,
+        })
+    }
+}
+
+/// Whether a feed item is an `order_status` entry.
+pub(crate) fn is_order_feed_item(item: &super::Item) -> bool {
+    matches!(item.get("kind"), Some(AttributeValue::S(kind)) if kind == ORDER_STATUS_KIND)
+}
+
+/// Decodes an order item of the value partition.
+pub(crate) fn order_from_item(item: super::Item) -> Result<OrderState, StorageError> {
+    OrderState::try_from(from_item::<OrderRecord>(item)?)
+}
+
+/// Decodes an `order_status` feed item.
+pub(crate) fn order_status_from_item(
+    item: super::Item,
+) -> Result<OrderStatusEntry, StorageError> {
+    OrderStatusEntry::try_from(from_item::<OrderFeedRecord>(item)?)
+}
+
+/// Decodes the order item in a stream image (the caller checked its keys).
+pub(crate) fn order_from_record(record: OrderRecord) -> Result<OrderState, StorageError> {
+    OrderState::try_from(record)
+}
+
+impl Table {
+    /// Stores an order (new, or replacing the one with its id) with its status as judged at
+    /// `block`; its TTL is its `validTo`.
+    pub async fn put_order(
+        &self,
+        order: &Order,
+        status: &Fillability,
+        block: u64,
+        now: u64,
+    ) -> Result<(), StorageError> {
+        let update = "SET #chain = :chain, #owner = :owner, #id = :id, #token = :token, \
+             #spender = :spender, #amount = :amount, #valid = :valid, #ttl = :valid, \
+             #short = :short, #bs = :bs, #as = :as, #block = :block, #updated = :now \
+             ADD #version :one";
+        self.update(
+            keys::balance_pk(order.chain_id, &order.owner),
+            order_sk(&order.id),
+        )
+        .update_expression(update)
+        .expression_attribute_names("#chain", "chain_id")
+        .expression_attribute_names("#owner", "owner")
+        .expression_attribute_names("#id", "order_id")
+        .expression_attribute_names("#token", "token")
+        .expression_attribute_names("#spender", "spender")
+        .expression_attribute_names("#amount", "amount")
+        .expression_attribute_names("#valid", "valid_to")
+        .expression_attribute_names("#ttl", "ttl")
+        .expression_attribute_names("#short", "short")
+        .expression_attribute_names("#bs", "balance_shortfall")
+        .expression_attribute_names("#as", "allowance_shortfall")
+        .expression_attribute_names("#block", "block")
+        .expression_attribute_names("#updated", "updated_at")
+        .expression_attribute_names("#version", "version")
+        .expression_attribute_values(":chain", n(order.chain_id))
+        .expression_attribute_values(":owner", s(lower(&order.owner)))
+        .expression_attribute_values(":id", s(order.id.as_str()))
+        .expression_attribute_values(":token", s(lower(&order.sell_token)))
+        .expression_attribute_values(":spender", s(lower(&order.spender)))
+        .expression_attribute_values(":amount", s(order.sell_amount.to_string()))
+        .expression_attribute_values(":valid", n(order.valid_to))
+        .expression_attribute_values(":short", s(short_text(status)))
+        .expression_attribute_values(":bs", s(status.balance_shortfall.to_string()))
+        .expression_attribute_values(":as", s(status.allowance_shortfall.to_string()))
+        .expression_attribute_values(":block", n(block))
+        .expression_attribute_values(":now", n(now))
+        .expression_attribute_values(":one", n(1))
+        .send()
+        .await
+        .map_err(StorageError::from_sdk)?;
+        Ok(())
+    }
+
+    /// Records an order's new status, only if the order is still the one judged (its
+    /// version unchanged): a replaced or deleted order is left alone.
+    pub async fn set_order_status(
+        &self,
+        judged: &OrderState,
+        status: &Fillability,
+        block: u64,
+        now: u64,
+    ) -> Result<Written, StorageError> {
+        let order = &judged.order;
+        let result = self
+            .update(
+                keys::balance_pk(order.chain_id, &order.owner),
+                order_sk(&order.id),
+            )
+            .update_expression(
+                "SET #short = :short, #bs = :bs, #as = :as, #block = :block, #updated = :now \
+                 ADD #version :one",
+            )
+            .condition_expression("#version = :version")
+            .expression_attribute_names("#short", "short")
+            .expression_attribute_names("#bs", "balance_shortfall")
+            .expression_attribute_names("#as", "allowance_shortfall")
+            .expression_attribute_names("#block", "block")
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":short", s(short_text(status)))
+            .expression_attribute_values(":bs", s(status.balance_shortfall.to_string()))
+            .expression_attribute_values(":as", s(status.allowance_shortfall.to_string()))
+            .expression_attribute_values(":block", n(block))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":version", n(judged.version))
+            .send()
+            .await;
+        written(result)
+    }
+
+    /// Deletes an order; whether there was one.
+    pub async fn delete_order(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+        id: &OrderId,
+    ) -> Result<bool, StorageError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.name)
+            .key("pk", s(keys::balance_pk(chain_id, owner)))
+            .key("sk", s(order_sk(id)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(StorageError::from_sdk)?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    /// The wallet's stored orders, expired ones included (one consistent query of the order
+    /// items only; callers filter by [`Order::is_open`]).
+    pub async fn orders(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+    ) -> Result<Vec<OrderState>, StorageError> {
+        let mut orders = vec![];
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(keys::balance_pk(chain_id, owner)))
+                .expression_attribute_values(":prefix", s(ORDER_SK_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(StorageError::from_sdk)?;
+            for item in out.items.unwrap_or_default() {
+                orders.push(order_from_item(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(orders),
+            }
+        }
+    }
+
+    /// Appends an `order_status` entry to the wallet's feed. Idempotent, as value entries:
+    /// a stream record delivered twice has the same position and is written once.
+    pub async fn append_order_status(
+        &self,
+        entry: &OrderStatusEntry,
+        ttl: u64,
+    ) -> Result<Written, StorageError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(to_item(OrderFeedRecord::new(entry, ttl))?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        written(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::U256;
+
+    use super::*;
+
+    fn entry() -> OrderStatusEntry {
+        OrderStatusEntry {
+            position: FeedPosition::parse("42").unwrap(),
+            order: Order {
+                chain_id: 31337,
+                owner: Address::repeat_byte(0xab),
+                id: OrderId::parse("0xdead").unwrap(),
+                sell_token: Address::repeat_byte(2),
+                sell_amount: U256::from(100),
+                spender: Address::repeat_byte(3),
+                valid_to: 1_900_000_000,
+            },
+            status: Fillability::of(U256::from(100), U256::from(60), U256::ZERO),
+            block: 7,
+            version: 3,
+        }
+    }
+
+    #[test]
+    fn order_status_feed_items_roundtrip_and_are_told_from_value_entries() {
+        let entry = entry();
+        let item = to_item(OrderFeedRecord::new(&entry, 1000)).unwrap();
+        assert!(is_order_feed_item(&item));
+        assert_eq!(order_status_from_item(item).unwrap(), entry);
+    }
+
+    #[test]
+    fn order_items_roundtrip_and_a_bad_short_is_corrupt() {
+        let e = entry();
+        let record = |short: &str| OrderRecord {
+            pk: keys::balance_pk(e.order.chain_id, &e.order.owner),
+            sk: order_sk(&e.order.id),
+            chain_id: e.order.chain_id,
+            owner: lower(&e.order.owner),
+            order_id: e.order.id.to_string(),
+            token: lower(&e.order.sell_token),
+            spender: lower(&e.order.spender),
+            amount: "100".into(),
+            valid_to: e.order.valid_to,
+            short: short.into(),
+            balance_shortfall: "40".into(),
+            allowance_shortfall: "100".into(),
+            block: 7,
+            version: 0,
+        };
+        let state = OrderState::try_from(record("both")).unwrap();
+        assert_eq!((state.order, state.status), (e.order.clone(), e.status));
+        assert!(OrderState::try_from(record("maybe")).is_err());
+        assert!(is_order_sk(&order_sk(&e.order.id)));
+        assert!(!is_order_sk("T#0xab"));
+    }
+}

@@ -1,0 +1,112 @@
+//! Order fillability in the fanout. Two steps, each on its own stream record:
+//!
+//! 1. A value change (balance or allowance) re-judges the wallet's open orders that sell that
+//!    token (and, for an allowance, name that spender). Where the change crossed an order's
+//!    amount — fillable flipped, or the short side changed — the order item's status is
+//!    updated (conditionally on its version: a replaced or deleted order is left alone).
+//! 2. That update, like an order's registration, is a stream record of the order item, in the
+//!    wallet's partition and so in order with its value changes: it becomes an
+//!    `order_status` feed entry at its own sequence number — its own resumable position,
+//!    idempotent like every feed append.
+//!
+//! The changed value comes from the record; the other one is read from the table (it may be
+//! newer than the record, never older than what the feed already told: the status converges
+//! on the values the table holds).
+
+use alloy::primitives::U256;
+use aws_lambda_events::event::dynamodb::EventRecord;
+use live_balances::NATIVE_TOKEN;
+use live_balances::clock::unix_now;
+use live_balances::model::{BalanceKey, FeedEntry, FeedPosition, OrderStatusEntry};
+use live_balances::order::{Fillability, OrderState};
+use live_balances::storage::{StorageError, Table, Written, order_from_image};
+
+use crate::RecordError;
+
+/// The `order_status` entry an order item's record yields: its registration (or
+/// replacement with other terms) and every change of its status; `None` for other records
+/// and for a removal (a deleted or expired order simply leaves the next `all_balances`).
+pub fn order_entry_for(record: &EventRecord) -> Result<Option<OrderStatusEntry>, RecordError> {
+    let change = &record.change;
+    let Some(new) = order_from_image(&change.new_image)? else {
+        return Ok(None);
+    };
+    let old = order_from_image(&change.old_image)?;
+    let news = match &old {
+        None => true,
+        Some(old) => old.order != new.order || old.status.crossed(&new.status),
+    };
+    if !news {
+        return Ok(None);
+    }
+    let sequence = change
+        .sequence_number
+        .as_deref()
+        .ok_or(RecordError::NoSequenceNumber)?;
+    let position = FeedPosition::parse(sequence)
+        .map_err(|_| RecordError::BadSequenceNumber(sequence.to_string()))?;
+    Ok(Some(OrderStatusEntry {
+        position,
+        order: new.order,
+        status: new.status,
+        block: new.block,
+        version: new.version,
+    }))
+}
+
+/// The stored value of `key`, zero when absent (sparse) or unreadable.
+async fn stored_value(table: &Table, entry: &FeedEntry, key: BalanceKey) -> Result<U256, StorageError> {
+    Ok(table
+        .balance(entry.chain_id, &entry.owner, &key)
+        .await?
+        .and_then(|item| item.read.value())
+        .unwrap_or_default())
+}
+
+/// The order judged with `entry`'s new value and the table's other value.
+async fn judge(table: &Table, entry: &FeedEntry, state: &OrderState) -> Result<Fillability, StorageError> {
+    let order = &state.order;
+    let token = order.sell_token;
+    let allowance_key = BalanceKey::Allowance {
+        token,
+        spender: order.spender,
+    };
+    let (balance, allowance) = match entry.key {
+        BalanceKey::Balance { .. } => (entry.value, stored_value(table, entry, allowance_key).await?),
+        BalanceKey::Allowance { .. } => (
+            stored_value(table, entry, BalanceKey::Balance { token }).await?,
+            entry.value,
+        ),
+    };
+    Ok(Fillability::of(order.sell_amount, balance, allowance))
+}
+
+/// Re-judges the wallet's open orders `entry`'s change can affect; records each status that
+/// crossed. Returns how many orders changed status. Safe to repeat: a status already recorded
+/// does not cross again.
+pub async fn reassess(table: &Table, entry: &FeedEntry) -> Result<usize, StorageError> {
+    // Orders sell tokens with allowances; the native currency has none (it is sold wrapped).
+    if entry.key.token() == NATIVE_TOKEN {
+        return Ok(0);
+    }
+    let spender = match entry.key {
+        BalanceKey::Balance { .. } => None,
+        BalanceKey::Allowance { spender, .. } => Some(spender),
+    };
+    let now = unix_now();
+    let mut changed = 0;
+    for state in table.orders(entry.chain_id, &entry.owner).await? {
+        if !state.order.is_open(now) || !state.order.depends_on(entry.key.token(), spender) {
+            continue;
+        }
+        let status = judge(table, entry, &state).await?;
+        if !state.status.crossed(&status) {
+            continue;
+        }
+        if table.set_order_status(&state, &status, entry.block, now).await? == Written::Yes {
+            changed += 1;
+            tracing::debug!(chain = entry.chain_id, owner = %entry.owner, order = %state.order.id, fillable = status.fillable(), block = entry.block, "order status crossed");
+        }
+    }
+    Ok(changed)
+}
