@@ -3,7 +3,16 @@
 import { parseOptionalAmount } from "./amount.js";
 import type { paths } from "./schema.js";
 import type { WalletPair } from "./events.js";
-import type { PairResult, PairSessionRequest, SessionRequest, SessionView } from "./wire.js";
+import type {
+  OrderDeleted,
+  OrderRequest,
+  OrderView,
+  OrdersView,
+  PairResult,
+  PairSessionRequest,
+  SessionRequest,
+  SessionView,
+} from "./wire.js";
 
 /** An answer other than 2xx, with the service's `{"code","message"}`. */
 export class ApiError extends Error {
@@ -37,7 +46,7 @@ export interface ClientOptions {
   fetch?: typeof fetch;
 }
 
-type Method = "get" | "post" | "put";
+type Method = "get" | "post" | "put" | "delete";
 type Operation<P extends keyof paths, M extends Method> = NonNullable<paths[P][M]>;
 type PathParams<P extends keyof paths, M extends Method> =
   Operation<P, M> extends { parameters: { path: infer T } } ? T : never;
@@ -116,6 +125,34 @@ export class ApiClient {
       });
     }
     return readings;
+  }
+
+  /**
+   * `PUT /{chain_id}/orders/{owner}/{order_id}`: registers an open order (or replaces it) and
+   * answers its fillability; the wallet's stream then sends `order_status` when it changes.
+   */
+  putOrder(chainId: number, owner: string, orderId: string, request: OrderRequest): Promise<OrderView> {
+    return this.#call(
+      "/{chain_id}/orders/{owner}/{order_id}",
+      "put",
+      { chain_id: chainId, owner, order_id: orderId },
+      request,
+    );
+  }
+
+  /** `DELETE /{chain_id}/orders/{owner}/{order_id}` (`ApiError` 404 `order_not_found` if none). */
+  deleteOrder(chainId: number, owner: string, orderId: string): Promise<OrderDeleted> {
+    return this.#call(
+      "/{chain_id}/orders/{owner}/{order_id}",
+      "delete",
+      { chain_id: chainId, owner, order_id: orderId },
+      undefined,
+    );
+  }
+
+  /** `GET /{chain_id}/orders/{owner}`: the wallet's open orders with their fillability. */
+  getOrders(chainId: number, owner: string): Promise<OrdersView> {
+    return this.#call("/{chain_id}/orders/{owner}", "get", { chain_id: chainId, owner }, undefined);
   }
 
   /** The URL of the wallet's SSE stream, resuming after `lastEventId` when given. */

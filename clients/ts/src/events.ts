@@ -33,7 +33,33 @@ export interface AllBalancesEvent extends Positioned {
   errors: Map<string, string>;
   /** token -> symbol, name, decimals (where known) */
   tokens: Map<string, TokenMetadata>;
+  /** orderId -> the open order's fillability, judged on these values */
+  orders: Map<string, OrderStatus>;
   data: SseData<"all_balances">;
+}
+
+/** An open order's fillability (`PUT /{chain_id}/orders/{owner}/{order_id}`). */
+export interface OrderStatus {
+  orderId: string;
+  sellToken: string;
+  /** What the order still sells. */
+  sellAmount: bigint;
+  spender: string;
+  /** Unix seconds. */
+  validTo: number;
+  /** Balance and allowance both cover `sellAmount`. */
+  fillable: boolean;
+  /** Which value is short; `null` when fillable. */
+  short: "balance" | "allowance" | "both" | null;
+  balanceShortfall: bigint;
+  allowanceShortfall: bigint;
+  blockNumber: number;
+}
+
+/** An order was registered, or a change crossed its amount. */
+export interface OrderStatusEvent extends Positioned, OrderStatus {
+  type: "order_status";
+  data: SseData<"order_status">;
 }
 
 export interface BalanceUpdateEvent extends Positioned {
@@ -86,6 +112,7 @@ export type BalanceEvent =
   | AllBalancesEvent
   | BalanceUpdateEvent
   | AllowanceUpdateEvent
+  | OrderStatusEvent
   | PingEvent
   | ResyncEvent
   | StreamErrorEvent;
@@ -120,8 +147,13 @@ const PARSERS: Record<SseEventName, Parser> = {
       allowances,
       errors: mapValues(d.errors ?? {}, text, "errors"),
       tokens: mapValues(d.tokens ?? {}, metadata, "tokens"),
+      orders: new Map((d.orders ?? []).map((o) => [text(o.orderId), orderStatus(o)])),
       data: d,
     };
+  },
+  order_status: (data, lastEventId) => {
+    const d = object(data) as SseData<"order_status">;
+    return { type: "order_status", lastEventId, ...orderStatus(d), data: d };
   },
   balance_update: (data, lastEventId) => {
     const d = object(data) as SseData<"balance_update">;
@@ -224,6 +256,29 @@ function blockNumber(value: unknown): number {
     throw new TypeError(`not a block number: ${JSON.stringify(value)}`);
   }
   return value;
+}
+
+const SHORT_SIDES = ["balance", "allowance", "both"] as const;
+
+function orderStatus(value: unknown): OrderStatus {
+  const o = object(value);
+  const short = o["short"];
+  if (short !== null && !SHORT_SIDES.includes(short as (typeof SHORT_SIDES)[number])) {
+    throw new TypeError(`short is not balance, allowance, both or null: ${JSON.stringify(short)}`);
+  }
+  if (typeof o["fillable"] !== "boolean") throw new TypeError("fillable is not a boolean");
+  return {
+    orderId: text(o["orderId"]),
+    sellToken: text(o["sellToken"]),
+    sellAmount: parseAmount(o["sellAmount"]),
+    spender: text(o["spender"]),
+    validTo: blockNumber(o["validTo"]),
+    fillable: o["fillable"],
+    short: short as OrderStatus["short"],
+    balanceShortfall: parseAmount(o["balanceShortfall"]),
+    allowanceShortfall: parseAmount(o["allowanceShortfall"]),
+    blockNumber: blockNumber(o["blockNumber"]),
+  };
 }
 
 function metadata(value: unknown): TokenMetadata {

@@ -17,6 +17,8 @@ export {
   type AllowanceUpdateEvent,
   type BalanceEvent,
   type BalanceUpdateEvent,
+  type OrderStatus,
+  type OrderStatusEvent,
   type PingEvent,
   type ResyncEvent,
   type StreamErrorEvent,

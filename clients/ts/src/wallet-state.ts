@@ -28,7 +28,8 @@ export class WalletState {
    * twice, and must count it once. (An update's id is its own feed position: unique.)
    */
   apply(event: BalanceEvent): boolean {
-    const update = event.type === "balance_update" || event.type === "allowance_update";
+    const update =
+      event.type === "balance_update" || event.type === "allowance_update" || event.type === "order_status";
     if (update && event.lastEventId) {
       if (this.#applied.has(event.lastEventId)) return false;
       this.#applied.add(event.lastEventId);
@@ -54,6 +55,11 @@ export class WalletState {
         if (!bySpender) s.allowances.set(event.address, (bySpender = new Map()));
         bySpender.set(event.spender, event.allowance);
         s.blockNumber = Math.max(s.blockNumber, event.blockNumber);
+        break;
+      }
+      case "order_status": {
+        const { type: _type, lastEventId: _id, pair: _pair, data: _data, ...status } = event;
+        s.orders.set(event.orderId, status);
         break;
       }
       default:
@@ -83,6 +89,14 @@ export class WalletState {
     const errors = record<string>();
     for (const [token, reason] of s.errors) errors[token] = reason;
     event.data = { ...s.data, balances, allowances, blockNumber: s.blockNumber };
+    if (s.orders.size > 0 || s.data.orders !== undefined) {
+      event.data.orders = [...s.orders.values()].map((o) => ({
+        ...o,
+        sellAmount: o.sellAmount.toString(),
+        balanceShortfall: o.balanceShortfall.toString(),
+        allowanceShortfall: o.allowanceShortfall.toString(),
+      }));
+    }
     if (s.errors.size > 0 || s.data.errors !== undefined) event.data.errors = errors;
     return event;
   }
@@ -95,6 +109,7 @@ function copy(event: AllBalancesEvent): AllBalancesEvent {
     allowances: new Map([...event.allowances].map(([token, bySpender]) => [token, new Map(bySpender)])),
     errors: new Map(event.errors),
     tokens: new Map(event.tokens),
+    orders: new Map(event.orders),
   };
 }
 

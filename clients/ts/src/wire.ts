@@ -15,6 +15,10 @@ export type BalanceView = Schemas["BalanceView"];
 export type BatchView = Schemas["BatchView"];
 export type ErrorBody = Schemas["ErrorBody"];
 export type Health = Schemas["Health"];
+export type OrderRequest = Schemas["OrderRequest"];
+export type OrderView = Schemas["OrderView"];
+export type OrdersView = Schemas["OrdersView"];
+export type OrderDeleted = Schemas["OrderDeleted"];
 
 /** Every event of `GET /sse/{chain_id}/balances/{owner}`: event name -> JSON of its data. */
 type SseEventData = Schemas["SseEventData"];
