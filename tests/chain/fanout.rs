@@ -91,7 +91,7 @@ async fn feed_positions(
         .await?;
     Ok(entries
         .iter()
-        .map(|e| e.position.as_str().trim_start_matches('0').to_string())
+        .map(|e| e.position().as_str().trim_start_matches('0').to_string())
         .collect())
 }
 

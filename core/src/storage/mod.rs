@@ -35,7 +35,8 @@ pub use lists::CachedListHead;
 pub use orders::{ORDER_SK_PREFIX, is_order_sk, order_sk};
 pub use session_version::SessionsSignal;
 pub use stream::{
-    StreamImage, balance_item_from_image, image_is_first_read, image_version, order_from_image,
+    StreamImage, balance_item_from_image, feed_event_from_image, image_is_first_read, image_version,
+    order_from_image,
 };
 pub use token_facts::TokenFact;
 pub use tokens::CachedMetadata;
@@ -196,13 +197,7 @@ impl Table {
         out.items
             .unwrap_or_default()
             .into_iter()
-            .map(|i| {
-                if orders::is_order_feed_item(&i) {
-                    orders::order_status_from_item(i).map(FeedEvent::Order)
-                } else {
-                    FeedEntry::try_from(from_item::<FeedRecord>(i)?).map(FeedEvent::Value)
-                }
-            })
+            .map(feed_event_from_item)
             .collect()
     }
 
@@ -370,6 +365,15 @@ impl Table {
                 _ => return Ok(items),
             }
         }
+    }
+}
+
+/// A feed item decoded by its kind: a value change, or an order's status.
+fn feed_event_from_item(item: Item) -> Result<FeedEvent, StorageError> {
+    if orders::is_order_feed_item(&item) {
+        orders::order_status_from_item(item).map(FeedEvent::Order)
+    } else {
+        FeedEntry::try_from(from_item::<FeedRecord>(item)?).map(FeedEvent::Value)
     }
 }
 

@@ -85,41 +85,29 @@ struct Decoded {
     status: Fillability,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn decode(
-    key: &str,
-    chain_id: u64,
-    owner: &str,
-    order_id: &str,
-    token: &str,
-    spender: &str,
-    sell_amount: &str,
-    valid_to: u64,
-    short: &str,
-    balance_shortfall: &str,
-    allowance_shortfall: &str,
-) -> Result<Decoded, StorageError> {
-    let short = match short {
+fn decode(r: &OrderRecord) -> Result<Decoded, StorageError> {
+    let key = format!("{}/{}", r.pk, r.sk);
+    let short = match r.short.as_str() {
         NOT_SHORT => None,
         other => Some(
             Short::parse(other)
-                .ok_or_else(|| StorageError::corrupt(key, format!("short: {other:?}")))?,
+                .ok_or_else(|| StorageError::corrupt(&key, format!("short: {other:?}")))?,
         ),
     };
     Ok(Decoded {
         order: Order {
-            chain_id,
-            owner: address(key, "owner", owner)?,
-            id: OrderId::parse(order_id).map_err(|e| StorageError::corrupt(key, e))?,
-            sell_token: address(key, "token", token)?,
-            sell_amount: amount(key, sell_amount)?,
-            spender: address(key, "spender", spender)?,
-            valid_to,
+            chain_id: r.chain_id,
+            owner: address(&key, "owner", &r.owner)?,
+            id: OrderId::parse(&r.order_id).map_err(|e| StorageError::corrupt(&key, e))?,
+            sell_token: address(&key, "token", &r.token)?,
+            sell_amount: amount(&key, &r.amount)?,
+            spender: address(&key, "spender", &r.spender)?,
+            valid_to: r.valid_to,
         },
         status: Fillability {
             short,
-            balance_shortfall: amount(key, balance_shortfall)?,
-            allowance_shortfall: amount(key, allowance_shortfall)?,
+            balance_shortfall: amount(&key, &r.balance_shortfall)?,
+            allowance_shortfall: amount(&key, &r.allowance_shortfall)?,
         },
     })
 }
@@ -128,20 +116,7 @@ impl TryFrom<OrderRecord> for OrderState {
     type Error = StorageError;
 
     fn try_from(r: OrderRecord) -> Result<Self, StorageError> {
-        let key = format!("{}/{}", r.pk, r.sk);
-        let d = decode(
-            &key,
-            r.chain_id,
-            &r.owner,
-            &r.order_id,
-            &r.token,
-            &r.spender,
-            &r.amount,
-            r.valid_to,
-            &r.short,
-            &r.balance_shortfall,
-            &r.allowance_shortfall,
-        )?;
+        let d = decode(&r)?;
         Ok(OrderState {
             order: d.order,
             status: d.status,
@@ -179,26 +154,32 @@ impl TryFrom<OrderFeedRecord> for OrderStatusEntry {
     type Error = StorageError;
 
     fn try_from(r: OrderFeedRecord) -> Result<Self, StorageError> {
-        let key = format!("{}/{}", r.pk, r.sk);
-        let d = decode(
-            &key,
-            r.chain_id,
-            &r.owner,
-            &r.order_id,
-            &r.token,
-            &r.spender,
-            &r.amount,
-            r.valid_to,
-            &r.short,
-            &r.balance_shortfall,
-            &r.allowance_shortfall,
-        )?;
-        Ok(OrderStatusEntry {
-            position: FeedPosition::parse(&r.sk).map_err(|e| StorageError::corrupt(&key, e))?,
-            order: d.order,
-            status: d.status,
+        let position = FeedPosition::parse(&r.sk)
+            .map_err(|e| StorageError::corrupt(format!("{}/{}", r.pk, r.sk), e))?;
+        // The entry holds the order item's fields as they were: decoded the same way.
+        let order = OrderRecord {
+            pk: r.pk,
+            sk: r.sk,
+            chain_id: r.chain_id,
+            owner: r.owner,
+            order_id: r.order_id,
+            token: r.token,
+            spender: r.spender,
+            amount: r.amount,
+            valid_to: r.valid_to,
+            short: r.short,
+            balance_shortfall: r.balance_shortfall,
+            allowance_shortfall: r.allowance_shortfall,
             block: r.block,
             version: r.version,
+        };
+        let d = decode(&order)?;
+        Ok(OrderStatusEntry {
+            position,
+            order: d.order,
+            status: d.status,
+            block: order.block,
+            version: order.version,
         })
     }
 }
@@ -415,6 +396,12 @@ mod tests {
         let entry = entry();
         let item = to_item(OrderFeedRecord::new(&entry, 1000)).unwrap();
         assert!(is_order_feed_item(&item));
+        // A consumer of the table's stream reads the same entry from the item's image.
+        let image = super::super::StreamImage::from(item.clone());
+        assert_eq!(
+            super::super::feed_event_from_image(&image).unwrap(),
+            Some(crate::model::FeedEvent::Order(entry.clone()))
+        );
         assert_eq!(order_status_from_item(item).unwrap(), entry);
     }
 

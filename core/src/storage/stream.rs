@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 
 use super::StorageError;
-use super::keys::BALANCE_PREFIX;
+use super::keys::{BALANCE_PREFIX, FEED_PREFIX};
 use super::orders::{OrderRecord, is_order_sk, order_from_record};
 use super::records::BalanceRecord;
-use crate::model::BalanceItem;
+use crate::model::{BalanceItem, FeedEvent};
 use crate::order::OrderState;
 
 /// A stream record image in Lambda's event shape.
@@ -47,6 +47,21 @@ pub fn order_from_image(image: &StreamImage) -> Result<Option<OrderState>, Stora
     let record: OrderRecord =
         serde_dynamo::from_item(map).map_err(|e| StorageError::corrupt(pk.clone(), e))?;
     order_from_record(record).map(Some)
+}
+
+/// The change-feed entry in a stream image — a value change or an `order_status` — `None`
+/// for every other item: what a consumer of the table's stream that delivers feed entries
+/// (webhooks) decodes, the same way the api's feed reads do.
+pub fn feed_event_from_image(image: &StreamImage) -> Result<Option<FeedEvent>, StorageError> {
+    let pk = match image.get("pk") {
+        Some(serde_dynamo::AttributeValue::S(pk)) => pk,
+        _ => return Ok(None),
+    };
+    if !pk.starts_with(FEED_PREFIX) {
+        return Ok(None);
+    }
+    let item: super::Item = image.clone().into();
+    super::feed_event_from_item(item).map(Some)
 }
 
 /// The version of the balance item in `image` (0 when it has none: written before versions
@@ -171,7 +186,10 @@ mod props {
             };
             match balance_item_from_image(&image) {
                 Ok(Some(_)) => prop_assert!(pk.is_some_and(|pk| pk.starts_with(BALANCE_PREFIX))),
-                Ok(None) => prop_assert!(!pk.is_some_and(|pk| pk.starts_with(BALANCE_PREFIX))),
+                // Order items share the value partition and are not balances.
+                Ok(None) => prop_assert!(
+                    !pk.is_some_and(|pk| pk.starts_with(BALANCE_PREFIX)) || image_is_order(&image)
+                ),
                 Err(_) => prop_assert!(pk.is_some_and(|pk| pk.starts_with(BALANCE_PREFIX))),
             }
         }

@@ -110,3 +110,110 @@ pub async fn reassess(table: &Table, entry: &FeedEntry) -> Result<usize, Storage
     }
     Ok(changed)
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_lambda_events::event::dynamodb::Event;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::entry_for;
+
+    const OWNER: &str = "0xd8da6bf26964af9d7eed9e03e53415d37aa96045";
+    const TOKEN: &str = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48";
+
+    fn order_image(short: &str, amount: &str, version: u64) -> Value {
+        json!({
+            "pk": { "S": format!("B#1#{OWNER}") },
+            "sk": { "S": "O#0xabc" },
+            "chain_id": { "N": "1" },
+            "owner": { "S": OWNER },
+            "order_id": { "S": "0xabc" },
+            "token": { "S": TOKEN },
+            "spender": { "S": "0xc92e8bdf79f0507f65a392b0ab4667716bfe0110" },
+            "amount": { "S": amount },
+            "valid_to": { "N": "1900000000" },
+            "ttl": { "N": "1900000000" },
+            "short": { "S": short },
+            "balance_shortfall": { "S": if short == "none" { "0" } else { "40" } },
+            "allowance_shortfall": { "S": "0" },
+            "block": { "N": "12" },
+            "updated_at": { "N": "1700000000" },
+            "version": { "N": version.to_string() },
+        })
+    }
+
+    fn record(new: Value, old: Option<Value>) -> EventRecord {
+        let mut change = json!({
+            "ApproximateCreationDateTime": 1_700_000_000,
+            "Keys": { "pk": new["pk"].clone(), "sk": new["sk"].clone() },
+            "NewImage": new,
+            "SequenceNumber": "700",
+            "SizeBytes": 100,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        });
+        if let Some(old) = old {
+            change["OldImage"] = old;
+        }
+        let event: Event = serde_json::from_value(json!({ "Records": [{
+            "eventID": "1",
+            "eventName": "MODIFY",
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": change,
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x",
+        }]}))
+        .unwrap();
+        event.records.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_registration_and_a_crossing_become_order_status_entries_at_their_own_position() {
+        let insert = record(order_image("none", "100", 1), None);
+        let entry = order_entry_for(&insert).unwrap().unwrap();
+        assert_eq!(entry.position, FeedPosition::parse("700").unwrap());
+        assert!(entry.status.fillable());
+        assert_eq!((entry.block, entry.version), (12, 1));
+        assert_eq!(entry.order.id.as_str(), "0xabc");
+        // An order item is never taken for a balance.
+        assert!(entry_for(&insert).unwrap().is_none());
+
+        let crossed = record(
+            order_image("balance", "100", 2),
+            Some(order_image("none", "100", 1)),
+        );
+        let entry = order_entry_for(&crossed).unwrap().unwrap();
+        assert_eq!(entry.status.short, Some(live_balances::order::Short::Balance));
+        assert_eq!(entry.status.balance_shortfall, U256::from(40));
+        // New terms are news too; a write that changed neither is not.
+        let replaced = record(
+            order_image("none", "90", 2),
+            Some(order_image("none", "100", 1)),
+        );
+        assert!(order_entry_for(&replaced).unwrap().is_some());
+        let same = record(
+            order_image("none", "100", 2),
+            Some(order_image("none", "100", 1)),
+        );
+        assert!(order_entry_for(&same).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_corrupt_order_item_is_an_error_and_balances_are_not_orders() {
+        let mut bad = order_image("maybe", "100", 1);
+        bad["short"] = json!({ "S": "maybe" });
+        assert!(order_entry_for(&record(bad, None)).is_err());
+        let balance = json!({
+            "pk": { "S": format!("B#1#{OWNER}") },
+            "sk": { "S": format!("T#{TOKEN}") },
+            "chain_id": { "N": "1" },
+            "owner": { "S": OWNER },
+            "token": { "S": TOKEN },
+            "read": { "S": "5" },
+            "block": { "N": "3" },
+            "updated_at": { "N": "1700000000" },
+        });
+        assert!(order_entry_for(&record(balance, None)).unwrap().is_none());
+    }
+}
