@@ -704,7 +704,10 @@ mod tests {
     #[test]
     fn order_spender_per_chain_with_the_vault_relayer_by_default() {
         let s = settings(&[
-            ("ORDER_SPENDER_100", "0x5FbDB2315678afecb367f032d93F642f64180aa3"),
+            (
+                "ORDER_SPENDER_100",
+                "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+            ),
             ("MAX_ORDERS_PER_WALLET", "7"),
         ])
         .unwrap();
@@ -715,7 +718,13 @@ mod tests {
         );
         assert_eq!(s.max_orders_per_wallet, 7);
         assert_eq!(settings(&[]).unwrap().max_orders_per_wallet, 100);
-        for bad in [("ORDER_SPENDER_x", "0x5FbDB2315678afecb367f032d93F642f64180aa3"), ("ORDER_SPENDER_5", "0x12")] {
+        for bad in [
+            (
+                "ORDER_SPENDER_x",
+                "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+            ),
+            ("ORDER_SPENDER_5", "0x12"),
+        ] {
             assert!(settings(&[bad]).is_err(), "{bad:?}");
         }
     }

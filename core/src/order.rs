@@ -184,7 +184,10 @@ mod tests {
     #[test]
     fn says_which_value_is_short_and_by_how_much() {
         let f = Fillability::of(u(100), u(60), u(500));
-        assert_eq!((f.short, f.balance_shortfall), (Some(Short::Balance), u(40)));
+        assert_eq!(
+            (f.short, f.balance_shortfall),
+            (Some(Short::Balance), u(40))
+        );
         assert_eq!(f.allowance_shortfall, U256::ZERO);
         let f = Fillability::of(u(100), u(100), u(99));
         assert_eq!(
@@ -193,7 +196,10 @@ mod tests {
         );
         let f = Fillability::of(u(100), U256::ZERO, u(30));
         assert_eq!(f.short, Some(Short::Both));
-        assert_eq!((f.balance_shortfall, f.allowance_shortfall), (u(100), u(70)));
+        assert_eq!(
+            (f.balance_shortfall, f.allowance_shortfall),
+            (u(100), u(70))
+        );
         assert!(!f.fillable());
         // The largest amounts do not overflow.
         let f = Fillability::of(U256::MAX, U256::ZERO, U256::MAX);
@@ -217,7 +223,10 @@ mod tests {
     #[test]
     fn order_ids_are_bounded_plain_text_and_hex_has_one_spelling() {
         assert_eq!(OrderId::parse("0xABcd12").unwrap().as_str(), "0xabcd12");
-        assert_eq!(OrderId::parse("Order-7.b:1_x").unwrap().as_str(), "Order-7.b:1_x");
+        assert_eq!(
+            OrderId::parse("Order-7.b:1_x").unwrap().as_str(),
+            "Order-7.b:1_x"
+        );
         let uid = format!("0x{}", "Ab".repeat(56));
         assert_eq!(
             OrderId::parse(&uid).unwrap().as_str(),

@@ -735,8 +735,15 @@ mod tests {
                 "blockNumber": 130,
             })
         );
-        let fillable = OrderStatus::new(&order, &Fillability::of(U256::from(1), U256::from(1), U256::from(1)), 5);
+        let fillable = OrderStatus::new(
+            &order,
+            &Fillability::of(U256::from(1), U256::from(1), U256::from(1)),
+            5,
+        );
         let v = serde_json::to_value(&fillable).unwrap();
-        assert_eq!((v["fillable"].clone(), v["short"].clone()), (serde_json::json!(true), serde_json::Value::Null));
+        assert_eq!(
+            (v["fillable"].clone(), v["short"].clone()),
+            (serde_json::json!(true), serde_json::Value::Null)
+        );
     }
 }

@@ -75,8 +75,12 @@ async fn fillability_test(transport: Transport) -> anyhow::Result<()> {
         lower(&token),
         lower(&spender.address),
     );
-    actor.transfer(token, owner.address, U256::from(500)).await?;
-    owner.approve(token, spender.address, U256::from(300)).await?;
+    actor
+        .transfer(token, owner.address, U256::from(500))
+        .await?;
+    owner
+        .approve(token, spender.address, U256::from(300))
+        .await?;
 
     // Registering creates the session: no session request before it.
     let id = format!("0x{}", "ab".repeat(56));
@@ -111,7 +115,9 @@ async fn fillability_test(transport: Transport) -> anyhow::Result<()> {
     );
 
     // The wallet sends the token away: its balance no longer covers the order.
-    let away = owner.transfer(token, actor.address, U256::from(400)).await?;
+    let away = owner
+        .transfer(token, actor.address, U256::from(400))
+        .await?;
     let short = status(&mut sse, &id, false).await?;
     assert_eq!(short.data["short"], "balance", "{:?}", short.data);
     assert_eq!(short.data["balanceShortfall"], "100");
@@ -124,17 +130,23 @@ async fn fillability_test(transport: Transport) -> anyhow::Result<()> {
         short.data
     );
     // And back: fillable again.
-    actor.transfer(token, owner.address, U256::from(400)).await?;
+    actor
+        .transfer(token, owner.address, U256::from(400))
+        .await?;
     let fillable = status(&mut sse, &id, true).await?;
     assert_eq!(fillable.data["short"], Value::Null);
     assert!(fillable.id > short.id, "{fillable:?} after {short:?}");
 
     // The wallet lowers its allowance, then approves again.
-    owner.approve(token, spender.address, U256::from(50)).await?;
+    owner
+        .approve(token, spender.address, U256::from(50))
+        .await?;
     let short = status(&mut sse, &id, false).await?;
     assert_eq!(short.data["short"], "allowance", "{:?}", short.data);
     assert_eq!(short.data["allowanceShortfall"], "150");
-    owner.approve(token, spender.address, U256::from(300)).await?;
+    owner
+        .approve(token, spender.address, U256::from(300))
+        .await?;
     status(&mut sse, &id, true).await?;
 
     // A spender's transferFrom lowers the allowance below the amount with no Approval event.
@@ -165,14 +177,19 @@ async fn fillability_test(transport: Transport) -> anyhow::Result<()> {
             .await?;
     many.wait_for("all_balances", |e| e.event == "all_balances")
         .await?;
-    owner.approve(token, spender.address, U256::from(1000)).await?;
+    owner
+        .approve(token, spender.address, U256::from(1000))
+        .await?;
     let back = status(&mut many, &id, true).await?;
     assert_eq!(back.data["owner"], owner_hex.as_str());
     assert_eq!(back.data["chainId"], env.chain_id());
     Ok(())
 }
 
-on_both_transports!(orders_expire_are_deleted_and_refuse_bad_input, lifecycle_test);
+on_both_transports!(
+    orders_expire_are_deleted_and_refuse_bad_input,
+    lifecycle_test
+);
 async fn lifecycle_test(transport: Transport) -> anyhow::Result<()> {
     let env = Environment::get();
     let (actor, token) = env.actor_with_token(1_000_000).await?;
@@ -195,32 +212,102 @@ async fn lifecycle_test(transport: Transport) -> anyhow::Result<()> {
 
     // Bad input: a 4xx with a code and a message, and nothing stored — not even a session.
     let cases: Vec<(String, Value, u16, &str)> = vec![
-        (format!("/0/orders/{owner_hex}/o1"), good.clone(), 400, "invalid_chain_id"),
-        (format!("/999/orders/{owner_hex}/o1"), good.clone(), 404, "unknown_chain"),
-        (format!("/{chain}/orders/0x12/o1"), good.clone(), 400, "invalid_owner"),
-        (format!("/{chain}/orders/{owner_hex}/a!b"), good.clone(), 400, "invalid_order_id"),
+        (
+            format!("/0/orders/{owner_hex}/o1"),
+            good.clone(),
+            400,
+            "invalid_chain_id",
+        ),
+        (
+            format!("/999/orders/{owner_hex}/o1"),
+            good.clone(),
+            404,
+            "unknown_chain",
+        ),
+        (
+            format!("/{chain}/orders/0x12/o1"),
+            good.clone(),
+            400,
+            "invalid_owner",
+        ),
+        (
+            format!("/{chain}/orders/{owner_hex}/a!b"),
+            good.clone(),
+            400,
+            "invalid_order_id",
+        ),
         (
             format!("/{chain}/orders/{owner_hex}/{}", "x".repeat(129)),
             good.clone(),
             400,
             "invalid_order_id",
         ),
-        (format!("/{chain}/orders/{owner_hex}/o1"), with("sellToken", json!("0x12")), 400, "invalid_token"),
+        (
+            format!("/{chain}/orders/{owner_hex}/o1"),
+            with("sellToken", json!("0x12")),
+            400,
+            "invalid_token",
+        ),
         (
             format!("/{chain}/orders/{owner_hex}/o1"),
             with("sellToken", json!(lower(&live_balances::NATIVE_TOKEN))),
             400,
             "invalid_token",
         ),
-        (format!("/{chain}/orders/{owner_hex}/o1"), with("spender", json!("nope")), 400, "invalid_token"),
-        (format!("/{chain}/orders/{owner_hex}/o1"), with("sellAmount", json!("1e3")), 400, "invalid_order"),
-        (format!("/{chain}/orders/{owner_hex}/o1"), with("sellAmount", json!("0")), 400, "invalid_order"),
-        (format!("/{chain}/orders/{owner_hex}/o1"), with("sellAmount", json!(5)), 400, "invalid_body"),
-        (format!("/{chain}/orders/{owner_hex}/o1"), with("validTo", json!(now()? - 1)), 400, "invalid_order"),
-        (format!("/{chain}/orders/{owner_hex}/o1"), with("validTo", json!("soon")), 400, "invalid_body"),
-        (format!("/{chain}/orders/{owner_hex}/o1"), with("price", json!("1")), 400, "invalid_body"),
-        (format!("/{chain}/orders/{owner_hex}/o1"), without("sellToken"), 400, "invalid_body"),
-        (format!("/{chain}/orders/{owner_hex}/o1"), json!([1]), 400, "invalid_body"),
+        (
+            format!("/{chain}/orders/{owner_hex}/o1"),
+            with("spender", json!("nope")),
+            400,
+            "invalid_token",
+        ),
+        (
+            format!("/{chain}/orders/{owner_hex}/o1"),
+            with("sellAmount", json!("1e3")),
+            400,
+            "invalid_order",
+        ),
+        (
+            format!("/{chain}/orders/{owner_hex}/o1"),
+            with("sellAmount", json!("0")),
+            400,
+            "invalid_order",
+        ),
+        (
+            format!("/{chain}/orders/{owner_hex}/o1"),
+            with("sellAmount", json!(5)),
+            400,
+            "invalid_body",
+        ),
+        (
+            format!("/{chain}/orders/{owner_hex}/o1"),
+            with("validTo", json!(now()? - 1)),
+            400,
+            "invalid_order",
+        ),
+        (
+            format!("/{chain}/orders/{owner_hex}/o1"),
+            with("validTo", json!("soon")),
+            400,
+            "invalid_body",
+        ),
+        (
+            format!("/{chain}/orders/{owner_hex}/o1"),
+            with("price", json!("1")),
+            400,
+            "invalid_body",
+        ),
+        (
+            format!("/{chain}/orders/{owner_hex}/o1"),
+            without("sellToken"),
+            400,
+            "invalid_body",
+        ),
+        (
+            format!("/{chain}/orders/{owner_hex}/o1"),
+            json!([1]),
+            400,
+            "invalid_body",
+        ),
     ];
     for (path, body, want_status, want_code) in cases {
         let url = env.url_via(transport, &path);
@@ -232,34 +319,71 @@ async fn lifecycle_test(transport: Transport) -> anyhow::Result<()> {
                     .body(body.to_string())
             })
             .await?;
-        assert_eq!((code, answer["code"].as_str()), (want_status, Some(want_code)), "{path} {body}: {answer}");
-        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()), "{answer}");
+        assert_eq!(
+            (code, answer["code"].as_str()),
+            (want_status, Some(want_code)),
+            "{path} {body}: {answer}"
+        );
+        assert!(
+            answer["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{answer}"
+        );
     }
     let url = env.url_via(transport, &format!("/{chain}/orders/{owner_hex}/o1"));
     let (code, answer) = env
         .json_request(|| env.http.put(&url).body(good.to_string()))
         .await?;
-    assert_eq!((code, answer["code"].as_str()), (415, Some("unsupported_media_type")));
+    assert_eq!(
+        (code, answer["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
     let (code, answer) = env
         .json_request(|| env.http.post(&url).body(good.to_string()))
         .await?;
-    assert_eq!((code, answer["code"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(
+        (code, answer["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
     let (code, answer) = env.json_request(|| env.http.delete(&url)).await?;
-    assert_eq!((code, answer["code"].as_str()), (404, Some("order_not_found")), "{answer}");
+    assert_eq!(
+        (code, answer["code"].as_str()),
+        (404, Some("order_not_found")),
+        "{answer}"
+    );
     let (code, session) = env
-        .json_request(|| env.http.get(env.url_via(transport, &format!("/{chain}/sessions/{owner_hex}"))))
+        .json_request(|| {
+            env.http
+                .get(env.url_via(transport, &format!("/{chain}/sessions/{owner_hex}")))
+        })
         .await?;
     assert_eq!(code, 404, "a refused order stores no session: {session}");
     let (_, listed_orders) = get_orders(env, transport, &owner_hex).await?;
     assert_eq!(listed_orders["orders"], json!([]));
 
     // An order that expires in a moment, one that stays, and one deleted.
-    let (code, answer) = put_order(env, transport, &owner_hex, "soon", &with("validTo", json!(now()? + 2))).await?;
+    let (code, answer) = put_order(
+        env,
+        transport,
+        &owner_hex,
+        "soon",
+        &with("validTo", json!(now()? + 2)),
+    )
+    .await?;
     anyhow::ensure!(code == 200, "{answer}");
     let (code, answer) = put_order(env, transport, &owner_hex, "stays", &good).await?;
     anyhow::ensure!(code == 200, "{answer}");
-    assert_eq!(answer["short"], "allowance", "no allowance to the relayer: {answer}");
-    let (code, answer) = put_order(env, transport, &owner_hex, "gone", &with("sellAmount", json!("11"))).await?;
+    assert_eq!(
+        answer["short"], "allowance",
+        "no allowance to the relayer: {answer}"
+    );
+    let (code, answer) = put_order(
+        env,
+        transport,
+        &owner_hex,
+        "gone",
+        &with("sellAmount", json!("11")),
+    )
+    .await?;
     anyhow::ensure!(code == 200, "{answer}");
     assert_eq!(answer["short"], "both", "10 held, no allowance: {answer}");
     assert_eq!(answer["balanceShortfall"], "1");
@@ -270,7 +394,11 @@ async fn lifecycle_test(transport: Transport) -> anyhow::Result<()> {
     );
     let url = env.url_via(transport, &format!("/{chain}/orders/{owner_hex}/gone"));
     let (code, answer) = env.json_request(|| env.http.delete(&url)).await?;
-    assert_eq!((code, answer["deleted"].clone()), (200, json!(true)), "{answer}");
+    assert_eq!(
+        (code, answer["deleted"].clone()),
+        (200, json!(true)),
+        "{answer}"
+    );
 
     let deadline = Instant::now() + DEADLINE;
     loop {
@@ -293,6 +421,11 @@ async fn lifecycle_test(transport: Transport) -> anyhow::Result<()> {
         .as_array()
         .map(|a| a.iter().filter_map(|o| o["orderId"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(ids, ["stays"], "expired and deleted orders are gone: {}", snapshot.data);
+    assert_eq!(
+        ids,
+        ["stays"],
+        "expired and deleted orders are gone: {}",
+        snapshot.data
+    );
     Ok(())
 }

@@ -35,8 +35,8 @@ pub use lists::CachedListHead;
 pub use orders::{ORDER_SK_PREFIX, is_order_sk, order_sk};
 pub use session_version::SessionsSignal;
 pub use stream::{
-    StreamImage, balance_item_from_image, feed_event_from_image, image_is_first_read, image_version,
-    order_from_image,
+    StreamImage, balance_item_from_image, feed_event_from_image, image_is_first_read,
+    image_version, order_from_image,
 };
 pub use token_facts::TokenFact;
 pub use tokens::CachedMetadata;

@@ -195,9 +195,7 @@ pub(crate) fn order_from_item(item: super::Item) -> Result<OrderState, StorageEr
 }
 
 /// Decodes an `order_status` feed item.
-pub(crate) fn order_status_from_item(
-    item: super::Item,
-) -> Result<OrderStatusEntry, StorageError> {
+pub(crate) fn order_status_from_item(item: super::Item) -> Result<OrderStatusEntry, StorageError> {
     OrderStatusEntry::try_from(from_item::<OrderFeedRecord>(item)?)
 }
 

@@ -102,9 +102,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Pair { error, .. } => error.status(),
-            Self::NotFound | Self::UnknownChain(_) | Self::SessionNotFound | Self::OrderNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            Self::NotFound
+            | Self::UnknownChain(_)
+            | Self::SessionNotFound
+            | Self::OrderNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

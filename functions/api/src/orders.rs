@@ -302,7 +302,17 @@ mod tests {
     fn amounts_are_positive_plain_decimals_of_256_bits() {
         assert_eq!(sell_amount("1000").unwrap(), U256::from(1000));
         assert_eq!(sell_amount(&U256::MAX.to_string()).unwrap(), U256::MAX);
-        for bad in ["", "0", "-1", "+1", "1e3", "0x10", " 1", "1.5", &format!("{}0", U256::MAX)] {
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "+1",
+            "1e3",
+            "0x10",
+            " 1",
+            "1.5",
+            &format!("{}0", U256::MAX),
+        ] {
             assert!(
                 matches!(sell_amount(bad), Err(ApiError::InvalidOrder(_))),
                 "{bad:?}"

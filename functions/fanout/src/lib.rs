@@ -138,7 +138,11 @@ impl Retries {
 }
 
 /// Runs one write of `event`'s record, retrying while DynamoDB is unavailable or throttling.
-async fn with_retry<T, F, Fut>(what: &str, event: &FeedEvent, mut write: F) -> Result<T, StorageError>
+async fn with_retry<T, F, Fut>(
+    what: &str,
+    event: &FeedEvent,
+    mut write: F,
+) -> Result<T, StorageError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StorageError>>,
@@ -163,7 +167,10 @@ async fn record_event(state: &State, event: &FeedEvent, ttl: u64) -> Result<(), 
     match event {
         FeedEvent::Value(entry) => {
             with_retry("feed append", event, || state.table.append_feed(entry, ttl)).await?;
-            with_retry("order reassessment", event, || reassess(&state.table, entry)).await?;
+            with_retry("order reassessment", event, || {
+                reassess(&state.table, entry)
+            })
+            .await?;
         }
         FeedEvent::Order(entry) => {
             with_retry("order status append", event, || {

@@ -54,31 +54,49 @@ pub fn order_entry_for(record: &EventRecord) -> Result<Option<OrderStatusEntry>,
     }))
 }
 
-/// The stored value of `key`, zero when absent (sparse) or unreadable.
-async fn stored_value(table: &Table, entry: &FeedEntry, key: BalanceKey) -> Result<U256, StorageError> {
+/// The stored value of `key` (zero when absent — sparse — or unreadable) and the block it was
+/// read at (0 when absent).
+async fn stored_value(
+    table: &Table,
+    entry: &FeedEntry,
+    key: BalanceKey,
+) -> Result<(U256, u64), StorageError> {
     Ok(table
         .balance(entry.chain_id, &entry.owner, &key)
         .await?
-        .and_then(|item| item.read.value())
+        .map(|item| (item.read.value().unwrap_or_default(), item.block))
         .unwrap_or_default())
 }
 
-/// The order judged with `entry`'s new value and the table's other value.
-async fn judge(table: &Table, entry: &FeedEntry, state: &OrderState) -> Result<Fillability, StorageError> {
+/// The order judged with `entry`'s new value and the table's other value, and the block of
+/// the newer of the two (the other value may be newer than the record: the fanout runs
+/// behind the table).
+async fn judge(
+    table: &Table,
+    entry: &FeedEntry,
+    state: &OrderState,
+) -> Result<(Fillability, u64), StorageError> {
     let order = &state.order;
     let token = order.sell_token;
     let allowance_key = BalanceKey::Allowance {
         token,
         spender: order.spender,
     };
-    let (balance, allowance) = match entry.key {
-        BalanceKey::Balance { .. } => (entry.value, stored_value(table, entry, allowance_key).await?),
-        BalanceKey::Allowance { .. } => (
-            stored_value(table, entry, BalanceKey::Balance { token }).await?,
-            entry.value,
-        ),
+    let (balance, allowance, other_block) = match entry.key {
+        BalanceKey::Balance { .. } => {
+            let (allowance, block) = stored_value(table, entry, allowance_key).await?;
+            (entry.value, allowance, block)
+        }
+        BalanceKey::Allowance { .. } => {
+            let (balance, block) =
+                stored_value(table, entry, BalanceKey::Balance { token }).await?;
+            (balance, entry.value, block)
+        }
     };
-    Ok(Fillability::of(order.sell_amount, balance, allowance))
+    Ok((
+        Fillability::of(order.sell_amount, balance, allowance),
+        entry.block.max(other_block),
+    ))
 }
 
 /// Re-judges the wallet's open orders `entry`'s change can affect; records each status that
@@ -99,13 +117,13 @@ pub async fn reassess(table: &Table, entry: &FeedEntry) -> Result<usize, Storage
         if !state.order.is_open(now) || !state.order.depends_on(entry.key.token(), spender) {
             continue;
         }
-        let status = judge(table, entry, &state).await?;
+        let (status, block) = judge(table, entry, &state).await?;
         if !state.status.crossed(&status) {
             continue;
         }
-        if table.set_order_status(&state, &status, entry.block, now).await? == Written::Yes {
+        if table.set_order_status(&state, &status, block, now).await? == Written::Yes {
             changed += 1;
-            tracing::debug!(chain = entry.chain_id, owner = %entry.owner, order = %state.order.id, fillable = status.fillable(), block = entry.block, "order status crossed");
+            tracing::debug!(chain = entry.chain_id, owner = %entry.owner, order = %state.order.id, fillable = status.fillable(), block, "order status crossed");
         }
     }
     Ok(changed)
@@ -184,7 +202,10 @@ mod tests {
             Some(order_image("none", "100", 1)),
         );
         let entry = order_entry_for(&crossed).unwrap().unwrap();
-        assert_eq!(entry.status.short, Some(live_balances::order::Short::Balance));
+        assert_eq!(
+            entry.status.short,
+            Some(live_balances::order::Short::Balance)
+        );
         assert_eq!(entry.status.balance_shortfall, U256::from(40));
         // New terms are news too; a write that changed neither is not.
         let replaced = record(
