@@ -124,6 +124,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/{chain_id}/orders/{owner}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `GET /{chain_id}/orders/{owner}`.
+         * @description The wallet's open orders, each judged on the stored values (as in all_balances).
+         */
+        get: operations["getOrders"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/{chain_id}/orders/{owner}/{order_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * `PUT /{chain_id}/orders/{owner}/{order_id}`.
+         * @description Registers an open order (or replaces the one with this id) and answers its fillability: whether the wallet's balance of sellToken and its allowance to the spender both cover sellAmount, and if not which is short and by how much. The owner's session is created or grown to track the token and the spender (as POST /{chain_id}/sessions/{owner} would). From then on every change that crosses the order's amount is an order_status event on the wallet's stream; all_balances lists every open order with its status. The order is gone after validTo.
+         */
+        put: operations["putOrder"];
+        post?: never;
+        /**
+         * `DELETE /{chain_id}/orders/{owner}/{order_id}`.
+         * @description Deletes an order (filled or cancelled): it leaves all_balances and gets no more order_status events. The session keeps tracking its token and spender until it expires.
+         */
+        delete: operations["deleteOrder"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/{chain_id}/sessions/{owner}": {
         parameters: {
             query?: never;
@@ -179,6 +223,11 @@ export interface components {
             errors?: {
                 [key: string]: string;
             };
+            /**
+             * @description Every open order of the wallet with its fillability judged on these values (absent
+             *     when it has none; expired orders are left out).
+             */
+            orders?: components["schemas"]["OrderStatus"][];
             /** @description The allowance spenders tracked for this wallet. */
             spenders?: string[];
             /** @description How to render each token's amounts, where known: token -> symbol, name, decimals. */
@@ -274,6 +323,8 @@ export interface components {
         } | {
             allowance_update: components["schemas"]["PairAllowanceUpdate"];
         } | {
+            order_status: components["schemas"]["PairOrderStatus"];
+        } | {
             ping: components["schemas"]["Ping"];
         } | {
             /**
@@ -288,12 +339,85 @@ export interface components {
              */
             error: components["schemas"]["PairStreamError"];
         };
+        /** @description `DELETE /{chain_id}/orders/{owner}/{order_id}`. */
+        OrderDeleted: {
+            deleted: boolean;
+            orderId: string;
+        };
+        /** @description Body of `PUT /{chain_id}/orders/{owner}/{order_id}`. */
+        OrderRequest: {
+            /**
+             * @description What the order still sells (its remaining amount), a positive decimal string in the
+             *     token's smallest unit.
+             */
+            sellAmount: string;
+            /** @description The token the order sells (not the native currency: orders sell it wrapped). */
+            sellToken: string;
+            /**
+             * @description Whose allowance the settlement uses; the chain's default order spender when absent
+             *     (CoW Protocol's GPv2VaultRelayer unless `ORDER_SPENDER_<chainId>` says otherwise).
+             */
+            spender?: string | null;
+            /**
+             * Format: int64
+             * @description Unix seconds until which the order is open; in the future.
+             */
+            validTo: number;
+        };
+        /**
+         * @description `order_status`: an open order's fillability — when it was registered, and whenever a
+         *     balance or allowance change crossed its amount; also each entry of `all_balances.orders`.
+         */
+        OrderStatus: {
+            /** @description How much more allowance the order needs (`"0"` when the allowance covers it). */
+            allowanceShortfall: string;
+            /** @description How much more balance the order needs (`"0"` when the balance covers it). */
+            balanceShortfall: string;
+            /**
+             * Format: int64
+             * @description Block of the values the status was judged on.
+             */
+            blockNumber: number;
+            /** @description Balance and allowance both cover `sellAmount`. */
+            fillable: boolean;
+            orderId: string;
+            /** @description What the order still sells. */
+            sellAmount: string;
+            sellToken: string;
+            /**
+             * @description Which value is short: `balance`, `allowance` or `both`; `null` when fillable.
+             * @example balance
+             */
+            short?: string | null;
+            spender: string;
+            /**
+             * Format: int64
+             * @description Unix seconds.
+             */
+            validTo: number;
+        };
+        /** @description An order as answered: its status with the wallet it belongs to. */
+        OrderView: components["schemas"]["OrderStatus"] & {
+            /** Format: int64 */
+            chainId: number;
+            owner: string;
+        };
+        /** @description `GET /{chain_id}/orders/{owner}`. */
+        OrdersView: {
+            /** Format: int64 */
+            chainId: number;
+            /** @description Every open order, judged on the stored values (expired ones are left out). */
+            orders: components["schemas"]["OrderStatus"][];
+            owner: string;
+        };
         /** @description `all_balances` of one pair of a multi-wallet stream. */
         PairAllBalances: components["schemas"]["PairTag"] & components["schemas"]["AllBalances"];
         /** @description `allowance_update` of one pair of a multi-wallet stream. */
         PairAllowanceUpdate: components["schemas"]["PairTag"] & components["schemas"]["AllowanceUpdate"];
         /** @description `balance_update` of one pair of a multi-wallet stream. */
         PairBalanceUpdate: components["schemas"]["PairTag"] & components["schemas"]["BalanceUpdate"];
+        /** @description `order_status` of one pair of a multi-wallet stream. */
+        PairOrderStatus: components["schemas"]["PairTag"] & components["schemas"]["OrderStatus"];
         /** @description One pair's outcome: its session, or why it failed (a per-pair `status` and error). */
         PairResult: {
             /** Format: int64 */
@@ -409,6 +533,12 @@ export interface components {
             balance_update: components["schemas"]["BalanceUpdate"];
         } | {
             allowance_update: components["schemas"]["AllowanceUpdate"];
+        } | {
+            /**
+             * @description An open order's fillability: when it was registered, and whenever a balance or
+             *     allowance change crossed its amount (fillable flipped, or the short side changed).
+             */
+            order_status: components["schemas"]["OrderStatus"];
         } | {
             ping: components["schemas"]["Ping"];
         } | {
@@ -742,6 +872,206 @@ export interface operations {
             };
             /** @description The chain could not be read */
             502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getOrders: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A chain this deployment serves, e.g. 1 */
+                chain_id: number;
+                /** @description Wallet address: 0x + 40 hex, lower/upper case or EIP-55 checksummed; not the zero address */
+                owner: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The open orders */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrdersView"];
+                };
+            };
+            /** @description Malformed chain id or owner */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Chain not served here */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Storage unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    putOrder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A chain this deployment serves, e.g. 1 */
+                chain_id: number;
+                /** @description Wallet address: 0x + 40 hex, lower/upper case or EIP-55 checksummed; not the zero address */
+                owner: string;
+                /** @description The client's id of the order (a CoW order UID, or 1 to 128 of `A-Z a-z 0-9 _ . : -`) */
+                order_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OrderRequest"];
+            };
+        };
+        responses: {
+            /** @description The order with its fillability */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderView"];
+                };
+            };
+            /** @description Malformed chain id, owner, order id, token, spender, amount, validTo in the past, or too many orders */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Chain not served here */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than 256 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not declared as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the session write rate */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The chain could not be read; nothing stored */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Storage unavailable, the session busy or the chain at capacity; the order is not stored */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    deleteOrder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A chain this deployment serves, e.g. 1 */
+                chain_id: number;
+                /** @description Wallet address: 0x + 40 hex, lower/upper case or EIP-55 checksummed; not the zero address */
+                owner: string;
+                /** @description The client's id of the order (a CoW order UID, or 1 to 128 of `A-Z a-z 0-9 _ . : -`) */
+                order_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderDeleted"];
+                };
+            };
+            /** @description Malformed chain id, owner or order id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Chain not served here, or no such order */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Storage unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

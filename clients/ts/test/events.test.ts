@@ -7,7 +7,7 @@ import { SPENDER, TOKEN, snapshotData, updateData } from "./fakes.js";
 test("every documented event has a parser", () => {
   assert.deepEqual(
     [...EVENT_NAMES].sort(),
-    ["all_balances", "allowance_update", "balance_update", "error", "ping", "resync"],
+    ["all_balances", "allowance_update", "balance_update", "error", "order_status", "ping", "resync"],
   );
 });
 
@@ -39,6 +39,34 @@ test("updates: bigint amounts, null previous values, tx hash", () => {
   assert.ok(allowance && allowance.type === "allowance_update");
   assert.equal(allowance.previousAllowance, 5n);
   assert.equal(allowance.txHash, null);
+});
+
+test("order_status and all_balances orders: bigint amounts, the short side, bad sides refused", () => {
+  const status = {
+    orderId: "0xab",
+    sellToken: TOKEN,
+    sellAmount: "200",
+    spender: SPENDER,
+    validTo: 1900000000,
+    fillable: false,
+    short: "balance",
+    balanceShortfall: "100",
+    allowanceShortfall: "0",
+    blockNumber: 13,
+  };
+  const event = parseEvent("order_status", JSON.stringify(status), "11");
+  assert.ok(event && event.type === "order_status");
+  assert.equal(event.orderId, "0xab");
+  assert.equal(event.sellAmount, 200n);
+  assert.equal(event.short, "balance");
+  assert.equal(event.balanceShortfall, 100n);
+  assert.equal(event.fillable, false);
+  const snapshot = parseEvent("all_balances", JSON.stringify({ ...snapshotData("1"), orders: [status] }), "12");
+  assert.ok(snapshot && snapshot.type === "all_balances");
+  assert.equal(snapshot.orders.get("0xab")?.allowanceShortfall, 0n);
+  assert.equal(parseEvent("all_balances", JSON.stringify(snapshotData("1")), "12")?.type, "all_balances");
+  assert.throws(() => parseEvent("order_status", JSON.stringify({ ...status, short: "price" }), "1"), EventDataError);
+  assert.throws(() => parseEvent("order_status", JSON.stringify({ ...status, fillable: "no" }), "1"), EventDataError);
 });
 
 test("ping, resync and error", () => {

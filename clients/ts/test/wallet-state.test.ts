@@ -62,3 +62,27 @@ test("an update seen twice (a takeover's replay racing the old leader's post) co
   // Pings and snapshots are never "repeats": they carry the position, not a change.
   assert.equal(state.apply(event("ping", { time: 1 }, "7")), true);
 });
+
+test("an order_status folds into the snapshot's orders and current() carries them", () => {
+  const state = new WalletState();
+  const order = {
+    orderId: "o1",
+    sellToken: TOKEN,
+    sellAmount: "200",
+    spender: SPENDER,
+    validTo: 1900000000,
+    fillable: true,
+    short: null,
+    balanceShortfall: "0",
+    allowanceShortfall: "0",
+    blockNumber: 10,
+  };
+  state.apply(event("all_balances", { ...snapshotData("100"), orders: [order] }, "5"));
+  const short = { ...order, fillable: false, short: "balance", balanceShortfall: "100", blockNumber: 12 };
+  assert.equal(state.apply(event("order_status", short, "6")), true);
+  assert.equal(state.apply(event("order_status", short, "6")), false, "a repeat counts once");
+  const now = state.current();
+  assert.ok(now);
+  assert.equal(now.orders.get("o1")?.short, "balance");
+  assert.deepEqual((now.data as { orders?: unknown }).orders, [short]);
+});

@@ -121,6 +121,21 @@ var LiveBalances = (() => {
       }
       return readings;
     }
+    /**
+     * `PUT /{chain_id}/orders/{owner}/{order_id}`: registers an open order (or replaces it) and
+     * answers its fillability; the wallet's stream then sends `order_status` when it changes.
+     */
+    putOrder(chainId, owner, orderId, request) {
+      return this.#call("/{chain_id}/orders/{owner}/{order_id}", "put", { chain_id: chainId, owner, order_id: orderId }, request);
+    }
+    /** `DELETE /{chain_id}/orders/{owner}/{order_id}` (`ApiError` 404 `order_not_found` if none). */
+    deleteOrder(chainId, owner, orderId) {
+      return this.#call("/{chain_id}/orders/{owner}/{order_id}", "delete", { chain_id: chainId, owner, order_id: orderId }, void 0);
+    }
+    /** `GET /{chain_id}/orders/{owner}`: the wallet's open orders with their fillability. */
+    getOrders(chainId, owner) {
+      return this.#call("/{chain_id}/orders/{owner}", "get", { chain_id: chainId, owner }, void 0);
+    }
     /** The URL of the wallet's SSE stream, resuming after `lastEventId` when given. */
     streamUrl(chainId, owner, lastEventId) {
       const url = this.#url("/sse/{chain_id}/balances/{owner}", { chain_id: chainId, owner });
@@ -244,8 +259,13 @@ var LiveBalances = (() => {
         allowances,
         errors: mapValues(d.errors ?? {}, text, "errors"),
         tokens: mapValues(d.tokens ?? {}, metadata, "tokens"),
+        orders: new Map((d.orders ?? []).map((o) => [text(o.orderId), orderStatus(o)])),
         data: d
       };
+    },
+    order_status: (data, lastEventId) => {
+      const d = object(data);
+      return { type: "order_status", lastEventId, ...orderStatus(d), data: d };
     },
     balance_update: (data, lastEventId) => {
       const d = object(data);
@@ -338,6 +358,28 @@ var LiveBalances = (() => {
       throw new TypeError(`not a block number: ${JSON.stringify(value)}`);
     }
     return value;
+  }
+  var SHORT_SIDES = ["balance", "allowance", "both"];
+  function orderStatus(value) {
+    const o = object(value);
+    const short = o["short"];
+    if (short !== null && !SHORT_SIDES.includes(short)) {
+      throw new TypeError(`short is not balance, allowance, both or null: ${JSON.stringify(short)}`);
+    }
+    if (typeof o["fillable"] !== "boolean")
+      throw new TypeError("fillable is not a boolean");
+    return {
+      orderId: text(o["orderId"]),
+      sellToken: text(o["sellToken"]),
+      sellAmount: parseAmount(o["sellAmount"]),
+      spender: text(o["spender"]),
+      validTo: blockNumber(o["validTo"]),
+      fillable: o["fillable"],
+      short,
+      balanceShortfall: parseAmount(o["balanceShortfall"]),
+      allowanceShortfall: parseAmount(o["allowanceShortfall"]),
+      blockNumber: blockNumber(o["blockNumber"])
+    };
   }
   function metadata(value) {
     const m = object(value);
@@ -547,7 +589,7 @@ var LiveBalances = (() => {
      * twice, and must count it once. (An update's id is its own feed position: unique.)
      */
     apply(event) {
-      const update = event.type === "balance_update" || event.type === "allowance_update";
+      const update = event.type === "balance_update" || event.type === "allowance_update" || event.type === "order_status";
       if (update && event.lastEventId) {
         if (this.#applied.has(event.lastEventId))
           return false;
@@ -577,6 +619,11 @@ var LiveBalances = (() => {
             s.allowances.set(event.address, bySpender = /* @__PURE__ */ new Map());
           bySpender.set(event.spender, event.allowance);
           s.blockNumber = Math.max(s.blockNumber, event.blockNumber);
+          break;
+        }
+        case "order_status": {
+          const { type: _type, lastEventId: _id, pair: _pair, data: _data, ...status } = event;
+          s.orders.set(event.orderId, status);
           break;
         }
         default:
@@ -609,6 +656,14 @@ var LiveBalances = (() => {
       for (const [token, reason] of s.errors)
         errors[token] = reason;
       event.data = { ...s.data, balances, allowances, blockNumber: s.blockNumber };
+      if (s.orders.size > 0 || s.data.orders !== void 0) {
+        event.data.orders = [...s.orders.values()].map((o) => ({
+          ...o,
+          sellAmount: o.sellAmount.toString(),
+          balanceShortfall: o.balanceShortfall.toString(),
+          allowanceShortfall: o.allowanceShortfall.toString()
+        }));
+      }
       if (s.errors.size > 0 || s.data.errors !== void 0)
         event.data.errors = errors;
       return event;
@@ -620,7 +675,8 @@ var LiveBalances = (() => {
       balances: new Map(event.balances),
       allowances: new Map([...event.allowances].map(([token, bySpender]) => [token, new Map(bySpender)])),
       errors: new Map(event.errors),
-      tokens: new Map(event.tokens)
+      tokens: new Map(event.tokens),
+      orders: new Map(event.orders)
     };
   }
   function record() {
