@@ -354,6 +354,15 @@ impl LocalStack {
             ])
             .args(["--invoke-port", &self.options.lambda_port.to_string()]);
         self.spawn("functions", watch)?;
+        // An instance whose first poll of the runtime API is refused exits (the fanout's
+        // runtime at once), so the instances start once the emulator listens.
+        let emulator = format!("127.0.0.1:{}", self.options.lambda_port);
+        wait_for("cargo lambda watch", Duration::from_secs(60), || async {
+            self.check("functions")?;
+            tokio::net::TcpStream::connect(&emulator).await?;
+            Ok(())
+        })
+        .await?;
         for instance in 0..self.options.lambda_concurrency.max(1) {
             self.start_function_instance("api", instance)?;
         }
