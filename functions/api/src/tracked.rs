@@ -19,12 +19,10 @@ pub async fn live_session(
     chain_id: u64,
     owner: &Address,
 ) -> Result<Option<Session>, ApiError> {
-    let now = unix_now();
     Ok(state
         .table
-        .session(chain_id, owner)
-        .await?
-        .filter(|s| s.expires_at > now))
+        .live_session(chain_id, owner, unix_now())
+        .await?)
 }
 
 /// The current version of every list `session` follows: those just resolved, the others
