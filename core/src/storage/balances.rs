@@ -161,16 +161,14 @@ impl Table {
         chain_id: u64,
         owner: &Address,
     ) -> Result<WalletValues, StorageError> {
-        let items = self
-            .query_all(keys::balance_pk(chain_id, owner), None)
-            .await?;
+        let items = self.query_all(keys::balance_pk(chain_id, owner)).await?;
         let mut values = WalletValues::default();
         for item in items {
             // The wallet's open orders share its partition (see `orders.rs`).
             if item
                 .get("sk")
                 .and_then(|sk| sk.as_s().ok())
-                .is_some_and(|sk| super::is_order_sk(sk))
+                .is_some_and(|sk| keys::is_order_sk(sk))
             {
                 values.orders.push(super::orders::order_from_item(item)?);
                 continue;

@@ -11,27 +11,17 @@ use alloy::primitives::Address;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 
+use super::keys::{self, ORDER_SK_PREFIX, order_sk};
 use super::records::{address, amount};
-use super::{StorageError, Table, Written, from_item, keys, n, s, to_item, written};
+use super::{StorageError, Table, Written, from_item, n, s, to_item, written};
 use crate::address::lower;
 use crate::model::{FeedPosition, OrderStatusEntry};
 use crate::order::{Fillability, Order, OrderId, OrderState, Short};
 
-/// Sort-key prefix of order items in a wallet's value partition.
-pub const ORDER_SK_PREFIX: &str = "O#";
 /// `kind` of an `order_status` feed item (value-change items have none).
 const ORDER_STATUS_KIND: &str = "order_status";
 /// `short` of a fillable order.
 const NOT_SHORT: &str = "none";
-
-pub fn order_sk(id: &OrderId) -> String {
-    format!("{ORDER_SK_PREFIX}{id}")
-}
-
-/// Whether a sort key of the value partition is an order's.
-pub fn is_order_sk(sk: &str) -> bool {
-    sk.starts_with(ORDER_SK_PREFIX)
-}
 
 /// An order with its last judged status, as stored.
 #[derive(Debug, Serialize, Deserialize)]
@@ -321,29 +311,18 @@ impl Table {
         chain_id: u64,
         owner: &Address,
     ) -> Result<Vec<OrderState>, StorageError> {
-        let mut orders = vec![];
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.name)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(keys::balance_pk(chain_id, owner)))
-                .expression_attribute_values(":prefix", s(ORDER_SK_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(StorageError::from_sdk)?;
-            for item in out.items.unwrap_or_default() {
-                orders.push(order_from_item(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(orders),
-            }
-        }
+        let query = self
+            .query(
+                "pk = :pk AND begins_with(sk, :prefix)",
+                keys::balance_pk(chain_id, owner),
+            )
+            .expression_attribute_values(":prefix", s(ORDER_SK_PREFIX))
+            .consistent_read(true);
+        self.query_items(query)
+            .await?
+            .into_iter()
+            .map(order_from_item)
+            .collect()
     }
 
     /// Appends an `order_status` entry to the wallet's feed. Idempotent, as value entries:
@@ -369,6 +348,7 @@ impl Table {
 mod tests {
     use alloy::primitives::U256;
 
+    use super::super::keys::is_order_sk;
     use super::*;
 
     fn entry() -> OrderStatusEntry {

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 
 use super::StorageError;
+use super::keys::is_order_sk;
 use super::keys::{BALANCE_PREFIX, FEED_PREFIX};
-use super::orders::{OrderRecord, is_order_sk, order_from_record};
+use super::orders::{OrderRecord, order_from_record};
 use super::records::BalanceRecord;
 use crate::model::{BalanceItem, FeedEvent};
 use crate::order::OrderState;
@@ -61,7 +62,7 @@ pub fn feed_event_from_image(image: &StreamImage) -> Result<Option<FeedEvent>, S
         return Ok(None);
     }
     let item: super::Item = image.clone().into();
-    super::feed_event_from_item(item).map(Some)
+    super::feed::feed_event_from_item(item).map(Some)
 }
 
 /// The version of the balance item in `image` (0 when it has none: written before versions

@@ -18,10 +18,12 @@ use live_balances::sse::{AllBalances, OrderStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use live_balances::clock::unix_now;
+
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::request::{self, Request};
-use crate::sessions::{self, SessionRequest, Upsert, unix_now};
+use crate::routes::sessions::{self, SessionRequest, Upsert};
 use crate::state::State;
 
 /// Body of `PUT /{chain_id}/orders/{owner}/{order_id}`.
@@ -265,7 +267,7 @@ pub async fn delete(
     operation_id = "getOrders",
     tag = "orders",
     description = "The wallet's open orders, each judged on the stored values (as in all_balances).",
-    params(crate::openapi::WalletPath),
+    params(crate::route_docs::WalletPath),
     responses(
         (status = 200, description = "The open orders", body = OrdersView),
         (status = 400, description = "Malformed chain id or owner", body = ErrorBody),
