@@ -922,7 +922,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Storage unavailable */
+            /** @description Storage unavailable; nothing stored */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1070,7 +1070,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Storage unavailable */
+            /** @description Storage unavailable; nothing stored */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -135,6 +135,18 @@ pub(crate) struct MalformedRequest(ErrorBody<'static>);
 #[allow(dead_code)] // described, never built
 pub(crate) struct NoSession(ErrorBody<'static>);
 
+/// `404` of a wallet route that needs no session.
+#[derive(IntoResponses)]
+#[response(status = 404, description = "Chain not served here")]
+#[allow(dead_code)] // described, never built
+pub(crate) struct UnknownChain(ErrorBody<'static>);
+
+/// `503` of a route that only reads or writes the table.
+#[derive(IntoResponses)]
+#[response(status = 503, description = "Storage unavailable; nothing stored")]
+#[allow(dead_code)] // described, never built
+pub(crate) struct StorageUnavailable(ErrorBody<'static>);
+
 /// `502` of a route that reads the chain but stores nothing.
 #[derive(IntoResponses)]
 #[response(status = 502, description = "The chain could not be read")]

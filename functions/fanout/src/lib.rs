@@ -74,12 +74,7 @@ pub fn entry_for(record: &EventRecord) -> Result<Option<FeedEntry>, RecordError>
         return Ok(None);
     };
     let old = balance_item_from_image(&change.old_image)?;
-    let sequence = change
-        .sequence_number
-        .as_deref()
-        .ok_or(RecordError::NoSequenceNumber)?;
-    let position = FeedPosition::parse(sequence)
-        .map_err(|_| RecordError::BadSequenceNumber(sequence.to_string()))?;
+    let position = record_position(record)?;
     Ok(feed_entry(
         old.as_ref(),
         &new,
@@ -87,6 +82,16 @@ pub fn entry_for(record: &EventRecord) -> Result<Option<FeedEntry>, RecordError>
         image_is_first_read(&change.new_image),
         position,
     ))
+}
+
+/// The feed position of a record's entry: its stream sequence number.
+fn record_position(record: &EventRecord) -> Result<FeedPosition, RecordError> {
+    let sequence = record
+        .change
+        .sequence_number
+        .as_deref()
+        .ok_or(RecordError::NoSequenceNumber)?;
+    FeedPosition::parse(sequence).map_err(|_| RecordError::BadSequenceNumber(sequence.to_string()))
 }
 
 /// The feed entry a record yields, if any: a value change, or an order's status.

@@ -17,11 +17,11 @@ use alloy::primitives::U256;
 use aws_lambda_events::event::dynamodb::EventRecord;
 use live_balances::NATIVE_TOKEN;
 use live_balances::clock::unix_now;
-use live_balances::model::{BalanceKey, FeedEntry, FeedPosition, OrderStatusEntry};
+use live_balances::model::{BalanceKey, FeedEntry, OrderStatusEntry};
 use live_balances::order::{Fillability, OrderState};
 use live_balances::storage::{StorageError, Table, Written, order_from_image};
 
-use crate::RecordError;
+use crate::{RecordError, record_position};
 
 /// The `order_status` entry an order item's record yields: its registration (or
 /// replacement with other terms) and every change of its status; `None` for other records
@@ -39,14 +39,8 @@ pub fn order_entry_for(record: &EventRecord) -> Result<Option<OrderStatusEntry>,
     if !news {
         return Ok(None);
     }
-    let sequence = change
-        .sequence_number
-        .as_deref()
-        .ok_or(RecordError::NoSequenceNumber)?;
-    let position = FeedPosition::parse(sequence)
-        .map_err(|_| RecordError::BadSequenceNumber(sequence.to_string()))?;
     Ok(Some(OrderStatusEntry {
-        position,
+        position: record_position(record)?,
         order: new.order,
         status: new.status,
         block: new.block,
@@ -133,6 +127,8 @@ pub async fn reassess(table: &Table, entry: &FeedEntry) -> Result<usize, Storage
 mod tests {
     use aws_lambda_events::event::dynamodb::Event;
     use serde_json::{Value, json};
+
+    use live_balances::model::FeedPosition;
 
     use super::*;
     use crate::entry_for;

@@ -23,6 +23,7 @@ use live_balances::clock::unix_now;
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::request::{self, Request};
+use crate::route_docs::{BodyRefused, StorageUnavailable, UnknownChain};
 use crate::routes::sessions::{self, SessionRequest, Upsert};
 use crate::state::State;
 
@@ -157,9 +158,8 @@ fn check(
     responses(
         (status = 200, description = "The order with its fillability", body = OrderView),
         (status = 400, description = "Malformed chain id, owner, order id, token, spender, amount, validTo in the past, or too many orders", body = ErrorBody),
-        (status = 404, description = "Chain not served here", body = ErrorBody),
-        (status = 413, description = "Body larger than 256 KiB", body = ErrorBody),
-        (status = 415, description = "Body not declared as application/json", body = ErrorBody),
+        UnknownChain,
+        BodyRefused,
         (status = 429, description = "Over the session write rate", body = ErrorBody),
         (status = 502, description = "The chain could not be read; nothing stored", body = ErrorBody),
         (status = 503, description = "Storage unavailable, the session busy or the chain at capacity; the order is not stored", body = ErrorBody),
@@ -238,7 +238,7 @@ pub async fn put(
         (status = 200, description = "Deleted", body = OrderDeleted),
         (status = 400, description = "Malformed chain id, owner or order id", body = ErrorBody),
         (status = 404, description = "Chain not served here, or no such order", body = ErrorBody),
-        (status = 503, description = "Storage unavailable", body = ErrorBody),
+        StorageUnavailable,
     ),
 )]
 pub async fn delete(
@@ -271,8 +271,8 @@ pub async fn delete(
     responses(
         (status = 200, description = "The open orders", body = OrdersView),
         (status = 400, description = "Malformed chain id or owner", body = ErrorBody),
-        (status = 404, description = "Chain not served here", body = ErrorBody),
-        (status = 503, description = "Storage unavailable", body = ErrorBody),
+        UnknownChain,
+        StorageUnavailable,
     ),
 )]
 pub async fn list(
