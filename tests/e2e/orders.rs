@@ -124,6 +124,7 @@ async fn fillability_test(transport: Transport) -> anyhow::Result<()> {
     assert_eq!(short.data["allowanceShortfall"], "0");
     assert_eq!(short.data["sellToken"], token_hex.as_str());
     assert!(short.id.is_some(), "order_status has its own position");
+    let first_short_id = short.id.clone();
     assert!(
         short.data["blockNumber"].as_u64().unwrap_or(0) >= away.block_number.unwrap_or(u64::MAX),
         "{:?}",
@@ -157,6 +158,17 @@ async fn fillability_test(transport: Transport) -> anyhow::Result<()> {
     assert_eq!(short.data["short"], "allowance", "{:?}", short.data);
     assert_eq!(short.data["allowanceShortfall"], "50");
     drop(sse);
+
+    // Each order_status has its own feed position: a reconnect with the snapshot's id
+    // (Last-Event-ID) replays them in order, the first one at its own id.
+    let mut replay =
+        SseClient::connect_via(env, transport, &owner_hex, snapshot.id.as_deref()).await?;
+    let replayed = status(&mut replay, &id, false).await?;
+    assert_eq!(replayed.id, first_short_id, "{replayed:?}");
+    assert_eq!(replayed.data["short"], "balance");
+    let replayed = status(&mut replay, &id, true).await?;
+    assert!(replayed.id > first_short_id, "{replayed:?}");
+    drop(replay);
 
     // A new connection's snapshot carries the current status.
     let mut again = SseClient::connect_via(env, transport, &owner_hex, None).await?;
