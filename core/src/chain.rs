@@ -101,7 +101,11 @@ impl BalanceReader {
             .build()
             .map_err(rpc_error)?;
         let client = alloy::rpc::client::RpcClient::new_http_with_client(http, url);
-        Ok(Self::new(RootProvider::new(client).erased(), multicall, chunk))
+        Ok(Self::new(
+            RootProvider::new(client).erased(),
+            multicall,
+            chunk,
+        ))
     }
 
     /// Most reads per `aggregate3` call.

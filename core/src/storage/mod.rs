@@ -37,17 +37,9 @@ pub use stream::{StreamImage, balance_item_from_image, image_is_first_read, imag
 pub use token_facts::TokenFact;
 pub use tokens::CachedMetadata;
 
-type Item = HashMap<String, AttributeValue>;
+use crate::config::Settings;
 
-/// Builds a DynamoDB client from the environment's AWS configuration, with an optional
-/// endpoint override (DynamoDB Local).
-pub async fn dynamodb_client(endpoint: Option<&str>) -> Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(endpoint) = endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    Client::new(&loader.load().await)
-}
+type Item = HashMap<String, AttributeValue>;
 
 /// The service's table.
 #[derive(Debug, Clone)]
@@ -112,6 +104,17 @@ fn item_key(item: &Item) -> String {
 }
 
 impl Table {
+    /// The table `settings` name (`TABLE_NAME`), through a client built from the
+    /// environment's AWS configuration and the endpoint override `DYNAMODB_ENDPOINT`
+    /// (DynamoDB Local): how every binary of the service reaches it.
+    pub async fn connect(settings: &Settings) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(endpoint) = settings.dynamodb_endpoint.as_deref() {
+            loader = loader.endpoint_url(endpoint);
+        }
+        Self::new(Client::new(&loader.load().await), &settings.table_name)
+    }
+
     pub fn new(client: Client, name: impl Into<String>) -> Self {
         Self {
             client,

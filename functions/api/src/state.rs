@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use live_balances::chain::{BalanceReader, ChainError};
 use live_balances::config::Settings;
 use live_balances::secrets::{SettingsError, load_settings};
-use live_balances::storage::{Table, dynamodb_client};
+use live_balances::storage::Table;
 
 use thiserror::Error;
 
@@ -46,8 +46,7 @@ impl State {
     }
 
     pub async fn connect(settings: Settings) -> Result<Self, StartError> {
-        let client = dynamodb_client(settings.dynamodb_endpoint.as_deref()).await;
-        let table = Table::new(client, &settings.table_name);
+        let table = Table::connect(&settings).await;
         let readers = settings
             .chains
             .values()
