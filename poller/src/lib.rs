@@ -2,6 +2,7 @@
 
 mod error;
 pub mod heads;
+pub mod health;
 mod held;
 pub mod http;
 pub mod metrics;

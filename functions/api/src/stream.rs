@@ -24,7 +24,7 @@ use live_balances::clock::unix_now;
 use live_balances::model::{FeedEntry, FeedPosition};
 use live_balances::pairs::{PairSet, WalletPair};
 use live_balances::shown::ShownValues;
-use live_balances::sse::{SseEvent, StreamError, retry_hint};
+use live_balances::sse::{SseEvent, retry_hint};
 use live_balances::storage::StorageError;
 use live_balances::stream_id;
 use tokio::sync::broadcast::error::RecvError;
@@ -33,6 +33,7 @@ use tokio::sync::mpsc::error::SendTimeoutError;
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval, sleep_until};
 
 use crate::body::{self, ResponseBody};
+use crate::error::StreamCode;
 use crate::feed::FeedPages;
 use crate::hub::{News, Subscription};
 use crate::request::{self, Deadline, Request};
@@ -264,10 +265,7 @@ impl Stream {
                 }
                 Err(RunEnd::Storage(error)) => {
                     tracing::error!(chain, owner = %owner, pairs, %error, "stream ended on a storage error");
-                    let event = SseEvent::Error(StreamError {
-                        code: "storage_unavailable".into(),
-                        message: "the stream will resume on reconnect".into(),
-                    });
+                    let event = SseEvent::Error(StreamCode::StorageUnavailable.notice());
                     let _ = tx.try_send(self.frame(None, &event));
                 }
             }
@@ -339,16 +337,16 @@ impl Stream {
             Resume::Fresh => None,
             // The start position means the feed was empty at the snapshot: entries since then
             // may have expired unseen, so only a fresh snapshot is safe.
-            Resume::After(p) if p == FeedPosition::start() => Some("position_expired"),
+            Resume::After(p) if p == FeedPosition::start() => Some(StreamCode::PositionExpired),
             Resume::After(p) => {
                 let live = self
                     .state
                     .table
                     .feed_position_is_live(wallet.chain_id, &wallet.owner, &p, unix_now())
                     .await?;
-                (!live).then_some("position_expired")
+                (!live).then_some(StreamCode::PositionExpired)
             }
-            Resume::Unreadable => Some("unreadable_last_event_id"),
+            Resume::Unreadable => Some(StreamCode::UnreadableLastEventId),
         };
         if ask_rescan {
             tokio::spawn(snapshot::stream_opened(
@@ -361,18 +359,7 @@ impl Stream {
             (Resume::After(_), None) => Ok(()),
             (_, resync) => {
                 if let Some(code) = resync {
-                    let message = match code {
-                        "position_expired" => {
-                            "Last-Event-ID is no longer in the change feed; a fresh all_balances follows"
-                        }
-                        _ => {
-                            "Last-Event-ID is not an id of this stream; a fresh all_balances follows"
-                        }
-                    };
-                    let event = SseEvent::Resync(StreamError {
-                        code: code.into(),
-                        message: message.into(),
-                    });
+                    let event = SseEvent::Resync(code.notice());
                     // The pair starts over: its id part must not resume the old position.
                     self.pairs[i].position = FeedPosition::start();
                     self.send(tx, self.frame(Some(i), &event)).await?;
@@ -448,19 +435,10 @@ impl Stream {
         &mut self,
         tx: &Sender<Bytes>,
         i: usize,
-        code: &str,
+        code: StreamCode,
     ) -> Result<(), RunEnd> {
         self.pairs[i].ended = true;
-        let message = match code {
-            "session_not_found" => {
-                "no session for this wallet on this chain; create one with POST /sessions"
-            }
-            _ => "the session has expired; create it again",
-        };
-        let event = SseEvent::Error(StreamError {
-            code: code.into(),
-            message: message.into(),
-        });
+        let event = SseEvent::Error(code.notice());
         self.send(tx, self.frame(Some(i), &event)).await
     }
 
@@ -469,7 +447,8 @@ impl Stream {
             .await?;
         for i in 0..self.pairs.len() {
             if !self.pairs[i].has_session {
-                self.session_ended(tx, i, "session_not_found").await?;
+                self.session_ended(tx, i, StreamCode::SessionNotFound)
+                    .await?;
                 continue;
             }
             // The server asks once per wallet (its hub knows the wallet's other streams).
@@ -518,7 +497,7 @@ impl Stream {
                         // this wallet's native balance every block meanwhile.
                         let streaming_until = now + 3 * self.keep_alive.as_secs();
                         if !self.state.table.keep_session_alive(wallet.chain_id, &wallet.owner, now, expires_at, streaming_until).await? {
-                            self.session_ended(tx, i, "session_expired").await?;
+                            self.session_ended(tx, i, StreamCode::SessionExpired).await?;
                             continue;
                         }
                         // A list the tokens came from has a new version: tokens were added or
@@ -577,7 +556,7 @@ impl Stream {
                     Ok(News::SessionExpired) => {
                         // Leaving the wallet: the hub stops reading it for this stream.
                         subscriptions[i] = None;
-                        self.session_ended(tx, i, "session_expired").await?;
+                        self.session_ended(tx, i, StreamCode::SessionExpired).await?;
                     }
                     Ok(News::ListsMoved) => {
                         self.snapshot(tx, i).await?;
