@@ -11,7 +11,7 @@ use alloy::primitives::{Address, address};
 use thiserror::Error;
 
 use crate::address::parse_address;
-use crate::chains::known_wrapped_native;
+use crate::known_chains::known_wrapped_native;
 use crate::redact::redact_url;
 
 /// Multicall3's address on nearly every EVM chain.

@@ -9,10 +9,11 @@ pub mod accept;
 pub mod address;
 pub mod backoff;
 pub mod chain;
-pub mod chains;
 pub mod clock;
 pub mod config;
 pub mod diff;
+pub mod known_chains;
+pub mod list_document;
 pub mod logging;
 pub mod model;
 pub mod native;
@@ -25,8 +26,7 @@ pub mod sse;
 pub mod storage;
 pub mod stream_id;
 pub mod sweep;
-pub mod token;
-pub mod token_list;
+pub mod token_metadata;
 
 pub use address::{AddressError, NATIVE_TOKEN};
 pub use model::{

@@ -8,13 +8,13 @@ mod error;
 mod feed;
 pub mod keys;
 mod lists;
+mod metadata_cache;
 mod rate;
 mod records;
 mod schema;
 mod sessions;
 mod stream;
 mod token_facts;
-mod tokens;
 
 use std::collections::HashMap;
 
@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 
 pub use balances::{ValueWrite, WalletValues};
 pub use chain_log::{
@@ -32,10 +32,10 @@ pub use chain_log::{
 };
 pub use error::StorageError;
 pub use lists::CachedListHead;
+pub use metadata_cache::CachedMetadata;
 pub use sessions::SessionsSignal;
 pub use stream::{StreamImage, balance_item_from_image, image_is_first_read, image_version};
 pub use token_facts::TokenFact;
-pub use tokens::CachedMetadata;
 
 use crate::config::Settings;
 
@@ -86,6 +86,15 @@ where
 
 fn to_item<T: serde::Serialize>(record: T) -> Result<Item, StorageError> {
     serde_dynamo::to_item(record).map_err(|e| StorageError::corrupt("<new item>", e))
+}
+
+/// One record's put, for a batch write.
+fn put_request(record: impl serde::Serialize) -> Result<WriteRequest, StorageError> {
+    let put = PutRequest::builder()
+        .set_item(Some(to_item(record)?))
+        .build()
+        .map_err(StorageError::refused)?;
+    Ok(WriteRequest::builder().put_request(put).build())
 }
 
 fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StorageError> {

@@ -4,16 +4,16 @@
 use http::Response;
 use http::{Method, StatusCode};
 use live_balances::chain::ChainError;
-use live_balances::sse::StreamError;
+use live_balances::sse::StreamNotice;
 use live_balances::storage::StorageError;
 use serde::Serialize;
 use thiserror::Error;
 use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
-use crate::token_lists::{FetchError, ListError};
+use crate::list_fetch::{FetchError, ListError};
+use live_balances::list_document::TokenListError;
 use live_balances::pairs::{PairError, PairListError};
-use live_balances::token_list::TokenListError;
 
 #[derive(Debug, Error)]
 pub enum ApiError {
@@ -113,8 +113,8 @@ impl StreamCode {
     }
 
     /// The data of the `resync` or `error` event.
-    pub fn notice(self) -> StreamError {
-        StreamError {
+    pub fn notice(self) -> StreamNotice {
+        StreamNotice {
             code: self.code().into(),
             message: self.to_string(),
         }

@@ -13,7 +13,7 @@ use thiserror::Error;
 use crate::catalog::Catalog;
 use crate::error::ApiError;
 use crate::hub::Hub;
-use crate::token_lists::TokenLists;
+use crate::list_fetch::TokenLists;
 
 #[derive(Debug, Clone)]
 pub struct State {

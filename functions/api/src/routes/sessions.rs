@@ -24,9 +24,9 @@ use crate::catalog::ListVersion;
 use crate::error::{ApiError, ErrorBody};
 use crate::limits;
 use crate::request::{self, Request};
+use crate::requested_tokens::{self, ListSummary};
 use crate::route_docs::{BodyRefused, MalformedRequest, NoSession, WalletPath};
 use crate::state::State;
-use crate::tokens::{self, ListSummary};
 use crate::tracked::{list_versions, live_session};
 
 /// Body of `POST /{chain_id}/sessions/{owner}`.
@@ -154,7 +154,7 @@ pub fn check(
     let custom: BTreeSet<Address> = request::addresses("customTokens", &body.custom_tokens)?
         .into_iter()
         .collect();
-    let lists = tokens::check_lists(state, &body.tokens_lists_urls)?;
+    let lists = requested_tokens::check_lists(state, &body.tokens_lists_urls)?;
     if custom.is_empty() && lists.is_empty() {
         return Err(ApiError::EmptyTokenSet);
     }
@@ -190,7 +190,7 @@ pub async fn apply(
     let started = std::time::Instant::now();
     let reader = state.reader(chain_id)?;
     let requested =
-        tokens::resolve(state, chain_id, reader, &checked.custom, &checked.lists).await?;
+        requested_tokens::resolve(state, chain_id, reader, &checked.custom, &checked.lists).await?;
     let addition = SessionAddition {
         custom_tokens: checked.custom.clone(),
         spenders: checked.spenders.clone(),
@@ -222,7 +222,7 @@ async fn add(
     chain_id: u64,
     owner: Address,
     addition: &SessionAddition,
-    requested: &tokens::RequestedTokens,
+    requested: &requested_tokens::RequestedTokens,
     mode: Upsert,
     started: std::time::Instant,
 ) -> Result<Option<SessionView>, ApiError> {
