@@ -3,6 +3,20 @@
 //!
 //! Domain modules are pure; only `storage` sees a DynamoDB client, only `chain` sees an RPC
 //! provider and only `secrets` reads Secrets Manager.
+//!
+//! Modules:
+//! - domain: `model` (sessions, values, feed entries, cursors), `address` (parsing outside
+//!   addresses), `token_metadata`, `list_document` (token-list documents), `known_chains`
+//!   (WETH and native symbols of well-known chains), `plan` (what a block range forces the
+//!   poller to re-read), `native` (accounts a block's traces touched), `sweep` (the periodic
+//!   re-read), `diff` (a changed item as a feed entry), `shown` (what a stream has shown its
+//!   client), `sse` (the events and their framing), `pairs` and `stream_id` (multi-wallet
+//!   streams), `config` (settings from the environment), `clock`;
+//! - adapters: `storage/` (the table), `chain` with `chain/blocks.rs` (the node: Multicall3
+//!   reads, heads, logs, traces), `abi` (the contracts' interfaces), `secrets` (the chain
+//!   secret);
+//! - process plumbing: `backoff` (the one retry rule), `accept` (the one accept loop),
+//!   `logging`, `redact` (endpoints without their keys).
 
 pub mod abi;
 pub mod accept;

@@ -1,4 +1,5 @@
-//! Fanout Lambda: DynamoDB stream records of balance items -> per-wallet change feed.
+//! Fanout Lambda: DynamoDB stream records of balance items -> per-wallet change feed. The
+//! shell only: the handler is the library (`lib.rs`, one module).
 
 use fanout::{State, handle};
 use lambda_runtime::{Error, run, service_fn, tracing};
