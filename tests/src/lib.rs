@@ -121,11 +121,8 @@ impl Environment {
             },
             log_dir: root.join(format!("target/e2e-logs/{run}")),
             table_name: "live-balances-e2e".into(),
-            // Each instance takes one invocation at a time until its response starts: the
-            // 500-client test's streams end every SSE_MAX_SECS and reconnect in waves (about
-            // 40 a second), each setting up on a loaded DynamoDB Local; 24 instances let that
-            // queue grow past the clients' deadline. On AWS every stream has its own instance.
-            lambda_concurrency: 64,
+            // 32 instances of 16 pollers: more than the 500-client test ever has in flight.
+            lambda_concurrency: 32,
             functions_dynamodb_endpoint: Some(function_faults.url.clone()),
             second_anvil_port: Some(free_port()?),
             extra_env: vec![

@@ -41,8 +41,9 @@ pub struct StackOptions {
     pub chain: ChainSource,
     pub log_dir: PathBuf,
     pub table_name: String,
-    /// Instances of the api function running at once (each serves one request at a time and
-    /// keeps serving the streams it started while it takes the next).
+    /// Instances of the api function running at once (each takes up to
+    /// `API_INVOCATIONS_PER_INSTANCE` invocations at a time and keeps serving the streams it
+    /// started while it takes the next).
     pub lambda_concurrency: u32,
     /// Where the functions (not the poller or the pump) reach DynamoDB, when not directly:
     /// tests put a fault-injecting proxy there.
@@ -85,6 +86,11 @@ pub struct LocalStack {
 const ANVIL_CHAIN_ID: u64 = 31337;
 /// Instances of the fanout function: the pump invokes it once per shard at a time.
 const FANOUT_INSTANCES: u32 = 2;
+/// Invocations each api instance polls for at once (`AWS_LAMBDA_MAX_CONCURRENCY`, as on Lambda
+/// Managed Instances). `cargo lambda watch` deadlocks for good once more than 100 invocations
+/// of a function wait for an instance, so the instances together poll for more invocations
+/// than the tests ever have in flight (500 streams reconnecting).
+const API_INVOCATIONS_PER_INSTANCE: u32 = 16;
 /// The second devnet's chain id: anvil's default plus one.
 pub const SECOND_ANVIL_CHAIN_ID: u64 = 31338;
 
@@ -415,6 +421,12 @@ impl LocalStack {
             ("AWS_LAMBDA_FUNCTION_VERSION".into(), "1".into()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "4096".into()),
         ];
+        if function == "api" {
+            env.push((
+                "AWS_LAMBDA_MAX_CONCURRENCY".into(),
+                API_INVOCATIONS_PER_INSTANCE.to_string(),
+            ));
+        }
         if let Some(endpoint) = &self.options.functions_dynamodb_endpoint {
             env.push(("DYNAMODB_ENDPOINT".into(), endpoint.clone()));
         }
