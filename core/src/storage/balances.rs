@@ -15,7 +15,7 @@ use super::{StorageError, Table, Written, from_item, keys, n, s, written};
 use crate::address::lower;
 use crate::model::{BalanceItem, BalanceKey, TokenRead};
 use crate::order::OrderState;
-use crate::token::TokenMetadata;
+use crate::token_metadata::TokenMetadata;
 
 /// How a value write is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
