@@ -124,7 +124,6 @@ async fn fillability_test(transport: Transport) -> anyhow::Result<()> {
     assert_eq!(short.data["allowanceShortfall"], "0");
     assert_eq!(short.data["sellToken"], token_hex.as_str());
     assert!(short.id.is_some(), "order_status has its own position");
-    let first_short_id = short.id.clone();
     assert!(
         short.data["blockNumber"].as_u64().unwrap_or(0) >= away.block_number.unwrap_or(u64::MAX),
         "{:?}",
@@ -143,6 +142,7 @@ async fn fillability_test(transport: Transport) -> anyhow::Result<()> {
         .approve(token, spender.address, U256::from(50))
         .await?;
     let short = status(&mut sse, &id, false).await?;
+    let allowance_short_id = short.id.clone();
     assert_eq!(short.data["short"], "allowance", "{:?}", short.data);
     assert_eq!(short.data["allowanceShortfall"], "150");
     owner
@@ -159,15 +159,15 @@ async fn fillability_test(transport: Transport) -> anyhow::Result<()> {
     assert_eq!(short.data["allowanceShortfall"], "50");
     drop(sse);
 
-    // Each order_status has its own feed position: a reconnect with the snapshot's id
-    // (Last-Event-ID) replays them in order, the first one at its own id.
+    // Each order_status has its own feed position: a reconnect with the id of the event that
+    // said fillable again (Last-Event-ID) replays what followed, in order, at its own ids.
     let mut replay =
-        SseClient::connect_via(env, transport, &owner_hex, snapshot.id.as_deref()).await?;
+        SseClient::connect_via(env, transport, &owner_hex, fillable.id.as_deref()).await?;
     let replayed = status(&mut replay, &id, false).await?;
-    assert_eq!(replayed.id, first_short_id, "{replayed:?}");
-    assert_eq!(replayed.data["short"], "balance");
+    assert_eq!(replayed.id, allowance_short_id, "{replayed:?}");
+    assert_eq!(replayed.data["short"], "allowance");
     let replayed = status(&mut replay, &id, true).await?;
-    assert!(replayed.id > first_short_id, "{replayed:?}");
+    assert!(replayed.id > allowance_short_id, "{replayed:?}");
     drop(replay);
 
     // A new connection's snapshot carries the current status.
