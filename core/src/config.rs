@@ -121,6 +121,7 @@ pub struct Settings {
     pub max_pairs_per_stream: usize,
     pub server: ServerSettings,
     pub tracking: TrackingSettings,
+    pub webhooks: crate::webhook::WebhookSettings,
 }
 
 /// The long-lived HTTP server's own settings: what the function URL does for the function.
@@ -334,6 +335,7 @@ impl Settings {
                     1000,
                 )? as usize,
             },
+            webhooks: webhook_settings(&get)?,
         })
     }
 }
@@ -451,6 +453,41 @@ fn is_endpoint_variable(name: &str) -> bool {
     name.starts_with("RPC_URL")
         || name.starts_with("WS_URL")
         || SEED_NAMES.iter().any(|(n, ..)| *n == name)
+}
+
+/// `WEBHOOK_*`: delivery and subscription limits (see [`crate::webhook::WebhookSettings`]).
+fn webhook_settings(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<crate::webhook::WebhookSettings, ConfigError> {
+    use crate::webhook::{MAX_WALLETS_LIMIT, WebhookSettings};
+    let d = WebhookSettings::default();
+    let num = |name: &str, default: u64| number(name, get(name), default);
+    let ms = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
+        Ok(Duration::from_millis(num(name, default.as_millis() as u64)?))
+    };
+    let secs = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
+        Ok(Duration::from_secs(num(name, default.as_secs())?))
+    };
+    let max_wallets = num("WEBHOOK_MAX_WALLETS", d.max_wallets as u64)?;
+    if !(1..=MAX_WALLETS_LIMIT as u64).contains(&max_wallets) {
+        return Err(invalid(
+            "WEBHOOK_MAX_WALLETS",
+            format!("expected 1 to {MAX_WALLETS_LIMIT}"),
+        ));
+    }
+    Ok(WebhookSettings {
+        allow_insecure: flag("WEBHOOK_ALLOW_INSECURE", get("WEBHOOK_ALLOW_INSECURE"))?,
+        timeout: ms("WEBHOOK_TIMEOUT_MS", d.timeout)?,
+        attempts: num("WEBHOOK_ATTEMPTS", u64::from(d.attempts))?.clamp(1, 20) as u32,
+        retry_first: ms("WEBHOOK_RETRY_FIRST_MS", d.retry_first)?,
+        retry_max: ms("WEBHOOK_RETRY_MAX_MS", d.retry_max)?,
+        max_redirects: num("WEBHOOK_MAX_REDIRECTS", d.max_redirects as u64)? as usize,
+        disable_after: secs("WEBHOOK_DISABLE_AFTER_SECS", d.disable_after)?,
+        parked_ttl: secs("WEBHOOK_PARKED_TTL_SECS", d.parked_ttl)?,
+        max_wallets: max_wallets as usize,
+        max_tokens: num("WEBHOOK_MAX_TOKENS", d.max_tokens as u64)? as usize,
+        concurrency: num("WEBHOOK_CONCURRENCY", d.concurrency as u64)?.max(1) as usize,
+    })
 }
 
 fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {

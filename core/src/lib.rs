@@ -11,6 +11,7 @@ pub mod chain;
 pub mod chains;
 pub mod clock;
 pub mod config;
+pub mod destination;
 pub mod diff;
 pub mod logging;
 pub mod model;
@@ -26,6 +27,8 @@ pub mod stream_id;
 pub mod sweep;
 pub mod token;
 pub mod token_list;
+pub mod webhook;
+pub mod webhook_signature;
 
 pub use address::{AddressError, NATIVE_TOKEN};
 pub use model::{

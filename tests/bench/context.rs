@@ -110,7 +110,7 @@ impl Bench {
     /// Stops every process of this stack (the environment itself lives on, leaked).
     pub fn stop(&self) {
         let _ = self.stop_poller();
-        for name in ["pump", "functions", "anvil", "dynamodb"] {
+        for name in ["pump", "pump-webhooks", "functions", "anvil", "dynamodb"] {
             let _ = self.env.stack.stop_service(name);
         }
     }

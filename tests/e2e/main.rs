@@ -35,3 +35,4 @@ mod sparse;
 mod sse;
 mod storage;
 mod token_lists;
+mod webhooks;

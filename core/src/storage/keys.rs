@@ -12,6 +12,8 @@
 //! | sessions ver. | `V#{chain}`              | `SESSIONS`                  |
 //! | rate window   | `R#{what}#{who}`         | `{window start}`            |
 //! | token facts   | `K#{chain}`              | `U#{token}`, `R#{token}`    |
+//! | webhook       | `H#{id}`                 | `SUB`, `D#…`, `P#…`         |
+//! | webhook index | `W#{chain}#{owner}`      | `{subscription id}`         |
 //!
 //! Sessions of a chain share a partition so the poller lists them with one query; all values
 //! of a wallet share one so a snapshot is one query and their stream records stay in order.

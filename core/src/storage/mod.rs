@@ -15,6 +15,7 @@ mod sessions;
 mod stream;
 mod token_facts;
 mod tokens;
+mod webhooks;
 
 use std::collections::HashMap;
 
@@ -32,9 +33,13 @@ pub use chain_log::{
 pub use error::StorageError;
 pub use lists::CachedListHead;
 pub use session_version::SessionsSignal;
-pub use stream::{StreamImage, balance_item_from_image, image_is_first_read, image_version};
+pub use stream::{
+    StreamImage, balance_item_from_image, feed_entry_from_image, image_is_first_read,
+    image_version,
+};
 pub use token_facts::TokenFact;
 pub use tokens::CachedMetadata;
+pub use webhooks::webhook_replay_requested;
 
 use crate::model::{ChainCursor, FeedEntry, FeedPosition};
 use records::{CursorRecord, FeedRecord};

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use super::StorageError;
-use super::keys::BALANCE_PREFIX;
-use super::records::BalanceRecord;
-use crate::model::BalanceItem;
+use super::keys::{BALANCE_PREFIX, FEED_PREFIX};
+use super::records::{BalanceRecord, FeedRecord};
+use crate::model::{BalanceItem, FeedEntry};
 
 /// A stream record image in Lambda's event shape.
 pub type StreamImage = serde_dynamo::Item;
@@ -24,6 +24,22 @@ pub fn balance_item_from_image(image: &StreamImage) -> Result<Option<BalanceItem
     let record: BalanceRecord =
         serde_dynamo::from_item(map).map_err(|e| StorageError::corrupt(pk.clone(), e))?;
     BalanceItem::try_from(record).map(Some)
+}
+
+/// The feed entry in a stream image (a feed item the fanout appended), `None` for other items
+/// and for empty images.
+pub fn feed_entry_from_image(image: &StreamImage) -> Result<Option<FeedEntry>, StorageError> {
+    let pk = match image.get("pk") {
+        Some(serde_dynamo::AttributeValue::S(pk)) => pk,
+        _ => return Ok(None),
+    };
+    if !pk.starts_with(FEED_PREFIX) {
+        return Ok(None);
+    }
+    let map: HashMap<String, serde_dynamo::AttributeValue> = image.clone().into();
+    let record: FeedRecord =
+        serde_dynamo::from_item(map).map_err(|e| StorageError::corrupt(pk.clone(), e))?;
+    FeedEntry::try_from(record).map(Some)
 }
 
 /// The version of the balance item in `image` (0 when it has none: written before versions

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
 use crate::token_lists::{FetchError, ListError};
+use crate::webhooks::WebhookError;
 use live_balances::pairs::{PairError, PairListError};
 use live_balances::token_list::TokenListError;
 
@@ -80,6 +81,8 @@ pub enum ApiError {
     Chain(#[from] ChainError),
     #[error("the table could not serve this request")]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
 }
 
 /// Every error answer.
@@ -94,6 +97,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Pair { error, .. } => error.status(),
+            Self::Webhook(error) => error.status(),
             Self::NotFound | Self::UnknownChain(_) | Self::SessionNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -162,6 +166,7 @@ impl ApiError {
             },
             Self::SessionNotFound => "session_not_found",
             Self::Pair { error, .. } => error.code(),
+            Self::Webhook(error) => error.code(),
             Self::MalformedPair => "invalid_pair",
             Self::DuplicatePair { .. } => "duplicate_pair",
             Self::TooManyPairs { .. } => "too_many_pairs",

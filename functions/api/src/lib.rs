@@ -25,6 +25,7 @@ mod state;
 mod stream;
 mod token_lists;
 mod tokens;
+mod webhooks;
 
 use std::convert::Infallible;
 
@@ -82,6 +83,14 @@ async fn route(
         (&Method::GET, ["sse", chain, "balances", owner]) => {
             sse::open(state, &req, chain, owner).await
         }
+        (&Method::POST, [chain, "webhooks"]) => webhooks::create(state, &req, chain).await,
+        (&Method::GET, [chain, "webhooks", id]) => webhooks::get(state, &req, chain, id).await,
+        (&Method::DELETE, [chain, "webhooks", id]) => {
+            webhooks::delete(state, &req, chain, id).await
+        }
+        (&Method::POST, [chain, "webhooks", id, "replay"]) => {
+            webhooks::replay(state, &req, chain, id).await
+        }
         (
             _,
             ["health"]
@@ -91,7 +100,10 @@ async fn route(
             | [_, "sessions", _]
             | ["sse", _, "balances", _]
             | [_, "balance", _, _]
-            | [_, "balances", _],
+            | [_, "balances", _]
+            | [_, "webhooks"]
+            | [_, "webhooks", _]
+            | [_, "webhooks", _, "replay"],
         ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound),
     }

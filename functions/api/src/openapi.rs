@@ -4,6 +4,7 @@
 use http::Response;
 use http::StatusCode;
 use live_balances::sse::{AllBalances, AllowanceUpdate, BalanceUpdate, Ping, StreamError};
+use live_balances::webhook::Delivery;
 use serde::Serialize;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
@@ -122,10 +123,14 @@ pub(crate) struct WalletPath {
         crate::balance::batch,
         crate::sse::open,
         crate::multi_sse::open,
+        crate::webhooks::create,
+        crate::webhooks::get,
+        crate::webhooks::delete,
+        crate::webhooks::replay,
         crate::health::report,
         document,
     ),
-    components(schemas(SseEventData, MultiSseEventData, StreamError, Ping)),
+    components(schemas(SseEventData, MultiSseEventData, StreamError, Ping, Delivery)),
     modifiers(&OneIdPerOperation),
 )]
 pub(crate) struct ApiDoc;
@@ -208,6 +213,9 @@ mod tests {
             ("/sse/balances", &["get"]),
             ("/health", &["get"]),
             ("/openapi.json", &["get"]),
+            ("/{chain_id}/webhooks", &["post"]),
+            ("/{chain_id}/webhooks/{id}", &["get", "delete"]),
+            ("/{chain_id}/webhooks/{id}/replay", &["post"]),
         ] {
             for method in methods {
                 assert!(paths[path].get(method).is_some(), "{method} {path}");
@@ -228,6 +236,10 @@ mod tests {
             "SessionsRequest",
             "PairSessionRequest",
             "SessionsView",
+            "WebhookRequest",
+            "WebhookCreated",
+            "WebhookView",
+            "Delivery",
         ] {
             assert!(schemas.contains_key(name), "schema {name}");
         }
