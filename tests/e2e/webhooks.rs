@@ -257,7 +257,10 @@ async fn a_dead_receivers_deliveries_are_parked_disabled_and_replayed_in_order()
         view["lastError"].as_str().is_some_and(|e| e.contains("could not be reached")),
         "{view}"
     );
-    assert_eq!(view["parked"][0]["attempts"], 4, "the first used every attempt: {view}");
+    // The first used every attempt (and the second change's one try at it); the second was
+    // parked behind it untried.
+    assert!(view["parked"][0]["attempts"].as_u64().is_some_and(|n| n >= 4), "{view}");
+    assert_eq!(view["parked"][1]["attempts"], 0, "{view}");
     let failing_since = view["failingSince"].as_u64().context("failingSince")?;
     // Still dead after the disable period: the next change's try disables the subscription.
     let disable_at = failing_since + WEBHOOK_DISABLE_AFTER_SECS;

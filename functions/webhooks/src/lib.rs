@@ -371,3 +371,99 @@ async fn drain(state: &State, sub: &mut Subscription, attempts: u32) -> Result<b
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const OWNER: &str = "0xd8da6bf26964af9d7eed9e03e53415d37aa96045";
+    const TOKEN: &str = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48";
+
+    fn record(name: &str, new: Value, old: Option<Value>) -> EventRecord {
+        let mut change = json!({
+            "ApproximateCreationDateTime": 1_700_000_000,
+            "Keys": { "pk": new["pk"].clone(), "sk": new["sk"].clone() },
+            "NewImage": new,
+            "SequenceNumber": "4000000000000000000000009",
+            "SizeBytes": 100,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        });
+        if let Some(old) = old {
+            change["OldImage"] = old;
+        }
+        let event: Event = serde_json::from_value(json!({ "Records": [{
+            "eventID": "1",
+            "eventName": name,
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": change,
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x",
+        }]}))
+        .unwrap();
+        event.records.into_iter().next().unwrap()
+    }
+
+    fn feed_item() -> Value {
+        json!({
+            "pk": { "S": format!("F#1#{OWNER}") },
+            "sk": { "S": format!("{:0>40}", 7) },
+            "chain_id": { "N": "1" },
+            "owner": { "S": OWNER },
+            "token": { "S": TOKEN },
+            "value": { "S": "1500000" },
+            "previous": { "S": "1000000" },
+            "block": { "N": "124" },
+            "ttl": { "N": "1700086400" },
+            "version": { "N": "2" },
+        })
+    }
+
+    fn subscription_item(replays: u64) -> Value {
+        json!({
+            "pk": { "S": format!("H#{}", "a".repeat(32)) },
+            "sk": { "S": "SUB" },
+            "id": { "S": "a".repeat(32) },
+            "status": { "S": "backlogged" },
+            "replays": { "N": replays.to_string() },
+        })
+    }
+
+    #[test]
+    fn a_feed_insert_is_delivered_as_its_sse_event() {
+        let Found::Entry(entry) = found(&record("INSERT", feed_item(), None)).unwrap() else {
+            panic!("a feed insert is an entry");
+        };
+        assert_eq!(kind_of(&entry), Some(EventKind::BalanceUpdate));
+        let body: Value = serde_json::from_str(&Delivery::of("s", &entry).body()).unwrap();
+        assert_eq!(body["id"], format!("{:0>40}", 7));
+        assert_eq!(body["data"]["balance"], "1500000");
+        // The same item expiring (a removal) or rewritten is nothing to deliver.
+        assert!(matches!(
+            found(&record("MODIFY", feed_item(), Some(feed_item()))).unwrap(),
+            Found::Nothing
+        ));
+    }
+
+    #[test]
+    fn a_replay_is_a_bumped_replay_count_and_nothing_else() {
+        let bumped = record("MODIFY", subscription_item(2), Some(subscription_item(1)));
+        assert!(matches!(found(&bumped).unwrap(), Found::Replay(id) if id == "a".repeat(32)));
+        let other = record("MODIFY", subscription_item(1), Some(subscription_item(1)));
+        assert!(matches!(found(&other).unwrap(), Found::Nothing));
+        let created = record("INSERT", subscription_item(0), None);
+        assert!(matches!(found(&created).unwrap(), Found::Nothing));
+    }
+
+    #[test]
+    fn a_balance_item_is_not_a_delivery() {
+        let balance = json!({
+            "pk": { "S": format!("B#1#{OWNER}") },
+            "sk": { "S": format!("T#{TOKEN}") },
+            "read": { "S": "5" },
+        });
+        assert!(matches!(found(&record("INSERT", balance, None)).unwrap(), Found::Nothing));
+    }
+}
