@@ -463,7 +463,10 @@ fn webhook_settings(
     let d = WebhookSettings::default();
     let num = |name: &str, default: u64| number(name, get(name), default);
     let ms = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
-        Ok(Duration::from_millis(num(name, default.as_millis() as u64)?))
+        Ok(Duration::from_millis(num(
+            name,
+            default.as_millis() as u64,
+        )?))
     };
     let secs = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
         Ok(Duration::from_secs(num(name, default.as_secs())?))

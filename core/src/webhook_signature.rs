@@ -52,7 +52,12 @@ fn key(secret: &str) -> Result<Vec<u8>, SignatureError> {
         .map_err(|_| SignatureError::BadSecret)
 }
 
-fn mac(secret: &str, id: &str, timestamp: u64, body: &[u8]) -> Result<Hmac<Sha256>, SignatureError> {
+fn mac(
+    secret: &str,
+    id: &str,
+    timestamp: u64,
+    body: &[u8],
+) -> Result<Hmac<Sha256>, SignatureError> {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(&key(secret)?).map_err(|_| SignatureError::BadSecret)?;
     mac.update(format!("{id}.{timestamp}.").as_bytes());

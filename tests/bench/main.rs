@@ -223,8 +223,7 @@ async fn main() -> anyhow::Result<()> {
         let token = bench.deploy_tokens(1).await?[0];
         let latencies = webhooks::latency(&bench, token, plan.scale(100, 200)).await?;
         eprintln!("bench: webhook latency done");
-        let throughput =
-            webhooks::throughput(&bench, token, 20, plan.scale(10, 25)).await?;
+        let throughput = webhooks::throughput(&bench, token, 20, plan.scale(10, 25)).await?;
         sections.insert("webhooks".into(), webhooks::report(&latencies, throughput));
         eprintln!("bench: webhook throughput done");
         bench.stop();

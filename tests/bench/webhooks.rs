@@ -30,10 +30,18 @@ use crate::stats::{round, summary_ms};
 /// Longest a delivery (or the whole backlog) may take before the bench calls the system wrong.
 const DEADLINE: Duration = Duration::from_secs(300);
 
-async fn subscribe(bench: &Bench, receiver: &Receiver, owner: Address, token: Address) -> anyhow::Result<()> {
+async fn subscribe(
+    bench: &Bench,
+    receiver: &Receiver,
+    owner: Address,
+    token: Address,
+) -> anyhow::Result<()> {
     let env = bench.env;
-    env.watch(&lower(&owner), &format!(r#"{{"customTokens":["{}"]}}"#, lower(&token)))
-        .await?;
+    env.watch(
+        &lower(&owner),
+        &format!(r#"{{"customTokens":["{}"]}}"#, lower(&token)),
+    )
+    .await?;
     let url = env.url(&format!("/{}/webhooks", env.chain_id()));
     let body = json!({
         "url": receiver.url,

@@ -191,7 +191,10 @@ impl Receiver {
     }
 }
 
-async fn answer(req: Request<hyper::body::Incoming>, shared: &Mutex<Shared>) -> Response<Full<Bytes>> {
+async fn answer(
+    req: Request<hyper::body::Incoming>,
+    shared: &Mutex<Shared>,
+) -> Response<Full<Bytes>> {
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -223,7 +226,9 @@ async fn answer(req: Request<hyper::body::Incoming>, shared: &Mutex<Shared>) -> 
         Answer::Redirect(location) => {
             let mut response = status(307);
             if let Ok(value) = location.parse() {
-                response.headers_mut().insert(hyper::header::LOCATION, value);
+                response
+                    .headers_mut()
+                    .insert(hyper::header::LOCATION, value);
             }
             (response, 307)
         }
@@ -241,6 +246,7 @@ async fn answer(req: Request<hyper::body::Incoming>, shared: &Mutex<Shared>) -> 
 
 fn status(code: u16) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::new()));
-    *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response
 }

@@ -34,8 +34,7 @@ pub use error::StorageError;
 pub use lists::CachedListHead;
 pub use session_version::SessionsSignal;
 pub use stream::{
-    StreamImage, balance_item_from_image, feed_entry_from_image, image_is_first_read,
-    image_version,
+    StreamImage, balance_item_from_image, feed_entry_from_image, image_is_first_read, image_version,
 };
 pub use token_facts::TokenFact;
 pub use tokens::CachedMetadata;

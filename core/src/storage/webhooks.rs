@@ -137,7 +137,8 @@ impl TryFrom<SubscriptionRecord> for Subscription {
             values
                 .iter()
                 .map(|v| {
-                    parse_address(v).map_err(|e| StorageError::corrupt(&key, format!("{field}: {e}")))
+                    parse_address(v)
+                        .map_err(|e| StorageError::corrupt(&key, format!("{field}: {e}")))
                 })
                 .collect::<Result<BTreeSet<_>, _>>()
         };
@@ -182,7 +183,8 @@ impl TryFrom<ParkedRecord> for ParkedDelivery {
         Ok(ParkedDelivery {
             owner: parse_address(&r.owner)
                 .map_err(|e| StorageError::corrupt(&key, format!("owner: {e}")))?,
-            position: FeedPosition::parse(&r.position).map_err(|e| StorageError::corrupt(&key, e))?,
+            position: FeedPosition::parse(&r.position)
+                .map_err(|e| StorageError::corrupt(&key, e))?,
             subscription_id: r.subscription_id,
             kind: r.kind,
             body: r.body,
@@ -205,8 +207,7 @@ pub fn webhook_replay_requested(old: &StreamImage, new: &StreamImage) -> Option<
         _ => 0,
     };
     let pk = text(new, "pk")?;
-    if !pk.starts_with(SUBSCRIPTION_PREFIX) || text(new, "sk").as_deref() != Some(SUBSCRIPTION_SK)
-    {
+    if !pk.starts_with(SUBSCRIPTION_PREFIX) || text(new, "sk").as_deref() != Some(SUBSCRIPTION_SK) {
         return None;
     }
     (count(new) > count(old)).then(|| text(new, "id")).flatten()
@@ -428,7 +429,10 @@ impl Table {
     }
 
     /// Removes a parked delivery (it was delivered).
-    pub async fn unpark_webhook_delivery(&self, parked: &ParkedDelivery) -> Result<(), StorageError> {
+    pub async fn unpark_webhook_delivery(
+        &self,
+        parked: &ParkedDelivery,
+    ) -> Result<(), StorageError> {
         self.client
             .delete_item()
             .table_name(&self.name)

@@ -40,7 +40,9 @@ pub enum WebhookError {
     TooManyTokens(usize),
     #[error("no events given: name at least one of balance_update, allowance_update, order_status")]
     NoEvents,
-    #[error("events[{index}] {value:?} is not one of balance_update, allowance_update, order_status")]
+    #[error(
+        "events[{index}] {value:?} is not one of balance_update, allowance_update, order_status"
+    )]
     UnknownEvent { index: usize, value: String },
     #[error("no such webhook on this chain")]
     NotFound,

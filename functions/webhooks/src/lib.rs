@@ -128,7 +128,10 @@ impl Lookups {
 async fn queues(
     state: &State,
     records: &[EventRecord],
-) -> (BTreeMap<String, (Subscription, Vec<(usize, Work)>)>, Option<usize>) {
+) -> (
+    BTreeMap<String, (Subscription, Vec<(usize, Work)>)>,
+    Option<usize>,
+) {
     let mut lookups = Lookups::default();
     let mut queues: BTreeMap<String, (Subscription, Vec<(usize, Work)>)> = BTreeMap::new();
     for (index, record) in records.iter().enumerate() {
@@ -205,7 +208,11 @@ pub async fn handle(
 }
 
 /// One subscription's work, in order; on a table failure, the index of the record it met.
-async fn run_queue(state: &State, mut sub: Subscription, work: Vec<(usize, Work)>) -> Result<(), usize> {
+async fn run_queue(
+    state: &State,
+    mut sub: Subscription,
+    work: Vec<(usize, Work)>,
+) -> Result<(), usize> {
     for (index, work) in work {
         let outcome = match &work {
             Work::Deliver(entry) => deliver(state, &mut sub, entry).await,
@@ -253,7 +260,12 @@ async fn deliver(
     }
     match state
         .sender
-        .send(sub, parked.position.as_str(), &parked.body, state.settings.attempts)
+        .send(
+            sub,
+            parked.position.as_str(),
+            &parked.body,
+            state.settings.attempts,
+        )
         .await
     {
         Ok(attempts) => {
@@ -269,7 +281,11 @@ async fn deliver(
     }
 }
 
-async fn park(state: &State, sub: &Subscription, parked: &ParkedDelivery) -> Result<(), StorageError> {
+async fn park(
+    state: &State,
+    sub: &Subscription,
+    parked: &ParkedDelivery,
+) -> Result<(), StorageError> {
     let ttl = unix_now().saturating_add(state.settings.parked_ttl.as_secs());
     tracing::warn!(subscription = %sub.id, owner = %parked.owner, position = %parked.position, attempts = parked.attempts, status = sub.status.name(), "delivery parked");
     state.table.park_webhook_delivery(parked, ttl).await
@@ -464,6 +480,9 @@ mod tests {
             "sk": { "S": format!("T#{TOKEN}") },
             "read": { "S": "5" },
         });
-        assert!(matches!(found(&record("INSERT", balance, None)).unwrap(), Found::Nothing));
+        assert!(matches!(
+            found(&record("INSERT", balance, None)).unwrap(),
+            Found::Nothing
+        ));
     }
 }

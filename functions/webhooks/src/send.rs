@@ -83,7 +83,9 @@ impl Sender {
                 Ok(response) if response.status().is_success() => return Ok(attempt),
                 Ok(response) => error = format!("the target answered {}", response.status()),
                 Err(e) => match refusal_in(&e) {
-                    Some(Ok(refusal)) => return Err(failure(attempt, format!("refused: {refusal}"))),
+                    Some(Ok(refusal)) => {
+                        return Err(failure(attempt, format!("refused: {refusal}")));
+                    }
                     Some(Err(limit)) => return Err(failure(attempt, limit.to_string())),
                     None if e.is_timeout() => {
                         error = format!("no answer within {} ms", self.timeout.as_millis())

@@ -371,19 +371,23 @@ impl LocalStack {
             ("fanout", &self.fanout_invoke_url),
             ("webhooks", &self.webhooks_invoke_url),
         ] {
-            wait_for(&format!("{name} function"), Duration::from_secs(900), || async {
-                self.check("functions")?;
-                let r = http
-                    .post(url)
-                    .json(&serde_json::json!({ "Records": [] }))
-                    .timeout(Duration::from_secs(600))
-                    .send()
-                    .await?;
-                if !r.status().is_success() {
-                    bail!("{name} answered {}", r.status());
-                }
-                Ok(())
-            })
+            wait_for(
+                &format!("{name} function"),
+                Duration::from_secs(900),
+                || async {
+                    self.check("functions")?;
+                    let r = http
+                        .post(url)
+                        .json(&serde_json::json!({ "Records": [] }))
+                        .timeout(Duration::from_secs(600))
+                        .send()
+                        .await?;
+                    if !r.status().is_success() {
+                        bail!("{name} answered {}", r.status());
+                    }
+                    Ok(())
+                },
+            )
             .await
             .with_context(|| format!("warming up {name}"))?;
         }
@@ -445,7 +449,9 @@ impl LocalStack {
         let mut pump = Command::new(self.tools.workspace_bin("pump"));
         pump.env("PUMP_INVOKE_URL", invoke_url).env(
             "PUMP_DEAD_LETTER",
-            self.options.log_dir.join(format!("{name}-dead-letter.jsonl")),
+            self.options
+                .log_dir
+                .join(format!("{name}-dead-letter.jsonl")),
         );
         self.spawn(name, pump)
     }
