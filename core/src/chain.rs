@@ -35,6 +35,13 @@ pub enum ChainError {
 /// neither holds every request and answer in memory together nor floods the RPC provider.
 pub const CONCURRENT_CHUNKS: usize = 16;
 
+/// Longest one JSON-RPC request may take, connection included. Without it a node that accepts
+/// a request and never answers (seen with a devnet wedged mid-trace) holds the poller's step
+/// forever: its heartbeat stops and no later block is read. A timed-out request fails the step,
+/// which is retried with backoff like any RPC failure. A whole block's call traces on a busy
+/// chain take seconds, not tens of seconds.
+pub const RPC_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Called with the JSON-RPC method of every request a reader sends (the poller's metrics).
 pub type RequestCounter = Arc<dyn Fn(&'static str) + Send + Sync>;
 
@@ -84,13 +91,18 @@ impl BalanceReader {
         }
     }
 
-    /// A reader over plain HTTP JSON-RPC.
+    /// A reader over plain HTTP JSON-RPC, each request bounded by [`RPC_REQUEST_TIMEOUT`].
     pub fn connect_http(url: &str, multicall: Address, chunk: usize) -> Result<Self, ChainError> {
         let url = url
             .parse()
             .map_err(|_| ChainError::BadUrl(crate::redact::redact_url(url)))?;
+        let http = alloy::transports::http::reqwest::Client::builder()
+            .timeout(RPC_REQUEST_TIMEOUT)
+            .build()
+            .map_err(rpc_error)?;
+        let client = alloy::rpc::client::RpcClient::new_http_with_client(http, url);
         Ok(Self::new(
-            RootProvider::new_http(url).erased(),
+            RootProvider::new(client).erased(),
             multicall,
             chunk,
         ))

@@ -5,6 +5,7 @@
 //! provider and only `secrets` reads Secrets Manager.
 
 pub mod abi;
+pub mod accept;
 pub mod address;
 pub mod backoff;
 pub mod chain;

@@ -30,7 +30,7 @@ pub async fn serve(
     info!(%addr, "health and metrics listening");
     loop {
         let (socket, _) = tokio::select! {
-            accepted = listener.accept() => accepted?,
+            accepted = live_balances::accept::next(&listener) => accepted,
             _ = stop.changed() => return Ok(()),
         };
         let metrics = metrics.clone();

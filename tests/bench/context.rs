@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::proxy::{CountingProxy, Counts, Mode, merged};
 
-/// Function instances `cargo lambda watch` may run at once: each open SSE stream holds one.
+/// Api function instances the stack runs.
 pub const LAMBDA_CONCURRENCY: u32 = 128;
 
 pub struct Bench {
@@ -110,7 +110,10 @@ impl Bench {
     /// Stops every process of this stack (the environment itself lives on, leaked).
     pub fn stop(&self) {
         let _ = self.stop_poller();
-        for name in ["pump", "pump-webhooks", "functions", "anvil", "dynamodb"] {
+        let _ = self.env.stack.stop_service("pump");
+        let _ = self.env.stack.stop_service("pump-webhooks");
+        let _ = self.env.stack.stop_functions();
+        for name in ["anvil", "dynamodb"] {
             let _ = self.env.stack.stop_service(name);
         }
     }

@@ -1,5 +1,5 @@
 //! The api function's memory peak, which sizes its Lambda memory: the largest VmHWM of any
-//! api process `cargo lambda watch` ran during the bench (it may serve several invocations
+//! api function instance the stack ran during the bench (it may serve several invocations
 //! in one process, so this is at least one instance's peak). Debug build, as `make build`
 //! builds it; the release arm64 artifact is smaller.
 

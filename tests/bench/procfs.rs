@@ -37,8 +37,7 @@ pub fn child_pid(name: &str) -> anyhow::Result<u32> {
         .ok_or_else(|| anyhow::anyhow!("no child process named {name}"))
 }
 
-/// Every process named `name` anywhere below this one (`cargo lambda watch` runs the function
-/// binaries as its own children).
+/// Every process named `name` anywhere below this one.
 pub fn descendants_named(name: &str) -> Vec<u32> {
     let me = std::process::id();
     let all = processes();

@@ -118,7 +118,8 @@ impl CountingProxy {
             counts: counts.clone(),
         });
         tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
+            loop {
+                let (stream, _) = live_balances::accept::next(&listener).await;
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     let _ = serve(stream, shared).await;

@@ -92,10 +92,12 @@ async fn many_sse_clients_converge() -> anyhow::Result<()> {
     let converge_time = started.elapsed();
     let updates: usize = streams.iter().map(|(_, _, t)| t.updates.len()).sum();
     let reconnects: u32 = streams.iter().map(|(_, s, _)| s.reconnects).sum();
+    let restatements: u32 = streams.iter().map(|(_, _, t)| t.restatements).sum();
     eprintln!(
         "sse clients: {clients} clients of {} wallets opened in {open_time:?}; {transfers} \
          transfers in {burst_time:?}; every client at the chain's value {converge_time:?} after \
-         the burst ({updates} updates, {:.0}/s; {reconnects} reconnects)",
+         the burst ({updates} updates, {:.0}/s; {reconnects} reconnects; {restatements} \
+         changes restated after a snapshot that showed them)",
         owners.len(),
         updates as f64 / (burst_time + converge_time).as_secs_f64(),
     );

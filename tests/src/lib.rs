@@ -120,7 +120,8 @@ impl Environment {
             },
             log_dir: root.join(format!("target/e2e-logs/{run}")),
             table_name: "live-balances-e2e".into(),
-            lambda_concurrency: 24,
+            // 32 instances of 16 pollers: more than the 500-client test ever has in flight.
+            lambda_concurrency: 32,
             functions_dynamodb_endpoint: Some(function_faults.url.clone()),
             second_anvil_port: Some(free_port()?),
             extra_env: vec![

@@ -47,7 +47,8 @@ impl ListServer {
         let lists: Arc<Mutex<Lists>> = Arc::default();
         let shared = lists.clone();
         tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
+            loop {
+                let (socket, _) = live_balances::accept::next(&listener).await;
                 let lists = shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {

@@ -82,7 +82,8 @@ async fn accept_loop(
     forwarded: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
 ) {
-    while let Ok((inbound, _)) = listener.accept().await {
+    loop {
+        let (inbound, _) = live_balances::accept::next(&listener).await;
         if *down.borrow() {
             dropped.fetch_add(1, Ordering::SeqCst);
             drop(inbound);

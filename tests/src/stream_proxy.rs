@@ -109,7 +109,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 async fn accept_loop(listener: TcpListener, streams: Arc<Streams>) {
-    while let Ok((stream, _)) = listener.accept().await {
+    loop {
+        let (stream, _) = live_balances::accept::next(&listener).await;
         let streams = streams.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(streams.clone(), req));

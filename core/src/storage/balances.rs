@@ -157,9 +157,7 @@ impl Table {
         chain_id: u64,
         owner: &Address,
     ) -> Result<WalletValues, StorageError> {
-        let items = self
-            .query_all(keys::balance_pk(chain_id, owner), None)
-            .await?;
+        let items = self.query_all(keys::balance_pk(chain_id, owner)).await?;
         let mut values = WalletValues::default();
         for item in items {
             let record = from_item::<BalanceRecord>(item)?;

@@ -2,10 +2,7 @@
 //! the change's feed entry, so a long-lived server learns which of its wallets changed with
 //! one query per interval for the whole chain — not one per wallet, nor one per connection.
 //!
-//! | item            | pk                    | sk                                     |
-//! |-----------------|-----------------------|----------------------------------------|
-//! | chain log entry | `G#{chain}#{bucket}`  | `{append ms, 13 digits}#{owner}#{feed position}` |
-//!
+//! Its keys are in [`super::keys`] (`G#{chain}#{bucket}` / `{append ms}#{owner}#{position}`).
 //! Partitions are time buckets of [`BUCKET_MS`], so writes move to a new partition every half
 //! minute and none stays hot; a reader queries the bucket its window falls in (two near a
 //! bucket's edge). The log is an index for dispatch only: the ids clients see are positions of the
@@ -28,11 +25,10 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
-use super::{Item, StorageError, Table, n, s};
-use crate::address::{lower, parse_address};
+use super::{Item, StorageError, Table, keys, n, s};
+use crate::address::parse_address;
 use crate::model::FeedPosition;
 
-pub const CHAIN_LOG_PREFIX: &str = "G#";
 /// The time slice one partition of the log covers.
 pub const BUCKET_MS: u64 = 30_000;
 /// The longest one append attempt may take; an entry that becomes visible at all does so
@@ -62,16 +58,12 @@ pub struct ChainLogEntry {
     pub position: FeedPosition,
 }
 
-pub fn chain_log_pk(chain_id: u64, bucket_start_ms: u64) -> String {
-    format!("{CHAIN_LOG_PREFIX}{chain_id}#{bucket_start_ms}")
-}
-
 fn bucket_of(ms: u64) -> u64 {
     ms / BUCKET_MS * BUCKET_MS
 }
 
 fn chain_log_sk(at_ms: u64, entry: &ChainLogEntry) -> String {
-    format!("{at_ms:013}#{}#{}", lower(&entry.owner), entry.position)
+    keys::chain_log_sk(at_ms, &entry.owner, &entry.position)
 }
 
 /// The owner and position an item's sort key names.
@@ -94,7 +86,7 @@ fn put(entry: &ChainLogEntry, at_ms: u64, ttl: u64) -> Result<WriteRequest, Stor
     let item: Item = HashMap::from([
         (
             "pk".into(),
-            s(chain_log_pk(entry.chain_id, bucket_of(at_ms))),
+            s(keys::chain_log_pk(entry.chain_id, bucket_of(at_ms))),
         ),
         ("sk".into(), s(chain_log_sk(at_ms, entry))),
         ("ttl".into(), n(ttl)),
@@ -176,20 +168,15 @@ impl Table {
         let mut entries = vec![];
         let mut bucket = bucket_of(since_ms);
         while bucket <= bucket_of(now_ms + CLOCK_AHEAD_MS) {
-            let mut items = self
-                .client
-                .query()
-                .table_name(&self.name)
-                .key_condition_expression("pk = :pk AND sk >= :from")
-                .expression_attribute_values(":pk", s(chain_log_pk(chain_id, bucket)))
+            let query = self
+                .query(
+                    "pk = :pk AND sk >= :from",
+                    keys::chain_log_pk(chain_id, bucket),
+                )
                 .expression_attribute_values(":from", s(from.clone()))
                 .projection_expression("sk")
-                .consistent_read(true)
-                .into_paginator()
-                .items()
-                .send();
-            while let Some(item) = items.next().await {
-                let item = item.map_err(StorageError::from_sdk)?;
+                .consistent_read(true);
+            for item in self.query_items(query).await? {
                 if let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) {
                     entries.push(parse_sk(chain_id, sk)?);
                 }
@@ -217,7 +204,7 @@ mod tests {
         // 13 digits: string order is time order.
         assert!(chain_log_sk(999, &entry) < chain_log_sk(1_000, &entry));
         assert_eq!(
-            chain_log_pk(1, bucket_of(1_700_000_029_999)),
+            keys::chain_log_pk(1, bucket_of(1_700_000_029_999)),
             "G#1#1700000010000"
         );
         for bad in [

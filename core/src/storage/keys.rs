@@ -8,25 +8,37 @@
 //! | feed entry    | `F#{chain}#{owner}`      | `{feed position}`           |
 //! | chain cursor  | `C#{chain}`              | `CURSOR`                    |
 //! | token metadata| `M#{chain}`              | `{token}`                   |
-//! | token list    | `L#{chain}#{url hash}`   | `HEAD`, `P#{page}`          |
-//! | sessions ver. | `V#{chain}`              | `SESSIONS`                  |
+//! | token list    | `L#{chain}#{url hash}`   | `HEAD`, `P#{generation}#{page}` |
+//! | sessions signal | `V#{chain}`            | `SESSIONS`                  |
 //! | rate window   | `R#{what}#{who}`         | `{window start}`            |
-//! | token facts   | `K#{chain}`              | `U#{token}`, `R#{token}`    |
-//! | webhook       | `H#{id}`                 | `SUB`, `D#…`, `P#…`         |
+//! | token facts   | `K#{chain}`              | `U#{token}`, `R#{token}`, `VERSION` |
+//! | chain log     | `G#{chain}#{bucket ms}`  | `{append ms}#{owner}#{feed position}` |
+//! | webhook       | `H#{id}`                 | `SUB`, `D#…`, `P#…` (see `webhooks.rs`) |
 //! | webhook index | `W#{chain}#{owner}`      | `{subscription id}`         |
 //!
 //! Sessions of a chain share a partition so the poller lists them with one query; all values
 //! of a wallet share one so a snapshot is one query and their stream records stay in order.
+//! A list's URL is hashed (URLs can be long and contain `#`); its page keys carry the
+//! generation zero-padded so one generation's pages are one `begins_with` range, in order.
+//! Chain log keys pad their milliseconds to 13 digits: string order is time order.
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, keccak256};
 
 use crate::address::lower;
-use crate::model::BalanceKey;
+use crate::model::{BalanceKey, FeedPosition};
 
 pub const SESSION_PREFIX: &str = "S#";
 pub const BALANCE_PREFIX: &str = "B#";
 pub const FEED_PREFIX: &str = "F#";
 pub const CURSOR_SK: &str = "CURSOR";
+pub const LIST_HEAD_SK: &str = "HEAD";
+/// The one item of the sessions signal partition.
+pub const SESSIONS_SIGNAL_SK: &str = "SESSIONS";
+pub const UNREADABLE_TOKEN_PREFIX: &str = "U#";
+pub const SILENT_TOKEN_PREFIX: &str = "R#";
+/// The counter item of a chain's token facts.
+pub const TOKEN_FACTS_VERSION_SK: &str = "VERSION";
+pub const CHAIN_LOG_PREFIX: &str = "G#";
 
 pub fn session_pk(chain_id: u64) -> String {
     format!("{SESSION_PREFIX}{chain_id}")
@@ -73,6 +85,31 @@ pub fn cursor_pk(chain_id: u64) -> String {
     format!("C#{chain_id}")
 }
 
+pub fn list_pk(chain_id: u64, url: &str) -> String {
+    format!("L#{chain_id}#{}", keccak256(url.as_bytes()))
+}
+
+/// The prefix every page of one generation of a list shares.
+pub fn list_pages_prefix(generation: u64) -> String {
+    format!("P#{generation:020}#")
+}
+
+pub fn list_page_sk(generation: u64, page: usize) -> String {
+    format!("{}{page:05}", list_pages_prefix(generation))
+}
+
+pub fn token_fact_sk(prefix: &str, token: &Address) -> String {
+    format!("{prefix}{}", lower(token))
+}
+
+pub fn chain_log_pk(chain_id: u64, bucket_start_ms: u64) -> String {
+    format!("{CHAIN_LOG_PREFIX}{chain_id}#{bucket_start_ms}")
+}
+
+pub fn chain_log_sk(at_ms: u64, owner: &Address, position: &FeedPosition) -> String {
+    format!("{at_ms:013}#{}#{position}", lower(owner))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +130,7 @@ mod tests {
         );
         assert_ne!(feed_pk(1, &owner), balance_pk(1, &owner));
         assert_ne!(session_pk(1), session_pk(10));
+        assert_eq!(list_page_sk(7, 3), "P#00000000000000000007#00003");
+        assert!(list_page_sk(7, 3).starts_with(&list_pages_prefix(7)));
     }
 }

@@ -3,13 +3,14 @@
 //!
 //! A list is a head item (`L#{chain}#{url hash}` / `HEAD`: URL, validators for revalidation,
 //! when it was fetched, which generation of pages is current, a fetch lease) and pages of
-//! tokens (`P#{generation}#{page}`). A refetch writes a new generation before moving the head
+//! tokens (`P#{generation}#{page}`; the key formats are in [`super::keys`]). A refetch writes a new generation before moving the head
 //! to it, so a reader never mixes two versions; old generations expire by TTL.
 
-use alloy::primitives::{Address, keccak256};
+use alloy::primitives::Address;
 use aws_sdk_dynamodb::types::ReturnValue;
 use serde::{Deserialize, Serialize};
 
+use super::keys::{LIST_HEAD_SK, list_page_sk, list_pages_prefix, list_pk};
 use super::{StorageError, Table, Written, from_item, n, s, written};
 use crate::address::{lower, parse_address};
 use crate::token::TokenMetadata;
@@ -72,17 +73,6 @@ struct ListPageRecord {
 
 type PageRow = (String, String, String, u8);
 
-const HEAD_SK: &str = "HEAD";
-
-fn list_pk(chain_id: u64, url: &str) -> String {
-    // Hashed: URLs can be long and contain `#`.
-    format!("L#{chain_id}#{}", keccak256(url.as_bytes()))
-}
-
-fn page_sk(generation: u64, page: usize) -> String {
-    format!("P#{generation:020}#{page:05}")
-}
-
 impl From<ListHeadRecord> for CachedListHead {
     fn from(r: ListHeadRecord) -> Self {
         Self {
@@ -110,12 +100,7 @@ impl Table {
         url: &str,
     ) -> Result<Option<CachedListHead>, StorageError> {
         let out = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key("pk", s(list_pk(chain_id, url)))
-            .key("sk", s(HEAD_SK))
-            .consistent_read(true)
+            .read_item(list_pk(chain_id, url), LIST_HEAD_SK)
             .send()
             .await
             .map_err(StorageError::from_sdk)?;
@@ -136,11 +121,7 @@ impl Table {
         lease_until: u64,
     ) -> Result<Written, StorageError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key("pk", s(list_pk(chain_id, url)))
-            .key("sk", s(HEAD_SK))
+            .update(list_pk(chain_id, url), LIST_HEAD_SK)
             .update_expression(
                 "SET #url = :url, lease_until = :lease, #ttl = if_not_exists(#ttl, :ttl)",
             )
@@ -164,11 +145,7 @@ impl Table {
     /// Gives a lease up after a failed fetch, so the next request may try at once.
     pub async fn release_list_fetch(&self, chain_id: u64, url: &str) -> Result<(), StorageError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key("pk", s(list_pk(chain_id, url)))
-            .key("sk", s(HEAD_SK))
+            .update(list_pk(chain_id, url), LIST_HEAD_SK)
             .update_expression("REMOVE lease_until")
             .condition_expression("attribute_exists(pk)")
             .send()
@@ -183,11 +160,7 @@ impl Table {
         url: &str,
         now: u64,
     ) -> Result<(), StorageError> {
-        self.client
-            .update_item()
-            .table_name(&self.name)
-            .key("pk", s(list_pk(chain_id, url)))
-            .key("sk", s(HEAD_SK))
+        self.update(list_pk(chain_id, url), LIST_HEAD_SK)
             .update_expression("SET fetched_at = :now, #ttl = :ttl REMOVE lease_until")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":now", n(now))
@@ -216,7 +189,7 @@ impl Table {
                 .collect();
             let record = ListPageRecord {
                 pk: pk.clone(),
-                sk: page_sk(head.generation, page),
+                sk: list_page_sk(head.generation, page),
                 tokens: serde_json::to_string(&rows).map_err(|e| StorageError::corrupt(&pk, e))?,
                 ttl,
             };
@@ -224,7 +197,7 @@ impl Table {
         }
         let record = ListHeadRecord {
             pk,
-            sk: HEAD_SK.into(),
+            sk: LIST_HEAD_SK.into(),
             url: head.url.clone(),
             list_name: head.list_name.clone(),
             etag: head.etag.clone(),
@@ -246,44 +219,31 @@ impl Table {
         chain_id: u64,
         head: &CachedListHead,
     ) -> Result<Vec<(Address, TokenMetadata)>, StorageError> {
-        let pk = list_pk(chain_id, &head.url);
-        let prefix = format!("P#{:020}#", head.generation);
+        let query = self
+            .query(
+                "pk = :pk AND begins_with(sk, :prefix)",
+                list_pk(chain_id, &head.url),
+            )
+            .expression_attribute_values(":prefix", s(list_pages_prefix(head.generation)))
+            .consistent_read(true);
         let mut tokens = Vec::with_capacity(head.token_count);
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.name)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(prefix.clone()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(StorageError::from_sdk)?;
-            for item in out.items.unwrap_or_default() {
-                let page = from_item::<ListPageRecord>(item)?;
-                let rows: Vec<PageRow> = serde_json::from_str(&page.tokens)
-                    .map_err(|e| StorageError::corrupt(&page.sk, e))?;
-                for (address, symbol, name, decimals) in rows {
-                    let address =
-                        parse_address(&address).map_err(|e| StorageError::corrupt(&page.sk, e))?;
-                    tokens.push((
-                        address,
-                        TokenMetadata {
-                            symbol,
-                            name,
-                            decimals,
-                        },
-                    ));
-                }
-            }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(tokens),
+        for item in self.query_items(query).await? {
+            let page = from_item::<ListPageRecord>(item)?;
+            let rows: Vec<PageRow> = serde_json::from_str(&page.tokens)
+                .map_err(|e| StorageError::corrupt(&page.sk, e))?;
+            for (address, symbol, name, decimals) in rows {
+                let address =
+                    parse_address(&address).map_err(|e| StorageError::corrupt(&page.sk, e))?;
+                tokens.push((
+                    address,
+                    TokenMetadata {
+                        symbol,
+                        name,
+                        decimals,
+                    },
+                ));
             }
         }
+        Ok(tokens)
     }
 }

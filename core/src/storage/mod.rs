@@ -3,14 +3,14 @@
 
 mod balances;
 mod chain_log;
+mod cursor;
 mod error;
-mod feed_probe;
+mod feed;
 pub mod keys;
 mod lists;
 mod rate;
 mod records;
 mod schema;
-mod session_version;
 mod sessions;
 mod stream;
 mod token_facts;
@@ -19,9 +19,10 @@ mod webhooks;
 
 use std::collections::HashMap;
 
-use alloy::primitives::Address;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
 
@@ -32,16 +33,13 @@ pub use chain_log::{
 };
 pub use error::StorageError;
 pub use lists::CachedListHead;
-pub use session_version::SessionsSignal;
+pub use sessions::SessionsSignal;
 pub use stream::{
     StreamImage, balance_item_from_image, feed_entry_from_image, image_is_first_read, image_version,
 };
 pub use token_facts::TokenFact;
 pub use tokens::CachedMetadata;
 pub use webhooks::webhook_replay_requested;
-
-use crate::model::{ChainCursor, FeedEntry, FeedPosition};
-use records::{CursorRecord, FeedRecord};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -142,6 +140,36 @@ impl Table {
             .key("sk", s(sk))
     }
 
+    /// A consistent read of one item, by key; the caller may narrow what it returns.
+    fn read_item(&self, pk: String, sk: impl Into<String>) -> GetItemFluentBuilder {
+        self.client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+    }
+
+    /// A query of one partition: `condition` names the partition `:pk`; the caller adds the
+    /// rest of the condition's values and the read's options.
+    fn query(&self, condition: &str, pk: String) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.name)
+            .key_condition_expression(condition)
+            .expression_attribute_values(":pk", s(pk))
+    }
+
+    /// Every item `query` matches, page after page.
+    async fn query_items(&self, query: QueryFluentBuilder) -> Result<Vec<Item>, StorageError> {
+        let mut items = vec![];
+        let mut pages = query.into_paginator().items().send();
+        while let Some(item) = pages.next().await {
+            items.push(item.map_err(StorageError::from_sdk)?);
+        }
+        Ok(items)
+    }
+
     /// Writes a batch of at most 25 requests, sending what DynamoDB leaves unprocessed
     /// (under throttling) again with backoff.
     async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), StorageError> {
@@ -163,128 +191,6 @@ impl Table {
         Ok(())
     }
 
-    /// Appends an entry to the wallet's change feed. Idempotent: a stream record delivered
-    /// twice has the same position and is written once.
-    pub async fn append_feed(&self, entry: &FeedEntry, ttl: u64) -> Result<Written, StorageError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.name)
-            .set_item(Some(to_item(FeedRecord::new(entry, ttl))?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        written(result)
-    }
-
-    /// Feed entries after `after`, oldest first, at most `limit` (a consistent read, so an
-    /// entry appended before the query is never missed).
-    pub async fn feed_after(
-        &self,
-        chain_id: u64,
-        owner: &Address,
-        after: &FeedPosition,
-        limit: i32,
-    ) -> Result<Vec<FeedEntry>, StorageError> {
-        let out = self
-            .feed_after_query(chain_id, owner, after)
-            .consistent_read(true)
-            .limit(limit)
-            .send()
-            .await
-            .map_err(StorageError::from_sdk)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| FeedEntry::try_from(from_item::<FeedRecord>(i)?))
-            .collect()
-    }
-
-    /// The query of a wallet's feed entries after `after`, oldest first.
-    fn feed_after_query(
-        &self,
-        chain_id: u64,
-        owner: &Address,
-        after: &FeedPosition,
-    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-        self.client
-            .query()
-            .table_name(&self.name)
-            .key_condition_expression("pk = :pk AND sk > :after")
-            .expression_attribute_values(":pk", s(keys::feed_pk(chain_id, owner)))
-            .expression_attribute_values(":after", s(after.as_str()))
-    }
-
-    /// Whether `position` is an entry still in the wallet's feed and not yet expired. Entries
-    /// expire in the order they were written, so everything after a live entry is there too:
-    /// a replay from it is complete.
-    pub async fn feed_position_is_live(
-        &self,
-        chain_id: u64,
-        owner: &Address,
-        position: &FeedPosition,
-        now: u64,
-    ) -> Result<bool, StorageError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key("pk", s(keys::feed_pk(chain_id, owner)))
-            .key("sk", s(position.as_str()))
-            .projection_expression("#ttl")
-            .expression_attribute_names("#ttl", "ttl")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StorageError::from_sdk)?;
-        let ttl = out
-            .item
-            .as_ref()
-            .and_then(|i| i.get("ttl"))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<u64>().ok());
-        Ok(ttl.is_some_and(|ttl| ttl > now))
-    }
-
-    /// The newest position in the wallet's feed, or the start when it is empty.
-    pub async fn latest_feed_position(
-        &self,
-        chain_id: u64,
-        owner: &Address,
-    ) -> Result<FeedPosition, StorageError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.name)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(keys::feed_pk(chain_id, owner)))
-            .projection_expression("sk")
-            .scan_index_forward(false)
-            .consistent_read(true)
-            .limit(1)
-            .send()
-            .await
-            .map_err(StorageError::from_sdk)?;
-        let latest = out.items.unwrap_or_default().into_iter().next();
-        match latest
-            .as_ref()
-            .and_then(|i| i.get("sk"))
-            .and_then(|v| v.as_s().ok())
-        {
-            Some(sk) => FeedPosition::parse(sk).map_err(|e| StorageError::corrupt(sk.clone(), e)),
-            None => Ok(FeedPosition::start()),
-        }
-    }
-
-    pub async fn cursor(&self, chain_id: u64) -> Result<Option<ChainCursor>, StorageError> {
-        self.get::<CursorRecord, ChainCursor>(keys::cursor_pk(chain_id), keys::CURSOR_SK)
-            .await
-    }
-
-    pub async fn put_cursor(&self, cursor: &ChainCursor) -> Result<(), StorageError> {
-        self.put(CursorRecord::from(cursor)).await
-    }
-
     /// Writes a whole item, unconditionally, from its record.
     async fn put(&self, record: impl serde::Serialize) -> Result<(), StorageError> {
         self.client
@@ -304,12 +210,7 @@ impl Table {
         T: TryFrom<R, Error = StorageError>,
     {
         let out = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .consistent_read(true)
+            .read_item(pk, sk)
             .send()
             .await
             .map_err(StorageError::from_sdk)?;
@@ -322,14 +223,9 @@ impl Table {
     /// consistently: the per-chain counters (sessions version, live count, token facts).
     async fn number(&self, pk: String, sk: &str, name: &str) -> Result<u64, StorageError> {
         let out = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
+            .read_item(pk, sk)
             .projection_expression("#attr")
             .expression_attribute_names("#attr", name)
-            .consistent_read(true)
             .send()
             .await
             .map_err(StorageError::from_sdk)?;
@@ -342,28 +238,10 @@ impl Table {
             .unwrap_or(0))
     }
 
-    async fn query_all(&self, pk: String, limit: Option<i32>) -> Result<Vec<Item>, StorageError> {
-        let mut items = vec![];
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.name)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .consistent_read(true)
-                .set_limit(limit)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(StorageError::from_sdk)?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
-            }
-        }
+    /// Every item of partition `pk` (a consistent read).
+    async fn query_all(&self, pk: String) -> Result<Vec<Item>, StorageError> {
+        self.query_items(self.query("pk = :pk", pk).consistent_read(true))
+            .await
     }
 }
 

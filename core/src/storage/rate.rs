@@ -1,7 +1,7 @@
 //! Fixed-window request counters in the table: shared by every Lambda container, so a limit
 //! holds however many instances a flood spins up.
 
-use super::{StorageError, Table, Written, keys, n, s, written};
+use super::{StorageError, Table, Written, keys, n, written};
 
 impl Table {
     /// Counts one use of `key` in the window starting at `window_start`; `false` (nothing
@@ -14,11 +14,7 @@ impl Table {
         limit: u64,
     ) -> Result<bool, StorageError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key("pk", s(keys::rate_pk(key)))
-            .key("sk", s(window_start.to_string()))
+            .update(keys::rate_pk(key), window_start.to_string())
             .update_expression("ADD hits :one SET #ttl = if_not_exists(#ttl, :ttl)")
             .condition_expression("attribute_not_exists(hits) OR hits < :limit")
             .expression_attribute_names("#ttl", "ttl")

@@ -1,6 +1,11 @@
 //! Session items (`S#{chain}` / `{owner}`): written whole by the api under the revision it
 //! read (optimistic concurrency), kept alive by open streams, grown by the poller's token
 //! discovery, and asked for a background re-read when a stream opens.
+//!
+//! Beside them, per chain, the signal item (`V#{chain}` / `SESSIONS`) the poller reads once
+//! per block instead of every session: a version bumped whenever a session is created or grows
+//! (or a list it follows changes), the wallets whose streams asked for a background re-read,
+//! and the live session count the poller last saw.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -9,7 +14,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::records::SessionRecord;
 use super::{StorageError, Table, Written, from_item, is_condition_failure, keys, n, s, written};
-use crate::address::lower;
+use crate::address::{lower, parse_address};
 use crate::model::Session;
 
 fn string_set<'a>(values: impl IntoIterator<Item = &'a Address>) -> Option<AttributeValue> {
@@ -158,9 +163,22 @@ impl Table {
             .await
     }
 
+    /// The wallet's session if it has not expired at `now`.
+    pub async fn live_session(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+        now: u64,
+    ) -> Result<Option<Session>, StorageError> {
+        Ok(self
+            .session(chain_id, owner)
+            .await?
+            .filter(|s| s.expires_at > now))
+    }
+
     /// Every session of a chain, expired ones included.
     pub async fn sessions(&self, chain_id: u64) -> Result<Vec<Session>, StorageError> {
-        let items = self.query_all(keys::session_pk(chain_id), None).await?;
+        let items = self.query_all(keys::session_pk(chain_id)).await?;
         items
             .into_iter()
             .map(|i| Session::try_from(from_item::<SessionRecord>(i)?))
@@ -193,10 +211,9 @@ impl Table {
         match result {
             Ok(_) => Ok(true),
             // Gone, expired, or already kept alive further by another stream.
-            Err(e) if is_condition_failure(&e) => Ok(self
-                .session(chain_id, owner)
-                .await?
-                .is_some_and(|s| s.expires_at > now)),
+            Err(e) if is_condition_failure(&e) => {
+                Ok(self.live_session(chain_id, owner, now).await?.is_some())
+            }
             Err(e) => Err(StorageError::from_sdk(e)),
         }
     }
@@ -263,5 +280,121 @@ impl Table {
         }
         self.add_rescan(chain_id, owner).await?;
         Ok(true)
+    }
+}
+
+/// What the poller learns from the signal item each block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionsSignal {
+    /// 0 before any session was ever added.
+    pub version: u64,
+    /// Wallets waiting for a re-read of their whole token set.
+    pub rescans: BTreeSet<Address>,
+}
+
+impl Table {
+    /// Marks the chain's sessions as changed.
+    pub async fn bump_sessions_version(&self, chain_id: u64) -> Result<(), StorageError> {
+        self.update(keys::version_pk(chain_id), keys::SESSIONS_SIGNAL_SK)
+            .update_expression("ADD version :one")
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(StorageError::from_sdk)?;
+        Ok(())
+    }
+
+    /// The chain's sessions version and pending re-reads, in one consistent read.
+    pub async fn sessions_signal(&self, chain_id: u64) -> Result<SessionsSignal, StorageError> {
+        let out = self
+            .read_item(keys::version_pk(chain_id), keys::SESSIONS_SIGNAL_SK)
+            .projection_expression("#version, #rescans")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#rescans", "rescans")
+            .send()
+            .await
+            .map_err(StorageError::from_sdk)?;
+        let item = out.item.unwrap_or_default();
+        let version = item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let rescans = match item.get("rescans") {
+            Some(AttributeValue::Ss(owners)) => owners
+                .iter()
+                .map(|o| {
+                    parse_address(o)
+                        .map_err(|e| StorageError::corrupt(keys::version_pk(chain_id), e))
+                })
+                .collect::<Result<_, _>>()?,
+            _ => BTreeSet::new(),
+        };
+        Ok(SessionsSignal { version, rescans })
+    }
+
+    /// Queues a re-read of the wallet's whole token set for the poller.
+    pub(crate) async fn add_rescan(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+    ) -> Result<(), StorageError> {
+        self.update(keys::version_pk(chain_id), keys::SESSIONS_SIGNAL_SK)
+            .update_expression("ADD #rescans :owner")
+            .expression_attribute_names("#rescans", "rescans")
+            .expression_attribute_values(":owner", AttributeValue::Ss(vec![lower(owner)]))
+            .send()
+            .await
+            .map_err(StorageError::from_sdk)?;
+        Ok(())
+    }
+
+    /// Removes re-reads the poller has done (only those: requests added meanwhile stay).
+    pub async fn take_rescans(
+        &self,
+        chain_id: u64,
+        owners: &BTreeSet<Address>,
+    ) -> Result<(), StorageError> {
+        if owners.is_empty() {
+            return Ok(());
+        }
+        self.update(keys::version_pk(chain_id), keys::SESSIONS_SIGNAL_SK)
+            .update_expression("DELETE #rescans :owners")
+            .expression_attribute_names("#rescans", "rescans")
+            .expression_attribute_values(
+                ":owners",
+                AttributeValue::Ss(owners.iter().map(lower).collect()),
+            )
+            .send()
+            .await
+            .map_err(StorageError::from_sdk)?;
+        Ok(())
+    }
+
+    /// Records how many live sessions the poller watches on the chain (on each full reload).
+    pub async fn set_live_sessions(&self, chain_id: u64, live: u64) -> Result<(), StorageError> {
+        self.update(keys::version_pk(chain_id), keys::SESSIONS_SIGNAL_SK)
+            .update_expression("SET live = :live")
+            .expression_attribute_values(":live", n(live))
+            .send()
+            .await
+            .map_err(StorageError::from_sdk)?;
+        Ok(())
+    }
+
+    /// Live sessions on the chain as the poller last counted them (0 before it did).
+    pub async fn live_sessions(&self, chain_id: u64) -> Result<u64, StorageError> {
+        self.number(keys::version_pk(chain_id), keys::SESSIONS_SIGNAL_SK, "live")
+            .await
+    }
+
+    /// The chain's sessions version: 0 before any session was ever added.
+    pub async fn sessions_version(&self, chain_id: u64) -> Result<u64, StorageError> {
+        self.number(
+            keys::version_pk(chain_id),
+            keys::SESSIONS_SIGNAL_SK,
+            "version",
+        )
+        .await
     }
 }

@@ -14,15 +14,10 @@ use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use serde::{Deserialize, Serialize};
 
 use super::{StorageError, Table, from_item, keys, s, to_item};
-use crate::address::{lower, parse_address};
+use crate::address::parse_address;
 
 /// Most items in one BatchWriteItem (the DynamoDB limit).
 const BATCH_WRITE: usize = 25;
-const UNREADABLE: &str = "U#";
-const SILENT: &str = "R#";
-/// A counter of the chain's recorded facts: a reader holding a copy of the facts reads this
-/// one small item to know whether its copy still holds.
-const VERSION_SK: &str = "VERSION";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct TokenFactRecord {
@@ -41,8 +36,8 @@ pub enum TokenFact {
 impl TokenFact {
     fn prefix(self) -> &'static str {
         match self {
-            Self::Unreadable => UNREADABLE,
-            Self::Silent => SILENT,
+            Self::Unreadable => keys::UNREADABLE_TOKEN_PREFIX,
+            Self::Silent => keys::SILENT_TOKEN_PREFIX,
         }
     }
 }
@@ -62,7 +57,7 @@ impl Table {
                 .map(|token| {
                     let record = TokenFactRecord {
                         pk: keys::token_facts_pk(chain_id),
-                        sk: format!("{}{}", fact.prefix(), lower(token)),
+                        sk: keys::token_fact_sk(fact.prefix(), token),
                         ttl: until,
                     };
                     let put = PutRequest::builder()
@@ -75,7 +70,9 @@ impl Table {
             self.batch_write(requests).await?;
         }
         if !tokens.is_empty() {
-            self.update(keys::token_facts_pk(chain_id), VERSION_SK)
+            // A counter of the chain's recorded facts: a reader holding a copy of the facts
+            // reads this one small item to know whether its copy still holds.
+            self.update(keys::token_facts_pk(chain_id), keys::TOKEN_FACTS_VERSION_SK)
                 .update_expression("ADD #version :one")
                 .expression_attribute_names("#version", "version")
                 .expression_attribute_values(":one", super::n(1))
@@ -88,8 +85,12 @@ impl Table {
 
     /// How many times facts were recorded on the chain (0 before any).
     pub async fn token_facts_version(&self, chain_id: u64) -> Result<u64, StorageError> {
-        self.number(keys::token_facts_pk(chain_id), VERSION_SK, "version")
-            .await
+        self.number(
+            keys::token_facts_pk(chain_id),
+            keys::TOKEN_FACTS_VERSION_SK,
+            "version",
+        )
+        .await
     }
 
     /// The tokens of the chain `fact` holds for now.
@@ -99,36 +100,22 @@ impl Table {
         fact: TokenFact,
         now: u64,
     ) -> Result<BTreeSet<Address>, StorageError> {
-        let pk = keys::token_facts_pk(chain_id);
+        let query = self
+            .query(
+                "pk = :pk AND begins_with(sk, :prefix)",
+                keys::token_facts_pk(chain_id),
+            )
+            .expression_attribute_values(":prefix", s(fact.prefix()));
         let mut tokens = BTreeSet::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.name)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(fact.prefix()))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(StorageError::from_sdk)?;
-            for item in out.items.unwrap_or_default() {
-                let record = from_item::<TokenFactRecord>(item)?;
-                // TTL deletion lags: an expired fact no longer holds.
-                if record.ttl <= now {
-                    continue;
-                }
-                let token = record.sk.get(fact.prefix().len()..).unwrap_or_default();
-                tokens.insert(
-                    parse_address(token).map_err(|e| StorageError::corrupt(&record.sk, e))?,
-                );
+        for item in self.query_items(query).await? {
+            let record = from_item::<TokenFactRecord>(item)?;
+            // TTL deletion lags: an expired fact no longer holds.
+            if record.ttl <= now {
+                continue;
             }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(tokens),
-            }
+            let token = record.sk.get(fact.prefix().len()..).unwrap_or_default();
+            tokens.insert(parse_address(token).map_err(|e| StorageError::corrupt(&record.sk, e))?);
         }
+        Ok(tokens)
     }
 }

@@ -253,7 +253,7 @@ impl Table {
         chain_id: u64,
         owner: &Address,
     ) -> Result<Vec<String>, StorageError> {
-        let items = self.query_all(wallet_pk(chain_id, owner), None).await?;
+        let items = self.query_all(wallet_pk(chain_id, owner)).await?;
         items
             .into_iter()
             .map(|i| from_item::<WalletIndexRecord>(i).map(|r| r.sk))
@@ -282,7 +282,7 @@ impl Table {
             .send()
             .await
             .map_err(StorageError::from_sdk)?;
-        let rest = self.query_all(subscription_pk(&sub.id), None).await?;
+        let rest = self.query_all(subscription_pk(&sub.id)).await?;
         for chunk in rest.chunks(25) {
             let requests = chunk
                 .iter()

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
 use crate::token_lists::{FetchError, ListError};
-use crate::webhooks::WebhookError;
+use crate::webhook_error::WebhookError;
 use live_balances::pairs::{PairError, PairListError};
 use live_balances::token_list::TokenListError;
 

@@ -2,30 +2,41 @@
 //! and one set of handlers for both transports. The Lambda shell (`main.rs`, behind the
 //! function URL) and the server shell (the `server` crate, behind a load balancer) each turn
 //! their requests into a [`Request`] and hand it to [`handler`].
+//!
+//! Modules, top to bottom (each imports only those below it):
+//! - this file: the router; [`openapi`]: `GET /openapi.json`, listing the routes;
+//! - `routes/`: the handlers, one file per route group (sessions, multi_sessions, balance, sse,
+//!   multi_sse, webhooks, health, demo);
+//! - below the routes: `request` (the request and parsing its parts), `route_docs` (OpenAPI
+//!   rows, parameters and event schemas several routes share), `tracked` (a wallet's live
+//!   session and its tokens), `limits` (rate and session limits), `tokens` (resolving a
+//!   request's lists and custom tokens), `stream` (the SSE engine of both streams), `snapshot`
+//!   (a stream's `all_balances`), `feed` (paging a wallet's feed);
+//! - shared state: `state` (settings, table, chain readers), `hub` (one feed subscription per
+//!   process, fanned out to streams), `catalog` (list versions and token metadata),
+//!   `token_lists` (fetching lists safely);
+//! - the bottom: `error` (every error and its HTTP answer, `webhook_error` the webhook routes'
+//!   own), `body` (response bodies).
 
-mod balance;
 mod body;
 mod catalog;
-mod demo;
 mod error;
 mod feed;
-mod health;
 mod hub;
 mod limits;
-mod multi_sessions;
-mod multi_sse;
 mod openapi;
 mod request;
 #[cfg(test)]
 mod request_props;
-mod sessions;
+mod route_docs;
+mod routes;
 mod snapshot;
-mod sse;
 mod state;
 mod stream;
 mod token_lists;
 mod tokens;
-mod webhooks;
+mod tracked;
+mod webhook_error;
 
 use std::convert::Infallible;
 
@@ -38,7 +49,8 @@ pub use openapi::pretty_document as openapi_document;
 pub use request::{ClientAddress, Deadline, MAX_BODY_BYTES, Request, client_address};
 pub use state::{StartError, State};
 
-use sessions::Upsert;
+use routes::sessions::Upsert;
+use routes::{balance, demo, health, multi_sessions, multi_sse, sessions, sse, webhooks};
 
 /// Routes one request. Never fails: every error becomes a JSON answer with a status.
 pub async fn handler(state: &State, req: Request) -> Result<Response<ResponseBody>, Infallible> {

@@ -4,12 +4,13 @@
 // The release build's layout computation of the nested handler futures goes past the default.
 #![recursion_limit = "256"]
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use api::{ClientAddress, Deadline, State, handler};
 use bytes::Bytes;
 use lambda_http::request::RequestContext;
-use lambda_http::{Error, RequestExt, run_with_streaming_response, service_fn, tracing};
+use lambda_http::{Error, RequestExt, run_with_streaming_response_concurrent, service_fn, tracing};
 use live_balances::backoff::Backoff;
 
 /// Consecutive runtime failures tolerated before the process gives up and exits.
@@ -62,16 +63,29 @@ fn to_router(req: lambda_http::Request) -> api::Request {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let state = State::start().await?;
+    let state = Arc::new(State::start().await?);
     // When a client leaves mid-stream the runtime API may drop the response connection, and
     // the runtime then returns that error. One lost stream must not take the instance (and the
     // invocations queued on it) down, so the runtime loop is resumed; only repeated failures
     // in quick succession end the process.
+    //
+    // Classic Lambda gives an instance one invocation at a time. Where the environment sets
+    // `AWS_LAMBDA_MAX_CONCURRENCY` (Lambda Managed Instances, and the local stack's instances)
+    // that many invocations are polled for at once: locally, `cargo lambda watch` deadlocks for
+    // good once more than 100 invocations wait for an instance (its queue is bounded and is
+    // pushed to under the lock its pollers need), and hundreds of streams reconnecting on a
+    // loaded machine got there with one poller per instance.
     let mut failures = 0;
     loop {
         let started = Instant::now();
-        let serve = service_fn(|req| handler(&state, to_router(req)));
-        match run_with_streaming_response(serve).await {
+        let serve = {
+            let state = state.clone();
+            service_fn(move |req| {
+                let state = state.clone();
+                async move { handler(&state, to_router(req)).await }
+            })
+        };
+        match run_with_streaming_response_concurrent(serve).await {
             Ok(()) => return Ok(()),
             Err(error) => {
                 failures = if started.elapsed() > Duration::from_secs(10) {

@@ -1,113 +1,18 @@
 //! `GET /openapi.json`: every route, request, answer and SSE event, described from the code
-//! (the handlers' `#[utoipa::path]` and the wire types' derived schemas), never by hand.
+//! (the handlers' `#[utoipa::path]` and the wire types' derived schemas, the rows and events
+//! several routes share in [`crate::route_docs`]), never by hand. It sits above the routes:
+//! it lists them, they never import it.
 
 use http::Response;
 use http::StatusCode;
-use live_balances::sse::{AllBalances, AllowanceUpdate, BalanceUpdate, Ping, StreamError};
+use live_balances::sse::{Ping, StreamError};
 use live_balances::webhook::Delivery;
-use serde::Serialize;
 use utoipa::openapi::path::{Operation, PathItem};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::body::{self, ResponseBody};
-
-/// The events of `GET /sse/{chain_id}/balances/{owner}`: each `event:` name and the JSON of
-/// its `data:` line. Documentation only; [`live_balances::sse::SseEvent`] writes them.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // described, never built
-pub(crate) enum SseEventData {
-    AllBalances(AllBalances),
-    BalanceUpdate(BalanceUpdate),
-    AllowanceUpdate(AllowanceUpdate),
-    Ping(Ping),
-    /// The `Last-Event-ID` is no longer in the feed; an `all_balances` follows.
-    Resync(StreamError),
-    /// The stream ends for the reason given (e.g. `session_expired`).
-    Error(StreamError),
-}
-
-/// The pair a multi-wallet stream's event is about.
-// Documentation only, as the schemas below: `SseEvent::encode_in` writes them.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)] // described, never built
-pub(crate) struct PairTag {
-    chain_id: u64,
-    /// Lowercase 0x address
-    owner: String,
-}
-
-/// `all_balances` of one pair of a multi-wallet stream.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)] // described, never built
-pub(crate) struct PairAllBalances {
-    #[serde(flatten)]
-    pair: PairTag,
-    #[serde(flatten)]
-    data: AllBalances,
-}
-
-/// `balance_update` of one pair of a multi-wallet stream.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)] // described, never built
-pub(crate) struct PairBalanceUpdate {
-    #[serde(flatten)]
-    pair: PairTag,
-    #[serde(flatten)]
-    data: BalanceUpdate,
-}
-
-/// `allowance_update` of one pair of a multi-wallet stream.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)] // described, never built
-pub(crate) struct PairAllowanceUpdate {
-    #[serde(flatten)]
-    pair: PairTag,
-    #[serde(flatten)]
-    data: AllowanceUpdate,
-}
-
-/// `resync` or `error` of one pair of a multi-wallet stream; the stream's own `error` (e.g.
-/// `storage_unavailable`, before it ends) names no pair.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)] // described, never built
-pub(crate) struct PairStreamError {
-    #[serde(flatten)]
-    pair: Option<PairTag>,
-    #[serde(flatten)]
-    data: StreamError,
-}
-
-/// The events of `GET /sse/balances`: those of the single-wallet stream, each naming its
-/// pair (`chainId`, `owner`) but `ping`. Every data event's `id` is the stream's composite id.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // described, never built
-pub(crate) enum MultiSseEventData {
-    AllBalances(PairAllBalances),
-    BalanceUpdate(PairBalanceUpdate),
-    AllowanceUpdate(PairAllowanceUpdate),
-    Ping(Ping),
-    /// The pair's position is no longer in its feed, or the `Last-Event-ID` is not one of
-    /// this stream's: the pair's `all_balances` follows.
-    Resync(PairStreamError),
-    /// The pair is left out from here on (`session_expired`, `session_not_found`), or, naming
-    /// no pair, the stream ends.
-    Error(PairStreamError),
-}
-
-/// The path parameters every per-wallet route starts with. Documentation only: the router
-/// parses them ([`crate::request::wallet`]).
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)] // described, never built
-pub(crate) struct WalletPath {
-    /// A chain this deployment serves, e.g. 1
-    chain_id: u64,
-    /// Wallet address: 0x + 40 hex, lower/upper case or EIP-55 checksummed; not the zero address
-    owner: String,
-}
+use crate::error::ErrorBody;
+use crate::route_docs::{MultiSseEventData, SseEventData};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -116,21 +21,21 @@ pub(crate) struct WalletPath {
         description = "Real-time ERC-20 and native balances and allowances of wallets, pushed over Server-Sent Events."
     ),
     paths(
-        crate::sessions::upsert,
-        crate::sessions::get,
-        crate::multi_sessions::upsert,
-        crate::balance::get,
-        crate::balance::batch,
-        crate::sse::open,
-        crate::multi_sse::open,
-        crate::webhooks::create,
-        crate::webhooks::get,
-        crate::webhooks::delete,
-        crate::webhooks::replay,
-        crate::health::report,
+        crate::routes::sessions::upsert,
+        crate::routes::sessions::get,
+        crate::routes::multi_sessions::upsert,
+        crate::routes::balance::get,
+        crate::routes::balance::batch,
+        crate::routes::sse::open,
+        crate::routes::multi_sse::open,
+        crate::routes::webhooks::create,
+        crate::routes::webhooks::get,
+        crate::routes::webhooks::delete,
+        crate::routes::webhooks::replay,
+        crate::routes::health::report,
         document,
     ),
-    components(schemas(SseEventData, MultiSseEventData, StreamError, Ping, Delivery)),
+    components(schemas(SseEventData, MultiSseEventData, StreamError, Ping, ErrorBody, Delivery)),
     modifiers(&OneIdPerOperation),
 )]
 pub(crate) struct ApiDoc;

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 
 use crate::error::ApiError;
 use crate::request::{MAX_BODY_BYTES, Request, addresses, chain_id, json_body, owner};
-use crate::sessions::SessionRequest;
+use crate::routes::sessions::SessionRequest;
 
 fn any_address() -> impl Strategy<Value = Address> {
     any::<[u8; 20]>()

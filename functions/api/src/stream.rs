@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Response;
+use live_balances::clock::unix_now;
 use live_balances::model::{FeedEntry, FeedPosition};
 use live_balances::pairs::{PairSet, WalletPair};
 use live_balances::shown::ShownValues;
@@ -35,7 +36,6 @@ use crate::body::{self, ResponseBody};
 use crate::feed::FeedPages;
 use crate::hub::{News, Subscription};
 use crate::request::{self, Deadline, Request};
-use crate::sessions::unix_now;
 use crate::snapshot;
 use crate::state::State;
 

@@ -21,8 +21,6 @@ use crate::{cors, exchange};
 /// the load balancer's idle timeout (60 s in `template.yaml`), so the balancer, not the
 /// server, closes idle connections and never sends on one the server just closed.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(75);
-/// After an accept error (out of file descriptors), a pause before the next accept.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Serves `listener` until `shutdown` resolves, then drains.
 pub async fn run(
@@ -41,14 +39,7 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         let (socket, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(ACCEPT_PAUSE).await;
-                    continue;
-                }
-            },
+            accepted = live_balances::accept::next(&listener) => accepted,
             _ = &mut shutdown => break,
         };
         let _ = socket.set_nodelay(true);

@@ -44,9 +44,17 @@ pub struct Service {
 
 impl Service {
     /// Starts `command` with stdout and stderr appended to `<log_dir>/<name>.log`.
-    pub fn spawn(name: &str, mut command: Command, log_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(log_dir)?;
-        let log = log_dir.join(format!("{name}.log"));
+    pub fn spawn(name: &str, command: Command, log_dir: &Path) -> anyhow::Result<Self> {
+        Self::spawn_logging_to(name, command, &log_dir.join(format!("{name}.log")))
+    }
+
+    /// Starts `command` with stdout and stderr appended to `log` (several processes may share
+    /// one log: every write appends).
+    pub fn spawn_logging_to(name: &str, mut command: Command, log: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let log = log.to_path_buf();
         let out = File::options().create(true).append(true).open(&log)?;
         command
             .stdout(out.try_clone()?)

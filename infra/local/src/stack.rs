@@ -41,7 +41,9 @@ pub struct StackOptions {
     pub chain: ChainSource,
     pub log_dir: PathBuf,
     pub table_name: String,
-    /// Function instances `cargo lambda watch` may run per function at once.
+    /// Instances of the api function running at once (each takes up to
+    /// `API_INVOCATIONS_PER_INSTANCE` invocations at a time and keeps serving the streams it
+    /// started while it takes the next).
     pub lambda_concurrency: u32,
     /// Where the functions (not the poller or the pump) reach DynamoDB, when not directly:
     /// tests put a fault-injecting proxy there.
@@ -85,6 +87,15 @@ pub struct LocalStack {
 }
 
 const ANVIL_CHAIN_ID: u64 = 31337;
+/// Instances of the fanout function: the pump invokes it once per shard at a time.
+const FANOUT_INSTANCES: u32 = 2;
+/// Instances of the webhooks function: its own pump invokes it once per shard at a time.
+const WEBHOOKS_INSTANCES: u32 = 2;
+/// Invocations each api instance polls for at once (`AWS_LAMBDA_MAX_CONCURRENCY`, as on Lambda
+/// Managed Instances). `cargo lambda watch` deadlocks for good once more than 100 invocations
+/// of a function wait for an instance, so the instances together poll for more invocations
+/// than the tests ever have in flight (500 streams reconnecting).
+const API_INVOCATIONS_PER_INSTANCE: u32 = 16;
 /// The second devnet's chain id: anvil's default plus one.
 pub const SECOND_ANVIL_CHAIN_ID: u64 = 31338;
 
@@ -228,19 +239,32 @@ impl LocalStack {
         self.spawn_with(name, command, &[])
     }
 
-    /// Spawns with the stack's environment, `overrides` applied last.
+    /// Spawns with the stack's environment, `overrides` applied last, logging to
+    /// `<log_dir>/<name>.log`.
     fn spawn_with(
+        &self,
+        name: &str,
+        command: Command,
+        overrides: &[(String, String)],
+    ) -> anyhow::Result<()> {
+        let log = self.log_of(name);
+        self.spawn_logging_to(name, command, overrides, &log)
+    }
+
+    /// [`Self::spawn_with`], logging to `log`.
+    fn spawn_logging_to(
         &self,
         name: &str,
         mut command: Command,
         overrides: &[(String, String)],
+        log: &std::path::Path,
     ) -> anyhow::Result<()> {
         command
             .envs(&self.env)
             .envs(overrides.iter().cloned())
             .env("PATH", self.tools.path_env())
             .current_dir(&self.tools.root);
-        let service = Service::spawn(name, command, &self.options.log_dir)?;
+        let service = Service::spawn_logging_to(name, command, log)?;
         info!(service = name, pid = service.pid(), log = %service.log.display(), "started");
         self.services
             .lock()
@@ -326,36 +350,46 @@ impl LocalStack {
     }
 
     async fn start_functions(&self) -> anyhow::Result<()> {
-        let env_file = self.options.log_dir.join("functions.env");
-        // Quoted: values such as RUST_LOG filters contain `,` and `=`.
-        let mut env = self.env.clone();
-        if let Some(endpoint) = &self.options.functions_dynamodb_endpoint {
-            env.insert("DYNAMODB_ENDPOINT".into(), endpoint.clone());
-        }
-        let lines: String = env.iter().map(|(k, v)| format!("{k}={v:?}\n")).collect();
-        std::fs::write(&env_file, lines)?;
+        // `cargo lambda watch` serves the Lambda runtime API, the function URL and the invoke
+        // endpoint; the function processes are the binaries `make build` built, started here
+        // and polling that runtime API as Lambda's own instances do. Left to start instances
+        // itself, it runs each through `cargo run` under a file watcher of its own: under load
+        // (hundreds of open streams) new instances queued behind cargo's build lock and each
+        // set inotify watches over the whole tree, tools included, until the kernel's limit
+        // refused them — and invocations waited on instances that never came.
         let mut watch = Command::new("cargo");
         watch
             .args([
                 "lambda",
                 "watch",
-                "--ignore-changes",
+                "--only-lambda-apis",
                 "--invoke-address",
                 "127.0.0.1",
             ])
-            .args(["--invoke-port", &self.options.lambda_port.to_string()])
-            .args([
-                "--concurrency",
-                &self.options.lambda_concurrency.to_string(),
-            ])
-            .arg("--env-file")
-            .arg(&env_file);
+            .args(["--invoke-port", &self.options.lambda_port.to_string()]);
         self.spawn("functions", watch)?;
-        let http = reqwest::Client::new();
-        // The first request compiles the function if it is not built yet: allow for that.
-        let health = format!("{}/health", self.api_url);
-        wait_for("api function", Duration::from_secs(900), || async {
+        // An instance whose first poll of the runtime API is refused exits (the fanout's
+        // runtime at once), so the instances start once the emulator listens.
+        let emulator = format!("127.0.0.1:{}", self.options.lambda_port);
+        wait_for("cargo lambda watch", Duration::from_secs(60), || async {
             self.check("functions")?;
+            tokio::net::TcpStream::connect(&emulator).await?;
+            Ok(())
+        })
+        .await?;
+        for instance in 0..self.options.lambda_concurrency.max(1) {
+            self.start_function_instance("api", instance)?;
+        }
+        for instance in 0..FANOUT_INSTANCES {
+            self.start_function_instance("fanout", instance)?;
+        }
+        for instance in 0..WEBHOOKS_INSTANCES {
+            self.start_function_instance("webhooks", instance)?;
+        }
+        let http = reqwest::Client::new();
+        let health = format!("{}/health", self.api_url);
+        wait_for("api function", Duration::from_secs(120), || async {
+            self.check_all()?;
             // Any JSON answer means the function runs; health itself turns green only once the
             // poller, started after the functions, has written its first heartbeat.
             let r = http
@@ -373,9 +407,9 @@ impl LocalStack {
         ] {
             wait_for(
                 &format!("{name} function"),
-                Duration::from_secs(900),
+                Duration::from_secs(120),
                 || async {
-                    self.check("functions")?;
+                    self.check_all()?;
                     let r = http
                         .post(url)
                         .json(&serde_json::json!({ "Records": [] }))
@@ -392,6 +426,34 @@ impl LocalStack {
             .with_context(|| format!("warming up {name}"))?;
         }
         Ok(())
+    }
+
+    /// Starts one instance of function `function` (a workspace binary) as service
+    /// `<function>-<instance>`, logging to `functions.log` beside the emulator, with the
+    /// environment Lambda gives an instance.
+    fn start_function_instance(&self, function: &str, instance: u32) -> anyhow::Result<()> {
+        let runtime_api = format!(
+            "http://127.0.0.1:{}/.rt/{function}",
+            self.options.lambda_port
+        );
+        let mut env = vec![
+            ("AWS_LAMBDA_RUNTIME_API".to_string(), runtime_api),
+            ("AWS_LAMBDA_FUNCTION_NAME".into(), function.into()),
+            ("AWS_LAMBDA_FUNCTION_VERSION".into(), "1".into()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "4096".into()),
+        ];
+        if function == "api" {
+            env.push((
+                "AWS_LAMBDA_MAX_CONCURRENCY".into(),
+                API_INVOCATIONS_PER_INSTANCE.to_string(),
+            ));
+        }
+        if let Some(endpoint) = &self.options.functions_dynamodb_endpoint {
+            env.push(("DYNAMODB_ENDPOINT".into(), endpoint.clone()));
+        }
+        let command = Command::new(self.tools.workspace_bin(function));
+        let log = self.log_of("functions");
+        self.spawn_logging_to(&format!("{function}-{instance}"), command, &env, &log)
     }
 
     /// Starts the api's long-lived server (again, after it was killed or stopped), with the
@@ -535,6 +597,26 @@ impl LocalStack {
             services.remove(name);
         }
         Ok(exited)
+    }
+
+    /// Stops the functions: the runtime emulator and every function instance.
+    pub fn stop_functions(&self) -> anyhow::Result<()> {
+        let names: Vec<String> = self
+            .services
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .keys()
+            .filter(|name| {
+                ["api-", "fanout-", "webhooks-"]
+                    .iter()
+                    .any(|p| name.starts_with(p))
+            })
+            .cloned()
+            .collect();
+        for name in names.iter().map(String::as_str).chain(["functions"]) {
+            self.stop_service(name)?;
+        }
+        Ok(())
     }
 
     /// Stops one service with SIGTERM (e.g. to break a hop in a test).

@@ -10,15 +10,15 @@ use http_body_util::{BodyExt, Full};
 
 use crate::body::ResponseBody;
 
-const HTML: &str = include_str!("../static/demo.html");
+const HTML: &str = include_str!("../../static/demo.html");
 /// The TypeScript client's bundle (`make client`, global `LiveBalances`), then the page's own
 /// script that uses it: one file, so the page still loads exactly one script.
 const JS: &str = concat!(
-    include_str!("../static/live-balances.js"),
+    include_str!("../../static/live-balances.js"),
     "\n",
-    include_str!("../static/demo.js")
+    include_str!("../../static/demo.js")
 );
-const CSS: &str = include_str!("../static/demo.css");
+const CSS: &str = include_str!("../../static/demo.css");
 
 /// No inline script or style; the favicon is an empty `data:` URL (no request, no 404).
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \

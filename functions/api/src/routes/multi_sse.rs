@@ -9,11 +9,11 @@ use live_balances::stream_id;
 
 use crate::body::ResponseBody;
 use crate::error::{ApiError, ErrorBody};
-use crate::openapi::MultiSseEventData;
 use crate::request::{self, Request};
-use crate::sessions::live_session;
+use crate::route_docs::MultiSseEventData;
 use crate::state::State;
 use crate::stream::{self, Resume, Shape, Stream};
+use crate::tracked::live_session;
 
 #[utoipa::path(
     get,

@@ -13,11 +13,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
-use crate::error::{ApiError, ErrorBody};
-use crate::openapi::WalletPath;
+use crate::error::ApiError;
 use crate::request::{self, Request};
-use crate::sessions;
+use crate::route_docs::{ChainUnreadable, MalformedRequest, NoSession, WalletPath};
 use crate::state::State;
+use crate::tracked::tracked_tokens;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -43,9 +43,9 @@ pub(crate) struct BalanceView {
     ),
     responses(
         (status = 200, description = "The balance, from the table or read on chain", body = BalanceView),
-        (status = 400, description = "Malformed chain id, owner, token or body", body = ErrorBody),
-        (status = 404, description = "Chain not served here, or no session", body = ErrorBody),
-        (status = 502, description = "The chain could not be read", body = ErrorBody),
+        MalformedRequest,
+        NoSession,
+        ChainUnreadable,
     ),
 )]
 pub async fn get(
@@ -60,7 +60,7 @@ pub async fn get(
     // Values are sparse: a tracked pair without an item is a zero the poller keeps current.
     let (read, block, source) = match state.table.balance(chain_id, &owner, &key).await? {
         Some(item) => (item.read, item.block, "table"),
-        None if sessions::tracked_tokens(state, chain_id, &owner)
+        None if tracked_tokens(state, chain_id, &owner)
             .await?
             .contains(&token) =>
         {
@@ -117,9 +117,9 @@ pub(crate) struct BatchView {
     request_body = BatchRequest,
     responses(
         (status = 200, description = "Each token's balance, from the table or read on chain", body = BatchView),
-        (status = 400, description = "Malformed chain id, owner, token or body", body = ErrorBody),
-        (status = 404, description = "Chain not served here, or no session", body = ErrorBody),
-        (status = 502, description = "The chain could not be read", body = ErrorBody),
+        MalformedRequest,
+        NoSession,
+        ChainUnreadable,
     ),
 )]
 /// `POST /{chain_id}/balances/{owner}`: many balances at once — tracked ones from the table,
@@ -151,7 +151,7 @@ pub async fn batch(
         .map(|i| (i.key.token(), i))
         .collect();
     // Values are sparse: a tracked token without an item is a zero the poller keeps current.
-    let watched = sessions::tracked_tokens(state, chain_id, &owner).await?;
+    let watched = tracked_tokens(state, chain_id, &owner).await?;
     if tokens
         .iter()
         .any(|t| watched.contains(t) && !tracked.contains_key(t))

@@ -10,73 +10,20 @@ use alloy::primitives::Address;
 use http::{Response, StatusCode};
 use live_balances::address::lower;
 use live_balances::clock::unix_now;
-use live_balances::destination::{Destinations, Refusal, resolve_checked};
+use live_balances::destination::{Destinations, resolve_checked};
 use live_balances::webhook::{EventKind, ParkedDelivery, Subscription, SubscriptionStatus};
 use live_balances::webhook_signature::{secret_from, secrets_match};
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::request::{self, Request};
 use crate::state::State;
+use crate::webhook_error::WebhookError;
 
 /// Parked deliveries listed in a subscription's `GET` (the count says how many there are).
 const PARKED_LISTED: i32 = 20;
-
-/// Why a webhook request is refused.
-#[derive(Debug, Error)]
-pub enum WebhookError {
-    #[error("url is not a valid absolute URL")]
-    InvalidUrl,
-    #[error("url refused: {0}")]
-    Refused(Refusal),
-    #[error("no wallets given: name at least one owner address")]
-    NoWallets,
-    #[error("at most {0} wallets per subscription")]
-    TooManyWallets(usize),
-    #[error("at most {0} tokens per subscription")]
-    TooManyTokens(usize),
-    #[error("no events given: name at least one of balance_update, allowance_update, order_status")]
-    NoEvents,
-    #[error(
-        "events[{index}] {value:?} is not one of balance_update, allowance_update, order_status"
-    )]
-    UnknownEvent { index: usize, value: String },
-    #[error("no such webhook on this chain")]
-    NotFound,
-    #[error("give the subscription's secret as Authorization: Bearer whsec_…")]
-    SecretRequired,
-    #[error("the secret is not this subscription's")]
-    WrongSecret,
-}
-
-impl WebhookError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::SecretRequired | Self::WrongSecret => StatusCode::UNAUTHORIZED,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidUrl => "invalid_webhook_url",
-            Self::Refused(_) => "webhook_url_refused",
-            Self::NoWallets => "no_wallets",
-            Self::TooManyWallets(_) => "too_many_wallets",
-            Self::TooManyTokens(_) => "too_many_tokens",
-            Self::NoEvents => "no_events",
-            Self::UnknownEvent { .. } => "unknown_event",
-            Self::NotFound => "webhook_not_found",
-            Self::SecretRequired => "webhook_secret_required",
-            Self::WrongSecret => "invalid_webhook_secret",
-        }
-    }
-}
 
 /// `POST /{chain_id}/webhooks`.
 #[derive(Debug, Deserialize, ToSchema)]

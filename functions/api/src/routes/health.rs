@@ -3,12 +3,12 @@
 
 use http::Response;
 use http::StatusCode;
+use live_balances::clock::unix_now;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
 use crate::error::ApiError;
-use crate::sessions::unix_now;
 use crate::state::State;
 
 /// A heartbeat older than this means the poller of that chain is not running.

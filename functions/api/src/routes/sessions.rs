@@ -12,7 +12,7 @@ use http::Response;
 use http::StatusCode;
 use live_balances::NATIVE_TOKEN;
 use live_balances::address::lower;
-pub use live_balances::clock::unix_now;
+use live_balances::clock::unix_now;
 use live_balances::model::{BalanceItem, BalanceKey, Session, SessionAddition, TokenRead};
 use live_balances::storage::{TokenFact, ValueWrite};
 use live_balances::token::TokenMetadata;
@@ -23,10 +23,11 @@ use crate::body::{self, ResponseBody};
 use crate::catalog::ListVersion;
 use crate::error::{ApiError, ErrorBody};
 use crate::limits;
-use crate::openapi::WalletPath;
 use crate::request::{self, Request};
+use crate::route_docs::{BodyRefused, MalformedRequest, NoSession, WalletPath};
 use crate::state::State;
 use crate::tokens::{self, ListSummary};
+use crate::tracked::{list_versions, live_session};
 
 /// Body of `POST /{chain_id}/sessions/{owner}`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -95,10 +96,9 @@ pub enum Upsert {
     request_body = SessionRequest,
     responses(
         (status = 200, description = "The session after the addition, with the metadata of its tokens", body = SessionView),
-        (status = 400, description = "Malformed chain id, owner, token or body", body = ErrorBody),
-        (status = 404, description = "Chain not served here, or no session", body = ErrorBody),
-        (status = 413, description = "Body larger than 256 KiB", body = ErrorBody),
-        (status = 415, description = "Body not declared as application/json", body = ErrorBody),
+        MalformedRequest,
+        NoSession,
+        BodyRefused,
         (status = 422, description = "A token list was refused (destination, redirects, timeout, size, not a token list, empty for the chain)", body = ErrorBody),
         (status = 502, description = "The chain could not be read; nothing stored", body = ErrorBody),
         (status = 503, description = "Storage unavailable or the session busy; nothing stored", body = ErrorBody),
@@ -399,47 +399,6 @@ fn held_tokens(items: &[BalanceItem]) -> BTreeSet<Address> {
         .collect()
 }
 
-/// The current version of every list `session` follows: those just resolved, the others
-/// from the catalog.
-async fn list_versions(
-    state: &State,
-    chain_id: u64,
-    session: &Session,
-    resolved: &[Arc<ListVersion>],
-) -> Result<HashMap<String, Arc<ListVersion>>, ApiError> {
-    let mut versions: HashMap<String, Arc<ListVersion>> = resolved
-        .iter()
-        .map(|l| (l.url.clone(), l.clone()))
-        .collect();
-    let others: Vec<&String> = session
-        .token_lists
-        .keys()
-        .filter(|url| !versions.contains_key(*url))
-        .collect();
-    for list in state
-        .catalog
-        .current_lists(&state.table, chain_id, others)
-        .await?
-    {
-        versions.insert(list.url.clone(), list);
-    }
-    Ok(versions)
-}
-
-/// Every token the wallet's live session tracks (none without a session).
-pub async fn tracked_tokens(
-    state: &State,
-    chain_id: u64,
-    owner: &Address,
-) -> Result<BTreeSet<Address>, ApiError> {
-    let Some(session) = live_session(state, chain_id, owner).await? else {
-        return Ok(BTreeSet::new());
-    };
-    let weth = state.settings.chains.get(&chain_id).and_then(|c| c.weth);
-    let versions = list_versions(state, chain_id, &session, &[]).await?;
-    Ok(session.tracked_tokens(|url| versions.get(url).map(|v| v.tokens.as_slice()), weth))
-}
-
 /// Of the tokens whose reads failed, those that fail for any holder: recorded once for the
 /// chain, never stored per wallet.
 async fn unreadable_tokens(
@@ -577,20 +536,6 @@ impl SessionView {
     }
 }
 
-/// The wallet's session if it exists and has not expired.
-pub async fn live_session(
-    state: &State,
-    chain_id: u64,
-    owner: &Address,
-) -> Result<Option<Session>, ApiError> {
-    let now = unix_now();
-    Ok(state
-        .table
-        .session(chain_id, owner)
-        .await?
-        .filter(|s| s.expires_at > now))
-}
-
 /// `GET /{chain_id}/sessions/{owner}`.
 #[utoipa::path(
     get,
@@ -600,8 +545,8 @@ pub async fn live_session(
     params(WalletPath),
     responses(
         (status = 200, description = "The live session", body = SessionView),
-        (status = 400, description = "Malformed chain id, owner, token or body", body = ErrorBody),
-        (status = 404, description = "Chain not served here, or no session", body = ErrorBody),
+        MalformedRequest,
+        NoSession,
     ),
 )]
 pub async fn get(

@@ -16,7 +16,8 @@ use utoipa::ToSchema;
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::request::{self, Request};
-use crate::sessions::{self, CheckedRequest, SessionRequest, SessionView, Upsert};
+use crate::route_docs::BodyRefused;
+use crate::routes::sessions::{self, CheckedRequest, SessionRequest, SessionView, Upsert};
 use crate::state::State;
 
 /// Body of `POST /sessions`.
@@ -75,8 +76,7 @@ pub(crate) struct SessionsView {
         (status = 200, description = "One result per pair, in the request's order", body = SessionsView),
         (status = 400, description = "Malformed body or pair, a duplicate pair, too many pairs; nothing stored", body = ErrorBody),
         (status = 404, description = "A pair's chain is not served here; nothing stored", body = ErrorBody),
-        (status = 413, description = "Body larger than 256 KiB", body = ErrorBody),
-        (status = 415, description = "Body not declared as application/json", body = ErrorBody),
+        BodyRefused,
     ),
 )]
 pub async fn upsert(state: &State, req: &Request) -> Result<Response<ResponseBody>, ApiError> {

@@ -8,14 +8,12 @@ use live_balances::model::FeedPosition;
 use live_balances::pairs::WalletPair;
 
 use crate::body::ResponseBody;
-use crate::error::ApiError;
-use crate::error::ErrorBody;
-use crate::openapi::SseEventData;
-use crate::openapi::WalletPath;
+use crate::error::{ApiError, ErrorBody};
 use crate::request::{self, Request};
-use crate::sessions::live_session;
+use crate::route_docs::{NoSession, SseEventData, WalletPath};
 use crate::state::State;
 use crate::stream::{self, Resume, Shape, Stream};
+use crate::tracked::live_session;
 
 #[utoipa::path(
     get,
@@ -31,7 +29,7 @@ use crate::stream::{self, Resume, Shape, Stream};
     responses(
         (status = 200, description = "text/event-stream", content_type = "text/event-stream", body = SseEventData),
         (status = 400, description = "Malformed chain id or owner", body = ErrorBody),
-        (status = 404, description = "Chain not served here, or no session", body = ErrorBody),
+        NoSession,
     ),
 )]
 pub async fn open(
