@@ -16,8 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use alloy::primitives::Address;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, Put, ReturnValue, Select, TransactWriteItem,
-    WriteRequest,
+    AttributeValue, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, WriteRequest,
 };
 use serde::{Deserialize, Serialize};
 
@@ -311,12 +310,7 @@ impl Table {
         owner: &Address,
     ) -> Result<Option<FeedPosition>, StorageError> {
         let out = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key("pk", s(subscription_pk(id)))
-            .key("sk", s(delivered_sk(owner)))
-            .consistent_read(true)
+            .read_item(subscription_pk(id), delivered_sk(owner))
             .send()
             .await
             .map_err(StorageError::from_sdk)?;
@@ -384,13 +378,7 @@ impl Table {
         limit: i32,
     ) -> Result<Vec<ParkedDelivery>, StorageError> {
         let out = self
-            .client
-            .query()
-            .table_name(&self.name)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :parked)")
-            .expression_attribute_values(":pk", s(subscription_pk(id)))
-            .expression_attribute_values(":parked", s(PARKED_PREFIX))
-            .consistent_read(true)
+            .parked_query(id)
             .limit(limit)
             .send()
             .await
@@ -404,28 +392,20 @@ impl Table {
 
     /// How many deliveries a subscription has parked.
     pub async fn parked_webhook_count(&self, id: &str) -> Result<u64, StorageError> {
-        let mut count = 0u64;
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.name)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :parked)")
-                .expression_attribute_values(":pk", s(subscription_pk(id)))
-                .expression_attribute_values(":parked", s(PARKED_PREFIX))
-                .select(Select::Count)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(StorageError::from_sdk)?;
-            count += out.count.max(0) as u64;
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(count),
-            }
-        }
+        let keys = self
+            .query_items(self.parked_query(id).projection_expression("sk"))
+            .await?;
+        Ok(keys.len() as u64)
+    }
+
+    /// The query of a subscription's parked deliveries, oldest position first.
+    fn parked_query(
+        &self,
+        id: &str,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.query("pk = :pk AND begins_with(sk, :parked)", subscription_pk(id))
+            .expression_attribute_values(":parked", s(PARKED_PREFIX))
+            .consistent_read(true)
     }
 
     /// Removes a parked delivery (it was delivered).

@@ -59,13 +59,13 @@ impl State {
 /// What one stream record asks of one subscription.
 #[derive(Debug, Clone)]
 enum Work {
-    Deliver(FeedEntry),
+    Deliver(Box<FeedEntry>),
     Replay,
 }
 
 /// What a record is to this function.
 enum Found {
-    Entry(FeedEntry),
+    Entry(Box<FeedEntry>),
     Replay(String),
     Nothing,
 }
@@ -79,7 +79,8 @@ fn found(record: &EventRecord) -> Result<Found, StorageError> {
     if record.event_name != "INSERT" {
         return Ok(Found::Nothing);
     }
-    Ok(feed_entry_from_image(&change.new_image)?.map_or(Found::Nothing, Found::Entry))
+    Ok(feed_entry_from_image(&change.new_image)?
+        .map_or(Found::Nothing, |entry| Found::Entry(Box::new(entry))))
 }
 
 /// The kind a feed entry is delivered as, by its SSE event's name.
