@@ -20,7 +20,7 @@ pub use blocks::{
 use crate::NATIVE_TOKEN;
 use crate::abi::{IERC20, IERC20Metadata, IMulticall3Helpers};
 use crate::model::{BalanceKey, TokenRead};
-use crate::token::{TokenMetadata, bytes32_text};
+use crate::token_metadata::{TokenMetadata, bytes32_text};
 
 #[derive(Debug, Error)]
 pub enum ChainError {

@@ -11,7 +11,7 @@ use alloy::primitives::{Address, address};
 use thiserror::Error;
 
 use crate::address::parse_address;
-use crate::chains::known_wrapped_native;
+use crate::known_chains::known_wrapped_native;
 use crate::redact::redact_url;
 
 /// Multicall3's address on nearly every EVM chain.
@@ -196,99 +196,44 @@ impl Settings {
     pub fn from_vars(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let vars: BTreeMap<String, String> = vars
-            .into_iter()
-            .filter(|(_, v)| !v.trim().is_empty())
-            .collect();
-        let get = |name: &str| vars.get(name).map(|v| v.trim().to_string());
-        let secs = |name: &str, default: u64| -> Result<Duration, ConfigError> {
-            Ok(Duration::from_secs(number(name, get(name), default)?))
-        };
-        let millis = |name: &str, default: u64| -> Result<Duration, ConfigError> {
-            Ok(Duration::from_millis(number(name, get(name), default)?))
-        };
-        let addr = |name: &str, default: Address| -> Result<Address, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => parse_address(&v).map_err(|e| invalid(name, e.to_string())),
-            }
-        };
+        let vars = Vars::new(vars);
         Ok(Self {
-            chains: chains(&vars)?,
-            table_name: get("TABLE_NAME").unwrap_or_else(|| "live-balances".into()),
-            dynamodb_endpoint: get("DYNAMODB_ENDPOINT"),
-            multicall: addr("MULTICALL_ADDRESS", DEFAULT_MULTICALL)?,
-            default_spender: addr("DEFAULT_SPENDER", DEFAULT_SPENDER)?,
-            session_ttl: secs("SESSION_TTL_SECS", 3600)?,
-            feed_ttl: secs("FEED_TTL_SECS", 86_400)?,
-            snapshot_interval: secs("SNAPSHOT_INTERVAL", 300)?,
-            head_poll_interval: millis("HEAD_POLL_INTERVAL_MS", 1000)?,
-            max_block_range: number("MAX_BLOCK_RANGE", get("MAX_BLOCK_RANGE"), 500)?.max(1),
-            multicall_chunk: number("MULTICALL_CHUNK", get("MULTICALL_CHUNK"), 1000)?.max(1)
-                as usize,
-            sse_feed_interval: millis("SSE_FEED_INTERVAL_MS", 200)?,
-            sse_ping_interval: secs("SSE_PING_SECS", 15)?,
-            sse_max_duration: secs("SSE_MAX_SECS", 840)?,
-            sse_retry: millis("SSE_RETRY_MS", 1000)?,
-            sse_keep_alive: secs("SSE_KEEPALIVE_SECS", 60)?.max(Duration::from_secs(1)),
-            max_tokens_per_session: number(
-                "MAX_TOKENS_PER_SESSION",
-                get("MAX_TOKENS_PER_SESSION"),
-                20_000,
-            )? as usize,
-            poller_http_addr: match get("POLLER_HTTP_ADDR") {
-                None => std::net::SocketAddr::from(([0, 0, 0, 0], 8080)),
-                Some(v) => v.parse().map_err(|_| {
-                    invalid("POLLER_HTTP_ADDR", "expected host:port, e.g. 0.0.0.0:8080")
-                })?,
-            },
-            token_lists: TokenListSettings {
-                allow_insecure: flag(
-                    "TOKEN_LIST_ALLOW_INSECURE",
-                    get("TOKEN_LIST_ALLOW_INSECURE"),
-                )?,
-                ttl: secs("TOKEN_LIST_TTL_SECS", 3600)?,
-                timeout: millis("TOKEN_LIST_TIMEOUT_MS", 5000)?,
-                max_bytes: number("TOKEN_LIST_MAX_BYTES", get("TOKEN_LIST_MAX_BYTES"), 5 << 20)?
-                    as usize,
-                max_redirects: number(
-                    "TOKEN_LIST_MAX_REDIRECTS",
-                    get("TOKEN_LIST_MAX_REDIRECTS"),
-                    3,
-                )? as usize,
-                max_per_request: number(
-                    "MAX_TOKEN_LISTS_PER_REQUEST",
-                    get("MAX_TOKEN_LISTS_PER_REQUEST"),
-                    5,
-                )? as usize,
-            },
-            batch_max_tokens: number("BATCH_MAX_TOKENS", get("BATCH_MAX_TOKENS"), 500)? as usize,
-            session_writes_per_source: number(
-                "SESSION_WRITES_PER_SOURCE_PER_MINUTE",
-                get("SESSION_WRITES_PER_SOURCE_PER_MINUTE"),
-                120,
-            )?,
-            session_writes_per_owner: number(
-                "SESSION_WRITES_PER_OWNER_PER_MINUTE",
-                get("SESSION_WRITES_PER_OWNER_PER_MINUTE"),
-                30,
-            )?,
-            max_sessions_per_chain: number(
-                "MAX_SESSIONS_PER_CHAIN",
-                get("MAX_SESSIONS_PER_CHAIN"),
-                20_000,
-            )?,
-            chain_log_enabled: match get("CHAIN_LOG_ENABLED") {
+            chains: chains(&vars.0)?,
+            table_name: vars
+                .get("TABLE_NAME")
+                .unwrap_or_else(|| "live-balances".into()),
+            dynamodb_endpoint: vars.get("DYNAMODB_ENDPOINT"),
+            multicall: vars.address("MULTICALL_ADDRESS", DEFAULT_MULTICALL)?,
+            default_spender: vars.address("DEFAULT_SPENDER", DEFAULT_SPENDER)?,
+            session_ttl: vars.secs("SESSION_TTL_SECS", 3600)?,
+            feed_ttl: vars.secs("FEED_TTL_SECS", 86_400)?,
+            snapshot_interval: vars.secs("SNAPSHOT_INTERVAL", 300)?,
+            head_poll_interval: vars.millis("HEAD_POLL_INTERVAL_MS", 1000)?,
+            max_block_range: vars.number("MAX_BLOCK_RANGE", 500)?.max(1),
+            multicall_chunk: vars.number("MULTICALL_CHUNK", 1000)?.max(1) as usize,
+            sse_feed_interval: vars.millis("SSE_FEED_INTERVAL_MS", 200)?,
+            sse_ping_interval: vars.secs("SSE_PING_SECS", 15)?,
+            sse_max_duration: vars.secs("SSE_MAX_SECS", 840)?,
+            sse_retry: vars.millis("SSE_RETRY_MS", 1000)?,
+            sse_keep_alive: vars
+                .secs("SSE_KEEPALIVE_SECS", 60)?
+                .max(Duration::from_secs(1)),
+            max_tokens_per_session: vars.count("MAX_TOKENS_PER_SESSION", 20_000)?,
+            poller_http_addr: vars.socket("POLLER_HTTP_ADDR")?,
+            token_lists: TokenListSettings::from_vars(&vars)?,
+            batch_max_tokens: vars.count("BATCH_MAX_TOKENS", 500)?,
+            session_writes_per_source: vars.number("SESSION_WRITES_PER_SOURCE_PER_MINUTE", 120)?,
+            session_writes_per_owner: vars.number("SESSION_WRITES_PER_OWNER_PER_MINUTE", 30)?,
+            max_sessions_per_chain: vars.number("MAX_SESSIONS_PER_CHAIN", 20_000)?,
+            chain_log_enabled: match vars.get("CHAIN_LOG_ENABLED") {
                 None => true,
                 v => flag("CHAIN_LOG_ENABLED", v)?,
             },
-            chain_log_interval: millis("CHAIN_LOG_INTERVAL_MS", 50)?.max(Duration::from_millis(1)),
-            sse_slow_client: millis("SSE_SLOW_CLIENT_MS", 10_000)?,
-            max_pairs_per_stream: match number(
-                "MAX_PAIRS_PER_STREAM",
-                get("MAX_PAIRS_PER_STREAM"),
-                10,
-            )? {
+            chain_log_interval: vars
+                .millis("CHAIN_LOG_INTERVAL_MS", 50)?
+                .max(Duration::from_millis(1)),
+            sse_slow_client: vars.millis("SSE_SLOW_CLIENT_MS", 10_000)?,
+            max_pairs_per_stream: match vars.number("MAX_PAIRS_PER_STREAM", 10)? {
                 n @ 1..=MAX_PAIRS_LIMIT => n as usize,
                 _ => {
                     return Err(invalid(
@@ -297,46 +242,113 @@ impl Settings {
                     ));
                 }
             },
-            server: ServerSettings {
-                addr: match get("SERVER_ADDR") {
-                    None => std::net::SocketAddr::from(([0, 0, 0, 0], 8080)),
-                    Some(v) => v.parse().map_err(|_| {
-                        invalid("SERVER_ADDR", "expected host:port, e.g. 0.0.0.0:8080")
-                    })?,
-                },
-                trust_forwarded_for: flag("TRUST_X_FORWARDED_FOR", get("TRUST_X_FORWARDED_FOR"))?,
-                cors_allow_origins: origins(get("CORS_ALLOW_ORIGIN"))?,
-                request_timeout: secs("SERVER_REQUEST_TIMEOUT_SECS", 60)?,
-                drain_timeout: secs("SERVER_DRAIN_SECS", 20)?,
-            },
-            tracking: TrackingSettings {
-                native_balances: match get("NATIVE_BALANCES").as_deref() {
-                    None | Some("auto") => NativeBalances::Auto,
-                    Some("traces") => NativeBalances::Traces,
-                    Some("reads") => NativeBalances::Reads,
-                    Some(other) => {
-                        return Err(invalid(
-                            "NATIVE_BALANCES",
-                            format!("expected auto, traces or reads, got {other:?}"),
-                        ));
-                    }
-                },
-                sweep_all_interval: secs("SWEEP_ALL_INTERVAL", 3600)?,
-                native_poll_interval: secs("NATIVE_POLL_SECS", 60)?,
-                rescan_interval: secs("RESCAN_INTERVAL_SECS", 3600)?,
-                max_discovered_tokens: number(
-                    "MAX_DISCOVERED_TOKENS",
-                    get("MAX_DISCOVERED_TOKENS"),
-                    100,
-                )? as usize,
-                full_detail_max_tokens: number(
-                    "FULL_DETAIL_MAX_TOKENS",
-                    get("FULL_DETAIL_MAX_TOKENS"),
-                    1000,
-                )? as usize,
-            },
-            webhooks: webhook_settings(&get)?,
+            server: ServerSettings::from_vars(&vars)?,
+            tracking: TrackingSettings::from_vars(&vars)?,
+            webhooks: webhook_settings(&vars)?,
         })
+    }
+}
+
+impl TokenListSettings {
+    fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        Ok(Self {
+            allow_insecure: vars.flag("TOKEN_LIST_ALLOW_INSECURE")?,
+            ttl: vars.secs("TOKEN_LIST_TTL_SECS", 3600)?,
+            timeout: vars.millis("TOKEN_LIST_TIMEOUT_MS", 5000)?,
+            max_bytes: vars.count("TOKEN_LIST_MAX_BYTES", 5 << 20)?,
+            max_redirects: vars.count("TOKEN_LIST_MAX_REDIRECTS", 3)?,
+            max_per_request: vars.count("MAX_TOKEN_LISTS_PER_REQUEST", 5)?,
+        })
+    }
+}
+
+impl ServerSettings {
+    fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        Ok(Self {
+            addr: vars.socket("SERVER_ADDR")?,
+            trust_forwarded_for: vars.flag("TRUST_X_FORWARDED_FOR")?,
+            cors_allow_origins: origins(vars.get("CORS_ALLOW_ORIGIN"))?,
+            request_timeout: vars.secs("SERVER_REQUEST_TIMEOUT_SECS", 60)?,
+            drain_timeout: vars.secs("SERVER_DRAIN_SECS", 20)?,
+        })
+    }
+}
+
+impl TrackingSettings {
+    fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        Ok(Self {
+            native_balances: match vars.get("NATIVE_BALANCES").as_deref() {
+                None | Some("auto") => NativeBalances::Auto,
+                Some("traces") => NativeBalances::Traces,
+                Some("reads") => NativeBalances::Reads,
+                Some(other) => {
+                    return Err(invalid(
+                        "NATIVE_BALANCES",
+                        format!("expected auto, traces or reads, got {other:?}"),
+                    ));
+                }
+            },
+            sweep_all_interval: vars.secs("SWEEP_ALL_INTERVAL", 3600)?,
+            native_poll_interval: vars.secs("NATIVE_POLL_SECS", 60)?,
+            rescan_interval: vars.secs("RESCAN_INTERVAL_SECS", 3600)?,
+            max_discovered_tokens: vars.count("MAX_DISCOVERED_TOKENS", 100)?,
+            full_detail_max_tokens: vars.count("FULL_DETAIL_MAX_TOKENS", 1000)?,
+        })
+    }
+}
+
+/// The variables as [`Settings::from_vars`] reads them: trimmed, a blank one absent, each
+/// read with its default and named in the error when it does not parse.
+struct Vars(BTreeMap<String, String>);
+
+impl Vars {
+    fn new(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self(
+            vars.into_iter()
+                .filter(|(_, v)| !v.trim().is_empty())
+                .collect(),
+        )
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).map(|v| v.trim().to_string())
+    }
+
+    fn number(&self, name: &str, default: u64) -> Result<u64, ConfigError> {
+        number(name, self.get(name), default)
+    }
+
+    fn count(&self, name: &str, default: usize) -> Result<usize, ConfigError> {
+        Ok(self.number(name, default as u64)? as usize)
+    }
+
+    fn secs(&self, name: &str, default: u64) -> Result<Duration, ConfigError> {
+        Ok(Duration::from_secs(self.number(name, default)?))
+    }
+
+    fn millis(&self, name: &str, default: u64) -> Result<Duration, ConfigError> {
+        Ok(Duration::from_millis(self.number(name, default)?))
+    }
+
+    fn flag(&self, name: &str) -> Result<bool, ConfigError> {
+        flag(name, self.get(name))
+    }
+
+    fn address(&self, name: &str, default: Address) -> Result<Address, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => parse_address(&v).map_err(|e| invalid(name, e.to_string())),
+        }
+    }
+
+    /// A listening address, `0.0.0.0:8080` when unset.
+    fn socket(&self, name: &str) -> Result<std::net::SocketAddr, ConfigError> {
+        match self.get(name) {
+            None => Ok(std::net::SocketAddr::from(([0, 0, 0, 0], 8080))),
+            Some(v) => v
+                .parse()
+                .map_err(|_| invalid(name, "expected host:port, e.g. 0.0.0.0:8080")),
+        }
     }
 }
 
@@ -456,40 +468,32 @@ fn is_endpoint_variable(name: &str) -> bool {
 }
 
 /// `WEBHOOK_*`: delivery and subscription limits (see [`crate::webhook::WebhookSettings`]).
-fn webhook_settings(
-    get: &dyn Fn(&str) -> Option<String>,
-) -> Result<crate::webhook::WebhookSettings, ConfigError> {
+fn webhook_settings(vars: &Vars) -> Result<crate::webhook::WebhookSettings, ConfigError> {
     use crate::webhook::{MAX_WALLETS_LIMIT, WebhookSettings};
     let d = WebhookSettings::default();
-    let num = |name: &str, default: u64| number(name, get(name), default);
-    let ms = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
-        Ok(Duration::from_millis(num(
-            name,
-            default.as_millis() as u64,
-        )?))
-    };
-    let secs = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
-        Ok(Duration::from_secs(num(name, default.as_secs())?))
-    };
-    let max_wallets = num("WEBHOOK_MAX_WALLETS", d.max_wallets as u64)?;
-    if !(1..=MAX_WALLETS_LIMIT as u64).contains(&max_wallets) {
+    let ms = |name: &str, default: Duration| vars.millis(name, default.as_millis() as u64);
+    let secs = |name: &str, default: Duration| vars.secs(name, default.as_secs());
+    let max_wallets = vars.count("WEBHOOK_MAX_WALLETS", d.max_wallets)?;
+    if !(1..=MAX_WALLETS_LIMIT).contains(&max_wallets) {
         return Err(invalid(
             "WEBHOOK_MAX_WALLETS",
             format!("expected 1 to {MAX_WALLETS_LIMIT}"),
         ));
     }
     Ok(WebhookSettings {
-        allow_insecure: flag("WEBHOOK_ALLOW_INSECURE", get("WEBHOOK_ALLOW_INSECURE"))?,
+        allow_insecure: vars.flag("WEBHOOK_ALLOW_INSECURE")?,
         timeout: ms("WEBHOOK_TIMEOUT_MS", d.timeout)?,
-        attempts: num("WEBHOOK_ATTEMPTS", u64::from(d.attempts))?.clamp(1, 20) as u32,
+        attempts: vars
+            .number("WEBHOOK_ATTEMPTS", u64::from(d.attempts))?
+            .clamp(1, 20) as u32,
         retry_first: ms("WEBHOOK_RETRY_FIRST_MS", d.retry_first)?,
         retry_max: ms("WEBHOOK_RETRY_MAX_MS", d.retry_max)?,
-        max_redirects: num("WEBHOOK_MAX_REDIRECTS", d.max_redirects as u64)? as usize,
+        max_redirects: vars.count("WEBHOOK_MAX_REDIRECTS", d.max_redirects)?,
         disable_after: secs("WEBHOOK_DISABLE_AFTER_SECS", d.disable_after)?,
         parked_ttl: secs("WEBHOOK_PARKED_TTL_SECS", d.parked_ttl)?,
-        max_wallets: max_wallets as usize,
-        max_tokens: num("WEBHOOK_MAX_TOKENS", d.max_tokens as u64)? as usize,
-        concurrency: num("WEBHOOK_CONCURRENCY", d.concurrency as u64)?.max(1) as usize,
+        max_wallets,
+        max_tokens: vars.count("WEBHOOK_MAX_TOKENS", d.max_tokens)?,
+        concurrency: vars.count("WEBHOOK_CONCURRENCY", d.concurrency)?.max(1),
     })
 }
 

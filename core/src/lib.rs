@@ -3,17 +3,32 @@
 //!
 //! Domain modules are pure; only `storage` sees a DynamoDB client, only `chain` sees an RPC
 //! provider and only `secrets` reads Secrets Manager.
+//!
+//! Modules:
+//! - domain: `model` (sessions, values, feed entries, cursors), `address` (parsing outside
+//!   addresses), `token_metadata`, `list_document` (token-list documents), `known_chains`
+//!   (WETH and native symbols of well-known chains), `plan` (what a block range forces the
+//!   poller to re-read), `native` (accounts a block's traces touched), `sweep` (the periodic
+//!   re-read), `diff` (a changed item as a feed entry), `shown` (what a stream has shown its
+//!   client), `sse` (the events and their framing), `pairs` and `stream_id` (multi-wallet
+//!   streams), `config` (settings from the environment), `clock`;
+//! - adapters: `storage/` (the table), `chain` with `chain/blocks.rs` (the node: Multicall3
+//!   reads, heads, logs, traces), `abi` (the contracts' interfaces), `secrets` (the chain
+//!   secret);
+//! - process plumbing: `backoff` (the one retry rule), `accept` (the one accept loop),
+//!   `logging`, `redact` (endpoints without their keys).
 
 pub mod abi;
 pub mod accept;
 pub mod address;
 pub mod backoff;
 pub mod chain;
-pub mod chains;
 pub mod clock;
 pub mod config;
 pub mod destination;
 pub mod diff;
+pub mod known_chains;
+pub mod list_document;
 pub mod logging;
 pub mod model;
 pub mod native;
@@ -26,8 +41,7 @@ pub mod sse;
 pub mod storage;
 pub mod stream_id;
 pub mod sweep;
-pub mod token;
-pub mod token_list;
+pub mod token_metadata;
 pub mod webhook;
 pub mod webhook_signature;
 

@@ -14,7 +14,7 @@ use alloy::primitives::{Address, U256};
 use crate::address::lower;
 use crate::model::{BalanceItem, BalanceKey, FeedEntry, FeedKind, FeedPosition, TokenRead};
 use crate::pairs::WalletPair;
-use crate::token::TokenMetadata;
+use crate::token_metadata::TokenMetadata;
 
 /// `all_balances`: the full state of a wallet's tracked values.
 ///
@@ -235,9 +235,11 @@ pub struct Ping {
 }
 
 /// `error`: the stream is about to end for the reason given.
+// The data of `resync` (a pair starts over) as well. The OpenAPI document, and the TypeScript
+// client generated from it, keep the schema's name and this description: `StreamError`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct StreamError {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = StreamError))]
+pub struct StreamNotice {
     pub code: String,
     pub message: String,
 }
@@ -254,8 +256,8 @@ pub enum SseEvent {
         time: u64,
     },
     /// The client's `Last-Event-ID` is no longer in the feed: a fresh `all_balances` follows.
-    Resync(StreamError),
-    Error(StreamError),
+    Resync(StreamNotice),
+    Error(StreamNotice),
     /// Only an `id:` line: moves the client's `Last-Event-ID` past feed entries it did not
     /// need (old news after a snapshot) without an event, so a reconnect does not replay
     /// them. `EventSource` takes the id of a block even when it dispatches nothing.

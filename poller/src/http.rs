@@ -12,11 +12,13 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use live_balances::clock::unix_now;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::metrics::{Metrics, unix_now};
+use crate::health::Health;
+use crate::metrics::Metrics;
 
 /// Serves until `stop` turns true.
 pub async fn serve(
@@ -63,21 +65,8 @@ fn answer(
             metrics.render(),
         ),
         "/health" => {
-            let now = unix_now();
-            let states = metrics.chains();
-            let report: Vec<String> = chains
-                .iter()
-                .map(|chain| {
-                    let state = states.get(chain).copied().unwrap_or_default();
-                    let fresh = now.saturating_sub(state.last_progress) <= stale_after.as_secs();
-                    format!(
-                        "{{\"chain\":{chain},\"ok\":{fresh},\"processedBlock\":{},\"headBlock\":{},\"nativeSource\":\"{}\"}}",
-                        state.processed, state.head, state.native_source
-                    )
-                })
-                .collect();
-            let healthy = report.iter().all(|r| r.contains("\"ok\":true"));
-            let status = if healthy {
+            let health = Health::of(metrics, stale_after, chains, unix_now());
+            let status = if health.ok {
                 StatusCode::OK
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -85,7 +74,7 @@ fn answer(
             (
                 status,
                 "application/json",
-                format!("{{\"ok\":{healthy},\"chains\":[{}]}}", report.join(",")),
+                serde_json::to_string(&health).unwrap_or_default(),
             )
         }
         _ => (

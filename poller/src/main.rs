@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use live_balances::chain::BalanceReader;
 use live_balances::config::Settings;
 use live_balances::secrets::load_settings;
-use live_balances::storage::{Table, dynamodb_client};
+use live_balances::storage::Table;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,8 +44,7 @@ async fn main() -> anyhow::Result<()> {
     if settings.chains.is_empty() {
         bail!("no chain configured: set RPC_URL_<chainId> (or ETH_RPC, ARBITRUM_RPC, SEPOLIA_RPC)");
     }
-    let client = dynamodb_client(settings.dynamodb_endpoint.as_deref()).await;
-    let table = Table::new(client, &settings.table_name);
+    let table = Table::connect(&settings).await;
 
     let (stop, stopped) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
-pub use live_balances::clock::unix_now;
+use live_balances::clock::unix_now;
 
 /// Reads one gauge off a chain's state.
 type Gauge = fn(&ChainState) -> u64;

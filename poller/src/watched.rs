@@ -67,6 +67,15 @@ pub struct WatchedSet {
     lists: HashMap<String, Arc<ListTokens>>,
 }
 
+/// A wallet both sets watch, as [`WatchedSet::changes`] compares it.
+#[derive(Clone, Copy)]
+struct KnownWallet<'a> {
+    owner: Address,
+    before: &'a WalletWatch,
+    wallet: &'a WalletWatch,
+    session_changed: bool,
+}
+
 /// What a reload asks of the poller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WatchChange {
@@ -164,18 +173,7 @@ impl WatchedSet {
     /// loaded a set (it just started): what the table holds is the baseline.
     pub fn changes(&self, next: &WatchedSet, initial: bool) -> WatchChange {
         let mut change = WatchChange::default();
-        // Per list whose version changed: its tokens before and after, computed once however
-        // many wallets follow it.
-        let mut list_deltas: HashMap<&str, (Vec<Address>, Vec<Address>)> = HashMap::new();
-        for (url, now) in &next.lists {
-            if let Some(before) = self.lists.get(url)
-                && before.generation != now.generation
-            {
-                let added = now.tokens.difference(&before.tokens).copied().collect();
-                let removed = before.tokens.difference(&now.tokens).copied().collect();
-                list_deltas.insert(url.as_str(), (added, removed));
-            }
-        }
+        let list_deltas = self.list_deltas(next);
         for (owner, wallet) in &next.wallets {
             let before = self.wallets.get(owner);
             let session_changed = before.is_none_or(|b| {
@@ -184,80 +182,17 @@ impl WatchedSet {
             if session_changed {
                 change.learn.insert(*owner);
             }
-            let Some(before) = before else {
-                if initial {
-                    continue;
-                }
-                if wallet.complete() {
-                    // The api read every token of the new session at the versions it names.
-                    for (url, read) in &wallet.lists {
-                        next.read_unread_list_tokens(*owner, wallet, url, *read, self, &mut change);
-                    }
-                } else {
-                    // Its writer has not finished (or failed): read everything.
-                    next.add_first_reads(*owner, next.tokens(owner), &wallet.spenders, &mut change);
-                }
-                continue;
-            };
-            // Lists followed before whose version changed: read what they gained, forget what
-            // they lost (unless the wallet tracks it some other way).
-            for url in before.lists.keys() {
-                if let Some((added, removed)) = list_deltas.get(url.as_str()) {
-                    let gained: BTreeSet<Address> = added
-                        .iter()
-                        .filter(|t| !self.wallet_tracks(before, t))
-                        .copied()
-                        .collect();
-                    next.add_first_reads(*owner, gained, &wallet.spenders, &mut change);
-                    for token in removed {
-                        if !next.wallet_tracks(wallet, token) {
-                            change.untracked.insert((*owner, *token));
-                        }
-                    }
-                }
-            }
-            // Tokens named without a new revision were found by discovery (by this poller or
-            // another): read them, the writer's value is not known here.
-            let discovered: BTreeSet<Address> = wallet
-                .named
-                .difference(&before.named)
-                .copied()
-                .filter(|t| !self.wallet_tracks(before, t))
-                .collect();
-            if !session_changed {
-                next.add_first_reads(*owner, discovered, &wallet.spenders, &mut change);
-                continue;
-            }
-            if wallet.complete() {
-                // The api read the addition; lists it started following may have moved on
-                // since it read them.
-                for (url, read) in &wallet.lists {
-                    if !before.lists.contains_key(url) {
-                        next.read_unread_list_tokens(*owner, wallet, url, *read, self, &mut change);
-                    }
-                }
-            } else {
-                // The addition's writer has not finished: read its values ourselves — new
-                // tokens in full, and new spenders' allowances of the tokens known before.
-                let known = self.tokens(owner);
-                let new_tokens: BTreeSet<Address> =
-                    next.tokens(owner).difference(&known).copied().collect();
-                next.add_first_reads(*owner, new_tokens, &wallet.spenders, &mut change);
-                let new_spenders: BTreeSet<Address> = wallet
-                    .spenders
-                    .difference(&before.spenders)
-                    .copied()
-                    .collect();
-                for token in known.into_iter().filter(|t| *t != NATIVE_TOKEN) {
-                    for spender in &new_spenders {
-                        change.first_reads.add_first(
-                            *owner,
-                            BalanceKey::Allowance {
-                                token,
-                                spender: *spender,
-                            },
-                        );
-                    }
+            match before {
+                None if initial => {}
+                None => self.new_wallet(next, *owner, wallet, &mut change),
+                Some(before) => {
+                    let known = KnownWallet {
+                        owner: *owner,
+                        before,
+                        wallet,
+                        session_changed,
+                    };
+                    self.known_wallet(next, &known, &list_deltas, &mut change);
                 }
             }
         }
@@ -268,6 +203,125 @@ impl WatchedSet {
             .copied()
             .collect();
         change
+    }
+
+    /// Per list whose version changed: its tokens added and removed, computed once however
+    /// many wallets follow it.
+    fn list_deltas<'a>(
+        &self,
+        next: &'a WatchedSet,
+    ) -> HashMap<&'a str, (Vec<Address>, Vec<Address>)> {
+        let mut list_deltas = HashMap::new();
+        for (url, now) in &next.lists {
+            if let Some(before) = self.lists.get(url)
+                && before.generation != now.generation
+            {
+                let added = now.tokens.difference(&before.tokens).copied().collect();
+                let removed = before.tokens.difference(&now.tokens).copied().collect();
+                list_deltas.insert(url.as_str(), (added, removed));
+            }
+        }
+        list_deltas
+    }
+
+    /// A wallet this set did not watch.
+    fn new_wallet(
+        &self,
+        next: &WatchedSet,
+        owner: Address,
+        wallet: &WalletWatch,
+        change: &mut WatchChange,
+    ) {
+        if wallet.complete() {
+            // The api read every token of the new session at the versions it names.
+            for (url, read) in &wallet.lists {
+                next.read_unread_list_tokens(owner, wallet, url, *read, self, change);
+            }
+        } else {
+            // Its writer has not finished (or failed): read everything.
+            next.add_first_reads(owner, next.tokens(&owner), &wallet.spenders, change);
+        }
+    }
+
+    /// A wallet this set watched already: what its lists gained, what discovery found, what
+    /// a new revision of its session added.
+    fn known_wallet(
+        &self,
+        next: &WatchedSet,
+        known: &KnownWallet,
+        list_deltas: &HashMap<&str, (Vec<Address>, Vec<Address>)>,
+        change: &mut WatchChange,
+    ) {
+        let KnownWallet {
+            owner,
+            before,
+            wallet,
+            session_changed,
+        } = *known;
+        // Lists followed before whose version changed: read what they gained, forget what
+        // they lost (unless the wallet tracks it some other way).
+        for url in before.lists.keys() {
+            if let Some((added, removed)) = list_deltas.get(url.as_str()) {
+                let gained: BTreeSet<Address> = added
+                    .iter()
+                    .filter(|t| !self.wallet_tracks(before, t))
+                    .copied()
+                    .collect();
+                next.add_first_reads(owner, gained, &wallet.spenders, change);
+                for token in removed {
+                    if !next.wallet_tracks(wallet, token) {
+                        change.untracked.insert((owner, *token));
+                    }
+                }
+            }
+        }
+        // Tokens named without a new revision were found by discovery (by this poller or
+        // another): read them, the writer's value is not known here.
+        let discovered: BTreeSet<Address> = wallet
+            .named
+            .difference(&before.named)
+            .copied()
+            .filter(|t| !self.wallet_tracks(before, t))
+            .collect();
+        if !session_changed {
+            next.add_first_reads(owner, discovered, &wallet.spenders, change);
+            return;
+        }
+        if wallet.complete() {
+            // The api read the addition; lists it started following may have moved on
+            // since it read them.
+            for (url, read) in &wallet.lists {
+                if !before.lists.contains_key(url) {
+                    next.read_unread_list_tokens(owner, wallet, url, *read, self, change);
+                }
+            }
+            return;
+        }
+        // The addition's writer has not finished: read its values ourselves — new tokens in
+        // full, and new spenders' allowances of the tokens known before.
+        let known_tokens = self.tokens(&owner);
+        let new_tokens: BTreeSet<Address> = next
+            .tokens(&owner)
+            .difference(&known_tokens)
+            .copied()
+            .collect();
+        next.add_first_reads(owner, new_tokens, &wallet.spenders, change);
+        let new_spenders: BTreeSet<Address> = wallet
+            .spenders
+            .difference(&before.spenders)
+            .copied()
+            .collect();
+        for token in known_tokens.into_iter().filter(|t| *t != NATIVE_TOKEN) {
+            for spender in &new_spenders {
+                change.first_reads.add_first(
+                    owner,
+                    BalanceKey::Allowance {
+                        token,
+                        spender: *spender,
+                    },
+                );
+            }
+        }
     }
 
     /// A list a wallet started following was read by the api at generation `read`; if the

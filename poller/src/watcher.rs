@@ -297,28 +297,8 @@ impl ChainWatcher {
 
     /// Processes the next range of blocks.
     async fn step(&mut self, cursor: &mut ChainCursor) -> Result<Step, PollerError> {
-        // With a live subscription the newest header is already here: no request for it.
-        // Otherwise (no WebSocket, reconnecting, or the periodic safety check) ask for it.
-        let announced = self
-            .heads
-            .latest()
-            .filter(|h| cursor.hash_at(h.number) != Some(h.hash));
-        let head = match announced {
-            Some(head) if self.heads.subscribed.load(Ordering::SeqCst) => {
-                // A head that arrives proves the subscription alive: the safety-net check
-                // is only for one that has gone quiet.
-                self.last_poll = Instant::now();
-                self.announced_gap = self.last_announced.elapsed();
-                self.last_announced = Instant::now();
-                head
-            }
-            _ if self.heads.subscribed.load(Ordering::SeqCst) && !self.poll_due() => {
-                return Ok(Step::Idle);
-            }
-            _ => {
-                self.last_poll = Instant::now();
-                self.head(BlockNumberOrTag::Latest).await?
-            }
+        let Some(head) = self.next_head(cursor).await? else {
+            return Ok(Step::Idle);
         };
         // A head at or below the cursor is news only if its hash differs from the one we
         // processed at that height: the chain was replaced by another, maybe shorter, one.
@@ -349,15 +329,61 @@ impl ChainWatcher {
         } else {
             self.head(to.into()).await?
         };
+        self.process(cursor, (&first, &last)).await?;
+        self.metrics.set_chain(self.chain_id, to, head.number);
+        self.log_progress(to, head.number);
+        Ok(if to == head.number {
+            Step::CaughtUp
+        } else {
+            Step::Behind
+        })
+    }
 
+    /// The chain's newest head, when there may be one to process: the one the subscription
+    /// announced, else (no WebSocket, reconnecting, or the periodic safety check) asked for.
+    /// `None`: the subscription is live and quiet, nothing to do.
+    async fn next_head(&mut self, cursor: &ChainCursor) -> Result<Option<Head>, PollerError> {
+        // With a live subscription the newest header is already here: no request for it.
+        // Otherwise (no WebSocket, reconnecting, or the periodic safety check) ask for it.
+        let announced = self
+            .heads
+            .latest()
+            .filter(|h| cursor.hash_at(h.number) != Some(h.hash));
+        let head = match announced {
+            Some(head) if self.heads.subscribed.load(Ordering::SeqCst) => {
+                // A head that arrives proves the subscription alive: the safety-net check
+                // is only for one that has gone quiet.
+                self.last_poll = Instant::now();
+                self.announced_gap = self.last_announced.elapsed();
+                self.last_announced = Instant::now();
+                head
+            }
+            _ if self.heads.subscribed.load(Ordering::SeqCst) && !self.poll_due() => {
+                return Ok(None);
+            }
+            _ => {
+                self.last_poll = Instant::now();
+                self.head(BlockNumberOrTag::Latest).await?
+            }
+        };
+        Ok(Some(head))
+    }
+
+    /// Blocks `first` to `last` (which continue the cursor): every value they may have
+    /// changed re-read and written, then the cursor stored past them.
+    async fn process(
+        &mut self,
+        cursor: &mut ChainCursor,
+        (first, last): (&Head, &Head),
+    ) -> Result<(), PollerError> {
+        let (from, to) = (first.number, last.number);
         let mut plan = std::mem::take(&mut self.pending);
         // The catch-up's older logs first: the range's own touches then name the latest
         // transaction of each value.
         self.catch_up_reads(from.saturating_sub(1), &mut plan)
             .await?;
         let logs = self.log_reads(from, to, &mut plan).await?;
-        self.native_reads(from, to, &first, &last, &mut plan)
-            .await?;
+        self.native_reads(from, to, first, last, &mut plan).await?;
         self.sweep_reads(&mut plan);
         let rescanned = self.rescan_reads(&mut plan);
         self.discover(&mut plan).await?;
@@ -368,20 +394,6 @@ impl ChainWatcher {
         *cursor = cursor.advanced(to, last.hash, unix_now());
         self.table.put_cursor(cursor).await?;
         self.last_step = Instant::now();
-        self.metrics.set_chain(self.chain_id, to, head.number);
-        if self.last_progress_log.elapsed() >= PROGRESS_LOG_EVERY {
-            self.last_progress_log = Instant::now();
-            // One line per 30 s: the deployed lag alarm reads `blocks_behind` from it.
-            info!(
-                chain = self.chain_id,
-                block = to,
-                head = head.number,
-                blocks_behind = head.number - to,
-                wallets = self.watched.len(),
-                held = self.held.len(),
-                "progress"
-            );
-        }
         debug!(
             chain = self.chain_id,
             from,
@@ -391,11 +403,23 @@ impl ChainWatcher {
             written,
             "processed"
         );
-        Ok(if to == head.number {
-            Step::CaughtUp
-        } else {
-            Step::Behind
-        })
+        Ok(())
+    }
+
+    /// One line per 30 s: the deployed lag alarm reads `blocks_behind` from it.
+    fn log_progress(&mut self, block: u64, head: u64) {
+        if self.last_progress_log.elapsed() >= PROGRESS_LOG_EVERY {
+            self.last_progress_log = Instant::now();
+            info!(
+                chain = self.chain_id,
+                block,
+                head,
+                blocks_behind = head - block,
+                wallets = self.watched.len(),
+                held = self.held.len(),
+                "progress"
+            );
+        }
     }
 
     /// A step without a new block: reload if due, then the sweeps, first reads and re-reads

@@ -4,6 +4,11 @@
 //! use the default chain (31337) unless they name the second one
 //! ([`Environment::second_chain_id`]); clients choose the api's transport ([`Transport`]): the
 //! function URL or the server.
+//!
+//! Modules beside the stack and its clients here: `follow` (following a balance on a stream
+//! until it holds the chain's value), `browser` (headless Chromium), `list_server` (token
+//! lists served locally), and the fault injectors `proxy` (RPC), `dynamodb_faults` (the
+//! table) and `stream_proxy` (the api function). Suites: `e2e/`, `chain/`, `bench/`.
 
 pub mod browser;
 pub mod dynamodb_faults;

@@ -14,7 +14,7 @@ use super::records::{BalanceRecord, read_text};
 use super::{StorageError, Table, Written, from_item, keys, n, s, written};
 use crate::address::lower;
 use crate::model::{BalanceItem, BalanceKey, TokenRead};
-use crate::token::TokenMetadata;
+use crate::token_metadata::TokenMetadata;
 
 /// How a value write is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,13 +8,13 @@ mod error;
 mod feed;
 pub mod keys;
 mod lists;
+mod metadata_cache;
 mod rate;
 mod records;
 mod schema;
 mod sessions;
 mod stream;
 mod token_facts;
-mod tokens;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 
 pub use balances::{ValueWrite, WalletValues};
 pub use chain_log::{
@@ -33,25 +33,17 @@ pub use chain_log::{
 };
 pub use error::StorageError;
 pub use lists::CachedListHead;
+pub use metadata_cache::CachedMetadata;
 pub use sessions::SessionsSignal;
 pub use stream::{
     StreamImage, balance_item_from_image, feed_entry_from_image, image_is_first_read, image_version,
 };
 pub use token_facts::TokenFact;
-pub use tokens::CachedMetadata;
 pub use webhooks::webhook_replay_requested;
 
-type Item = HashMap<String, AttributeValue>;
+use crate::config::Settings;
 
-/// Builds a DynamoDB client from the environment's AWS configuration, with an optional
-/// endpoint override (DynamoDB Local).
-pub async fn dynamodb_client(endpoint: Option<&str>) -> Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(endpoint) = endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    Client::new(&loader.load().await)
-}
+type Item = HashMap<String, AttributeValue>;
 
 /// The service's table.
 #[derive(Debug, Clone)]
@@ -100,6 +92,15 @@ fn to_item<T: serde::Serialize>(record: T) -> Result<Item, StorageError> {
     serde_dynamo::to_item(record).map_err(|e| StorageError::corrupt("<new item>", e))
 }
 
+/// One record's put, for a batch write.
+fn put_request(record: impl serde::Serialize) -> Result<WriteRequest, StorageError> {
+    let put = PutRequest::builder()
+        .set_item(Some(to_item(record)?))
+        .build()
+        .map_err(StorageError::refused)?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
 fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StorageError> {
     let key = item_key(&item);
     serde_dynamo::from_item(item).map_err(|e| StorageError::corrupt(key, e))
@@ -116,6 +117,17 @@ fn item_key(item: &Item) -> String {
 }
 
 impl Table {
+    /// The table `settings` name (`TABLE_NAME`), through a client built from the
+    /// environment's AWS configuration and the endpoint override `DYNAMODB_ENDPOINT`
+    /// (DynamoDB Local): how every binary of the service reaches it.
+    pub async fn connect(settings: &Settings) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(endpoint) = settings.dynamodb_endpoint.as_deref() {
+            loader = loader.endpoint_url(endpoint);
+        }
+        Self::new(Client::new(&loader.load().await), &settings.table_name)
+    }
+
     pub fn new(client: Client, name: impl Into<String>) -> Self {
         Self {
             client,

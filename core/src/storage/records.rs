@@ -13,7 +13,7 @@ use crate::address::{lower, parse_address};
 use crate::model::{
     BalanceItem, BalanceKey, ChainCursor, FeedEntry, FeedPosition, Session, TokenRead,
 };
-use crate::token::TokenMetadata;
+use crate::token_metadata::TokenMetadata;
 
 /// Stored in `read` when the value could not be read.
 const READ_FAILED: &str = "failed";

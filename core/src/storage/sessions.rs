@@ -10,6 +10,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use alloy::primitives::Address;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::records::SessionRecord;
@@ -21,6 +22,37 @@ fn string_set<'a>(values: impl IntoIterator<Item = &'a Address>) -> Option<Attri
     let values: Vec<String> = values.into_iter().map(lower).collect();
     // DynamoDB sets cannot be empty: an empty set is the attribute's absence.
     (!values.is_empty()).then_some(AttributeValue::Ss(values))
+}
+
+/// The names and values of the `SET` that writes `next`'s own attributes whole.
+fn whole_session(update: UpdateItemFluentBuilder, next: &Session) -> UpdateItemFluentBuilder {
+    update
+        .expression_attribute_names("#owner", "owner")
+        .expression_attribute_names("#ttl", "ttl")
+        .expression_attribute_names("#chain", "chain_id")
+        .expression_attribute_names("#created", "created_at")
+        .expression_attribute_names("#expires", "expires_at")
+        .expression_attribute_names("#lists", "lists")
+        .expression_attribute_names("#discover", "discover")
+        .expression_attribute_names("#read_block", "read_block")
+        .expression_attribute_names("#revision", "revision")
+        .expression_attribute_names("#token_lists", "token_lists")
+        .expression_attribute_values(":chain", n(next.chain_id))
+        .expression_attribute_values(":owner", s(lower(&next.owner)))
+        .expression_attribute_values(":created", n(next.created_at))
+        .expression_attribute_values(":exp", n(next.expires_at))
+        .expression_attribute_values(
+            ":lists",
+            AttributeValue::M(
+                next.token_lists
+                    .iter()
+                    .map(|(url, generation)| (url.clone(), n(generation)))
+                    .collect::<HashMap<_, _>>(),
+            ),
+        )
+        .expression_attribute_values(":discover", AttributeValue::Bool(next.discover))
+        .expression_attribute_values(":read_block", n(next.read_block))
+        .expression_attribute_values(":revision", n(next.revision))
 }
 
 impl Table {
@@ -54,37 +86,11 @@ impl Table {
         if fresh {
             removes.push("#discovered");
         }
-        let mut request = self
-            .update(
-                keys::session_pk(next.chain_id),
-                keys::session_sk(&next.owner),
-            )
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_names("#chain", "chain_id")
-            .expression_attribute_names("#created", "created_at")
-            .expression_attribute_names("#expires", "expires_at")
-            .expression_attribute_names("#lists", "lists")
-            .expression_attribute_names("#discover", "discover")
-            .expression_attribute_names("#read_block", "read_block")
-            .expression_attribute_names("#revision", "revision")
-            .expression_attribute_names("#token_lists", "token_lists")
-            .expression_attribute_values(":chain", n(next.chain_id))
-            .expression_attribute_values(":owner", s(lower(&next.owner)))
-            .expression_attribute_values(":created", n(next.created_at))
-            .expression_attribute_values(":exp", n(next.expires_at))
-            .expression_attribute_values(
-                ":lists",
-                AttributeValue::M(
-                    next.token_lists
-                        .iter()
-                        .map(|(url, generation)| (url.clone(), n(generation)))
-                        .collect::<HashMap<_, _>>(),
-                ),
-            )
-            .expression_attribute_values(":discover", AttributeValue::Bool(next.discover))
-            .expression_attribute_values(":read_block", n(next.read_block))
-            .expression_attribute_values(":revision", n(next.revision));
+        let update = self.update(
+            keys::session_pk(next.chain_id),
+            keys::session_sk(&next.owner),
+        );
+        let mut request = whole_session(update, next);
         for (attribute, set, placeholder, values) in [
             (
                 "#tokens",

@@ -10,10 +10,9 @@
 use std::collections::BTreeSet;
 
 use alloy::primitives::Address;
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use serde::{Deserialize, Serialize};
 
-use super::{StorageError, Table, from_item, keys, s, to_item};
+use super::{StorageError, Table, from_item, keys, put_request, s};
 use crate::address::parse_address;
 
 /// Most items in one BatchWriteItem (the DynamoDB limit).
@@ -60,11 +59,7 @@ impl Table {
                         sk: keys::token_fact_sk(fact.prefix(), token),
                         ttl: until,
                     };
-                    let put = PutRequest::builder()
-                        .set_item(Some(to_item(record)?))
-                        .build()
-                        .map_err(StorageError::refused)?;
-                    Ok(WriteRequest::builder().put_request(put).build())
+                    put_request(record)
                 })
                 .collect::<Result<Vec<_>, StorageError>>()?;
             self.batch_write(requests).await?;

@@ -4,16 +4,17 @@
 use http::Response;
 use http::{Method, StatusCode};
 use live_balances::chain::ChainError;
+use live_balances::sse::StreamNotice;
 use live_balances::storage::StorageError;
 use serde::Serialize;
 use thiserror::Error;
 use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
-use crate::token_lists::{FetchError, ListError};
+use crate::list_fetch::{FetchError, ListError};
 use crate::webhook_error::WebhookError;
+use live_balances::list_document::TokenListError;
 use live_balances::pairs::{PairError, PairListError};
-use live_balances::token_list::TokenListError;
 
 #[derive(Debug, Error)]
 pub enum ApiError {
@@ -83,6 +84,44 @@ pub enum ApiError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Webhook(#[from] WebhookError),
+}
+
+/// Why a stream sends `resync` (a pair starts over from a fresh `all_balances`) or `error`
+/// (a pair, or the whole stream, ends): the codes a stream answers with once its 200 is sent,
+/// as the event's `{"code","message"}` — beside [`ApiError`]'s codes, which answer before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum StreamCode {
+    #[error("Last-Event-ID is no longer in the change feed; a fresh all_balances follows")]
+    PositionExpired,
+    #[error("Last-Event-ID is not an id of this stream; a fresh all_balances follows")]
+    UnreadableLastEventId,
+    #[error("no session for this wallet on this chain; create one with POST /sessions")]
+    SessionNotFound,
+    #[error("the session has expired; create it again")]
+    SessionExpired,
+    #[error("the stream will resume on reconnect")]
+    StorageUnavailable,
+}
+
+impl StreamCode {
+    /// Stable, machine-readable code for clients.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::PositionExpired => "position_expired",
+            Self::UnreadableLastEventId => "unreadable_last_event_id",
+            Self::SessionNotFound => "session_not_found",
+            Self::SessionExpired => "session_expired",
+            Self::StorageUnavailable => "storage_unavailable",
+        }
+    }
+
+    /// The data of the `resync` or `error` event.
+    pub fn notice(self) -> StreamNotice {
+        StreamNotice {
+            code: self.code().into(),
+            message: self.to_string(),
+        }
+    }
 }
 
 /// Every error answer.

@@ -9,12 +9,12 @@
 //!   multi_sse, webhooks, health, demo);
 //! - below the routes: `request` (the request and parsing its parts), `route_docs` (OpenAPI
 //!   rows, parameters and event schemas several routes share), `tracked` (a wallet's live
-//!   session and its tokens), `limits` (rate and session limits), `tokens` (resolving a
-//!   request's lists and custom tokens), `stream` (the SSE engine of both streams), `snapshot`
-//!   (a stream's `all_balances`), `feed` (paging a wallet's feed);
-//! - shared state: `state` (settings, table, chain readers), `hub` (one feed subscription per
-//!   process, fanned out to streams), `catalog` (list versions and token metadata),
-//!   `token_lists` (fetching lists safely);
+//!   session and its tokens), `limits` (rate and session limits), `requested_tokens` (the
+//!   tokens of a session request's lists and custom tokens), `stream` (the SSE engine of both
+//!   streams), `snapshot` (a stream's `all_balances`), `feed` (paging a wallet's feed);
+//! - shared state: `state` (settings, table, chain readers), `hub` (one change-log tail per
+//!   chain, fanned out to the server's streams), `catalog` (list versions and token
+//!   metadata), `list_fetch` (fetching token lists safely, once per TTL);
 //! - the bottom: `error` (every error and its HTTP answer, `webhook_error` the webhook routes'
 //!   own), `body` (response bodies).
 
@@ -24,17 +24,17 @@ mod error;
 mod feed;
 mod hub;
 mod limits;
+mod list_fetch;
 mod openapi;
 mod request;
 #[cfg(test)]
 mod request_props;
+mod requested_tokens;
 mod route_docs;
 mod routes;
 mod snapshot;
 mod state;
 mod stream;
-mod token_lists;
-mod tokens;
 mod tracked;
 mod webhook_error;
 

@@ -5,7 +5,7 @@
 
 use http::Response;
 use http::StatusCode;
-use live_balances::sse::{Ping, StreamError};
+use live_balances::sse::{Ping, StreamNotice};
 use live_balances::webhook::Delivery;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::{Modify, OpenApi};
@@ -35,7 +35,7 @@ use crate::route_docs::{MultiSseEventData, SseEventData};
         crate::routes::health::report,
         document,
     ),
-    components(schemas(SseEventData, MultiSseEventData, StreamError, Ping, ErrorBody, Delivery)),
+    components(schemas(SseEventData, MultiSseEventData, StreamNotice, Ping, ErrorBody, Delivery)),
     modifiers(&OneIdPerOperation),
 )]
 pub(crate) struct ApiDoc;

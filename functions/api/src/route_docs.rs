@@ -3,7 +3,7 @@
 //! schemas. Documentation only — nothing here is built; the routes name these in their
 //! `#[utoipa::path]`, and [`crate::openapi`] collects the routes.
 
-use live_balances::sse::{AllBalances, AllowanceUpdate, BalanceUpdate, Ping, StreamError};
+use live_balances::sse::{AllBalances, AllowanceUpdate, BalanceUpdate, Ping, StreamNotice};
 use serde::Serialize;
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
@@ -20,9 +20,9 @@ pub(crate) enum SseEventData {
     AllowanceUpdate(AllowanceUpdate),
     Ping(Ping),
     /// The `Last-Event-ID` is no longer in the feed; an `all_balances` follows.
-    Resync(StreamError),
+    Resync(StreamNotice),
     /// The stream ends for the reason given (e.g. `session_expired`).
-    Error(StreamError),
+    Error(StreamNotice),
 }
 
 /// The pair a multi-wallet stream's event is about.
@@ -74,7 +74,7 @@ pub(crate) struct PairStreamError {
     #[serde(flatten)]
     pair: Option<PairTag>,
     #[serde(flatten)]
-    data: StreamError,
+    data: StreamNotice,
 }
 
 /// The events of `GET /sse/balances`: those of the single-wallet stream, each naming its

@@ -11,7 +11,7 @@ use live_balances::clock::unix_now;
 use live_balances::model::{BalanceKey, FeedPosition, Session};
 use live_balances::sse::{AllBalances, WalletView};
 use live_balances::storage::StorageError;
-use live_balances::token::TokenMetadata;
+use live_balances::token_metadata::TokenMetadata;
 use tracing::warn;
 
 use crate::catalog::ListVersion;

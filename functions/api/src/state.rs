@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use live_balances::chain::{BalanceReader, ChainError};
 use live_balances::config::Settings;
 use live_balances::secrets::{SettingsError, load_settings};
-use live_balances::storage::{Table, dynamodb_client};
+use live_balances::storage::Table;
 
 use thiserror::Error;
 
 use crate::catalog::Catalog;
 use crate::error::ApiError;
 use crate::hub::Hub;
-use crate::token_lists::TokenLists;
+use crate::list_fetch::TokenLists;
 
 #[derive(Debug, Clone)]
 pub struct State {
@@ -46,8 +46,7 @@ impl State {
     }
 
     pub async fn connect(settings: Settings) -> Result<Self, StartError> {
-        let client = dynamodb_client(settings.dynamodb_endpoint.as_deref()).await;
-        let table = Table::new(client, &settings.table_name);
+        let table = Table::connect(&settings).await;
         let readers = settings
             .chains
             .values()

@@ -24,7 +24,7 @@ use live_balances::clock::unix_now;
 use live_balances::model::{FeedEntry, FeedPosition};
 use live_balances::pairs::{PairSet, WalletPair};
 use live_balances::shown::ShownValues;
-use live_balances::sse::{SseEvent, StreamError, retry_hint};
+use live_balances::sse::{SseEvent, retry_hint};
 use live_balances::storage::StorageError;
 use live_balances::stream_id;
 use tokio::sync::broadcast::error::RecvError;
@@ -33,6 +33,7 @@ use tokio::sync::mpsc::error::SendTimeoutError;
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval, sleep_until};
 
 use crate::body::{self, ResponseBody};
+use crate::error::StreamCode;
 use crate::feed::FeedPages;
 use crate::hub::{News, Subscription};
 use crate::request::{self, Deadline, Request};
@@ -95,7 +96,7 @@ struct Pair {
 }
 
 /// A stream about to run; [`Self::open`] starts it.
-pub struct Stream {
+pub struct BalanceStream {
     state: State,
     shape: Shape,
     pairs: Vec<Pair>,
@@ -117,24 +118,24 @@ enum Changes {
 }
 
 #[derive(Debug)]
-enum RunEnd {
+enum StreamEnd {
     ClientGone,
     /// The client did not take events in time, or fell too far behind its wallets' news.
     TooSlow,
     Storage(StorageError),
 }
 
-impl From<StorageError> for RunEnd {
+impl From<StorageError> for StreamEnd {
     fn from(e: StorageError) -> Self {
         Self::Storage(e)
     }
 }
 
 /// Hands one frame to the client, waiting at most `patience` for room.
-async fn send(tx: &Sender<Bytes>, frame: Bytes, patience: Duration) -> Result<(), RunEnd> {
+async fn send(tx: &Sender<Bytes>, frame: Bytes, patience: Duration) -> Result<(), StreamEnd> {
     tx.send_timeout(frame, patience).await.map_err(|e| match e {
-        SendTimeoutError::Timeout(_) => RunEnd::TooSlow,
-        SendTimeoutError::Closed(_) => RunEnd::ClientGone,
+        SendTimeoutError::Timeout(_) => StreamEnd::TooSlow,
+        SendTimeoutError::Closed(_) => StreamEnd::ClientGone,
     })
 }
 
@@ -154,9 +155,9 @@ async fn drained(draining: &mut tokio::sync::watch::Receiver<bool>) {
 
 /// A stream that fell behind its wallets' news is dropped like a slow client; the hub going
 /// away ends it.
-fn on_lag(error: RecvError) -> Result<(), RunEnd> {
+fn on_lag(error: RecvError) -> Result<(), StreamEnd> {
     match error {
-        RecvError::Lagged(_) => Err(RunEnd::TooSlow),
+        RecvError::Lagged(_) => Err(StreamEnd::TooSlow),
         RecvError::Closed => Ok(()),
     }
 }
@@ -179,7 +180,7 @@ async fn next_news(subscriptions: &mut [Option<Subscription>]) -> (usize, Result
     futures::future::select_all(waiting).await.0
 }
 
-impl Stream {
+impl BalanceStream {
     /// A stream of `wallets` (canonical order for [`Shape::Multi`]), each resuming as given,
     /// with whether its session is live. The stream runs within the transport's deadline.
     pub fn new(
@@ -256,18 +257,15 @@ impl Stream {
             let (chain, owner) = (first.chain_id, first.owner);
             match self.run(&tx, changes).await {
                 Ok(()) => {}
-                Err(RunEnd::ClientGone) => {
+                Err(StreamEnd::ClientGone) => {
                     tracing::debug!(chain, owner = %owner, pairs, "client left")
                 }
-                Err(RunEnd::TooSlow) => {
+                Err(StreamEnd::TooSlow) => {
                     tracing::info!(chain, owner = %owner, pairs, "client too slow; dropped (it resumes with Last-Event-ID)")
                 }
-                Err(RunEnd::Storage(error)) => {
+                Err(StreamEnd::Storage(error)) => {
                     tracing::error!(chain, owner = %owner, pairs, %error, "stream ended on a storage error");
-                    let event = SseEvent::Error(StreamError {
-                        code: "storage_unavailable".into(),
-                        message: "the stream will resume on reconnect".into(),
-                    });
+                    let event = SseEvent::Error(StreamCode::StorageUnavailable.notice());
                     let _ = tx.try_send(self.frame(None, &event));
                 }
             }
@@ -289,7 +287,7 @@ impl Stream {
         })
     }
 
-    async fn send(&self, tx: &Sender<Bytes>, frame: Bytes) -> Result<(), RunEnd> {
+    async fn send(&self, tx: &Sender<Bytes>, frame: Bytes) -> Result<(), StreamEnd> {
         send(tx, frame, self.slow_client).await
     }
 
@@ -308,7 +306,7 @@ impl Stream {
 
     /// Sends pair `i`'s `all_balances`. At the start it stands at the snapshot's position;
     /// mid-stream (the lists its tokens came from moved on) the position never goes back.
-    async fn snapshot(&mut self, tx: &Sender<Bytes>, i: usize) -> Result<(), RunEnd> {
+    async fn snapshot(&mut self, tx: &Sender<Bytes>, i: usize) -> Result<(), StreamEnd> {
         let wallet = self.pairs[i].wallet;
         let snapshot = snapshot::take(&self.state, wallet.chain_id, &wallet.owner).await?;
         let pair = &mut self.pairs[i];
@@ -333,22 +331,22 @@ impl Stream {
         tx: &Sender<Bytes>,
         i: usize,
         ask_rescan: bool,
-    ) -> Result<(), RunEnd> {
+    ) -> Result<(), StreamEnd> {
         let wallet = self.pairs[i].wallet;
         let resync = match self.pairs[i].resume.clone() {
             Resume::Fresh => None,
             // The start position means the feed was empty at the snapshot: entries since then
             // may have expired unseen, so only a fresh snapshot is safe.
-            Resume::After(p) if p == FeedPosition::start() => Some("position_expired"),
+            Resume::After(p) if p == FeedPosition::start() => Some(StreamCode::PositionExpired),
             Resume::After(p) => {
                 let live = self
                     .state
                     .table
                     .feed_position_is_live(wallet.chain_id, &wallet.owner, &p, unix_now())
                     .await?;
-                (!live).then_some("position_expired")
+                (!live).then_some(StreamCode::PositionExpired)
             }
-            Resume::Unreadable => Some("unreadable_last_event_id"),
+            Resume::Unreadable => Some(StreamCode::UnreadableLastEventId),
         };
         if ask_rescan {
             tokio::spawn(snapshot::stream_opened(
@@ -361,18 +359,7 @@ impl Stream {
             (Resume::After(_), None) => Ok(()),
             (_, resync) => {
                 if let Some(code) = resync {
-                    let message = match code {
-                        "position_expired" => {
-                            "Last-Event-ID is no longer in the change feed; a fresh all_balances follows"
-                        }
-                        _ => {
-                            "Last-Event-ID is not an id of this stream; a fresh all_balances follows"
-                        }
-                    };
-                    let event = SseEvent::Resync(StreamError {
-                        code: code.into(),
-                        message: message.into(),
-                    });
+                    let event = SseEvent::Resync(code.notice());
                     // The pair starts over: its id part must not resume the old position.
                     self.pairs[i].position = FeedPosition::start();
                     self.send(tx, self.frame(Some(i), &event)).await?;
@@ -390,7 +377,7 @@ impl Stream {
         tx: &Sender<Bytes>,
         i: usize,
         entries: &[(FeedEntry, Bytes)],
-    ) -> Result<(), RunEnd> {
+    ) -> Result<(), StreamEnd> {
         // Old news skipped after the last entry sent: the client's id must still move past
         // it, or a reconnect would replay it to a client that no longer holds the value it
         // continues from.
@@ -421,7 +408,7 @@ impl Stream {
 
     /// Reads pair `i`'s feed after its position itself and sends it, page by page (a later
     /// page's query may fail and end the stream; what was sent stays sent).
-    async fn read_feed(&mut self, tx: &Sender<Bytes>, i: usize) -> Result<(), RunEnd> {
+    async fn read_feed(&mut self, tx: &Sender<Bytes>, i: usize) -> Result<(), StreamEnd> {
         let table = self.state.table.clone();
         let wallet = self.pairs[i].wallet;
         let from = self.pairs[i].position.clone();
@@ -448,28 +435,20 @@ impl Stream {
         &mut self,
         tx: &Sender<Bytes>,
         i: usize,
-        code: &str,
-    ) -> Result<(), RunEnd> {
+        code: StreamCode,
+    ) -> Result<(), StreamEnd> {
         self.pairs[i].ended = true;
-        let message = match code {
-            "session_not_found" => {
-                "no session for this wallet on this chain; create one with POST /sessions"
-            }
-            _ => "the session has expired; create it again",
-        };
-        let event = SseEvent::Error(StreamError {
-            code: code.into(),
-            message: message.into(),
-        });
+        let event = SseEvent::Error(code.notice());
         self.send(tx, self.frame(Some(i), &event)).await
     }
 
-    async fn run(&mut self, tx: &Sender<Bytes>, mut changes: Changes) -> Result<(), RunEnd> {
+    async fn run(&mut self, tx: &Sender<Bytes>, mut changes: Changes) -> Result<(), StreamEnd> {
         self.send(tx, Bytes::from(retry_hint(self.retry.as_millis() as u64)))
             .await?;
         for i in 0..self.pairs.len() {
             if !self.pairs[i].has_session {
-                self.session_ended(tx, i, "session_not_found").await?;
+                self.session_ended(tx, i, StreamCode::SessionNotFound)
+                    .await?;
                 continue;
             }
             // The server asks once per wallet (its hub knows the wallet's other streams).
@@ -489,7 +468,7 @@ impl Stream {
 
     /// The function URL's loop: the stream queries its pairs' feeds every `every`, keeps
     /// their sessions alive and checks their lists itself.
-    async fn poll(&mut self, tx: &Sender<Bytes>, every: Duration) -> Result<(), RunEnd> {
+    async fn poll(&mut self, tx: &Sender<Bytes>, every: Duration) -> Result<(), StreamEnd> {
         let mut feed = ticker(every);
         let mut ping = self.pings();
         let mut keep_alive = ticker(self.keep_alive);
@@ -498,7 +477,7 @@ impl Stream {
         while !self.live().is_empty() {
             tokio::select! {
                 _ = &mut end => return Ok(()),
-                _ = tx.closed() => return Err(RunEnd::ClientGone),
+                _ = tx.closed() => return Err(StreamEnd::ClientGone),
                 _ = feed.tick() => {
                     for i in self.live() {
                         let (wallet, position) = (self.pairs[i].wallet, &self.pairs[i].position);
@@ -518,7 +497,7 @@ impl Stream {
                         // this wallet's native balance every block meanwhile.
                         let streaming_until = now + 3 * self.keep_alive.as_secs();
                         if !self.state.table.keep_session_alive(wallet.chain_id, &wallet.owner, now, expires_at, streaming_until).await? {
-                            self.session_ended(tx, i, "session_expired").await?;
+                            self.session_ended(tx, i, StreamCode::SessionExpired).await?;
                             continue;
                         }
                         // A list the tokens came from has a new version: tokens were added or
@@ -540,7 +519,7 @@ impl Stream {
         &mut self,
         tx: &Sender<Bytes>,
         subscriptions: &mut [Option<Subscription>],
-    ) -> Result<(), RunEnd> {
+    ) -> Result<(), StreamEnd> {
         for i in self.live() {
             let Some(subscription) = &subscriptions[i] else {
                 continue;
@@ -560,7 +539,7 @@ impl Stream {
         while !self.live().is_empty() {
             tokio::select! {
                 _ = &mut end => return Ok(()),
-                _ = tx.closed() => return Err(RunEnd::ClientGone),
+                _ = tx.closed() => return Err(StreamEnd::ClientGone),
                 _ = drained(&mut draining) => {
                     let spread = rand::random_range(0..=DRAIN_SPREAD_MS);
                     let hint = retry_hint(self.retry.as_millis() as u64 + spread);
@@ -577,7 +556,7 @@ impl Stream {
                     Ok(News::SessionExpired) => {
                         // Leaving the wallet: the hub stops reading it for this stream.
                         subscriptions[i] = None;
-                        self.session_ended(tx, i, "session_expired").await?;
+                        self.session_ended(tx, i, StreamCode::SessionExpired).await?;
                     }
                     Ok(News::ListsMoved) => {
                         self.snapshot(tx, i).await?;
@@ -607,7 +586,7 @@ mod tests {
         // The buffer is full and nobody reads: dropped after the patience, not queued.
         let started = std::time::Instant::now();
         let third = send(&tx, Bytes::from("c"), patience).await;
-        assert!(matches!(third, Err(RunEnd::TooSlow)), "{third:?}");
+        assert!(matches!(third, Err(StreamEnd::TooSlow)), "{third:?}");
         assert!(started.elapsed() >= patience);
     }
 
@@ -616,12 +595,15 @@ mod tests {
         let (tx, response) = body::event_stream(2);
         drop(response);
         let sent = send(&tx, Bytes::from("a"), Duration::from_millis(50)).await;
-        assert!(matches!(sent, Err(RunEnd::ClientGone)), "{sent:?}");
+        assert!(matches!(sent, Err(StreamEnd::ClientGone)), "{sent:?}");
     }
 
     #[test]
     fn a_stream_behind_its_wallets_news_is_dropped() {
-        assert!(matches!(on_lag(RecvError::Lagged(3)), Err(RunEnd::TooSlow)));
+        assert!(matches!(
+            on_lag(RecvError::Lagged(3)),
+            Err(StreamEnd::TooSlow)
+        ));
         assert!(on_lag(RecvError::Closed).is_ok());
     }
 }

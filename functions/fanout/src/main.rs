@@ -1,15 +1,15 @@
-//! Fanout Lambda: DynamoDB stream records of balance items -> per-wallet change feed.
+//! Fanout Lambda: DynamoDB stream records of balance items -> per-wallet change feed. The
+//! shell only: the handler is the library (`lib.rs`, one module).
 
 use fanout::{State, handle};
 use lambda_runtime::{Error, run, service_fn, tracing};
 use live_balances::config::Settings;
-use live_balances::storage::{Table, dynamodb_client};
+use live_balances::storage::Table;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let settings = Settings::from_env()?;
-    let client = dynamodb_client(settings.dynamodb_endpoint.as_deref()).await;
-    let state = State::new(Table::new(client, &settings.table_name), &settings);
+    let state = State::new(Table::connect(&settings).await, &settings);
     run(service_fn(|event| handle(&state, event))).await
 }

@@ -1,6 +1,12 @@
 //! The local stack without Docker — DynamoDB Local on the machine's Java, anvil, the
 //! functions under `cargo lambda watch`, the stream pump and the poller — shared by
 //! `make dev` and the end-to-end tests.
+//!
+//! Modules: `stack` (starting and stopping it all, in dependency order), `devnet` (anvil,
+//! Multicall3, demo tokens and wallets), `contracts` (the compiled devnet contracts), `pump`
+//! (DynamoDB Local's stream into the fanout, as Lambda's event source mapping), `process`
+//! (child processes and their logs), `tools` (where `infra/install.sh` put the tools).
+//! Binaries: `main.rs` (`make dev`), `bin/pump.rs`.
 
 pub mod contracts;
 pub mod devnet;

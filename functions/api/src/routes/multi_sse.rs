@@ -12,7 +12,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::request::{self, Request};
 use crate::route_docs::MultiSseEventData;
 use crate::state::State;
-use crate::stream::{self, Resume, Shape, Stream};
+use crate::stream::{self, BalanceStream, Resume, Shape};
 use crate::tracked::live_session;
 
 #[utoipa::path(
@@ -62,5 +62,5 @@ pub async fn open(state: &State, req: &Request) -> Result<Response<ResponseBody>
     if !wallets.iter().any(|(_, _, live)| *live) {
         return Err(ApiError::SessionNotFound);
     }
-    Ok(Stream::new(state, req, Shape::Multi(set), wallets).open())
+    Ok(BalanceStream::new(state, req, Shape::Multi(set), wallets).open())
 }

@@ -15,7 +15,7 @@ use live_balances::address::lower;
 use live_balances::clock::unix_now;
 use live_balances::model::{BalanceItem, BalanceKey, Session, SessionAddition, TokenRead};
 use live_balances::storage::{TokenFact, ValueWrite};
-use live_balances::token::TokenMetadata;
+use live_balances::token_metadata::TokenMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -24,9 +24,9 @@ use crate::catalog::ListVersion;
 use crate::error::{ApiError, ErrorBody};
 use crate::limits;
 use crate::request::{self, Request};
+use crate::requested_tokens::{self, ListSummary};
 use crate::route_docs::{BodyRefused, MalformedRequest, NoSession, WalletPath};
 use crate::state::State;
-use crate::tokens::{self, ListSummary};
 use crate::tracked::{list_versions, live_session};
 
 /// Body of `POST /{chain_id}/sessions/{owner}`.
@@ -154,7 +154,7 @@ pub fn check(
     let custom: BTreeSet<Address> = request::addresses("customTokens", &body.custom_tokens)?
         .into_iter()
         .collect();
-    let lists = tokens::check_lists(state, &body.tokens_lists_urls)?;
+    let lists = requested_tokens::check_lists(state, &body.tokens_lists_urls)?;
     if custom.is_empty() && lists.is_empty() {
         return Err(ApiError::EmptyTokenSet);
     }
@@ -190,7 +190,7 @@ pub async fn apply(
     let started = std::time::Instant::now();
     let reader = state.reader(chain_id)?;
     let requested =
-        tokens::resolve(state, chain_id, reader, &checked.custom, &checked.lists).await?;
+        requested_tokens::resolve(state, chain_id, reader, &checked.custom, &checked.lists).await?;
     let addition = SessionAddition {
         custom_tokens: checked.custom.clone(),
         spenders: checked.spenders.clone(),
@@ -214,6 +214,22 @@ pub async fn apply(
     Err(ApiError::SessionBusy)
 }
 
+/// What one attempt starts from: the session as stored (`live` when it has not expired), the
+/// session it becomes, and the tokens tracked before and after.
+struct Attempt {
+    now: u64,
+    live: Option<Session>,
+    /// The session the addition applies to: the live one, or a new one.
+    base: Session,
+    next: Session,
+    weth: Option<Address>,
+    versions: HashMap<String, Arc<ListVersion>>,
+    before: BTreeSet<Address>,
+    after: BTreeSet<Address>,
+    /// The values the addition starts tracking: read on chain before anything is stored.
+    keys: Vec<BalanceKey>,
+}
+
 /// One attempt at applying `addition`: reads the session, reads on chain every value it
 /// starts tracking, stores the session if nobody changed it meanwhile (`None` otherwise: try
 /// again), then its non-zero values.
@@ -222,65 +238,33 @@ async fn add(
     chain_id: u64,
     owner: Address,
     addition: &SessionAddition,
-    requested: &tokens::RequestedTokens,
+    requested: &requested_tokens::RequestedTokens,
     mode: Upsert,
     started: std::time::Instant,
 ) -> Result<Option<SessionView>, ApiError> {
-    let now = unix_now();
-    let stored = state.table.session(chain_id, &owner).await?;
-    let live = stored.clone().filter(|s| s.expires_at > now);
-    if live.is_none() && mode == Upsert::AddOnly {
-        return Err(ApiError::SessionNotFound);
-    }
-    let base = live.clone().unwrap_or_else(|| Session {
-        // A session that expired starts over, under the revision it reached.
-        revision: stored.as_ref().map_or(0, |s| s.revision),
-        ..Session::new(chain_id, owner, now)
-    });
-    let mut next = base.with(addition);
-    let weth = state.settings.chains.get(&chain_id).and_then(|c| c.weth);
-    let versions = list_versions(state, chain_id, &next, &requested.lists).await?;
-    let list_tokens = |url: &str| versions.get(url).map(|v| v.tokens.as_slice());
-    let before = match &live {
-        Some(s) => s.tracked_tokens(list_tokens, weth),
-        None => BTreeSet::new(),
-    };
-    let after = next.tracked_tokens(list_tokens, weth);
-    let max_tokens = state.settings.max_tokens_per_session;
-    if after.len() > max_tokens {
-        return Err(ApiError::TooManyTokens(max_tokens));
-    }
-    let known_spenders = live
+    let attempt = prepare(state, chain_id, owner, addition, requested, mode).await?;
+    if let Some(live) = attempt
+        .live
         .as_ref()
-        .map(|s| s.spenders.clone())
-        .unwrap_or_default();
-    let keys = untracked_keys(&before, &known_spenders, &after, &next.spenders);
-    if let Some(live) = live.as_ref().filter(|l| adds_nothing(l, &next)) {
-        // Another tab of the same wallet asking for what the session already has: it only
-        // lives longer. No read, no revision, no work for the poller.
-        let expires_at = now + state.settings.session_ttl.as_secs();
-        state
-            .table
-            .keep_session_alive(chain_id, &owner, now, expires_at, live.streaming_until)
-            .await?;
-        let held = held_tokens(&state.table.balances(chain_id, &owner).await?);
-        let named_metadata = named_metadata(state, live, weth, &requested.named_metadata).await?;
-        let mut kept = live.clone();
-        kept.expires_at = kept.expires_at.max(expires_at);
-        return Ok(Some(SessionView::new(
-            state,
-            &kept,
-            &after,
-            live.read_block,
-            &versions,
-            &named_metadata,
-            &held,
-        )));
+        .filter(|l| adds_nothing(l, &attempt.next))
+    {
+        return keep_alive(state, &attempt, live, requested).await.map(Some);
     }
-    let reads: Vec<(Address, BalanceKey)> = keys.iter().map(|k| (owner, *k)).collect();
+    let Attempt {
+        now,
+        live,
+        base,
+        mut next,
+        weth,
+        versions,
+        before,
+        after,
+        keys,
+    } = attempt;
 
     // Read first: if the chain cannot be read, nothing is stored. What the table already
     // holds for the wallet (a value of a token it tracked before) is read beside it.
+    let reads: Vec<(Address, BalanceKey)> = keys.iter().map(|k| (owner, *k)).collect();
     let reader = state.reader(chain_id)?;
     let (chain_read, items) = tokio::join!(
         reader.read_latest(&reads),
@@ -303,43 +287,8 @@ async fn add(
         tracing::info!(chain = chain_id, owner = %owner, "session changed meanwhile; trying again");
         return Ok(None);
     }
-    // Only what is not zero is stored — and the zero of a value stored earlier, which must
-    // not linger.
-    let items: Vec<BalanceItem> = keys
-        .iter()
-        .zip(values)
-        .filter(|(key, _)| !unreadable.contains(&key.token()))
-        .filter(|(key, read)| {
-            *read != TokenRead::Value(U256::ZERO)
-                || stored_values
-                    .get(key)
-                    .is_some_and(|s| *s != TokenRead::Value(U256::ZERO))
-        })
-        .map(|(key, read)| BalanceItem {
-            chain_id,
-            owner,
-            key: *key,
-            read,
-            block,
-            tx_hash: None,
-        })
-        .collect();
-    let how = ValueWrite {
-        first_read: true,
-        rewound_above: None,
-        tombstone_expires_at: now + state.settings.feed_ttl.as_secs(),
-    };
-    let written = items.len();
-    // The futures are built up front (they do nothing until polled): a closure in the stream
-    // would be generic over the item's lifetime, which the `Send` handler cannot prove.
-    let writes: Vec<_> = items
-        .iter()
-        .map(|item| state.table.put_balance(item, now, how))
-        .collect();
-    stream::iter(writes)
-        .buffer_unordered(WRITE_CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await?;
+    let items = values_to_store(&next, &keys, values, &stored_values, &unreadable);
+    store_values(state, &items, now).await?;
     state
         .table
         .complete_session(chain_id, &owner, next.revision)
@@ -356,7 +305,7 @@ async fn add(
         new_tokens = after.len() - before.len(),
         lists = requested.lists.len(),
         reads = keys.len(),
-        values_written = written,
+        values_written = items.len(),
         unreadable = unreadable.len(),
         block,
         read_ms = read_done.as_millis() as u64,
@@ -380,6 +329,137 @@ async fn add(
         &named_metadata,
         &held,
     )))
+}
+
+/// Reads the session and applies `addition` to it (or to a new one): what the attempt
+/// tracks before and after, and the values it starts tracking.
+async fn prepare(
+    state: &State,
+    chain_id: u64,
+    owner: Address,
+    addition: &SessionAddition,
+    requested: &requested_tokens::RequestedTokens,
+    mode: Upsert,
+) -> Result<Attempt, ApiError> {
+    let now = unix_now();
+    let stored = state.table.session(chain_id, &owner).await?;
+    let live = stored.clone().filter(|s| s.expires_at > now);
+    if live.is_none() && mode == Upsert::AddOnly {
+        return Err(ApiError::SessionNotFound);
+    }
+    let base = live.clone().unwrap_or_else(|| Session {
+        // A session that expired starts over, under the revision it reached.
+        revision: stored.as_ref().map_or(0, |s| s.revision),
+        ..Session::new(chain_id, owner, now)
+    });
+    let next = base.with(addition);
+    let weth = state.settings.chains.get(&chain_id).and_then(|c| c.weth);
+    let versions = list_versions(state, chain_id, &next, &requested.lists).await?;
+    let list_tokens = |url: &str| versions.get(url).map(|v| v.tokens.as_slice());
+    let before = match &live {
+        Some(s) => s.tracked_tokens(list_tokens, weth),
+        None => BTreeSet::new(),
+    };
+    let after = next.tracked_tokens(list_tokens, weth);
+    let max_tokens = state.settings.max_tokens_per_session;
+    if after.len() > max_tokens {
+        return Err(ApiError::TooManyTokens(max_tokens));
+    }
+    let known_spenders = live
+        .as_ref()
+        .map(|s| s.spenders.clone())
+        .unwrap_or_default();
+    let keys = untracked_keys(&before, &known_spenders, &after, &next.spenders);
+    Ok(Attempt {
+        now,
+        live,
+        base,
+        next,
+        weth,
+        versions,
+        before,
+        after,
+        keys,
+    })
+}
+
+/// Another tab of the same wallet asking for what the session already has: it only lives
+/// longer. No read, no revision, no work for the poller.
+async fn keep_alive(
+    state: &State,
+    attempt: &Attempt,
+    live: &Session,
+    requested: &requested_tokens::RequestedTokens,
+) -> Result<SessionView, ApiError> {
+    let (chain_id, owner, now) = (live.chain_id, live.owner, attempt.now);
+    let expires_at = now + state.settings.session_ttl.as_secs();
+    state
+        .table
+        .keep_session_alive(chain_id, &owner, now, expires_at, live.streaming_until)
+        .await?;
+    let held = held_tokens(&state.table.balances(chain_id, &owner).await?);
+    let named_metadata =
+        named_metadata(state, live, attempt.weth, &requested.named_metadata).await?;
+    let mut kept = live.clone();
+    kept.expires_at = kept.expires_at.max(expires_at);
+    Ok(SessionView::new(
+        state,
+        &kept,
+        &attempt.after,
+        live.read_block,
+        &attempt.versions,
+        &named_metadata,
+        &held,
+    ))
+}
+
+/// The values read for `keys` that are stored: only what is not zero — and the zero of a
+/// value stored earlier, which must not linger. Tokens unreadable for any holder are not.
+fn values_to_store(
+    session: &Session,
+    keys: &[BalanceKey],
+    values: Vec<TokenRead>,
+    stored: &HashMap<BalanceKey, TokenRead>,
+    unreadable: &BTreeSet<Address>,
+) -> Vec<BalanceItem> {
+    keys.iter()
+        .zip(values)
+        .filter(|(key, _)| !unreadable.contains(&key.token()))
+        .filter(|(key, read)| {
+            *read != TokenRead::Value(U256::ZERO)
+                || stored
+                    .get(key)
+                    .is_some_and(|s| *s != TokenRead::Value(U256::ZERO))
+        })
+        .map(|(key, read)| BalanceItem {
+            chain_id: session.chain_id,
+            owner: session.owner,
+            key: *key,
+            read,
+            block: session.read_block,
+            tx_hash: None,
+        })
+        .collect()
+}
+
+/// Writes the first reads of a session's new values, `WRITE_CONCURRENCY` at once.
+async fn store_values(state: &State, items: &[BalanceItem], now: u64) -> Result<(), ApiError> {
+    let how = ValueWrite {
+        first_read: true,
+        rewound_above: None,
+        tombstone_expires_at: now + state.settings.feed_ttl.as_secs(),
+    };
+    // The futures are built up front (they do nothing until polled): a closure in the stream
+    // would be generic over the item's lifetime, which the `Send` handler cannot prove.
+    let writes: Vec<_> = items
+        .iter()
+        .map(|item| state.table.put_balance(item, now, how))
+        .collect();
+    stream::iter(writes)
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
 }
 
 /// Whether `next` tracks nothing `live` does not.

@@ -12,7 +12,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::request::{self, Request};
 use crate::route_docs::{NoSession, SseEventData, WalletPath};
 use crate::state::State;
-use crate::stream::{self, Resume, Shape, Stream};
+use crate::stream::{self, BalanceStream, Resume, Shape};
 use crate::tracked::live_session;
 
 #[utoipa::path(
@@ -53,5 +53,5 @@ pub async fn open(
         return Err(ApiError::SessionNotFound);
     }
     let wallet = WalletPair { chain_id, owner };
-    Ok(Stream::new(state, req, Shape::Single, vec![(wallet, resume, true)]).open())
+    Ok(BalanceStream::new(state, req, Shape::Single, vec![(wallet, resume, true)]).open())
 }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use lambda_http::tracing;
 use live_balances::clock::unix_now;
 use live_balances::config::TokenListSettings;
+use live_balances::list_document::{self, SkippedEntries};
 use live_balances::storage::{CachedListHead, StorageError, Table, Written};
-use live_balances::token_list::{self, SkippedEntries};
 use thiserror::Error;
 use tokio::time::{Instant, sleep};
 
@@ -29,7 +29,7 @@ pub enum ListError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error(transparent)]
-    Invalid(#[from] token_list::TokenListError),
+    Invalid(#[from] list_document::TokenListError),
     #[error("another request is fetching this list; try again shortly")]
     Busy,
     #[error(transparent)]
@@ -141,7 +141,7 @@ impl TokenLists {
                 return load(table, catalog, chain_id, head).await;
             }
             (Ok(Fetched::Body { bytes, validators }), _) => {
-                token_list::parse_for_chain(&bytes, chain_id)
+                list_document::parse_for_chain(&bytes, chain_id)
                     .map(|tokens| (tokens, validators))
                     .map_err(ListError::from)
             }

@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 
 use alloy::primitives::Address;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::records::TokenMetadataRecord;
-use super::{Item, StorageError, Table, batch_backoff, from_item, keys, s, to_item};
+use super::{Item, StorageError, Table, batch_backoff, from_item, keys, put_request, s};
 use crate::address::{lower, parse_address};
-use crate::token::TokenMetadata;
+use crate::token_metadata::TokenMetadata;
 
 /// Most keys in one BatchGetItem (the DynamoDB limit).
 const BATCH_GET: usize = 100;
@@ -107,11 +107,7 @@ impl Table {
                                 UNKNOWN_TTL_SECS
                             },
                     };
-                    let put = PutRequest::builder()
-                        .set_item(Some(to_item(record)?))
-                        .build()
-                        .map_err(StorageError::refused)?;
-                    Ok(WriteRequest::builder().put_request(put).build())
+                    put_request(record)
                 })
                 .collect::<Result<Vec<_>, StorageError>>()?;
             self.batch_write(requests).await?;
