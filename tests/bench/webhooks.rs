@@ -129,9 +129,8 @@ pub async fn throughput(
     let started = Instant::now();
     stack.start_pump_as("pump-webhooks", &stack.webhooks_invoke_url)?;
     let mut first: Option<Duration> = None;
-    let mut delivered = 0;
     let until = Instant::now() + DEADLINE;
-    loop {
+    let delivered = loop {
         let accepted = receiver.accepted();
         if first.is_none() && !accepted.is_empty() {
             first = Some(started.elapsed());
@@ -150,8 +149,7 @@ pub async fn throughput(
                 distinct.len() == accepted.len(),
                 "a delivery was accepted twice"
             );
-            delivered = accepted.len();
-            break;
+            break accepted.len();
         }
         anyhow::ensure!(
             Instant::now() < until,
@@ -159,7 +157,7 @@ pub async fn throughput(
             accepted.len()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
     let all = started.elapsed().as_secs_f64();
     let first = first.unwrap_or_default().as_secs_f64();
     Ok(json!({
