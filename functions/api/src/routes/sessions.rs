@@ -279,24 +279,10 @@ async fn add(
     next.revision = base.revision + 1;
     next.read_block = block;
     next.expires_at = now + state.settings.session_ttl.as_secs();
-    if !state
-        .table
-        .write_session(&next, base.revision, live.is_none())
-        .await?
-    {
+    let items = values_to_store(&next, &keys, values, &stored_values, &unreadable);
+    if !store(state, &next, base.revision, live.is_none(), &items, now).await? {
         tracing::info!(chain = chain_id, owner = %owner, "session changed meanwhile; trying again");
         return Ok(None);
-    }
-    let items = values_to_store(&next, &keys, values, &stored_values, &unreadable);
-    store_values(state, &items, now).await?;
-    state
-        .table
-        .complete_session(chain_id, &owner, next.revision)
-        .await?;
-    // Tells the poller to reload the chain's sessions. Should this fail, the poller's periodic
-    // full reload still picks the session up; the request is not failed for it.
-    if let Err(error) = state.table.bump_sessions_version(chain_id).await {
-        tracing::warn!(chain = chain_id, owner = %owner, %error, "sessions version not bumped");
     }
     tracing::info!(
         chain = chain_id,
@@ -440,6 +426,37 @@ fn values_to_store(
             tx_hash: None,
         })
         .collect()
+}
+
+/// Stores `next` if it is still at `base_revision` (`false`: somebody changed it meanwhile,
+/// nothing stored), then its new values, then marks them complete and tells the poller.
+async fn store(
+    state: &State,
+    next: &Session,
+    base_revision: u64,
+    fresh: bool,
+    items: &[BalanceItem],
+    now: u64,
+) -> Result<bool, ApiError> {
+    let (chain_id, owner) = (next.chain_id, next.owner);
+    if !state
+        .table
+        .write_session(next, base_revision, fresh)
+        .await?
+    {
+        return Ok(false);
+    }
+    store_values(state, items, now).await?;
+    state
+        .table
+        .complete_session(chain_id, &owner, next.revision)
+        .await?;
+    // Tells the poller to reload the chain's sessions. Should this fail, the poller's periodic
+    // full reload still picks the session up; the request is not failed for it.
+    if let Err(error) = state.table.bump_sessions_version(chain_id).await {
+        tracing::warn!(chain = chain_id, owner = %owner, %error, "sessions version not bumped");
+    }
+    Ok(true)
 }
 
 /// Writes the first reads of a session's new values, `WRITE_CONCURRENCY` at once.
