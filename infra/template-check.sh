@@ -62,7 +62,7 @@ def created(params):
 
 service = {"LoadBalancer", "ApiService", "ApiTargetGroup", "HttpListener", "ApiServiceScaling",
            "ApiServiceTaskRole", "ApiServiceTaskDefinition", "ApiServiceStreamsScaling"}
-always = {"Table", "FanoutFunction", "PollerService"}
+always = {"Table", "FanoutFunction", "PollerService", "WebhooksFunction", "WebhooksFailures"}
 for transport, want_function, want_service in [
     ("function-url", True, False), ("service", False, True), ("both", True, True),
 ]:
@@ -210,18 +210,102 @@ if problems:
 print("template-check: no chain endpoint in any function or task environment (and planted leaks are caught)")
 PY
 
-# `sam build` compiles both functions for arm64 with cargo-lambda and zig, as a deploy would.
+# The webhooks function: its own event source mapping on the table's stream (so a slow target
+# never holds up the fanout), filtered to what it acts on, with its own queue as the on-failure
+# destination, and least privilege — only the table's item actions it uses and sending to that
+# queue, never a wildcard. `--self-test` style: each planted widening must be caught.
+"$bin/python" - template.yaml <<'PY'
+import copy
+import sys
+
+from cfnlint.decode import decode
+
+ALLOWED = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+           "dynamodb:DeleteItem", "sqs:SendMessage"}
+
+
+def problems(template):
+    found = []
+    fn = template["Resources"].get("WebhooksFunction")
+    if fn is None:
+        return ["no WebhooksFunction"]
+    props = fn["Properties"]
+    events = [e for e in props.get("Events", {}).values() if e.get("Type") == "DynamoDB"]
+    if len(events) != 1:
+        found.append("WebhooksFunction needs exactly one DynamoDB stream event")
+    for event in events:
+        p = event["Properties"]
+        if p.get("Stream") != {"Fn::GetAtt": ["Table", "StreamArn"]}:
+            found.append("its event source is not the table's stream")
+        if p.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination") != {"Fn::GetAtt": ["WebhooksFailures", "Arn"]}:
+            found.append("its on-failure destination is not WebhooksFailures")
+        if "ReportBatchItemFailures" not in p.get("FunctionResponseTypes", []):
+            found.append("it does not report batch item failures")
+        patterns = [f.get("Pattern", "") for f in p.get("FilterCriteria", {}).get("Filters", [])]
+        if not any('"F#"' in x and "INSERT" in x for x in patterns):
+            found.append("its filter does not pass feed-entry inserts")
+    if template["Resources"].get("WebhooksFailures", {}).get("Type") != "AWS::SQS::Queue":
+        found.append("WebhooksFailures is not an SQS queue")
+    for policy in props.get("Policies", []):
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            actions = statement.get("Action", [])
+            actions = [actions] if isinstance(actions, str) else actions
+            resource = statement.get("Resource")
+            for action in actions:
+                if action not in ALLOWED:
+                    found.append(f"WebhooksFunction may {action}")
+            if resource in ("*", ["*"]) or (isinstance(resource, str) and "*" in resource):
+                found.append(f"WebhooksFunction has a wildcard resource {resource}")
+            if any(a.startswith("sqs:") for a in actions) and resource != {"Fn::GetAtt": ["WebhooksFailures", "Arn"]}:
+                found.append("WebhooksFunction sends to a queue other than its own")
+            if any(a.startswith("dynamodb:") for a in actions) and resource != {"Fn::GetAtt": ["Table", "Arn"]}:
+                found.append("WebhooksFunction reaches a table other than the service's")
+    return found
+
+
+template, errors = decode(sys.argv[1])
+if errors:
+    sys.exit(f"template-check: cannot read {sys.argv[1]}: {errors}")
+
+
+def statements(t):
+    return t["Resources"]["WebhooksFunction"]["Properties"]["Policies"][0]["Statement"]
+
+
+def stream_props(t):
+    return t["Resources"]["WebhooksFunction"]["Properties"]["Events"]["TableStream"]["Properties"]
+
+
+planted = {
+    "a scan of the table": lambda t: statements(t)[0]["Action"].append("dynamodb:Scan"),
+    "a wildcard resource": lambda t: statements(t).append({"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": "*"}),
+    "the fanout's queue": lambda t: statements(t)[1].update({"Resource": {"Fn::GetAtt": ["FanoutFailures", "Arn"]}}),
+    "no on-failure destination": lambda t: stream_props(t).pop("DestinationConfig"),
+    "no filter for feed entries": lambda t: stream_props(t).pop("FilterCriteria"),
+}
+for what, plant in planted.items():
+    broken = copy.deepcopy(template)
+    plant(broken)
+    if not problems(broken):
+        sys.exit(f"template-check: the webhooks check missed a planted fault ({what}); fix the check")
+found = problems(template)
+if found:
+    sys.exit("template-check: webhooks function:\n  " + "\n  ".join(found))
+print("template-check: the webhooks function reads the stream on its own mapping, parks failed batches in its queue, least privilege (and planted faults are caught)")
+PY
+
+# `sam build` compiles the functions for arm64 with cargo-lambda and zig, as a deploy would.
 # `--language-extensions` lets it read past Fn::ForEach (the built template keeps the loop, which
 # CloudFormation expands at deploy with the real ChainIds).
 if [ "${SKIP_SAM_BUILD:-0}" != 1 ]; then
   build_dir="$PWD/target/sam-build"
   PATH="$bin:$PATH" "$bin/sam" build --language-extensions --region us-east-1 --build-dir "$build_dir" --cache-dir "$PWD/target/sam-cache" >/dev/null
-  for fn in ApiFunction FanoutFunction; do
+  for fn in ApiFunction FanoutFunction WebhooksFunction; do
     artifact="$build_dir/$fn/bootstrap"
     if ! od -An -tx1 -j18 -N2 "$artifact" 2>/dev/null | grep -q "b7 00"; then
       echo "template-check: $artifact is missing or not an arm64 ELF" >&2
       exit 1
     fi
   done
-  echo "template-check: sam build produced arm64 artifacts for ApiFunction and FanoutFunction"
+  echo "template-check: sam build produced arm64 artifacts for ApiFunction, FanoutFunction and WebhooksFunction"
 fi

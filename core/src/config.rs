@@ -127,6 +127,7 @@ pub struct Settings {
     pub max_pairs_per_stream: usize,
     pub server: ServerSettings,
     pub tracking: TrackingSettings,
+    pub webhooks: crate::webhook::WebhookSettings,
 }
 
 /// The long-lived HTTP server's own settings: what the function URL does for the function.
@@ -251,6 +252,7 @@ impl Settings {
             },
             server: ServerSettings::from_vars(&vars)?,
             tracking: TrackingSettings::from_vars(&vars)?,
+            webhooks: webhook_settings(&vars)?,
         })
     }
 }
@@ -496,6 +498,36 @@ fn is_endpoint_variable(name: &str) -> bool {
     name.starts_with("RPC_URL")
         || name.starts_with("WS_URL")
         || SEED_NAMES.iter().any(|(n, ..)| *n == name)
+}
+
+/// `WEBHOOK_*`: delivery and subscription limits (see [`crate::webhook::WebhookSettings`]).
+fn webhook_settings(vars: &Vars) -> Result<crate::webhook::WebhookSettings, ConfigError> {
+    use crate::webhook::{MAX_WALLETS_LIMIT, WebhookSettings};
+    let d = WebhookSettings::default();
+    let ms = |name: &str, default: Duration| vars.millis(name, default.as_millis() as u64);
+    let secs = |name: &str, default: Duration| vars.secs(name, default.as_secs());
+    let max_wallets = vars.count("WEBHOOK_MAX_WALLETS", d.max_wallets)?;
+    if !(1..=MAX_WALLETS_LIMIT).contains(&max_wallets) {
+        return Err(invalid(
+            "WEBHOOK_MAX_WALLETS",
+            format!("expected 1 to {MAX_WALLETS_LIMIT}"),
+        ));
+    }
+    Ok(WebhookSettings {
+        allow_insecure: vars.flag("WEBHOOK_ALLOW_INSECURE")?,
+        timeout: ms("WEBHOOK_TIMEOUT_MS", d.timeout)?,
+        attempts: vars
+            .number("WEBHOOK_ATTEMPTS", u64::from(d.attempts))?
+            .clamp(1, 20) as u32,
+        retry_first: ms("WEBHOOK_RETRY_FIRST_MS", d.retry_first)?,
+        retry_max: ms("WEBHOOK_RETRY_MAX_MS", d.retry_max)?,
+        max_redirects: vars.count("WEBHOOK_MAX_REDIRECTS", d.max_redirects)?,
+        disable_after: secs("WEBHOOK_DISABLE_AFTER_SECS", d.disable_after)?,
+        parked_ttl: secs("WEBHOOK_PARKED_TTL_SECS", d.parked_ttl)?,
+        max_wallets,
+        max_tokens: vars.count("WEBHOOK_MAX_TOKENS", d.max_tokens)?,
+        concurrency: vars.count("WEBHOOK_CONCURRENCY", d.concurrency)?.max(1),
+    })
 }
 
 fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {

@@ -25,6 +25,7 @@ pub mod backoff;
 pub mod chain;
 pub mod clock;
 pub mod config;
+pub mod destination;
 pub mod diff;
 pub mod known_chains;
 pub mod list_document;
@@ -42,6 +43,8 @@ pub mod storage;
 pub mod stream_id;
 pub mod sweep;
 pub mod token_metadata;
+pub mod webhook;
+pub mod webhook_signature;
 
 pub use address::{AddressError, NATIVE_TOKEN};
 pub use model::{

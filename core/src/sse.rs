@@ -390,32 +390,8 @@ impl SseEvent {
                 frame("all_balances", Some(&id(position)), &data(snapshot))
             }
             Self::Update(entry) => {
-                let id = Some(id(&entry.position));
-                let tx_hash = entry.tx_hash.map(|h| h.to_string());
-                let previous = entry.previous.map(|p| p.to_string());
-                match (entry.kind(), entry.key) {
-                    (FeedKind::AllowanceUpdate, BalanceKey::Allowance { token, spender }) => {
-                        let update = AllowanceUpdate {
-                            address: lower(&token),
-                            spender: lower(&spender),
-                            allowance: entry.value.to_string(),
-                            previous_allowance: previous,
-                            block_number: entry.block,
-                            tx_hash,
-                        };
-                        frame("allowance_update", id.as_deref(), &data(&update))
-                    }
-                    _ => {
-                        let update = BalanceUpdate {
-                            address: lower(&entry.key.token()),
-                            balance: entry.value.to_string(),
-                            previous_balance: previous,
-                            block_number: entry.block,
-                            tx_hash,
-                        };
-                        frame("balance_update", id.as_deref(), &data(&update))
-                    }
-                }
+                let (event, value) = update_data(entry);
+                frame(event, Some(&id(&entry.position)), &data(&value))
             }
             Self::OrderStatus(entry) => {
                 let status = OrderStatus::new(&entry.order, &entry.status, entry.block);
@@ -426,6 +402,44 @@ impl SseEvent {
             Self::Error(e) => frame("error", None, &data(e)),
             Self::Position(position) => format!("id: {}\n\n", id(position)),
         }
+    }
+}
+
+/// The `data` of the SSE event of one feed entry: what a stream sends and what a webhook
+/// delivers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum UpdateData {
+    Balance(BalanceUpdate),
+    Allowance(AllowanceUpdate),
+}
+
+/// The event name and the data of one feed entry's SSE event.
+pub fn update_data(entry: &FeedEntry) -> (&'static str, UpdateData) {
+    let tx_hash = entry.tx_hash.map(|h| h.to_string());
+    let previous = entry.previous.map(|p| p.to_string());
+    match (entry.kind(), entry.key) {
+        (FeedKind::AllowanceUpdate, BalanceKey::Allowance { token, spender }) => (
+            "allowance_update",
+            UpdateData::Allowance(AllowanceUpdate {
+                address: lower(&token),
+                spender: lower(&spender),
+                allowance: entry.value.to_string(),
+                previous_allowance: previous,
+                block_number: entry.block,
+                tx_hash,
+            }),
+        ),
+        _ => (
+            "balance_update",
+            UpdateData::Balance(BalanceUpdate {
+                address: lower(&entry.key.token()),
+                balance: entry.value.to_string(),
+                previous_balance: previous,
+                block_number: entry.block,
+                tx_hash,
+            }),
+        ),
     }
 }
 

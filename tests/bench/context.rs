@@ -111,6 +111,7 @@ impl Bench {
     pub fn stop(&self) {
         let _ = self.stop_poller();
         let _ = self.env.stack.stop_service("pump");
+        let _ = self.env.stack.stop_service("pump-webhooks");
         let _ = self.env.stack.stop_functions();
         for name in ["anvil", "dynamodb"] {
             let _ = self.env.stack.stop_service(name);

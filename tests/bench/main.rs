@@ -4,7 +4,7 @@
 //!
 //! A benchmark reports; it fails only when the system is wrong (an update never arrives, a
 //! snapshot is incomplete), never because the machine is slow. `BENCH_ONLY=snapshot,scale`
-//! runs a subset of `freshness`, `clients`, `fanout`, `snapshot`, `scale`; `BENCH_FULL=1`
+//! runs a subset of `freshness`, `clients`, `fanout`, `snapshot`, `scale`, `webhooks`; `BENCH_FULL=1`
 //! runs larger samples.
 
 mod baseline;
@@ -28,6 +28,7 @@ mod streams;
 mod summary;
 mod table_cost;
 mod tokens;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -43,13 +44,14 @@ const DEFAULT_FEED_MS: u64 = 200;
 /// The tighter setting measured beside it.
 const TIGHT_FEED_MS: u64 = 50;
 /// Every section's name, for `BENCH_ONLY`.
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "freshness",
     "clients",
     "fanout",
     "service",
     "snapshot",
     "scale",
+    "webhooks",
 ];
 /// Wallets on the multi-wallet stream whose freshness is measured beside the single one's.
 const STREAM_WALLETS: usize = 10;
@@ -211,6 +213,19 @@ async fn main() -> anyhow::Result<()> {
             sections.insert("api_function_memory".into(), function_memory::report());
             eprintln!("bench: snapshot done");
         }
+        bench.stop();
+    }
+
+    if plan.wants("webhooks") {
+        // A stack of its own: the throughput window's consumer reads the stream from its
+        // start, so it should hold only this section's records.
+        let bench = Bench::start("webhooks", vec![]).await?;
+        let token = bench.deploy_tokens(1).await?[0];
+        let latencies = webhooks::latency(&bench, token, plan.scale(100, 200)).await?;
+        eprintln!("bench: webhook latency done");
+        let throughput = webhooks::throughput(&bench, token, 20, plan.scale(10, 25)).await?;
+        sections.insert("webhooks".into(), webhooks::report(&latencies, throughput));
+        eprintln!("bench: webhook throughput done");
         bench.stop();
     }
 

@@ -99,6 +99,7 @@ pub async fn run(sizes: &[usize], windows: Windows) -> anyhow::Result<Vec<Tier>>
     )
     .await?;
     bench.env.stack.stop_service("pump")?;
+    bench.env.stack.stop_service("pump-webhooks")?;
     let deployed = bench.deploy_tokens(DEPLOYED).await?;
     let list = bench.token_list("scale", &deployed, LIST_TOKENS).await?;
     let mut wallets: Vec<(Address, Vec<(Address, U256)>)> = vec![];

@@ -45,6 +45,15 @@ pub fn render(s: &Map<String, Value>) -> String {
             ));
         }
     }
+    let w = get(s, &["webhooks"]);
+    if !w.is_null() {
+        let l = &w["latency_mined_to_receiver"];
+        let t = &w["throughput_one_consumer"];
+        lines.push(format!(
+            "  webhooks: mined -> receiver p50 {} ms, p99 {} ms (n={}); one consumer {} deliveries/s ({} deliveries, {} subscriptions)",
+            l["p50_ms"], l["p99_ms"], l["n"], t["deliveries_per_second"], t["deliveries"], t["subscriptions"]
+        ));
+    }
     let fs = get(s, &["freshness_service"]);
     if !fs.is_null() {
         lines.push(format!(

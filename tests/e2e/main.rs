@@ -36,3 +36,4 @@ mod sparse;
 mod sse;
 mod storage;
 mod token_lists;
+mod webhooks;

@@ -16,6 +16,7 @@ pub mod follow;
 pub mod list_server;
 pub mod proxy;
 pub mod stream_proxy;
+pub mod webhook_receiver;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -35,6 +36,9 @@ use tokio::time::Instant;
 pub const DEADLINE: Duration = Duration::from_secs(45);
 /// The test stack's limit of session writes a minute per wallet.
 pub const SESSION_WRITES_PER_OWNER: u64 = 12;
+
+/// How long a webhook subscription fails on the test stack before it is disabled.
+pub const WEBHOOK_DISABLE_AFTER_SECS: u64 = 5;
 
 /// Longest SSE stream on the test stack.
 pub const SSE_MAX_SECS: u64 = 12;
@@ -152,6 +156,14 @@ impl Environment {
                 (
                     "SESSION_WRITES_PER_OWNER_PER_MINUTE".into(),
                     SESSION_WRITES_PER_OWNER.to_string(),
+                ),
+                // Webhooks: quick retries, and a subscription failing for a few seconds is
+                // disabled, so the tests see parking and disabling without long waits.
+                ("WEBHOOK_RETRY_FIRST_MS".into(), "200".into()),
+                ("WEBHOOK_TIMEOUT_MS".into(), "2000".into()),
+                (
+                    "WEBHOOK_DISABLE_AFTER_SECS".into(),
+                    WEBHOOK_DISABLE_AFTER_SECS.to_string(),
                 ),
             ],
         };

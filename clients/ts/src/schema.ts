@@ -193,6 +193,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/{chain_id}/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Subscribes a target URL to the changes of some wallets: each matching feed entry is POSTed as JSON, signed the Standard Webhooks way (webhook-id = the feed position, webhook-timestamp, webhook-signature = v1,base64(HMAC-SHA256(secret, id.timestamp.body))), in order per wallet, retried with backoff, parked after the retries (see GET and replay). The secret is in this answer only. */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/{chain_id}/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The subscription with its status (active, backlogged, disabled and why) and its parked deliveries. Authorization: Bearer <secret>. */
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        /** @description Ends the subscription; its parked deliveries are dropped. Authorization: Bearer <secret>. */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/{chain_id}/webhooks/{id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Sends the parked deliveries again, oldest first, and re-enables a disabled subscription (its failure clock restarts). The delivery function does the sending; GET shows the progress. Authorization: Bearer <secret>. */
+        post: operations["replayWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -293,6 +345,26 @@ export interface components {
             ok: boolean;
             /** Format: int64 */
             processedBlock?: number | null;
+        };
+        /**
+         * @description The JSON body of one delivery: the change as its SSE event carries it, with what the
+         *     receiver needs to route and deduplicate it.
+         */
+        Delivery: {
+            /** Format: int64 */
+            chainId: number;
+            /** @description The SSE event's `data` for this change. */
+            data: Record<string, never>;
+            /**
+             * @description The feed position: the idempotency id (also the `webhook-id` header). The same change
+             *     always has the same id, however often it is sent.
+             */
+            id: string;
+            /** @description Lowercase 0x address of the wallet. */
+            owner: string;
+            subscriptionId: string;
+            /** @description The event kind: `balance_update`, `allowance_update`, `order_status`. */
+            type: string;
         };
         /** @description Every error answer. */
         ErrorBody: {
@@ -453,6 +525,24 @@ export interface components {
             /** @description Lowercase 0x address */
             owner: string;
         };
+        /** @description A parked delivery, as an operator sees it before replaying. */
+        ParkedView: {
+            /**
+             * Format: int32
+             * @description Attempts made (0: parked behind an earlier one without being tried)
+             */
+            attempts: number;
+            /** @description The delivery's idempotency id (its feed position) */
+            id: string;
+            lastError?: string | null;
+            owner: string;
+            /**
+             * Format: int64
+             * @description Unix seconds
+             */
+            parkedAt: number;
+            type: string;
+        };
         /** @description `ping`: the stream is alive (no `id`, so it never moves the client's position). */
         Ping: {
             /**
@@ -460,6 +550,15 @@ export interface components {
              * @description Unix seconds.
              */
             time: number;
+        };
+        /** @description The answer to a replay request. */
+        ReplayAccepted: {
+            id: string;
+            /**
+             * Format: int64
+             * @description Parked deliveries to be sent again, in order
+             */
+            parkedCount: number;
         };
         /** @description Body of `POST /{chain_id}/sessions/{owner}`. */
         SessionRequest: {
@@ -559,6 +658,70 @@ export interface components {
             decimals: number;
             name: string;
             symbol: string;
+        };
+        /** @description The answer to a creation: the subscription and, this once, its secret. */
+        WebhookCreated: components["schemas"]["WebhookView"] & {
+            /**
+             * @description Signs every delivery (Standard Webhooks, HMAC-SHA256) and authenticates GET, DELETE and
+             *     replay as `Authorization: Bearer <secret>`. Shown only here.
+             */
+            secret: string;
+        };
+        /** @description The answer to a deletion. */
+        WebhookDeleted: {
+            deleted: boolean;
+            id: string;
+        };
+        /** @description `POST /{chain_id}/webhooks`. */
+        WebhookRequest: {
+            /** @description Kinds delivered: `balance_update`, `allowance_update`, `order_status` */
+            events: string[];
+            /** @description Only changes of these tokens (absent or empty: every tracked token) */
+            tokens?: string[];
+            /**
+             * @description Where deliveries are POSTed: https, a public address (after DNS and every redirect)
+             * @example https://hooks.example.com/balances
+             */
+            url: string;
+            /** @description Wallet addresses whose changes are delivered (at most `WEBHOOK_MAX_WALLETS`) */
+            wallets: string[];
+        };
+        /** @description A subscription as its owner sees it (never its secret). */
+        WebhookView: {
+            /** Format: int64 */
+            chainId: number;
+            /**
+             * Format: int64
+             * @description Unix seconds
+             */
+            createdAt: number;
+            /** Format: int64 */
+            disabledAt?: number | null;
+            disabledReason?: string | null;
+            events: string[];
+            /**
+             * Format: int64
+             * @description Unix seconds of the first failure since the last successful delivery
+             */
+            failingSince?: number | null;
+            id: string;
+            lastError?: string | null;
+            /** @description The oldest parked deliveries (up to 20) */
+            parked: components["schemas"]["ParkedView"][];
+            /**
+             * Format: int64
+             * @description Parked deliveries waiting for a replay
+             */
+            parkedCount: number;
+            /**
+             * @description `active`; `backlogged` (a delivery failed after its retries: later ones queue behind
+             *     it, and each new change first tries the oldest parked one); `disabled` (failing for
+             *     longer than `WEBHOOK_DISABLE_AFTER_SECS`: nothing is sent until a replay)
+             */
+            status: string;
+            tokens: string[];
+            url: string;
+            wallets: string[];
         };
     };
     responses: never;
@@ -1299,6 +1462,207 @@ export interface operations {
             };
             /** @description Storage unavailable or the session busy; nothing stored */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A chain this deployment serves, e.g. 1 */
+                chain_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookRequest"];
+            };
+        };
+        responses: {
+            /** @description Subscribed; keep the secret */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookCreated"];
+                };
+            };
+            /** @description Malformed chain id, URL, wallet, token, event kind or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Chain not served here */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not declared as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The target URL was refused (scheme, credentials, a non-public address) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Storage unavailable; nothing stored */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A chain this deployment serves, e.g. 1 */
+                chain_id: number;
+                /** @description The id `POST /{chain_id}/webhooks` answered */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookView"];
+                };
+            };
+            /** @description No secret, or not this subscription's */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such subscription on this chain */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A chain this deployment serves, e.g. 1 */
+                chain_id: number;
+                /** @description The id `POST /{chain_id}/webhooks` answered */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeleted"];
+                };
+            };
+            /** @description No secret, or not this subscription's */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such subscription on this chain */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    replayWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A chain this deployment serves, e.g. 1 */
+                chain_id: number;
+                /** @description The id `POST /{chain_id}/webhooks` answered */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Replay started */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplayAccepted"];
+                };
+            };
+            /** @description No secret, or not this subscription's */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such subscription on this chain */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -14,6 +14,8 @@
 //! | rate window   | `R#{what}#{who}`         | `{window start}`            |
 //! | token facts   | `K#{chain}`              | `U#{token}`, `R#{token}`, `VERSION` |
 //! | chain log     | `G#{chain}#{bucket ms}`  | `{append ms}#{owner}#{feed position}` |
+//! | webhook       | `H#{id}`                 | `SUB`, `D#…`, `P#…` (see `webhooks.rs`) |
+//! | webhook index | `W#{chain}#{owner}`      | `{subscription id}`         |
 //!
 //! Sessions of a chain share a partition so the poller lists them with one query; all values
 //! of a wallet share one so a snapshot is one query and their stream records stay in order —

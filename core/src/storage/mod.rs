@@ -16,6 +16,7 @@ mod schema;
 mod sessions;
 mod stream;
 mod token_facts;
+mod webhooks;
 
 use std::collections::HashMap;
 
@@ -36,10 +37,11 @@ pub use lists::CachedListHead;
 pub use metadata_cache::CachedMetadata;
 pub use sessions::SessionsSignal;
 pub use stream::{
-    StreamImage, balance_item_from_image, feed_event_from_image, image_is_first_read,
-    image_version, order_from_image,
+    StreamImage, balance_item_from_image, feed_entry_from_image, feed_event_from_image,
+    image_is_first_read, image_version, order_from_image,
 };
 pub use token_facts::TokenFact;
+pub use webhooks::webhook_replay_requested;
 
 use crate::config::Settings;
 

@@ -3,11 +3,10 @@
 use std::collections::HashMap;
 
 use super::StorageError;
-use super::keys::is_order_sk;
-use super::keys::{BALANCE_PREFIX, FEED_PREFIX};
+use super::keys::{BALANCE_PREFIX, FEED_PREFIX, is_order_sk};
 use super::orders::{OrderRecord, order_from_record};
 use super::records::BalanceRecord;
-use crate::model::{BalanceItem, FeedEvent};
+use crate::model::{BalanceItem, FeedEntry, FeedEvent};
 use crate::order::OrderState;
 
 /// A stream record image in Lambda's event shape.
@@ -63,6 +62,15 @@ pub fn feed_event_from_image(image: &StreamImage) -> Result<Option<FeedEvent>, S
     }
     let item: super::Item = image.clone().into();
     super::feed::feed_event_from_item(item).map(Some)
+}
+
+/// The value-change entry in a stream image (a feed item the fanout appended), `None` for
+/// other items, for `order_status` entries and for empty images.
+pub fn feed_entry_from_image(image: &StreamImage) -> Result<Option<FeedEntry>, StorageError> {
+    Ok(match feed_event_from_image(image)? {
+        Some(FeedEvent::Value(entry)) => Some(entry),
+        Some(FeedEvent::Order(_)) | None => None,
+    })
 }
 
 /// The version of the balance item in `image` (0 when it has none: written before versions

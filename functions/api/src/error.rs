@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
 use crate::list_fetch::{FetchError, ListError};
+use crate::webhook_error::WebhookError;
 use live_balances::list_document::TokenListError;
 use live_balances::pairs::{PairError, PairListError};
 
@@ -89,6 +90,8 @@ pub enum ApiError {
     Chain(#[from] ChainError),
     #[error("the table could not serve this request")]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
 }
 
 /// Why a stream sends `resync` (a pair starts over from a fresh `all_balances`) or `error`
@@ -141,6 +144,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Pair { error, .. } => error.status(),
+            Self::Webhook(error) => error.status(),
             Self::NotFound
             | Self::UnknownChain(_)
             | Self::SessionNotFound
@@ -215,6 +219,7 @@ impl ApiError {
             },
             Self::SessionNotFound => "session_not_found",
             Self::Pair { error, .. } => error.code(),
+            Self::Webhook(error) => error.code(),
             Self::MalformedPair => "invalid_pair",
             Self::DuplicatePair { .. } => "duplicate_pair",
             Self::TooManyPairs { .. } => "too_many_pairs",

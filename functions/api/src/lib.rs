@@ -6,7 +6,7 @@
 //! Modules, top to bottom (each imports only those below it):
 //! - this file: the router; [`openapi`]: `GET /openapi.json`, listing the routes;
 //! - `routes/`: the handlers, one file per route group (sessions, multi_sessions, balance, sse,
-//!   multi_sse, orders, health, demo);
+//!   multi_sse, orders, webhooks, health, demo);
 //! - below the routes: `request` (the request and parsing its parts), `route_docs` (OpenAPI
 //!   rows, parameters and event schemas several routes share), `tracked` (a wallet's live
 //!   session and its tokens), `limits` (rate and session limits), `requested_tokens` (the
@@ -15,7 +15,8 @@
 //! - shared state: `state` (settings, table, chain readers), `hub` (one change-log tail per
 //!   chain, fanned out to the server's streams), `catalog` (list versions and token
 //!   metadata), `list_fetch` (fetching token lists safely, once per TTL);
-//! - the bottom: `error` (every error and its HTTP answer), `body` (response bodies).
+//! - the bottom: `error` (every error and its HTTP answer, `webhook_error` the webhook routes'
+//!   own), `body` (response bodies).
 
 mod body;
 mod catalog;
@@ -35,6 +36,7 @@ mod snapshot;
 mod state;
 mod stream;
 mod tracked;
+mod webhook_error;
 
 use std::convert::Infallible;
 
@@ -48,7 +50,7 @@ pub use request::{ClientAddress, Deadline, MAX_BODY_BYTES, Request, client_addre
 pub use state::{StartError, State};
 
 use routes::sessions::Upsert;
-use routes::{balance, demo, health, multi_sessions, multi_sse, orders, sessions, sse};
+use routes::{balance, demo, health, multi_sessions, multi_sse, orders, sessions, sse, webhooks};
 
 /// Routes one request. Never fails: every error becomes a JSON answer with a status.
 pub async fn handler(state: &State, req: Request) -> Result<Response<ResponseBody>, Infallible> {
@@ -100,6 +102,14 @@ async fn route(
             orders::delete(state, chain, owner, id).await
         }
         (&Method::GET, [chain, "orders", owner]) => orders::list(state, chain, owner).await,
+        (&Method::POST, [chain, "webhooks"]) => webhooks::create(state, &req, chain).await,
+        (&Method::GET, [chain, "webhooks", id]) => webhooks::get(state, &req, chain, id).await,
+        (&Method::DELETE, [chain, "webhooks", id]) => {
+            webhooks::delete(state, &req, chain, id).await
+        }
+        (&Method::POST, [chain, "webhooks", id, "replay"]) => {
+            webhooks::replay(state, &req, chain, id).await
+        }
         (
             _,
             ["health"]
@@ -111,7 +121,10 @@ async fn route(
             | [_, "balance", _, _]
             | [_, "balances", _]
             | [_, "orders", _, _]
-            | [_, "orders", _],
+            | [_, "orders", _]
+            | [_, "webhooks"]
+            | [_, "webhooks", _]
+            | [_, "webhooks", _, "replay"],
         ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound),
     }

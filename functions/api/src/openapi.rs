@@ -6,6 +6,7 @@
 use http::Response;
 use http::StatusCode;
 use live_balances::sse::{Ping, StreamNotice};
+use live_balances::webhook::Delivery;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::{Modify, OpenApi};
 
@@ -30,10 +31,14 @@ use crate::route_docs::{MultiSseEventData, SseEventData};
         crate::routes::orders::put,
         crate::routes::orders::delete,
         crate::routes::orders::list,
+        crate::routes::webhooks::create,
+        crate::routes::webhooks::get,
+        crate::routes::webhooks::delete,
+        crate::routes::webhooks::replay,
         crate::routes::health::report,
         document,
     ),
-    components(schemas(SseEventData, MultiSseEventData, StreamNotice, Ping, ErrorBody)),
+    components(schemas(SseEventData, MultiSseEventData, StreamNotice, Ping, ErrorBody, Delivery)),
     modifiers(&OneIdPerOperation),
 )]
 pub(crate) struct ApiDoc;
@@ -118,6 +123,9 @@ mod tests {
             ("/openapi.json", &["get"]),
             ("/{chain_id}/orders/{owner}/{order_id}", &["put", "delete"]),
             ("/{chain_id}/orders/{owner}", &["get"]),
+            ("/{chain_id}/webhooks", &["post"]),
+            ("/{chain_id}/webhooks/{id}", &["get", "delete"]),
+            ("/{chain_id}/webhooks/{id}/replay", &["post"]),
         ] {
             for method in methods {
                 assert!(paths[path].get(method).is_some(), "{method} {path}");
@@ -141,6 +149,10 @@ mod tests {
             "OrderRequest",
             "OrderView",
             "OrderStatus",
+            "WebhookRequest",
+            "WebhookCreated",
+            "WebhookView",
+            "Delivery",
         ] {
             assert!(schemas.contains_key(name), "schema {name}");
         }

@@ -1,6 +1,7 @@
 //! The local stream pump: what Lambda's event source mapping does in AWS, for DynamoDB Local.
 //! It reads the table's stream shard by shard (a parent before its children), wraps records
-//! in the exact event shape Lambda sends, and invokes the fanout function through
+//! in the exact event shape Lambda sends, and invokes one function (the fanout, or the
+//! webhooks function in a second pump) through
 //! `cargo lambda watch`'s Invoke API. A batch item failure is retried from the failed record;
 //! after `max_retries` the rest of the batch is parked in a dead-letter file, as an on-failure
 //! destination would.
@@ -205,7 +206,7 @@ impl Pump {
                     })
                     .unwrap_or(0),
                 Err(error) => {
-                    warn!(%error, "fanout invocation failed");
+                    warn!(%error, invoke = %self.config.invoke_url, "invocation failed");
                     0
                 }
             };
@@ -240,7 +241,7 @@ impl Pump {
         let function_error = response.headers().contains_key("x-amz-function-error");
         let body = response.text().await?;
         if !status.is_success() || function_error {
-            bail!("fanout answered {status}: {body}");
+            bail!("the function answered {status}: {body}");
         }
         let reply: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
         let failure = reply["batchItemFailures"]

@@ -77,6 +77,9 @@ pub struct LocalStack {
     /// Base URL of the same api served by the long-lived server: `http://127.0.0.1:<port>`.
     pub server_url: String,
     pub fanout_invoke_url: String,
+    /// The webhooks function's Invoke API: its own pump process feeds it, as its own event
+    /// source mapping does in AWS, so a slow webhook target never holds up the fanout.
+    pub webhooks_invoke_url: String,
     /// The poller's `/health` and `/metrics` base URL.
     pub poller_url: String,
     env: BTreeMap<String, String>,
@@ -86,6 +89,8 @@ pub struct LocalStack {
 const ANVIL_CHAIN_ID: u64 = 31337;
 /// Instances of the fanout function: the pump invokes it once per shard at a time.
 const FANOUT_INSTANCES: u32 = 2;
+/// Instances of the webhooks function: its own pump invokes it once per shard at a time.
+const WEBHOOKS_INSTANCES: u32 = 2;
 /// Invocations each api instance polls for at once (`AWS_LAMBDA_MAX_CONCURRENCY`, as on Lambda
 /// Managed Instances). `cargo lambda watch` deadlocks for good once more than 100 invocations
 /// of a function wait for an instance, so the instances together poll for more invocations
@@ -148,8 +153,10 @@ impl LocalStack {
                 format!("WETH_{chain_id}"),
                 crate::devnet::DEVNET_WETH.to_string(),
             );
-            // The devnet serves token lists from this machine in demos and tests.
+            // The devnet serves token lists from this machine in demos and tests, and webhook
+            // receivers listen on it.
             env.insert("TOKEN_LIST_ALLOW_INSECURE".into(), "true".into());
+            env.insert("WEBHOOK_ALLOW_INSECURE".into(), "true".into());
         }
         let second_chain = match (options.second_anvil_port, &options.chain) {
             (None, _) => None,
@@ -177,6 +184,7 @@ impl LocalStack {
             api_url: format!("{lambda}/lambda-url/api"),
             server_url: format!("http://127.0.0.1:{}", options.server_port),
             fanout_invoke_url: format!("{lambda}/2015-03-31/functions/fanout/invocations"),
+            webhooks_invoke_url: format!("{lambda}/2015-03-31/functions/webhooks/invocations"),
             poller_url: format!("http://127.0.0.1:{poller_port}"),
             tools,
             options,
@@ -375,6 +383,9 @@ impl LocalStack {
         for instance in 0..FANOUT_INSTANCES {
             self.start_function_instance("fanout", instance)?;
         }
+        for instance in 0..WEBHOOKS_INSTANCES {
+            self.start_function_instance("webhooks", instance)?;
+        }
         let http = reqwest::Client::new();
         let health = format!("{}/health", self.api_url);
         wait_for("api function", Duration::from_secs(120), || async {
@@ -390,21 +401,31 @@ impl LocalStack {
             Ok(())
         })
         .await?;
-        wait_for("fanout function", Duration::from_secs(120), || async {
-            self.check_all()?;
-            let r = http
-                .post(&self.fanout_invoke_url)
-                .json(&serde_json::json!({ "Records": [] }))
-                .timeout(Duration::from_secs(600))
-                .send()
-                .await?;
-            if !r.status().is_success() {
-                bail!("fanout answered {}", r.status());
-            }
-            Ok(())
-        })
-        .await
-        .context("warming up fanout")
+        for (name, url) in [
+            ("fanout", &self.fanout_invoke_url),
+            ("webhooks", &self.webhooks_invoke_url),
+        ] {
+            wait_for(
+                &format!("{name} function"),
+                Duration::from_secs(120),
+                || async {
+                    self.check_all()?;
+                    let r = http
+                        .post(url)
+                        .json(&serde_json::json!({ "Records": [] }))
+                        .timeout(Duration::from_secs(600))
+                        .send()
+                        .await?;
+                    if !r.status().is_success() {
+                        bail!("{name} answered {}", r.status());
+                    }
+                    Ok(())
+                },
+            )
+            .await
+            .with_context(|| format!("warming up {name}"))?;
+        }
+        Ok(())
     }
 
     /// Starts one instance of function `function` (a workspace binary) as service
@@ -477,13 +498,24 @@ impl LocalStack {
         Ok(url)
     }
 
+    /// Starts one pump per stream consumer, each reading the whole stream on its own: the
+    /// fanout's (`pump`) and the webhooks function's (`pump-webhooks`).
     fn start_pump(&self) -> anyhow::Result<()> {
+        self.start_pump_as("pump", &self.fanout_invoke_url.clone())?;
+        self.start_pump_as("pump-webhooks", &self.webhooks_invoke_url.clone())
+    }
+
+    /// Starts (again) a pump as service `name` feeding the function at `invoke_url`, from the
+    /// start of the stream.
+    pub fn start_pump_as(&self, name: &str, invoke_url: &str) -> anyhow::Result<()> {
         let mut pump = Command::new(self.tools.workspace_bin("pump"));
-        pump.env("FANOUT_INVOKE_URL", &self.fanout_invoke_url).env(
+        pump.env("PUMP_INVOKE_URL", invoke_url).env(
             "PUMP_DEAD_LETTER",
-            self.options.log_dir.join("pump-dead-letter.jsonl"),
+            self.options
+                .log_dir
+                .join(format!("{name}-dead-letter.jsonl")),
         );
-        self.spawn("pump", pump)
+        self.spawn(name, pump)
     }
 
     /// Starts the poller (again, after [`Self::kill_poller`]).
@@ -574,7 +606,11 @@ impl LocalStack {
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?
             .keys()
-            .filter(|name| name.starts_with("api-") || name.starts_with("fanout-"))
+            .filter(|name| {
+                ["api-", "fanout-", "webhooks-"]
+                    .iter()
+                    .any(|p| name.starts_with(p))
+            })
             .cloned()
             .collect();
         for name in names.iter().map(String::as_str).chain(["functions"]) {

@@ -2,15 +2,14 @@
 //! a bounded number of checked redirects, one timeout for the whole fetch, and a body size
 //! counted while it streams in (a `Content-Length` is not trusted).
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use http::StatusCode;
 use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
-use reqwest::{Client, Url, redirect};
+use reqwest::{Client, Url};
 use thiserror::Error;
 
-use super::guard::{CheckedResolver, Destinations, Refusal, resolve_checked};
+use super::guard::{Destinations, Refusal, checked_client, refusal_in, resolve_checked};
 
 /// Why a list could not be fetched.
 #[derive(Debug, Error)]
@@ -65,24 +64,7 @@ impl ListFetcher {
         max_bytes: usize,
         timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
-        let policy = redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > max_redirects {
-                return attempt.error(FetchError::TooManyRedirects(max_redirects));
-            }
-            match destinations.check_url(attempt.url()) {
-                Ok(()) => attempt.follow(),
-                Err(refusal) => attempt.error(refusal),
-            }
-        });
-        let client = Client::builder()
-            .redirect(policy)
-            .dns_resolver(CheckedResolver::shared(destinations))
-            // A proxy from the environment would connect on our behalf, unchecked.
-            .no_proxy()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("live-balances/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = checked_client(destinations, max_redirects, timeout)?;
         Ok(Self {
             client,
             destinations,
@@ -158,15 +140,10 @@ impl ListFetcher {
         if error.is_timeout() {
             return FetchError::Timeout(self.timeout);
         }
-        let mut source = error.source();
-        while let Some(e) = source {
-            if let Some(refusal) = e.downcast_ref::<Refusal>() {
-                return FetchError::Refused(refusal.clone());
-            }
-            if e.downcast_ref::<FetchError>().is_some() {
-                return FetchError::TooManyRedirects(self.max_redirects);
-            }
-            source = e.source();
+        match refusal_in(&error) {
+            Some(Ok(refusal)) => return FetchError::Refused(refusal),
+            Some(Err(_)) => return FetchError::TooManyRedirects(self.max_redirects),
+            None => {}
         }
         FetchError::Unreachable(error)
     }

@@ -3,7 +3,7 @@
 //! ETag / If-Modified-Since, validated and filtered to the chain, cached in the table.
 
 mod fetch;
-pub mod guard;
+pub use live_balances::destination as guard;
 
 use std::time::Duration;
 

@@ -13,3 +13,4 @@ pub(crate) mod multi_sse;
 pub(crate) mod orders;
 pub(crate) mod sessions;
 pub(crate) mod sse;
+pub(crate) mod webhooks;

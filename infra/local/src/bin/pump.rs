@@ -1,4 +1,6 @@
-//! Local stream pump: DynamoDB Local's stream -> the fanout function under `cargo lambda watch`.
+//! Local stream pump: DynamoDB Local's stream -> one function under `cargo lambda watch`
+//! (`PUMP_INVOKE_URL`: the fanout's or the webhooks function's Invoke API; one pump process
+//! per function, as one event source mapping per function in AWS).
 
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
     let config = PumpConfig {
         table_name: var("TABLE_NAME")?,
-        invoke_url: var("FANOUT_INVOKE_URL")?,
+        invoke_url: var("PUMP_INVOKE_URL")?,
         batch_size: std::env::var("PUMP_BATCH_SIZE")
             .ok()
             .and_then(|v| v.parse().ok())

@@ -1,14 +1,16 @@
-//! Where a token-list fetch may go. A list URL is a request the service makes on a client's
-//! behalf, so it must never reach the service's own network: loopback, private ranges,
-//! link-local (the cloud metadata address 169.254.169.254), and every other non-public
-//! address are refused — for the URL as given, after every redirect, and after DNS
-//! resolution (a public-looking name may resolve to a private address).
+//! Where the service may send a request a client named — a token-list fetch, a webhook
+//! delivery. Such a request is made on a client's behalf, so it must never reach the
+//! service's own network: loopback, private ranges, link-local (the cloud metadata address
+//! 169.254.169.254), and every other non-public address are refused — for the URL as given,
+//! after every redirect, and after DNS resolution (a public-looking name may resolve to a
+//! private address). [`checked_client`] is the one HTTP client built on these rules.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
-use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::{Client, Url, redirect};
 use thiserror::Error;
 
 /// Why a destination is refused.
@@ -24,6 +26,55 @@ pub enum Refusal {
     NonPublic(IpAddr),
     #[error("the host does not resolve to any address")]
     Unresolvable,
+}
+
+/// A redirect chain longer than the client allows (found in a request error's sources).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("more than {0} redirects")]
+pub struct TooManyRedirects(pub usize);
+
+/// An HTTP client that can only reach allowed destinations: every redirect target is checked
+/// (at most `max_redirects` followed), every name is resolved through [`CheckedResolver`], no
+/// proxy from the environment is used (it would connect on our behalf, unchecked), and one
+/// `timeout` bounds the whole request. A refusal surfaces as a [`Refusal`], a long chain as a
+/// [`TooManyRedirects`], both among the request error's sources.
+pub fn checked_client(
+    destinations: Destinations,
+    max_redirects: usize,
+    timeout: Duration,
+) -> Result<Client, reqwest::Error> {
+    let policy = redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > max_redirects {
+            return attempt.error(TooManyRedirects(max_redirects));
+        }
+        match destinations.check_url(attempt.url()) {
+            Ok(()) => attempt.follow(),
+            Err(refusal) => attempt.error(refusal),
+        }
+    });
+    Client::builder()
+        .redirect(policy)
+        .dns_resolver(CheckedResolver::shared(destinations))
+        .no_proxy()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("live-balances/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Our own refusal or redirect limit inside a request error's chain of sources.
+pub fn refusal_in(error: &reqwest::Error) -> Option<Result<Refusal, TooManyRedirects>> {
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        if let Some(refusal) = e.downcast_ref::<Refusal>() {
+            return Some(Ok(refusal.clone()));
+        }
+        if let Some(limit) = e.downcast_ref::<TooManyRedirects>() {
+            return Some(Err(*limit));
+        }
+        source = e.source();
+    }
+    None
 }
 
 /// The rules every destination is checked against.

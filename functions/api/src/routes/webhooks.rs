@@ -1,0 +1,413 @@
+//! Webhook subscriptions: `POST /{chain_id}/webhooks` creates one (answered with its id and,
+//! once, its secret); `GET`, `DELETE` and `POST …/replay` on `/{chain_id}/webhooks/{id}` take
+//! that secret as `Authorization: Bearer whsec_…`. The target URL passes the destination rules
+//! token lists pass (https, public addresses after DNS; every redirect is checked again at
+//! delivery). Deliveries are made by the `webhooks` function, never by the api.
+
+use std::collections::BTreeSet;
+
+use alloy::primitives::Address;
+use http::{Response, StatusCode};
+use live_balances::address::lower;
+use live_balances::clock::unix_now;
+use live_balances::destination::{Destinations, resolve_checked};
+use live_balances::webhook::{EventKind, ParkedDelivery, Subscription, SubscriptionStatus};
+use live_balances::webhook_signature::{secret_from, secrets_match};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::body::{self, ResponseBody};
+use crate::error::{ApiError, ErrorBody};
+use crate::request::{self, Request};
+use crate::state::State;
+use crate::webhook_error::WebhookError;
+
+/// Parked deliveries listed in a subscription's `GET` (the count says how many there are).
+const PARKED_LISTED: i32 = 20;
+
+/// `POST /{chain_id}/webhooks`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct WebhookRequest {
+    /// Where deliveries are POSTed: https, a public address (after DNS and every redirect)
+    #[schema(example = "https://hooks.example.com/balances")]
+    url: String,
+    /// Wallet addresses whose changes are delivered (at most `WEBHOOK_MAX_WALLETS`)
+    wallets: Vec<String>,
+    /// Only changes of these tokens (absent or empty: every tracked token)
+    #[serde(default)]
+    tokens: Vec<String>,
+    /// Kinds delivered: `balance_update`, `allowance_update`, `order_status`
+    events: Vec<String>,
+}
+
+/// A parked delivery, as an operator sees it before replaying.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ParkedView {
+    /// The delivery's idempotency id (its feed position)
+    id: String,
+    owner: String,
+    #[serde(rename = "type")]
+    kind: String,
+    /// Unix seconds
+    parked_at: u64,
+    /// Attempts made (0: parked behind an earlier one without being tried)
+    attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+}
+
+/// A subscription as its owner sees it (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WebhookView {
+    id: String,
+    chain_id: u64,
+    url: String,
+    wallets: Vec<String>,
+    tokens: Vec<String>,
+    events: Vec<String>,
+    /// Unix seconds
+    created_at: u64,
+    /// `active`; `backlogged` (a delivery failed after its retries: later ones queue behind
+    /// it, and each new change first tries the oldest parked one); `disabled` (failing for
+    /// longer than `WEBHOOK_DISABLE_AFTER_SECS`: nothing is sent until a replay)
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled_reason: Option<String>,
+    /// Unix seconds of the first failure since the last successful delivery
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failing_since: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+    /// Parked deliveries waiting for a replay
+    parked_count: u64,
+    /// The oldest parked deliveries (up to 20)
+    parked: Vec<ParkedView>,
+}
+
+/// The answer to a creation: the subscription and, this once, its secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WebhookCreated {
+    #[serde(flatten)]
+    view: WebhookView,
+    /// Signs every delivery (Standard Webhooks, HMAC-SHA256) and authenticates GET, DELETE and
+    /// replay as `Authorization: Bearer <secret>`. Shown only here.
+    secret: String,
+}
+
+/// The answer to a replay request.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ReplayAccepted {
+    id: String,
+    /// Parked deliveries to be sent again, in order
+    parked_count: u64,
+}
+
+/// The answer to a deletion.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WebhookDeleted {
+    id: String,
+    deleted: bool,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // described, never built
+pub(crate) struct WebhookPath {
+    /// A chain this deployment serves, e.g. 1
+    chain_id: u64,
+    /// The id `POST /{chain_id}/webhooks` answered
+    id: String,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // described, never built
+pub(crate) struct ChainPath {
+    /// A chain this deployment serves, e.g. 1
+    chain_id: u64,
+}
+
+fn refused(error: WebhookError) -> ApiError {
+    ApiError::Webhook(error)
+}
+
+/// The checked subscription a request asks for, nothing stored yet.
+async fn subscription_of(
+    state: &State,
+    chain_id: u64,
+    body: WebhookRequest,
+) -> Result<Subscription, ApiError> {
+    let settings = &state.settings.webhooks;
+    let mut wallets = BTreeSet::new();
+    if body.wallets.is_empty() {
+        return Err(refused(WebhookError::NoWallets));
+    }
+    for (index, value) in body.wallets.iter().enumerate() {
+        let owner = request::owner(value).map_err(|e| ApiError::of_pair(index, value, e))?;
+        wallets.insert(owner);
+    }
+    if wallets.len() > settings.max_wallets {
+        return Err(refused(WebhookError::TooManyWallets(settings.max_wallets)));
+    }
+    let tokens: BTreeSet<Address> = request::addresses("tokens", &body.tokens)?
+        .into_iter()
+        .collect();
+    if tokens.len() > settings.max_tokens {
+        return Err(refused(WebhookError::TooManyTokens(settings.max_tokens)));
+    }
+    if body.events.is_empty() {
+        return Err(refused(WebhookError::NoEvents));
+    }
+    let kinds = body
+        .events
+        .iter()
+        .enumerate()
+        .map(|(index, value)| {
+            EventKind::parse(value).ok_or_else(|| {
+                refused(WebhookError::UnknownEvent {
+                    index,
+                    value: value.clone(),
+                })
+            })
+        })
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    let url = check_target(
+        Destinations {
+            allow_insecure: settings.allow_insecure,
+        },
+        &body.url,
+    )
+    .await?;
+    let id: String = rand::random::<[u8; 16]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(Subscription {
+        id,
+        chain_id,
+        url,
+        secret: secret_from(rand::random()),
+        wallets,
+        tokens,
+        kinds,
+        created_at: unix_now(),
+        status: SubscriptionStatus::Active,
+        failing_since: None,
+        last_error: None,
+        replays: 0,
+    })
+}
+
+/// The target as given, checked: a URL, allowed by the rules, and a name resolving only to
+/// allowed addresses (the delivery client checks again at every connection and redirect).
+async fn check_target(destinations: Destinations, url: &str) -> Result<String, ApiError> {
+    let parsed = url::Url::parse(url).map_err(|_| refused(WebhookError::InvalidUrl))?;
+    destinations
+        .check_url(&parsed)
+        .map_err(|r| refused(WebhookError::Refused(r)))?;
+    if let Some(url::Host::Domain(host)) = parsed.host() {
+        resolve_checked(destinations, host)
+            .await
+            .map_err(|r| refused(WebhookError::Refused(r)))?;
+    }
+    Ok(parsed.to_string())
+}
+
+async fn view(state: &State, sub: &Subscription) -> Result<WebhookView, ApiError> {
+    let parked = state
+        .table
+        .parked_webhook_deliveries(&sub.id, PARKED_LISTED)
+        .await?;
+    let parked_count = state.table.parked_webhook_count(&sub.id).await?;
+    let (disabled_at, disabled_reason) = match &sub.status {
+        SubscriptionStatus::Disabled { at, reason } => (Some(*at), Some(reason.clone())),
+        _ => (None, None),
+    };
+    Ok(WebhookView {
+        id: sub.id.clone(),
+        chain_id: sub.chain_id,
+        url: sub.url.clone(),
+        wallets: sub.wallets.iter().map(lower).collect(),
+        tokens: sub.tokens.iter().map(lower).collect(),
+        events: sub.kinds.iter().map(|k| k.name().to_string()).collect(),
+        created_at: sub.created_at,
+        status: sub.status.name().to_string(),
+        disabled_at,
+        disabled_reason,
+        failing_since: sub.failing_since,
+        last_error: sub.last_error.clone(),
+        parked_count,
+        parked: parked.iter().map(parked_view).collect(),
+    })
+}
+
+fn parked_view(p: &ParkedDelivery) -> ParkedView {
+    ParkedView {
+        id: p.position.to_string(),
+        owner: lower(&p.owner),
+        kind: p.kind.clone(),
+        parked_at: p.parked_at,
+        attempts: p.attempts,
+        last_error: p.last_error.clone(),
+    }
+}
+
+/// The subscription named by the path, if the request holds its secret.
+async fn authorized(
+    state: &State,
+    req: &Request,
+    chain: &str,
+    id: &str,
+) -> Result<Subscription, ApiError> {
+    let chain_id = request::chain_id(chain)?;
+    state.reader(chain_id)?;
+    let presented = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(refused(WebhookError::SecretRequired))?;
+    // Ids are 32 hex characters; anything else names no subscription (and is no table key).
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(refused(WebhookError::NotFound));
+    }
+    let sub = state
+        .table
+        .webhook(&id.to_ascii_lowercase())
+        .await?
+        .filter(|s| s.chain_id == chain_id)
+        .ok_or(refused(WebhookError::NotFound))?;
+    if !secrets_match(presented, &sub.secret) {
+        return Err(refused(WebhookError::WrongSecret));
+    }
+    Ok(sub)
+}
+
+#[utoipa::path(
+    post,
+    path = "/{chain_id}/webhooks",
+    operation_id = "createWebhook",
+    tag = "webhooks",
+    description = "Subscribes a target URL to the changes of some wallets: each matching feed entry is POSTed as JSON, signed the Standard Webhooks way (webhook-id = the feed position, webhook-timestamp, webhook-signature = v1,base64(HMAC-SHA256(secret, id.timestamp.body))), in order per wallet, retried with backoff, parked after the retries (see GET and replay). The secret is in this answer only.",
+    params(ChainPath),
+    request_body = WebhookRequest,
+    responses(
+        (status = 201, description = "Subscribed; keep the secret", body = WebhookCreated),
+        (status = 400, description = "Malformed chain id, URL, wallet, token, event kind or body", body = ErrorBody),
+        (status = 404, description = "Chain not served here", body = ErrorBody),
+        (status = 415, description = "Body not declared as application/json", body = ErrorBody),
+        (status = 422, description = "The target URL was refused (scheme, credentials, a non-public address)", body = ErrorBody),
+        (status = 503, description = "Storage unavailable; nothing stored", body = ErrorBody),
+    ),
+)]
+pub async fn create(
+    state: &State,
+    req: &Request,
+    chain: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let chain_id = request::chain_id(chain)?;
+    state.reader(chain_id)?;
+    let body: WebhookRequest = request::json_body(req)?;
+    let sub = subscription_of(state, chain_id, body).await?;
+    state.table.create_webhook(&sub).await?;
+    tracing::info!(chain = chain_id, id = %sub.id, wallets = sub.wallets.len(), "webhook created");
+    let created = WebhookCreated {
+        view: view(state, &sub).await?,
+        secret: sub.secret,
+    };
+    Ok(body::json(StatusCode::CREATED, &created))
+}
+
+#[utoipa::path(
+    get,
+    path = "/{chain_id}/webhooks/{id}",
+    operation_id = "getWebhook",
+    tag = "webhooks",
+    description = "The subscription with its status (active, backlogged, disabled and why) and its parked deliveries. Authorization: Bearer <secret>.",
+    params(WebhookPath),
+    responses(
+        (status = 200, description = "The subscription", body = WebhookView),
+        (status = 401, description = "No secret, or not this subscription's", body = ErrorBody),
+        (status = 404, description = "No such subscription on this chain", body = ErrorBody),
+    ),
+)]
+pub async fn get(
+    state: &State,
+    req: &Request,
+    chain: &str,
+    id: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let sub = authorized(state, req, chain, id).await?;
+    Ok(body::json(StatusCode::OK, &view(state, &sub).await?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/{chain_id}/webhooks/{id}",
+    operation_id = "deleteWebhook",
+    tag = "webhooks",
+    description = "Ends the subscription; its parked deliveries are dropped. Authorization: Bearer <secret>.",
+    params(WebhookPath),
+    responses(
+        (status = 200, description = "Deleted", body = WebhookDeleted),
+        (status = 401, description = "No secret, or not this subscription's", body = ErrorBody),
+        (status = 404, description = "No such subscription on this chain", body = ErrorBody),
+    ),
+)]
+pub async fn delete(
+    state: &State,
+    req: &Request,
+    chain: &str,
+    id: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let sub = authorized(state, req, chain, id).await?;
+    state.table.delete_webhook(&sub).await?;
+    tracing::info!(chain = sub.chain_id, id = %sub.id, "webhook deleted");
+    Ok(body::json(
+        StatusCode::OK,
+        &WebhookDeleted {
+            id: sub.id,
+            deleted: true,
+        },
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/{chain_id}/webhooks/{id}/replay",
+    operation_id = "replayWebhook",
+    tag = "webhooks",
+    description = "Sends the parked deliveries again, oldest first, and re-enables a disabled subscription (its failure clock restarts). The delivery function does the sending; GET shows the progress. Authorization: Bearer <secret>.",
+    params(WebhookPath),
+    responses(
+        (status = 202, description = "Replay started", body = ReplayAccepted),
+        (status = 401, description = "No secret, or not this subscription's", body = ErrorBody),
+        (status = 404, description = "No such subscription on this chain", body = ErrorBody),
+    ),
+)]
+pub async fn replay(
+    state: &State,
+    req: &Request,
+    chain: &str,
+    id: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let sub = authorized(state, req, chain, id).await?;
+    let parked_count = state.table.parked_webhook_count(&sub.id).await?;
+    state.table.request_webhook_replay(&sub.id).await?;
+    tracing::info!(chain = sub.chain_id, id = %sub.id, parked = parked_count, "webhook replay asked for");
+    Ok(body::json(
+        StatusCode::ACCEPTED,
+        &ReplayAccepted {
+            id: sub.id,
+            parked_count,
+        },
+    ))
+}

@@ -1,0 +1,573 @@
+//! Webhooks end to end: a subscription made through the api, changes mined on anvil, delivered
+//! by the webhooks function (fed by its own pump) to a receiver on this machine that checks
+//! every signature itself — in order, once per feed position through 500s, parked while the
+//! receiver is dead and replayed later, and hostile targets refused.
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use anyhow::Context;
+use e2e::webhook_receiver::{Answer, Received, Receiver, verify};
+use e2e::{DEADLINE, Environment, WEBHOOK_DISABLE_AFTER_SECS, fresh_owner};
+use live_balances::address::lower;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+/// A wallet the poller tracks, with a token to send it, and a subscription to its changes.
+struct Subscribed {
+    actor: local_stack::devnet::Wallet,
+    token: Address,
+    owner: Address,
+    id: String,
+    secret: String,
+}
+
+async fn post_webhook(env: &Environment, base: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+    let url = format!("{base}/{}/webhooks", env.chain_id());
+    env.json_request(|| {
+        env.http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    })
+    .await
+}
+
+async fn subscribe(env: &'static Environment, url: &str) -> anyhow::Result<Subscribed> {
+    let owner = fresh_owner();
+    let (actor, token) = env.actor_with_token(1_000_000_000).await?;
+    env.watch(
+        &lower(&owner),
+        &format!(r#"{{"customTokens":["{}"]}}"#, lower(&token)),
+    )
+    .await?;
+    let body = json!({
+        "url": url,
+        "wallets": [lower(&owner)],
+        "tokens": [lower(&token)],
+        "events": ["balance_update", "allowance_update"],
+    });
+    let (status, created) = post_webhook(env, &env.stack.api_url, &body).await?;
+    anyhow::ensure!(status == 201, "create: {status} {created}");
+    Ok(Subscribed {
+        actor,
+        token,
+        owner,
+        id: created["id"].as_str().context("id")?.to_string(),
+        secret: created["secret"].as_str().context("secret")?.to_string(),
+    })
+}
+
+async fn get_webhook(
+    env: &Environment,
+    id: &str,
+    secret: Option<&str>,
+) -> anyhow::Result<(u16, Value)> {
+    let url = env.url(&format!("/{}/webhooks/{id}", env.chain_id()));
+    env.json_request(|| {
+        let request = env.http.get(&url);
+        match secret {
+            Some(secret) => request.bearer_auth(secret),
+            None => request,
+        }
+    })
+    .await
+}
+
+/// Polls the subscription's GET until `done` holds.
+async fn wait_webhook(
+    env: &Environment,
+    sub: &Subscribed,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let (status, view) = get_webhook(env, &sub.id, Some(&sub.secret)).await?;
+        anyhow::ensure!(status == 200, "GET: {status} {view}");
+        if done(&view) {
+            return Ok(view);
+        }
+        anyhow::ensure!(
+            Instant::now() < until,
+            "{what}: not within {DEADLINE:?}: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether the subscription shows `count` parked deliveries and is no longer active (the
+/// parking and the failure are two writes: a read between them sees one without the other).
+fn parked(view: &Value, count: usize) -> bool {
+    view["parkedCount"] == count
+        && view["parked"].as_array().is_some_and(|p| p.len() == count)
+        && view["status"] != "active"
+}
+
+/// Checks accepted deliveries of one token's balance: increasing ids, each continuing where
+/// the previous one left off, each id once.
+fn assert_in_order_once(accepted: &[Received], token: &str) {
+    let mut last_id = String::new();
+    let mut last_balance: Option<String> = None;
+    for delivery in accepted {
+        let body = delivery.json();
+        assert_eq!(
+            body["id"], delivery.id,
+            "the idempotency id is the header's"
+        );
+        assert_eq!(body["data"]["address"], token, "{body}");
+        assert!(
+            delivery.id > last_id,
+            "ids increase: {} after {last_id}",
+            delivery.id
+        );
+        if let Some(previous) = &last_balance {
+            assert_eq!(
+                body["data"]["previousBalance"].as_str(),
+                Some(previous.as_str()),
+                "continues from the previous delivery: {body}"
+            );
+        }
+        last_id = delivery.id.clone();
+        last_balance = body["data"]["balance"].as_str().map(str::to_string);
+    }
+}
+
+fn last_balance(accepted: &[Received]) -> Option<String> {
+    accepted
+        .last()
+        .and_then(|r| r.json()["data"]["balance"].as_str().map(str::to_string))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deliveries_arrive_signed_in_order_once_per_position_through_500s() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let receiver = Receiver::start().await?;
+    let sub = subscribe(env, &receiver.url).await?;
+    receiver.set_secret(&sub.secret);
+    // The first delivery meets two 500s before its 200.
+    receiver.script([Answer::Status(500), Answer::Status(500)]);
+    for _ in 0..3 {
+        sub.actor
+            .transfer(sub.token, sub.owner, U256::from(100))
+            .await?;
+    }
+    let accepted = receiver
+        .wait_accepted("three transfers delivered", DEADLINE, |a| {
+            last_balance(a).as_deref() == Some("300")
+        })
+        .await?;
+    let token = lower(&sub.token);
+    assert_in_order_once(&accepted, &token);
+    let first = &accepted[0];
+    let body = first.json();
+    assert_eq!(body["type"], "balance_update");
+    assert_eq!(body["subscriptionId"], sub.id);
+    assert_eq!(body["chainId"], env.chain_id());
+    assert_eq!(body["owner"], lower(&sub.owner));
+    // The 500s were answers to the same delivery: same id, same body, signed again.
+    let tries: Vec<Received> = receiver
+        .received()
+        .into_iter()
+        .filter(|r| r.id == first.id)
+        .collect();
+    assert_eq!(
+        tries.iter().map(|r| r.answered).collect::<Vec<_>>(),
+        [500, 500, 200],
+        "retried until the 200, then never again"
+    );
+    assert!(tries.iter().all(|r| r.body == first.body && r.verified));
+    // The signature covers the body: a tampered one fails the receiver's check.
+    assert!(verify(
+        &sub.secret,
+        &first.id,
+        &first.timestamp,
+        &first.signature,
+        &first.body
+    ));
+    let tampered = String::from_utf8(first.body.clone())?.replacen("\"100\"", "\"900\"", 1);
+    assert_ne!(tampered.as_bytes(), first.body.as_slice());
+    assert!(!verify(
+        &sub.secret,
+        &first.id,
+        &first.timestamp,
+        &first.signature,
+        tampered.as_bytes()
+    ));
+    assert!(!verify(
+        "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        &first.id,
+        &first.timestamp,
+        &first.signature,
+        &first.body
+    ));
+    // One more change: any repeat of an earlier delivery would have come before it.
+    sub.actor
+        .transfer(sub.token, sub.owner, U256::from(100))
+        .await?;
+    let accepted = receiver
+        .wait_accepted("the fourth transfer delivered", DEADLINE, |a| {
+            last_balance(a).as_deref() == Some("400")
+        })
+        .await?;
+    assert_in_order_once(&accepted, &token);
+    assert_eq!(
+        receiver.received().len(),
+        accepted.len() + 2,
+        "every request but the two 500s was a first delivery"
+    );
+    let (status, view) = get_webhook(env, &sub.id, Some(&sub.secret)).await?;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["status"], "active");
+    assert_eq!(view["parkedCount"], 0);
+    assert!(
+        view.get("secret").is_none(),
+        "the secret is shown only once"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_and_deletes_need_the_secret() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let receiver = Receiver::start().await?;
+    let sub = subscribe(env, &receiver.url).await?;
+    let (status, body) = get_webhook(env, &sub.id, None).await?;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("webhook_secret_required"))
+    );
+    let (status, body) = get_webhook(env, &sub.id, Some("whsec_AAAA")).await?;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_webhook_secret"))
+    );
+    let (status, body) = get_webhook(env, &"0".repeat(32), Some(&sub.secret)).await?;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("webhook_not_found"))
+    );
+    let (status, body) = get_webhook(env, "not-an-id", Some(&sub.secret)).await?;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("webhook_not_found"))
+    );
+    let (status, view) = get_webhook(env, &sub.id, Some(&sub.secret)).await?;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["wallets"], json!([lower(&sub.owner)]));
+    assert_eq!(
+        view["events"],
+        json!(["balance_update", "allowance_update"])
+    );
+    let url = env.url(&format!("/{}/webhooks/{}", env.chain_id(), sub.id));
+    let (status, body) = env
+        .json_request(|| env.http.delete(&url).bearer_auth("whsec_AAAA"))
+        .await?;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = env
+        .json_request(|| env.http.delete(&url).bearer_auth(&sub.secret))
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = get_webhook(env, &sub.id, Some(&sub.secret)).await?;
+    assert_eq!(status, 404);
+    let table = env.stack.table().await;
+    assert!(
+        table
+            .webhooks_of_wallet(env.chain_id(), &sub.owner)
+            .await?
+            .is_empty(),
+        "its wallet index went with it"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_receivers_deliveries_are_parked_disabled_and_replayed_in_order()
+-> anyhow::Result<()> {
+    let env = Environment::get();
+    let receiver = Receiver::start().await?;
+    let port = receiver.port();
+    let sub = subscribe(env, &receiver.url).await?;
+    receiver.stop();
+    // One change at a time (two quick transfers may be read as one change).
+    for count in 1..=2 {
+        sub.actor
+            .transfer(sub.token, sub.owner, U256::from(100))
+            .await?;
+        wait_webhook(env, &sub, "the change parked", |v| parked(v, count)).await?;
+    }
+    let view = wait_webhook(env, &sub, "two deliveries parked", |v| parked(v, 2)).await?;
+    assert_eq!(view["status"], "backlogged", "{view}");
+    assert!(
+        view["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("could not be reached")),
+        "{view}"
+    );
+    // The first used every attempt (and the second change's one try at it); the second was
+    // parked behind it untried.
+    assert!(
+        view["parked"][0]["attempts"]
+            .as_u64()
+            .is_some_and(|n| n >= 4),
+        "{view}"
+    );
+    assert_eq!(view["parked"][1]["attempts"], 0, "{view}");
+    let failing_since = view["failingSince"].as_u64().context("failingSince")?;
+    // Still dead after the disable period: the next change's try disables the subscription.
+    let disable_at = failing_since + WEBHOOK_DISABLE_AFTER_SECS;
+    let until = Instant::now() + DEADLINE;
+    while live_balances::clock::unix_now() < disable_at {
+        anyhow::ensure!(Instant::now() < until, "clock did not reach {disable_at}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sub.actor
+        .transfer(sub.token, sub.owner, U256::from(100))
+        .await?;
+    let view = wait_webhook(env, &sub, "disabled", |v| v["status"] == "disabled").await?;
+    assert!(
+        view["disabledReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no delivery succeeded")),
+        "{view}"
+    );
+    let view = wait_webhook(env, &sub, "three parked", |v| parked(v, 3)).await?;
+    // The receiver is back; an operator replays.
+    let receiver = Receiver::start_on(port).await?;
+    receiver.set_secret(&sub.secret);
+    let url = env.url(&format!("/{}/webhooks/{}/replay", env.chain_id(), sub.id));
+    let (status, body) = env
+        .json_request(|| env.http.post(&url).bearer_auth(&sub.secret))
+        .await?;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["parkedCount"], 3, "{body} after {view}");
+    let accepted = receiver
+        .wait_accepted("the parked deliveries replayed", DEADLINE, |a| {
+            last_balance(a).as_deref() == Some("300")
+        })
+        .await?;
+    let token = lower(&sub.token);
+    assert_in_order_once(&accepted, &token);
+    assert_eq!(accepted.len(), 3, "each parked delivery once");
+    let view = wait_webhook(env, &sub, "active again", |v| {
+        v["status"] == "active" && v["parkedCount"] == 0
+    })
+    .await?;
+    assert!(view.get("disabledReason").is_none(), "{view}");
+    // And live deliveries go on after the replayed ones.
+    sub.actor
+        .transfer(sub.token, sub.owner, U256::from(100))
+        .await?;
+    let accepted = receiver
+        .wait_accepted("a live delivery after the replay", DEADLINE, |a| {
+            last_balance(a).as_deref() == Some("400")
+        })
+        .await?;
+    assert_in_order_once(&accepted, &token);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_to_a_private_address_is_refused_at_delivery() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let receiver = Receiver::start().await?;
+    let sub = subscribe(env, &receiver.url).await?;
+    receiver.set_secret(&sub.secret);
+    receiver.script([Answer::Redirect("http://10.0.0.1/hook".into())]);
+    sub.actor
+        .transfer(sub.token, sub.owner, U256::from(100))
+        .await?;
+    let view = wait_webhook(env, &sub, "the delivery parked", |v| parked(v, 1)).await?;
+    let error = view["parked"][0]["lastError"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("refused") && error.contains("10.0.0.1"),
+        "{view}"
+    );
+    assert_eq!(
+        view["parked"][0]["attempts"], 1,
+        "a refusal is not retried: {view}"
+    );
+    assert_eq!(
+        receiver
+            .received()
+            .iter()
+            .map(|r| r.answered)
+            .collect::<Vec<_>>(),
+        [307],
+        "only the redirecting receiver was reached"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_targets_and_bad_input_are_refused_and_nothing_is_stored() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let owner = lower(&fresh_owner());
+    let good = |url: &str| json!({"url": url, "wallets": [owner], "events": ["balance_update"]});
+    let with = |field: &str, value: Value| {
+        let mut body = good("http://127.0.0.1:9/hook");
+        body[field] = value;
+        body
+    };
+    let cases: Vec<(&str, Value, u16, &str)> = vec![
+        (
+            "private address",
+            good("http://10.0.0.1/hook"),
+            422,
+            "webhook_url_refused",
+        ),
+        (
+            "cloud metadata",
+            good("http://169.254.169.254/latest/"),
+            422,
+            "webhook_url_refused",
+        ),
+        (
+            "mapped IPv6 metadata",
+            good("http://[::ffff:169.254.169.254]/"),
+            422,
+            "webhook_url_refused",
+        ),
+        (
+            "decimal IPv4",
+            good("http://2852039166/"),
+            422,
+            "webhook_url_refused",
+        ),
+        (
+            "credentials",
+            good("https://user:pw@hooks.example/"),
+            422,
+            "webhook_url_refused",
+        ),
+        (
+            "file scheme",
+            good("file:///etc/passwd"),
+            422,
+            "webhook_url_refused",
+        ),
+        ("not a URL", good("not a url"), 400, "invalid_webhook_url"),
+        ("no wallets", with("wallets", json!([])), 400, "no_wallets"),
+        (
+            "bad wallet",
+            with("wallets", json!(["0xnope"])),
+            400,
+            "invalid_owner",
+        ),
+        (
+            "bad token",
+            with("tokens", json!(["0xnope"])),
+            400,
+            "invalid_token",
+        ),
+        ("no events", with("events", json!([])), 400, "no_events"),
+        (
+            "unknown event",
+            with("events", json!(["balance"])),
+            400,
+            "unknown_event",
+        ),
+        (
+            "unknown field",
+            with("secret", json!("mine")),
+            400,
+            "invalid_body",
+        ),
+        (
+            "missing url",
+            json!({"wallets": [owner], "events": ["balance_update"]}),
+            400,
+            "invalid_body",
+        ),
+        (
+            "too many wallets",
+            with(
+                "wallets",
+                json!((0..51).map(|_| lower(&fresh_owner())).collect::<Vec<_>>()),
+            ),
+            400,
+            "too_many_wallets",
+        ),
+    ];
+    for (what, body, status, code) in cases {
+        let (got, answer) = post_webhook(env, &env.stack.api_url, &body).await?;
+        assert_eq!(
+            (got, answer["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {answer}"
+        );
+        assert!(answer["message"].is_string(), "{what}: {answer}");
+    }
+    let url = env.url("/abc/webhooks");
+    let (status, body) = env
+        .json_request(|| {
+            env.http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(good("http://127.0.0.1:9/").to_string())
+        })
+        .await?;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_chain_id"))
+    );
+    let url = env.url("/999/webhooks");
+    let (status, body) = env
+        .json_request(|| {
+            env.http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(good("http://127.0.0.1:9/").to_string())
+        })
+        .await?;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("unknown_chain"))
+    );
+    let url = env.url(&format!("/{}/webhooks", env.chain_id()));
+    let (status, body) = env
+        .json_request(|| {
+            env.http
+                .post(&url)
+                .body(good("http://127.0.0.1:9/").to_string())
+        })
+        .await?;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    // Without the development flag: plain http and this machine are refused too.
+    let port = local_stack::process::free_port()?;
+    let strict = env
+        .stack
+        .start_server_as(
+            "server-strict-webhooks",
+            port,
+            &[("WEBHOOK_ALLOW_INSECURE".into(), "false".into())],
+        )
+        .await?;
+    for url in [
+        "http://hooks.example/x",
+        "https://127.0.0.1/hook",
+        "https://localhost/hook",
+        "https://[::1]/hook",
+    ] {
+        let (status, body) = post_webhook(env, &strict, &good(url)).await?;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (422, Some("webhook_url_refused")),
+            "{url}: {body}"
+        );
+    }
+    env.stack.stop_service("server-strict-webhooks")?;
+    let table = env.stack.table().await;
+    let owner: Address = owner.parse()?;
+    assert!(
+        table
+            .webhooks_of_wallet(env.chain_id(), &owner)
+            .await?
+            .is_empty(),
+        "nothing was stored"
+    );
+    Ok(())
+}
