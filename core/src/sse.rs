@@ -412,6 +412,19 @@ impl SseEvent {
 pub enum UpdateData {
     Balance(BalanceUpdate),
     Allowance(AllowanceUpdate),
+    Order(OrderStatus),
+}
+
+/// The event name and the data of one feed event's SSE event: a value's change, or an order's
+/// status.
+pub fn event_data(event: &crate::model::FeedEvent) -> (&'static str, UpdateData) {
+    match event {
+        crate::model::FeedEvent::Value(entry) => update_data(entry),
+        crate::model::FeedEvent::Order(entry) => (
+            "order_status",
+            UpdateData::Order(OrderStatus::new(&entry.order, &entry.status, entry.block)),
+        ),
+    }
 }
 
 /// The event name and the data of one feed entry's SSE event.

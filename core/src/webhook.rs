@@ -14,7 +14,7 @@ use alloy::primitives::Address;
 use serde::Serialize;
 
 use crate::address::lower;
-use crate::model::{FeedEntry, FeedPosition};
+use crate::model::{FeedEvent, FeedPosition};
 
 /// The kinds of feed entries a subscription can ask for: the names of their SSE events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -206,15 +206,15 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// The delivery of `entry` to subscription `subscription_id`.
-    pub fn of(subscription_id: &str, entry: &FeedEntry) -> Self {
-        let (kind, data) = crate::sse::update_data(entry);
+    /// The delivery of feed event `event` to subscription `subscription_id`.
+    pub fn of(subscription_id: &str, event: &FeedEvent) -> Self {
+        let (kind, data) = crate::sse::event_data(event);
         Self {
-            id: entry.position.to_string(),
+            id: event.position().to_string(),
             kind: kind.to_string(),
             subscription_id: subscription_id.to_string(),
-            chain_id: entry.chain_id,
-            owner: lower(&entry.owner),
+            chain_id: event.chain_id(),
+            owner: lower(&event.owner()),
             data,
         }
     }
@@ -228,7 +228,7 @@ impl Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::BalanceKey;
+    use crate::model::{BalanceKey, FeedEntry};
     use alloy::primitives::{B256, U256};
 
     fn subscription(tokens: &[Address], kinds: &[EventKind]) -> Subscription {
@@ -296,7 +296,7 @@ mod tests {
             tx_hash: Some(B256::repeat_byte(1)),
             version: 3,
         };
-        let delivery = Delivery::of("abc", &entry);
+        let delivery = Delivery::of("abc", &FeedEvent::Value(entry));
         let body: serde_json::Value = serde_json::from_str(&delivery.body()).unwrap();
         assert_eq!(body["id"], format!("{:0>40}", 42));
         assert_eq!(body["type"], "balance_update");

@@ -571,3 +571,106 @@ async fn hostile_targets_and_bad_input_are_refused_and_nothing_is_stored() -> an
     );
     Ok(())
 }
+
+/// The `order_status` deliveries of order `id` among `accepted`, in order.
+fn order_statuses(accepted: &[Received], id: &str) -> Vec<Value> {
+    accepted
+        .iter()
+        .map(Received::json)
+        .filter(|b| b["type"] == "order_status" && b["data"]["orderId"] == id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_going_unfillable_and_fillable_again_is_delivered() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let receiver = Receiver::start().await?;
+    let (actor, token) = env.actor_with_token(1_000_000).await?;
+    let owner = local_stack::devnet::Wallet::fresh(&env.stack.rpc_url).await?;
+    let spender = local_stack::devnet::Wallet::fresh(&env.stack.rpc_url).await?;
+    let (owner_hex, token_hex, spender_hex) = (
+        lower(&owner.address),
+        lower(&token),
+        lower(&spender.address),
+    );
+    actor
+        .transfer(token, owner.address, U256::from(500))
+        .await?;
+    owner
+        .approve(token, spender.address, U256::from(300))
+        .await?;
+    // Order events only: the value changes that cause them are not asked for.
+    let body = json!({
+        "url": receiver.url,
+        "wallets": [owner_hex],
+        "events": ["order_status"],
+    });
+    let (status, created) = post_webhook(env, &env.stack.api_url, &body).await?;
+    anyhow::ensure!(status == 201, "create: {status} {created}");
+    receiver.set_secret(created["secret"].as_str().context("secret")?);
+
+    let id = format!("0x{}", "cd".repeat(56));
+    let url = env.url(&format!("/{}/orders/{owner_hex}/{id}", env.chain_id()));
+    let valid_to = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 3600;
+    let order = json!({"sellToken": token_hex, "sellAmount": "200", "spender": spender_hex, "validTo": valid_to});
+    let (code, answer) = env
+        .json_request(|| {
+            env.http
+                .put(&url)
+                .header("content-type", "application/json")
+                .body(order.to_string())
+        })
+        .await?;
+    anyhow::ensure!(code == 200, "PUT order: {code} {answer}");
+    let order_id = id.clone();
+    let fillable = |n: usize, want: bool| {
+        let id = order_id.clone();
+        move |a: &[Received]| {
+            order_statuses(a, &id)
+                .get(n)
+                .is_some_and(|s| s["data"]["fillable"] == want)
+        }
+    };
+    // The order as registered (fillable), then the wallet sends the token away.
+    receiver
+        .wait_accepted("the registered order", DEADLINE, fillable(0, true))
+        .await?;
+    owner
+        .transfer(token, actor.address, U256::from(400))
+        .await?;
+    let accepted = receiver
+        .wait_accepted("the order gone unfillable", DEADLINE, fillable(1, false))
+        .await?;
+    let short = &order_statuses(&accepted, &id)[1];
+    assert_eq!(short["data"]["short"], "balance", "{short}");
+    assert_eq!(short["data"]["balanceShortfall"], "100");
+    assert_eq!(short["owner"], owner_hex.as_str());
+    // Back: fillable again; then the allowance revoked: unfillable on the allowance.
+    actor
+        .transfer(token, owner.address, U256::from(400))
+        .await?;
+    receiver
+        .wait_accepted("the order fillable again", DEADLINE, fillable(2, true))
+        .await?;
+    owner.approve(token, spender.address, U256::ZERO).await?;
+    let accepted = receiver
+        .wait_accepted("the allowance revoked", DEADLINE, fillable(3, false))
+        .await?;
+    let statuses = order_statuses(&accepted, &id);
+    assert_eq!(statuses[3]["data"]["short"], "allowance", "{}", statuses[3]);
+    assert!(
+        accepted
+            .iter()
+            .all(|r| r.verified && r.json()["type"] == "order_status"),
+        "signed, and only the kinds asked for"
+    );
+    let ids: Vec<&str> = accepted.iter().map(|r| r.id.as_str()).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "in feed order, once each: {ids:?}"
+    );
+    Ok(())
+}

@@ -25,9 +25,9 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use futures::StreamExt;
 use lambda_runtime::{Error, LambdaEvent, tracing};
 use live_balances::clock::unix_now;
-use live_balances::model::FeedEntry;
+use live_balances::model::FeedEvent;
 use live_balances::storage::{
-    StorageError, Table, feed_entry_from_image, webhook_replay_requested,
+    StorageError, Table, feed_event_from_image, webhook_replay_requested,
 };
 use live_balances::webhook::{
     Delivery, EventKind, ParkedDelivery, Subscription, SubscriptionStatus, WebhookSettings,
@@ -59,13 +59,13 @@ impl State {
 /// What one stream record asks of one subscription.
 #[derive(Debug, Clone)]
 enum Work {
-    Deliver(Box<FeedEntry>),
+    Deliver(Box<FeedEvent>),
     Replay,
 }
 
 /// What a record is to this function.
 enum Found {
-    Entry(Box<FeedEntry>),
+    Entry(Box<FeedEvent>),
     Replay(String),
     Nothing,
 }
@@ -79,13 +79,21 @@ fn found(record: &EventRecord) -> Result<Found, StorageError> {
     if record.event_name != "INSERT" {
         return Ok(Found::Nothing);
     }
-    Ok(feed_entry_from_image(&change.new_image)?
-        .map_or(Found::Nothing, |entry| Found::Entry(Box::new(entry))))
+    Ok(feed_event_from_image(&change.new_image)?
+        .map_or(Found::Nothing, |event| Found::Entry(Box::new(event))))
 }
 
-/// The kind a feed entry is delivered as, by its SSE event's name.
-fn kind_of(entry: &FeedEntry) -> Option<EventKind> {
-    EventKind::parse(live_balances::sse::update_data(entry).0)
+/// The kind a feed event is delivered as, by its SSE event's name.
+fn kind_of(event: &FeedEvent) -> Option<EventKind> {
+    EventKind::parse(live_balances::sse::event_data(event).0)
+}
+
+/// The token a feed event is about: the value's token, or what the order sells.
+fn token_of(event: &FeedEvent) -> Address {
+    match event {
+        FeedEvent::Value(entry) => entry.key.token(),
+        FeedEvent::Order(entry) => entry.order.sell_token,
+    }
 }
 
 /// The subscriptions looked up so far in this batch.
@@ -145,20 +153,20 @@ async fn queues(
                     .map(|sub| (sub, Work::Replay))
                     .into_iter()
                     .collect()),
-                Found::Entry(entry) => {
-                    let Some(kind) = kind_of(&entry) else {
+                Found::Entry(event) => {
+                    let Some(kind) = kind_of(&event) else {
                         return Ok(vec![]);
                     };
-                    let token = entry.key.token();
+                    let (token, owner) = (token_of(&event), event.owner());
                     let mut wanted = vec![];
                     for id in lookups
-                        .of_wallet(&state.table, entry.chain_id, entry.owner)
+                        .of_wallet(&state.table, event.chain_id(), owner)
                         .await?
                     {
                         if let Some(sub) = lookups.subscription(&state.table, &id).await?
-                            && sub.wants(kind, &entry.owner, Some(&token))
+                            && sub.wants(kind, &owner, Some(&token))
                         {
-                            wanted.push((sub, Work::Deliver(entry.clone())));
+                            wanted.push((sub, Work::Deliver(event.clone())));
                         }
                     }
                     Ok(wanted)
@@ -229,21 +237,22 @@ async fn run_queue(
     Ok(())
 }
 
-/// Delivers one feed entry to one subscription (or parks it).
+/// Delivers one feed event to one subscription (or parks it).
 async fn deliver(
     state: &State,
     sub: &mut Subscription,
-    entry: &FeedEntry,
+    event: &FeedEvent,
 ) -> Result<(), StorageError> {
-    let delivered = state.table.webhook_delivered(&sub.id, &entry.owner).await?;
-    if delivered.is_some_and(|d| d >= entry.position) {
+    let (owner, position) = (event.owner(), event.position().clone());
+    let delivered = state.table.webhook_delivered(&sub.id, &owner).await?;
+    if delivered.is_some_and(|d| d >= position) {
         return Ok(());
     }
-    let delivery = Delivery::of(&sub.id, entry);
+    let delivery = Delivery::of(&sub.id, event);
     let mut parked = ParkedDelivery {
         subscription_id: sub.id.clone(),
-        owner: entry.owner,
-        position: entry.position.clone(),
+        owner,
+        position: position.clone(),
         kind: delivery.kind.clone(),
         body: delivery.body(),
         parked_at: unix_now(),
@@ -270,8 +279,8 @@ async fn deliver(
         .await
     {
         Ok(attempts) => {
-            tracing::info!(subscription = %sub.id, owner = %entry.owner, position = %entry.position, kind = %parked.kind, attempts, "delivered");
-            delivered_now(state, sub, &entry.owner, &entry.position).await
+            tracing::info!(subscription = %sub.id, owner = %owner, position = %position, kind = %parked.kind, attempts, "delivered");
+            delivered_now(state, sub, &owner, &position).await
         }
         Err(failure) => {
             parked.attempts = failure.attempts;
