@@ -9,9 +9,9 @@
 //!    `order_status` feed entry at its own sequence number — its own resumable position,
 //!    idempotent like every feed append.
 //!
-//! The changed value comes from the record; the other one is read from the table (it may be
-//! newer than the record, never older than what the feed already told: the status converges
-//! on the values the table holds).
+//! Both values are read from the table (they may be newer than the record, never older than
+//! what the feed already told): the status converges on the values the table holds, and a
+//! record handled again or late records nothing.
 
 use alloy::primitives::U256;
 use aws_lambda_events::event::dynamodb::EventRecord;
@@ -62,9 +62,10 @@ async fn stored_value(
         .unwrap_or_default())
 }
 
-/// The order judged with `entry`'s new value and the table's other value, and the block of
-/// the newer of the two (the other value may be newer than the record: the fanout runs
-/// behind the table).
+/// The order judged on the values the table holds now, and the block of the newer of the two.
+/// Not on the record's value: the fanout runs behind the table, and a record handled late (a
+/// retried batch starts again from its first failed record) would judge on a value the table
+/// has since left, recording a crossing back to a status the order is no longer in.
 async fn judge(
     table: &Table,
     entry: &FeedEntry,
@@ -76,20 +77,12 @@ async fn judge(
         token,
         spender: order.spender,
     };
-    let (balance, allowance, other_block) = match entry.key {
-        BalanceKey::Balance { .. } => {
-            let (allowance, block) = stored_value(table, entry, allowance_key).await?;
-            (entry.value, allowance, block)
-        }
-        BalanceKey::Allowance { .. } => {
-            let (balance, block) =
-                stored_value(table, entry, BalanceKey::Balance { token }).await?;
-            (balance, entry.value, block)
-        }
-    };
+    let (balance, balance_block) =
+        stored_value(table, entry, BalanceKey::Balance { token }).await?;
+    let (allowance, allowance_block) = stored_value(table, entry, allowance_key).await?;
     Ok((
         Fillability::of(order.sell_amount, balance, allowance),
-        entry.block.max(other_block),
+        balance_block.max(allowance_block),
     ))
 }
 
