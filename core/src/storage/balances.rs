@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use alloy::primitives::Address;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 
 use super::records::{BalanceRecord, read_text};
 use super::{StorageError, Table, Written, from_item, keys, n, s, written};
@@ -43,6 +44,18 @@ pub struct WalletValues {
     pub orders: Vec<OrderState>,
 }
 
+/// An update expression setting `sets`, removing `removes` and counting the write in the
+/// item's version.
+fn versioned_update(sets: &[&str], removes: &[&str]) -> String {
+    let mut update = format!("SET {}", sets.join(", "));
+    if !removes.is_empty() {
+        update.push_str(" REMOVE ");
+        update.push_str(&removes.join(", "));
+    }
+    update.push_str(" ADD #version :one");
+    update
+}
+
 impl Table {
     /// Writes a value if it changed: a non-zero value (or a failed read) is stored; a zero
     /// turns an existing item into a tombstone and stores nothing where no item exists.
@@ -53,29 +66,7 @@ impl Table {
         how: ValueWrite,
     ) -> Result<Written, StorageError> {
         let zero = item.read == TokenRead::Value(alloy::primitives::U256::ZERO);
-        let mut request = self
-            .update(
-                keys::balance_pk(item.chain_id, &item.owner),
-                keys::balance_sk(&item.key),
-            )
-            .expression_attribute_names("#read", "read")
-            .expression_attribute_names("#block", "block")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_names("#chain", "chain_id")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_names("#updated", "updated_at")
-            .expression_attribute_names("#tx", "tx")
-            .expression_attribute_names("#first", "first")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":read", s(read_text(&item.read)))
-            .expression_attribute_values(":block", n(item.block))
-            .expression_attribute_values(":rewound", n(how.rewound_above.unwrap_or(u64::MAX)))
-            .expression_attribute_values(":chain", n(item.chain_id))
-            .expression_attribute_values(":owner", s(lower(&item.owner)))
-            .expression_attribute_values(":token", s(lower(&item.key.token())))
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":one", n(1));
+        let mut request = self.value_update(item, now, &how);
         // Every name goes through a placeholder: several are DynamoDB reserved words.
         let mut sets = vec![
             "#chain = :chain",
@@ -117,18 +108,43 @@ impl Table {
             }
             "attribute_not_exists(pk) OR (#read <> :read AND (#block <= :block OR #block > :rewound))"
         };
-        let mut update = format!("SET {}", sets.join(", "));
-        if !removes.is_empty() {
-            update.push_str(" REMOVE ");
-            update.push_str(&removes.join(", "));
-        }
-        update.push_str(" ADD #version :one");
         let result = request
-            .update_expression(update)
+            .update_expression(versioned_update(&sets, &removes))
             .condition_expression(condition)
             .send()
             .await;
         written(result)
+    }
+
+    /// The update of one value item with every name and value that each of its writes uses.
+    fn value_update(
+        &self,
+        item: &BalanceItem,
+        now: u64,
+        how: &ValueWrite,
+    ) -> UpdateItemFluentBuilder {
+        self.update(
+            keys::balance_pk(item.chain_id, &item.owner),
+            keys::balance_sk(&item.key),
+        )
+        .expression_attribute_names("#read", "read")
+        .expression_attribute_names("#block", "block")
+        .expression_attribute_names("#owner", "owner")
+        .expression_attribute_names("#ttl", "ttl")
+        .expression_attribute_names("#chain", "chain_id")
+        .expression_attribute_names("#token", "token")
+        .expression_attribute_names("#updated", "updated_at")
+        .expression_attribute_names("#tx", "tx")
+        .expression_attribute_names("#first", "first")
+        .expression_attribute_names("#version", "version")
+        .expression_attribute_values(":read", s(read_text(&item.read)))
+        .expression_attribute_values(":block", n(item.block))
+        .expression_attribute_values(":rewound", n(how.rewound_above.unwrap_or(u64::MAX)))
+        .expression_attribute_values(":chain", n(item.chain_id))
+        .expression_attribute_values(":owner", s(lower(&item.owner)))
+        .expression_attribute_values(":token", s(lower(&item.key.token())))
+        .expression_attribute_values(":now", n(now))
+        .expression_attribute_values(":one", n(1))
     }
 
     /// One stored value of a wallet, if stored.

@@ -117,63 +117,80 @@ where
     }
 }
 
+/// The first chain's id and RPC URL, and the environment every process gets for it.
+fn chain_env(
+    options: &StackOptions,
+    dynamodb_url: &str,
+) -> (u64, String, BTreeMap<String, String>) {
+    let (chain_id, rpc_url, ws_url) = match &options.chain {
+        ChainSource::Anvil { port, .. } => (
+            ANVIL_CHAIN_ID,
+            format!("http://127.0.0.1:{port}"),
+            Some(format!("ws://127.0.0.1:{port}")),
+        ),
+        ChainSource::External {
+            chain_id,
+            rpc_url,
+            ws_url,
+        } => (*chain_id, rpc_url.clone(), ws_url.clone()),
+    };
+    let mut env = BTreeMap::from([
+        // DynamoDB Local accepts any credentials; the SDK needs some.
+        ("AWS_ACCESS_KEY_ID".to_string(), "local".to_string()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "local".into()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("DYNAMODB_ENDPOINT".into(), dynamodb_url.to_string()),
+        ("TABLE_NAME".into(), options.table_name.clone()),
+        (format!("RPC_URL_{chain_id}"), rpc_url.clone()),
+        ("RUST_LOG".into(), "info".into()),
+    ]);
+    if let Some(ws) = ws_url {
+        env.insert(format!("WS_URL_{chain_id}"), ws);
+    }
+    if matches!(options.chain, ChainSource::Anvil { .. }) {
+        env.insert(
+            format!("WETH_{chain_id}"),
+            crate::devnet::DEVNET_WETH.to_string(),
+        );
+        // The devnet serves token lists from this machine in demos and tests, and webhook
+        // receivers listen on it.
+        env.insert("TOKEN_LIST_ALLOW_INSECURE".into(), "true".into());
+        env.insert("WEBHOOK_ALLOW_INSECURE".into(), "true".into());
+    }
+    (chain_id, rpc_url, env)
+}
+
+/// The second anvil devnet, if asked for: its chain, with its URLs added to `env`.
+fn second_chain_env(
+    options: &StackOptions,
+    env: &mut BTreeMap<String, String>,
+) -> anyhow::Result<Option<LocalChain>> {
+    match (options.second_anvil_port, &options.chain) {
+        (None, _) => Ok(None),
+        (Some(port), ChainSource::Anvil { .. }) => {
+            let id = SECOND_ANVIL_CHAIN_ID;
+            env.insert(format!("RPC_URL_{id}"), format!("http://127.0.0.1:{port}"));
+            env.insert(format!("WS_URL_{id}"), format!("ws://127.0.0.1:{port}"));
+            env.insert(format!("WETH_{id}"), crate::devnet::DEVNET_WETH.to_string());
+            Ok(Some(LocalChain {
+                chain_id: id,
+                rpc_url: format!("http://127.0.0.1:{port}"),
+            }))
+        }
+        (Some(_), ChainSource::External { .. }) => {
+            bail!("a second anvil devnet runs only beside the first, not beside a real chain")
+        }
+    }
+}
+
 impl LocalStack {
     pub async fn start(options: StackOptions) -> anyhow::Result<Self> {
         let tools = Tools::locate()?;
         std::fs::create_dir_all(&options.log_dir)?;
         let dynamodb_url = format!("http://127.0.0.1:{}", options.dynamodb_port);
         let lambda = format!("http://127.0.0.1:{}", options.lambda_port);
-        let (chain_id, rpc_url, ws_url) = match &options.chain {
-            ChainSource::Anvil { port, .. } => (
-                ANVIL_CHAIN_ID,
-                format!("http://127.0.0.1:{port}"),
-                Some(format!("ws://127.0.0.1:{port}")),
-            ),
-            ChainSource::External {
-                chain_id,
-                rpc_url,
-                ws_url,
-            } => (*chain_id, rpc_url.clone(), ws_url.clone()),
-        };
-        let mut env = BTreeMap::from([
-            // DynamoDB Local accepts any credentials; the SDK needs some.
-            ("AWS_ACCESS_KEY_ID".to_string(), "local".to_string()),
-            ("AWS_SECRET_ACCESS_KEY".into(), "local".into()),
-            ("AWS_REGION".into(), "us-east-1".into()),
-            ("DYNAMODB_ENDPOINT".into(), dynamodb_url.clone()),
-            ("TABLE_NAME".into(), options.table_name.clone()),
-            (format!("RPC_URL_{chain_id}"), rpc_url.clone()),
-            ("RUST_LOG".into(), "info".into()),
-        ]);
-        if let Some(ws) = ws_url {
-            env.insert(format!("WS_URL_{chain_id}"), ws);
-        }
-        if matches!(options.chain, ChainSource::Anvil { .. }) {
-            env.insert(
-                format!("WETH_{chain_id}"),
-                crate::devnet::DEVNET_WETH.to_string(),
-            );
-            // The devnet serves token lists from this machine in demos and tests, and webhook
-            // receivers listen on it.
-            env.insert("TOKEN_LIST_ALLOW_INSECURE".into(), "true".into());
-            env.insert("WEBHOOK_ALLOW_INSECURE".into(), "true".into());
-        }
-        let second_chain = match (options.second_anvil_port, &options.chain) {
-            (None, _) => None,
-            (Some(port), ChainSource::Anvil { .. }) => {
-                let id = SECOND_ANVIL_CHAIN_ID;
-                env.insert(format!("RPC_URL_{id}"), format!("http://127.0.0.1:{port}"));
-                env.insert(format!("WS_URL_{id}"), format!("ws://127.0.0.1:{port}"));
-                env.insert(format!("WETH_{id}"), crate::devnet::DEVNET_WETH.to_string());
-                Some(LocalChain {
-                    chain_id: id,
-                    rpc_url: format!("http://127.0.0.1:{port}"),
-                })
-            }
-            (Some(_), ChainSource::External { .. }) => {
-                bail!("a second anvil devnet runs only beside the first, not beside a real chain")
-            }
-        };
+        let (chain_id, rpc_url, mut env) = chain_env(&options, &dynamodb_url);
+        let second_chain = second_chain_env(&options, &mut env)?;
         let poller_port = crate::process::free_port()?;
         env.insert(
             "POLLER_HTTP_ADDR".into(),
@@ -196,22 +213,27 @@ impl LocalStack {
             services: Mutex::new(BTreeMap::new()),
         };
         stack.start_dynamodb().await?;
-        if let ChainSource::Anvil { port, block_time } = stack.options.chain {
-            stack
-                .start_anvil("anvil", ANVIL_CHAIN_ID, port, block_time)
-                .await?;
-            if let Some(port) = stack.options.second_anvil_port {
-                let name = format!("anvil-{SECOND_ANVIL_CHAIN_ID}");
-                stack
-                    .start_anvil(&name, SECOND_ANVIL_CHAIN_ID, port, block_time)
-                    .await?;
-            }
-        }
+        stack.start_chains().await?;
         stack.start_functions().await?;
         stack.start_server().await?;
         stack.start_pump()?;
         stack.start_poller()?;
         Ok(stack)
+    }
+
+    /// The anvil devnets, when the stack runs its own chains.
+    async fn start_chains(&self) -> anyhow::Result<()> {
+        let ChainSource::Anvil { port, block_time } = self.options.chain else {
+            return Ok(());
+        };
+        self.start_anvil("anvil", ANVIL_CHAIN_ID, port, block_time)
+            .await?;
+        if let Some(port) = self.options.second_anvil_port {
+            let name = format!("anvil-{SECOND_ANVIL_CHAIN_ID}");
+            self.start_anvil(&name, SECOND_ANVIL_CHAIN_ID, port, block_time)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The environment every process of the stack gets.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use lambda_http::tracing;
 use live_balances::clock::unix_now;
 use live_balances::config::TokenListSettings;
-use live_balances::list_document::{self, SkippedEntries};
+use live_balances::list_document::{self, ChainTokens, SkippedEntries};
 use live_balances::storage::{CachedListHead, StorageError, Table, Written};
 use thiserror::Error;
 use tokio::time::{Instant, sleep};
@@ -117,6 +117,7 @@ impl TokenLists {
         }
     }
 
+    /// Fetches the list again (conditionally, when a copy is cached) and stores what changed.
     async fn refresh(
         &self,
         table: &Table,
@@ -126,46 +127,23 @@ impl TokenLists {
         cached: Option<CachedListHead>,
         now: u64,
     ) -> Result<ResolvedList, ListError> {
-        let validators = cached
-            .as_ref()
-            .map(|h| Validators {
-                etag: h.etag.clone(),
-                last_modified: h.last_modified.clone(),
-            })
-            .unwrap_or_default();
-        let outcome = self.fetcher.fetch(url, &validators).await;
-        let fetched = match (outcome, &cached) {
-            (Ok(Fetched::NotModified), Some(head)) => {
+        let (parsed, validators) = match self.fetch_parsed(chain_id, url, cached.as_ref()).await {
+            Ok(Refetched::Changed(parsed, validators)) => (parsed, validators),
+            Ok(Refetched::Current(head)) => {
                 tracing::info!(chain = chain_id, url, "token list not modified");
                 table.revalidated_list(chain_id, url, now).await?;
                 return load(table, catalog, chain_id, head).await;
             }
-            (Ok(Fetched::Body { bytes, validators }), _) => {
-                list_document::parse_for_chain(&bytes, chain_id)
-                    .map(|tokens| (tokens, validators))
-                    .map_err(ListError::from)
-            }
-            (Ok(Fetched::NotModified), None) => {
-                Err(FetchError::Status(http::StatusCode::NOT_MODIFIED).into())
-            }
-            (Err(e), _) => Err(e.into()),
-        };
-        let (parsed, validators) = match fetched {
-            Ok(ok) => ok,
             Err(error) => {
                 table.release_list_fetch(chain_id, url).await?;
-                // A list that served well before outlives a passing outage of its host.
-                if let (
-                    Some(head),
-                    ListError::Fetch(
-                        FetchError::Timeout(_) | FetchError::Unreachable(_) | FetchError::Status(_),
-                    ),
-                ) = (&cached, &error)
-                {
-                    tracing::warn!(chain = chain_id, url, %error, "token list refresh failed; using the cached copy");
-                    return load(table, catalog, chain_id, head).await;
-                }
-                return Err(error);
+                return match cached {
+                    // A list that served well before outlives a passing outage of its host.
+                    Some(head) if is_passing(&error) => {
+                        tracing::warn!(chain = chain_id, url, %error, "token list refresh failed; using the cached copy");
+                        load(table, catalog, chain_id, &head).await
+                    }
+                    _ => Err(error),
+                };
             }
         };
         let head = CachedListHead {
@@ -179,34 +157,90 @@ impl TokenLists {
             skipped: parsed.skipped,
             lease_until: None,
         };
-        table
-            .store_list(chain_id, &head, &parsed.tokens, now)
-            .await?;
-        // Sessions follow lists by reference: a new version is news for the poller, which
-        // tracks the tokens it gained and forgets those it lost for every follower. Should
-        // this fail, its periodic reload picks the version up.
-        if head.generation > 1
-            && let Err(error) = table.bump_sessions_version(chain_id).await
-        {
-            tracing::warn!(chain = chain_id, url, %error, "sessions version not bumped for a new list version");
-        }
-        tracing::info!(
-            chain = chain_id,
-            url,
-            tokens = parsed.tokens.len(),
-            skipped_invalid = parsed.skipped.invalid,
-            skipped_duplicate = parsed.skipped.duplicate,
-            "token list fetched"
-        );
-        let version = catalog.remember_list(
-            chain_id,
-            ListVersion::new(url, &parsed.list_name, head.generation, &parsed.tokens),
-        );
-        Ok(ResolvedList {
-            version,
-            skipped: parsed.skipped,
-        })
+        store_version(table, catalog, chain_id, &head, parsed, now).await
     }
+
+    /// The list's document for `chain_id`, fetched with the cached copy's validators.
+    async fn fetch_parsed<'c>(
+        &self,
+        chain_id: u64,
+        url: &str,
+        cached: Option<&'c CachedListHead>,
+    ) -> Result<Refetched<'c>, ListError> {
+        let validators = cached
+            .map(|h| Validators {
+                etag: h.etag.clone(),
+                last_modified: h.last_modified.clone(),
+            })
+            .unwrap_or_default();
+        match (self.fetcher.fetch(url, &validators).await?, cached) {
+            (Fetched::NotModified, Some(head)) => Ok(Refetched::Current(head)),
+            (Fetched::NotModified, None) => {
+                Err(FetchError::Status(http::StatusCode::NOT_MODIFIED).into())
+            }
+            (Fetched::Body { bytes, validators }, _) => {
+                let tokens = list_document::parse_for_chain(&bytes, chain_id)?;
+                Ok(Refetched::Changed(tokens, validators))
+            }
+        }
+    }
+}
+
+/// What a refetch found.
+enum Refetched<'c> {
+    /// The host says the cached copy is current.
+    Current(&'c CachedListHead),
+    /// A document, parsed for the chain, with its validators for the next refetch.
+    Changed(ChainTokens, Validators),
+}
+
+/// A failure of the list's host that a cached copy may outlive (not a document gone bad).
+fn is_passing(error: &ListError) -> bool {
+    matches!(
+        error,
+        ListError::Fetch(
+            FetchError::Timeout(_) | FetchError::Unreachable(_) | FetchError::Status(_)
+        )
+    )
+}
+
+/// Stores a fetched version of a list and tells the poller when it replaced another.
+async fn store_version(
+    table: &Table,
+    catalog: &Catalog,
+    chain_id: u64,
+    head: &CachedListHead,
+    parsed: ChainTokens,
+    now: u64,
+) -> Result<ResolvedList, ListError> {
+    table
+        .store_list(chain_id, head, &parsed.tokens, now)
+        .await?;
+    let url = head.url.as_str();
+    // Sessions follow lists by reference: a new version is news for the poller, which
+    // tracks the tokens it gained and forgets those it lost for every follower. Should
+    // this fail, its periodic reload picks the version up.
+    if head.generation > 1
+        && let Err(error) = table.bump_sessions_version(chain_id).await
+    {
+        tracing::warn!(chain = chain_id, url, %error, "sessions version not bumped for a new list version");
+    }
+    tracing::info!(
+        chain = chain_id,
+        url,
+        tokens = parsed.tokens.len(),
+        skipped_invalid = parsed.skipped.invalid,
+        skipped_duplicate = parsed.skipped.duplicate,
+        "token list fetched"
+    );
+    let version = catalog.remember_list(
+        chain_id,
+        ListVersion::new(url, &parsed.list_name, head.generation, &parsed.tokens),
+    );
+    Ok(ResolvedList {
+        version,
+        skipped: parsed.skipped,
+    })
 }
 
 async fn load(

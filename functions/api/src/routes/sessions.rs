@@ -262,17 +262,8 @@ async fn add(
         keys,
     } = attempt;
 
-    // Read first: if the chain cannot be read, nothing is stored. What the table already
-    // holds for the wallet (a value of a token it tracked before) is read beside it.
-    let reads: Vec<(Address, BalanceKey)> = keys.iter().map(|k| (owner, *k)).collect();
-    let reader = state.reader(chain_id)?;
-    let (chain_read, items) = tokio::join!(
-        reader.read_latest(&reads),
-        state.table.balances(chain_id, &owner)
-    );
-    let (block, values) = chain_read?;
-    let stored_values: HashMap<BalanceKey, TokenRead> =
-        items?.into_iter().map(|i| (i.key, i.read)).collect();
+    // Read first: if the chain cannot be read, nothing is stored.
+    let (block, values, stored_values) = read_values(state, chain_id, owner, &keys).await?;
     let read_done = started.elapsed();
     let unreadable = unreadable_tokens(state, chain_id, &keys, &values, block).await?;
 
@@ -315,6 +306,25 @@ async fn add(
         &named_metadata,
         &held,
     )))
+}
+
+/// The values of `keys` on chain at the latest block (that block and one read per key), and
+/// what the table already holds for the wallet (a value of a token it tracked before).
+async fn read_values(
+    state: &State,
+    chain_id: u64,
+    owner: Address,
+    keys: &[BalanceKey],
+) -> Result<(u64, Vec<TokenRead>, HashMap<BalanceKey, TokenRead>), ApiError> {
+    let reads: Vec<(Address, BalanceKey)> = keys.iter().map(|k| (owner, *k)).collect();
+    let reader = state.reader(chain_id)?;
+    let (chain_read, items) = tokio::join!(
+        reader.read_latest(&reads),
+        state.table.balances(chain_id, &owner)
+    );
+    let (block, values) = chain_read?;
+    let stored_values = items?.into_iter().map(|i| (i.key, i.read)).collect();
+    Ok((block, values, stored_values))
 }
 
 /// Reads the session and applies `addition` to it (or to a new one): what the attempt
