@@ -85,6 +85,14 @@ export interface StreamSubject<Request> {
   recreateSessions(own: Request, others: readonly Request[], hooks: CallerHooks): Promise<void>;
 }
 
+/** What a caller holds: the stream's status and role, the state's `current`, `close`. */
+export interface SharedWatch<Current> {
+  readonly status: StreamStatus;
+  readonly role: TabRole;
+  current: Current;
+  close(): void;
+}
+
 /** Bumped when the messages between tabs change: tabs of different versions never mix. */
 const PROTOCOL = "live-balances/1";
 
@@ -155,6 +163,21 @@ export class SharedStream<Request> implements CallerHooks {
 
   get role(): TabRole {
     return this.#role;
+  }
+
+  /** The watch a caller holds, reading its values with `current`. */
+  watch<Current>(current: Current): SharedWatch<Current> {
+    const shared = this;
+    return {
+      get status() {
+        return shared.status;
+      },
+      get role() {
+        return shared.role;
+      },
+      current,
+      close: () => shared.close(),
+    };
   }
 
   close(): void {

@@ -54,16 +54,7 @@ export function watchManyBalances(
     },
     options,
   );
-  return {
-    get status() {
-      return shared.status;
-    },
-    get role() {
-      return shared.role;
-    },
-    current: (pair) => state.current(pair),
-    close: () => shared.close(),
-  };
+  return shared.watch((pair: WalletPair) => state.current(pair));
 }
 
 /**

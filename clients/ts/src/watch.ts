@@ -52,16 +52,7 @@ export function watchBalances(
     },
     options,
   );
-  return {
-    get status() {
-      return shared.status;
-    },
-    get role() {
-      return shared.role;
-    },
-    current: () => state.current(),
-    close: () => shared.close(),
-  };
+  return shared.watch(() => state.current());
 }
 
 /** The stream was refused: if the session is gone, create it again with every tab's request. */

@@ -52,6 +52,16 @@ function update(source: FakeEventSource, pair: WalletPair, balance: string, prev
   source.send("balance_update", { ...updateData(balance, previous, 11), chainId: pair.chainId, owner: pair.owner }, at);
 }
 
+/** The one stream the tabs opened, open, with A's snapshot at 100 and B's at 700. */
+async function streamWithSnapshots(): Promise<FakeEventSource> {
+  await until("a stream", () => FakeEventSource.all.length === 1);
+  const source = FakeEventSource.latest();
+  source.open();
+  snapshot(source, A, "100", id(5, 0));
+  snapshot(source, B, "700", id(5, 7));
+  return source;
+}
+
 /** A tab's balance updates of `pair`, in order: each change once. */
 function updates(t: Tab, pair: WalletPair): string[] {
   return t.events
@@ -111,11 +121,7 @@ test("three tabs on one set of pairs, one stream: a late tab gets every pair's s
 test("the leader closes: the next tab resumes every pair from the last id, missing nothing", async () => {
   const locks = new FakeLocks();
   const [a, b, c] = [openTab(locks), openTab(locks), openTab(locks)];
-  await until("a stream", () => FakeEventSource.all.length === 1);
-  const first = FakeEventSource.latest();
-  first.open();
-  snapshot(first, A, "100", id(5, 0));
-  snapshot(first, B, "700", id(5, 7));
+  const first = await streamWithSnapshots();
   update(first, A, "150", "100", id(6, 7));
   update(first, B, "750", "700", id(6, 8));
   first.idOnly(id(9, 8)); // A's old news skipped: the position moves past it
@@ -149,11 +155,7 @@ test("the leader closes: the next tab resumes every pair from the last id, missi
 test("an update posted by the closing leader and replayed under another id counts once", async () => {
   const locks = new FakeLocks();
   const [a, b, c] = [openTab(locks), openTab(locks), openTab(locks)];
-  await until("a stream", () => FakeEventSource.all.length === 1);
-  const first = FakeEventSource.latest();
-  first.open();
-  snapshot(first, A, "100", id(5, 0));
-  snapshot(first, B, "700", id(5, 7));
+  const first = await streamWithSnapshots();
   await until("followers have both snapshots", () => [b, c].every((t) => t.events.length === 2));
   // The leader sends B's update, then A's, and closes before b has processed them (c does).
   update(first, B, "750", "700", id(5, 8));
@@ -205,11 +207,7 @@ test("the stream pauses once every tab is hidden, and resumes from the last id w
   const locks = new FakeLocks();
   const options = { pauseWhenHiddenMs: 50 };
   const [a, b] = [openTab(locks, [A, B], options), openTab(locks, [A, B], options)];
-  await until("a stream", () => FakeEventSource.all.length === 1);
-  const first = FakeEventSource.latest();
-  first.open();
-  snapshot(first, A, "100", id(5, 0));
-  snapshot(first, B, "700", id(5, 7));
+  const first = await streamWithSnapshots();
   await until("b has both snapshots", () => b.events.length === 2);
   a.document.set("hidden");
   await new Promise((r) => setTimeout(r, 150));
