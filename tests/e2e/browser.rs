@@ -3,7 +3,8 @@
 //! transfer on anvil, and shows a token symbol made of markup as text. Three tabs of it share
 //! one stream (counted by a proxy in front of the api), and when the tab holding it closes,
 //! another takes it over without missing a change. Two wallets on two chains on one page
-//! share one stream too (the multi-wallet stream), each row naming its wallet.
+//! share one stream too (the multi-wallet stream), each row naming its wallet, and a second
+//! tab of that page shares that stream.
 
 use alloy::primitives::{Address, U256};
 use anyhow::Context;
@@ -445,15 +446,23 @@ async fn drive_two_wallets(
         lower(&usd_a),
         lower(&usd_b)
     );
+    let first = env.chain_id();
+    let shows = |raw_a: &'static str, raw_b: &'static str| {
+        move |v: &PageView| {
+            v.wallet_row(first, a, usd_a)
+                .is_some_and(|r| r.raw == raw_a)
+                && v.wallet_row(second, b, usd_b)
+                    .is_some_and(|r| r.raw == raw_b)
+        }
+    };
+    let mut tabs = vec![browser.client.window().await?];
     browser.client.goto(&url).await?;
     press_start(browser).await?;
-    let view = wait_page(browser, "both wallets live on the page", |v| {
-        v.status == "live"
-            && v.wallet_row(env.chain_id(), a, usd_a)
-                .is_some_and(|r| r.raw == "1500000")
-            && v.wallet_row(second, b, usd_b)
-                .is_some_and(|r| r.raw == "2500000")
-    })
+    let view = wait_page(
+        browser,
+        "both wallets live on the page, the tab leading",
+        |v| v.status == "live" && v.role == "leader" && shows("1500000", "2500000")(v),
+    )
     .await?;
     assert_eq!(view.error, "", "no error shown");
     assert_eq!(proxy.open_streams(), 1, "one stream for both wallets");
@@ -465,17 +474,36 @@ async fn drive_two_wallets(
         "{requests:?}"
     );
 
-    // A change on each chain reaches its own row.
+    // A second tab of the same page follows the first tab's stream: still one stream.
+    tabs.push(browser.open_tab(&url).await?);
+    press_start(browser).await?;
+    let view = wait_page(
+        browser,
+        "the second tab following, both wallets live",
+        |v| v.status == "live" && v.role == "follower" && shows("1500000", "2500000")(v),
+    )
+    .await?;
+    assert_eq!(view.error, "", "no error shown in the second tab");
+    assert_eq!(proxy.open_streams(), 1, "one stream for two tabs");
+
+    // A change on each chain reaches its own row, in both tabs.
     actor_a.transfer(usd_a, a, U256::from(250_000u64)).await?;
     actor_b.transfer(usd_b, b, U256::from(500_000u64)).await?;
-    wait_page(browser, "both changes", |v| {
-        v.wallet_row(env.chain_id(), a, usd_a)
-            .is_some_and(|r| r.raw == "1750000")
-            && v.wallet_row(second, b, usd_b)
-                .is_some_and(|r| r.raw == "3000000")
-    })
-    .await?;
-    assert_eq!(proxy.peak_streams(), 1, "never more than one stream");
+    for tab in &tabs {
+        browser.client.switch_to_window(tab.clone()).await?;
+        wait_page(
+            browser,
+            "both changes in every tab",
+            shows("1750000", "3000000"),
+        )
+        .await?;
+    }
+    assert_eq!(
+        (proxy.open_streams(), proxy.peak_streams()),
+        (1, 1),
+        "never more than one stream: {:?}",
+        proxy.stream_requests()
+    );
     let errors = browser.console_errors().await?;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     Ok(())

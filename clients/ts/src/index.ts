@@ -2,6 +2,7 @@
 export { createClient, BalancesClient } from "./client.js";
 export { ApiClient, ApiError, type BalanceReading, type ClientOptions } from "./api.js";
 export { watchBalances, type BalanceWatch, type TabRole, type WatchOptions } from "./watch.js";
+export type { SharedStreamOptions } from "./shared-stream.js";
 export {
   watchManyBalances,
   type ManyBalanceWatch,

@@ -2,11 +2,12 @@
 // keeps one, so whichever tab leads can hand a joining tab the state as of now, and resume the
 // stream from the last position it saw when it takes over.
 import type { AllBalancesEvent, BalanceEvent } from "./events.js";
+import type { TabState } from "./shared-stream.js";
 
 /** How many update ids a state remembers to recognise a repeat. */
 const REMEMBERED_UPDATES = 1024;
 
-export class WalletState {
+export class WalletState implements TabState {
   #snapshot: AllBalancesEvent | null = null;
   #lastEventId = "";
   /** Ids of the latest updates applied, oldest first. */
@@ -21,18 +22,24 @@ export class WalletState {
     return this.#snapshot !== null;
   }
 
+  /** Every event is about this one wallet: its snapshot covers them all once it came. */
+  covers(_event: BalanceEvent): boolean {
+    return this.hasSnapshot;
+  }
+
   /**
    * Applies `event`; `false` (and nothing changes) for an update already applied. A tab that
    * takes the stream over replays from the last id it had *processed*, while an event the old
    * leader posted just before closing may still be on its way to the other tabs: they see it
-   * twice, and must count it once. (An update's id is its own feed position: unique.)
+   * twice, and must count it once. `updateId` names the update: on a single-wallet stream its
+   * id, its own feed position (unique); on a multi-wallet stream the pair's part of it.
    */
-  apply(event: BalanceEvent): boolean {
+  apply(event: BalanceEvent, updateId = event.lastEventId): boolean {
     const update =
       event.type === "balance_update" || event.type === "allowance_update" || event.type === "order_status";
-    if (update && event.lastEventId) {
-      if (this.#applied.has(event.lastEventId)) return false;
-      this.#applied.add(event.lastEventId);
+    if (update && updateId) {
+      if (this.#applied.has(updateId)) return false;
+      this.#applied.add(updateId);
       if (this.#applied.size > REMEMBERED_UPDATES) {
         this.#applied.delete(this.#applied.values().next().value as string);
       }
@@ -99,6 +106,12 @@ export class WalletState {
     }
     if (s.errors.size > 0 || s.data.errors !== undefined) event.data.errors = errors;
     return event;
+  }
+
+  /** The state as of now for a tab that joins: the one `current()`, if any. */
+  snapshots(): AllBalancesEvent[] {
+    const now = this.current();
+    return now ? [now] : [];
   }
 }
 

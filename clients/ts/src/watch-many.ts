@@ -1,41 +1,35 @@
 // `watchManyBalances`: several (chain, wallet) pairs on one stream (`GET /sse/balances`) — an
 // EOA and a Safe, or one wallet on two chains — within the browser's six connections per
-// origin. One EventSource carries every pair; its ids resume every pair exactly, so the
-// reconnects, the watchdog and the backoff are `watchBalances`'s own (`StreamConnection`).
-// Each event names its pair (`event.pair`); a pair whose session is gone gets an `error` of
-// its own and the others go on. Unlike `watchBalances`, tabs do not share the stream: each
-// tab that calls this holds one.
+// origin, shared by every tab of the origin watching the same set of pairs (in any order)
+// exactly as `watchBalances` shares one wallet's (`SharedStream`). Each event names its pair
+// (`event.pair`); a pair whose session is gone gets an `error` of its own and the others go
+// on. One composite id resumes every pair, so a tab taking over resumes all from the last.
 import { ApiError, type ApiClient } from "./api.js";
-import { browserEnvironment, type Environment } from "./environment.js";
-import type { AllBalancesEvent, BalanceEvent, WalletPair } from "./events.js";
-import { StreamConnection, type StreamStatus } from "./stream.js";
-import { WalletState } from "./wallet-state.js";
-import type { PairResult, SessionRequest } from "./wire.js";
+import type { AllBalancesEvent, WalletPair } from "./events.js";
+import { PairStates, canonicalOrder, pairKey } from "./pair-states.js";
+import { SharedStream, type CallerHooks, type SharedStreamOptions, type TabRole } from "./shared-stream.js";
+import type { StreamStatus } from "./stream.js";
+import type { PairResult, PairSessionRequest, SessionRequest } from "./wire.js";
 
 /** A pair to watch, with the session it needs (created or added to before the stream opens). */
 export interface WatchedPair extends WalletPair {
   session?: SessionRequest;
 }
 
-export interface ManyWatchOptions {
-  /** Every event, amounts as bigint; each but `ping` names its pair in `pair`. */
-  onEvent?: (event: BalanceEvent) => void;
-  onStatus?: (status: StreamStatus) => void;
-  /** Non-fatal trouble: an unreadable event, a failed session request (per pair too). */
-  onError?: (error: unknown) => void;
-  /** The answer to the sessions request: one result per pair with a `session`. */
+export interface ManyWatchOptions extends SharedStreamOptions {
+  /**
+   * The answer to this tab's sessions request: one result per pair with a `session`. The
+   * sessions are created again, with every tab's requests, when the stream is refused.
+   */
   onSessions?: (results: PairResult[]) => void;
-  /** See `WatchOptions`. */
-  pingTimeoutMs?: number;
-  fallbackAfterMs?: number;
-  maxRetryMs?: number;
-  environment?: Environment;
 }
 
 export interface ManyBalanceWatch {
   readonly status: StreamStatus;
+  readonly role: TabRole;
   /** The pair's values now (its last snapshot with every update applied), or `null`. */
   current(pair: WalletPair): AllBalancesEvent | null;
+  /** Stops watching; if this tab led, another tab takes the stream over. */
   close(): void;
 }
 
@@ -44,100 +38,62 @@ export function watchManyBalances(
   pairs: readonly WatchedPair[],
   options: ManyWatchOptions = {},
 ): ManyBalanceWatch {
-  return new ManyWatch(client, pairs, options);
+  const watched = pairs.map((p) => ({ chainId: p.chainId, owner: p.owner.toLowerCase(), session: p.session }));
+  const state = new PairStates(watched);
+  const request: PairSessionRequest[] = [];
+  for (const p of watched) if (p.session) request.push({ ...p.session, chainId: p.chainId, owner: p.owner });
+  const shared = new SharedStream<PairSessionRequest[]>(
+    {
+      name: `${client.baseUrl.href} pairs ${canonicalOrder(watched).map(pairKey).join(",")}`,
+      url: (lastEventId) => client.manyStreamUrl(watched, lastEventId || undefined),
+      state,
+      request,
+      createSessions: (hooks) => createSessions(client, options, request, [], hooks),
+      // Refused (every session gone, say): ask for them all again before the next attempt.
+      recreateSessions: (own, others, hooks) => createSessions(client, options, own, others, hooks),
+    },
+    options,
+  );
+  return shared.watch((pair: WalletPair) => state.current(pair));
 }
 
-function key(pair: WalletPair): string {
-  return `${pair.chainId}:${pair.owner.toLowerCase()}`;
-}
-
-class ManyWatch implements ManyBalanceWatch {
-  readonly #client: ApiClient;
-  readonly #pairs: readonly WatchedPair[];
-  readonly #options: ManyWatchOptions;
-  readonly #states = new Map<string, WalletState>();
-  readonly #stream: StreamConnection;
-  #status: StreamStatus = "connecting";
-  #closed = false;
-
-  constructor(client: ApiClient, pairs: readonly WatchedPair[], options: ManyWatchOptions) {
-    this.#client = client;
-    this.#pairs = pairs.map((p) => ({ ...p, owner: p.owner.toLowerCase() }));
-    this.#options = options;
-    for (const pair of this.#pairs) this.#states.set(key(pair), new WalletState());
-    this.#stream = new StreamConnection(
-      options.environment ?? browserEnvironment(),
-      (lastEventId) => this.#client.manyStreamUrl(this.#pairs, lastEventId || undefined),
-      {
-        pingTimeoutMs: options.pingTimeoutMs,
-        fallbackAfterMs: options.fallbackAfterMs ?? 20_000,
-        maxRetryMs: options.maxRetryMs ?? 30_000,
-      },
-      {
-        event: (event) => this.#deliver(event),
-        status: (status) => {
-          this.#status = status;
-          this.#callback(() => this.#options.onStatus?.(status));
-        },
-        problem: (error) => this.#problem(error),
-        // Refused (every session gone, say): ask for them again before the next attempt.
-        refused: () => this.#createSessions(),
-      },
-    );
-    void this.#createSessions().then(() => {
-      if (!this.#closed) this.#stream.start("", false);
-    });
+/**
+ * Creates (or adds to) the sessions this tab's and the other tabs' requests ask for, equal
+ * ones once: one `POST /sessions` per round, for a request names each pair at most once (two
+ * tabs may ask different things of one pair). This tab's own come first, in the first round.
+ */
+async function createSessions(
+  client: ApiClient,
+  options: ManyWatchOptions,
+  own: readonly PairSessionRequest[],
+  others: readonly (readonly PairSessionRequest[])[],
+  hooks: CallerHooks,
+): Promise<void> {
+  interface Entry {
+    request: PairSessionRequest;
+    own: boolean;
   }
-
-  get status(): StreamStatus {
-    return this.#status;
-  }
-
-  current(pair: WalletPair): AllBalancesEvent | null {
-    return this.#states.get(key(pair))?.current() ?? null;
-  }
-
-  close(): void {
-    this.#closed = true;
-    this.#stream.close();
-  }
-
-  async #createSessions(): Promise<void> {
-    const wanted = this.#pairs.filter((p) => p.session !== undefined);
-    if (wanted.length === 0) return;
-    try {
-      const results = await this.#client.createSessions(
-        wanted.map((p) => ({ ...p.session, chainId: p.chainId, owner: p.owner })),
-      );
-      this.#callback(() => this.#options.onSessions?.(results));
-      for (const r of results) {
-        if (r.error) this.#problem(new ApiError(r.status ?? 500, r.error.code, `${r.chainId}:${r.owner}: ${r.error.message}`));
-      }
-    } catch (error) {
-      this.#problem(error);
+  const distinct = new Map<string, Entry>();
+  for (const [list, isOwn] of [[own, true], ...others.map((o) => [o, false] as const)] as const) {
+    for (const request of list) {
+      const key = JSON.stringify(request);
+      if (!distinct.has(key)) distinct.set(key, { request, own: isOwn });
     }
   }
-
-  #deliver(event: BalanceEvent): void {
-    const state = event.pair ? this.#states.get(key(event.pair)) : undefined;
-    // An update already applied (a resumed stream restating it) is not news.
-    if (state && !state.apply(event)) return;
-    this.#callback(() => this.#options.onEvent?.(event));
+  const rounds: Entry[][] = [];
+  for (const entry of distinct.values()) {
+    const pair = pairKey(entry.request);
+    let round = rounds.find((r) => !r.some((e) => pairKey(e.request) === pair));
+    if (!round) rounds.push((round = []));
+    round.push(entry);
   }
-
-  #problem(error: unknown): void {
-    try {
-      this.#options.onError?.(error);
-    } catch {
-      // The caller's error hook failing has nowhere left to go.
-    }
-  }
-
-  #callback(call: () => void): void {
-    try {
-      call();
-    } catch (error) {
-      this.#problem(error);
+  for (const round of rounds) {
+    const results = await client.createSessions(round.map((e) => e.request));
+    const mine = results.filter((_, i) => round[i]?.own);
+    if (mine.length === 0) continue;
+    hooks.callback(() => options.onSessions?.(mine));
+    for (const r of mine) {
+      if (r.error) hooks.problem(new ApiError(r.status ?? 500, r.error.code, `${r.chainId}:${r.owner}: ${r.error.message}`));
     }
   }
 }

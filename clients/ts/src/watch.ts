@@ -1,31 +1,16 @@
-// `watchBalances`: a wallet's balance stream for a page, shared by every tab of the origin.
-// The tab holding the leader lock runs the one EventSource and posts each event on a
-// BroadcastChannel; the others render what it posts. Every tab folds the events into its own
-// WalletState, so a tab that joins gets the state as of now from the leader, and the tab that
-// takes over when the leader closes resumes the stream from the last position it saw.
+// `watchBalances`: a wallet's balance stream for a page, shared by every tab of the origin
+// (`SharedStream`): one tab holds the EventSource, the others render what it shares, a tab
+// that joins gets the state as of now, and the next tab resumes when the leader closes.
 import { ApiError, type ApiClient } from "./api.js";
-import {
-  browserEnvironment,
-  type BroadcastChannelLike,
-  type Environment,
-} from "./environment.js";
-import type { AllBalancesEvent, BalanceEvent } from "./events.js";
-import { LeaderLock } from "./leader-lock.js";
-import { StreamConnection, type StreamStatus } from "./stream.js";
+import type { AllBalancesEvent } from "./events.js";
+import { SharedStream, type CallerHooks, type SharedStreamOptions, type TabRole } from "./shared-stream.js";
+import type { StreamStatus } from "./stream.js";
 import { WalletState } from "./wallet-state.js";
 import type { SessionRequest, SessionView } from "./wire.js";
 
-/** `leader`: this tab holds the stream; `follower`: another tab does and shares its events. */
-export type TabRole = "leader" | "follower";
+export type { TabRole } from "./shared-stream.js";
 
-export interface WatchOptions {
-  /** Every event, amounts as bigint; `all_balances` first (also for a tab joining late). */
-  onEvent?: (event: BalanceEvent) => void;
-  onStatus?: (status: StreamStatus) => void;
-  /** Called when this tab takes the stream (`leader`); a tab starts as a `follower`. */
-  onRole?: (role: TabRole) => void;
-  /** Non-fatal trouble: an unreadable event (dropped), a failed session request. */
-  onError?: (error: unknown) => void;
+export interface WatchOptions extends SharedStreamOptions {
   /**
    * The session this tab needs. Created (or added to) before the stream opens, and created
    * again, with every tab's request, if the stream finds it gone (expired while paused).
@@ -33,27 +18,6 @@ export interface WatchOptions {
   session?: SessionRequest;
   /** The answer to this tab's session request. */
   onSession?: (session: SessionView) => void;
-  /**
-   * Your own polling, for when the stream cannot be had: called when no live stream (or no
-   * first snapshot) came for `fallbackAfterMs`; return a function that stops it, which is
-   * called as soon as the stream is live again. Reconnecting goes on meanwhile.
-   */
-  fallback?: () => (() => void) | void;
-  /** Down this long (ms) means `fallback`. Default 20 s. */
-  fallbackAfterMs?: number;
-  /** A stream silent this long (ms) is replaced. Default: twice the ping period seen. */
-  pingTimeoutMs?: number;
-  /** Longest wait between retries of a refused stream (ms). Default 30 s. */
-  maxRetryMs?: number;
-  /**
-   * Close the stream when every tab of the wallet has been hidden this long (ms); it resumes
-   * when one is shown. `null`: never. Default 60 s.
-   */
-  pauseWhenHiddenMs?: number | null;
-  /** One stream for all tabs of the origin (Web Locks + BroadcastChannel). Default true. */
-  share?: boolean;
-  /** The browser APIs to use (tests). Default: the page's. */
-  environment?: Environment;
 }
 
 export interface BalanceWatch {
@@ -65,293 +29,55 @@ export interface BalanceWatch {
   close(): void;
 }
 
-/** Bumped when the messages between tabs change: tabs of different versions never mix. */
-const PROTOCOL = "live-balances/1";
-
-type TabMessage =
-  | { kind: "hello"; from: string; visible: boolean; session: SessionRequest | null }
-  | { kind: "leader"; from: string }
-  | { kind: "snapshot"; to: string; event: AllBalancesEvent }
-  | { kind: "event"; event: BalanceEvent }
-  | { kind: "status"; status: StreamStatus }
-  | { kind: "visibility"; from: string; visible: boolean }
-  | { kind: "bye"; from: string };
-
-interface OtherTab {
-  visible: boolean;
-  session: SessionRequest | null;
-}
-
 export function watchBalances(
   client: ApiClient,
   chainId: number,
   owner: string,
   options: WatchOptions = {},
 ): BalanceWatch {
-  return new Watcher(client, chainId, owner.toLowerCase(), options);
+  const wallet = owner.toLowerCase();
+  const state = new WalletState();
+  const shared = new SharedStream<SessionRequest | null>(
+    {
+      name: `${client.baseUrl.href} ${chainId} ${wallet}`,
+      url: (lastEventId) => client.streamUrl(chainId, wallet, lastEventId || undefined),
+      state,
+      request: options.session ?? null,
+      createSessions: async (hooks) => {
+        if (!options.session) return;
+        const view = await client.createSession(chainId, wallet, options.session);
+        hooks.callback(() => options.onSession?.(view));
+      },
+      recreateSessions: (own, others, hooks) => recreateSessionIfGone(client, chainId, wallet, options, own, others, hooks),
+    },
+    options,
+  );
+  return shared.watch(() => state.current());
 }
 
-class Watcher implements BalanceWatch {
-  readonly #client: ApiClient;
-  readonly #chainId: number;
-  readonly #owner: string;
-  readonly #options: WatchOptions;
-  readonly #environment: Environment;
-  readonly #tabId = Math.random().toString(36).slice(2) + Date.now().toString(36);
-  readonly #state = new WalletState();
-  readonly #sessionReady: Promise<void>;
-  /** The other tabs, as the leader knows them. */
-  readonly #tabs = new Map<string, OtherTab>();
-  #status: StreamStatus = "connecting";
-  #role: TabRole = "follower";
-  #stream: StreamConnection | null = null;
-  #channel: BroadcastChannelLike | null = null;
-  #lock: LeaderLock | null = null;
-  #pauseTimer: ReturnType<typeof setTimeout> | null = null;
-  #stopFallback: (() => void) | null = null;
-  #closed = false;
-
-  constructor(client: ApiClient, chainId: number, owner: string, options: WatchOptions) {
-    this.#client = client;
-    this.#chainId = chainId;
-    this.#owner = owner;
-    this.#options = options;
-    const environment = options.environment ?? browserEnvironment();
-    this.#environment = environment;
-    const session = options.session;
-    this.#sessionReady = session
-      ? client.createSession(chainId, owner, session).then(
-          (view) => this.#callback(() => options.onSession?.(view)),
-          (error: unknown) => this.#problem(error),
-        )
-      : Promise.resolve();
-    environment.document?.addEventListener("visibilitychange", this.#onVisibility);
-    environment.window?.addEventListener("pagehide", this.#onPageHide);
-
-    const { locks, BroadcastChannel } = environment;
-    if (options.share === false || !locks || !BroadcastChannel) {
-      this.#lead();
-      return;
-    }
-    const name = `${PROTOCOL} ${client.baseUrl.href} ${chainId} ${owner}`;
-    const channel = new BroadcastChannel(name);
-    this.#channel = channel;
-    channel.addEventListener("message", (event) => this.#receive(event.data as TabMessage));
-    this.#post(this.#hello());
-    this.#lock = new LeaderLock(locks, name);
-    this.#lock.acquire(
-      () => this.#lead(),
-      (error) => {
-        // No lock to be had (e.g. refused by the browser): lead alone rather than not at all.
-        this.#problem(error);
-        this.#lead();
-      },
-    );
+/** The stream was refused: if the session is gone, create it again with every tab's request. */
+async function recreateSessionIfGone(
+  client: ApiClient,
+  chainId: number,
+  owner: string,
+  options: WatchOptions,
+  own: SessionRequest | null,
+  others: readonly (SessionRequest | null)[],
+  hooks: CallerHooks,
+): Promise<void> {
+  try {
+    await client.getSession(chainId, owner);
+    return;
+  } catch (error) {
+    if (!(error instanceof ApiError && error.code === "session_not_found")) throw error;
   }
-
-  get status(): StreamStatus {
-    return this.#status;
+  const requests = new Map<string, SessionRequest>();
+  for (const request of [own, ...others]) {
+    // The first of equal requests is kept: this tab's own, so it hears its answer.
+    if (request && !requests.has(JSON.stringify(request))) requests.set(JSON.stringify(request), request);
   }
-
-  get role(): TabRole {
-    return this.#role;
-  }
-
-  current(): AllBalancesEvent | null {
-    return this.#state.current();
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    const stream = this.#stream;
-    this.#stream = null;
-    stream?.close();
-    this.#lock?.release();
-    this.#post({ kind: "bye", from: this.#tabId });
-    this.#channel?.close();
-    this.#channel = null;
-    if (this.#pauseTimer !== null) clearTimeout(this.#pauseTimer);
-    this.#environment.document?.removeEventListener("visibilitychange", this.#onVisibility);
-    this.#environment.window?.removeEventListener("pagehide", this.#onPageHide);
-    this.#setStatus("closed");
-  }
-
-  #lead(): void {
-    if (this.#closed || this.#role === "leader") return;
-    this.#role = "leader";
-    this.#callback(() => this.#options.onRole?.("leader"));
-    // The other tabs answer with their visibility and session request.
-    this.#post({ kind: "leader", from: this.#tabId });
-    const stream = new StreamConnection(
-      this.#environment,
-      (lastEventId) => this.#client.streamUrl(this.#chainId, this.#owner, lastEventId || undefined),
-      {
-        pingTimeoutMs: this.#options.pingTimeoutMs,
-        fallbackAfterMs: this.#options.fallbackAfterMs ?? 20_000,
-        maxRetryMs: this.#options.maxRetryMs ?? 30_000,
-      },
-      {
-        event: (event) => {
-          if (this.#stream !== stream) return;
-          this.#deliver(event);
-          this.#post({ kind: "event", event });
-        },
-        status: (status) => {
-          if (this.#stream !== stream) return;
-          this.#setStatus(status);
-          this.#post({ kind: "status", status });
-        },
-        problem: (error) => this.#problem(error),
-        refused: () => this.#recreateSessionIfGone(),
-      },
-    );
-    this.#stream = stream;
-    void this.#sessionReady.then(() => {
-      if (this.#stream !== stream) return;
-      // A tab taking over resumes where the stream it followed stood.
-      stream.start(this.#state.lastEventId, this.#state.hasSnapshot);
-      this.#setStatus(stream.status);
-      this.#post({ kind: "status", status: stream.status });
-      this.#judgeVisibility();
-    });
-  }
-
-  #receive(message: TabMessage): void {
-    if (this.#closed || typeof message !== "object" || message === null) return;
-    const leading = this.#role === "leader";
-    switch (message.kind) {
-      case "event":
-        // Before its first snapshot a follower has nothing to apply updates to; the leader's
-        // answer to its hello brings the state.
-        if (!leading && (message.event.type === "all_balances" || this.#state.hasSnapshot)) {
-          this.#deliver(message.event);
-        }
-        break;
-      case "snapshot":
-        if (!leading && message.to === this.#tabId && !this.#state.hasSnapshot) this.#deliver(message.event);
-        break;
-      case "status":
-        if (!leading) this.#setStatus(message.status);
-        break;
-      case "leader":
-        if (!leading) this.#post(this.#hello());
-        break;
-      case "hello": {
-        if (!leading) break;
-        this.#tabs.set(message.from, { visible: message.visible, session: message.session });
-        const snapshot = this.#state.current();
-        if (snapshot) this.#post({ kind: "snapshot", to: message.from, event: snapshot });
-        this.#post({ kind: "status", status: this.#status });
-        this.#judgeVisibility();
-        break;
-      }
-      case "visibility": {
-        if (!leading) break;
-        const tab = this.#tabs.get(message.from);
-        if (tab) tab.visible = message.visible;
-        else this.#tabs.set(message.from, { visible: message.visible, session: null });
-        this.#judgeVisibility();
-        break;
-      }
-      case "bye":
-        if (!leading) break;
-        this.#tabs.delete(message.from);
-        this.#judgeVisibility();
-        break;
-    }
-  }
-
-  #hello(): TabMessage {
-    return { kind: "hello", from: this.#tabId, visible: this.#visible(), session: this.#options.session ?? null };
-  }
-
-  #deliver(event: BalanceEvent): void {
-    if (this.#state.apply(event)) this.#callback(() => this.#options.onEvent?.(event));
-  }
-
-  #post(message: TabMessage): void {
-    this.#channel?.postMessage(message);
-  }
-
-  #setStatus(status: StreamStatus): void {
-    if (this.#status === status || (this.#closed && status !== "closed")) return;
-    this.#status = status;
-    this.#callback(() => this.#options.onStatus?.(status));
-    if (status === "fallback" && this.#stopFallback === null) {
-      let stop: (() => void) | void = undefined;
-      this.#callback(() => (stop = this.#options.fallback?.()));
-      this.#stopFallback = typeof stop === "function" ? stop : () => {};
-    } else if (status !== "fallback" && this.#stopFallback !== null) {
-      const stop = this.#stopFallback;
-      this.#stopFallback = null;
-      this.#callback(stop);
-    }
-  }
-
-  #visible(): boolean {
-    return this.#environment.document?.visibilityState !== "hidden";
-  }
-
-  /** The leader pauses the stream once every tab has been hidden for `pauseWhenHiddenMs`. */
-  #judgeVisibility(): void {
-    const stream = this.#stream;
-    const after = this.#options.pauseWhenHiddenMs === undefined ? 60_000 : this.#options.pauseWhenHiddenMs;
-    if (stream === null || after === null) return;
-    const anyVisible = this.#visible() || [...this.#tabs.values()].some((tab) => tab.visible);
-    if (anyVisible) {
-      if (this.#pauseTimer !== null) clearTimeout(this.#pauseTimer);
-      this.#pauseTimer = null;
-      stream.resume();
-    } else if (this.#pauseTimer === null && stream.status !== "paused") {
-      this.#pauseTimer = setTimeout(() => {
-        this.#pauseTimer = null;
-        if (this.#stream === stream) stream.pause();
-      }, after);
-    }
-  }
-
-  readonly #onVisibility = (): void => {
-    if (this.#role === "leader") this.#judgeVisibility();
-    else this.#post({ kind: "visibility", from: this.#tabId, visible: this.#visible() });
-  };
-
-  readonly #onPageHide = (): void => {
-    this.#post({ kind: "bye", from: this.#tabId });
-  };
-
-  /** The stream was refused: if the session is gone, create it again with every tab's request. */
-  async #recreateSessionIfGone(): Promise<void> {
-    try {
-      await this.#client.getSession(this.#chainId, this.#owner);
-      return;
-    } catch (error) {
-      if (!(error instanceof ApiError && error.code === "session_not_found")) throw error;
-    }
-    const own = this.#options.session;
-    const requests = new Map<string, SessionRequest>();
-    for (const request of [own, ...[...this.#tabs.values()].map((tab) => tab.session)]) {
-      if (request) requests.set(JSON.stringify(request), request);
-    }
-    for (const request of requests.values()) {
-      const view = await this.#client.createSession(this.#chainId, this.#owner, request);
-      if (request === own) this.#callback(() => this.#options.onSession?.(view));
-    }
-  }
-
-  #problem(error: unknown): void {
-    const report = this.#options.onError;
-    if (report) report(error);
-    else console.warn("live-balances:", error);
-  }
-
-  /** Runs one of the caller's callbacks; what it throws is reported, never breaks the stream. */
-  #callback(run: () => void): void {
-    try {
-      run();
-    } catch (error) {
-      if (this.#options.onError) this.#options.onError(error);
-      else console.error("live-balances: a callback threw", error);
-    }
+  for (const request of requests.values()) {
+    const view = await client.createSession(chainId, owner, request);
+    if (request === own) hooks.callback(() => options.onSession?.(view));
   }
 }

@@ -2,7 +2,8 @@
 // into the global `LiveBalances` ahead of this file) and renders what it shows. Tabs of the
 // page share one stream: the client elects a leader tab that holds it. Several wallets
 // (`0x…` on the chain given, or `chainId:0x…`, one per line) are followed on one stream of
-// every pair (`watchManyBalances`), each row naming its wallet.
+// every pair (`watchManyBalances`), each row naming its wallet, shared the same way by the
+// tabs following the same wallets.
 // Everything that comes from a token list or a chain (symbols, names) is attacker-controlled,
 // so the DOM is only ever built with createElement/textContent, never from HTML strings.
 "use strict";
@@ -24,7 +25,7 @@ const client = LiveBalances.createClient({
 });
 
 const $ = (id) => document.getElementById(id);
-const rows = new Map(); // row key (see `rowKey`) -> { tr, cells, symbol, token, balance, allowance, error }
+const rows = new Map(); // row key (see `rowKey`) -> { tr, cells, symbol, token, wallet, balance, allowance, error }
 const meta = new Map(); // token -> { symbol, name, decimals }
 const flashTimers = new WeakMap();
 let spender = null;
@@ -134,7 +135,7 @@ function row(pair, token) {
     wallet.title = pairKey(pair);
     cells.token.append(wallet);
   }
-  r = { tr, cells, symbol, token, balance: null, allowance: null, error: null };
+  r = { tr, cells, symbol, token, wallet: pair ? pairKey(pair) : null, balance: null, allowance: null, error: null };
   rows.set(key, r);
   const body = $("balances").tBodies[0];
   // The native currency first, the rest in the order they arrive.
@@ -280,15 +281,23 @@ function onError(error) {
   showError(String(error && error.message ? error.message : error));
 }
 
-/** The fallback hook: while no stream can be had, poll the batch balance route. */
-function poll(chain, owner) {
+/**
+ * The fallback hook: while no stream can be had, poll the batch balance route for each wallet
+ * followed (`pair` is `null` when there is one, as its rows name none).
+ */
+function poll(wallets) {
   log("–", "no live stream: polling every " + POLL_MS / 1000 + " s");
   const timer = setInterval(async () => {
-    try {
-      const readings = await client.getBalances(chain, owner, [...rows.keys()]);
-      for (const [token, r] of readings) setBalance(null, token, r.balance, r.balance == null ? "read_failed" : null);
-    } catch (e) {
-      showError("polling failed: " + e.message);
+    for (const w of wallets) {
+      const key = w.pair ? pairKey(w.pair) : null;
+      const tokens = [...rows.values()].filter((r) => r.wallet === key).map((r) => r.token);
+      if (!tokens.length) continue;
+      try {
+        const readings = await client.getBalances(w.chainId, w.owner, tokens);
+        for (const [token, r] of readings) setBalance(w.pair, token, r.balance, r.balance == null ? "read_failed" : null);
+      } catch (e) {
+        showError("polling failed: " + e.message);
+      }
     }
   }, POLL_MS);
   return () => {
@@ -316,7 +325,8 @@ function start(event) {
   if (tokensListsUrls.length) session.tokensListsUrls = tokensListsUrls;
   setStatus("connecting");
   if (wallets.length > 1) {
-    // Several wallets: one stream of every (chain, wallet) pair, the same session for each.
+    // Several wallets: one stream of every (chain, wallet) pair, the same session for each,
+    // shared by the tabs following the same wallets.
     const pairs = wallets.map((w) => {
       const [c, o] = w.includes(":") ? w.split(":") : [String(chain), w];
       return { chainId: Number(c), owner: o.toLowerCase(), session };
@@ -327,9 +337,11 @@ function start(event) {
       },
       onEvent,
       onStatus: setStatus,
+      onRole: setRole,
       onError,
+      fallback: () => poll(pairs.map((p) => ({ chainId: p.chainId, owner: p.owner, pair: p }))),
     });
-    setRole("");
+    setRole(watch.role);
     return;
   }
   watch = client.watchBalances(chain, owner, {
@@ -339,7 +351,7 @@ function start(event) {
     onStatus: setStatus,
     onRole: setRole,
     onError,
-    fallback: () => poll(chain, owner),
+    fallback: () => poll([{ chainId: chain, owner, pair: null }]),
   });
   setRole(watch.role);
 }

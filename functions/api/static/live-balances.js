@@ -11,9 +11,9 @@ var LiveBalances = (() => {
   };
   var __copyProps = (to, from, except, desc) => {
     if (from && typeof from === "object" || typeof from === "function") {
-      for (let key2 of __getOwnPropNames(from))
-        if (!__hasOwnProp.call(to, key2) && key2 !== except)
-          __defProp(to, key2, { get: () => from[key2], enumerable: !(desc = __getOwnPropDesc(from, key2)) || desc.enumerable });
+      for (let key of __getOwnPropNames(from))
+        if (!__hasOwnProp.call(to, key) && key !== except)
+          __defProp(to, key, { get: () => from[key], enumerable: !(desc = __getOwnPropDesc(from, key)) || desc.enumerable });
     }
     return to;
   };
@@ -344,8 +344,8 @@ var LiveBalances = (() => {
   }
   function mapValues(value, parse, field) {
     const map = /* @__PURE__ */ new Map();
-    for (const [key2, v] of entries(value, field))
-      map.set(key2, parse(v));
+    for (const [key, v] of entries(value, field))
+      map.set(key, parse(v));
     return map;
   }
   function text(value) {
@@ -568,6 +568,261 @@ var LiveBalances = (() => {
     }
   };
 
+  // dist/shared-stream.js
+  var PROTOCOL = "live-balances/1";
+  var SharedStream = class {
+    #subject;
+    #options;
+    #environment;
+    #tabId = Math.random().toString(36).slice(2) + Date.now().toString(36);
+    #sessionReady;
+    /** The other tabs, as the leader knows them. */
+    #tabs = /* @__PURE__ */ new Map();
+    #status = "connecting";
+    #role = "follower";
+    #stream = null;
+    #channel = null;
+    #lock = null;
+    #pauseTimer = null;
+    #stopFallback = null;
+    #closed = false;
+    constructor(subject, options) {
+      this.#subject = subject;
+      this.#options = options;
+      const environment = options.environment ?? browserEnvironment();
+      this.#environment = environment;
+      this.#sessionReady = subject.createSessions(this).catch((error) => this.#problem(error));
+      environment.document?.addEventListener("visibilitychange", this.#onVisibility);
+      environment.window?.addEventListener("pagehide", this.#onPageHide);
+      const { locks, BroadcastChannel } = environment;
+      if (options.share === false || !locks || !BroadcastChannel) {
+        this.#lead();
+        return;
+      }
+      const name = `${PROTOCOL} ${subject.name}`;
+      const channel = new BroadcastChannel(name);
+      this.#channel = channel;
+      channel.addEventListener("message", (event) => this.#receive(event.data));
+      this.#post(this.#hello());
+      this.#lock = new LeaderLock(locks, name);
+      this.#lock.acquire(() => this.#lead(), (error) => {
+        this.#problem(error);
+        this.#lead();
+      });
+    }
+    get status() {
+      return this.#status;
+    }
+    get role() {
+      return this.#role;
+    }
+    /** The watch a caller holds, reading its values with `current`. */
+    watch(current) {
+      const shared = this;
+      return {
+        get status() {
+          return shared.status;
+        },
+        get role() {
+          return shared.role;
+        },
+        current,
+        close: () => shared.close()
+      };
+    }
+    close() {
+      if (this.#closed)
+        return;
+      this.#closed = true;
+      const stream = this.#stream;
+      this.#stream = null;
+      stream?.close();
+      this.#lock?.release();
+      this.#post({ kind: "bye", from: this.#tabId });
+      this.#channel?.close();
+      this.#channel = null;
+      if (this.#pauseTimer !== null)
+        clearTimeout(this.#pauseTimer);
+      this.#environment.document?.removeEventListener("visibilitychange", this.#onVisibility);
+      this.#environment.window?.removeEventListener("pagehide", this.#onPageHide);
+      this.#setStatus("closed");
+    }
+    callback(run) {
+      try {
+        run();
+      } catch (error) {
+        if (this.#options.onError)
+          this.#options.onError(error);
+        else
+          console.error("live-balances: a callback threw", error);
+      }
+    }
+    problem(error) {
+      this.#problem(error);
+    }
+    #lead() {
+      if (this.#closed || this.#role === "leader")
+        return;
+      this.#role = "leader";
+      this.callback(() => this.#options.onRole?.("leader"));
+      this.#post({ kind: "leader", from: this.#tabId });
+      const state = this.#subject.state;
+      const stream = new StreamConnection(this.#environment, (lastEventId) => this.#subject.url(lastEventId), {
+        pingTimeoutMs: this.#options.pingTimeoutMs,
+        fallbackAfterMs: this.#options.fallbackAfterMs ?? 2e4,
+        maxRetryMs: this.#options.maxRetryMs ?? 3e4
+      }, {
+        event: (event) => {
+          if (this.#stream !== stream)
+            return;
+          this.#deliver(event);
+          this.#post({ kind: "event", event });
+        },
+        status: (status) => {
+          if (this.#stream !== stream)
+            return;
+          this.#setStatus(status);
+          this.#post({ kind: "status", status });
+        },
+        problem: (error) => this.#problem(error),
+        refused: () => this.#subject.recreateSessions(this.#subject.request, this.#otherRequests(), this)
+      });
+      this.#stream = stream;
+      void this.#sessionReady.then(() => {
+        if (this.#stream !== stream)
+          return;
+        stream.start(state.lastEventId, state.hasSnapshot);
+        this.#setStatus(stream.status);
+        this.#post({ kind: "status", status: stream.status });
+        this.#judgeVisibility();
+      });
+    }
+    #otherRequests() {
+      const requests = [];
+      for (const tab of this.#tabs.values())
+        if (tab.session !== null)
+          requests.push(tab.session);
+      return requests;
+    }
+    #receive(message) {
+      if (this.#closed || typeof message !== "object" || message === null)
+        return;
+      const leading = this.#role === "leader";
+      const state = this.#subject.state;
+      switch (message.kind) {
+        case "event":
+          if (!leading && (message.event.type === "all_balances" || state.covers(message.event))) {
+            this.#deliver(message.event);
+          }
+          break;
+        case "snapshot":
+          if (!leading && message.to === this.#tabId && !state.covers(message.event))
+            this.#deliver(message.event);
+          break;
+        case "status":
+          if (!leading)
+            this.#setStatus(message.status);
+          break;
+        case "leader":
+          if (!leading)
+            this.#post(this.#hello());
+          break;
+        case "hello": {
+          if (!leading)
+            break;
+          this.#tabs.set(message.from, { visible: message.visible, session: message.session });
+          for (const snapshot of state.snapshots())
+            this.#post({ kind: "snapshot", to: message.from, event: snapshot });
+          this.#post({ kind: "status", status: this.#status });
+          this.#judgeVisibility();
+          break;
+        }
+        case "visibility": {
+          if (!leading)
+            break;
+          const tab = this.#tabs.get(message.from);
+          if (tab)
+            tab.visible = message.visible;
+          else
+            this.#tabs.set(message.from, { visible: message.visible, session: null });
+          this.#judgeVisibility();
+          break;
+        }
+        case "bye":
+          if (!leading)
+            break;
+          this.#tabs.delete(message.from);
+          this.#judgeVisibility();
+          break;
+      }
+    }
+    #hello() {
+      return { kind: "hello", from: this.#tabId, visible: this.#visible(), session: this.#subject.request };
+    }
+    #deliver(event) {
+      if (this.#subject.state.apply(event))
+        this.callback(() => this.#options.onEvent?.(event));
+    }
+    #post(message) {
+      this.#channel?.postMessage(message);
+    }
+    #setStatus(status) {
+      if (this.#status === status || this.#closed && status !== "closed")
+        return;
+      this.#status = status;
+      this.callback(() => this.#options.onStatus?.(status));
+      if (status === "fallback" && this.#stopFallback === null) {
+        let stop = void 0;
+        this.callback(() => stop = this.#options.fallback?.());
+        this.#stopFallback = typeof stop === "function" ? stop : () => {
+        };
+      } else if (status !== "fallback" && this.#stopFallback !== null) {
+        const stop = this.#stopFallback;
+        this.#stopFallback = null;
+        this.callback(stop);
+      }
+    }
+    #visible() {
+      return this.#environment.document?.visibilityState !== "hidden";
+    }
+    /** The leader pauses the stream once every tab has been hidden for `pauseWhenHiddenMs`. */
+    #judgeVisibility() {
+      const stream = this.#stream;
+      const after = this.#options.pauseWhenHiddenMs === void 0 ? 6e4 : this.#options.pauseWhenHiddenMs;
+      if (stream === null || after === null)
+        return;
+      const anyVisible = this.#visible() || [...this.#tabs.values()].some((tab) => tab.visible);
+      if (anyVisible) {
+        if (this.#pauseTimer !== null)
+          clearTimeout(this.#pauseTimer);
+        this.#pauseTimer = null;
+        stream.resume();
+      } else if (this.#pauseTimer === null && stream.status !== "paused") {
+        this.#pauseTimer = setTimeout(() => {
+          this.#pauseTimer = null;
+          if (this.#stream === stream)
+            stream.pause();
+        }, after);
+      }
+    }
+    #onVisibility = () => {
+      if (this.#role === "leader")
+        this.#judgeVisibility();
+      else
+        this.#post({ kind: "visibility", from: this.#tabId, visible: this.#visible() });
+    };
+    #onPageHide = () => {
+      this.#post({ kind: "bye", from: this.#tabId });
+    };
+    #problem(error) {
+      const report = this.#options.onError;
+      if (report)
+        report(error);
+      else
+        console.warn("live-balances:", error);
+    }
+  };
+
   // dist/wallet-state.js
   var REMEMBERED_UPDATES = 1024;
   var WalletState = class {
@@ -582,18 +837,23 @@ var LiveBalances = (() => {
     get hasSnapshot() {
       return this.#snapshot !== null;
     }
+    /** Every event is about this one wallet: its snapshot covers them all once it came. */
+    covers(_event) {
+      return this.hasSnapshot;
+    }
     /**
      * Applies `event`; `false` (and nothing changes) for an update already applied. A tab that
      * takes the stream over replays from the last id it had *processed*, while an event the old
      * leader posted just before closing may still be on its way to the other tabs: they see it
-     * twice, and must count it once. (An update's id is its own feed position: unique.)
+     * twice, and must count it once. `updateId` names the update: on a single-wallet stream its
+     * id, its own feed position (unique); on a multi-wallet stream the pair's part of it.
      */
-    apply(event) {
+    apply(event, updateId = event.lastEventId) {
       const update = event.type === "balance_update" || event.type === "allowance_update" || event.type === "order_status";
-      if (update && event.lastEventId) {
-        if (this.#applied.has(event.lastEventId))
+      if (update && updateId) {
+        if (this.#applied.has(updateId))
           return false;
-        this.#applied.add(event.lastEventId);
+        this.#applied.add(updateId);
         if (this.#applied.size > REMEMBERED_UPDATES) {
           this.#applied.delete(this.#applied.values().next().value);
         }
@@ -668,6 +928,11 @@ var LiveBalances = (() => {
         event.data.errors = errors;
       return event;
     }
+    /** The state as of now for a tab that joins: the one `current()`, if any. */
+    snapshots() {
+      const now = this.current();
+      return now ? [now] : [];
+    }
   };
   function copy(event) {
     return {
@@ -684,354 +949,167 @@ var LiveBalances = (() => {
   }
 
   // dist/watch.js
-  var PROTOCOL = "live-balances/1";
   function watchBalances(client, chainId, owner, options = {}) {
-    return new Watcher(client, chainId, owner.toLowerCase(), options);
-  }
-  var Watcher = class {
-    #client;
-    #chainId;
-    #owner;
-    #options;
-    #environment;
-    #tabId = Math.random().toString(36).slice(2) + Date.now().toString(36);
-    #state = new WalletState();
-    #sessionReady;
-    /** The other tabs, as the leader knows them. */
-    #tabs = /* @__PURE__ */ new Map();
-    #status = "connecting";
-    #role = "follower";
-    #stream = null;
-    #channel = null;
-    #lock = null;
-    #pauseTimer = null;
-    #stopFallback = null;
-    #closed = false;
-    constructor(client, chainId, owner, options) {
-      this.#client = client;
-      this.#chainId = chainId;
-      this.#owner = owner;
-      this.#options = options;
-      const environment = options.environment ?? browserEnvironment();
-      this.#environment = environment;
-      const session = options.session;
-      this.#sessionReady = session ? client.createSession(chainId, owner, session).then((view) => this.#callback(() => options.onSession?.(view)), (error) => this.#problem(error)) : Promise.resolve();
-      environment.document?.addEventListener("visibilitychange", this.#onVisibility);
-      environment.window?.addEventListener("pagehide", this.#onPageHide);
-      const { locks, BroadcastChannel } = environment;
-      if (options.share === false || !locks || !BroadcastChannel) {
-        this.#lead();
-        return;
-      }
-      const name = `${PROTOCOL} ${client.baseUrl.href} ${chainId} ${owner}`;
-      const channel = new BroadcastChannel(name);
-      this.#channel = channel;
-      channel.addEventListener("message", (event) => this.#receive(event.data));
-      this.#post(this.#hello());
-      this.#lock = new LeaderLock(locks, name);
-      this.#lock.acquire(() => this.#lead(), (error) => {
-        this.#problem(error);
-        this.#lead();
-      });
-    }
-    get status() {
-      return this.#status;
-    }
-    get role() {
-      return this.#role;
-    }
-    current() {
-      return this.#state.current();
-    }
-    close() {
-      if (this.#closed)
-        return;
-      this.#closed = true;
-      const stream = this.#stream;
-      this.#stream = null;
-      stream?.close();
-      this.#lock?.release();
-      this.#post({ kind: "bye", from: this.#tabId });
-      this.#channel?.close();
-      this.#channel = null;
-      if (this.#pauseTimer !== null)
-        clearTimeout(this.#pauseTimer);
-      this.#environment.document?.removeEventListener("visibilitychange", this.#onVisibility);
-      this.#environment.window?.removeEventListener("pagehide", this.#onPageHide);
-      this.#setStatus("closed");
-    }
-    #lead() {
-      if (this.#closed || this.#role === "leader")
-        return;
-      this.#role = "leader";
-      this.#callback(() => this.#options.onRole?.("leader"));
-      this.#post({ kind: "leader", from: this.#tabId });
-      const stream = new StreamConnection(this.#environment, (lastEventId) => this.#client.streamUrl(this.#chainId, this.#owner, lastEventId || void 0), {
-        pingTimeoutMs: this.#options.pingTimeoutMs,
-        fallbackAfterMs: this.#options.fallbackAfterMs ?? 2e4,
-        maxRetryMs: this.#options.maxRetryMs ?? 3e4
-      }, {
-        event: (event) => {
-          if (this.#stream !== stream)
-            return;
-          this.#deliver(event);
-          this.#post({ kind: "event", event });
-        },
-        status: (status) => {
-          if (this.#stream !== stream)
-            return;
-          this.#setStatus(status);
-          this.#post({ kind: "status", status });
-        },
-        problem: (error) => this.#problem(error),
-        refused: () => this.#recreateSessionIfGone()
-      });
-      this.#stream = stream;
-      void this.#sessionReady.then(() => {
-        if (this.#stream !== stream)
+    const wallet = owner.toLowerCase();
+    const state = new WalletState();
+    const shared = new SharedStream({
+      name: `${client.baseUrl.href} ${chainId} ${wallet}`,
+      url: (lastEventId) => client.streamUrl(chainId, wallet, lastEventId || void 0),
+      state,
+      request: options.session ?? null,
+      createSessions: async (hooks) => {
+        if (!options.session)
           return;
-        stream.start(this.#state.lastEventId, this.#state.hasSnapshot);
-        this.#setStatus(stream.status);
-        this.#post({ kind: "status", status: stream.status });
-        this.#judgeVisibility();
-      });
+        const view = await client.createSession(chainId, wallet, options.session);
+        hooks.callback(() => options.onSession?.(view));
+      },
+      recreateSessions: (own, others, hooks) => recreateSessionIfGone(client, chainId, wallet, options, own, others, hooks)
+    }, options);
+    return shared.watch(() => state.current());
+  }
+  async function recreateSessionIfGone(client, chainId, owner, options, own, others, hooks) {
+    try {
+      await client.getSession(chainId, owner);
+      return;
+    } catch (error) {
+      if (!(error instanceof ApiError && error.code === "session_not_found"))
+        throw error;
     }
-    #receive(message) {
-      if (this.#closed || typeof message !== "object" || message === null)
-        return;
-      const leading = this.#role === "leader";
-      switch (message.kind) {
-        case "event":
-          if (!leading && (message.event.type === "all_balances" || this.#state.hasSnapshot)) {
-            this.#deliver(message.event);
-          }
-          break;
-        case "snapshot":
-          if (!leading && message.to === this.#tabId && !this.#state.hasSnapshot)
-            this.#deliver(message.event);
-          break;
-        case "status":
-          if (!leading)
-            this.#setStatus(message.status);
-          break;
-        case "leader":
-          if (!leading)
-            this.#post(this.#hello());
-          break;
-        case "hello": {
-          if (!leading)
-            break;
-          this.#tabs.set(message.from, { visible: message.visible, session: message.session });
-          const snapshot = this.#state.current();
-          if (snapshot)
-            this.#post({ kind: "snapshot", to: message.from, event: snapshot });
-          this.#post({ kind: "status", status: this.#status });
-          this.#judgeVisibility();
-          break;
-        }
-        case "visibility": {
-          if (!leading)
-            break;
-          const tab = this.#tabs.get(message.from);
-          if (tab)
-            tab.visible = message.visible;
-          else
-            this.#tabs.set(message.from, { visible: message.visible, session: null });
-          this.#judgeVisibility();
-          break;
-        }
-        case "bye":
-          if (!leading)
-            break;
-          this.#tabs.delete(message.from);
-          this.#judgeVisibility();
-          break;
+    const requests = /* @__PURE__ */ new Map();
+    for (const request of [own, ...others]) {
+      if (request && !requests.has(JSON.stringify(request)))
+        requests.set(JSON.stringify(request), request);
+    }
+    for (const request of requests.values()) {
+      const view = await client.createSession(chainId, owner, request);
+      if (request === own)
+        hooks.callback(() => options.onSession?.(view));
+    }
+  }
+
+  // dist/pair-states.js
+  function pairKey(pair) {
+    return `${pair.chainId}:${pair.owner.toLowerCase()}`;
+  }
+  function canonicalOrder(pairs) {
+    return [...pairs].sort((a, b) => a.chainId - b.chainId || compare(a.owner.toLowerCase(), b.owner.toLowerCase()));
+  }
+  function compare(a, b) {
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
+  var PairStates = class {
+    #states = /* @__PURE__ */ new Map();
+    /** Each pair's place in the canonical order: which part of a composite id is its position. */
+    #parts = /* @__PURE__ */ new Map();
+    #lastEventId = "";
+    constructor(pairs) {
+      for (const pair of canonicalOrder(pairs)) {
+        const key = pairKey(pair);
+        if (this.#states.has(key))
+          continue;
+        this.#parts.set(key, this.#states.size);
+        this.#states.set(key, new WalletState());
       }
     }
-    #hello() {
-      return { kind: "hello", from: this.#tabId, visible: this.#visible(), session: this.#options.session ?? null };
+    get lastEventId() {
+      return this.#lastEventId;
     }
-    #deliver(event) {
-      if (this.#state.apply(event))
-        this.#callback(() => this.#options.onEvent?.(event));
+    get hasSnapshot() {
+      return [...this.#states.values()].some((state) => state.hasSnapshot);
     }
-    #post(message) {
-      this.#channel?.postMessage(message);
+    /** An event of a pair needs that pair's snapshot; a `ping` any. */
+    covers(event) {
+      if (!event.pair)
+        return this.hasSnapshot;
+      return this.#states.get(pairKey(event.pair))?.hasSnapshot ?? false;
     }
-    #setStatus(status) {
-      if (this.#status === status || this.#closed && status !== "closed")
-        return;
-      this.#status = status;
-      this.#callback(() => this.#options.onStatus?.(status));
-      if (status === "fallback" && this.#stopFallback === null) {
-        let stop = void 0;
-        this.#callback(() => stop = this.#options.fallback?.());
-        this.#stopFallback = typeof stop === "function" ? stop : () => {
-        };
-      } else if (status !== "fallback" && this.#stopFallback !== null) {
-        const stop = this.#stopFallback;
-        this.#stopFallback = null;
-        this.#callback(stop);
+    apply(event) {
+      const key = event.pair ? pairKey(event.pair) : null;
+      const state = key === null ? void 0 : this.#states.get(key);
+      if (state && key !== null && !state.apply(event, this.#updateId(key, event.lastEventId)))
+        return false;
+      if (event.lastEventId)
+        this.#lastEventId = event.lastEventId;
+      return true;
+    }
+    /** The pair's values now, or `null` (no snapshot yet, or not one of the pairs). */
+    current(pair) {
+      return this.#states.get(pairKey(pair))?.current() ?? null;
+    }
+    /** Every pair's state as of now, each positioned at the stream's last id (it resumes all). */
+    snapshots() {
+      const snapshots = [];
+      for (const state of this.#states.values()) {
+        const now = state.current();
+        if (now)
+          snapshots.push({ ...now, lastEventId: this.#lastEventId });
       }
+      return snapshots;
     }
-    #visible() {
-      return this.#environment.document?.visibilityState !== "hidden";
-    }
-    /** The leader pauses the stream once every tab has been hidden for `pauseWhenHiddenMs`. */
-    #judgeVisibility() {
-      const stream = this.#stream;
-      const after = this.#options.pauseWhenHiddenMs === void 0 ? 6e4 : this.#options.pauseWhenHiddenMs;
-      if (stream === null || after === null)
-        return;
-      const anyVisible = this.#visible() || [...this.#tabs.values()].some((tab) => tab.visible);
-      if (anyVisible) {
-        if (this.#pauseTimer !== null)
-          clearTimeout(this.#pauseTimer);
-        this.#pauseTimer = null;
-        stream.resume();
-      } else if (this.#pauseTimer === null && stream.status !== "paused") {
-        this.#pauseTimer = setTimeout(() => {
-          this.#pauseTimer = null;
-          if (this.#stream === stream)
-            stream.pause();
-        }, after);
-      }
-    }
-    #onVisibility = () => {
-      if (this.#role === "leader")
-        this.#judgeVisibility();
-      else
-        this.#post({ kind: "visibility", from: this.#tabId, visible: this.#visible() });
-    };
-    #onPageHide = () => {
-      this.#post({ kind: "bye", from: this.#tabId });
-    };
-    /** The stream was refused: if the session is gone, create it again with every tab's request. */
-    async #recreateSessionIfGone() {
-      try {
-        await this.#client.getSession(this.#chainId, this.#owner);
-        return;
-      } catch (error) {
-        if (!(error instanceof ApiError && error.code === "session_not_found"))
-          throw error;
-      }
-      const own = this.#options.session;
-      const requests = /* @__PURE__ */ new Map();
-      for (const request of [own, ...[...this.#tabs.values()].map((tab) => tab.session)]) {
-        if (request)
-          requests.set(JSON.stringify(request), request);
-      }
-      for (const request of requests.values()) {
-        const view = await this.#client.createSession(this.#chainId, this.#owner, request);
-        if (request === own)
-          this.#callback(() => this.#options.onSession?.(view));
-      }
-    }
-    #problem(error) {
-      const report = this.#options.onError;
-      if (report)
-        report(error);
-      else
-        console.warn("live-balances:", error);
-    }
-    /** Runs one of the caller's callbacks; what it throws is reported, never breaks the stream. */
-    #callback(run) {
-      try {
-        run();
-      } catch (error) {
-        if (this.#options.onError)
-          this.#options.onError(error);
-        else
-          console.error("live-balances: a callback threw", error);
-      }
+    /**
+     * What names an update of the pair `key`: its own position, the pair's part of the composite
+     * id (`m1.<fingerprint>.<position>…`, canonical order). The whole id would not do: it holds
+     * every pair's position at the moment it was sent, so the same update replayed to a tab that
+     * took over — the pairs interleaved differently — comes with another id. An id that does not
+     * read so names itself.
+     */
+    #updateId(key, id) {
+      const parts = id.split(".");
+      const part = this.#parts.get(key);
+      if (parts[0] !== "m1" || part === void 0 || parts.length !== 2 + this.#states.size)
+        return id;
+      return `${parts[1]}.${parts[2 + part]}`;
     }
   };
 
   // dist/watch-many.js
   function watchManyBalances(client, pairs, options = {}) {
-    return new ManyWatch(client, pairs, options);
+    const watched = pairs.map((p) => ({ chainId: p.chainId, owner: p.owner.toLowerCase(), session: p.session }));
+    const state = new PairStates(watched);
+    const request = [];
+    for (const p of watched)
+      if (p.session)
+        request.push({ ...p.session, chainId: p.chainId, owner: p.owner });
+    const shared = new SharedStream({
+      name: `${client.baseUrl.href} pairs ${canonicalOrder(watched).map(pairKey).join(",")}`,
+      url: (lastEventId) => client.manyStreamUrl(watched, lastEventId || void 0),
+      state,
+      request,
+      createSessions: (hooks) => createSessions(client, options, request, [], hooks),
+      // Refused (every session gone, say): ask for them all again before the next attempt.
+      recreateSessions: (own, others, hooks) => createSessions(client, options, own, others, hooks)
+    }, options);
+    return shared.watch((pair) => state.current(pair));
   }
-  function key(pair) {
-    return `${pair.chainId}:${pair.owner.toLowerCase()}`;
+  async function createSessions(client, options, own, others, hooks) {
+    const distinct = /* @__PURE__ */ new Map();
+    for (const [list, isOwn] of [[own, true], ...others.map((o) => [o, false])]) {
+      for (const request of list) {
+        const key = JSON.stringify(request);
+        if (!distinct.has(key))
+          distinct.set(key, { request, own: isOwn });
+      }
+    }
+    const rounds = [];
+    for (const entry of distinct.values()) {
+      const pair = pairKey(entry.request);
+      let round = rounds.find((r) => !r.some((e) => pairKey(e.request) === pair));
+      if (!round)
+        rounds.push(round = []);
+      round.push(entry);
+    }
+    for (const round of rounds) {
+      const results = await client.createSessions(round.map((e) => e.request));
+      const mine = results.filter((_, i) => round[i]?.own);
+      if (mine.length === 0)
+        continue;
+      hooks.callback(() => options.onSessions?.(mine));
+      for (const r of mine) {
+        if (r.error)
+          hooks.problem(new ApiError(r.status ?? 500, r.error.code, `${r.chainId}:${r.owner}: ${r.error.message}`));
+      }
+    }
   }
-  var ManyWatch = class {
-    #client;
-    #pairs;
-    #options;
-    #states = /* @__PURE__ */ new Map();
-    #stream;
-    #status = "connecting";
-    #closed = false;
-    constructor(client, pairs, options) {
-      this.#client = client;
-      this.#pairs = pairs.map((p) => ({ ...p, owner: p.owner.toLowerCase() }));
-      this.#options = options;
-      for (const pair of this.#pairs)
-        this.#states.set(key(pair), new WalletState());
-      this.#stream = new StreamConnection(options.environment ?? browserEnvironment(), (lastEventId) => this.#client.manyStreamUrl(this.#pairs, lastEventId || void 0), {
-        pingTimeoutMs: options.pingTimeoutMs,
-        fallbackAfterMs: options.fallbackAfterMs ?? 2e4,
-        maxRetryMs: options.maxRetryMs ?? 3e4
-      }, {
-        event: (event) => this.#deliver(event),
-        status: (status) => {
-          this.#status = status;
-          this.#callback(() => this.#options.onStatus?.(status));
-        },
-        problem: (error) => this.#problem(error),
-        // Refused (every session gone, say): ask for them again before the next attempt.
-        refused: () => this.#createSessions()
-      });
-      void this.#createSessions().then(() => {
-        if (!this.#closed)
-          this.#stream.start("", false);
-      });
-    }
-    get status() {
-      return this.#status;
-    }
-    current(pair) {
-      return this.#states.get(key(pair))?.current() ?? null;
-    }
-    close() {
-      this.#closed = true;
-      this.#stream.close();
-    }
-    async #createSessions() {
-      const wanted = this.#pairs.filter((p) => p.session !== void 0);
-      if (wanted.length === 0)
-        return;
-      try {
-        const results = await this.#client.createSessions(wanted.map((p) => ({ ...p.session, chainId: p.chainId, owner: p.owner })));
-        this.#callback(() => this.#options.onSessions?.(results));
-        for (const r of results) {
-          if (r.error)
-            this.#problem(new ApiError(r.status ?? 500, r.error.code, `${r.chainId}:${r.owner}: ${r.error.message}`));
-        }
-      } catch (error) {
-        this.#problem(error);
-      }
-    }
-    #deliver(event) {
-      const state = event.pair ? this.#states.get(key(event.pair)) : void 0;
-      if (state && !state.apply(event))
-        return;
-      this.#callback(() => this.#options.onEvent?.(event));
-    }
-    #problem(error) {
-      try {
-        this.#options.onError?.(error);
-      } catch {
-      }
-    }
-    #callback(call) {
-      try {
-        call();
-      } catch (error) {
-        this.#problem(error);
-      }
-    }
-  };
 
   // dist/client.js
   var BalancesClient = class extends ApiClient {
