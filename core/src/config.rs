@@ -526,6 +526,13 @@ fn webhook_settings(vars: &Vars) -> Result<crate::webhook::WebhookSettings, Conf
         parked_ttl: secs("WEBHOOK_PARKED_TTL_SECS", d.parked_ttl)?,
         max_wallets,
         max_tokens: vars.count("WEBHOOK_MAX_TOKENS", d.max_tokens)?,
+        max_per_wallet: vars
+            .count("WEBHOOK_MAX_PER_WALLET", d.max_per_wallet)?
+            .max(1),
+        creates_per_source: vars.number(
+            "WEBHOOK_CREATES_PER_SOURCE_PER_MINUTE",
+            d.creates_per_source,
+        )?,
         concurrency: vars.count("WEBHOOK_CONCURRENCY", d.concurrency)?.max(1),
     })
 }
@@ -739,6 +746,29 @@ mod tests {
         assert_eq!(s.chains[&42161].ws_url, None);
         assert_eq!(s.chains[&1].weth, known_wrapped_native(1));
         assert_eq!(s.chains[&31337].weth, None);
+    }
+
+    #[test]
+    fn webhook_limits_have_defaults_and_bounds() {
+        let d = settings(&[]).unwrap().webhooks;
+        assert_eq!(
+            (d.max_per_wallet, d.creates_per_source, d.max_wallets),
+            (20, 10, 50)
+        );
+        let s = settings(&[
+            ("WEBHOOK_MAX_PER_WALLET", "3"),
+            ("WEBHOOK_CREATES_PER_SOURCE_PER_MINUTE", "4"),
+        ])
+        .unwrap()
+        .webhooks;
+        assert_eq!((s.max_per_wallet, s.creates_per_source), (3, 4));
+        // No wallet may be closed to every subscription.
+        let s = settings(&[("WEBHOOK_MAX_PER_WALLET", "0")])
+            .unwrap()
+            .webhooks;
+        assert_eq!(s.max_per_wallet, 1);
+        assert!(settings(&[("WEBHOOK_MAX_WALLETS", "100")]).is_err());
+        assert!(settings(&[("WEBHOOK_CREATES_PER_SOURCE_PER_MINUTE", "many")]).is_err());
     }
 
     #[test]

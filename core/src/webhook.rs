@@ -157,6 +157,11 @@ pub struct WebhookSettings {
     pub max_wallets: usize,
     /// Most tokens one subscription names.
     pub max_tokens: usize,
+    /// Most subscriptions covering one wallet: a change of the wallet is at most this many
+    /// deliveries, whoever subscribed.
+    pub max_per_wallet: usize,
+    /// Subscriptions one source address may create per minute.
+    pub creates_per_source: u64,
     /// Subscriptions delivered to at once by one invocation (each one's deliveries stay in
     /// order).
     pub concurrency: usize,
@@ -175,6 +180,8 @@ impl Default for WebhookSettings {
             parked_ttl: Duration::from_secs(7 * 86_400),
             max_wallets: 50,
             max_tokens: 100,
+            max_per_wallet: 20,
+            creates_per_source: 10,
             concurrency: 16,
         }
     }

@@ -674,3 +674,88 @@ async fn an_order_going_unfillable_and_fillable_again_is_delivered() -> anyhow::
     );
     Ok(())
 }
+
+/// Creation is limited per source address (the load balancer's entry, as for sessions) and
+/// per wallet: past either, a JSON 4xx naming the limit, and nothing stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_creation_is_rate_limited_per_source_and_capped_per_wallet() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let port = local_stack::process::free_port()?;
+    let name = format!("server-webhook-limits-{port}");
+    let base = env
+        .stack
+        .start_server_as(
+            &name,
+            port,
+            &[
+                ("TRUST_X_FORWARDED_FOR".into(), "true".into()),
+                ("WEBHOOK_CREATES_PER_SOURCE_PER_MINUTE".into(), "2".into()),
+                ("WEBHOOK_MAX_PER_WALLET".into(), "2".into()),
+            ],
+        )
+        .await?;
+    let outcome = async {
+        let chain = env.chain_id();
+        let url = format!("{base}/{chain}/webhooks");
+        let create = |source: String, wallets: Vec<Address>| {
+            let url = url.clone();
+            async move {
+                let body = json!({
+                    "url": "http://127.0.0.1:9/hook",
+                    "wallets": wallets.iter().map(lower).collect::<Vec<_>>(),
+                    "events": ["balance_update"],
+                });
+                env.json_request(|| {
+                    env.http
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("x-forwarded-for", &source)
+                        .body(body.to_string())
+                })
+                .await
+            }
+        };
+        let source = || format!("198.51.100.{}", rand::random_range(1..250u8));
+        // Within one counting window.
+        while live_balances::clock::unix_now() % 60 > 45 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (a, b) = (fresh_owner(), fresh_owner());
+        let client = source();
+        let mut statuses = vec![];
+        for _ in 0..3 {
+            statuses.push(create(client.clone(), vec![fresh_owner()]).await?);
+        }
+        assert_eq!(
+            statuses.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            [201, 201, 429],
+            "the third creation from {client}: {statuses:?}"
+        );
+        assert_eq!(statuses[2].1["code"], "rate_limited");
+
+        // Two subscriptions cover `a` (from two sources); a third naming it is refused, and
+        // names it, with `b` beside it left uncovered.
+        for wallets in [vec![a], vec![a]] {
+            let (status, reply) = create(source(), wallets).await?;
+            assert_eq!(status, 201, "{reply}");
+        }
+        let (status, reply) = create(source(), vec![b, a]).await?;
+        assert_eq!(
+            (status, reply["code"].as_str()),
+            (409, Some("too_many_webhooks_for_wallet")),
+            "{reply}"
+        );
+        let message = reply["message"].as_str().unwrap_or_default();
+        assert!(message.contains(&lower(&a)), "{reply}");
+        let table = env.stack.table().await;
+        assert_eq!(table.webhooks_of_wallet(chain, &a).await?.len(), 2);
+        assert!(
+            table.webhooks_of_wallet(chain, &b).await?.is_empty(),
+            "nothing stored"
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    env.stack.stop_service(&name)?;
+    outcome
+}

@@ -154,6 +154,10 @@ impl Environment {
                     "100000".into(),
                 ),
                 (
+                    "WEBHOOK_CREATES_PER_SOURCE_PER_MINUTE".into(),
+                    "100000".into(),
+                ),
+                (
                     "SESSION_WRITES_PER_OWNER_PER_MINUTE".into(),
                     SESSION_WRITES_PER_OWNER.to_string(),
                 ),

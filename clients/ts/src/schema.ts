@@ -1514,6 +1514,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description A wallet already has WEBHOOK_MAX_PER_WALLET subscriptions */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Body not declared as application/json */
             415: {
                 headers: {
@@ -1525,6 +1534,15 @@ export interface operations {
             };
             /** @description The target URL was refused (scheme, credentials, a non-public address) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the source's subscription creation rate */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

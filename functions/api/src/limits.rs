@@ -1,6 +1,7 @@
-//! Limits on session writes, so a flood cannot exhaust the poller: per source address and per
-//! wallet (fixed one-minute windows counted in the table, shared by every container), and a
-//! cap on the live sessions of a chain for new wallets.
+//! Limits on writes, so a flood cannot exhaust the poller or the delivery function: session
+//! writes per source address and per wallet, webhook subscriptions per source address (fixed
+//! one-minute windows counted in the table, shared by every container), and a cap on the live
+//! sessions of a chain for new wallets.
 
 use alloy::primitives::Address;
 use live_balances::address::lower;
@@ -19,6 +20,20 @@ fn source_address(req: &Request) -> Option<String> {
         .map(|ClientAddress(address)| address.clone())
 }
 
+/// Counts one write against a window of `limit` writes a minute under `key`.
+async fn take(state: &State, key: &str, limit: u64) -> Result<(), ApiError> {
+    let window = unix_now() / WINDOW_SECS * WINDOW_SECS;
+    if state
+        .table
+        .take_from_window(key, window, WINDOW_SECS, limit)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::RateLimited(limit))
+    }
+}
+
 /// Counts one session write against its source's and its wallet's windows.
 pub async fn admit_session_write(
     state: &State,
@@ -26,33 +41,32 @@ pub async fn admit_session_write(
     chain_id: u64,
     owner: &Address,
 ) -> Result<(), ApiError> {
-    let window = unix_now() / WINDOW_SECS * WINDOW_SECS;
     let settings = &state.settings;
     if let Some(source) = source_address(req) {
-        let key = format!("src#{source}");
-        if !state
-            .table
-            .take_from_window(
-                &key,
-                window,
-                WINDOW_SECS,
-                settings.session_writes_per_source,
-            )
-            .await?
-        {
-            tracing::warn!(source, "session writes rate-limited for a source");
-            return Err(ApiError::RateLimited(settings.session_writes_per_source));
-        }
+        take(
+            state,
+            &format!("src#{source}"),
+            settings.session_writes_per_source,
+        )
+        .await
+        .inspect_err(|_| tracing::warn!(source, "session writes rate-limited for a source"))?;
     }
     let key = format!("owner#{chain_id}#{}", lower(owner));
-    if !state
-        .table
-        .take_from_window(&key, window, WINDOW_SECS, settings.session_writes_per_owner)
-        .await?
-    {
-        return Err(ApiError::RateLimited(settings.session_writes_per_owner));
-    }
-    Ok(())
+    take(state, &key, settings.session_writes_per_owner).await
+}
+
+/// Counts one webhook subscription against its source's window.
+pub async fn admit_webhook_create(state: &State, req: &Request) -> Result<(), ApiError> {
+    let Some(source) = source_address(req) else {
+        return Ok(());
+    };
+    take(
+        state,
+        &format!("hook#{source}"),
+        state.settings.webhooks.creates_per_source,
+    )
+    .await
+    .inspect_err(|_| tracing::warn!(source, "webhook creation rate-limited for a source"))
 }
 
 /// Refuses a new wallet's session when the chain is at its session cap.

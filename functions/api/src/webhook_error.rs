@@ -17,6 +17,8 @@ pub enum WebhookError {
     TooManyWallets(usize),
     #[error("at most {0} tokens per subscription")]
     TooManyTokens(usize),
+    #[error("wallet {owner} already has {max} webhooks, the most one wallet may have")]
+    WalletFull { owner: String, max: usize },
     #[error("no events given: name at least one of balance_update, allowance_update, order_status")]
     NoEvents,
     #[error(
@@ -36,6 +38,7 @@ impl WebhookError {
         match self {
             Self::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::WalletFull { .. } => StatusCode::CONFLICT,
             Self::SecretRequired | Self::WrongSecret => StatusCode::UNAUTHORIZED,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -48,6 +51,7 @@ impl WebhookError {
             Self::NoWallets => "no_wallets",
             Self::TooManyWallets(_) => "too_many_wallets",
             Self::TooManyTokens(_) => "too_many_tokens",
+            Self::WalletFull { .. } => "too_many_webhooks_for_wallet",
             Self::NoEvents => "no_events",
             Self::UnknownEvent { .. } => "unknown_event",
             Self::NotFound => "webhook_not_found",

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use alloy::primitives::Address;
+use futures::{StreamExt, TryStreamExt, stream};
 use http::{Response, StatusCode};
 use live_balances::address::lower;
 use live_balances::clock::unix_now;
@@ -18,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
+use crate::limits;
 use crate::request::{self, Request};
 use crate::state::State;
 use crate::webhook_error::WebhookError;
@@ -136,6 +138,28 @@ pub(crate) struct ChainPath {
 
 fn refused(error: WebhookError) -> ApiError {
     ApiError::Webhook(error)
+}
+
+/// Refuses a subscription that would take a wallet past `WEBHOOK_MAX_PER_WALLET`: each
+/// subscription of a wallet is one more delivery of each of its changes.
+async fn check_room(state: &State, sub: &Subscription) -> Result<(), ApiError> {
+    let max = state.settings.webhooks.max_per_wallet;
+    let (table, chain_id) = (&state.table, sub.chain_id);
+    let mut counts = stream::iter(sub.wallets.iter().copied())
+        .map(|owner: Address| async move {
+            let ids = table.webhooks_of_wallet(chain_id, &owner).await?;
+            Ok::<_, ApiError>((owner, ids.len()))
+        })
+        .buffered(8);
+    while let Some((owner, count)) = counts.try_next().await? {
+        if count >= max {
+            return Err(refused(WebhookError::WalletFull {
+                owner: lower(&owner),
+                max,
+            }));
+        }
+    }
+    Ok(())
 }
 
 /// The checked subscription a request asks for, nothing stored yet.
@@ -304,7 +328,9 @@ async fn authorized(
         (status = 400, description = "Malformed chain id, URL, wallet, token, event kind or body", body = ErrorBody),
         (status = 404, description = "Chain not served here", body = ErrorBody),
         (status = 415, description = "Body not declared as application/json", body = ErrorBody),
+        (status = 409, description = "A wallet already has WEBHOOK_MAX_PER_WALLET subscriptions", body = ErrorBody),
         (status = 422, description = "The target URL was refused (scheme, credentials, a non-public address)", body = ErrorBody),
+        (status = 429, description = "Over the source's subscription creation rate", body = ErrorBody),
         (status = 503, description = "Storage unavailable; nothing stored", body = ErrorBody),
     ),
 )]
@@ -317,6 +343,8 @@ pub async fn create(
     state.reader(chain_id)?;
     let body: WebhookRequest = request::json_body(req)?;
     let sub = subscription_of(state, chain_id, body).await?;
+    limits::admit_webhook_create(state, req).await?;
+    check_room(state, &sub).await?;
     state.table.create_webhook(&sub).await?;
     tracing::info!(chain = chain_id, id = %sub.id, wallets = sub.wallets.len(), "webhook created");
     let created = WebhookCreated {
