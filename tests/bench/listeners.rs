@@ -1,4 +1,5 @@
-//! Many SSE clients at once, each recording when a `balance_update` reached it.
+//! Many SSE clients at once, each recording when a `balance_update` (and an `order_status`)
+//! reached it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,8 +17,12 @@ use crate::context::Bench;
 /// One delivered update: (connection, owner, token, balance, when).
 pub type Delivery = (usize, Address, String, String, Instant);
 
+/// One delivered order status: (owner, order id, fillable, short side, when).
+pub type OrderDelivery = (Address, String, bool, String, Instant);
+
 pub struct Listeners {
     deliveries: Arc<Mutex<Vec<Delivery>>>,
+    order_statuses: Arc<Mutex<Vec<OrderDelivery>>>,
     stop: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<anyhow::Result<u32>>>,
 }
@@ -49,18 +54,32 @@ impl Listeners {
             .into_iter()
             .collect::<anyhow::Result<_>>()?;
         let deliveries = Arc::new(Mutex::new(vec![]));
+        let order_statuses = Arc::new(Mutex::new(vec![]));
         let stop = Arc::new(AtomicBool::new(false));
         let tasks = clients
             .into_iter()
             .map(|(i, owner, mut sse)| {
                 let (deliveries, stop) = (deliveries.clone(), stop.clone());
+                let order_statuses = order_statuses.clone();
                 tokio::spawn(async move {
                     while !stop.load(Ordering::SeqCst) {
                         let deadline = Instant::now() + Duration::from_millis(500);
                         let Ok(event) = sse.next(deadline).await else {
                             continue;
                         };
-                        if event.event == "balance_update" {
+                        if event.event == "order_status" {
+                            let data = &event.data;
+                            let status = (
+                                owner,
+                                data["orderId"].as_str().unwrap_or("").to_string(),
+                                data["fillable"].as_bool().unwrap_or(false),
+                                data["short"].as_str().unwrap_or("").to_string(),
+                                Instant::now(),
+                            );
+                            if let Ok(mut s) = order_statuses.lock() {
+                                s.push(status);
+                            }
+                        } else if event.event == "balance_update" {
                             let token = event.data["address"].as_str().unwrap_or("").to_string();
                             let balance = event.data["balance"].as_str().unwrap_or("").to_string();
                             if let Ok(mut d) = deliveries.lock() {
@@ -74,6 +93,7 @@ impl Listeners {
             .collect();
         Ok(Self {
             deliveries,
+            order_statuses,
             stop,
             tasks,
         })
@@ -81,6 +101,13 @@ impl Listeners {
 
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.deliveries
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn order_statuses(&self) -> Vec<OrderDelivery> {
+        self.order_statuses
             .lock()
             .map(|d| d.clone())
             .unwrap_or_default()

@@ -4,7 +4,8 @@
 //!
 //! A benchmark reports; it fails only when the system is wrong (an update never arrives, a
 //! snapshot is incomplete), never because the machine is slow. `BENCH_ONLY=snapshot,scale`
-//! runs a subset of `freshness`, `clients`, `fanout`, `snapshot`, `scale`, `webhooks`; `BENCH_FULL=1`
+//! runs a subset of `freshness`, `clients`, `fanout`, `snapshot`, `scale`, `webhooks`, `orders`;
+//! `BENCH_FULL=1`
 //! runs larger samples.
 
 mod baseline;
@@ -16,6 +17,7 @@ mod function_memory;
 mod item_size;
 mod listeners;
 mod machine;
+mod orders;
 mod procfs;
 mod proxy;
 mod rpc_cost;
@@ -44,7 +46,7 @@ const DEFAULT_FEED_MS: u64 = 200;
 /// The tighter setting measured beside it.
 const TIGHT_FEED_MS: u64 = 50;
 /// Every section's name, for `BENCH_ONLY`.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "freshness",
     "clients",
     "fanout",
@@ -52,6 +54,7 @@ const SECTIONS: [&str; 7] = [
     "snapshot",
     "scale",
     "webhooks",
+    "orders",
 ];
 /// Wallets on the multi-wallet stream whose freshness is measured beside the single one's.
 const STREAM_WALLETS: usize = 10;
@@ -226,6 +229,25 @@ async fn main() -> anyhow::Result<()> {
         let throughput = webhooks::throughput(&bench, token, 20, plan.scale(10, 25)).await?;
         sections.insert("webhooks".into(), webhooks::report(&latencies, throughput));
         eprintln!("bench: webhook throughput done");
+        bench.stop();
+    }
+
+    if plan.wants("orders") {
+        // A stack of its own: every order registration is a session write, more from this
+        // machine in a minute than the default per-source limit allows.
+        let bench = Bench::start(
+            "orders",
+            vec![(
+                "SESSION_WRITES_PER_SOURCE_PER_MINUTE".into(),
+                "100000".into(),
+            )],
+        )
+        .await?;
+        let token = bench.deploy_tokens(1).await?[0];
+        sections.insert(
+            "orders".into(),
+            orders::run(&bench, token, &[0, 1, 10]).await?,
+        );
         bench.stop();
     }
 

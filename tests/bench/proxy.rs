@@ -343,6 +343,8 @@ fn item_kind(request: &Value) -> Option<String> {
             Some("V#") => "sessions-signal",
             Some("R#") => "rate-limit",
             Some("G#") => "change log",
+            Some("H#") => "webhook",
+            Some("W#") => "webhook index",
             _ => "other",
         }
         .into(),

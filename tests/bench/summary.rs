@@ -54,6 +54,18 @@ pub fn render(s: &Map<String, Value>) -> String {
             l["p50_ms"], l["p99_ms"], l["n"], t["deliveries_per_second"], t["deliveries"], t["subscriptions"]
         ));
     }
+    for run in get(s, &["orders", "runs"]).as_array().into_iter().flatten() {
+        let (u, o) = (
+            &run["balance_update_mined_to_received"],
+            &run["order_status_mined_to_received"],
+        );
+        lines.push(format!(
+            "  orders ({} per wallet): fanout reads per change {} queries + {} value reads ({} + {} units); balance_update p50 {} ms, p99 {} ms; order_status p50 {} ms (n={})",
+            run["orders_per_wallet"], run["fanout_order_queries_per_change"], run["fanout_value_reads_per_change"],
+            run["fanout_order_query_read_units_per_change"], run["fanout_value_read_units_per_change"],
+            u["p50_ms"], u["p99_ms"], o["p50_ms"], o["n"]
+        ));
+    }
     let fs = get(s, &["freshness_service"]);
     if !fs.is_null() {
         lines.push(format!(

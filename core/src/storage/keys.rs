@@ -14,7 +14,9 @@
 //! | rate window   | `R#{what}#{who}`         | `{window start}`            |
 //! | token facts   | `K#{chain}`              | `U#{token}`, `R#{token}`, `VERSION` |
 //! | chain log     | `G#{chain}#{bucket ms}`  | `{append ms}#{owner}#{feed position}` |
-//! | webhook       | `H#{id}`                 | `SUB`, `D#…`, `P#…` (see `webhooks.rs`) |
+//! | webhook       | `H#{id}`                 | `SUB`                       |
+//! | webhook delivered | `H#{id}`             | `D#{owner}` (newest position delivered from its feed) |
+//! | webhook parked | `H#{id}`                | `P#{feed position}#{owner}` |
 //! | webhook index | `W#{chain}#{owner}`      | `{subscription id}`         |
 //!
 //! Sessions of a chain share a partition so the poller lists them with one query; all values
@@ -44,6 +46,29 @@ pub const TOKEN_FACTS_VERSION_SK: &str = "VERSION";
 pub const CHAIN_LOG_PREFIX: &str = "G#";
 /// Sort-key prefix of order items in a wallet's value partition.
 pub const ORDER_SK_PREFIX: &str = "O#";
+pub const SUBSCRIPTION_PREFIX: &str = "H#";
+/// The subscription item of a webhook's partition.
+pub const SUBSCRIPTION_SK: &str = "SUB";
+/// Sort-key prefix of a webhook's parked deliveries.
+pub const PARKED_PREFIX: &str = "P#";
+
+pub fn subscription_pk(id: &str) -> String {
+    format!("{SUBSCRIPTION_PREFIX}{id}")
+}
+
+/// The partition indexing a wallet's webhook subscriptions.
+pub fn webhook_wallet_pk(chain_id: u64, owner: &Address) -> String {
+    format!("W#{chain_id}#{}", lower(owner))
+}
+
+/// What a webhook got delivered from one wallet's feed.
+pub fn delivered_sk(owner: &Address) -> String {
+    format!("D#{}", lower(owner))
+}
+
+pub fn parked_sk(position: &FeedPosition, owner: &Address) -> String {
+    format!("{PARKED_PREFIX}{position}#{}", lower(owner))
+}
 
 pub fn session_pk(chain_id: u64) -> String {
     format!("{SESSION_PREFIX}{chain_id}")

@@ -1,13 +1,6 @@
 //! Webhook subscriptions in the table: the subscription, the per-wallet index the delivery
 //! function looks subscriptions up by, what each subscription got delivered, and its parked
-//! deliveries.
-//!
-//! | item               | pk                  | sk                      |
-//! |--------------------|---------------------|-------------------------|
-//! | subscription       | `H#{id}`            | `SUB`                   |
-//! | delivered position | `H#{id}`            | `D#{owner}`             |
-//! | parked delivery    | `H#{id}`            | `P#{position}#{owner}`  |
-//! | wallet index       | `W#{chain}#{owner}` | `{id}`                  |
+//! deliveries (their keys are in `keys.rs`, with the rest of the table's layout).
 //!
 //! A subscription and its index items are written and deleted in one transaction, so the
 //! delivery function never finds half a subscription.
@@ -20,30 +13,10 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{StorageError, StreamImage, Table, Written, from_item, s, to_item, written};
+use super::{StorageError, StreamImage, Table, Written, from_item, keys, s, to_item, written};
 use crate::address::{lower, parse_address};
 use crate::model::FeedPosition;
 use crate::webhook::{EventKind, ParkedDelivery, Subscription, SubscriptionStatus};
-
-const SUBSCRIPTION_PREFIX: &str = "H#";
-const SUBSCRIPTION_SK: &str = "SUB";
-const PARKED_PREFIX: &str = "P#";
-
-fn subscription_pk(id: &str) -> String {
-    format!("{SUBSCRIPTION_PREFIX}{id}")
-}
-
-fn wallet_pk(chain_id: u64, owner: &Address) -> String {
-    format!("W#{chain_id}#{}", lower(owner))
-}
-
-fn delivered_sk(owner: &Address) -> String {
-    format!("D#{}", lower(owner))
-}
-
-fn parked_sk(position: &FeedPosition, owner: &Address) -> String {
-    format!("{PARKED_PREFIX}{position}#{}", lower(owner))
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct SubscriptionRecord {
@@ -107,8 +80,8 @@ impl From<&Subscription> for SubscriptionRecord {
             _ => (None, None),
         };
         Self {
-            pk: subscription_pk(&sub.id),
-            sk: SUBSCRIPTION_SK.into(),
+            pk: keys::subscription_pk(&sub.id),
+            sk: keys::SUBSCRIPTION_SK.into(),
             id: sub.id.clone(),
             chain_id: sub.chain_id,
             url: sub.url.clone(),
@@ -206,7 +179,9 @@ pub fn webhook_replay_requested(old: &StreamImage, new: &StreamImage) -> Option<
         _ => 0,
     };
     let pk = text(new, "pk")?;
-    if !pk.starts_with(SUBSCRIPTION_PREFIX) || text(new, "sk").as_deref() != Some(SUBSCRIPTION_SK) {
+    if !pk.starts_with(keys::SUBSCRIPTION_PREFIX)
+        || text(new, "sk").as_deref() != Some(keys::SUBSCRIPTION_SK)
+    {
         return None;
     }
     (count(new) > count(old)).then(|| text(new, "id")).flatten()
@@ -226,7 +201,7 @@ impl Table {
         )?];
         for owner in &sub.wallets {
             let index = WalletIndexRecord {
-                pk: wallet_pk(sub.chain_id, owner),
+                pk: keys::webhook_wallet_pk(sub.chain_id, owner),
                 sk: sub.id.clone(),
             };
             items.push(put(&self.name, to_item(index)?, None)?);
@@ -242,8 +217,11 @@ impl Table {
 
     /// One subscription by id (a consistent read).
     pub async fn webhook(&self, id: &str) -> Result<Option<Subscription>, StorageError> {
-        self.get::<SubscriptionRecord, Subscription>(subscription_pk(id), SUBSCRIPTION_SK)
-            .await
+        self.get::<SubscriptionRecord, Subscription>(
+            keys::subscription_pk(id),
+            keys::SUBSCRIPTION_SK,
+        )
+        .await
     }
 
     /// The ids of the subscriptions covering a wallet.
@@ -252,7 +230,9 @@ impl Table {
         chain_id: u64,
         owner: &Address,
     ) -> Result<Vec<String>, StorageError> {
-        let items = self.query_all(wallet_pk(chain_id, owner)).await?;
+        let items = self
+            .query_all(keys::webhook_wallet_pk(chain_id, owner))
+            .await?;
         items
             .into_iter()
             .map(|i| from_item::<WalletIndexRecord>(i).map(|r| r.sk))
@@ -271,9 +251,15 @@ impl Table {
                 .map_err(StorageError::refused)?;
             Ok(TransactWriteItem::builder().delete(delete).build())
         };
-        let mut items = vec![key(subscription_pk(&sub.id), SUBSCRIPTION_SK.into())?];
+        let mut items = vec![key(
+            keys::subscription_pk(&sub.id),
+            keys::SUBSCRIPTION_SK.into(),
+        )?];
         for owner in &sub.wallets {
-            items.push(key(wallet_pk(sub.chain_id, owner), sub.id.clone())?);
+            items.push(key(
+                keys::webhook_wallet_pk(sub.chain_id, owner),
+                sub.id.clone(),
+            )?);
         }
         self.client
             .transact_write_items()
@@ -281,7 +267,7 @@ impl Table {
             .send()
             .await
             .map_err(StorageError::from_sdk)?;
-        let rest = self.query_all(subscription_pk(&sub.id)).await?;
+        let rest = self.query_all(keys::subscription_pk(&sub.id)).await?;
         for chunk in rest.chunks(25) {
             let requests = chunk
                 .iter()
@@ -310,7 +296,7 @@ impl Table {
         owner: &Address,
     ) -> Result<Option<FeedPosition>, StorageError> {
         let out = self
-            .read_item(subscription_pk(id), delivered_sk(owner))
+            .read_item(keys::subscription_pk(id), keys::delivered_sk(owner))
             .send()
             .await
             .map_err(StorageError::from_sdk)?;
@@ -331,8 +317,8 @@ impl Table {
         position: &FeedPosition,
     ) -> Result<Written, StorageError> {
         let record = DeliveredRecord {
-            pk: subscription_pk(id),
-            sk: delivered_sk(owner),
+            pk: keys::subscription_pk(id),
+            sk: keys::delivered_sk(owner),
             position: position.to_string(),
         };
         let result = self
@@ -356,8 +342,8 @@ impl Table {
         ttl: u64,
     ) -> Result<(), StorageError> {
         self.put(ParkedRecord {
-            pk: subscription_pk(&parked.subscription_id),
-            sk: parked_sk(&parked.position, &parked.owner),
+            pk: keys::subscription_pk(&parked.subscription_id),
+            sk: keys::parked_sk(&parked.position, &parked.owner),
             subscription_id: parked.subscription_id.clone(),
             owner: lower(&parked.owner),
             position: parked.position.to_string(),
@@ -403,9 +389,12 @@ impl Table {
         &self,
         id: &str,
     ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-        self.query("pk = :pk AND begins_with(sk, :parked)", subscription_pk(id))
-            .expression_attribute_values(":parked", s(PARKED_PREFIX))
-            .consistent_read(true)
+        self.query(
+            "pk = :pk AND begins_with(sk, :parked)",
+            keys::subscription_pk(id),
+        )
+        .expression_attribute_values(":parked", s(keys::PARKED_PREFIX))
+        .consistent_read(true)
     }
 
     /// Removes a parked delivery (it was delivered).
@@ -416,8 +405,8 @@ impl Table {
         self.client
             .delete_item()
             .table_name(&self.name)
-            .key("pk", s(subscription_pk(&parked.subscription_id)))
-            .key("sk", s(parked_sk(&parked.position, &parked.owner)))
+            .key("pk", s(keys::subscription_pk(&parked.subscription_id)))
+            .key("sk", s(keys::parked_sk(&parked.position, &parked.owner)))
             .send()
             .await
             .map_err(StorageError::from_sdk)?;
@@ -434,7 +423,7 @@ impl Table {
         error: &str,
     ) -> Result<Option<Subscription>, StorageError> {
         let result = self
-            .update(subscription_pk(id), SUBSCRIPTION_SK)
+            .update(keys::subscription_pk(id), keys::SUBSCRIPTION_SK)
             .update_expression(
                 "SET failing_since = if_not_exists(failing_since, :now), last_error = :error, #status = :backlogged",
             )
@@ -465,7 +454,7 @@ impl Table {
         reason: &str,
     ) -> Result<Written, StorageError> {
         let result = self
-            .update(subscription_pk(id), SUBSCRIPTION_SK)
+            .update(keys::subscription_pk(id), keys::SUBSCRIPTION_SK)
             .update_expression(
                 "SET #status = :disabled, disabled_at = :now, disabled_reason = :reason",
             )
@@ -482,7 +471,7 @@ impl Table {
     /// Marks a backlogged subscription active again once its backlog is delivered.
     pub async fn webhook_recovered(&self, id: &str) -> Result<Written, StorageError> {
         let result = self
-            .update(subscription_pk(id), SUBSCRIPTION_SK)
+            .update(keys::subscription_pk(id), keys::SUBSCRIPTION_SK)
             .update_expression("SET #status = :active REMOVE failing_since, last_error")
             .condition_expression("attribute_exists(pk) AND #status = :backlogged")
             .expression_attribute_names("#status", "status")
@@ -496,7 +485,7 @@ impl Table {
     /// Clears the failure record of a subscription that delivered again.
     pub async fn webhook_delivering(&self, id: &str) -> Result<Written, StorageError> {
         let result = self
-            .update(subscription_pk(id), SUBSCRIPTION_SK)
+            .update(keys::subscription_pk(id), keys::SUBSCRIPTION_SK)
             .update_expression("REMOVE failing_since, last_error")
             .condition_expression("attribute_exists(failing_since)")
             .send()
@@ -509,7 +498,7 @@ impl Table {
     /// which the delivery function sees on the stream. `Skipped` when it is gone.
     pub async fn request_webhook_replay(&self, id: &str) -> Result<Written, StorageError> {
         let result = self
-            .update(subscription_pk(id), SUBSCRIPTION_SK)
+            .update(keys::subscription_pk(id), keys::SUBSCRIPTION_SK)
             .update_expression(
                 "SET #status = :backlogged ADD replays :one REMOVE failing_since, disabled_at, disabled_reason",
             )

@@ -13,6 +13,8 @@
 //! what the feed already told): the status converges on the values the table holds, and a
 //! record handled again or late records nothing.
 
+use std::collections::HashMap;
+
 use alloy::primitives::U256;
 use aws_lambda_events::event::dynamodb::EventRecord;
 use live_balances::NATIVE_TOKEN;
@@ -48,42 +50,58 @@ pub fn order_entry_for(record: &EventRecord) -> Result<Option<OrderStatusEntry>,
     }))
 }
 
-/// The stored value of `key` (zero when absent — sparse — or unreadable) and the block it was
-/// read at (0 when absent).
-async fn stored_value(
-    table: &Table,
-    entry: &FeedEntry,
-    key: BalanceKey,
-) -> Result<(U256, u64), StorageError> {
-    Ok(table
-        .balance(entry.chain_id, &entry.owner, &key)
-        .await?
-        .map(|item| (item.read.value().unwrap_or_default(), item.block))
-        .unwrap_or_default())
+/// The stored values a change's orders are judged on, each read from the table once however
+/// many orders name it (orders of one token share its balance, and usually their spender).
+struct StoredValues<'a> {
+    table: &'a Table,
+    entry: &'a FeedEntry,
+    read: HashMap<BalanceKey, (U256, u64)>,
 }
 
-/// The order judged on the values the table holds now, and the block of the newer of the two.
-/// Not on the record's value: the fanout runs behind the table, and a record handled late (a
-/// retried batch starts again from its first failed record) would judge on a value the table
-/// has since left, recording a crossing back to a status the order is no longer in.
-async fn judge(
-    table: &Table,
-    entry: &FeedEntry,
-    state: &OrderState,
-) -> Result<(Fillability, u64), StorageError> {
-    let order = &state.order;
-    let token = order.sell_token;
-    let allowance_key = BalanceKey::Allowance {
-        token,
-        spender: order.spender,
-    };
-    let (balance, balance_block) =
-        stored_value(table, entry, BalanceKey::Balance { token }).await?;
-    let (allowance, allowance_block) = stored_value(table, entry, allowance_key).await?;
-    Ok((
-        Fillability::of(order.sell_amount, balance, allowance),
-        balance_block.max(allowance_block),
-    ))
+impl<'a> StoredValues<'a> {
+    fn new(table: &'a Table, entry: &'a FeedEntry) -> Self {
+        Self {
+            table,
+            entry,
+            read: HashMap::new(),
+        }
+    }
+
+    /// The stored value of `key` (zero when absent — sparse — or unreadable) and the block it
+    /// was read at (0 when absent).
+    async fn get(&mut self, key: BalanceKey) -> Result<(U256, u64), StorageError> {
+        if let Some(value) = self.read.get(&key) {
+            return Ok(*value);
+        }
+        let value = self
+            .table
+            .balance(self.entry.chain_id, &self.entry.owner, &key)
+            .await?
+            .map(|item| (item.read.value().unwrap_or_default(), item.block))
+            .unwrap_or_default();
+        self.read.insert(key, value);
+        Ok(value)
+    }
+
+    /// The order judged on the values the table holds now, and the block of the newer of the
+    /// two. Not on the record's value: the fanout runs behind the table, and a record handled
+    /// late (a retried batch starts again from its first failed record) would judge on a value
+    /// the table has since left, recording a crossing back to a status the order is no longer
+    /// in.
+    async fn judge(&mut self, state: &OrderState) -> Result<(Fillability, u64), StorageError> {
+        let order = &state.order;
+        let token = order.sell_token;
+        let allowance_key = BalanceKey::Allowance {
+            token,
+            spender: order.spender,
+        };
+        let (balance, balance_block) = self.get(BalanceKey::Balance { token }).await?;
+        let (allowance, allowance_block) = self.get(allowance_key).await?;
+        Ok((
+            Fillability::of(order.sell_amount, balance, allowance),
+            balance_block.max(allowance_block),
+        ))
+    }
 }
 
 /// Re-judges the wallet's open orders `entry`'s change can affect; records each status that
@@ -100,11 +118,12 @@ pub async fn reassess(table: &Table, entry: &FeedEntry) -> Result<usize, Storage
     };
     let now = unix_now();
     let mut changed = 0;
+    let mut values = StoredValues::new(table, entry);
     for state in table.orders(entry.chain_id, &entry.owner).await? {
         if !state.order.is_open(now) || !state.order.depends_on(entry.key.token(), spender) {
             continue;
         }
-        let (status, block) = judge(table, entry, &state).await?;
+        let (status, block) = values.judge(&state).await?;
         if !state.status.crossed(&status) {
             continue;
         }
