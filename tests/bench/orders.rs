@@ -74,12 +74,7 @@ async fn measure(bench: &Bench, token: Address, orders: usize) -> anyhow::Result
             });
             let url = env.url(&format!("/{}/orders/{}/o{i}", env.chain_id(), lower(owner)));
             let (status, reply) = env
-                .json_request(|| {
-                    env.http
-                        .put(&url)
-                        .header("content-type", "application/json")
-                        .body(body.to_string())
-                })
+                .send_json(reqwest::Method::PUT, &url, body.to_string(), &[])
                 .await?;
             anyhow::ensure!(status == 200, "put order: {status} {reply}");
         }

@@ -49,12 +49,7 @@ async fn subscribe(
         "events": ["balance_update"],
     });
     let (status, created) = env
-        .json_request(|| {
-            env.http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body.to_string())
-        })
+        .send_json(reqwest::Method::POST, &url, body.to_string(), &[])
         .await?;
     anyhow::ensure!(status == 201, "create webhook: {status} {created}");
     receiver.set_secret(created["secret"].as_str().unwrap_or_default());

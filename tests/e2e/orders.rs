@@ -30,13 +30,8 @@ async fn put_order(
         transport,
         &format!("/{}/orders/{owner}/{id}", env.chain_id()),
     );
-    env.json_request(|| {
-        env.http
-            .put(&url)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-    })
-    .await
+    env.send_json(reqwest::Method::PUT, &url, body.to_string(), &[])
+        .await
 }
 
 async fn get_orders(
@@ -324,12 +319,7 @@ async fn lifecycle_test(transport: Transport) -> anyhow::Result<()> {
     for (path, body, want_status, want_code) in cases {
         let url = env.url_via(transport, &path);
         let (code, answer) = env
-            .json_request(|| {
-                env.http
-                    .put(&url)
-                    .header("content-type", "application/json")
-                    .body(body.to_string())
-            })
+            .send_json(reqwest::Method::PUT, &url, body.to_string(), &[])
             .await?;
         assert_eq!(
             (code, answer["code"].as_str()),

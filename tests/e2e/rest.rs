@@ -16,12 +16,12 @@ async fn put_adds_to_an_existing_session_and_get_reads_it() -> anyhow::Result<()
     let put = |token: String| {
         let url = url.clone();
         async move {
-            env.json_request(|| {
-                env.http
-                    .put(&url)
-                    .header("content-type", "application/json")
-                    .body(format!(r#"{{"customTokens":["{token}"]}}"#))
-            })
+            env.send_json(
+                reqwest::Method::PUT,
+                &url,
+                format!(r#"{{"customTokens":["{token}"]}}"#),
+                &[],
+            )
             .await
         }
     };

@@ -172,13 +172,12 @@ async fn rate_limits_key_on_the_load_balancers_entry_never_on_what_a_client_writ
                 env.chain_id(),
                 lower(&fresh_owner())
             );
-            env.json_request(|| {
-                env.http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-forwarded-for", &forwarded)
-                    .body(body.clone())
-            })
+            env.send_json(
+                reqwest::Method::POST,
+                &url,
+                body.clone(),
+                &[("x-forwarded-for", &forwarded)],
+            )
             .await
         }
     };

@@ -150,12 +150,7 @@ async fn batch_balances_answer_tracked_from_the_table_and_the_rest_from_chain() 
     let body =
         serde_json::json!({"tokens": [lower(&tracked), untracked.to_checksum(None)]}).to_string();
     let (status, reply) = env
-        .json_request(|| {
-            env.http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body.clone())
-        })
+        .send_json(reqwest::Method::POST, &url, body.clone(), &[])
         .await?;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["balances"][lower(&tracked)]["balance"], "7");
@@ -166,12 +161,7 @@ async fn batch_balances_answer_tracked_from_the_table_and_the_rest_from_chain() 
     let too_many: Vec<String> = (0..501).map(|_| lower(&fresh_owner())).collect();
     let body = serde_json::json!({ "tokens": too_many }).to_string();
     let (status, reply) = env
-        .json_request(|| {
-            env.http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body.clone())
-        })
+        .send_json(reqwest::Method::POST, &url, body.clone(), &[])
         .await?;
     assert_eq!(
         (status, reply["code"].as_str()),

@@ -24,13 +24,8 @@ struct Subscribed {
 
 async fn post_webhook(env: &Environment, base: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
     let url = format!("{base}/{}/webhooks", env.chain_id());
-    env.json_request(|| {
-        env.http
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-    })
-    .await
+    env.send_json(reqwest::Method::POST, &url, body.to_string(), &[])
+        .await
 }
 
 async fn subscribe(env: &'static Environment, url: &str) -> anyhow::Result<Subscribed> {
@@ -500,12 +495,12 @@ async fn hostile_targets_and_bad_input_are_refused_and_nothing_is_stored() -> an
     }
     let url = env.url("/abc/webhooks");
     let (status, body) = env
-        .json_request(|| {
-            env.http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(good("http://127.0.0.1:9/").to_string())
-        })
+        .send_json(
+            reqwest::Method::POST,
+            &url,
+            good("http://127.0.0.1:9/").to_string(),
+            &[],
+        )
         .await?;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -513,12 +508,12 @@ async fn hostile_targets_and_bad_input_are_refused_and_nothing_is_stored() -> an
     );
     let url = env.url("/999/webhooks");
     let (status, body) = env
-        .json_request(|| {
-            env.http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(good("http://127.0.0.1:9/").to_string())
-        })
+        .send_json(
+            reqwest::Method::POST,
+            &url,
+            good("http://127.0.0.1:9/").to_string(),
+            &[],
+        )
         .await?;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -617,12 +612,7 @@ async fn an_order_going_unfillable_and_fillable_again_is_delivered() -> anyhow::
         + 3600;
     let order = json!({"sellToken": token_hex, "sellAmount": "200", "spender": spender_hex, "validTo": valid_to});
     let (code, answer) = env
-        .json_request(|| {
-            env.http
-                .put(&url)
-                .header("content-type", "application/json")
-                .body(order.to_string())
-        })
+        .send_json(reqwest::Method::PUT, &url, order.to_string(), &[])
         .await?;
     anyhow::ensure!(code == 200, "PUT order: {code} {answer}");
     let order_id = id.clone();
@@ -705,13 +695,12 @@ async fn webhook_creation_is_rate_limited_per_source_and_capped_per_wallet() -> 
                     "wallets": wallets.iter().map(lower).collect::<Vec<_>>(),
                     "events": ["balance_update"],
                 });
-                env.json_request(|| {
-                    env.http
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .header("x-forwarded-for", &source)
-                        .body(body.to_string())
-                })
+                env.send_json(
+                    reqwest::Method::POST,
+                    &url,
+                    body.to_string(),
+                    &[("x-forwarded-for", &source)],
+                )
                 .await
             }
         };

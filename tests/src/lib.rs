@@ -356,13 +356,8 @@ impl Environment {
         body: &str,
     ) -> anyhow::Result<(u16, Value)> {
         let url = self.url_via(transport, &format!("/{chain}/sessions/{owner}"));
-        self.json_request(|| {
-            self.http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body.to_string())
-        })
-        .await
+        self.send_json(reqwest::Method::POST, &url, body.to_string(), &[])
+            .await
     }
 
     /// Expires the session of `owner` on `chain_id` as time would: its expiry passes.
@@ -401,13 +396,8 @@ impl Environment {
         body: &Value,
     ) -> anyhow::Result<(u16, Value)> {
         let url = self.url_via(transport, "/sessions");
-        self.json_request(|| {
-            self.http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body.to_string())
-        })
-        .await
+        self.send_json(reqwest::Method::POST, &url, body.to_string(), &[])
+            .await
     }
 
     /// Creates (or adds to) the session of `owner` on the stack's chain; anything but 200 fails.
@@ -445,6 +435,28 @@ impl Environment {
             .await?;
         anyhow::ensure!(status == 200, "session: {reply}");
         Ok(())
+    }
+
+    /// Sends `body` with `method` to `url`, declared as JSON, with `headers` beside; returns
+    /// status and JSON body (retried as [`Self::json_request`] is).
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: String,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(u16, Value)> {
+        self.json_request(|| {
+            let request = self
+                .http
+                .request(method.clone(), url)
+                .header("content-type", "application/json");
+            headers
+                .iter()
+                .fold(request, |r, (name, value)| r.header(*name, *value))
+                .body(body.clone())
+        })
+        .await
     }
 
     /// Sends an idempotent request and reads its JSON answer. A transport failure (no HTTP
