@@ -6,6 +6,7 @@ use std::time::Duration;
 use e2e::{Environment, fresh_owner};
 use live_balances::address::lower;
 use live_balances::clock::unix_now;
+use live_balances::storage::keys::RateWindow;
 
 /// The test stack's `SESSION_WRITES_PER_OWNER_PER_MINUTE`.
 const PER_OWNER: u64 = e2e::SESSION_WRITES_PER_OWNER;
@@ -59,19 +60,20 @@ async fn session_writes_for_one_wallet_are_rate_limited() -> anyhow::Result<()> 
 async fn rate_windows_are_counted_in_the_table() -> anyhow::Result<()> {
     let env = Environment::get();
     let table = env.stack.table().await;
-    let key = format!("test#{}", lower(&fresh_owner()));
+    let (owner, other_owner) = (fresh_owner(), fresh_owner());
+    let key = RateWindow::SessionOwner(env.chain_id(), &owner);
     let window = unix_now() / 60 * 60;
     for _ in 0..3 {
-        assert!(table.take_from_window(&key, window, 60, 3).await?);
+        assert!(table.take_from_window(key, window, 60, 3).await?);
     }
-    assert!(!table.take_from_window(&key, window, 60, 3).await?, "full");
+    assert!(!table.take_from_window(key, window, 60, 3).await?, "full");
     assert!(
-        table.take_from_window(&key, window + 60, 60, 3).await?,
+        table.take_from_window(key, window + 60, 60, 3).await?,
         "next window"
     );
-    let other = format!("{key}-other");
+    let other = RateWindow::SessionOwner(env.chain_id(), &other_owner);
     assert!(
-        table.take_from_window(&other, window, 60, 3).await?,
+        table.take_from_window(other, window, 60, 3).await?,
         "other key"
     );
     Ok(())

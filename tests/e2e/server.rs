@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::{Environment, Transport, fresh_owner};
 use live_balances::address::lower;
 use live_balances::clock::unix_now;
+use live_balances::storage::keys::{self, RateWindow};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -135,14 +136,17 @@ async fn the_server_refuses_oversized_and_slow_bodies_with_json() -> anyhow::Res
     Ok(())
 }
 
-/// The rate-limit window items (`R#src#…`) of the current minute for `source`.
+/// The session-write window of the current minute for `source`: how many it counted.
 async fn window_hits(env: &Environment, source: &str) -> anyhow::Result<u64> {
     let table = env.stack.table().await;
     let out = table
         .client()
         .get_item()
         .table_name(table.name())
-        .key("pk", AttributeValue::S(format!("R#src#{source}")))
+        .key(
+            "pk",
+            AttributeValue::S(keys::rate_pk(RateWindow::SessionSource(source))),
+        )
         .key("sk", AttributeValue::S((unix_now() / 60 * 60).to_string()))
         .consistent_read(true)
         .send()

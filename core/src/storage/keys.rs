@@ -11,7 +11,7 @@
 //! | token metadata| `M#{chain}`              | `{token}`                   |
 //! | token list    | `L#{chain}#{url hash}`   | `HEAD`, `P#{generation}#{page}` |
 //! | sessions signal | `V#{chain}`            | `SESSIONS`                  |
-//! | rate window   | `R#{what}#{who}`         | `{window start}`            |
+//! | rate window   | `R#src#{source}`, `R#owner#{chain}#{owner}`, `R#hook#{source}` | `{window start}` |
 //! | token facts   | `K#{chain}`              | `U#{token}`, `R#{token}`, `VERSION` |
 //! | chain log     | `G#{chain}#{bucket ms}`  | `{append ms}#{owner}#{feed position}` |
 //! | webhook       | `H#{id}`                 | `SUB`                       |
@@ -112,8 +112,23 @@ pub fn version_pk(chain_id: u64) -> String {
     format!("V#{chain_id}")
 }
 
-pub fn rate_pk(key: &str) -> String {
-    format!("R#{key}")
+/// What a rate window counts: each kind of limited write, and whose.
+#[derive(Debug, Clone, Copy)]
+pub enum RateWindow<'a> {
+    /// Session writes from one source address.
+    SessionSource(&'a str),
+    /// Session writes for one wallet.
+    SessionOwner(u64, &'a Address),
+    /// Webhook subscriptions created from one source address.
+    WebhookSource(&'a str),
+}
+
+pub fn rate_pk(window: RateWindow<'_>) -> String {
+    match window {
+        RateWindow::SessionSource(source) => format!("R#src#{source}"),
+        RateWindow::SessionOwner(chain_id, owner) => format!("R#owner#{chain_id}#{}", lower(owner)),
+        RateWindow::WebhookSource(source) => format!("R#hook#{source}"),
+    }
 }
 
 pub fn token_facts_pk(chain_id: u64) -> String {

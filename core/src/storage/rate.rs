@@ -1,20 +1,21 @@
 //! Fixed-window request counters in the table: shared by every Lambda container, so a limit
 //! holds however many instances a flood spins up.
 
-use super::{StorageError, Table, Written, keys, n, written};
+use super::keys::{self, RateWindow};
+use super::{StorageError, Table, Written, n, written};
 
 impl Table {
-    /// Counts one use of `key` in the window starting at `window_start`; `false` (nothing
+    /// Counts one use of `counted` in the window starting at `window_start`; `false` (nothing
     /// counted) when that window already holds `limit` uses. Windows expire by TTL.
     pub async fn take_from_window(
         &self,
-        key: &str,
+        counted: RateWindow<'_>,
         window_start: u64,
         window_secs: u64,
         limit: u64,
     ) -> Result<bool, StorageError> {
         let result = self
-            .update(keys::rate_pk(key), window_start.to_string())
+            .update(keys::rate_pk(counted), window_start.to_string())
             .update_expression("ADD hits :one SET #ttl = if_not_exists(#ttl, :ttl)")
             .condition_expression("attribute_not_exists(hits) OR hits < :limit")
             .expression_attribute_names("#ttl", "ttl")

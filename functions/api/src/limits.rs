@@ -4,8 +4,8 @@
 //! sessions of a chain for new wallets.
 
 use alloy::primitives::Address;
-use live_balances::address::lower;
 use live_balances::clock::unix_now;
+use live_balances::storage::keys::RateWindow;
 
 use crate::error::ApiError;
 use crate::request::{ClientAddress, Request};
@@ -20,12 +20,12 @@ fn source_address(req: &Request) -> Option<String> {
         .map(|ClientAddress(address)| address.clone())
 }
 
-/// Counts one write against a window of `limit` writes a minute under `key`.
-async fn take(state: &State, key: &str, limit: u64) -> Result<(), ApiError> {
+/// Counts one write against `counted`'s window of `limit` writes a minute.
+async fn take(state: &State, counted: RateWindow<'_>, limit: u64) -> Result<(), ApiError> {
     let window = unix_now() / WINDOW_SECS * WINDOW_SECS;
     if state
         .table
-        .take_from_window(key, window, WINDOW_SECS, limit)
+        .take_from_window(counted, window, WINDOW_SECS, limit)
         .await?
     {
         Ok(())
@@ -45,14 +45,18 @@ pub async fn admit_session_write(
     if let Some(source) = source_address(req) {
         take(
             state,
-            &format!("src#{source}"),
+            RateWindow::SessionSource(&source),
             settings.session_writes_per_source,
         )
         .await
         .inspect_err(|_| tracing::warn!(source, "session writes rate-limited for a source"))?;
     }
-    let key = format!("owner#{chain_id}#{}", lower(owner));
-    take(state, &key, settings.session_writes_per_owner).await
+    take(
+        state,
+        RateWindow::SessionOwner(chain_id, owner),
+        settings.session_writes_per_owner,
+    )
+    .await
 }
 
 /// Counts one webhook subscription against its source's window.
@@ -62,7 +66,7 @@ pub async fn admit_webhook_create(state: &State, req: &Request) -> Result<(), Ap
     };
     take(
         state,
-        &format!("hook#{source}"),
+        RateWindow::WebhookSource(&source),
         state.settings.webhooks.creates_per_source,
     )
     .await
