@@ -14,6 +14,9 @@
 //! Failing for `WEBHOOK_DISABLE_AFTER_SECS` disables the subscription (still parking, never
 //! sending) until an operator replays it. Only a table failure fails the batch, from the
 //! record it met, so Lambda retries from there.
+//!
+//! Modules: this file (the batch: queues per subscription, delivering, parking, draining) and
+//! `send` (one signed POST with its retries).
 
 mod send;
 
