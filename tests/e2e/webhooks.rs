@@ -128,6 +128,15 @@ fn assert_in_order_once(accepted: &[Received], token: &str) {
     }
 }
 
+/// Every request the receiver got for the delivery `id`, in arrival order.
+fn tries_of(receiver: &Receiver, id: &str) -> Vec<Received> {
+    receiver
+        .received()
+        .into_iter()
+        .filter(|r| r.id == id)
+        .collect()
+}
+
 fn last_balance(accepted: &[Received]) -> Option<String> {
     accepted
         .last()
@@ -153,11 +162,7 @@ async fn a_target_that_does_not_answer_in_time_is_retried() -> anyhow::Result<()
         .await?;
     assert_eq!(accepted.len(), 1, "accepted once");
     let first = &accepted[0];
-    let tries: Vec<Received> = receiver
-        .received()
-        .into_iter()
-        .filter(|r| r.id == first.id)
-        .collect();
+    let tries = tries_of(&receiver, &first.id);
     assert_eq!(
         tries.iter().map(|r| r.answered).collect::<Vec<_>>(),
         [HUNG, 200],
@@ -194,11 +199,7 @@ async fn deliveries_arrive_signed_in_order_once_per_position_through_500s() -> a
     assert_eq!(body["chainId"], env.chain_id());
     assert_eq!(body["owner"], lower(&sub.owner));
     // The 500s were answers to the same delivery: same id, same body, signed again.
-    let tries: Vec<Received> = receiver
-        .received()
-        .into_iter()
-        .filter(|r| r.id == first.id)
-        .collect();
+    let tries = tries_of(&receiver, &first.id);
     assert_eq!(
         tries.iter().map(|r| r.answered).collect::<Vec<_>>(),
         [500, 500, 200],
