@@ -889,3 +889,58 @@ async fn the_readmes_node_receiver_verifies_real_deliveries() -> anyhow::Result<
     let _ = node.kill().await;
     Ok(())
 }
+
+/// One drain of a subscription's parked deliveries at a time: the lease (on DynamoDB Local's
+/// conditions) is refused while another holder's runs, taken once it is given back or has run
+/// out, and a stale holder cannot give back a newer one's.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_drain_at_a_time_holds_the_subscriptions_lease() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let receiver = Receiver::start().await?;
+    let sub = subscribe(env, &receiver.url).await?;
+    let table = env.stack.table().await;
+    let now = live_balances::clock::unix_now();
+    use live_balances::storage::Written;
+    assert_eq!(
+        table.claim_webhook_drain(&sub.id, now, now + 300).await?,
+        Written::Yes
+    );
+    assert_eq!(
+        table
+            .claim_webhook_drain(&sub.id, now + 1, now + 301)
+            .await?,
+        Written::Skipped,
+        "held by the first"
+    );
+    assert_eq!(
+        table.release_webhook_drain(&sub.id, now + 300).await?,
+        Written::Yes
+    );
+    assert_eq!(
+        table
+            .claim_webhook_drain(&sub.id, now + 2, now + 302)
+            .await?,
+        Written::Yes
+    );
+    // The first holder, late, cannot give back the second's lease; it runs out by itself.
+    assert_eq!(
+        table.release_webhook_drain(&sub.id, now + 300).await?,
+        Written::Skipped
+    );
+    assert_eq!(
+        table
+            .claim_webhook_drain(&sub.id, now + 303, now + 603)
+            .await?,
+        Written::Yes,
+        "taken over once run out"
+    );
+    assert_eq!(
+        table
+            .claim_webhook_drain("no-such-subscription", now, now + 300)
+            .await?,
+        Written::Skipped
+    );
+    // The subscription reads as before, lease or not.
+    assert!(table.webhook(&sub.id).await?.is_some());
+    Ok(())
+}

@@ -468,6 +468,45 @@ impl Table {
         written(result)
     }
 
+    /// Takes the subscription's drain lease until `until` (Unix seconds), unless another
+    /// holder's lease is still running at `now`: one drain at a time, so a parked delivery is
+    /// never sent twice at once or after a later one of its wallet. `Skipped` when taken, or
+    /// when the subscription is gone.
+    pub async fn claim_webhook_drain(
+        &self,
+        id: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<Written, StorageError> {
+        let result = self
+            .update(keys::subscription_pk(id), keys::SUBSCRIPTION_SK)
+            .update_expression("SET draining_until = :until")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(draining_until) OR draining_until < :now)",
+            )
+            .expression_attribute_values(":until", super::n(until))
+            .expression_attribute_values(":now", super::n(now))
+            .send()
+            .await;
+        written(result)
+    }
+
+    /// Gives back the drain lease taken until `until` (not one another holder took since).
+    pub async fn release_webhook_drain(
+        &self,
+        id: &str,
+        until: u64,
+    ) -> Result<Written, StorageError> {
+        let result = self
+            .update(keys::subscription_pk(id), keys::SUBSCRIPTION_SK)
+            .update_expression("REMOVE draining_until")
+            .condition_expression("draining_until = :until")
+            .expression_attribute_values(":until", super::n(until))
+            .send()
+            .await;
+        written(result)
+    }
+
     /// Marks a backlogged subscription active again once its backlog is delivered.
     pub async fn webhook_recovered(&self, id: &str) -> Result<Written, StorageError> {
         let result = self

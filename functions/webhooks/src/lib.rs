@@ -30,7 +30,7 @@ use lambda_runtime::{Error, LambdaEvent, tracing};
 use live_balances::clock::unix_now;
 use live_balances::model::FeedEvent;
 use live_balances::storage::{
-    StorageError, Table, feed_event_from_image, webhook_replay_requested,
+    StorageError, Table, Written, feed_event_from_image, webhook_replay_requested,
 };
 use live_balances::webhook::{
     Delivery, EventKind, ParkedDelivery, Subscription, SubscriptionStatus, WebhookSettings,
@@ -40,6 +40,9 @@ pub use send::{Failure, Sender};
 
 /// Parked deliveries read per step of a drain.
 const DRAIN_PAGE: i32 = 25;
+/// How long a drain lease holds: the function's timeout in `template.yaml`, so the lease of
+/// an invocation that died runs out by the time Lambda would have given up on it.
+const DRAIN_LEASE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// What the handler needs, built once per container.
 #[derive(Debug, Clone)]
@@ -369,10 +372,31 @@ async fn failed(state: &State, sub: &mut Subscription, error: &str) -> Result<()
     Ok(())
 }
 
-/// Sends the parked deliveries, oldest first, each with at most `attempts` attempts. `true`
-/// when none is left (the subscription is active again), `false` when one failed (it stays
-/// parked, the failure recorded).
+/// Sends the parked deliveries, oldest first, each with at most `attempts` attempts, under the
+/// subscription's drain lease. `true` when none is left (the subscription is active again),
+/// `false` when one failed (it stays parked, the failure recorded) or another invocation is
+/// draining (this one's change then waits parked behind what it sends).
 async fn drain(state: &State, sub: &mut Subscription, attempts: u32) -> Result<bool, StorageError> {
+    let now = unix_now();
+    let until = now + DRAIN_LEASE.as_secs();
+    if state.table.claim_webhook_drain(&sub.id, now, until).await? == Written::Skipped {
+        tracing::info!(subscription = %sub.id, "another invocation is draining; parked behind it");
+        return Ok(false);
+    }
+    let drained = drain_leased(state, sub, attempts).await;
+    if let Err(error) = state.table.release_webhook_drain(&sub.id, until).await {
+        // It runs out by itself.
+        tracing::warn!(subscription = %sub.id, %error, "drain lease not given back");
+    }
+    drained
+}
+
+/// [`drain`]'s work, the lease held.
+async fn drain_leased(
+    state: &State,
+    sub: &mut Subscription,
+    attempts: u32,
+) -> Result<bool, StorageError> {
     loop {
         let parked = state
             .table
