@@ -220,8 +220,7 @@ impl Environment {
     /// Mines an empty block (the sweep and native balances advance with blocks).
     pub async fn mine(&self) -> anyhow::Result<()> {
         use alloy::providers::Provider;
-        let provider =
-            alloy::providers::ProviderBuilder::new().connect_http(self.stack.rpc_url.parse()?);
+        let provider = local_stack::devnet::plain_provider(&self.stack.rpc_url)?;
         provider
             .raw_request::<_, Value>("anvil_mine".into(), (1u64,))
             .await?;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::primitives::{Address, U256, address};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::client::RpcClient;
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
@@ -22,9 +23,23 @@ use crate::contracts::{
 /// anvil's second default account: the wallet `make dev` watches and the demo page prefills.
 pub const DEMO_WALLET: Address = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
 
-fn plain_provider(rpc_url: &str) -> anyhow::Result<DynProvider> {
+/// The devnet's JSON-RPC client, each request bounded as the poller's are: a devnet that
+/// stops answering fails its caller (a test, the demo's activity) instead of holding it for
+/// good.
+pub fn bounded_client(rpc_url: &str) -> anyhow::Result<RpcClient> {
+    let http = alloy::transports::http::reqwest::Client::builder()
+        .timeout(live_balances::chain::RPC_REQUEST_TIMEOUT)
+        .build()?;
+    Ok(RpcClient::new_http_with_client(
+        http,
+        rpc_url.parse().context("RPC URL")?,
+    ))
+}
+
+/// A provider without a wallet over [`bounded_client`].
+pub fn plain_provider(rpc_url: &str) -> anyhow::Result<DynProvider> {
     Ok(ProviderBuilder::new()
-        .connect_http(rpc_url.parse().context("RPC URL")?)
+        .connect_client(bounded_client(rpc_url)?)
         .erased())
 }
 
@@ -64,7 +79,7 @@ impl Wallet {
         let address = signer.address();
         let provider = ProviderBuilder::new()
             .wallet(EthereumWallet::from(signer))
-            .connect_http(rpc_url.parse().context("RPC URL")?)
+            .connect_client(bounded_client(rpc_url)?)
             .erased();
         let funds = U256::from(1000u64) * U256::from(10u64).pow(U256::from(18u64));
         provider

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use alloy::providers::{Provider, ProviderBuilder};
+use alloy::providers::Provider;
 use anyhow::{Context, bail};
 use live_balances::config::DEFAULT_MULTICALL;
 use live_balances::storage::Table;
@@ -358,7 +358,7 @@ impl LocalStack {
         }
         self.spawn(name, anvil)?;
         let rpc_url = format!("http://127.0.0.1:{port}");
-        let provider = ProviderBuilder::new().connect_http(rpc_url.parse()?);
+        let provider = crate::devnet::plain_provider(&rpc_url)?;
         let answered = wait_for(name, Duration::from_secs(30), || async {
             self.check(name)?;
             Ok(provider.get_chain_id().await?)
