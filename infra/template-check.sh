@@ -213,7 +213,7 @@ PY
 # The webhooks function: its own event source mapping on the table's stream (so a slow target
 # never holds up the fanout), filtered to what it acts on, with its own queue as the on-failure
 # destination, and least privilege — only the table's item actions it uses and sending to that
-# queue, never a wildcard. `--self-test` style: each planted widening must be caught.
+# queue, never a wildcard, and only the webhook partitions (`dynamodb:LeadingKeys`). `--self-test` style: each planted widening must be caught.
 "$bin/python" - template.yaml <<'PY'
 import copy
 import sys
@@ -260,6 +260,9 @@ def problems(template):
                 found.append("WebhooksFunction sends to a queue other than its own")
             if any(a.startswith("dynamodb:") for a in actions) and resource != {"Fn::GetAtt": ["Table", "Arn"]}:
                 found.append("WebhooksFunction reaches a table other than the service's")
+            leading = statement.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
+            if any(a.startswith("dynamodb:") for a in actions) and sorted(leading or []) != ["H#*", "W#*"]:
+                found.append(f"WebhooksFunction reaches partitions other than the webhooks' (LeadingKeys {leading})")
     return found
 
 
@@ -278,6 +281,8 @@ def stream_props(t):
 
 planted = {
     "a scan of the table": lambda t: statements(t)[0]["Action"].append("dynamodb:Scan"),
+    "every partition": lambda t: statements(t)[0].pop("Condition"),
+    "the balances' partitions": lambda t: statements(t)[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].append("B#*"),
     "a wildcard resource": lambda t: statements(t).append({"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": "*"}),
     "the fanout's queue": lambda t: statements(t)[1].update({"Resource": {"Fn::GetAtt": ["FanoutFailures", "Arn"]}}),
     "no on-failure destination": lambda t: stream_props(t).pop("DestinationConfig"),

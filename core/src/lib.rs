@@ -11,12 +11,15 @@
 //!   poller to re-read), `native` (accounts a block's traces touched), `sweep` (the periodic
 //!   re-read), `diff` (a changed item as a feed entry), `shown` (what a stream has shown its
 //!   client), `sse` (the events and their framing), `pairs` and `stream_id` (multi-wallet
-//!   streams), `config` (settings from the environment), `clock`;
+//!   streams), `order` (an order's fillability), `webhook` (subscriptions, deliveries and
+//!   their settings) and `webhook_signature` (signing a delivery), `config` (settings from the
+//!   environment), `clock`;
 //! - adapters: `storage/` (the table), `chain` with `chain/blocks.rs` (the node: Multicall3
 //!   reads, heads, logs, traces), `abi` (the contracts' interfaces), `secrets` (the chain
 //!   secret);
 //! - process plumbing: `backoff` (the one retry rule), `accept` (the one accept loop),
-//!   `logging`, `redact` (endpoints without their keys).
+//!   `destination` (the rules an outside URL we fetch or post to must pass, and the one HTTP
+//!   client that keeps them), `logging`, `redact` (endpoints without their keys).
 
 pub mod abi;
 pub mod accept;

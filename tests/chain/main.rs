@@ -9,6 +9,7 @@ mod function_faults;
 mod load;
 mod native_reads;
 mod outage;
+mod quiet_sweep;
 mod reorg;
 mod restart;
 mod rpc_cost;

@@ -1,6 +1,7 @@
-//! A session over a 5,000-token list: created (list fetched, 10,000 values read and
-//! written), snapshotted and streamed, with the time each step takes printed. Alone on its
-//! stack, because its 10,000 writes would slow every test running beside it.
+//! A session over a 5,000-token list: created (list fetched, 10,000 values read, only the one
+//! the wallet holds stored), snapshotted and streamed, with the time each step takes printed.
+//! Alone on the stack (`EXCLUSIVE`): its 10,000 reads and the list's pages would slow every
+//! test running beside it.
 
 use std::time::Instant as StdInstant;
 

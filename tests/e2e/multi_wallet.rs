@@ -207,6 +207,46 @@ async fn burst_test(transport: Transport) -> anyhow::Result<()> {
 }
 
 on_both_transports!(
+    an_open_stream_keeps_every_pairs_session_alive,
+    keep_alive_test
+);
+/// A session lives `SESSION_TTL` without a stream; an open stream pushes each of its pairs'
+/// expiry forward every `SSE_KEEPALIVE_SECS` (1 s on the test stack), as a single-wallet
+/// stream does for its one.
+async fn keep_alive_test(transport: Transport) -> anyhow::Result<()> {
+    let env = Environment::get();
+    let pairs = three_pairs(env, transport, 100).await?;
+    let table = env.stack.table().await;
+    let expiries = || async {
+        let mut out = vec![];
+        for p in &pairs {
+            let session = table.session(p.chain_id, &p.owner).await?;
+            out.push(session.context("a session per pair")?.expires_at);
+        }
+        anyhow::Ok(out)
+    };
+    let created = expiries().await?;
+    let mut sse = SseClient::connect_many(env, transport, &wallets(&pairs), None).await?;
+    snapshots(&mut sse, &pairs).await?;
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let now = expiries().await?;
+        if now.iter().zip(&created).all(|(n, c)| n > c) {
+            break;
+        }
+        ensure!(
+            Instant::now() < until,
+            "expiries {now:?} not pushed past {created:?} by the open stream"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The stream itself goes on.
+    let e = sse.wait_for("a ping", |e| e.event == "ping").await?;
+    ensure!(e.event == "ping", "{e:?}");
+    Ok(())
+}
+
+on_both_transports!(
     a_reconnect_replays_exactly_what_every_pair_missed,
     resume_test
 );

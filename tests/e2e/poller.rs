@@ -181,7 +181,8 @@ async fn silent_rebase_is_caught_by_the_sweep() -> anyhow::Result<()> {
 
     // No event at all: every balance doubles.
     actor.rebase(rebasing, U256::from(2 * ETH)).await?;
-    // The sweep advances with blocks; keep the devnet producing them while waiting.
+    // Blocks keep coming here (the other tests' transactions, and this miner); the sweep on a
+    // chain with no block after the change is `quiet_sweep` in the chain suite.
     let miner = tokio::spawn(async move {
         loop {
             let _ = Environment::get().mine().await;

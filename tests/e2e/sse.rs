@@ -1,6 +1,7 @@
 //! SSE that never loses an update, on both transports of the same api — the function URL and
 //! the long-lived server: the snapshot then updates, bursts, the stream's own end, resume with
-//! `Last-Event-ID`, resync, several clients, session expiry, no stream without a session.
+//! `Last-Event-ID`, resync, several clients, session keep-alive and expiry, no stream without a
+//! session.
 //! Every test runs twice, as `<name>::function_url` and `<name>::server`.
 
 use std::time::Duration;
@@ -50,6 +51,33 @@ async fn snapshot_then_updates_test(transport: Transport) -> anyhow::Result<()> 
     assert_eq!(update.data["previousBalance"], "100");
     assert_eq!(update.data["balance"], "101");
     assert!(update.id > snapshot.id, "{update:?} after {snapshot:?}");
+    Ok(())
+}
+
+on_both_transports!(an_open_stream_keeps_its_session_alive, keep_alive_test);
+/// A session lives `SESSION_TTL` without a stream; an open one pushes its expiry forward every
+/// `SSE_KEEPALIVE_SECS` (1 s on the test stack).
+async fn keep_alive_test(transport: Transport) -> anyhow::Result<()> {
+    let env = Environment::get();
+    let (_, _, owner) = watched_owner(env, transport, 1).await?;
+    let table = env.stack.table().await;
+    let address = owner.parse()?;
+    let expiry = || async {
+        let session = table.session(env.chain_id(), &address).await?;
+        anyhow::Ok(session.map(|s| s.expires_at).unwrap_or_default())
+    };
+    let created = expiry().await?;
+    let mut sse = SseClient::connect_via(env, transport, &owner, None).await?;
+    sse.wait_for("all_balances", |e| e.event == "all_balances")
+        .await?;
+    let until = Instant::now() + e2e::DEADLINE;
+    while expiry().await? <= created {
+        anyhow::ensure!(
+            Instant::now() < until,
+            "the expiry {created} not pushed forward by the open stream"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     Ok(())
 }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
 use anyhow::Context;
-use e2e::webhook_receiver::{Answer, Received, Receiver, verify};
-use e2e::{DEADLINE, Environment, WEBHOOK_DISABLE_AFTER_SECS, fresh_owner};
+use e2e::webhook_receiver::{Answer, HUNG, Received, Receiver, verify};
+use e2e::{DEADLINE, Environment, WEBHOOK_DISABLE_AFTER_SECS, WEBHOOK_TIMEOUT, fresh_owner};
 use live_balances::address::lower;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -132,6 +132,39 @@ fn last_balance(accepted: &[Received]) -> Option<String> {
     accepted
         .last()
         .and_then(|r| r.json()["data"]["balance"].as_str().map(str::to_string))
+}
+
+/// A target that does not answer within `WEBHOOK_TIMEOUT_MS` is retried as one that fails
+/// is: the same delivery again, and the answer to the retry is its one acceptance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_that_does_not_answer_in_time_is_retried() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let receiver = Receiver::start().await?;
+    let sub = subscribe(env, &receiver.url).await?;
+    receiver.set_secret(&sub.secret);
+    receiver.script([Answer::Hang(WEBHOOK_TIMEOUT * 2)]);
+    sub.actor
+        .transfer(sub.token, sub.owner, U256::from(100))
+        .await?;
+    let accepted = receiver
+        .wait_accepted("the transfer delivered", DEADLINE, |a| {
+            last_balance(a).as_deref() == Some("100")
+        })
+        .await?;
+    assert_eq!(accepted.len(), 1, "accepted once");
+    let first = &accepted[0];
+    let tries: Vec<Received> = receiver
+        .received()
+        .into_iter()
+        .filter(|r| r.id == first.id)
+        .collect();
+    assert_eq!(
+        tries.iter().map(|r| r.answered).collect::<Vec<_>>(),
+        [HUNG, 200],
+        "given up on after the timeout, then sent again"
+    );
+    assert!(tries.iter().all(|r| r.body == first.body && r.verified));
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -651,6 +684,13 @@ async fn an_order_going_unfillable_and_fillable_again_is_delivered() -> anyhow::
         .await?;
     let statuses = order_statuses(&accepted, &id);
     assert_eq!(statuses[3]["data"]["short"], "allowance", "{}", statuses[3]);
+    // Approved again: fillable again.
+    owner
+        .approve(token, spender.address, U256::from(1_000u64))
+        .await?;
+    let accepted = receiver
+        .wait_accepted("the allowance approved again", DEADLINE, fillable(4, true))
+        .await?;
     assert!(
         accepted
             .iter()

@@ -7,8 +7,9 @@
 //!
 //! Modules beside the stack and its clients here: `follow` (following a balance on a stream
 //! until it holds the chain's value), `browser` (headless Chromium), `list_server` (token
-//! lists served locally), and the fault injectors `proxy` (RPC), `dynamodb_faults` (the
-//! table) and `stream_proxy` (the api function). Suites: `e2e/`, `chain/`, `bench/`.
+//! lists served locally), `webhook_receiver` (a receiver verifying signatures as a user's
+//! would), and the fault injectors `proxy` (RPC), `dynamodb_faults` (the table) and
+//! `stream_proxy` (the api function). Suites: `e2e/`, `chain/`, `bench/`.
 
 pub mod browser;
 pub mod dynamodb_faults;
@@ -39,6 +40,8 @@ pub const SESSION_WRITES_PER_OWNER: u64 = 12;
 
 /// How long a webhook subscription fails on the test stack before it is disabled.
 pub const WEBHOOK_DISABLE_AFTER_SECS: u64 = 5;
+/// How long the test stack's webhook deliveries wait for an answer.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Longest SSE stream on the test stack.
 pub const SSE_MAX_SECS: u64 = 12;
@@ -164,7 +167,10 @@ impl Environment {
                 // Webhooks: quick retries, and a subscription failing for a few seconds is
                 // disabled, so the tests see parking and disabling without long waits.
                 ("WEBHOOK_RETRY_FIRST_MS".into(), "200".into()),
-                ("WEBHOOK_TIMEOUT_MS".into(), "2000".into()),
+                (
+                    "WEBHOOK_TIMEOUT_MS".into(),
+                    WEBHOOK_TIMEOUT.as_millis().to_string(),
+                ),
                 (
                     "WEBHOOK_DISABLE_AFTER_SECS".into(),
                     WEBHOOK_DISABLE_AFTER_SECS.to_string(),

@@ -1,7 +1,7 @@
 //! A webhook receiver on this machine for the end-to-end tests, written as a user's would be:
 //! it verifies each delivery's signature itself (HMAC-SHA256 over `{id}.{timestamp}.{body}`
 //! with the key the `whsec_` secret encodes, the timestamp within five minutes) — not through
-//! the service's own signing code — answers what the test scripted (500s, a redirect), and
+//! the service's own signing code — answers what the test scripted (500s, a redirect, a hang), and
 //! records everything it got.
 
 use std::collections::VecDeque;
@@ -29,7 +29,13 @@ pub enum Answer {
     Status(u16),
     /// `307` to this location.
     Redirect(String),
+    /// No answer for this long, then a 200 (to a sender that should have given up first).
+    Hang(Duration),
 }
+
+/// What [`Received::answered`] records for a request the receiver held past its sender's
+/// patience ([`Answer::Hang`]).
+pub const HUNG: u16 = 0;
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -40,7 +46,7 @@ pub struct Received {
     pub body: Vec<u8>,
     /// Whether the signature verified with the secret the receiver was given.
     pub verified: bool,
-    /// What it answered.
+    /// What it answered ([`HUNG`]: nothing in time).
     pub answered: u16,
 }
 
@@ -211,18 +217,35 @@ async fn answer(
         Ok(b) => b.to_bytes().to_vec(),
         Err(_) => return status(400),
     };
-    let mut shared = shared.lock().unwrap_or_else(|p| p.into_inner());
-    let verified = shared
-        .secrets
-        .iter()
-        .any(|secret| verify(secret, &id, &timestamp, &signature, &body));
-    let scripted = if verified {
-        shared.script.pop_front().unwrap_or(Answer::Status(200))
-    } else {
-        Answer::Status(401)
+    let scripted = {
+        let mut shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+        let verified = shared
+            .secrets
+            .iter()
+            .any(|secret| verify(secret, &id, &timestamp, &signature, &body));
+        let scripted = if verified {
+            shared.script.pop_front().unwrap_or(Answer::Status(200))
+        } else {
+            Answer::Status(401)
+        };
+        let answered = match &scripted {
+            Answer::Status(code) => *code,
+            Answer::Redirect(_) => 307,
+            Answer::Hang(_) => HUNG,
+        };
+        // Recorded on arrival: a hung request's sender has given up before it ends.
+        shared.received.push(Received {
+            id,
+            timestamp,
+            signature,
+            body,
+            verified,
+            answered,
+        });
+        scripted
     };
-    let (response, answered) = match scripted {
-        Answer::Status(code) => (status(code), code),
+    match scripted {
+        Answer::Status(code) => status(code),
         Answer::Redirect(location) => {
             let mut response = status(307);
             if let Ok(value) = location.parse() {
@@ -230,18 +253,13 @@ async fn answer(
                     .headers_mut()
                     .insert(hyper::header::LOCATION, value);
             }
-            (response, 307)
+            response
         }
-    };
-    shared.received.push(Received {
-        id,
-        timestamp,
-        signature,
-        body,
-        verified,
-        answered,
-    });
-    response
+        Answer::Hang(pause) => {
+            tokio::time::sleep(pause).await;
+            status(200)
+        }
+    }
 }
 
 fn status(code: u16) -> Response<Full<Bytes>> {

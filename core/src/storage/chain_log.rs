@@ -164,7 +164,7 @@ impl Table {
         since_ms: u64,
         now_ms: u64,
     ) -> Result<Vec<ChainLogEntry>, StorageError> {
-        let from = format!("{since_ms:013}");
+        let from = keys::chain_log_time(since_ms);
         let mut entries = vec![];
         let mut bucket = bucket_of(since_ms);
         while bucket <= bucket_of(now_ms + CLOCK_AHEAD_MS) {

@@ -161,7 +161,13 @@ pub fn chain_log_pk(chain_id: u64, bucket_start_ms: u64) -> String {
 }
 
 pub fn chain_log_sk(at_ms: u64, owner: &Address, position: &FeedPosition) -> String {
-    format!("{at_ms:013}#{}#{position}", lower(owner))
+    format!("{}#{}#{position}", chain_log_time(at_ms), lower(owner))
+}
+
+/// The start of a chain log sort key: milliseconds padded to 13 digits, so string order is
+/// time order (and a range from a time is a key condition).
+pub fn chain_log_time(at_ms: u64) -> String {
+    format!("{at_ms:013}")
 }
 
 #[cfg(test)]

@@ -153,6 +153,16 @@ pub(crate) struct StorageUnavailable(ErrorBody<'static>);
 #[allow(dead_code)] // described, never built
 pub(crate) struct ChainUnreadable(ErrorBody<'static>);
 
+/// `401` and `404` of a route on one webhook subscription (`Authorization: Bearer <secret>`).
+#[derive(IntoResponses)]
+#[allow(dead_code)] // described, never built
+pub(crate) enum SubscriptionRefused {
+    #[response(status = 401, description = "No secret, or not this subscription's")]
+    Unauthorized(ErrorBody<'static>),
+    #[response(status = 404, description = "No such subscription on this chain")]
+    NotFound(ErrorBody<'static>),
+}
+
 /// `413` and `415` of a route with a JSON body ([`crate::request::json_body`]).
 #[derive(IntoResponses)]
 #[allow(dead_code)] // described, never built

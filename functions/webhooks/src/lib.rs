@@ -14,6 +14,9 @@
 //! Failing for `WEBHOOK_DISABLE_AFTER_SECS` disables the subscription (still parking, never
 //! sending) until an operator replays it. Only a table failure fails the batch, from the
 //! record it met, so Lambda retries from there.
+//!
+//! Modules: this file (the batch: queues per subscription, delivering, parking, draining) and
+//! `send` (one signed POST with its retries).
 
 mod send;
 
@@ -222,9 +225,14 @@ async fn run_queue(
     mut sub: Subscription,
     work: Vec<(usize, Work)>,
 ) -> Result<(), usize> {
+    // Once the target failed a delivery in this batch, the batch's later changes are parked
+    // untried: a target that hangs costs one delivery's retries per batch, not a timeout per
+    // change, so its batch ends long before the function's timeout and the shard's other
+    // subscriptions are not held up. The next batch tries the backlog first.
+    let mut target_failed = false;
     for (index, work) in work {
         let outcome = match &work {
-            Work::Deliver(entry) => deliver(state, &mut sub, entry).await,
+            Work::Deliver(entry) => deliver(state, &mut sub, entry, &mut target_failed).await,
             Work::Replay => drain(state, &mut sub, state.settings.attempts)
                 .await
                 .map(|_| ()),
@@ -237,11 +245,13 @@ async fn run_queue(
     Ok(())
 }
 
-/// Delivers one feed event to one subscription (or parks it).
+/// Delivers one feed event to one subscription (or parks it: disabled, backlogged, or its
+/// target failed earlier in this batch — `target_failed`, which a failure here sets).
 async fn deliver(
     state: &State,
     sub: &mut Subscription,
     event: &FeedEvent,
+    target_failed: &mut bool,
 ) -> Result<(), StorageError> {
     let (owner, position) = (event.owner(), event.position().clone());
     let delivered = state.table.webhook_delivered(&sub.id, &owner).await?;
@@ -261,9 +271,14 @@ async fn deliver(
     };
     let clear = match sub.status {
         SubscriptionStatus::Disabled { .. } => false,
+        _ if *target_failed => false,
         SubscriptionStatus::Active => true,
         // One try at the oldest parked delivery: the backlog goes first.
-        SubscriptionStatus::Backlogged => drain(state, sub, 1).await?,
+        SubscriptionStatus::Backlogged => {
+            let drained = drain(state, sub, 1).await?;
+            *target_failed = !drained;
+            drained
+        }
     };
     if !clear {
         return park(state, sub, &parked).await;
@@ -283,6 +298,7 @@ async fn deliver(
             delivered_now(state, sub, &owner, &position).await
         }
         Err(failure) => {
+            *target_failed = true;
             parked.attempts = failure.attempts;
             parked.last_error = Some(failure.error.clone());
             park(state, sub, &parked).await?;

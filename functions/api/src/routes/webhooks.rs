@@ -21,6 +21,7 @@ use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::limits;
 use crate::request::{self, Request};
+use crate::route_docs::{BodyRefused, SubscriptionRefused, UnknownChain};
 use crate::state::State;
 use crate::webhook_error::WebhookError;
 
@@ -326,8 +327,8 @@ async fn authorized(
     responses(
         (status = 201, description = "Subscribed; keep the secret", body = WebhookCreated),
         (status = 400, description = "Malformed chain id, URL, wallet, token, event kind or body", body = ErrorBody),
-        (status = 404, description = "Chain not served here", body = ErrorBody),
-        (status = 415, description = "Body not declared as application/json", body = ErrorBody),
+        UnknownChain,
+        BodyRefused,
         (status = 409, description = "A wallet already has WEBHOOK_MAX_PER_WALLET subscriptions", body = ErrorBody),
         (status = 422, description = "The target URL was refused (scheme, credentials, a non-public address)", body = ErrorBody),
         (status = 429, description = "Over the source's subscription creation rate", body = ErrorBody),
@@ -363,8 +364,7 @@ pub async fn create(
     params(WebhookPath),
     responses(
         (status = 200, description = "The subscription", body = WebhookView),
-        (status = 401, description = "No secret, or not this subscription's", body = ErrorBody),
-        (status = 404, description = "No such subscription on this chain", body = ErrorBody),
+        SubscriptionRefused,
     ),
 )]
 pub async fn get(
@@ -386,8 +386,7 @@ pub async fn get(
     params(WebhookPath),
     responses(
         (status = 200, description = "Deleted", body = WebhookDeleted),
-        (status = 401, description = "No secret, or not this subscription's", body = ErrorBody),
-        (status = 404, description = "No such subscription on this chain", body = ErrorBody),
+        SubscriptionRefused,
     ),
 )]
 pub async fn delete(
@@ -417,8 +416,7 @@ pub async fn delete(
     params(WebhookPath),
     responses(
         (status = 202, description = "Replay started", body = ReplayAccepted),
-        (status = 401, description = "No secret, or not this subscription's", body = ErrorBody),
-        (status = 404, description = "No such subscription on this chain", body = ErrorBody),
+        SubscriptionRefused,
     ),
 )]
 pub async fn replay(

@@ -1,0 +1,50 @@
+//! A chain that makes blocks only for transactions (anvil here; many L2s and devnets): a silent
+//! change — a rebase, balances moving with no event — is found by the poller's sweep on time
+//! with no block after it. Alone on the stack (`EXCLUSIVE`): any other test's transaction
+//! would make the block this test must not have.
+
+use alloy::primitives::U256;
+use e2e::{Environment, SseClient, fresh_owner};
+use live_balances::address::lower;
+use local_stack::devnet::Wallet;
+
+const ETH: u64 = 1_000_000_000_000_000_000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_change_is_swept_while_no_block_arrives() -> anyhow::Result<()> {
+    let _exclusive = crate::EXCLUSIVE.lock().await;
+    let env = Environment::get();
+    let actor = Wallet::fresh(&env.stack.rpc_url).await?;
+    let rebasing = actor.deploy_rebasing_token().await?;
+    let owner = fresh_owner();
+    actor
+        .mint_rebasing(rebasing, owner, U256::from(1000))
+        .await?;
+    env.watch(
+        &lower(&owner),
+        &format!(r#"{{"customTokens":["{}"]}}"#, lower(&rebasing)),
+    )
+    .await?;
+    let mut sse = SseClient::connect(env, &lower(&owner), None).await?;
+    let snapshot = sse
+        .wait_for("all_balances", |e| e.event == "all_balances")
+        .await?;
+    assert_eq!(snapshot.data["balances"][lower(&rebasing)], "1000");
+    // A change with its event first: the poller has read the new wallet's values (a first
+    // read would otherwise find the rebase too) and is now driven by events.
+    actor.mint_rebasing(rebasing, owner, U256::from(1)).await?;
+    sse.follow_balance(&lower(&rebasing), "1000", "1001")
+        .await?;
+
+    // No event at all: every balance doubles, in the last block for a while.
+    actor.rebase(rebasing, U256::from(2 * ETH)).await?;
+    let rebased_in = env.block_number().await?;
+    sse.follow_balance(&lower(&rebasing), "1001", "2002")
+        .await?;
+    assert_eq!(
+        env.block_number().await?,
+        rebased_in,
+        "found with no block after the rebase's"
+    );
+    Ok(())
+}
