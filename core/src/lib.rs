@@ -38,6 +38,7 @@ pub mod native;
 pub mod order;
 pub mod pairs;
 pub mod plan;
+pub mod poller_health;
 pub mod redact;
 pub mod secrets;
 pub mod shown;

@@ -1,10 +1,10 @@
-//! The poller's one health rule: every configured chain's watcher made progress within
-//! `stale_after` (a new block or an idle check completed). `/health` answers it as JSON, and
-//! `poller healthcheck` (the container's check) asks that route.
-
-use std::time::Duration;
+//! The poller's health: every configured chain's watcher made progress (a new block or an
+//! idle check completed) recently enough by the one rule in `core::poller_health`. `/health`
+//! answers it as JSON, and `poller healthcheck` (the container's check) asks that route.
 
 use serde::Serialize;
+
+use live_balances::poller_health::progress_is_fresh;
 
 use crate::metrics::Metrics;
 
@@ -28,7 +28,7 @@ pub struct Health {
 
 impl Health {
     /// Each of `chains` as its watcher last reported to `metrics`, at `now` (Unix seconds).
-    pub fn of(metrics: &Metrics, stale_after: Duration, chains: &[u64], now: u64) -> Self {
+    pub fn of(metrics: &Metrics, chains: &[u64], now: u64) -> Self {
         let states = metrics.chains();
         let chains: Vec<ChainHealth> = chains
             .iter()
@@ -36,7 +36,7 @@ impl Health {
                 let state = states.get(&chain).copied().unwrap_or_default();
                 ChainHealth {
                     chain,
-                    ok: now.saturating_sub(state.last_progress) <= stale_after.as_secs(),
+                    ok: progress_is_fresh(now.saturating_sub(state.last_progress)),
                     processed_block: state.processed,
                     head_block: state.head,
                     native_source: state.native_source,
@@ -59,12 +59,12 @@ mod tests {
         let metrics = Metrics::default();
         metrics.set_chain(1, 10, 12);
         let now = live_balances::clock::unix_now();
-        let health = Health::of(&metrics, Duration::from_secs(60), &[1], now);
+        let health = Health::of(&metrics, &[1], now);
         assert!(health.ok);
-        let health = Health::of(&metrics, Duration::from_secs(60), &[1, 2], now);
+        let health = Health::of(&metrics, &[1, 2], now);
         assert!(!health.ok);
         assert!(health.chains[0].ok && !health.chains[1].ok);
-        let later = Health::of(&metrics, Duration::from_secs(60), &[1], now + 61);
+        let later = Health::of(&metrics, &[1], now + 61);
         assert!(!later.ok);
         let json = serde_json::to_string(&health.chains[0]).unwrap();
         assert_eq!(

@@ -4,7 +4,6 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -24,7 +23,6 @@ use crate::metrics::Metrics;
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
-    stale_after: Duration,
     chains: Vec<u64>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
@@ -39,7 +37,7 @@ pub async fn serve(
         let chains = chains.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                let response = answer(req.uri().path(), &metrics, stale_after, &chains);
+                let response = answer(req.uri().path(), &metrics, &chains);
                 async move { Ok::<_, Infallible>(response) }
             });
             if let Err(error) = http1::Builder::new()
@@ -52,12 +50,7 @@ pub async fn serve(
     }
 }
 
-fn answer(
-    path: &str,
-    metrics: &Metrics,
-    stale_after: Duration,
-    chains: &[u64],
-) -> Response<Full<Bytes>> {
+fn answer(path: &str, metrics: &Metrics, chains: &[u64]) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match path {
         "/metrics" => (
             StatusCode::OK,
@@ -65,7 +58,7 @@ fn answer(
             metrics.render(),
         ),
         "/health" => {
-            let health = Health::of(metrics, stale_after, chains, unix_now());
+            let health = Health::of(metrics, chains, unix_now());
             let status = if health.ok {
                 StatusCode::OK
             } else {

@@ -84,13 +84,7 @@ async fn main() -> anyhow::Result<()> {
     // Unhealthy when a chain has made no progress (not even an idle head check) for a minute.
     let chains: Vec<u64> = settings.chains.keys().copied().collect();
     let addr = settings.poller.http_addr;
-    tokio::spawn(http::serve(
-        addr,
-        metrics.clone(),
-        Duration::from_secs(60),
-        chains,
-        stopped.clone(),
-    ));
+    tokio::spawn(http::serve(addr, metrics.clone(), chains, stopped.clone()));
 
     let mut sigterm = signal(SignalKind::terminate())?;
     tokio::select! {

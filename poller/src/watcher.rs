@@ -21,6 +21,7 @@ use live_balances::clock::unix_now;
 use live_balances::config::{NativeBalances, Settings};
 use live_balances::model::{BalanceKey, CURSOR_RECENT_BLOCKS, ChainCursor};
 use live_balances::plan::{ReadPlan, touches};
+use live_balances::poller_health;
 use live_balances::storage::Table;
 use live_balances::sweep::Sweep;
 use tokio::sync::watch;
@@ -35,8 +36,6 @@ use crate::watched::WatchedSet;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const STEP_BACKOFF: Backoff = Backoff::new(Duration::from_millis(250), MAX_BACKOFF);
-/// Longest a cursor goes unwritten while the chain is quiet.
-const CURSOR_HEARTBEAT: Duration = Duration::from_secs(30);
 /// How often the `progress` line is logged (the deployed lag alarm reads it; its period is
 /// the alarm's).
 const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(30);
@@ -234,7 +233,9 @@ impl ChainWatcher {
                     failures = 0;
                     // A quiet chain still gets a heartbeat, so health checks can tell a
                     // stalled poller from an idle chain.
-                    if unix_now().saturating_sub(cursor.updated_at) >= CURSOR_HEARTBEAT.as_secs() {
+                    if unix_now().saturating_sub(cursor.updated_at)
+                        >= poller_health::CURSOR_HEARTBEAT.as_secs()
+                    {
                         cursor.updated_at = unix_now();
                         if let Err(error) = self.table.put_cursor(&cursor).await {
                             warn!(chain = self.chain_id, %error, "heartbeat not stored");

@@ -7,12 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use alloy::primitives::{Address, U256};
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use live_balances::NATIVE_TOKEN;
 use live_balances::clock::unix_now;
 use live_balances::model::{BalanceItem, BalanceKey, TokenRead};
 use live_balances::plan::ReadPlan;
-use live_balances::storage::{TokenFact, ValueWrite, Written};
+use live_balances::storage::{StorageError, TokenFact, ValueWrite, Written};
 use tracing::info;
 
 use crate::error::PollerError;
@@ -82,29 +82,44 @@ impl ChainWatcher {
             writes.push((item, how(reason.first_read)));
         }
         let table = &self.table;
-        let outcomes: Vec<(BalanceItem, Written)> = stream::iter(writes)
+        let outcomes: Vec<(BalanceItem, Result<Written, StorageError>)> = stream::iter(writes)
             .map(|(item, how)| async move {
-                let written = table.put_balance(&item, now, how).await?;
-                Ok::<_, PollerError>((item, written))
+                let outcome = table.put_balance(&item, now, how).await;
+                (item, outcome)
             })
             .buffer_unordered(WRITE_CONCURRENCY)
-            .try_collect()
-            .await?;
-        let attempted = outcomes.len() as u64;
+            .collect()
+            .await;
+        // What landed is kept even when another write failed: the step is retried, and it
+        // then writes only what is still missing. Without this, a step of many writes under a
+        // lasting partial outage would start over from nothing each time and never finish.
         let mut written = vec![];
+        let mut failure = None;
+        let mut attempted = 0u64;
         for (item, outcome) in outcomes {
-            if outcome == Written::Yes {
-                written.push((item.owner, item.key));
+            match outcome {
+                Ok(outcome) => {
+                    attempted += 1;
+                    if outcome == Written::Yes {
+                        written.push((item.owner, item.key));
+                    }
+                    self.held.set(item.owner, item.key, item.read);
+                }
+                Err(error) => {
+                    failure.get_or_insert(error);
+                }
             }
-            self.held.set(item.owner, item.key, item.read);
         }
         let count = written.len();
         self.remember_writes(block, written);
-        self.mark_silent(silent, now).await?;
         self.metrics
             .count_writes(self.chain_id, "written", count as u64);
         self.metrics
             .count_writes(self.chain_id, "skipped", attempted - count as u64);
+        if let Some(error) = failure {
+            return Err(error.into());
+        }
+        self.mark_silent(silent, now).await?;
         Ok(count)
     }
 

@@ -3,6 +3,7 @@
 //! poller's RPC requests — on a stack of their own, one test at a time.
 
 mod capacity;
+mod discovery_cap;
 mod dynamodb;
 mod fanout;
 mod function_faults;

@@ -4,9 +4,8 @@
 //! would make the block this test must not have.
 
 use alloy::primitives::U256;
-use e2e::{Environment, SseClient, fresh_owner};
+use e2e::Environment;
 use live_balances::address::lower;
-use local_stack::devnet::Wallet;
 
 const ETH: u64 = 1_000_000_000_000_000_000;
 
@@ -14,22 +13,7 @@ const ETH: u64 = 1_000_000_000_000_000_000;
 async fn a_silent_change_is_swept_while_no_block_arrives() -> anyhow::Result<()> {
     let _exclusive = crate::EXCLUSIVE.lock().await;
     let env = Environment::get();
-    let actor = Wallet::fresh(&env.stack.rpc_url).await?;
-    let rebasing = actor.deploy_rebasing_token().await?;
-    let owner = fresh_owner();
-    actor
-        .mint_rebasing(rebasing, owner, U256::from(1000))
-        .await?;
-    env.watch(
-        &lower(&owner),
-        &format!(r#"{{"customTokens":["{}"]}}"#, lower(&rebasing)),
-    )
-    .await?;
-    let mut sse = SseClient::connect(env, &lower(&owner), None).await?;
-    let snapshot = sse
-        .wait_for("all_balances", |e| e.event == "all_balances")
-        .await?;
-    assert_eq!(snapshot.data["balances"][lower(&rebasing)], "1000");
+    let (actor, rebasing, owner, mut sse) = env.watched_rebasing(1000).await?;
     // A change with its event first: the poller has read the new wallet's values (a first
     // read would otherwise find the rebase too) and is now driven by events.
     actor.mint_rebasing(rebasing, owner, U256::from(1)).await?;

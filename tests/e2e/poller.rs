@@ -162,22 +162,7 @@ async fn reverting_token_is_marked_and_disturbs_nothing_else() -> anyhow::Result
 #[tokio::test(flavor = "multi_thread")]
 async fn silent_rebase_is_caught_by_the_sweep() -> anyhow::Result<()> {
     let env = Environment::get();
-    let actor = Wallet::fresh(&env.stack.rpc_url).await?;
-    let rebasing = actor.deploy_rebasing_token().await?;
-    let owner = fresh_owner();
-    actor
-        .mint_rebasing(rebasing, owner, U256::from(1000))
-        .await?;
-    env.watch(
-        &lower(&owner),
-        &format!(r#"{{"customTokens":["{}"]}}"#, lower(&rebasing)),
-    )
-    .await?;
-    let mut sse = SseClient::connect(env, &lower(&owner), None).await?;
-    let snapshot = sse
-        .wait_for("all_balances", |e| e.event == "all_balances")
-        .await?;
-    assert_eq!(snapshot.data["balances"][lower(&rebasing)], "1000");
+    let (actor, rebasing, _, mut sse) = env.watched_rebasing(1000).await?;
 
     // No event at all: every balance doubles.
     actor.rebase(rebasing, U256::from(2 * ETH)).await?;

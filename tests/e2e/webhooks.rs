@@ -128,6 +128,15 @@ fn assert_in_order_once(accepted: &[Received], token: &str) {
     }
 }
 
+/// Every request the receiver got for the delivery `id`, in arrival order.
+fn tries_of(receiver: &Receiver, id: &str) -> Vec<Received> {
+    receiver
+        .received()
+        .into_iter()
+        .filter(|r| r.id == id)
+        .collect()
+}
+
 fn last_balance(accepted: &[Received]) -> Option<String> {
     accepted
         .last()
@@ -153,11 +162,7 @@ async fn a_target_that_does_not_answer_in_time_is_retried() -> anyhow::Result<()
         .await?;
     assert_eq!(accepted.len(), 1, "accepted once");
     let first = &accepted[0];
-    let tries: Vec<Received> = receiver
-        .received()
-        .into_iter()
-        .filter(|r| r.id == first.id)
-        .collect();
+    let tries = tries_of(&receiver, &first.id);
     assert_eq!(
         tries.iter().map(|r| r.answered).collect::<Vec<_>>(),
         [HUNG, 200],
@@ -194,11 +199,7 @@ async fn deliveries_arrive_signed_in_order_once_per_position_through_500s() -> a
     assert_eq!(body["chainId"], env.chain_id());
     assert_eq!(body["owner"], lower(&sub.owner));
     // The 500s were answers to the same delivery: same id, same body, signed again.
-    let tries: Vec<Received> = receiver
-        .received()
-        .into_iter()
-        .filter(|r| r.id == first.id)
-        .collect();
+    let tries = tries_of(&receiver, &first.id);
     assert_eq!(
         tries.iter().map(|r| r.answered).collect::<Vec<_>>(),
         [500, 500, 200],
@@ -787,4 +788,104 @@ async fn webhook_creation_is_rate_limited_per_source_and_capped_per_wallet() -> 
     .await;
     env.stack.stop_service(&name)?;
     outcome
+}
+
+/// The README's Node.js receiver, run as printed there: it accepts the service's real
+/// deliveries (and logs them), accepts a request signed by the documented scheme, and refuses a
+/// tampered body and a stale timestamp.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readmes_node_receiver_verifies_real_deliveries() -> anyhow::Result<()> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let env = Environment::get();
+    let readme =
+        std::fs::read_to_string(local_stack::tools::Tools::locate()?.root.join("README.md"))?;
+    let example = readme
+        .split("```js\n")
+        .skip(1)
+        .filter_map(|block| block.split("\n```").next())
+        .find(|block| block.contains("createHmac") && block.contains("createServer"))
+        .context("the README's Node receiver")?;
+    let script = env
+        .stack
+        .options
+        .log_dir
+        .join(format!("readme-receiver-{}.mjs", rand::random::<u32>()));
+    std::fs::write(&script, example)?;
+    let port = local_stack::process::free_port()?;
+    let sub = subscribe(env, &format!("http://127.0.0.1:{port}/hook")).await?;
+    let mut node = tokio::process::Command::new("node")
+        .arg(&script)
+        .env("WEBHOOK_SECRET", &sub.secret)
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("node (installed by make install) on PATH")?;
+    let mut lines = BufReader::new(node.stdout.take().context("node's stdout")?).lines();
+    let base = format!("http://127.0.0.1:{port}/hook");
+    local_stack::stack::wait_for("the README receiver listening", DEADLINE, || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        Ok(())
+    })
+    .await?;
+
+    // Signed by hand, the way the README states the scheme.
+    let post = |body: &'static str, timestamp: u64, signed: &'static str| {
+        let base = base.clone();
+        let secret = sub.secret.clone();
+        async move {
+            let ts = timestamp.to_string();
+            let signature = e2e::webhook_receiver::sign(&secret, "hand-1", &ts, signed.as_bytes())
+                .context("a whsec_ secret")?;
+            let status = env
+                .http
+                .post(&base)
+                .header("webhook-id", "hand-1")
+                .header("webhook-timestamp", &ts)
+                .header("webhook-signature", signature)
+                .body(body)
+                .send()
+                .await?
+                .status()
+                .as_u16();
+            anyhow::Ok(status)
+        }
+    };
+    let now = live_balances::clock::unix_now();
+    let good = r#"{"id":"hand-1","type":"hand_signed"}"#;
+    assert_eq!(post(good, now, good).await?, 204, "signed as documented");
+    let tampered = r#"{"id":"hand-1","type":"hand_tampered"}"#;
+    assert_eq!(post(tampered, now, good).await?, 401, "a tampered body");
+    assert_eq!(post(good, now - 600, good).await?, 401, "a stale timestamp");
+
+    // A real delivery, signed by the service.
+    sub.actor
+        .transfer(sub.token, sub.owner, U256::from(100))
+        .await?;
+    let owner = lower(&sub.owner);
+    let logged = tokio::time::timeout(DEADLINE, async {
+        // `console.log(type, owner, data)`: the data object spans the lines up to its `}`.
+        let mut logged: Option<String> = None;
+        while let Some(line) = lines.next_line().await? {
+            match &mut logged {
+                None if line.starts_with("balance_update") && line.contains(&owner) => {
+                    logged = Some(line);
+                }
+                None => {}
+                Some(text) => {
+                    text.push_str(&line);
+                    if line.starts_with('}') {
+                        return anyhow::Ok(text.clone());
+                    }
+                }
+            }
+        }
+        anyhow::bail!("node exited")
+    })
+    .await
+    .context("the delivery logged by the README receiver")??;
+    assert!(logged.contains("balance: '100'"), "{logged}");
+    let _ = node.kill().await;
+    Ok(())
 }

@@ -323,6 +323,38 @@ impl Environment {
         Wallet::fresh(self.rpc_url_of(chain_id)?).await
     }
 
+    /// A fresh owner holding `held` of a freshly deployed rebasing token, with a session
+    /// tracking it and a stream past its `all_balances` (which shows `held`); returns the
+    /// actor that can mint and rebase it, the token, the owner and the stream.
+    pub async fn watched_rebasing(
+        &'static self,
+        held: u64,
+    ) -> anyhow::Result<(Wallet, Address, Address, SseClient)> {
+        let actor = Wallet::fresh(&self.stack.rpc_url).await?;
+        let rebasing = actor.deploy_rebasing_token().await?;
+        let owner = fresh_owner();
+        actor
+            .mint_rebasing(rebasing, owner, alloy::primitives::U256::from(held))
+            .await?;
+        let token = live_balances::address::lower(&rebasing);
+        self.watch(
+            &live_balances::address::lower(&owner),
+            &format!(r#"{{"customTokens":["{token}"]}}"#),
+        )
+        .await?;
+        let mut sse =
+            SseClient::connect(self, &live_balances::address::lower(&owner), None).await?;
+        let snapshot = sse
+            .wait_for("all_balances", |e| e.event == "all_balances")
+            .await?;
+        anyhow::ensure!(
+            snapshot.data["balances"][&token] == held.to_string().as_str(),
+            "the snapshot shows the minted balance: {:?}",
+            snapshot.data
+        );
+        Ok((actor, rebasing, owner, sse))
+    }
+
     /// A wallet with ETH and its own freshly deployed token holding `supply` (raw units).
     pub async fn actor_with_token(&self, supply: u64) -> anyhow::Result<(Wallet, Address)> {
         self.actor_with_token_on(self.chain_id(), supply).await

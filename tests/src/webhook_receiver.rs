@@ -72,12 +72,6 @@ pub struct Receiver {
 
 /// Verifies a delivery as the README's receiver example does.
 pub fn verify(secret: &str, id: &str, timestamp: &str, signatures: &str, body: &[u8]) -> bool {
-    let Some(key) = secret
-        .strip_prefix("whsec_")
-        .and_then(|k| STANDARD.decode(k).ok())
-    else {
-        return false;
-    };
     let Ok(sent) = timestamp.parse::<u64>() else {
         return false;
     };
@@ -87,16 +81,26 @@ pub fn verify(secret: &str, id: &str, timestamp: &str, signatures: &str, body: &
     if now.abs_diff(sent) > 300 {
         return false;
     }
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key) else {
+    let Some(expected) = sign(secret, id, timestamp, body) else {
         return false;
     };
+    signatures.split(' ').any(|s| s == expected)
+}
+
+/// The `webhook-signature` value the scheme gives `body` (`v1,` and the base64 HMAC-SHA256
+/// over `{id}.{timestamp}.{body}`, keyed with what the secret after `whsec_` decodes to), as
+/// a user would write it; `None` for a secret of another shape.
+pub fn sign(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> Option<String> {
+    let key = secret
+        .strip_prefix("whsec_")
+        .and_then(|k| STANDARD.decode(k).ok())?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
-    let expected = STANDARD.encode(mac.finalize().into_bytes());
-    signatures
-        .split(' ')
-        .filter_map(|s| s.strip_prefix("v1,"))
-        .any(|s| s == expected)
+    Some(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 impl Receiver {

@@ -1,18 +1,16 @@
 //! `GET /health`: the table answers, and per configured chain the poller's heartbeat (its
-//! cursor, written at least every 30 s) is fresh.
+//! cursor, written at least every 30 s) is fresh by the one rule of `core::poller_health`.
 
 use http::Response;
 use http::StatusCode;
 use live_balances::clock::unix_now;
+use live_balances::poller_health::heartbeat_is_fresh;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
 use crate::error::ApiError;
 use crate::state::State;
-
-/// A heartbeat older than this means the poller of that chain is not running.
-const STALE_AFTER_SECS: u64 = 120;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -56,7 +54,7 @@ pub async fn report(state: &State) -> Result<Response<ResponseBody>, ApiError> {
         let age = cursor.as_ref().map(|c| now.saturating_sub(c.updated_at));
         chains.push(ChainHealth {
             chain_id,
-            ok: age.is_some_and(|a| a <= STALE_AFTER_SECS),
+            ok: age.is_some_and(heartbeat_is_fresh),
             processed_block: cursor.map(|c| c.block),
             heartbeat_age_secs: age,
         });
