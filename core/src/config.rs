@@ -62,7 +62,8 @@ const SEED_NAMES: [(&str, u64, bool); 5] = [
     ("SEPOLIA_WC_RPC", 11155111, true),
 ];
 
-/// Every setting of the service. Each binary uses the part it needs.
+/// Every setting of the service, grouped by the binary that reads it; what several binaries
+/// share stays at the top.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub chains: BTreeMap<u64, ChainEndpoints>,
@@ -70,40 +71,73 @@ pub struct Settings {
     /// DynamoDB endpoint override (DynamoDB Local).
     pub dynamodb_endpoint: Option<String>,
     pub multicall: Address,
+    /// Most calls per Multicall3 `aggregate3` (the poller's reads and the api's alike).
+    pub multicall_chunk: usize,
     pub default_spender: Address,
     /// Per chain, the spender an order's allowance is judged against when the order names
     /// none (`ORDER_SPENDER_<chainId>`); chains not named use [`DEFAULT_SPENDER`] — CoW
     /// Protocol's GPv2VaultRelayer, at the same address on every chain it settles on.
     pub order_spenders: BTreeMap<u64, Address>,
-    /// Most open orders one wallet may register (`MAX_ORDERS_PER_WALLET`).
-    pub max_orders_per_wallet: usize,
-    /// How long a session lives without an open stream.
-    pub session_ttl: Duration,
     /// How long change-feed entries are kept for `Last-Event-ID` replay.
     pub feed_ttl: Duration,
+    /// Whether the fanout also appends to the per-chain change log the server tails (off in a
+    /// deployment without the server: nothing would read it).
+    pub chain_log_enabled: bool,
+    pub poller: PollerSettings,
+    pub streams: StreamSettings,
+    pub limits: ApiLimits,
+    pub token_lists: TokenListSettings,
+    pub server: ServerSettings,
+    pub tracking: TrackingSettings,
+    pub webhooks: crate::webhook::WebhookSettings,
+}
+
+/// The poller's own pace: how often it looks for heads and re-reads, how far one log query
+/// reaches, and where it answers health checks.
+#[derive(Debug, Clone)]
+pub struct PollerSettings {
     /// Period of the poller's full re-read (`SNAPSHOT_INTERVAL`, seconds).
     pub snapshot_interval: Duration,
     /// How often the poller asks for a new head when it has no WebSocket.
     pub head_poll_interval: Duration,
     /// Most blocks per `eth_getLogs` range.
     pub max_block_range: u64,
-    /// Most calls per Multicall3 `aggregate3`.
-    pub multicall_chunk: usize,
+    /// Where the poller serves `/health` and `/metrics`.
+    pub http_addr: std::net::SocketAddr,
+}
+
+/// How an SSE stream runs: its pace, its length, and what it asks of a client.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
     /// How often an SSE stream queries its feed.
-    pub sse_feed_interval: Duration,
-    pub sse_ping_interval: Duration,
+    pub feed_interval: Duration,
+    pub ping_interval: Duration,
     /// Longest an SSE stream runs before it ends itself (the client reconnects).
-    pub sse_max_duration: Duration,
+    pub max_duration: Duration,
     /// `retry:` hint sent to clients.
-    pub sse_retry: Duration,
+    pub retry: Duration,
     /// How often an open stream pushes its session's expiry forward.
-    pub sse_keep_alive: Duration,
+    pub keep_alive: Duration,
+    /// How long a stream waits for a client to take an event before dropping it (the client
+    /// resumes with `Last-Event-ID`); nothing is buffered for it beyond a few events.
+    pub slow_client: Duration,
+    /// Most (chain, wallet) pairs one multi-wallet stream or one `POST /sessions` takes
+    /// (`MAX_PAIRS_PER_STREAM`, 1 to [`MAX_PAIRS_LIMIT`]): bounds the stream's composite event
+    /// id, which browsers send back in a header.
+    pub max_pairs: usize,
+    /// How often a server reads each chain's change log.
+    pub chain_log_interval: Duration,
+}
+
+/// What the api grants one client: how much a session, a batch or a wallet may hold, how
+/// often sessions may be written, and how long an idle session lives.
+#[derive(Debug, Clone)]
+pub struct ApiLimits {
+    /// How long a session lives without an open stream.
+    pub session_ttl: Duration,
     /// Most tokens one session tracks, its lists' tokens included (the session item holds
     /// only the lists' URLs, so this bounds the snapshot and the reads, not the item).
     pub max_tokens_per_session: usize,
-    /// Where the poller serves `/health` and `/metrics`.
-    pub poller_http_addr: std::net::SocketAddr,
-    pub token_lists: TokenListSettings,
     /// Most tokens in one `POST /{chain}/balances/{owner}`.
     pub batch_max_tokens: usize,
     /// Session writes (POST/PUT) a minute from one source address.
@@ -113,21 +147,8 @@ pub struct Settings {
     /// Live sessions one chain may hold: new sessions beyond it are refused, so a flood of
     /// random owners cannot grow the poller's work without bound.
     pub max_sessions_per_chain: u64,
-    /// Whether the fanout also appends to the per-chain change log the server tails (off in a
-    /// deployment without the server: nothing would read it).
-    pub chain_log_enabled: bool,
-    /// How often a server reads each chain's change log.
-    pub chain_log_interval: Duration,
-    /// How long a stream waits for a client to take an event before dropping it (the client
-    /// resumes with `Last-Event-ID`); nothing is buffered for it beyond a few events.
-    pub sse_slow_client: Duration,
-    /// Most (chain, wallet) pairs one multi-wallet stream or one `POST /sessions` takes
-    /// (`MAX_PAIRS_PER_STREAM`, 1 to [`MAX_PAIRS_LIMIT`]): bounds the stream's composite event
-    /// id, which browsers send back in a header.
-    pub max_pairs_per_stream: usize,
-    pub server: ServerSettings,
-    pub tracking: TrackingSettings,
-    pub webhooks: crate::webhook::WebhookSettings,
+    /// Most open orders one wallet may register (`MAX_ORDERS_PER_WALLET`).
+    pub max_orders_per_wallet: usize,
 }
 
 /// The long-lived HTTP server's own settings: what the function URL does for the function.
@@ -210,38 +231,48 @@ impl Settings {
                 .unwrap_or_else(|| "live-balances".into()),
             dynamodb_endpoint: vars.get("DYNAMODB_ENDPOINT"),
             multicall: vars.address("MULTICALL_ADDRESS", DEFAULT_MULTICALL)?,
+            multicall_chunk: vars.number("MULTICALL_CHUNK", 1000)?.max(1) as usize,
             default_spender: vars.address("DEFAULT_SPENDER", DEFAULT_SPENDER)?,
             order_spenders: order_spenders(&vars.0)?,
-            max_orders_per_wallet: vars.number("MAX_ORDERS_PER_WALLET", 100)? as usize,
-            session_ttl: vars.secs("SESSION_TTL_SECS", 3600)?,
             feed_ttl: vars.secs("FEED_TTL_SECS", 86_400)?,
-            snapshot_interval: vars.secs("SNAPSHOT_INTERVAL", 300)?,
-            head_poll_interval: vars.millis("HEAD_POLL_INTERVAL_MS", 1000)?,
-            max_block_range: vars.number("MAX_BLOCK_RANGE", 500)?.max(1),
-            multicall_chunk: vars.number("MULTICALL_CHUNK", 1000)?.max(1) as usize,
-            sse_feed_interval: vars.millis("SSE_FEED_INTERVAL_MS", 200)?,
-            sse_ping_interval: vars.secs("SSE_PING_SECS", 15)?,
-            sse_max_duration: vars.secs("SSE_MAX_SECS", 840)?,
-            sse_retry: vars.millis("SSE_RETRY_MS", 1000)?,
-            sse_keep_alive: vars
-                .secs("SSE_KEEPALIVE_SECS", 60)?
-                .max(Duration::from_secs(1)),
-            max_tokens_per_session: vars.count("MAX_TOKENS_PER_SESSION", 20_000)?,
-            poller_http_addr: vars.socket("POLLER_HTTP_ADDR")?,
-            token_lists: TokenListSettings::from_vars(&vars)?,
-            batch_max_tokens: vars.count("BATCH_MAX_TOKENS", 500)?,
-            session_writes_per_source: vars.number("SESSION_WRITES_PER_SOURCE_PER_MINUTE", 120)?,
-            session_writes_per_owner: vars.number("SESSION_WRITES_PER_OWNER_PER_MINUTE", 30)?,
-            max_sessions_per_chain: vars.number("MAX_SESSIONS_PER_CHAIN", 20_000)?,
             chain_log_enabled: match vars.get("CHAIN_LOG_ENABLED") {
                 None => true,
                 v => flag("CHAIN_LOG_ENABLED", v)?,
             },
-            chain_log_interval: vars
-                .millis("CHAIN_LOG_INTERVAL_MS", 50)?
-                .max(Duration::from_millis(1)),
-            sse_slow_client: vars.millis("SSE_SLOW_CLIENT_MS", 10_000)?,
-            max_pairs_per_stream: match vars.number("MAX_PAIRS_PER_STREAM", 10)? {
+            poller: PollerSettings::from_vars(&vars)?,
+            streams: StreamSettings::from_vars(&vars)?,
+            limits: ApiLimits::from_vars(&vars)?,
+            token_lists: TokenListSettings::from_vars(&vars)?,
+            server: ServerSettings::from_vars(&vars)?,
+            tracking: TrackingSettings::from_vars(&vars)?,
+            webhooks: webhook_settings(&vars)?,
+        })
+    }
+}
+
+impl PollerSettings {
+    fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        Ok(Self {
+            snapshot_interval: vars.secs("SNAPSHOT_INTERVAL", 300)?,
+            head_poll_interval: vars.millis("HEAD_POLL_INTERVAL_MS", 1000)?,
+            max_block_range: vars.number("MAX_BLOCK_RANGE", 500)?.max(1),
+            http_addr: vars.socket("POLLER_HTTP_ADDR")?,
+        })
+    }
+}
+
+impl StreamSettings {
+    fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        Ok(Self {
+            feed_interval: vars.millis("SSE_FEED_INTERVAL_MS", 200)?,
+            ping_interval: vars.secs("SSE_PING_SECS", 15)?,
+            max_duration: vars.secs("SSE_MAX_SECS", 840)?,
+            retry: vars.millis("SSE_RETRY_MS", 1000)?,
+            keep_alive: vars
+                .secs("SSE_KEEPALIVE_SECS", 60)?
+                .max(Duration::from_secs(1)),
+            slow_client: vars.millis("SSE_SLOW_CLIENT_MS", 10_000)?,
+            max_pairs: match vars.number("MAX_PAIRS_PER_STREAM", 10)? {
                 n @ 1..=MAX_PAIRS_LIMIT => n as usize,
                 _ => {
                     return Err(invalid(
@@ -250,9 +281,23 @@ impl Settings {
                     ));
                 }
             },
-            server: ServerSettings::from_vars(&vars)?,
-            tracking: TrackingSettings::from_vars(&vars)?,
-            webhooks: webhook_settings(&vars)?,
+            chain_log_interval: vars
+                .millis("CHAIN_LOG_INTERVAL_MS", 50)?
+                .max(Duration::from_millis(1)),
+        })
+    }
+}
+
+impl ApiLimits {
+    fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        Ok(Self {
+            session_ttl: vars.secs("SESSION_TTL_SECS", 3600)?,
+            max_tokens_per_session: vars.count("MAX_TOKENS_PER_SESSION", 20_000)?,
+            batch_max_tokens: vars.count("BATCH_MAX_TOKENS", 500)?,
+            session_writes_per_source: vars.number("SESSION_WRITES_PER_SOURCE_PER_MINUTE", 120)?,
+            session_writes_per_owner: vars.number("SESSION_WRITES_PER_OWNER_PER_MINUTE", 30)?,
+            max_sessions_per_chain: vars.number("MAX_SESSIONS_PER_CHAIN", 20_000)?,
+            max_orders_per_wallet: vars.number("MAX_ORDERS_PER_WALLET", 100)? as usize,
         })
     }
 }
@@ -705,13 +750,12 @@ mod tests {
         assert_eq!(s.table_name, "live-balances");
         assert_eq!(s.multicall, DEFAULT_MULTICALL);
         assert_eq!(s.default_spender, DEFAULT_SPENDER);
-        assert_eq!(s.sse_ping_interval, Duration::from_secs(15));
+        assert_eq!(s.streams.ping_interval, Duration::from_secs(15));
         assert_eq!(s.tracking.native_balances, NativeBalances::Auto);
         assert_eq!(s.tracking.sweep_all_interval, Duration::from_secs(3600));
-        assert_eq!(s.max_tokens_per_session, 20_000);
-        assert_eq!(s.max_pairs_per_stream, 10);
-        let pairs =
-            |v: &str| settings(&[("MAX_PAIRS_PER_STREAM", v)]).map(|s| s.max_pairs_per_stream);
+        assert_eq!(s.limits.max_tokens_per_session, 20_000);
+        assert_eq!(s.streams.max_pairs, 10);
+        let pairs = |v: &str| settings(&[("MAX_PAIRS_PER_STREAM", v)]).map(|s| s.streams.max_pairs);
         assert_eq!(pairs("32").unwrap(), 32);
         assert!(pairs("0").is_err() && pairs("33").is_err());
         assert_eq!(
@@ -786,8 +830,8 @@ mod tests {
             s.order_spender(100),
             address!("0x5FbDB2315678afecb367f032d93F642f64180aa3")
         );
-        assert_eq!(s.max_orders_per_wallet, 7);
-        assert_eq!(settings(&[]).unwrap().max_orders_per_wallet, 100);
+        assert_eq!(s.limits.max_orders_per_wallet, 7);
+        assert_eq!(settings(&[]).unwrap().limits.max_orders_per_wallet, 100);
         for bad in [
             (
                 "ORDER_SPENDER_x",
@@ -1008,7 +1052,7 @@ mod tests {
         assert_eq!(s.server.cors_allow_origins, vec!["*".to_string()]);
         assert!(!s.server.trust_forwarded_for);
         assert!(s.chain_log_enabled);
-        assert_eq!(s.chain_log_interval, Duration::from_millis(50));
+        assert_eq!(s.streams.chain_log_interval, Duration::from_millis(50));
         let s = settings(&[
             (
                 "CORS_ALLOW_ORIGIN",
@@ -1112,7 +1156,7 @@ mod props {
                         prop_assert!(ws.starts_with("ws"));
                     }
                 }
-                prop_assert!(settings.max_block_range >= 1 && settings.multicall_chunk >= 1);
+                prop_assert!(settings.poller.max_block_range >= 1 && settings.multicall_chunk >= 1);
             }
         }
 

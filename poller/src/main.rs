@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
         // Only the HTTP address is needed: no Secrets Manager call every 30 s.
         let settings = Settings::from_env()?;
-        return healthcheck(settings.poller_http_addr);
+        return healthcheck(settings.poller.http_addr);
     }
     live_balances::logging::init();
     let settings = load_settings().await?;
@@ -83,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     }
     // Unhealthy when a chain has made no progress (not even an idle head check) for a minute.
     let chains: Vec<u64> = settings.chains.keys().copied().collect();
-    let addr = settings.poller_http_addr;
+    let addr = settings.poller.http_addr;
     tokio::spawn(http::serve(addr, metrics.clone(), chains, stopped.clone()));
 
     let mut sigterm = signal(SignalKind::terminate())?;

@@ -46,7 +46,7 @@ pub async fn admit_session_write(
         take(
             state,
             RateWindow::SessionSource(&source),
-            settings.session_writes_per_source,
+            settings.limits.session_writes_per_source,
         )
         .await
         .inspect_err(|_| tracing::warn!(source, "session writes rate-limited for a source"))?;
@@ -54,7 +54,7 @@ pub async fn admit_session_write(
     take(
         state,
         RateWindow::SessionOwner(chain_id, owner),
-        settings.session_writes_per_owner,
+        settings.limits.session_writes_per_owner,
     )
     .await
 }
@@ -76,7 +76,7 @@ pub async fn admit_webhook_create(state: &State, req: &Request) -> Result<(), Ap
 /// Refuses a new wallet's session when the chain is at its session cap.
 pub async fn admit_new_session(state: &State, chain_id: u64) -> Result<(), ApiError> {
     let live = state.table.live_sessions(chain_id).await?;
-    if live >= state.settings.max_sessions_per_chain {
+    if live >= state.settings.limits.max_sessions_per_chain {
         tracing::warn!(chain = chain_id, live, "session cap reached");
         return Err(ApiError::AtCapacity);
     }

@@ -191,12 +191,12 @@ impl BalanceStream {
     ) -> Self {
         let settings = &state.settings;
         let budget = match req.extensions().get::<Deadline>() {
-            Some(Deadline(deadline)) => settings.sse_max_duration.min(
+            Some(Deadline(deadline)) => settings.streams.max_duration.min(
                 deadline
                     .saturating_duration_since(std::time::Instant::now())
                     .saturating_sub(DEADLINE_MARGIN),
             ),
-            None => settings.sse_max_duration,
+            None => settings.streams.max_duration,
         };
         let pairs = wallets
             .into_iter()
@@ -218,15 +218,16 @@ impl BalanceStream {
             state: state.clone(),
             shape,
             pairs,
-            ping_interval: settings.sse_ping_interval,
-            retry: settings.sse_retry,
-            session_ttl: settings.session_ttl,
+            ping_interval: settings.streams.ping_interval,
+            retry: settings.streams.retry,
+            session_ttl: settings.limits.session_ttl,
             // Often enough that a live stream's session never lapses between two pushes.
             keep_alive: settings
-                .sse_keep_alive
-                .min(settings.session_ttl / 3)
+                .streams
+                .keep_alive
+                .min(settings.limits.session_ttl / 3)
                 .max(Duration::from_secs(1)),
-            slow_client: settings.sse_slow_client,
+            slow_client: settings.streams.slow_client,
             ends_at: Instant::now() + budget,
         }
     }
@@ -247,7 +248,7 @@ impl BalanceStream {
                     .collect(),
             ),
             None => Changes::Polling {
-                every: self.state.settings.sse_feed_interval,
+                every: self.state.settings.streams.feed_interval,
             },
         };
         let (tx, response) = body::event_stream(CLIENT_BUFFER);

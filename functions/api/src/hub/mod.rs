@@ -121,18 +121,19 @@ impl Hub {
             tokio::spawn(tail::follow_log(
                 hub.clone(),
                 *chain_id,
-                settings.chain_log_interval,
+                settings.streams.chain_log_interval,
             ));
             tokio::spawn(tail::read_due_wallets(hub.clone(), *chain_id));
         }
         let keep_alive = settings
-            .sse_keep_alive
-            .min(settings.session_ttl / 3)
+            .streams
+            .keep_alive
+            .min(settings.limits.session_ttl / 3)
             .max(std::time::Duration::from_secs(1));
         tokio::spawn(keep_alive::run(
             hub.clone(),
             keep_alive,
-            settings.session_ttl,
+            settings.limits.session_ttl,
         ));
         tokio::spawn(lists::watch(
             hub.clone(),

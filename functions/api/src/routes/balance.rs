@@ -132,7 +132,7 @@ pub async fn batch(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let (chain_id, owner, reader) = request::wallet(state, chain, owner)?;
     let body: BatchRequest = request::json_body(req)?;
-    let max = state.settings.batch_max_tokens;
+    let max = state.settings.limits.batch_max_tokens;
     if body.tokens.len() > max {
         return Err(ApiError::TooManyTokensInRequest(max));
     }

@@ -81,7 +81,7 @@ pub(crate) struct SessionsView {
 )]
 pub async fn upsert(state: &State, req: &Request) -> Result<Response<ResponseBody>, ApiError> {
     let body: SessionsRequest = request::json_body(req)?;
-    let max = state.settings.max_pairs_per_stream;
+    let max = state.settings.streams.max_pairs;
     if body.wallets.len() > max {
         return Err(ApiError::TooManyPairs {
             max,

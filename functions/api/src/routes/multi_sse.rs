@@ -34,7 +34,7 @@ use crate::tracked::live_session;
 )]
 pub async fn open(state: &State, req: &Request) -> Result<Response<ResponseBody>, ApiError> {
     let text = request::query_param(req, "wallets").unwrap_or_default();
-    let pairs = parse_pair_list(&text, state.settings.max_pairs_per_stream)?;
+    let pairs = parse_pair_list(&text, state.settings.streams.max_pairs)?;
     for (index, pair) in pairs.iter().enumerate() {
         state
             .reader(pair.chain_id)

@@ -187,7 +187,7 @@ pub async fn put(
     let checked = sessions::check(state, chain_id, owner, &session_request)?;
     let stored = state.table.orders(chain_id, &owner).await?;
     let open = stored.iter().filter(|o| o.order.is_open(now));
-    let max = state.settings.max_orders_per_wallet;
+    let max = state.settings.limits.max_orders_per_wallet;
     if !stored.iter().any(|o| o.order.id == order.id) && open.count() >= max {
         return Err(ApiError::TooManyOrders(max));
     }

@@ -147,7 +147,7 @@ pub fn check(
     owner: Address,
     body: &SessionRequest,
 ) -> Result<CheckedRequest, ApiError> {
-    let max_tokens = state.settings.max_tokens_per_session;
+    let max_tokens = state.settings.limits.max_tokens_per_session;
     if body.custom_tokens.len() > max_tokens {
         return Err(ApiError::TooManyTokens(max_tokens));
     }
@@ -269,7 +269,7 @@ async fn add(
 
     next.revision = base.revision + 1;
     next.read_block = block;
-    next.expires_at = now + state.settings.session_ttl.as_secs();
+    next.expires_at = now + state.settings.limits.session_ttl.as_secs();
     let items = values_to_store(&next, &keys, values, &stored_values, &unreadable);
     if !store(state, &next, base.revision, live.is_none(), &items, now).await? {
         tracing::info!(chain = chain_id, owner = %owner, "session changed meanwhile; trying again");
@@ -357,7 +357,7 @@ async fn prepare(
         None => BTreeSet::new(),
     };
     let after = next.tracked_tokens(list_tokens, weth);
-    let max_tokens = state.settings.max_tokens_per_session;
+    let max_tokens = state.settings.limits.max_tokens_per_session;
     if after.len() > max_tokens {
         return Err(ApiError::TooManyTokens(max_tokens));
     }
@@ -388,7 +388,7 @@ async fn keep_alive(
     requested: &requested_tokens::RequestedTokens,
 ) -> Result<SessionView, ApiError> {
     let (chain_id, owner, now) = (live.chain_id, live.owner, attempt.now);
-    let expires_at = now + state.settings.session_ttl.as_secs();
+    let expires_at = now + state.settings.limits.session_ttl.as_secs();
     state
         .table
         .keep_session_alive(chain_id, &owner, now, expires_at, live.streaming_until)
