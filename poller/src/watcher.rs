@@ -22,7 +22,7 @@ use live_balances::config::{NativeBalances, Settings};
 use live_balances::model::{BalanceKey, CURSOR_RECENT_BLOCKS, ChainCursor};
 use live_balances::plan::{ReadPlan, touches};
 use live_balances::poller_health;
-use live_balances::storage::Table;
+use live_balances::storage::{Table, retry};
 use live_balances::sweep::Sweep;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -393,7 +393,7 @@ impl ChainWatcher {
         self.table.take_rescans(self.chain_id, &rescanned).await?;
         self.rewound_above = None;
         *cursor = cursor.advanced(to, last.hash, unix_now());
-        self.table.put_cursor(cursor).await?;
+        self.store_cursor(cursor).await?;
         self.last_step = Instant::now();
         debug!(
             chain = self.chain_id,
@@ -717,7 +717,18 @@ impl ChainWatcher {
         let mut rewound = cursor.clone();
         rewound.recent.retain(|(n, _)| *n < number);
         *cursor = rewound.advanced(number, hash, unix_now());
-        self.table.put_cursor(cursor).await?;
+        self.store_cursor(cursor).await
+    }
+
+    /// Stores the cursor, riding out a passing outage: the step's values are written by now,
+    /// and only the cursor says so.
+    async fn store_cursor(&self, cursor: &ChainCursor) -> Result<(), PollerError> {
+        let chain = self.chain_id;
+        retry::with_retry(
+            || self.table.put_cursor(cursor),
+            |attempt, error| warn!(chain, attempt, error, "cursor write failed; retrying"),
+        )
+        .await?;
         Ok(())
     }
 

@@ -12,8 +12,8 @@ use live_balances::NATIVE_TOKEN;
 use live_balances::clock::unix_now;
 use live_balances::model::{BalanceItem, BalanceKey, TokenRead};
 use live_balances::plan::ReadPlan;
-use live_balances::storage::{StorageError, TokenFact, ValueWrite, Written};
-use tracing::info;
+use live_balances::storage::{StorageError, TokenFact, ValueWrite, Written, retry};
+use tracing::{info, warn};
 
 use crate::error::PollerError;
 use crate::held::ValueId;
@@ -84,7 +84,13 @@ impl ChainWatcher {
         let table = &self.table;
         let outcomes: Vec<(BalanceItem, Result<Written, StorageError>)> = stream::iter(writes)
             .map(|(item, how)| async move {
-                let outcome = table.put_balance(&item, now, how).await;
+                // A passing outage is ridden out write by write; only a write still failing
+                // after its attempts fails the step.
+                let outcome = retry::with_retry(
+                    || table.put_balance(&item, now, how),
+                    |attempt, error| warn!(chain = item.chain_id, owner = %item.owner, attempt, error, "value write failed; retrying"),
+                )
+                .await;
                 (item, outcome)
             })
             .buffer_unordered(WRITE_CONCURRENCY)

@@ -12,6 +12,7 @@ mod metadata_cache;
 mod orders;
 mod rate;
 mod records;
+pub mod retry;
 mod schema;
 mod sessions;
 mod stream;

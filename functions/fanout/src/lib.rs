@@ -22,14 +22,13 @@ use alloy::primitives::Address;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{Error, LambdaEvent, tracing};
-use live_balances::backoff::Backoff;
 use live_balances::clock::unix_now;
 use live_balances::config::Settings;
 use live_balances::diff::feed_entry;
 use live_balances::model::{FeedEntry, FeedEvent, FeedPosition};
 use live_balances::storage::{
     ChainLogEntry, StorageError, StreamImage, Table, balance_item_from_image, image_is_first_read,
-    image_version,
+    image_version, retry,
 };
 use thiserror::Error;
 
@@ -115,56 +114,16 @@ fn change_version(old: &StreamImage, new: &StreamImage) -> u64 {
     }
 }
 
-/// Attempts at one write before the record is reported as failed.
-const ATTEMPTS: u32 = 5;
-/// Pauses between attempts: 100 ms before the second, doubled for each further one (1.5 s in
-/// all).
-const WRITE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-
-/// The attempts at one write: every retry here waits this way.
-struct Retries {
-    attempt: u32,
-}
-
-impl Retries {
-    fn new() -> Self {
-        Self { attempt: 1 }
-    }
-
-    /// Waits before the next attempt; `false` (no wait) when the attempts are used up.
-    async fn wait(&mut self) -> bool {
-        if self.attempt >= ATTEMPTS {
-            return false;
-        }
-        tokio::time::sleep(WRITE_BACKOFF.pause(self.attempt - 1)).await;
-        self.attempt += 1;
-        true
-    }
-}
-
 /// Runs one write of `event`'s record, retrying while DynamoDB is unavailable or throttling.
-async fn with_retry<T, F, Fut>(
-    what: &str,
-    event: &FeedEvent,
-    mut write: F,
-) -> Result<T, StorageError>
+async fn with_retry<T, F, Fut>(what: &str, event: &FeedEvent, write: F) -> Result<T, StorageError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StorageError>>,
 {
-    let mut retries = Retries::new();
-    loop {
-        match write().await {
-            Ok(done) => return Ok(done),
-            Err(StorageError::Unavailable(error)) => {
-                tracing::warn!(owner = %event.owner(), position = %event.position(), attempt = retries.attempt, %error, what, "write failed; retrying");
-                if !retries.wait().await {
-                    return Err(StorageError::Unavailable(error));
-                }
-            }
-            Err(error) => return Err(error),
-        }
-    }
+    retry::with_retry(write, |attempt, error| {
+        tracing::warn!(owner = %event.owner(), position = %event.position(), attempt, error, what, "write failed; retrying");
+    })
+    .await
 }
 
 /// Appends `event` to its wallet's feed; a value change then re-judges the wallet's orders.
@@ -200,7 +159,7 @@ async fn append_chain_log_with_retry(
     state: &State,
     mut entries: Vec<ChainLogEntry>,
 ) -> Result<(), (StorageError, Vec<ChainLogEntry>)> {
-    let mut retries = Retries::new();
+    let mut retries = retry::Retries::new();
     loop {
         let error = match state.table.append_chain_log(&entries, unix_ms()).await {
             Ok(left) if left.is_empty() => return Ok(()),
