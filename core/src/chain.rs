@@ -1,21 +1,45 @@
-//! The chain adapter: reads balances, allowances and native balances in Multicall3
-//! `aggregate3` batches at one block. Each call may fail on its own (a reverting or
-//! non-standard token) without failing the batch.
+//! The chain adapter: everything the service asks of a chain's node, made to survive real
+//! providers.
+//!
+//! - `transport`: the HTTP transport under every request — several URLs per chain with
+//!   failover, rate limits waited out as the provider says (`fault` recognises what providers
+//!   answer), a bound on every request's total wait;
+//! - this file: balances, allowances and native balances in Multicall3 `aggregate3` batches
+//!   at one block (each call may fail on its own — a reverting or non-standard token — without
+//!   failing the batch), and token metadata;
+//! - `blocks`: headers; `logs`: the logs that touch watched owners, split adaptively when a
+//!   provider refuses a range or a result count; `traces`: the accounts a block changed the
+//!   native balance of, and which trace method (if any) the node offers; `subscription`: new
+//!   heads over WebSocket; `billing`: what providers bill per request and which way of finding
+//!   native changes costs least; `observer`: what the adapter reports as it works.
 
+mod billing;
 mod blocks;
+mod fault;
+mod logs;
+mod observer;
+mod subscription;
+mod traces;
+mod transport;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use alloy::eips::BlockId;
 use alloy::primitives::{Address, Bytes};
-use alloy::providers::{CallItem, DynProvider, Failure, Provider, RootProvider};
+use alloy::providers::{CallItem, DynProvider, Failure, MulticallError, Provider, RootProvider};
 use alloy::sol_types::SolCall;
+use alloy::transports::TransportError;
 use futures::{StreamExt, TryStreamExt, stream};
 use thiserror::Error;
 
-pub use blocks::{
-    BlockHead, HeadSubscription, MAX_FILTERED_OWNERS, NativeSource, OWNERS_PER_FILTER,
-};
+pub use billing::{ALCHEMY_UNITS, NativeCost, NativeStep, UnitCosts};
+pub use blocks::BlockHead;
+pub use fault::Fault;
+pub use logs::{LogOverflow, MAX_FILTERED_OWNERS, OWNERS_PER_FILTER, OwnerLogs};
+pub use observer::{LogLimitsView, RpcObserver, Unobserved, method_label};
+pub use subscription::HeadSubscription;
+pub use traces::{NativeSource, TraceProbe};
 
 use crate::NATIVE_TOKEN;
 use crate::abi::{IERC20, IERC20Metadata, IMulticall3Helpers};
@@ -24,10 +48,27 @@ use crate::token_metadata::{TokenMetadata, bytes32_text};
 
 #[derive(Debug, Error)]
 pub enum ChainError {
-    #[error("RPC request failed: {0}")]
-    Rpc(String),
+    #[error("RPC request failed ({}): {message}", fault.kind())]
+    Rpc { fault: Fault, message: String },
     #[error("RPC URL is not valid: {0}")]
     BadUrl(String),
+}
+
+impl ChainError {
+    /// What the failure means (a rate limit that outlasted the wait, a log refusal, …).
+    pub fn fault(&self) -> Fault {
+        match self {
+            Self::Rpc { fault, .. } => *fault,
+            Self::BadUrl(_) => Fault::Other,
+        }
+    }
+
+    fn other(message: impl std::fmt::Display) -> Self {
+        Self::Rpc {
+            fault: Fault::Other,
+            message: crate::redact::redact_urls(&message.to_string()),
+        }
+    }
 }
 
 /// Most `aggregate3` calls one read keeps in flight: a session's 6,000 tokens (12 calls) go at
@@ -37,27 +78,84 @@ pub const CONCURRENT_CHUNKS: usize = 16;
 
 /// Longest one JSON-RPC request may take, connection included. Without it a node that accepts
 /// a request and never answers (seen with a devnet wedged mid-trace) holds the poller's step
-/// forever: its heartbeat stops and no later block is read. A timed-out request fails the step,
-/// which is retried with backoff like any RPC failure. A whole block's call traces on a busy
-/// chain take seconds, not tens of seconds.
-pub const RPC_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// forever: its heartbeat stops and no later block is read. A timed-out request counts as the
+/// endpoint failing (the next endpoint is tried, or the same one after a rest). A whole
+/// block's call traces on a busy chain take seconds, not tens of seconds.
+pub const RPC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a connection to an endpoint may take to open: a black-holed endpoint is given up on
+/// (and the next one tried) well before the request timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Called with the JSON-RPC method of every request a reader sends (the poller's metrics).
-pub type RequestCounter = Arc<dyn Fn(&'static str) + Send + Sync>;
+/// A transport failure as an error whose text names no URL (URLs carry API keys).
+fn rpc_error(e: TransportError) -> ChainError {
+    ChainError::Rpc {
+        fault: fault::of_error(&e),
+        message: crate::redact::redact_urls(&e.to_string()),
+    }
+}
 
-/// An RPC failure as an error whose text names no URL (URLs carry API keys).
-fn rpc_error(e: impl std::fmt::Display) -> ChainError {
-    ChainError::Rpc(crate::redact::redact_urls(&e.to_string()))
+fn multicall_error(e: MulticallError) -> ChainError {
+    match e {
+        MulticallError::TransportError(e) => rpc_error(e),
+        other => ChainError::other(other),
+    }
+}
+
+/// How a reader reaches its chain.
+#[derive(Clone)]
+pub struct ReaderOptions {
+    /// The Multicall3 contract the reads go through.
+    pub multicall: Address,
+    /// Most reads per `aggregate3` call.
+    pub chunk: usize,
+    /// Longest one request waits out rate limits and failing endpoints before it fails.
+    pub max_wait: Duration,
+    /// Widest block range one `eth_getLogs` asks for (narrower when the provider refuses).
+    pub max_log_range: u64,
+    pub observer: Arc<dyn RpcObserver>,
+}
+
+impl std::fmt::Debug for ReaderOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReaderOptions")
+            .field("multicall", &self.multicall)
+            .field("chunk", &self.chunk)
+            .field("max_wait", &self.max_wait)
+            .field("max_log_range", &self.max_log_range)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReaderOptions {
+    /// The options `settings` configure, reporting to nothing.
+    pub fn of(settings: &crate::config::Settings) -> Self {
+        Self {
+            multicall: settings.multicall,
+            chunk: settings.multicall_chunk,
+            max_wait: settings.rpc.max_wait,
+            max_log_range: settings.poller.max_block_range,
+            observer: Arc::new(Unobserved),
+        }
+    }
+
+    /// The same options, reporting to `observer`.
+    pub fn observed_by(mut self, observer: Arc<dyn RpcObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
 }
 
 /// The one adapter to a chain's node: wallet values in Multicall3 batches, token metadata,
-/// and (in `blocks`) headers, logs, traces and head subscriptions.
+/// and (in the submodules) headers, logs, traces and head subscriptions.
 #[derive(Clone)]
 pub struct BalanceReader {
     provider: DynProvider,
     multicall: Address,
     chunk: usize,
-    counter: Option<RequestCounter>,
+    max_log_range: u64,
+    observer: Arc<dyn RpcObserver>,
+    /// What the provider's log refusals taught, shared by every clone.
+    log_limits: Arc<logs::LogLimits>,
 }
 
 impl std::fmt::Debug for BalanceReader {
@@ -70,42 +168,39 @@ impl std::fmt::Debug for BalanceReader {
 }
 
 impl BalanceReader {
-    pub fn new(provider: DynProvider, multicall: Address, chunk: usize) -> Self {
-        Self {
-            provider,
-            multicall,
-            chunk: chunk.max(1),
-            counter: None,
+    /// A reader over plain HTTP JSON-RPC to `urls` (tried in order, see `transport`), each
+    /// request bounded by [`RPC_REQUEST_TIMEOUT`].
+    pub fn connect(urls: &[String], options: ReaderOptions) -> Result<Self, ChainError> {
+        if urls.is_empty() {
+            return Err(ChainError::BadUrl("no RPC URL".into()));
         }
-    }
-
-    /// The same reader, reporting every request it sends to `counter`.
-    pub fn with_request_counter(mut self, counter: RequestCounter) -> Self {
-        self.counter = Some(counter);
-        self
-    }
-
-    fn count(&self, method: &'static str) {
-        if let Some(counter) = &self.counter {
-            counter(method);
-        }
-    }
-
-    /// A reader over plain HTTP JSON-RPC, each request bounded by [`RPC_REQUEST_TIMEOUT`].
-    pub fn connect_http(url: &str, multicall: Address, chunk: usize) -> Result<Self, ChainError> {
-        let url = url
-            .parse()
-            .map_err(|_| ChainError::BadUrl(crate::redact::redact_url(url)))?;
+        let parsed = urls
+            .iter()
+            .map(|url| {
+                url.parse()
+                    .map_err(|_| ChainError::BadUrl(crate::redact::redact_url(url)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let http = alloy::transports::http::reqwest::Client::builder()
             .timeout(RPC_REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
             .build()
-            .map_err(rpc_error)?;
-        let client = alloy::rpc::client::RpcClient::new_http_with_client(http, url);
-        Ok(Self::new(
-            RootProvider::new(client).erased(),
-            multicall,
-            chunk,
-        ))
+            .map_err(ChainError::other)?;
+        let transport = transport::FailoverTransport::new(
+            http,
+            parsed,
+            options.max_wait,
+            options.observer.clone(),
+        );
+        let client = alloy::rpc::client::RpcClient::new(transport, false);
+        Ok(Self {
+            provider: RootProvider::new(client).erased(),
+            multicall: options.multicall,
+            chunk: options.chunk.max(1),
+            max_log_range: options.max_log_range.max(1),
+            observer: options.observer,
+            log_limits: Arc::default(),
+        })
     }
 
     /// Most reads per `aggregate3` call.
@@ -119,7 +214,6 @@ impl BalanceReader {
     }
 
     pub async fn block_number(&self) -> Result<u64, ChainError> {
-        self.count("eth_blockNumber");
         self.provider.get_block_number().await.map_err(rpc_error)
     }
 
@@ -158,7 +252,6 @@ impl BalanceReader {
         reads: &[(Address, BalanceKey)],
         block: u64,
     ) -> Result<Vec<TokenRead>, ChainError> {
-        self.count("eth_call");
         // Every call here returns one uint256, so one decoder type serves them all.
         let calls = reads.iter().map(|(owner, key)| {
             let (target, input): (Address, Bytes) = match *key {
@@ -193,7 +286,7 @@ impl BalanceReader {
             .extend_calls(calls)
             .aggregate3()
             .await
-            .map_err(rpc_error)?;
+            .map_err(multicall_error)?;
         Ok(results
             .into_iter()
             .map(|r| r.map_or(TokenRead::Failed, TokenRead::Value))
@@ -279,10 +372,8 @@ impl BalanceReader {
             .dynamic::<IERC20Metadata::decimalsCall>()
             .address(self.multicall)
             .extend_calls(decimals);
-        self.count("eth_call");
-        self.count("eth_call");
-        let (texts, decimals) =
-            futures::try_join!(texts.aggregate3(), decimals.aggregate3()).map_err(rpc_error)?;
+        let (texts, decimals) = futures::try_join!(texts.aggregate3(), decimals.aggregate3())
+            .map_err(multicall_error)?;
         let text = |r: &Result<String, Failure>| match r {
             Ok(s) => Some(s.clone()),
             // A successful call whose data is one word is a bytes32 string.

@@ -31,26 +31,37 @@ pub enum ConfigError {
     ChainSecret { secret_id: String, reason: String },
 }
 
-/// Where to reach one chain. `Debug` and `Display` hide paths and queries, where providers
-/// put API keys.
+/// Where to reach one chain: one or more URLs of each kind, tried in order (the first while it
+/// answers, the next while it is down or rate limited). `Debug` hides paths and queries, where
+/// providers put API keys.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ChainEndpoints {
     pub chain_id: u64,
-    pub rpc_url: String,
-    pub ws_url: Option<String>,
+    /// Never empty.
+    pub rpc_urls: Vec<String>,
+    pub ws_urls: Vec<String>,
     /// The wrapped native token, always tracked (`WETH_<chainId>`, or the known one).
     pub weth: Option<Address>,
 }
 
 impl fmt::Debug for ChainEndpoints {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |urls: &[String]| urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>();
         f.debug_struct("ChainEndpoints")
             .field("chain_id", &self.chain_id)
-            .field("rpc_url", &redact_url(&self.rpc_url))
-            .field("ws_url", &self.ws_url.as_deref().map(redact_url))
+            .field("rpc_urls", &redacted(&self.rpc_urls))
+            .field("ws_urls", &redacted(&self.ws_urls))
             .field("weth", &self.weth)
             .finish()
     }
+}
+
+/// How every binary that reaches a chain treats its endpoints.
+#[derive(Debug, Clone)]
+pub struct RpcSettings {
+    /// Longest one JSON-RPC request waits out rate limits (`Retry-After`) and failing
+    /// endpoints before it fails (`RPC_MAX_WAIT_MS`).
+    pub max_wait: Duration,
 }
 
 /// Seed variable names kept for compatibility: (name, chain id, is WebSocket).
@@ -67,6 +78,7 @@ const SEED_NAMES: [(&str, u64, bool); 5] = [
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub chains: BTreeMap<u64, ChainEndpoints>,
+    pub rpc: RpcSettings,
     pub table_name: String,
     /// DynamoDB endpoint override (DynamoDB Local).
     pub dynamodb_endpoint: Option<String>,
@@ -226,6 +238,9 @@ impl Settings {
         let vars = Vars::new(vars);
         Ok(Self {
             chains: chains(&vars.0)?,
+            rpc: RpcSettings {
+                max_wait: vars.millis("RPC_MAX_WAIT_MS", 15_000)?,
+            },
             table_name: vars
                 .get("TABLE_NAME")
                 .unwrap_or_else(|| "live-balances".into()),
@@ -432,7 +447,8 @@ fn order_spenders(vars: &BTreeMap<String, String>) -> Result<BTreeMap<u64, Addre
 
 /// Where a deployment keeps its chain endpoints: one Secrets Manager secret
 /// (`CHAIN_SECRET_ID`, a name or ARN) holding a JSON object whose keys are the endpoint
-/// variables themselves (`{"RPC_URL_1":"https://…","WS_URL_1":"wss://…",…}`), read at start
+/// variables themselves (`{"RPC_URL_1":"https://…","WS_URL_1":"wss://…",…}`, a value listing
+/// several URLs separated by commas as the variable would), read at start
 /// by every binary that reaches a chain; `CHAIN_IDS` (`1,42161`) names the chains this
 /// deployment serves. So no RPC URL, API key and all, sits in a function's or a task's plain
 /// configuration. Without `CHAIN_SECRET_ID` the endpoints come from the environment (the
@@ -641,25 +657,40 @@ fn origins(value: Option<String>) -> Result<Vec<String>, ConfigError> {
     Ok(list)
 }
 
-fn url(name: &str, value: &str, ws: bool) -> Result<String, ConfigError> {
+/// An endpoint variable's value: one URL, or several separated by commas (a comma inside a
+/// URL is written `%2C`), each of the scheme the variable takes, none twice. Errors name the
+/// variable and the item's position, never a value (values hold API keys).
+fn urls(name: &str, value: &str, ws: bool) -> Result<Vec<String>, ConfigError> {
     let allowed: &[&str] = if ws {
         &["ws://", "wss://"]
     } else {
         &["http://", "https://"]
     };
-    if allowed.iter().any(|p| value.starts_with(p)) {
-        Ok(value.to_string())
-    } else {
-        Err(invalid(
-            name,
-            format!("must start with {}", allowed.join(" or ")),
-        ))
+    let mut list: Vec<String> = vec![];
+    for (i, item) in value.split(',').map(str::trim).enumerate() {
+        let position = i + 1;
+        if !allowed.iter().any(|p| item.starts_with(p)) {
+            let which = if value.contains(',') {
+                format!("URL {position} ")
+            } else {
+                String::new()
+            };
+            return Err(invalid(
+                name,
+                format!("{which}must start with {}", allowed.join(" or ")),
+            ));
+        }
+        if list.iter().any(|u| u == item) {
+            return Err(invalid(name, format!("URL {position} is listed twice")));
+        }
+        list.push(item.to_string());
     }
+    Ok(list)
 }
 
 fn chains(vars: &BTreeMap<String, String>) -> Result<BTreeMap<u64, ChainEndpoints>, ConfigError> {
-    let mut rpc: BTreeMap<u64, (String, String)> = BTreeMap::new();
-    let mut ws: BTreeMap<u64, (String, String)> = BTreeMap::new();
+    let mut rpc: BTreeMap<u64, (String, Vec<String>)> = BTreeMap::new();
+    let mut ws: BTreeMap<u64, (String, Vec<String>)> = BTreeMap::new();
     for (name, value) in vars {
         let value = value.trim();
         let (chain_id, is_ws) = if let Some(id) = name.strip_prefix("RPC_URL_") {
@@ -671,7 +702,7 @@ fn chains(vars: &BTreeMap<String, String>) -> Result<BTreeMap<u64, ChainEndpoint
         } else {
             continue;
         };
-        let parsed = url(name, value, is_ws)?;
+        let parsed = urls(name, value, is_ws)?;
         let target = if is_ws { &mut ws } else { &mut rpc };
         // The explicit per-chain name wins over a seed name for the same chain.
         let explicit = name.starts_with("RPC_URL_") || name.starts_with("WS_URL_");
@@ -688,7 +719,7 @@ fn chains(vars: &BTreeMap<String, String>) -> Result<BTreeMap<u64, ChainEndpoint
                 let target = if is_ws { &mut ws } else { &mut rpc };
                 target
                     .entry(chain_id)
-                    .or_insert((name.to_string(), url(name, value.trim(), is_ws)?));
+                    .or_insert((name.to_string(), urls(name, value.trim(), is_ws)?));
             }
         }
     }
@@ -699,8 +730,11 @@ fn chains(vars: &BTreeMap<String, String>) -> Result<BTreeMap<u64, ChainEndpoint
         });
     }
     rpc.into_iter()
-        .map(|(chain_id, (_, rpc_url))| {
-            let ws_url = ws.get(&chain_id).map(|(_, u)| u.clone());
+        .map(|(chain_id, (_, rpc_urls))| {
+            let ws_urls = ws
+                .get(&chain_id)
+                .map(|(_, u)| u.clone())
+                .unwrap_or_default();
             let weth_name = format!("WETH_{chain_id}");
             let weth = match vars.get(&weth_name) {
                 Some(v) => {
@@ -712,8 +746,8 @@ fn chains(vars: &BTreeMap<String, String>) -> Result<BTreeMap<u64, ChainEndpoint
                 chain_id,
                 ChainEndpoints {
                     chain_id,
-                    rpc_url,
-                    ws_url,
+                    rpc_urls,
+                    ws_urls,
                     weth,
                 },
             ))
@@ -783,13 +817,42 @@ mod tests {
             s.chains.keys().copied().collect::<Vec<_>>(),
             vec![1, 31337, 42161, 11155111]
         );
-        assert_eq!(
-            s.chains[&1].ws_url.as_deref(),
-            Some("wss://eth.example/ws/KEY")
-        );
-        assert_eq!(s.chains[&42161].ws_url, None);
+        assert_eq!(s.chains[&1].ws_urls, ["wss://eth.example/ws/KEY"]);
+        assert!(s.chains[&42161].ws_urls.is_empty());
         assert_eq!(s.chains[&1].weth, known_wrapped_native(1));
         assert_eq!(s.chains[&31337].weth, None);
+        assert_eq!(s.rpc.max_wait, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn several_urls_per_chain_in_order() {
+        let s = settings(&[
+            (
+                "RPC_URL_1",
+                "https://a.example/KEY1, https://b.example/KEY2",
+            ),
+            ("WS_URL_1", "wss://a.example/KEY1,wss://b.example/KEY2"),
+            ("RPC_MAX_WAIT_MS", "2500"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.chains[&1].rpc_urls,
+            ["https://a.example/KEY1", "https://b.example/KEY2"]
+        );
+        assert_eq!(
+            s.chains[&1].ws_urls,
+            ["wss://a.example/KEY1", "wss://b.example/KEY2"]
+        );
+        assert_eq!(s.rpc.max_wait, Duration::from_millis(2500));
+        for bad in [
+            "https://a.example/KEY1,",
+            "https://a.example/KEY1,wss://b.example/KEY2",
+            "https://a.example/KEY1,https://a.example/KEY1",
+        ] {
+            let error = settings(&[("RPC_URL_1", bad)]).unwrap_err();
+            assert!(!error.to_string().contains("KEY"), "{error}");
+            assert!(error.to_string().contains("URL 2"), "{error}");
+        }
     }
 
     #[test]
@@ -867,8 +930,8 @@ mod tests {
             ("WS_URL", "wss://op.example"),
         ])
         .unwrap();
-        assert_eq!(s.chains[&10].rpc_url, "https://op.example");
-        assert_eq!(s.chains[&10].ws_url.as_deref(), Some("wss://op.example"));
+        assert_eq!(s.chains[&10].rpc_urls, ["https://op.example"]);
+        assert_eq!(s.chains[&10].ws_urls, ["wss://op.example"]);
         assert!(settings(&[("CHAIN_ID", "x"), ("RPC_URL", "https://op.example")]).is_err());
     }
 
@@ -879,7 +942,7 @@ mod tests {
             ("RPC_URL_1", "https://explicit"),
         ])
         .unwrap();
-        assert_eq!(s.chains[&1].rpc_url, "https://explicit");
+        assert_eq!(s.chains[&1].rpc_urls, ["https://explicit"]);
     }
 
     #[test]
@@ -981,13 +1044,10 @@ mod tests {
         let s = Settings::from_vars(merged).unwrap();
         assert_eq!(s.table_name, "t");
         assert_eq!(s.chains.keys().copied().collect::<Vec<_>>(), vec![1, 8453]);
-        assert_eq!(s.chains[&1].rpc_url, "https://eth.example/v2/KEY1");
-        assert_eq!(
-            s.chains[&1].ws_url.as_deref(),
-            Some("wss://eth.example/ws/KEY1")
-        );
+        assert_eq!(s.chains[&1].rpc_urls, ["https://eth.example/v2/KEY1"]);
+        assert_eq!(s.chains[&1].ws_urls, ["wss://eth.example/ws/KEY1"]);
         assert_eq!(s.chains[&1].weth, known_wrapped_native(1));
-        assert_eq!(s.chains[&8453].ws_url, None);
+        assert!(s.chains[&8453].ws_urls.is_empty());
         assert_eq!(
             s.chains[&8453].weth,
             Some(address!("0x5FbDB2315678afecb367f032d93F642f64180aa3"))
@@ -1151,10 +1211,9 @@ mod props {
                 for (id, chain) in &settings.chains {
                     prop_assert!(*id > 0);
                     prop_assert_eq!(chain.chain_id, *id);
-                    prop_assert!(chain.rpc_url.starts_with("http"));
-                    if let Some(ws) = &chain.ws_url {
-                        prop_assert!(ws.starts_with("ws"));
-                    }
+                    prop_assert!(!chain.rpc_urls.is_empty());
+                    prop_assert!(chain.rpc_urls.iter().all(|u| u.starts_with("http")));
+                    prop_assert!(chain.ws_urls.iter().all(|u| u.starts_with("ws")));
                 }
                 prop_assert!(settings.poller.max_block_range >= 1 && settings.multicall_chunk >= 1);
             }
@@ -1177,8 +1236,8 @@ mod props {
             );
             for (id, (scheme, host)) in &chains {
                 let chain = &settings.chains[id];
-                prop_assert_eq!(&chain.rpc_url, &format!("{scheme}://{host}.example"));
-                prop_assert_eq!(chain.ws_url.clone(), Some(format!("wss://{host}.example")));
+                prop_assert_eq!(&chain.rpc_urls, &[format!("{scheme}://{host}.example")]);
+                prop_assert_eq!(&chain.ws_urls, &[format!("wss://{host}.example")]);
             }
         }
 
@@ -1204,8 +1263,8 @@ mod props {
             prop_assert!(!shown.contains(&key), "{} shown as {}", url, shown);
             let endpoints = ChainEndpoints {
                 chain_id: 1,
-                rpc_url: url.clone(),
-                ws_url: Some(url.clone()),
+                rpc_urls: vec![url.clone(), url.clone()],
+                ws_urls: vec![url.clone()],
                 weth: None,
             };
             let debug = format!("{endpoints:?}");

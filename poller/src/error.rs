@@ -1,13 +1,11 @@
 //! Errors of a chain watcher's step; every one is retried with backoff.
 
-use live_balances::chain::ChainError;
+use live_balances::chain::{ChainError, Fault};
 use live_balances::storage::StorageError;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum PollerError {
-    #[error("RPC: {0}")]
-    Rpc(String),
     #[error("block {0} is not available from the node yet")]
     MissingBlock(u64),
     #[error(transparent)]
@@ -22,7 +20,12 @@ impl PollerError {
     /// Short label for metrics.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Rpc(_) | Self::Chain(_) => "rpc",
+            // What the chain adapter could not ride out.
+            Self::Chain(error) => match error.fault() {
+                Fault::RateLimited { .. } => "rpc_rate_limited",
+                Fault::Unavailable => "rpc_unavailable",
+                _ => "rpc",
+            },
             Self::MissingBlock(_) => "missing_block",
             Self::Storage(_) => "storage",
             Self::NoTraces => "no_traces",

@@ -2,7 +2,7 @@
 //! Ctrl-C lets each watcher finish its current block and store its cursor.
 
 use anyhow::{Context, bail};
-use live_balances::chain::BalanceReader;
+use live_balances::chain::{BalanceReader, ReaderOptions};
 use live_balances::config::Settings;
 use live_balances::secrets::load_settings;
 use live_balances::storage::Table;
@@ -50,20 +50,15 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let mut tasks = tokio::task::JoinSet::new();
     for chain in settings.chains.values() {
-        let counted = metrics.clone();
         let chain_id = chain.chain_id;
-        let reader = BalanceReader::connect_http(
-            &chain.rpc_url,
-            settings.multicall,
-            settings.multicall_chunk,
-        )
-        .with_context(|| format!("chain {}", chain.chain_id))?
-        .with_request_counter(Arc::new(move |method| counted.count_rpc(chain_id, method)));
+        let options = ReaderOptions::of(&settings).observed_by(metrics.observer(chain_id));
+        let reader = BalanceReader::connect(&chain.rpc_urls, options)
+            .with_context(|| format!("chain {chain_id}"))?;
         let heads = Arc::new(HeadSignal::default());
-        if let Some(ws_url) = &chain.ws_url {
+        if !chain.ws_urls.is_empty() {
             let follow = follow_heads(
-                chain.chain_id,
-                ws_url.clone(),
+                chain_id,
+                chain.ws_urls.clone(),
                 heads.clone(),
                 metrics.clone(),
                 stopped.clone(),
@@ -71,14 +66,14 @@ async fn main() -> anyhow::Result<()> {
             tokio::spawn(follow);
         }
         let watcher = ChainWatcher::new(
-            chain.chain_id,
+            chain_id,
             reader,
             table.clone(),
             &settings,
             metrics.clone(),
             heads,
         );
-        tracing::info!(chain = chain.chain_id, endpoint = ?chain, "watching chain");
+        tracing::info!(chain = chain_id, endpoint = ?chain, "watching chain");
         tasks.spawn(watcher.run(stopped.clone()));
     }
     // Unhealthy when a chain has made no progress (not even an idle head check) for a minute.

@@ -1,36 +1,76 @@
 //! The poller's own numbers, rendered in the Prometheus text format: RPC requests by method,
-//! table writes, errors, and per chain the processed block, the head and the last progress.
+//! rate limits and endpoint failures, table writes, errors, and per chain the processed block,
+//! the head, the last progress and what degrades the chain's watching (see `health`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use live_balances::chain::{LogLimitsView, RpcObserver};
 use live_balances::clock::unix_now;
+
+use crate::health::degradations;
 
 /// Reads one gauge off a chain's state.
 type Gauge = fn(&ChainState) -> u64;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    counters: Mutex<BTreeMap<(&'static str, u64, &'static str), u64>>,
+    counters: Mutex<BTreeMap<(&'static str, u64, String), u64>>,
     chains: Mutex<BTreeMap<u64, ChainState>>,
+}
+
+/// Whether the node's trace methods are known.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum TraceSupport {
+    /// Not asked (`NATIVE_BALANCES=reads`), or not yet.
+    #[default]
+    NotAsked,
+    /// The node answers this source's trace method.
+    Found(&'static str),
+    /// The node said it offers neither trace method.
+    Missing,
+    /// The last question got no answer that settles it (`kind` of the failure).
+    Unknown(&'static str),
 }
 
 /// Where one chain's watcher stands.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ChainState {
     pub processed: u64,
+    /// The newest head the watcher learned, whether or not it could process it.
     pub head: u64,
     /// Unix seconds of the last step that completed (a new block or an idle check).
     pub last_progress: u64,
-    /// How native balance changes are found (`call_tracer`, `parity_traces`, `reads`).
+    /// How native balance changes were found last (`call_tracer`, `parity_traces`, `reads`).
     pub native_source: &'static str,
+    pub traces: TraceSupport,
+    /// Unix seconds of the last rate-limited answer, and the wait it imposed.
+    pub rate_limited_at: u64,
+    pub rate_limited_wait: Duration,
+    /// The RPC URL requests go to first now (0: the first configured).
+    pub endpoint: usize,
+    pub log_limits: LogLimitsView,
+    /// `None` without a WebSocket URL; else whether the head subscription is live, and since
+    /// when (Unix seconds) it is in that state.
+    pub subscribed: Option<bool>,
+    pub subscription_since: u64,
+    /// Steps failed in a row, and the kind of the last failure.
+    pub failing_steps: u32,
+    pub last_error: &'static str,
 }
 
 impl Metrics {
-    fn add(&self, name: &'static str, chain_id: u64, label: &'static str, by: u64) {
+    fn add(&self, name: &'static str, chain_id: u64, label: &str, by: u64) {
         if let Ok(mut c) = self.counters.lock() {
-            *c.entry((name, chain_id, label)).or_default() += by;
+            *c.entry((name, chain_id, label.to_string())).or_default() += by;
+        }
+    }
+
+    fn update(&self, chain_id: u64, f: impl FnOnce(&mut ChainState)) {
+        if let Ok(mut c) = self.chains.lock() {
+            f(c.entry(chain_id).or_default());
         }
     }
 
@@ -46,19 +86,57 @@ impl Metrics {
         self.add("poller_errors_total", chain_id, kind, 1);
     }
 
-    pub fn set_chain(&self, chain_id: u64, processed: u64, head: u64) {
-        if let Ok(mut c) = self.chains.lock() {
-            let state = c.entry(chain_id).or_default();
-            state.processed = processed;
-            state.head = head;
-            state.last_progress = unix_now();
-        }
+    /// A head the node announced or answered.
+    pub fn set_head(&self, chain_id: u64, head: u64) {
+        self.update(chain_id, |s| s.head = s.head.max(head));
+    }
+
+    /// A step completed: processed up to `processed`.
+    pub fn progressed(&self, chain_id: u64, processed: u64) {
+        self.update(chain_id, |s| {
+            s.processed = processed;
+            s.head = s.head.max(processed);
+            s.last_progress = unix_now();
+            s.failing_steps = 0;
+        });
+    }
+
+    /// A step failed with an error of `kind`.
+    pub fn step_failed(&self, chain_id: u64, kind: &'static str) {
+        self.count_error(chain_id, kind);
+        self.update(chain_id, |s| {
+            s.failing_steps += 1;
+            s.last_error = kind;
+        });
+    }
+
+    /// A rewind after a reorg: the processed block goes back, and so may the head.
+    pub fn rewound(&self, chain_id: u64, processed: u64, head: u64) {
+        self.update(chain_id, |s| {
+            s.processed = processed;
+            s.head = head;
+        });
     }
 
     pub fn set_native_source(&self, chain_id: u64, source: &'static str) {
-        if let Ok(mut c) = self.chains.lock() {
-            c.entry(chain_id).or_default().native_source = source;
+        self.update(chain_id, |s| s.native_source = source);
+    }
+
+    pub fn set_traces(&self, chain_id: u64, traces: TraceSupport) {
+        self.update(chain_id, |s| s.traces = traces);
+    }
+
+    /// Whether the head subscription is live (called only where a WebSocket is configured).
+    pub fn set_subscribed(&self, chain_id: u64, up: bool) {
+        if !up {
+            self.add("poller_ws_disconnects_total", chain_id, "", 1);
         }
+        self.update(chain_id, |s| {
+            if s.subscribed != Some(up) {
+                s.subscribed = Some(up);
+                s.subscription_since = unix_now();
+            }
+        });
     }
 
     pub fn chains(&self) -> BTreeMap<u64, ChainState> {
@@ -66,7 +144,7 @@ impl Metrics {
     }
 
     /// RPC requests so far for one chain, by method.
-    pub fn rpc_requests(&self, chain_id: u64) -> BTreeMap<&'static str, u64> {
+    pub fn rpc_requests(&self, chain_id: u64) -> BTreeMap<String, u64> {
         let counters = self.counters.lock().map(|c| c.clone()).unwrap_or_default();
         counters
             .into_iter()
@@ -75,6 +153,14 @@ impl Metrics {
             })
             .map(|((_, _, method), n)| (method, n))
             .collect()
+    }
+
+    /// What reports one chain's RPC traffic here.
+    pub fn observer(self: &Arc<Self>, chain_id: u64) -> Arc<dyn RpcObserver> {
+        Arc::new(ChainObserver {
+            chain_id,
+            metrics: self.clone(),
+        })
     }
 
     pub fn render(&self) -> String {
@@ -86,21 +172,34 @@ impl Metrics {
                 let _ = writeln!(out, "# TYPE {name} counter");
                 last_name = name;
             }
-            let key = if *name == "poller_rpc_requests_total" {
-                "method"
-            } else {
-                "kind"
+            let key = match *name {
+                "poller_rpc_requests_total" => "method",
+                "poller_rpc_endpoint_failures_total" | "poller_rpc_rate_limited_total" => {
+                    "endpoint"
+                }
+                _ => "kind",
             };
-            let _ = writeln!(out, "{name}{{chain=\"{chain}\",{key}=\"{label}\"}} {value}");
+            if label.is_empty() {
+                let _ = writeln!(out, "{name}{{chain=\"{chain}\"}} {value}");
+            } else {
+                let _ = writeln!(out, "{name}{{chain=\"{chain}\",{key}=\"{label}\"}} {value}");
+            }
         }
         let chains = self.chains();
-        let gauges: [(&str, Gauge); 4] = [
+        let gauges: [(&str, Gauge); 7] = [
             ("poller_processed_block", |c| c.processed),
             ("poller_head_block", |c| c.head),
             ("poller_blocks_behind", |c| {
                 c.head.saturating_sub(c.processed)
             }),
             ("poller_last_progress_seconds", |c| c.last_progress),
+            ("poller_rpc_endpoint", |c| c.endpoint as u64),
+            ("poller_log_range_cap_blocks", |c| {
+                c.log_limits.range_cap.unwrap_or(0)
+            }),
+            ("poller_log_results_range_blocks", |c| {
+                c.log_limits.results_range.unwrap_or(0)
+            }),
         ];
         for (name, get) in gauges {
             let _ = writeln!(out, "# TYPE {name} gauge");
@@ -116,7 +215,74 @@ impl Metrics {
                 state.native_source
             );
         }
+        let now = unix_now();
+        let _ = writeln!(out, "# TYPE poller_degraded gauge");
+        for (chain, state) in &chains {
+            for degradation in degradations(state, now) {
+                let _ = writeln!(
+                    out,
+                    "poller_degraded{{chain=\"{chain}\",kind=\"{}\"}} 1",
+                    degradation.kind
+                );
+            }
+        }
         out
+    }
+}
+
+/// One chain's reports from its reader, into the metrics.
+struct ChainObserver {
+    chain_id: u64,
+    metrics: Arc<Metrics>,
+}
+
+impl RpcObserver for ChainObserver {
+    fn request(&self, method: &'static str, _endpoint: usize) {
+        self.metrics.count_rpc(self.chain_id, method);
+    }
+
+    fn rate_limited(&self, endpoint: usize, wait: Duration) {
+        let m = &self.metrics;
+        m.add(
+            "poller_rpc_rate_limited_total",
+            self.chain_id,
+            &endpoint.to_string(),
+            1,
+        );
+        m.add(
+            "poller_rpc_rate_limit_wait_ms_total",
+            self.chain_id,
+            "",
+            wait.as_millis() as u64,
+        );
+        m.update(self.chain_id, |s| {
+            s.rate_limited_at = unix_now();
+            s.rate_limited_wait = wait;
+        });
+    }
+
+    fn endpoint_failed(&self, endpoint: usize, _wait: Duration) {
+        self.metrics.add(
+            "poller_rpc_endpoint_failures_total",
+            self.chain_id,
+            &endpoint.to_string(),
+            1,
+        );
+    }
+
+    fn endpoint_in_use(&self, endpoint: usize) {
+        tracing::warn!(
+            chain = self.chain_id,
+            endpoint = endpoint + 1,
+            "RPC requests now go to this URL first (the ones before it are down or rate limited)"
+        );
+        self.metrics
+            .update(self.chain_id, |s| s.endpoint = endpoint);
+    }
+
+    fn log_limits(&self, limits: LogLimitsView) {
+        self.metrics
+            .update(self.chain_id, |s| s.log_limits = limits);
     }
 }
 
@@ -126,26 +292,42 @@ mod tests {
 
     #[test]
     fn renders_counters_and_gauges() {
-        let m = Metrics::default();
-        m.count_rpc(1, "eth_getLogs");
-        m.count_rpc(1, "eth_getLogs");
-        m.count_rpc(1, "eth_call");
+        let m = Arc::new(Metrics::default());
+        let observer = m.observer(1);
+        observer.request("eth_getLogs", 0);
+        observer.request("eth_getLogs", 0);
+        observer.request("eth_call", 0);
+        observer.rate_limited(0, Duration::from_millis(1500));
         m.count_writes(1, "written", 3);
-        m.set_chain(1, 10, 12);
+        m.set_head(1, 12);
+        m.progressed(1, 10);
         m.set_native_source(1, "call_tracer");
         let text = m.render();
-        assert!(
-            text.contains("poller_native_source{chain=\"1\",source=\"call_tracer\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("poller_rpc_requests_total{chain=\"1\",method=\"eth_getLogs\"} 2"),
-            "{text}"
-        );
-        assert!(
-            text.contains("poller_blocks_behind{chain=\"1\"} 2"),
-            "{text}"
-        );
+        for line in [
+            "poller_native_source{chain=\"1\",source=\"call_tracer\"} 1",
+            "poller_rpc_requests_total{chain=\"1\",method=\"eth_getLogs\"} 2",
+            "poller_blocks_behind{chain=\"1\"} 2",
+            "poller_rpc_rate_limited_total{chain=\"1\",endpoint=\"0\"} 1",
+            "poller_rpc_rate_limit_wait_ms_total{chain=\"1\"} 1500",
+            "poller_degraded{chain=\"1\",kind=\"rate_limited\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
         assert_eq!(m.rpc_requests(1).get("eth_call"), Some(&1));
+    }
+
+    #[test]
+    fn the_head_is_kept_while_steps_fail() {
+        let m = Metrics::default();
+        m.progressed(1, 10);
+        m.set_head(1, 30);
+        m.step_failed(1, "rpc");
+        let state = m.chains()[&1];
+        assert_eq!(
+            (state.processed, state.head, state.failing_steps),
+            (10, 30, 1)
+        );
+        m.progressed(1, 30);
+        assert_eq!(m.chains()[&1].failing_steps, 0);
     }
 }

@@ -16,7 +16,10 @@ use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::Address;
 use live_balances::NATIVE_TOKEN;
 use live_balances::backoff::Backoff;
-use live_balances::chain::{BalanceReader, NativeSource};
+use live_balances::chain::{
+    ALCHEMY_UNITS, BalanceReader, Fault, LogOverflow, NativeCost, NativeSource, NativeStep,
+    TraceProbe,
+};
 use live_balances::clock::unix_now;
 use live_balances::config::{NativeBalances, Settings};
 use live_balances::model::{BalanceKey, CURSOR_RECENT_BLOCKS, ChainCursor};
@@ -31,10 +34,13 @@ use tracing::{debug, info, warn};
 use crate::error::PollerError;
 use crate::heads::{Head, HeadSignal};
 use crate::held::{HeldValues, ValueId};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, TraceSupport};
 use crate::watched::WatchedSet;
 
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest pause between failed steps. Short: a failed step has already waited out its
+/// requests' rate limits and failing endpoints (see the chain adapter's transport), so a
+/// long pause would only delay noticing that the provider is back.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const STEP_BACKOFF: Backoff = Backoff::new(Duration::from_millis(250), MAX_BACKOFF);
 /// How often the `progress` line is logged (the deployed lag alarm reads it; its period is
 /// the alarm's).
@@ -45,9 +51,15 @@ const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(30);
 /// due would cost a request per block and find nothing.
 const SUBSCRIBED_POLL_INTERVAL: Duration = Duration::from_secs(10);
 const MAX_SUBSCRIBED_POLL_INTERVAL: Duration = Duration::from_secs(60);
-/// Longest block range whose blocks are traced one by one for native balance changes; a
-/// longer catch-up reads every watched wallet's native balance once instead.
-const TRACE_RANGE: u64 = 16;
+/// How long a wallet counts as streamed after a sign that a stream opened on it (its first
+/// stream's re-read request, or a session the poller just learned: a page registers its
+/// wallet and opens its stream together), before the session's own `streaming_until` is
+/// known: long enough for the reload that brings it.
+const STREAM_HINT_SECS: u64 = 120;
+/// How soon the node is asked again about trace methods after a question that settled
+/// nothing (a rate limit, a timeout, an outage), and after it said it offers none.
+const REPROBE_UNSETTLED: Duration = Duration::from_secs(30);
+const REPROBE_MISSING: Duration = Duration::from_secs(600);
 /// Most whole-token-set re-reads (asked for by streams opening) in one step, in values: the
 /// rest wait for the next step, so one block's work stays bounded.
 const RESCAN_READS_PER_STEP: usize = 12_000;
@@ -81,7 +93,15 @@ pub struct ChainWatcher {
     heads: Arc<HeadSignal>,
     pub(crate) settings: WatcherSettings,
     native_mode: NativeBalances,
-    pub(crate) native: NativeSource,
+    native_poll_interval: Duration,
+    /// The trace method the node answers, once known.
+    traces: Option<NativeSource>,
+    /// When to ask the node about trace methods again (`None`: never, or not before start).
+    next_trace_probe: Option<Instant>,
+    /// How the last step found native changes.
+    native_step: NativeStep,
+    /// Wallets that count as streamed until then (Unix seconds), from signs a stream opened.
+    stream_hints: std::collections::BTreeMap<Address, u64>,
     pub(crate) watched: WatchedSet,
     /// The live sessions `watched` was built from.
     pub(crate) watched_sessions: Vec<live_balances::model::Session>,
@@ -118,8 +138,28 @@ pub struct ChainWatcher {
     last_poll: Instant,
     /// When the subscription last announced a head, and the gap before it.
     last_announced: Instant,
+    last_announced_number: u64,
     announced_gap: Duration,
     last_progress_log: Instant,
+}
+
+/// Which wallets' native balances a step reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NativeReads {
+    All,
+    /// Every streamed wallet, and the share of the others due now.
+    StreamedAndPolled,
+    /// The share of the unstreamed wallets due now.
+    Polled,
+}
+
+/// Why the head is asked for over HTTP while a subscription is live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PollReason {
+    /// A new subscription announces nothing made before it.
+    CatchUp,
+    /// The subscription has been quiet for a while.
+    Safety,
 }
 
 impl ChainWatcher {
@@ -146,7 +186,12 @@ impl ChainWatcher {
                 weth: settings.chains.get(&chain_id).and_then(|c| c.weth),
             },
             native_mode: tracking.native_balances,
-            native: NativeSource::Reads,
+            native_poll_interval: tracking.native_poll_interval,
+            traces: None,
+            next_trace_probe: (tracking.native_balances != NativeBalances::Reads)
+                .then(Instant::now),
+            native_step: NativeStep::ReadStreamed,
+            stream_hints: std::collections::BTreeMap::new(),
             watched: WatchedSet::default(),
             watched_sessions: vec![],
             held: HeldValues::default(),
@@ -168,24 +213,48 @@ impl ChainWatcher {
             last_step: Instant::now(),
             last_poll: Instant::now(),
             last_announced: Instant::now(),
+            last_announced_number: 0,
             announced_gap: Duration::ZERO,
             last_progress_log: Instant::now() - PROGRESS_LOG_EVERY,
         }
     }
 
-    /// Decides how native balance changes are found on this chain: traces where the node
-    /// answers a trace method (asked once the node has answered at all, so an outage at start
-    /// is not mistaken for a node without traces).
-    async fn choose_native_source(&mut self) -> Result<(), PollerError> {
-        self.native = match self.native_mode {
-            NativeBalances::Reads => NativeSource::Reads,
-            wanted => match self.reader.native_source().await {
-                NativeSource::Reads if wanted == NativeBalances::Traces => {
+    /// Asks the node which trace method it answers, when due: at start, then while none is
+    /// known — soon after a question that settled nothing (a rate limit past the wait, an
+    /// outage: not taken for "no traces"), rarely after the node said it offers none (a plan
+    /// can change). Meanwhile native balances are read per wallet.
+    async fn probe_traces_if_due(&mut self) -> Result<(), PollerError> {
+        match self.next_trace_probe {
+            Some(at) if self.traces.is_none() && at <= Instant::now() => {}
+            _ => return Ok(()),
+        }
+        let chain = self.chain_id;
+        match self.reader.probe_traces().await {
+            TraceProbe::Found(source) => {
+                info!(chain, method = source.name(), "the node answers traces");
+                self.traces = Some(source);
+                self.next_trace_probe = None;
+                self.metrics
+                    .set_traces(chain, TraceSupport::Found(source.name()));
+            }
+            TraceProbe::Missing => {
+                if self.native_mode == NativeBalances::Traces {
                     return Err(PollerError::NoTraces);
                 }
-                found => found,
-            },
-        };
+                info!(
+                    chain,
+                    "the node offers no trace method; reading native balances per wallet"
+                );
+                self.next_trace_probe = Some(Instant::now() + REPROBE_MISSING);
+                self.metrics.set_traces(chain, TraceSupport::Missing);
+            }
+            TraceProbe::Unknown(error) => {
+                warn!(chain, %error, "asking for traces failed; reading native balances per wallet meanwhile");
+                self.next_trace_probe = Some(Instant::now() + REPROBE_UNSETTLED);
+                self.metrics
+                    .set_traces(chain, TraceSupport::Unknown(error.fault().kind()));
+            }
+        }
         Ok(())
     }
 
@@ -202,23 +271,32 @@ impl ChainWatcher {
                 }
             }
         };
-        self.choose_native_source().await?;
+        self.probe_traces_if_due().await?;
         info!(
             chain = self.chain_id,
             block = cursor.block,
-            native = self.native.name(),
+            traces = self.traces.map(NativeSource::name),
             "resuming from cursor"
         );
+        self.metrics.progressed(self.chain_id, cursor.block);
         self.metrics
-            .set_native_source(self.chain_id, self.native.name());
+            .set_native_source(self.chain_id, NativeSource::Reads.name());
         let mut failures = 0u32;
         loop {
-            let outcome = match self.step(&mut cursor).await {
+            let outcome = match self.probe_traces_if_due().await {
+                Err(fatal @ PollerError::NoTraces) => return Err(fatal),
+                _ => self.step(&mut cursor).await,
+            };
+            let outcome = match outcome {
                 // No new block: sweeps, first reads and re-reads still run on time, at the
                 // block already processed (on a chain that makes blocks only for
                 // transactions, a silent change must not wait for the next one).
                 Ok(Step::Idle) if self.idle_work_due() => {
-                    self.quiet_step(&cursor).await.map(|()| Step::Idle)
+                    let quiet = self.quiet_step(&cursor).await.map(|()| Step::Idle);
+                    if quiet.is_ok() {
+                        self.metrics.progressed(self.chain_id, cursor.block);
+                    }
+                    quiet
                 }
                 other => other,
             };
@@ -254,7 +332,7 @@ impl ChainWatcher {
                 }
                 Err(error) => {
                     failures += 1;
-                    self.metrics.count_error(self.chain_id, error.kind());
+                    self.metrics.step_failed(self.chain_id, error.kind());
                     let pause = backoff(failures);
                     warn!(chain = self.chain_id, %error, retry_in_ms = pause.as_millis() as u64, "step failed");
                     pause
@@ -301,15 +379,17 @@ impl ChainWatcher {
         let Some(head) = self.next_head(cursor).await? else {
             return Ok(Step::Idle);
         };
+        // Known before anything can fail: `/health` shows how far behind a failing poller is.
+        self.metrics.set_head(self.chain_id, head.number);
         // A head at or below the cursor is news only if its hash differs from the one we
         // processed at that height: the chain was replaced by another, maybe shorter, one.
         let replaced = cursor.hash_at(head.number).is_some_and(|h| h != head.hash);
         if head.number <= cursor.block && !replaced {
-            self.metrics
-                .set_chain(self.chain_id, cursor.block, head.number);
+            self.metrics.progressed(self.chain_id, cursor.block);
             return Ok(Step::Idle);
         }
         self.refresh_watched(cursor.block).await?;
+        self.note_stream_hints();
         if head.number <= cursor.block {
             return self.rewind(cursor, head).await.map(|_| Step::Behind);
         }
@@ -331,7 +411,7 @@ impl ChainWatcher {
             self.head(to.into()).await?
         };
         self.process(cursor, (&first, &last)).await?;
-        self.metrics.set_chain(self.chain_id, to, head.number);
+        self.metrics.progressed(self.chain_id, to);
         self.log_progress(to, head.number);
         Ok(if to == head.number {
             Step::CaughtUp
@@ -350,23 +430,43 @@ impl ChainWatcher {
             .heads
             .latest()
             .filter(|h| cursor.hash_at(h.number) != Some(h.hash));
-        let head = match announced {
-            Some(head) if self.heads.subscribed.load(Ordering::SeqCst) => {
+        let subscribed = self.heads.subscribed.load(Ordering::SeqCst);
+        let reason = match announced {
+            Some(head) if subscribed => {
                 // A head that arrives proves the subscription alive: the safety-net check
                 // is only for one that has gone quiet.
                 self.last_poll = Instant::now();
                 self.announced_gap = self.last_announced.elapsed();
                 self.last_announced = Instant::now();
-                head
+                self.last_announced_number = head.number;
+                return Ok(Some(head));
             }
-            _ if self.heads.subscribed.load(Ordering::SeqCst) && !self.poll_due() => {
-                return Ok(None);
-            }
-            _ => {
-                self.last_poll = Instant::now();
-                self.head(BlockNumberOrTag::Latest).await?
-            }
+            _ if subscribed => match self.poll_reason() {
+                Some(reason) => Some(reason),
+                None => return Ok(None),
+            },
+            _ => None,
         };
+        self.last_poll = Instant::now();
+        let head = self.head(BlockNumberOrTag::Latest).await?;
+        match reason {
+            Some(PollReason::CatchUp) => {
+                // Counted from the new subscription.
+                self.last_announced = Instant::now();
+                self.last_announced_number = head.number;
+            }
+            // Blocks the live subscription never announced: it is silent, not the chain.
+            Some(PollReason::Safety) if head.number > self.last_announced_number + 1 => {
+                warn!(
+                    chain = self.chain_id,
+                    head = head.number,
+                    last_announced = self.last_announced_number,
+                    "the head subscription missed blocks; subscribing again"
+                );
+                self.heads.resubscribe();
+            }
+            _ => {}
+        }
         Ok(Some(head))
     }
 
@@ -427,10 +527,12 @@ impl ChainWatcher {
     /// at the block already processed.
     async fn quiet_step(&mut self, cursor: &ChainCursor) -> Result<(), PollerError> {
         self.refresh_watched(cursor.block).await?;
+        self.note_stream_hints();
         let mut plan = std::mem::take(&mut self.pending);
         self.catch_up_reads(cursor.block, &mut plan).await?;
-        if self.native == NativeSource::Reads {
-            self.wallet_native_reads(&mut plan, false);
+        // No new block: nothing streamed changed; the others' periodic reads stay on time.
+        if self.native_step != NativeStep::Trace {
+            self.wallet_native_reads(&mut plan, NativeReads::Polled);
         }
         self.sweep_reads(&mut plan);
         let rescanned = self.rescan_reads(&mut plan);
@@ -455,11 +557,17 @@ impl ChainWatcher {
         safety_poll_interval(self.announced_gap)
     }
 
-    /// Whether an HTTP head check is due while subscribed: right after a (re)subscription,
-    /// which announces nothing produced before it, and then as a periodic safety net.
-    fn poll_due(&self) -> bool {
-        self.heads.catch_up.swap(false, Ordering::SeqCst)
-            || self.last_poll.elapsed() >= self.safety_poll_interval()
+    /// Whether an HTTP head check is due while subscribed, and why: right after a
+    /// (re)subscription, which announces nothing produced before it, and then as a periodic
+    /// safety net.
+    fn poll_reason(&self) -> Option<PollReason> {
+        if self.heads.catch_up.swap(false, Ordering::SeqCst) {
+            Some(PollReason::CatchUp)
+        } else if self.last_poll.elapsed() >= self.safety_poll_interval() {
+            Some(PollReason::Safety)
+        } else {
+            None
+        }
     }
 
     /// Adds what the range's logs touch for watched wallets: balances of tracked tokens (a
@@ -473,9 +581,46 @@ impl ChainWatcher {
         plan: &mut ReadPlan,
     ) -> Result<usize, PollerError> {
         let owners: Vec<Address> = self.watched.wallets().map(|(o, _)| *o).collect();
-        let logs = self.reader.owner_logs(from, to, &owners).await?;
-        self.plan_touches(&logs, None, plan);
-        Ok(logs.len())
+        let found = self.reader.owner_logs(from, to, &owners).await?;
+        self.plan_touches(&found.logs, None, plan);
+        self.plan_overflows(&found.overflows, plan);
+        Ok(found.logs.len())
+    }
+
+    /// Every tracked value of owners whose logs in some block were more than the provider
+    /// returns: any of them may have changed there.
+    fn plan_overflows(&mut self, overflows: &[LogOverflow], plan: &mut ReadPlan) {
+        for overflow in overflows {
+            let Some(wallet) = self.watched.wallet(&overflow.owner) else {
+                continue;
+            };
+            let spenders = wallet.spenders.clone();
+            warn!(
+                chain = self.chain_id,
+                block = overflow.block,
+                "a watched wallet's logs in one block exceed the provider's result cap; \
+                 re-reading every value it tracks"
+            );
+            for token in self.watched.tokens(&overflow.owner) {
+                if self.unreadable.contains(&token) {
+                    continue;
+                }
+                plan.add_touched(overflow.owner, BalanceKey::Balance { token }, None);
+                if token == NATIVE_TOKEN {
+                    continue;
+                }
+                for spender in &spenders {
+                    plan.add_touched(
+                        overflow.owner,
+                        BalanceKey::Allowance {
+                            token,
+                            spender: *spender,
+                        },
+                        None,
+                    );
+                }
+            }
+        }
     }
 
     /// The reads `logs` call for; `only` limits them to some wallets (a catch-up).
@@ -561,22 +706,95 @@ impl ChainWatcher {
         }
         let start = start.max(through.saturating_sub(self.settings.max_block_range));
         let owners: Vec<Address> = wallets.iter().copied().collect();
-        let logs = self.reader.owner_logs(start, through, &owners).await?;
-        self.plan_touches(&logs, Some(&wallets), plan);
+        let found = self.reader.owner_logs(start, through, &owners).await?;
+        self.plan_touches(&found.logs, Some(&wallets), plan);
+        self.plan_overflows(&found.overflows, plan);
         debug!(
             chain = self.chain_id,
             wallets = wallets.len(),
             from = start,
             to = through,
-            logs = logs.len(),
+            logs = found.logs.len(),
             "caught up"
         );
         Ok(())
     }
 
+    /// Wallets the latest reload or re-read requests suggest have a stream opening: each
+    /// counts as streamed for [`STREAM_HINT_SECS`] (see `is_streamed`).
+    fn note_stream_hints(&mut self) {
+        let now = unix_now();
+        self.stream_hints.retain(|_, until| *until > now);
+        let opened = self
+            .rescans
+            .iter()
+            .chain(self.catch_up.iter().map(|(owner, _)| owner));
+        for owner in opened {
+            self.stream_hints.insert(*owner, now + STREAM_HINT_SECS);
+        }
+    }
+
+    /// Whether `owner`'s native changes must show at the next block: its session says a
+    /// stream is open, or a stream just opened.
+    fn is_streamed(&self, owner: &Address, streaming_until: u64, now: u64) -> bool {
+        streaming_until > now || self.stream_hints.get(owner).is_some_and(|u| *u > now)
+    }
+
+    /// How this step finds native balance changes: the cheapest way in billed units (see
+    /// `chain::billing`) that keeps every streamed wallet's changes visible at the next block
+    /// under `NATIVE_BALANCES=auto`; traces under `traces` (a long catch-up excepted); reads
+    /// under `reads`, or while the node offers no trace method.
+    fn choose_native_step(
+        &self,
+        from: u64,
+        to: u64,
+        first: &Head,
+        last: &Head,
+        plan: &ReadPlan,
+    ) -> NativeStep {
+        let Some(source) = self.traces else {
+            return NativeStep::ReadStreamed;
+        };
+        let now = unix_now();
+        let wallets = self.watched.len();
+        let streamed = self
+            .watched
+            .wallets()
+            .filter(|(o, w)| self.is_streamed(o, w.streaming_until, now))
+            .count();
+        let blocks = to - from + 1;
+        let with_withdrawals = if blocks == 1 {
+            u64::from(last.has_withdrawals())
+        } else if first.has_withdrawals() || last.has_withdrawals() {
+            blocks
+        } else {
+            0
+        };
+        let elapsed = self.last_sweep.elapsed().as_secs_f64();
+        let poll = self.native_poll_interval.as_secs_f64().max(1.0);
+        let cost = NativeCost {
+            blocks,
+            blocks_with_withdrawals: with_withdrawals,
+            streamed,
+            wallets,
+            polled: ((wallets - streamed) as f64 * elapsed / poll).ceil() as usize,
+            other_reads: plan.len(),
+            chunk: self.reader.chunk(),
+        };
+        match self.native_mode {
+            NativeBalances::Reads => NativeStep::ReadStreamed,
+            NativeBalances::Auto => cost.cheapest(&ALCHEMY_UNITS, source).0,
+            NativeBalances::Traces => match cost.units(&ALCHEMY_UNITS, source) {
+                [(_, Some(trace)), _, (_, Some(all))] if all < trace => NativeStep::ReadAll,
+                _ => NativeStep::Trace,
+            },
+        }
+    }
+
     /// Native balances the range may have changed: with traces, those of the watched wallets
     /// its blocks name (senders, recipients, internal transfers, fee recipient,
-    /// withdrawals); without, per-wallet reads.
+    /// withdrawals); with reads, every streamed wallet's and the polled share of the others'
+    /// (or, for a long catch-up, every wallet's once).
     async fn native_reads(
         &mut self,
         from: u64,
@@ -585,11 +803,58 @@ impl ChainWatcher {
         last: &Head,
         plan: &mut ReadPlan,
     ) -> Result<(), PollerError> {
-        if self.native == NativeSource::Reads || to - from + 1 > TRACE_RANGE {
-            // A long catch-up: one read per wallet beats a trace per block.
-            self.wallet_native_reads(plan, self.native != NativeSource::Reads);
-            return Ok(());
+        let step = self.choose_native_step(from, to, first, last, plan);
+        let source = self.traces.unwrap_or(NativeSource::Reads);
+        if step != self.native_step {
+            debug!(
+                chain = self.chain_id,
+                from = self.native_step.name(source),
+                to = step.name(source),
+                "native balance changes found another way (cheaper now)"
+            );
         }
+        self.native_step = step;
+        self.metrics
+            .set_native_source(self.chain_id, step.name(source));
+        match step {
+            NativeStep::ReadStreamed => {
+                self.wallet_native_reads(plan, NativeReads::StreamedAndPolled);
+                return Ok(());
+            }
+            NativeStep::ReadAll => {
+                self.wallet_native_reads(plan, NativeReads::All);
+                return Ok(());
+            }
+            NativeStep::Trace => {}
+        }
+        match self
+            .traced_native_reads(from, to, first, last, source, plan)
+            .await
+        {
+            Err(PollerError::Chain(error)) if error.fault() == Fault::Unsupported => {
+                // The plan no longer offers traces: every wallet read once covers this
+                // range, and reads go on until the node is asked again.
+                warn!(chain = self.chain_id, %error, "the node stopped answering traces; reading native balances per wallet");
+                self.traces = None;
+                self.next_trace_probe = Some(Instant::now() + REPROBE_MISSING);
+                self.metrics
+                    .set_traces(self.chain_id, TraceSupport::Missing);
+                self.wallet_native_reads(plan, NativeReads::All);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn traced_native_reads(
+        &mut self,
+        from: u64,
+        to: u64,
+        first: &Head,
+        last: &Head,
+        source: NativeSource,
+        plan: &mut ReadPlan,
+    ) -> Result<(), PollerError> {
         for number in from..=to {
             let head = if number == from {
                 *first
@@ -598,7 +863,7 @@ impl ChainWatcher {
             } else {
                 self.head(number.into()).await?
             };
-            let accounts = self.reader.native_changes(&head, self.native).await?;
+            let accounts = self.reader.native_changes(&head, source).await?;
             for account in accounts {
                 if self.watched.wallet(&account).is_some() {
                     plan.add_touched(
@@ -614,18 +879,20 @@ impl ChainWatcher {
         Ok(())
     }
 
-    /// Per-wallet native reads: every wallet when `all`, else those with an open stream
-    /// every step and the others spread over the native poll interval.
-    fn wallet_native_reads(&mut self, plan: &mut ReadPlan, all: bool) {
+    /// Per-wallet native reads: every wallet, or those with an open stream (every step) and
+    /// this step's share of the others (spread over the native poll interval), or that share
+    /// alone.
+    fn wallet_native_reads(&mut self, plan: &mut ReadPlan, which: NativeReads) {
         let now = unix_now();
         let native = BalanceKey::Balance {
             token: NATIVE_TOKEN,
         };
         let mut others = std::collections::BTreeMap::new();
         for (owner, wallet) in self.watched.wallets() {
-            if all || wallet.streaming_until > now {
+            let streamed = self.is_streamed(owner, wallet.streaming_until, now);
+            if which == NativeReads::All || (streamed && which == NativeReads::StreamedAndPolled) {
                 plan.add_touched(*owner, native, None);
-            } else {
+            } else if !streamed {
                 others.insert(*owner, ());
             }
         }

@@ -1,10 +1,12 @@
 //! `make bench`: latency, RPC cost, scale, memory and table cost of live-balances, measured on
 //! the real local stack (DynamoDB Local, anvil, `cargo lambda watch`, the pump, the poller)
-//! beside a polling baseline, written to `target/bench/results.json` with a summary.
+//! beside a polling baseline, plus the node cost of each native-balance mode and the service
+//! behind a provider-like node, written to `target/bench/results.json` with a summary.
 //!
 //! A benchmark reports; it fails only when the system is wrong (an update never arrives, a
 //! snapshot is incomplete), never because the machine is slow. `BENCH_ONLY=snapshot,scale`
-//! runs a subset of `freshness`, `clients`, `fanout`, `snapshot`, `scale`, `webhooks`, `orders`;
+//! runs a subset of `freshness`, `clients`, `fanout`, `snapshot`, `scale`, `webhooks`, `orders`,
+//! `native`, `providers`;
 //! `BENCH_FULL=1`
 //! runs larger samples.
 
@@ -17,8 +19,10 @@ mod function_memory;
 mod item_size;
 mod listeners;
 mod machine;
+mod native_cost;
 mod orders;
 mod procfs;
+mod providers;
 mod proxy;
 mod rpc_cost;
 mod scale;
@@ -46,7 +50,7 @@ const DEFAULT_FEED_MS: u64 = 200;
 /// The tighter setting measured beside it.
 const TIGHT_FEED_MS: u64 = 50;
 /// Every section's name, for `BENCH_ONLY`.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 10] = [
     "freshness",
     "clients",
     "fanout",
@@ -55,6 +59,8 @@ const SECTIONS: [&str; 8] = [
     "scale",
     "webhooks",
     "orders",
+    "native",
+    "providers",
 ];
 /// Wallets on the multi-wallet stream whose freshness is measured beside the single one's.
 const STREAM_WALLETS: usize = 10;
@@ -271,6 +277,25 @@ async fn main() -> anyhow::Result<()> {
         let fanout = sections.get("fanout").cloned().unwrap_or_default();
         sections.insert("table_cost".into(), table_cost::report(&tiers, &fanout));
         eprintln!("bench: scale done");
+    }
+
+    if plan.wants("native") {
+        let sizes: Vec<usize> = match std::env::var("BENCH_WALLETS") {
+            Ok(v) if !v.is_empty() => v
+                .split(',')
+                .map(|s| s.trim().parse())
+                .collect::<Result<_, _>>()?,
+            _ => vec![1, 1_000, 10_000],
+        };
+        let runs = native_cost::run(&sizes, plan.scale(5, 20)).await?;
+        sections.insert("native_cost".into(), native_cost::report(&runs));
+        eprintln!("bench: native cost done");
+    }
+
+    if plan.wants("providers") {
+        let runs = providers::run().await?;
+        sections.insert("providers".into(), providers::report(&runs));
+        eprintln!("bench: providers done");
     }
 
     let summary = summary::render(&sections);

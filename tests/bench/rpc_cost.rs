@@ -1,6 +1,7 @@
 //! What a stretch of blocks costs the poller: RPC requests (counted by the proxy between the
-//! poller and anvil, not by the poller), table requests and units (the proxy in front of
-//! DynamoDB Local), and CPU time (`/proc` utime + stime).
+//! poller and anvil, not by the poller) and the units a provider would bill for them (Alchemy's
+//! compute units, `live_balances::chain::ALCHEMY_UNITS`), table requests and units (the proxy in
+//! front of DynamoDB Local), and CPU time (`/proc` utime + stime).
 //!
 //! Blocks are mined by the bench at a fixed pace, each with background traffic that touches
 //! no watched wallet (transfers of listed tokens and ETH between strangers, as every real
@@ -52,6 +53,17 @@ impl BlockCost {
         total(&self.rpc).requests as f64 / self.blocks as f64
     }
 
+    /// Billed units per block of the RPC requests (WebSocket notifications, billed by
+    /// bandwidth alike in every mode, left out).
+    pub fn units_per_block(&self) -> f64 {
+        let units: u64 = self
+            .rpc
+            .iter()
+            .map(|(method, c)| c.requests * live_balances::chain::ALCHEMY_UNITS.of(method))
+            .sum();
+        units as f64 / self.blocks as f64
+    }
+
     pub fn cpu_ms_per_block(&self) -> f64 {
         self.cpu_seconds * 1000.0 / self.blocks as f64
     }
@@ -81,6 +93,7 @@ impl BlockCost {
         json!({
             "blocks": self.blocks,
             "rpc_requests_per_block": two(self.rpc_per_block()),
+            "billed_units_per_block": two(self.units_per_block()),
             "rpc_by_method_per_block": per_block(&self.rpc),
             "table_read_units_per_block": two(db.read_units / self.blocks as f64),
             "table_write_units_per_block": two(db.write_units / self.blocks as f64),

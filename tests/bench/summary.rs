@@ -45,6 +45,36 @@ pub fn render(s: &Map<String, Value>) -> String {
             ));
         }
     }
+    for run in get(s, &["providers", "runs"])
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let l = &run["transfer_to_stream_ms"];
+        lines.push(format!(
+            "  provider ({}): {} changes, none lost; transfer -> stream p50 {} ms, p90 {} ms; converged {} ms after the outage; {} RPC requests a block",
+            run["label"].as_str().unwrap_or_default(),
+            run["changes"],
+            l["p50"],
+            l["p90"],
+            run["converged_after_outage_ms"],
+            run["rpc_requests_per_block"]
+        ));
+    }
+    for run in get(s, &["native_cost", "runs"])
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        lines.push(format!(
+            "  native cost ({} wallets, streamed {}, {}): {} units a block, found by {}",
+            run["wallets"],
+            run["streamed"],
+            run["mode"].as_str().unwrap_or_default(),
+            run["measured_1s_blocks"]["billed_units_per_block"],
+            run["native_source"].as_str().unwrap_or_default()
+        ));
+    }
     let w = get(s, &["webhooks"]);
     if !w.is_null() {
         let l = &w["latency_mined_to_receiver"];

@@ -1,6 +1,7 @@
 //! End-to-end tests that disturb the chain, the poller or the api server — reorgs, killed or
-//! doubled pollers, RPC outages, a poisoned stream, a killed or drained server, counting the
-//! poller's RPC requests — on a stack of their own, one test at a time.
+//! doubled pollers, RPC outages, a provider's rate limits and caps, a poisoned stream, a
+//! killed or drained server, counting the poller's RPC requests — on a stack of their own, one
+//! test at a time.
 
 mod capacity;
 mod discovery_cap;
@@ -10,6 +11,7 @@ mod function_faults;
 mod load;
 mod native_reads;
 mod outage;
+mod providers;
 mod quiet_sweep;
 mod reorg;
 mod restart;

@@ -1,7 +1,8 @@
-//! Native balances on a node without trace methods: the poller falls back to per-wallet reads
-//! (a wallet with an open stream every block, the others spread over `NATIVE_POLL_SECS`), says
-//! so in `/health` and the metrics, and every way ETH moves still reaches the stream — while
-//! the stack's own poller, on anvil, finds native changes in call traces.
+//! Native balances read per wallet (`NATIVE_BALANCES=reads`, as on a node without trace
+//! methods): a wallet with an open stream every block, the others spread over
+//! `NATIVE_POLL_SECS`; the poller says so in `/health` and the metrics, and every way ETH
+//! moves still reaches the stream — while the stack's own poller, on anvil, found the node's
+//! call tracer (it uses it when tracing is the cheaper way).
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use crate::test_poller::TestPoller;
 
 const ETH: u64 = 1_000_000_000_000_000_000;
 
-async fn native_source(env: &Environment, poller_url: &str) -> anyhow::Result<String> {
+async fn health_field(env: &Environment, poller_url: &str, field: &str) -> anyhow::Result<String> {
     let health: Value = env
         .http
         .get(format!("{poller_url}/health"))
@@ -24,10 +25,14 @@ async fn native_source(env: &Environment, poller_url: &str) -> anyhow::Result<St
         .await?
         .json()
         .await?;
-    Ok(health["chains"][0]["nativeSource"]
+    Ok(health["chains"][0][field]
         .as_str()
         .unwrap_or_default()
         .to_string())
+}
+
+async fn native_source(env: &Environment, poller_url: &str) -> anyhow::Result<String> {
+    health_field(env, poller_url, "nativeSource").await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -36,7 +41,7 @@ async fn native_balances_without_traces_are_read_per_wallet() -> anyhow::Result<
     let env = Environment::get();
     // The stack's poller found traces on anvil.
     assert_eq!(
-        native_source(env, &env.stack.poller_url).await?,
+        health_field(env, &env.stack.poller_url, "traces").await?,
         "call_tracer"
     );
 

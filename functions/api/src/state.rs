@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use live_balances::chain::{BalanceReader, ChainError};
+use live_balances::chain::{BalanceReader, ChainError, ReaderOptions};
 use live_balances::config::Settings;
 use live_balances::secrets::{SettingsError, load_settings};
 use live_balances::storage::Table;
@@ -51,11 +51,7 @@ impl State {
             .chains
             .values()
             .map(|c| {
-                let reader = BalanceReader::connect_http(
-                    &c.rpc_url,
-                    settings.multicall,
-                    settings.multicall_chunk,
-                )?;
+                let reader = BalanceReader::connect(&c.rpc_urls, ReaderOptions::of(&settings))?;
                 Ok((c.chain_id, reader))
             })
             .collect::<Result<_, ChainError>>()?;

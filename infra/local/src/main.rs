@@ -28,8 +28,8 @@ async fn main() -> anyhow::Result<()> {
     let chain = match settings.chains.values().next() {
         Some(c) => ChainSource::External {
             chain_id: c.chain_id,
-            rpc_url: c.rpc_url.clone(),
-            ws_url: c.ws_url.clone(),
+            rpc_url: c.rpc_urls.join(","),
+            ws_url: (!c.ws_urls.is_empty()).then(|| c.ws_urls.join(",")),
         },
         None => ChainSource::Anvil {
             port: port("ANVIL_PORT", 8545)?,
