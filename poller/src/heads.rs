@@ -57,8 +57,6 @@ impl HeadSignal {
 /// (the first retry after a drop goes at once: a dropped connection is usually one cut).
 const RESUBSCRIBE_BACKOFF: Backoff =
     Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
-/// A subscription that lasted this long ended by chance, not by a provider refusing it.
-const LIVED: Duration = Duration::from_secs(10);
 
 /// Keeps a `newHeads` subscription open on one of `ws_urls` until `stop` turns true.
 pub async fn follow_heads(
@@ -74,10 +72,11 @@ pub async fn follow_heads(
         if *stop.borrow() {
             return;
         }
-        let url = &ws_urls[url_index % ws_urls.len().max(1)];
+        url_index %= ws_urls.len().max(1);
+        let url = &ws_urls[url_index];
         match HeadSubscription::connect(url).await {
             Ok(mut heads) => {
-                let since = tokio::time::Instant::now();
+                let mut announced = false;
                 // A head that was announced before the gap is stale: ask again over HTTP.
                 if let Ok(mut latest) = signal.latest.lock() {
                     *latest = None;
@@ -94,7 +93,10 @@ pub async fn follow_heads(
                 let ended = loop {
                     tokio::select! {
                         head = heads.next() => match head {
-                            Some(head) => signal.announce(head),
+                            Some(head) => {
+                                announced = true;
+                                signal.announce(head);
+                            }
                             None => break "the connection ended",
                         },
                         _ = signal.resubscribe.notified() => {
@@ -117,9 +119,9 @@ pub async fn follow_heads(
                     reason = ended,
                     "head subscription ended; polling over HTTP and subscribing again"
                 );
-                // A subscription that lived a while: subscribe again at once. One dropped as
-                // soon as made: back off.
-                if since.elapsed() >= LIVED {
+                // A subscription that delivered heads worked: subscribe again at once. One
+                // dropped before it delivered any: back off.
+                if announced {
                     failures = 0;
                     continue;
                 }

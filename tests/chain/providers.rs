@@ -240,7 +240,8 @@ async fn a_dropped_subscription_is_covered_at_once() -> anyhow::Result<()> {
     let _exclusive = crate::EXCLUSIVE.lock().await;
     let env = Environment::get();
     let faults = ProviderFaults {
-        ws_drop_every: Some(Duration::from_millis(1500)),
+        ws_drop_every: Some(Duration::from_millis(1000)),
+        ws_refused_after_drop: Duration::from_millis(1000),
         ..ProviderFaults::default()
     };
     let (proxy, poller, server) = behind_provider(env, "poller-ws-drops", faults, &[]).await?;
@@ -251,7 +252,7 @@ async fn a_dropped_subscription_is_covered_at_once() -> anyhow::Result<()> {
     // Transfers spread over several drops: those mined while the subscription is gone or
     // being made again are seen as fast as the others (a missed head used to wait for the
     // 10 s safety poll).
-    for i in 1..=6 {
+    for i in 1..=16 {
         transfer_seen(
             env,
             &actor,
@@ -262,7 +263,7 @@ async fn a_dropped_subscription_is_covered_at_once() -> anyhow::Result<()> {
             SEEN_WITHIN,
         )
         .await?;
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     report("WebSocket drops", &latencies);
     let dropped = proxy.counts().ws_dropped;

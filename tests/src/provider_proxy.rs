@@ -42,6 +42,9 @@ pub struct ProviderFaults {
     pub max_log_results: Option<usize>,
     /// Every WebSocket connection closed after this long.
     pub ws_drop_every: Option<Duration>,
+    /// After such a drop, new WebSocket connections are refused for this long (the provider's
+    /// side of the reconnect takes a while): blocks mined meanwhile are announced to no one.
+    pub ws_refused_after_drop: Duration,
 }
 
 impl ProviderFaults {
@@ -56,6 +59,7 @@ impl ProviderFaults {
             max_log_blocks: Some(3),
             max_log_results: Some(50),
             ws_drop_every: Some(Duration::from_secs(60)),
+            ws_refused_after_drop: Duration::from_secs(1),
         }
     }
 }
@@ -109,6 +113,8 @@ struct Shared {
     counts: Mutex<ProviderCounts>,
     down: watch::Sender<bool>,
     ws_drops: AtomicU64,
+    /// New WebSocket connections are refused until then.
+    ws_refused_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Shared {
@@ -148,6 +154,7 @@ impl ProviderProxy {
             counts: Mutex::new(ProviderCounts::default()),
             down: watch::channel(false).0,
             ws_drops: AtomicU64::new(0),
+            ws_refused_until: Mutex::new(None),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(Self {
@@ -221,6 +228,11 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()> {
     let n = stream.peek(&mut head).await?;
     let text = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
     if text.contains("upgrade: websocket") {
+        let refused =
+            lock(&shared.ws_refused_until).is_some_and(|until| tokio::time::Instant::now() < until);
+        if refused {
+            return Ok(());
+        }
         return websocket(stream, shared).await;
     }
     let service = hyper::service::service_fn(move |req| {
@@ -253,7 +265,8 @@ async fn websocket(stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()>
         }
         anyhow::Ok(())
     };
-    let drop_after = shared.faults().ws_drop_every;
+    let faults = shared.faults();
+    let drop_after = faults.ws_drop_every;
     let dropped = async {
         match drop_after {
             Some(after) => tokio::time::sleep(after).await,
@@ -267,6 +280,8 @@ async fn websocket(stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()>
         r = to_client => r,
         _ = dropped => {
             shared.ws_drops.fetch_add(1, Ordering::SeqCst);
+            *lock(&shared.ws_refused_until) =
+                Some(tokio::time::Instant::now() + faults.ws_refused_after_drop);
             Ok(())
         }
     }

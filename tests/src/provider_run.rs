@@ -291,16 +291,23 @@ pub async fn eth_seen(
     .await
 }
 
-/// One block holding `transfers` transfers of `token` from `actor`, spread over `owners` as
-/// `shares` say (transfers to `owners[i]`: `shares[i]`); returns the block.
+/// One block of transfers of `token` to each of `owners` (that many each), from a fresh
+/// sender `actor` funds first (the burst's nonces are set by hand, which would confuse the
+/// actor's own nonce cache); returns the block.
 pub async fn one_block_of_transfers(
     env: &Environment,
     actor: &Wallet,
     token: Address,
     owners: &[(Address, usize)],
 ) -> anyhow::Result<u64> {
+    let sender = Wallet::fresh(&env.stack.rpc_url).await?;
+    let total: usize = owners.iter().map(|(_, n)| n).sum();
+    actor
+        .transfer(token, sender.address, U256::from(total))
+        .await?;
     env.rpc("evm_setAutomine", json!([false])).await?;
     let sent = async {
+        let actor = &sender;
         let mut pending = vec![];
         let mut nonce = actor.provider.get_transaction_count(actor.address).await?;
         for (owner, count) in owners {
