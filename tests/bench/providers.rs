@@ -77,7 +77,12 @@ impl ProviderRun {
 }
 
 pub async fn run() -> anyhow::Result<Vec<ProviderRun>> {
-    let bench = Bench::start("providers", vec![]).await?;
+    // The poller's steps in its log, to see where a slow change spent its time.
+    let bench = Bench::start(
+        "providers",
+        vec![("RUST_LOG".into(), "info,poller=debug".into())],
+    )
+    .await?;
     let upstream = format!("127.0.0.1:{}", bench.anvil_port).parse()?;
     let mut runs = vec![];
     for (label, faults, outage) in [

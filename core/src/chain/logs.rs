@@ -280,12 +280,16 @@ impl LogLimits {
     /// `suggested` blocks.
     fn results_refused(&self, blocks: u64, suggested: Option<u64>) -> LogLimitsView {
         self.with(|s| {
-            let width = suggested
-                .filter(|w| *w < blocks)
-                .unwrap_or(blocks / 2)
-                .max(1);
-            s.results_range = Some(s.results_range.map_or(width, |r| r.min(width)));
-            s.results_answers = 0;
+            // One block refused teaches nothing about ranges (that block is busy, not the
+            // range wide): the width is kept.
+            if blocks > 1 {
+                let width = suggested
+                    .filter(|w| *w < blocks)
+                    .unwrap_or(blocks / 2)
+                    .max(1);
+                s.results_range = Some(s.results_range.map_or(width, |r| r.min(width)));
+                s.results_answers = 0;
+            }
             s.splits += 1;
             s.view()
         })
@@ -544,6 +548,9 @@ mod tests {
             results.answered(1, 500);
         }
         assert_eq!(results.width(500), 2);
-        assert_eq!(results.view().splits, 2);
+        // A single busy block narrows nothing.
+        results.results_refused(1, None);
+        assert_eq!(results.width(500), 2);
+        assert_eq!(results.view().splits, 3);
     }
 }

@@ -4,10 +4,12 @@
 //! A request a provider answers with "slow down" (429, a 503 with `Retry-After`, a JSON-RPC
 //! rate-limit error) waits as told — the `Retry-After` or the error's own hint, else
 //! exponential backoff with jitter — and is sent again on its own, never failing the step it
-//! belongs to; an endpoint that does not answer (refused, cut, timed out, 5xx) rests with
-//! backoff. While an endpoint rests, requests go to the next one configured, so an outage or a
-//! rate limit of the primary sheds load to a secondary, and the primary is used again once
-//! its rest is over. No request waits longer than `max_wait` in all: then the last answer is
+//! belongs to; one an endpoint does not answer (refused, cut, timed out, 5xx) waits with
+//! backoff. Either way the endpoint rests for that long: while it rests, requests go to the
+//! next one configured, so an outage or a rate limit of the primary sheds load to a
+//! secondary, and the primary is used again once its rest is over. With no endpoint to go
+//! to, each request waits only what it was told itself (a 429 to one request does not hold
+//! the others). No request waits longer than `max_wait` in all: then the last answer is
 //! returned, and the caller's own retry (the poller's step backoff) takes over.
 //!
 //! alloy's own pieces were weighed: its HTTP transport drops `Retry-After` when the 429's body
@@ -110,17 +112,18 @@ impl Shared {
         let methods: Vec<&'static str> = request.method_names().map(method_label).collect();
         let started = Instant::now();
         let mut retries = 0u32;
+        // What this request's last try was told (or met): its own pause before it tries an
+        // endpoint that rests. Another request's rate limit never holds this one: a resting
+        // endpoint is only passed over while another does not rest.
+        let mut pause = Duration::ZERO;
         loop {
-            let (index, wait) = self.pick();
-            if !wait.is_zero() {
-                if started.elapsed() + wait > self.max_wait {
-                    return Err(TransportErrorKind::custom_str(&format!(
-                        "every endpoint is resting for {} ms more (rate limited or failing)",
-                        wait.as_millis()
-                    )));
+            let index = match self.ready() {
+                Some(index) => index,
+                None => {
+                    tokio::time::sleep(pause).await;
+                    self.soonest_back()
                 }
-                tokio::time::sleep(wait).await;
-            }
+            };
             if self.in_use.swap(index, Ordering::SeqCst) != index {
                 self.observer.endpoint_in_use(index);
             }
@@ -142,12 +145,13 @@ impl Shared {
                     }),
                 Err(error) => Some(fault::of_error(error)),
             };
-            match fault {
+            pause = match fault {
                 Some(Fault::RateLimited { retry_after }) => {
                     let wait = retry_after
                         .unwrap_or_else(|| RATE_LIMIT_BACKOFF.pause_with_jitter(retries));
                     endpoint.rest(wait);
                     self.observer.rate_limited(index, wait);
+                    wait
                 }
                 Some(Fault::Unavailable) => {
                     let rest = if self.endpoints.len() > 1 {
@@ -157,14 +161,20 @@ impl Shared {
                     };
                     let wait = endpoint.failed(rest);
                     self.observer.endpoint_failed(index, wait);
+                    wait
                 }
                 _ => {
                     endpoint.answered();
                     return result;
                 }
-            }
+            };
             retries += 1;
-            if started.elapsed() >= self.max_wait {
+            // Past the bound, or a pause that would cross it with no other endpoint to try:
+            // the last answer stands.
+            let waits = self.ready().is_none();
+            if started.elapsed() >= self.max_wait
+                || (waits && started.elapsed() + pause > self.max_wait)
+            {
                 return result;
             }
         }
@@ -225,21 +235,22 @@ impl Shared {
         (status.as_u16(), retry_after, result)
     }
 
-    /// The first endpoint not resting; when all rest, the one whose rest ends first, with the
-    /// time left.
-    fn pick(&self) -> (usize, Duration) {
+    /// The first endpoint not resting, if any.
+    fn ready(&self) -> Option<usize> {
         let now = Instant::now();
-        let mut soonest = (0, Duration::MAX);
-        for (index, endpoint) in self.endpoints.iter().enumerate() {
-            let left = endpoint.rest_left(now);
-            if left.is_zero() {
-                return (index, Duration::ZERO);
-            }
-            if left < soonest.1 {
-                soonest = (index, left);
-            }
-        }
-        soonest
+        self.endpoints
+            .iter()
+            .position(|endpoint| endpoint.rest_left(now).is_zero())
+    }
+
+    /// The endpoint whose rest ends first.
+    fn soonest_back(&self) -> usize {
+        let now = Instant::now();
+        self.endpoints
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, endpoint)| endpoint.rest_left(now))
+            .map_or(0, |(index, _)| index)
     }
 }
 
