@@ -51,11 +51,10 @@ const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(30);
 /// due would cost a request per block and find nothing.
 const SUBSCRIBED_POLL_INTERVAL: Duration = Duration::from_secs(10);
 const MAX_SUBSCRIBED_POLL_INTERVAL: Duration = Duration::from_secs(60);
-/// How long a wallet counts as streamed after a sign that a stream opened on it (its first
-/// stream's re-read request, or a session the poller just learned: a page registers its
-/// wallet and opens its stream together), before the session's own `streaming_until` is
-/// known: long enough for the reload that brings it.
-const STREAM_HINT_SECS: u64 = 120;
+/// How long a wallet counts as streamed after its stream's re-read request (the sign a stream
+/// opened that reaches the poller within a block), before the session's own
+/// `streaming_until` is known: long enough for the periodic full reload that brings it.
+const STREAM_HINT_SECS: u64 = 600;
 /// How soon the node is asked again about trace methods after a question that settled
 /// nothing (a rate limit, a timeout, an outage), and after it said it offers none.
 const REPROBE_UNSETTLED: Duration = Duration::from_secs(30);
@@ -720,16 +719,12 @@ impl ChainWatcher {
         Ok(())
     }
 
-    /// Wallets the latest reload or re-read requests suggest have a stream opening: each
-    /// counts as streamed for [`STREAM_HINT_SECS`] (see `is_streamed`).
+    /// Wallets whose stream just asked for a re-read: each counts as streamed for
+    /// [`STREAM_HINT_SECS`] (see `is_streamed`).
     fn note_stream_hints(&mut self) {
         let now = unix_now();
         self.stream_hints.retain(|_, until| *until > now);
-        let opened = self
-            .rescans
-            .iter()
-            .chain(self.catch_up.iter().map(|(owner, _)| owner));
-        for owner in opened {
+        for owner in &self.rescans {
             self.stream_hints.insert(*owner, now + STREAM_HINT_SECS);
         }
     }
@@ -784,8 +779,12 @@ impl ChainWatcher {
         match self.native_mode {
             NativeBalances::Reads => NativeStep::ReadStreamed,
             NativeBalances::Auto => cost.cheapest(&ALCHEMY_UNITS, source).0,
+            // Traces as asked, but for a catch-up over several blocks that one read of every
+            // wallet covers for less.
             NativeBalances::Traces => match cost.units(&ALCHEMY_UNITS, source) {
-                [(_, Some(trace)), _, (_, Some(all))] if all < trace => NativeStep::ReadAll,
+                [(_, Some(trace)), _, (_, Some(all))] if blocks > 1 && all < trace => {
+                    NativeStep::ReadAll
+                }
                 _ => NativeStep::Trace,
             },
         }
