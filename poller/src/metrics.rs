@@ -128,15 +128,17 @@ impl Metrics {
 
     /// Whether the head subscription is live (called only where a WebSocket is configured).
     pub fn set_subscribed(&self, chain_id: u64, up: bool) {
-        if !up {
-            self.add("poller_ws_disconnects_total", chain_id, "", 1);
-        }
+        let mut lost = false;
         self.update(chain_id, |s| {
             if s.subscribed != Some(up) {
+                lost = s.subscribed == Some(true);
                 s.subscribed = Some(up);
                 s.subscription_since = unix_now();
             }
         });
+        if lost {
+            self.add("poller_ws_disconnects_total", chain_id, "", 1);
+        }
     }
 
     pub fn chains(&self) -> BTreeMap<u64, ChainState> {

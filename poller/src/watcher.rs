@@ -890,7 +890,9 @@ impl ChainWatcher {
         for (owner, wallet) in self.watched.wallets() {
             let streamed = self.is_streamed(owner, wallet.streaming_until, now);
             if which == NativeReads::All || (streamed && which == NativeReads::StreamedAndPolled) {
-                plan.add_touched(*owner, native, None);
+                // Read, not touched: nothing on chain named the wallet, so a zero it holds
+                // needs no tombstone write every block.
+                plan.add(*owner, native);
             } else if !streamed {
                 others.insert(*owner, ());
             }

@@ -160,10 +160,26 @@ async fn write_sessions(
             ..Session::new(bench.chain_id(), *owner, now)
         })
         .collect();
+    let chain_id = bench.chain_id();
     futures::stream::iter(&sessions)
         .map(|session| {
             let table = &table;
-            async move { table.write_session(session, 0, true).await }
+            async move {
+                table.write_session(session, 0, true).await?;
+                if streamed {
+                    // What an open stream's keep-alive writes (a session write leaves it).
+                    table
+                        .keep_session_alive(
+                            chain_id,
+                            &session.owner,
+                            now,
+                            session.expires_at + 1,
+                            now + 86_400,
+                        )
+                        .await?;
+                }
+                anyhow::Ok(())
+            }
         })
         .buffer_unordered(32)
         .try_collect::<Vec<_>>()

@@ -111,8 +111,12 @@ impl NativeCost {
     /// Units each way costs: tracing by `source` (when the node offers it), reading the
     /// streamed wallets and the polled share, reading every wallet.
     pub fn units(&self, units: &UnitCosts, source: NativeSource) -> [(NativeStep, Option<u64>); 3] {
+        // The headers of a range's inner blocks are fetched to trace them (the step has the
+        // first and the last), the bodies of those with withdrawals to name their recipients.
         let trace = units.trace(source).map(|per_block| {
-            self.blocks * per_block + self.blocks_with_withdrawals * units.eth_get_block_by_number
+            self.blocks * per_block
+                + self.blocks.saturating_sub(2) * units.eth_get_block_by_number
+                + self.blocks_with_withdrawals * units.eth_get_block_by_number
         });
         [
             (NativeStep::Trace, trace),
@@ -124,18 +128,16 @@ impl NativeCost {
         ]
     }
 
-    /// The cheapest way that keeps every streamed wallet's changes visible at the next block:
-    /// reading them (with the polled share) or tracing; and, for a catch-up where tracing
-    /// would have been chosen, one read of every wallet when that is cheaper still. Ties go to
-    /// reads: they need no trace method and name no account the step does not watch.
+    /// The cheaper way that keeps every streamed wallet's changes visible at the next block:
+    /// reading them (with the polled share), or tracing when the node offers it and that
+    /// costs less. Ties go to reads: they need no trace method. (Reading every wallet never
+    /// costs less than reading the streamed ones; it is for `NATIVE_BALANCES=traces`, whose
+    /// catch-ups it serves, see [`Self::units`].)
     pub fn cheapest(&self, units: &UnitCosts, source: NativeSource) -> (NativeStep, u64) {
-        let [(_, trace), (_, streamed), (_, all)] = self.units(units, source);
+        let [(_, trace), (_, streamed), _] = self.units(units, source);
         let streamed = streamed.unwrap_or(u64::MAX);
         match trace {
-            Some(trace) if trace < streamed => match all {
-                Some(all) if all < trace => (NativeStep::ReadAll, all),
-                _ => (NativeStep::Trace, trace),
-            },
+            Some(trace) if trace < streamed => (NativeStep::Trace, trace),
             _ => (NativeStep::ReadStreamed, streamed),
         }
     }
@@ -201,27 +203,26 @@ mod tests {
     }
 
     #[test]
-    fn a_long_catch_up_reads_every_wallet_once() {
+    fn a_range_of_blocks_costs_a_trace_and_a_header_each() {
         let mut s = step(5000, 5000);
         s.blocks = 100;
         s.blocks_with_withdrawals = 100;
+        let [(_, trace), (_, streamed), (_, all)] =
+            s.units(&ALCHEMY_UNITS, NativeSource::CallTracer);
+        // 100 traces, 98 inner headers, 100 bodies; 5,000 reads in 5 calls.
+        assert_eq!((trace, streamed, all), (Some(7960), Some(130), Some(130)));
         assert_eq!(
             s.cheapest(&ALCHEMY_UNITS, NativeSource::CallTracer),
             (NativeStep::ReadStreamed, 130)
         );
         let mut s = step(3000, 20_000);
         s.blocks = 20;
-        // Tracing: 20 × 40 = 800; streamed and polled: 6,400 reads = 7 calls = 182.
+        // Tracing: 20 × 40 + 18 × 20 = 1,160; streamed and polled: 6,400 reads = 7 calls = 182.
         assert_eq!(
             s.cheapest(&ALCHEMY_UNITS, NativeSource::CallTracer),
             (NativeStep::ReadStreamed, 182)
         );
-        let mut s = step(2500, 2500);
-        s.blocks = 3;
-        // Tracing 120 against 78 for the streamed reads: reads.
-        assert_eq!(
-            s.cheapest(&ALCHEMY_UNITS, NativeSource::CallTracer).0,
-            NativeStep::ReadStreamed
-        );
+        let [_, _, (_, all)] = s.units(&ALCHEMY_UNITS, NativeSource::CallTracer);
+        assert_eq!(all, Some(520));
     }
 }
