@@ -36,4 +36,5 @@ mod sparse;
 mod sse;
 mod storage;
 mod token_lists;
+mod upgrade;
 mod webhooks;
