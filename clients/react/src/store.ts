@@ -144,7 +144,8 @@ export class BalancesStore {
 
   #refresh(entry: Entry): void {
     const status = entry.watch.status;
-    if (status === "live") entry.error = undefined;
+    // Trouble is forgotten when the stream comes (back) live, not by every change while live.
+    if (status === "live" && entry.result.status !== "live") entry.error = undefined;
     const data = entry.watch.current() ?? undefined;
     const { result } = entry;
     if (result.data === data && result.status === status && result.error === entry.error) return;

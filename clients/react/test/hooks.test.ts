@@ -35,7 +35,8 @@ function Show({ name, read }: { name: string; read: () => { data: unknown; statu
   const renders = useRef(0);
   renders.current += 1;
   const { data, status } = read();
-  const text = data === undefined ? "-" : typeof data === "bigint" ? data.toString() : "snapshot";
+  const text =
+    data === undefined ? "-" : typeof data === "bigint" || typeof data === "string" ? String(data) : "snapshot";
   return createElement("p", { id: name, "data-status": status, "data-renders": renders.current }, text);
 }
 
@@ -220,4 +221,33 @@ test("on the server: rendered without touching the browser's APIs or the network
   expect(html).toContain('data-status="idle"');
   expect(FakeEventSource.all).toHaveLength(0);
   expect(requests).toHaveLength(0);
+});
+
+test("trouble shows in `error` until the stream is live again", async () => {
+  const { client } = service();
+  const failing = Object.assign(client, {
+    createSession: async () => {
+      throw new Error("refused: too_many_tokens");
+    },
+  });
+  await render(
+    failing,
+    createElement(Show, {
+      name: "e",
+      read: () => {
+        const r = useBalances({ chainId: 1, owner: OWNER, session: { customTokens: [TOKEN] } });
+        return { data: r.error?.message, status: r.status };
+      },
+    }),
+  );
+  await step();
+  expect(document.getElementById("e")?.textContent).toBe("refused: too_many_tokens");
+  const source = FakeEventSource.latest();
+  await step(() => {
+    source.open();
+    source.send("all_balances", snapshotData("1"), "5");
+  });
+  expect(document.getElementById("e")?.textContent).toBe("-");
+  await step(() => source.send("balance_update", "not json", "6"));
+  expect(document.getElementById("e")?.textContent, "an unreadable event while live shows too").toMatch(/unreadable balance_update/);
 });
