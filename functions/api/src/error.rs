@@ -213,7 +213,9 @@ impl ApiError {
                     ErrorCode::TokenListUnreachable
                 }
                 ListError::Fetch(FetchError::TooLarge(_)) => ErrorCode::TokenListTooLarge,
-                ListError::Invalid(TokenListError::NoTokensForChain { .. }) => ErrorCode::TokenListEmpty,
+                ListError::Invalid(TokenListError::NoTokensForChain { .. }) => {
+                    ErrorCode::TokenListEmpty
+                }
                 ListError::Invalid(_) => ErrorCode::TokenListInvalid,
                 ListError::Busy => ErrorCode::TokenListBusy,
                 ListError::Storage(_) => ErrorCode::StorageUnavailable,

@@ -197,7 +197,9 @@ mod tests {
             ids.contains(&"postSession".to_string()) && ids.contains(&"putSession".to_string())
         );
         // Error codes are a closed set, in error bodies and stream notices alike.
-        let codes = schemas["ErrorCode"]["enum"].as_array().expect("ErrorCode enum");
+        let codes = schemas["ErrorCode"]["enum"]
+            .as_array()
+            .expect("ErrorCode enum");
         assert!(codes.contains(&"session_not_found".into()), "{codes:?}");
         assert_eq!(codes.len(), ErrorCode::ALL.len());
         for schema in ["ErrorBody", "StreamError"] {
