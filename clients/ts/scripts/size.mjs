@@ -6,7 +6,7 @@
 import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
 
-/** The main entry's budget, minified + gzip. */
+/** The main entry's budget, minified + gzip, in bytes (8 KiB). */
 const BUDGET = 8 * 1024;
 
 const [entry = "dist/index.js", budget = String(BUDGET), ...external] = process.argv.slice(2);
@@ -23,7 +23,7 @@ const result = await build({
 });
 const code = result.outputFiles[0].contents;
 const gzipped = gzipSync(code, { level: 9 }).length;
-const kb = (n) => `${(n / 1024).toFixed(2)} KB`;
+const kb = (n) => `${n} B (${(n / 1024).toFixed(2)} KiB)`;
 console.log(`${entry}: ${kb(code.length)} minified, ${kb(gzipped)} minified + gzip (budget ${kb(Number(budget))})`);
 if (gzipped > Number(budget)) {
   console.error(`${entry} is over its budget: trim it, or raise the budget on purpose`);

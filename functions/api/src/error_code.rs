@@ -11,9 +11,12 @@ use utoipa::ToSchema;
 macro_rules! error_codes {
     ($($variant:ident => $code:literal,)*) => {
         /// Stable, machine-readable reason of an error answer or a stream notice.
+        // The variants are the codes in CamelCase: the derives spell them `snake_case` (a
+        // test holds them to the listed text, which is what `as_str` gives).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
         pub enum ErrorCode {
-            $(#[serde(rename = $code)] $variant,)*
+            $($variant,)*
         }
 
         impl ErrorCode {
