@@ -860,9 +860,10 @@ async fn the_readmes_node_receiver_verifies_real_deliveries() -> anyhow::Result<
         }
     };
     let now = live_balances::clock::unix_now();
-    let good = r#"{"id":"hand-1","type":"hand_signed"}"#;
+    // A delivery's shape (the receiver reads it into typed fields), of a kind it does not know.
+    let good = r#"{"id":"hand-1","type":"hand_signed","subscriptionId":"s","chainId":1,"owner":"0x0000000000000000000000000000000000000001","data":{}}"#;
     assert_eq!(post(good, now, good).await?, 204, "signed as documented");
-    let tampered = r#"{"id":"hand-1","type":"hand_tampered"}"#;
+    let tampered = r#"{"id":"hand-1","type":"hand_tampered","subscriptionId":"s","chainId":1,"owner":"0x0000000000000000000000000000000000000001","data":{}}"#;
     assert_eq!(post(tampered, now, good).await?, 401, "a tampered body");
     assert_eq!(post(good, now - 600, good).await?, 401, "a stale timestamp");
 
