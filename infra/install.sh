@@ -44,6 +44,12 @@ fi
 # clients/node_modules; a stamp of the lock file it was installed from makes a rerun free, and
 # offline.
 clients="$root/clients"
+# Before the workspace the client had its own node_modules (or a link to one): left there, it
+# would shadow the workspace's packages.
+if [ -e "$clients/ts/node_modules" ] || [ -L "$clients/ts/node_modules" ]; then
+  echo "install: removing clients/ts/node_modules (the workspace installs into clients/node_modules)"
+  rm -rf "$clients/ts/node_modules"
+fi
 if ! cmp -s "$clients/package-lock.json" "$clients/node_modules/.installed-from-lock" 2>/dev/null; then
   echo "install: client toolchains -> clients/node_modules"
   (cd "$clients" && npm ci --no-audit --no-fund --loglevel=error)
