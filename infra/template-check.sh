@@ -299,6 +299,13 @@ if found:
 print("template-check: the webhooks function reads the stream on its own mapping, parks failed batches in its queue, least privilege (and planted faults are caught)")
 PY
 
+# Operability: every alarm notifies someone, every log group expires, the table outlives the
+# stack (infra/template_checks/operations.py, which proves each check on planted faults).
+"$bin/python" infra/template_checks/operations.py template.yaml
+# A repeatable deploy: the example of recorded answers fits the template, and `make deploy`
+# passes them with the images it builds (dry run).
+"$bin/python" infra/template_checks/deploy.py template.yaml infra/deploy/samconfig.example.toml
+
 # `sam build` compiles the functions for arm64 with cargo-lambda and zig, as a deploy would.
 # `--language-extensions` lets it read past Fn::ForEach (the built template keeps the loop, which
 # CloudFormation expands at deploy with the real ChainIds).

@@ -35,6 +35,7 @@ use crate::error::PollerError;
 use crate::heads::{Head, HeadSignal};
 use crate::held::{HeldValues, ValueId};
 use crate::metrics::{Metrics, TraceSupport};
+use crate::reload::SessionTail;
 use crate::watched::WatchedSet;
 
 /// Longest pause between failed steps. Short: a failed step has already waited out its
@@ -51,10 +52,6 @@ const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(30);
 /// due would cost a request per block and find nothing.
 const SUBSCRIBED_POLL_INTERVAL: Duration = Duration::from_secs(10);
 const MAX_SUBSCRIBED_POLL_INTERVAL: Duration = Duration::from_secs(60);
-/// How long a wallet counts as streamed after its stream's re-read request (the sign a stream
-/// opened that reaches the poller within a block), before the session's own
-/// `streaming_until` is known: long enough for the periodic full reload that brings it.
-const STREAM_HINT_SECS: u64 = 600;
 /// How soon the node is asked again about trace methods after a question that settled
 /// nothing (a rate limit, a timeout, an outage), and after it said it offers none.
 const REPROBE_UNSETTLED: Duration = Duration::from_secs(30);
@@ -81,7 +78,6 @@ pub(crate) struct WatcherSettings {
     pub max_block_range: u64,
     pub feed_ttl: Duration,
     pub max_discovered: usize,
-    pub weth: Option<Address>,
 }
 
 pub struct ChainWatcher {
@@ -99,22 +95,12 @@ pub struct ChainWatcher {
     next_trace_probe: Option<Instant>,
     /// How the last step found native changes.
     native_step: NativeStep,
-    /// Wallets that count as streamed until then (Unix seconds), from signs a stream opened.
-    stream_hints: std::collections::BTreeMap<Address, u64>,
     pub(crate) watched: WatchedSet,
-    /// The live sessions `watched` was built from.
-    pub(crate) watched_sessions: Vec<live_balances::model::Session>,
     pub(crate) held: HeldValues,
     /// Tokens whose reads fail for every holder on this chain: never read per wallet.
     pub(crate) unreadable: BTreeSet<Address>,
-    /// The sessions version the watched set was built from; `None` before the first load.
-    pub(crate) sessions_version: Option<u64>,
-    /// Earliest expiry among the loaded sessions: past it, those sessions are looked at again
-    /// (an open stream may have extended them, or they end).
-    pub(crate) next_expiry: u64,
-    pub(crate) last_full_reload: Instant,
-    /// The live session count this poller last stored (the api's cap reads it).
-    pub(crate) live_count_stored: Option<u64>,
+    /// Where this watcher stands with the chain's sessions and their log.
+    pub(crate) sessions: SessionTail,
     /// Work waiting for the next step: first reads of newly tracked values, re-reads.
     pub(crate) pending: ReadPlan,
     /// Wallets learned since the last step whose events between the api's read and this
@@ -182,7 +168,6 @@ impl ChainWatcher {
                 max_block_range: settings.poller.max_block_range,
                 feed_ttl: settings.feed_ttl,
                 max_discovered: tracking.max_discovered_tokens,
-                weth: settings.chains.get(&chain_id).and_then(|c| c.weth),
             },
             native_mode: tracking.native_balances,
             native_poll_interval: tracking.native_poll_interval,
@@ -190,15 +175,10 @@ impl ChainWatcher {
             next_trace_probe: (tracking.native_balances != NativeBalances::Reads)
                 .then(Instant::now),
             native_step: NativeStep::ReadStreamed,
-            stream_hints: std::collections::BTreeMap::new(),
-            watched: WatchedSet::default(),
-            watched_sessions: vec![],
+            watched: WatchedSet::new(settings.chains.get(&chain_id).and_then(|c| c.weth)),
             held: HeldValues::default(),
             unreadable: BTreeSet::new(),
-            sessions_version: None,
-            next_expiry: 0,
-            last_full_reload: Instant::now(),
-            live_count_stored: None,
+            sessions: SessionTail::new(settings.poller.session_pass_interval),
             pending: ReadPlan::default(),
             catch_up: vec![],
             rescans: VecDeque::new(),
@@ -206,7 +186,10 @@ impl ChainWatcher {
             recent_writes: VecDeque::new(),
             rewound_above: None,
             silent_sweep: Sweep::new(settings.poller.snapshot_interval),
-            all_sweep: Sweep::new(tracking.sweep_all_interval),
+            all_sweep: Sweep::with_budget(
+                tracking.sweep_all_interval,
+                tracking.sweep_reads_per_block,
+            ),
             native_sweep: Sweep::new(tracking.native_poll_interval),
             last_sweep: Instant::now(),
             last_step: Instant::now(),
@@ -388,7 +371,6 @@ impl ChainWatcher {
             return Ok(Step::Idle);
         }
         self.refresh_watched(cursor.block).await?;
-        self.note_stream_hints();
         if head.number <= cursor.block {
             return self.rewind(cursor, head).await.map(|_| Step::Behind);
         }
@@ -485,11 +467,10 @@ impl ChainWatcher {
         let logs = self.log_reads(from, to, &mut plan).await?;
         self.native_reads(from, to, first, last, &mut plan).await?;
         self.sweep_reads(&mut plan);
-        let rescanned = self.rescan_reads(&mut plan);
+        self.rescan_reads(&mut plan);
         self.discover(&mut plan).await?;
         let rewound_above = self.rewound_above;
         let written = self.apply(&plan, to, rewound_above).await?;
-        self.table.take_rescans(self.chain_id, &rescanned).await?;
         self.rewound_above = None;
         *cursor = cursor.advanced(to, last.hash, unix_now());
         self.store_cursor(cursor).await?;
@@ -526,7 +507,6 @@ impl ChainWatcher {
     /// at the block already processed.
     async fn quiet_step(&mut self, cursor: &ChainCursor) -> Result<(), PollerError> {
         self.refresh_watched(cursor.block).await?;
-        self.note_stream_hints();
         let mut plan = std::mem::take(&mut self.pending);
         self.catch_up_reads(cursor.block, &mut plan).await?;
         // No new block: nothing streamed changed; the others' periodic reads stay on time.
@@ -534,12 +514,11 @@ impl ChainWatcher {
             self.wallet_native_reads(&mut plan, NativeReads::Polled);
         }
         self.sweep_reads(&mut plan);
-        let rescanned = self.rescan_reads(&mut plan);
+        self.rescan_reads(&mut plan);
         self.discover(&mut plan).await?;
         let rewound_above = self.rewound_above;
         self.apply(&plan, cursor.block, rewound_above).await?;
         self.rewound_above = None;
-        self.table.take_rescans(self.chain_id, &rescanned).await?;
         self.last_step = Instant::now();
         if !plan.is_empty() {
             debug!(
@@ -719,22 +698,6 @@ impl ChainWatcher {
         Ok(())
     }
 
-    /// Wallets whose stream just asked for a re-read: each counts as streamed for
-    /// [`STREAM_HINT_SECS`] (see `is_streamed`).
-    fn note_stream_hints(&mut self) {
-        let now = unix_now();
-        self.stream_hints.retain(|_, until| *until > now);
-        for owner in &self.rescans {
-            self.stream_hints.insert(*owner, now + STREAM_HINT_SECS);
-        }
-    }
-
-    /// Whether `owner`'s native changes must show at the next block: its session says a
-    /// stream is open, or a stream just opened.
-    fn is_streamed(&self, owner: &Address, streaming_until: u64, now: u64) -> bool {
-        streaming_until > now || self.stream_hints.get(owner).is_some_and(|u| *u > now)
-    }
-
     /// How this step finds native balance changes: the cheapest way in billed units (see
     /// `chain::billing`) that keeps every streamed wallet's changes visible at the next block
     /// under `NATIVE_BALANCES=auto`; traces under `traces` (a long catch-up excepted); reads
@@ -755,7 +718,7 @@ impl ChainWatcher {
         let streamed = self
             .watched
             .wallets()
-            .filter(|(o, w)| self.is_streamed(o, w.streaming_until, now))
+            .filter(|(_, w)| w.streaming_until > now)
             .count();
         let blocks = to - from + 1;
         let with_withdrawals = if blocks == 1 {
@@ -888,7 +851,7 @@ impl ChainWatcher {
         };
         let mut others = std::collections::BTreeMap::new();
         for (owner, wallet) in self.watched.wallets() {
-            let streamed = self.is_streamed(owner, wallet.streaming_until, now);
+            let streamed = wallet.streaming_until > now;
             if which == NativeReads::All || (streamed && which == NativeReads::StreamedAndPolled) {
                 // Read, not touched: nothing on chain named the wallet, so a zero it holds
                 // needs no tombstone write every block.
@@ -904,7 +867,8 @@ impl ChainWatcher {
     }
 
     /// This step's share of the two sweeps of held values: tokens seen changing silently
-    /// every `SNAPSHOT_INTERVAL`, everything else every `SWEEP_ALL_INTERVAL`.
+    /// every `SNAPSHOT_INTERVAL`, everything else every `SWEEP_ALL_INTERVAL` or, past
+    /// `SWEEP_READS_PER_BLOCK` values a step, as fast as that budget allows.
     fn sweep_reads(&mut self, plan: &mut ReadPlan) {
         let elapsed = self.last_sweep.elapsed();
         self.last_sweep = Instant::now();
@@ -916,9 +880,8 @@ impl ChainWatcher {
         }
     }
 
-    /// Re-reads of whole token sets that streams asked for, within this step's budget;
-    /// returns the wallets done.
-    fn rescan_reads(&mut self, plan: &mut ReadPlan) -> BTreeSet<Address> {
+    /// Re-reads of whole token sets that streams asked for, within this step's budget.
+    fn rescan_reads(&mut self, plan: &mut ReadPlan) {
         let mut done = BTreeSet::new();
         let mut budget = RESCAN_READS_PER_STEP;
         while let Some(owner) = self.rescans.front().copied() {
@@ -933,7 +896,6 @@ impl ChainWatcher {
             }
             done.insert(owner);
         }
-        done
     }
 
     /// Rewinds after a reorg: finds the common ancestor in the cursor's history and moves the

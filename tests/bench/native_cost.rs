@@ -93,7 +93,6 @@ pub async fn run(sizes: &[usize], blocks: usize) -> anyhow::Result<Vec<NativeRun
         tokens: tokens.clone(),
         owners: vec![],
         touched: 0,
-        reload: false,
     };
     let mut runs = vec![];
     let mut previous: Vec<Address> = vec![];
@@ -173,8 +172,8 @@ async fn write_sessions(
                             chain_id,
                             &session.owner,
                             now,
-                            session.expires_at + 1,
-                            now + 86_400,
+                            session.expires_at,
+                            Some(session.expires_at),
                         )
                         .await?;
                 }
@@ -184,7 +183,6 @@ async fn write_sessions(
         .buffer_unordered(32)
         .try_collect::<Vec<_>>()
         .await?;
-    table.bump_sessions_version(bench.chain_id()).await?;
     Ok(())
 }
 

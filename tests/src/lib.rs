@@ -9,10 +9,10 @@
 //! until it holds the chain's value), `ledger` (following all of a wallet's values at once),
 //! `provider_run` (wallets living through a provider-like proxy), `browser` (headless Chromium), `list_server` (token
 //! lists served locally), `webhook_receiver` (a receiver verifying signatures as a user's
-//! would), and the fault injectors `proxy` (an RPC outage), `provider_proxy` (a hosted node
-//! provider's habits: latency, rate limits, log caps, no traces, dropped WebSockets),
-//! `dynamodb_faults` (the table) and `stream_proxy` (the api function). Suites: `e2e/`,
-//! `chain/`, `bench/`.
+//! would), `static_site` (a built front end on its own origin), and the fault injectors
+//! `proxy` (an RPC outage), `provider_proxy` (a hosted node provider's habits: latency, rate
+//! limits, log caps, no traces, dropped WebSockets), `dynamodb_faults` (the table) and
+//! `stream_proxy` (the api function). Suites: `e2e/`, `chain/`, `bench/`.
 
 pub mod browser;
 pub mod dynamodb_faults;
@@ -22,6 +22,7 @@ pub mod list_server;
 pub mod provider_proxy;
 pub mod provider_run;
 pub mod proxy;
+pub mod static_site;
 pub mod stream_proxy;
 pub mod webhook_receiver;
 

@@ -21,6 +21,7 @@
 mod body;
 mod catalog;
 mod error;
+mod error_code;
 mod feed;
 mod hub;
 mod limits;
