@@ -15,6 +15,8 @@ use crate::metrics::{ChainState, Metrics, TraceSupport};
 
 /// How long after the last rate-limited answer a chain still counts as rate limited.
 const RATE_LIMITED_FOR_SECS: u64 = 60;
+/// How long after the last log query refused for its result count the cap is still named.
+const LOG_RESULTS_REFUSED_FOR_SECS: u64 = 600;
 
 /// Something that makes a chain's watching slower or costlier than it should be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -56,13 +58,18 @@ pub fn degradations(state: &ChainState, now: u64) -> Vec<Degradation> {
             ),
         );
     }
-    if let Some(range) = limits.results_range {
+    let refused_lately = state.log_results_refused_at > 0
+        && now.saturating_sub(state.log_results_refused_at) < LOG_RESULTS_REFUSED_FOR_SECS;
+    if limits.results_range.is_some() || refused_lately {
+        let width = limits.results_range.map_or(String::new(), |r| {
+            format!("queries of at most {r} blocks; ")
+        });
         add(
             "log_result_limit",
             format!(
-                "the provider caps eth_getLogs results: queries of at most {range} blocks, split \
-                 by event and owner below one block ({} single-owner blocks re-read whole)",
-                limits.overflows
+                "the provider caps eth_getLogs results ({} queries refused): {width}busy blocks \
+                 split by event and owner ({} single-owner blocks re-read whole)",
+                limits.result_refusals, limits.overflows
             ),
         );
     }
@@ -197,6 +204,7 @@ mod tests {
                 range_cap: Some(3),
                 results_range: Some(1),
                 splits: 4,
+                result_refusals: 2,
                 overflows: 1,
             },
             traces: TraceSupport::Missing,

@@ -53,6 +53,8 @@ pub struct ChainState {
     /// The RPC URL requests go to first now (0: the first configured).
     pub endpoint: usize,
     pub log_limits: LogLimitsView,
+    /// Unix seconds of the last `eth_getLogs` refused for its result count.
+    pub log_results_refused_at: u64,
     /// `None` without a WebSocket URL; else whether the head subscription is live, and since
     /// when (Unix seconds) it is in that state.
     pub subscribed: Option<bool>,
@@ -290,8 +292,12 @@ impl RpcObserver for ChainObserver {
     }
 
     fn log_limits(&self, limits: LogLimitsView) {
-        self.metrics
-            .update(self.chain_id, |s| s.log_limits = limits);
+        self.metrics.update(self.chain_id, |s| {
+            if limits.result_refusals > s.log_limits.result_refusals {
+                s.log_results_refused_at = unix_now();
+            }
+            s.log_limits = limits;
+        });
     }
 }
 

@@ -191,6 +191,7 @@ struct LimitsState {
     results_range: Option<u64>,
     results_answers: u32,
     splits: u64,
+    result_refusals: u64,
     overflows: u64,
 }
 
@@ -200,6 +201,7 @@ impl LimitsState {
             range_cap: self.range_cap,
             results_range: self.results_range,
             splits: self.splits,
+            result_refusals: self.result_refusals,
             overflows: self.overflows,
         }
     }
@@ -291,6 +293,7 @@ impl LogLimits {
                 s.results_answers = 0;
             }
             s.splits += 1;
+            s.result_refusals += 1;
             s.view()
         })
     }

@@ -14,6 +14,8 @@ pub struct LogLimitsView {
     pub results_range: Option<u64>,
     /// Queries the provider refused and the adapter split.
     pub splits: u64,
+    /// Of them, refused for their result count.
+    pub result_refusals: u64,
     /// Single-block, single-owner queries still over the result cap: the owner's values are
     /// all re-read instead.
     pub overflows: u64,
