@@ -1049,7 +1049,7 @@ mod tests {
         let document = r#"{
             "RPC_URL_1": "https://eth.example/v2/KEY1",
             "WS_URL_1": "wss://eth.example/ws/KEY1",
-            "RPC_URL_8453": "https://base.example/KEY2",
+            "RPC_URL_8453": "https://base.example/KEY2, https://base-fallback.example/KEY3",
             "RPC_URL_10": "https://op.example/not-served-yet"
         }"#;
         let merged = secret(&[1, 8453]).merge(env, document).unwrap();
@@ -1060,6 +1060,13 @@ mod tests {
         assert_eq!(s.chains[&1].ws_urls, ["wss://eth.example/ws/KEY1"]);
         assert_eq!(s.chains[&1].weth, known_wrapped_native(1));
         assert!(s.chains[&8453].ws_urls.is_empty());
+        assert_eq!(
+            s.chains[&8453].rpc_urls,
+            [
+                "https://base.example/KEY2",
+                "https://base-fallback.example/KEY3"
+            ]
+        );
         assert_eq!(
             s.chains[&8453].weth,
             Some(address!("0x5FbDB2315678afecb367f032d93F642f64180aa3"))

@@ -33,8 +33,9 @@ pub const OWNERS_PER_FILTER: usize = 1000;
 /// to owners here) costs less than one filtered pair per chunk of owners: the request count
 /// stays flat however many wallets are watched.
 pub const MAX_FILTERED_OWNERS: usize = OWNERS_PER_FILTER;
-/// Log queries of one call in flight at once (the pieces of a long range).
-const QUERIES_IN_FLIGHT: usize = 4;
+/// Log queries of one call in flight at once (the pieces of a long range under a provider's
+/// narrow range cap: a catch-up of 64 blocks at 3 blocks a query is 44 of them).
+const QUERIES_IN_FLIGHT: usize = 8;
 /// Answers at a learned range cap before a wider range is tried again.
 const RANGE_GROWTH_AFTER: u32 = 100;
 /// Answers at a learned result-count range before a wider one is tried again: a result cap is

@@ -37,8 +37,9 @@ use crate::backoff::Backoff;
 const RATE_LIMIT_BACKOFF: Backoff =
     Backoff::new(Duration::from_millis(250), Duration::from_secs(8));
 /// Rest of an endpoint that failed to answer, when it is the only one: short, so the end of
-/// an outage is noticed within a couple of seconds.
-const ALONE_REST: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(2));
+/// an outage is noticed within a second or so (a refused connection costs the provider
+/// nothing).
+const ALONE_REST: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(1));
 /// Rest of a failing endpoint that has others to stand in: it is tried again less often.
 const SHARED_REST: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
 
