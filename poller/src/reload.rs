@@ -17,7 +17,9 @@ use alloy::primitives::Address;
 use futures::{StreamExt, TryStreamExt, stream};
 use live_balances::clock::{unix_now, unix_now_ms};
 use live_balances::model::{CURSOR_RECENT_BLOCKS, Session};
-use live_balances::storage::{SESSION_LOG_READ_OVERLAP_MS, SessionChange, TokenFact};
+use live_balances::storage::{
+    SESSION_LOG_READ_OVERLAP_MS, SESSION_LOG_RECENT_OVERLAP_MS, SessionChange, TokenFact,
+};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -43,6 +45,9 @@ const PASS_PAGE_MAX: usize = 1_000;
 const FACTS_EVERY: Duration = Duration::from_secs(600);
 /// Shortest gap between two writes of the live session count (the api's cap reads it).
 const LIVE_COUNT_EVERY: Duration = Duration::from_secs(10);
+/// How often a read of the session log looks back its whole overlap (the others look back
+/// only a short while: nearly every entry is visible within milliseconds of its stamp).
+const FULL_LOOK_BACK_EVERY: Duration = Duration::from_secs(5);
 /// How often a summary of the changes applied is logged (when there were any).
 const SUMMARY_EVERY: Duration = Duration::from_secs(30);
 
@@ -53,6 +58,10 @@ pub(crate) struct SessionTail {
     listed: bool,
     /// The start of the last read of the log: the next one looks back an overlap before it.
     read_from_ms: u64,
+    /// The start of the last read that looked back the whole overlap: the next such read
+    /// looks back an overlap before it (an entry may become visible late, up to a whole
+    /// logged write after its stamp).
+    full_from_ms: u64,
     /// Entries already applied, by key, with their stamps (kept for an overlap).
     seen: HashMap<String, u64>,
     /// Sessions whose writer is still storing their values, with when they were first seen.
@@ -81,6 +90,7 @@ impl SessionTail {
         Self {
             listed: false,
             read_from_ms: 0,
+            full_from_ms: 0,
             seen: HashMap::new(),
             waiting: HashMap::new(),
             pass: Pass {
@@ -102,6 +112,8 @@ impl SessionTail {
 #[derive(Debug)]
 struct LogRead {
     at_ms: u64,
+    /// It looked back the whole overlap.
+    full: bool,
     keys: Vec<(String, u64)>,
 }
 
@@ -169,8 +181,14 @@ impl ChainWatcher {
         }
         // Applied: the entries are not applied again, and the next read looks back from here.
         self.sessions.read_from_ms = read.at_ms;
+        if read.full {
+            self.sessions.full_from_ms = read.at_ms;
+        }
         self.sessions.seen.extend(read.keys);
-        let keep_after = read.at_ms.saturating_sub(2 * SESSION_LOG_READ_OVERLAP_MS);
+        let keep_after = self
+            .sessions
+            .full_from_ms
+            .saturating_sub(2 * SESSION_LOG_READ_OVERLAP_MS);
         self.sessions.seen.retain(|_, at| *at >= keep_after);
         self.pass_step(cursor_block).await?;
         self.store_live_count().await;
@@ -183,6 +201,7 @@ impl ChainWatcher {
         let started = Instant::now();
         // Entries written while the listing runs are read (again) by the first log read.
         self.sessions.read_from_ms = unix_now_ms();
+        self.sessions.full_from_ms = self.sessions.read_from_ms;
         self.refresh_facts().await?;
         let now = unix_now();
         let mut change = WatchChange::default();
@@ -224,10 +243,17 @@ impl ChainWatcher {
     /// with what to remember once they are applied.
     async fn read_log(&mut self) -> Result<(LogNews, LogRead), PollerError> {
         let at_ms = unix_now_ms();
-        let since = self
-            .sessions
-            .read_from_ms
-            .saturating_sub(SESSION_LOG_READ_OVERLAP_MS);
+        let full = at_ms.saturating_sub(self.sessions.full_from_ms)
+            >= FULL_LOOK_BACK_EVERY.as_millis() as u64;
+        let since = if full {
+            self.sessions
+                .full_from_ms
+                .saturating_sub(SESSION_LOG_READ_OVERLAP_MS)
+        } else {
+            self.sessions
+                .read_from_ms
+                .saturating_sub(SESSION_LOG_RECENT_OVERLAP_MS)
+        };
         let entries = self
             .table
             .session_log_since(self.chain_id, since, at_ms)
@@ -256,7 +282,7 @@ impl ChainWatcher {
         }
         self.note("session", news.sessions.len() as u64);
         self.note("list", news.lists.len() as u64);
-        Ok((news, LogRead { at_ms, keys }))
+        Ok((news, LogRead { at_ms, full, keys }))
     }
 
     /// What `session` (as just read; `None`: gone) asks of the watched set.

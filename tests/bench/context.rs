@@ -129,12 +129,21 @@ impl Bench {
         self.env.stack.stop_service(&name)
     }
 
-    /// Starts a poller with `overrides` on top of the stack's environment (the one before is
-    /// stopped first); returns when it has started (its `/health` answers).
-    pub async fn start_poller(&self, overrides: &[(String, String)]) -> anyhow::Result<()> {
+    /// Starts the poller built in `profile` (`debug`, `release`) with `overrides` on top of the
+    /// stack's environment (the one before is stopped first); returns when it has started
+    /// (its `/health` answers).
+    pub async fn start_poller_in(
+        &self,
+        profile: &str,
+        overrides: &[(String, String)],
+    ) -> anyhow::Result<()> {
         self.stop_poller()?;
         let name = format!("poller-{}", unix_millis());
-        let url = self.env.stack.start_poller_as(&name, overrides)?;
+        let binary = local_stack::tools::Tools::locate()?.workspace_bin_of(profile, "poller");
+        let url = self
+            .env
+            .stack
+            .start_poller_binary_as(&name, &binary, overrides)?;
         *self.lock_poller() = (name, url.clone());
         let health = format!("{url}/health");
         local_stack::stack::wait_for("poller", Duration::from_secs(60), || async {

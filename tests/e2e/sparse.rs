@@ -325,6 +325,31 @@ async fn a_listed_token_turning_non_zero_without_an_event_shows_when_a_stream_op
     );
     env.watch(&lower(&owner), &list_body(&[url])).await?;
     drop(actor);
+    // A session its writer read in full longer ago than the re-read interval (a fresh one
+    // counts as re-read when it is written: a stream opening right after asks for nothing).
+    let table = env.stack.table().await;
+    let long_ago = live_balances::clock::unix_now() - 2 * 3_600;
+    table
+        .client()
+        .update_item()
+        .table_name(table.name())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(live_balances::storage::keys::session_pk(
+                chain,
+            )),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(lower(&owner)),
+        )
+        .update_expression("SET rescan_at = :then")
+        .expression_attribute_values(
+            ":then",
+            aws_sdk_dynamodb::types::AttributeValue::N(long_ago.to_string()),
+        )
+        .send()
+        .await?;
     // Storage written directly: no Transfer, no log of any kind (TestToken keeps balances in
     // its fifth slot: name, symbol, decimals, totalSupply, balanceOf).
     let mut key = [0u8; 64];
