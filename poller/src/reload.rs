@@ -66,6 +66,8 @@ pub(crate) struct SessionTail {
     seen: HashMap<String, u64>,
     /// Sessions whose writer is still storing their values, with when they were first seen.
     waiting: HashMap<Address, Instant>,
+    /// Sessions the background pass found changed before the log named them, with when.
+    suspects: HashMap<Address, Instant>,
     pass: Pass,
     facts_read: Option<Instant>,
     live_count_stored: Option<u64>,
@@ -93,6 +95,7 @@ impl SessionTail {
             full_from_ms: 0,
             seen: HashMap::new(),
             waiting: HashMap::new(),
+            suspects: HashMap::new(),
             pass: Pass {
                 interval: pass_interval,
                 after: None,
@@ -143,7 +146,11 @@ impl ChainWatcher {
             }
         }
         let now = unix_now();
+        for owner in &news.sessions {
+            self.sessions.suspects.remove(owner);
+        }
         let mut to_read: BTreeSet<Address> = news.sessions;
+        self.count_lost();
         for (owner, until, expires_at) in news.streaming {
             if self.watched.set_streaming(&owner, until, expires_at) {
                 self.note("streaming", 1);
@@ -462,7 +469,6 @@ impl ChainWatcher {
         for owner in gone {
             change.merge(self.apply_session(owner, None, now).await?);
         }
-        let mut lost = 0;
         for session in page {
             let owner = session.owner;
             let live = session.expires_at > now;
@@ -487,18 +493,15 @@ impl ChainWatcher {
                         != (session.revision, session.complete_revision)
                 });
                 if live && tracking && !self.sessions.waiting.contains_key(&owner) {
-                    lost += 1;
+                    // Its entry may just not have been read yet: counted as lost only if the
+                    // log does not name it within a whole look-back.
+                    self.sessions
+                        .suspects
+                        .entry(owner)
+                        .or_insert_with(Instant::now);
                 }
                 change.merge(self.apply_session(owner, Some(session), now).await?);
             }
-        }
-        if lost > 0 {
-            warn!(
-                chain = self.chain_id,
-                sessions = lost,
-                "the background pass found session changes the log did not announce"
-            );
-            self.note("found_by_pass", lost);
         }
         self.take_change(change, cursor_block, false).await?;
         self.sessions.pass.after = last;
@@ -507,6 +510,31 @@ impl ChainWatcher {
             self.watched.prune();
         }
         Ok(())
+    }
+
+    /// Changes the background pass found that the log has not named within a whole look-back
+    /// (and a few seconds more): their entries were lost.
+    fn count_lost(&mut self) {
+        let late = Duration::from_millis(SESSION_LOG_READ_OVERLAP_MS) + FULL_LOOK_BACK_EVERY * 2;
+        let lost: Vec<Address> = self
+            .sessions
+            .suspects
+            .iter()
+            .filter(|(_, at)| at.elapsed() >= late)
+            .map(|(o, _)| *o)
+            .collect();
+        if lost.is_empty() {
+            return;
+        }
+        for owner in &lost {
+            self.sessions.suspects.remove(owner);
+        }
+        warn!(
+            chain = self.chain_id,
+            sessions = lost.len(),
+            "the background pass found session changes the log never named"
+        );
+        self.note("found_by_pass", lost.len() as u64);
     }
 
     /// Stores the live session count when it changed (at most every few seconds). The api
