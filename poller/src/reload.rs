@@ -16,10 +16,13 @@ use std::time::Duration;
 use alloy::primitives::Address;
 use futures::{StreamExt, TryStreamExt, stream};
 use live_balances::clock::{unix_now, unix_now_ms};
+use live_balances::model::BalanceItem;
 use live_balances::model::{CURSOR_RECENT_BLOCKS, Session};
 use live_balances::storage::{
-    SESSION_LOG_READ_OVERLAP_MS, SESSION_LOG_RECENT_OVERLAP_MS, SessionChange, TokenFact,
+    SESSION_LOG_READ_OVERLAP_MS, SESSION_LOG_RECENT_OVERLAP_MS, SessionChange, Table, TokenFact,
+    retry,
 };
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -27,8 +30,14 @@ use crate::error::PollerError;
 use crate::watched::{ListTokens, WatchChange};
 use crate::watcher::ChainWatcher;
 
-/// How many table reads of a listing or a learn run at once.
+/// How many table reads of a learn run at once.
 const READ_CONCURRENCY: usize = 16;
+/// How many sixteenths of the sessions partition the listing at start reads at once.
+const LISTING_CONCURRENCY: usize = 4;
+/// How many wallets the background learner reads at once.
+const LEARN_CONCURRENCY: usize = 32;
+/// Wallets learned in the background waiting for the watcher's next step, at most.
+const LEARNED_BUFFER: usize = 8_192;
 /// How far before the api's read of a new session its events are caught up on. Two
 /// additions to one wallet that this poller picks up in one step were made within a block
 /// or two of each other, while the later one's read block is the one recorded: the margin
@@ -74,6 +83,8 @@ pub(crate) struct SessionTail {
     live_count_at: Option<Instant>,
     applied: BTreeMap<&'static str, u64>,
     summary_at: Instant,
+    /// The background learning of the wallets listed at start, while it runs.
+    learner: Option<Learner>,
 }
 
 /// The background pass over the sessions.
@@ -107,6 +118,58 @@ impl SessionTail {
             live_count_at: None,
             applied: BTreeMap::new(),
             summary_at: Instant::now(),
+            learner: None,
+        }
+    }
+}
+
+/// The background learner of the wallets listed at start: one query per wallet, a few at
+/// once, each result sent to the watcher (which takes them at its next step).
+#[derive(Debug)]
+struct Learner {
+    learned: mpsc::Receiver<(Address, Vec<BalanceItem>)>,
+    started: Instant,
+}
+
+impl Learner {
+    fn start(table: Table, chain_id: u64, owners: Vec<Address>) -> Self {
+        let (send, learned) = mpsc::channel(LEARNED_BUFFER);
+        tokio::spawn(async move {
+            let mut stored = stream::iter(owners)
+                .map(|owner| {
+                    let table = &table;
+                    async move {
+                        let items = retry::with_retry(
+                            || table.balances(chain_id, &owner),
+                            |attempt, error| {
+                                warn!(
+                                    chain = chain_id,
+                                    attempt, error, "learning a wallet failed; retrying"
+                                )
+                            },
+                        )
+                        .await;
+                        (owner, items)
+                    }
+                })
+                .buffer_unordered(LEARN_CONCURRENCY);
+            while let Some((owner, items)) = stored.next().await {
+                match items {
+                    Ok(items) => {
+                        if send.send((owner, items)).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Left unlearned: learned when a step needs it.
+                    Err(error) => {
+                        warn!(chain = chain_id, owner = %owner, %error, "wallet not learned in the background")
+                    }
+                }
+            }
+        });
+        Self {
+            learned,
+            started: Instant::now(),
         }
     }
 }
@@ -136,6 +199,7 @@ impl ChainWatcher {
         if !self.sessions.listed {
             return self.list_sessions(cursor_block).await;
         }
+        self.take_learned();
         let (news, read) = self.read_log().await?;
         self.refresh_facts().await?;
         let mut change = WatchChange::default();
@@ -203,7 +267,10 @@ impl ChainWatcher {
         Ok(())
     }
 
-    /// Lists every session of the chain (at start): the watched set from nothing.
+    /// Lists every session of the chain (at start): the watched set from nothing. The
+    /// sixteenths of the partition are read at once; what the table holds for each wallet is
+    /// learned in the background (see [`Self::take_learned`]), so blocks are processed as
+    /// soon as the sessions are known.
     async fn list_sessions(&mut self, cursor_block: u64) -> Result<(), PollerError> {
         let started = Instant::now();
         // Entries written while the listing runs are read (again) by the first log read.
@@ -211,25 +278,30 @@ impl ChainWatcher {
         self.sessions.full_from_ms = self.sessions.read_from_ms;
         self.refresh_facts().await?;
         let now = unix_now();
-        let mut change = WatchChange::default();
-        let mut after = None;
+        let table = &self.table;
+        let chain_id = self.chain_id;
+        let mut parts = stream::iter("0123456789abcdef".chars())
+            .map(|digit| table.sessions_by_digit(chain_id, digit))
+            .buffer_unordered(LISTING_CONCURRENCY);
         let mut listed = 0usize;
-        loop {
-            let (page, last) = self
-                .table
-                .sessions_page(self.chain_id, after.as_ref(), None)
-                .await?;
-            listed += page.len();
-            for session in page.into_iter().filter(|s| s.expires_at > now) {
-                change.merge(self.load_lists_of(&session).await?);
-                change.merge(self.watched.upsert(&session, true));
-            }
-            match last {
-                Some(last) => after = Some(last),
-                None => break,
-            }
+        let mut change = WatchChange::default();
+        let mut loaded = vec![];
+        while let Some(part) = parts.try_next().await? {
+            listed += part.len();
+            loaded.push(part);
+        }
+        drop(parts);
+        for session in loaded.into_iter().flatten().filter(|s| s.expires_at > now) {
+            change.merge(self.load_lists_of(&session).await?);
+            change.merge(self.watched.upsert(&session, true));
         }
         let listing = started.elapsed();
+        // Learned in the background; a wallet a step needs sooner is learned then.
+        let listed_owners = std::mem::take(&mut change.learn);
+        self.queue_catch_up(&listed_owners, cursor_block, true);
+        let owners: Vec<Address> = listed_owners.into_iter().collect();
+        self.held.mark_unlearned(owners.iter().copied());
+        self.sessions.learner = Some(Learner::start(self.table.clone(), self.chain_id, owners));
         self.take_change(change, cursor_block, true).await?;
         self.sessions.listed = true;
         self.sessions.pass.last = Instant::now();
@@ -238,12 +310,71 @@ impl ChainWatcher {
             chain = self.chain_id,
             sessions = listed,
             wallets = self.watched.len(),
-            held = self.held.len(),
             listing_ms = listing.as_millis() as u64,
-            learning_ms = (started.elapsed() - listing).as_millis() as u64,
-            "sessions listed"
+            "sessions listed; learning their values in the background"
         );
         Ok(())
+    }
+
+    /// Takes what the background learner read since the last step: each wallet still to be
+    /// learned holds what the table held for it (one it learned meanwhile keeps what it has).
+    fn take_learned(&mut self) {
+        let Some(learner) = self.sessions.learner.as_mut() else {
+            return;
+        };
+        let mut done = false;
+        let mut taken = 0u64;
+        loop {
+            match learner.learned.try_recv() {
+                Ok((owner, items)) => {
+                    if self.held.is_learned(&owner) || self.watched.wallet(&owner).is_none() {
+                        continue;
+                    }
+                    let tracked: Vec<_> = items
+                        .into_iter()
+                        .filter(|i| self.watched.tracks(&owner, &i.key.token()))
+                        .map(|i| (i.key, i.read))
+                        .collect();
+                    self.held.replace_wallet(owner, tracked);
+                    taken += 1;
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        let started = learner.started;
+        self.note("learned_in_background", taken);
+        if done {
+            self.sessions.learner = None;
+            info!(
+                chain = self.chain_id,
+                wallets = self.watched.len(),
+                held = self.held.len(),
+                unlearned = self.held.unlearned(),
+                learning_ms = started.elapsed().as_millis() as u64,
+                "every listed wallet learned"
+            );
+        }
+    }
+
+    /// Learns, now, the wallets among `owners` still to be learned: a step is about to compare
+    /// values of theirs with what it reads.
+    pub(crate) async fn learn_now(
+        &mut self,
+        owners: impl IntoIterator<Item = Address>,
+    ) -> Result<(), PollerError> {
+        let owners: BTreeSet<Address> = owners
+            .into_iter()
+            .filter(|o| !self.held.is_learned(o))
+            .collect();
+        if owners.is_empty() {
+            return Ok(());
+        }
+        self.note("learned_on_demand", owners.len() as u64);
+        self.learn(&owners).await
     }
 
     /// The log's entries since the last read, less those already applied, sorted by kind;
@@ -378,18 +509,7 @@ impl ChainWatcher {
             self.held.drop_token(owner, token);
         }
         self.learn(&change.learn).await?;
-        for owner in &change.learn {
-            let Some(wallet) = self.watched.wallet(owner) else {
-                continue;
-            };
-            // A wallet this poller found at start whose values were read long before its
-            // cursor was watched by the poller before it; a recent one may not have been.
-            let recent = wallet.read_block + CATCH_UP_MARGIN >= cursor_block;
-            if (!initial || recent) && wallet.read_block <= cursor_block {
-                self.catch_up
-                    .push((*owner, wallet.read_block.saturating_sub(CATCH_UP_MARGIN)));
-            }
-        }
+        self.queue_catch_up(&change.learn, cursor_block, initial);
         let mut first_reads = change.first_reads;
         first_reads
             .reads
@@ -404,6 +524,23 @@ impl ChainWatcher {
         self.note("learned", change.learn.len() as u64);
         self.pending.merge(first_reads);
         Ok(())
+    }
+
+    /// Queues the catch-up of `owners`, learned from the table: their logs between the block
+    /// their values were read at and the cursor. `initial`: listed at start — a wallet whose
+    /// values were read long before the cursor was watched by the poller before this one; a
+    /// recent one may not have been.
+    fn queue_catch_up(&mut self, owners: &BTreeSet<Address>, cursor_block: u64, initial: bool) {
+        for owner in owners {
+            let Some(wallet) = self.watched.wallet(owner) else {
+                continue;
+            };
+            let recent = wallet.read_block + CATCH_UP_MARGIN >= cursor_block;
+            if (!initial || recent) && wallet.read_block <= cursor_block {
+                self.catch_up
+                    .push((*owner, wallet.read_block.saturating_sub(CATCH_UP_MARGIN)));
+            }
+        }
     }
 
     /// The chain's token facts, read at start and every ten minutes.

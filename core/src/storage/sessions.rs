@@ -217,6 +217,31 @@ impl Table {
         }
     }
 
+    /// Every session of a chain whose owner's first hex digit is `digit` (`0`–`f`; a sixteenth
+    /// of the partition), page after page: the listing at start reads the sixteen at once.
+    pub async fn sessions_by_digit(
+        &self,
+        chain_id: u64,
+        digit: char,
+    ) -> Result<Vec<Session>, StorageError> {
+        let query = self
+            .query(
+                "pk = :pk AND begins_with(sk, :prefix)",
+                keys::session_pk(chain_id),
+            )
+            .expression_attribute_values(":prefix", s(format!("0x{digit}")))
+            .consistent_read(true);
+        let mut sessions = vec![];
+        let mut pages = query.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(StorageError::from_sdk)?;
+            for item in page.items.unwrap_or_default() {
+                sessions.push(Session::try_from(from_item::<SessionRecord>(item)?)?);
+            }
+        }
+        Ok(sessions)
+    }
+
     /// One page of a chain's sessions in owner order, after `after` (from the start when
     /// `None`), at most `limit` (else up to DynamoDB's 1 MB page); with the owner to continue
     /// after, `None` when the partition is done.
