@@ -91,6 +91,11 @@ impl HeldValues {
         self.unlearned.len()
     }
 
+    /// At most `limit` of the wallets yet to be learned.
+    pub fn unlearned_wallets(&self, limit: usize) -> Vec<Address> {
+        self.unlearned.iter().take(limit).copied().collect()
+    }
+
     /// Forgets a token of a wallet: its balance and every allowance.
     pub fn drop_token(&mut self, owner: &Address, token: &Address) {
         let ids: Vec<ValueId> = self

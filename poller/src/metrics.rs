@@ -26,6 +26,8 @@ pub struct ChainState {
     pub last_progress: u64,
     /// How native balance changes are found (`call_tracer`, `parity_traces`, `reads`).
     pub native_source: &'static str,
+    /// Watched wallets whose stored values are yet to be learned (after a start).
+    pub unlearned: u64,
 }
 
 impl Metrics {
@@ -59,6 +61,12 @@ impl Metrics {
             state.processed = processed;
             state.head = head;
             state.last_progress = unix_now();
+        }
+    }
+
+    pub fn set_unlearned(&self, chain_id: u64, wallets: u64) {
+        if let Ok(mut c) = self.chains.lock() {
+            c.entry(chain_id).or_default().unlearned = wallets;
         }
     }
 
@@ -101,8 +109,9 @@ impl Metrics {
             let _ = writeln!(out, "{name}{{chain=\"{chain}\",{key}=\"{label}\"}} {value}");
         }
         let chains = self.chains();
-        let gauges: [(&str, Gauge); 4] = [
+        let gauges: [(&str, Gauge); 5] = [
             ("poller_processed_block", |c| c.processed),
+            ("poller_unlearned_wallets", |c| c.unlearned),
             ("poller_head_block", |c| c.head),
             ("poller_blocks_behind", |c| {
                 c.head.saturating_sub(c.processed)

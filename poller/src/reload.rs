@@ -16,7 +16,7 @@ use std::time::Duration;
 use alloy::primitives::Address;
 use futures::{StreamExt, TryStreamExt, stream};
 use live_balances::clock::{unix_now, unix_now_ms};
-use live_balances::model::BalanceItem;
+use live_balances::model::{BalanceKey, TokenRead};
 use live_balances::model::{CURSOR_RECENT_BLOCKS, Session};
 use live_balances::storage::{
     SESSION_LOG_READ_OVERLAP_MS, SESSION_LOG_RECENT_OVERLAP_MS, SessionChange, Table, TokenFact,
@@ -36,8 +36,9 @@ const READ_CONCURRENCY: usize = 16;
 const LISTING_CONCURRENCY: usize = 4;
 /// How many wallets the background learner reads at once.
 const LEARN_CONCURRENCY: usize = 32;
-/// Wallets learned in the background waiting for the watcher's next step, at most.
-const LEARNED_BUFFER: usize = 8_192;
+/// Wallets handed to the background learner at a time; it runs up to two batches ahead of
+/// the watcher's steps (their results wait in memory for the next step).
+const LEARN_BATCH: usize = 8_192;
 /// How far before the api's read of a new session its events are caught up on. Two
 /// additions to one wallet that this poller picks up in one step were made within a block
 /// or two of each other, while the later one's read block is the one recorded: the margin
@@ -123,52 +124,62 @@ impl SessionTail {
     }
 }
 
-/// The background learner of the wallets listed at start: one query per wallet, a few at
-/// once, each result sent to the watcher (which takes them at its next step).
+/// What the table holds for one wallet's values.
+type StoredReads = Vec<(BalanceKey, TokenRead)>;
+
+/// The background learner of the wallets listed at start: the watcher hands it the wallets
+/// still to be learned a batch at a time (none it learned meanwhile), it reads each one's
+/// stored values (a few queries at once) and sends them back for the watcher's next step.
 #[derive(Debug)]
 struct Learner {
-    learned: mpsc::Receiver<(Address, Vec<BalanceItem>)>,
+    asks: mpsc::UnboundedSender<Vec<Address>>,
+    /// Each wallet handed over, with its stored values (`None`: its reads failed).
+    learned: mpsc::UnboundedReceiver<(Address, Option<StoredReads>)>,
+    /// Wallets handed over and not yet back.
+    in_flight: usize,
+    handed: std::collections::HashSet<Address>,
     started: Instant,
 }
 
 impl Learner {
-    fn start(table: Table, chain_id: u64, owners: Vec<Address>) -> Self {
-        let (send, learned) = mpsc::channel(LEARNED_BUFFER);
+    fn start(table: Table, chain_id: u64) -> Self {
+        let (asks, mut asked) = mpsc::unbounded_channel::<Vec<Address>>();
+        let (send, learned) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            let mut stored = stream::iter(owners)
-                .map(|owner| {
-                    let table = &table;
-                    async move {
-                        let items = retry::with_retry(
-                            || table.balances(chain_id, &owner),
-                            |attempt, error| {
-                                warn!(
-                                    chain = chain_id,
-                                    attempt, error, "learning a wallet failed; retrying"
-                                )
-                            },
-                        )
-                        .await;
-                        (owner, items)
-                    }
-                })
-                .buffer_unordered(LEARN_CONCURRENCY);
-            while let Some((owner, items)) = stored.next().await {
-                match items {
-                    Ok(items) => {
-                        if send.send((owner, items)).await.is_err() {
-                            return;
+            while let Some(batch) = asked.recv().await {
+                let mut stored = stream::iter(batch)
+                    .map(|owner| {
+                        let table = &table;
+                        async move {
+                            let items = retry::with_retry(
+                                || table.stored_reads(chain_id, &owner),
+                                |attempt, error| {
+                                    warn!(
+                                        chain = chain_id,
+                                        attempt, error, "learning a wallet failed; retrying"
+                                    )
+                                },
+                            )
+                            .await;
+                            (owner, items)
                         }
-                    }
-                    // Left unlearned: learned when a step needs it.
-                    Err(error) => {
-                        warn!(chain = chain_id, owner = %owner, %error, "wallet not learned in the background")
+                    })
+                    .buffer_unordered(LEARN_CONCURRENCY);
+                while let Some((owner, items)) = stored.next().await {
+                    let items = items
+                        .inspect_err(|error| warn!(chain = chain_id, owner = %owner, %error, "wallet not learned in the background"))
+                        .ok();
+                    if send.send((owner, items)).is_err() {
+                        return;
                     }
                 }
             }
         });
         Self {
+            asks,
             learned,
+            in_flight: 0,
+            handed: std::collections::HashSet::new(),
             started: Instant::now(),
         }
     }
@@ -299,9 +310,9 @@ impl ChainWatcher {
         // Learned in the background; a wallet a step needs sooner is learned then.
         let listed_owners = std::mem::take(&mut change.learn);
         self.queue_catch_up(&listed_owners, cursor_block, true);
-        let owners: Vec<Address> = listed_owners.into_iter().collect();
-        self.held.mark_unlearned(owners.iter().copied());
-        self.sessions.learner = Some(Learner::start(self.table.clone(), self.chain_id, owners));
+        self.held.mark_unlearned(listed_owners);
+        self.sessions.learner = Some(Learner::start(self.table.clone(), self.chain_id));
+        self.take_learned();
         self.take_change(change, cursor_block, true).await?;
         self.sessions.listed = true;
         self.sessions.pass.last = Instant::now();
@@ -316,47 +327,70 @@ impl ChainWatcher {
         Ok(())
     }
 
-    /// Takes what the background learner read since the last step: each wallet still to be
-    /// learned holds what the table held for it (one it learned meanwhile keeps what it has).
+    /// Takes what the background learner read since the last step — each wallet still to be
+    /// learned holds what the table held for it (one learned meanwhile keeps what it has) —
+    /// and hands it the next wallets to learn.
     fn take_learned(&mut self) {
         let Some(learner) = self.sessions.learner.as_mut() else {
             return;
         };
-        let mut done = false;
         let mut taken = 0u64;
-        loop {
-            match learner.learned.try_recv() {
-                Ok((owner, items)) => {
-                    if self.held.is_learned(&owner) || self.watched.wallet(&owner).is_none() {
-                        continue;
-                    }
-                    let tracked: Vec<_> = items
-                        .into_iter()
-                        .filter(|i| self.watched.tracks(&owner, &i.key.token()))
-                        .map(|i| (i.key, i.read))
-                        .collect();
-                    self.held.replace_wallet(owner, tracked);
-                    taken += 1;
-                }
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    done = true;
-                    break;
-                }
-            }
+        let mut back = vec![];
+        while let Ok(result) = learner.learned.try_recv() {
+            learner.in_flight -= 1;
+            learner.handed.remove(&result.0);
+            back.push(result);
         }
-        let started = learner.started;
+        for (owner, items) in back {
+            let Some(items) = items else {
+                // Left unlearned: learned when a step needs it, or handed over again.
+                continue;
+            };
+            if self.held.is_learned(&owner) || self.watched.wallet(&owner).is_none() {
+                continue;
+            }
+            let tracked: Vec<_> = items
+                .into_iter()
+                .filter(|(key, _)| self.watched.tracks(&owner, &key.token()))
+                .collect();
+            self.held.replace_wallet(owner, tracked);
+            taken += 1;
+        }
         self.note("learned_in_background", taken);
-        if done {
-            self.sessions.learner = None;
-            info!(
-                chain = self.chain_id,
-                wallets = self.watched.len(),
-                held = self.held.len(),
-                unlearned = self.held.unlearned(),
-                learning_ms = started.elapsed().as_millis() as u64,
-                "every listed wallet learned"
-            );
+        self.metrics
+            .set_unlearned(self.chain_id, self.held.unlearned() as u64);
+        let Some(learner) = self.sessions.learner.as_mut() else {
+            return;
+        };
+        // Ahead of the steps by a batch: results wait for the next step, not the queries.
+        if learner.in_flight < LEARN_BATCH {
+            let batch: Vec<Address> = self
+                .held
+                .unlearned_wallets(2 * LEARN_BATCH)
+                .into_iter()
+                .filter(|o| !learner.handed.contains(o))
+                .take(LEARN_BATCH)
+                .collect();
+            if batch.is_empty() && learner.in_flight == 0 {
+                let started = learner.started;
+                self.sessions.learner = None;
+                info!(
+                    chain = self.chain_id,
+                    wallets = self.watched.len(),
+                    held = self.held.len(),
+                    learning_ms = started.elapsed().as_millis() as u64,
+                    "every listed wallet learned"
+                );
+                return;
+            }
+            if batch.is_empty() {
+                return;
+            }
+            learner.in_flight += batch.len();
+            learner.handed.extend(batch.iter().copied());
+            if learner.asks.send(batch).is_err() {
+                self.sessions.learner = None;
+            }
         }
     }
 
@@ -731,7 +765,7 @@ impl ChainWatcher {
         let mut stored = stream::iter(owners.iter().copied())
             .map(|owner| async move {
                 table
-                    .balances(chain_id, &owner)
+                    .stored_reads(chain_id, &owner)
                     .await
                     .map(|items| (owner, items))
             })
@@ -739,8 +773,7 @@ impl ChainWatcher {
         while let Some((owner, items)) = stored.try_next().await? {
             let tracked: Vec<_> = items
                 .into_iter()
-                .filter(|i| self.watched.tracks(&owner, &i.key.token()))
-                .map(|i| (i.key, i.read))
+                .filter(|(key, _)| self.watched.tracks(&owner, &key.token()))
                 .collect();
             self.held.replace_wallet(owner, tracked);
         }

@@ -41,8 +41,12 @@ pub const WRITES_PER_SECOND: u64 = 20;
 const IN_FLIGHT: usize = 64;
 /// Every how many new wallets one opens a stream and gets its first transfer timed.
 const PROBE_EVERY: u64 = 10;
-/// Old wallets with a stream open for the window, one timed transfer a block among them.
-const OLD_PROBES: usize = 5;
+/// Old wallets with a stream open for the window, one timed transfer a block among them
+/// (enough that one is free in every block while the others wait for theirs).
+const OLD_PROBES: usize = 24;
+/// Blocks mined after the old wallets' streams open and before the window: each opening asks
+/// for a re-read of the wallet's 5,000 tokens, which the poller spreads over a few steps.
+const SETTLE_BLOCKS: usize = 15;
 /// Transfers between strangers in every block, as in the idle windows.
 const BACKGROUND_TRANSFERS: usize = 10;
 
@@ -109,6 +113,14 @@ async fn measure(
             .await?;
         old_probes.push(Probe { owner: *owner, sse });
     }
+    for _ in 0..SETTLE_BLOCKS {
+        bench.mine().await?;
+        let block = bench.block_number().await?;
+        bench
+            .poller_settled(block, Duration::from_secs(120))
+            .await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Probe>();
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
@@ -130,6 +142,7 @@ async fn measure(
         bench.db.counts(),
         procfs::cpu_seconds(pid)?,
     );
+    eprintln!("bench: churn window of {blocks} blocks starts");
     let start = Instant::now();
     let new_ms = Arc::new(Mutex::new(vec![]));
     let old_ms = Arc::new(Mutex::new(vec![]));

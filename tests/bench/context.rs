@@ -363,6 +363,26 @@ impl Bench {
         false
     }
 
+    /// Waits until the poller has learned every listed wallet's stored values (its
+    /// `poller_unlearned_wallets` gauge at 0), with a block a second meanwhile (a live chain:
+    /// the poller takes what it learned in the background at each step).
+    pub async fn poller_learned(&self, deadline: Duration) -> anyhow::Result<()> {
+        let url = format!("{}/metrics", self.lock_poller().1);
+        local_stack::stack::wait_for("poller to learn every wallet", deadline, || async {
+            self.mine().await?;
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            let metrics = self.env.http.get(&url).send().await?.text().await?;
+            let unlearned = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("poller_unlearned_wallets{"))
+                .and_then(|l| l.split("} ").nth(1))
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            anyhow::ensure!(unlearned == Some(0), "{unlearned:?} wallets to learn");
+            Ok(())
+        })
+        .await
+    }
+
     /// Waits until the poller has processed `block` and finished every write it started.
     pub async fn poller_settled(&self, block: u64, deadline: Duration) -> anyhow::Result<()> {
         local_stack::stack::wait_for("poller to process the block", deadline, || async {
