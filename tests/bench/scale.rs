@@ -48,6 +48,8 @@ pub const TOUCHED: usize = 20;
 /// How many blocks before the set-up's block its sessions' values count as read: more than
 /// the poller's catch-up margin (64 blocks), so its start-up catches up on none of them.
 const SESSION_AGE_BLOCKS: u64 = 100;
+/// Wallets whose items the set-up builds and writes at a time.
+const SETUP_WALLETS_PER_BATCH: usize = 5_000;
 /// Table writes of the set-up in flight at once.
 const SETUP_CONCURRENCY: usize = 64;
 
@@ -268,7 +270,7 @@ async fn write_wallets(
     let now = live_balances::clock::unix_now();
     let n = |v: u64| AttributeValue::N(v.to_string());
     let s = |v: String| AttributeValue::S(v);
-    let sessions = wallets.iter().map(|(owner, _)| {
+    let session = |owner: &Address| {
         HashMap::from([
             ("pk".to_string(), s(keys::session_pk(chain_id))),
             ("sk".to_string(), s(keys::session_sk(owner))),
@@ -290,33 +292,40 @@ async fn write_wallets(
             ("expires_at".to_string(), n(now + 86_400)),
             ("ttl".to_string(), n(now + 86_400)),
         ])
-    });
-    put_items(&table, sessions.collect()).await?;
+    };
+    for chunk in wallets.chunks(SETUP_WALLETS_PER_BATCH) {
+        put_items(&table, chunk.iter().map(|(o, _)| session(o)).collect()).await?;
+    }
     let sessions_s = t0.elapsed().as_secs_f64() - chain_s;
-    let values: Vec<HashMap<String, AttributeValue>> = wallets
-        .iter()
-        .flat_map(|(owner, held)| {
-            held.iter().map(move |(token, amount)| {
-                HashMap::from([
-                    ("pk".to_string(), s(keys::balance_pk(chain_id, owner))),
-                    (
-                        "sk".to_string(),
-                        s(keys::balance_sk(&BalanceKey::Balance { token: *token })),
-                    ),
-                    ("chain_id".to_string(), n(chain_id)),
-                    ("owner".to_string(), s(lower(owner))),
-                    ("token".to_string(), s(lower(token))),
-                    ("read".to_string(), s(amount.to_string())),
-                    ("block".to_string(), n(block)),
-                    ("updated_at".to_string(), n(now)),
-                    ("version".to_string(), n(1)),
-                    ("first".to_string(), AttributeValue::Bool(true)),
-                ])
+    let mut count = 0;
+    // A few thousand wallets' items at a time: 2,000,000 items built at once would take
+    // gigabytes of this process's memory.
+    for chunk in wallets.chunks(SETUP_WALLETS_PER_BATCH) {
+        let values: Vec<HashMap<String, AttributeValue>> = chunk
+            .iter()
+            .flat_map(|(owner, held)| {
+                held.iter().map(move |(token, amount)| {
+                    HashMap::from([
+                        ("pk".to_string(), s(keys::balance_pk(chain_id, owner))),
+                        (
+                            "sk".to_string(),
+                            s(keys::balance_sk(&BalanceKey::Balance { token: *token })),
+                        ),
+                        ("chain_id".to_string(), n(chain_id)),
+                        ("owner".to_string(), s(lower(owner))),
+                        ("token".to_string(), s(lower(token))),
+                        ("read".to_string(), s(amount.to_string())),
+                        ("block".to_string(), n(block)),
+                        ("updated_at".to_string(), n(now)),
+                        ("version".to_string(), n(1)),
+                        ("first".to_string(), AttributeValue::Bool(true)),
+                    ])
+                })
             })
-        })
-        .collect();
-    let count = values.len();
-    put_items(&table, values).await?;
+            .collect();
+        count += values.len();
+        put_items(&table, values).await?;
+    }
     eprintln!(
         "bench: set-up of {} wallets: balances in storage {chain_s:.1} s, sessions {sessions_s:.1} s, {count} values {:.1} s",
         wallets.len(),
