@@ -5,8 +5,12 @@
 //! Ordered by (owner, key), so a wallet's values are one range and the sweeps walk them with
 //! a cursor; tokens known to change without events (rebasing) keep their own index for the
 //! frequent sweep.
+//!
+//! A wallet's values are known once they are learned from the table. At start every listed
+//! wallet is learned in the background; until then a wallet is *unlearned*, and a step that
+//! is about to compare a value of it learns it first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Bound;
 
 use alloy::primitives::{Address, U256};
@@ -21,6 +25,8 @@ pub struct HeldValues {
     silent: BTreeSet<Address>,
     /// The held values of silent tokens.
     silent_held: BTreeMap<ValueId, ()>,
+    /// Watched wallets whose values are not learned yet.
+    unlearned: HashSet<Address>,
 }
 
 impl HeldValues {
@@ -51,7 +57,7 @@ impl HeldValues {
         self.values.insert(id, read);
     }
 
-    /// Replaces what is held for `owner` by what the table holds.
+    /// Replaces what is held for `owner` by what the table holds: the wallet is learned.
     pub fn replace_wallet(
         &mut self,
         owner: Address,
@@ -64,10 +70,30 @@ impl HeldValues {
     }
 
     pub fn drop_wallet(&mut self, owner: &Address) {
+        self.unlearned.remove(owner);
         for id in self.wallet_ids(owner) {
             self.values.remove(&id);
             self.silent_held.remove(&id);
         }
+    }
+
+    /// Marks wallets whose values are yet to be learned from the table.
+    pub fn mark_unlearned(&mut self, owners: impl IntoIterator<Item = Address>) {
+        self.unlearned.extend(owners);
+    }
+
+    pub fn is_learned(&self, owner: &Address) -> bool {
+        !self.unlearned.contains(owner)
+    }
+
+    /// How many watched wallets are yet to be learned.
+    pub fn unlearned(&self) -> usize {
+        self.unlearned.len()
+    }
+
+    /// At most `limit` of the wallets yet to be learned.
+    pub fn unlearned_wallets(&self, limit: usize) -> Vec<Address> {
+        self.unlearned.iter().take(limit).copied().collect()
     }
 
     /// Forgets a token of a wallet: its balance and every allowance.
@@ -167,6 +193,21 @@ mod tests {
         held.replace_wallet(BOB, [(BalanceKey::Balance { token: OTHER }, value(9))]);
         assert_eq!(held.get(&BOB, &allowance(TOKEN, SPENDER)), value(0));
         assert_eq!(held.len(), 2);
+    }
+
+    #[test]
+    fn a_wallet_is_learned_once_its_stored_values_replace_its_own() {
+        let mut held = HeldValues::default();
+        held.mark_unlearned([ALICE, BOB]);
+        assert!(!held.is_learned(&ALICE));
+        held.replace_wallet(ALICE, [(BalanceKey::Balance { token: TOKEN }, value(3))]);
+        assert!(held.is_learned(&ALICE));
+        held.drop_wallet(&BOB);
+        assert!(
+            held.is_learned(&BOB),
+            "a dropped wallet is nothing to learn"
+        );
+        assert_eq!(held.unlearned(), 0);
     }
 
     #[test]

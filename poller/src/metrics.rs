@@ -62,6 +62,8 @@ pub struct ChainState {
     /// Steps failed in a row, and the kind of the last failure.
     pub failing_steps: u32,
     pub last_error: &'static str,
+    /// Watched wallets whose stored values are yet to be learned (after a start).
+    pub unlearned: u64,
 }
 
 impl Metrics {
@@ -125,6 +127,10 @@ impl Metrics {
             s.processed = processed;
             s.head = head;
         });
+    }
+
+    pub fn set_unlearned(&self, chain_id: u64, wallets: u64) {
+        self.update(chain_id, |s| s.unlearned = wallets);
     }
 
     pub fn set_native_source(&self, chain_id: u64, source: &'static str) {
@@ -197,8 +203,9 @@ impl Metrics {
             }
         }
         let chains = self.chains();
-        let gauges: [(&str, Gauge); 7] = [
+        let gauges: [(&str, Gauge); 8] = [
             ("poller_processed_block", |c| c.processed),
+            ("poller_unlearned_wallets", |c| c.unlearned),
             ("poller_head_block", |c| c.head),
             ("poller_blocks_behind", |c| {
                 c.head.saturating_sub(c.processed)

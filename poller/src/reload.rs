@@ -16,8 +16,13 @@ use std::time::Duration;
 use alloy::primitives::Address;
 use futures::{StreamExt, TryStreamExt, stream};
 use live_balances::clock::{unix_now, unix_now_ms};
+use live_balances::model::{BalanceKey, TokenRead};
 use live_balances::model::{CURSOR_RECENT_BLOCKS, Session};
-use live_balances::storage::{SESSION_LOG_READ_OVERLAP_MS, SessionChange, TokenFact};
+use live_balances::storage::{
+    SESSION_LOG_READ_OVERLAP_MS, SESSION_LOG_RECENT_OVERLAP_MS, SessionChange, Table, TokenFact,
+    retry,
+};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -25,8 +30,15 @@ use crate::error::PollerError;
 use crate::watched::{ListTokens, WatchChange};
 use crate::watcher::ChainWatcher;
 
-/// How many table reads of a listing or a learn run at once.
+/// How many table reads of a learn run at once.
 const READ_CONCURRENCY: usize = 16;
+/// How many sixteenths of the sessions partition the listing at start reads at once.
+const LISTING_CONCURRENCY: usize = 4;
+/// How many wallets the background learner reads at once.
+const LEARN_CONCURRENCY: usize = 32;
+/// Wallets handed to the background learner at a time; it runs up to two batches ahead of
+/// the watcher's steps (their results wait in memory for the next step).
+const LEARN_BATCH: usize = 8_192;
 /// How far before the api's read of a new session its events are caught up on. Two
 /// additions to one wallet that this poller picks up in one step were made within a block
 /// or two of each other, while the later one's read block is the one recorded: the margin
@@ -43,6 +55,9 @@ const PASS_PAGE_MAX: usize = 1_000;
 const FACTS_EVERY: Duration = Duration::from_secs(600);
 /// Shortest gap between two writes of the live session count (the api's cap reads it).
 const LIVE_COUNT_EVERY: Duration = Duration::from_secs(10);
+/// How often a read of the session log looks back its whole overlap (the others look back
+/// only a short while: nearly every entry is visible within milliseconds of its stamp).
+const FULL_LOOK_BACK_EVERY: Duration = Duration::from_secs(5);
 /// How often a summary of the changes applied is logged (when there were any).
 const SUMMARY_EVERY: Duration = Duration::from_secs(30);
 
@@ -53,16 +68,24 @@ pub(crate) struct SessionTail {
     listed: bool,
     /// The start of the last read of the log: the next one looks back an overlap before it.
     read_from_ms: u64,
+    /// The start of the last read that looked back the whole overlap: the next such read
+    /// looks back an overlap before it (an entry may become visible late, up to a whole
+    /// logged write after its stamp).
+    full_from_ms: u64,
     /// Entries already applied, by key, with their stamps (kept for an overlap).
     seen: HashMap<String, u64>,
     /// Sessions whose writer is still storing their values, with when they were first seen.
     waiting: HashMap<Address, Instant>,
+    /// Sessions the background pass found changed before the log named them, with when.
+    suspects: HashMap<Address, Instant>,
     pass: Pass,
     facts_read: Option<Instant>,
     live_count_stored: Option<u64>,
     live_count_at: Option<Instant>,
     applied: BTreeMap<&'static str, u64>,
     summary_at: Instant,
+    /// The background learning of the wallets listed at start, while it runs.
+    learner: Option<Learner>,
 }
 
 /// The background pass over the sessions.
@@ -81,8 +104,10 @@ impl SessionTail {
         Self {
             listed: false,
             read_from_ms: 0,
+            full_from_ms: 0,
             seen: HashMap::new(),
             waiting: HashMap::new(),
+            suspects: HashMap::new(),
             pass: Pass {
                 interval: pass_interval,
                 after: None,
@@ -94,6 +119,68 @@ impl SessionTail {
             live_count_at: None,
             applied: BTreeMap::new(),
             summary_at: Instant::now(),
+            learner: None,
+        }
+    }
+}
+
+/// What the table holds for one wallet's values.
+type StoredReads = Vec<(BalanceKey, TokenRead)>;
+
+/// The background learner of the wallets listed at start: the watcher hands it the wallets
+/// still to be learned a batch at a time (none it learned meanwhile), it reads each one's
+/// stored values (a few queries at once) and sends them back for the watcher's next step.
+#[derive(Debug)]
+struct Learner {
+    asks: mpsc::UnboundedSender<Vec<Address>>,
+    /// Each wallet handed over, with its stored values (`None`: its reads failed).
+    learned: mpsc::UnboundedReceiver<(Address, Option<StoredReads>)>,
+    /// Wallets handed over and not yet back.
+    in_flight: usize,
+    handed: std::collections::HashSet<Address>,
+    started: Instant,
+}
+
+impl Learner {
+    fn start(table: Table, chain_id: u64) -> Self {
+        let (asks, mut asked) = mpsc::unbounded_channel::<Vec<Address>>();
+        let (send, learned) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(batch) = asked.recv().await {
+                let mut stored = stream::iter(batch)
+                    .map(|owner| {
+                        let table = &table;
+                        async move {
+                            let items = retry::with_retry(
+                                || table.stored_reads(chain_id, &owner),
+                                |attempt, error| {
+                                    warn!(
+                                        chain = chain_id,
+                                        attempt, error, "learning a wallet failed; retrying"
+                                    )
+                                },
+                            )
+                            .await;
+                            (owner, items)
+                        }
+                    })
+                    .buffer_unordered(LEARN_CONCURRENCY);
+                while let Some((owner, items)) = stored.next().await {
+                    let items = items
+                        .inspect_err(|error| warn!(chain = chain_id, owner = %owner, %error, "wallet not learned in the background"))
+                        .ok();
+                    if send.send((owner, items)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Self {
+            asks,
+            learned,
+            in_flight: 0,
+            handed: std::collections::HashSet::new(),
+            started: Instant::now(),
         }
     }
 }
@@ -102,6 +189,8 @@ impl SessionTail {
 #[derive(Debug)]
 struct LogRead {
     at_ms: u64,
+    /// It looked back the whole overlap.
+    full: bool,
     keys: Vec<(String, u64)>,
 }
 
@@ -121,6 +210,7 @@ impl ChainWatcher {
         if !self.sessions.listed {
             return self.list_sessions(cursor_block).await;
         }
+        self.take_learned();
         let (news, read) = self.read_log().await?;
         self.refresh_facts().await?;
         let mut change = WatchChange::default();
@@ -131,7 +221,11 @@ impl ChainWatcher {
             }
         }
         let now = unix_now();
+        for owner in &news.sessions {
+            self.sessions.suspects.remove(owner);
+        }
         let mut to_read: BTreeSet<Address> = news.sessions;
+        self.count_lost();
         for (owner, until, expires_at) in news.streaming {
             if self.watched.set_streaming(&owner, until, expires_at) {
                 self.note("streaming", 1);
@@ -169,8 +263,14 @@ impl ChainWatcher {
         }
         // Applied: the entries are not applied again, and the next read looks back from here.
         self.sessions.read_from_ms = read.at_ms;
+        if read.full {
+            self.sessions.full_from_ms = read.at_ms;
+        }
         self.sessions.seen.extend(read.keys);
-        let keep_after = read.at_ms.saturating_sub(2 * SESSION_LOG_READ_OVERLAP_MS);
+        let keep_after = self
+            .sessions
+            .full_from_ms
+            .saturating_sub(2 * SESSION_LOG_READ_OVERLAP_MS);
         self.sessions.seen.retain(|_, at| *at >= keep_after);
         self.pass_step(cursor_block).await?;
         self.store_live_count().await;
@@ -178,32 +278,41 @@ impl ChainWatcher {
         Ok(())
     }
 
-    /// Lists every session of the chain (at start): the watched set from nothing.
+    /// Lists every session of the chain (at start): the watched set from nothing. The
+    /// sixteenths of the partition are read at once; what the table holds for each wallet is
+    /// learned in the background (see [`Self::take_learned`]), so blocks are processed as
+    /// soon as the sessions are known.
     async fn list_sessions(&mut self, cursor_block: u64) -> Result<(), PollerError> {
         let started = Instant::now();
         // Entries written while the listing runs are read (again) by the first log read.
         self.sessions.read_from_ms = unix_now_ms();
+        self.sessions.full_from_ms = self.sessions.read_from_ms;
         self.refresh_facts().await?;
         let now = unix_now();
-        let mut change = WatchChange::default();
-        let mut after = None;
+        let table = &self.table;
+        let chain_id = self.chain_id;
+        let mut parts = stream::iter("0123456789abcdef".chars())
+            .map(|digit| table.sessions_by_digit(chain_id, digit))
+            .buffer_unordered(LISTING_CONCURRENCY);
         let mut listed = 0usize;
-        loop {
-            let (page, last) = self
-                .table
-                .sessions_page(self.chain_id, after.as_ref(), None)
-                .await?;
-            listed += page.len();
-            for session in page.into_iter().filter(|s| s.expires_at > now) {
-                change.merge(self.load_lists_of(&session).await?);
-                change.merge(self.watched.upsert(&session, true));
-            }
-            match last {
-                Some(last) => after = Some(last),
-                None => break,
-            }
+        let mut change = WatchChange::default();
+        let mut loaded = vec![];
+        while let Some(part) = parts.try_next().await? {
+            listed += part.len();
+            loaded.push(part);
+        }
+        drop(parts);
+        for session in loaded.into_iter().flatten().filter(|s| s.expires_at > now) {
+            change.merge(self.load_lists_of(&session).await?);
+            change.merge(self.watched.upsert(&session, true));
         }
         let listing = started.elapsed();
+        // Learned in the background; a wallet a step needs sooner is learned then.
+        let listed_owners = std::mem::take(&mut change.learn);
+        self.queue_catch_up(&listed_owners, cursor_block, true);
+        self.held.mark_unlearned(listed_owners);
+        self.sessions.learner = Some(Learner::start(self.table.clone(), self.chain_id));
+        self.take_learned();
         self.take_change(change, cursor_block, true).await?;
         self.sessions.listed = true;
         self.sessions.pass.last = Instant::now();
@@ -212,22 +321,111 @@ impl ChainWatcher {
             chain = self.chain_id,
             sessions = listed,
             wallets = self.watched.len(),
-            held = self.held.len(),
             listing_ms = listing.as_millis() as u64,
-            learning_ms = (started.elapsed() - listing).as_millis() as u64,
-            "sessions listed"
+            "sessions listed; learning their values in the background"
         );
         Ok(())
+    }
+
+    /// Takes what the background learner read since the last step — each wallet still to be
+    /// learned holds what the table held for it (one learned meanwhile keeps what it has) —
+    /// and hands it the next wallets to learn.
+    fn take_learned(&mut self) {
+        let Some(learner) = self.sessions.learner.as_mut() else {
+            return;
+        };
+        let mut taken = 0u64;
+        let mut back = vec![];
+        while let Ok(result) = learner.learned.try_recv() {
+            learner.in_flight -= 1;
+            learner.handed.remove(&result.0);
+            back.push(result);
+        }
+        for (owner, items) in back {
+            let Some(items) = items else {
+                // Left unlearned: learned when a step needs it, or handed over again.
+                continue;
+            };
+            if self.held.is_learned(&owner) || self.watched.wallet(&owner).is_none() {
+                continue;
+            }
+            let tracked: Vec<_> = items
+                .into_iter()
+                .filter(|(key, _)| self.watched.tracks(&owner, &key.token()))
+                .collect();
+            self.held.replace_wallet(owner, tracked);
+            taken += 1;
+        }
+        self.note("learned_in_background", taken);
+        self.metrics
+            .set_unlearned(self.chain_id, self.held.unlearned() as u64);
+        let Some(learner) = self.sessions.learner.as_mut() else {
+            return;
+        };
+        // Ahead of the steps by a batch: results wait for the next step, not the queries.
+        if learner.in_flight < LEARN_BATCH {
+            let batch: Vec<Address> = self
+                .held
+                .unlearned_wallets(2 * LEARN_BATCH)
+                .into_iter()
+                .filter(|o| !learner.handed.contains(o))
+                .take(LEARN_BATCH)
+                .collect();
+            if batch.is_empty() && learner.in_flight == 0 {
+                let started = learner.started;
+                self.sessions.learner = None;
+                info!(
+                    chain = self.chain_id,
+                    wallets = self.watched.len(),
+                    held = self.held.len(),
+                    learning_ms = started.elapsed().as_millis() as u64,
+                    "every listed wallet learned"
+                );
+                return;
+            }
+            if batch.is_empty() {
+                return;
+            }
+            learner.in_flight += batch.len();
+            learner.handed.extend(batch.iter().copied());
+            if learner.asks.send(batch).is_err() {
+                self.sessions.learner = None;
+            }
+        }
+    }
+
+    /// Learns, now, the wallets among `owners` still to be learned: a step is about to compare
+    /// values of theirs with what it reads.
+    pub(crate) async fn learn_now(
+        &mut self,
+        owners: impl IntoIterator<Item = Address>,
+    ) -> Result<(), PollerError> {
+        let owners: BTreeSet<Address> = owners
+            .into_iter()
+            .filter(|o| !self.held.is_learned(o))
+            .collect();
+        if owners.is_empty() {
+            return Ok(());
+        }
+        self.note("learned_on_demand", owners.len() as u64);
+        self.learn(&owners).await
     }
 
     /// The log's entries since the last read, less those already applied, sorted by kind;
     /// with what to remember once they are applied.
     async fn read_log(&mut self) -> Result<(LogNews, LogRead), PollerError> {
         let at_ms = unix_now_ms();
-        let since = self
-            .sessions
-            .read_from_ms
-            .saturating_sub(SESSION_LOG_READ_OVERLAP_MS);
+        let full = at_ms.saturating_sub(self.sessions.full_from_ms)
+            >= FULL_LOOK_BACK_EVERY.as_millis() as u64;
+        let since = if full {
+            self.sessions
+                .full_from_ms
+                .saturating_sub(SESSION_LOG_READ_OVERLAP_MS)
+        } else {
+            self.sessions
+                .read_from_ms
+                .saturating_sub(SESSION_LOG_RECENT_OVERLAP_MS)
+        };
         let entries = self
             .table
             .session_log_since(self.chain_id, since, at_ms)
@@ -256,7 +454,7 @@ impl ChainWatcher {
         }
         self.note("session", news.sessions.len() as u64);
         self.note("list", news.lists.len() as u64);
-        Ok((news, LogRead { at_ms, keys }))
+        Ok((news, LogRead { at_ms, full, keys }))
     }
 
     /// What `session` (as just read; `None`: gone) asks of the watched set.
@@ -345,18 +543,7 @@ impl ChainWatcher {
             self.held.drop_token(owner, token);
         }
         self.learn(&change.learn).await?;
-        for owner in &change.learn {
-            let Some(wallet) = self.watched.wallet(owner) else {
-                continue;
-            };
-            // A wallet this poller found at start whose values were read long before its
-            // cursor was watched by the poller before it; a recent one may not have been.
-            let recent = wallet.read_block + CATCH_UP_MARGIN >= cursor_block;
-            if (!initial || recent) && wallet.read_block <= cursor_block {
-                self.catch_up
-                    .push((*owner, wallet.read_block.saturating_sub(CATCH_UP_MARGIN)));
-            }
-        }
+        self.queue_catch_up(&change.learn, cursor_block, initial);
         let mut first_reads = change.first_reads;
         first_reads
             .reads
@@ -371,6 +558,23 @@ impl ChainWatcher {
         self.note("learned", change.learn.len() as u64);
         self.pending.merge(first_reads);
         Ok(())
+    }
+
+    /// Queues the catch-up of `owners`, learned from the table: their logs between the block
+    /// their values were read at and the cursor. `initial`: listed at start — a wallet whose
+    /// values were read long before the cursor was watched by the poller before this one; a
+    /// recent one may not have been.
+    fn queue_catch_up(&mut self, owners: &BTreeSet<Address>, cursor_block: u64, initial: bool) {
+        for owner in owners {
+            let Some(wallet) = self.watched.wallet(owner) else {
+                continue;
+            };
+            let recent = wallet.read_block + CATCH_UP_MARGIN >= cursor_block;
+            if (!initial || recent) && wallet.read_block <= cursor_block {
+                self.catch_up
+                    .push((*owner, wallet.read_block.saturating_sub(CATCH_UP_MARGIN)));
+            }
+        }
     }
 
     /// The chain's token facts, read at start and every ten minutes.
@@ -436,7 +640,6 @@ impl ChainWatcher {
         for owner in gone {
             change.merge(self.apply_session(owner, None, now).await?);
         }
-        let mut lost = 0;
         for session in page {
             let owner = session.owner;
             let live = session.expires_at > now;
@@ -461,18 +664,15 @@ impl ChainWatcher {
                         != (session.revision, session.complete_revision)
                 });
                 if live && tracking && !self.sessions.waiting.contains_key(&owner) {
-                    lost += 1;
+                    // Its entry may just not have been read yet: counted as lost only if the
+                    // log does not name it within a whole look-back.
+                    self.sessions
+                        .suspects
+                        .entry(owner)
+                        .or_insert_with(Instant::now);
                 }
                 change.merge(self.apply_session(owner, Some(session), now).await?);
             }
-        }
-        if lost > 0 {
-            warn!(
-                chain = self.chain_id,
-                sessions = lost,
-                "the background pass found session changes the log did not announce"
-            );
-            self.note("found_by_pass", lost);
         }
         self.take_change(change, cursor_block, false).await?;
         self.sessions.pass.after = last;
@@ -481,6 +681,31 @@ impl ChainWatcher {
             self.watched.prune();
         }
         Ok(())
+    }
+
+    /// Changes the background pass found that the log has not named within a whole look-back
+    /// (and a few seconds more): their entries were lost.
+    fn count_lost(&mut self) {
+        let late = Duration::from_millis(SESSION_LOG_READ_OVERLAP_MS) + FULL_LOOK_BACK_EVERY * 2;
+        let lost: Vec<Address> = self
+            .sessions
+            .suspects
+            .iter()
+            .filter(|(_, at)| at.elapsed() >= late)
+            .map(|(o, _)| *o)
+            .collect();
+        if lost.is_empty() {
+            return;
+        }
+        for owner in &lost {
+            self.sessions.suspects.remove(owner);
+        }
+        warn!(
+            chain = self.chain_id,
+            sessions = lost.len(),
+            "the background pass found session changes the log never named"
+        );
+        self.note("found_by_pass", lost.len() as u64);
     }
 
     /// Stores the live session count when it changed (at most every few seconds). The api
@@ -540,7 +765,7 @@ impl ChainWatcher {
         let mut stored = stream::iter(owners.iter().copied())
             .map(|owner| async move {
                 table
-                    .balances(chain_id, &owner)
+                    .stored_reads(chain_id, &owner)
                     .await
                     .map(|items| (owner, items))
             })
@@ -548,8 +773,7 @@ impl ChainWatcher {
         while let Some((owner, items)) = stored.try_next().await? {
             let tracked: Vec<_> = items
                 .into_iter()
-                .filter(|i| self.watched.tracks(&owner, &i.key.token()))
-                .map(|i| (i.key, i.read))
+                .filter(|(key, _)| self.watched.tracks(&owner, &key.token()))
                 .collect();
             self.held.replace_wallet(owner, tracked);
         }

@@ -37,6 +37,10 @@ impl ChainWatcher {
         if plan.is_empty() {
             return Ok(0);
         }
+        // What is compared below must be known: wallets listed at start and not learned yet
+        // are learned first.
+        self.learn_now(plan.reads.keys().map(|(owner, _)| *owner))
+            .await?;
         let ids: Vec<ValueId> = plan.reads.keys().copied().collect();
         let reads = self.reader.read(&ids, block).await?;
         let now = unix_now();

@@ -129,12 +129,21 @@ impl Bench {
         self.env.stack.stop_service(&name)
     }
 
-    /// Starts a poller with `overrides` on top of the stack's environment (the one before is
-    /// stopped first); returns when it has started (its `/health` answers).
-    pub async fn start_poller(&self, overrides: &[(String, String)]) -> anyhow::Result<()> {
+    /// Starts the poller built in `profile` (`debug`, `release`) with `overrides` on top of the
+    /// stack's environment (the one before is stopped first); returns when it has started
+    /// (its `/health` answers).
+    pub async fn start_poller_in(
+        &self,
+        profile: &str,
+        overrides: &[(String, String)],
+    ) -> anyhow::Result<()> {
         self.stop_poller()?;
         let name = format!("poller-{}", unix_millis());
-        let url = self.env.stack.start_poller_as(&name, overrides)?;
+        let binary = local_stack::tools::Tools::locate()?.workspace_bin_of(profile, "poller");
+        let url = self
+            .env
+            .stack
+            .start_poller_binary_as(&name, &binary, overrides)?;
         *self.lock_poller() = (name, url.clone());
         let health = format!("{url}/health");
         local_stack::stack::wait_for("poller", Duration::from_secs(60), || async {
@@ -352,6 +361,26 @@ impl Bench {
             last = now;
         }
         false
+    }
+
+    /// Waits until the poller has learned every listed wallet's stored values (its
+    /// `poller_unlearned_wallets` gauge at 0), with a block a second meanwhile (a live chain:
+    /// the poller takes what it learned in the background at each step).
+    pub async fn poller_learned(&self, deadline: Duration) -> anyhow::Result<()> {
+        let url = format!("{}/metrics", self.lock_poller().1);
+        local_stack::stack::wait_for("poller to learn every wallet", deadline, || async {
+            self.mine().await?;
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            let metrics = self.env.http.get(&url).send().await?.text().await?;
+            let unlearned = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("poller_unlearned_wallets{"))
+                .and_then(|l| l.split("} ").nth(1))
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            anyhow::ensure!(unlearned == Some(0), "{unlearned:?} wallets to learn");
+            Ok(())
+        })
+        .await
     }
 
     /// Waits until the poller has processed `block` and finished every write it started.

@@ -11,6 +11,7 @@
 //! runs larger samples.
 
 mod baseline;
+mod churn;
 mod clients;
 mod context;
 mod fanout;
@@ -271,7 +272,18 @@ async fn main() -> anyhow::Result<()> {
                 .collect::<Result<_, _>>()?,
             _ => vec![1, 1_000, 10_000],
         };
-        let tiers = scale::run(&sizes, windows).await?;
+        // Session churn at 10,000 wallets and above (`BENCH_CHURN_WALLETS` to choose).
+        let churn = scale::Churn {
+            sizes: match std::env::var("BENCH_CHURN_WALLETS") {
+                Ok(v) if !v.is_empty() => v
+                    .split(',')
+                    .map(|s| s.trim().parse())
+                    .collect::<Result<_, _>>()?,
+                _ => sizes.iter().copied().filter(|s| *s >= 10_000).collect(),
+            },
+            blocks: plan.scale(20, 60),
+        };
+        let tiers = scale::run(&sizes, windows, &churn).await?;
         sections.insert("scale".into(), scale::report(&tiers));
         let fanout = sections.get("fanout").cloned().unwrap_or_default();
         sections.insert("table_cost".into(), table_cost::report(&tiers, &fanout));

@@ -105,7 +105,10 @@ pub async fn run(sizes: &[usize], blocks: usize) -> anyhow::Result<Vec<NativeRun
             previous = owners;
             for mode in MODES {
                 bench
-                    .start_poller(&[("NATIVE_BALANCES".to_string(), mode.to_string())])
+                    .start_poller_in(
+                        "debug",
+                        &[("NATIVE_BALANCES".to_string(), mode.to_string())],
+                    )
                     .await?;
                 bench.mine().await?;
                 let block = bench.block_number().await?;

@@ -91,7 +91,9 @@ pub async fn run() -> anyhow::Result<Vec<ProviderRun>> {
     ] {
         let proxy = ProviderProxy::start(upstream).await?;
         proxy.set(faults);
-        bench.start_poller(&through(bench.env, &proxy)).await?;
+        bench
+            .start_poller_in("debug", &through(bench.env, &proxy))
+            .await?;
         let server = format!("server-{}", runs.len());
         let api = bench
             .env

@@ -51,7 +51,13 @@ pub fn is_write(key: &str) -> bool {
     WRITE_OPS.iter().any(|op| key.starts_with(op))
 }
 
-const WRITE_OPS: [&str; 4] = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"];
+const WRITE_OPS: [&str; 5] = [
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+];
 
 /// Two proxies' counts added up.
 pub fn merged(a: &Counts, b: &Counts) -> Counts {
@@ -223,8 +229,17 @@ async fn forward(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let consistent = serde_json::from_slice::<Value>(&body)
-        .is_ok_and(|v| v["ConsistentRead"].as_bool() == Some(true));
+    let request = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+    // A batch read's keys each cost a unit at least; its consistency is per table.
+    let batch_get = request["RequestItems"]
+        .as_object()
+        .and_then(|tables| tables.values().next())
+        .filter(|b| b["Keys"].is_array());
+    let consistent = request["ConsistentRead"].as_bool() == Some(true)
+        || batch_get.is_some_and(|b| b["ConsistentRead"].as_bool() == Some(true));
+    let keys_read = batch_get
+        .and_then(|b| b["Keys"].as_array())
+        .map_or(1, Vec::len) as f64;
     let (body, dynamo_key) = match shared.mode {
         Mode::JsonRpc => {
             count_json_rpc(shared, &body, "");
@@ -258,13 +273,14 @@ async fn forward(
     let bytes = reply.bytes().await.unwrap_or_default();
     if let Some(key) = dynamo_key {
         let (mut read, write) = consumed_units(&bytes, is_write(&key));
-        let is_read = ["GetItem", "Query", "Scan"]
+        let is_read = ["GetItem", "Query", "Scan", "BatchGetItem"]
             .iter()
             .any(|op| key.starts_with(op));
         if is_read && status.is_success() {
             // DynamoDB Local reports 0 units for a read that finds nothing; DynamoDB bills
-            // at least one 4 KB unit per request (half for an eventually consistent read).
-            read = read.max(if consistent { 1.0 } else { 0.5 });
+            // at least one 4 KB unit per request — per key of a batch read — (half for an
+            // eventually consistent read).
+            read = read.max(keys_read * if consistent { 1.0 } else { 0.5 });
         }
         shared.add(key, 1, read, write);
     }
@@ -283,7 +299,7 @@ async fn forward(
 }
 
 /// Operations that accept `ReturnConsumedCapacity`.
-const CAPACITY_OPS: [&str; 8] = [
+const CAPACITY_OPS: [&str; 9] = [
     "GetItem",
     "PutItem",
     "UpdateItem",
@@ -292,6 +308,7 @@ const CAPACITY_OPS: [&str; 8] = [
     "Scan",
     "BatchGetItem",
     "BatchWriteItem",
+    "TransactWriteItems",
 ];
 
 /// Asks for consumed capacity and names the request: `Operation item-kind`, the item kind being
@@ -320,17 +337,25 @@ fn dynamo_request(target: Option<&str>, body: &Bytes) -> (Bytes, String) {
 }
 
 fn item_kind(request: &Value) -> Option<String> {
-    // A batch is named by its first item.
-    let batched = request["RequestItems"]
+    // A batch is named by its first item, a transaction by its first write (the change it
+    // carries; its session-log entry comes second).
+    let batch = request["RequestItems"]
         .as_object()
-        .and_then(|tables| tables.values().next())
+        .and_then(|tables| tables.values().next());
+    let batched = batch
         .and_then(|items| items.get(0))
-        .and_then(|item| item["PutRequest"]["Item"]["pk"]["S"].as_str());
+        .and_then(|item| item["PutRequest"]["Item"]["pk"]["S"].as_str())
+        .or(batch.and_then(|b| b["Keys"][0]["pk"]["S"].as_str()));
+    let first = &request["TransactItems"][0];
+    let transacted = first["Update"]["Key"]["pk"]["S"]
+        .as_str()
+        .or(first["Put"]["Item"]["pk"]["S"].as_str());
     let pk = request["Key"]["pk"]["S"]
         .as_str()
         .or(request["Item"]["pk"]["S"].as_str())
         .or(request["ExpressionAttributeValues"][":pk"]["S"].as_str())
-        .or(batched)?;
+        .or(batched)
+        .or(transacted)?;
     Some(
         match pk.get(..2) {
             Some("S#") => "session",
@@ -343,6 +368,7 @@ fn item_kind(request: &Value) -> Option<String> {
             Some("V#") => "sessions-signal",
             Some("R#") => "rate-limit",
             Some("G#") => "change log",
+            Some("Q#") => "session log",
             Some("H#") => "webhook",
             Some("W#") => "webhook index",
             _ => "other",

@@ -13,16 +13,17 @@
 //! wallets) into every measurement window; the fanout is not part of the poller's cost, and
 //! what a change costs it is measured in the fan-out section.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use e2e::fresh_owner;
 use futures::{StreamExt, TryStreamExt};
 use live_balances::address::lower;
 use live_balances::config::DEFAULT_SPENDER;
-use live_balances::model::{BalanceItem, BalanceKey, Session, TokenRead};
-use live_balances::storage::ValueWrite;
+use live_balances::model::BalanceKey;
+use live_balances::storage::keys;
 use rand::seq::IndexedRandom;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -44,6 +45,11 @@ const DEPLOYED: usize = 20;
 const BACKGROUND_TRANSFERS: usize = 10;
 /// Watched wallets touched in a busy block.
 pub const TOUCHED: usize = 20;
+/// How many blocks before the set-up's block its sessions' values count as read: more than
+/// the poller's catch-up margin (64 blocks), so its start-up catches up on none of them.
+const SESSION_AGE_BLOCKS: u64 = 100;
+/// Wallets whose items the set-up builds and writes at a time.
+const SETUP_WALLETS_PER_BATCH: usize = 5_000;
 /// Table writes of the set-up in flight at once.
 const SETUP_CONCURRENCY: usize = 64;
 
@@ -65,6 +71,8 @@ pub struct ModeRun {
     pub mode: &'static str,
     pub native_source: String,
     pub startup_seconds: f64,
+    /// From the start until every listed wallet's values were learned (in the background).
+    pub learned_seconds: f64,
     /// What the start-up cost the table (the listing of every session and the learning of
     /// every wallet's values).
     pub startup_db: Counts,
@@ -81,23 +89,48 @@ pub struct Tier {
     pub held_values: usize,
     pub setup_seconds: f64,
     pub runs: Vec<ModeRun>,
+    /// Session churn beside the traced runs (at the sizes asked for).
+    pub churn: Vec<crate::churn::ChurnRun>,
 }
 
-/// Poller modes measured: `NATIVE_BALANCES` value and its label.
-const MODES: [(&str, &str); 2] = [("auto", "traces"), ("reads", "reads")];
+/// Where session churn is measured, and for how many 1 s blocks.
+#[derive(Debug, Clone)]
+pub struct Churn {
+    pub sizes: Vec<usize>,
+    pub blocks: usize,
+}
 
-pub async fn run(sizes: &[usize], windows: Windows) -> anyhow::Result<Vec<Tier>> {
+/// Poller runs measured: `NATIVE_BALANCES` value, label, build profile. The release build
+/// (what is deployed) is measured when `cargo build --release -p poller` has built it.
+const MODES: [(&str, &str, &str); 3] = [
+    ("auto", "traces", "debug"),
+    ("reads", "reads", "debug"),
+    ("auto", "traces-release", "release"),
+];
+
+pub async fn run(sizes: &[usize], windows: Windows, churn: &Churn) -> anyhow::Result<Vec<Tier>> {
     let bench = Bench::start(
         "scale",
         vec![
             // Sessions the set-up writes outlive any run.
             ("SESSION_TTL_SECS".into(), "86400".into()),
-            ("MAX_SESSIONS_PER_CHAIN".into(), "100000".into()),
+            ("MAX_SESSIONS_PER_CHAIN".into(), "1000000".into()),
+            // The churn's writes all come from this machine.
+            (
+                "SESSION_WRITES_PER_SOURCE_PER_MINUTE".into(),
+                "1000000".into(),
+            ),
         ],
     )
     .await?;
     bench.env.stack.stop_service("pump")?;
     bench.env.stack.stop_service("pump-webhooks")?;
+    // The set-up's sessions are written as if long before the poller's start (more blocks
+    // back than its catch-up margin): a steady population, not one written a moment ago.
+    bench
+        .env
+        .rpc("anvil_mine", json!([SESSION_AGE_BLOCKS + 20]))
+        .await?;
     let deployed = bench.deploy_tokens(DEPLOYED).await?;
     let list = bench.token_list("scale", &deployed, LIST_TOKENS).await?;
     let mut wallets: Vec<(Address, Vec<(Address, U256)>)> = vec![];
@@ -136,12 +169,23 @@ pub async fn run(sizes: &[usize], windows: Windows) -> anyhow::Result<Vec<Tier>>
         let setup_seconds = started.elapsed().as_secs_f64();
         eprintln!("bench: scale set-up at {size} wallets took {setup_seconds:.0} s");
         let mut runs = vec![];
-        for (setting, mode) in MODES {
-            let run = measure_mode(&bench, setting, mode, &load, &wallets, windows).await?;
+        let mut churns = vec![];
+        for (setting, mode, profile) in MODES {
+            let binary = local_stack::tools::Tools::locate()?.workspace_bin_of(profile, "poller");
+            if !binary.exists() {
+                eprintln!(
+                    "bench: no {} (cargo build --release -p poller): {mode} not measured",
+                    binary.display()
+                );
+                continue;
+            }
+            let run =
+                measure_mode(&bench, (setting, mode, profile), &load, &wallets, windows).await?;
             let cpu = run.idle_cpu();
             eprintln!(
-                "bench: {size} wallets, {mode}: start-up {:.1} s, RPC/block {:.2} (1 s) {:.2} (12 s), CPU per idle block {:.1} ms (1 s) {:.1} ms (12 s), RSS {:.0} MiB (peak {:.0})",
+                "bench: {size} wallets, {mode}: start-up {:.1} s (every wallet learned {:.1} s), RPC/block {:.2} (1 s) {:.2} (12 s), CPU per idle block {:.1} ms (1 s) {:.1} ms (12 s), RSS {:.0} MiB (peak {:.0})",
                 run.startup_seconds,
+                run.learned_seconds,
                 run.idle_1s.rpc_per_block(),
                 run.idle_12s.rpc_per_block(),
                 cpu.block_1s_ms,
@@ -149,6 +193,24 @@ pub async fn run(sizes: &[usize], windows: Windows) -> anyhow::Result<Vec<Tier>>
                 run.rss_mib,
                 run.hwm_mib,
             );
+            if setting == "auto" && churn.sizes.contains(&size) {
+                let old: Vec<Address> = wallets.iter().map(|(o, _)| *o).collect();
+                let measured = crate::churn::run(
+                    &bench,
+                    mode,
+                    &list,
+                    &deployed,
+                    &old,
+                    churn.blocks,
+                    &run.idle_1s,
+                )
+                .await?;
+                eprintln!(
+                    "bench: {size} wallets, {mode}, churn: {}",
+                    measured.to_json()
+                );
+                churns.push(measured);
+            }
             runs.push(run);
         }
         tiers.push(Tier {
@@ -156,6 +218,7 @@ pub async fn run(sizes: &[usize], windows: Windows) -> anyhow::Result<Vec<Tier>>
             held_values: size * HELD,
             setup_seconds,
             runs,
+            churn: churns,
         });
     }
     bench.stop();
@@ -176,8 +239,10 @@ fn as_storage(owner: Address, held: &[(Address, U256)]) -> Vec<(Address, Address
 }
 
 /// Writes wallets as the api's POST of a session following the list leaves them: the
-/// session (revision 1, complete, values read at the current block) and the non-zero values;
-/// and sets the same balances on chain.
+/// session (revision 1, complete, values read at the current block) and the non-zero values
+/// (each a first read, written once); and sets the same balances on chain. Straight into the
+/// table with batch writes, the poller stopped: at 100,000 wallets that is 2,100,000 items,
+/// which one conditional write each would take most of an hour to set up on DynamoDB Local.
 async fn write_wallets(
     bench: &Bench,
     list: &BenchList,
@@ -187,78 +252,133 @@ async fn write_wallets(
     if wallets.is_empty() {
         return Ok(());
     }
-    let storage: Vec<(Address, Address, U256)> = wallets
-        .iter()
-        .flat_map(|(owner, held)| as_storage(*owner, held))
-        .collect();
     let t0 = Instant::now();
-    bench.set_balances(&storage).await?;
+    for chunk in wallets.chunks(10_000) {
+        let storage: Vec<(Address, Address, U256)> = chunk
+            .iter()
+            .flat_map(|(owner, held)| as_storage(*owner, held))
+            .collect();
+        bench.set_balances(&storage).await?;
+    }
     let chain_s = t0.elapsed().as_secs_f64();
     let table = bench.env.stack.table().await;
     let chain_id = bench.chain_id();
-    let block = bench.block_number().await?;
+    let block = bench
+        .block_number()
+        .await?
+        .saturating_sub(SESSION_AGE_BLOCKS);
     let now = live_balances::clock::unix_now();
-    let table = &table;
-    futures::stream::iter(wallets)
-        .map(|(owner, _)| {
-            let session = Session {
-                spenders: [DEFAULT_SPENDER].into(),
-                token_lists: BTreeMap::from([(list.url.clone(), generation)]),
-                read_block: block,
-                revision: 1,
-                expires_at: now + 86_400,
-                ..Session::new(chain_id, *owner, now)
-            };
-            async move {
-                anyhow::ensure!(
-                    table.write_session(&session, 0, true).await?,
-                    "session of {owner} not written"
-                );
-                table.complete_session(chain_id, owner, 1).await?;
-                anyhow::Ok(())
+    let n = |v: u64| AttributeValue::N(v.to_string());
+    let s = |v: String| AttributeValue::S(v);
+    let session = |owner: &Address| {
+        HashMap::from([
+            ("pk".to_string(), s(keys::session_pk(chain_id))),
+            ("sk".to_string(), s(keys::session_sk(owner))),
+            ("chain_id".to_string(), n(chain_id)),
+            ("owner".to_string(), s(lower(owner))),
+            (
+                "spenders".to_string(),
+                AttributeValue::Ss(vec![lower(&DEFAULT_SPENDER)]),
+            ),
+            (
+                "lists".to_string(),
+                AttributeValue::M(HashMap::from([(list.url.clone(), n(generation))])),
+            ),
+            ("discover".to_string(), AttributeValue::Bool(false)),
+            ("read_block".to_string(), n(block)),
+            ("revision".to_string(), n(1)),
+            ("complete_revision".to_string(), n(1)),
+            ("created_at".to_string(), n(now)),
+            ("expires_at".to_string(), n(now + 86_400)),
+            ("ttl".to_string(), n(now + 86_400)),
+        ])
+    };
+    for chunk in wallets.chunks(SETUP_WALLETS_PER_BATCH) {
+        put_items(&table, chunk.iter().map(|(o, _)| session(o)).collect()).await?;
+    }
+    let sessions_s = t0.elapsed().as_secs_f64() - chain_s;
+    let mut count = 0;
+    // A few thousand wallets' items at a time: 2,000,000 items built at once would take
+    // gigabytes of this process's memory.
+    for chunk in wallets.chunks(SETUP_WALLETS_PER_BATCH) {
+        let values: Vec<HashMap<String, AttributeValue>> = chunk
+            .iter()
+            .flat_map(|(owner, held)| {
+                held.iter().map(move |(token, amount)| {
+                    HashMap::from([
+                        ("pk".to_string(), s(keys::balance_pk(chain_id, owner))),
+                        (
+                            "sk".to_string(),
+                            s(keys::balance_sk(&BalanceKey::Balance { token: *token })),
+                        ),
+                        ("chain_id".to_string(), n(chain_id)),
+                        ("owner".to_string(), s(lower(owner))),
+                        ("token".to_string(), s(lower(token))),
+                        ("read".to_string(), s(amount.to_string())),
+                        ("block".to_string(), n(block)),
+                        ("updated_at".to_string(), n(now)),
+                        ("version".to_string(), n(1)),
+                        ("first".to_string(), AttributeValue::Bool(true)),
+                    ])
+                })
+            })
+            .collect();
+        count += values.len();
+        put_items(&table, values).await?;
+    }
+    eprintln!(
+        "bench: set-up of {} wallets: balances in storage {chain_s:.1} s, sessions {sessions_s:.1} s, {count} values {:.1} s",
+        wallets.len(),
+        t0.elapsed().as_secs_f64() - chain_s - sessions_s
+    );
+    Ok(())
+}
+
+/// Puts `items` with batch writes (25 an request, `SETUP_CONCURRENCY` requests at once),
+/// sending again what DynamoDB leaves unprocessed.
+async fn put_items(
+    table: &live_balances::storage::Table,
+    items: Vec<HashMap<String, AttributeValue>>,
+) -> anyhow::Result<()> {
+    let batches: Vec<Vec<HashMap<String, AttributeValue>>> =
+        items.chunks(25).map(<[_]>::to_vec).collect();
+    futures::stream::iter(batches)
+        .map(|batch| async move {
+            let mut requests: Vec<WriteRequest> = batch
+                .into_iter()
+                .map(|item| {
+                    let put = PutRequest::builder().set_item(Some(item)).build()?;
+                    anyhow::Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<_, _>>()?;
+            for _ in 0..20 {
+                let out = table
+                    .client()
+                    .batch_write_item()
+                    .request_items(table.name(), requests)
+                    .send()
+                    .await?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(table.name()))
+                    .unwrap_or_default();
+                if requests.is_empty() {
+                    return anyhow::Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            anyhow::bail!("a set-up batch stayed unprocessed")
         })
         .buffer_unordered(SETUP_CONCURRENCY)
         .try_collect::<Vec<()>>()
         .await?;
-    let sessions_s = t0.elapsed().as_secs_f64() - chain_s;
-    let how = ValueWrite {
-        first_read: true,
-        rewound_above: None,
-        tombstone_expires_at: now + 86_400,
-    };
-    let items: Vec<BalanceItem> = wallets
-        .iter()
-        .flat_map(|(owner, held)| {
-            held.iter().map(move |(token, amount)| BalanceItem {
-                chain_id,
-                owner: *owner,
-                key: BalanceKey::Balance { token: *token },
-                read: TokenRead::Value(*amount),
-                block,
-                tx_hash: None,
-            })
-        })
-        .collect();
-    futures::stream::iter(&items)
-        .map(|item| async move { table.put_balance(item, now, how).await })
-        .buffer_unordered(SETUP_CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await?;
-    eprintln!(
-        "bench: set-up of {} wallets: balances in storage {chain_s:.1} s, sessions {sessions_s:.1} s, {} values {:.1} s",
-        wallets.len(),
-        items.len(),
-        t0.elapsed().as_secs_f64() - chain_s - sessions_s
-    );
     Ok(())
 }
 
 /// Starts a poller in `setting` on the wallets in the table and measures it.
 async fn measure_mode(
     bench: &Bench,
-    setting: &str,
-    mode: &'static str,
+    (setting, mode, profile): (&str, &'static str, &str),
     load: &BlockLoad,
     wallets: &[(Address, Vec<(Address, U256)>)],
     windows: Windows,
@@ -266,7 +386,10 @@ async fn measure_mode(
     let db0 = bench.db.counts();
     let started = Instant::now();
     bench
-        .start_poller(&[("NATIVE_BALANCES".to_string(), setting.to_string())])
+        .start_poller_in(
+            profile,
+            &[("NATIVE_BALANCES".to_string(), setting.to_string())],
+        )
         .await?;
     // Start-up: from the process start until it has processed a block mined after it, which
     // it does only once it has loaded the sessions and learned every wallet's values.
@@ -276,6 +399,9 @@ async fn measure_mode(
         .poller_settled(block, Duration::from_secs(900))
         .await?;
     let startup_seconds = started.elapsed().as_secs_f64();
+    // Measured once the background learning is done (it is no block's cost).
+    bench.poller_learned(Duration::from_secs(1800)).await?;
+    let learned_seconds = started.elapsed().as_secs_f64();
     let startup_db = since(&bench.db.counts(), &db0);
     let pid = procfs::child_pid("poller")?;
     let (rss_after_startup_mib, _) = procfs::memory_mib(pid)?;
@@ -309,6 +435,7 @@ async fn measure_mode(
         mode,
         native_source,
         startup_seconds,
+        learned_seconds,
         startup_db,
         idle_1s,
         busy_1s,
@@ -373,6 +500,7 @@ impl ModeRun {
             "mode": self.mode,
             "native_source": self.native_source,
             "startup_seconds": round(self.startup_seconds),
+            "every_wallet_learned_seconds": round(self.learned_seconds),
             "startup_table": total(&self.startup_db),
             "idle_1s_blocks": self.idle_1s.to_json(),
             "cpu_ms_per_idle_block": {
@@ -404,6 +532,7 @@ pub fn report(tiers: &[Tier]) -> Value {
                 "held_values": t.held_values,
                 "setup_seconds": round(t.setup_seconds),
                 "modes": t.runs.iter().map(|r| r.to_json(t.wallets)).collect::<Vec<_>>(),
+                "churn": t.churn.iter().map(crate::churn::ChurnRun::to_json).collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -18,6 +18,7 @@ mod restart;
 mod rpc_cost;
 mod scale;
 mod server_restart;
+mod session_log;
 mod sse_clients;
 mod test_poller;
 mod two_pollers;

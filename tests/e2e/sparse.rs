@@ -325,6 +325,31 @@ async fn a_listed_token_turning_non_zero_without_an_event_shows_when_a_stream_op
     );
     env.watch(&lower(&owner), &list_body(&[url])).await?;
     drop(actor);
+    // A session its writer read in full longer ago than the re-read interval (a fresh one
+    // counts as re-read when it is written: a stream opening right after asks for nothing).
+    let table = env.stack.table().await;
+    let long_ago = live_balances::clock::unix_now() - 2 * 3_600;
+    table
+        .client()
+        .update_item()
+        .table_name(table.name())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(live_balances::storage::keys::session_pk(
+                chain,
+            )),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(lower(&owner)),
+        )
+        .update_expression("SET rescan_at = :then")
+        .expression_attribute_values(
+            ":then",
+            aws_sdk_dynamodb::types::AttributeValue::N(long_ago.to_string()),
+        )
+        .send()
+        .await?;
     // Storage written directly: no Transfer, no log of any kind (TestToken keeps balances in
     // its fifth slot: name, symbol, decimals, totalSupply, balanceOf).
     let mut key = [0u8; 64];
@@ -414,5 +439,63 @@ async fn a_session_whose_log_entry_was_lost_is_watched_once_its_stream_opens() -
     assert_eq!(snapshot.data["balances"][lower(&token)], "500");
     actor.transfer(token, owner, U256::from(250)).await?;
     sse.follow_balance(&lower(&token), "500", "750").await?;
+    Ok(())
+}
+
+/// A new wallet's session is watched from the next block: a transfer mined right after its
+/// POST reaches the table and its stream. The poller learns of it from the session log — one
+/// read of that session — and never lists every session again after its start.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_session_is_watched_from_the_next_block_without_listing_every_session()
+-> anyhow::Result<()> {
+    let env = Environment::get();
+    let listings = || async {
+        let metrics = env
+            .http
+            .get(format!("{}/metrics", env.stack.poller_url))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let series = format!(
+            "poller_session_changes_total{{chain=\"{}\",kind=\"full_listing\"}} ",
+            env.chain_id()
+        );
+        anyhow::Ok(
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&series))
+                .and_then(|v| v.trim().parse::<u64>().ok()),
+        )
+    };
+    let (actor, token) = env.actor_with_token(1_000).await?;
+    let owner = fresh_owner();
+    env.watch(
+        &lower(&owner),
+        &json!({"customTokens": [lower(&token)]}).to_string(),
+    )
+    .await?;
+    actor.transfer(token, owner, U256::from(300)).await?;
+    let table = env.stack.table().await;
+    let key = BalanceKey::Balance { token };
+    local_stack::stack::wait_for("the transfer in the table", DEADLINE, || async {
+        let stored = table
+            .balance(env.chain_id(), &owner, &key)
+            .await?
+            .and_then(|i| i.read.value());
+        anyhow::ensure!(stored == Some(U256::from(300)), "stored {stored:?}");
+        Ok(())
+    })
+    .await?;
+    let mut sse = SseClient::connect(env, &lower(&owner), None).await?;
+    let snapshot = sse
+        .wait_for("all_balances", |e| e.event == "all_balances")
+        .await?;
+    assert_eq!(snapshot.data["balances"][lower(&token)], "300");
+    assert_eq!(
+        listings().await?,
+        Some(1),
+        "the poller listed every session once, at its start"
+    );
     Ok(())
 }

@@ -170,6 +170,37 @@ impl Table {
         Ok(self.wallet_values(chain_id, owner).await?.items)
     }
 
+    /// What the table holds for a wallet's values — only each item's key and value, for the
+    /// poller to learn what it holds (one consistent query of the partition, its orders and
+    /// tombstones left out). Lighter than [`Self::balances`]: nothing else is decoded.
+    pub async fn stored_reads(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+    ) -> Result<Vec<(BalanceKey, TokenRead)>, StorageError> {
+        let pk = keys::balance_pk(chain_id, owner);
+        let query = self
+            .query("pk = :pk", pk.clone())
+            .projection_expression("sk, #read")
+            .expression_attribute_names("#read", "read")
+            .consistent_read(true);
+        let mut reads = vec![];
+        for item in self.query_items(query).await? {
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
+            let (Some(sk), Some(read)) = (text("sk"), text("read")) else {
+                continue;
+            };
+            let Some(key) = keys::parse_balance_sk(sk) else {
+                continue;
+            };
+            let read = super::records::parse_read(&format!("{pk}/{sk}"), read)?;
+            if read != TokenRead::Value(alloy::primitives::U256::ZERO) {
+                reads.push((key, read));
+            }
+        }
+        Ok(reads)
+    }
+
     /// Every stored value of a wallet with their versions, and its orders (one consistent
     /// query).
     pub async fn wallet_values(

@@ -95,6 +95,21 @@ pub fn balance_sk(key: &BalanceKey) -> String {
     }
 }
 
+/// The value a balance partition's sort key names (`None`: not a value's, an order's say).
+pub fn parse_balance_sk(sk: &str) -> Option<BalanceKey> {
+    use crate::address::parse_address;
+    if let Some(token) = sk.strip_prefix("T#") {
+        return parse_address(token)
+            .ok()
+            .map(|token| BalanceKey::Balance { token });
+    }
+    let (token, spender) = sk.strip_prefix("A#")?.split_once('#')?;
+    Some(BalanceKey::Allowance {
+        token: parse_address(token).ok()?,
+        spender: parse_address(spender).ok()?,
+    })
+}
+
 pub fn order_sk(id: &OrderId) -> String {
     format!("{ORDER_SK_PREFIX}{id}")
 }
@@ -204,6 +219,14 @@ mod tests {
         assert_ne!(feed_pk(1, &owner), balance_pk(1, &owner));
         assert_ne!(session_pk(1), session_pk(10));
         assert_eq!(list_page_sk(7, 3), "P#00000000000000000007#00003");
+        for key in [
+            BalanceKey::Balance { token },
+            BalanceKey::Allowance { token, spender },
+        ] {
+            assert_eq!(parse_balance_sk(&balance_sk(&key)), Some(key));
+        }
+        assert_eq!(parse_balance_sk("O#0x12"), None);
+        assert_eq!(parse_balance_sk("T#nope"), None);
         assert!(list_page_sk(7, 3).starts_with(&list_pages_prefix(7)));
     }
 }

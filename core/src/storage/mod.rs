@@ -42,7 +42,8 @@ pub use error::StorageError;
 pub use lists::CachedListHead;
 pub use metadata_cache::CachedMetadata;
 pub use session_log::{
-    READ_OVERLAP_MS as SESSION_LOG_READ_OVERLAP_MS, SessionChange, SessionLogEntry,
+    READ_OVERLAP_MS as SESSION_LOG_READ_OVERLAP_MS,
+    RECENT_OVERLAP_MS as SESSION_LOG_RECENT_OVERLAP_MS, SessionChange, SessionLogEntry,
     session_change_put,
 };
 pub use stream::{

@@ -240,16 +240,21 @@ pub(crate) fn read_text(read: &TokenRead) -> String {
     }
 }
 
+/// A stored `read` attribute: a decimal value, or `failed`.
+pub(super) fn parse_read(key: &str, text: &str) -> Result<TokenRead, StorageError> {
+    Ok(if text == READ_FAILED {
+        TokenRead::Failed
+    } else {
+        TokenRead::Value(amount(key, text)?)
+    })
+}
+
 impl TryFrom<BalanceRecord> for BalanceItem {
     type Error = StorageError;
 
     fn try_from(r: BalanceRecord) -> Result<Self, StorageError> {
         let key = format!("{}/{}", r.pk, r.sk);
-        let read = if r.read == READ_FAILED {
-            TokenRead::Failed
-        } else {
-            TokenRead::Value(amount(&key, &r.read)?)
-        };
+        let read = parse_read(&key, &r.read)?;
         Ok(BalanceItem {
             chain_id: r.chain_id,
             owner: address(&key, "owner", &r.owner)?,

@@ -21,8 +21,11 @@
 //! minute and a reader queries only the bucket its window falls in (two near an edge). An
 //! entry is stamped with the time its write is sent, and each write is bounded by
 //! [`WRITE_TIMEOUT`] (all attempts): an entry that lands at all is visible within that time of
-//! its stamp, so a reader whose every read looks back [`READ_OVERLAP_MS`] before the previous
-//! one started sees every entry. Entries expire after an hour.
+//! its stamp, so a reader whose reads look back [`READ_OVERLAP_MS`] before the previous one
+//! started sees every entry. Nearly every entry is visible within milliseconds of its stamp,
+//! so a reader may look back only [`RECENT_OVERLAP_MS`] most of the time and the whole overlap
+//! every few seconds: each entry is then read a few times, not once per read for the whole
+//! overlap. Entries expire after an hour.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -38,11 +41,15 @@ use super::{Item, StorageError, Table, Written, keys, n, s};
 use crate::address::{lower, parse_address};
 use crate::clock::unix_now_ms;
 
-/// The longest a logged write may take, every attempt included.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(4);
-/// How far back every read of the log looks: a whole logged write plus room for clock skew
-/// between writer and reader and for the reader's own pace.
-pub const READ_OVERLAP_MS: u64 = 8_000;
+/// The longest a logged write may take, every attempt included: long enough to ride out a
+/// slow moment of the table (a session write is a client's request), short enough for the
+/// overlap below.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How far back a reader's full read of the log looks: a whole logged write plus room for
+/// clock skew between writer and reader and for the reader's own pace.
+pub const READ_OVERLAP_MS: u64 = 13_000;
+/// A look-back that covers a logged write's usual latency, not its worst case.
+pub const RECENT_OVERLAP_MS: u64 = 2_000;
 /// Entries are needed for seconds; TTL removes them for free after this.
 const TTL_SECS: u64 = 3_600;
 /// Attempts at a transaction that another write of the same items cancelled.

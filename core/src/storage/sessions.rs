@@ -71,7 +71,8 @@ impl Table {
     /// keep-alives are left as they are.
     ///
     /// `fresh`: the session starts over (there was none, or it expired): what the poller added
-    /// to the one before (discovered tokens) goes.
+    /// to the one before (discovered tokens) goes, and its whole token set counts as re-read
+    /// now (its writer read it).
     pub async fn write_session(
         &self,
         next: &Session,
@@ -94,6 +95,9 @@ impl Table {
         let mut removes = vec!["#token_lists"];
         if fresh {
             removes.push("#discovered");
+            // Its writer read every value it tracks just now: the background re-read a
+            // stream asks for (`request_rescan`) is due only a re-read interval from here.
+            sets.push("#rescan = :created");
         }
         let mut request = whole_session(self.session_update(next.chain_id, &next.owner), next);
         for (attribute, set, placeholder, values) in [
@@ -122,7 +126,9 @@ impl Table {
             .expression_attribute_names("#tokens", "tokens")
             .expression_attribute_names("#spenders", "spenders");
         if fresh {
-            request = request.expression_attribute_names("#discovered", "discovered");
+            request = request
+                .expression_attribute_names("#discovered", "discovered")
+                .expression_attribute_names("#rescan", "rescan_at");
         }
         // An item of a version before revisions (none) counts as revision 0.
         let condition = if expected_revision == 0 {
@@ -209,6 +215,31 @@ impl Table {
                 None => return Ok(sessions),
             }
         }
+    }
+
+    /// Every session of a chain whose owner's first hex digit is `digit` (`0`–`f`; a sixteenth
+    /// of the partition), page after page: the listing at start reads the sixteen at once.
+    pub async fn sessions_by_digit(
+        &self,
+        chain_id: u64,
+        digit: char,
+    ) -> Result<Vec<Session>, StorageError> {
+        let query = self
+            .query(
+                "pk = :pk AND begins_with(sk, :prefix)",
+                keys::session_pk(chain_id),
+            )
+            .expression_attribute_values(":prefix", s(format!("0x{digit}")))
+            .consistent_read(true);
+        let mut sessions = vec![];
+        let mut pages = query.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(StorageError::from_sdk)?;
+            for item in page.items.unwrap_or_default() {
+                sessions.push(Session::try_from(from_item::<SessionRecord>(item)?)?);
+            }
+        }
+        Ok(sessions)
     }
 
     /// One page of a chain's sessions in owner order, after `after` (from the start when

@@ -33,6 +33,9 @@ pub struct PumpConfig {
     pub idle_poll: Duration,
     pub dead_letter: PathBuf,
     pub region: String,
+    /// Start at the end of the shards open at start (`PUMP_FROM=latest`) instead of their
+    /// beginning: a pump restarted for a measurement, without the backlog before it.
+    pub from_latest: bool,
 }
 
 #[derive(Debug)]
@@ -46,6 +49,8 @@ pub struct Pump {
 struct ShardState {
     iterator: Option<String>,
     parent: Option<String>,
+    /// Read from its end (a shard open when a `from_latest` pump started).
+    latest: bool,
 }
 
 impl Pump {
@@ -64,9 +69,17 @@ impl Pump {
         let mut open: HashMap<String, ShardState> = HashMap::new();
         let mut done: HashSet<String> = HashSet::new();
         let mut last_describe = tokio::time::Instant::now() - Duration::from_secs(60);
+        let mut first = true;
         loop {
             if last_describe.elapsed() > Duration::from_secs(1) || open.is_empty() {
-                self.discover(&stream_arn, &mut open, &done).await?;
+                self.discover(
+                    &stream_arn,
+                    &mut open,
+                    &done,
+                    first && self.config.from_latest,
+                )
+                .await?;
+                first = false;
                 last_describe = tokio::time::Instant::now();
             }
             let mut busy = false;
@@ -89,7 +102,11 @@ impl Pump {
                         .get_shard_iterator()
                         .stream_arn(&stream_arn)
                         .shard_id(&shard_id)
-                        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                        .shard_iterator_type(if state.latest {
+                            ShardIteratorType::Latest
+                        } else {
+                            ShardIteratorType::TrimHorizon
+                        })
                         .send()
                         .await
                         .context("GetShardIterator")?;
@@ -155,6 +172,7 @@ impl Pump {
         stream_arn: &str,
         open: &mut HashMap<String, ShardState>,
         done: &HashSet<String>,
+        latest: bool,
     ) -> anyhow::Result<()> {
         let mut start: Option<String> = None;
         loop {
@@ -178,6 +196,7 @@ impl Pump {
                         ShardState {
                             iterator: None,
                             parent: shard.parent_shard_id,
+                            latest,
                         },
                     );
                 }

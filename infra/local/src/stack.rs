@@ -530,7 +530,21 @@ impl LocalStack {
     /// Starts (again) a pump as service `name` feeding the function at `invoke_url`, from the
     /// start of the stream.
     pub fn start_pump_as(&self, name: &str, invoke_url: &str) -> anyhow::Result<()> {
+        self.start_pump_from(name, invoke_url, false)
+    }
+
+    /// [`Self::start_pump_as`], from the end of the stream when `latest` (a measurement that
+    /// must not wait for the backlog before it).
+    pub fn start_pump_from(
+        &self,
+        name: &str,
+        invoke_url: &str,
+        latest: bool,
+    ) -> anyhow::Result<()> {
         let mut pump = Command::new(self.tools.workspace_bin("pump"));
+        if latest {
+            pump.env("PUMP_FROM", "latest");
+        }
         pump.env("PUMP_INVOKE_URL", invoke_url).env(
             "PUMP_DEAD_LETTER",
             self.options
@@ -554,11 +568,21 @@ impl LocalStack {
         name: &str,
         overrides: &[(String, String)],
     ) -> anyhow::Result<String> {
+        self.start_poller_binary_as(name, &self.tools.workspace_bin("poller"), overrides)
+    }
+
+    /// [`Self::start_poller_as`] from another build of the poller (the benchmarks measure the
+    /// release build beside the debug one).
+    pub fn start_poller_binary_as(
+        &self,
+        name: &str,
+        binary: &std::path::Path,
+        overrides: &[(String, String)],
+    ) -> anyhow::Result<String> {
         let addr = format!("127.0.0.1:{}", crate::process::free_port()?);
         let mut env = vec![("POLLER_HTTP_ADDR".to_string(), addr.clone())];
         env.extend(overrides.iter().cloned());
-        let poller = Command::new(self.tools.workspace_bin("poller"));
-        self.spawn_with(name, poller, &env)?;
+        self.spawn_with(name, Command::new(binary), &env)?;
         Ok(format!("http://{addr}"))
     }
 

@@ -63,9 +63,14 @@ impl Tools {
 
     /// A binary of this workspace built by `cargo build` (debug profile).
     pub fn workspace_bin(&self, name: &str) -> PathBuf {
+        self.workspace_bin_of("debug", name)
+    }
+
+    /// A binary of this workspace built in `profile` (`debug`, `release`).
+    pub fn workspace_bin_of(&self, profile: &str, name: &str) -> PathBuf {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| self.root.join("target"));
-        target.join("debug").join(name)
+        target.join(profile).join(name)
     }
 }

@@ -1,6 +1,7 @@
 //! Local stream pump: DynamoDB Local's stream -> one function under `cargo lambda watch`
 //! (`PUMP_INVOKE_URL`: the fanout's or the webhooks function's Invoke API; one pump process
-//! per function, as one event source mapping per function in AWS).
+//! per function, as one event source mapping per function in AWS). `PUMP_FROM=latest` starts
+//! at the end of the stream instead of its beginning.
 
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|_| "pump-dead-letter.jsonl".into())
             .into(),
         region,
+        from_latest: std::env::var("PUMP_FROM").is_ok_and(|v| v == "latest"),
     };
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
