@@ -19,6 +19,7 @@ macro_rules! on_both_transports {
     };
 }
 
+mod attacks;
 mod bad_input;
 mod browser;
 mod chain_log;

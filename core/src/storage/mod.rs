@@ -1,6 +1,7 @@
 //! The DynamoDB adapter shared by the poller and the functions: one table, string keys, item
 //! mapping kept in [`records`]. Tested against DynamoDB Local, never an in-memory twin.
 
+mod api_keys;
 mod balances;
 mod chain_log;
 mod cursor;
@@ -14,8 +15,10 @@ mod rate;
 mod records;
 pub mod retry;
 mod schema;
+mod sealing;
 mod sessions;
 mod stream;
+mod stream_slots;
 mod token_facts;
 mod webhooks;
 
@@ -41,8 +44,9 @@ pub use stream::{
     StreamImage, balance_item_from_image, feed_entry_from_image, feed_event_from_image,
     image_is_first_read, image_version, order_from_image,
 };
+pub use stream_slots::SlotLease;
 pub use token_facts::TokenFact;
-pub use webhooks::webhook_replay_requested;
+pub use webhooks::{WebhookCreation, webhook_replay_requested};
 
 use crate::config::Settings;
 

@@ -162,6 +162,7 @@ pub fn check(
         Some(list) => request::addresses("spenders", list)?.into_iter().collect(),
         None => [state.settings.default_spender].into(),
     };
+    limits::check_session_size(state, &custom, &spenders)?;
     Ok(CheckedRequest {
         chain_id,
         owner,
@@ -361,6 +362,7 @@ async fn prepare(
     if after.len() > max_tokens {
         return Err(ApiError::TooManyTokens(max_tokens));
     }
+    limits::check_session_size(state, &after, &next.spenders)?;
     let known_spenders = live
         .as_ref()
         .map(|s| s.spenders.clone())
