@@ -1,5 +1,5 @@
 # Thin entry points; the work lives in infra/ and in Rust.
-.PHONY: install build dev test template-check contracts bench client
+.PHONY: install build dev test template-check contracts bench client deploy
 
 install: ## Install every tool the stack and tests need into .tools/ (idempotent)
 	./infra/install.sh
@@ -24,3 +24,6 @@ bench: build ## Benchmarks on the real local stack (README "Benchmarks"): target
 
 client: install ## After an API change: OpenAPI document validated, TypeScript client types, build and demo bundle regenerated
 	./infra/client.sh
+
+deploy: install ## Build and push the images, then build and deploy the stack with samconfig.toml (see infra/deploy/)
+	./infra/deploy/deploy.sh

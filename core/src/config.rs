@@ -107,6 +107,9 @@ pub struct PollerSettings {
     pub max_block_range: u64,
     /// Where the poller serves `/health` and `/metrics`.
     pub http_addr: std::net::SocketAddr,
+    /// The period of the poller's background pass over every session, its safety net for a
+    /// change whose session-log entry it never saw (`SESSION_PASS_SECS`).
+    pub session_pass_interval: Duration,
 }
 
 /// How an SSE stream runs: its pace, its length, and what it asks of a client.
@@ -236,9 +239,14 @@ pub enum NativeBalances {
 #[derive(Debug, Clone)]
 pub struct TrackingSettings {
     pub native_balances: NativeBalances,
-    /// Period of the slow sweep: every held value re-read once (`SWEEP_ALL_INTERVAL`). The
-    /// frequent sweep (`SNAPSHOT_INTERVAL`) re-reads only tokens seen changing silently.
+    /// Shortest period of the slow sweep: every held value re-read once (`SWEEP_ALL_INTERVAL`),
+    /// unless that takes more than `sweep_reads_per_block` a block. The frequent sweep
+    /// (`SNAPSHOT_INTERVAL`) re-reads only tokens seen changing silently.
     pub sweep_all_interval: Duration,
+    /// The slow sweep's read budget: most held values it re-reads per block
+    /// (`SWEEP_READS_PER_BLOCK`; per step when no block comes). Past
+    /// `sweep_all_interval` × this per block, the sweep takes longer instead of costing more.
+    pub sweep_reads_per_block: usize,
     /// Without traces: how often a wallet with no open stream has its native balance read
     /// (wallets with one are read every block).
     pub native_poll_interval: Duration,
@@ -359,6 +367,7 @@ impl PollerSettings {
             head_poll_interval: vars.millis("HEAD_POLL_INTERVAL_MS", 1000)?,
             max_block_range: vars.number("MAX_BLOCK_RANGE", 500)?.max(1),
             http_addr: vars.socket("POLLER_HTTP_ADDR")?,
+            session_pass_interval: vars.secs("SESSION_PASS_SECS", 600)?,
         })
     }
 }
@@ -443,7 +452,8 @@ impl TrackingSettings {
                     ));
                 }
             },
-            sweep_all_interval: vars.secs("SWEEP_ALL_INTERVAL", 3600)?,
+            sweep_all_interval: vars.secs("SWEEP_ALL_INTERVAL", 60)?,
+            sweep_reads_per_block: vars.count("SWEEP_READS_PER_BLOCK", 500)?.max(1),
             native_poll_interval: vars.secs("NATIVE_POLL_SECS", 60)?,
             rescan_interval: vars.secs("RESCAN_INTERVAL_SECS", 3600)?,
             max_discovered_tokens: vars.count("MAX_DISCOVERED_TOKENS", 100)?,
@@ -855,7 +865,9 @@ mod tests {
         assert_eq!(s.default_spender, DEFAULT_SPENDER);
         assert_eq!(s.streams.ping_interval, Duration::from_secs(15));
         assert_eq!(s.tracking.native_balances, NativeBalances::Auto);
-        assert_eq!(s.tracking.sweep_all_interval, Duration::from_secs(3600));
+        assert_eq!(s.tracking.sweep_all_interval, Duration::from_secs(60));
+        assert_eq!(s.tracking.sweep_reads_per_block, 500);
+        assert_eq!(s.poller.session_pass_interval, Duration::from_secs(600));
         assert_eq!(s.limits.max_tokens_per_session, 20_000);
         assert_eq!(s.streams.max_pairs, 10);
         let pairs = |v: &str| settings(&[("MAX_PAIRS_PER_STREAM", v)]).map(|s| s.streams.max_pairs);

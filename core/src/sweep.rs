@@ -1,5 +1,8 @@
 //! The periodic re-read, spread over its interval: values that change without any event
 //! (rebasing tokens) are caught within one interval, at a steady cost instead of a spike.
+//! A sweep may have a budget — most keys per step — so that a large set takes longer than the
+//! interval rather than more reads per step: the cost per block stays bounded, and a small set
+//! is still swept once per interval.
 //!
 //! The sweep walks an ordered map with a cursor, so values can come and go between steps
 //! without rebuilding anything: each step takes the share of the map its elapsed time is of
@@ -13,6 +16,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Sweep<K> {
     interval: Duration,
+    /// Most keys one step takes (`None`: as many as the interval needs).
+    budget: Option<usize>,
     /// The last key taken; the next step starts after it.
     last: Option<K>,
     /// Fraction of a value owed from earlier steps, so small steps still add up.
@@ -23,8 +28,18 @@ impl<K: Ord + Clone> Sweep<K> {
     pub fn new(interval: Duration) -> Self {
         Self {
             interval,
+            budget: None,
             last: None,
             carry: 0.0,
+        }
+    }
+
+    /// A sweep that takes at most `budget` keys a step: once per `interval` while the keys
+    /// fit, else once per `len / budget` steps.
+    pub fn with_budget(interval: Duration, budget: usize) -> Self {
+        Self {
+            budget: Some(budget),
+            ..Self::new(interval)
         }
     }
 
@@ -32,17 +47,22 @@ impl<K: Ord + Clone> Sweep<K> {
         self.interval
     }
 
-    /// The keys due now: the share of `all` that `elapsed` is of the interval, continuing
-    /// after the last key taken (wrapping around). Over one interval every key present
-    /// throughout is taken once; a zero interval disables the sweep.
+    /// The keys due now: the share of `all` that `elapsed` is of the interval (at most the
+    /// budget), continuing after the last key taken (wrapping around). Over one interval every
+    /// key present throughout is taken once, unless the budget holds the sweep back; a zero
+    /// interval disables the sweep.
     pub fn take<V>(&mut self, all: &BTreeMap<K, V>, elapsed: Duration) -> Vec<K> {
         if all.is_empty() || self.interval.is_zero() {
             return vec![];
         }
         let share =
             all.len() as f64 * elapsed.as_secs_f64() / self.interval.as_secs_f64() + self.carry;
-        let count = (share.floor() as usize).min(all.len());
-        self.carry = if count == all.len() {
+        let limit = self.budget.unwrap_or(usize::MAX).min(all.len());
+        let due = share.floor() as usize;
+        let count = due.min(limit);
+        // A step held back by the budget owes nothing: the sweep slows down, it does not
+        // pile up reads for later.
+        self.carry = if count == all.len() || due > limit {
             0.0
         } else {
             share - count as f64
@@ -108,6 +128,30 @@ mod tests {
         all.insert(5, ());
         assert_eq!(sweep.take(&all, Duration::from_secs(2)), vec![15, 20]);
         assert_eq!(sweep.take(&all, Duration::from_secs(2)), vec![30, 40, 5]);
+    }
+
+    #[test]
+    fn a_budget_slows_a_large_sweep_down_and_leaves_a_small_one_alone() {
+        let all = map(0..1000);
+        // 1,000 keys in 10 s would be 100 a second; the budget allows 30 a step.
+        let mut sweep = Sweep::with_budget(Duration::from_secs(10), 30);
+        let mut seen = vec![];
+        for _ in 0..34 {
+            let step = sweep.take(&all, Duration::from_secs(1));
+            assert!(step.len() <= 30);
+            seen.extend(step);
+        }
+        // Every key once, in 34 steps instead of 10 (and 20 into the next round).
+        assert_eq!(seen.len(), 1020);
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 1000);
+        // A long pause takes one budget's worth, not the backlog.
+        assert_eq!(sweep.take(&all, Duration::from_secs(60)).len(), 30);
+        // Within the budget, the interval rules.
+        let small = map(0..10);
+        let mut sweep = Sweep::with_budget(Duration::from_secs(10), 30);
+        assert_eq!(sweep.take(&small, Duration::from_secs(5)).len(), 5);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The poller's own numbers, rendered in the Prometheus text format: RPC requests by method,
-//! table writes, errors, and per chain the processed block, the head and the last progress.
+//! table writes, errors, session changes applied, and per chain the processed block, the head
+//! and the last progress.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -40,6 +41,12 @@ impl Metrics {
 
     pub fn count_writes(&self, chain_id: u64, outcome: &'static str, by: u64) {
         self.add("poller_table_writes_total", chain_id, outcome, by);
+    }
+
+    /// Changes of the watched set applied, by kind (`session`, `streaming`, `list`, `ended`,
+    /// `found_by_pass`, `full_listing`, …).
+    pub fn count_session_changes(&self, chain_id: u64, kind: &'static str, by: u64) {
+        self.add("poller_session_changes_total", chain_id, kind, by);
     }
 
     pub fn count_error(&self, chain_id: u64, kind: &'static str) {

@@ -32,6 +32,7 @@ use crate::error::PollerError;
 use crate::heads::{Head, HeadSignal};
 use crate::held::{HeldValues, ValueId};
 use crate::metrics::Metrics;
+use crate::reload::SessionTail;
 use crate::watched::WatchedSet;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -70,7 +71,6 @@ pub(crate) struct WatcherSettings {
     pub max_block_range: u64,
     pub feed_ttl: Duration,
     pub max_discovered: usize,
-    pub weth: Option<Address>,
 }
 
 pub struct ChainWatcher {
@@ -83,19 +83,11 @@ pub struct ChainWatcher {
     native_mode: NativeBalances,
     pub(crate) native: NativeSource,
     pub(crate) watched: WatchedSet,
-    /// The live sessions `watched` was built from.
-    pub(crate) watched_sessions: Vec<live_balances::model::Session>,
     pub(crate) held: HeldValues,
     /// Tokens whose reads fail for every holder on this chain: never read per wallet.
     pub(crate) unreadable: BTreeSet<Address>,
-    /// The sessions version the watched set was built from; `None` before the first load.
-    pub(crate) sessions_version: Option<u64>,
-    /// Earliest expiry among the loaded sessions: past it, those sessions are looked at again
-    /// (an open stream may have extended them, or they end).
-    pub(crate) next_expiry: u64,
-    pub(crate) last_full_reload: Instant,
-    /// The live session count this poller last stored (the api's cap reads it).
-    pub(crate) live_count_stored: Option<u64>,
+    /// Where this watcher stands with the chain's sessions and their log.
+    pub(crate) sessions: SessionTail,
     /// Work waiting for the next step: first reads of newly tracked values, re-reads.
     pub(crate) pending: ReadPlan,
     /// Wallets learned since the last step whose events between the api's read and this
@@ -143,18 +135,13 @@ impl ChainWatcher {
                 max_block_range: settings.poller.max_block_range,
                 feed_ttl: settings.feed_ttl,
                 max_discovered: tracking.max_discovered_tokens,
-                weth: settings.chains.get(&chain_id).and_then(|c| c.weth),
             },
             native_mode: tracking.native_balances,
             native: NativeSource::Reads,
-            watched: WatchedSet::default(),
-            watched_sessions: vec![],
+            watched: WatchedSet::new(settings.chains.get(&chain_id).and_then(|c| c.weth)),
             held: HeldValues::default(),
             unreadable: BTreeSet::new(),
-            sessions_version: None,
-            next_expiry: 0,
-            last_full_reload: Instant::now(),
-            live_count_stored: None,
+            sessions: SessionTail::new(settings.poller.session_pass_interval),
             pending: ReadPlan::default(),
             catch_up: vec![],
             rescans: VecDeque::new(),
@@ -162,7 +149,10 @@ impl ChainWatcher {
             recent_writes: VecDeque::new(),
             rewound_above: None,
             silent_sweep: Sweep::new(settings.poller.snapshot_interval),
-            all_sweep: Sweep::new(tracking.sweep_all_interval),
+            all_sweep: Sweep::with_budget(
+                tracking.sweep_all_interval,
+                tracking.sweep_reads_per_block,
+            ),
             native_sweep: Sweep::new(tracking.native_poll_interval),
             last_sweep: Instant::now(),
             last_step: Instant::now(),
@@ -386,11 +376,10 @@ impl ChainWatcher {
         let logs = self.log_reads(from, to, &mut plan).await?;
         self.native_reads(from, to, first, last, &mut plan).await?;
         self.sweep_reads(&mut plan);
-        let rescanned = self.rescan_reads(&mut plan);
+        self.rescan_reads(&mut plan);
         self.discover(&mut plan).await?;
         let rewound_above = self.rewound_above;
         let written = self.apply(&plan, to, rewound_above).await?;
-        self.table.take_rescans(self.chain_id, &rescanned).await?;
         self.rewound_above = None;
         *cursor = cursor.advanced(to, last.hash, unix_now());
         self.store_cursor(cursor).await?;
@@ -433,12 +422,11 @@ impl ChainWatcher {
             self.wallet_native_reads(&mut plan, false);
         }
         self.sweep_reads(&mut plan);
-        let rescanned = self.rescan_reads(&mut plan);
+        self.rescan_reads(&mut plan);
         self.discover(&mut plan).await?;
         let rewound_above = self.rewound_above;
         self.apply(&plan, cursor.block, rewound_above).await?;
         self.rewound_above = None;
-        self.table.take_rescans(self.chain_id, &rescanned).await?;
         self.last_step = Instant::now();
         if !plan.is_empty() {
             debug!(
@@ -636,7 +624,8 @@ impl ChainWatcher {
     }
 
     /// This step's share of the two sweeps of held values: tokens seen changing silently
-    /// every `SNAPSHOT_INTERVAL`, everything else every `SWEEP_ALL_INTERVAL`.
+    /// every `SNAPSHOT_INTERVAL`, everything else every `SWEEP_ALL_INTERVAL` or, past
+    /// `SWEEP_READS_PER_BLOCK` values a step, as fast as that budget allows.
     fn sweep_reads(&mut self, plan: &mut ReadPlan) {
         let elapsed = self.last_sweep.elapsed();
         self.last_sweep = Instant::now();
@@ -648,9 +637,8 @@ impl ChainWatcher {
         }
     }
 
-    /// Re-reads of whole token sets that streams asked for, within this step's budget;
-    /// returns the wallets done.
-    fn rescan_reads(&mut self, plan: &mut ReadPlan) -> BTreeSet<Address> {
+    /// Re-reads of whole token sets that streams asked for, within this step's budget.
+    fn rescan_reads(&mut self, plan: &mut ReadPlan) {
         let mut done = BTreeSet::new();
         let mut budget = RESCAN_READS_PER_STEP;
         while let Some(owner) = self.rescans.front().copied() {
@@ -665,7 +653,6 @@ impl ChainWatcher {
             }
             done.insert(owner);
         }
-        done
     }
 
     /// Rewinds after a reorg: finds the common ancestor in the cursor's history and moves the

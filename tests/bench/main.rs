@@ -256,7 +256,6 @@ async fn main() -> anyhow::Result<()> {
             fast_blocks: plan.scale(20, 60),
             slow_blocks: plan.scale(3, 10),
             busy_blocks: plan.scale(5, 20),
-            reload_blocks: plan.scale(3, 10),
         };
         // `BENCH_WALLETS=10000` measures only some sizes (profiling one of them).
         let sizes: Vec<usize> = match std::env::var("BENCH_WALLETS") {

@@ -38,9 +38,6 @@ pub struct BlockLoad {
     /// Watched wallets, cycled through `touched` a block.
     pub owners: Vec<Address>,
     pub touched: usize,
-    /// Bump the sessions version before each block: the poller reloads every session then,
-    /// as it does on its own once a minute.
-    pub reload: bool,
 }
 
 fn two(v: f64) -> f64 {
@@ -54,12 +51,6 @@ impl BlockCost {
 
     pub fn cpu_ms_per_block(&self) -> f64 {
         self.cpu_seconds * 1000.0 / self.blocks as f64
-    }
-
-    /// Full session reloads the poller made in the window: each queries the chain's two
-    /// token facts once, which nothing else does.
-    pub fn reloads(&self) -> u64 {
-        self.db.get("Query token-facts").map_or(0, |c| c.requests) / 2
     }
 
     pub fn to_json(&self) -> Value {
@@ -86,7 +77,6 @@ impl BlockCost {
             "table_write_units_per_block": two(db.write_units / self.blocks as f64),
             "table_by_operation_per_block": per_block(&self.db),
             "poller_cpu_ms_per_block": round(self.cpu_ms_per_block()),
-            "full_session_reloads": self.reloads(),
             "seconds": round(self.seconds),
         })
     }
@@ -108,7 +98,6 @@ pub async fn measure_blocks(
         bench.db.counts(),
         procfs::cpu_seconds(pid)?,
     );
-    let table = bench.env.stack.table().await;
     let start = Instant::now();
     bench.automine(false).await?;
     let result = async {
@@ -125,9 +114,6 @@ pub async fn measure_blocks(
                 let owner = load.owners[(b * load.touched + i) % load.owners.len()];
                 let token = load.tokens[(b + i) % load.tokens.len()];
                 bench.send_transfer(token, owner, 1).await?;
-            }
-            if load.reload {
-                table.bump_sessions_version(bench.chain_id()).await?;
             }
             bench.mine().await?;
             let block = bench.block_number().await?;

@@ -58,8 +58,6 @@ pub struct Windows {
     pub fast_blocks: usize,
     pub slow_blocks: usize,
     pub busy_blocks: usize,
-    /// 1 s blocks each after a forced full reload of the sessions.
-    pub reload_blocks: usize,
 }
 
 /// One poller run at one size in one mode.
@@ -67,10 +65,10 @@ pub struct ModeRun {
     pub mode: &'static str,
     pub native_source: String,
     pub startup_seconds: f64,
-    /// What the start-up cost the table (one full reload and one query per wallet).
+    /// What the start-up cost the table (the listing of every session and the learning of
+    /// every wallet's values).
     pub startup_db: Counts,
     pub idle_1s: BlockCost,
-    pub reload_1s: BlockCost,
     pub busy_1s: Option<BlockCost>,
     pub idle_12s: BlockCost,
     pub rss_mib: f64,
@@ -125,7 +123,6 @@ pub async fn run(sizes: &[usize], windows: Windows) -> anyhow::Result<Vec<Tier>>
         tokens: deployed.clone(),
         owners: vec![],
         touched: 0,
-        reload: false,
     };
     let mut tiers = vec![];
     for &size in sizes {
@@ -143,13 +140,12 @@ pub async fn run(sizes: &[usize], windows: Windows) -> anyhow::Result<Vec<Tier>>
             let run = measure_mode(&bench, setting, mode, &load, &wallets, windows).await?;
             let cpu = run.idle_cpu();
             eprintln!(
-                "bench: {size} wallets, {mode}: start-up {:.1} s, RPC/block {:.2} (1 s) {:.2} (12 s), CPU per idle block {:.1} ms (1 s) {:.1} ms (12 s) of which {:.0} ms per reload, RSS {:.0} MiB (peak {:.0})",
+                "bench: {size} wallets, {mode}: start-up {:.1} s, RPC/block {:.2} (1 s) {:.2} (12 s), CPU per idle block {:.1} ms (1 s) {:.1} ms (12 s), RSS {:.0} MiB (peak {:.0})",
                 run.startup_seconds,
                 run.idle_1s.rpc_per_block(),
                 run.idle_12s.rpc_per_block(),
-                cpu.average_ms(1.0),
-                cpu.average_ms(12.0),
-                cpu.reload_ms,
+                cpu.block_1s_ms,
+                cpu.block_12s_ms,
                 run.rss_mib,
                 run.hwm_mib,
             );
@@ -249,7 +245,6 @@ async fn write_wallets(
         .buffer_unordered(SETUP_CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?;
-    table.bump_sessions_version(chain_id).await?;
     eprintln!(
         "bench: set-up of {} wallets: balances in storage {chain_s:.1} s, sessions {sessions_s:.1} s, {} values {:.1} s",
         wallets.len(),
@@ -293,17 +288,6 @@ async fn measure_mode(
     // of it, the learned wallets' catch-up), which no steady block does.
     measure_blocks(bench, load, 3, Duration::from_secs(1)).await?;
     let idle_1s = measure_blocks(bench, load, windows.fast_blocks, Duration::from_secs(1)).await?;
-    let reloading = BlockLoad {
-        reload: true,
-        ..load.clone()
-    };
-    let reload_1s = measure_blocks(
-        bench,
-        &reloading,
-        windows.reload_blocks,
-        Duration::from_secs(1),
-    )
-    .await?;
     let busy_1s = if windows.busy_blocks > 0 {
         let busy = BlockLoad {
             owners: wallets.iter().map(|(o, _)| *o).collect(),
@@ -327,7 +311,6 @@ async fn measure_mode(
         startup_seconds,
         startup_db,
         idle_1s,
-        reload_1s,
         busy_1s,
         idle_12s,
         rss_mib,
@@ -341,97 +324,46 @@ fn mb(mib: f64) -> f64 {
     round(mib * 1_048_576.0 / 1e6)
 }
 
-/// The poller's safety-net full reload of every session (`FULL_RELOAD` in
-/// poller/src/reload.rs): every 10 minutes, whatever the chain's pace.
-const FULL_RELOAD_SECS: f64 = 600.0;
-const FULL_RELOADS_PER_HOUR: f64 = 3600.0 / FULL_RELOAD_SECS;
-
-/// Requests a full reload of the sessions makes (every 10 minutes, when the sessions change,
-/// and at start-up): the sessions query, the token facts, the list heads, the live-session
-/// count (written only when it changed).
-const RELOAD_KEYS: [&str; 4] = [
-    "Query session",
-    "Query token-facts",
-    "GetItem list",
-    "UpdateItem sessions-signal",
-];
-
 /// Table units per tracked wallet-hour at idle, from a mode run: what the measured 12 s idle
-/// blocks cost (every key but a reload's), at 300 blocks an hour, plus the timer's full
-/// reloads at what the forced reloads cost (the live-session count is written only when it
-/// changes, so an idle reload writes nothing).
+/// blocks cost, at 300 blocks an hour. The session log's read and the background pass over
+/// the sessions are part of every block (there is no periodic full reload).
 pub fn units_per_wallet_hour(run: &ModeRun, wallets: usize) -> Value {
-    let per = |counts: &Counts, reload: bool| {
-        let picked: Counts = counts
-            .iter()
-            .filter(|(k, _)| RELOAD_KEYS.contains(&k.as_str()) == reload)
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
-        total(&picked)
-    };
-    let block = per(&run.idle_12s.db, false);
-    let reloads = per(&run.reload_1s.db, true);
-    let n = run.reload_1s.reloads().max(1) as f64;
-    let reload = crate::proxy::Count {
-        requests: reloads.requests / n as u64,
-        read_units: reloads.read_units / n,
-        write_units: reloads.write_units / n,
-    };
+    let block = total(&run.idle_12s.db);
     let blocks = run.idle_12s.blocks as f64;
     let w = wallets as f64;
-    let read = (block.read_units / blocks * 300.0 + reload.read_units * FULL_RELOADS_PER_HOUR) / w;
-    let write =
-        (block.write_units / blocks * 300.0 + reload.write_units * FULL_RELOADS_PER_HOUR) / w;
+    let read = block.read_units / blocks * 300.0 / w;
+    let write = block.write_units / blocks * 300.0 / w;
     json!({
         "read_units": (read * 1000.0).round() / 1000.0,
         "write_units": (write * 1000.0).round() / 1000.0,
         "per_block": {"read_units": round(block.read_units / blocks), "write_units": round(block.write_units / blocks)},
-        "per_full_reload": {"read_units": round(reload.read_units), "write_units": round(reload.write_units)},
-        "arithmetic": "(units per idle 12 s block x 300 blocks/h + units per full session reload x 6/h) / wallets",
+        "arithmetic": "units per idle 12 s block x 300 blocks/h / wallets (the session log read and the background pass over the sessions included)",
     })
 }
 
-/// The poller's CPU per idle block, apart from and with its full session reloads (a timer:
-/// every 10 minutes, whatever the chain's pace).
+/// The poller's CPU per idle block, at 1 s and at 12 s blocks: everything it does while
+/// nothing touches a watched wallet (the session log, the background pass, the sweeps).
 #[derive(Debug, Clone, Copy)]
 pub struct IdleCpu {
-    /// Per block at 1 s and at 12 s blocks, without reloads.
     pub block_1s_ms: f64,
     pub block_12s_ms: f64,
-    /// One full reload of every session.
-    pub reload_ms: f64,
 }
 
 impl IdleCpu {
-    /// An hour's average per block at `seconds` between blocks: a reload every 10 minutes.
     pub fn average_ms(&self, seconds: f64) -> f64 {
-        let block = if seconds >= 12.0 {
+        if seconds >= 12.0 {
             self.block_12s_ms
         } else {
             self.block_1s_ms
-        };
-        block + self.reload_ms * seconds / FULL_RELOAD_SECS
+        }
     }
 }
 
 impl ModeRun {
-    /// Separates the reloads from the blocks: the idle and the forced-reload windows (both
-    /// 1 s blocks) give the per-block and per-reload CPU (each window's reloads counted by
-    /// the proxy), the 12 s window less its reloads the per-block CPU at that pace.
     pub fn idle_cpu(&self) -> IdleCpu {
-        let (c1, n1, r1) = window(&self.idle_1s);
-        let (c2, n2, r2) = window(&self.reload_1s);
-        let det = n1 * r2 - n2 * r1;
-        let (block, reload) = if det.abs() > f64::EPSILON {
-            ((c1 * r2 - c2 * r1) / det, (c2 * n1 - c1 * n2) / det)
-        } else {
-            (c1 / n1, 0.0)
-        };
-        let (c3, n3, r3) = window(&self.idle_12s);
         IdleCpu {
-            block_1s_ms: block.max(0.0),
-            block_12s_ms: ((c3 - r3 * reload) / n3).max(0.0),
-            reload_ms: reload.max(0.0),
+            block_1s_ms: self.idle_1s.cpu_ms_per_block(),
+            block_12s_ms: self.idle_12s.cpu_ms_per_block(),
         }
     }
 
@@ -443,14 +375,9 @@ impl ModeRun {
             "startup_seconds": round(self.startup_seconds),
             "startup_table": total(&self.startup_db),
             "idle_1s_blocks": self.idle_1s.to_json(),
-            "forced_reload_1s_blocks": self.reload_1s.to_json(),
             "cpu_ms_per_idle_block": {
-                "1s_blocks": round(cpu.average_ms(1.0)),
-                "12s_blocks": round(cpu.average_ms(12.0)),
-                "without_reloads_1s": round(cpu.block_1s_ms),
-                "without_reloads_12s": round(cpu.block_12s_ms),
-                "per_full_reload": round(cpu.reload_ms),
-                "arithmetic": "per block without reloads + per full reload x seconds between blocks / 600 (the poller reloads every session every 10 minutes); from the idle, forced-reload and 12 s windows, each window's reloads counted by the proxy",
+                "1s_blocks": round(cpu.block_1s_ms),
+                "12s_blocks": round(cpu.block_12s_ms),
             },
             "busy_1s_blocks": self.busy_1s.as_ref().map(BlockCost::to_json),
             "idle_12s_blocks": self.idle_12s.to_json(),
@@ -508,13 +435,4 @@ pub fn report(tiers: &[Tier]) -> Value {
         "setup": "first wallet through the api (the list fetched and stored), the others written straight into the table (sessions following the list at its stored generation, revision complete; 20 values each through Table::put_balance) and into the tokens' storage; poller stopped while writing, pump stopped for the section",
         "counted_by": "JSON-RPC proxy between the poller and anvil (batch elements one each); DynamoDB proxy between the poller and DynamoDB Local; CPU from /proc/<poller>/stat utime+stime over the window",
     })
-}
-
-/// (CPU ms, blocks, reloads) of a window.
-fn window(cost: &BlockCost) -> (f64, f64, f64) {
-    (
-        cost.cpu_seconds * 1000.0,
-        cost.blocks as f64,
-        cost.reloads() as f64,
-    )
 }

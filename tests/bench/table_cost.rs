@@ -53,7 +53,7 @@ pub fn report(tiers: &[Tier], fanout: &Value) -> Value {
     let idle = units_per_wallet_hour(run, tier.wallets);
     let (ir, iw) = (units(&idle, "read_units"), units(&idle, "write_units"));
     // The target compares like with like: the tier of the before figure's size when measured
-    // (the cursor and the reloads are shared by every wallet, so a larger tier looks cheaper
+    // (the cursor and the session log read are shared by every wallet, so a larger tier looks cheaper
     // per wallet by that alone), else the largest.
     let (compared_at, compared) = tiers
         .iter()
@@ -122,7 +122,7 @@ pub fn report(tiers: &[Tier], fanout: &Value) -> Value {
             "table_usd": conn_table_hour,
             "lambda_usd": conn_lambda_hour,
         },
-        // No wallet: the poller still reads the sessions signal and stores its cursor every
+        // No wallet: the poller still reads the session log and stores its cursor every
         // block (the per-block units measured, which do not depend on wallets).
         "idle_cost_usd_per_hour": FARGATE_POLLER_PER_HOUR + dollars(
             units(per_block, "read_units") * MAINNET_BLOCKS_PER_HOUR,
@@ -133,10 +133,10 @@ pub fn report(tiers: &[Tier], fanout: &Value) -> Value {
         "usd_per_hour_per_1000_connected_wallets_one_transfer_a_minute": round(per_1000_busy * 1000.0) / 1000.0,
         "wallets_in_the_measured_tier": wallets,
         "arithmetic": [
-            "per wallet-hour idle = (units per idle 12 s block x 300 + units per full session reload x 6) / wallets",
+            "per wallet-hour idle = units per idle 12 s block x 300 / wallets (the session log read and the background pass over the sessions included)",
             "per-transfer units = (busy-block units - idle-block units) / wallets touched per busy block + the feed entry's units",
             "connected wallet-hour = SSE table reads (read units/connection-minute x 60 x $0.25/M) + Lambda (3600 s x 0.125 GB x $0.0000133334 + 3600/840 invocations x $0.20/M)",
-            "idle (no wallets) = Fargate poller $0.01/h + the per-block units (sessions signal read, cursor write) x 300 blocks/h",
+            "idle (no wallets) = Fargate poller $0.01/h + the per-block units (session log read, cursor write) x 300 blocks/h",
             "stream reads: free when Lambda's event source mapping reads them (AWS pricing); $0.02/100k otherwise",
         ],
     })

@@ -37,4 +37,5 @@ mod sparse;
 mod sse;
 mod storage;
 mod token_lists;
+mod upgrade;
 mod webhooks;

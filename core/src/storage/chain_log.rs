@@ -40,7 +40,7 @@ pub const READ_OVERLAP_MS: u64 = 2_500;
 /// A look-back that covers an append's usual latency (milliseconds), not its worst case.
 pub const RECENT_OVERLAP_MS: u64 = 250;
 /// How far ahead of the reader's clock a writer's may be.
-const CLOCK_AHEAD_MS: u64 = 500;
+pub(super) const CLOCK_AHEAD_MS: u64 = 500;
 /// Log entries are needed for seconds; TTL removes them for free after this.
 const TTL_SECS: u64 = 3_600;
 /// BatchWriteItem's limit.
@@ -58,7 +58,8 @@ pub struct ChainLogEntry {
     pub position: FeedPosition,
 }
 
-fn bucket_of(ms: u64) -> u64 {
+/// The start of the time bucket (the partition) `ms` falls in; the session log's too.
+pub(super) fn bucket_of(ms: u64) -> u64 {
     ms / BUCKET_MS * BUCKET_MS
 }
 

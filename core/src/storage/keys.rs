@@ -11,6 +11,7 @@
 //! | token metadata| `M#{chain}`              | `{token}`                   |
 //! | token list    | `L#{chain}#{url hash}`   | `HEAD`, `P#{generation}#{page}` |
 //! | sessions signal | `V#{chain}`            | `SESSIONS`                  |
+//! | session log   | `Q#{chain}#{bucket ms}`  | `{append ms}#{kind}#{owner or list hash}` |
 //! | rate window   | `R#src#{source}`, `R#owner#{chain}#{owner}`, `R#hook#{source}`, `R#read#{source}`, `R#open#{source}`, `R#key#{key id}` | `{window start}` |
 //! | token facts   | `K#{chain}`              | `U#{token}`, `R#{token}`, `VERSION` |
 //! | chain log     | `G#{chain}#{bucket ms}`  | `{append ms}#{owner}#{feed position}` |
@@ -28,7 +29,9 @@
 //! its open orders too, so their status changes are ordered with the values they follow.
 //! A list's URL is hashed (URLs can be long and contain `#`); its page keys carry the
 //! generation zero-padded so one generation's pages are one `begins_with` range, in order.
-//! Chain log keys pad their milliseconds to 13 digits: string order is time order.
+//! Chain log and session log keys pad their milliseconds to 13 digits: string order is time
+//! order. A session log entry's kind is one letter (`s` session, `t` streaming, `r` re-read,
+//! `l` list, see `session_log.rs`), its subject a wallet or the keccak of a list's URL.
 
 use alloy::primitives::{Address, keccak256};
 
@@ -48,6 +51,7 @@ pub const SILENT_TOKEN_PREFIX: &str = "R#";
 /// The counter item of a chain's token facts.
 pub const TOKEN_FACTS_VERSION_SK: &str = "VERSION";
 pub const CHAIN_LOG_PREFIX: &str = "G#";
+pub const SESSION_LOG_PREFIX: &str = "Q#";
 /// Sort-key prefix of order items in a wallet's value partition.
 pub const ORDER_SK_PREFIX: &str = "O#";
 pub const SUBSCRIPTION_PREFIX: &str = "H#";
@@ -199,7 +203,16 @@ pub fn chain_log_sk(at_ms: u64, owner: &Address, position: &FeedPosition) -> Str
     format!("{}#{}#{position}", chain_log_time(at_ms), lower(owner))
 }
 
-/// The start of a chain log sort key: milliseconds padded to 13 digits, so string order is
+pub fn session_log_pk(chain_id: u64, bucket_start_ms: u64) -> String {
+    format!("{SESSION_LOG_PREFIX}{chain_id}#{bucket_start_ms}")
+}
+
+/// `kind_and_subject`: `{kind}#{owner or list hash}`.
+pub fn session_log_sk(at_ms: u64, kind_and_subject: &str) -> String {
+    format!("{}#{kind_and_subject}", chain_log_time(at_ms))
+}
+
+/// The start of a chain log (and session log) sort key: milliseconds padded to 13 digits, so string order is
 /// time order (and a range from a time is a key condition).
 pub fn chain_log_time(at_ms: u64) -> String {
     format!("{at_ms:013}")

@@ -172,7 +172,8 @@ impl Table {
     }
 
     /// Stores a freshly fetched list: its pages under a new generation first, then the head
-    /// pointing at them (which also ends the lease).
+    /// pointing at them (which also ends the lease) — with, for a version replacing another,
+    /// its entry in the chain's session log (in one transaction).
     pub async fn store_list(
         &self,
         chain_id: u64,
@@ -210,7 +211,28 @@ impl Table {
             lease_until: None,
             ttl,
         };
-        self.put(record).await
+        if head.generation <= 1 {
+            return self.put(record).await;
+        }
+        // A new version replacing another: every poller of the chain learns of it from the
+        // session log, written with the head that makes it current.
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(super::to_item(record)?))
+            .build()
+            .map_err(StorageError::refused)?;
+        let change = super::SessionChange::List {
+            url: head.url.clone(),
+        };
+        self.logged_transaction(
+            chain_id,
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .put(put)
+                .build(),
+            &change,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The tokens of a cached list's current generation, in list order.

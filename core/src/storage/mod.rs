@@ -1,5 +1,9 @@
 //! The DynamoDB adapter shared by the poller and the functions: one table, string keys, item
 //! mapping kept in [`records`]. Tested against DynamoDB Local, never an in-memory twin.
+//!
+//! A write that changes what the poller watches — a session item, a token list's version —
+//! is recorded in the chain's session log in the same transaction (`session_log`); a writer
+//! outside this module records a session it changed with [`Table::record_session_change`].
 
 mod api_keys;
 mod balances;
@@ -16,6 +20,7 @@ mod records;
 pub mod retry;
 mod schema;
 mod sealing;
+mod session_log;
 mod sessions;
 mod stream;
 mod stream_slots;
@@ -39,7 +44,10 @@ pub use chain_log::{
 pub use error::StorageError;
 pub use lists::CachedListHead;
 pub use metadata_cache::CachedMetadata;
-pub use sessions::SessionsSignal;
+pub use session_log::{
+    READ_OVERLAP_MS as SESSION_LOG_READ_OVERLAP_MS, SessionChange, SessionLogEntry,
+    session_change_put,
+};
 pub use stream::{
     StreamImage, balance_item_from_image, feed_entry_from_image, feed_event_from_image,
     image_is_first_read, image_version, order_from_image,

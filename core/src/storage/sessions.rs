@@ -2,21 +2,30 @@
 //! read (optimistic concurrency), kept alive by open streams, grown by the poller's token
 //! discovery, and asked for a background re-read when a stream opens.
 //!
-//! Beside them, per chain, the signal item (`V#{chain}` / `SESSIONS`) the poller reads once
-//! per block instead of every session: a version bumped whenever a session is created or grows
-//! (or a list it follows changes), the wallets whose streams asked for a background re-read,
-//! and the live session count the poller last saw.
+//! Every write the poller must learn of goes with its entry in the chain's session log
+//! (`session_log.rs`), in the same transaction: a session written, a stream vouching for its
+//! wallet, a re-read asked for. The poller reads that log once a step, never every session;
+//! it lists them all only at start, and pages through them in the background as a safety net.
+//!
+//! Beside them, per chain, the signal item (`V#{chain}` / `SESSIONS`) holds the live session
+//! count the poller last saw, which the api's `MAX_SESSIONS_PER_CHAIN` check reads.
 
 use std::collections::{BTreeSet, HashMap};
 
 use alloy::primitives::Address;
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue, Update};
 
 use super::records::SessionRecord;
-use super::{StorageError, Table, Written, from_item, is_condition_failure, keys, n, s, written};
+use super::session_log::SessionChange;
+use super::{
+    Item, StorageError, Table, Written, from_item, is_condition_failure, keys, n, s, written,
+};
 use crate::address::{lower, parse_address};
 use crate::model::Session;
+
+/// Keys one BatchGetItem may ask for.
+const BATCH_GET: usize = 100;
 
 fn string_set<'a>(values: impl IntoIterator<Item = &'a Address>) -> Option<AttributeValue> {
     let values: Vec<String> = values.into_iter().map(lower).collect();
@@ -25,7 +34,7 @@ fn string_set<'a>(values: impl IntoIterator<Item = &'a Address>) -> Option<Attri
 }
 
 /// The names and values of the `SET` that writes `next`'s own attributes whole.
-fn whole_session(update: UpdateItemFluentBuilder, next: &Session) -> UpdateItemFluentBuilder {
+fn whole_session(update: UpdateBuilder, next: &Session) -> UpdateBuilder {
     update
         .expression_attribute_names("#owner", "owner")
         .expression_attribute_names("#ttl", "ttl")
@@ -86,11 +95,7 @@ impl Table {
         if fresh {
             removes.push("#discovered");
         }
-        let update = self.update(
-            keys::session_pk(next.chain_id),
-            keys::session_sk(&next.owner),
-        );
-        let mut request = whole_session(update, next);
+        let mut request = whole_session(self.session_update(next.chain_id, &next.owner), next);
         for (attribute, set, placeholder, values) in [
             (
                 "#tokens",
@@ -125,17 +130,26 @@ impl Table {
         } else {
             "#revision = :expected"
         };
-        request = request.expression_attribute_values(":expected", n(expected_revision));
-        let result = request
+        let update = request
+            .expression_attribute_values(":expected", n(expected_revision))
             .update_expression(format!(
                 "SET {} REMOVE {}",
                 sets.join(", "),
                 removes.join(", ")
             ))
             .condition_expression(condition)
-            .send()
-            .await;
-        Ok(written(result)? == Written::Yes)
+            .build()
+            .map_err(StorageError::refused)?;
+        let change = SessionChange::Session(next.owner);
+        Ok(self.logged_update(next.chain_id, update, &change).await? == Written::Yes)
+    }
+
+    /// An update of a session item for a transaction; the caller adds the expressions.
+    fn session_update(&self, chain_id: u64, owner: &Address) -> UpdateBuilder {
+        Update::builder()
+            .table_name(&self.name)
+            .key("pk", s(keys::session_pk(chain_id)))
+            .key("sk", s(keys::session_sk(owner)))
     }
 
     /// Records that every initial value of `revision` is stored.
@@ -182,45 +196,160 @@ impl Table {
             .filter(|s| s.expires_at > now))
     }
 
-    /// Every session of a chain, expired ones included.
+    /// Every session of a chain, expired ones included, one page at a time (decoded page by
+    /// page: a chain of 100,000 sessions is never held as raw items at once).
     pub async fn sessions(&self, chain_id: u64) -> Result<Vec<Session>, StorageError> {
-        let items = self.query_all(keys::session_pk(chain_id)).await?;
-        items
-            .into_iter()
-            .map(|i| Session::try_from(from_item::<SessionRecord>(i)?))
-            .collect()
+        let mut sessions = vec![];
+        let mut after = None;
+        loop {
+            let (page, last) = self.sessions_page(chain_id, after.as_ref(), None).await?;
+            sessions.extend(page);
+            match last {
+                Some(last) => after = Some(last),
+                None => return Ok(sessions),
+            }
+        }
     }
 
-    /// Pushes a live session's expiry forward and marks it as streamed until
-    /// `streaming_until` (an open stream keeps it alive). Returns `false` when the session is
-    /// gone or has already expired: the stream must end.
+    /// One page of a chain's sessions in owner order, after `after` (from the start when
+    /// `None`), at most `limit` (else up to DynamoDB's 1 MB page); with the owner to continue
+    /// after, `None` when the partition is done.
+    pub async fn sessions_page(
+        &self,
+        chain_id: u64,
+        after: Option<&Address>,
+        limit: Option<i32>,
+    ) -> Result<(Vec<Session>, Option<Address>), StorageError> {
+        let mut query = self
+            .query("pk = :pk", keys::session_pk(chain_id))
+            .consistent_read(true)
+            .set_limit(limit);
+        if let Some(after) = after {
+            query = query
+                .exclusive_start_key("pk", s(keys::session_pk(chain_id)))
+                .exclusive_start_key("sk", s(keys::session_sk(after)));
+        }
+        let out = query.send().await.map_err(StorageError::from_sdk)?;
+        let sessions = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| Session::try_from(from_item::<SessionRecord>(i)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        let last = out
+            .last_evaluated_key
+            .and_then(|k| k.get("sk").and_then(|v| v.as_s().ok()).cloned())
+            .map(|sk| parse_address(&sk).map_err(|e| StorageError::corrupt(&sk, e)))
+            .transpose()?;
+        Ok((sessions, last))
+    }
+
+    /// The sessions of `owners` (expired ones included; a wallet without one is absent), by
+    /// consistent batch reads of 100 keys.
+    pub async fn sessions_of(
+        &self,
+        chain_id: u64,
+        owners: &[Address],
+    ) -> Result<Vec<Session>, StorageError> {
+        let mut sessions = Vec::with_capacity(owners.len());
+        for chunk in owners.chunks(BATCH_GET) {
+            let mut keys_left: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|owner| {
+                    HashMap::from([
+                        ("pk".to_string(), s(keys::session_pk(chain_id))),
+                        ("sk".to_string(), s(keys::session_sk(owner))),
+                    ])
+                })
+                .collect();
+            let mut attempt = 0;
+            while !keys_left.is_empty() {
+                super::batch_backoff(&mut attempt).await?;
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(keys_left))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(StorageError::refused)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.name, request)
+                    .send()
+                    .await
+                    .map_err(StorageError::from_sdk)?;
+                let items: Vec<Item> = out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.name))
+                    .unwrap_or_default();
+                for item in items {
+                    sessions.push(Session::try_from(from_item::<SessionRecord>(item)?)?);
+                }
+                keys_left = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.name))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+        }
+        Ok(sessions)
+    }
+
+    /// Pushes a live session's expiry forward to `expires_at` (an open stream keeps it alive)
+    /// and, with `vouch`, marks it as streamed until that time — which the poller learns within
+    /// a block (a log entry in the same transaction), so a write only when the vouch it made
+    /// last is about to lapse. Returns `false` when the session is gone or has already
+    /// expired: the stream must end.
     pub async fn keep_session_alive(
         &self,
         chain_id: u64,
         owner: &Address,
         now: u64,
         expires_at: u64,
-        streaming_until: u64,
+        vouch: Option<u64>,
     ) -> Result<bool, StorageError> {
-        let result = self
-            .update(keys::session_pk(chain_id), keys::session_sk(owner))
-            .update_expression("SET #expires = :exp, #ttl = :exp, #streaming = :streaming")
-            .condition_expression("attribute_exists(pk) AND #expires > :now AND #expires < :exp")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_names("#expires", "expires_at")
-            .expression_attribute_names("#streaming", "streaming_until")
-            .expression_attribute_values(":exp", n(expires_at))
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":streaming", n(streaming_until))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            // Gone, expired, or already kept alive further by another stream.
-            Err(e) if is_condition_failure(&e) => {
-                Ok(self.live_session(chain_id, owner, now).await?.is_some())
+        let outcome = match vouch {
+            Some(until) => {
+                // Written even when another stream pushed the expiry a moment further: a
+                // vouch must land, and an expiry a second earlier is no loss.
+                let update = self
+                    .session_update(chain_id, owner)
+                    .update_expression("SET #expires = :exp, #ttl = :exp, #streaming = :streaming")
+                    .condition_expression("attribute_exists(pk) AND #expires > :now")
+                    .expression_attribute_names("#ttl", "ttl")
+                    .expression_attribute_names("#expires", "expires_at")
+                    .expression_attribute_names("#streaming", "streaming_until")
+                    .expression_attribute_values(":exp", n(expires_at))
+                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":streaming", n(until))
+                    .build()
+                    .map_err(StorageError::refused)?;
+                let change = SessionChange::Streaming {
+                    owner: *owner,
+                    until,
+                    expires_at,
+                };
+                self.logged_update(chain_id, update, &change).await?
             }
-            Err(e) => Err(StorageError::from_sdk(e)),
+            None => {
+                let result = self
+                    .update(keys::session_pk(chain_id), keys::session_sk(owner))
+                    .update_expression("SET #expires = :exp, #ttl = :exp")
+                    .condition_expression(
+                        "attribute_exists(pk) AND #expires > :now AND #expires < :exp",
+                    )
+                    .expression_attribute_names("#ttl", "ttl")
+                    .expression_attribute_names("#expires", "expires_at")
+                    .expression_attribute_values(":exp", n(expires_at))
+                    .expression_attribute_values(":now", n(now))
+                    .send()
+                    .await;
+                written(result)?
+            }
+        };
+        match outcome {
+            Written::Yes => Ok(true),
+            // Gone, expired, or already kept alive further by another stream.
+            Written::Skipped => Ok(self.live_session(chain_id, owner, now).await?.is_some()),
         }
     }
 
@@ -254,7 +383,11 @@ impl Table {
         match result {
             Ok(out) => {
                 let item = out.attributes.unwrap_or_default();
-                Session::try_from(from_item::<SessionRecord>(item)?).map(Some)
+                let session = Session::try_from(from_item::<SessionRecord>(item)?)?;
+                // Another poller of the chain learns of the tokens from the log; this one
+                // knows them already (it found them).
+                self.record_session_change(chain_id, owner).await?;
+                Ok(Some(session))
             }
             Err(e) if is_condition_failure(&e) => Ok(None),
             Err(e) => Err(StorageError::from_sdk(e)),
@@ -270,8 +403,8 @@ impl Table {
         now: u64,
         every: u64,
     ) -> Result<bool, StorageError> {
-        let result = self
-            .update(keys::session_pk(chain_id), keys::session_sk(owner))
+        let update = self
+            .session_update(chain_id, owner)
             .update_expression("SET #rescan = :now")
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(#rescan) OR #rescan <= :due)",
@@ -279,105 +412,15 @@ impl Table {
             .expression_attribute_names("#rescan", "rescan_at")
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":due", n(now.saturating_sub(every)))
-            .send()
-            .await;
-        if written(result)? == Written::Skipped {
-            return Ok(false);
-        }
-        self.add_rescan(chain_id, owner).await?;
-        Ok(true)
-    }
-}
-
-/// What the poller learns from the signal item each block.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SessionsSignal {
-    /// 0 before any session was ever added.
-    pub version: u64,
-    /// Wallets waiting for a re-read of their whole token set.
-    pub rescans: BTreeSet<Address>,
-}
-
-impl Table {
-    /// Marks the chain's sessions as changed.
-    pub async fn bump_sessions_version(&self, chain_id: u64) -> Result<(), StorageError> {
-        self.update(keys::version_pk(chain_id), keys::SESSIONS_SIGNAL_SK)
-            .update_expression("ADD version :one")
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await
-            .map_err(StorageError::from_sdk)?;
-        Ok(())
+            .build()
+            .map_err(StorageError::refused)?;
+        let asked = self
+            .logged_update(chain_id, update, &SessionChange::Rescan(*owner))
+            .await?;
+        Ok(asked == Written::Yes)
     }
 
-    /// The chain's sessions version and pending re-reads, in one consistent read.
-    pub async fn sessions_signal(&self, chain_id: u64) -> Result<SessionsSignal, StorageError> {
-        let out = self
-            .read_item(keys::version_pk(chain_id), keys::SESSIONS_SIGNAL_SK)
-            .projection_expression("#version, #rescans")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_names("#rescans", "rescans")
-            .send()
-            .await
-            .map_err(StorageError::from_sdk)?;
-        let item = out.item.unwrap_or_default();
-        let version = item
-            .get("version")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let rescans = match item.get("rescans") {
-            Some(AttributeValue::Ss(owners)) => owners
-                .iter()
-                .map(|o| {
-                    parse_address(o)
-                        .map_err(|e| StorageError::corrupt(keys::version_pk(chain_id), e))
-                })
-                .collect::<Result<_, _>>()?,
-            _ => BTreeSet::new(),
-        };
-        Ok(SessionsSignal { version, rescans })
-    }
-
-    /// Queues a re-read of the wallet's whole token set for the poller.
-    pub(crate) async fn add_rescan(
-        &self,
-        chain_id: u64,
-        owner: &Address,
-    ) -> Result<(), StorageError> {
-        self.update(keys::version_pk(chain_id), keys::SESSIONS_SIGNAL_SK)
-            .update_expression("ADD #rescans :owner")
-            .expression_attribute_names("#rescans", "rescans")
-            .expression_attribute_values(":owner", AttributeValue::Ss(vec![lower(owner)]))
-            .send()
-            .await
-            .map_err(StorageError::from_sdk)?;
-        Ok(())
-    }
-
-    /// Removes re-reads the poller has done (only those: requests added meanwhile stay).
-    pub async fn take_rescans(
-        &self,
-        chain_id: u64,
-        owners: &BTreeSet<Address>,
-    ) -> Result<(), StorageError> {
-        if owners.is_empty() {
-            return Ok(());
-        }
-        self.update(keys::version_pk(chain_id), keys::SESSIONS_SIGNAL_SK)
-            .update_expression("DELETE #rescans :owners")
-            .expression_attribute_names("#rescans", "rescans")
-            .expression_attribute_values(
-                ":owners",
-                AttributeValue::Ss(owners.iter().map(lower).collect()),
-            )
-            .send()
-            .await
-            .map_err(StorageError::from_sdk)?;
-        Ok(())
-    }
-
-    /// Records how many live sessions the poller watches on the chain (on each full reload).
+    /// Records how many live sessions the poller watches on the chain.
     pub async fn set_live_sessions(&self, chain_id: u64, live: u64) -> Result<(), StorageError> {
         self.update(keys::version_pk(chain_id), keys::SESSIONS_SIGNAL_SK)
             .update_expression("SET live = :live")
@@ -392,15 +435,5 @@ impl Table {
     pub async fn live_sessions(&self, chain_id: u64) -> Result<u64, StorageError> {
         self.number(keys::version_pk(chain_id), keys::SESSIONS_SIGNAL_SK, "live")
             .await
-    }
-
-    /// The chain's sessions version: 0 before any session was ever added.
-    pub async fn sessions_version(&self, chain_id: u64) -> Result<u64, StorageError> {
-        self.number(
-            keys::version_pk(chain_id),
-            keys::SESSIONS_SIGNAL_SK,
-            "version",
-        )
-        .await
     }
 }

@@ -93,6 +93,9 @@ struct Pair {
     lists: Vec<(String, u64)>,
     /// Its session ended (its `error` was sent): nothing more is sent for it.
     ended: bool,
+    /// Until when this stream last vouched for the wallet as streamed (the function URL's
+    /// keep-alive; 0: not yet).
+    vouched_until: u64,
 }
 
 /// A stream about to run; [`Self::open`] starts it.
@@ -212,6 +215,7 @@ impl BalanceStream {
                 shown: ShownValues::default(),
                 lists: vec![],
                 ended: !has_session,
+                vouched_until: 0,
             })
             .collect();
         Self {
@@ -498,12 +502,18 @@ impl BalanceStream {
                         let wallet = self.pairs[i].wallet;
                         let now = unix_now();
                         let expires_at = now + self.session_ttl.as_secs();
-                        // Vouches for a few keep-alive periods: a poller without traces reads
-                        // this wallet's native balance every block meanwhile.
-                        let streaming_until = now + 3 * self.keep_alive.as_secs();
-                        if !self.state.table.keep_session_alive(wallet.chain_id, &wallet.owner, now, expires_at, streaming_until).await? {
+                        // Vouches for a few keep-alive periods — at the first tick (the stream
+                        // opening) and whenever less than one is left: a poller without traces
+                        // reads this wallet's native balance every block meanwhile, and learns
+                        // of each vouch within a block.
+                        let period = self.keep_alive.as_secs();
+                        let vouch = (self.pairs[i].vouched_until < now + period).then_some(now + 3 * period);
+                        if !self.state.table.keep_session_alive(wallet.chain_id, &wallet.owner, now, expires_at, vouch).await? {
                             self.session_ended(tx, i, StreamCode::SessionExpired).await?;
                             continue;
+                        }
+                        if let Some(until) = vouch {
+                            self.pairs[i].vouched_until = until;
                         }
                         // A list the tokens came from has a new version: tokens were added or
                         // removed, so the client gets the new set whole.

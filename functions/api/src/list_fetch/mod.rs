@@ -204,7 +204,7 @@ fn is_passing(error: &ListError) -> bool {
     )
 }
 
-/// Stores a fetched version of a list and tells the poller when it replaced another.
+/// Stores a fetched version of a list (the poller learns of one replacing another).
 async fn store_version(
     table: &Table,
     catalog: &Catalog,
@@ -216,15 +216,10 @@ async fn store_version(
     table
         .store_list(chain_id, head, &parsed.tokens, now)
         .await?;
-    let url = head.url.as_str();
     // Sessions follow lists by reference: a new version is news for the poller, which
-    // tracks the tokens it gained and forgets those it lost for every follower. Should
-    // this fail, its periodic reload picks the version up.
-    if head.generation > 1
-        && let Err(error) = table.bump_sessions_version(chain_id).await
-    {
-        tracing::warn!(chain = chain_id, url, %error, "sessions version not bumped for a new list version");
-    }
+    // tracks the tokens it gained and forgets those it lost for every follower. It learns of
+    // it from the session log entry `store_list` writes with the new head.
+    let url = head.url.as_str();
     tracing::info!(
         chain = chain_id,
         url,

@@ -393,7 +393,7 @@ async fn keep_alive(
     let expires_at = now + state.settings.limits.session_ttl.as_secs();
     state
         .table
-        .keep_session_alive(chain_id, &owner, now, expires_at, live.streaming_until)
+        .keep_session_alive(chain_id, &owner, now, expires_at, None)
         .await?;
     let held = held_tokens(&state.table.balances(chain_id, &owner).await?);
     let named_metadata =
@@ -441,7 +441,9 @@ fn values_to_store(
 }
 
 /// Stores `next` if it is still at `base_revision` (`false`: somebody changed it meanwhile,
-/// nothing stored), then its new values, then marks them complete and tells the poller.
+/// nothing stored) — the poller learns of it from the session log entry written with it —
+/// then its new values, then marks them complete (the poller waits for that before it takes
+/// the values as stored).
 async fn store(
     state: &State,
     next: &Session,
@@ -463,11 +465,6 @@ async fn store(
         .table
         .complete_session(chain_id, &owner, next.revision)
         .await?;
-    // Tells the poller to reload the chain's sessions. Should this fail, the poller's periodic
-    // full reload still picks the session up; the request is not failed for it.
-    if let Err(error) = state.table.bump_sessions_version(chain_id).await {
-        tracing::warn!(chain = chain_id, owner = %owner, %error, "sessions version not bumped");
-    }
     Ok(true)
 }
 
