@@ -265,7 +265,11 @@ def problems(template):
             leading = statement.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
             # Its partitions; and one read of the wrapped data key that seals their secrets.
             sealing_key_read = actions == ["dynamodb:GetItem"] and leading == ["A#SEALING"]
-            if any(a.startswith("dynamodb:") for a in actions) and sorted(leading or []) != ["H#*", "W#*"] and not sealing_key_read:
+            # And, disabling a subscription, let go of its wallets' sessions (`S#`, logged `Q#`).
+            holds_let_go = (sorted(actions) == ["dynamodb:GetItem", "dynamodb:UpdateItem"] and leading == ["S#*"]) \
+                or (actions == ["dynamodb:PutItem"] and leading == ["Q#*"])
+            if any(a.startswith("dynamodb:") for a in actions) and sorted(leading or []) != ["H#*", "W#*"] \
+                    and not sealing_key_read and not holds_let_go:
                 found.append(f"WebhooksFunction reaches partitions other than the webhooks' (LeadingKeys {leading})")
     return found
 

@@ -11,7 +11,8 @@
 //!   poller to re-read), `native` (accounts a block's traces touched), `sweep` (the periodic
 //!   re-read), `diff` (a changed item as a feed entry), `shown` (what a stream has shown its
 //!   client), `sse` (the events and their framing), `pairs` and `stream_id` (multi-wallet
-//!   streams), `order` (an order's fillability), `webhook` (subscriptions, deliveries and
+//!   streams), `order` (an order's fillability), `hold` (what keeps a wallet tracked with no
+//!   stream: its open orders and subscriptions), `webhook` (subscriptions, deliveries and
 //!   their settings) and `webhook_signature` (signing a delivery), `api_key` (back ends'
 //!   credentials and their tenants), `sealing` (secrets encrypted at rest), `config` (settings
 //!   from the environment), `clock`;
@@ -32,6 +33,7 @@ pub mod clock;
 pub mod config;
 pub mod destination;
 pub mod diff;
+pub mod hold;
 pub mod kms;
 pub mod known_chains;
 pub mod list_document;

@@ -23,6 +23,7 @@ mod attacks;
 mod bad_input;
 mod browser;
 mod chain_log;
+mod holds;
 mod limits;
 mod multi_wallet;
 mod orders;

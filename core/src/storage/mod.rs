@@ -11,6 +11,7 @@ mod chain_log;
 mod cursor;
 mod error;
 mod feed;
+mod holds;
 pub mod keys;
 mod lists;
 mod metadata_cache;

@@ -32,6 +32,7 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use futures::StreamExt;
 use lambda_runtime::{Error, LambdaEvent, tracing};
 use live_balances::clock::unix_now;
+use live_balances::hold::Holder;
 use live_balances::kms::DataKey;
 use live_balances::model::FeedEvent;
 use live_balances::storage::{
@@ -58,6 +59,9 @@ pub struct State {
     pub sender: Sender,
     /// Opens the subscriptions' sealed signing secrets.
     pub data_key: DataKey,
+    /// How long a session lives on once nothing holds it (`SESSION_TTL_SECS`): a disabled
+    /// subscription lets go of its wallets' sessions.
+    pub session_idle: Duration,
 }
 
 impl State {
@@ -65,12 +69,14 @@ impl State {
         table: Table,
         settings: &WebhookSettings,
         data_key: DataKey,
+        session_idle: Duration,
     ) -> Result<Self, reqwest::Error> {
         Ok(Self {
             table,
             settings: settings.clone(),
             sender: Sender::new(settings)?,
             data_key,
+            session_idle,
         })
     }
 }
@@ -478,7 +484,22 @@ async fn failed(state: &State, sub: &mut Subscription, error: &str) -> Result<()
             "no delivery succeeded for {} s (failing since {since}); last error: {error}",
             now.saturating_sub(since)
         );
-        state.table.disable_webhook(&sub.id, now, &reason).await?;
+        if state.table.disable_webhook(&sub.id, now, &reason).await? == Written::Yes {
+            // Disabled, it no longer keeps its wallets tracked (a replay holds them again).
+            let holder = Holder::Webhook(&sub.id).key();
+            let idle = state.session_idle.as_secs();
+            state
+                .table
+                .hold_sessions(
+                    sub.chain_id,
+                    sub.wallets.iter().copied(),
+                    &holder,
+                    None,
+                    now,
+                    idle,
+                )
+                .await?;
+        }
         tracing::warn!(subscription = %sub.id, since, "subscription disabled");
         sub.status = SubscriptionStatus::Disabled { at: now, reason };
     }

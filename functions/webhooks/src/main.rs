@@ -17,6 +17,11 @@ async fn main() -> Result<(), Error> {
     if !data_key.is_configured() {
         return Err("no data key to open webhook secrets: set WEBHOOK_SECRETS_KMS_KEY (AWS) or WEBHOOK_SECRETS_KEY (local)".into());
     }
-    let state = State::new(table, &settings.webhooks, data_key)?;
+    let state = State::new(
+        table,
+        &settings.webhooks,
+        data_key,
+        settings.limits.session_ttl,
+    )?;
     run(service_fn(|event| handle(&state, event))).await
 }

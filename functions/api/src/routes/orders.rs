@@ -9,7 +9,8 @@
 //! Registering an order grows the owner's session exactly as a session request does (the
 //! sell token as a custom token, the spender as a spender: the same code path, the same
 //! limits), so the poller watches both values; then the order is stored, judged on the values
-//! the table holds. From there the fanout re-judges it on every change of either value and
+//! the table holds, and holds the session until its `validTo` (`live_balances::hold`): the
+//! wallet stays tracked with no stream open, until the order is deleted or expires. From there the fanout re-judges it on every change of either value and
 //! appends an `order_status` entry to the wallet's feed when one crosses its amount.
 
 use alloy::primitives::{Address, U256};
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use live_balances::clock::unix_now;
+use live_balances::hold::Holder;
 use live_balances::storage::Written;
 
 use crate::auth::BackEnd;
@@ -69,6 +71,23 @@ pub struct OrdersView {
     pub owner: String,
     /// Every open order, judged on the stored values (expired ones are left out).
     pub orders: Vec<OrderStatus>,
+}
+
+/// The order `id` holds its wallet's session until `until`, or lets go of it (`None`).
+async fn hold(
+    state: &State,
+    owner: &Address,
+    chain_id: u64,
+    id: &OrderId,
+    until: Option<u64>,
+) -> Result<(), ApiError> {
+    let idle = state.settings.limits.session_ttl.as_secs();
+    let holder = Holder::Order(id).key();
+    state
+        .table
+        .hold_session(chain_id, owner, &holder, until, unix_now(), idle)
+        .await?;
+    Ok(())
 }
 
 /// `DELETE /{chain_id}/orders/{owner}/{order_id}`.
@@ -167,7 +186,7 @@ fn check(
     path = "/{chain_id}/orders/{owner}/{order_id}",
     operation_id = "putOrder",
     tag = "orders",
-    description = "Registers an open order (or replaces the one with this id) and answers its fillability: whether the wallet's balance of sellToken and its allowance to the spender both cover sellAmount, and if not which is short and by how much. The owner's session is created or grown to track the token and the spender (as POST /{chain_id}/sessions/{owner} would). From then on every change that crosses the order's amount is an order_status event on the wallet's stream; all_balances lists every open order with its status. The order is gone after validTo. Needs an API key; the order belongs to the key's tenant.",
+    description = "Registers an open order (or replaces the one with this id) and answers its fillability: whether the wallet's balance of sellToken and its allowance to the spender both cover sellAmount, and if not which is short and by how much. The owner's session is created or grown to track the token and the spender (as POST /{chain_id}/sessions/{owner} would). From then on every change that crosses the order's amount is an order_status event on the wallet's stream; all_balances lists every open order with its status. The order holds the wallet's session until validTo: the wallet stays tracked with no stream open. The order is gone after validTo. Needs an API key; the order belongs to the key's tenant.",
     params(OrderPath),
     request_body = OrderRequest,
     security(("apiKey" = [])),
@@ -246,6 +265,15 @@ pub async fn put(
     {
         return Err(ApiError::OrderIdTaken);
     }
+    // The open order keeps its wallet tracked until validTo, stream or no stream.
+    hold(
+        state,
+        &order.owner,
+        chain_id,
+        &order.id,
+        Some(order.valid_to),
+    )
+    .await?;
     tracing::info!(chain = chain_id, owner = %owner, order = %order.id, tenant = %caller.tenant, key = %caller.key_id, fillable = status.fillable(), "order registered");
     let view = OrderView {
         chain_id,
@@ -261,7 +289,7 @@ pub async fn put(
     path = "/{chain_id}/orders/{owner}/{order_id}",
     operation_id = "deleteOrder",
     tag = "orders",
-    description = "Deletes an order (filled or cancelled): it leaves all_balances and gets no more order_status events. The session keeps tracking its token and spender until it expires. Needs an API key of the order's tenant (another tenant's order is not found).",
+    description = "Deletes an order (filled or cancelled): it leaves all_balances and gets no more order_status events. It no longer holds the wallet's session: the wallet stays tracked one more SESSION_TTL_SECS from now, or while a stream, another order or a subscription keeps it. Needs an API key of the order's tenant (another tenant's order is not found).",
     params(OrderPath),
     security(("apiKey" = [])),
     responses(
@@ -288,6 +316,7 @@ pub async fn delete(
     {
         return Err(ApiError::OrderNotFound);
     }
+    hold(state, &owner, chain_id, &id, None).await?;
     tracing::info!(chain = chain_id, owner = %owner, order = %id, "order deleted");
     let answer = OrderDeleted {
         order_id: id.to_string(),

@@ -270,7 +270,8 @@ async fn add(
 
     next.revision = base.revision + 1;
     next.read_block = block;
-    next.expires_at = now + state.settings.limits.session_ttl.as_secs();
+    // Never shortened: a session held by an order or a subscription (`hold`) lives on.
+    next.expires_at = (now + state.settings.limits.session_ttl.as_secs()).max(base.expires_at);
     let items = values_to_store(&next, &keys, values, &stored_values, &unreadable);
     if !store(state, &next, base.revision, live.is_none(), &items, now).await? {
         tracing::info!(chain = chain_id, owner = %owner, "session changed meanwhile; trying again");

@@ -15,6 +15,7 @@ use http::{Response, StatusCode};
 use live_balances::address::lower;
 use live_balances::clock::unix_now;
 use live_balances::destination::{Destinations, resolve_checked};
+use live_balances::hold::{HOLD_FOREVER, Holder};
 use live_balances::sealing::{SealedSecret, SealingKey};
 use live_balances::storage::{WebhookCreation, Written};
 use live_balances::webhook::{EventKind, ParkedDelivery, Subscription, SubscriptionStatus};
@@ -328,6 +329,25 @@ fn parked_view(p: &ParkedDelivery) -> ParkedView {
     }
 }
 
+/// The subscription holds its wallets' sessions for as long as it lives (`held`), or lets go
+/// of them.
+async fn hold(state: &State, sub: &Subscription, held: bool) -> Result<(), ApiError> {
+    let holder = Holder::Webhook(&sub.id).key();
+    let idle = state.settings.limits.session_ttl.as_secs();
+    state
+        .table
+        .hold_sessions(
+            sub.chain_id,
+            sub.wallets.iter().copied(),
+            &holder,
+            held.then_some(HOLD_FOREVER),
+            unix_now(),
+            idle,
+        )
+        .await?;
+    Ok(())
+}
+
 /// The subscription named by the path, if it is the caller's tenant's: another tenant's, like
 /// one on another chain, is not found.
 async fn owned(
@@ -393,6 +413,17 @@ pub async fn create(
             return Err(refused(WebhookError::TenantFull(caller.max_webhooks)));
         }
     }
+    // The subscription keeps its wallets tracked while it lives, stream or no stream. Should
+    // that fail, the subscription goes again: a subscription whose wallets may lapse is the
+    // silent failure holds exist to prevent.
+    if let Err(error) = hold(state, &sub, true).await {
+        tracing::error!(id = %sub.id, %error, "wallets not held; the subscription is withdrawn");
+        if let Err(error) = state.table.delete_webhook(&sub).await {
+            tracing::error!(id = %sub.id, %error, "subscription not withdrawn");
+        }
+        let _ = hold(state, &sub, false).await;
+        return Err(error);
+    }
     tracing::info!(chain = chain_id, id = %sub.id, tenant = %caller.tenant, key = %caller.key_id, wallets = sub.wallets.len(), "webhook created");
     let created = WebhookCreated {
         view: view(state, &sub).await?,
@@ -445,6 +476,7 @@ pub async fn delete(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let sub = owned(state, caller, chain, id).await?;
     state.table.delete_webhook(&sub).await?;
+    hold(state, &sub, false).await?;
     tracing::info!(chain = sub.chain_id, id = %sub.id, "webhook deleted");
     Ok(body::json(
         StatusCode::OK,
@@ -477,6 +509,8 @@ pub async fn replay(
     let sub = owned(state, caller, chain, id).await?;
     let parked_count = state.table.parked_webhook_count(&sub.id).await?;
     state.table.request_webhook_replay(&sub.id).await?;
+    // Re-enabled: its wallets are held again (a disabled subscription let go of them).
+    hold(state, &sub, true).await?;
     tracing::info!(chain = sub.chain_id, id = %sub.id, parked = parked_count, "webhook replay asked for");
     Ok(body::json(
         StatusCode::ACCEPTED,
