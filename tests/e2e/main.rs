@@ -39,4 +39,5 @@ mod sse;
 mod storage;
 mod token_lists;
 mod upgrade;
+mod webhook_batches;
 mod webhooks;

@@ -31,6 +31,8 @@ pub enum Answer {
     Redirect(String),
     /// No answer for this long, then a 200 (to a sender that should have given up first).
     Hang(Duration),
+    /// A 200 after this long: a slow target that still answers in time.
+    Slow(Duration),
 }
 
 /// What [`Received::answered`] records for a request the receiver held past its sender's
@@ -236,6 +238,7 @@ async fn answer(
             Answer::Status(code) => *code,
             Answer::Redirect(_) => 307,
             Answer::Hang(_) => HUNG,
+            Answer::Slow(_) => 200,
         };
         // Recorded on arrival: a hung request's sender has given up before it ends.
         shared.received.push(Received {
@@ -259,7 +262,7 @@ async fn answer(
             }
             response
         }
-        Answer::Hang(pause) => {
+        Answer::Hang(pause) | Answer::Slow(pause) => {
             tokio::time::sleep(pause).await;
             status(200)
         }
