@@ -133,7 +133,7 @@ export interface paths {
         };
         /**
          * `GET /{chain_id}/orders/{owner}`.
-         * @description The wallet's open orders, each judged on the stored values (as in all_balances).
+         * @description The wallet's open orders registered by the API key's tenant, each judged on the stored values (as in all_balances).
          */
         get: operations["getOrders"];
         put?: never;
@@ -154,13 +154,13 @@ export interface paths {
         get?: never;
         /**
          * `PUT /{chain_id}/orders/{owner}/{order_id}`.
-         * @description Registers an open order (or replaces the one with this id) and answers its fillability: whether the wallet's balance of sellToken and its allowance to the spender both cover sellAmount, and if not which is short and by how much. The owner's session is created or grown to track the token and the spender (as POST /{chain_id}/sessions/{owner} would). From then on every change that crosses the order's amount is an order_status event on the wallet's stream; all_balances lists every open order with its status. The order is gone after validTo.
+         * @description Registers an open order (or replaces the one with this id) and answers its fillability: whether the wallet's balance of sellToken and its allowance to the spender both cover sellAmount, and if not which is short and by how much. The owner's session is created or grown to track the token and the spender (as POST /{chain_id}/sessions/{owner} would). From then on every change that crosses the order's amount is an order_status event on the wallet's stream; all_balances lists every open order with its status. The order holds the wallet's session until validTo: the wallet stays tracked with no stream open. The order is gone after validTo. Needs an API key; the order belongs to the key's tenant.
          */
         put: operations["putOrder"];
         post?: never;
         /**
          * `DELETE /{chain_id}/orders/{owner}/{order_id}`.
-         * @description Deletes an order (filled or cancelled): it leaves all_balances and gets no more order_status events. The session keeps tracking its token and spender until it expires.
+         * @description Deletes an order (filled or cancelled): it leaves all_balances and gets no more order_status events. It no longer holds the wallet's session: the wallet stays tracked one more SESSION_TTL_SECS from now, or while a stream, another order or a subscription keeps it. Needs an API key of the order's tenant (another tenant's order is not found).
          */
         delete: operations["deleteOrder"];
         options?: never;
@@ -202,7 +202,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Subscribes a target URL to the changes of some wallets: each matching feed entry is POSTed as JSON, signed the Standard Webhooks way (webhook-id = the feed position, webhook-timestamp, webhook-signature = v1,base64(HMAC-SHA256(secret, id.timestamp.body))), in order per wallet, retried with backoff, parked after the retries (see GET and replay). The secret is in this answer only. */
+        /** @description Subscribes a target URL to the changes of some wallets: each matching feed entry is POSTed as JSON, signed the Standard Webhooks way (webhook-id = the feed position, webhook-timestamp, webhook-signature = v1,base64(HMAC-SHA256(secret, id.timestamp.body))), in order per wallet, retried with backoff, parked after the retries (see GET and replay). The secret is in this answer only. Needs an API key; the subscription belongs to the key's tenant. */
         post: operations["createWebhook"];
         delete?: never;
         options?: never;
@@ -217,11 +217,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description The subscription with its status (active, backlogged, disabled and why) and its parked deliveries. Authorization: Bearer <secret>. */
+        /** @description The subscription with its status (active, backlogged, disabled and why) and its parked deliveries. Needs an API key of the subscription's tenant. */
         get: operations["getWebhook"];
         put?: never;
         post?: never;
-        /** @description Ends the subscription; its parked deliveries are dropped. Authorization: Bearer <secret>. */
+        /** @description Ends the subscription; its parked deliveries are dropped. Needs an API key of the subscription's tenant. */
         delete: operations["deleteWebhook"];
         options?: never;
         head?: never;
@@ -237,8 +237,25 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Sends the parked deliveries again, oldest first, and re-enables a disabled subscription (its failure clock restarts). The delivery function does the sending; GET shows the progress. Authorization: Bearer <secret>. */
+        /** @description Sends the parked deliveries again, oldest first, and re-enables a disabled subscription (its failure clock restarts). The delivery function does the sending; GET shows the progress. Needs an API key of the subscription's tenant. */
         post: operations["replayWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/{chain_id}/webhooks/{id}/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Gives the subscription a new signing secret, answered this once. Until previousSecretUntil (WEBHOOK_SECRET_OVERLAP_SECS, a day by default) every delivery carries two signatures in webhook-signature, by the new secret and by the one it replaces, so the receiver can switch to the new secret at any moment of the overlap without refusing a delivery. Needs an API key of the subscription's tenant. */
+        post: operations["rotateWebhookSecret"];
         delete?: never;
         options?: never;
         head?: never;
@@ -432,7 +449,8 @@ export interface components {
             spender?: string | null;
             /**
              * Format: int64
-             * @description Unix seconds until which the order is open; in the future.
+             * @description Unix seconds until which the order is open: in the future, and at most
+             *     `ORDER_MAX_VALID_SECS` (90 days by default) from now.
              */
             validTo: number;
         };
@@ -560,6 +578,18 @@ export interface components {
              */
             parkedCount: number;
         };
+        /** @description The answer to a secret rotation: the new secret, this once. */
+        SecretRotated: {
+            id: string;
+            /**
+             * Format: int64
+             * @description Unix seconds until which deliveries also carry a signature by the previous secret
+             *     (`webhook-signature` holds both), so a receiver can switch at any time before then.
+             */
+            previousSecretUntil: number;
+            /** @description The new signing secret: every delivery is signed with it from now on. */
+            secret: string;
+        };
         /** @description Body of `POST /{chain_id}/sessions/{owner}`. */
         SessionRequest: {
             customTokens?: string[];
@@ -662,8 +692,8 @@ export interface components {
         /** @description The answer to a creation: the subscription and, this once, its secret. */
         WebhookCreated: components["schemas"]["WebhookView"] & {
             /**
-             * @description Signs every delivery (Standard Webhooks, HMAC-SHA256) and authenticates GET, DELETE and
-             *     replay as `Authorization: Bearer <secret>`. Shown only here.
+             * @description Signs every delivery (Standard Webhooks, HMAC-SHA256); verify with it. Shown only here
+             *     (and a new one by `POST …/secret`).
              */
             secret: string;
         };
@@ -819,7 +849,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Body larger than 256 KiB */
+            /** @description Body larger than MAX_BODY_BYTES (256 KiB by default) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -883,6 +913,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Over the source's stream opens a minute, or as many streams open from the source or on a wallet as allowed (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     streamBalances: {
@@ -932,6 +971,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Over the source's stream opens a minute, or as many streams open from the source or on the wallet as allowed (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     getBalance: {
@@ -970,6 +1018,15 @@ export interface operations {
             };
             /** @description Chain not served here, or no session */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the source's on-chain reads a minute */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1033,6 +1090,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Over the source's on-chain reads a minute */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The chain could not be read */
             502: {
                 headers: {
@@ -1058,7 +1124,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The open orders */
+            /** @description The tenant's open orders */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1069,6 +1135,15 @@ export interface operations {
             };
             /** @description Malformed chain id or owner */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No API key (api_key_required), or not a live one (invalid_api_key) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1125,8 +1200,17 @@ export interface operations {
                     "application/json": components["schemas"]["OrderView"];
                 };
             };
-            /** @description Malformed chain id, owner, order id, token, spender, amount, validTo in the past, or too many orders */
+            /** @description Malformed chain id, owner, order id, token, spender, amount, validTo in the past or too far ahead, or too many orders */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No API key (api_key_required), or not a live one (invalid_api_key) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1143,7 +1227,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Body larger than 256 KiB */
+            /** @description Another tenant registered this order id for the wallet */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than MAX_BODY_BYTES (256 KiB by default) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1161,7 +1254,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Over the session write rate */
+            /** @description Over the key's quota or the wallet's session write rate */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1224,7 +1317,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Chain not served here, or no such order */
+            /** @description No API key (api_key_required), or not a live one (invalid_api_key) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Chain not served here, or no such order of this tenant */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1332,7 +1434,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Body larger than 256 KiB */
+            /** @description Body larger than MAX_BODY_BYTES (256 KiB by default) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1424,7 +1526,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Body larger than 256 KiB */
+            /** @description Body larger than MAX_BODY_BYTES (256 KiB by default) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1505,6 +1607,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No API key (api_key_required), or not a live one (invalid_api_key) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Chain not served here */
             404: {
                 headers: {
@@ -1514,7 +1625,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A wallet already has WEBHOOK_MAX_PER_WALLET subscriptions */
+            /** @description A wallet already has WEBHOOK_MAX_PER_WALLET subscriptions, or the tenant holds as many as its key's quota allows */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1523,7 +1634,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Body larger than 256 KiB */
+            /** @description Body larger than MAX_BODY_BYTES (256 KiB by default) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1550,7 +1661,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Over the source's subscription creation rate */
+            /** @description Over the key's quota or the source's subscription creation rate */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1559,7 +1670,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Storage unavailable; nothing stored */
+            /** @description Storage or the secrets' data key unavailable; nothing stored */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1593,7 +1704,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookView"];
                 };
             };
-            /** @description No secret, or not this subscription's */
+            /** @description No API key (api_key_required), or not a live one (invalid_api_key) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1602,8 +1713,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No such subscription on this chain */
+            /** @description No such subscription of this key's tenant on this chain */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the key's quota */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1636,7 +1756,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookDeleted"];
                 };
             };
-            /** @description No secret, or not this subscription's */
+            /** @description No API key (api_key_required), or not a live one (invalid_api_key) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1645,8 +1765,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No such subscription on this chain */
+            /** @description No such subscription of this key's tenant on this chain */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the key's quota */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1679,7 +1808,7 @@ export interface operations {
                     "application/json": components["schemas"]["ReplayAccepted"];
                 };
             };
-            /** @description No secret, or not this subscription's */
+            /** @description No API key (api_key_required), or not a live one (invalid_api_key) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1688,8 +1817,78 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No such subscription on this chain */
+            /** @description No such subscription of this key's tenant on this chain */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the key's quota */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A chain this deployment serves, e.g. 1 */
+                chain_id: number;
+                /** @description The id `POST /{chain_id}/webhooks` answered */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new secret */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretRotated"];
+                };
+            };
+            /** @description No API key (api_key_required), or not a live one (invalid_api_key) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such subscription of this key's tenant on this chain */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the key's quota */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Storage or the secrets' data key unavailable; nothing changed */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
