@@ -283,6 +283,53 @@ async fn back_end_routes_need_the_owners_key(env: &Environment, base: &str) -> a
             "{key}"
         );
     }
+    // A key's quotas: its requests a minute, its tenant's live subscriptions.
+    use live_balances::api_key::Quotas;
+    let metered = env
+        .stack
+        .issue_api_key_with(
+            "metered",
+            Quotas {
+                requests_per_minute: 3,
+                max_webhooks: 10,
+            },
+        )
+        .await?;
+    for _ in 0..3 {
+        let (status, answer) = as_key(&metered, reqwest::Method::GET, &list, None).await?;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let response = env
+        .http
+        .get(format!("{base}{list}"))
+        .header("x-forwarded-for", "198.51.100.79")
+        .bearer_auth(&metered)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().get("retry-after").is_some());
+    assert_eq!(response.json::<Value>().await?["code"], "rate_limited");
+    let small = env
+        .stack
+        .issue_api_key_with(
+            "small",
+            Quotas {
+                requests_per_minute: 100,
+                max_webhooks: 1,
+            },
+        )
+        .await?;
+    let hook = |n: u8| json!({"url": format!("http://127.0.0.1:9/{n}"), "wallets": [owner], "events": ["balance_update"]});
+    let hooks = format!("/{chain}/webhooks");
+    let (status, answer) = as_key(&small, reqwest::Method::POST, &hooks, Some(&hook(1))).await?;
+    assert_eq!(status, 201, "{answer}");
+    let (status, answer) = as_key(&small, reqwest::Method::POST, &hooks, Some(&hook(2))).await?;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (409, Some("too_many_webhooks")),
+        "{answer}"
+    );
+
     // Even the author cannot keep an order open for thirty years.
     let mut forever = body.clone();
     forever["validTo"] = json!(unix_now() + 30 * 365 * 86_400);

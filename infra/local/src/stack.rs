@@ -84,7 +84,8 @@ pub struct LocalStack {
     /// The poller's `/health` and `/metrics` base URL.
     pub poller_url: String,
     /// An API key of tenant `dev`, issued when the stack started: what a back end (and the
-    /// tests of back-end routes) sends as `Authorization: Bearer …`.
+    /// tests of back-end routes) sends as `Authorization: Bearer …`. Its quotas are generous
+    /// (every test of a run, and a developer's scripts, share it).
     pub api_key: String,
     env: BTreeMap<String, String>,
     services: Mutex<BTreeMap<String, Service>>,
@@ -224,7 +225,15 @@ impl LocalStack {
             services: Mutex::new(BTreeMap::new()),
         };
         stack.start_dynamodb().await?;
-        stack.api_key = stack.issue_api_key("dev").await?;
+        stack.api_key = stack
+            .issue_api_key_with(
+                "dev",
+                live_balances::api_key::Quotas {
+                    requests_per_minute: 1_000_000,
+                    max_webhooks: 100_000,
+                },
+            )
+            .await?;
         stack.start_chains().await?;
         stack.start_functions().await?;
         stack.start_server().await?;
@@ -256,11 +265,21 @@ impl LocalStack {
     /// Issues (and stores) a new API key of `tenant` with the default quotas, as
     /// `api-keys create` does; the key itself is only in the answer.
     pub async fn issue_api_key(&self, tenant: &str) -> anyhow::Result<String> {
+        self.issue_api_key_with(tenant, live_balances::api_key::Quotas::default())
+            .await
+    }
+
+    /// [`Self::issue_api_key`] with `quotas`.
+    pub async fn issue_api_key_with(
+        &self,
+        tenant: &str,
+        quotas: live_balances::api_key::Quotas,
+    ) -> anyhow::Result<String> {
         let tenant = live_balances::api_key::Tenant::parse(tenant)?;
         let (key, record) = live_balances::api_key::issue(
             rand::random(),
             tenant,
-            live_balances::api_key::Quotas::default(),
+            quotas,
             live_balances::clock::unix_now(),
         );
         self.table().await.create_api_key(&record).await?;
