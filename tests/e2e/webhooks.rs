@@ -92,6 +92,27 @@ async fn wait_webhook(
     }
 }
 
+/// The holders of the wallet's session (its `holds` map, read from the table).
+async fn session_holds(env: &Environment, owner: &Address) -> anyhow::Result<Vec<String>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let table = env.stack.table().await;
+    let item = table
+        .client()
+        .get_item()
+        .table_name(table.name())
+        .key("pk", AttributeValue::S(format!("S#{}", env.chain_id())))
+        .key("sk", AttributeValue::S(lower(owner)))
+        .consistent_read(true)
+        .send()
+        .await?
+        .item
+        .unwrap_or_default();
+    Ok(match item.get("holds") {
+        Some(AttributeValue::M(holds)) => holds.keys().cloned().collect(),
+        _ => vec![],
+    })
+}
+
 /// Whether the subscription shows `count` parked deliveries and is no longer active (the
 /// parking and the failure are two writes: a read between them sees one without the other).
 fn parked(view: &Value, count: usize) -> bool {
@@ -395,6 +416,12 @@ async fn a_dead_receivers_deliveries_are_parked_disabled_and_replayed_in_order()
         "{view}"
     );
     let view = wait_webhook(env, &sub, "three parked", |v| parked(v, 3)).await?;
+    // Disabled, it no longer holds its wallet's session; the replay holds it again.
+    let holder = format!("w#{}", sub.id);
+    assert!(
+        !session_holds(env, &sub.owner).await?.contains(&holder),
+        "a disabled subscription holds nothing"
+    );
     // The receiver is back; an operator replays.
     let receiver = Receiver::start_on(port).await?;
     receiver.set_secret(&sub.secret);
@@ -404,6 +431,10 @@ async fn a_dead_receivers_deliveries_are_parked_disabled_and_replayed_in_order()
         .await?;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["parkedCount"], 3, "{body} after {view}");
+    assert!(
+        session_holds(env, &sub.owner).await?.contains(&holder),
+        "replayed, it holds its wallet again"
+    );
     let accepted = receiver
         .wait_accepted("the parked deliveries replayed", DEADLINE, |a| {
             last_balance(a).as_deref() == Some("300")
@@ -441,8 +472,10 @@ async fn a_redirect_is_a_failed_attempt_and_never_followed() -> anyhow::Result<(
     let elsewhere = Receiver::start().await?;
     let sub = subscribe(env, &receiver.url).await?;
     receiver.set_secret(&sub.secret);
+    // A 303 and a 301 (which a client following them turns into a GET), then a 307.
     receiver.script([
-        Answer::Redirect(elsewhere.url.clone()),
+        Answer::RedirectWith(303, elsewhere.url.clone()),
+        Answer::RedirectWith(301, elsewhere.url.clone()),
         Answer::Redirect("http://10.0.0.1/hook".into()),
     ]);
     sub.actor
@@ -450,7 +483,7 @@ async fn a_redirect_is_a_failed_attempt_and_never_followed() -> anyhow::Result<(
         .await?;
     let accepted = receiver
         .wait_accepted(
-            "the transfer delivered after two redirects",
+            "the transfer delivered after three redirects",
             DEADLINE,
             |a| last_balance(a).as_deref() == Some("100"),
         )
@@ -459,7 +492,7 @@ async fn a_redirect_is_a_failed_attempt_and_never_followed() -> anyhow::Result<(
     let tries = tries_of(&receiver, &accepted[0].id);
     assert_eq!(
         tries.iter().map(|r| r.answered).collect::<Vec<_>>(),
-        [307, 307, 200],
+        [303, 301, 307, 200],
         "each redirect was a failed attempt, retried at the subscription's own target"
     );
     assert!(
