@@ -47,4 +47,11 @@ if ! cmp -s "$client/package-lock.json" "$client/node_modules/.installed-from-lo
   (cd "$client" && npm ci --no-audit --no-fund --loglevel=error)
   cp "$client/package-lock.json" "$client/node_modules/.installed-from-lock"
 fi
+# crates.io: mdBook for the book under docs/ (only the HTML renderer: no server, watcher or
+# search index, so it compiles in about two minutes of CPU).
+mdbook_version="0.5.4"
+if [ "$("$tools/cargo/bin/mdbook" --version 2>/dev/null)" != "mdbook v$mdbook_version" ]; then
+  echo "install: mdbook $mdbook_version -> $tools/cargo"
+  cargo install --quiet --locked --no-default-features --root "$tools/cargo" "mdbook@$mdbook_version"
+fi
 echo "install: tools ready in $tools"
