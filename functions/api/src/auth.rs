@@ -8,7 +8,7 @@ use live_balances::api_key::{KeyHash, Tenant, looks_like_key};
 
 use crate::error::ApiError;
 use crate::limits;
-use crate::request::Request;
+use crate::request::{KeyAuthenticated, Request};
 use crate::state::State;
 
 /// An authenticated back end: its key's tenant and quotas.
@@ -33,8 +33,8 @@ fn bearer(req: &Request) -> Option<&str> {
 }
 
 /// Authenticates a back-end request and counts it against its key's quota; the request then
-/// carries the [`BackEnd`] (limits read it: a back end's session writes count against its key,
-/// not its address).
+/// carries [`KeyAuthenticated`] (a back end's session writes count against its key, not its
+/// address).
 pub async fn back_end(state: &State, mut req: Request) -> Result<(Request, BackEnd), ApiError> {
     let presented = bearer(&req).ok_or(ApiError::ApiKeyRequired)?;
     // Not even shaped like a key: no read for it.
@@ -53,7 +53,7 @@ pub async fn back_end(state: &State, mut req: Request) -> Result<(Request, BackE
         key_id: key.id().to_string(),
         max_webhooks: key.quotas.max_webhooks,
     };
-    req.extensions_mut().insert(caller.clone());
+    req.extensions_mut().insert(KeyAuthenticated);
     Ok((req, caller))
 }
 

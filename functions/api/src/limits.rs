@@ -12,9 +12,8 @@ use live_balances::NATIVE_TOKEN;
 use live_balances::clock::unix_now;
 use live_balances::storage::keys::RateWindow;
 
-use crate::auth::BackEnd;
 use crate::error::ApiError;
-use crate::request::{Request, rate_source};
+use crate::request::{KeyAuthenticated, Request, rate_source};
 use crate::state::State;
 
 const WINDOW_SECS: u64 = 60;
@@ -52,7 +51,7 @@ pub async fn admit_session_write(
     owner: &Address,
 ) -> Result<(), ApiError> {
     let settings = &state.settings;
-    if req.extensions().get::<BackEnd>().is_none() {
+    if req.extensions().get::<KeyAuthenticated>().is_none() {
         let source = rate_source(req)?;
         take(
             state,

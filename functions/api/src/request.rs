@@ -26,6 +26,11 @@ pub type Request = http::Request<Bytes>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientAddress(pub String);
 
+/// Set by the router on a request authenticated with an API key (`auth`): its session writes
+/// (an order registration) count against the key's quota, not against its address.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyAuthenticated;
+
 /// When the transport will cut the response off (a Lambda invocation's deadline): streams end
 /// themselves before it. Absent on the server, whose streams are bounded by `SSE_MAX_SECS`.
 #[derive(Debug, Clone, Copy)]
