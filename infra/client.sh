@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# `make client`: the TypeScript client (clients/ts) brought up to date with the api. The OpenAPI
+# `make client`: the client packages (clients/: the npm workspace of @live-balances/client,
+# @live-balances/react and the React example) brought up to date with the api. The OpenAPI
 # document is printed by the api's `openapi` binary, validated against the OpenAPI 3.1 schema,
-# turned into TypeScript types (openapi-typescript), the client compiled (tsc) and bundled for
-# the demo page (esbuild, into functions/api/static/, embedded in the api at compile time).
-# Run it after changing a route or a wire type, and commit what it changed.
+# turned into TypeScript types (openapi-typescript), the packages compiled (tsc) and the client
+# bundled for the demo page (esbuild, into functions/api/static/, embedded in the api at compile
+# time). Run it after changing a route, a wire type or an error code, and commit what it changed.
 # `--check` (from `make test`): the same, then fails if any of it differs from what is
-# committed, and runs the client's unit tests.
+# committed, and checks the packages as their users get them: both packages' unit tests,
+# publint, are-the-types-wrong, the size budgets, and the packed tarballs installed into a fresh
+# project (infra/client-consumer.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 client=clients/ts
@@ -27,6 +30,9 @@ if [ "${1:-}" = --check ]; then
     echo "the TypeScript client is out of date with the api: run 'make client' and commit the result" >&2
     exit 1
   fi
-  echo "== client: unit tests (node --test)"
-  (cd "$client" && npm test)
+  echo "== clients: unit tests (node --test; Vitest)"
+  (cd clients && npm test --silent)
+  echo "== clients: the packages as published (publint, are-the-types-wrong, size budgets)"
+  (cd clients && npm run -s build -w @live-balances/react && npm run -s check:packages)
+  ./infra/client-consumer.sh
 fi

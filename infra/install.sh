@@ -38,14 +38,22 @@ if ! rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linu
   echo "install: rust target aarch64-unknown-linux-gnu"
   rustup target add aarch64-unknown-linux-gnu
 fi
-# npm: the TypeScript client's toolchain (tsc, openapi-typescript, the OpenAPI validator,
-# esbuild) from its lock file into the git-ignored clients/ts/node_modules; a stamp of the lock
-# file it was installed from makes a rerun free, and offline.
-client="$root/clients/ts"
-if ! cmp -s "$client/package-lock.json" "$client/node_modules/.installed-from-lock" 2>/dev/null; then
-  echo "install: client toolchain -> clients/ts/node_modules"
-  (cd "$client" && npm ci --no-audit --no-fund --loglevel=error)
-  cp "$client/package-lock.json" "$client/node_modules/.installed-from-lock"
+# npm: the client packages' toolchains (tsc, openapi-typescript, the OpenAPI validator, esbuild,
+# publint, are-the-types-wrong, Vitest, React, Vite) — one npm workspace (clients/: the client,
+# the React package, the example) installed from its lock file into the git-ignored
+# clients/node_modules; a stamp of the lock file it was installed from makes a rerun free, and
+# offline.
+clients="$root/clients"
+# Before the workspace the client had its own node_modules (or a link to one): left there, it
+# would shadow the workspace's packages.
+if [ -e "$clients/ts/node_modules" ] || [ -L "$clients/ts/node_modules" ]; then
+  echo "install: removing clients/ts/node_modules (the workspace installs into clients/node_modules)"
+  rm -rf "$clients/ts/node_modules"
+fi
+if ! cmp -s "$clients/package-lock.json" "$clients/node_modules/.installed-from-lock" 2>/dev/null; then
+  echo "install: client toolchains -> clients/node_modules"
+  (cd "$clients" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$clients/package-lock.json" "$clients/node_modules/.installed-from-lock"
 fi
 # crates.io: mdBook for the book under docs/ (only the HTML renderer: no server, watcher or
 # search index, so it compiles in about two minutes of CPU).

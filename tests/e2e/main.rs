@@ -29,6 +29,7 @@ mod multi_wallet;
 mod orders;
 mod owner_paths;
 mod poller;
+mod react_example;
 mod rest;
 mod resume_by_query;
 mod second_chain;

@@ -867,9 +867,10 @@ async fn webhook_creation_is_rate_limited_per_source_and_capped_per_wallet() -> 
     outcome
 }
 
-/// The README's Node.js receiver, run as printed there: it accepts the service's real
-/// deliveries (and logs them), accepts a request signed by the documented scheme, and refuses a
-/// tampered body and a stale timestamp.
+/// The README's Node.js receiver (the client's `DeliveryVerifier`, so the `standardwebhooks`
+/// library), run as printed there: it accepts the service's real deliveries (and logs them),
+/// accepts a request signed by the documented scheme, and refuses a tampered body and a stale
+/// timestamp.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_readmes_node_receiver_verifies_real_deliveries() -> anyhow::Result<()> {
     use tokio::io::{AsyncBufReadExt, BufReader};
@@ -881,13 +882,19 @@ async fn the_readmes_node_receiver_verifies_real_deliveries() -> anyhow::Result<
         .split("```js\n")
         .skip(1)
         .filter_map(|block| block.split("\n```").next())
-        .find(|block| block.contains("createHmac") && block.contains("createServer"))
+        .find(|block| block.contains("DeliveryVerifier") && block.contains("createServer"))
         .context("the README's Node receiver")?;
-    let script = env
-        .stack
-        .options
-        .log_dir
+    // Run where Node resolves `@live-balances/client` as an app would: inside the clients'
+    // workspace (its node_modules, git-ignored), against the client's build.
+    let clients = local_stack::tools::Tools::locate()?.root.join("clients");
+    anyhow::ensure!(
+        clients.join("ts/dist/backend.js").exists(),
+        "the client is not built: run `make client` (make test does)"
+    );
+    let script = clients
+        .join("node_modules/.cache")
         .join(format!("readme-receiver-{}.mjs", rand::random::<u32>()));
+    std::fs::create_dir_all(script.parent().context("cache folder")?)?;
     std::fs::write(&script, example)?;
     let port = local_stack::process::free_port()?;
     let sub = subscribe(env, &format!("http://127.0.0.1:{port}/hook")).await?;
@@ -930,9 +937,10 @@ async fn the_readmes_node_receiver_verifies_real_deliveries() -> anyhow::Result<
         }
     };
     let now = live_balances::clock::unix_now();
-    let good = r#"{"id":"hand-1","type":"hand_signed"}"#;
+    // A delivery's shape (the receiver reads it into typed fields), of a kind it does not know.
+    let good = r#"{"id":"hand-1","type":"hand_signed","subscriptionId":"s","chainId":1,"owner":"0x0000000000000000000000000000000000000001","data":{}}"#;
     assert_eq!(post(good, now, good).await?, 204, "signed as documented");
-    let tampered = r#"{"id":"hand-1","type":"hand_tampered"}"#;
+    let tampered = r#"{"id":"hand-1","type":"hand_tampered","subscriptionId":"s","chainId":1,"owner":"0x0000000000000000000000000000000000000001","data":{}}"#;
     assert_eq!(post(tampered, now, good).await?, 401, "a tampered body");
     assert_eq!(post(good, now - 600, good).await?, 401, "a stale timestamp");
 
@@ -964,6 +972,7 @@ async fn the_readmes_node_receiver_verifies_real_deliveries() -> anyhow::Result<
     .context("the delivery logged by the README receiver")??;
     assert!(logged.contains("balance: '100'"), "{logged}");
     let _ = node.kill().await;
+    let _ = std::fs::remove_file(&script);
     Ok(())
 }
 

@@ -8,14 +8,16 @@
 //! Modules beside the stack and its clients here: `follow` (following a balance on a stream
 //! until it holds the chain's value), `browser` (headless Chromium), `list_server` (token
 //! lists served locally), `webhook_receiver` (a receiver verifying signatures as a user's
-//! would), and the fault injectors `proxy` (RPC), `dynamodb_faults` (the table) and
-//! `stream_proxy` (the api function). Suites: `e2e/`, `chain/`, `bench/`.
+//! would), `static_site` (a built front end on its own origin), and the fault injectors
+//! `proxy` (RPC), `dynamodb_faults` (the table) and `stream_proxy` (the api function).
+//! Suites: `e2e/`, `chain/`, `bench/`.
 
 pub mod browser;
 pub mod dynamodb_faults;
 pub mod follow;
 pub mod list_server;
 pub mod proxy;
+pub mod static_site;
 pub mod stream_proxy;
 pub mod webhook_receiver;
 

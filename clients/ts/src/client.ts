@@ -1,6 +1,6 @@
-// The client a front end creates once: the REST calls plus `watchBalances`.
+// The client a front end creates once: the REST calls a browser makes, and the two watches.
 import { ApiClient, type ClientOptions } from "./api.js";
-import { watchBalances, type BalanceWatch, type WatchOptions } from "./watch.js";
+import { watchBalances, type BalanceWatch, type WatchParams } from "./watch.js";
 import {
   watchManyBalances,
   type ManyBalanceWatch,
@@ -10,8 +10,8 @@ import {
 
 export class BalancesClient extends ApiClient {
   /** Follows the wallet's balances live; see `WatchOptions`. */
-  watchBalances(chainId: number, owner: string, options: WatchOptions = {}): BalanceWatch {
-    return watchBalances(this, chainId, owner, options);
+  watchBalances(params: WatchParams): BalanceWatch {
+    return watchBalances(this, params);
   }
 
   /** Follows several (chain, wallet) pairs on one stream; see `ManyWatchOptions`. */

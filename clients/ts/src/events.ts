@@ -1,14 +1,16 @@
 // The typed events of a balance stream: the wire's JSON with amounts as bigint and maps as
 // `Map`s. Each event keeps the JSON it came from in `data`, so fields the service adds later
 // reach the caller before this client knows them.
+import { toAddress, type Address } from "./address.js";
 import { parseAmount, parseOptionalAmount } from "./amount.js";
+import type { ErrorCode } from "./errors.js";
 import type { SseData, SseEventName, TokenMetadata } from "./wire.js";
 
 /** A wallet on a chain: what each event of a multi-wallet stream names. */
 export interface WalletPair {
   chainId: number;
   /** Lowercase 0x address. */
-  owner: string;
+  owner: Address;
 }
 
 interface Positioned {
@@ -19,6 +21,11 @@ interface Positioned {
   lastEventId: string;
   /** On a multi-wallet stream (`GET /sse/balances`), the pair the event is about. */
   pair?: WalletPair;
+  /**
+   * Read by the polling fallback (`getBalances`) while no stream was live, not sent by the
+   * stream: such an event has no position (`lastEventId` is `""`).
+   */
+  polled?: true;
 }
 
 /** `all_balances`: the wallet's whole state. Later events change it one value at a time. */
@@ -26,25 +33,45 @@ export interface AllBalancesEvent extends Positioned {
   type: "all_balances";
   blockNumber: number;
   /** token -> balance */
-  balances: Map<string, bigint>;
+  balances: Map<Address, bigint>;
   /** token -> spender -> allowance */
-  allowances: Map<string, Map<string, bigint>>;
+  allowances: Map<Address, Map<Address, bigint>>;
   /** token -> why its value could not be read */
-  errors: Map<string, string>;
+  errors: Map<Address, string>;
   /** token -> symbol, name, decimals (where known) */
-  tokens: Map<string, TokenMetadata>;
+  tokens: Map<Address, TokenMetadata>;
   /** orderId -> the open order's fillability, judged on these values */
   orders: Map<string, OrderStatus>;
   data: SseData<"all_balances">;
 }
 
+/**
+ * A wallet's values at a moment, read-only: the last `all_balances` with every later update
+ * applied. `watch.current()` gives the same object until the next change, so it can be a
+ * store's snapshot (React's `useSyncExternalStore`); never mutate it.
+ */
+export interface WalletSnapshot {
+  readonly blockNumber: number;
+  readonly balances: ReadonlyMap<Address, bigint>;
+  readonly allowances: ReadonlyMap<Address, ReadonlyMap<Address, bigint>>;
+  readonly errors: ReadonlyMap<Address, string>;
+  readonly tokens: ReadonlyMap<Address, TokenMetadata>;
+  readonly orders: ReadonlyMap<string, OrderStatus>;
+  /** The stream position of the last event applied (`""` before any). */
+  readonly lastEventId: string;
+  /** On a multi-wallet stream, the pair. */
+  readonly pair?: WalletPair | undefined;
+  /** The last snapshot's JSON with the values brought up to date. */
+  readonly data: SseData<"all_balances">;
+}
+
 /** An open order's fillability (`PUT /{chain_id}/orders/{owner}/{order_id}`). */
 export interface OrderStatus {
   orderId: string;
-  sellToken: string;
+  sellToken: Address;
   /** What the order still sells. */
   sellAmount: bigint;
-  spender: string;
+  spender: Address;
   /** Unix seconds. */
   validTo: number;
   /** Balance and allowance both cover `sellAmount`. */
@@ -64,7 +91,8 @@ export interface OrderStatusEvent extends Positioned, OrderStatus {
 
 export interface BalanceUpdateEvent extends Positioned {
   type: "balance_update";
-  address: string;
+  /** The token (`NATIVE_TOKEN` for the chain's coin). */
+  address: Address;
   balance: bigint;
   /** `null` when the value was not known before (newly tracked). */
   previousBalance: bigint | null;
@@ -75,8 +103,8 @@ export interface BalanceUpdateEvent extends Positioned {
 
 export interface AllowanceUpdateEvent extends Positioned {
   type: "allowance_update";
-  address: string;
-  spender: string;
+  address: Address;
+  spender: Address;
   allowance: bigint;
   previousAllowance: bigint | null;
   blockNumber: number;
@@ -95,7 +123,7 @@ export interface PingEvent extends Positioned {
 /** The position asked for is gone from the change feed: an `all_balances` follows. */
 export interface ResyncEvent extends Positioned {
   type: "resync";
-  code: string;
+  code: ErrorCode;
   message: string;
   data: SseData<"resync">;
 }
@@ -103,7 +131,7 @@ export interface ResyncEvent extends Positioned {
 /** The server ends the stream for the reason given (e.g. `session_expired`). */
 export interface StreamErrorEvent extends Positioned {
   type: "error";
-  code: string;
+  code: ErrorCode;
   message: string;
   data: SseData<"error">;
 }
@@ -135,9 +163,9 @@ type Parser = (data: unknown, lastEventId: string) => BalanceEvent;
 const PARSERS: Record<SseEventName, Parser> = {
   all_balances: (data, lastEventId) => {
     const d = object(data) as SseData<"all_balances">;
-    const allowances = new Map<string, Map<string, bigint>>();
+    const allowances = new Map<Address, Map<Address, bigint>>();
     for (const [token, bySpender] of entries(d.allowances, "allowances")) {
-      allowances.set(token, mapValues(bySpender, parseAmount, "allowances"));
+      allowances.set(toAddress(token), mapValues(bySpender, parseAmount, "allowances"));
     }
     return {
       type: "all_balances",
@@ -160,7 +188,7 @@ const PARSERS: Record<SseEventName, Parser> = {
     return {
       type: "balance_update",
       lastEventId,
-      address: text(d.address),
+      address: toAddress(d.address),
       balance: parseAmount(d.balance),
       previousBalance: parseOptionalAmount(d.previousBalance),
       blockNumber: blockNumber(d.blockNumber),
@@ -173,8 +201,8 @@ const PARSERS: Record<SseEventName, Parser> = {
     return {
       type: "allowance_update",
       lastEventId,
-      address: text(d.address),
-      spender: text(d.spender),
+      address: toAddress(d.address),
+      spender: toAddress(d.spender),
       allowance: parseAmount(d.allowance),
       previousAllowance: parseOptionalAmount(d.previousAllowance),
       blockNumber: blockNumber(d.blockNumber),
@@ -188,11 +216,11 @@ const PARSERS: Record<SseEventName, Parser> = {
   },
   resync: (data, lastEventId) => {
     const d = object(data) as SseData<"resync">;
-    return { type: "resync", lastEventId, code: text(d.code), message: text(d.message), data: d };
+    return { type: "resync", lastEventId, code: text(d.code) as ErrorCode, message: text(d.message), data: d };
   },
   error: (data, lastEventId) => {
     const d = object(data) as SseData<"error">;
-    return { type: "error", lastEventId, code: text(d.code), message: text(d.message), data: d };
+    return { type: "error", lastEventId, code: text(d.code) as ErrorCode, message: text(d.message), data: d };
   },
 };
 
@@ -206,18 +234,23 @@ export const EVENT_NAMES = Object.keys(PARSERS) as readonly SseEventName[];
  */
 export function parseEvent(name: string, dataText: string, lastEventId: string): BalanceEvent | null {
   if (!Object.prototype.hasOwnProperty.call(PARSERS, name)) return null;
-  const parse = PARSERS[name as SseEventName];
   let data: unknown;
   try {
     data = JSON.parse(dataText);
   } catch {
     throw new EventDataError(name, "data is not JSON");
   }
+  return parseEventData(name as SseEventName, data, lastEventId);
+}
+
+/** [`parseEvent`] for data already parsed from JSON (a webhook delivery's `data`). */
+export function parseEventData(name: SseEventName, data: unknown, lastEventId: string): BalanceEvent {
+  const parse = PARSERS[name];
   try {
     const event = parse(data, lastEventId);
     const d = data as { chainId?: unknown; owner?: unknown };
     if (d.chainId !== undefined || d.owner !== undefined) {
-      event.pair = { chainId: blockNumber(d.chainId), owner: text(d.owner).toLowerCase() };
+      event.pair = { chainId: blockNumber(d.chainId), owner: toAddress(d.owner) };
     }
     return event;
   } catch (e) {
@@ -240,9 +273,10 @@ function entries(value: unknown, field: string): [string, unknown][] {
   }
 }
 
-function mapValues<T>(value: unknown, parse: (v: unknown) => T, field: string): Map<string, T> {
-  const map = new Map<string, T>();
-  for (const [key, v] of entries(value, field)) map.set(key, parse(v));
+/** A JSON object keyed by address as a `Map` keyed by lowercase `Address`. */
+function mapValues<T>(value: unknown, parse: (v: unknown) => T, field: string): Map<Address, T> {
+  const map = new Map<Address, T>();
+  for (const [key, v] of entries(value, field)) map.set(toAddress(key), parse(v));
   return map;
 }
 
@@ -269,9 +303,9 @@ function orderStatus(value: unknown): OrderStatus {
   if (typeof o["fillable"] !== "boolean") throw new TypeError("fillable is not a boolean");
   return {
     orderId: text(o["orderId"]),
-    sellToken: text(o["sellToken"]),
+    sellToken: toAddress(o["sellToken"]),
     sellAmount: parseAmount(o["sellAmount"]),
-    spender: text(o["spender"]),
+    spender: toAddress(o["spender"]),
     validTo: blockNumber(o["validTo"]),
     fillable: o["fillable"],
     short: short as OrderStatus["short"],

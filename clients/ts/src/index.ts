@@ -1,8 +1,18 @@
-// @live-balances/client: typed access to a live-balances deployment from a browser.
+// @live-balances/client: typed access to a live-balances deployment from a browser. The
+// back-end routes (orders, webhooks, delivery verification) are in `@live-balances/client/backend`.
 export { createClient, BalancesClient } from "./client.js";
-export { ApiClient, ApiError, type BalanceReading, type ClientOptions } from "./api.js";
-export { watchBalances, type BalanceWatch, type TabRole, type WatchOptions } from "./watch.js";
-export type { SharedStreamOptions } from "./shared-stream.js";
+export {
+  ApiClient,
+  type BalanceReading,
+  type ClientOptions,
+  type SessionParams,
+  type WalletRef,
+} from "./api.js";
+export { ApiError, type ErrorCode } from "./errors.js";
+export type { RequestOptions, RetryOptions } from "./rest.js";
+export { NATIVE_TOKEN, isAddress, toAddress, type Address } from "./address.js";
+export { watchBalances, type BalanceWatch, type TabRole, type WatchOptions, type WatchParams } from "./watch.js";
+export type { FallbackHook, PollingFallback, SharedStreamOptions } from "./shared-stream.js";
 export {
   watchManyBalances,
   type ManyBalanceWatch,
@@ -24,6 +34,7 @@ export {
   type ResyncEvent,
   type StreamErrorEvent,
   type WalletPair,
+  type WalletSnapshot,
 } from "./events.js";
 export { formatUnits, parseAmount } from "./amount.js";
 export type * from "./environment.js";

@@ -6,7 +6,7 @@ import type { TabState } from "./shared-stream.js";
 import { WalletState } from "./wallet-state.js";
 
 /** A pair as the client names it: `chainId:owner`, owner lowercase. */
-export function pairKey(pair: WalletPair): string {
+export function pairKey(pair: { chainId: number; owner: string }): string {
   return `${pair.chainId}:${pair.owner.toLowerCase()}`;
 }
 
@@ -59,6 +59,13 @@ export class PairStates implements TabState {
   /** The pair's values now, or `null` (no snapshot yet, or not one of the pairs). */
   current(pair: WalletPair): AllBalancesEvent | null {
     return this.#states.get(pairKey(pair))?.current() ?? null;
+  }
+
+  /** The pair's own state (one of the pairs watched). */
+  stateOf(pair: WalletPair): WalletState {
+    const state = this.#states.get(pairKey(pair));
+    if (!state) throw new RangeError(`not a watched pair: ${pairKey(pair)}`);
+    return state;
   }
 
   /** Every pair's state as of now, each positioned at the stream's last id (it resumes all). */

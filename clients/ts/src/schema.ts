@@ -386,9 +386,14 @@ export interface components {
         /** @description Every error answer. */
         ErrorBody: {
             /** @description Stable, machine-readable: `invalid_owner`, `token_list_refused`, … */
-            code: string;
+            code: components["schemas"]["ErrorCode"];
             message: string;
         };
+        /**
+         * @description Stable, machine-readable reason of an error answer or a stream notice.
+         * @enum {string}
+         */
+        ErrorCode: "not_found" | "method_not_allowed" | "unsupported_media_type" | "body_too_large" | "invalid_body" | "request_timeout" | "timeout" | "invalid_chain_id" | "unknown_chain" | "invalid_owner" | "invalid_token" | "invalid_pair" | "duplicate_pair" | "too_many_pairs" | "no_pairs" | "empty_token_set" | "too_many_tokens" | "too_many_token_lists" | "invalid_token_list_url" | "token_list_refused" | "token_list_too_many_redirects" | "token_list_timeout" | "token_list_unreachable" | "token_list_too_large" | "token_list_empty" | "token_list_invalid" | "token_list_busy" | "session_not_found" | "session_busy" | "rate_limited" | "at_capacity" | "invalid_order_id" | "invalid_order" | "too_many_orders" | "order_not_found" | "invalid_webhook_url" | "webhook_url_refused" | "no_wallets" | "too_many_wallets" | "too_many_webhooks_for_wallet" | "no_events" | "unknown_event" | "webhook_not_found" | "webhook_secret_required" | "invalid_webhook_secret" | "position_expired" | "unreadable_last_event_id" | "session_expired" | "chain_unavailable" | "storage_unavailable" | "internal_error";
         Health: {
             chains: components["schemas"]["ChainHealth"][];
             ok: boolean;
@@ -679,7 +684,7 @@ export interface components {
         };
         /** @description `error`: the stream is about to end for the reason given. */
         StreamError: {
-            code: string;
+            code: components["schemas"]["ErrorCode"];
             message: string;
         };
         /** @description How to render a token's amounts. */

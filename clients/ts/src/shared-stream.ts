@@ -17,6 +17,20 @@ import { StreamConnection, type StreamStatus } from "./stream.js";
 /** `leader`: this tab holds the stream; `follower`: another tab does and shares its events. */
 export type TabRole = "leader" | "follower";
 
+/** Your own polling while no stream can be had: start it, and return how to stop it. */
+export type FallbackHook = () => (() => void) | void;
+
+/**
+ * The client's own polling while no stream can be had: the tab holding the stream reads the
+ * balances it shows with `getBalances` (the batch route) every `pollEveryMs` and shares them
+ * with the other tabs as `balance_update` events marked `polled` (an `all_balances` if no
+ * snapshot came yet, from the session's tokens). Allowances and orders keep their last values.
+ */
+export interface PollingFallback {
+  /** Default 10 s. */
+  pollEveryMs?: number;
+}
+
 /** What every watch takes, one wallet or several. */
 export interface SharedStreamOptions {
   /** Every event, amounts as bigint; `all_balances` first (also for a tab joining late). */
@@ -27,11 +41,12 @@ export interface SharedStreamOptions {
   /** Non-fatal trouble: an unreadable event (dropped), a failed session request. */
   onError?: (error: unknown) => void;
   /**
-   * Your own polling, for when the stream cannot be had: called when no live stream (or no
-   * first snapshot) came for `fallbackAfterMs`; return a function that stops it, which is
-   * called as soon as the stream is live again. Reconnecting goes on meanwhile.
+   * What to do while the stream cannot be had — no live stream (or no first snapshot) for
+   * `fallbackAfterMs`; reconnecting goes on meanwhile. `{ pollEveryMs }`: the client polls the
+   * batch balance route itself (`PollingFallback`). A function: your own polling, started in
+   * every tab; return a function that stops it, called as soon as the stream is live again.
    */
-  fallback?: () => (() => void) | void;
+  fallback?: FallbackHook | PollingFallback;
   /** Down this long (ms) means `fallback`. Default 20 s. */
   fallbackAfterMs?: number;
   /** A stream silent this long (ms) is replaced. Default: twice the ping period seen. */
@@ -83,6 +98,11 @@ export interface StreamSubject<Request> {
   createSessions(hooks: CallerHooks): Promise<void>;
   /** The stream was refused: create again what is gone, with every tab's request. */
   recreateSessions(own: Request, others: readonly Request[], hooks: CallerHooks): Promise<void>;
+  /**
+   * The polling fallback's one round: the values the batch route reads now, as `polled`
+   * events to apply (none for a value the state already holds).
+   */
+  poll(signal: AbortSignal): Promise<BalanceEvent[]>;
 }
 
 /** What a caller holds: the stream's status and role, the state's `current`, `close`. */
@@ -90,11 +110,18 @@ export interface SharedWatch<Current> {
   readonly status: StreamStatus;
   readonly role: TabRole;
   current: Current;
+  /**
+   * Calls `listener` after every change this tab sees — an event applied, the status or the
+   * role — until the returned function is called. With `current`, a store for
+   * `useSyncExternalStore`.
+   */
+  subscribe(listener: () => void): () => void;
   close(): void;
 }
 
 /** Bumped when the messages between tabs change: tabs of different versions never mix. */
-const PROTOCOL = "live-balances/1";
+const PROTOCOL = "live-balances/2";
+const DEFAULT_POLL_MS = 10_000;
 
 type TabMessage<Request> =
   | { kind: "hello"; from: string; visible: boolean; session: Request }
@@ -103,6 +130,7 @@ type TabMessage<Request> =
   | { kind: "event"; event: BalanceEvent }
   | { kind: "status"; status: StreamStatus }
   | { kind: "visibility"; from: string; visible: boolean }
+  | { kind: "sessions"; from: string; session: Request }
   | { kind: "bye"; from: string };
 
 interface OtherTab<Request> {
@@ -125,6 +153,7 @@ export class SharedStream<Request> implements CallerHooks {
   #lock: LeaderLock | null = null;
   #pauseTimer: ReturnType<typeof setTimeout> | null = null;
   #stopFallback: (() => void) | null = null;
+  readonly #listeners = new Set<() => void>();
   #closed = false;
 
   constructor(subject: StreamSubject<Request>, options: SharedStreamOptions) {
@@ -176,8 +205,22 @@ export class SharedStream<Request> implements CallerHooks {
         return shared.role;
       },
       current,
+      subscribe: (listener) => shared.subscribe(listener),
       close: () => shared.close(),
     };
+  }
+
+  subscribe(listener: () => void): () => void {
+    // Each subscription is its own entry, so the same function subscribed twice is called
+    // twice and unsubscribed once per call.
+    const entry = (): void => listener();
+    this.#listeners.add(entry);
+    return () => this.#listeners.delete(entry);
+  }
+
+  /** This tab's session request changed: the leader keeps it for `recreateSessions`. */
+  sessionsChanged(): void {
+    if (this.#role !== "leader") this.#post({ kind: "sessions", from: this.#tabId, session: this.#subject.request });
   }
 
   close(): void {
@@ -194,6 +237,7 @@ export class SharedStream<Request> implements CallerHooks {
     this.#environment.document?.removeEventListener("visibilitychange", this.#onVisibility);
     this.#environment.window?.removeEventListener("pagehide", this.#onPageHide);
     this.#setStatus("closed");
+    this.#listeners.clear();
   }
 
   callback(run: () => void): void {
@@ -213,6 +257,7 @@ export class SharedStream<Request> implements CallerHooks {
     if (this.#closed || this.#role === "leader") return;
     this.#role = "leader";
     this.callback(() => this.#options.onRole?.("leader"));
+    this.#notify();
     // The other tabs answer with their visibility and session request.
     this.#post({ kind: "leader", from: this.#tabId });
     const state = this.#subject.state;
@@ -293,6 +338,13 @@ export class SharedStream<Request> implements CallerHooks {
         this.#judgeVisibility();
         break;
       }
+      case "sessions": {
+        if (!leading) break;
+        const tab = this.#tabs.get(message.from);
+        if (tab) tab.session = message.session;
+        else this.#tabs.set(message.from, { visible: true, session: message.session });
+        break;
+      }
       case "bye":
         if (!leading) break;
         this.#tabs.delete(message.from);
@@ -306,7 +358,13 @@ export class SharedStream<Request> implements CallerHooks {
   }
 
   #deliver(event: BalanceEvent): void {
-    if (this.#subject.state.apply(event)) this.callback(() => this.#options.onEvent?.(event));
+    if (!this.#subject.state.apply(event)) return;
+    this.callback(() => this.#options.onEvent?.(event));
+    this.#notify();
+  }
+
+  #notify(): void {
+    for (const listener of [...this.#listeners]) this.callback(listener);
   }
 
   #post(message: TabMessage<Request>): void {
@@ -318,14 +376,44 @@ export class SharedStream<Request> implements CallerHooks {
     this.#status = status;
     this.callback(() => this.#options.onStatus?.(status));
     if (status === "fallback" && this.#stopFallback === null) {
-      let stop: (() => void) | void = undefined;
-      this.callback(() => (stop = this.#options.fallback?.()));
-      this.#stopFallback = typeof stop === "function" ? stop : () => {};
+      const fallback = this.#options.fallback;
+      if (typeof fallback === "function") {
+        let stop: (() => void) | void = undefined;
+        this.callback(() => (stop = fallback()));
+        this.#stopFallback = typeof stop === "function" ? stop : () => {};
+      } else if (fallback && this.#role === "leader") {
+        this.#stopFallback = this.#poll(fallback.pollEveryMs ?? DEFAULT_POLL_MS);
+      }
     } else if (status !== "fallback" && this.#stopFallback !== null) {
       const stop = this.#stopFallback;
       this.#stopFallback = null;
       this.callback(stop);
     }
+    this.#notify();
+  }
+
+  /** The polling fallback: a round now, then one every `everyMs` after the last ended. */
+  #poll(everyMs: number): () => void {
+    const controller = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const round = async (): Promise<void> => {
+      try {
+        const events = await this.#subject.poll(controller.signal);
+        if (controller.signal.aborted) return;
+        for (const event of events) {
+          this.#deliver(event);
+          this.#post({ kind: "event", event });
+        }
+      } catch (error) {
+        if (!controller.signal.aborted) this.#problem(error);
+      }
+      if (!controller.signal.aborted) timer = setTimeout(() => void round(), everyMs);
+    };
+    void round();
+    return () => {
+      controller.abort();
+      if (timer !== null) clearTimeout(timer);
+    };
   }
 
   #visible(): boolean {

@@ -1,6 +1,8 @@
 // A wallet's current values: the last `all_balances` with every later update applied. Each tab
 // keeps one, so whichever tab leads can hand a joining tab the state as of now, and resume the
-// stream from the last position it saw when it takes over.
+// stream from the last position it saw when it takes over. `current()` is computed once per
+// change and then given out as is, so callers can compare snapshots by identity.
+import type { Address } from "./address.js";
 import type { AllBalancesEvent, BalanceEvent } from "./events.js";
 import type { TabState } from "./shared-stream.js";
 
@@ -9,6 +11,8 @@ const REMEMBERED_UPDATES = 1024;
 
 export class WalletState implements TabState {
   #snapshot: AllBalancesEvent | null = null;
+  /** `current()` as of the last change (`undefined`: not computed since). */
+  #current: AllBalancesEvent | null | undefined = undefined;
   #lastEventId = "";
   /** Ids of the latest updates applied, oldest first. */
   readonly #applied = new Set<string>();
@@ -44,7 +48,12 @@ export class WalletState implements TabState {
         this.#applied.delete(this.#applied.values().next().value as string);
       }
     }
+    const moved = event.lastEventId !== "" && event.lastEventId !== this.#lastEventId;
     if (event.lastEventId) this.#lastEventId = event.lastEventId;
+    // A ping (or a notice) changes no value: the snapshot stays the same object unless the
+    // position it carries moved.
+    const valuesChange = event.type !== "ping" && event.type !== "resync" && event.type !== "error";
+    if (moved || valuesChange) this.#current = undefined;
     if (event.type === "all_balances") {
       this.#snapshot = copy(event);
       return true;
@@ -76,11 +85,22 @@ export class WalletState implements TabState {
   }
 
   /**
-   * The current values as one `all_balances` (a copy), positioned at the last event applied;
-   * `null` before the first snapshot. Its `data` is the last snapshot's JSON (fields this
-   * client does not know kept) with the values brought up to date.
+   * The current values as one `all_balances`, positioned at the last event applied; `null`
+   * before the first snapshot. The same object until the next change: never mutate it. Its
+   * `data` is the last snapshot's JSON (fields this client does not know kept) with the values
+   * brought up to date.
    */
   current(): AllBalancesEvent | null {
+    if (this.#current === undefined) this.#current = this.#compute();
+    return this.#current;
+  }
+
+  /** The tokens whose balances the state holds (what a polling fallback reads). */
+  tokens(): Address[] {
+    return this.#snapshot ? [...this.#snapshot.balances.keys()] : [];
+  }
+
+  #compute(): AllBalancesEvent | null {
     const s = this.#snapshot;
     if (s === null) return null;
     const event = copy(s);
@@ -108,7 +128,7 @@ export class WalletState implements TabState {
     return event;
   }
 
-  /** The state as of now for a tab that joins: the one `current()`, if any. */
+  /** The state as of now for a tab that joins: `current()`, if any. */
   snapshots(): AllBalancesEvent[] {
     const now = this.current();
     return now ? [now] : [];

@@ -4,9 +4,12 @@
 // exactly as `watchBalances` shares one wallet's (`SharedStream`). Each event names its pair
 // (`event.pair`); a pair whose session is gone gets an `error` of its own and the others go
 // on. One composite id resumes every pair, so a tab taking over resumes all from the last.
-import { ApiError, type ApiClient } from "./api.js";
-import type { AllBalancesEvent, WalletPair } from "./events.js";
+import type { Address } from "./address.js";
+import type { ApiClient } from "./api.js";
+import { ApiError } from "./errors.js";
+import type { WalletPair, WalletSnapshot } from "./events.js";
 import { PairStates, canonicalOrder, pairKey } from "./pair-states.js";
+import { pollWallet } from "./polling.js";
 import { SharedStream, type CallerHooks, type SharedStreamOptions, type TabRole } from "./shared-stream.js";
 import type { StreamStatus } from "./stream.js";
 import type { PairResult, PairSessionRequest, SessionRequest } from "./wire.js";
@@ -27,8 +30,13 @@ export interface ManyWatchOptions extends SharedStreamOptions {
 export interface ManyBalanceWatch {
   readonly status: StreamStatus;
   readonly role: TabRole;
-  /** The pair's values now (its last snapshot with every update applied), or `null`. */
-  current(pair: WalletPair): AllBalancesEvent | null;
+  /**
+   * The pair's values now (its last snapshot with every update applied), or `null`. The same
+   * object until the pair's next change.
+   */
+  current(pair: WalletPair): WalletSnapshot | null;
+  /** Calls `listener` after every change (an event applied, the status, the role). */
+  subscribe(listener: () => void): () => void;
   /** Stops watching; if this tab led, another tab takes the stream over. */
   close(): void;
 }
@@ -38,7 +46,7 @@ export function watchManyBalances(
   pairs: readonly WatchedPair[],
   options: ManyWatchOptions = {},
 ): ManyBalanceWatch {
-  const watched = pairs.map((p) => ({ chainId: p.chainId, owner: p.owner.toLowerCase(), session: p.session }));
+  const watched = pairs.map((p) => ({ chainId: p.chainId, owner: p.owner.toLowerCase() as Address, session: p.session }));
   const state = new PairStates(watched);
   const request: PairSessionRequest[] = [];
   for (const p of watched) if (p.session) request.push({ ...p.session, chainId: p.chainId, owner: p.owner });
@@ -51,10 +59,17 @@ export function watchManyBalances(
       createSessions: (hooks) => createSessions(client, options, request, [], hooks),
       // Refused (every session gone, say): ask for them all again before the next attempt.
       recreateSessions: (own, others, hooks) => createSessions(client, options, own, others, hooks),
+      poll: async (signal) => {
+        const rounds = watched.map((p) => {
+          const pair = { chainId: p.chainId, owner: p.owner };
+          return pollWallet(client, pair, state.stateOf(pair), signal, pair);
+        });
+        return (await Promise.all(rounds)).flat();
+      },
     },
     options,
   );
-  return shared.watch((pair: WalletPair) => state.current(pair));
+  return shared.watch((pair: WalletPair): WalletSnapshot | null => state.current(pair));
 }
 
 /**

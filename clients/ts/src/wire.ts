@@ -19,6 +19,12 @@ export type OrderRequest = Schemas["OrderRequest"];
 export type OrderView = Schemas["OrderView"];
 export type OrdersView = Schemas["OrdersView"];
 export type OrderDeleted = Schemas["OrderDeleted"];
+export type WebhookRequest = Schemas["WebhookRequest"];
+export type WebhookCreated = Schemas["WebhookCreated"];
+export type WebhookView = Schemas["WebhookView"];
+export type WebhookDeleted = Schemas["WebhookDeleted"];
+export type ReplayAccepted = Schemas["ReplayAccepted"];
+export type Delivery = Schemas["Delivery"];
 
 /** Every event of `GET /sse/{chain_id}/balances/{owner}`: event name -> JSON of its data. */
 type SseEventData = Schemas["SseEventData"];

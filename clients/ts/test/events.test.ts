@@ -12,13 +12,14 @@ test("every documented event has a parser", () => {
 });
 
 test("all_balances: maps of bigints, metadata, errors, and the raw JSON kept", () => {
-  const data = { ...snapshotData("1500000"), errors: { "0xbad": "read_failed" }, addedLater: [1, 2] };
+  const bad = "0x00000000000000000000000000000000000000BA";
+  const data = { ...snapshotData("1500000"), errors: { [bad]: "read_failed" }, addedLater: [1, 2] };
   const event = parseEvent("all_balances", JSON.stringify(data), "0000042");
   assert.ok(event && event.type === "all_balances");
   assert.equal(event.lastEventId, "0000042");
   assert.equal(event.balances.get(TOKEN), 1_500_000n);
   assert.equal(event.allowances.get(TOKEN)?.get(SPENDER), 5n);
-  assert.equal(event.errors.get("0xbad"), "read_failed");
+  assert.equal(event.errors.get("0x00000000000000000000000000000000000000ba"), "read_failed", "keys lowercased");
   assert.deepEqual(event.tokens.get(TOKEN), { symbol: "TT", name: "Test", decimals: 6 });
   assert.equal(event.blockNumber, 10);
   // A field this client does not know yet reaches the caller.
@@ -89,13 +90,14 @@ test("an event name this client does not know is skipped, bad data refused", () 
   assert.throws(() => parseEvent("balance_update", JSON.stringify(updateData("1.5", null, 1)), "1"), EventDataError);
   assert.throws(() => parseEvent("all_balances", '{"balances":[],"allowances":{},"blockNumber":1}', "1"), EventDataError);
   const badDecimals = { ...snapshotData("1"), tokens: { [TOKEN]: { symbol: "X", name: "X", decimals: 300 } } };
+  assert.throws(() => parseEvent("balance_update", JSON.stringify({ ...updateData("1", null, 1), address: "0xabc" }), "1"), EventDataError);
   assert.throws(() => parseEvent("all_balances", JSON.stringify(badDecimals), "1"), EventDataError);
 });
 
 test("an event of a multi-wallet stream names its pair", () => {
-  const data = { ...updateData("7", "5", 11), chainId: 42161, owner: "0xABC" };
+  const data = { ...updateData("7", "5", 11), chainId: 42161, owner: "0x00000000000000000000000000000000000000AB" };
   const event = parseEvent("balance_update", JSON.stringify(data), "m1.0badf00d.1");
-  assert.deepEqual(event?.pair, { chainId: 42161, owner: "0xabc" });
+  assert.deepEqual(event?.pair, { chainId: 42161, owner: "0x00000000000000000000000000000000000000ab" });
   assert.equal(parseEvent("balance_update", JSON.stringify(updateData("7", "5", 11)), "9")?.pair, undefined);
   assert.throws(
     () => parseEvent("resync", JSON.stringify({ code: "x", message: "y", chainId: "1", owner: "0xabc" }), ""),

@@ -1,6 +1,7 @@
 // Stand-ins for the browser APIs Node lacks (EventSource, Web Locks, document visibility),
 // behaving as the specifications say, so the client's logic can be tested without a browser.
 // The real ones are exercised by the headless Chromium test (tests/e2e/browser.rs).
+import type { Address } from "../src/address.js";
 import type {
   Environment,
   EventSourceLike,
@@ -151,9 +152,9 @@ export async function until(what: string, check: () => boolean, ms = 2000): Prom
   }
 }
 
-export const OWNER = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
-export const TOKEN = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
-export const SPENDER = "0xc92e8bdf79f0507f65a392b0ab4667716bfe0110";
+export const OWNER: Address = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
+export const TOKEN: Address = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
+export const SPENDER: Address = "0xc92e8bdf79f0507f65a392b0ab4667716bfe0110";
 
 export function snapshotData(balance: string, blockNumber = 10): Record<string, unknown> {
   return {

@@ -22,7 +22,7 @@ let open: Tab[] = [];
 function openTab(locks: FakeLocks, options: WatchOptions = {}, owner = OWNER): Tab {
   const environment = tab(locks);
   const events: BalanceEvent[] = [];
-  const watch = client.watchBalances(31337, owner, { environment, onEvent: (e) => events.push(e), ...options });
+  const watch = client.watchBalances({ chainId: 31337, owner, environment, onEvent: (e) => events.push(e), ...options });
   const t = { watch, events, document: environment.document };
   open.push(t);
   return t;

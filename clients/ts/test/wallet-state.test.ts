@@ -11,7 +11,7 @@ function event(name: string, data: unknown, id: string): BalanceEvent {
   return parsed;
 }
 
-test("updates fold into the snapshot; current() is a copy positioned at the last event", () => {
+test("updates fold into the snapshot; current() is positioned at the last event, one object per change", () => {
   const state = new WalletState();
   assert.equal(state.current(), null);
   // Updates before a snapshot have nothing to apply to, but move the position.
@@ -33,8 +33,12 @@ test("updates fold into the snapshot; current() is a copy positioned at the last
     JSON.parse(JSON.stringify(now.data)),
     { ...snapshotData("150", 13), allowances: { [TOKEN]: { [SPENDER]: "0" } }, extra: "kept" },
   );
-  now.balances.set(TOKEN, 0n);
-  assert.equal(state.current()?.balances.get(TOKEN), 150n, "current() hands out copies");
+  assert.equal(state.current(), now, "the same object until the next change");
+  state.apply(event("balance_update", updateData("175", "150", 14), "9"));
+  const next = state.current();
+  assert.notEqual(next, now, "a new object after a change");
+  assert.equal(next?.balances.get(TOKEN), 175n);
+  assert.equal(now.balances.get(TOKEN), 150n, "an earlier snapshot never changes");
 });
 
 test("a new snapshot replaces the state; wire keys never reach Object.prototype", () => {
@@ -42,12 +46,15 @@ test("a new snapshot replaces the state; wire keys never reach Object.prototype"
   state.apply(event("all_balances", snapshotData("100"), "5"));
   // JSON.parse makes "__proto__" an own key; copied into a plain object it would set the
   // object's prototype instead.
-  state.apply(parseEvent("all_balances", '{"balances":{"__proto__":"2"},"allowances":{},"blockNumber":20}', "9")!);
+  // A key that is no address is refused outright.
+  assert.throws(() => parseEvent("all_balances", '{"balances":{"__proto__":"2"},"allowances":{},"blockNumber":20}', "9"));
+  const other = "0x00000000000000000000000000000000000000aa";
+  state.apply(parseEvent("all_balances", `{"balances":{"${other}":"2"},"allowances":{},"blockNumber":20}`, "9")!);
   const now = state.current();
   assert.ok(now);
   assert.equal(now.balances.has(TOKEN), false);
-  assert.equal(now.balances.get("__proto__"), 2n);
-  assert.deepEqual(Object.keys(now.data.balances), ["__proto__"]);
+  assert.equal(now.balances.get(other), 2n);
+  assert.deepEqual(Object.keys(now.data.balances), [other]);
   assert.equal(Object.getPrototypeOf(now.data.balances), null);
 });
 

@@ -14,19 +14,31 @@ interface Recorded {
   requests: string[];
 }
 
-/** A scripted fetch: the session exists until `sessionGone`, then GET answers 404. */
-function service(): { fetch: typeof fetch; requests: string[]; sessionGone: boolean } {
+/**
+ * A scripted fetch: the session exists until `sessionGone`, then GET answers 404; the batch
+ * balance route answers `balance`.
+ */
+function service(): { fetch: typeof fetch; requests: string[]; bodies: string[]; sessionGone: boolean; balance: string } {
   const state = {
     requests: [] as string[],
+    bodies: [] as string[],
     sessionGone: false,
+    balance: "0",
     fetch: (async (input: URL | RequestInfo, init?: RequestInit) => {
       const method = init?.method ?? "GET";
-      state.requests.push(`${method} ${new URL(String(input)).pathname}`);
+      const path = new URL(String(input)).pathname;
+      state.requests.push(`${method} ${path}`);
+      state.bodies.push(typeof init?.body === "string" ? init.body : "");
       if (method === "GET" && state.sessionGone) {
         return new Response('{"code":"session_not_found","message":"none"}', { status: 404 });
       }
+      if (path.includes("/balances/")) {
+        const balances = { [TOKEN]: { balance: state.balance, blockNumber: 40, source: "table" } };
+        return new Response(JSON.stringify({ chainId: 31337, owner: OWNER, balances }), { status: 200 });
+      }
       if (method === "POST") state.sessionGone = false;
-      return new Response(JSON.stringify({ tokens: [TOKEN], spenders: [], metadata: {} }), { status: 200 });
+      const metadata = { [TOKEN]: { symbol: "TT", name: "Test", decimals: 6 } };
+      return new Response(JSON.stringify({ tokens: [TOKEN], spenders: [], metadata }), { status: 200 });
     }) as typeof fetch,
   };
   return state;
@@ -37,7 +49,9 @@ function watch(options: WatchOptions = {}) {
   const recorded: Recorded = { events: [], statuses: [], requests: api.requests };
   const environment = tab(undefined);
   const client = createClient({ baseUrl: "http://127.0.0.1:9000/lambda-url/api/", fetch: api.fetch });
-  const watch = client.watchBalances(31337, OWNER, {
+  const watch = client.watchBalances({
+    chainId: 31337,
+    owner: OWNER,
     environment,
     onEvent: (e) => recorded.events.push(e),
     onStatus: (s) => recorded.statuses.push(s),
@@ -215,5 +229,101 @@ test("server error events reach the caller; a throwing callback breaks nothing",
     ["all_balances", "error"],
   );
   assert.equal(errors.length, 3, "two callback errors and the unreadable event");
+  watch.close();
+});
+
+test("subscribe hears every change; current() is one object until the values change", async () => {
+  const { watch } = watch0();
+  let calls = 0;
+  const unsubscribe = watch.subscribe(() => (calls += 1));
+  await flush();
+  const source = FakeEventSource.latest();
+  source.open();
+  source.send("all_balances", snapshotData("1"), "5");
+  assert.ok(calls >= 2, "the snapshot and the status");
+  const first = watch.current();
+  assert.ok(first);
+  source.send("ping", { time: 1 });
+  assert.equal(watch.current(), first, "a ping changes nothing");
+  const before = calls;
+  source.send("balance_update", updateData("2", "1", 12), "6");
+  assert.equal(calls, before + 1);
+  const second = watch.current();
+  assert.notEqual(second, first);
+  assert.equal(second?.balances.get(TOKEN), 2n);
+  assert.equal(first.balances.get(TOKEN), 1n, "a snapshot given out never changes");
+  unsubscribe();
+  source.send("balance_update", updateData("3", "2", 13), "7");
+  assert.equal(calls, before + 1, "unsubscribed");
+  watch.close();
+});
+
+test("addSession adds to the session, and a recreated session carries every request", async () => {
+  const { watch, api } = watch0({ session: { customTokens: [TOKEN] } });
+  await flush();
+  const other = "0x00000000000000000000000000000000000000aa";
+  await watch.addSession({ customTokens: [other] });
+  await watch.addSession({ customTokens: [other] });
+  const posts = api.requests.filter((r) => r.startsWith("POST"));
+  assert.equal(posts.length, 3, "the first request, then one per addSession call");
+  const first = FakeEventSource.latest();
+  first.open();
+  first.send("all_balances", snapshotData("1"), "5");
+  api.sessionGone = true;
+  api.requests.length = 0;
+  api.bodies.length = 0;
+  first.fail(true);
+  mock.timers.tick(1_000);
+  for (let i = 0; i < 8; i++) await flush();
+  assert.deepEqual(api.requests, [
+    `GET /lambda-url/api/31337/sessions/${OWNER}`,
+    `POST /lambda-url/api/31337/sessions/${OWNER}`,
+    `POST /lambda-url/api/31337/sessions/${OWNER}`,
+  ]);
+  assert.deepEqual(api.bodies.slice(1).map((b) => JSON.parse(b)), [{ customTokens: [TOKEN] }, { customTokens: [other] }]);
+  watch.close();
+});
+
+test("the polling fallback reads the batch route while no stream is live, and stops once one is", async () => {
+  const { watch, recorded, api } = watch0({ session: { customTokens: [TOKEN] }, fallback: { pollEveryMs: 5_000 } });
+  api.balance = "1500000";
+  await flush();
+  const source = FakeEventSource.latest();
+  source.open();
+  mock.timers.tick(20_000);
+  for (let i = 0; i < 8; i++) await flush();
+  assert.equal(watch.status, "fallback");
+  // No snapshot yet: the session's tokens are read, and the first reading is a snapshot.
+  assert.deepEqual(api.requests.slice(1), [
+    `GET /lambda-url/api/31337/sessions/${OWNER}`,
+    `POST /lambda-url/api/31337/balances/${OWNER}`,
+  ]);
+  const polled = recorded.events.at(-1);
+  assert.ok(polled?.type === "all_balances" && polled.polled === true);
+  assert.equal(polled.lastEventId, "", "a polled value has no stream position");
+  assert.equal(watch.current()?.balances.get(TOKEN), 1_500_000n);
+  assert.equal(watch.current()?.tokens.get(TOKEN)?.decimals, 6, "metadata from the session");
+
+  // The next round finds a change: an update, marked polled.
+  api.balance = "1750000";
+  mock.timers.tick(5_000);
+  for (let i = 0; i < 8; i++) await flush();
+  const update = recorded.events.at(-1);
+  assert.ok(update?.type === "balance_update" && update.polled === true);
+  assert.equal(update.balance, 1_750_000n);
+  assert.equal(update.previousBalance, 1_500_000n);
+  // Unchanged: no event.
+  mock.timers.tick(5_000);
+  for (let i = 0; i < 8; i++) await flush();
+  assert.equal(recorded.events.at(-1), update);
+
+  // The stream is back: its snapshot wins, and polling stops.
+  source.send("all_balances", snapshotData("1800000"), "9");
+  assert.equal(watch.status, "live");
+  const requests = api.requests.length;
+  mock.timers.tick(60_000);
+  for (let i = 0; i < 8; i++) await flush();
+  assert.equal(api.requests.length, requests, "no polling while live");
+  assert.equal(watch.current()?.balances.get(TOKEN), 1_800_000n);
   watch.close();
 });

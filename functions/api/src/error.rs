@@ -11,6 +11,7 @@ use thiserror::Error;
 use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
+use crate::error_code::ErrorCode;
 use crate::list_fetch::{FetchError, ListError};
 use crate::webhook_error::WebhookError;
 use live_balances::list_document::TokenListError;
@@ -140,20 +141,20 @@ pub enum StreamCode {
 
 impl StreamCode {
     /// Stable, machine-readable code for clients.
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> ErrorCode {
         match self {
-            Self::PositionExpired => "position_expired",
-            Self::UnreadableLastEventId => "unreadable_last_event_id",
-            Self::SessionNotFound => "session_not_found",
-            Self::SessionExpired => "session_expired",
-            Self::StorageUnavailable => "storage_unavailable",
+            Self::PositionExpired => ErrorCode::PositionExpired,
+            Self::UnreadableLastEventId => ErrorCode::UnreadableLastEventId,
+            Self::SessionNotFound => ErrorCode::SessionNotFound,
+            Self::SessionExpired => ErrorCode::SessionExpired,
+            Self::StorageUnavailable => ErrorCode::StorageUnavailable,
         }
     }
 
     /// The data of the `resync` or `error` event.
     pub fn notice(self) -> StreamNotice {
         StreamNotice {
-            code: self.code().into(),
+            code: self.code().as_str().into(),
             message: self.to_string(),
         }
     }
@@ -161,9 +162,9 @@ impl StreamCode {
 
 /// Every error answer.
 #[derive(Serialize, ToSchema)]
-pub(crate) struct ErrorBody<'a> {
+pub(crate) struct ErrorBody {
     /// Stable, machine-readable: `invalid_owner`, `token_list_refused`, …
-    code: &'a str,
+    code: ErrorCode,
     message: String,
 }
 
@@ -216,64 +217,66 @@ impl ApiError {
     }
 
     /// Stable, machine-readable code for clients.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::InvalidChainId => "invalid_chain_id",
-            Self::UnknownChain(_) => "unknown_chain",
-            Self::InvalidOwner(_) => "invalid_owner",
-            Self::InvalidToken(_) => "invalid_token",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::BodyTooLarge(_) => "body_too_large",
-            Self::InvalidBody(_) => "invalid_body",
-            Self::EmptyTokenSet => "empty_token_set",
-            Self::TooManyTokens(_) => "too_many_tokens",
-            Self::TooManyLists(_) => "too_many_token_lists",
-            Self::TooManyTokensInRequest(_) => "too_many_tokens",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::TooManyStreams { .. } => "too_many_streams",
-            Self::TooManySpenders(_) => "too_many_spenders",
-            Self::TooManyAllowances { .. } => "too_many_allowances",
-            Self::QueryTooLong(_) => "query_too_long",
-            Self::UnknownSource => "unknown_source",
-            Self::ApiKeyRequired => "api_key_required",
-            Self::InvalidApiKey => "invalid_api_key",
-            Self::OrderIdTaken => "order_id_taken",
-            Self::AtCapacity => "at_capacity",
-            Self::SessionBusy => "session_busy",
+            Self::NotFound => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::InvalidChainId => ErrorCode::InvalidChainId,
+            Self::UnknownChain(_) => ErrorCode::UnknownChain,
+            Self::InvalidOwner(_) => ErrorCode::InvalidOwner,
+            Self::InvalidToken(_) => ErrorCode::InvalidToken,
+            Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            Self::BodyTooLarge(_) => ErrorCode::BodyTooLarge,
+            Self::InvalidBody(_) => ErrorCode::InvalidBody,
+            Self::EmptyTokenSet => ErrorCode::EmptyTokenSet,
+            Self::TooManyTokens(_) => ErrorCode::TooManyTokens,
+            Self::TooManyLists(_) => ErrorCode::TooManyTokenLists,
+            Self::TooManyTokensInRequest(_) => ErrorCode::TooManyTokens,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::TooManyStreams { .. } => ErrorCode::TooManyStreams,
+            Self::TooManySpenders(_) => ErrorCode::TooManySpenders,
+            Self::TooManyAllowances { .. } => ErrorCode::TooManyAllowances,
+            Self::QueryTooLong(_) => ErrorCode::QueryTooLong,
+            Self::UnknownSource => ErrorCode::UnknownSource,
+            Self::ApiKeyRequired => ErrorCode::ApiKeyRequired,
+            Self::InvalidApiKey => ErrorCode::InvalidApiKey,
+            Self::OrderIdTaken => ErrorCode::OrderIdTaken,
+            Self::AtCapacity => ErrorCode::AtCapacity,
+            Self::SessionBusy => ErrorCode::SessionBusy,
             Self::TokenList { error, .. } => match error {
-                ListError::Fetch(FetchError::InvalidUrl) => "invalid_token_list_url",
-                ListError::Fetch(FetchError::Refused(_)) => "token_list_refused",
+                ListError::Fetch(FetchError::InvalidUrl) => ErrorCode::InvalidTokenListUrl,
+                ListError::Fetch(FetchError::Refused(_)) => ErrorCode::TokenListRefused,
                 ListError::Fetch(FetchError::TooManyRedirects(_)) => {
-                    "token_list_too_many_redirects"
+                    ErrorCode::TokenListTooManyRedirects
                 }
-                ListError::Fetch(FetchError::Timeout(_)) => "token_list_timeout",
+                ListError::Fetch(FetchError::Timeout(_)) => ErrorCode::TokenListTimeout,
                 ListError::Fetch(FetchError::Status(_) | FetchError::Unreachable(_)) => {
-                    "token_list_unreachable"
+                    ErrorCode::TokenListUnreachable
                 }
-                ListError::Fetch(FetchError::TooLarge(_)) => "token_list_too_large",
-                ListError::Invalid(TokenListError::NoTokensForChain { .. }) => "token_list_empty",
-                ListError::Invalid(_) => "token_list_invalid",
-                ListError::Busy => "token_list_busy",
-                ListError::Storage(_) => "storage_unavailable",
+                ListError::Fetch(FetchError::TooLarge(_)) => ErrorCode::TokenListTooLarge,
+                ListError::Invalid(TokenListError::NoTokensForChain { .. }) => {
+                    ErrorCode::TokenListEmpty
+                }
+                ListError::Invalid(_) => ErrorCode::TokenListInvalid,
+                ListError::Busy => ErrorCode::TokenListBusy,
+                ListError::Storage(_) => ErrorCode::StorageUnavailable,
             },
-            Self::SessionNotFound => "session_not_found",
+            Self::SessionNotFound => ErrorCode::SessionNotFound,
             Self::Pair { error, .. } => error.code(),
             Self::Webhook(error) => error.code(),
-            Self::MalformedPair => "invalid_pair",
-            Self::DuplicatePair { .. } => "duplicate_pair",
-            Self::TooManyPairs { .. } => "too_many_pairs",
-            Self::NoPairs => "no_pairs",
-            Self::InvalidOrderId(_) => "invalid_order_id",
-            Self::InvalidOrder(_) => "invalid_order",
-            Self::TooManyOrders(_) => "too_many_orders",
-            Self::OrderNotFound => "order_not_found",
-            Self::Chain(_) => "chain_unavailable",
-            Self::RequestTimeout(_) => "request_timeout",
-            Self::Timeout(_) => "timeout",
-            Self::Storage(StorageError::Unavailable(_)) => "storage_unavailable",
-            Self::Storage(_) => "internal_error",
+            Self::MalformedPair => ErrorCode::InvalidPair,
+            Self::DuplicatePair { .. } => ErrorCode::DuplicatePair,
+            Self::TooManyPairs { .. } => ErrorCode::TooManyPairs,
+            Self::NoPairs => ErrorCode::NoPairs,
+            Self::InvalidOrderId(_) => ErrorCode::InvalidOrderId,
+            Self::InvalidOrder(_) => ErrorCode::InvalidOrder,
+            Self::TooManyOrders(_) => ErrorCode::TooManyOrders,
+            Self::OrderNotFound => ErrorCode::OrderNotFound,
+            Self::Chain(_) => ErrorCode::ChainUnavailable,
+            Self::RequestTimeout(_) => ErrorCode::RequestTimeout,
+            Self::Timeout(_) => ErrorCode::Timeout,
+            Self::Storage(StorageError::Unavailable(_)) => ErrorCode::StorageUnavailable,
+            Self::Storage(_) => ErrorCode::InternalError,
         }
     }
 
@@ -283,9 +286,9 @@ impl ApiError {
             Self::Chain(e) => tracing::error!(%method, path, error = %e, "chain read failed"),
             Self::Storage(e) => tracing::error!(%method, path, error = %e, "storage failed"),
             Self::TokenList { url, error } => {
-                tracing::info!(%method, path, url, code = self.code(), error = ?error, "token list refused")
+                tracing::info!(%method, path, url, code = %self.code(), error = ?error, "token list refused")
             }
-            other => tracing::debug!(%method, path, code = other.code(), "request refused"),
+            other => tracing::debug!(%method, path, code = %other.code(), "request refused"),
         }
     }
 
@@ -311,7 +314,7 @@ impl ApiError {
 
     /// The answer's body. The Display text of server-side errors is generic on purpose: no
     /// internals leak.
-    pub(crate) fn body(&self) -> ErrorBody<'static> {
+    pub(crate) fn body(&self) -> ErrorBody {
         ErrorBody {
             code: self.code(),
             message: self.to_string(),
@@ -384,7 +387,7 @@ mod tests {
     fn a_pairs_error_names_the_pair_and_keeps_its_code() {
         let error = ApiError::of_pair(2, "99:0xabc", ApiError::UnknownChain(99));
         assert_eq!(error.status(), StatusCode::NOT_FOUND);
-        assert_eq!(error.code(), "unknown_chain");
+        assert_eq!(error.code(), ErrorCode::UnknownChain);
         assert_eq!(
             error.to_string(),
             "wallets[2] \"99:0xabc\": chain 99 is not served here"
@@ -395,10 +398,10 @@ mod tests {
     fn a_table_outage_asks_for_a_retry_and_a_refusal_does_not() {
         let outage = ApiError::Storage(StorageError::Unavailable("throttled".into()));
         assert_eq!(outage.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(outage.code(), "storage_unavailable");
+        assert_eq!(outage.code(), ErrorCode::StorageUnavailable);
         let refused = ApiError::Storage(StorageError::Refused("AccessDeniedException".into()));
         assert_eq!(refused.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(refused.code(), "internal_error");
+        assert_eq!(refused.code(), ErrorCode::InternalError);
         // The detail goes to the logs, never to the client.
         assert!(!refused.to_string().contains("AccessDenied"));
     }

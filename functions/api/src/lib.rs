@@ -23,6 +23,7 @@ mod auth;
 mod body;
 mod catalog;
 mod error;
+mod error_code;
 mod feed;
 mod hub;
 mod limits;

@@ -12,6 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::body::{self, ResponseBody};
 use crate::error::ErrorBody;
+use crate::error_code::ErrorCode;
 use crate::route_docs::{MultiSseEventData, SseEventData};
 
 #[derive(OpenApi)]
@@ -39,8 +40,8 @@ use crate::route_docs::{MultiSseEventData, SseEventData};
         crate::routes::health::report,
         document,
     ),
-    components(schemas(SseEventData, MultiSseEventData, StreamNotice, Ping, ErrorBody, Delivery)),
-    modifiers(&OneIdPerOperation, &ApiKeyScheme),
+    components(schemas(SseEventData, MultiSseEventData, StreamNotice, Ping, ErrorBody, ErrorCode, Delivery)),
+    modifiers(&OneIdPerOperation, &StreamNoticeCodes, &ApiKeyScheme),
 )]
 pub(crate) struct ApiDoc;
 
@@ -87,6 +88,26 @@ impl Modify for OneIdPerOperation {
                     *id = format!("{method}{}{}", first.unwrap_or_default(), chars.as_str());
                 }
             }
+        }
+    }
+}
+
+/// A stream's `resync` and `error` events carry the same codes as error answers; the notice
+/// type lives in `core`, which knows nothing of the api's list, so its `code` is pointed at
+/// [`ErrorCode`] here.
+struct StreamNoticeCodes;
+
+impl Modify for StreamNoticeCodes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, Schema, schema::Ref};
+        let notice = doc
+            .components
+            .as_mut()
+            .and_then(|c| c.schemas.get_mut("StreamError"));
+        if let Some(RefOr::T(Schema::Object(notice))) = notice {
+            notice
+                .properties
+                .insert("code".into(), Ref::from_schema_name("ErrorCode").into());
         }
     }
 }
@@ -216,6 +237,18 @@ mod tests {
                 .get("security")
                 .is_none()
         );
+        // Error codes are a closed set, in error bodies and stream notices alike.
+        let codes = schemas["ErrorCode"]["enum"]
+            .as_array()
+            .expect("ErrorCode enum");
+        let listed: Vec<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(codes, &listed);
+        for schema in ["ErrorBody", "StreamError"] {
+            assert_eq!(
+                schemas[schema]["properties"]["code"]["$ref"], "#/components/schemas/ErrorCode",
+                "{schema}"
+            );
+        }
         // The request schema says what the body parser enforces.
         let request = &schemas["SessionRequest"];
         assert_eq!(request["additionalProperties"], false, "{request}");

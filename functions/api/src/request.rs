@@ -220,7 +220,7 @@ mod tests {
             if let Some(a) = address {
                 req.extensions_mut().insert(ClientAddress(a.into()));
             }
-            rate_source(&req).map_err(|e| e.code())
+            rate_source(&req).map_err(|e| e.code().as_str())
         };
         assert_eq!(source(Some("203.0.113.9")).unwrap(), "203.0.113.9");
         assert_eq!(source(Some("::ffff:203.0.113.9")).unwrap(), "203.0.113.9");

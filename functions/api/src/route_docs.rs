@@ -127,31 +127,31 @@ pub(crate) struct WalletPath {
 #[derive(IntoResponses)]
 #[response(status = 400, description = "Malformed chain id, owner, token or body")]
 #[allow(dead_code)] // described, never built
-pub(crate) struct MalformedRequest(ErrorBody<'static>);
+pub(crate) struct MalformedRequest(ErrorBody);
 
 /// `404` of a route about one wallet of one chain.
 #[derive(IntoResponses)]
 #[response(status = 404, description = "Chain not served here, or no session")]
 #[allow(dead_code)] // described, never built
-pub(crate) struct NoSession(ErrorBody<'static>);
+pub(crate) struct NoSession(ErrorBody);
 
 /// `404` of a wallet route that needs no session.
 #[derive(IntoResponses)]
 #[response(status = 404, description = "Chain not served here")]
 #[allow(dead_code)] // described, never built
-pub(crate) struct UnknownChain(ErrorBody<'static>);
+pub(crate) struct UnknownChain(ErrorBody);
 
 /// `503` of a route that only reads or writes the table.
 #[derive(IntoResponses)]
 #[response(status = 503, description = "Storage unavailable; nothing stored")]
 #[allow(dead_code)] // described, never built
-pub(crate) struct StorageUnavailable(ErrorBody<'static>);
+pub(crate) struct StorageUnavailable(ErrorBody);
 
 /// `502` of a route that reads the chain but stores nothing.
 #[derive(IntoResponses)]
 #[response(status = 502, description = "The chain could not be read")]
 #[allow(dead_code)] // described, never built
-pub(crate) struct ChainUnreadable(ErrorBody<'static>);
+pub(crate) struct ChainUnreadable(ErrorBody);
 
 /// `401` and `429` of a back-end route (`Authorization: Bearer <API key>`).
 #[derive(IntoResponses)]
@@ -161,7 +161,7 @@ pub(crate) enum KeyRefused {
         status = 401,
         description = "No API key (api_key_required), or not a live one (invalid_api_key)"
     )]
-    Unauthorized(ErrorBody<'static>),
+    Unauthorized(ErrorBody),
 }
 
 /// `401`, `404` and `429` of a route on one webhook subscription.
@@ -172,14 +172,14 @@ pub(crate) enum SubscriptionRefused {
         status = 401,
         description = "No API key (api_key_required), or not a live one (invalid_api_key)"
     )]
-    Unauthorized(ErrorBody<'static>),
+    Unauthorized(ErrorBody),
     #[response(
         status = 404,
         description = "No such subscription of this key's tenant on this chain"
     )]
-    NotFound(ErrorBody<'static>),
+    NotFound(ErrorBody),
     #[response(status = 429, description = "Over the key's quota")]
-    RateLimited(ErrorBody<'static>),
+    RateLimited(ErrorBody),
 }
 
 /// `413` and `415` of a route with a JSON body ([`crate::request::json_body`]).
@@ -190,7 +190,7 @@ pub(crate) enum BodyRefused {
         status = 413,
         description = "Body larger than MAX_BODY_BYTES (256 KiB by default)"
     )]
-    TooLarge(ErrorBody<'static>),
+    TooLarge(ErrorBody),
     #[response(status = 415, description = "Body not declared as application/json")]
-    NotJson(ErrorBody<'static>),
+    NotJson(ErrorBody),
 }

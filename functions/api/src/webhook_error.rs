@@ -4,6 +4,8 @@ use http::StatusCode;
 use live_balances::destination::Refusal;
 use thiserror::Error;
 
+use crate::error_code::ErrorCode;
+
 /// Why a webhook request is refused.
 #[derive(Debug, Error)]
 pub enum WebhookError {
@@ -44,19 +46,19 @@ impl WebhookError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::InvalidUrl => "invalid_webhook_url",
-            Self::Refused(_) => "webhook_url_refused",
-            Self::NoWallets => "no_wallets",
-            Self::TooManyWallets(_) => "too_many_wallets",
-            Self::TooManyTokens(_) => "too_many_tokens",
-            Self::WalletFull { .. } => "too_many_webhooks_for_wallet",
-            Self::NoEvents => "no_events",
-            Self::UnknownEvent { .. } => "unknown_event",
-            Self::NotFound => "webhook_not_found",
-            Self::TenantFull(_) => "too_many_webhooks",
-            Self::SecretsUnavailable => "webhook_secrets_unavailable",
+            Self::InvalidUrl => ErrorCode::InvalidWebhookUrl,
+            Self::Refused(_) => ErrorCode::WebhookUrlRefused,
+            Self::NoWallets => ErrorCode::NoWallets,
+            Self::TooManyWallets(_) => ErrorCode::TooManyWallets,
+            Self::TooManyTokens(_) => ErrorCode::TooManyTokens,
+            Self::WalletFull { .. } => ErrorCode::TooManyWebhooksForWallet,
+            Self::NoEvents => ErrorCode::NoEvents,
+            Self::UnknownEvent { .. } => ErrorCode::UnknownEvent,
+            Self::NotFound => ErrorCode::WebhookNotFound,
+            Self::TenantFull(_) => ErrorCode::TooManyWebhooks,
+            Self::SecretsUnavailable => ErrorCode::WebhookSecretsUnavailable,
         }
     }
 }

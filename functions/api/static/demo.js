@@ -3,7 +3,8 @@
 // page share one stream: the client elects a leader tab that holds it. Several wallets
 // (`0x…` on the chain given, or `chainId:0x…`, one per line) are followed on one stream of
 // every pair (`watchManyBalances`), each row naming its wallet, shared the same way by the
-// tabs following the same wallets.
+// tabs following the same wallets. While no stream can be had, the client polls the batch
+// balance route itself (`fallback: { pollEveryMs }`) and its readings arrive as events.
 // Everything that comes from a token list or a chain (symbols, names) is attacker-controlled,
 // so the DOM is only ever built with createElement/textContent, never from HTML strings.
 "use strict";
@@ -227,7 +228,7 @@ function onSnapshot(e) {
     if (first !== undefined) setAllowance(pair, token, bySpender.get(first));
   }
   setBlock(e.blockNumber);
-  log(e.blockNumber, "snapshot: " + e.balances.size + " balances", pair);
+  log(e.blockNumber, (e.polled ? "polled " : "") + "snapshot: " + e.balances.size + " balances", pair);
 }
 
 function onBalance(e) {
@@ -235,7 +236,7 @@ function onBalance(e) {
   setBlock(e.blockNumber);
   const amount = formatted(e.balance, e.address);
   log(e.blockNumber, label(e.address) + " balance " + (amount === "–" ? e.balance.toString() : amount) +
-    (e.txHash ? " (tx " + short(e.txHash) + ")" : ""), pairOf(e));
+    (e.txHash ? " (tx " + short(e.txHash) + ")" : "") + (e.polled ? " (polled)" : ""), pairOf(e));
 }
 
 function onAllowance(e) {
@@ -281,29 +282,12 @@ function onError(error) {
   showError(String(error && error.message ? error.message : error));
 }
 
-/**
- * The fallback hook: while no stream can be had, poll the batch balance route for each wallet
- * followed (`pair` is `null` when there is one, as its rows name none).
- */
-function poll(wallets) {
-  log("–", "no live stream: polling every " + POLL_MS / 1000 + " s");
-  const timer = setInterval(async () => {
-    for (const w of wallets) {
-      const key = w.pair ? pairKey(w.pair) : null;
-      const tokens = [...rows.values()].filter((r) => r.wallet === key).map((r) => r.token);
-      if (!tokens.length) continue;
-      try {
-        const readings = await client.getBalances(w.chainId, w.owner, tokens);
-        for (const [token, r] of readings) setBalance(w.pair, token, r.balance, r.balance == null ? "read_failed" : null);
-      } catch (e) {
-        showError("polling failed: " + e.message);
-      }
-    }
-  }, POLL_MS);
-  return () => {
-    clearInterval(timer);
-    log("–", "stream back: polling stopped");
-  };
+/** The indicator, and a log line when the client's own polling starts or stops. */
+function onStatus(state) {
+  const was = $("status").dataset.state;
+  setStatus(state);
+  if (state === "fallback") log("–", "no live stream: polling every " + POLL_MS / 1000 + " s");
+  else if (was === "fallback" && state === "live") log("–", "stream back: polling stopped");
 }
 
 function start(event) {
@@ -336,22 +320,24 @@ function start(event) {
         for (const r of results) if (r.session) onSession(r.session, { chainId: r.chainId, owner: r.owner });
       },
       onEvent,
-      onStatus: setStatus,
+      onStatus,
       onRole: setRole,
       onError,
-      fallback: () => poll(pairs.map((p) => ({ chainId: p.chainId, owner: p.owner, pair: p }))),
+      fallback: { pollEveryMs: POLL_MS },
     });
     setRole(watch.role);
     return;
   }
-  watch = client.watchBalances(chain, owner, {
+  watch = client.watchBalances({
+    chainId: chain,
+    owner: owner.toLowerCase(),
     session,
     onSession,
     onEvent,
-    onStatus: setStatus,
+    onStatus,
     onRole: setRole,
     onError,
-    fallback: () => poll([{ chainId: chain, owner, pair: null }]),
+    fallback: { pollEveryMs: POLL_MS },
   });
   setRole(watch.role);
 }

@@ -27,10 +27,13 @@ var LiveBalances = (() => {
     BalancesClient: () => BalancesClient,
     EVENT_NAMES: () => EVENT_NAMES,
     EventDataError: () => EventDataError,
+    NATIVE_TOKEN: () => NATIVE_TOKEN,
     createClient: () => createClient,
     formatUnits: () => formatUnits,
+    isAddress: () => isAddress,
     parseAmount: () => parseAmount,
     parseEvent: () => parseEvent,
+    toAddress: () => toAddress,
     watchBalances: () => watchBalances,
     watchManyBalances: () => watchManyBalances
   });
@@ -57,63 +60,197 @@ var LiveBalances = (() => {
     return (negative ? "-" : "") + whole + (fraction ? "." + fraction : "");
   }
 
-  // dist/api.js
+  // dist/errors.js
   var ApiError = class extends Error {
     status;
     code;
-    constructor(status, code, message) {
+    retryAfterMs;
+    constructor(status, code, message, retryAfterMs = null) {
       super(`${status} ${code}: ${message}`);
       this.status = status;
       this.code = code;
+      this.retryAfterMs = retryAfterMs;
       this.name = "ApiError";
     }
   };
-  var ApiClient = class {
+
+  // dist/rest.js
+  var DEFAULT_TIMEOUT_MS = 3e4;
+  var DEFAULT_ATTEMPTS = 3;
+  var DEFAULT_MAX_DELAY_MS = 1e4;
+  var FIRST_DELAY_MS = 500;
+  var RETRIED = [429, 503];
+  var RestCaller = class {
     baseUrl;
     #fetch;
-    constructor(options) {
+    #timeoutMs;
+    #attempts;
+    #maxDelayMs;
+    #headers;
+    constructor(options, headers = {}) {
       const page = globalThis.location?.href;
       const base = new URL(options.baseUrl, page);
       if (!base.pathname.endsWith("/"))
         base.pathname += "/";
       this.baseUrl = base;
       this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+      this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+      this.#attempts = options.retry === false ? 1 : Math.max(1, options.retry?.attempts ?? DEFAULT_ATTEMPTS);
+      this.#maxDelayMs = (options.retry === false ? void 0 : options.retry?.maxDelayMs) ?? DEFAULT_MAX_DELAY_MS;
+      this.#headers = headers;
+    }
+    /** The URL of `template` with its `{parameters}` filled in, encoded. */
+    url(template, params) {
+      const path = template.replace(/\{([a-z_]+)\}/g, (_, name) => {
+        const value = params[name];
+        if (value === void 0)
+          throw new TypeError(`missing path parameter ${name}`);
+        return encodeURIComponent(String(value));
+      });
+      return new URL(path.slice(1), this.baseUrl);
+    }
+    async call(template, method, options) {
+      const url = this.url(template, options.params);
+      const headers = { accept: "application/json", ...this.#headers };
+      const init = { method: method.toUpperCase(), headers };
+      if (options.body !== void 0) {
+        headers["content-type"] = "application/json";
+        init.body = JSON.stringify(options.body);
+      }
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.#attempt(url, init, options);
+        } catch (error) {
+          if (!(error instanceof ApiError) || !RETRIED.includes(error.status) || attempt >= this.#attempts)
+            throw error;
+          const backoff = FIRST_DELAY_MS * 2 ** (attempt - 1) * (0.5 + Math.random() / 2);
+          const pause = error.retryAfterMs ?? Math.min(backoff, this.#maxDelayMs);
+          if (pause > this.#maxDelayMs)
+            throw error;
+          await sleep(pause, options.signal);
+        }
+      }
+    }
+    async #attempt(url, init, options) {
+      const { signal } = options;
+      signal?.throwIfAborted();
+      const controller = new AbortController();
+      const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+      const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${timeoutMs} ms`, "TimeoutError")), timeoutMs);
+      const forward = () => controller.abort(signal?.reason);
+      signal?.addEventListener("abort", forward, { once: true });
+      try {
+        const response = await this.#fetch(url, { ...init, signal: controller.signal });
+        const text2 = await response.text();
+        let json = void 0;
+        try {
+          json = text2 ? JSON.parse(text2) : void 0;
+        } catch {
+        }
+        if (!response.ok && !options.answerStatuses?.includes(response.status)) {
+          const error = json;
+          const code = typeof error?.code === "string" ? error.code : `http_${response.status}`;
+          const message = typeof error?.message === "string" ? error.message : text2.slice(0, 200);
+          throw new ApiError(response.status, code, message, retryAfter(response.headers.get("retry-after")));
+        }
+        if (json === void 0)
+          throw new ApiError(response.status, "invalid_answer", "the answer is not JSON");
+        return json;
+      } catch (error) {
+        if (controller.signal.aborted)
+          throw controller.signal.reason;
+        throw error;
+      } finally {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", forward);
+      }
+    }
+  };
+  function retryAfter(header, now = Date.now()) {
+    if (header === null)
+      return null;
+    const text2 = header.trim();
+    if (/^\d+$/.test(text2))
+      return Number(text2) * 1e3;
+    const date = Date.parse(text2);
+    return Number.isNaN(date) ? null : Math.max(0, date - now);
+  }
+  function sleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted)
+        return reject(signal.reason);
+      const timer = setTimeout(() => {
+        signal?.removeEventListener("abort", abort);
+        resolve();
+      }, ms);
+      const abort = () => {
+        clearTimeout(timer);
+        reject(signal?.reason);
+      };
+      signal?.addEventListener("abort", abort, { once: true });
+    });
+  }
+
+  // dist/api.js
+  var ApiClient = class {
+    /** The service's base URL, ending in `/`. */
+    baseUrl;
+    rest;
+    constructor(options, headers = {}) {
+      this.rest = new RestCaller(options, headers);
+      this.baseUrl = this.rest.baseUrl;
     }
     /** `POST /{chain_id}/sessions/{owner}`: creates the wallet's session or adds to it. */
-    createSession(chainId, owner, request) {
-      return this.#call("/{chain_id}/sessions/{owner}", "post", { chain_id: chainId, owner }, request);
+    createSession({ chainId, owner, ...request }, options) {
+      return this.rest.call("/{chain_id}/sessions/{owner}", "post", {
+        ...options,
+        params: { chain_id: chainId, owner },
+        body: request
+      });
     }
     /** `PUT /{chain_id}/sessions/{owner}`: adds to a live session (`ApiError` 404 if none). */
-    addToSession(chainId, owner, request) {
-      return this.#call("/{chain_id}/sessions/{owner}", "put", { chain_id: chainId, owner }, request);
+    addToSession({ chainId, owner, ...request }, options) {
+      return this.rest.call("/{chain_id}/sessions/{owner}", "put", {
+        ...options,
+        params: { chain_id: chainId, owner },
+        body: request
+      });
+    }
+    /** `GET /{chain_id}/sessions/{owner}` (`ApiError` 404 `session_not_found` if none). */
+    getSession({ chainId, owner }, options) {
+      return this.rest.call("/{chain_id}/sessions/{owner}", "get", { ...options, params: { chain_id: chainId, owner } });
     }
     /**
      * `POST /sessions`: creates or adds to the sessions of several (chain, wallet) pairs at
      * once. A refused request (`ApiError`) stored nothing; past that each pair has its own
      * result — its session, or its `status` and `error`.
      */
-    async createSessions(wallets) {
-      const view = await this.#call("/sessions", "post", {}, { wallets: [...wallets] });
+    async createSessions(wallets, options) {
+      const view = await this.rest.call("/sessions", "post", { ...options, params: {}, body: { wallets: [...wallets] } });
       return view.wallets;
     }
-    /** `GET /{chain_id}/sessions/{owner}` (`ApiError` 404 `session_not_found` if none). */
-    getSession(chainId, owner) {
-      return this.#call("/{chain_id}/sessions/{owner}", "get", { chain_id: chainId, owner }, void 0);
-    }
     /** `GET /{chain_id}/balance/{owner}/{token}`: one balance, tracked or read on chain. */
-    async getBalance(chainId, owner, token) {
-      const view = await this.#call("/{chain_id}/balance/{owner}/{token}", "get", { chain_id: chainId, owner, token }, void 0);
+    async getBalance({ chainId, owner, token }, options) {
+      const view = await this.rest.call("/{chain_id}/balance/{owner}/{token}", "get", {
+        ...options,
+        params: { chain_id: chainId, owner, token }
+      });
       return { balance: parseOptionalAmount(view.balance), blockNumber: view.blockNumber, source: view.source };
     }
     /**
      * `POST /{chain_id}/balances/{owner}`: many balances in one request (tracked ones from the
-     * table, the rest in one chain read) — what a polling fallback calls.
+     * table, the rest in one chain read) — what the polling fallback calls. Keyed by lowercase
+     * token address.
      */
-    async getBalances(chainId, owner, tokens) {
-      const view = await this.#call("/{chain_id}/balances/{owner}", "post", { chain_id: chainId, owner }, { tokens: [...tokens] });
+    async getBalances({ chainId, owner, tokens }, options) {
+      const view = await this.rest.call("/{chain_id}/balances/{owner}", "post", {
+        ...options,
+        params: { chain_id: chainId, owner },
+        body: { tokens: [...tokens] }
+      });
       const readings = /* @__PURE__ */ new Map();
       for (const [token, entry] of Object.entries(view.balances)) {
-        readings.set(token, {
+        readings.set(token.toLowerCase(), {
           balance: parseOptionalAmount(entry.balance),
           blockNumber: entry.blockNumber,
           source: entry.source
@@ -122,23 +259,15 @@ var LiveBalances = (() => {
       return readings;
     }
     /**
-     * `PUT /{chain_id}/orders/{owner}/{order_id}`: registers an open order (or replaces it) and
-     * answers its fillability; the wallet's stream then sends `order_status` when it changes.
+     * `GET /health`: the table's and each chain's state. A `503` (something is not healthy) is
+     * answered with the same shape, `ok: false`, not thrown.
      */
-    putOrder(chainId, owner, orderId, request) {
-      return this.#call("/{chain_id}/orders/{owner}/{order_id}", "put", { chain_id: chainId, owner, order_id: orderId }, request);
-    }
-    /** `DELETE /{chain_id}/orders/{owner}/{order_id}` (`ApiError` 404 `order_not_found` if none). */
-    deleteOrder(chainId, owner, orderId) {
-      return this.#call("/{chain_id}/orders/{owner}/{order_id}", "delete", { chain_id: chainId, owner, order_id: orderId }, void 0);
-    }
-    /** `GET /{chain_id}/orders/{owner}`: the wallet's open orders with their fillability. */
-    getOrders(chainId, owner) {
-      return this.#call("/{chain_id}/orders/{owner}", "get", { chain_id: chainId, owner }, void 0);
+    health(options) {
+      return this.rest.call("/health", "get", { ...options, params: {}, answerStatuses: [503] });
     }
     /** The URL of the wallet's SSE stream, resuming after `lastEventId` when given. */
-    streamUrl(chainId, owner, lastEventId) {
-      const url = this.#url("/sse/{chain_id}/balances/{owner}", { chain_id: chainId, owner });
+    streamUrl({ chainId, owner }, lastEventId) {
+      const url = this.rest.url("/sse/{chain_id}/balances/{owner}", { chain_id: chainId, owner });
       if (lastEventId)
         url.searchParams.set("lastEventId", lastEventId);
       return url.href;
@@ -148,45 +277,99 @@ var LiveBalances = (() => {
      * `lastEventId` when given.
      */
     manyStreamUrl(pairs, lastEventId) {
-      const url = this.#url("/sse/balances", {});
+      const url = this.rest.url("/sse/balances", {});
       url.searchParams.set("wallets", pairs.map((p) => `${p.chainId}:${p.owner}`).join(","));
       if (lastEventId)
         url.searchParams.set("lastEventId", lastEventId);
       return url.href;
     }
-    #url(template, params) {
-      const path = template.replace(/\{([a-z_]+)\}/g, (_, name) => {
-        const value = params[name];
-        if (value === void 0)
-          throw new TypeError(`missing path parameter ${name}`);
-        return encodeURIComponent(String(value));
-      });
-      return new URL(path.slice(1), this.baseUrl);
-    }
-    async #call(template, method, params, body) {
-      const init = { method: method.toUpperCase(), headers: { accept: "application/json" } };
-      if (body !== void 0) {
-        init.headers = { accept: "application/json", "content-type": "application/json" };
-        init.body = JSON.stringify(body);
-      }
-      const response = await this.#fetch(this.#url(template, params), init);
-      const text2 = await response.text();
-      let json = void 0;
-      try {
-        json = text2 ? JSON.parse(text2) : void 0;
-      } catch {
-      }
-      if (!response.ok) {
-        const error = json;
-        const code = typeof error?.code === "string" ? error.code : `http_${response.status}`;
-        const message = typeof error?.message === "string" ? error.message : text2.slice(0, 200);
-        throw new ApiError(response.status, code, message);
-      }
-      if (json === void 0)
-        throw new ApiError(response.status, "invalid_answer", "the answer is not JSON");
-      return json;
-    }
   };
+
+  // dist/polling.js
+  var BATCH = 500;
+  async function pollWallet(client, wallet, state, signal, pair) {
+    let tokens = state.tokens();
+    let metadata2 = {};
+    if (tokens.length === 0) {
+      const session = await client.getSession(wallet, { signal });
+      tokens = session.tokens;
+      metadata2 = session.metadata;
+    }
+    const readings = /* @__PURE__ */ new Map();
+    for (let i = 0; i < tokens.length; i += BATCH) {
+      const batch = await client.getBalances({ ...wallet, tokens: tokens.slice(i, i + BATCH) }, { signal });
+      for (const [token, reading] of batch)
+        readings.set(token, reading);
+    }
+    const now = state.current();
+    if (now === null)
+      return readings.size > 0 ? [firstSnapshot(readings, metadata2, pair)] : [];
+    const events = [];
+    for (const [address, reading] of readings) {
+      const previous = now.balances.get(address) ?? null;
+      if (reading.balance === null || reading.balance === previous)
+        continue;
+      const event = {
+        type: "balance_update",
+        lastEventId: "",
+        polled: true,
+        address,
+        balance: reading.balance,
+        previousBalance: previous,
+        blockNumber: reading.blockNumber,
+        txHash: null,
+        data: {
+          address,
+          balance: reading.balance.toString(),
+          previousBalance: previous?.toString() ?? null,
+          blockNumber: reading.blockNumber,
+          txHash: null
+        }
+      };
+      if (pair)
+        event.pair = pair;
+      events.push(event);
+    }
+    return events;
+  }
+  function firstSnapshot(readings, metadata2, pair) {
+    const balances = /* @__PURE__ */ new Map();
+    const errors = /* @__PURE__ */ new Map();
+    const tokens = /* @__PURE__ */ new Map();
+    let blockNumber2 = 0;
+    for (const [token, reading] of readings) {
+      if (reading.balance === null)
+        errors.set(token, "the token's balanceOf failed");
+      else
+        balances.set(token, reading.balance);
+      blockNumber2 = Math.max(blockNumber2, reading.blockNumber);
+      const meta = metadata2[token];
+      if (meta)
+        tokens.set(token, meta);
+    }
+    const record2 = (entries2) => Object.assign(/* @__PURE__ */ Object.create(null), Object.fromEntries(entries2));
+    const event = {
+      type: "all_balances",
+      lastEventId: "",
+      polled: true,
+      blockNumber: blockNumber2,
+      balances,
+      allowances: /* @__PURE__ */ new Map(),
+      errors,
+      tokens,
+      orders: /* @__PURE__ */ new Map(),
+      data: {
+        balances: record2([...balances].map(([t, b]) => [t, b.toString()])),
+        allowances: {},
+        errors: record2(errors),
+        tokens: record2(tokens),
+        blockNumber: blockNumber2
+      }
+    };
+    if (pair)
+      event.pair = pair;
+    return event;
+  }
 
   // dist/environment.js
   function browserEnvironment() {
@@ -235,6 +418,18 @@ var LiveBalances = (() => {
     }
   };
 
+  // dist/address.js
+  var NATIVE_TOKEN = "0xeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+  var ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+  function isAddress(value) {
+    return typeof value === "string" && ADDRESS.test(value);
+  }
+  function toAddress(value) {
+    if (!isAddress(value))
+      throw new TypeError(`not an address: ${JSON.stringify(value)}`);
+    return value.toLowerCase();
+  }
+
   // dist/events.js
   var EventDataError = class extends Error {
     eventName;
@@ -249,7 +444,7 @@ var LiveBalances = (() => {
       const d = object(data);
       const allowances = /* @__PURE__ */ new Map();
       for (const [token, bySpender] of entries(d.allowances, "allowances")) {
-        allowances.set(token, mapValues(bySpender, parseAmount, "allowances"));
+        allowances.set(toAddress(token), mapValues(bySpender, parseAmount, "allowances"));
       }
       return {
         type: "all_balances",
@@ -272,7 +467,7 @@ var LiveBalances = (() => {
       return {
         type: "balance_update",
         lastEventId,
-        address: text(d.address),
+        address: toAddress(d.address),
         balance: parseAmount(d.balance),
         previousBalance: parseOptionalAmount(d.previousBalance),
         blockNumber: blockNumber(d.blockNumber),
@@ -285,8 +480,8 @@ var LiveBalances = (() => {
       return {
         type: "allowance_update",
         lastEventId,
-        address: text(d.address),
-        spender: text(d.spender),
+        address: toAddress(d.address),
+        spender: toAddress(d.spender),
         allowance: parseAmount(d.allowance),
         previousAllowance: parseOptionalAmount(d.previousAllowance),
         blockNumber: blockNumber(d.blockNumber),
@@ -311,18 +506,21 @@ var LiveBalances = (() => {
   function parseEvent(name, dataText, lastEventId) {
     if (!Object.prototype.hasOwnProperty.call(PARSERS, name))
       return null;
-    const parse = PARSERS[name];
     let data;
     try {
       data = JSON.parse(dataText);
     } catch {
       throw new EventDataError(name, "data is not JSON");
     }
+    return parseEventData(name, data, lastEventId);
+  }
+  function parseEventData(name, data, lastEventId) {
+    const parse = PARSERS[name];
     try {
       const event = parse(data, lastEventId);
       const d = data;
       if (d.chainId !== void 0 || d.owner !== void 0) {
-        event.pair = { chainId: blockNumber(d.chainId), owner: text(d.owner).toLowerCase() };
+        event.pair = { chainId: blockNumber(d.chainId), owner: toAddress(d.owner) };
       }
       return event;
     } catch (e) {
@@ -345,7 +543,7 @@ var LiveBalances = (() => {
   function mapValues(value, parse, field) {
     const map = /* @__PURE__ */ new Map();
     for (const [key, v] of entries(value, field))
-      map.set(key, parse(v));
+      map.set(toAddress(key), parse(v));
     return map;
   }
   function text(value) {
@@ -370,9 +568,9 @@ var LiveBalances = (() => {
       throw new TypeError("fillable is not a boolean");
     return {
       orderId: text(o["orderId"]),
-      sellToken: text(o["sellToken"]),
+      sellToken: toAddress(o["sellToken"]),
       sellAmount: parseAmount(o["sellAmount"]),
-      spender: text(o["spender"]),
+      spender: toAddress(o["spender"]),
       validTo: blockNumber(o["validTo"]),
       fillable: o["fillable"],
       short,
@@ -569,7 +767,8 @@ var LiveBalances = (() => {
   };
 
   // dist/shared-stream.js
-  var PROTOCOL = "live-balances/1";
+  var PROTOCOL = "live-balances/2";
+  var DEFAULT_POLL_MS = 1e4;
   var SharedStream = class {
     #subject;
     #options;
@@ -585,6 +784,7 @@ var LiveBalances = (() => {
     #lock = null;
     #pauseTimer = null;
     #stopFallback = null;
+    #listeners = /* @__PURE__ */ new Set();
     #closed = false;
     constructor(subject, options) {
       this.#subject = subject;
@@ -627,8 +827,19 @@ var LiveBalances = (() => {
           return shared.role;
         },
         current,
+        subscribe: (listener) => shared.subscribe(listener),
         close: () => shared.close()
       };
+    }
+    subscribe(listener) {
+      const entry = () => listener();
+      this.#listeners.add(entry);
+      return () => this.#listeners.delete(entry);
+    }
+    /** This tab's session request changed: the leader keeps it for `recreateSessions`. */
+    sessionsChanged() {
+      if (this.#role !== "leader")
+        this.#post({ kind: "sessions", from: this.#tabId, session: this.#subject.request });
     }
     close() {
       if (this.#closed)
@@ -646,6 +857,7 @@ var LiveBalances = (() => {
       this.#environment.document?.removeEventListener("visibilitychange", this.#onVisibility);
       this.#environment.window?.removeEventListener("pagehide", this.#onPageHide);
       this.#setStatus("closed");
+      this.#listeners.clear();
     }
     callback(run) {
       try {
@@ -665,6 +877,7 @@ var LiveBalances = (() => {
         return;
       this.#role = "leader";
       this.callback(() => this.#options.onRole?.("leader"));
+      this.#notify();
       this.#post({ kind: "leader", from: this.#tabId });
       const state = this.#subject.state;
       const stream = new StreamConnection(this.#environment, (lastEventId) => this.#subject.url(lastEventId), {
@@ -748,6 +961,16 @@ var LiveBalances = (() => {
           this.#judgeVisibility();
           break;
         }
+        case "sessions": {
+          if (!leading)
+            break;
+          const tab = this.#tabs.get(message.from);
+          if (tab)
+            tab.session = message.session;
+          else
+            this.#tabs.set(message.from, { visible: true, session: message.session });
+          break;
+        }
         case "bye":
           if (!leading)
             break;
@@ -760,8 +983,14 @@ var LiveBalances = (() => {
       return { kind: "hello", from: this.#tabId, visible: this.#visible(), session: this.#subject.request };
     }
     #deliver(event) {
-      if (this.#subject.state.apply(event))
-        this.callback(() => this.#options.onEvent?.(event));
+      if (!this.#subject.state.apply(event))
+        return;
+      this.callback(() => this.#options.onEvent?.(event));
+      this.#notify();
+    }
+    #notify() {
+      for (const listener of [...this.#listeners])
+        this.callback(listener);
     }
     #post(message) {
       this.#channel?.postMessage(message);
@@ -772,15 +1001,48 @@ var LiveBalances = (() => {
       this.#status = status;
       this.callback(() => this.#options.onStatus?.(status));
       if (status === "fallback" && this.#stopFallback === null) {
-        let stop = void 0;
-        this.callback(() => stop = this.#options.fallback?.());
-        this.#stopFallback = typeof stop === "function" ? stop : () => {
-        };
+        const fallback = this.#options.fallback;
+        if (typeof fallback === "function") {
+          let stop = void 0;
+          this.callback(() => stop = fallback());
+          this.#stopFallback = typeof stop === "function" ? stop : () => {
+          };
+        } else if (fallback && this.#role === "leader") {
+          this.#stopFallback = this.#poll(fallback.pollEveryMs ?? DEFAULT_POLL_MS);
+        }
       } else if (status !== "fallback" && this.#stopFallback !== null) {
         const stop = this.#stopFallback;
         this.#stopFallback = null;
         this.callback(stop);
       }
+      this.#notify();
+    }
+    /** The polling fallback: a round now, then one every `everyMs` after the last ended. */
+    #poll(everyMs) {
+      const controller = new AbortController();
+      let timer = null;
+      const round = async () => {
+        try {
+          const events = await this.#subject.poll(controller.signal);
+          if (controller.signal.aborted)
+            return;
+          for (const event of events) {
+            this.#deliver(event);
+            this.#post({ kind: "event", event });
+          }
+        } catch (error) {
+          if (!controller.signal.aborted)
+            this.#problem(error);
+        }
+        if (!controller.signal.aborted)
+          timer = setTimeout(() => void round(), everyMs);
+      };
+      void round();
+      return () => {
+        controller.abort();
+        if (timer !== null)
+          clearTimeout(timer);
+      };
     }
     #visible() {
       return this.#environment.document?.visibilityState !== "hidden";
@@ -827,6 +1089,8 @@ var LiveBalances = (() => {
   var REMEMBERED_UPDATES = 1024;
   var WalletState = class {
     #snapshot = null;
+    /** `current()` as of the last change (`undefined`: not computed since). */
+    #current = void 0;
     #lastEventId = "";
     /** Ids of the latest updates applied, oldest first. */
     #applied = /* @__PURE__ */ new Set();
@@ -858,8 +1122,12 @@ var LiveBalances = (() => {
           this.#applied.delete(this.#applied.values().next().value);
         }
       }
+      const moved = event.lastEventId !== "" && event.lastEventId !== this.#lastEventId;
       if (event.lastEventId)
         this.#lastEventId = event.lastEventId;
+      const valuesChange = event.type !== "ping" && event.type !== "resync" && event.type !== "error";
+      if (moved || valuesChange)
+        this.#current = void 0;
       if (event.type === "all_balances") {
         this.#snapshot = copy(event);
         return true;
@@ -892,11 +1160,21 @@ var LiveBalances = (() => {
       return true;
     }
     /**
-     * The current values as one `all_balances` (a copy), positioned at the last event applied;
-     * `null` before the first snapshot. Its `data` is the last snapshot's JSON (fields this
-     * client does not know kept) with the values brought up to date.
+     * The current values as one `all_balances`, positioned at the last event applied; `null`
+     * before the first snapshot. The same object until the next change: never mutate it. Its
+     * `data` is the last snapshot's JSON (fields this client does not know kept) with the values
+     * brought up to date.
      */
     current() {
+      if (this.#current === void 0)
+        this.#current = this.#compute();
+      return this.#current;
+    }
+    /** The tokens whose balances the state holds (what a polling fallback reads). */
+    tokens() {
+      return this.#snapshot ? [...this.#snapshot.balances.keys()] : [];
+    }
+    #compute() {
       const s = this.#snapshot;
       if (s === null)
         return null;
@@ -928,7 +1206,7 @@ var LiveBalances = (() => {
         event.data.errors = errors;
       return event;
     }
-    /** The state as of now for a tab that joins: the one `current()`, if any. */
+    /** The state as of now for a tab that joins: `current()`, if any. */
     snapshots() {
       const now = this.current();
       return now ? [now] : [];
@@ -949,41 +1227,70 @@ var LiveBalances = (() => {
   }
 
   // dist/watch.js
-  function watchBalances(client, chainId, owner, options = {}) {
-    const wallet = owner.toLowerCase();
+  function watchBalances(client, params) {
+    const { chainId, session, onSession } = params;
+    const wallet = { chainId, owner: params.owner.toLowerCase() };
     const state = new WalletState();
+    const requests = session ? [session] : [];
     const shared = new SharedStream({
-      name: `${client.baseUrl.href} ${chainId} ${wallet}`,
-      url: (lastEventId) => client.streamUrl(chainId, wallet, lastEventId || void 0),
+      name: `${client.baseUrl.href} ${chainId} ${wallet.owner}`,
+      url: (lastEventId) => client.streamUrl(wallet, lastEventId || void 0),
       state,
-      request: options.session ?? null,
-      createSessions: async (hooks) => {
-        if (!options.session)
-          return;
-        const view = await client.createSession(chainId, wallet, options.session);
-        hooks.callback(() => options.onSession?.(view));
+      get request() {
+        return [...requests];
       },
-      recreateSessions: (own, others, hooks) => recreateSessionIfGone(client, chainId, wallet, options, own, others, hooks)
-    }, options);
-    return shared.watch(() => state.current());
+      createSessions: async (hooks) => {
+        if (!session)
+          return;
+        const view = await client.createSession({ ...wallet, ...session });
+        hooks.callback(() => onSession?.(view));
+      },
+      recreateSessions: (own, others, hooks) => recreateSessionIfGone(client, wallet, onSession, own, others, hooks),
+      poll: (signal) => pollWallet(client, wallet, state, signal)
+    }, params);
+    const watch = shared.watch(() => state.current());
+    return {
+      get status() {
+        return watch.status;
+      },
+      get role() {
+        return watch.role;
+      },
+      current: watch.current,
+      subscribe: watch.subscribe,
+      close: watch.close,
+      async addSession(request, options) {
+        const key = JSON.stringify(request);
+        if (!requests.some((r) => JSON.stringify(r) === key)) {
+          requests.push(request);
+          shared.sessionsChanged();
+        }
+        const view = await client.createSession({ ...wallet, ...request }, options);
+        shared.callback(() => onSession?.(view));
+        return view;
+      }
+    };
   }
-  async function recreateSessionIfGone(client, chainId, owner, options, own, others, hooks) {
+  async function recreateSessionIfGone(client, wallet, onSession, own, others, hooks) {
     try {
-      await client.getSession(chainId, owner);
+      await client.getSession(wallet);
       return;
     } catch (error) {
       if (!(error instanceof ApiError && error.code === "session_not_found"))
         throw error;
     }
     const requests = /* @__PURE__ */ new Map();
-    for (const request of [own, ...others]) {
-      if (request && !requests.has(JSON.stringify(request)))
-        requests.set(JSON.stringify(request), request);
+    for (const [list, isOwn] of [[own, true], ...others.map((o) => [o, false])]) {
+      for (const request of list) {
+        const key = JSON.stringify(request);
+        if (!requests.has(key))
+          requests.set(key, { request, own: isOwn });
+      }
     }
-    for (const request of requests.values()) {
-      const view = await client.createSession(chainId, owner, request);
-      if (request === own)
-        hooks.callback(() => options.onSession?.(view));
+    for (const { request, own: isOwn } of requests.values()) {
+      const view = await client.createSession({ ...wallet, ...request });
+      if (isOwn)
+        hooks.callback(() => onSession?.(view));
     }
   }
 
@@ -1036,6 +1343,13 @@ var LiveBalances = (() => {
     current(pair) {
       return this.#states.get(pairKey(pair))?.current() ?? null;
     }
+    /** The pair's own state (one of the pairs watched). */
+    stateOf(pair) {
+      const state = this.#states.get(pairKey(pair));
+      if (!state)
+        throw new RangeError(`not a watched pair: ${pairKey(pair)}`);
+      return state;
+    }
     /** Every pair's state as of now, each positioned at the stream's last id (it resumes all). */
     snapshots() {
       const snapshots = [];
@@ -1077,7 +1391,14 @@ var LiveBalances = (() => {
       request,
       createSessions: (hooks) => createSessions(client, options, request, [], hooks),
       // Refused (every session gone, say): ask for them all again before the next attempt.
-      recreateSessions: (own, others, hooks) => createSessions(client, options, own, others, hooks)
+      recreateSessions: (own, others, hooks) => createSessions(client, options, own, others, hooks),
+      poll: async (signal) => {
+        const rounds = watched.map((p) => {
+          const pair = { chainId: p.chainId, owner: p.owner };
+          return pollWallet(client, pair, state.stateOf(pair), signal, pair);
+        });
+        return (await Promise.all(rounds)).flat();
+      }
     }, options);
     return shared.watch((pair) => state.current(pair));
   }
@@ -1114,8 +1435,8 @@ var LiveBalances = (() => {
   // dist/client.js
   var BalancesClient = class extends ApiClient {
     /** Follows the wallet's balances live; see `WatchOptions`. */
-    watchBalances(chainId, owner, options = {}) {
-      return watchBalances(this, chainId, owner, options);
+    watchBalances(params) {
+      return watchBalances(this, params);
     }
     /** Follows several (chain, wallet) pairs on one stream; see `ManyWatchOptions`. */
     watchManyBalances(pairs, options = {}) {

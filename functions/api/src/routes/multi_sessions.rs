@@ -56,7 +56,7 @@ pub(crate) struct PairResult {
     status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<ErrorBody>)]
-    error: Option<ErrorBody<'static>>,
+    error: Option<ErrorBody>,
 }
 
 /// Answer of `POST /sessions`: one result per pair, in the request's order.
