@@ -45,21 +45,31 @@ impl Table {
             let start = spread as usize % free.len();
             free.rotate_left(start);
             for slot in free {
-                let result = self
-                    .client
-                    .put_item()
-                    .table_name(&self.name)
-                    .item("pk", s(pk.clone()))
-                    .item("sk", s(slot.to_string()))
-                    .item("holder", s(holder))
-                    .item("until", n(until))
-                    .item("ttl", n(until + 3600))
-                    .condition_expression("attribute_not_exists(pk) OR #until < :now")
-                    .expression_attribute_names("#until", "until")
-                    .expression_attribute_values(":now", n(now))
-                    .send()
-                    .await;
-                if written(result)? == Written::Yes {
+                // A passing outage is ridden out (the table retry rule); a claim whose answer
+                // was lost and is retried finds its own slot taken and takes the next (the first
+                // is freed when its lease runs out).
+                let claimed = super::retry::with_retry(
+                    || async {
+                        let result = self
+                            .client
+                            .put_item()
+                            .table_name(&self.name)
+                            .item("pk", s(pk.clone()))
+                            .item("sk", s(slot.to_string()))
+                            .item("holder", s(holder))
+                            .item("until", n(until))
+                            .item("ttl", n(until + 3600))
+                            .condition_expression("attribute_not_exists(pk) OR #until < :now")
+                            .expression_attribute_names("#until", "until")
+                            .expression_attribute_values(":now", n(now))
+                            .send()
+                            .await;
+                        written(result)
+                    },
+                    |attempt, error| tracing::debug!(slots = %pk, attempt, error, "stream slot claim retried"),
+                )
+                .await?;
+                if claimed == Written::Yes {
                     return Ok(Some(SlotLease {
                         pk,
                         slot,
