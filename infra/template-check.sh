@@ -221,7 +221,7 @@ import sys
 from cfnlint.decode import decode
 
 ALLOWED = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
-           "dynamodb:DeleteItem", "sqs:SendMessage"}
+           "dynamodb:DeleteItem", "sqs:SendMessage", "kms:Decrypt"}
 
 
 def problems(template):
@@ -256,12 +256,20 @@ def problems(template):
                     found.append(f"WebhooksFunction may {action}")
             if resource in ("*", ["*"]) or (isinstance(resource, str) and "*" in resource):
                 found.append(f"WebhooksFunction has a wildcard resource {resource}")
+            if any(a.startswith("kms:") for a in actions) and resource != {"Fn::GetAtt": ["WebhookSecretsKey", "Arn"]}:
+                found.append("WebhooksFunction may use a KMS key other than the webhook secrets'")
             if any(a.startswith("sqs:") for a in actions) and resource != {"Fn::GetAtt": ["WebhooksFailures", "Arn"]}:
                 found.append("WebhooksFunction sends to a queue other than its own")
             if any(a.startswith("dynamodb:") for a in actions) and resource != {"Fn::GetAtt": ["Table", "Arn"]}:
                 found.append("WebhooksFunction reaches a table other than the service's")
             leading = statement.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
-            if any(a.startswith("dynamodb:") for a in actions) and sorted(leading or []) != ["H#*", "W#*"]:
+            # Its partitions; and one read of the wrapped data key that seals their secrets.
+            sealing_key_read = actions == ["dynamodb:GetItem"] and leading == ["A#SEALING"]
+            # And, disabling a subscription, let go of its wallets' sessions (`S#`, logged `Q#`).
+            holds_let_go = (sorted(actions) == ["dynamodb:GetItem", "dynamodb:UpdateItem"] and leading == ["S#*"]) \
+                or (actions == ["dynamodb:PutItem"] and leading == ["Q#*"])
+            if any(a.startswith("dynamodb:") for a in actions) and sorted(leading or []) != ["H#*", "W#*"] \
+                    and not sealing_key_read and not holds_let_go:
                 found.append(f"WebhooksFunction reaches partitions other than the webhooks' (LeadingKeys {leading})")
     return found
 
@@ -299,6 +307,13 @@ if found:
 print("template-check: the webhooks function reads the stream on its own mapping, parks failed batches in its queue, least privilege (and planted faults are caught)")
 PY
 
+# Every role, least privilege: no wildcard action or resource, no table scan, deletes and batch
+# writes only in the partitions named by `dynamodb:LeadingKeys`, the webhook secrets' KMS key
+# only for the api (function and task, which may also make the data key) and the webhooks
+# function (which may only unwrap it) and only for that purpose, the api server task's role the
+# api function's exactly, and the stream consumers' and the api's concurrency reserved.
+# Each planted widening must be caught.
+"$bin/python" infra/template_checks/roles.py template.yaml
 # Operability: every alarm notifies someone, every log group expires, the table outlives the
 # stack (infra/template_checks/operations.py, which proves each check on planted faults).
 "$bin/python" infra/template_checks/operations.py template.yaml

@@ -102,6 +102,9 @@ pub struct Settings {
     pub server: ServerSettings,
     pub tracking: TrackingSettings,
     pub webhooks: crate::webhook::WebhookSettings,
+    pub bounds: RequestBounds,
+    /// Where the data key that seals webhook secrets at rest comes from.
+    pub sealing: SealingSource,
 }
 
 /// The poller's own pace: how often it looks for heads and re-reads, how far one log query
@@ -164,6 +167,57 @@ pub struct ApiLimits {
     pub max_sessions_per_chain: u64,
     /// Most open orders one wallet may register (`MAX_ORDERS_PER_WALLET`).
     pub max_orders_per_wallet: usize,
+}
+
+/// Bounds on what one anonymous caller can make the service do — memory, node calls, open
+/// streams, request sizes — and on what a back end may register. Each is refused with a clear
+/// 4xx or 429 and nothing stored.
+#[derive(Debug, Clone)]
+pub struct RequestBounds {
+    /// Most allowance spenders one session tracks (`MAX_SPENDERS_PER_SESSION`).
+    pub max_spenders_per_session: usize,
+    /// Most allowances one session tracks: its tokens (the native currency aside) times its
+    /// spenders (`MAX_ALLOWANCES_PER_SESSION`). Bounds the reads of a session write and the
+    /// size of its snapshots.
+    pub max_allowances_per_session: usize,
+    /// Balance reads that go to the chain (`GET /balance`, `POST /balances` of untracked
+    /// tokens) a minute from one source (`CHAIN_READS_PER_SOURCE_PER_MINUTE`).
+    pub chain_reads_per_source: u64,
+    /// Streams opened a minute from one source (`STREAM_OPENS_PER_SOURCE_PER_MINUTE`).
+    pub stream_opens_per_source: u64,
+    /// Streams open at once from one source (`MAX_STREAMS_PER_SOURCE`).
+    pub max_streams_per_source: u32,
+    /// Streams open at once on one wallet (`MAX_STREAMS_PER_WALLET`).
+    pub max_streams_per_wallet: u32,
+    /// Largest request body (`MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// Longest query string (`MAX_QUERY_BYTES`).
+    pub max_query_bytes: usize,
+    /// Farthest an order's `validTo` may be from now (`ORDER_MAX_VALID_SECS`): an open order
+    /// keeps its wallet tracked until then.
+    pub order_max_validity: Duration,
+}
+
+/// Where the data key that seals webhook secrets comes from ([`crate::kms`]).
+#[derive(Clone, PartialEq, Eq)]
+pub enum SealingSource {
+    /// None configured: webhook subscriptions cannot be created or delivered.
+    None,
+    /// `WEBHOOK_SECRETS_KEY`: 32 bytes, base64 — the local stack's and the tests' key.
+    Local([u8; 32]),
+    /// `WEBHOOK_SECRETS_KMS_KEY`: a KMS key (id or ARN) that wraps the data key kept in the
+    /// table; each container unwraps it once.
+    Kms(String),
+}
+
+impl fmt::Debug for SealingSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Local(_) => f.write_str("Local(<redacted>)"),
+            Self::Kms(key) => f.debug_tuple("Kms").field(key).finish(),
+        }
+    }
 }
 
 /// The long-lived HTTP server's own settings: what the function URL does for the function.
@@ -269,7 +323,55 @@ impl Settings {
             server: ServerSettings::from_vars(&vars)?,
             tracking: TrackingSettings::from_vars(&vars)?,
             webhooks: webhook_settings(&vars)?,
+            bounds: RequestBounds::from_vars(&vars)?,
+            sealing: SealingSource::from_vars(&vars)?,
         })
+    }
+}
+
+impl RequestBounds {
+    fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let slots = |name: &str, default: u64| -> Result<u32, ConfigError> {
+            match vars.number(name, default)? {
+                n @ 1..=100_000 => Ok(n as u32),
+                _ => Err(invalid(name, "expected 1 to 100000")),
+            }
+        };
+        Ok(Self {
+            max_spenders_per_session: vars.count("MAX_SPENDERS_PER_SESSION", 10)?.max(1),
+            max_allowances_per_session: vars.count("MAX_ALLOWANCES_PER_SESSION", 20_000)?,
+            chain_reads_per_source: vars.number("CHAIN_READS_PER_SOURCE_PER_MINUTE", 60)?,
+            stream_opens_per_source: vars.number("STREAM_OPENS_PER_SOURCE_PER_MINUTE", 120)?,
+            max_streams_per_source: slots("MAX_STREAMS_PER_SOURCE", 50)?,
+            max_streams_per_wallet: slots("MAX_STREAMS_PER_WALLET", 20)?,
+            max_body_bytes: vars.count("MAX_BODY_BYTES", 256 * 1024)?.max(1024),
+            max_query_bytes: vars.count("MAX_QUERY_BYTES", 4096)?.max(256),
+            order_max_validity: vars.secs("ORDER_MAX_VALID_SECS", 90 * 86_400)?,
+        })
+    }
+}
+
+impl SealingSource {
+    fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        use base64::Engine;
+        match (
+            vars.get("WEBHOOK_SECRETS_KEY"),
+            vars.get("WEBHOOK_SECRETS_KMS_KEY"),
+        ) {
+            (None, None) => Ok(Self::None),
+            (Some(_), Some(_)) => Err(invalid(
+                "WEBHOOK_SECRETS_KEY",
+                "set it or WEBHOOK_SECRETS_KMS_KEY, not both",
+            )),
+            (Some(local), None) => base64::engine::general_purpose::STANDARD
+                .decode(local)
+                .ok()
+                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                .map(Self::Local)
+                // Never quotes the value: it is a key.
+                .ok_or_else(|| invalid("WEBHOOK_SECRETS_KEY", "expected 32 bytes in base64")),
+            (None, Some(kms)) => Ok(Self::Kms(kms)),
+        }
     }
 }
 
@@ -592,7 +694,6 @@ fn webhook_settings(vars: &Vars) -> Result<crate::webhook::WebhookSettings, Conf
             .clamp(1, 20) as u32,
         retry_first: ms("WEBHOOK_RETRY_FIRST_MS", d.retry_first)?,
         retry_max: ms("WEBHOOK_RETRY_MAX_MS", d.retry_max)?,
-        max_redirects: vars.count("WEBHOOK_MAX_REDIRECTS", d.max_redirects)?,
         disable_after: secs("WEBHOOK_DISABLE_AFTER_SECS", d.disable_after)?,
         parked_ttl: secs("WEBHOOK_PARKED_TTL_SECS", d.parked_ttl)?,
         max_wallets,
@@ -605,6 +706,8 @@ fn webhook_settings(vars: &Vars) -> Result<crate::webhook::WebhookSettings, Conf
             d.creates_per_source,
         )?,
         concurrency: vars.count("WEBHOOK_CONCURRENCY", d.concurrency)?.max(1),
+        batch_budget: secs("WEBHOOK_BATCH_SECS", d.batch_budget)?.max(Duration::from_secs(1)),
+        secret_overlap: secs("WEBHOOK_SECRET_OVERLAP_SECS", d.secret_overlap)?,
     })
 }
 

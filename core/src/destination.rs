@@ -22,10 +22,25 @@ pub enum Refusal {
     Credentials,
     #[error("the URL has no host")]
     NoHost,
+    /// An address written in the URL itself (never one a name resolved to).
     #[error("{0} is not a public address")]
     NonPublic(IpAddr),
+    /// A name that resolves to a non-public address: which one is not said (it would tell a
+    /// caller about the network the service runs in).
+    #[error("the host resolves to an address that is not public")]
+    ResolvesToNonPublic,
     #[error("the host does not resolve to any address")]
     Unresolvable,
+}
+
+/// Whether a client follows redirects, each target checked, or never does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redirects {
+    /// Up to this many, each target checked (token lists move).
+    Follow(usize),
+    /// A 3xx is the answer (webhook deliveries: following one would turn the POST into a GET,
+    /// and send the signed headers to another host).
+    Never,
 }
 
 /// A redirect chain longer than the client allows (found in a request error's sources).
@@ -34,24 +49,27 @@ pub enum Refusal {
 pub struct TooManyRedirects(pub usize);
 
 /// An HTTP client that can only reach allowed destinations: every redirect target is checked
-/// (at most `max_redirects` followed), every name is resolved through [`CheckedResolver`], no
-/// proxy from the environment is used (it would connect on our behalf, unchecked), and one
-/// `timeout` bounds the whole request. A refusal surfaces as a [`Refusal`], a long chain as a
-/// [`TooManyRedirects`], both among the request error's sources.
+/// (at most `max_redirects` followed, or none), every name is resolved through
+/// [`CheckedResolver`], no proxy from the environment is used (it would connect on our
+/// behalf, unchecked), and one `timeout` bounds the whole request. A refusal surfaces as a
+/// [`Refusal`], a long chain as a [`TooManyRedirects`], both among the request error's sources.
 pub fn checked_client(
     destinations: Destinations,
-    max_redirects: usize,
+    redirects: Redirects,
     timeout: Duration,
 ) -> Result<Client, reqwest::Error> {
-    let policy = redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() > max_redirects {
-            return attempt.error(TooManyRedirects(max_redirects));
-        }
-        match destinations.check_url(attempt.url()) {
-            Ok(()) => attempt.follow(),
-            Err(refusal) => attempt.error(refusal),
-        }
-    });
+    let policy = match redirects {
+        Redirects::Never => redirect::Policy::none(),
+        Redirects::Follow(max_redirects) => redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > max_redirects {
+                return attempt.error(TooManyRedirects(max_redirects));
+            }
+            match destinations.check_url(attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(refusal) => attempt.error(refusal),
+            }
+        }),
+    };
     Client::builder()
         .redirect(policy)
         .dns_resolver(CheckedResolver::shared(destinations))
@@ -195,7 +213,9 @@ pub async fn resolve_checked(
         return Err(Refusal::Unresolvable);
     }
     for addr in &addrs {
-        destinations.check_ip(addr.ip())?;
+        destinations
+            .check_ip(addr.ip())
+            .map_err(|_| Refusal::ResolvesToNonPublic)?;
     }
     Ok(addrs)
 }
@@ -281,11 +301,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn resolver_refuses_names_of_loopback() {
+    async fn resolver_refuses_names_of_loopback_without_naming_the_address() {
         let resolver = CheckedResolver {
             destinations: strict(),
         };
         let name: Name = "localhost".parse().unwrap();
         assert!(resolver.resolve(name).await.is_err());
+        let refusal = resolve_checked(strict(), "localhost").await.unwrap_err();
+        assert_eq!(refusal, Refusal::ResolvesToNonPublic);
+        let text = refusal.to_string();
+        assert!(!text.contains("127.") && !text.contains("::1"), "{text}");
     }
 }

@@ -160,6 +160,9 @@ pub struct OrderState {
     /// Writes of the order so far (its registration and each status change), counted by
     /// DynamoDB: orders its feed entries against a snapshot exactly, as a value's version does.
     pub version: u64,
+    /// The tenant whose API key registered it: only that tenant's keys see or change it
+    /// (`None`: registered before keys, no key's).
+    pub tenant: Option<crate::api_key::Tenant>,
 }
 
 #[cfg(test)]

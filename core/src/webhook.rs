@@ -14,7 +14,9 @@ use alloy::primitives::Address;
 use serde::Serialize;
 
 use crate::address::lower;
+use crate::api_key::Tenant;
 use crate::model::{FeedEvent, FeedPosition};
+use crate::sealing::SealedSecret;
 
 /// The kinds of feed entries a subscription can ask for: the names of their SSE events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -84,9 +86,15 @@ pub struct Subscription {
     pub chain_id: u64,
     /// The target; checked against the destination rules when created and at every delivery.
     pub url: String,
-    /// The signing key (`whsec_…`); also what authenticates reads and deletes of the
-    /// subscription. Never shown again after creation.
-    pub secret: String,
+    /// Whose it is: only API keys of this tenant see or change it (`None`: made before keys,
+    /// no key's).
+    pub tenant: Option<Tenant>,
+    /// The signing key (`whsec_…`), sealed ([`crate::sealing`]): it signs deliveries and is no
+    /// credential. Shown once, when created or rotated.
+    pub secret: SealedSecret,
+    /// The key it replaced, still signing beside it until `Unix seconds` (a rotation's
+    /// overlap): a receiver that has not switched yet still verifies every delivery.
+    pub previous_secret: Option<(SealedSecret, u64)>,
     pub wallets: BTreeSet<Address>,
     /// Only changes of these tokens; empty: every token.
     pub tokens: BTreeSet<Address>,
@@ -109,6 +117,18 @@ impl Subscription {
         self.kinds.contains(&kind)
             && self.wallets.contains(owner)
             && (self.tokens.is_empty() || token.is_some_and(|t| self.tokens.contains(t)))
+    }
+
+    /// The sealed secrets that sign a delivery at `now`: the current one, and the one it
+    /// replaced while the rotation's overlap runs.
+    pub fn signing_secrets(&self, now: u64) -> Vec<&SealedSecret> {
+        let mut secrets = vec![&self.secret];
+        if let Some((previous, until)) = &self.previous_secret
+            && now < *until
+        {
+            secrets.push(previous);
+        }
+        secrets
     }
 
     /// Whether a subscription that has been failing since `failing_since` is due to be
@@ -148,7 +168,6 @@ pub struct WebhookSettings {
     /// Pauses between attempts (the project's one backoff: doubling from `first`).
     pub retry_first: Duration,
     pub retry_max: Duration,
-    pub max_redirects: usize,
     /// A subscription failing (no successful delivery) this long is disabled.
     pub disable_after: Duration,
     /// How long a parked delivery is kept for a replay.
@@ -165,6 +184,13 @@ pub struct WebhookSettings {
     /// Subscriptions delivered to at once by one invocation (each one's deliveries stay in
     /// order).
     pub concurrency: usize,
+    /// Longest one subscription's deliveries may take in one batch (`WEBHOOK_BATCH_SECS`):
+    /// past it the rest of the batch is parked for it, as when its target fails, so a target
+    /// that answers slowly cannot hold its shard (or the function's timeout).
+    pub batch_budget: Duration,
+    /// How long a rotated-out signing secret keeps signing beside the new one
+    /// (`WEBHOOK_SECRET_OVERLAP_SECS`).
+    pub secret_overlap: Duration,
 }
 
 impl Default for WebhookSettings {
@@ -175,7 +201,6 @@ impl Default for WebhookSettings {
             attempts: 4,
             retry_first: Duration::from_millis(500),
             retry_max: Duration::from_secs(8),
-            max_redirects: 3,
             disable_after: Duration::from_secs(86_400),
             parked_ttl: Duration::from_secs(7 * 86_400),
             max_wallets: 50,
@@ -183,6 +208,8 @@ impl Default for WebhookSettings {
             max_per_wallet: 20,
             creates_per_source: 10,
             concurrency: 16,
+            batch_budget: Duration::from_secs(60),
+            secret_overlap: Duration::from_secs(86_400),
         }
     }
 }
@@ -243,7 +270,9 @@ mod tests {
             id: "0".repeat(32),
             chain_id: 1,
             url: "https://hooks.example/x".into(),
-            secret: "whsec_x".into(),
+            tenant: None,
+            secret: SealedSecret::Legacy("whsec_x".into()),
+            previous_secret: None,
             wallets: [Address::repeat_byte(1)].into(),
             tokens: tokens.iter().copied().collect(),
             kinds: kinds.iter().copied().collect(),
@@ -276,6 +305,18 @@ mod tests {
         assert!(one.wants(EventKind::BalanceUpdate, &owner, Some(&token)));
         assert!(!one.wants(EventKind::BalanceUpdate, &owner, Some(&owner)));
         assert!(!one.wants(EventKind::BalanceUpdate, &owner, None));
+    }
+
+    #[test]
+    fn a_rotated_out_secret_signs_until_its_overlap_ends() {
+        let mut s = subscription(&[], &[EventKind::BalanceUpdate]);
+        assert_eq!(s.signing_secrets(100).len(), 1);
+        s.previous_secret = Some((SealedSecret::Legacy("whsec_old".into()), 200));
+        assert_eq!(
+            s.signing_secrets(199),
+            [&s.secret, &SealedSecret::Legacy("whsec_old".into())]
+        );
+        assert_eq!(s.signing_secrets(200), [&s.secret]);
     }
 
     #[test]

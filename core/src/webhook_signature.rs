@@ -101,18 +101,6 @@ pub fn verify(
     }
 }
 
-/// Whether a presented secret is the subscription's, compared in constant time (both are
-/// hashed first, so neither length nor content leaks through timing).
-pub fn secrets_match(presented: &str, stored: &str) -> bool {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(b"live-balances secret comparison") else {
-        return false;
-    };
-    mac.update(stored.as_bytes());
-    let stored = mac.finalize_reset().into_bytes();
-    mac.update(presented.as_bytes());
-    mac.verify_slice(&stored).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,13 +149,5 @@ mod tests {
             Err(SignatureError::Mismatch)
         );
         assert_eq!(sign("nope", "1", 0, body), Err(SignatureError::BadSecret));
-    }
-
-    #[test]
-    fn secrets_compare_by_value() {
-        let secret = secret_from([1; 32]);
-        assert!(secrets_match(&secret.clone(), &secret));
-        assert!(!secrets_match(&secret_from([2; 32]), &secret));
-        assert!(!secrets_match("", &secret));
     }
 }

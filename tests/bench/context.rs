@@ -51,6 +51,22 @@ impl Bench {
             ("WS_URL_31337".into(), rpc.ws_url()),
             ("DYNAMODB_ENDPOINT".into(), db.http_url()),
             ("RUST_LOG".into(), "info".into()),
+            // Every client of a benchmark is this one machine: the per-source bounds would
+            // measure themselves.
+            ("MAX_STREAMS_PER_SOURCE".into(), "100000".into()),
+            ("MAX_STREAMS_PER_WALLET".into(), "100000".into()),
+            (
+                "STREAM_OPENS_PER_SOURCE_PER_MINUTE".into(),
+                "10000000".into(),
+            ),
+            (
+                "CHAIN_READS_PER_SOURCE_PER_MINUTE".into(),
+                "10000000".into(),
+            ),
+            (
+                "SESSION_WRITES_PER_SOURCE_PER_MINUTE".into(),
+                "10000000".into(),
+            ),
         ];
         env.extend(extra_env);
         let run = std::time::SystemTime::now()

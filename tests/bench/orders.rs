@@ -74,7 +74,7 @@ async fn measure(bench: &Bench, token: Address, orders: usize) -> anyhow::Result
             });
             let url = env.url(&format!("/{}/orders/{}/o{i}", env.chain_id(), lower(owner)));
             let (status, reply) = env
-                .send_json(reqwest::Method::PUT, &url, body.to_string(), &[])
+                .send_backend(reqwest::Method::PUT, &url, body.to_string())
                 .await?;
             anyhow::ensure!(status == 200, "put order: {status} {reply}");
         }

@@ -49,7 +49,7 @@ async fn subscribe(
         "events": ["balance_update"],
     });
     let (status, created) = env
-        .send_json(reqwest::Method::POST, &url, body.to_string(), &[])
+        .send_backend(reqwest::Method::POST, &url, body.to_string())
         .await?;
     anyhow::ensure!(status == 201, "create webhook: {status} {created}");
     receiver.set_secret(created["secret"].as_str().unwrap_or_default());

@@ -19,9 +19,11 @@ macro_rules! on_both_transports {
     };
 }
 
+mod attacks;
 mod bad_input;
 mod browser;
 mod chain_log;
+mod holds;
 mod limits;
 mod multi_wallet;
 mod orders;
@@ -38,4 +40,5 @@ mod sse;
 mod storage;
 mod token_lists;
 mod upgrade;
+mod webhook_batches;
 mod webhooks;

@@ -30,7 +30,7 @@ async fn put_order(
         transport,
         &format!("/{}/orders/{owner}/{id}", env.chain_id()),
     );
-    env.send_json(reqwest::Method::PUT, &url, body.to_string(), &[])
+    env.send_backend(reqwest::Method::PUT, &url, body.to_string())
         .await
 }
 
@@ -40,7 +40,7 @@ async fn get_orders(
     owner: &str,
 ) -> anyhow::Result<(u16, Value)> {
     let url = env.url_via(transport, &format!("/{}/orders/{owner}", env.chain_id()));
-    env.json_request(|| env.http.get(&url)).await
+    env.json_request(|| env.with_key(env.http.get(&url))).await
 }
 
 /// Waits for the `order_status` of `id` saying `fillable`.
@@ -319,7 +319,7 @@ async fn lifecycle_test(transport: Transport) -> anyhow::Result<()> {
     for (path, body, want_status, want_code) in cases {
         let url = env.url_via(transport, &path);
         let (code, answer) = env
-            .send_json(reqwest::Method::PUT, &url, body.to_string(), &[])
+            .send_backend(reqwest::Method::PUT, &url, body.to_string())
             .await?;
         assert_eq!(
             (code, answer["code"].as_str()),
@@ -333,20 +333,22 @@ async fn lifecycle_test(transport: Transport) -> anyhow::Result<()> {
     }
     let url = env.url_via(transport, &format!("/{chain}/orders/{owner_hex}/o1"));
     let (code, answer) = env
-        .json_request(|| env.http.put(&url).body(good.to_string()))
+        .json_request(|| env.with_key(env.http.put(&url)).body(good.to_string()))
         .await?;
     assert_eq!(
         (code, answer["code"].as_str()),
         (415, Some("unsupported_media_type"))
     );
     let (code, answer) = env
-        .json_request(|| env.http.post(&url).body(good.to_string()))
+        .json_request(|| env.with_key(env.http.post(&url)).body(good.to_string()))
         .await?;
     assert_eq!(
         (code, answer["code"].as_str()),
         (405, Some("method_not_allowed"))
     );
-    let (code, answer) = env.json_request(|| env.http.delete(&url)).await?;
+    let (code, answer) = env
+        .json_request(|| env.with_key(env.http.delete(&url)))
+        .await?;
     assert_eq!(
         (code, answer["code"].as_str()),
         (404, Some("order_not_found")),
@@ -395,7 +397,9 @@ async fn lifecycle_test(transport: Transport) -> anyhow::Result<()> {
         "the chain's default order spender"
     );
     let url = env.url_via(transport, &format!("/{chain}/orders/{owner_hex}/gone"));
-    let (code, answer) = env.json_request(|| env.http.delete(&url)).await?;
+    let (code, answer) = env
+        .json_request(|| env.with_key(env.http.delete(&url)))
+        .await?;
     assert_eq!(
         (code, answer["deleted"].clone()),
         (200, json!(true)),

@@ -24,7 +24,7 @@ struct Subscribed {
 
 async fn post_webhook(env: &Environment, base: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
     let url = format!("{base}/{}/webhooks", env.chain_id());
-    env.send_json(reqwest::Method::POST, &url, body.to_string(), &[])
+    env.send_backend(reqwest::Method::POST, &url, body.to_string())
         .await
 }
 
@@ -53,16 +53,17 @@ async fn subscribe(env: &'static Environment, url: &str) -> anyhow::Result<Subsc
     })
 }
 
+/// `GET` of subscription `id` with API key `key` (none: no `Authorization`).
 async fn get_webhook(
     env: &Environment,
     id: &str,
-    secret: Option<&str>,
+    key: Option<&str>,
 ) -> anyhow::Result<(u16, Value)> {
     let url = env.url(&format!("/{}/webhooks/{id}", env.chain_id()));
     env.json_request(|| {
         let request = env.http.get(&url);
-        match secret {
-            Some(secret) => request.bearer_auth(secret),
+        match key {
+            Some(key) => request.bearer_auth(key),
             None => request,
         }
     })
@@ -78,7 +79,7 @@ async fn wait_webhook(
 ) -> anyhow::Result<Value> {
     let until = Instant::now() + DEADLINE;
     loop {
-        let (status, view) = get_webhook(env, &sub.id, Some(&sub.secret)).await?;
+        let (status, view) = get_webhook(env, &sub.id, Some(&env.stack.api_key)).await?;
         anyhow::ensure!(status == 200, "GET: {status} {view}");
         if done(&view) {
             return Ok(view);
@@ -89,6 +90,27 @@ async fn wait_webhook(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The holders of the wallet's session (its `holds` map, read from the table).
+async fn session_holds(env: &Environment, owner: &Address) -> anyhow::Result<Vec<String>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let table = env.stack.table().await;
+    let item = table
+        .client()
+        .get_item()
+        .table_name(table.name())
+        .key("pk", AttributeValue::S(format!("S#{}", env.chain_id())))
+        .key("sk", AttributeValue::S(lower(owner)))
+        .consistent_read(true)
+        .send()
+        .await?
+        .item
+        .unwrap_or_default();
+    Ok(match item.get("holds") {
+        Some(AttributeValue::M(holds)) => holds.keys().cloned().collect(),
+        _ => vec![],
+    })
 }
 
 /// Whether the subscription shows `count` parked deliveries and is no longer active (the
@@ -245,7 +267,7 @@ async fn deliveries_arrive_signed_in_order_once_per_position_through_500s() -> a
         accepted.len() + 2,
         "every request but the two 500s was a first delivery"
     );
-    let (status, view) = get_webhook(env, &sub.id, Some(&sub.secret)).await?;
+    let (status, view) = get_webhook(env, &sub.id, Some(&env.stack.api_key)).await?;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["status"], "active");
     assert_eq!(view["parkedCount"], 0);
@@ -256,48 +278,81 @@ async fn deliveries_arrive_signed_in_order_once_per_position_through_500s() -> a
     Ok(())
 }
 
+/// The back-end routes take an API key: none is 401, an unknown or revoked one 401, and a key
+/// of another tenant finds nothing (404) — it can neither read, replay, rotate nor delete.
+/// The signing secret is no credential.
 #[tokio::test(flavor = "multi_thread")]
-async fn reads_and_deletes_need_the_secret() -> anyhow::Result<()> {
+async fn reads_and_deletes_need_the_owners_api_key() -> anyhow::Result<()> {
     let env = Environment::get();
     let receiver = Receiver::start().await?;
     let sub = subscribe(env, &receiver.url).await?;
     let (status, body) = get_webhook(env, &sub.id, None).await?;
     assert_eq!(
         (status, body["code"].as_str()),
-        (401, Some("webhook_secret_required"))
+        (401, Some("api_key_required"))
     );
-    let (status, body) = get_webhook(env, &sub.id, Some("whsec_AAAA")).await?;
+    for wrong in [
+        sub.secret.as_str(),
+        "lbk_AAAA",
+        &format!("lbk_{}", "A".repeat(43)),
+    ] {
+        let (status, body) = get_webhook(env, &sub.id, Some(wrong)).await?;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (401, Some("invalid_api_key")),
+            "{wrong}"
+        );
+    }
+    let other = env.stack.issue_api_key("other-tenant").await?;
+    let (status, body) = get_webhook(env, &sub.id, Some(&other)).await?;
     assert_eq!(
         (status, body["code"].as_str()),
-        (401, Some("invalid_webhook_secret"))
+        (404, Some("webhook_not_found")),
+        "another tenant's key finds nothing"
     );
-    let (status, body) = get_webhook(env, &"0".repeat(32), Some(&sub.secret)).await?;
+    let key = env.stack.api_key.as_str();
+    let (status, body) = get_webhook(env, &"0".repeat(32), Some(key)).await?;
     assert_eq!(
         (status, body["code"].as_str()),
         (404, Some("webhook_not_found"))
     );
-    let (status, body) = get_webhook(env, "not-an-id", Some(&sub.secret)).await?;
+    let (status, body) = get_webhook(env, "not-an-id", Some(key)).await?;
     assert_eq!(
         (status, body["code"].as_str()),
         (404, Some("webhook_not_found"))
     );
-    let (status, view) = get_webhook(env, &sub.id, Some(&sub.secret)).await?;
+    let (status, view) = get_webhook(env, &sub.id, Some(key)).await?;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["wallets"], json!([lower(&sub.owner)]));
     assert_eq!(
         view["events"],
         json!(["balance_update", "allowance_update"])
     );
-    let url = env.url(&format!("/{}/webhooks/{}", env.chain_id(), sub.id));
-    let (status, body) = env
-        .json_request(|| env.http.delete(&url).bearer_auth("whsec_AAAA"))
-        .await?;
-    assert_eq!(status, 401, "{body}");
+    let base = format!("/{}/webhooks/{}", env.chain_id(), sub.id);
+    for (method, path) in [
+        (reqwest::Method::POST, format!("{base}/replay")),
+        (reqwest::Method::POST, format!("{base}/secret")),
+        (reqwest::Method::DELETE, base.clone()),
+    ] {
+        let url = env.url(&path);
+        let (status, body) = env
+            .json_request(|| env.http.request(method.clone(), &url).bearer_auth(&other))
+            .await?;
+        assert_eq!(
+            status, 404,
+            "{method} {path} with another tenant's key: {body}"
+        );
+    }
+    let url = env.url(&base);
     let (status, body) = env
         .json_request(|| env.http.delete(&url).bearer_auth(&sub.secret))
         .await?;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = env
+        .json_request(|| env.http.delete(&url).bearer_auth(key))
+        .await?;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = get_webhook(env, &sub.id, Some(&sub.secret)).await?;
+    let (status, _) = get_webhook(env, &sub.id, Some(key)).await?;
     assert_eq!(status, 404);
     let table = env.stack.table().await;
     assert!(
@@ -361,15 +416,25 @@ async fn a_dead_receivers_deliveries_are_parked_disabled_and_replayed_in_order()
         "{view}"
     );
     let view = wait_webhook(env, &sub, "three parked", |v| parked(v, 3)).await?;
+    // Disabled, it no longer holds its wallet's session; the replay holds it again.
+    let holder = format!("w#{}", sub.id);
+    assert!(
+        !session_holds(env, &sub.owner).await?.contains(&holder),
+        "a disabled subscription holds nothing"
+    );
     // The receiver is back; an operator replays.
     let receiver = Receiver::start_on(port).await?;
     receiver.set_secret(&sub.secret);
     let url = env.url(&format!("/{}/webhooks/{}/replay", env.chain_id(), sub.id));
     let (status, body) = env
-        .json_request(|| env.http.post(&url).bearer_auth(&sub.secret))
+        .json_request(|| env.with_key(env.http.post(&url)))
         .await?;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["parkedCount"], 3, "{body} after {view}");
+    assert!(
+        session_holds(env, &sub.owner).await?.contains(&holder),
+        "replayed, it holds its wallet again"
+    );
     let accepted = receiver
         .wait_accepted("the parked deliveries replayed", DEADLINE, |a| {
             last_balance(a).as_deref() == Some("300")
@@ -396,34 +461,48 @@ async fn a_dead_receivers_deliveries_are_parked_disabled_and_replayed_in_order()
     Ok(())
 }
 
+/// A 3xx is a failed attempt, never followed — following it would turn the POST into a GET
+/// whose 2xx would count as delivered, and carry the signed `webhook-*` headers to another
+/// host: the delivery is retried at its own target, and the redirect's target (here a second
+/// receiver, and a private address) is never reached.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_redirect_to_a_private_address_is_refused_at_delivery() -> anyhow::Result<()> {
+async fn a_redirect_is_a_failed_attempt_and_never_followed() -> anyhow::Result<()> {
     let env = Environment::get();
     let receiver = Receiver::start().await?;
+    let elsewhere = Receiver::start().await?;
     let sub = subscribe(env, &receiver.url).await?;
     receiver.set_secret(&sub.secret);
-    receiver.script([Answer::Redirect("http://10.0.0.1/hook".into())]);
+    // A 303 and a 301 (which a client following them turns into a GET), then a 307.
+    receiver.script([
+        Answer::RedirectWith(303, elsewhere.url.clone()),
+        Answer::RedirectWith(301, elsewhere.url.clone()),
+        Answer::Redirect("http://10.0.0.1/hook".into()),
+    ]);
     sub.actor
         .transfer(sub.token, sub.owner, U256::from(100))
         .await?;
-    let view = wait_webhook(env, &sub, "the delivery parked", |v| parked(v, 1)).await?;
-    let error = view["parked"][0]["lastError"].as_str().unwrap_or_default();
+    let accepted = receiver
+        .wait_accepted(
+            "the transfer delivered after three redirects",
+            DEADLINE,
+            |a| last_balance(a).as_deref() == Some("100"),
+        )
+        .await?;
+    assert_eq!(accepted.len(), 1, "accepted once");
+    let tries = tries_of(&receiver, &accepted[0].id);
+    assert_eq!(
+        tries.iter().map(|r| r.answered).collect::<Vec<_>>(),
+        [303, 301, 307, 200],
+        "each redirect was a failed attempt, retried at the subscription's own target"
+    );
     assert!(
-        error.contains("refused") && error.contains("10.0.0.1"),
-        "{view}"
-    );
-    assert_eq!(
-        view["parked"][0]["attempts"], 1,
-        "a refusal is not retried: {view}"
-    );
-    assert_eq!(
-        receiver
-            .received()
+        tries
             .iter()
-            .map(|r| r.answered)
-            .collect::<Vec<_>>(),
-        [307],
-        "only the redirecting receiver was reached"
+            .all(|r| r.verified && r.body == accepted[0].body)
+    );
+    assert!(
+        elsewhere.received().is_empty(),
+        "the redirect's target got nothing"
     );
     Ok(())
 }
@@ -529,11 +608,10 @@ async fn hostile_targets_and_bad_input_are_refused_and_nothing_is_stored() -> an
     }
     let url = env.url("/abc/webhooks");
     let (status, body) = env
-        .send_json(
+        .send_backend(
             reqwest::Method::POST,
             &url,
             good("http://127.0.0.1:9/").to_string(),
-            &[],
         )
         .await?;
     assert_eq!(
@@ -542,11 +620,10 @@ async fn hostile_targets_and_bad_input_are_refused_and_nothing_is_stored() -> an
     );
     let url = env.url("/999/webhooks");
     let (status, body) = env
-        .send_json(
+        .send_backend(
             reqwest::Method::POST,
             &url,
             good("http://127.0.0.1:9/").to_string(),
-            &[],
         )
         .await?;
     assert_eq!(
@@ -556,8 +633,7 @@ async fn hostile_targets_and_bad_input_are_refused_and_nothing_is_stored() -> an
     let url = env.url(&format!("/{}/webhooks", env.chain_id()));
     let (status, body) = env
         .json_request(|| {
-            env.http
-                .post(&url)
+            env.with_key(env.http.post(&url))
                 .body(good("http://127.0.0.1:9/").to_string())
         })
         .await?;
@@ -646,7 +722,7 @@ async fn an_order_going_unfillable_and_fillable_again_is_delivered() -> anyhow::
         + 3600;
     let order = json!({"sellToken": token_hex, "sellAmount": "200", "spender": spender_hex, "validTo": valid_to});
     let (code, answer) = env
-        .send_json(reqwest::Method::PUT, &url, order.to_string(), &[])
+        .send_backend(reqwest::Method::PUT, &url, order.to_string())
         .await?;
     anyhow::ensure!(code == 200, "PUT order: {code} {answer}");
     let order_id = id.clone();
@@ -736,11 +812,12 @@ async fn webhook_creation_is_rate_limited_per_source_and_capped_per_wallet() -> 
                     "wallets": wallets.iter().map(lower).collect::<Vec<_>>(),
                     "events": ["balance_update"],
                 });
+                let bearer = env.bearer();
                 env.send_json(
                     reqwest::Method::POST,
                     &url,
                     body.to_string(),
-                    &[("x-forwarded-for", &source)],
+                    &[("x-forwarded-for", &source), ("authorization", &bearer)],
                 )
                 .await
             }
@@ -951,5 +1028,115 @@ async fn one_drain_at_a_time_holds_the_subscriptions_lease() -> anyhow::Result<(
     );
     // The subscription reads as before, lease or not.
     assert!(table.webhook(&sub.id).await?.is_some());
+    Ok(())
+}
+
+/// A signing secret rotates without a lost delivery: after `POST …/secret` every delivery
+/// carries two signatures (Standard Webhooks allows several) — by the new secret and by the one
+/// it replaced — until the overlap ends, so the receiver can switch whenever it likes; after
+/// the overlap only the new one signs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_rotates_with_both_signatures_during_the_overlap() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let receiver = Receiver::start().await?;
+    let sub = subscribe(env, &receiver.url).await?;
+    receiver.set_secret(&sub.secret);
+    let signed_by =
+        |r: &Received, secret: &str| verify(secret, &r.id, &r.timestamp, &r.signature, &r.body);
+    sub.actor
+        .transfer(sub.token, sub.owner, U256::from(100))
+        .await?;
+    let accepted = receiver
+        .wait_accepted("a delivery before the rotation", DEADLINE, |a| {
+            last_balance(a).as_deref() == Some("100")
+        })
+        .await?;
+    assert_eq!(accepted[0].signature.split(' ').count(), 1);
+
+    let url = env.url(&format!("/{}/webhooks/{}/secret", env.chain_id(), sub.id));
+    let (status, rotated) = env
+        .json_request(|| env.with_key(env.http.post(&url)))
+        .await?;
+    assert_eq!(status, 200, "{rotated}");
+    let new_secret = rotated["secret"].as_str().context("secret")?.to_string();
+    assert_ne!(new_secret, sub.secret);
+    let until = rotated["previousSecretUntil"].as_u64().context("until")?;
+    assert!(until > live_balances::clock::unix_now(), "{rotated}");
+
+    // The receiver still holds only the old secret: it verifies every delivery of the overlap.
+    sub.actor
+        .transfer(sub.token, sub.owner, U256::from(100))
+        .await?;
+    let accepted = receiver
+        .wait_accepted("a delivery in the overlap", DEADLINE, |a| {
+            last_balance(a).as_deref() == Some("200")
+        })
+        .await?;
+    let during = accepted.last().context("delivery")?;
+    assert_eq!(
+        during.signature.split(' ').count(),
+        2,
+        "{}",
+        during.signature
+    );
+    assert!(signed_by(during, &sub.secret) && signed_by(during, &new_secret));
+
+    // Past the overlap only the new secret signs; a receiver that switched verifies it.
+    receiver.set_secret(&new_secret);
+    let until_clock = Instant::now() + DEADLINE;
+    while live_balances::clock::unix_now() <= until {
+        anyhow::ensure!(Instant::now() < until_clock, "clock did not pass {until}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sub.actor
+        .transfer(sub.token, sub.owner, U256::from(100))
+        .await?;
+    let accepted = receiver
+        .wait_accepted("a delivery after the overlap", DEADLINE, |a| {
+            last_balance(a).as_deref() == Some("300")
+        })
+        .await?;
+    let after = accepted.last().context("delivery")?;
+    assert_eq!(after.signature.split(' ').count(), 1, "{}", after.signature);
+    assert!(signed_by(after, &new_secret) && !signed_by(after, &sub.secret));
+    assert_in_order_once(&accepted, &lower(&sub.token));
+    Ok(())
+}
+
+/// Signing secrets are sealed at rest: the subscription's item (what the table, its stream
+/// images and its backups hold) carries neither the secret nor anything `whsec_`.
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_secrets_are_never_stored_in_the_clear() -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let env = Environment::get();
+    let receiver = Receiver::start().await?;
+    let sub = subscribe(env, &receiver.url).await?;
+    let url = env.url(&format!("/{}/webhooks/{}/secret", env.chain_id(), sub.id));
+    let (status, rotated) = env
+        .json_request(|| env.with_key(env.http.post(&url)))
+        .await?;
+    assert_eq!(status, 200, "{rotated}");
+    let new_secret = rotated["secret"].as_str().context("secret")?;
+    let table = env.stack.table().await;
+    let item = table
+        .client()
+        .get_item()
+        .table_name(table.name())
+        .key("pk", AttributeValue::S(format!("H#{}", sub.id)))
+        .key("sk", AttributeValue::S("SUB".into()))
+        .send()
+        .await?
+        .item
+        .context("the subscription item")?;
+    let text = format!("{item:?}");
+    for secret in [sub.secret.as_str(), new_secret] {
+        let key = secret.trim_start_matches("whsec_");
+        assert!(!text.contains(key), "a secret in the clear: {text}");
+    }
+    assert!(!text.contains("whsec_"), "{text}");
+    for name in ["secret", "previous_secret"] {
+        let stored = item.get(name).and_then(|v| v.as_s().ok()).context(name)?;
+        assert!(stored.starts_with("sealed.v1."), "{name}: {stored}");
+    }
     Ok(())
 }

@@ -50,6 +50,11 @@ pub const WEBHOOK_DISABLE_AFTER_SECS: u64 = 5;
 /// How long the test stack's webhook deliveries wait for an answer.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long one subscription's deliveries may take in one batch on the test stack.
+pub const WEBHOOK_BATCH_SECS: u64 = 4;
+/// Streams open at once on one wallet on the test stack (the 500-client test opens 10).
+pub const MAX_STREAMS_PER_WALLET: u32 = 12;
+
 /// Longest SSE stream on the test stack.
 pub const SSE_MAX_SECS: u64 = 12;
 
@@ -167,6 +172,14 @@ impl Environment {
                     "WEBHOOK_CREATES_PER_SOURCE_PER_MINUTE".into(),
                     "100000".into(),
                 ),
+                ("STREAM_OPENS_PER_SOURCE_PER_MINUTE".into(), "100000".into()),
+                ("CHAIN_READS_PER_SOURCE_PER_MINUTE".into(), "100000".into()),
+                // 500 SSE clients of one machine in the chain tests.
+                ("MAX_STREAMS_PER_SOURCE".into(), "1000".into()),
+                (
+                    "MAX_STREAMS_PER_WALLET".into(),
+                    MAX_STREAMS_PER_WALLET.to_string(),
+                ),
                 (
                     "SESSION_WRITES_PER_OWNER_PER_MINUTE".into(),
                     SESSION_WRITES_PER_OWNER.to_string(),
@@ -182,6 +195,9 @@ impl Environment {
                     "WEBHOOK_DISABLE_AFTER_SECS".into(),
                     WEBHOOK_DISABLE_AFTER_SECS.to_string(),
                 ),
+                ("WEBHOOK_BATCH_SECS".into(), WEBHOOK_BATCH_SECS.to_string()),
+                // A rotated-out secret signs beside the new one this long.
+                ("WEBHOOK_SECRET_OVERLAP_SECS".into(), "5".into()),
             ],
         };
         eprintln!(
@@ -209,6 +225,28 @@ impl Environment {
         self.function_faults
             .as_ref()
             .context("this stack's functions reach DynamoDB directly")
+    }
+
+    /// `Authorization` of a back end holding the stack's API key (tenant `dev`).
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.stack.api_key)
+    }
+
+    /// A request builder with the stack's API key, for the back-end routes.
+    pub fn with_key(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request.bearer_auth(&self.stack.api_key)
+    }
+
+    /// Sends `body` as JSON with the stack's API key (a back end's request); status and JSON.
+    pub async fn send_backend(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: String,
+    ) -> anyhow::Result<(u16, Value)> {
+        let bearer = self.bearer();
+        self.send_json(method, url, body, &[("authorization", &bearer)])
+            .await
     }
 
     /// `path` under the function URL.

@@ -29,8 +29,13 @@ pub enum Answer {
     Status(u16),
     /// `307` to this location.
     Redirect(String),
+    /// A redirect of this status (`301`, `302`, `303`: the ones a client follows with a GET) to
+    /// this location.
+    RedirectWith(u16, String),
     /// No answer for this long, then a 200 (to a sender that should have given up first).
     Hang(Duration),
+    /// A 200 after this long: a slow target that still answers in time.
+    Slow(Duration),
 }
 
 /// What [`Received::answered`] records for a request the receiver held past its sender's
@@ -235,7 +240,9 @@ async fn answer(
         let answered = match &scripted {
             Answer::Status(code) => *code,
             Answer::Redirect(_) => 307,
+            Answer::RedirectWith(code, _) => *code,
             Answer::Hang(_) => HUNG,
+            Answer::Slow(_) => 200,
         };
         // Recorded on arrival: a hung request's sender has given up before it ends.
         shared.received.push(Received {
@@ -250,20 +257,23 @@ async fn answer(
     };
     match scripted {
         Answer::Status(code) => status(code),
-        Answer::Redirect(location) => {
-            let mut response = status(307);
-            if let Ok(value) = location.parse() {
-                response
-                    .headers_mut()
-                    .insert(hyper::header::LOCATION, value);
-            }
-            response
-        }
-        Answer::Hang(pause) => {
+        Answer::Redirect(location) => redirect(307, &location),
+        Answer::RedirectWith(code, location) => redirect(code, &location),
+        Answer::Hang(pause) | Answer::Slow(pause) => {
             tokio::time::sleep(pause).await;
             status(200)
         }
     }
+}
+
+fn redirect(code: u16, location: &str) -> Response<Full<Bytes>> {
+    let mut response = status(code);
+    if let Ok(value) = location.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::LOCATION, value);
+    }
+    response
 }
 
 fn status(code: u16) -> Response<Full<Bytes>> {

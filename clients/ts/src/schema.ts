@@ -133,7 +133,7 @@ export interface paths {
         };
         /**
          * `GET /{chain_id}/orders/{owner}`.
-         * @description The wallet's open orders, each judged on the stored values (as in all_balances).
+         * @description The wallet's open orders registered by the API key's tenant, each judged on the stored values (as in all_balances).
          */
         get: operations["getOrders"];
         put?: never;
@@ -154,13 +154,13 @@ export interface paths {
         get?: never;
         /**
          * `PUT /{chain_id}/orders/{owner}/{order_id}`.
-         * @description Registers an open order (or replaces the one with this id) and answers its fillability: whether the wallet's balance of sellToken and its allowance to the spender both cover sellAmount, and if not which is short and by how much. The owner's session is created or grown to track the token and the spender (as POST /{chain_id}/sessions/{owner} would). From then on every change that crosses the order's amount is an order_status event on the wallet's stream; all_balances lists every open order with its status. The order is gone after validTo.
+         * @description Registers an open order (or replaces the one with this id) and answers its fillability: whether the wallet's balance of sellToken and its allowance to the spender both cover sellAmount, and if not which is short and by how much. The owner's session is created or grown to track the token and the spender (as POST /{chain_id}/sessions/{owner} would). From then on every change that crosses the order's amount is an order_status event on the wallet's stream; all_balances lists every open order with its status. The order holds the wallet's session until validTo: the wallet stays tracked with no stream open. The order is gone after validTo. Needs an API key; the order belongs to the key's tenant.
          */
         put: operations["putOrder"];
         post?: never;
         /**
          * `DELETE /{chain_id}/orders/{owner}/{order_id}`.
-         * @description Deletes an order (filled or cancelled): it leaves all_balances and gets no more order_status events. The session keeps tracking its token and spender until it expires.
+         * @description Deletes an order (filled or cancelled): it leaves all_balances and gets no more order_status events. It no longer holds the wallet's session: the wallet stays tracked one more SESSION_TTL_SECS from now, or while a stream, another order or a subscription keeps it. Needs an API key of the order's tenant (another tenant's order is not found).
          */
         delete: operations["deleteOrder"];
         options?: never;
@@ -202,7 +202,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Subscribes a target URL to the changes of some wallets: each matching feed entry is POSTed as JSON, signed the Standard Webhooks way (webhook-id = the feed position, webhook-timestamp, webhook-signature = v1,base64(HMAC-SHA256(secret, id.timestamp.body))), in order per wallet, retried with backoff, parked after the retries (see GET and replay). The secret is in this answer only. */
+        /** @description Subscribes a target URL to the changes of some wallets: each matching feed entry is POSTed as JSON, signed the Standard Webhooks way (webhook-id = the feed position, webhook-timestamp, webhook-signature = v1,base64(HMAC-SHA256(secret, id.timestamp.body))), in order per wallet, retried with backoff, parked after the retries (see GET and replay). The secret is in this answer only. Needs an API key; the subscription belongs to the key's tenant. */
         post: operations["createWebhook"];
         delete?: never;
         options?: never;
@@ -217,11 +217,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description The subscription with its status (active, backlogged, disabled and why) and its parked deliveries. Authorization: Bearer <secret>. */
+        /** @description The subscription with its status (active, backlogged, disabled and why) and its parked deliveries. Needs an API key of the subscription's tenant. */
         get: operations["getWebhook"];
         put?: never;
         post?: never;
-        /** @description Ends the subscription; its parked deliveries are dropped. Authorization: Bearer <secret>. */
+        /** @description Ends the subscription; its parked deliveries are dropped. Needs an API key of the subscription's tenant. */
         delete: operations["deleteWebhook"];
         options?: never;
         head?: never;
@@ -237,8 +237,25 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Sends the parked deliveries again, oldest first, and re-enables a disabled subscription (its failure clock restarts). The delivery function does the sending; GET shows the progress. Authorization: Bearer <secret>. */
+        /** @description Sends the parked deliveries again, oldest first, and re-enables a disabled subscription (its failure clock restarts). The delivery function does the sending; GET shows the progress. Needs an API key of the subscription's tenant. */
         post: operations["replayWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/{chain_id}/webhooks/{id}/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Gives the subscription a new signing secret, answered this once. Until previousSecretUntil (WEBHOOK_SECRET_OVERLAP_SECS, a day by default) every delivery carries two signatures in webhook-signature, by the new secret and by the one it replaces, so the receiver can switch to the new secret at any moment of the overlap without refusing a delivery. Needs an API key of the subscription's tenant. */
+        post: operations["rotateWebhookSecret"];
         delete?: never;
         options?: never;
         head?: never;
@@ -376,7 +393,7 @@ export interface components {
          * @description Stable, machine-readable reason of an error answer or a stream notice.
          * @enum {string}
          */
-        ErrorCode: "not_found" | "method_not_allowed" | "unsupported_media_type" | "body_too_large" | "invalid_body" | "request_timeout" | "timeout" | "invalid_chain_id" | "unknown_chain" | "invalid_owner" | "invalid_token" | "invalid_pair" | "duplicate_pair" | "too_many_pairs" | "no_pairs" | "empty_token_set" | "too_many_tokens" | "too_many_token_lists" | "invalid_token_list_url" | "token_list_refused" | "token_list_too_many_redirects" | "token_list_timeout" | "token_list_unreachable" | "token_list_too_large" | "token_list_empty" | "token_list_invalid" | "token_list_busy" | "session_not_found" | "session_busy" | "rate_limited" | "at_capacity" | "invalid_order_id" | "invalid_order" | "too_many_orders" | "order_not_found" | "invalid_webhook_url" | "webhook_url_refused" | "no_wallets" | "too_many_wallets" | "too_many_webhooks_for_wallet" | "no_events" | "unknown_event" | "webhook_not_found" | "webhook_secret_required" | "invalid_webhook_secret" | "position_expired" | "unreadable_last_event_id" | "session_expired" | "chain_unavailable" | "storage_unavailable" | "internal_error";
+        ErrorCode: "not_found" | "method_not_allowed" | "unsupported_media_type" | "body_too_large" | "query_too_long" | "invalid_body" | "request_timeout" | "timeout" | "invalid_chain_id" | "unknown_chain" | "invalid_owner" | "invalid_token" | "invalid_pair" | "duplicate_pair" | "too_many_pairs" | "no_pairs" | "empty_token_set" | "too_many_tokens" | "too_many_token_lists" | "invalid_token_list_url" | "token_list_refused" | "token_list_too_many_redirects" | "token_list_timeout" | "token_list_unreachable" | "token_list_too_large" | "token_list_empty" | "token_list_invalid" | "token_list_busy" | "session_not_found" | "session_busy" | "too_many_spenders" | "too_many_allowances" | "rate_limited" | "unknown_source" | "at_capacity" | "too_many_streams" | "api_key_required" | "invalid_api_key" | "invalid_order_id" | "invalid_order" | "too_many_orders" | "order_not_found" | "order_id_taken" | "invalid_webhook_url" | "webhook_url_refused" | "no_wallets" | "too_many_wallets" | "too_many_webhooks_for_wallet" | "no_events" | "unknown_event" | "webhook_not_found" | "too_many_webhooks" | "webhook_secrets_unavailable" | "position_expired" | "unreadable_last_event_id" | "session_expired" | "chain_unavailable" | "storage_unavailable" | "internal_error";
         Health: {
             chains: components["schemas"]["ChainHealth"][];
             ok: boolean;
@@ -437,7 +454,8 @@ export interface components {
             spender?: string | null;
             /**
              * Format: int64
-             * @description Unix seconds until which the order is open; in the future.
+             * @description Unix seconds until which the order is open: in the future, and at most
+             *     `ORDER_MAX_VALID_SECS` (90 days by default) from now.
              */
             validTo: number;
         };
@@ -565,6 +583,18 @@ export interface components {
              */
             parkedCount: number;
         };
+        /** @description The answer to a secret rotation: the new secret, this once. */
+        SecretRotated: {
+            id: string;
+            /**
+             * Format: int64
+             * @description Unix seconds until which deliveries also carry a signature by the previous secret
+             *     (`webhook-signature` holds both), so a receiver can switch at any time before then.
+             */
+            previousSecretUntil: number;
+            /** @description The new signing secret: every delivery is signed with it from now on. */
+            secret: string;
+        };
         /** @description Body of `POST /{chain_id}/sessions/{owner}`. */
         SessionRequest: {
             customTokens?: string[];
@@ -667,8 +697,8 @@ export interface components {
         /** @description The answer to a creation: the subscription and, this once, its secret. */
         WebhookCreated: components["schemas"]["WebhookView"] & {
             /**
-             * @description Signs every delivery (Standard Webhooks, HMAC-SHA256) and authenticates GET, DELETE and
-             *     replay as `Authorization: Bearer <secret>`. Shown only here.
+             * @description Signs every delivery (Standard Webhooks, HMAC-SHA256); verify with it. Shown only here
+             *     (and a new one by `POST …/secret`).
              */
             secret: string;
         };
@@ -824,7 +854,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Body larger than 256 KiB */
+            /** @description Body larger than MAX_BODY_BYTES (256 KiB by default) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -888,6 +918,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Over the source's stream opens a minute, or as many streams open from the source or on a wallet as allowed (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     streamBalances: {
@@ -937,6 +976,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Over the source's stream opens a minute, or as many streams open from the source or on the wallet as allowed (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     getBalance: {
@@ -975,6 +1023,15 @@ export interface operations {
             };
             /** @description Chain not served here, or no session */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the source's on-chain reads a minute */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1038,6 +1095,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Over the source's on-chain reads a minute */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The chain could not be read */
             502: {
                 headers: {
@@ -1063,7 +1129,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The open orders */
+            /** @description The tenant's open orders */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1074,6 +1140,15 @@ export interface operations {
             };
             /** @description Malformed chain id or owner */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No API key (api_key_required), or not a live one (invalid_api_key) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1130,8 +1205,17 @@ export interface operations {
                     "application/json": components["schemas"]["OrderView"];
                 };
             };
-            /** @description Malformed chain id, owner, order id, token, spender, amount, validTo in the past, or too many orders */
+            /** @description Malformed chain id, owner, order id, token, spender, amount, validTo in the past or too far ahead, or too many orders */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No API key (api_key_required), or not a live one (invalid_api_key) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1148,7 +1232,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Body larger than 256 KiB */
+            /** @description Another tenant registered this order id for the wallet */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than MAX_BODY_BYTES (256 KiB by default) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1166,7 +1259,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Over the session write rate */
+            /** @description Over the key's quota or the wallet's session write rate */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1229,7 +1322,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Chain not served here, or no such order */
+            /** @description No API key (api_key_required), or not a live one (invalid_api_key) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Chain not served here, or no such order of this tenant */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1337,7 +1439,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Body larger than 256 KiB */
+            /** @description Body larger than MAX_BODY_BYTES (256 KiB by default) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1429,7 +1531,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Body larger than 256 KiB */
+            /** @description Body larger than MAX_BODY_BYTES (256 KiB by default) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1510,6 +1612,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No API key (api_key_required), or not a live one (invalid_api_key) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Chain not served here */
             404: {
                 headers: {
@@ -1519,7 +1630,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A wallet already has WEBHOOK_MAX_PER_WALLET subscriptions */
+            /** @description A wallet already has WEBHOOK_MAX_PER_WALLET subscriptions, or the tenant holds as many as its key's quota allows */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1528,7 +1639,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Body larger than 256 KiB */
+            /** @description Body larger than MAX_BODY_BYTES (256 KiB by default) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1555,7 +1666,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Over the source's subscription creation rate */
+            /** @description Over the key's quota or the source's subscription creation rate */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1564,7 +1675,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Storage unavailable; nothing stored */
+            /** @description Storage or the secrets' data key unavailable; nothing stored */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1598,7 +1709,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookView"];
                 };
             };
-            /** @description No secret, or not this subscription's */
+            /** @description No API key (api_key_required), or not a live one (invalid_api_key) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1607,8 +1718,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No such subscription on this chain */
+            /** @description No such subscription of this key's tenant on this chain */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the key's quota */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1641,7 +1761,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookDeleted"];
                 };
             };
-            /** @description No secret, or not this subscription's */
+            /** @description No API key (api_key_required), or not a live one (invalid_api_key) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1650,8 +1770,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No such subscription on this chain */
+            /** @description No such subscription of this key's tenant on this chain */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the key's quota */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1684,7 +1813,7 @@ export interface operations {
                     "application/json": components["schemas"]["ReplayAccepted"];
                 };
             };
-            /** @description No secret, or not this subscription's */
+            /** @description No API key (api_key_required), or not a live one (invalid_api_key) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1693,8 +1822,78 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No such subscription on this chain */
+            /** @description No such subscription of this key's tenant on this chain */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the key's quota */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A chain this deployment serves, e.g. 1 */
+                chain_id: number;
+                /** @description The id `POST /{chain_id}/webhooks` answered */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new secret */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretRotated"];
+                };
+            };
+            /** @description No API key (api_key_required), or not a live one (invalid_api_key) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such subscription of this key's tenant on this chain */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the key's quota */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Storage or the secrets' data key unavailable; nothing changed */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

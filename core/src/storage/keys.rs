@@ -12,13 +12,17 @@
 //! | token list    | `L#{chain}#{url hash}`   | `HEAD`, `P#{generation}#{page}` |
 //! | sessions signal | `V#{chain}`            | `SESSIONS`                  |
 //! | session log   | `Q#{chain}#{bucket ms}`  | `{append ms}#{kind}#{owner or list hash}` |
-//! | rate window   | `R#src#{source}`, `R#owner#{chain}#{owner}`, `R#hook#{source}` | `{window start}` |
+//! | rate window   | `R#src#{source}`, `R#owner#{chain}#{owner}`, `R#hook#{source}`, `R#read#{source}`, `R#open#{source}`, `R#key#{key id}` | `{window start}` |
 //! | token facts   | `K#{chain}`              | `U#{token}`, `R#{token}`, `VERSION` |
 //! | chain log     | `G#{chain}#{bucket ms}`  | `{append ms}#{owner}#{feed position}` |
 //! | webhook       | `H#{id}`                 | `SUB`                       |
 //! | webhook delivered | `H#{id}`             | `D#{owner}` (newest position delivered from its feed) |
 //! | webhook parked | `H#{id}`                | `P#{feed position}#{owner}` |
 //! | webhook index | `W#{chain}#{owner}`      | `{subscription id}`         |
+//! | API key       | `A#KEYS`                 | `{sha256 of the key}`       |
+//! | tenant counts | `A#TENANTS`              | `{tenant}`                  |
+//! | sealing key   | `A#SEALING`              | `{key id}` (the KMS-wrapped data key) |
+//! | stream slot   | `N#src#{source}`, `N#wallet#{chain}#{owner}` | `{slot number}` |
 //!
 //! Sessions of a chain share a partition so the poller lists them with one query; all values
 //! of a wallet share one so a snapshot is one query and their stream records stay in order —
@@ -55,6 +59,28 @@ pub const SUBSCRIPTION_PREFIX: &str = "H#";
 pub const SUBSCRIPTION_SK: &str = "SUB";
 /// Sort-key prefix of a webhook's parked deliveries.
 pub const PARKED_PREFIX: &str = "P#";
+/// The partition of every API key.
+pub const API_KEYS_PK: &str = "A#KEYS";
+/// The partition of the tenants' counters (their live webhook subscriptions).
+pub const TENANTS_PK: &str = "A#TENANTS";
+/// The partition of the wrapped data keys that seal webhook secrets.
+pub const SEALING_PK: &str = "A#SEALING";
+
+/// Whose open streams a slot partition counts.
+#[derive(Debug, Clone, Copy)]
+pub enum StreamSlots<'a> {
+    /// Streams open from one source address.
+    Source(&'a str),
+    /// Streams open on one wallet.
+    Wallet(u64, &'a Address),
+}
+
+pub fn stream_slots_pk(slots: StreamSlots<'_>) -> String {
+    match slots {
+        StreamSlots::Source(source) => format!("N#src#{source}"),
+        StreamSlots::Wallet(chain_id, owner) => format!("N#wallet#{chain_id}#{}", lower(owner)),
+    }
+}
 
 pub fn subscription_pk(id: &str) -> String {
     format!("{SUBSCRIPTION_PREFIX}{id}")
@@ -140,6 +166,12 @@ pub enum RateWindow<'a> {
     SessionOwner(u64, &'a Address),
     /// Webhook subscriptions created from one source address.
     WebhookSource(&'a str),
+    /// Balance reads that go to the chain, from one source address.
+    ChainReadSource(&'a str),
+    /// Streams opened from one source address.
+    StreamOpenSource(&'a str),
+    /// Back-end requests of one API key (by its public id).
+    ApiKey(&'a str),
 }
 
 pub fn rate_pk(window: RateWindow<'_>) -> String {
@@ -147,6 +179,9 @@ pub fn rate_pk(window: RateWindow<'_>) -> String {
         RateWindow::SessionSource(source) => format!("R#src#{source}"),
         RateWindow::SessionOwner(chain_id, owner) => format!("R#owner#{chain_id}#{}", lower(owner)),
         RateWindow::WebhookSource(source) => format!("R#hook#{source}"),
+        RateWindow::ChainReadSource(source) => format!("R#read#{source}"),
+        RateWindow::StreamOpenSource(source) => format!("R#open#{source}"),
+        RateWindow::ApiKey(id) => format!("R#key#{id}"),
     }
 }
 

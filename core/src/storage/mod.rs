@@ -5,11 +5,13 @@
 //! is recorded in the chain's session log in the same transaction (`session_log`); a writer
 //! outside this module records a session it changed with [`Table::record_session_change`].
 
+mod api_keys;
 mod balances;
 mod chain_log;
 mod cursor;
 mod error;
 mod feed;
+mod holds;
 pub mod keys;
 mod lists;
 mod metadata_cache;
@@ -18,9 +20,11 @@ mod rate;
 mod records;
 pub mod retry;
 mod schema;
+mod sealing;
 mod session_log;
 mod sessions;
 mod stream;
+mod stream_slots;
 mod token_facts;
 mod webhooks;
 
@@ -50,8 +54,9 @@ pub use stream::{
     StreamImage, balance_item_from_image, feed_entry_from_image, feed_event_from_image,
     image_is_first_read, image_version, order_from_image,
 };
+pub use stream_slots::SlotLease;
 pub use token_facts::TokenFact;
-pub use webhooks::webhook_replay_requested;
+pub use webhooks::{WebhookCreation, webhook_replay_requested};
 
 use crate::config::Settings;
 

@@ -15,6 +15,7 @@ use super::keys::{self, ORDER_SK_PREFIX, order_sk};
 use super::records::{address, amount};
 use super::{StorageError, Table, Written, from_item, n, s, to_item, written};
 use crate::address::lower;
+use crate::api_key::Tenant;
 use crate::model::{FeedPosition, OrderStatusEntry};
 use crate::order::{Fillability, Order, OrderId, OrderState, Short};
 
@@ -42,6 +43,9 @@ pub(crate) struct OrderRecord {
     /// Counted by DynamoDB (`ADD`), never written whole.
     #[serde(default, skip_serializing)]
     pub version: u64,
+    /// The tenant whose API key registered it (absent on orders from before keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// An `order_status` feed item.
@@ -107,11 +111,18 @@ impl TryFrom<OrderRecord> for OrderState {
 
     fn try_from(r: OrderRecord) -> Result<Self, StorageError> {
         let d = decode(&r)?;
+        let tenant = r
+            .tenant
+            .as_deref()
+            .map(Tenant::parse)
+            .transpose()
+            .map_err(|e| StorageError::corrupt(format!("{}/{}", r.pk, r.sk), e))?;
         Ok(OrderState {
             order: d.order,
             status: d.status,
             block: r.block,
             version: r.version,
+            tenant,
         })
     }
 }
@@ -162,6 +173,7 @@ impl TryFrom<OrderFeedRecord> for OrderStatusEntry {
             allowance_shortfall: r.allowance_shortfall,
             block: r.block,
             version: r.version,
+            tenant: None,
         };
         let d = decode(&order)?;
         Ok(OrderStatusEntry {
@@ -195,55 +207,60 @@ pub(crate) fn order_from_record(record: OrderRecord) -> Result<OrderState, Stora
 }
 
 impl Table {
-    /// Stores an order (new, or replacing the one with its id) with its status as judged at
-    /// `block`; its TTL is its `validTo`.
+    /// Stores `tenant`'s order (new, or replacing the one with its id) with its status as
+    /// judged at `block`; its TTL is its `validTo`. `Skipped` (nothing written) when the id is
+    /// another tenant's order.
     pub async fn put_order(
         &self,
         order: &Order,
+        tenant: &Tenant,
         status: &Fillability,
         block: u64,
         now: u64,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Written, StorageError> {
         let update = "SET #chain = :chain, #owner = :owner, #id = :id, #token = :token, \
              #spender = :spender, #amount = :amount, #valid = :valid, #ttl = :valid, \
-             #short = :short, #bs = :bs, #as = :as, #block = :block, #updated = :now \
-             ADD #version :one";
-        self.update(
-            keys::balance_pk(order.chain_id, &order.owner),
-            order_sk(&order.id),
-        )
-        .update_expression(update)
-        .expression_attribute_names("#chain", "chain_id")
-        .expression_attribute_names("#owner", "owner")
-        .expression_attribute_names("#id", "order_id")
-        .expression_attribute_names("#token", "token")
-        .expression_attribute_names("#spender", "spender")
-        .expression_attribute_names("#amount", "amount")
-        .expression_attribute_names("#valid", "valid_to")
-        .expression_attribute_names("#ttl", "ttl")
-        .expression_attribute_names("#short", "short")
-        .expression_attribute_names("#bs", "balance_shortfall")
-        .expression_attribute_names("#as", "allowance_shortfall")
-        .expression_attribute_names("#block", "block")
-        .expression_attribute_names("#updated", "updated_at")
-        .expression_attribute_names("#version", "version")
-        .expression_attribute_values(":chain", n(order.chain_id))
-        .expression_attribute_values(":owner", s(lower(&order.owner)))
-        .expression_attribute_values(":id", s(order.id.as_str()))
-        .expression_attribute_values(":token", s(lower(&order.sell_token)))
-        .expression_attribute_values(":spender", s(lower(&order.spender)))
-        .expression_attribute_values(":amount", s(order.sell_amount.to_string()))
-        .expression_attribute_values(":valid", n(order.valid_to))
-        .expression_attribute_values(":short", s(short_text(status)))
-        .expression_attribute_values(":bs", s(status.balance_shortfall.to_string()))
-        .expression_attribute_values(":as", s(status.allowance_shortfall.to_string()))
-        .expression_attribute_values(":block", n(block))
-        .expression_attribute_values(":now", n(now))
-        .expression_attribute_values(":one", n(1))
-        .send()
-        .await
-        .map_err(StorageError::from_sdk)?;
-        Ok(())
+             #short = :short, #bs = :bs, #as = :as, #block = :block, #updated = :now, \
+             #tenant = :tenant ADD #version :one";
+        let result = self
+            .update(
+                keys::balance_pk(order.chain_id, &order.owner),
+                order_sk(&order.id),
+            )
+            .update_expression(update)
+            .condition_expression("attribute_not_exists(pk) OR #tenant = :tenant")
+            .expression_attribute_names("#tenant", "tenant")
+            .expression_attribute_values(":tenant", s(tenant.as_str()))
+            .expression_attribute_names("#chain", "chain_id")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#id", "order_id")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_names("#spender", "spender")
+            .expression_attribute_names("#amount", "amount")
+            .expression_attribute_names("#valid", "valid_to")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_names("#short", "short")
+            .expression_attribute_names("#bs", "balance_shortfall")
+            .expression_attribute_names("#as", "allowance_shortfall")
+            .expression_attribute_names("#block", "block")
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":chain", n(order.chain_id))
+            .expression_attribute_values(":owner", s(lower(&order.owner)))
+            .expression_attribute_values(":id", s(order.id.as_str()))
+            .expression_attribute_values(":token", s(lower(&order.sell_token)))
+            .expression_attribute_values(":spender", s(lower(&order.spender)))
+            .expression_attribute_values(":amount", s(order.sell_amount.to_string()))
+            .expression_attribute_values(":valid", n(order.valid_to))
+            .expression_attribute_values(":short", s(short_text(status)))
+            .expression_attribute_values(":bs", s(status.balance_shortfall.to_string()))
+            .expression_attribute_values(":as", s(status.allowance_shortfall.to_string()))
+            .expression_attribute_values(":block", n(block))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        written(result)
     }
 
     /// Records an order's new status, only if the order is still the one judged (its
@@ -284,24 +301,28 @@ impl Table {
         written(result)
     }
 
-    /// Deletes an order; whether there was one.
+    /// Deletes `tenant`'s order; whether there was one (another tenant's is left alone, as
+    /// if there were none).
     pub async fn delete_order(
         &self,
         chain_id: u64,
         owner: &Address,
         id: &OrderId,
+        tenant: &Tenant,
     ) -> Result<bool, StorageError> {
-        let out = self
+        let result = self
             .client
             .delete_item()
             .table_name(&self.name)
             .key("pk", s(keys::balance_pk(chain_id, owner)))
             .key("sk", s(order_sk(id)))
+            .condition_expression("#tenant = :tenant")
+            .expression_attribute_names("#tenant", "tenant")
+            .expression_attribute_values(":tenant", s(tenant.as_str()))
             .return_values(ReturnValue::AllOld)
             .send()
-            .await
-            .map_err(StorageError::from_sdk)?;
-        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+            .await;
+        Ok(written(result)? == Written::Yes)
     }
 
     /// The wallet's stored orders, expired ones included (one consistent query of the order
@@ -401,8 +422,10 @@ mod tests {
             allowance_shortfall: "100".into(),
             block: 7,
             version: 0,
+            tenant: Some("dex".into()),
         };
         let state = OrderState::try_from(record("both")).unwrap();
+        assert_eq!(state.tenant, Tenant::parse("dex").ok());
         assert_eq!((state.order, state.status), (e.order.clone(), e.status));
         assert!(OrderState::try_from(record("maybe")).is_err());
         assert!(is_order_sk(&order_sk(&e.order.id)));

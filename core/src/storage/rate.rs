@@ -1,5 +1,6 @@
 //! Fixed-window request counters in the table: shared by every Lambda container, so a limit
-//! holds however many instances a flood spins up.
+//! holds however many instances a flood spins up. A count rides out a passing outage by the
+//! one table retry rule (`retry.rs`): an admission is not refused for the table's hiccup.
 
 use super::keys::{self, RateWindow};
 use super::{StorageError, Table, Written, n, written};
@@ -14,16 +15,24 @@ impl Table {
         window_secs: u64,
         limit: u64,
     ) -> Result<bool, StorageError> {
-        let result = self
-            .update(keys::rate_pk(counted), window_start.to_string())
-            .update_expression("ADD hits :one SET #ttl = if_not_exists(#ttl, :ttl)")
-            .condition_expression("attribute_not_exists(hits) OR hits < :limit")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":limit", n(limit))
-            .expression_attribute_values(":ttl", n(window_start + window_secs + 60))
-            .send()
-            .await;
-        Ok(written(result)? == Written::Yes)
+        let pk = keys::rate_pk(counted);
+        let taken = super::retry::with_retry(
+            || async {
+                let result = self
+                    .update(pk.clone(), window_start.to_string())
+                    .update_expression("ADD hits :one SET #ttl = if_not_exists(#ttl, :ttl)")
+                    .condition_expression("attribute_not_exists(hits) OR hits < :limit")
+                    .expression_attribute_names("#ttl", "ttl")
+                    .expression_attribute_values(":one", n(1))
+                    .expression_attribute_values(":limit", n(limit))
+                    .expression_attribute_values(":ttl", n(window_start + window_secs + 60))
+                    .send()
+                    .await;
+                written(result)
+            },
+            |attempt, error| tracing::debug!(window = %pk, attempt, error, "rate window count retried"),
+        )
+        .await?;
+        Ok(taken == Written::Yes)
     }
 }

@@ -341,25 +341,45 @@ impl Table {
         let outcome = match vouch {
             Some(until) => {
                 // Written even when another stream pushed the expiry a moment further: a
-                // vouch must land, and an expiry a second earlier is no loss.
-                let update = self
-                    .session_update(chain_id, owner)
-                    .update_expression("SET #expires = :exp, #ttl = :exp, #streaming = :streaming")
-                    .condition_expression("attribute_exists(pk) AND #expires > :now")
-                    .expression_attribute_names("#ttl", "ttl")
-                    .expression_attribute_names("#expires", "expires_at")
-                    .expression_attribute_names("#streaming", "streaming_until")
-                    .expression_attribute_values(":exp", n(expires_at))
-                    .expression_attribute_values(":now", n(now))
-                    .expression_attribute_values(":streaming", n(until))
-                    .build()
-                    .map_err(StorageError::refused)?;
+                // vouch must land, and an expiry a second earlier is no loss. A session held
+                // further (`crate::hold`) keeps its expiry: the vouch alone is written.
+                let vouch = |with_expiry: bool| {
+                    let update = self
+                        .session_update(chain_id, owner)
+                        .expression_attribute_names("#expires", "expires_at")
+                        .expression_attribute_names("#streaming", "streaming_until")
+                        .expression_attribute_values(":exp", n(expires_at))
+                        .expression_attribute_values(":now", n(now))
+                        .expression_attribute_values(":streaming", n(until));
+                    let update = if with_expiry {
+                        update
+                            .update_expression(
+                                "SET #expires = :exp, #ttl = :exp, #streaming = :streaming",
+                            )
+                            .condition_expression(
+                                "attribute_exists(pk) AND #expires > :now AND (attribute_not_exists(holds) OR #expires <= :exp)",
+                            )
+                            .expression_attribute_names("#ttl", "ttl")
+                    } else {
+                        update
+                            .update_expression("SET #streaming = :streaming")
+                            .condition_expression(
+                                "attribute_exists(pk) AND #expires > :now AND #expires > :exp",
+                            )
+                    };
+                    update.build().map_err(StorageError::refused)
+                };
                 let change = SessionChange::Streaming {
                     owner: *owner,
                     until,
                     expires_at,
                 };
-                self.logged_update(chain_id, update, &change).await?
+                match self.logged_update(chain_id, vouch(true)?, &change).await? {
+                    Written::Yes => Written::Yes,
+                    Written::Skipped => {
+                        self.logged_update(chain_id, vouch(false)?, &change).await?
+                    }
+                }
             }
             None => {
                 let result = self

@@ -13,9 +13,11 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{StorageError, StreamImage, Table, Written, from_item, keys, s, to_item, written};
+use super::{StorageError, StreamImage, Table, Written, from_item, keys, n, s, to_item, written};
 use crate::address::{lower, parse_address};
+use crate::api_key::Tenant;
 use crate::model::FeedPosition;
+use crate::sealing::SealedSecret;
 use crate::webhook::{EventKind, ParkedDelivery, Subscription, SubscriptionStatus};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -25,7 +27,14 @@ struct SubscriptionRecord {
     id: String,
     chain_id: u64,
     url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tenant: Option<String>,
+    /// Sealed (`sealed.v1.…`); in the clear only in items from before sealing.
     secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_secret_until: Option<u64>,
     wallets: BTreeSet<String>,
     #[serde(default)]
     tokens: BTreeSet<String>,
@@ -85,7 +94,13 @@ impl From<&Subscription> for SubscriptionRecord {
             id: sub.id.clone(),
             chain_id: sub.chain_id,
             url: sub.url.clone(),
-            secret: sub.secret.clone(),
+            tenant: sub.tenant.as_ref().map(Tenant::to_string),
+            secret: sub.secret.stored().to_string(),
+            previous_secret: sub
+                .previous_secret
+                .as_ref()
+                .map(|(p, _)| p.stored().to_string()),
+            previous_secret_until: sub.previous_secret.as_ref().map(|(_, until)| *until),
             wallets: sub.wallets.iter().map(lower).collect(),
             tokens: sub.tokens.iter().map(lower).collect(),
             kinds: sub.kinds.iter().map(|k| k.name().to_string()).collect(),
@@ -130,13 +145,25 @@ impl TryFrom<SubscriptionRecord> for Subscription {
             },
             (other, _) => return Err(StorageError::corrupt(&key, format!("status {other}"))),
         };
+        let tenant = r
+            .tenant
+            .as_deref()
+            .map(Tenant::parse)
+            .transpose()
+            .map_err(|e| StorageError::corrupt(&key, e))?;
+        let previous_secret = match (r.previous_secret, r.previous_secret_until) {
+            (Some(text), Some(until)) => Some((SealedSecret::from_stored(text), until)),
+            _ => None,
+        };
         Ok(Subscription {
             wallets: addresses("wallets", &r.wallets)?,
             tokens: addresses("tokens", &r.tokens)?,
             id: r.id,
             chain_id: r.chain_id,
             url: r.url,
-            secret: r.secret,
+            tenant,
+            secret: SealedSecret::from_stored(r.secret),
+            previous_secret,
             kinds,
             created_at: r.created_at,
             status,
@@ -191,14 +218,31 @@ const ACTIVE: &str = "active";
 const BACKLOGGED: &str = "backlogged";
 const DISABLED: &str = "disabled";
 
+/// Why a subscription was not created.
+#[derive(Debug)]
+pub enum WebhookCreation {
+    Created,
+    /// Its tenant holds `max` subscriptions already.
+    TenantFull,
+}
+
 impl Table {
-    /// Stores a new subscription and its wallet index in one transaction.
-    pub async fn create_webhook(&self, sub: &Subscription) -> Result<(), StorageError> {
+    /// Stores a new subscription and its wallet index in one transaction — with its tenant's
+    /// count, which must stay within `max_for_tenant` (checked in the same transaction, so
+    /// concurrent creations cannot pass the quota together).
+    pub async fn create_webhook(
+        &self,
+        sub: &Subscription,
+        max_for_tenant: u64,
+    ) -> Result<WebhookCreation, StorageError> {
         let mut items = vec![put(
             &self.name,
             to_item(SubscriptionRecord::from(sub))?,
             Some("attribute_not_exists(pk)"),
         )?];
+        if let Some(tenant) = &sub.tenant {
+            items.push(tenant_count(&self.name, tenant, 1, Some(max_for_tenant))?);
+        }
         for owner in &sub.wallets {
             let index = WalletIndexRecord {
                 pk: keys::webhook_wallet_pk(sub.chain_id, owner),
@@ -206,13 +250,45 @@ impl Table {
             };
             items.push(put(&self.name, to_item(index)?, None)?);
         }
-        self.client
+        let result = self
+            .client
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
-            .await
-            .map_err(StorageError::from_sdk)?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(WebhookCreation::Created),
+            // The only condition that can fail on a random new id is the tenant's count.
+            Err(e) if is_transaction_condition_failure(&e) => Ok(WebhookCreation::TenantFull),
+            Err(e) => Err(StorageError::from_sdk(e)),
+        }
+    }
+
+    /// Replaces the subscription's signing secret `current` by `secret`; `previous` (the
+    /// current one, sealed) keeps signing beside it until `overlap_until`. `Skipped` when the
+    /// subscription is gone or its secret is no longer `current`.
+    pub async fn rotate_webhook_secret(
+        &self,
+        id: &str,
+        secret: &SealedSecret,
+        current: &SealedSecret,
+        previous: &SealedSecret,
+        overlap_until: u64,
+    ) -> Result<Written, StorageError> {
+        let result = self
+            .update(keys::subscription_pk(id), keys::SUBSCRIPTION_SK)
+            .update_expression(
+                "SET secret = :secret, previous_secret = :previous, previous_secret_until = :until",
+            )
+            // Rotated against the secret read: two rotations at once cannot lose one.
+            .condition_expression("attribute_exists(pk) AND secret = :current")
+            .expression_attribute_values(":secret", s(secret.stored()))
+            .expression_attribute_values(":previous", s(previous.stored()))
+            .expression_attribute_values(":current", s(current.stored()))
+            .expression_attribute_values(":until", n(overlap_until))
+            .send()
+            .await;
+        written(result)
     }
 
     /// One subscription by id (a consistent read).
@@ -260,6 +336,9 @@ impl Table {
                 keys::webhook_wallet_pk(sub.chain_id, owner),
                 sub.id.clone(),
             )?);
+        }
+        if let Some(tenant) = &sub.tenant {
+            items.push(tenant_count(&self.name, tenant, -1, None)?);
         }
         self.client
             .transact_write_items()
@@ -507,6 +586,21 @@ impl Table {
         written(result)
     }
 
+    /// Marks an active subscription backlogged without a failure: deliveries it had no time for
+    /// in a batch were parked, and the next batch must send them first.
+    pub async fn webhook_backlogged(&self, id: &str) -> Result<Written, StorageError> {
+        let result = self
+            .update(keys::subscription_pk(id), keys::SUBSCRIPTION_SK)
+            .update_expression("SET #status = :backlogged")
+            .condition_expression("attribute_exists(pk) AND #status = :active")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":active", s(ACTIVE))
+            .expression_attribute_values(":backlogged", s(BACKLOGGED))
+            .send()
+            .await;
+        written(result)
+    }
+
     /// Marks a backlogged subscription active again once its backlog is delivered.
     pub async fn webhook_recovered(&self, id: &str) -> Result<Written, StorageError> {
         let result = self
@@ -548,6 +642,47 @@ impl Table {
             .send()
             .await;
         written(result)
+    }
+}
+
+/// Adds `delta` to a tenant's subscription count, within `max` when one is given.
+fn tenant_count(
+    table: &str,
+    tenant: &Tenant,
+    delta: i64,
+    max: Option<u64>,
+) -> Result<TransactWriteItem, StorageError> {
+    let update = aws_sdk_dynamodb::types::Update::builder()
+        .table_name(table)
+        .key("pk", s(keys::TENANTS_PK))
+        .key("sk", s(tenant.as_str()))
+        .update_expression("ADD webhooks :delta")
+        .expression_attribute_values(":delta", n(delta))
+        .set_condition_expression(
+            max.map(|_| "attribute_not_exists(webhooks) OR webhooks < :max".to_string()),
+        );
+    let update = match max {
+        Some(max) => update.expression_attribute_values(":max", n(max)),
+        None => update,
+    };
+    let update = update.build().map_err(StorageError::refused)?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// Whether a transaction was cancelled by a failed condition (and nothing else).
+fn is_transaction_condition_failure<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
+            .cancellation_reasons()
+            .iter()
+            .any(|r| r.code() == Some("ConditionalCheckFailed")),
+        _ => false,
     }
 }
 

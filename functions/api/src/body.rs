@@ -1,11 +1,13 @@
 //! The response body: a whole JSON document, or an SSE stream fed by a channel.
 
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::Response;
 use http::StatusCode;
-use http_body::Frame;
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
@@ -44,4 +46,44 @@ pub fn event_stream(buffer: usize) -> (mpsc::Sender<Bytes>, Response<ResponseBod
     // Proxies that buffer (nginx) would hold events back.
     headers.insert("x-accel-buffering", http::HeaderValue::from_static("no"));
     (tx, response)
+}
+
+/// `response` with `guard` kept until its body is dropped: when the stream ended and its last
+/// frame went out, or when its client left.
+pub fn holding<G: Send + Unpin + 'static>(
+    response: Response<ResponseBody>,
+    guard: G,
+) -> Response<ResponseBody> {
+    response.map(|body| {
+        Held {
+            body,
+            _guard: guard,
+        }
+        .boxed_unsync()
+    })
+}
+
+struct Held<G> {
+    body: ResponseBody,
+    _guard: G,
+}
+
+impl<G: Unpin> Body for Held<G> {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }

@@ -17,6 +17,9 @@ use crate::webhook_error::WebhookError;
 use live_balances::list_document::TokenListError;
 use live_balances::pairs::{PairError, PairListError};
 
+/// `Retry-After` of a stream refused for want of a slot.
+const STREAM_SLOT_RETRY_SECS: u64 = 30;
+
 #[derive(Debug, Error)]
 pub enum ApiError {
     #[error("no such route")]
@@ -47,8 +50,32 @@ pub enum ApiError {
     TokenList { url: String, error: ListError },
     #[error("at most {0} tokens per request")]
     TooManyTokensInRequest(usize),
-    #[error("at most {0} session writes a minute; try again shortly")]
-    RateLimited(u64),
+    #[error("at most {limit} {what} a minute; try again in {retry_after} s")]
+    RateLimited {
+        /// What is counted, e.g. "session writes from one source".
+        what: &'static str,
+        limit: u64,
+        /// Seconds until the counting window ends.
+        retry_after: u64,
+    },
+    #[error("at most {max} streams open at once {whose}; close one, or try again later")]
+    TooManyStreams { whose: &'static str, max: u32 },
+    #[error("at most {0} spenders per session")]
+    TooManySpenders(usize),
+    #[error(
+        "a session tracks at most {max} allowances (tokens × spenders); this one would track {count}"
+    )]
+    TooManyAllowances { max: usize, count: usize },
+    #[error("the query string is longer than {0} bytes")]
+    QueryTooLong(usize),
+    #[error("the request's source address is unknown, so its rate limits cannot be kept")]
+    UnknownSource,
+    #[error("this route is for back ends: send Authorization: Bearer <API key>")]
+    ApiKeyRequired,
+    #[error("the API key is not valid (unknown, revoked or malformed)")]
+    InvalidApiKey,
+    #[error("this order id is registered for this wallet by another API key's tenant")]
+    OrderIdTaken,
     #[error("this chain is watching as many wallets as it may; try again later")]
     AtCapacity,
     #[error("other requests kept changing this session at the same moment; try again")]
@@ -159,7 +186,10 @@ impl ApiError {
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             },
             Self::TooManyLists(_) | Self::TooManyTokensInRequest(_) => StatusCode::BAD_REQUEST,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::QueryTooLong(_) => StatusCode::URI_TOO_LONG,
+            Self::ApiKeyRequired | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            Self::OrderIdTaken => StatusCode::CONFLICT,
             Self::AtCapacity | Self::SessionBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::InvalidChainId
             | Self::InvalidOwner(_)
@@ -173,7 +203,10 @@ impl ApiError {
             | Self::NoPairs
             | Self::InvalidOrderId(_)
             | Self::InvalidOrder(_)
-            | Self::TooManyOrders(_) => StatusCode::BAD_REQUEST,
+            | Self::TooManyOrders(_)
+            | Self::TooManySpenders(_)
+            | Self::TooManyAllowances { .. }
+            | Self::UnknownSource => StatusCode::BAD_REQUEST,
             Self::Chain(_) => StatusCode::BAD_GATEWAY,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -199,7 +232,15 @@ impl ApiError {
             Self::TooManyTokens(_) => ErrorCode::TooManyTokens,
             Self::TooManyLists(_) => ErrorCode::TooManyTokenLists,
             Self::TooManyTokensInRequest(_) => ErrorCode::TooManyTokens,
-            Self::RateLimited(_) => ErrorCode::RateLimited,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::TooManyStreams { .. } => ErrorCode::TooManyStreams,
+            Self::TooManySpenders(_) => ErrorCode::TooManySpenders,
+            Self::TooManyAllowances { .. } => ErrorCode::TooManyAllowances,
+            Self::QueryTooLong(_) => ErrorCode::QueryTooLong,
+            Self::UnknownSource => ErrorCode::UnknownSource,
+            Self::ApiKeyRequired => ErrorCode::ApiKeyRequired,
+            Self::InvalidApiKey => ErrorCode::InvalidApiKey,
+            Self::OrderIdTaken => ErrorCode::OrderIdTaken,
             Self::AtCapacity => ErrorCode::AtCapacity,
             Self::SessionBusy => ErrorCode::SessionBusy,
             Self::TokenList { error, .. } => match error {
@@ -280,8 +321,30 @@ impl ApiError {
         }
     }
 
+    /// How long a refused client should wait before asking again (`Retry-After`).
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some((*retry_after).max(1)),
+            // A stream slot frees when a stream ends; nothing says when.
+            Self::TooManyStreams { .. } => Some(STREAM_SLOT_RETRY_SECS),
+            Self::Pair { error, .. } => error.retry_after(),
+            _ => None,
+        }
+    }
+
     pub fn into_response(self) -> Response<ResponseBody> {
-        body::json(self.status(), &self.body())
+        let mut response = body::json(self.status(), &self.body());
+        let headers = response.headers_mut();
+        if let Some(seconds) = self.retry_after() {
+            headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+        }
+        if self.status() == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 

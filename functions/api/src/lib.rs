@@ -9,7 +9,8 @@
 //!   multi_sse, orders, webhooks, health, demo);
 //! - below the routes: `request` (the request and parsing its parts), `route_docs` (OpenAPI
 //!   rows, parameters and event schemas several routes share), `tracked` (a wallet's live
-//!   session and its tokens), `limits` (rate and session limits), `requested_tokens` (the
+//!   session and its tokens), `auth` (back ends' API keys), `limits` (rate and session
+//!   limits), `stream_admission` (open streams per source and wallet), `requested_tokens` (the
 //!   tokens of a session request's lists and custom tokens), `stream` (the SSE engine of both
 //!   streams), `snapshot` (a stream's `all_balances`), `feed` (paging a wallet's feed);
 //! - shared state: `state` (settings, table, chain readers), `hub` (one change-log tail per
@@ -18,6 +19,7 @@
 //! - the bottom: `error` (every error and its HTTP answer, `webhook_error` the webhook routes'
 //!   own), `body` (response bodies).
 
+mod auth;
 mod body;
 mod catalog;
 mod error;
@@ -36,6 +38,7 @@ mod routes;
 mod snapshot;
 mod state;
 mod stream;
+mod stream_admission;
 mod tracked;
 mod webhook_error;
 
@@ -47,7 +50,7 @@ pub use body::ResponseBody;
 pub use error::ApiError;
 pub use hub::Hub;
 pub use openapi::pretty_document as openapi_document;
-pub use request::{ClientAddress, Deadline, MAX_BODY_BYTES, Request, client_address};
+pub use request::{ClientAddress, Deadline, Request, client_address};
 pub use state::{StartError, State};
 
 use routes::sessions::Upsert;
@@ -71,7 +74,17 @@ async fn route(
     method: &Method,
     path: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    request::check_size(&req, &state.settings.bounds)?;
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // Back-end routes: the API key is checked before anything else of the request.
+    let (req, caller) = match segments.as_slice() {
+        [_, "orders", ..] | [_, "webhooks", ..] if is_back_end_method(method) => {
+            let (req, caller) = auth::back_end(state, req).await?;
+            (req, Some(caller))
+        }
+        _ => (req, None),
+    };
+    let caller = caller.as_ref();
     match (method, segments.as_slice()) {
         (&Method::GET, ["health"]) => health::report(state).await,
         (&Method::GET, ["openapi.json"]) => Ok(openapi::document().await),
@@ -88,7 +101,7 @@ async fn route(
         }
         (&Method::GET, [chain, "sessions", owner]) => sessions::get(state, chain, owner).await,
         (&Method::GET, [chain, "balance", owner, token]) => {
-            balance::get(state, chain, owner, token).await
+            balance::get(state, &req, chain, owner, token).await
         }
         (&Method::POST, [chain, "balances", owner]) => {
             balance::batch(state, &req, chain, owner).await
@@ -97,19 +110,28 @@ async fn route(
             sse::open(state, &req, chain, owner).await
         }
         (&Method::PUT, [chain, "orders", owner, id]) => {
-            orders::put(state, &req, chain, owner, id).await
+            orders::put(state, &req, back_end(caller)?, chain, owner, id).await
         }
         (&Method::DELETE, [chain, "orders", owner, id]) => {
-            orders::delete(state, chain, owner, id).await
+            orders::delete(state, back_end(caller)?, chain, owner, id).await
         }
-        (&Method::GET, [chain, "orders", owner]) => orders::list(state, chain, owner).await,
-        (&Method::POST, [chain, "webhooks"]) => webhooks::create(state, &req, chain).await,
-        (&Method::GET, [chain, "webhooks", id]) => webhooks::get(state, &req, chain, id).await,
+        (&Method::GET, [chain, "orders", owner]) => {
+            orders::list(state, back_end(caller)?, chain, owner).await
+        }
+        (&Method::POST, [chain, "webhooks"]) => {
+            webhooks::create(state, &req, back_end(caller)?, chain).await
+        }
+        (&Method::GET, [chain, "webhooks", id]) => {
+            webhooks::get(state, back_end(caller)?, chain, id).await
+        }
         (&Method::DELETE, [chain, "webhooks", id]) => {
-            webhooks::delete(state, &req, chain, id).await
+            webhooks::delete(state, back_end(caller)?, chain, id).await
         }
         (&Method::POST, [chain, "webhooks", id, "replay"]) => {
-            webhooks::replay(state, &req, chain, id).await
+            webhooks::replay(state, back_end(caller)?, chain, id).await
+        }
+        (&Method::POST, [chain, "webhooks", id, "secret"]) => {
+            webhooks::rotate_secret(state, back_end(caller)?, chain, id).await
         }
         (
             _,
@@ -125,8 +147,19 @@ async fn route(
             | [_, "orders", _]
             | [_, "webhooks"]
             | [_, "webhooks", _]
-            | [_, "webhooks", _, "replay"],
+            | [_, "webhooks", _, "replay"]
+            | [_, "webhooks", _, "secret"],
         ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound),
     }
+}
+
+/// The methods back-end routes answer (others are refused as not allowed, key or not).
+fn is_back_end_method(method: &Method) -> bool {
+    [Method::GET, Method::PUT, Method::POST, Method::DELETE].contains(method)
+}
+
+/// The authenticated caller of a back-end route (the router authenticated every such route).
+fn back_end(caller: Option<&auth::BackEnd>) -> Result<&auth::BackEnd, ApiError> {
+    caller.ok_or(ApiError::ApiKeyRequired)
 }

@@ -36,13 +36,32 @@ use crate::route_docs::{MultiSseEventData, SseEventData};
         crate::routes::webhooks::get,
         crate::routes::webhooks::delete,
         crate::routes::webhooks::replay,
+        crate::routes::webhooks::rotate_secret,
         crate::routes::health::report,
         document,
     ),
     components(schemas(SseEventData, MultiSseEventData, StreamNotice, Ping, ErrorBody, ErrorCode, Delivery)),
-    modifiers(&OneIdPerOperation, &StreamNoticeCodes),
+    modifiers(&OneIdPerOperation, &StreamNoticeCodes, &ApiKeyScheme),
 )]
 pub(crate) struct ApiDoc;
+
+/// The back-end routes' credential: `Authorization: Bearer <API key>`.
+struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "An API key the operator issued (lbk_…); needed by the back-end routes (orders, webhooks).",
+            ))
+            .build();
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("apiKey", SecurityScheme::Http(scheme));
+    }
+}
 
 /// OpenAPI wants every operation id unique (client generators key operations by it). A handler
 /// serving several methods gives them all its one id, so each of them gets its method in front
@@ -147,6 +166,7 @@ mod tests {
             ("/{chain_id}/webhooks", &["post"]),
             ("/{chain_id}/webhooks/{id}", &["get", "delete"]),
             ("/{chain_id}/webhooks/{id}/replay", &["post"]),
+            ("/{chain_id}/webhooks/{id}/secret", &["post"]),
         ] {
             for method in methods {
                 assert!(paths[path].get(method).is_some(), "{method} {path}");
@@ -195,6 +215,27 @@ mod tests {
         assert_eq!(ids.len(), count, "operation ids repeat: {ids:?}");
         assert!(
             ids.contains(&"postSession".to_string()) && ids.contains(&"putSession".to_string())
+        );
+        // Back-end routes name their credential.
+        assert_eq!(
+            doc["components"]["securitySchemes"]["apiKey"]["scheme"],
+            "bearer"
+        );
+        for (path, method) in [
+            ("/{chain_id}/orders/{owner}/{order_id}", "put"),
+            ("/{chain_id}/orders/{owner}", "get"),
+            ("/{chain_id}/webhooks", "post"),
+            ("/{chain_id}/webhooks/{id}/secret", "post"),
+        ] {
+            assert!(
+                paths[path][method]["security"][0].get("apiKey").is_some(),
+                "{method} {path}"
+            );
+        }
+        assert!(
+            paths["/{chain_id}/sessions/{owner}"]["post"]
+                .get("security")
+                .is_none()
         );
         // Error codes are a closed set, in error bodies and stream notices alike.
         let codes = schemas["ErrorCode"]["enum"]

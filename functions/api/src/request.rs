@@ -1,7 +1,7 @@
 //! The request as the router sees it, whichever transport brought it, and parsing the parts
 //! of it that come from outside: path segments, headers, bodies, the client's address.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use alloy::primitives::Address;
 use bytes::Bytes;
@@ -9,13 +9,11 @@ use http::HeaderMap;
 use http::header::CONTENT_TYPE;
 use live_balances::address::{parse_address, parse_owner};
 use live_balances::chain::BalanceReader;
+use live_balances::config::RequestBounds;
 use live_balances::pairs::parse_chain_id;
 
 use crate::error::ApiError;
 use crate::state::State;
-
-/// Largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// A request as both transports hand it to the router: method, the path as the client sent it
 /// (not percent-decoded), headers and the whole body. What only the transport knows travels
@@ -27,6 +25,11 @@ pub type Request = http::Request<Bytes>;
 /// Rate limits key on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientAddress(pub String);
+
+/// Set by the router on a request authenticated with an API key (`auth`): its session writes
+/// (an order registration) count against the key's quota, not against its address.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyAuthenticated;
 
 /// When the transport will cut the response off (a Lambda invocation's deadline): streams end
 /// themselves before it. Absent on the server, whose streams are bounded by `SSE_MAX_SECS`.
@@ -72,6 +75,40 @@ pub fn client_address(
     ClientAddress(ip.to_string())
 }
 
+/// What a rate limit counts a request against: the client's address, an IPv6 client by its
+/// /64 (one subscriber's usual allocation: a client choosing addresses within it is still one
+/// client). Refused when the transport gave no address — a limit that could be skipped would
+/// be none.
+pub fn rate_source(req: &Request) -> Result<String, ApiError> {
+    let ip = req
+        .extensions()
+        .get::<ClientAddress>()
+        .and_then(|ClientAddress(address)| address.parse::<IpAddr>().ok())
+        .ok_or(ApiError::UnknownSource)?;
+    Ok(match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{}/64", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    })
+}
+
+/// Refuses a request whose body or query string is larger than the bounds allow, whatever its
+/// route, before anything of it is parsed.
+pub fn check_size(req: &Request, bounds: &RequestBounds) -> Result<(), ApiError> {
+    if req.body().len() > bounds.max_body_bytes {
+        return Err(ApiError::BodyTooLarge(bounds.max_body_bytes));
+    }
+    if req.uri().query().map_or(0, str::len) > bounds.max_query_bytes {
+        return Err(ApiError::QueryTooLong(bounds.max_query_bytes));
+    }
+    Ok(())
+}
+
 pub fn chain_id(segment: &str) -> Result<u64, ApiError> {
     parse_chain_id(segment).map_err(|_| ApiError::InvalidChainId)
 }
@@ -103,8 +140,9 @@ pub fn addresses(field: &str, values: &[String]) -> Result<Vec<Address>, ApiErro
         .collect()
 }
 
-/// The JSON body, refused unless declared as JSON, within size, and of the expected shape
-/// (unknown fields included, so a typo is an error rather than silently ignored).
+/// The JSON body, refused unless declared as JSON and of the expected shape (unknown fields
+/// included, so a typo is an error rather than silently ignored). Its size was checked by the
+/// router, for every route alike.
 pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let declared_json = req
         .headers()
@@ -122,9 +160,6 @@ pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, Api
         return Err(ApiError::UnsupportedMediaType);
     }
     let bytes: &[u8] = req.body().as_ref();
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(ApiError::BodyTooLarge(MAX_BODY_BYTES));
-    }
     serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidBody(e.to_string()))
 }
 
@@ -176,6 +211,27 @@ mod tests {
         let peer: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
         let headers = forwarded(&["203.0.113.9"]);
         assert_eq!(client_address(&headers, peer, false).0, "127.0.0.1");
+    }
+
+    #[test]
+    fn rate_limits_key_ipv4_by_address_and_ipv6_by_its_64() {
+        let source = |address: Option<&str>| {
+            let mut req = http::Request::get("/").body(Bytes::new()).unwrap();
+            if let Some(a) = address {
+                req.extensions_mut().insert(ClientAddress(a.into()));
+            }
+            rate_source(&req).map_err(|e| e.code().as_str())
+        };
+        assert_eq!(source(Some("203.0.113.9")).unwrap(), "203.0.113.9");
+        assert_eq!(source(Some("::ffff:203.0.113.9")).unwrap(), "203.0.113.9");
+        // Every address of one /64 is one source; the next /64 is another.
+        let a = source(Some("2001:db8:1:2:aaaa::1")).unwrap();
+        assert_eq!(a, "2001:db8:1:2::/64");
+        assert_eq!(source(Some("2001:db8:1:2:ffff:ffff:ffff:ffff")).unwrap(), a);
+        assert_ne!(source(Some("2001:db8:1:3::1")).unwrap(), a);
+        // Unknown or unreadable: refused, never let through unlimited.
+        assert_eq!(source(None), Err("unknown_source"));
+        assert_eq!(source(Some("not-an-ip")), Err("unknown_source"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use live_balances::address::lower;
 use proptest::prelude::*;
 
 use crate::error::ApiError;
-use crate::request::{MAX_BODY_BYTES, Request, addresses, chain_id, json_body, owner};
+use crate::request::{Request, addresses, chain_id, check_size, json_body, owner};
 use crate::routes::sessions::SessionRequest;
 
 fn any_address() -> impl Strategy<Value = Address> {
@@ -184,9 +184,25 @@ proptest! {
     }
 
     #[test]
-    fn oversized_bodies_are_refused_before_parsing(extra in 1usize..4096) {
-        let body = vec![b' '; MAX_BODY_BYTES + extra];
-        let req = request(Some("application/json"), body).unwrap();
-        prop_assert!(matches!(json_body::<SessionRequest>(&req), Err(ApiError::BodyTooLarge(_))));
+    fn oversized_bodies_and_queries_are_refused_before_parsing(
+        body_extra in 0usize..4096,
+        query_extra in 0usize..4096,
+    ) {
+        let bounds = live_balances::config::Settings::from_vars(Vec::<(String, String)>::new())
+            .unwrap()
+            .bounds;
+        let body = vec![b' '; bounds.max_body_bytes + body_extra];
+        let mut req = request(Some("application/json"), body).unwrap();
+        *req.uri_mut() = format!("/sse/balances?wallets={}", "x".repeat(bounds.max_query_bytes - 8 + query_extra))
+            .parse()
+            .unwrap();
+        let checked = check_size(&req, &bounds);
+        if body_extra > 0 {
+            prop_assert!(matches!(checked, Err(ApiError::BodyTooLarge(_))));
+        } else if query_extra > 0 {
+            prop_assert!(matches!(checked, Err(ApiError::QueryTooLong(_))));
+        } else {
+            prop_assert!(checked.is_ok());
+        }
     }
 }

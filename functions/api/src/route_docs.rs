@@ -153,21 +153,43 @@ pub(crate) struct StorageUnavailable(ErrorBody);
 #[allow(dead_code)] // described, never built
 pub(crate) struct ChainUnreadable(ErrorBody);
 
-/// `401` and `404` of a route on one webhook subscription (`Authorization: Bearer <secret>`).
+/// `401` and `429` of a back-end route (`Authorization: Bearer <API key>`).
+#[derive(IntoResponses)]
+#[allow(dead_code)] // described, never built
+pub(crate) enum KeyRefused {
+    #[response(
+        status = 401,
+        description = "No API key (api_key_required), or not a live one (invalid_api_key)"
+    )]
+    Unauthorized(ErrorBody),
+}
+
+/// `401`, `404` and `429` of a route on one webhook subscription.
 #[derive(IntoResponses)]
 #[allow(dead_code)] // described, never built
 pub(crate) enum SubscriptionRefused {
-    #[response(status = 401, description = "No secret, or not this subscription's")]
+    #[response(
+        status = 401,
+        description = "No API key (api_key_required), or not a live one (invalid_api_key)"
+    )]
     Unauthorized(ErrorBody),
-    #[response(status = 404, description = "No such subscription on this chain")]
+    #[response(
+        status = 404,
+        description = "No such subscription of this key's tenant on this chain"
+    )]
     NotFound(ErrorBody),
+    #[response(status = 429, description = "Over the key's quota")]
+    RateLimited(ErrorBody),
 }
 
 /// `413` and `415` of a route with a JSON body ([`crate::request::json_body`]).
 #[derive(IntoResponses)]
 #[allow(dead_code)] // described, never built
 pub(crate) enum BodyRefused {
-    #[response(status = 413, description = "Body larger than 256 KiB")]
+    #[response(
+        status = 413,
+        description = "Body larger than MAX_BODY_BYTES (256 KiB by default)"
+    )]
     TooLarge(ErrorBody),
     #[response(status = 415, description = "Body not declared as application/json")]
     NotJson(ErrorBody),

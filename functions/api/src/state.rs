@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use live_balances::chain::{BalanceReader, ChainError, ReaderOptions};
 use live_balances::config::Settings;
+use live_balances::kms::DataKey;
 use live_balances::secrets::{SettingsError, load_settings};
 use live_balances::storage::Table;
 
@@ -14,6 +15,7 @@ use crate::catalog::Catalog;
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::list_fetch::TokenLists;
+use crate::stream_admission::LocalStreamCounts;
 
 #[derive(Debug, Clone)]
 pub struct State {
@@ -24,6 +26,11 @@ pub struct State {
     pub catalog: Catalog,
     /// The server's hub; `None` under the function URL, where each stream polls its feed.
     pub hub: Option<Hub>,
+    /// The server's count of its open streams; `None` under the function URL, where they are
+    /// counted in the table.
+    pub local_streams: Option<LocalStreamCounts>,
+    /// Seals and opens webhook signing secrets.
+    pub data_key: DataKey,
 }
 
 /// Why the function cannot start.
@@ -56,6 +63,12 @@ impl State {
             })
             .collect::<Result<_, ChainError>>()?;
         let token_lists = TokenLists::new(&settings.token_lists)?;
+        let data_key = DataKey::new(settings.sealing.clone(), table.clone());
+        if !data_key.is_configured() {
+            tracing::error!(
+                "no data key for webhook secrets (WEBHOOK_SECRETS_KMS_KEY or WEBHOOK_SECRETS_KEY): webhook subscriptions are refused"
+            );
+        }
         Ok(Self {
             settings,
             table,
@@ -63,12 +76,16 @@ impl State {
             token_lists,
             catalog: Catalog::default(),
             hub: None,
+            local_streams: None,
+            data_key,
         })
     }
 
-    /// The server's state: streams get their changes from a hub, started here.
+    /// The server's state: streams get their changes from a hub, started here, and are
+    /// counted by the task.
     pub fn with_hub(mut self) -> Self {
         self.hub = Some(Hub::start(self.table.clone(), &self.settings));
+        self.local_streams = Some(LocalStreamCounts::default());
         self
     }
 

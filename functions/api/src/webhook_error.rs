@@ -29,10 +29,10 @@ pub enum WebhookError {
     UnknownEvent { index: usize, value: String },
     #[error("no such webhook on this chain")]
     NotFound,
-    #[error("give the subscription's secret as Authorization: Bearer whsec_…")]
-    SecretRequired,
-    #[error("the secret is not this subscription's")]
-    WrongSecret,
+    #[error("this API key's tenant holds {0} webhook subscriptions, the most its quota allows")]
+    TenantFull(u64),
+    #[error("webhook secrets cannot be sealed or opened here now; try again later")]
+    SecretsUnavailable,
 }
 
 impl WebhookError {
@@ -40,8 +40,8 @@ impl WebhookError {
         match self {
             Self::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::WalletFull { .. } => StatusCode::CONFLICT,
-            Self::SecretRequired | Self::WrongSecret => StatusCode::UNAUTHORIZED,
+            Self::WalletFull { .. } | Self::TenantFull(_) => StatusCode::CONFLICT,
+            Self::SecretsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -57,8 +57,8 @@ impl WebhookError {
             Self::NoEvents => ErrorCode::NoEvents,
             Self::UnknownEvent { .. } => ErrorCode::UnknownEvent,
             Self::NotFound => ErrorCode::WebhookNotFound,
-            Self::SecretRequired => ErrorCode::WebhookSecretRequired,
-            Self::WrongSecret => ErrorCode::InvalidWebhookSecret,
+            Self::TenantFull(_) => ErrorCode::TooManyWebhooks,
+            Self::SecretsUnavailable => ErrorCode::WebhookSecretsUnavailable,
         }
     }
 }

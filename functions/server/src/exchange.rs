@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use api::{ApiError, MAX_BODY_BYTES, ResponseBody, State, client_address, handler};
+use api::{ApiError, ResponseBody, State, client_address, handler};
 use http::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -22,12 +22,12 @@ pub async fn answer(
     req: http::Request<Incoming>,
 ) -> Response<ResponseBody> {
     let (mut parts, body) = req.into_parts();
-    let collected =
-        tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect());
+    let max_body = state.settings.bounds.max_body_bytes;
+    let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, max_body).collect());
     let body = match collected.await {
         Ok(Ok(body)) => body.to_bytes(),
         Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            return ApiError::BodyTooLarge(MAX_BODY_BYTES).into_response();
+            return ApiError::BodyTooLarge(max_body).into_response();
         }
         Ok(Err(error)) => {
             return ApiError::InvalidBody(format!("the body could not be read: {error}"))

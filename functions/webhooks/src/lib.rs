@@ -11,9 +11,12 @@
 //! A delivery still failing after its attempts is parked in the table and the subscription
 //! becomes backlogged: later changes are parked behind it so order holds, and each new batch
 //! first tries the oldest parked one once — the backlog drains itself when the target is back.
-//! Failing for `WEBHOOK_DISABLE_AFTER_SECS` disables the subscription (still parking, never
-//! sending) until an operator replays it. Only a table failure fails the batch, from the
-//! record it met, so Lambda retries from there.
+//! A target that answers, but slowly, is held to `WEBHOOK_BATCH_SECS` a batch (and the batch to
+//! the invocation's deadline): past it the rest is parked the same way, untried, so no target
+//! can hold its shard up. Failing for `WEBHOOK_DISABLE_AFTER_SECS` disables the subscription:
+//! nothing is sent or parked for it any more (its changes are dropped) until an operator
+//! replays it, which sends what was parked before. Only a table failure fails the batch, from
+//! the record it met, so Lambda retries from there.
 //!
 //! Modules: this file (the batch: queues per subscription, delivering, parking, draining) and
 //! `send` (one signed POST with its retries).
@@ -21,6 +24,7 @@
 mod send;
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use alloy::primitives::Address;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
@@ -28,6 +32,8 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use futures::StreamExt;
 use lambda_runtime::{Error, LambdaEvent, tracing};
 use live_balances::clock::unix_now;
+use live_balances::hold::Holder;
+use live_balances::kms::DataKey;
 use live_balances::model::FeedEvent;
 use live_balances::storage::{
     StorageError, Table, Written, feed_event_from_image, webhook_replay_requested,
@@ -35,6 +41,7 @@ use live_balances::storage::{
 use live_balances::webhook::{
     Delivery, EventKind, ParkedDelivery, Subscription, SubscriptionStatus, WebhookSettings,
 };
+use tokio::time::Instant;
 
 pub use send::{Failure, Sender};
 
@@ -50,15 +57,66 @@ pub struct State {
     pub table: Table,
     pub settings: WebhookSettings,
     pub sender: Sender,
+    /// Opens the subscriptions' sealed signing secrets.
+    pub data_key: DataKey,
+    /// How long a session lives on once nothing holds it (`SESSION_TTL_SECS`): a disabled
+    /// subscription lets go of its wallets' sessions.
+    pub session_idle: Duration,
 }
 
 impl State {
-    pub fn new(table: Table, settings: &WebhookSettings) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        table: Table,
+        settings: &WebhookSettings,
+        data_key: DataKey,
+        session_idle: Duration,
+    ) -> Result<Self, reqwest::Error> {
         Ok(Self {
             table,
             settings: settings.clone(),
             sender: Sender::new(settings)?,
+            data_key,
+            session_idle,
         })
+    }
+}
+
+/// Time kept free before the invocation's deadline: one delivery's worst case (every attempt
+/// timing out, with the pauses between) on top of a few seconds for the table.
+fn deadline_margin(settings: &WebhookSettings) -> Duration {
+    let attempts = settings.attempts.max(1);
+    settings.timeout * attempts + settings.retry_max * (attempts - 1) + Duration::from_secs(5)
+}
+
+/// Time left until an invocation's deadline. Lambda gives it in Unix milliseconds; `cargo
+/// lambda watch` gives the timeout itself (e.g. `600000`), which no real deadline can be.
+fn time_left(deadline_ms: u64) -> Duration {
+    const EARLIEST_REAL_DEADLINE_MS: u64 = 1_000_000_000_000; // 2001-09-09
+    if deadline_ms < EARLIEST_REAL_DEADLINE_MS {
+        return Duration::from_millis(deadline_ms);
+    }
+    let deadline = std::time::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    deadline
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default()
+}
+
+/// How long one subscription's deliveries may go on in this batch: from when its turn came,
+/// at most `WEBHOOK_BATCH_SECS`, and never past the batch's own end.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    until: Instant,
+}
+
+impl Budget {
+    fn starting_now(settings: &WebhookSettings, batch_ends: Instant) -> Self {
+        Self {
+            until: (Instant::now() + settings.batch_budget).min(batch_ends),
+        }
+    }
+
+    fn spent(&self) -> bool {
+        Instant::now() >= self.until
     }
 }
 
@@ -203,10 +261,12 @@ pub async fn handle(
     state: &State,
     event: LambdaEvent<Event>,
 ) -> Result<DynamoDbEventResponse, Error> {
+    let batch_ends = Instant::now()
+        + time_left(event.context.deadline).saturating_sub(deadline_margin(&state.settings));
     let records = &event.payload.records;
     let (queues, mut failed_at) = queues(state, records).await;
     let outcomes: Vec<Result<(), usize>> = futures::stream::iter(queues.into_values())
-        .map(|(sub, work)| run_queue(state, sub, work))
+        .map(|(sub, work)| run_queue(state, sub, work, batch_ends))
         .buffer_unordered(state.settings.concurrency)
         .collect()
         .await;
@@ -227,85 +287,144 @@ async fn run_queue(
     state: &State,
     mut sub: Subscription,
     work: Vec<(usize, Work)>,
+    batch_ends: Instant,
 ) -> Result<(), usize> {
-    // Once the target failed a delivery in this batch, the batch's later changes are parked
-    // untried: a target that hangs costs one delivery's retries per batch, not a timeout per
-    // change, so its batch ends long before the function's timeout and the shard's other
-    // subscriptions are not held up. The next batch tries the backlog first.
-    let mut target_failed = false;
+    let budget = Budget::starting_now(&state.settings, batch_ends);
+    // Once the target failed a delivery in this batch (or used up its time), the batch's
+    // later changes are parked untried: a target that hangs costs one delivery's retries per
+    // batch, not a timeout per change, and one that answers slowly its budget, so its batch
+    // ends long before the function's timeout and the shard's other subscriptions are not held
+    // up. The next batch tries the backlog first.
+    let mut held_back = false;
+    let secrets = match open_secrets(state, &sub).await {
+        Ok(secrets) => secrets,
+        Err(error) => {
+            tracing::error!(subscription = %sub.id, %error, "signing secrets cannot be opened; retrying from this batch");
+            return Err(work.first().map_or(0, |(index, _)| *index));
+        }
+    };
+    let mut queue = Queue {
+        state,
+        sub: &mut sub,
+        secrets: &secrets,
+        budget,
+    };
     for (index, work) in work {
         let outcome = match &work {
-            Work::Deliver(entry) => deliver(state, &mut sub, entry, &mut target_failed).await,
-            Work::Replay => drain(state, &mut sub, state.settings.attempts)
-                .await
-                .map(|_| ()),
+            Work::Deliver(entry) => queue.deliver(entry, &mut held_back).await,
+            Work::Replay => queue.drain(state.settings.attempts).await.map(|_| ()),
         };
         if let Err(error) = outcome {
-            tracing::error!(subscription = %sub.id, %error, "webhook state could not be stored; retrying from this record");
+            tracing::error!(subscription = %queue.sub.id, %error, "webhook state could not be stored; retrying from this record");
             return Err(index);
         }
     }
     Ok(())
 }
 
-/// Delivers one feed event to one subscription (or parks it: disabled, backlogged, or its
-/// target failed earlier in this batch — `target_failed`, which a failure here sets).
-async fn deliver(
+/// The secrets that sign the subscription's deliveries now, opened (the current one first).
+async fn open_secrets(
     state: &State,
-    sub: &mut Subscription,
-    event: &FeedEvent,
-    target_failed: &mut bool,
-) -> Result<(), StorageError> {
-    let (owner, position) = (event.owner(), event.position().clone());
-    let delivered = state.table.webhook_delivered(&sub.id, &owner).await?;
-    if delivered.is_some_and(|d| d >= position) {
-        return Ok(());
-    }
-    let delivery = Delivery::of(&sub.id, event);
-    let mut parked = ParkedDelivery {
-        subscription_id: sub.id.clone(),
-        owner,
-        position: position.clone(),
-        kind: delivery.kind.clone(),
-        body: delivery.body(),
-        parked_at: unix_now(),
-        attempts: 0,
-        last_error: None,
-    };
-    let clear = match sub.status {
-        SubscriptionStatus::Disabled { .. } => false,
-        _ if *target_failed => false,
-        SubscriptionStatus::Active => true,
-        // One try at the oldest parked delivery: the backlog goes first.
-        SubscriptionStatus::Backlogged => {
-            let drained = drain(state, sub, 1).await?;
-            *target_failed = !drained;
-            drained
+    sub: &Subscription,
+) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
+    let key = state.data_key.for_opening().await;
+    sub.signing_secrets(unix_now())
+        .into_iter()
+        .map(|sealed| match (sealed, &key) {
+            // Stored in the clear by an older version: no key needed.
+            (live_balances::sealing::SealedSecret::Legacy(plain), _) => Ok(plain.clone()),
+            (sealed, Ok(key)) => Ok(key.open(sealed, &sub.id)?),
+            (_, Err(e)) => Err(e.to_string().into()),
+        })
+        .collect()
+}
+
+/// One subscription's deliveries in this batch: the subscription as it now stands, its
+/// secrets in the clear, its time.
+struct Queue<'a> {
+    state: &'a State,
+    sub: &'a mut Subscription,
+    secrets: &'a [String],
+    budget: Budget,
+}
+
+impl Queue<'_> {
+    /// Delivers one feed event to the subscription, or parks it: backlogged, its target failed or
+    /// its time ran out earlier in this batch (`held_back`, which a failure or the budget running
+    /// out here sets). A disabled subscription gets nothing, parked or sent.
+    async fn deliver(
+        &mut self,
+        event: &FeedEvent,
+        held_back: &mut bool,
+    ) -> Result<(), StorageError> {
+        let state = self.state;
+        let (owner, position) = (event.owner(), event.position().clone());
+        if let SubscriptionStatus::Disabled { .. } = self.sub.status {
+            tracing::debug!(subscription = %self.sub.id, position = %position, "subscription disabled; change not kept");
+            return Ok(());
         }
-    };
-    if !clear {
-        return park(state, sub, &parked).await;
-    }
-    match state
-        .sender
-        .send(
-            sub,
-            parked.position.as_str(),
-            &parked.body,
-            state.settings.attempts,
-        )
-        .await
-    {
-        Ok(attempts) => {
-            tracing::info!(subscription = %sub.id, owner = %owner, position = %position, kind = %parked.kind, attempts, "delivered");
-            delivered_now(state, sub, &owner, &position).await
+        let sub = &mut *self.sub;
+        let delivered = state.table.webhook_delivered(&sub.id, &owner).await?;
+        if delivered.is_some_and(|d| d >= position) {
+            return Ok(());
         }
-        Err(failure) => {
-            *target_failed = true;
-            parked.attempts = failure.attempts;
-            parked.last_error = Some(failure.error.clone());
-            park(state, sub, &parked).await?;
-            failed(state, sub, &failure.error).await
+        let delivery = Delivery::of(&sub.id, event);
+        let mut parked = ParkedDelivery {
+            subscription_id: sub.id.clone(),
+            owner,
+            position: position.clone(),
+            kind: delivery.kind.clone(),
+            body: delivery.body(),
+            parked_at: unix_now(),
+            attempts: 0,
+            last_error: None,
+        };
+        if !*held_back && self.budget.spent() {
+            // Out of time for this batch: what is left waits, parked in order, for the next.
+            *held_back = true;
+            if sub.status == SubscriptionStatus::Active {
+                state.table.webhook_backlogged(&sub.id).await?;
+                sub.status = SubscriptionStatus::Backlogged;
+            }
+            tracing::warn!(subscription = %sub.id, "delivery time for this batch used up; the rest is parked");
+        }
+        let clear = match sub.status {
+            _ if *held_back => false,
+            SubscriptionStatus::Active => true,
+            // One try at the oldest parked delivery: the backlog goes first.
+            SubscriptionStatus::Backlogged => {
+                let drained = self.drain(1).await?;
+                *held_back = !drained;
+                drained
+            }
+            SubscriptionStatus::Disabled { .. } => return Ok(()),
+        };
+        let sub = &mut *self.sub;
+        if !clear {
+            return park(state, sub, &parked).await;
+        }
+        match state
+            .sender
+            .send(
+                sub,
+                self.secrets,
+                parked.position.as_str(),
+                &parked.body,
+                state.settings.attempts,
+            )
+            .await
+        {
+            Ok(attempts) => {
+                tracing::info!(subscription = %sub.id, owner = %owner, position = %position, kind = %parked.kind, attempts, "delivered");
+                delivered_now(state, sub, &owner, &position).await
+            }
+            Err(failure) => {
+                *held_back = true;
+                parked.attempts = failure.attempts;
+                parked.last_error = Some(failure.error.clone());
+                park(state, sub, &parked).await?;
+                failed(state, sub, &failure.error).await
+            }
         }
     }
 }
@@ -365,75 +484,100 @@ async fn failed(state: &State, sub: &mut Subscription, error: &str) -> Result<()
             "no delivery succeeded for {} s (failing since {since}); last error: {error}",
             now.saturating_sub(since)
         );
-        state.table.disable_webhook(&sub.id, now, &reason).await?;
+        if state.table.disable_webhook(&sub.id, now, &reason).await? == Written::Yes {
+            // Disabled, it no longer keeps its wallets tracked (a replay holds them again).
+            let holder = Holder::Webhook(&sub.id).key();
+            let idle = state.session_idle.as_secs();
+            state
+                .table
+                .hold_sessions(
+                    sub.chain_id,
+                    sub.wallets.iter().copied(),
+                    &holder,
+                    None,
+                    now,
+                    idle,
+                )
+                .await?;
+        }
         tracing::warn!(subscription = %sub.id, since, "subscription disabled");
         sub.status = SubscriptionStatus::Disabled { at: now, reason };
     }
     Ok(())
 }
 
-/// Sends the parked deliveries, oldest first, each with at most `attempts` attempts, under the
-/// subscription's drain lease. `true` when none is left (the subscription is active again),
-/// `false` when one failed (it stays parked, the failure recorded) or another invocation is
-/// draining (this one's change then waits parked behind what it sends).
-async fn drain(state: &State, sub: &mut Subscription, attempts: u32) -> Result<bool, StorageError> {
-    let now = unix_now();
-    let until = now + DRAIN_LEASE.as_secs();
-    if state.table.claim_webhook_drain(&sub.id, now, until).await? == Written::Skipped {
-        tracing::info!(subscription = %sub.id, "another invocation is draining; parked behind it");
-        return Ok(false);
-    }
-    let drained = drain_leased(state, sub, attempts).await;
-    if let Err(error) = state.table.release_webhook_drain(&sub.id, until).await {
-        // It runs out by itself.
-        tracing::warn!(subscription = %sub.id, %error, "drain lease not given back");
-    }
-    drained
-}
-
-/// [`drain`]'s work, the lease held.
-async fn drain_leased(
-    state: &State,
-    sub: &mut Subscription,
-    attempts: u32,
-) -> Result<bool, StorageError> {
-    loop {
-        let parked = state
+impl Queue<'_> {
+    /// Sends the parked deliveries, oldest first, each with at most `attempts` attempts, under the
+    /// subscription's drain lease. `true` when none is left (the subscription is active again),
+    /// `false` when one failed (it stays parked, the failure recorded), the budget ran out, or
+    /// another invocation is draining (this one's change then waits parked behind what it sends).
+    async fn drain(&mut self, attempts: u32) -> Result<bool, StorageError> {
+        let state = self.state;
+        let now = unix_now();
+        let until = now + DRAIN_LEASE.as_secs();
+        if state
             .table
-            .parked_webhook_deliveries(&sub.id, DRAIN_PAGE)
-            .await?;
-        if parked.is_empty() {
-            state.table.webhook_recovered(&sub.id).await?;
-            sub.status = SubscriptionStatus::Active;
-            sub.failing_since = None;
-            sub.last_error = None;
-            return Ok(true);
+            .claim_webhook_drain(&self.sub.id, now, until)
+            .await?
+            == Written::Skipped
+        {
+            tracing::info!(subscription = %self.sub.id, "another invocation is draining; parked behind it");
+            return Ok(false);
         }
-        for mut item in parked {
-            let delivered = state.table.webhook_delivered(&sub.id, &item.owner).await?;
-            if delivered.is_none_or(|d| d < item.position) {
-                match state
-                    .sender
-                    .send(sub, item.position.as_str(), &item.body, attempts)
-                    .await
-                {
-                    Ok(tries) => {
-                        tracing::info!(subscription = %sub.id, owner = %item.owner, position = %item.position, attempts = tries, "parked delivery delivered");
-                        state
-                            .table
-                            .mark_webhook_delivered(&sub.id, &item.owner, &item.position)
-                            .await?;
-                    }
-                    Err(failure) => {
-                        item.attempts = item.attempts.saturating_add(failure.attempts);
-                        item.last_error = Some(failure.error.clone());
-                        park(state, sub, &item).await?;
-                        failed(state, sub, &failure.error).await?;
-                        return Ok(false);
+        let drained = self.drain_leased(attempts).await;
+        if let Err(error) = state.table.release_webhook_drain(&self.sub.id, until).await {
+            // It runs out by itself.
+            tracing::warn!(subscription = %self.sub.id, %error, "drain lease not given back");
+        }
+        drained
+    }
+
+    /// [`Self::drain`]'s work, the lease held.
+    async fn drain_leased(&mut self, attempts: u32) -> Result<bool, StorageError> {
+        let (state, secrets, budget) = (self.state, self.secrets, self.budget);
+        let sub = &mut *self.sub;
+        loop {
+            let parked = state
+                .table
+                .parked_webhook_deliveries(&sub.id, DRAIN_PAGE)
+                .await?;
+            if parked.is_empty() {
+                state.table.webhook_recovered(&sub.id).await?;
+                sub.status = SubscriptionStatus::Active;
+                sub.failing_since = None;
+                sub.last_error = None;
+                return Ok(true);
+            }
+            for mut item in parked {
+                if budget.spent() {
+                    tracing::warn!(subscription = %sub.id, "delivery time for this batch used up while draining");
+                    return Ok(false);
+                }
+                let delivered = state.table.webhook_delivered(&sub.id, &item.owner).await?;
+                if delivered.is_none_or(|d| d < item.position) {
+                    match state
+                        .sender
+                        .send(sub, secrets, item.position.as_str(), &item.body, attempts)
+                        .await
+                    {
+                        Ok(tries) => {
+                            tracing::info!(subscription = %sub.id, owner = %item.owner, position = %item.position, attempts = tries, "parked delivery delivered");
+                            state
+                                .table
+                                .mark_webhook_delivered(&sub.id, &item.owner, &item.position)
+                                .await?;
+                        }
+                        Err(failure) => {
+                            item.attempts = item.attempts.saturating_add(failure.attempts);
+                            item.last_error = Some(failure.error.clone());
+                            park(state, sub, &item).await?;
+                            failed(state, sub, &failure.error).await?;
+                            return Ok(false);
+                        }
                     }
                 }
+                state.table.unpark_webhook_delivery(&item).await?;
             }
-            state.table.unpark_webhook_delivery(&item).await?;
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use lambda_runtime::{Error, run, service_fn, tracing};
 use live_balances::config::Settings;
+use live_balances::kms::DataKey;
 use live_balances::storage::Table;
 use webhooks::{State, handle};
 
@@ -11,6 +12,16 @@ use webhooks::{State, handle};
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let settings = Settings::from_env()?;
-    let state = State::new(Table::connect(&settings).await, &settings.webhooks)?;
+    let table = Table::connect(&settings).await;
+    let data_key = DataKey::new(settings.sealing.clone(), table.clone());
+    if !data_key.is_configured() {
+        return Err("no data key to open webhook secrets: set WEBHOOK_SECRETS_KMS_KEY (AWS) or WEBHOOK_SECRETS_KEY (local)".into());
+    }
+    let state = State::new(
+        table,
+        &settings.webhooks,
+        data_key,
+        settings.limits.session_ttl,
+    )?;
     run(service_fn(|event| handle(&state, event))).await
 }

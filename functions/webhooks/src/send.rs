@@ -1,13 +1,15 @@
-//! Sending one delivery: signed anew for every attempt, through the checked client (the same
-//! destination rules as token-list fetches, at every connection and redirect), retried with
-//! the project's backoff on an error answer, a timeout or a broken connection — not on a
-//! refusal, which no retry can change.
+//! Sending one delivery: signed anew for every attempt — by every secret that signs it (two
+//! during a rotation's overlap) — through the checked client (the same destination rules as
+//! token-list fetches, at every connection), retried with the project's backoff on an error
+//! answer, a timeout or a broken connection — not on a refusal, which no retry can change.
+//! A redirect is never followed: a 3xx is a failed attempt (following it would turn the POST
+//! into a GET whose 2xx would count as delivered, and carry the signed headers elsewhere).
 
 use std::time::Duration;
 
 use live_balances::backoff::Backoff;
 use live_balances::clock::unix_now;
-use live_balances::destination::{Destinations, checked_client, refusal_in};
+use live_balances::destination::{Destinations, Redirects, checked_client, refusal_in};
 use live_balances::webhook::{Subscription, WebhookSettings};
 use live_balances::webhook_signature::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
@@ -35,18 +37,20 @@ impl Sender {
             allow_insecure: settings.allow_insecure,
         };
         Ok(Self {
-            client: checked_client(destinations, settings.max_redirects, settings.timeout)?,
+            client: checked_client(destinations, Redirects::Never, settings.timeout)?,
             destinations,
             timeout: settings.timeout,
             backoff: Backoff::new(settings.retry_first, settings.retry_max),
         })
     }
 
-    /// POSTs `body` to the subscription's target, at most `attempts` times; `Ok` with the
-    /// attempts it took once the target answers 2xx.
+    /// POSTs `body` to the subscription's target, signed with each of `secrets` (in the clear,
+    /// the current one first), at most `attempts` times; `Ok` with the attempts it took once
+    /// the target answers 2xx.
     pub async fn send(
         &self,
         sub: &Subscription,
+        secrets: &[String],
         id: &str,
         body: &str,
         attempts: u32,
@@ -65,8 +69,13 @@ impl Sender {
                 tokio::time::sleep(self.backoff.pause(attempt - 2)).await;
             }
             let timestamp = unix_now();
-            let signature = match sign(&sub.secret, id, timestamp, body.as_bytes()) {
-                Ok(s) => s,
+            let signed: Result<Vec<String>, _> = secrets
+                .iter()
+                .map(|secret| sign(secret, id, timestamp, body.as_bytes()))
+                .collect();
+            // Standard Webhooks: several signatures, space-separated; any one verifies.
+            let signature = match signed {
+                Ok(s) => s.join(" "),
                 Err(e) => return Err(failure(attempt - 1, e.to_string())),
             };
             let answer = self
@@ -81,6 +90,12 @@ impl Sender {
                 .await;
             match answer {
                 Ok(response) if response.status().is_success() => return Ok(attempt),
+                Ok(response) if response.status().is_redirection() => {
+                    error = format!(
+                        "the target answered {} (redirects are not followed)",
+                        response.status()
+                    )
+                }
                 Ok(response) => error = format!("the target answered {}", response.status()),
                 Err(e) => match refusal_in(&e) {
                     Some(Ok(refusal)) => {

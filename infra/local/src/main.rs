@@ -119,6 +119,16 @@ fn print_banner(
         ddb = stack.dynamodb_url,
         logs = stack.options.log_dir.display(),
     );
+    let sealing_key = stack
+        .env()
+        .get("WEBHOOK_SECRETS_KEY")
+        .map_or("<none>", String::as_str);
+    println!(
+        "\n  API key (tenant dev)  {key}\n  webhook secrets' local data key (WEBHOOK_SECRETS_KEY)  {sealing_key}\n\nThe back-end routes (orders, webhooks) take the key: -H 'authorization: Bearer {key}'.\nMore keys (and list, revoke):\n  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 TABLE_NAME={table} \\\n    DYNAMODB_ENDPOINT={ddb} ./target/debug/api-keys create <tenant>",
+        key = stack.api_key,
+        table = stack.options.table_name,
+        ddb = stack.dynamodb_url,
+    );
     for (chain, _, tokens) in chains {
         print_chain(stack, devnet, *chain, &owner, tokens);
     }

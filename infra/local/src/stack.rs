@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use alloy::providers::Provider;
 use anyhow::{Context, bail};
+use base64::Engine;
 use live_balances::config::DEFAULT_MULTICALL;
 use live_balances::storage::Table;
 use tokio::time::Instant;
@@ -82,6 +83,10 @@ pub struct LocalStack {
     pub webhooks_invoke_url: String,
     /// The poller's `/health` and `/metrics` base URL.
     pub poller_url: String,
+    /// An API key of tenant `dev`, issued when the stack started: what a back end (and the
+    /// tests of back-end routes) sends as `Authorization: Bearer …`. Its quotas are generous
+    /// (every test of a run, and a developer's scripts, share it).
+    pub api_key: String,
     env: BTreeMap<String, String>,
     services: Mutex<BTreeMap<String, Service>>,
 }
@@ -196,8 +201,14 @@ impl LocalStack {
             "POLLER_HTTP_ADDR".into(),
             format!("127.0.0.1:{poller_port}"),
         );
+        // The data key that seals webhook secrets: a fresh one per stack (its table lives in
+        // memory), from the environment as a deployment without KMS would give it.
+        env.insert(
+            "WEBHOOK_SECRETS_KEY".into(),
+            base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>()),
+        );
         env.extend(options.extra_env.iter().cloned());
-        let stack = Self {
+        let mut stack = Self {
             api_url: format!("{lambda}/lambda-url/api"),
             server_url: format!("http://127.0.0.1:{}", options.server_port),
             fanout_invoke_url: format!("{lambda}/2015-03-31/functions/fanout/invocations"),
@@ -209,10 +220,20 @@ impl LocalStack {
             rpc_url,
             second_chain,
             dynamodb_url,
+            api_key: String::new(),
             env,
             services: Mutex::new(BTreeMap::new()),
         };
         stack.start_dynamodb().await?;
+        stack.api_key = stack
+            .issue_api_key_with(
+                "dev",
+                live_balances::api_key::Quotas {
+                    requests_per_minute: 1_000_000,
+                    max_webhooks: 100_000,
+                },
+            )
+            .await?;
         stack.start_chains().await?;
         stack.start_functions().await?;
         stack.start_server().await?;
@@ -239,6 +260,30 @@ impl LocalStack {
     /// The environment every process of the stack gets.
     pub fn env(&self) -> &BTreeMap<String, String> {
         &self.env
+    }
+
+    /// Issues (and stores) a new API key of `tenant` with the default quotas, as
+    /// `api-keys create` does; the key itself is only in the answer.
+    pub async fn issue_api_key(&self, tenant: &str) -> anyhow::Result<String> {
+        self.issue_api_key_with(tenant, live_balances::api_key::Quotas::default())
+            .await
+    }
+
+    /// [`Self::issue_api_key`] with `quotas`.
+    pub async fn issue_api_key_with(
+        &self,
+        tenant: &str,
+        quotas: live_balances::api_key::Quotas,
+    ) -> anyhow::Result<String> {
+        let tenant = live_balances::api_key::Tenant::parse(tenant)?;
+        let (key, record) = live_balances::api_key::issue(
+            rand::random(),
+            tenant,
+            quotas,
+            live_balances::clock::unix_now(),
+        );
+        self.table().await.create_api_key(&record).await?;
+        Ok(key)
     }
 
     /// A client of the stack's table for this process (tests, the dev runner).

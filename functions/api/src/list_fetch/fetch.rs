@@ -9,7 +9,7 @@ use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use reqwest::{Client, Url};
 use thiserror::Error;
 
-use super::guard::{Destinations, Refusal, checked_client, refusal_in, resolve_checked};
+use super::guard::{Destinations, Redirects, Refusal, checked_client, refusal_in, resolve_checked};
 
 /// Why a list could not be fetched.
 #[derive(Debug, Error)]
@@ -64,7 +64,7 @@ impl ListFetcher {
         max_bytes: usize,
         timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
-        let client = checked_client(destinations, max_redirects, timeout)?;
+        let client = checked_client(destinations, Redirects::Follow(max_redirects), timeout)?;
         Ok(Self {
             client,
             destinations,
@@ -183,12 +183,16 @@ mod tests {
         )
         .unwrap();
         let none = Validators::default();
-        // A name that resolves to loopback: refused after DNS, before any connection.
+        // A name that resolves to loopback: refused after DNS, before any connection, and the
+        // refusal does not say where the name led.
         let by_name = strict
             .fetch(&format!("https://localhost:{port}/list.json"), &none)
             .await;
         assert!(
-            matches!(by_name, Err(FetchError::Refused(Refusal::NonPublic(ip))) if ip.is_loopback()),
+            matches!(
+                by_name,
+                Err(FetchError::Refused(Refusal::ResolvesToNonPublic))
+            ),
             "{by_name:?}"
         );
         let plain_http = strict

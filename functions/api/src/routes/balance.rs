@@ -1,6 +1,7 @@
 //! `GET /{chain_id}/balance/{owner}/{token}` and its batch form `POST /{chain_id}/balances/{owner}`:
-//! one value, from the table when the pair is
-//! tracked (no chain request at all), else read on chain once.
+//! one value, from the table when the pair is tracked (no chain request at all), else read on
+//! chain once — a request that reads the chain counts against its source's
+//! `CHAIN_READS_PER_SOURCE_PER_MINUTE`: it is a call on the operator's node.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::limits;
 use crate::request::{self, Request};
 use crate::route_docs::{ChainUnreadable, MalformedRequest, NoSession, WalletPath};
 use crate::state::State;
@@ -45,11 +47,13 @@ pub(crate) struct BalanceView {
         (status = 200, description = "The balance, from the table or read on chain", body = BalanceView),
         MalformedRequest,
         NoSession,
+        (status = 429, description = "Over the source's on-chain reads a minute", body = ErrorBody),
         ChainUnreadable,
     ),
 )]
 pub async fn get(
     state: &State,
+    req: &Request,
     chain: &str,
     owner: &str,
     token: &str,
@@ -68,6 +72,7 @@ pub async fn get(
             (TokenRead::Value(U256::ZERO), block, "table")
         }
         None => {
+            limits::admit_chain_read(state, req).await?;
             let (block, mut reads) = reader.read_latest(&[(owner, key)]).await?;
             (reads.pop().unwrap_or(TokenRead::Failed), block, "chain")
         }
@@ -119,6 +124,7 @@ pub(crate) struct BatchView {
         (status = 200, description = "Each token's balance, from the table or read on chain", body = BatchView),
         MalformedRequest,
         NoSession,
+        (status = 429, description = "Over the source's on-chain reads a minute", body = ErrorBody),
         ChainUnreadable,
     ),
 )]
@@ -185,6 +191,7 @@ pub async fn batch(
         })
         .collect();
     if !untracked.is_empty() {
+        limits::admit_chain_read(state, req).await?;
         let (block, reads) = reader.read_latest(&untracked).await?;
         for ((_, key), read) in untracked.iter().zip(reads) {
             let entry = BatchEntry {

@@ -7,12 +7,13 @@ use http::Response;
 use live_balances::pairs::{PairSet, parse_pair_list};
 use live_balances::stream_id;
 
-use crate::body::ResponseBody;
+use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::request::{self, Request};
 use crate::route_docs::MultiSseEventData;
 use crate::state::State;
 use crate::stream::{self, BalanceStream, Resume, Shape};
+use crate::stream_admission;
 use crate::tracked::live_session;
 
 #[utoipa::path(
@@ -30,6 +31,7 @@ use crate::tracked::live_session;
         (status = 200, description = "text/event-stream", content_type = "text/event-stream", body = MultiSseEventData),
         (status = 400, description = "Malformed, repeated or too many pairs (the error names the pair)", body = ErrorBody),
         (status = 404, description = "A pair's chain is not served here, or no pair has a session", body = ErrorBody),
+        (status = 429, description = "Over the source's stream opens a minute, or as many streams open from the source or on a wallet as allowed (Retry-After)", body = ErrorBody),
     ),
 )]
 pub async fn open(state: &State, req: &Request) -> Result<Response<ResponseBody>, ApiError> {
@@ -51,6 +53,7 @@ pub async fn open(state: &State, req: &Request) -> Result<Response<ResponseBody>
             }
         },
     };
+    let source = stream_admission::opened(state, req).await?;
     let mut wallets = Vec::with_capacity(pairs.len());
     for (i, pair) in set.pairs().iter().enumerate() {
         let live = live_session(state, pair.chain_id, &pair.owner)
@@ -62,5 +65,12 @@ pub async fn open(state: &State, req: &Request) -> Result<Response<ResponseBody>
     if !wallets.iter().any(|(_, _, live)| *live) {
         return Err(ApiError::SessionNotFound);
     }
-    Ok(BalanceStream::new(state, req, Shape::Multi(set), wallets).open())
+    let live: Vec<_> = wallets
+        .iter()
+        .filter(|(_, _, live)| *live)
+        .map(|(pair, ..)| *pair)
+        .collect();
+    let tickets = stream_admission::admit(state, &source, &live).await?;
+    let stream = BalanceStream::new(state, req, Shape::Multi(set), wallets);
+    Ok(body::holding(stream.open(), tickets))
 }

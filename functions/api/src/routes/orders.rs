@@ -2,10 +2,15 @@
 //! a wallet's open orders, each judged fillable or not on the wallet's tracked balance of the
 //! token it sells and allowance to its spender.
 //!
+//! Back-end routes: each takes an API key, and an order belongs to the key's tenant — another
+//! tenant's order is, to it, not there (`GET` lists only the caller's; `DELETE` answers 404; a
+//! `PUT` of an id another tenant registered for the wallet is refused).
+//!
 //! Registering an order grows the owner's session exactly as a session request does (the
 //! sell token as a custom token, the spender as a spender: the same code path, the same
 //! limits), so the poller watches both values; then the order is stored, judged on the values
-//! the table holds. From there the fanout re-judges it on every change of either value and
+//! the table holds, and holds the session until its `validTo` (`live_balances::hold`): the
+//! wallet stays tracked with no stream open, until the order is deleted or expires. From there the fanout re-judges it on every change of either value and
 //! appends an `order_status` entry to the wallet's feed when one crosses its amount.
 
 use alloy::primitives::{Address, U256};
@@ -19,11 +24,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use live_balances::clock::unix_now;
+use live_balances::hold::Holder;
+use live_balances::storage::Written;
 
+use crate::auth::BackEnd;
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::request::{self, Request};
-use crate::route_docs::{BodyRefused, StorageUnavailable, UnknownChain};
+use crate::route_docs::{BodyRefused, KeyRefused, StorageUnavailable, UnknownChain};
 use crate::routes::sessions::{self, SessionRequest, Upsert};
 use crate::state::State;
 
@@ -40,7 +48,8 @@ pub struct OrderRequest {
     /// (CoW Protocol's GPv2VaultRelayer unless `ORDER_SPENDER_<chainId>` says otherwise).
     #[serde(default)]
     pub spender: Option<String>,
-    /// Unix seconds until which the order is open; in the future.
+    /// Unix seconds until which the order is open: in the future, and at most
+    /// `ORDER_MAX_VALID_SECS` (90 days by default) from now.
     pub valid_to: u64,
 }
 
@@ -62,6 +71,23 @@ pub struct OrdersView {
     pub owner: String,
     /// Every open order, judged on the stored values (expired ones are left out).
     pub orders: Vec<OrderStatus>,
+}
+
+/// The order `id` holds its wallet's session until `until`, or lets go of it (`None`).
+async fn hold(
+    state: &State,
+    owner: &Address,
+    chain_id: u64,
+    id: &OrderId,
+    until: Option<u64>,
+) -> Result<(), ApiError> {
+    let idle = state.settings.limits.session_ttl.as_secs();
+    let holder = Holder::Order(id).key();
+    state
+        .table
+        .hold_session(chain_id, owner, &holder, until, unix_now(), idle)
+        .await?;
+    Ok(())
 }
 
 /// `DELETE /{chain_id}/orders/{owner}/{order_id}`.
@@ -135,6 +161,14 @@ fn check(
             body.valid_to
         )));
     }
+    let latest = now.saturating_add(state.settings.bounds.order_max_validity.as_secs());
+    if body.valid_to > latest {
+        return Err(ApiError::InvalidOrder(format!(
+            "validTo {} is more than {} s from now (the latest is {latest})",
+            body.valid_to,
+            state.settings.bounds.order_max_validity.as_secs()
+        )));
+    }
     Ok(Order {
         chain_id,
         owner,
@@ -152,15 +186,18 @@ fn check(
     path = "/{chain_id}/orders/{owner}/{order_id}",
     operation_id = "putOrder",
     tag = "orders",
-    description = "Registers an open order (or replaces the one with this id) and answers its fillability: whether the wallet's balance of sellToken and its allowance to the spender both cover sellAmount, and if not which is short and by how much. The owner's session is created or grown to track the token and the spender (as POST /{chain_id}/sessions/{owner} would). From then on every change that crosses the order's amount is an order_status event on the wallet's stream; all_balances lists every open order with its status. The order is gone after validTo.",
+    description = "Registers an open order (or replaces the one with this id) and answers its fillability: whether the wallet's balance of sellToken and its allowance to the spender both cover sellAmount, and if not which is short and by how much. The owner's session is created or grown to track the token and the spender (as POST /{chain_id}/sessions/{owner} would). From then on every change that crosses the order's amount is an order_status event on the wallet's stream; all_balances lists every open order with its status. The order holds the wallet's session until validTo: the wallet stays tracked with no stream open. The order is gone after validTo. Needs an API key; the order belongs to the key's tenant.",
     params(OrderPath),
     request_body = OrderRequest,
+    security(("apiKey" = [])),
     responses(
         (status = 200, description = "The order with its fillability", body = OrderView),
-        (status = 400, description = "Malformed chain id, owner, order id, token, spender, amount, validTo in the past, or too many orders", body = ErrorBody),
+        (status = 400, description = "Malformed chain id, owner, order id, token, spender, amount, validTo in the past or too far ahead, or too many orders", body = ErrorBody),
+        KeyRefused,
         UnknownChain,
+        (status = 409, description = "Another tenant registered this order id for the wallet", body = ErrorBody),
         BodyRefused,
-        (status = 429, description = "Over the session write rate", body = ErrorBody),
+        (status = 429, description = "Over the key's quota or the wallet's session write rate", body = ErrorBody),
         (status = 502, description = "The chain could not be read; nothing stored", body = ErrorBody),
         (status = 503, description = "Storage unavailable, the session busy or the chain at capacity; the order is not stored", body = ErrorBody),
     ),
@@ -168,6 +205,7 @@ fn check(
 pub async fn put(
     state: &State,
     req: &Request,
+    caller: &BackEnd,
     chain: &str,
     owner: &str,
     id: &str,
@@ -186,6 +224,11 @@ pub async fn put(
     };
     let checked = sessions::check(state, chain_id, owner, &session_request)?;
     let stored = state.table.orders(chain_id, &owner).await?;
+    if let Some(existing) = stored.iter().find(|o| o.order.id == order.id)
+        && existing.tenant.as_ref() != Some(&caller.tenant)
+    {
+        return Err(ApiError::OrderIdTaken);
+    }
     let open = stored.iter().filter(|o| o.order.is_open(now));
     let max = state.settings.limits.max_orders_per_wallet;
     if !stored.iter().any(|o| o.order.id == order.id) && open.count() >= max {
@@ -213,11 +256,25 @@ pub async fn put(
     .await?;
     let status = Fillability::of(order.sell_amount, balance, allowance);
     let block = session.block_number;
-    state
+    // Conditional on the tenant: another tenant registering the id meanwhile wins.
+    if state
         .table
-        .put_order(&order, &status, block, unix_now())
-        .await?;
-    tracing::info!(chain = chain_id, owner = %owner, order = %order.id, fillable = status.fillable(), "order registered");
+        .put_order(&order, &caller.tenant, &status, block, unix_now())
+        .await?
+        == Written::Skipped
+    {
+        return Err(ApiError::OrderIdTaken);
+    }
+    // The open order keeps its wallet tracked until validTo, stream or no stream.
+    hold(
+        state,
+        &order.owner,
+        chain_id,
+        &order.id,
+        Some(order.valid_to),
+    )
+    .await?;
+    tracing::info!(chain = chain_id, owner = %owner, order = %order.id, tenant = %caller.tenant, key = %caller.key_id, fillable = status.fillable(), "order registered");
     let view = OrderView {
         chain_id,
         owner: lower(&owner),
@@ -232,26 +289,34 @@ pub async fn put(
     path = "/{chain_id}/orders/{owner}/{order_id}",
     operation_id = "deleteOrder",
     tag = "orders",
-    description = "Deletes an order (filled or cancelled): it leaves all_balances and gets no more order_status events. The session keeps tracking its token and spender until it expires.",
+    description = "Deletes an order (filled or cancelled): it leaves all_balances and gets no more order_status events. It no longer holds the wallet's session: the wallet stays tracked one more SESSION_TTL_SECS from now, or while a stream, another order or a subscription keeps it. Needs an API key of the order's tenant (another tenant's order is not found).",
     params(OrderPath),
+    security(("apiKey" = [])),
     responses(
         (status = 200, description = "Deleted", body = OrderDeleted),
         (status = 400, description = "Malformed chain id, owner or order id", body = ErrorBody),
-        (status = 404, description = "Chain not served here, or no such order", body = ErrorBody),
+        KeyRefused,
+        (status = 404, description = "Chain not served here, or no such order of this tenant", body = ErrorBody),
         StorageUnavailable,
     ),
 )]
 pub async fn delete(
     state: &State,
+    caller: &BackEnd,
     chain: &str,
     owner: &str,
     id: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
     let id = order_id(id)?;
-    if !state.table.delete_order(chain_id, &owner, &id).await? {
+    if !state
+        .table
+        .delete_order(chain_id, &owner, &id, &caller.tenant)
+        .await?
+    {
         return Err(ApiError::OrderNotFound);
     }
+    hold(state, &owner, chain_id, &id, None).await?;
     tracing::info!(chain = chain_id, owner = %owner, order = %id, "order deleted");
     let answer = OrderDeleted {
         order_id: id.to_string(),
@@ -266,22 +331,28 @@ pub async fn delete(
     path = "/{chain_id}/orders/{owner}",
     operation_id = "getOrders",
     tag = "orders",
-    description = "The wallet's open orders, each judged on the stored values (as in all_balances).",
+    description = "The wallet's open orders registered by the API key's tenant, each judged on the stored values (as in all_balances).",
     params(crate::route_docs::WalletPath),
+    security(("apiKey" = [])),
     responses(
-        (status = 200, description = "The open orders", body = OrdersView),
+        (status = 200, description = "The tenant's open orders", body = OrdersView),
         (status = 400, description = "Malformed chain id or owner", body = ErrorBody),
+        KeyRefused,
         UnknownChain,
         StorageUnavailable,
     ),
 )]
 pub async fn list(
     state: &State,
+    caller: &BackEnd,
     chain: &str,
     owner: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
-    let values = state.table.wallet_values(chain_id, &owner).await?;
+    let mut values = state.table.wallet_values(chain_id, &owner).await?;
+    values
+        .orders
+        .retain(|o| o.tenant.as_ref() == Some(&caller.tenant));
     let block = values.items.iter().map(|i| i.block).max().unwrap_or(0);
     let judged = AllBalances {
         block_number: block,

@@ -162,6 +162,7 @@ pub fn check(
         Some(list) => request::addresses("spenders", list)?.into_iter().collect(),
         None => [state.settings.default_spender].into(),
     };
+    limits::check_session_size(state, &custom, &spenders)?;
     Ok(CheckedRequest {
         chain_id,
         owner,
@@ -269,7 +270,8 @@ async fn add(
 
     next.revision = base.revision + 1;
     next.read_block = block;
-    next.expires_at = now + state.settings.limits.session_ttl.as_secs();
+    // Never shortened: a session held by an order or a subscription (`hold`) lives on.
+    next.expires_at = (now + state.settings.limits.session_ttl.as_secs()).max(base.expires_at);
     let items = values_to_store(&next, &keys, values, &stored_values, &unreadable);
     if !store(state, &next, base.revision, live.is_none(), &items, now).await? {
         tracing::info!(chain = chain_id, owner = %owner, "session changed meanwhile; trying again");
@@ -361,6 +363,7 @@ async fn prepare(
     if after.len() > max_tokens {
         return Err(ApiError::TooManyTokens(max_tokens));
     }
+    limits::check_session_size(state, &after, &next.spenders)?;
     let known_spenders = live
         .as_ref()
         .map(|s| s.spenders.clone())

@@ -7,12 +7,13 @@ use http::Response;
 use live_balances::model::FeedPosition;
 use live_balances::pairs::WalletPair;
 
-use crate::body::ResponseBody;
+use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::request::{self, Request};
 use crate::route_docs::{NoSession, SseEventData, WalletPath};
 use crate::state::State;
 use crate::stream::{self, BalanceStream, Resume, Shape};
+use crate::stream_admission;
 use crate::tracked::live_session;
 
 #[utoipa::path(
@@ -30,6 +31,7 @@ use crate::tracked::live_session;
         (status = 200, description = "text/event-stream", content_type = "text/event-stream", body = SseEventData),
         (status = 400, description = "Malformed chain id or owner", body = ErrorBody),
         NoSession,
+        (status = 429, description = "Over the source's stream opens a minute, or as many streams open from the source or on the wallet as allowed (Retry-After)", body = ErrorBody),
     ),
 )]
 pub async fn open(
@@ -49,9 +51,12 @@ pub async fn open(
             }
         },
     };
+    let source = stream_admission::opened(state, req).await?;
     if live_session(state, chain_id, &owner).await?.is_none() {
         return Err(ApiError::SessionNotFound);
     }
     let wallet = WalletPair { chain_id, owner };
-    Ok(BalanceStream::new(state, req, Shape::Single, vec![(wallet, resume, true)]).open())
+    let tickets = stream_admission::admit(state, &source, &[wallet]).await?;
+    let stream = BalanceStream::new(state, req, Shape::Single, vec![(wallet, resume, true)]);
+    Ok(body::holding(stream.open(), tickets))
 }

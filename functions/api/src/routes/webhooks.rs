@@ -1,8 +1,11 @@
-//! Webhook subscriptions: `POST /{chain_id}/webhooks` creates one (answered with its id and,
-//! once, its secret); `GET`, `DELETE` and `POST …/replay` on `/{chain_id}/webhooks/{id}` take
-//! that secret as `Authorization: Bearer whsec_…`. The target URL passes the destination rules
-//! token lists pass (https, public addresses after DNS; every redirect is checked again at
-//! delivery). Deliveries are made by the `webhooks` function, never by the api.
+//! Webhook subscriptions, a back end's routes (each takes an API key; a subscription belongs to
+//! the key's tenant, and another tenant's is not found): `POST /{chain_id}/webhooks` creates
+//! one (answered with its id and, once, its signing secret); `GET`, `DELETE`, `POST …/replay`
+//! and `POST …/secret` (a new signing secret, the old one signing beside it for
+//! `WEBHOOK_SECRET_OVERLAP_SECS`) on `/{chain_id}/webhooks/{id}`. The secret only signs: it is
+//! stored sealed and is no credential. The target URL passes the destination rules token lists
+//! pass (https, public addresses after DNS). Deliveries are made by the `webhooks` function,
+//! never by the api.
 
 use std::collections::BTreeSet;
 
@@ -12,16 +15,20 @@ use http::{Response, StatusCode};
 use live_balances::address::lower;
 use live_balances::clock::unix_now;
 use live_balances::destination::{Destinations, resolve_checked};
+use live_balances::hold::{HOLD_FOREVER, Holder};
+use live_balances::sealing::{SealedSecret, SealingKey};
+use live_balances::storage::{WebhookCreation, Written};
 use live_balances::webhook::{EventKind, ParkedDelivery, Subscription, SubscriptionStatus};
-use live_balances::webhook_signature::{secret_from, secrets_match};
+use live_balances::webhook_signature::secret_from;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::BackEnd;
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::limits;
 use crate::request::{self, Request};
-use crate::route_docs::{BodyRefused, SubscriptionRefused, UnknownChain};
+use crate::route_docs::{BodyRefused, KeyRefused, SubscriptionRefused, UnknownChain};
 use crate::state::State;
 use crate::webhook_error::WebhookError;
 
@@ -98,9 +105,21 @@ pub(crate) struct WebhookView {
 pub(crate) struct WebhookCreated {
     #[serde(flatten)]
     view: WebhookView,
-    /// Signs every delivery (Standard Webhooks, HMAC-SHA256) and authenticates GET, DELETE and
-    /// replay as `Authorization: Bearer <secret>`. Shown only here.
+    /// Signs every delivery (Standard Webhooks, HMAC-SHA256); verify with it. Shown only here
+    /// (and a new one by `POST …/secret`).
     secret: String,
+}
+
+/// The answer to a secret rotation: the new secret, this once.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SecretRotated {
+    id: String,
+    /// The new signing secret: every delivery is signed with it from now on.
+    secret: String,
+    /// Unix seconds until which deliveries also carry a signature by the previous secret
+    /// (`webhook-signature` holds both), so a receiver can switch at any time before then.
+    previous_secret_until: u64,
 }
 
 /// The answer to a replay request.
@@ -163,12 +182,34 @@ async fn check_room(state: &State, sub: &Subscription) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The checked subscription a request asks for, nothing stored yet.
+/// The data key, for sealing or opening secrets.
+async fn data_key(state: &State, sealing: bool) -> Result<&SealingKey, ApiError> {
+    let found = if sealing {
+        state.data_key.for_sealing().await
+    } else {
+        state.data_key.for_opening().await
+    };
+    found.map_err(|error| {
+        tracing::error!(%error, "webhook secrets' data key unavailable");
+        refused(WebhookError::SecretsUnavailable)
+    })
+}
+
+/// A new random signing secret (`whsec_…`), and that secret sealed for subscription `id`.
+fn new_secret(key: &SealingKey, id: &str) -> (String, SealedSecret) {
+    let secret = secret_from(rand::random());
+    let sealed = key.seal(&secret, id, rand::random());
+    (secret, sealed)
+}
+
+/// The checked subscription a request asks for, nothing stored yet, with its secret in the
+/// clear (for the answer, this once).
 async fn subscription_of(
     state: &State,
+    caller: &BackEnd,
     chain_id: u64,
     body: WebhookRequest,
-) -> Result<Subscription, ApiError> {
+) -> Result<(Subscription, String), ApiError> {
     let settings = &state.settings.webhooks;
     let mut wallets = BTreeSet::new();
     if body.wallets.is_empty() {
@@ -214,11 +255,14 @@ async fn subscription_of(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    Ok(Subscription {
+    let (secret, sealed) = new_secret(data_key(state, true).await?, &id);
+    let sub = Subscription {
         id,
         chain_id,
         url,
-        secret: secret_from(rand::random()),
+        tenant: Some(caller.tenant.clone()),
+        secret: sealed,
+        previous_secret: None,
         wallets,
         tokens,
         kinds,
@@ -227,7 +271,8 @@ async fn subscription_of(
         failing_since: None,
         last_error: None,
         replays: 0,
-    })
+    };
+    Ok((sub, secret))
 }
 
 /// The target as given, checked: a URL, allowed by the rules, and a name resolving only to
@@ -284,36 +329,45 @@ fn parked_view(p: &ParkedDelivery) -> ParkedView {
     }
 }
 
-/// The subscription named by the path, if the request holds its secret.
-async fn authorized(
+/// The subscription holds its wallets' sessions for as long as it lives (`held`), or lets go
+/// of them.
+async fn hold(state: &State, sub: &Subscription, held: bool) -> Result<(), ApiError> {
+    let holder = Holder::Webhook(&sub.id).key();
+    let idle = state.settings.limits.session_ttl.as_secs();
+    state
+        .table
+        .hold_sessions(
+            sub.chain_id,
+            sub.wallets.iter().copied(),
+            &holder,
+            held.then_some(HOLD_FOREVER),
+            unix_now(),
+            idle,
+        )
+        .await?;
+    Ok(())
+}
+
+/// The subscription named by the path, if it is the caller's tenant's: another tenant's, like
+/// one on another chain, is not found.
+async fn owned(
     state: &State,
-    req: &Request,
+    caller: &BackEnd,
     chain: &str,
     id: &str,
 ) -> Result<Subscription, ApiError> {
     let chain_id = request::chain_id(chain)?;
     state.reader(chain_id)?;
-    let presented = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(refused(WebhookError::SecretRequired))?;
     // Ids are 32 hex characters; anything else names no subscription (and is no table key).
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(refused(WebhookError::NotFound));
     }
-    let sub = state
+    state
         .table
         .webhook(&id.to_ascii_lowercase())
         .await?
-        .filter(|s| s.chain_id == chain_id)
-        .ok_or(refused(WebhookError::NotFound))?;
-    if !secrets_match(presented, &sub.secret) {
-        return Err(refused(WebhookError::WrongSecret));
-    }
-    Ok(sub)
+        .filter(|s| s.chain_id == chain_id && s.tenant.as_ref() == Some(&caller.tenant))
+        .ok_or(refused(WebhookError::NotFound))
 }
 
 #[utoipa::path(
@@ -321,36 +375,59 @@ async fn authorized(
     path = "/{chain_id}/webhooks",
     operation_id = "createWebhook",
     tag = "webhooks",
-    description = "Subscribes a target URL to the changes of some wallets: each matching feed entry is POSTed as JSON, signed the Standard Webhooks way (webhook-id = the feed position, webhook-timestamp, webhook-signature = v1,base64(HMAC-SHA256(secret, id.timestamp.body))), in order per wallet, retried with backoff, parked after the retries (see GET and replay). The secret is in this answer only.",
+    description = "Subscribes a target URL to the changes of some wallets: each matching feed entry is POSTed as JSON, signed the Standard Webhooks way (webhook-id = the feed position, webhook-timestamp, webhook-signature = v1,base64(HMAC-SHA256(secret, id.timestamp.body))), in order per wallet, retried with backoff, parked after the retries (see GET and replay). The secret is in this answer only. Needs an API key; the subscription belongs to the key's tenant.",
     params(ChainPath),
     request_body = WebhookRequest,
+    security(("apiKey" = [])),
     responses(
         (status = 201, description = "Subscribed; keep the secret", body = WebhookCreated),
         (status = 400, description = "Malformed chain id, URL, wallet, token, event kind or body", body = ErrorBody),
+        KeyRefused,
         UnknownChain,
         BodyRefused,
-        (status = 409, description = "A wallet already has WEBHOOK_MAX_PER_WALLET subscriptions", body = ErrorBody),
+        (status = 409, description = "A wallet already has WEBHOOK_MAX_PER_WALLET subscriptions, or the tenant holds as many as its key's quota allows", body = ErrorBody),
         (status = 422, description = "The target URL was refused (scheme, credentials, a non-public address)", body = ErrorBody),
-        (status = 429, description = "Over the source's subscription creation rate", body = ErrorBody),
-        (status = 503, description = "Storage unavailable; nothing stored", body = ErrorBody),
+        (status = 429, description = "Over the key's quota or the source's subscription creation rate", body = ErrorBody),
+        (status = 503, description = "Storage or the secrets' data key unavailable; nothing stored", body = ErrorBody),
     ),
 )]
 pub async fn create(
     state: &State,
     req: &Request,
+    caller: &BackEnd,
     chain: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let chain_id = request::chain_id(chain)?;
     state.reader(chain_id)?;
     let body: WebhookRequest = request::json_body(req)?;
-    let sub = subscription_of(state, chain_id, body).await?;
+    let (sub, secret) = subscription_of(state, caller, chain_id, body).await?;
     limits::admit_webhook_create(state, req).await?;
     check_room(state, &sub).await?;
-    state.table.create_webhook(&sub).await?;
-    tracing::info!(chain = chain_id, id = %sub.id, wallets = sub.wallets.len(), "webhook created");
+    match state
+        .table
+        .create_webhook(&sub, caller.max_webhooks)
+        .await?
+    {
+        WebhookCreation::Created => {}
+        WebhookCreation::TenantFull => {
+            return Err(refused(WebhookError::TenantFull(caller.max_webhooks)));
+        }
+    }
+    // The subscription keeps its wallets tracked while it lives, stream or no stream. Should
+    // that fail, the subscription goes again: a subscription whose wallets may lapse is the
+    // silent failure holds exist to prevent.
+    if let Err(error) = hold(state, &sub, true).await {
+        tracing::error!(id = %sub.id, %error, "wallets not held; the subscription is withdrawn");
+        if let Err(error) = state.table.delete_webhook(&sub).await {
+            tracing::error!(id = %sub.id, %error, "subscription not withdrawn");
+        }
+        let _ = hold(state, &sub, false).await;
+        return Err(error);
+    }
+    tracing::info!(chain = chain_id, id = %sub.id, tenant = %caller.tenant, key = %caller.key_id, wallets = sub.wallets.len(), "webhook created");
     let created = WebhookCreated {
         view: view(state, &sub).await?,
-        secret: sub.secret,
+        secret,
     };
     Ok(body::json(StatusCode::CREATED, &created))
 }
@@ -360,8 +437,9 @@ pub async fn create(
     path = "/{chain_id}/webhooks/{id}",
     operation_id = "getWebhook",
     tag = "webhooks",
-    description = "The subscription with its status (active, backlogged, disabled and why) and its parked deliveries. Authorization: Bearer <secret>.",
+    description = "The subscription with its status (active, backlogged, disabled and why) and its parked deliveries. Needs an API key of the subscription's tenant.",
     params(WebhookPath),
+    security(("apiKey" = [])),
     responses(
         (status = 200, description = "The subscription", body = WebhookView),
         SubscriptionRefused,
@@ -369,11 +447,11 @@ pub async fn create(
 )]
 pub async fn get(
     state: &State,
-    req: &Request,
+    caller: &BackEnd,
     chain: &str,
     id: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let sub = authorized(state, req, chain, id).await?;
+    let sub = owned(state, caller, chain, id).await?;
     Ok(body::json(StatusCode::OK, &view(state, &sub).await?))
 }
 
@@ -382,8 +460,9 @@ pub async fn get(
     path = "/{chain_id}/webhooks/{id}",
     operation_id = "deleteWebhook",
     tag = "webhooks",
-    description = "Ends the subscription; its parked deliveries are dropped. Authorization: Bearer <secret>.",
+    description = "Ends the subscription; its parked deliveries are dropped. Needs an API key of the subscription's tenant.",
     params(WebhookPath),
+    security(("apiKey" = [])),
     responses(
         (status = 200, description = "Deleted", body = WebhookDeleted),
         SubscriptionRefused,
@@ -391,12 +470,13 @@ pub async fn get(
 )]
 pub async fn delete(
     state: &State,
-    req: &Request,
+    caller: &BackEnd,
     chain: &str,
     id: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let sub = authorized(state, req, chain, id).await?;
+    let sub = owned(state, caller, chain, id).await?;
     state.table.delete_webhook(&sub).await?;
+    hold(state, &sub, false).await?;
     tracing::info!(chain = sub.chain_id, id = %sub.id, "webhook deleted");
     Ok(body::json(
         StatusCode::OK,
@@ -412,8 +492,9 @@ pub async fn delete(
     path = "/{chain_id}/webhooks/{id}/replay",
     operation_id = "replayWebhook",
     tag = "webhooks",
-    description = "Sends the parked deliveries again, oldest first, and re-enables a disabled subscription (its failure clock restarts). The delivery function does the sending; GET shows the progress. Authorization: Bearer <secret>.",
+    description = "Sends the parked deliveries again, oldest first, and re-enables a disabled subscription (its failure clock restarts). The delivery function does the sending; GET shows the progress. Needs an API key of the subscription's tenant.",
     params(WebhookPath),
+    security(("apiKey" = [])),
     responses(
         (status = 202, description = "Replay started", body = ReplayAccepted),
         SubscriptionRefused,
@@ -421,19 +502,70 @@ pub async fn delete(
 )]
 pub async fn replay(
     state: &State,
-    req: &Request,
+    caller: &BackEnd,
     chain: &str,
     id: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let sub = authorized(state, req, chain, id).await?;
+    let sub = owned(state, caller, chain, id).await?;
     let parked_count = state.table.parked_webhook_count(&sub.id).await?;
     state.table.request_webhook_replay(&sub.id).await?;
+    // Re-enabled: its wallets are held again (a disabled subscription let go of them).
+    hold(state, &sub, true).await?;
     tracing::info!(chain = sub.chain_id, id = %sub.id, parked = parked_count, "webhook replay asked for");
     Ok(body::json(
         StatusCode::ACCEPTED,
         &ReplayAccepted {
             id: sub.id,
             parked_count,
+        },
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/{chain_id}/webhooks/{id}/secret",
+    operation_id = "rotateWebhookSecret",
+    tag = "webhooks",
+    description = "Gives the subscription a new signing secret, answered this once. Until previousSecretUntil (WEBHOOK_SECRET_OVERLAP_SECS, a day by default) every delivery carries two signatures in webhook-signature, by the new secret and by the one it replaces, so the receiver can switch to the new secret at any moment of the overlap without refusing a delivery. Needs an API key of the subscription's tenant.",
+    params(WebhookPath),
+    security(("apiKey" = [])),
+    responses(
+        (status = 200, description = "The new secret", body = SecretRotated),
+        SubscriptionRefused,
+        (status = 503, description = "Storage or the secrets' data key unavailable; nothing changed", body = ErrorBody),
+    ),
+)]
+pub async fn rotate_secret(
+    state: &State,
+    caller: &BackEnd,
+    chain: &str,
+    id: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let sub = owned(state, caller, chain, id).await?;
+    let key = data_key(state, true).await?;
+    let (secret, sealed) = new_secret(key, &sub.id);
+    // A secret stored in the clear by an older version is sealed as it steps aside.
+    let previous = match &sub.secret {
+        SealedSecret::Legacy(plain) => key.seal(plain, &sub.id, rand::random()),
+        sealed => sealed.clone(),
+    };
+    let until = unix_now().saturating_add(state.settings.webhooks.secret_overlap.as_secs());
+    if state
+        .table
+        .rotate_webhook_secret(&sub.id, &sealed, &sub.secret, &previous, until)
+        .await?
+        == Written::Skipped
+    {
+        // Deleted, or rotated by another request meanwhile: that one's secret stands.
+        return Err(refused(WebhookError::NotFound));
+    }
+    tracing::info!(chain = sub.chain_id, id = %sub.id, tenant = %caller.tenant, until, "webhook secret rotated");
+    Ok(body::json(
+        StatusCode::OK,
+        &SecretRotated {
+            id: sub.id,
+            secret,
+            previous_secret_until: until,
         },
     ))
 }
