@@ -2,7 +2,8 @@
 # The client packages as a user installs them: `npm pack` of @live-balances/client and
 # @live-balances/react, both tarballs installed into a fresh project (target/client-consumer,
 # made anew each run) beside React and Vite, then, there: the React example builds (tsc, vite
-# build), every TypeScript snippet of the READMEs type-checks (README.md, clients/*/README.md;
+# build), every TypeScript snippet of the READMEs and the book's client page type-checks (README.md,
+# docs/src/client.md, clients/*/README.md;
 # ambient names they use are declared in clients/consumer-prelude.d.ts), and Node.js imports
 # every entry point as ESM, renders a hook on the server, and verifies a signed delivery.
 # Run by `infra/client.sh --check` (so by `make test`); the registry packages come from npm's
@@ -32,7 +33,7 @@ node_types=$(node -p 'require("./clients/node_modules/@types/node/package.json")
 echo "== consumer: the README snippets type-check"
 mkdir -p "$project/snippets"
 cp clients/consumer-prelude.d.ts "$project/snippets/prelude.d.ts"
-node - "$project/snippets" README.md clients/ts/README.md clients/react/README.md <<'JS'
+node - "$project/snippets" README.md docs/src/client.md clients/ts/README.md clients/react/README.md <<'JS'
 // Every ```ts / ```tsx block of the given Markdown files, one module each.
 const fs = require("node:fs");
 const [dir, ...files] = process.argv.slice(2);

@@ -867,23 +867,26 @@ async fn webhook_creation_is_rate_limited_per_source_and_capped_per_wallet() -> 
     outcome
 }
 
-/// The README's Node.js receiver (the client's `DeliveryVerifier`, so the `standardwebhooks`
-/// library), run as printed there: it accepts the service's real deliveries (and logs them),
+/// The book's Node.js receiver (docs/src/api/webhooks.md: the client's `DeliveryVerifier`, so
+/// the `standardwebhooks` library), run as printed there: it accepts the service's real deliveries (and logs them),
 /// accepts a request signed by the documented scheme, and refuses a tampered body and a stale
 /// timestamp.
 #[tokio::test(flavor = "multi_thread")]
-async fn the_readmes_node_receiver_verifies_real_deliveries() -> anyhow::Result<()> {
+async fn the_documented_node_receiver_verifies_real_deliveries() -> anyhow::Result<()> {
     use tokio::io::{AsyncBufReadExt, BufReader};
 
     let env = Environment::get();
-    let readme =
-        std::fs::read_to_string(local_stack::tools::Tools::locate()?.root.join("README.md"))?;
-    let example = readme
+    let page = std::fs::read_to_string(
+        local_stack::tools::Tools::locate()?
+            .root
+            .join("docs/src/api/webhooks.md"),
+    )?;
+    let example = page
         .split("```js\n")
         .skip(1)
         .filter_map(|block| block.split("\n```").next())
         .find(|block| block.contains("DeliveryVerifier") && block.contains("createServer"))
-        .context("the README's Node receiver")?;
+        .context("the Node receiver of docs/src/api/webhooks.md")?;
     // Run where Node resolves `@live-balances/client` as an app would: inside the clients'
     // workspace (its node_modules, git-ignored), against the client's build.
     let clients = local_stack::tools::Tools::locate()?.root.join("clients");
@@ -893,7 +896,7 @@ async fn the_readmes_node_receiver_verifies_real_deliveries() -> anyhow::Result<
     );
     let script = clients
         .join("node_modules/.cache")
-        .join(format!("readme-receiver-{}.mjs", rand::random::<u32>()));
+        .join(format!("documented-receiver-{}.mjs", rand::random::<u32>()));
     std::fs::create_dir_all(script.parent().context("cache folder")?)?;
     std::fs::write(&script, example)?;
     let port = local_stack::process::free_port()?;
@@ -908,13 +911,13 @@ async fn the_readmes_node_receiver_verifies_real_deliveries() -> anyhow::Result<
         .context("node (installed by make install) on PATH")?;
     let mut lines = BufReader::new(node.stdout.take().context("node's stdout")?).lines();
     let base = format!("http://127.0.0.1:{port}/hook");
-    local_stack::stack::wait_for("the README receiver listening", DEADLINE, || async {
+    local_stack::stack::wait_for("the documented receiver listening", DEADLINE, || async {
         tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
         Ok(())
     })
     .await?;
 
-    // Signed by hand, the way the README states the scheme.
+    // Signed by hand, the way the webhooks page states the scheme.
     let post = |body: &'static str, timestamp: u64, signed: &'static str| {
         let base = base.clone();
         let secret = sub.secret.clone();
@@ -969,7 +972,7 @@ async fn the_readmes_node_receiver_verifies_real_deliveries() -> anyhow::Result<
         anyhow::bail!("node exited")
     })
     .await
-    .context("the delivery logged by the README receiver")??;
+    .context("the delivery logged by the documented receiver")??;
     assert!(logged.contains("balance: '100'"), "{logged}");
     let _ = node.kill().await;
     let _ = std::fs::remove_file(&script);

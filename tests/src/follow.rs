@@ -121,8 +121,8 @@ impl Trail {
                     // A change to the value an `all_balances` showed, after it: the fanout
                     // appended its entry after the snapshot was read, and the stream ended
                     // before it reached that entry, so the reconnect (from the snapshot's id)
-                    // replays it. The client already holds its value (README, "Resuming right
-                    // after a snapshot"). Not a replay of an entry: ids still strictly increase.
+                    // replays it. The client already holds its value (docs/src/api/streams.md,
+                    // "Resuming right after a snapshot"). Not a replay of an entry: ids still strictly increase.
                     if self.from_snapshot && e.data["balance"] == self.value.as_str() {
                         self.restatements += 1;
                         continue;

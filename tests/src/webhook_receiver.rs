@@ -75,7 +75,7 @@ pub struct Receiver {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Verifies a delivery as the README's receiver example does.
+/// Verifies a delivery as the webhooks page's receivers (docs/src/api/webhooks.md) do.
 pub fn verify(secret: &str, id: &str, timestamp: &str, signatures: &str, body: &[u8]) -> bool {
     let Ok(sent) = timestamp.parse::<u64>() else {
         return false;
