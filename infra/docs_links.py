@@ -3,7 +3,8 @@ page names a file of the book — or, for the repository's own files linked from
 of the repository — and each #fragment an id on the page it points to. External links (http,
 https, mailto) are not fetched: the check runs offline. Prints every broken link with its page
 and fails if there is any; a page of docs/src missing from SUMMARY.md fails too (mdBook would
-silently leave it out of the book)."""
+silently leave it out of the book). The error table (docs/src/api/errors.md) must list exactly
+the codes of functions/api/src/error_code.rs, once each."""
 
 import os
 import re
@@ -72,8 +73,27 @@ def main(book, sources):
             rel = os.path.relpath(os.path.join(root, name), sources)
             if name.endswith(".md") and name != "SUMMARY.md" and rel not in listed:
                 broken.append(f"{rel}: not in SUMMARY.md, so not in the book")
+    broken += error_table(repo, sources)
     if broken:
-        sys.exit("docs: broken links:\n  " + "\n  ".join(sorted(broken)))
+        sys.exit("docs: broken links or errors table:\n  " + "\n  ".join(sorted(broken)))
+
+
+def error_table(repo, sources):
+    """The first column of the errors page's table against the api's one list of codes."""
+    with open(os.path.join(repo, "functions/api/src/error_code.rs"), encoding="utf-8") as f:
+        codes = re.findall(r'^\s*[A-Z][A-Za-z]* => "([a-z_]+)",', f.read(), re.M)
+    with open(os.path.join(sources, "api/errors.md"), encoding="utf-8") as f:
+        listed = re.findall(r"^\| `([a-z_]+)` \|", f.read(), re.M)
+    problems = []
+    if not codes:
+        problems.append("functions/api/src/error_code.rs: no codes found (has its list changed shape?)")
+    for code in sorted(set(codes) - set(listed)):
+        problems.append(f"api/errors.md: `{code}` (error_code.rs) has no row")
+    for code in sorted(set(listed) - set(codes)):
+        problems.append(f"api/errors.md: `{code}` is not a code of error_code.rs")
+    for code in sorted({c for c in listed if listed.count(c) > 1}):
+        problems.append(f"api/errors.md: `{code}` has more than one row")
+    return problems
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ fi
 echo "== template: cfn-lint and sam validate --lint"
 ./infra/template-check.sh
 
+echo "== docs: the book builds, every link resolves, the error table matches the api's codes"
+./infra/docs.sh
+
 ./infra/client.sh --check
 
 echo "== cargo test: unit tests and end-to-end tests on the real local stack"

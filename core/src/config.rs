@@ -299,7 +299,7 @@ impl Settings {
     ) -> Result<Self, ConfigError> {
         let vars = Vars::new(vars);
         Ok(Self {
-            chains: chains(&vars.0)?,
+            chains: chains(&vars)?,
             rpc: RpcSettings {
                 max_wait: vars.millis("RPC_MAX_WAIT_MS", 15_000)?,
             },
@@ -310,7 +310,7 @@ impl Settings {
             multicall: vars.address("MULTICALL_ADDRESS", DEFAULT_MULTICALL)?,
             multicall_chunk: vars.number("MULTICALL_CHUNK", 1000)?.max(1) as usize,
             default_spender: vars.address("DEFAULT_SPENDER", DEFAULT_SPENDER)?,
-            order_spenders: order_spenders(&vars.0)?,
+            order_spenders: order_spenders(&vars)?,
             feed_ttl: vars.secs("FEED_TTL_SECS", 86_400)?,
             chain_log_enabled: match vars.get("CHAIN_LOG_ENABLED") {
                 None => true,
@@ -491,7 +491,19 @@ impl Vars {
     }
 
     fn get(&self, name: &str) -> Option<String> {
+        asked::record(name);
         self.0.get(name).map(|v| v.trim().to_string())
+    }
+
+    /// The variables named `{prefix}<id>`, one per chain: (name, the id's text, value).
+    fn per_chain<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a str, &'a String)> {
+        asked::record(&format!("{prefix}<id>"));
+        self.0
+            .iter()
+            .filter_map(move |(name, value)| name.strip_prefix(prefix).map(|id| (name, id, value)))
     }
 
     fn number(&self, name: &str, default: u64) -> Result<u64, ConfigError> {
@@ -543,12 +555,8 @@ impl Settings {
 }
 
 /// `ORDER_SPENDER_<chainId>` variables: each chain's default order spender.
-fn order_spenders(vars: &BTreeMap<String, String>) -> Result<BTreeMap<u64, Address>, ConfigError> {
-    vars.iter()
-        .filter_map(|(name, value)| {
-            name.strip_prefix("ORDER_SPENDER_")
-                .map(|chain| (name, chain, value))
-        })
+fn order_spenders(vars: &Vars) -> Result<BTreeMap<u64, Address>, ConfigError> {
+    vars.per_chain("ORDER_SPENDER_")
         .map(|(name, chain, value)| {
             let chain_id = chain_id(name, chain)?;
             let spender = parse_address(value.trim()).map_err(|e| invalid(name, e.to_string()))?;
@@ -577,6 +585,7 @@ impl ChainSecret {
     /// `CHAIN_SECRET_ID` with `CHAIN_IDS`, both or neither; `None` when neither is set.
     pub fn from_vars(vars: &[(String, String)]) -> Result<Option<Self>, ConfigError> {
         let get = |name: &str| {
+            asked::record(name);
             vars.iter()
                 .rev()
                 .find(|(k, v)| k == name && !v.trim().is_empty())
@@ -801,7 +810,20 @@ fn urls(name: &str, value: &str, ws: bool) -> Result<Vec<String>, ConfigError> {
     Ok(list)
 }
 
-fn chains(vars: &BTreeMap<String, String>) -> Result<BTreeMap<u64, ChainEndpoints>, ConfigError> {
+fn chains(all: &Vars) -> Result<BTreeMap<u64, ChainEndpoints>, ConfigError> {
+    let vars = &all.0;
+    for name in [
+        "RPC_URL_<id>",
+        "WS_URL_<id>",
+        "WETH_<id>",
+        "RPC_URL",
+        "WS_URL",
+    ]
+    .into_iter()
+    .chain(SEED_NAMES.iter().map(|(n, ..)| *n))
+    {
+        asked::record(name);
+    }
     let mut rpc: BTreeMap<u64, (String, Vec<String>)> = BTreeMap::new();
     let mut ws: BTreeMap<u64, (String, Vec<String>)> = BTreeMap::new();
     for (name, value) in vars {
@@ -825,8 +847,8 @@ fn chains(vars: &BTreeMap<String, String>) -> Result<BTreeMap<u64, ChainEndpoint
     }
     // The single-chain form (`CHAIN_ID` with `RPC_URL`, `WS_URL`) suits deploy templates,
     // where variable names cannot be computed.
-    if let Some(id) = vars.get("CHAIN_ID") {
-        let chain_id = chain_id("CHAIN_ID", id.trim())?;
+    if let Some(id) = all.get("CHAIN_ID") {
+        let chain_id = chain_id("CHAIN_ID", &id)?;
         for (name, is_ws) in [("RPC_URL", false), ("WS_URL", true)] {
             if let Some(value) = vars.get(name) {
                 let target = if is_ws { &mut ws } else { &mut rpc };
@@ -881,6 +903,34 @@ fn chain_id(name: &str, id: &str) -> Result<u64, ConfigError> {
 /// The most `MAX_PAIRS_PER_STREAM` may be: a stream id of this many pairs is at most
 /// [`crate::stream_id::max_len`]`(32)` = 875 characters.
 pub const MAX_PAIRS_LIMIT: u64 = 32;
+
+#[cfg(test)]
+mod page;
+
+/// Every variable name the readers above were asked for, recorded per thread in tests (a
+/// per-chain name as `PREFIX_<id>`), so a test can hold `docs/src/configuration.md` to the
+/// names the code reads. Outside tests it records nothing.
+mod asked {
+    #[cfg(test)]
+    thread_local! {
+        static NAMES: std::cell::RefCell<std::collections::BTreeSet<String>> =
+            const { std::cell::RefCell::new(std::collections::BTreeSet::new()) };
+    }
+
+    #[cfg(test)]
+    pub(super) fn record(name: &str) {
+        NAMES.with(|n| n.borrow_mut().insert(name.to_string()));
+    }
+
+    #[cfg(not(test))]
+    pub(super) fn record(_: &str) {}
+
+    /// The names recorded on this thread since the last call.
+    #[cfg(test)]
+    pub(super) fn take() -> std::collections::BTreeSet<String> {
+        NAMES.with(|n| std::mem::take(&mut *n.borrow_mut()))
+    }
+}
 
 #[cfg(test)]
 mod tests {
