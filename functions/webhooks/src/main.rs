@@ -6,6 +6,7 @@ use lambda_runtime::{Error, run, service_fn, tracing};
 use live_balances::config::Settings;
 use live_balances::kms::DataKey;
 use live_balances::storage::Table;
+use live_balances::telemetry::Telemetry;
 use webhooks::{State, handle};
 
 #[tokio::main]
@@ -23,5 +24,11 @@ async fn main() -> Result<(), Error> {
         data_key,
         settings.limits.session_ttl,
     )?;
-    run(service_fn(|event| handle(&state, event))).await
+    let telemetry = Telemetry::for_function(&settings.metrics);
+    run(service_fn(|event| async {
+        let handled = handle(&state, event).await;
+        telemetry.flush();
+        handled
+    }))
+    .await
 }
