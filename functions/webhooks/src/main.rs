@@ -1,6 +1,9 @@
 //! Webhooks Lambda: the table's stream (new feed entries, replay requests) -> signed HTTP
 //! deliveries to the subscriptions of each entry's wallet. The shell only: the handler is the
 //! library (`lib.rs`; sending in `send.rs`).
+// The layout computation of the handler's nested futures (with the metrics flush around it)
+// goes past the default.
+#![recursion_limit = "256"]
 
 use lambda_runtime::{Error, run, service_fn, tracing};
 use live_balances::config::Settings;
