@@ -23,7 +23,9 @@ const GAUGES: [(&str, Gauge); 9] = [
     ("poller_unlearned_wallets", |c| c.unlearned),
     ("poller_watched_wallets", |c| c.watched),
     ("poller_head_block", |c| c.head),
-    ("poller_blocks_behind", |c| c.head.saturating_sub(c.processed)),
+    ("poller_blocks_behind", |c| {
+        c.head.saturating_sub(c.processed)
+    }),
     ("poller_last_progress_seconds", |c| c.last_progress),
     ("poller_rpc_endpoint", |c| c.endpoint as u64),
     ("poller_log_range_cap_blocks", |c| {
@@ -135,7 +137,12 @@ impl Metrics {
     }
 
     pub fn count_error(&self, chain_id: u64, kind: &'static str) {
-        Self::add("poller_errors_total", chain_id, Some(("kind", kind.into())), 1);
+        Self::add(
+            "poller_errors_total",
+            chain_id,
+            Some(("kind", kind.into())),
+            1,
+        );
     }
 
     /// A head the node announced or answered.
@@ -222,7 +229,12 @@ impl Metrics {
             for (name, get) in GAUGES {
                 gauge!(name, "chain" => chain.clone()).set(get(&state) as f64);
             }
-            flags.insert(("poller_native_source", chain_id, "source", state.native_source));
+            flags.insert((
+                "poller_native_source",
+                chain_id,
+                "source",
+                state.native_source,
+            ));
             for degradation in degradations(&state, now) {
                 flags.insert(("poller_degraded", chain_id, "kind", degradation.kind));
             }

@@ -98,7 +98,11 @@ fn prometheus_value(text: &str, name: &str, labels: &[(&str, &str)]) -> anyhow::
 
 async fn scrape(env: &Environment, base: &str) -> anyhow::Result<String> {
     let response = env.http.get(format!("{base}/metrics")).send().await?;
-    anyhow::ensure!(response.status() == 200, "{base}/metrics: {}", response.status());
+    anyhow::ensure!(
+        response.status() == 200,
+        "{base}/metrics: {}",
+        response.status()
+    );
     Ok(response.text().await?)
 }
 
@@ -154,7 +158,11 @@ async fn a_request_a_change_and_a_delivery_show_in_the_metrics() -> anyhow::Resu
     receiver.set_secret(created["secret"].as_str().context("secret")?);
     // A stream open on the server shows in its gauge while it runs.
     let stream = SseClient::connect_via(env, Transport::Server, &lower(&owner), None).await?;
-    let open = prometheus_value(&scrape(env, &env.stack.server_url).await?, "api_streams_open", &[])?;
+    let open = prometheus_value(
+        &scrape(env, &env.stack.server_url).await?,
+        "api_streams_open",
+        &[],
+    )?;
     assert!(open >= 1.0, "streams open on the server: {open}");
     drop(stream);
     actor.transfer(token, owner, U256::from(100)).await?;
@@ -164,7 +172,14 @@ async fn a_request_a_change_and_a_delivery_show_in_the_metrics() -> anyhow::Resu
 
     let on_chain = [("chain", chain.as_str())];
     wait_emf(&log, from, "api_sessions_written_total", &on_chain, 1.0).await?;
-    wait_emf(&log, from, "fanout_feed_entries_written_total", &on_chain, 1.0).await?;
+    wait_emf(
+        &log,
+        from,
+        "fanout_feed_entries_written_total",
+        &on_chain,
+        1.0,
+    )
+    .await?;
     wait_emf(&log, from, "fanout_records_total", &[], 1.0).await?;
     let sent = [("chain", chain.as_str()), ("kind", "sent")];
     wait_emf(&log, from, "webhooks_deliveries_total", &sent, 1.0).await?;
@@ -174,8 +189,15 @@ async fn a_request_a_change_and_a_delivery_show_in_the_metrics() -> anyhow::Resu
     let until = Instant::now() + DEADLINE;
     loop {
         let poller_after = scrape(env, &env.stack.poller_url).await?;
-        let moved = prometheus_value(&poller_after, "poller_session_changes_total", &session_changes)?
-            - prometheus_value(&poller_before, "poller_session_changes_total", &session_changes)?;
+        let moved = prometheus_value(
+            &poller_after,
+            "poller_session_changes_total",
+            &session_changes,
+        )? - prometheus_value(
+            &poller_before,
+            "poller_session_changes_total",
+            &session_changes,
+        )?;
         if moved >= 1.0 {
             let lag = prometheus_value(&poller_after, "poller_blocks_behind", &on_chain)?;
             assert!(
