@@ -964,6 +964,19 @@ mod tests {
     }
 
     #[test]
+    fn metrics_are_prometheus_text_unless_emf_is_asked() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.metrics.format, MetricsFormat::Prometheus);
+        assert_eq!(s.metrics.namespace, "LiveBalances");
+        assert_eq!(s.metrics.flush_every, Duration::from_secs(60));
+        let emf = settings(&[("METRICS_FORMAT", "emf"), ("METRICS_FLUSH_SECS", "0")]).unwrap();
+        assert_eq!(emf.metrics.format, MetricsFormat::Emf);
+        assert_eq!(emf.metrics.flush_every, Duration::from_secs(1), "at least a second");
+        let refused = settings(&[("METRICS_FORMAT", "statsd")]).unwrap_err();
+        assert!(refused.to_string().contains("METRICS_FORMAT"), "{refused}");
+    }
+
+    #[test]
     fn chains_from_explicit_and_seed_names() {
         let s = settings(&[
             ("RPC_URL_31337", "http://127.0.0.1:8545"),
