@@ -971,7 +971,11 @@ mod tests {
         assert_eq!(s.metrics.flush_every, Duration::from_secs(60));
         let emf = settings(&[("METRICS_FORMAT", "emf"), ("METRICS_FLUSH_SECS", "0")]).unwrap();
         assert_eq!(emf.metrics.format, MetricsFormat::Emf);
-        assert_eq!(emf.metrics.flush_every, Duration::from_secs(1), "at least a second");
+        assert_eq!(
+            emf.metrics.flush_every,
+            Duration::from_secs(1),
+            "at least a second"
+        );
         let refused = settings(&[("METRICS_FORMAT", "statsd")]).unwrap_err();
         assert!(refused.to_string().contains("METRICS_FORMAT"), "{refused}");
     }

@@ -96,14 +96,25 @@ fn prometheus_value(text: &str, name: &str, labels: &[(&str, &str)]) -> anyhow::
     }
 }
 
+/// The Prometheus text at `base`'s `/metrics`, once it answers (the poller may be starting).
 async fn scrape(env: &Environment, base: &str) -> anyhow::Result<String> {
-    let response = env.http.get(format!("{base}/metrics")).send().await?;
-    anyhow::ensure!(
-        response.status() == 200,
-        "{base}/metrics: {}",
-        response.status()
-    );
-    Ok(response.text().await?)
+    let until = Instant::now() + DEADLINE;
+    loop {
+        match env.http.get(format!("{base}/metrics")).send().await {
+            Ok(response) => {
+                anyhow::ensure!(
+                    response.status() == 200,
+                    "{base}/metrics: {}",
+                    response.status()
+                );
+                return Ok(response.text().await?);
+            }
+            Err(error) if Instant::now() < until && error.is_connect() => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
