@@ -96,8 +96,8 @@ impl Metrics {
     fn add(name: &'static str, chain_id: u64, label: Option<(&'static str, String)>, by: u64) {
         let chain = ("chain", chain_id.to_string());
         match label {
-            Some(label) => counter!(name, &[chain.into(), label.into()]).increment(by),
-            None => counter!(name, &[chain.into()]).increment(by),
+            Some(label) => counter!(name, &[chain, label]).increment(by),
+            None => counter!(name, &[chain]).increment(by),
         }
     }
 
