@@ -105,6 +105,7 @@ pub struct Settings {
     pub bounds: RequestBounds,
     /// Where the data key that seals webhook secrets at rest comes from.
     pub sealing: SealingSource,
+    pub metrics: MetricsSettings,
 }
 
 /// The poller's own pace: how often it looks for heads and re-reads, how far one log query
@@ -235,6 +236,50 @@ pub struct ServerSettings {
     pub drain_timeout: Duration,
 }
 
+/// Where the long-lived processes (the poller, the server) report their metrics. The functions
+/// always write the Embedded Metric Format: a function has no port to scrape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsFormat {
+    /// Prometheus text at the process's `/metrics` (`METRICS_FORMAT=prometheus`, the default).
+    Prometheus,
+    /// CloudWatch Embedded Metric Format lines on stdout every `METRICS_FLUSH_SECS`
+    /// (`METRICS_FORMAT=emf`): CloudWatch Logs turns them into metrics, no scraper needed.
+    Emf,
+}
+
+/// How every binary reports its metrics.
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    pub format: MetricsFormat,
+    /// CloudWatch namespace of the EMF lines (`METRICS_NAMESPACE`).
+    pub namespace: String,
+    /// How often a long-lived process writes its EMF lines (`METRICS_FLUSH_SECS`).
+    pub flush_every: Duration,
+}
+
+impl MetricsSettings {
+    fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        Ok(Self {
+            format: match vars.get("METRICS_FORMAT").as_deref() {
+                None | Some("prometheus") => MetricsFormat::Prometheus,
+                Some("emf") => MetricsFormat::Emf,
+                Some(other) => {
+                    return Err(invalid(
+                        "METRICS_FORMAT",
+                        format!("expected prometheus or emf, got {other:?}"),
+                    ));
+                }
+            },
+            namespace: vars
+                .get("METRICS_NAMESPACE")
+                .unwrap_or_else(|| "LiveBalances".into()),
+            flush_every: vars
+                .secs("METRICS_FLUSH_SECS", 60)?
+                .max(Duration::from_secs(1)),
+        })
+    }
+}
+
 /// How the poller finds native balance changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NativeBalances {
@@ -325,6 +370,7 @@ impl Settings {
             webhooks: webhook_settings(&vars)?,
             bounds: RequestBounds::from_vars(&vars)?,
             sealing: SealingSource::from_vars(&vars)?,
+            metrics: MetricsSettings::from_vars(&vars)?,
         })
     }
 }
@@ -965,6 +1011,23 @@ mod tests {
             NativeBalances::Reads
         );
         assert!(settings(&[("NATIVE_BALANCES", "sometimes")]).is_err());
+    }
+
+    #[test]
+    fn metrics_are_prometheus_text_unless_emf_is_asked() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.metrics.format, MetricsFormat::Prometheus);
+        assert_eq!(s.metrics.namespace, "LiveBalances");
+        assert_eq!(s.metrics.flush_every, Duration::from_secs(60));
+        let emf = settings(&[("METRICS_FORMAT", "emf"), ("METRICS_FLUSH_SECS", "0")]).unwrap();
+        assert_eq!(emf.metrics.format, MetricsFormat::Emf);
+        assert_eq!(
+            emf.metrics.flush_every,
+            Duration::from_secs(1),
+            "at least a second"
+        );
+        let refused = settings(&[("METRICS_FORMAT", "statsd")]).unwrap_err();
+        assert!(refused.to_string().contains("METRICS_FORMAT"), "{refused}");
     }
 
     #[test]

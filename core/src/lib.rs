@@ -21,7 +21,8 @@
 //!   secret), `kms` (the data key that seals webhook secrets);
 //! - process plumbing: `backoff` (the one retry rule), `accept` (the one accept loop),
 //!   `destination` (the rules an outside URL we fetch or post to must pass, and the one HTTP
-//!   client that keeps them), `logging`, `redact` (endpoints without their keys).
+//!   client that keeps them), `logging`, `telemetry` (where metrics go), `redact` (endpoints
+//!   without their keys).
 
 pub mod abi;
 pub mod accept;
@@ -52,6 +53,7 @@ pub mod sse;
 pub mod storage;
 pub mod stream_id;
 pub mod sweep;
+pub mod telemetry;
 pub mod token_metadata;
 pub mod webhook;
 pub mod webhook_signature;

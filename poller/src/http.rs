@@ -1,5 +1,6 @@
 //! The container's small HTTP port: `/health` (every chain made progress recently) for the
-//! load balancer or ECS health check, `/metrics` for Prometheus.
+//! load balancer or ECS health check, `/metrics` for Prometheus (not found when the metrics are
+//! written as EMF lines instead: `METRICS_FORMAT=emf`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,11 +19,13 @@ use tracing::{info, warn};
 
 use crate::health::Health;
 use crate::metrics::Metrics;
+use live_balances::telemetry::Telemetry;
 
 /// Serves until `stop` turns true.
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
+    telemetry: Arc<Telemetry>,
     chains: Vec<u64>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
@@ -33,11 +36,11 @@ pub async fn serve(
             accepted = live_balances::accept::next(&listener) => accepted,
             _ = stop.changed() => return Ok(()),
         };
-        let metrics = metrics.clone();
+        let (metrics, telemetry) = (metrics.clone(), telemetry.clone());
         let chains = chains.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                let response = answer(req.uri().path(), &metrics, &chains);
+                let response = answer(req.uri().path(), &metrics, &telemetry, &chains);
                 async move { Ok::<_, Infallible>(response) }
             });
             if let Err(error) = http1::Builder::new()
@@ -50,13 +53,27 @@ pub async fn serve(
     }
 }
 
-fn answer(path: &str, metrics: &Metrics, chains: &[u64]) -> Response<Full<Bytes>> {
+fn answer(
+    path: &str,
+    metrics: &Metrics,
+    telemetry: &Telemetry,
+    chains: &[u64],
+) -> Response<Full<Bytes>> {
+    let not_found = || {
+        (
+            StatusCode::NOT_FOUND,
+            "application/json",
+            "{\"code\":\"not_found\",\"message\":\"no such route\"}".to_string(),
+        )
+    };
     let (status, content_type, body) = match path {
-        "/metrics" => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            metrics.render(),
-        ),
+        "/metrics" => {
+            metrics.publish(unix_now());
+            match telemetry.prometheus_text() {
+                Some(text) => (StatusCode::OK, "text/plain; version=0.0.4", text),
+                None => not_found(),
+            }
+        }
         "/health" => {
             let health = Health::of(metrics, chains, unix_now());
             let status = if health.ok {
@@ -70,11 +87,7 @@ fn answer(path: &str, metrics: &Metrics, chains: &[u64]) -> Response<Full<Bytes>
                 serde_json::to_string(&health).unwrap_or_default(),
             )
         }
-        _ => (
-            StatusCode::NOT_FOUND,
-            "application/json",
-            "{\"code\":\"not_found\",\"message\":\"no such route\"}".into(),
-        ),
+        _ => not_found(),
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;

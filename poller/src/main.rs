@@ -6,6 +6,7 @@ use live_balances::chain::{BalanceReader, ReaderOptions};
 use live_balances::config::Settings;
 use live_balances::secrets::load_settings;
 use live_balances::storage::Table;
+use live_balances::telemetry::Telemetry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +49,11 @@ async fn main() -> anyhow::Result<()> {
 
     let (stop, stopped) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());
+    let telemetry = Arc::new(Telemetry::for_process(&settings.metrics));
+    let published = metrics.clone();
+    telemetry.flush_periodically(&settings.metrics, move || {
+        published.publish(live_balances::clock::unix_now())
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for chain in settings.chains.values() {
         let chain_id = chain.chain_id;
@@ -79,7 +85,13 @@ async fn main() -> anyhow::Result<()> {
     // Unhealthy when a chain has made no progress (not even an idle head check) for a minute.
     let chains: Vec<u64> = settings.chains.keys().copied().collect();
     let addr = settings.poller.http_addr;
-    tokio::spawn(http::serve(addr, metrics.clone(), chains, stopped.clone()));
+    tokio::spawn(http::serve(
+        addr,
+        metrics.clone(),
+        telemetry,
+        chains,
+        stopped.clone(),
+    ));
 
     let mut sigterm = signal(SignalKind::terminate())?;
     tokio::select! {

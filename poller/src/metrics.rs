@@ -1,25 +1,49 @@
-//! The poller's own numbers, rendered in the Prometheus text format: RPC requests by method,
-//! rate limits and endpoint failures, table writes, errors, session changes applied, and per
-//! chain the processed block, the head, the last progress and what degrades the chain's
-//! watching (see `health`).
+//! The poller's own numbers, through the `metrics` facade (core's `telemetry` sends them to
+//! `/metrics` or to EMF lines): RPC requests by method, rate limits and endpoint failures,
+//! table writes, errors, session changes applied, and per chain the processed block, the head,
+//! the blocks behind, the wallets watched, the last progress and what degrades the chain's
+//! watching (see `health`, which reads the same per-chain state).
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use live_balances::chain::{LogLimitsView, RpcObserver};
 use live_balances::clock::unix_now;
+use metrics::{counter, gauge};
 
 use crate::health::degradations;
 
 /// Reads one gauge off a chain's state.
 type Gauge = fn(&ChainState) -> u64;
 
+/// The gauges read off each chain's state when the metrics are rendered or flushed.
+const GAUGES: [(&str, Gauge); 9] = [
+    ("poller_processed_block", |c| c.processed),
+    ("poller_unlearned_wallets", |c| c.unlearned),
+    ("poller_watched_wallets", |c| c.watched),
+    ("poller_head_block", |c| c.head),
+    ("poller_blocks_behind", |c| {
+        c.head.saturating_sub(c.processed)
+    }),
+    ("poller_last_progress_seconds", |c| c.last_progress),
+    ("poller_rpc_endpoint", |c| c.endpoint as u64),
+    ("poller_log_range_cap_blocks", |c| {
+        c.log_limits.range_cap.unwrap_or(0)
+    }),
+    ("poller_log_results_range_blocks", |c| {
+        c.log_limits.results_range.unwrap_or(0)
+    }),
+];
+
+/// Each chain's state (what `/health` reports), and the poller's counters and gauges through
+/// the `metrics` facade: Prometheus text at `/metrics` or EMF lines, as the process's
+/// telemetry is set up.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    counters: Mutex<BTreeMap<(&'static str, u64, String), u64>>,
     chains: Mutex<BTreeMap<u64, ChainState>>,
+    /// The labelled flags published as 1 (degradations, native sources): set to 0 once gone.
+    flags: Mutex<BTreeSet<(&'static str, u64, &'static str, &'static str)>>,
 }
 
 /// Whether the node's trace methods are known.
@@ -64,12 +88,16 @@ pub struct ChainState {
     pub last_error: &'static str,
     /// Watched wallets whose stored values are yet to be learned (after a start).
     pub unlearned: u64,
+    /// Wallets watched: a live session or a hold (an order, a subscription) each.
+    pub watched: u64,
 }
 
 impl Metrics {
-    fn add(&self, name: &'static str, chain_id: u64, label: &str, by: u64) {
-        if let Ok(mut c) = self.counters.lock() {
-            *c.entry((name, chain_id, label.to_string())).or_default() += by;
+    fn add(name: &'static str, chain_id: u64, label: Option<(&'static str, String)>, by: u64) {
+        let chain = ("chain", chain_id.to_string());
+        match label {
+            Some(label) => counter!(name, &[chain, label]).increment(by),
+            None => counter!(name, &[chain]).increment(by),
         }
     }
 
@@ -80,21 +108,41 @@ impl Metrics {
     }
 
     pub fn count_rpc(&self, chain_id: u64, method: &'static str) {
-        self.add("poller_rpc_requests_total", chain_id, method, 1);
+        Self::add(
+            "poller_rpc_requests_total",
+            chain_id,
+            Some(("method", method.into())),
+            1,
+        );
     }
 
     pub fn count_writes(&self, chain_id: u64, outcome: &'static str, by: u64) {
-        self.add("poller_table_writes_total", chain_id, outcome, by);
+        Self::add(
+            "poller_table_writes_total",
+            chain_id,
+            Some(("kind", outcome.into())),
+            by,
+        );
     }
 
     /// Changes of the watched set applied, by kind (`session`, `streaming`, `list`, `ended`,
     /// `found_by_pass`, `full_listing`, …).
     pub fn count_session_changes(&self, chain_id: u64, kind: &'static str, by: u64) {
-        self.add("poller_session_changes_total", chain_id, kind, by);
+        Self::add(
+            "poller_session_changes_total",
+            chain_id,
+            Some(("kind", kind.into())),
+            by,
+        );
     }
 
     pub fn count_error(&self, chain_id: u64, kind: &'static str) {
-        self.add("poller_errors_total", chain_id, kind, 1);
+        Self::add(
+            "poller_errors_total",
+            chain_id,
+            Some(("kind", kind.into())),
+            1,
+        );
     }
 
     /// A head the node announced or answered.
@@ -133,6 +181,10 @@ impl Metrics {
         self.update(chain_id, |s| s.unlearned = wallets);
     }
 
+    pub fn set_watched(&self, chain_id: u64, wallets: u64) {
+        self.update(chain_id, |s| s.watched = wallets);
+    }
+
     pub fn set_native_source(&self, chain_id: u64, source: &'static str) {
         self.update(chain_id, |s| s.native_source = source);
     }
@@ -152,24 +204,12 @@ impl Metrics {
             }
         });
         if lost {
-            self.add("poller_ws_disconnects_total", chain_id, "", 1);
+            Self::add("poller_ws_disconnects_total", chain_id, None, 1);
         }
     }
 
     pub fn chains(&self) -> BTreeMap<u64, ChainState> {
         self.chains.lock().map(|c| c.clone()).unwrap_or_default()
-    }
-
-    /// RPC requests so far for one chain, by method.
-    pub fn rpc_requests(&self, chain_id: u64) -> BTreeMap<String, u64> {
-        let counters = self.counters.lock().map(|c| c.clone()).unwrap_or_default();
-        counters
-            .into_iter()
-            .filter(|((name, chain, _), _)| {
-                *name == "poller_rpc_requests_total" && *chain == chain_id
-            })
-            .map(|((_, _, method), n)| (method, n))
-            .collect()
     }
 
     /// What reports one chain's RPC traffic here.
@@ -180,71 +220,35 @@ impl Metrics {
         })
     }
 
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let counters = self.counters.lock().map(|c| c.clone()).unwrap_or_default();
-        let mut last_name = "";
-        for ((name, chain, label), value) in &counters {
-            if *name != last_name {
-                let _ = writeln!(out, "# TYPE {name} counter");
-                last_name = name;
+    /// Sets the gauges read off each chain's state, as of `now` (before the metrics are
+    /// rendered or flushed: degradations depend on the time).
+    pub fn publish(&self, now: u64) {
+        let mut flags = BTreeSet::new();
+        for (chain_id, state) in self.chains() {
+            let chain = chain_id.to_string();
+            for (name, get) in GAUGES {
+                gauge!(name, "chain" => chain.clone()).set(get(&state) as f64);
             }
-            let key = match *name {
-                "poller_rpc_requests_total" => "method",
-                "poller_rpc_endpoint_failures_total" | "poller_rpc_rate_limited_total" => {
-                    "endpoint"
-                }
-                _ => "kind",
-            };
-            if label.is_empty() {
-                let _ = writeln!(out, "{name}{{chain=\"{chain}\"}} {value}");
-            } else {
-                let _ = writeln!(out, "{name}{{chain=\"{chain}\",{key}=\"{label}\"}} {value}");
+            flags.insert((
+                "poller_native_source",
+                chain_id,
+                "source",
+                state.native_source,
+            ));
+            for degradation in degradations(&state, now) {
+                flags.insert(("poller_degraded", chain_id, "kind", degradation.kind));
             }
         }
-        let chains = self.chains();
-        let gauges: [(&str, Gauge); 8] = [
-            ("poller_processed_block", |c| c.processed),
-            ("poller_unlearned_wallets", |c| c.unlearned),
-            ("poller_head_block", |c| c.head),
-            ("poller_blocks_behind", |c| {
-                c.head.saturating_sub(c.processed)
-            }),
-            ("poller_last_progress_seconds", |c| c.last_progress),
-            ("poller_rpc_endpoint", |c| c.endpoint as u64),
-            ("poller_log_range_cap_blocks", |c| {
-                c.log_limits.range_cap.unwrap_or(0)
-            }),
-            ("poller_log_results_range_blocks", |c| {
-                c.log_limits.results_range.unwrap_or(0)
-            }),
-        ];
-        for (name, get) in gauges {
-            let _ = writeln!(out, "# TYPE {name} gauge");
-            for (chain, state) in &chains {
-                let _ = writeln!(out, "{name}{{chain=\"{chain}\"}} {}", get(state));
-            }
+        let Ok(mut published) = self.flags.lock() else {
+            return;
+        };
+        for (name, chain_id, key, value) in published.difference(&flags) {
+            gauge!(*name, "chain" => chain_id.to_string(), *key => *value).set(0.0);
         }
-        let _ = writeln!(out, "# TYPE poller_native_source gauge");
-        for (chain, state) in &chains {
-            let _ = writeln!(
-                out,
-                "poller_native_source{{chain=\"{chain}\",source=\"{}\"}} 1",
-                state.native_source
-            );
+        for (name, chain_id, key, value) in &flags {
+            gauge!(*name, "chain" => chain_id.to_string(), *key => *value).set(1.0);
         }
-        let now = unix_now();
-        let _ = writeln!(out, "# TYPE poller_degraded gauge");
-        for (chain, state) in &chains {
-            for degradation in degradations(state, now) {
-                let _ = writeln!(
-                    out,
-                    "poller_degraded{{chain=\"{chain}\",kind=\"{}\"}} 1",
-                    degradation.kind
-                );
-            }
-        }
-        out
+        *published = flags;
     }
 }
 
@@ -261,16 +265,16 @@ impl RpcObserver for ChainObserver {
 
     fn rate_limited(&self, endpoint: usize, wait: Duration) {
         let m = &self.metrics;
-        m.add(
+        Metrics::add(
             "poller_rpc_rate_limited_total",
             self.chain_id,
-            &endpoint.to_string(),
+            Some(("endpoint", endpoint.to_string())),
             1,
         );
-        m.add(
+        Metrics::add(
             "poller_rpc_rate_limit_wait_ms_total",
             self.chain_id,
-            "",
+            None,
             wait.as_millis() as u64,
         );
         m.update(self.chain_id, |s| {
@@ -280,10 +284,10 @@ impl RpcObserver for ChainObserver {
     }
 
     fn endpoint_failed(&self, endpoint: usize, _wait: Duration) {
-        self.metrics.add(
+        Metrics::add(
             "poller_rpc_endpoint_failures_total",
             self.chain_id,
-            &endpoint.to_string(),
+            Some(("endpoint", endpoint.to_string())),
             1,
         );
     }
@@ -312,30 +316,60 @@ impl RpcObserver for ChainObserver {
 mod tests {
     use super::*;
 
+    /// Runs `f` with a recorder of its own; the Prometheus text it left.
+    fn rendered(f: impl FnOnce()) -> String {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, f);
+        handle.render()
+    }
+
     #[test]
     fn renders_counters_and_gauges() {
-        let m = Arc::new(Metrics::default());
-        let observer = m.observer(1);
-        observer.request("eth_getLogs", 0);
-        observer.request("eth_getLogs", 0);
-        observer.request("eth_call", 0);
-        observer.rate_limited(0, Duration::from_millis(1500));
-        m.count_writes(1, "written", 3);
-        m.set_head(1, 12);
-        m.progressed(1, 10);
-        m.set_native_source(1, "call_tracer");
-        let text = m.render();
+        let text = rendered(|| {
+            let m = Arc::new(Metrics::default());
+            let observer = m.observer(1);
+            observer.request("eth_getLogs", 0);
+            observer.request("eth_getLogs", 0);
+            observer.request("eth_call", 0);
+            observer.rate_limited(0, Duration::from_millis(1500));
+            m.count_writes(1, "written", 3);
+            m.set_head(1, 12);
+            m.progressed(1, 10);
+            m.set_watched(1, 4);
+            m.set_native_source(1, "call_tracer");
+            m.publish(unix_now());
+        });
         for line in [
             "poller_native_source{chain=\"1\",source=\"call_tracer\"} 1",
             "poller_rpc_requests_total{chain=\"1\",method=\"eth_getLogs\"} 2",
+            "poller_rpc_requests_total{chain=\"1\",method=\"eth_call\"} 1",
             "poller_blocks_behind{chain=\"1\"} 2",
+            "poller_watched_wallets{chain=\"1\"} 4",
             "poller_rpc_rate_limited_total{chain=\"1\",endpoint=\"0\"} 1",
             "poller_rpc_rate_limit_wait_ms_total{chain=\"1\"} 1500",
             "poller_degraded{chain=\"1\",kind=\"rate_limited\"} 1",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
-        assert_eq!(m.rpc_requests(1).get("eth_call"), Some(&1));
+    }
+
+    #[test]
+    fn a_degradation_that_ended_is_published_as_zero() {
+        let text = rendered(|| {
+            let m = Metrics::default();
+            m.progressed(1, 10);
+            m.set_native_source(1, "call_tracer");
+            m.publish(unix_now());
+            m.set_native_source(1, "reads");
+            m.publish(unix_now());
+        });
+        for line in [
+            "poller_native_source{chain=\"1\",source=\"call_tracer\"} 0",
+            "poller_native_source{chain=\"1\",source=\"reads\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

@@ -489,6 +489,8 @@ impl ChainWatcher {
 
     /// One line per 30 s: the deployed lag alarm reads `blocks_behind` from it.
     fn log_progress(&mut self, block: u64, head: u64) {
+        self.metrics
+            .set_watched(self.chain_id, self.watched.len() as u64);
         if self.last_progress_log.elapsed() >= PROGRESS_LOG_EVERY {
             self.last_progress_log = Instant::now();
             info!(

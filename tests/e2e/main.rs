@@ -25,6 +25,7 @@ mod browser;
 mod chain_log;
 mod holds;
 mod limits;
+mod metrics;
 mod multi_wallet;
 mod orders;
 mod owner_paths;

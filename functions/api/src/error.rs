@@ -280,6 +280,16 @@ impl ApiError {
         }
     }
 
+    /// The kind of bound that refused the request, if one did (its error code).
+    pub fn refusal(&self) -> Option<&'static str> {
+        match self {
+            Self::RateLimited { .. } | Self::TooManyStreams { .. } | Self::AtCapacity => {
+                Some(self.code().as_str())
+            }
+            _ => None,
+        }
+    }
+
     /// Server-side failures are logged with their detail; client errors at debug level.
     pub fn log(&self, method: &Method, path: &str) {
         match self {

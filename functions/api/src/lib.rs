@@ -17,7 +17,7 @@
 //!   chain, fanned out to the server's streams), `catalog` (list versions and token
 //!   metadata), `list_fetch` (fetching token lists safely, once per TTL);
 //! - the bottom: `error` (every error and its HTTP answer, `webhook_error` the webhook routes'
-//!   own), `body` (response bodies).
+//!   own), `body` (response bodies), `telemetry` (the api's metrics).
 
 mod auth;
 mod body;
@@ -39,6 +39,7 @@ mod snapshot;
 mod state;
 mod stream;
 mod stream_admission;
+mod telemetry;
 mod tracked;
 mod webhook_error;
 
@@ -61,11 +62,47 @@ pub async fn handler(state: &State, req: Request) -> Result<Response<ResponseBod
     let method = req.method().clone();
     // As the client sent it: percent-encoding is the owner parser's to judge.
     let path = req.uri().path().to_string();
+    let shape = route_label(&path);
     let result = route(state, req, &method, &path).await;
-    Ok(result.unwrap_or_else(|error| {
+    let response = result.unwrap_or_else(|error| {
         error.log(&method, &path);
+        if let Some(kind) = error.refusal() {
+            telemetry::refused(kind);
+        }
         error.into_response()
-    }))
+    });
+    telemetry::request(&method, shape, response.status());
+    Ok(response)
+}
+
+/// The route a path takes, as the metrics name it (its shape: no path is ever a label).
+fn route_label(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        [""] | ["demo"] | ["demo.js"] | ["demo.css"] => "/demo",
+        segments => route_shape(segments).unwrap_or("other"),
+    }
+}
+
+/// The shape of each route that answers several methods (another method: `405`).
+fn route_shape(segments: &[&str]) -> Option<&'static str> {
+    Some(match segments {
+        ["health"] => "/health",
+        ["openapi.json"] => "/openapi.json",
+        ["sessions"] => "/sessions",
+        ["sse", "balances"] => "/sse/balances",
+        [_, "sessions", _] => "/{chain}/sessions/{owner}",
+        ["sse", _, "balances", _] => "/sse/{chain}/balances/{owner}",
+        [_, "balance", _, _] => "/{chain}/balance/{owner}/{token}",
+        [_, "balances", _] => "/{chain}/balances/{owner}",
+        [_, "orders", _, _] => "/{chain}/orders/{owner}/{id}",
+        [_, "orders", _] => "/{chain}/orders/{owner}",
+        [_, "webhooks"] => "/{chain}/webhooks",
+        [_, "webhooks", _] => "/{chain}/webhooks/{id}",
+        [_, "webhooks", _, "replay"] => "/{chain}/webhooks/{id}/replay",
+        [_, "webhooks", _, "secret"] => "/{chain}/webhooks/{id}/secret",
+        _ => return None,
+    })
 }
 
 async fn route(
@@ -133,23 +170,7 @@ async fn route(
         (&Method::POST, [chain, "webhooks", id, "secret"]) => {
             webhooks::rotate_secret(state, back_end(caller)?, chain, id).await
         }
-        (
-            _,
-            ["health"]
-            | ["openapi.json"]
-            | ["sessions"]
-            | ["sse", "balances"]
-            | [_, "sessions", _]
-            | ["sse", _, "balances", _]
-            | [_, "balance", _, _]
-            | [_, "balances", _]
-            | [_, "orders", _, _]
-            | [_, "orders", _]
-            | [_, "webhooks"]
-            | [_, "webhooks", _]
-            | [_, "webhooks", _, "replay"]
-            | [_, "webhooks", _, "secret"],
-        ) => Err(ApiError::MethodNotAllowed),
+        (_, segments) if route_shape(segments).is_some() => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound),
     }
 }

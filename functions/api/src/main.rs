@@ -12,6 +12,7 @@ use bytes::Bytes;
 use lambda_http::request::RequestContext;
 use lambda_http::{Error, RequestExt, run_with_streaming_response_concurrent, service_fn, tracing};
 use live_balances::backoff::Backoff;
+use live_balances::telemetry::Telemetry;
 
 /// Consecutive runtime failures tolerated before the process gives up and exits.
 const MAX_QUICK_FAILURES: u32 = 5;
@@ -64,6 +65,7 @@ fn to_router(req: lambda_http::Request) -> api::Request {
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let state = Arc::new(State::start().await?);
+    let telemetry = Arc::new(Telemetry::for_function(&state.settings.metrics));
     // When a client leaves mid-stream the runtime API may drop the response connection, and
     // the runtime then returns that error. One lost stream must not take the instance (and the
     // invocations queued on it) down, so the runtime loop is resumed; only repeated failures
@@ -79,10 +81,16 @@ async fn main() -> Result<(), Error> {
     loop {
         let started = Instant::now();
         let serve = {
-            let state = state.clone();
+            let (state, telemetry) = (state.clone(), telemetry.clone());
             service_fn(move |req| {
-                let state = state.clone();
-                async move { handler(&state, to_router(req)).await }
+                let (state, telemetry) = (state.clone(), telemetry.clone());
+                async move {
+                    let response = handler(&state, to_router(req)).await;
+                    // Once per invocation, as soon as it has its answer (a stream's body runs
+                    // on: its end is in the next flush).
+                    telemetry.flush();
+                    response
+                }
             })
         };
         match run_with_streaming_response_concurrent(serve).await {

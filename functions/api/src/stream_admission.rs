@@ -27,6 +27,7 @@ use crate::error::ApiError;
 use crate::limits;
 use crate::request::Request;
 use crate::state::State;
+use crate::telemetry::OpenStream;
 
 /// One task's open streams by what they are counted against (the server's counts).
 #[derive(Debug, Clone, Default)]
@@ -65,6 +66,7 @@ impl LocalStreamCounts {
 #[derive(Debug)]
 pub struct StreamTickets {
     held: Held,
+    _open: OpenStream,
 }
 
 #[derive(Debug)]
@@ -140,6 +142,7 @@ pub async fn admit(
                 counts: counts.clone(),
                 keys: counted.into_iter().map(|(k, ..)| k).collect(),
             },
+            _open: OpenStream::opened(),
         });
     }
     let holder = format!("{:032x}", rand::random::<u128>());
@@ -179,6 +182,7 @@ pub async fn admit(
             leases,
             renewal: renewal.abort_handle(),
         },
+        _open: OpenStream::opened(),
     })
 }
 

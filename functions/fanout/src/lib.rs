@@ -26,6 +26,8 @@ use live_balances::clock::unix_now;
 use live_balances::config::Settings;
 use live_balances::diff::feed_entry;
 use live_balances::model::{FeedEntry, FeedEvent, FeedPosition};
+
+mod telemetry;
 use live_balances::storage::{
     ChainLogEntry, StorageError, StreamImage, Table, balance_item_from_image, image_is_first_read,
     image_version, retry,
@@ -220,6 +222,7 @@ pub async fn handle(
     let mut response = DynamoDbEventResponse::default();
     let mut appended = vec![];
     let mut failed_at: Option<(FeedPosition, Option<String>)> = None;
+    telemetry::records(event.payload.records.len());
     for record in &event.payload.records {
         let outcome = match event_for(record) {
             Ok(Some(event)) => record_event(state, &event, ttl)
@@ -237,11 +240,13 @@ pub async fn handle(
                     position = %entry.position(),
                     "feed entry appended"
                 );
+                telemetry::feed_entry_written(entry.chain_id());
                 appended.push((entry, record.change.sequence_number.clone()));
             }
             Ok(None) => {}
             Err(error) => {
                 tracing::error!(event_id = %record.event_id, %error, "record failed; retrying from it");
+                telemetry::failed("record");
                 let sequence = record.change.sequence_number.clone();
                 let position = sequence
                     .as_deref()
@@ -257,6 +262,7 @@ pub async fn handle(
         let entries = wallets.values().map(|w| w.log.clone()).collect();
         if let Err((error, left)) = append_chain_log_with_retry(state, entries).await {
             tracing::error!(wallets = left.len(), %error, "change-log append failed; retrying from the first record it covers");
+            telemetry::failed("change_log");
             // The earliest record of a wallet not named: the retried batch appends it again.
             let first = left
                 .iter()

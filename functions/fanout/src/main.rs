@@ -5,11 +5,18 @@ use fanout::{State, handle};
 use lambda_runtime::{Error, run, service_fn, tracing};
 use live_balances::config::Settings;
 use live_balances::storage::Table;
+use live_balances::telemetry::Telemetry;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let settings = Settings::from_env()?;
     let state = State::new(Table::connect(&settings).await, &settings);
-    run(service_fn(|event| handle(&state, event))).await
+    let telemetry = Telemetry::for_function(&settings.metrics);
+    run(service_fn(|event| async {
+        let handled = handle(&state, event).await;
+        telemetry.flush();
+        handled
+    }))
+    .await
 }

@@ -14,6 +14,17 @@ use live_balances::config::ServerSettings;
 /// Longest the client may take to send its body once the headers are in.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The answer of `GET /metrics`: Prometheus text.
+pub fn metrics(text: String) -> Response<ResponseBody> {
+    let mut response =
+        Response::new(http_body_util::Full::new(bytes::Bytes::from(text)).boxed_unsync());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}
+
 /// Answers one request; never fails (every error is an HTTP answer).
 pub async fn answer(
     state: &State,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use api::State;
+use live_balances::telemetry::Telemetry;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -18,6 +19,8 @@ async fn main() -> anyhow::Result<()> {
     live_balances::logging::init();
     // The chain endpoints come from the chain secret, as in the Lambda shell.
     let state = Arc::new(State::start().await?.with_hub());
+    let telemetry = Arc::new(Telemetry::for_process(&state.settings.metrics));
+    telemetry.flush_periodically(&state.settings.metrics, || {});
     let server = state.settings.server.clone();
     let listener = TcpListener::bind(server.addr)
         .await
@@ -43,6 +46,6 @@ async fn main() -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: draining"),
         }
     };
-    server::serve::run(state, listener, server, shutdown).await;
+    server::serve::run(state, telemetry, listener, server, shutdown).await;
     Ok(())
 }

@@ -1,17 +1,20 @@
 //! Accepting connections until shutdown, then draining: no new connections, every stream ends
 //! with a `retry:` hint (its client reconnects to another task and resumes), requests in
-//! flight get `SERVER_DRAIN_SECS` to finish.
+//! flight get `SERVER_DRAIN_SECS` to finish. `GET /metrics` is this process's Prometheus text
+//! (with `METRICS_FORMAT=emf` its metrics are log lines instead, and the route is not found).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use api::State;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use live_balances::config::ServerSettings;
+use live_balances::telemetry::Telemetry;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
@@ -25,6 +28,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(75);
 /// Serves `listener` until `shutdown` resolves, then drains.
 pub async fn run(
     state: Arc<State>,
+    telemetry: Arc<Telemetry>,
     listener: TcpListener,
     server: ServerSettings,
     shutdown: impl Future<Output = ()>,
@@ -43,12 +47,18 @@ pub async fn run(
             _ = &mut shutdown => break,
         };
         let _ = socket.set_nodelay(true);
-        let (state, server) = (state.clone(), server.clone());
+        let (state, server, telemetry) = (state.clone(), server.clone(), telemetry.clone());
         let service = ServiceBuilder::new()
             .layer(cors.clone())
-            .service(tower::service_fn(move |req| {
-                let (state, server) = (state.clone(), server.clone());
+            .service(tower::service_fn(move |req: http::Request<Incoming>| {
+                let (state, server, telemetry) = (state.clone(), server.clone(), telemetry.clone());
                 async move {
+                    if req.method() == http::Method::GET
+                        && req.uri().path() == "/metrics"
+                        && let Some(text) = telemetry.prometheus_text()
+                    {
+                        return Ok(exchange::metrics(text));
+                    }
                     Ok::<_, std::convert::Infallible>(
                         exchange::answer(&state, &server, peer, req).await,
                     )

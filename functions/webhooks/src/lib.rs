@@ -22,6 +22,7 @@
 //! `send` (one signed POST with its retries).
 
 mod send;
+mod telemetry;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -261,7 +262,8 @@ pub async fn handle(
     state: &State,
     event: LambdaEvent<Event>,
 ) -> Result<DynamoDbEventResponse, Error> {
-    let batch_ends = Instant::now()
+    let started = Instant::now();
+    let batch_ends = started
         + time_left(event.context.deadline).saturating_sub(deadline_margin(&state.settings));
     let records = &event.payload.records;
     let (queues, mut failed_at) = queues(state, records).await;
@@ -279,6 +281,7 @@ pub async fn handle(
         failure.item_identifier = records[index].change.sequence_number.clone();
         response.batch_item_failures.push(failure);
     }
+    telemetry::batch_took(started.elapsed());
     Ok(response)
 }
 
@@ -416,12 +419,14 @@ impl Queue<'_> {
         {
             Ok(attempts) => {
                 tracing::info!(subscription = %sub.id, owner = %owner, position = %position, kind = %parked.kind, attempts, "delivered");
+                telemetry::delivery(sub.chain_id, "sent");
                 delivered_now(state, sub, &owner, &position).await
             }
             Err(failure) => {
                 *held_back = true;
                 parked.attempts = failure.attempts;
                 parked.last_error = Some(failure.error.clone());
+                telemetry::delivery(sub.chain_id, "failed");
                 park(state, sub, &parked).await?;
                 failed(state, sub, &failure.error).await
             }
@@ -436,6 +441,7 @@ async fn park(
 ) -> Result<(), StorageError> {
     let ttl = unix_now().saturating_add(state.settings.parked_ttl.as_secs());
     tracing::warn!(subscription = %sub.id, owner = %parked.owner, position = %parked.position, attempts = parked.attempts, status = sub.status.name(), "delivery parked");
+    telemetry::delivery(sub.chain_id, "parked");
     state.table.park_webhook_delivery(parked, ttl).await
 }
 
@@ -562,6 +568,7 @@ impl Queue<'_> {
                     {
                         Ok(tries) => {
                             tracing::info!(subscription = %sub.id, owner = %item.owner, position = %item.position, attempts = tries, "parked delivery delivered");
+                            telemetry::delivery(sub.chain_id, "sent");
                             state
                                 .table
                                 .mark_webhook_delivered(&sub.id, &item.owner, &item.position)
@@ -570,6 +577,7 @@ impl Queue<'_> {
                         Err(failure) => {
                             item.attempts = item.attempts.saturating_add(failure.attempts);
                             item.last_error = Some(failure.error.clone());
+                            telemetry::delivery(sub.chain_id, "failed");
                             park(state, sub, &item).await?;
                             failed(state, sub, &failure.error).await?;
                             return Ok(false);

@@ -1,11 +1,15 @@
 //! Webhooks Lambda: the table's stream (new feed entries, replay requests) -> signed HTTP
 //! deliveries to the subscriptions of each entry's wallet. The shell only: the handler is the
 //! library (`lib.rs`; sending in `send.rs`).
+// The layout computation of the handler's nested futures (with the metrics flush around it)
+// goes past the default.
+#![recursion_limit = "256"]
 
 use lambda_runtime::{Error, run, service_fn, tracing};
 use live_balances::config::Settings;
 use live_balances::kms::DataKey;
 use live_balances::storage::Table;
+use live_balances::telemetry::Telemetry;
 use webhooks::{State, handle};
 
 #[tokio::main]
@@ -23,5 +27,11 @@ async fn main() -> Result<(), Error> {
         data_key,
         settings.limits.session_ttl,
     )?;
-    run(service_fn(|event| handle(&state, event))).await
+    let telemetry = Telemetry::for_function(&settings.metrics);
+    run(service_fn(|event| async {
+        let handled = handle(&state, event).await;
+        telemetry.flush();
+        handled
+    }))
+    .await
 }

@@ -27,6 +27,7 @@ use crate::request::{self, Request};
 use crate::requested_tokens::{self, ListSummary};
 use crate::route_docs::{BodyRefused, MalformedRequest, NoSession, WalletPath};
 use crate::state::State;
+use crate::telemetry;
 use crate::tracked::{list_versions, live_session};
 
 /// Body of `POST /{chain_id}/sessions/{owner}`.
@@ -466,6 +467,7 @@ async fn store(
         .table
         .complete_session(chain_id, &owner, next.revision)
         .await?;
+    telemetry::session_written(chain_id);
     Ok(true)
 }
 
