@@ -1,6 +1,8 @@
 //! A poller started by one test — behind a proxy, with other endpoints — and cleaned up
 //! after it whether it passes or fails.
 
+use std::time::Duration;
+
 use e2e::{DEADLINE, Environment};
 use serde_json::Value;
 
@@ -54,7 +56,12 @@ impl TestPoller {
     }
 
     pub async fn reached(&self, block: u64) -> anyhow::Result<()> {
-        local_stack::stack::wait_for(self.name, DEADLINE, || async {
+        self.reached_within(block, DEADLINE).await
+    }
+
+    /// [`Self::reached`] with its own deadline.
+    pub async fn reached_within(&self, block: u64, deadline: Duration) -> anyhow::Result<()> {
+        local_stack::stack::wait_for(self.name, deadline, || async {
             let at = self.processed_block().await?;
             anyhow::ensure!(at >= block, "at {at}, waiting for {block}");
             Ok(())
