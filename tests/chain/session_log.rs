@@ -116,13 +116,16 @@ async fn a_stream_opening_reaches_the_poller_within_a_block() -> anyhow::Result<
         )
         .await?;
         actor.send_eth(*owner, U256::from(ETH)).await?;
+        // Read at the next block, then through the pipeline (pump, fanout, the server's tail):
+        // 30 s leaves room for a busy machine and still tells a read at the next block from
+        // one at the next `NATIVE_POLL_SECS`.
         tokio::time::timeout(
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             sse.follow_balance(&native, "0", &ETH.to_string()),
         )
         .await
         .map_err(|_| {
-            anyhow::anyhow!("{transport:?}: the ETH transfer did not arrive within 10 s")
+            anyhow::anyhow!("{transport:?}: the ETH transfer did not arrive within 30 s")
         })??;
     }
     drop(poller);
