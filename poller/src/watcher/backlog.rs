@@ -2,8 +2,7 @@
 //! newly tracked values and re-reads (after a rewind, for a session whose writer failed), the
 //! catch-up of wallets learned since the last step, the whole-token-set re-reads streams asked
 //! for, and incoming tokens for wallets with discovery on. Each is queued when it becomes
-//! known and taken by the step that does it; a failed step's reads stay in its own plan and
-//! are retried with it.
+//! known and taken whole by the next step that does it.
 
 use std::collections::{BTreeSet, VecDeque};
 
