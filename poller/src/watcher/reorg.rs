@@ -78,8 +78,9 @@ mod tests {
         memory.remember(11, vec![]);
         memory.remember(12, vec![id(2), id(3)]);
         memory.remember(13, vec![id(4)]);
-        assert_eq!(memory.rewind_to(11), vec![id(2), id(3), id(4)]);
-        assert_eq!(memory.rewound_above(), Some(11));
+        // The ancestor's own writes stand.
+        assert_eq!(memory.rewind_to(10), vec![id(2), id(3), id(4)]);
+        assert_eq!(memory.rewound_above(), Some(10));
         // A second reorg deeper still finds the older write, and not the dropped ones again.
         assert_eq!(memory.rewind_to(9), vec![id(1)]);
         assert_eq!(memory.rewound_above(), Some(9));
