@@ -22,6 +22,7 @@ pub mod list_server;
 pub mod provider_proxy;
 pub mod provider_run;
 pub mod proxy;
+pub mod relay;
 pub mod static_site;
 pub mod stream_proxy;
 pub mod webhook_receiver;
