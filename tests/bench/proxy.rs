@@ -4,7 +4,7 @@
 //! JSON-RPC mode counts every call by method, one per element of a batch array, over HTTP and
 //! over WebSocket frames. DynamoDB mode counts operations (`X-Amz-Target`) and, because it asks
 //! for `ReturnConsumedCapacity: TOTAL` on every request, the read and write units DynamoDB
-//! Local reports for them.
+//! Local reports for them. The counting is a hook on `e2e::relay`, which does the forwarding.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -4,7 +4,8 @@
 //! refused as not offered, `eth_getLogs` refused above a block range or a result count (in
 //! the words real providers use), the WebSocket dropped every few seconds, and full outages
 //! (open connections cut, new ones closed at once). It counts what passed by method, and what
-//! it refused, so a test can report requests per block.
+//! it refused, so a test can report requests per block. The provider is a hook on
+//! [`crate::relay`], which does the forwarding and the outages.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -273,8 +273,9 @@ async fn forward<H: RelayHook>(req: Request<Incoming>, shared: &Shared<H>) -> Re
             format!("{}{path}", shared.upstream_http),
         )
         .body(body);
+    // Hooks read the answers: they come back uncompressed.
     for (name, value) in &parts.headers {
-        if !matches!(name.as_str(), "host" | "content-length") {
+        if !matches!(name.as_str(), "host" | "content-length" | "accept-encoding") {
             out = out.header(name, value);
         }
     }
