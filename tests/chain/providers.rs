@@ -58,9 +58,10 @@ impl Drop for TestServer {
 /// measured on the way.
 struct ProviderTest {
     env: &'static Environment,
-    proxy: ProviderProxy,
-    poller: TestPoller,
+    // Dropped in this order: the services stop before the proxy in front of them does.
     server: TestServer,
+    poller: TestPoller,
+    proxy: ProviderProxy,
     /// The chain's head once the poller had processed it, before the token was deployed.
     first_block: u64,
     actor: Wallet,
@@ -91,9 +92,9 @@ impl ProviderTest {
         let (actor, token) = env.actor_with_token(1_000_000).await?;
         Ok(Self {
             env,
-            proxy,
-            poller,
             server,
+            poller,
+            proxy,
             first_block,
             actor,
             token,
