@@ -16,6 +16,12 @@ use poller::{ChainWatcher, http};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
+/// mimalloc rather than the system allocator: a step's table and node answers are many small
+/// short-lived allocations, which glibc's malloc served with about a third of the poller's CPU
+/// (measured with `perf` on the release build under session churn).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `poller healthcheck`: the container's health check (the runtime image has no curl).
 /// Exits 0 when the running poller's `/health` answers 200.
 fn healthcheck(addr: std::net::SocketAddr) -> anyhow::Result<()> {
