@@ -21,7 +21,7 @@ const SOURCES: &[&str] = &[
     "functions/api/src",
     "functions/fanout/src",
     "functions/webhooks/src",
-    "functions/server/src",
+    "server/src",
     "poller/src",
 ];
 

@@ -13,7 +13,10 @@
 //! wallet stays tracked with no stream open, until the order is deleted or expires. From there the fanout re-judges it on every change of either value and
 //! appends an `order_status` entry to the wallet's feed when one crosses its amount.
 
+use std::sync::Arc;
+
 use alloy::primitives::{Address, U256};
+use axum::extract::State as Shared;
 use http::{Response, StatusCode};
 use live_balances::NATIVE_TOKEN;
 use live_balances::address::lower;
@@ -30,7 +33,8 @@ use live_balances::storage::Written;
 use crate::auth::BackEnd;
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
-use crate::request::{self, Request};
+use crate::extract::{Segments, WholeRequest};
+use crate::request;
 use crate::route_docs::{BodyRefused, KeyRefused, StorageUnavailable, UnknownChain};
 use crate::routes::sessions::{self, SessionRequest, Upsert};
 use crate::state::State;
@@ -203,13 +207,19 @@ fn check(
     ),
 )]
 pub async fn put(
-    state: &State,
-    req: &Request,
-    caller: &BackEnd,
-    chain: &str,
-    owner: &str,
-    id: &str,
+    caller: BackEnd,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, owner, id]): Segments<3>,
+    WholeRequest(req): WholeRequest,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, req, caller, chain, owner, id) = (
+        &*state,
+        &req,
+        &caller,
+        chain.as_str(),
+        owner.as_str(),
+        id.as_str(),
+    );
     // Everything is checked before anything is read or stored.
     let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
     let id = order_id(id)?;
@@ -301,12 +311,17 @@ pub async fn put(
     ),
 )]
 pub async fn delete(
-    state: &State,
-    caller: &BackEnd,
-    chain: &str,
-    owner: &str,
-    id: &str,
+    caller: BackEnd,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, owner, id]): Segments<3>,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, caller, chain, owner, id) = (
+        &*state,
+        &caller,
+        chain.as_str(),
+        owner.as_str(),
+        id.as_str(),
+    );
     let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
     let id = order_id(id)?;
     if !state
@@ -343,11 +358,11 @@ pub async fn delete(
     ),
 )]
 pub async fn list(
-    state: &State,
-    caller: &BackEnd,
-    chain: &str,
-    owner: &str,
+    caller: BackEnd,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, owner]): Segments<2>,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, caller, chain, owner) = (&*state, &caller, chain.as_str(), owner.as_str());
     let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
     let mut values = state.table.wallet_values(chain_id, &owner).await?;
     values

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
+use axum::extract::State as Shared;
 use futures::{StreamExt, TryStreamExt, stream};
 use http::Response;
 use http::StatusCode;
@@ -22,6 +23,7 @@ use utoipa::ToSchema;
 use crate::body::{self, ResponseBody};
 use crate::catalog::ListVersion;
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Segments, WholeRequest};
 use crate::limits;
 use crate::request::{self, Request};
 use crate::requested_tokens::{self, ListSummary};
@@ -106,12 +108,16 @@ pub enum Upsert {
     ),
 )]
 pub async fn upsert(
-    state: &State,
-    req: &Request,
-    chain: &str,
-    owner: &str,
-    mode: Upsert,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, owner]): Segments<2>,
+    WholeRequest(req): WholeRequest,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, req, chain, owner) = (&*state, &req, chain.as_str(), owner.as_str());
+    let mode = if req.method() == http::Method::PUT {
+        Upsert::AddOnly
+    } else {
+        Upsert::CreateOrAdd
+    };
     // Validate everything before fetching, reading or writing anything.
     let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
     let body: SessionRequest = request::json_body(req)?;
@@ -659,10 +665,10 @@ impl SessionView {
     ),
 )]
 pub async fn get(
-    state: &State,
-    chain: &str,
-    owner: &str,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, owner]): Segments<2>,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, chain, owner) = (&*state, chain.as_str(), owner.as_str());
     let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
     let session = live_session(state, chain_id, &owner)
         .await?

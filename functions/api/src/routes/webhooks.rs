@@ -8,8 +8,10 @@
 //! never by the api.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use alloy::primitives::Address;
+use axum::extract::State as Shared;
 use futures::{StreamExt, TryStreamExt, stream};
 use http::{Response, StatusCode};
 use live_balances::address::lower;
@@ -26,8 +28,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::BackEnd;
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Segments, WholeRequest};
 use crate::limits;
-use crate::request::{self, Request};
+use crate::request;
 use crate::route_docs::{BodyRefused, KeyRefused, SubscriptionRefused, UnknownChain};
 use crate::state::State;
 use crate::webhook_error::WebhookError;
@@ -392,11 +395,12 @@ async fn owned(
     ),
 )]
 pub async fn create(
-    state: &State,
-    req: &Request,
-    caller: &BackEnd,
-    chain: &str,
+    caller: BackEnd,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain]): Segments<1>,
+    WholeRequest(req): WholeRequest,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, req, caller, chain) = (&*state, &req, &caller, chain.as_str());
     let chain_id = request::chain_id(chain)?;
     state.reader(chain_id)?;
     let body: WebhookRequest = request::json_body(req)?;
@@ -446,11 +450,11 @@ pub async fn create(
     ),
 )]
 pub async fn get(
-    state: &State,
-    caller: &BackEnd,
-    chain: &str,
-    id: &str,
+    caller: BackEnd,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, id]): Segments<2>,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, caller, chain, id) = (&*state, &caller, chain.as_str(), id.as_str());
     let sub = owned(state, caller, chain, id).await?;
     Ok(body::json(StatusCode::OK, &view(state, &sub).await?))
 }
@@ -469,11 +473,11 @@ pub async fn get(
     ),
 )]
 pub async fn delete(
-    state: &State,
-    caller: &BackEnd,
-    chain: &str,
-    id: &str,
+    caller: BackEnd,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, id]): Segments<2>,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, caller, chain, id) = (&*state, &caller, chain.as_str(), id.as_str());
     let sub = owned(state, caller, chain, id).await?;
     state.table.delete_webhook(&sub).await?;
     hold(state, &sub, false).await?;
@@ -501,11 +505,11 @@ pub async fn delete(
     ),
 )]
 pub async fn replay(
-    state: &State,
-    caller: &BackEnd,
-    chain: &str,
-    id: &str,
+    caller: BackEnd,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, id]): Segments<2>,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, caller, chain, id) = (&*state, &caller, chain.as_str(), id.as_str());
     let sub = owned(state, caller, chain, id).await?;
     let parked_count = state.table.parked_webhook_count(&sub.id).await?;
     state.table.request_webhook_replay(&sub.id).await?;
@@ -536,11 +540,11 @@ pub async fn replay(
     ),
 )]
 pub async fn rotate_secret(
-    state: &State,
-    caller: &BackEnd,
-    chain: &str,
-    id: &str,
+    caller: BackEnd,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, id]): Segments<2>,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, caller, chain, id) = (&*state, &caller, chain.as_str(), id.as_str());
     let sub = owned(state, caller, chain, id).await?;
     let key = data_key(state, true).await?;
     let (secret, sealed) = new_secret(key, &sub.id);

@@ -46,6 +46,6 @@ async fn main() -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: draining"),
         }
     };
-    server::serve::run(state, telemetry, listener, server, shutdown).await;
+    api_server::serve::run(state, telemetry, listener, server, shutdown).await;
     Ok(())
 }
