@@ -194,47 +194,6 @@ impl AllBalances {
             .collect();
         self
     }
-
-    /// Builds the snapshot from table items; the block is the newest any value was read at.
-    pub fn from_items<'a>(items: impl IntoIterator<Item = &'a BalanceItem>) -> Self {
-        let mut snapshot = Self::default();
-        for item in items {
-            snapshot.block_number = snapshot.block_number.max(item.block);
-            let token = lower(&item.key.token());
-            let value = match item.read {
-                TokenRead::Value(v) => v.to_string(),
-                TokenRead::Failed => {
-                    snapshot.errors.insert(token, "read_failed".into());
-                    continue;
-                }
-            };
-            match item.key {
-                BalanceKey::Balance { .. } => {
-                    snapshot.balances.insert(token, value);
-                }
-                BalanceKey::Allowance { spender, .. } => {
-                    snapshot
-                        .allowances
-                        .entry(token)
-                        .or_default()
-                        .insert(lower(&spender), value);
-                }
-            }
-        }
-        snapshot
-    }
-
-    /// Adds the metadata of the snapshot's tokens.
-    pub fn with_metadata<'a>(
-        mut self,
-        metadata: impl IntoIterator<Item = (&'a Address, &'a TokenMetadata)>,
-    ) -> Self {
-        self.tokens = metadata
-            .into_iter()
-            .map(|(token, m)| (lower(token), m.clone()))
-            .collect();
-        self
-    }
 }
 
 /// `balance_update`.
@@ -704,7 +663,17 @@ mod tests {
             item(BalanceKey::Balance { token: bad }, TokenRead::Failed, 11),
         ];
         let usd = TokenMetadata::new("<b>USD</b>", "Dollar", 6).unwrap();
-        let snap = AllBalances::from_items(&items).with_metadata([(&token, &usd)]);
+        let metadata = |t: &Address| (*t == token).then_some(&usd);
+        let snap = AllBalances::of_wallet(&WalletView {
+            tokens: &BTreeSet::from([token, bad]),
+            spenders: &BTreeSet::from([spender]),
+            named: &BTreeSet::new(),
+            items: &items,
+            unreadable: &BTreeSet::new(),
+            metadata: &metadata,
+            full_detail: true,
+            block: 0,
+        });
         let v = serde_json::to_value(&snap).unwrap();
         assert_eq!(v["balances"][format!("{token:#x}")], "5");
         assert_eq!(

@@ -55,7 +55,7 @@ pub use stream::{
     image_is_first_read, image_version, order_from_image,
 };
 pub use stream_slots::SlotLease;
-pub use token_facts::TokenFact;
+pub use token_facts::{TokenFact, UNREADABLE_FOR_SECS};
 pub use webhooks::{WebhookCreation, webhook_replay_requested};
 
 use crate::config::Settings;

@@ -15,7 +15,7 @@ use live_balances::NATIVE_TOKEN;
 use live_balances::address::lower;
 use live_balances::clock::unix_now;
 use live_balances::model::{BalanceItem, BalanceKey, Session, SessionAddition, TokenRead};
-use live_balances::storage::{TokenFact, ValueWrite};
+use live_balances::storage::{TokenFact, UNREADABLE_FOR_SECS, ValueWrite};
 use live_balances::token_metadata::TokenMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -538,14 +538,13 @@ async fn unreadable_tokens(
         .unreadable_tokens(&failed, block)
         .await?;
     if !unreadable.is_empty() {
-        // Tried again a day later: a token may start working (a proxy upgraded).
         state
             .table
             .record_token_fact(
                 chain_id,
                 TokenFact::Unreadable,
                 &unreadable,
-                unix_now() + 86_400,
+                unix_now() + UNREADABLE_FOR_SECS,
             )
             .await?;
     }
