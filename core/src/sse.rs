@@ -101,11 +101,6 @@ impl WalletView<'_> {
         };
         (values, detailed)
     }
-
-    /// The tokens whose metadata a client gets with this wallet's state.
-    pub fn detailed_tokens(&self) -> BTreeSet<Address> {
-        self.detail().1
-    }
 }
 
 impl AllBalances {

@@ -4,6 +4,12 @@
 //! A write that changes what the poller watches — a session item, a token list's version —
 //! is recorded in the chain's session log in the same transaction (`session_log`); a writer
 //! outside this module records a session it changed with [`Table::record_session_change`].
+//!
+//! Who writes and who reads each item kind is the book's table layout page
+//! (`docs/src/architecture/table.md`), included below; the key formats are in [`keys`], whose
+//! tests keep its table and this one naming the same item kinds.
+//!
+#![doc = include_str!("../../../docs/src/architecture/table.md")]
 
 mod api_keys;
 mod balances;
