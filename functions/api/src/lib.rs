@@ -111,17 +111,11 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use http::{Method, StatusCode};
-    use live_balances::config::Settings;
     use tower::ServiceExt;
 
     /// The service over a state whose table no test here reaches.
     async fn app_without_chains() -> App {
-        let settings = Settings::from_vars([(
-            "DYNAMODB_ENDPOINT".to_string(),
-            "http://127.0.0.1:9".to_string(),
-        )])
-        .expect("settings");
-        app(Arc::new(State::connect(settings).await.expect("state")))
+        app(Arc::new(State::offline().await))
     }
 
     async fn answer(app: &App, method: Method, uri: &str, body: Vec<u8>) -> (u16, String) {
