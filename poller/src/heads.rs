@@ -40,7 +40,7 @@ impl HeadSignal {
         self.latest.lock().ok().and_then(|l| *l)
     }
 
-    fn announce(&self, head: Head) {
+    pub(crate) fn announce(&self, head: Head) {
         if let Ok(mut latest) = self.latest.lock() {
             *latest = Some(head);
         }

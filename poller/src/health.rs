@@ -29,27 +29,28 @@ pub struct Degradation {
 pub fn degradations(state: &ChainState, now: u64) -> Vec<Degradation> {
     let mut found = vec![];
     let mut add = |kind: &'static str, reason: String| found.push(Degradation { kind, reason });
-    let since_limit = now.saturating_sub(state.rate_limited_at);
-    if state.rate_limited_at > 0 && since_limit < RATE_LIMITED_FOR_SECS {
+    let provider = &state.provider;
+    let since_limit = now.saturating_sub(provider.rate_limited_at);
+    if provider.rate_limited_at > 0 && since_limit < RATE_LIMITED_FOR_SECS {
         add(
             "rate_limited",
             format!(
                 "the provider asked to slow down {since_limit} s ago (429 or a rate-limit error); \
                  requests wait as told (last wait {} ms) and are sent again",
-                state.rate_limited_wait.as_millis()
+                provider.rate_limited_wait.as_millis()
             ),
         );
     }
-    if state.endpoint > 0 {
+    if provider.endpoint > 0 {
         add(
             "fallback_endpoint",
             format!(
                 "requests go to RPC URL {} first: the ones before it are down or rate limited",
-                state.endpoint + 1
+                provider.endpoint + 1
             ),
         );
     }
-    let limits = state.log_limits;
+    let limits = provider.log_limits;
     if let Some(cap) = limits.range_cap {
         add(
             "log_range_limit",
@@ -58,8 +59,8 @@ pub fn degradations(state: &ChainState, now: u64) -> Vec<Degradation> {
             ),
         );
     }
-    let refused_lately = state.log_results_refused_at > 0
-        && now.saturating_sub(state.log_results_refused_at) < LOG_RESULTS_REFUSED_FOR_SECS;
+    let refused_lately = provider.log_results_refused_at > 0
+        && now.saturating_sub(provider.log_results_refused_at) < LOG_RESULTS_REFUSED_FOR_SECS;
     if limits.results_range.is_some() || refused_lately {
         let width = limits.results_range.map_or(String::new(), |r| {
             format!("queries of at most {r} blocks; ")
@@ -171,6 +172,8 @@ mod tests {
 
     use live_balances::chain::LogLimitsView;
 
+    use crate::metrics::ProviderState;
+
     use super::*;
 
     #[test]
@@ -197,15 +200,18 @@ mod tests {
     fn each_degradation_says_why() {
         let now = 1_000_000;
         let state = ChainState {
-            rate_limited_at: now - 5,
-            rate_limited_wait: Duration::from_secs(1),
-            endpoint: 1,
-            log_limits: LogLimitsView {
-                range_cap: Some(3),
-                results_range: Some(1),
-                splits: 4,
-                result_refusals: 2,
-                overflows: 1,
+            provider: ProviderState {
+                rate_limited_at: now - 5,
+                rate_limited_wait: Duration::from_secs(1),
+                endpoint: 1,
+                log_limits: LogLimitsView {
+                    range_cap: Some(3),
+                    results_range: Some(1),
+                    splits: 4,
+                    result_refusals: 2,
+                    overflows: 1,
+                },
+                log_results_refused_at: 0,
             },
             traces: TraceSupport::Missing,
             subscribed: Some(false),

@@ -6,6 +6,10 @@
 //! a cursor; tokens known to change without events (rebasing) keep their own index for the
 //! frequent sweep.
 //!
+//! Beside the values, the chain's facts about tokens that decide how they are read: tokens
+//! whose reads fail for every holder (unreadable: never read per wallet) and tokens seen
+//! changing without events (silent: swept often).
+//!
 //! A wallet's values are known once they are learned from the table. At start every listed
 //! wallet is learned in the background; until then a wallet is *unlearned*, and a step that
 //! is about to compare a value of it learns it first.
@@ -27,6 +31,8 @@ pub struct HeldValues {
     silent_held: BTreeMap<ValueId, ()>,
     /// Watched wallets whose values are not learned yet.
     unlearned: HashSet<Address>,
+    /// Tokens whose reads fail for every holder on this chain: never read per wallet.
+    unreadable: BTreeSet<Address>,
 }
 
 impl HeldValues {
@@ -134,6 +140,21 @@ impl HeldValues {
         true
     }
 
+    /// Whether `token`'s reads fail for every holder: it is not read per wallet.
+    pub fn is_unreadable(&self, token: &Address) -> bool {
+        self.unreadable.contains(token)
+    }
+
+    /// Replaces the unreadable tokens by the chain's facts as just read.
+    pub fn set_unreadable(&mut self, tokens: BTreeSet<Address>) {
+        self.unreadable = tokens;
+    }
+
+    /// Adds tokens found unreadable.
+    pub fn add_unreadable(&mut self, tokens: impl IntoIterator<Item = Address>) {
+        self.unreadable.extend(tokens);
+    }
+
     /// Every held value, ordered: what the slow sweep walks.
     pub fn all(&self) -> &BTreeMap<ValueId, TokenRead> {
         &self.values
@@ -208,6 +229,16 @@ mod tests {
             "a dropped wallet is nothing to learn"
         );
         assert_eq!(held.unlearned(), 0);
+    }
+
+    #[test]
+    fn unreadable_tokens_are_replaced_by_the_facts_as_read() {
+        let mut held = HeldValues::default();
+        held.add_unreadable([TOKEN]);
+        assert!(held.is_unreadable(&TOKEN));
+        held.set_unreadable([OTHER].into());
+        assert!(!held.is_unreadable(&TOKEN), "its fact expired");
+        assert!(held.is_unreadable(&OTHER));
     }
 
     #[test]

@@ -27,12 +27,12 @@ const GAUGES: [(&str, Gauge); 9] = [
         c.head.saturating_sub(c.processed)
     }),
     ("poller_last_progress_seconds", |c| c.last_progress),
-    ("poller_rpc_endpoint", |c| c.endpoint as u64),
+    ("poller_rpc_endpoint", |c| c.provider.endpoint as u64),
     ("poller_log_range_cap_blocks", |c| {
-        c.log_limits.range_cap.unwrap_or(0)
+        c.provider.log_limits.range_cap.unwrap_or(0)
     }),
     ("poller_log_results_range_blocks", |c| {
-        c.log_limits.results_range.unwrap_or(0)
+        c.provider.log_limits.results_range.unwrap_or(0)
     }),
 ];
 
@@ -71,14 +71,8 @@ pub struct ChainState {
     /// How native balance changes were found last (`call_tracer`, `parity_traces`, `reads`).
     pub native_source: &'static str,
     pub traces: TraceSupport,
-    /// Unix seconds of the last rate-limited answer, and the wait it imposed.
-    pub rate_limited_at: u64,
-    pub rate_limited_wait: Duration,
-    /// The RPC URL requests go to first now (0: the first configured).
-    pub endpoint: usize,
-    pub log_limits: LogLimitsView,
-    /// Unix seconds of the last `eth_getLogs` refused for its result count.
-    pub log_results_refused_at: u64,
+    /// How the chain's provider answers, as its reader reports it.
+    pub provider: ProviderState,
     /// `None` without a WebSocket URL; else whether the head subscription is live, and since
     /// when (Unix seconds) it is in that state.
     pub subscribed: Option<bool>,
@@ -90,6 +84,19 @@ pub struct ChainState {
     pub unlearned: u64,
     /// Wallets watched: a live session or a hold (an order, a subscription) each.
     pub watched: u64,
+}
+
+/// How one chain's provider answers: rate limits, the endpoint in use, log query limits.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProviderState {
+    /// Unix seconds of the last rate-limited answer, and the wait it imposed.
+    pub rate_limited_at: u64,
+    pub rate_limited_wait: Duration,
+    /// The RPC URL requests go to first now (0: the first configured).
+    pub endpoint: usize,
+    pub log_limits: LogLimitsView,
+    /// Unix seconds of the last `eth_getLogs` refused for its result count.
+    pub log_results_refused_at: u64,
 }
 
 impl Metrics {
@@ -278,8 +285,8 @@ impl RpcObserver for ChainObserver {
             wait.as_millis() as u64,
         );
         m.update(self.chain_id, |s| {
-            s.rate_limited_at = unix_now();
-            s.rate_limited_wait = wait;
+            s.provider.rate_limited_at = unix_now();
+            s.provider.rate_limited_wait = wait;
         });
     }
 
@@ -299,15 +306,16 @@ impl RpcObserver for ChainObserver {
             "RPC requests now go to this URL first (the ones before it are down or rate limited)"
         );
         self.metrics
-            .update(self.chain_id, |s| s.endpoint = endpoint);
+            .update(self.chain_id, |s| s.provider.endpoint = endpoint);
     }
 
     fn log_limits(&self, limits: LogLimitsView) {
         self.metrics.update(self.chain_id, |s| {
-            if limits.result_refusals > s.log_limits.result_refusals {
-                s.log_results_refused_at = unix_now();
+            let provider = &mut s.provider;
+            if limits.result_refusals > provider.log_limits.result_refusals {
+                provider.log_results_refused_at = unix_now();
             }
-            s.log_limits = limits;
+            provider.log_limits = limits;
         });
     }
 }

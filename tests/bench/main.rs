@@ -283,7 +283,14 @@ async fn main() -> anyhow::Result<()> {
             },
             blocks: plan.scale(20, 60),
         };
-        let tiers = scale::run(&sizes, windows, &churn).await?;
+        // `BENCH_SCALE_MODES=traces-release` measures only some poller runs (see `scale::MODES`).
+        let modes: Vec<String> = std::env::var("BENCH_SCALE_MODES")
+            .unwrap_or_default()
+            .split(',')
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .collect();
+        let tiers = scale::run(&sizes, windows, &churn, &modes).await?;
         sections.insert("scale".into(), scale::report(&tiers));
         let fanout = sections.get("fanout").cloned().unwrap_or_default();
         sections.insert("table_cost".into(), table_cost::report(&tiers, &fanout));

@@ -101,14 +101,23 @@ pub struct Churn {
 }
 
 /// Poller runs measured: `NATIVE_BALANCES` value, label, build profile. The release build
-/// (what is deployed) is measured when `cargo build --release -p poller` has built it.
-const MODES: [(&str, &str, &str); 3] = [
+/// (what is deployed) is measured when `cargo build --release -p poller` has built it; the
+/// `profiling` build (release with symbols, `cargo build --profile profiling -p poller`) when
+/// it exists, for `perf` to attach to.
+const MODES: [(&str, &str, &str); 4] = [
     ("auto", "traces", "debug"),
     ("reads", "reads", "debug"),
     ("auto", "traces-release", "release"),
+    ("auto", "traces-profiling", "profiling"),
 ];
 
-pub async fn run(sizes: &[usize], windows: Windows, churn: &Churn) -> anyhow::Result<Vec<Tier>> {
+/// `only_modes`: the labels of [`MODES`] to measure (all when empty).
+pub async fn run(
+    sizes: &[usize],
+    windows: Windows,
+    churn: &Churn,
+    only_modes: &[String],
+) -> anyhow::Result<Vec<Tier>> {
     let bench = Bench::start(
         "scale",
         vec![
@@ -171,6 +180,9 @@ pub async fn run(sizes: &[usize], windows: Windows, churn: &Churn) -> anyhow::Re
         let mut runs = vec![];
         let mut churns = vec![];
         for (setting, mode, profile) in MODES {
+            if !only_modes.is_empty() && !only_modes.iter().any(|m| m == mode) {
+                continue;
+            }
             let binary = local_stack::tools::Tools::locate()?.workspace_bin_of(profile, "poller");
             if !binary.exists() {
                 eprintln!(

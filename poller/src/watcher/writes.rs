@@ -15,9 +15,9 @@ use live_balances::plan::ReadPlan;
 use live_balances::storage::{StorageError, TokenFact, ValueWrite, Written, retry};
 use tracing::{info, warn};
 
+use super::ChainWatcher;
 use crate::error::PollerError;
 use crate::held::ValueId;
-use crate::watcher::ChainWatcher;
 
 /// How many table writes run at once.
 const WRITE_CONCURRENCY: usize = 16;
@@ -28,7 +28,7 @@ const SILENT_FOR_SECS: u64 = 30 * 86_400;
 
 impl ChainWatcher {
     /// Reads the plan at `block` and writes what changed. Returns how many items were written.
-    pub(crate) async fn apply(
+    pub(super) async fn apply(
         &mut self,
         plan: &ReadPlan,
         block: u64,
@@ -121,11 +121,8 @@ impl ChainWatcher {
             }
         }
         let count = written.len();
-        self.remember_writes(block, written);
-        self.metrics
-            .count_writes(self.chain_id, "written", count as u64);
-        self.metrics
-            .count_writes(self.chain_id, "skipped", attempted - count as u64);
+        self.reorg.remember(block, written);
+        self.report.writes(count, attempted as usize - count);
         if let Some(error) = failure {
             return Err(error.into());
         }
@@ -168,7 +165,7 @@ impl ChainWatcher {
                 tokens = unreadable.len(),
                 "tokens whose reads fail for every holder"
             );
-            self.unreadable.extend(unreadable.iter().copied());
+            self.held.add_unreadable(unreadable.iter().copied());
         }
         Ok(unreadable.into_iter().collect())
     }
@@ -201,14 +198,14 @@ impl ChainWatcher {
     /// Starts tracking the tokens that came into wallets with discovery on: their metadata is
     /// read once (and cached for the api), the session records them (bounded per wallet), and
     /// their values are read as first reads in this step.
-    pub(crate) async fn discover(&mut self, plan: &mut ReadPlan) -> Result<(), PollerError> {
-        let candidates = std::mem::take(&mut self.discoveries);
+    pub(super) async fn discover(&mut self, plan: &mut ReadPlan) -> Result<(), PollerError> {
+        let candidates = self.backlog.take_discoveries();
         if candidates.is_empty() {
             return Ok(());
         }
         let mut by_owner: BTreeMap<Address, BTreeSet<Address>> = BTreeMap::new();
         for (owner, token) in candidates {
-            if !self.watched.tracks(&owner, &token) {
+            if !self.watching.set().tracks(&owner, &token) {
                 by_owner.entry(owner).or_default().insert(token);
             }
         }
@@ -238,7 +235,7 @@ impl ChainWatcher {
             metadata.extend(entries);
         }
         for (owner, tokens) in by_owner {
-            let Some(wallet) = self.watched.wallet(&owner) else {
+            let Some(wallet) = self.watching.set().wallet(&owner) else {
                 continue;
             };
             let room = self
@@ -265,7 +262,7 @@ impl ChainWatcher {
             }
             info!(chain = self.chain_id, owner = %owner, tokens = ?tokens, "discovered tokens");
             for token in tokens {
-                self.watched.add_discovered(&owner, token);
+                self.watching.add_discovered(&owner, token);
                 plan.add_first(owner, BalanceKey::Balance { token });
                 for spender in &spenders {
                     plan.add_first(

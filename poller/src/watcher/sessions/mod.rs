@@ -1,0 +1,359 @@
+//! Keeping a watcher's watched set current at the cost of what changed: every session is
+//! listed once, at start (`listing`); from then on the poller reads the chain's session log
+//! once a step (`log`: one small query) and applies each change it names — reading only the
+//! sessions that changed, taking a stream's vouch or a re-read request from the entry itself,
+//! loading a list only when it has a new version. Sessions past their expiry are read again
+//! alone (an open stream may have pushed it). A session written is watched at the next step,
+//! within a block.
+//!
+//! The safety net for an entry the poller never saw (see `session_log.rs`): a background pass
+//! (`pass`) that pages through every session once per `SESSION_PASS_SECS`, a page a step, and
+//! applies whatever differs from what the poller watches.
+
+mod listing;
+mod log;
+mod pass;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use live_balances::clock::unix_now;
+use live_balances::model::{CURSOR_RECENT_BLOCKS, Session};
+use live_balances::storage::TokenFact;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::ChainWatcher;
+use crate::error::PollerError;
+use crate::watched::{ListTokens, WatchChange, WatchedSet};
+use listing::Learner;
+use log::LogTail;
+use pass::Pass;
+
+/// How far before the api's read of a new session its events are caught up on. Two
+/// additions to one wallet that this poller picks up in one step were made within a block
+/// or two of each other, while the later one's read block is the one recorded: the margin
+/// covers the earlier one with room.
+const CATCH_UP_MARGIN: u64 = CURSOR_RECENT_BLOCKS as u64;
+/// How long a session whose writer has not finished storing its values is left to it before
+/// the poller reads them itself (the writer failed).
+const WRITER_GRACE: Duration = Duration::from_secs(10);
+/// Most expired sessions read again in one step; the rest wait for the next.
+const EXPIRED_PER_STEP: usize = 1_000;
+/// How often the chain's token facts (unreadable, silent) are read again.
+const FACTS_EVERY: Duration = Duration::from_secs(600);
+/// Shortest gap between two writes of the live session count (the api's cap reads it).
+const LIVE_COUNT_EVERY: Duration = Duration::from_secs(10);
+/// How often a summary of the changes applied is logged (when there were any).
+const SUMMARY_EVERY: Duration = Duration::from_secs(30);
+
+/// The watched set, and where the watcher stands with the chain's sessions that keep it
+/// current.
+#[derive(Debug)]
+pub(super) struct Watching {
+    set: WatchedSet,
+    /// Every session was listed once (at start).
+    listed: bool,
+    log: LogTail,
+    /// Sessions whose writer is still storing their values, with when they were first seen.
+    waiting: HashMap<Address, Instant>,
+    pass: Pass,
+    /// The background learning of the wallets listed at start, while it runs.
+    learner: Option<Learner>,
+    facts_read: Option<Instant>,
+    live_count_stored: Option<u64>,
+    live_count_at: Option<Instant>,
+    /// Changes applied since the last summary line, by kind, and when that was logged.
+    applied: BTreeMap<&'static str, u64>,
+    summary_at: Instant,
+}
+
+impl Watching {
+    /// `weth`: the chain's wrapped native token, every wallet's; `pass_interval`: how often
+    /// the background pass reads every session.
+    pub(super) fn new(weth: Option<Address>, pass_interval: Duration) -> Self {
+        Self {
+            set: WatchedSet::new(weth),
+            listed: false,
+            log: LogTail::default(),
+            waiting: HashMap::new(),
+            pass: Pass::new(pass_interval),
+            learner: None,
+            facts_read: None,
+            live_count_stored: None,
+            live_count_at: None,
+            applied: BTreeMap::new(),
+            summary_at: Instant::now(),
+        }
+    }
+
+    /// The wallets watched and what each tracks.
+    pub(super) fn set(&self) -> &WatchedSet {
+        &self.set
+    }
+
+    /// A token found by discovery joins `owner`'s tracked tokens.
+    pub(super) fn add_discovered(&mut self, owner: &Address, token: Address) {
+        self.set.add_discovered(owner, token);
+    }
+}
+
+impl ChainWatcher {
+    /// Brings the watched set up to date with what changed since the last step; queues the
+    /// re-reads streams asked for. `cursor_block`: the last block processed.
+    pub(super) async fn refresh_watched(&mut self, cursor_block: u64) -> Result<(), PollerError> {
+        if !self.watching.listed {
+            return self.list_sessions(cursor_block).await;
+        }
+        self.take_learned();
+        let (news, read) = self.read_log().await?;
+        self.refresh_facts().await?;
+        let mut change = WatchChange::default();
+        for url in &news.lists {
+            // Only lists some watched wallet follows are loaded.
+            if self.watching.set.list(url).is_some() {
+                change.merge(self.reload_list(url).await?);
+            }
+        }
+        let now = unix_now();
+        for owner in &news.sessions {
+            self.watching.pass.named(owner);
+        }
+        let mut to_read: BTreeSet<Address> = news.sessions;
+        self.count_lost();
+        for (owner, until, expires_at) in news.streaming {
+            if self.watching.set.set_streaming(&owner, until, expires_at) {
+                self.note("streaming", 1);
+            } else {
+                // A vouch for a wallet this poller does not watch: its session's own entry
+                // was lost, or is yet to come.
+                to_read.insert(owner);
+            }
+        }
+        for owner in &news.rescans {
+            if self.watching.set.wallet(owner).is_none() {
+                to_read.insert(*owner);
+            }
+        }
+        to_read.extend(self.watching.waiting.keys().copied());
+        let expired = self.watching.set.expired(now, EXPIRED_PER_STEP);
+        self.note("expiry_checked", expired.len() as u64);
+        to_read.extend(expired);
+        if !to_read.is_empty() {
+            let owners: Vec<Address> = to_read.iter().copied().collect();
+            let read = self.table.sessions_of(self.chain_id, &owners).await?;
+            let mut found: HashMap<Address, Session> =
+                read.into_iter().map(|s| (s.owner, s)).collect();
+            for owner in &owners {
+                let session = found.remove(owner);
+                change.merge(self.apply_session(*owner, session, now).await?);
+            }
+        }
+        self.take_change(change, cursor_block, false).await?;
+        for owner in news.rescans {
+            if self.watching.set.wallet(&owner).is_some() && self.backlog.queue_rescan(owner) {
+                self.note("rescan", 1);
+            }
+        }
+        // Applied: the entries are not applied again, and the next read looks back from here.
+        self.watching.log.applied(read);
+        self.pass_step(cursor_block).await?;
+        self.store_live_count().await;
+        self.log_summary();
+        Ok(())
+    }
+
+    /// What `session` (as just read; `None`: gone) asks of the watched set.
+    async fn apply_session(
+        &mut self,
+        owner: Address,
+        session: Option<Session>,
+        now: u64,
+    ) -> Result<WatchChange, PollerError> {
+        let Some(session) = session.filter(|s| s.expires_at > now) else {
+            self.watching.waiting.remove(&owner);
+            if self.watching.set.remove(&owner) {
+                self.held.drop_wallet(&owner);
+                self.note("ended", 1);
+            }
+            return Ok(WatchChange::default());
+        };
+        if session.complete_revision < session.revision {
+            // Its writer is storing the values it read; they are taken from the table once
+            // it is done — or read here, should it not finish.
+            let first_seen = *self
+                .watching
+                .waiting
+                .entry(owner)
+                .or_insert_with(Instant::now);
+            if first_seen.elapsed() < WRITER_GRACE {
+                return Ok(WatchChange::default());
+            }
+            warn!(chain = self.chain_id, owner = %owner, revision = session.revision, "a session's writer did not finish; reading its values here");
+        }
+        self.watching.waiting.remove(&owner);
+        let mut change = self.load_lists_of(&session).await?;
+        change.merge(self.watching.set.upsert(&session, false));
+        Ok(change)
+    }
+
+    /// Loads the lists `session` follows that this poller lacks or holds at an older version.
+    async fn load_lists_of(&mut self, session: &Session) -> Result<WatchChange, PollerError> {
+        let mut change = WatchChange::default();
+        for url in self.watching.set.lists_to_load(session) {
+            change.merge(self.reload_list(&url).await?);
+        }
+        Ok(change)
+    }
+
+    /// Loads the current version of the list at `url` from the list cache when it is new to
+    /// this poller or moved on: what every follower gains and loses by it.
+    async fn reload_list(&mut self, url: &str) -> Result<WatchChange, PollerError> {
+        let Some(head) = self
+            .table
+            .list_head(self.chain_id, url)
+            .await?
+            .filter(|h| h.generation > 0)
+        else {
+            // Not in the cache (never fetched, or expired unused): the version this poller
+            // knows, if any, stands.
+            return Ok(WatchChange::default());
+        };
+        if self
+            .watching
+            .set
+            .list(url)
+            .is_some_and(|known| known.generation == head.generation)
+        {
+            return Ok(WatchChange::default());
+        }
+        let tokens = self.table.list_tokens(self.chain_id, &head).await?;
+        let tokens = Arc::new(ListTokens {
+            generation: head.generation,
+            tokens: tokens.into_iter().map(|(token, _)| token).collect(),
+        });
+        self.note("list_loaded", 1);
+        Ok(self.watching.set.set_list(url, tokens))
+    }
+
+    /// Does what a change of the watched set asks: forgets untracked values, learns what the
+    /// table holds for new and changed sessions, queues their catch-up and the first reads.
+    /// `initial`: the listing at start, whose wallets were watched by the poller before this
+    /// one (no catch-up but for recent ones).
+    async fn take_change(
+        &mut self,
+        change: WatchChange,
+        cursor_block: u64,
+        initial: bool,
+    ) -> Result<(), PollerError> {
+        for (owner, token) in &change.untracked {
+            self.held.drop_token(owner, token);
+        }
+        self.learn(&change.learn).await?;
+        self.queue_catch_up(&change.learn, cursor_block, initial);
+        let mut first_reads = change.first_reads;
+        first_reads
+            .reads
+            .retain(|(_, key), _| !self.held.is_unreadable(&key.token()));
+        if !first_reads.is_empty() {
+            info!(
+                chain = self.chain_id,
+                values = first_reads.len(),
+                "newly tracked values to read"
+            );
+        }
+        self.note("learned", change.learn.len() as u64);
+        self.backlog.queue_reads(first_reads);
+        Ok(())
+    }
+
+    /// Queues the catch-up of `owners`, learned from the table: their logs between the block
+    /// their values were read at and the cursor. `initial`: listed at start — a wallet whose
+    /// values were read long before the cursor was watched by the poller before this one; a
+    /// recent one may not have been.
+    fn queue_catch_up(&mut self, owners: &BTreeSet<Address>, cursor_block: u64, initial: bool) {
+        for owner in owners {
+            let Some(wallet) = self.watching.set.wallet(owner) else {
+                continue;
+            };
+            let recent = wallet.read_block + CATCH_UP_MARGIN >= cursor_block;
+            if (!initial || recent) && wallet.read_block <= cursor_block {
+                self.backlog
+                    .queue_catch_up(*owner, wallet.read_block.saturating_sub(CATCH_UP_MARGIN));
+            }
+        }
+    }
+
+    /// The chain's token facts, read at start and every ten minutes.
+    async fn refresh_facts(&mut self) -> Result<(), PollerError> {
+        if self
+            .watching
+            .facts_read
+            .is_some_and(|at| at.elapsed() < FACTS_EVERY)
+        {
+            return Ok(());
+        }
+        let now = unix_now();
+        let unreadable = self
+            .table
+            .token_facts(self.chain_id, TokenFact::Unreadable, now)
+            .await?;
+        self.held.set_unreadable(unreadable);
+        for token in self
+            .table
+            .token_facts(self.chain_id, TokenFact::Silent, now)
+            .await?
+        {
+            self.held.mark_silent(token);
+        }
+        self.watching.facts_read = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Stores the live session count when it changed (at most every few seconds). The api
+    /// refuses new sessions past MAX_SESSIONS_PER_CHAIN by it. Advisory: a failed write is
+    /// tried again later and never holds the set back.
+    async fn store_live_count(&mut self) {
+        let count = self.watching.set.len() as u64;
+        if self.watching.live_count_stored == Some(count)
+            || self
+                .watching
+                .live_count_at
+                .is_some_and(|at| at.elapsed() < LIVE_COUNT_EVERY)
+        {
+            return;
+        }
+        self.watching.live_count_at = Some(Instant::now());
+        match self.table.set_live_sessions(self.chain_id, count).await {
+            Ok(()) => self.watching.live_count_stored = Some(count),
+            Err(error) => warn!(chain = self.chain_id, %error, "live session count not stored"),
+        }
+    }
+
+    /// Counts `by` changes of `kind` (`poller_session_changes_total{kind}`, and the next
+    /// summary line).
+    fn note(&mut self, kind: &'static str, by: u64) {
+        if by > 0 {
+            self.report.session_changes(kind, by);
+            *self.watching.applied.entry(kind).or_default() += by;
+        }
+    }
+
+    /// One log line every half minute with the changes applied since the last (if any).
+    fn log_summary(&mut self) {
+        if self.watching.summary_at.elapsed() < SUMMARY_EVERY || self.watching.applied.is_empty() {
+            return;
+        }
+        self.watching.summary_at = Instant::now();
+        let applied = std::mem::take(&mut self.watching.applied);
+        info!(
+            chain = self.chain_id,
+            wallets = self.watching.set.len(),
+            waiting = self.watching.waiting.len(),
+            changes = ?applied,
+            "session changes applied"
+        );
+    }
+}

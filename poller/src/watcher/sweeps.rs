@@ -1,0 +1,129 @@
+//! A watcher's periodic re-reads, spread over their intervals (see core's `sweep`): held
+//! values of tokens seen changing silently every `SNAPSHOT_INTERVAL`, every held value every
+//! `SWEEP_ALL_INTERVAL` within `SWEEP_READS_PER_BLOCK` reads a step, and — while native
+//! balances are read per wallet — each unstreamed wallet's native balance every
+//! `NATIVE_POLL_SECS`. Each step takes the share of the time since the last sweep.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use live_balances::sweep::Sweep;
+use tokio::time::Instant;
+
+use crate::held::{HeldValues, ValueId};
+
+/// The three sweeps and their common clock.
+#[derive(Debug)]
+pub(crate) struct Sweeps {
+    silent: Sweep<ValueId>,
+    all: Sweep<ValueId>,
+    native: Sweep<Address>,
+    /// When the held values were last swept: each sweep takes the share of the time since.
+    last: Instant,
+}
+
+impl Sweeps {
+    /// `budget`: most values the sweep of every held value takes in one step.
+    pub(crate) fn new(
+        snapshot_interval: Duration,
+        all_interval: Duration,
+        budget: usize,
+        native_interval: Duration,
+    ) -> Self {
+        Self {
+            silent: Sweep::new(snapshot_interval),
+            all: Sweep::with_budget(all_interval, budget),
+            native: Sweep::new(native_interval),
+            last: Instant::now(),
+        }
+    }
+
+    /// Time since the held values were last swept: what this step's shares cover.
+    pub(crate) fn since_last(&self) -> Duration {
+        self.last.elapsed()
+    }
+
+    /// This step's share of the unstreamed wallets whose native balances are polled.
+    pub(crate) fn native_share(&mut self, unstreamed: &BTreeMap<Address, ()>) -> Vec<Address> {
+        let elapsed = self.since_last();
+        self.native.take(unstreamed, elapsed)
+    }
+
+    /// This step's share of the two sweeps of held values — silent tokens' first — and the
+    /// clock restarted.
+    pub(crate) fn held_share(&mut self, held: &HeldValues) -> Vec<ValueId> {
+        let elapsed = self.since_last();
+        self.last = Instant::now();
+        let mut due = self.silent.take(held.silent_values(), elapsed);
+        due.extend(self.all.take(held.all(), elapsed));
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::U256;
+    use live_balances::model::{BalanceKey, TokenRead};
+
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn held(owners: u8, silent_token: Address) -> HeldValues {
+        let mut held = HeldValues::default();
+        held.mark_silent(silent_token);
+        for n in 1..=owners {
+            let owner = Address::repeat_byte(n);
+            for token in [silent_token, Address::repeat_byte(0xee)] {
+                held.set(
+                    owner,
+                    BalanceKey::Balance { token },
+                    TokenRead::Value(U256::ONE),
+                );
+            }
+        }
+        held
+    }
+
+    #[test]
+    fn each_step_takes_its_share_of_the_time_since_the_last() {
+        let silent = Address::repeat_byte(0x51);
+        let held = held(10, silent);
+        let mut sweeps = Sweeps::new(10 * SECOND, 100 * SECOND, 1_000, 10 * SECOND);
+        // A tenth of the silent interval: one of the ten silent values, and a hundredth of
+        // the twenty held values rounds down to none.
+        sweeps.last -= SECOND;
+        let due = sweeps.held_share(&held);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].1.token(), silent);
+        // The clock restarted: nothing more is due at once.
+        assert!(sweeps.since_last() < SECOND);
+        assert!(sweeps.held_share(&held).is_empty());
+        // A whole interval of each: every value once.
+        sweeps.last -= 100 * SECOND;
+        let due = sweeps.held_share(&held);
+        assert_eq!(due.len(), 10 + 20);
+    }
+
+    #[test]
+    fn the_budget_bounds_the_sweep_of_every_held_value() {
+        let held = held(10, Address::repeat_byte(0x51));
+        let mut sweeps = Sweeps::new(Duration::ZERO, 10 * SECOND, 3, 10 * SECOND);
+        sweeps.last -= 10 * SECOND;
+        assert_eq!(sweeps.held_share(&held).len(), 3);
+    }
+
+    #[test]
+    fn native_polls_share_the_held_values_clock() {
+        let wallets: BTreeMap<Address, ()> =
+            (1..=10).map(|n| (Address::repeat_byte(n), ())).collect();
+        let mut sweeps = Sweeps::new(10 * SECOND, 10 * SECOND, 1_000, 10 * SECOND);
+        sweeps.last -= 5 * SECOND;
+        assert_eq!(sweeps.native_share(&wallets).len(), 5);
+        // Taken before the held values' sweep restarts the clock, which it does not touch.
+        assert!(sweeps.since_last() >= 5 * SECOND);
+        sweeps.held_share(&HeldValues::default());
+        assert!(sweeps.native_share(&wallets).is_empty());
+    }
+}

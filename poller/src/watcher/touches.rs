@@ -1,0 +1,172 @@
+//! What the chain says may have changed for watched wallets, in a step's plan: the values an
+//! owner-filtered log names (balances of tracked tokens, a sender's allowances of what it
+//! sent, approvals to tracked spenders), every tracked value of an owner whose logs in a block
+//! overflowed the provider's result cap, and incoming tokens noted for discovery — for the
+//! step's range, or for the catch-up of wallets learned since the last step.
+
+use std::collections::BTreeSet;
+
+use alloy::primitives::Address;
+use live_balances::NATIVE_TOKEN;
+use live_balances::chain::LogOverflow;
+use live_balances::model::BalanceKey;
+use live_balances::plan::{ReadPlan, touches};
+use tracing::{debug, warn};
+
+use super::ChainWatcher;
+use crate::error::PollerError;
+
+impl ChainWatcher {
+    /// Adds what the range's logs touch for watched wallets: balances of tracked tokens (a
+    /// zero one too), a sender's allowances of the token it sent (a spender's `transferFrom`
+    /// lowers an allowance with no `Approval`), approvals to tracked spenders; and notes
+    /// incoming tokens for wallets with discovery on. Returns how many logs there were.
+    pub(super) async fn log_reads(
+        &mut self,
+        from: u64,
+        to: u64,
+        plan: &mut ReadPlan,
+    ) -> Result<usize, PollerError> {
+        let owners: Vec<Address> = self.watching.set().wallets().map(|(o, _)| *o).collect();
+        let found = self.reader.owner_logs(from, to, &owners).await?;
+        self.plan_touches(&found.logs, None, plan);
+        self.plan_overflows(&found.overflows, plan);
+        Ok(found.logs.len())
+    }
+
+    /// Every tracked value of owners whose logs in some block were more than the provider
+    /// returns: any of them may have changed there.
+    fn plan_overflows(&self, overflows: &[LogOverflow], plan: &mut ReadPlan) {
+        for overflow in overflows {
+            let Some(wallet) = self.watching.set().wallet(&overflow.owner) else {
+                continue;
+            };
+            let spenders = wallet.spenders.clone();
+            warn!(
+                chain = self.chain_id,
+                block = overflow.block,
+                "a watched wallet's logs in one block exceed the provider's result cap; \
+                 re-reading every value it tracks"
+            );
+            for token in self.watching.set().tokens(&overflow.owner) {
+                if self.held.is_unreadable(&token) {
+                    continue;
+                }
+                plan.add_touched(overflow.owner, BalanceKey::Balance { token }, None);
+                if token == NATIVE_TOKEN {
+                    continue;
+                }
+                for spender in &spenders {
+                    plan.add_touched(
+                        overflow.owner,
+                        BalanceKey::Allowance {
+                            token,
+                            spender: *spender,
+                        },
+                        None,
+                    );
+                }
+            }
+        }
+    }
+
+    /// The reads `logs` call for; `only` limits them to some wallets (a catch-up).
+    fn plan_touches(
+        &mut self,
+        logs: &[alloy::rpc::types::Log],
+        only: Option<&BTreeSet<Address>>,
+        plan: &mut ReadPlan,
+    ) {
+        for log in logs {
+            for touch in touches(&log.inner, log.transaction_hash) {
+                if only.is_some_and(|o| !o.contains(&touch.owner)) {
+                    continue;
+                }
+                let Some(wallet) = self.watching.set().wallet(&touch.owner) else {
+                    continue;
+                };
+                let token = touch.key.token();
+                if self.held.is_unreadable(&token) {
+                    continue;
+                }
+                match touch.key {
+                    BalanceKey::Balance { .. }
+                        if self.watching.set().tracks(&touch.owner, &token) =>
+                    {
+                        plan.add_touched(touch.owner, touch.key, touch.tx_hash);
+                        // Every tracked spender's: a zero one cannot go lower, but what the
+                        // poller holds may lag what another writer stored.
+                        if touch.sent && token != NATIVE_TOKEN {
+                            for spender in &wallet.spenders {
+                                let key = BalanceKey::Allowance {
+                                    token,
+                                    spender: *spender,
+                                };
+                                plan.add_touched(touch.owner, key, touch.tx_hash);
+                            }
+                        }
+                    }
+                    BalanceKey::Balance { .. } => {
+                        if wallet.discover
+                            && !touch.sent
+                            && wallet.discovered < self.settings.max_discovered
+                        {
+                            self.backlog.note_discovery(touch.owner, token);
+                        }
+                    }
+                    BalanceKey::Allowance { spender, .. } => {
+                        if self
+                            .watching
+                            .set()
+                            .tracks_allowance(&touch.owner, &token, &spender)
+                        {
+                            plan.add_touched(touch.owner, touch.key, touch.tx_hash);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// For wallets learned from the table since the last step: the events between the block
+    /// their values were read at and this poller's cursor (`through`), which the poller
+    /// processed before it watched them; and their native balance.
+    pub(super) async fn catch_up_reads(
+        &mut self,
+        through: u64,
+        plan: &mut ReadPlan,
+    ) -> Result<(), PollerError> {
+        let pending = self.backlog.take_catch_up();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let wallets: BTreeSet<Address> = pending.iter().map(|(o, _)| *o).collect();
+        for owner in &wallets {
+            plan.add_touched(
+                *owner,
+                BalanceKey::Balance {
+                    token: NATIVE_TOKEN,
+                },
+                None,
+            );
+        }
+        let start = pending.iter().map(|(_, b)| *b).min().unwrap_or(through + 1);
+        if start > through {
+            return Ok(());
+        }
+        let start = start.max(through.saturating_sub(self.settings.max_block_range));
+        let owners: Vec<Address> = wallets.iter().copied().collect();
+        let found = self.reader.owner_logs(start, through, &owners).await?;
+        self.plan_touches(&found.logs, Some(&wallets), plan);
+        self.plan_overflows(&found.overflows, plan);
+        debug!(
+            chain = self.chain_id,
+            wallets = wallets.len(),
+            from = start,
+            to = through,
+            logs = found.logs.len(),
+            "caught up"
+        );
+        Ok(())
+    }
+}
