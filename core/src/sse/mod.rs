@@ -23,7 +23,7 @@ use crate::token_metadata::TokenMetadata;
 ///
 /// Every tracked token is in `balances` (zeros included) or, when it cannot be read, in
 /// `errors`. `allowances` and `tokens` (metadata) hold every tracked token too while the
-/// session is small (see [`WalletView::full_detail`], and [`AllBalances::of_wallet`]); for larger sessions they hold the
+/// session is small (see [`WalletView::full_detail`]); for larger sessions they hold the
 /// tokens the session names by address (custom, discovered, native, wrapped native) and every
 /// token with a non-zero balance or allowance — a list token at zero has zero allowances and
 /// its metadata is in the list the client named. `spenders` says whose allowances are

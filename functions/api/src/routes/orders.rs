@@ -184,10 +184,13 @@ fn check(
     })
 }
 
+/// One order's path (`PUT`, `DELETE`).
+const ORDER_PATH: &str = "/{chain_id}/orders/{owner}/{order_id}";
+
 /// `PUT /{chain_id}/orders/{owner}/{order_id}`.
 #[utoipa::path(
     put,
-    path = "/{chain_id}/orders/{owner}/{order_id}",
+    path = ORDER_PATH,
     operation_id = "putOrder",
     tag = "orders",
     description = "Registers an open order (or replaces the one with this id) and answers its fillability: whether the wallet's balance of sellToken and its allowance to the spender both cover sellAmount, and if not which is short and by how much. The owner's session is created or grown to track the token and the spender (as POST /{chain_id}/sessions/{owner} would). From then on every change that crosses the order's amount is an order_status event on the wallet's stream; all_balances lists every open order with its status. The order holds the wallet's session until validTo: the wallet stays tracked with no stream open. The order is gone after validTo. Needs an API key; the order belongs to the key's tenant.",
@@ -296,7 +299,7 @@ pub async fn put(
 /// `DELETE /{chain_id}/orders/{owner}/{order_id}`.
 #[utoipa::path(
     delete,
-    path = "/{chain_id}/orders/{owner}/{order_id}",
+    path = ORDER_PATH,
     operation_id = "deleteOrder",
     tag = "orders",
     description = "Deletes an order (filled or cancelled): it leaves all_balances and gets no more order_status events. It no longer holds the wallet's session: the wallet stays tracked one more SESSION_TTL_SECS from now, or while a stream, another order or a subscription keeps it. Needs an API key of the order's tenant (another tenant's order is not found).",

@@ -373,6 +373,9 @@ async fn owned(
         .ok_or(refused(WebhookError::NotFound))
 }
 
+/// One subscription's path (`GET`, `DELETE`).
+const SUBSCRIPTION_PATH: &str = "/{chain_id}/webhooks/{id}";
+
 #[utoipa::path(
     post,
     path = "/{chain_id}/webhooks",
@@ -438,7 +441,7 @@ pub async fn create(
 
 #[utoipa::path(
     get,
-    path = "/{chain_id}/webhooks/{id}",
+    path = SUBSCRIPTION_PATH,
     operation_id = "getWebhook",
     tag = "webhooks",
     description = "The subscription with its status (active, backlogged, disabled and why) and its parked deliveries. Needs an API key of the subscription's tenant.",
@@ -461,7 +464,7 @@ pub async fn get(
 
 #[utoipa::path(
     delete,
-    path = "/{chain_id}/webhooks/{id}",
+    path = SUBSCRIPTION_PATH,
     operation_id = "deleteWebhook",
     tag = "webhooks",
     description = "Ends the subscription; its parked deliveries are dropped. Needs an API key of the subscription's tenant.",

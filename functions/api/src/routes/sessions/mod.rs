@@ -87,10 +87,13 @@ pub enum Upsert {
     AddOnly,
 }
 
+/// The session route's path (`POST`, `PUT`, `GET`).
+const PATH: &str = "/{chain_id}/sessions/{owner}";
+
 /// `POST` and `PUT /{chain_id}/sessions/{owner}`.
 #[utoipa::path(
     method(post, put),
-    path = "/{chain_id}/sessions/{owner}",
+    path = PATH,
     operation_id = "session",
     tag = "sessions",
     description = "POST creates the wallet's session or adds to it; PUT only adds to an existing one (404 if none). Neither removes anything: sessions end by expiry. The native currency and the chain's WETH are always tracked; spenders default to CoW Protocol's GPv2VaultRelayer. Token lists are followed by reference: when a list changes, the session tracks its new tokens.",
@@ -203,7 +206,7 @@ impl SessionView {
 /// `GET /{chain_id}/sessions/{owner}`.
 #[utoipa::path(
     get,
-    path = "/{chain_id}/sessions/{owner}",
+    path = PATH,
     operation_id = "getSession",
     tag = "sessions",
     params(WalletPath),
