@@ -51,7 +51,7 @@ mod webhook_error;
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::{Extension, Router};
 use tower::Layer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 use utoipa::OpenApi;
@@ -62,7 +62,6 @@ pub use body::ResponseBody;
 pub use error::ApiError;
 pub use exchange::BODY_TIMEOUT;
 pub use hub::Hub;
-pub use openapi::pretty_document as openapi_document;
 pub use request::{ClientAddress, Deadline, Request, client_address};
 pub use state::{StartError, State};
 
@@ -74,7 +73,7 @@ pub type App = NormalizePath<Router>;
 
 /// Builds the service; it never fails (every error is a JSON answer with a status).
 pub fn app(state: Arc<State>) -> App {
-    let (routes, _) = routes().split_for_parts();
+    let (routes, doc) = routes().split_for_parts();
     let router = routes
         .merge(demo::routes())
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -83,12 +82,25 @@ pub fn app(state: Arc<State>) -> App {
             state.clone(),
             exchange::around,
         ))
+        .layer(Extension(Arc::new(openapi::finish(doc))))
         .with_state(state);
     NormalizePathLayer::trim_trailing_slash().layer(router)
 }
 
+/// The OpenAPI document as `GET /openapi.json` answers it, pretty-printed: what the `openapi`
+/// binary prints for the validator and the TypeScript client's type generator (`make
+/// client`), no stack needed.
+pub fn openapi_document() -> Result<String, serde_json::Error> {
+    document().to_pretty_json()
+}
+
+/// The OpenAPI document of every route.
+fn document() -> utoipa::openapi::OpenApi {
+    openapi::finish(routes().into_openapi())
+}
+
 /// Every route of the OpenAPI document, each registered from its handler.
-pub(crate) fn routes() -> OpenApiRouter<Arc<State>> {
+fn routes() -> OpenApiRouter<Arc<State>> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(sessions::upsert, sessions::get))
         .routes(routes!(multi_sessions::upsert))

@@ -1,15 +1,18 @@
 //! `GET /openapi.json`: every route, request, answer and SSE event, described from the code
 //! (the handlers' `#[utoipa::path]` and the wire types' derived schemas, the rows and events
 //! several routes share in [`crate::route_docs`]), never by hand. The routes come from the
-//! router itself ([`crate::routes`]): a route registered is a route described. It sits above
-//! the routes: they never import it.
+//! router itself (`lib.rs` collects them as it registers them, then [`finish`]es the
+//! document here): a route registered is a route described. It sits above the routes: they
+//! never import it.
 
-use std::sync::LazyLock;
+use std::sync::Arc;
 
+use axum::Extension;
 use http::Response;
 use http::StatusCode;
 use live_balances::sse::{Ping, StreamNotice};
 use live_balances::webhook::Delivery;
+use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::{Modify, OpenApi};
 
@@ -36,19 +39,15 @@ use crate::route_docs::{MultiSseEventData, SseEventData};
 )]
 pub(crate) struct ApiDoc;
 
-/// The whole document: [`ApiDoc`]'s description and shared schemas with every route of the
-/// router, then the modifications below.
-fn build() -> utoipa::openapi::OpenApi {
-    let mut doc = crate::routes().into_openapi();
+/// The whole document from what the router collected (its routes over [`ApiDoc`]'s description
+/// and shared schemas): the modifications below applied.
+pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     let modifiers: [&dyn Modify; 3] = [&OneIdPerOperation, &StreamNoticeCodes, &ApiKeyScheme];
     for modifier in modifiers {
         modifier.modify(&mut doc);
     }
     doc
 }
-
-/// Built once per process.
-static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(build);
 
 /// The back-end routes' credential: `Authorization: Bearer <API key>`.
 struct ApiKeyScheme;
@@ -139,14 +138,8 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut O
     tag = "operations",
     responses((status = 200, description = "This document (OpenAPI 3.1)")),
 )]
-pub async fn document() -> Response<ResponseBody> {
-    body::json(StatusCode::OK, &*DOCUMENT)
-}
-
-/// The same document as `GET /openapi.json`, pretty-printed: what the `openapi` binary prints
-/// for the validator and the TypeScript client's type generator (`make client`), no stack needed.
-pub fn pretty_document() -> Result<String, serde_json::Error> {
-    DOCUMENT.to_pretty_json()
+pub async fn document(Extension(doc): Extension<Arc<OpenApiDoc>>) -> Response<ResponseBody> {
+    body::json(StatusCode::OK, &*doc)
 }
 
 #[cfg(test)]
@@ -155,7 +148,7 @@ mod tests {
 
     #[test]
     fn every_route_and_event_is_described() {
-        let doc = serde_json::to_value(&*DOCUMENT).unwrap();
+        let doc = serde_json::to_value(crate::document()).unwrap();
         let paths = doc["paths"].as_object().unwrap();
         for (path, methods) in [
             ("/{chain_id}/sessions/{owner}", &["post", "put", "get"][..]),
