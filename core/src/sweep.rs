@@ -52,17 +52,30 @@ impl<K: Ord + Clone> Sweep<K> {
     /// key present throughout is taken once, unless the budget holds the sweep back; a zero
     /// interval disables the sweep.
     pub fn take<V>(&mut self, all: &BTreeMap<K, V>, elapsed: Duration) -> Vec<K> {
-        if all.is_empty() || self.interval.is_zero() {
+        self.take_where(all, all.len(), elapsed, |_| true)
+    }
+
+    /// [`Self::take`] over the entries of `all` that `keep` accepts, of which there are
+    /// `eligible`: the sweep walks the map as it is, skipping the others, instead of a copy of
+    /// the eligible part built every step.
+    pub fn take_where<V>(
+        &mut self,
+        all: &BTreeMap<K, V>,
+        eligible: usize,
+        elapsed: Duration,
+        keep: impl Fn(&V) -> bool,
+    ) -> Vec<K> {
+        if eligible == 0 || self.interval.is_zero() {
             return vec![];
         }
         let share =
-            all.len() as f64 * elapsed.as_secs_f64() / self.interval.as_secs_f64() + self.carry;
-        let limit = self.budget.unwrap_or(usize::MAX).min(all.len());
+            eligible as f64 * elapsed.as_secs_f64() / self.interval.as_secs_f64() + self.carry;
+        let limit = self.budget.unwrap_or(usize::MAX).min(eligible);
         let due = share.floor() as usize;
         let count = due.min(limit);
         // A step held back by the budget owes nothing: the sweep slows down, it does not
         // pile up reads for later.
-        self.carry = if count == all.len() || due > limit {
+        self.carry = if count == eligible || due > limit {
             0.0
         } else {
             share - count as f64
@@ -70,16 +83,23 @@ impl<K: Ord + Clone> Sweep<K> {
         if count == 0 {
             return vec![];
         }
-        let after = match &self.last {
-            Some(last) => all.range((Bound::Excluded(last.clone()), Bound::Unbounded)),
-            None => all.range(..),
+        // After the last key taken to the end, then from the start through it: each key once.
+        let (after, before) = match &self.last {
+            Some(last) => (
+                all.range((Bound::Excluded(last.clone()), Bound::Unbounded)),
+                Some(all.range((Bound::Unbounded, Bound::Included(last.clone())))),
+            ),
+            None => (all.range(..), None),
         };
         let taken: Vec<K> = after
-            .chain(all.iter())
+            .chain(before.into_iter().flatten())
+            .filter(|(_, v)| keep(v))
             .take(count)
             .map(|(k, _)| k.clone())
             .collect();
-        self.last = taken.last().cloned();
+        if let Some(last) = taken.last() {
+            self.last = Some(last.clone());
+        }
         taken
     }
 }
@@ -171,5 +191,31 @@ mod tests {
                 .take(&BTreeMap::<u32, ()>::new(), Duration::from_secs(1))
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_filtered_sweep_takes_only_the_eligible_once_per_interval() {
+        // Odd keys only: 50 of 100.
+        let all = map(0..100);
+        let mut sweep = Sweep::new(Duration::from_secs(10));
+        let mut seen = vec![];
+        for _ in 0..10 {
+            let step = sweep.take_where(&all, 50, Duration::from_secs(1), |_| true);
+            assert_eq!(step.len(), 5, "the share of the eligible, not of the map");
+            seen.extend(step);
+        }
+        assert_eq!(seen, (0..50).collect::<Vec<_>>());
+        let odd: BTreeMap<u32, bool> = (0..100).map(|k| (k, k % 2 == 1)).collect();
+        let mut sweep = Sweep::new(Duration::from_secs(10));
+        let mut seen = vec![];
+        for _ in 0..10 {
+            seen.extend(sweep.take_where(&odd, 50, Duration::from_secs(1), |v| *v));
+        }
+        seen.sort();
+        assert_eq!(seen, (0..100).filter(|k| k % 2 == 1).collect::<Vec<_>>());
+        // Fewer eligible than counted: nothing is taken twice in one step.
+        let mut sweep = Sweep::new(Duration::from_secs(1));
+        let step = sweep.take_where(&odd, 60, Duration::from_secs(1), |v| *v);
+        assert_eq!(step.len(), 50);
     }
 }

@@ -4,20 +4,16 @@
 //! JSON-RPC mode counts every call by method, one per element of a batch array, over HTTP and
 //! over WebSocket frames. DynamoDB mode counts operations (`X-Amz-Target`) and, because it asks
 //! for `ReturnConsumedCapacity: TOTAL` on every request, the read and write units DynamoDB
-//! Local reports for them.
+//! Local reports for them. The counting is a hook on `e2e::relay`, which does the forwarding.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use e2e::relay::{Relay, RelayHook, RelayResponse, Step, json_rpc_methods};
+use hyper::StatusCode;
+use hyper::http::request::Parts;
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::Message;
 
 /// What passed the proxy for one key (a JSON-RPC method, or a DynamoDB operation and item kind).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
@@ -89,17 +85,17 @@ pub enum Mode {
 pub struct CountingProxy {
     pub url: String,
     counts: Arc<Mutex<Counts>>,
+    /// Stopped when the last clone goes.
+    _relay: Arc<Relay>,
 }
 
-struct Shared {
-    upstream: String,
-    upstream_ws: String,
+/// What the proxy counts, as a hook on the relay.
+struct Counter {
     mode: Mode,
-    http: reqwest::Client,
     counts: Arc<Mutex<Counts>>,
 }
 
-impl Shared {
+impl Counter {
     fn add(&self, key: String, requests: u64, read_units: f64, write_units: f64) {
         if let Ok(mut c) = self.counts.lock() {
             let e = c.entry(key).or_default();
@@ -108,33 +104,102 @@ impl Shared {
             e.write_units += write_units;
         }
     }
+
+    fn count_json_rpc(&self, body: &[u8], prefix: &str) {
+        let Some(methods) = json_rpc_methods(body) else {
+            self.add(format!("{prefix}<unparsed>"), 1, 0.0, 0.0);
+            return;
+        };
+        for method in methods {
+            self.add(format!("{prefix}{method}"), 1, 0.0, 0.0);
+        }
+    }
+}
+
+/// A forwarded DynamoDB request, for the units of its answer.
+struct DynamoRequest {
+    key: String,
+    keys_read: f64,
+    consistent: bool,
+}
+
+impl RelayHook for Counter {
+    type Forwarded = Option<DynamoRequest>;
+
+    async fn request(&self, head: &Parts, body: Bytes) -> Step<Option<DynamoRequest>> {
+        if self.mode == Mode::JsonRpc {
+            self.count_json_rpc(&body, "");
+            return Step::Forward(body, None);
+        }
+        let target = head
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok());
+        let request = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+        // A batch read's keys each cost a unit at least; its consistency is per table.
+        let batch_get = request["RequestItems"]
+            .as_object()
+            .and_then(|tables| tables.values().next())
+            .filter(|b| b["Keys"].is_array());
+        let consistent = request["ConsistentRead"].as_bool() == Some(true)
+            || batch_get.is_some_and(|b| b["ConsistentRead"].as_bool() == Some(true));
+        let keys_read = batch_get
+            .and_then(|b| b["Keys"].as_array())
+            .map_or(1, Vec::len) as f64;
+        let (body, key) = dynamo_request(target, &body);
+        Step::Forward(
+            body,
+            Some(DynamoRequest {
+                key,
+                keys_read,
+                consistent,
+            }),
+        )
+    }
+
+    async fn response(
+        &self,
+        dynamo: Option<DynamoRequest>,
+        status: StatusCode,
+        body: &Bytes,
+    ) -> Option<RelayResponse> {
+        let DynamoRequest {
+            key,
+            keys_read,
+            consistent,
+        } = dynamo?;
+        let (mut read, write) = consumed_units(body, is_write(&key));
+        let is_read = ["GetItem", "Query", "Scan", "BatchGetItem"]
+            .iter()
+            .any(|op| key.starts_with(op));
+        if is_read && status.is_success() {
+            // DynamoDB Local reports 0 units for a read that finds nothing; DynamoDB bills
+            // at least one 4 KB unit per request — per key of a batch read — (half for an
+            // eventually consistent read).
+            read = read.max(keys_read * if consistent { 1.0 } else { 0.5 });
+        }
+        self.add(key, 1, read, write);
+        None
+    }
+
+    fn client_frame(&self, text: &str) {
+        self.count_json_rpc(text.as_bytes(), "ws:");
+    }
 }
 
 impl CountingProxy {
     /// Listens on a free local port and forwards to `upstream_port` on 127.0.0.1.
     pub async fn start(upstream_port: u16, mode: Mode) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         let counts = Arc::new(Mutex::new(Counts::new()));
-        let shared = Arc::new(Shared {
-            upstream: format!("http://127.0.0.1:{upstream_port}"),
-            upstream_ws: format!("ws://127.0.0.1:{upstream_port}"),
+        let counter = Arc::new(Counter {
             mode,
-            http: reqwest::Client::new(),
             counts: counts.clone(),
         });
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = live_balances::accept::next(&listener).await;
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let _ = serve(stream, shared).await;
-                });
-            }
-        });
+        let relay = Relay::start(([127, 0, 0, 1], upstream_port).into(), counter).await?;
         Ok(Self {
-            url: format!("127.0.0.1:{}", addr.port()),
+            url: format!("127.0.0.1:{}", relay.addr.port()),
             counts,
+            _relay: Arc::new(relay),
         })
     }
 
@@ -149,153 +214,6 @@ impl CountingProxy {
     pub fn counts(&self) -> Counts {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
     }
-}
-
-/// A WebSocket upgrade is told apart from plain HTTP by peeking at the request head.
-async fn serve(stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut head = [0u8; 2048];
-    let n = stream.peek(&mut head).await?;
-    let text = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
-    if text.contains("upgrade: websocket") {
-        return websocket(stream, shared).await;
-    }
-    let service = hyper::service::service_fn(move |req| {
-        let shared = shared.clone();
-        async move { forward(req, &shared).await }
-    });
-    hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await?;
-    Ok(())
-}
-
-async fn websocket(stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()> {
-    let client = tokio_tungstenite::accept_async(stream).await?;
-    let (upstream, _) = tokio_tungstenite::connect_async(shared.upstream_ws.as_str()).await?;
-    let (mut client_tx, mut client_rx) = client.split();
-    let (mut up_tx, mut up_rx) = upstream.split();
-    let to_upstream = async {
-        while let Some(Ok(msg)) = client_rx.next().await {
-            if let Message::Text(text) = &msg {
-                count_json_rpc(&shared, text.as_bytes(), "ws:");
-            }
-            up_tx.send(msg).await?;
-        }
-        anyhow::Ok(())
-    };
-    let to_client = async {
-        while let Some(Ok(msg)) = up_rx.next().await {
-            client_tx.send(msg).await?;
-        }
-        anyhow::Ok(())
-    };
-    // Either side closing ends both.
-    tokio::select! {
-        r = to_upstream => r,
-        r = to_client => r,
-    }
-}
-
-fn count_json_rpc(shared: &Shared, body: &[u8], prefix: &str) {
-    let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        shared.add(format!("{prefix}<unparsed>"), 1, 0.0, 0.0);
-        return;
-    };
-    let calls = match value {
-        Value::Array(calls) => calls,
-        single => vec![single],
-    };
-    for call in calls {
-        let method = call["method"].as_str().unwrap_or("<none>");
-        shared.add(format!("{prefix}{method}"), 1, 0.0, 0.0);
-    }
-}
-
-type ProxyBody = Full<Bytes>;
-
-async fn forward(
-    req: Request<Incoming>,
-    shared: &Shared,
-) -> Result<Response<ProxyBody>, hyper::Error> {
-    let (parts, body) = req.into_parts();
-    let body = body.collect().await?.to_bytes();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/".to_string(), |p| p.to_string());
-    let target = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let request = serde_json::from_slice::<Value>(&body).unwrap_or_default();
-    // A batch read's keys each cost a unit at least; its consistency is per table.
-    let batch_get = request["RequestItems"]
-        .as_object()
-        .and_then(|tables| tables.values().next())
-        .filter(|b| b["Keys"].is_array());
-    let consistent = request["ConsistentRead"].as_bool() == Some(true)
-        || batch_get.is_some_and(|b| b["ConsistentRead"].as_bool() == Some(true));
-    let keys_read = batch_get
-        .and_then(|b| b["Keys"].as_array())
-        .map_or(1, Vec::len) as f64;
-    let (body, dynamo_key) = match shared.mode {
-        Mode::JsonRpc => {
-            count_json_rpc(shared, &body, "");
-            (body, None)
-        }
-        Mode::DynamoDb => {
-            let (body, key) = dynamo_request(target.as_deref(), &body);
-            (body, Some(key))
-        }
-    };
-    let mut out = shared
-        .http
-        .request(parts.method.clone(), format!("{}{path}", shared.upstream))
-        .body(body);
-    for (name, value) in &parts.headers {
-        if !matches!(name.as_str(), "host" | "content-length") {
-            out = out.header(name, value);
-        }
-    }
-    let reply = match out.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            return Ok(Response::builder()
-                .status(502)
-                .body(Full::new(Bytes::from(e.to_string())))
-                .unwrap_or_default());
-        }
-    };
-    let status = reply.status();
-    let headers = reply.headers().clone();
-    let bytes = reply.bytes().await.unwrap_or_default();
-    if let Some(key) = dynamo_key {
-        let (mut read, write) = consumed_units(&bytes, is_write(&key));
-        let is_read = ["GetItem", "Query", "Scan", "BatchGetItem"]
-            .iter()
-            .any(|op| key.starts_with(op));
-        if is_read && status.is_success() {
-            // DynamoDB Local reports 0 units for a read that finds nothing; DynamoDB bills
-            // at least one 4 KB unit per request — per key of a batch read — (half for an
-            // eventually consistent read).
-            read = read.max(keys_read * if consistent { 1.0 } else { 0.5 });
-        }
-        shared.add(key, 1, read, write);
-    }
-    let mut response = Response::builder().status(status);
-    for (name, value) in &headers {
-        if !matches!(
-            name.as_str(),
-            "content-length" | "transfer-encoding" | "connection"
-        ) {
-            response = response.header(name, value);
-        }
-    }
-    Ok(response
-        .body(Full::new(bytes))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
 }
 
 /// Operations that accept `ReturnConsumedCapacity`.

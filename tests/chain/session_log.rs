@@ -7,12 +7,11 @@
 use std::time::Duration;
 
 use alloy::primitives::U256;
-use aws_sdk_dynamodb::types::AttributeValue;
+use e2e::table_rows::{put_first_read, put_session_without_log};
 use e2e::{Environment, SseClient, Transport, fresh_owner};
 use live_balances::NATIVE_TOKEN;
 use live_balances::address::lower;
-use live_balances::model::{BalanceItem, BalanceKey, Session, TokenRead};
-use live_balances::storage::ValueWrite;
+use live_balances::model::{BalanceKey, Session};
 use local_stack::devnet::Wallet;
 use serde_json::json;
 use tokio::time::Instant;
@@ -20,30 +19,6 @@ use tokio::time::Instant;
 use crate::test_poller::TestPoller;
 
 const ETH: u64 = 1_000_000_000_000_000_000;
-
-/// The poller's count of session changes of `kind` applied (`poller_session_changes_total`).
-async fn session_changes(
-    env: &Environment,
-    poller: &TestPoller,
-    kind: &str,
-) -> anyhow::Result<u64> {
-    let metrics = env
-        .http
-        .get(format!("{}/metrics", poller.url()))
-        .send()
-        .await?
-        .text()
-        .await?;
-    let series = format!(
-        "poller_session_changes_total{{chain=\"{}\",kind=\"{kind}\"}} ",
-        env.chain_id()
-    );
-    Ok(metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&series))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0))
-}
 
 /// Waits until the poller has applied at least `at_least` changes of `kind`.
 async fn applied(
@@ -54,7 +29,7 @@ async fn applied(
     within: Duration,
 ) -> anyhow::Result<()> {
     local_stack::stack::wait_for(kind, within, || async {
-        let n = session_changes(env, poller, kind).await?;
+        let n = env.session_changes(poller.url(), kind).await?;
         anyhow::ensure!(
             n >= at_least,
             "{n} {kind} changes applied, waiting for {at_least}"
@@ -99,7 +74,7 @@ async fn a_stream_opening_reaches_the_poller_within_a_block() -> anyhow::Result<
         env.watch(&lower(owner), &body).await?;
     }
     watching(env, &poller).await?;
-    let vouched = session_changes(env, &poller, "streaming").await?;
+    let vouched = env.session_changes(poller.url(), "streaming").await?;
 
     let native = lower(&NATIVE_TOKEN);
     for (i, (owner, transport)) in wallets.iter().enumerate() {
@@ -156,40 +131,10 @@ async fn a_session_whose_log_entry_was_lost_is_found_by_the_background_pass() ->
     let block = env.block_number().await?;
     let now = live_balances::clock::unix_now();
     let table = env.stack.table().await;
-    let number = |v: u64| AttributeValue::N(v.to_string());
-    let text = AttributeValue::S;
-    table
-        .client()
-        .put_item()
-        .table_name(table.name())
-        .item("pk", text(live_balances::storage::keys::session_pk(chain)))
-        .item("sk", text(lower(&owner)))
-        .item("chain_id", number(chain))
-        .item("owner", text(lower(&owner)))
-        .item("tokens", AttributeValue::Ss(vec![lower(&token)]))
-        .item("revision", number(1))
-        .item("complete_revision", number(1))
-        .item("read_block", number(block))
-        .item("created_at", number(now))
-        .item("expires_at", number(now + 3_600))
-        .item("ttl", number(now + 3_600))
-        .send()
-        .await?;
-    let item = BalanceItem {
-        chain_id: chain,
-        owner,
-        key: BalanceKey::Balance { token },
-        read: TokenRead::Value(U256::from(500)),
-        block,
-        tx_hash: None,
-    };
-    let how = ValueWrite {
-        first_read: true,
-        rewound_above: None,
-        tombstone_expires_at: now + 3_600,
-    };
-    table.put_balance(&item, now, how).await?;
-    let found_before = session_changes(env, &poller, "found_by_pass").await?;
+    put_session_without_log(&table, chain, owner, token, block, now).await?;
+    let key = BalanceKey::Balance { token };
+    put_first_read(&table, chain, owner, key, U256::from(500), block, now).await?;
+    let found_before = env.session_changes(poller.url(), "found_by_pass").await?;
     let started = Instant::now();
     actor.transfer(token, owner, U256::from(250)).await?;
     local_stack::stack::wait_for(
@@ -269,22 +214,10 @@ async fn a_silent_change_on_a_never_seen_token_is_caught_within_90_s_by_default(
             table.write_session(&session, 0, true).await?,
             "session stored"
         );
-        let item = BalanceItem {
-            chain_id: chain,
-            owner: other,
-            key: BalanceKey::Balance {
-                token: NATIVE_TOKEN,
-            },
-            read: TokenRead::Value(amount),
-            block,
-            tx_hash: None,
+        let native = BalanceKey::Balance {
+            token: NATIVE_TOKEN,
         };
-        let how = ValueWrite {
-            first_read: true,
-            rewound_above: None,
-            tombstone_expires_at: now + 3_600,
-        };
-        table.put_balance(&item, now, how).await?;
+        put_first_read(&table, chain, other, native, amount, block, now).await?;
         table.complete_session(chain, &other, 1).await?;
     }
     watching(env, &poller).await?;

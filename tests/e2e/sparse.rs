@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, U256, keccak256};
 use e2e::list_server::{ListServer, token_list};
+use e2e::table_rows::{put_first_read, put_session_without_log};
 use e2e::{DEADLINE, Environment, SseClient, fresh_owner};
 use live_balances::NATIVE_TOKEN;
 use live_balances::address::lower;
@@ -387,7 +388,6 @@ async fn a_listed_token_turning_non_zero_without_an_event_shows_when_a_stream_op
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_whose_log_entry_was_lost_is_watched_once_its_stream_opens() -> anyhow::Result<()>
 {
-    use aws_sdk_dynamodb::types::AttributeValue;
     let env = Environment::get();
     let chain = env.chain_id();
     let (actor, token) = env.actor_with_token(1_000).await?;
@@ -398,39 +398,9 @@ async fn a_session_whose_log_entry_was_lost_is_watched_once_its_stream_opens() -
     let now = live_balances::clock::unix_now();
     let block = env.block_number().await?;
     let table = env.stack.table().await;
-    let number = |v: u64| AttributeValue::N(v.to_string());
-    let text = |v: String| AttributeValue::S(v);
-    table
-        .client()
-        .put_item()
-        .table_name(table.name())
-        .item("pk", text(live_balances::storage::keys::session_pk(chain)))
-        .item("sk", text(lower(&owner)))
-        .item("chain_id", number(chain))
-        .item("owner", text(lower(&owner)))
-        .item("tokens", AttributeValue::Ss(vec![lower(&token)]))
-        .item("revision", number(1))
-        .item("complete_revision", number(1))
-        .item("read_block", number(block))
-        .item("created_at", number(now))
-        .item("expires_at", number(now + 3_600))
-        .item("ttl", number(now + 3_600))
-        .send()
-        .await?;
-    let item = live_balances::model::BalanceItem {
-        chain_id: chain,
-        owner,
-        key: BalanceKey::Balance { token },
-        read: TokenRead::Value(U256::from(500)),
-        block,
-        tx_hash: None,
-    };
-    let how = live_balances::storage::ValueWrite {
-        first_read: true,
-        rewound_above: None,
-        tombstone_expires_at: now + 3_600,
-    };
-    table.put_balance(&item, now, how).await?;
+    put_session_without_log(&table, chain, owner, token, block, now).await?;
+    let key = BalanceKey::Balance { token };
+    put_first_read(&table, chain, owner, key, U256::from(500), block, now).await?;
 
     let mut sse = SseClient::connect(env, &lower(&owner), None).await?;
     let snapshot = sse
@@ -449,25 +419,6 @@ async fn a_session_whose_log_entry_was_lost_is_watched_once_its_stream_opens() -
 async fn a_new_session_is_watched_from_the_next_block_without_listing_every_session()
 -> anyhow::Result<()> {
     let env = Environment::get();
-    let listings = || async {
-        let metrics = env
-            .http
-            .get(format!("{}/metrics", env.stack.poller_url))
-            .send()
-            .await?
-            .text()
-            .await?;
-        let series = format!(
-            "poller_session_changes_total{{chain=\"{}\",kind=\"full_listing\"}} ",
-            env.chain_id()
-        );
-        anyhow::Ok(
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(&series))
-                .and_then(|v| v.trim().parse::<u64>().ok()),
-        )
-    };
     let (actor, token) = env.actor_with_token(1_000).await?;
     let owner = fresh_owner();
     env.watch(
@@ -493,8 +444,9 @@ async fn a_new_session_is_watched_from_the_next_block_without_listing_every_sess
         .await?;
     assert_eq!(snapshot.data["balances"][lower(&token)], "300");
     assert_eq!(
-        listings().await?,
-        Some(1),
+        env.session_changes(&env.stack.poller_url, "full_listing")
+            .await?,
+        1,
         "the poller listed every session once, at its start"
     );
     Ok(())

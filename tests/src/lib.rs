@@ -22,8 +22,10 @@ pub mod list_server;
 pub mod provider_proxy;
 pub mod provider_run;
 pub mod proxy;
+pub mod relay;
 pub mod static_site;
 pub mod stream_proxy;
+pub mod table_rows;
 pub mod webhook_receiver;
 
 use std::sync::OnceLock;
@@ -278,13 +280,7 @@ impl Environment {
         &self,
     ) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
         let chain = format!("poller_rpc_requests_total{{chain=\"{}\",", self.chain_id());
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.stack.poller_url))
-            .send()
-            .await?
-            .text()
-            .await?;
+        let text = self.metrics_of(&self.stack.poller_url).await?;
         let mut counts = std::collections::BTreeMap::new();
         for line in text.lines().filter(|l| l.starts_with(&chain)) {
             let method = line
@@ -296,6 +292,28 @@ impl Environment {
             counts.insert(method.to_string(), value);
         }
         Ok(counts)
+    }
+
+    /// The `/metrics` text of the service at `base_url` (a poller's, say).
+    pub async fn metrics_of(&self, base_url: &str) -> anyhow::Result<String> {
+        let url = format!("{base_url}/metrics");
+        Ok(self.http.get(url).send().await?.text().await?)
+    }
+
+    /// The count of session changes of `kind` the poller at `poller_url` applied on the
+    /// default chain (`poller_session_changes_total`; 0 before its first).
+    pub async fn session_changes(&self, poller_url: &str, kind: &str) -> anyhow::Result<u64> {
+        let series = format!(
+            "poller_session_changes_total{{chain=\"{}\",kind=\"{kind}\"}} ",
+            self.chain_id()
+        );
+        Ok(self
+            .metrics_of(poller_url)
+            .await?
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0))
     }
 
     /// Waits until the poller has processed `block`.

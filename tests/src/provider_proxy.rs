@@ -4,26 +4,23 @@
 //! refused as not offered, `eth_getLogs` refused above a block range or a result count (in
 //! the words real providers use), the WebSocket dropped every few seconds, and full outages
 //! (open connections cut, new ones closed at once). It counts what passed by method, and what
-//! it refused, so a test can report requests per block.
+//! it refused, so a test can report requests per block. The provider is a hook on
+//! [`crate::relay`], which does the forwarding and the outages.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::StatusCode;
+use hyper::http::request::Parts;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
+
+use crate::relay::{
+    Relay, RelayHook, RelayResponse, Step, WebSocketPlan, json_response, json_rpc_methods,
+};
 
 /// The habits switched on (all off by default: a transparent proxy).
 #[derive(Debug, Clone, Default)]
@@ -104,20 +101,20 @@ impl ProviderCounts {
     }
 }
 
+/// The provider's habits, as a hook on the relay.
 #[derive(Debug)]
-struct Shared {
+struct Provider {
+    /// For the head an open-ended log range is measured against.
     upstream_http: String,
-    upstream_ws: String,
     http: reqwest::Client,
     faults: Mutex<ProviderFaults>,
     counts: Mutex<ProviderCounts>,
-    down: watch::Sender<bool>,
     ws_drops: AtomicU64,
     /// New WebSocket connections are refused until then.
     ws_refused_until: Mutex<Option<tokio::time::Instant>>,
 }
 
-impl Shared {
+impl Provider {
     fn faults(&self) -> ProviderFaults {
         lock(&self.faults).clone()
     }
@@ -125,321 +122,228 @@ impl Shared {
     fn count(&self, f: impl FnOnce(&mut ProviderCounts)) {
         f(&mut lock(&self.counts));
     }
+
+    /// How many blocks an `eth_getLogs` filter spans (tags resolved against the node's head).
+    async fn log_range(&self, filter: &Value) -> Option<u64> {
+        if filter.get("blockHash").is_some_and(|v| !v.is_null()) {
+            return Some(1);
+        }
+        let number = |v: &Value| -> Option<u64> {
+            match v.as_str()? {
+                "earliest" => Some(0),
+                hex => u64::from_str_radix(hex.strip_prefix("0x")?, 16).ok(),
+            }
+        };
+        let (from, to) = (number(&filter["fromBlock"]), number(&filter["toBlock"]));
+        // "latest", "pending", absent: the head.
+        let head = if from.is_none() || to.is_none() {
+            let answer: Value = self
+                .http
+                .post(&self.upstream_http)
+                .json(
+                    &json!({"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []}),
+                )
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            number(&answer["result"])
+        } else {
+            None
+        };
+        let (from, to) = (from.or(head)?, to.or(head)?);
+        Some(to.saturating_sub(from) + 1)
+    }
+
+    fn count_methods(&self, body: &[u8]) {
+        let Some(methods) = json_rpc_methods(body) else {
+            return;
+        };
+        self.count(|c| {
+            for method in methods {
+                *c.requests.entry(method).or_default() += 1;
+            }
+        });
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A forwarded call, for judging the node's answer.
+struct Call {
+    id: Value,
+    method: String,
+    max_log_results: Option<usize>,
+}
+
+impl RelayHook for Provider {
+    type Forwarded = Call;
+
+    async fn request(&self, _head: &Parts, body: Bytes) -> Step<Call> {
+        let faults = self.faults();
+        self.count_methods(&body);
+        tokio::time::sleep(faults.latency).await;
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let id = request["id"].clone();
+        let method = request["method"].as_str().unwrap_or_default().to_string();
+        if faults.rate_limited > 0.0 && rand::random::<f64>() < faults.rate_limited {
+            self.count(|c| c.rate_limited += 1);
+            return Step::Answer(json_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                &[("retry-after", faults.retry_after_secs.to_string())],
+                &rpc_error(
+                    &id,
+                    429,
+                    "Your app has exceeded its compute units per second capacity.".into(),
+                ),
+            ));
+        }
+        if faults.refuse_traces && (method.starts_with("debug_") || method.starts_with("trace_")) {
+            self.count(|c| c.traces_refused += 1);
+            return Step::Answer(json_response(
+                StatusCode::OK,
+                &[],
+                &rpc_error(
+                    &id,
+                    -32601,
+                    format!("the method {method} does not exist/is not available"),
+                ),
+            ));
+        }
+        if method == "eth_getLogs"
+            && let Some(max) = faults.max_log_blocks
+            && let Some(blocks) = self.log_range(&request["params"][0]).await
+            && blocks > max
+        {
+            self.count(|c| c.logs_refused += 1);
+            return Step::Answer(json_response(
+                StatusCode::OK,
+                &[],
+                &rpc_error(&id, -32600, "block range is too wide".into()),
+            ));
+        }
+        Step::Forward(
+            body,
+            Call {
+                id,
+                method,
+                max_log_results: faults.max_log_results,
+            },
+        )
+    }
+
+    async fn response(
+        &self,
+        call: Call,
+        _status: StatusCode,
+        body: &Bytes,
+    ) -> Option<RelayResponse> {
+        let max = call
+            .max_log_results
+            .filter(|_| call.method == "eth_getLogs")?;
+        let answer: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let logs = answer["result"].as_array()?;
+        if logs.len() <= max {
+            return None;
+        }
+        self.count(|c| c.logs_refused += 1);
+        Some(json_response(
+            StatusCode::OK,
+            &[],
+            &rpc_error(
+                &call.id,
+                -32005,
+                format!("query returned more than {max} results"),
+            ),
+        ))
+    }
+
+    fn websocket(&self) -> WebSocketPlan {
+        let refused =
+            lock(&self.ws_refused_until).is_some_and(|until| tokio::time::Instant::now() < until);
+        if refused {
+            return WebSocketPlan::Refuse;
+        }
+        WebSocketPlan::Relay {
+            close_after: self.faults().ws_drop_every,
+        }
+    }
+
+    fn client_frame(&self, text: &str) {
+        self.count_methods(text.as_bytes());
+    }
+
+    fn closed_on_schedule(&self) {
+        self.ws_drops.fetch_add(1, Ordering::SeqCst);
+        *lock(&self.ws_refused_until) =
+            Some(tokio::time::Instant::now() + self.faults().ws_refused_after_drop);
+    }
+}
+
 #[derive(Debug)]
 pub struct ProviderProxy {
     pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    accept: JoinHandle<()>,
+    provider: Arc<Provider>,
+    relay: Relay,
 }
 
 impl ProviderProxy {
     /// Listens on a free local port in front of the node at `upstream` (`127.0.0.1:port`),
     /// with no fault on.
     pub async fn start(upstream: SocketAddr) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
+        let provider = Arc::new(Provider {
             upstream_http: format!("http://{upstream}"),
-            upstream_ws: format!("ws://{upstream}"),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()?,
             faults: Mutex::new(ProviderFaults::default()),
             counts: Mutex::new(ProviderCounts::default()),
-            down: watch::channel(false).0,
             ws_drops: AtomicU64::new(0),
             ws_refused_until: Mutex::new(None),
         });
-        let accept = tokio::spawn(accept_loop(listener, shared.clone()));
+        let relay = Relay::start(upstream, provider.clone()).await?;
         Ok(Self {
-            addr,
-            shared,
-            accept,
+            addr: relay.addr,
+            provider,
+            relay,
         })
     }
 
     pub fn http_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.relay.http_url()
     }
 
     pub fn ws_url(&self) -> String {
-        format!("ws://{}", self.addr)
+        self.relay.ws_url()
     }
 
     /// Switches these faults on (and every other off) from the next request on.
     pub fn set(&self, faults: ProviderFaults) {
-        *lock(&self.shared.faults) = faults;
+        *lock(&self.provider.faults) = faults;
     }
 
     /// A full outage: open connections are cut, new ones closed as soon as accepted, until
     /// [`Self::restore`].
     pub fn cut(&self) {
-        self.shared.down.send_replace(true);
+        self.relay.cut();
     }
 
     pub fn restore(&self) {
-        self.shared.down.send_replace(false);
+        self.relay.restore();
     }
 
     pub fn counts(&self) -> ProviderCounts {
-        let mut counts = lock(&self.shared.counts).clone();
-        counts.ws_dropped = self.shared.ws_drops.load(Ordering::SeqCst);
+        let mut counts = lock(&self.provider.counts).clone();
+        counts.ws_dropped = self.provider.ws_drops.load(Ordering::SeqCst);
+        counts.cut = self.relay.connections_cut();
         counts
     }
 }
 
-impl Drop for ProviderProxy {
-    fn drop(&mut self) {
-        self.shared.down.send_replace(true);
-        self.accept.abort();
-    }
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let (stream, _) = live_balances::accept::next(&listener).await;
-        if *shared.down.borrow() {
-            shared.count(|c| c.cut += 1);
-            drop(stream);
-            continue;
-        }
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let mut down = shared.down.subscribe();
-            tokio::select! {
-                _ = serve(stream, shared.clone()) => {}
-                // Dropping the connection mid-request, as a provider going away does.
-                _ = down.wait_for(|down| *down) => shared.count(|c| c.cut += 1),
-            }
-        });
-    }
-}
-
-/// A WebSocket upgrade is told apart from plain HTTP by peeking at the request head.
-async fn serve(stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut head = [0u8; 2048];
-    let n = stream.peek(&mut head).await?;
-    let text = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
-    if text.contains("upgrade: websocket") {
-        let refused =
-            lock(&shared.ws_refused_until).is_some_and(|until| tokio::time::Instant::now() < until);
-        if refused {
-            return Ok(());
-        }
-        return websocket(stream, shared).await;
-    }
-    let service = hyper::service::service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(answer(req, &shared).await) }
-    });
-    hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await?;
-    Ok(())
-}
-
-async fn websocket(stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()> {
-    let client = tokio_tungstenite::accept_async(stream).await?;
-    let (upstream, _) = tokio_tungstenite::connect_async(shared.upstream_ws.as_str()).await?;
-    let (mut client_tx, mut client_rx) = client.split();
-    let (mut up_tx, mut up_rx) = upstream.split();
-    let to_upstream = async {
-        while let Some(Ok(msg)) = client_rx.next().await {
-            if let Message::Text(text) = &msg {
-                count_methods(&shared, text.as_bytes());
-            }
-            up_tx.send(msg).await?;
-        }
-        anyhow::Ok(())
-    };
-    let to_client = async {
-        while let Some(Ok(msg)) = up_rx.next().await {
-            client_tx.send(msg).await?;
-        }
-        anyhow::Ok(())
-    };
-    let faults = shared.faults();
-    let drop_after = faults.ws_drop_every;
-    let dropped = async {
-        match drop_after {
-            Some(after) => tokio::time::sleep(after).await,
-            None => std::future::pending().await,
-        }
-    };
-    // Either side closing ends both; a scheduled drop closes the socket without a word, as a
-    // provider's load balancer does.
-    tokio::select! {
-        r = to_upstream => r,
-        r = to_client => r,
-        _ = dropped => {
-            shared.ws_drops.fetch_add(1, Ordering::SeqCst);
-            *lock(&shared.ws_refused_until) =
-                Some(tokio::time::Instant::now() + faults.ws_refused_after_drop);
-            Ok(())
-        }
-    }
-}
-
-fn count_methods(shared: &Shared, body: &[u8]) {
-    let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        return;
-    };
-    let calls = match value {
-        Value::Array(calls) => calls,
-        single => vec![single],
-    };
-    shared.count(|c| {
-        for call in calls {
-            let method = call["method"].as_str().unwrap_or("<none>").to_string();
-            *c.requests.entry(method).or_default() += 1;
-        }
-    });
-}
-
-fn reply(status: StatusCode, headers: &[(&str, String)], body: Value) -> Response<Full<Bytes>> {
-    let mut builder = Response::builder()
-        .status(status)
-        .header("content-type", "application/json");
-    for (name, value) in headers {
-        builder = builder.header(*name, value);
-    }
-    builder
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
-}
-
 fn rpc_error(id: &Value, code: i64, message: String) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-}
-
-async fn answer(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
-    let faults = shared.faults();
-    let body = match req.into_body().collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => return reply(StatusCode::BAD_REQUEST, &[], json!({})),
-    };
-    count_methods(shared, &body);
-    tokio::time::sleep(faults.latency).await;
-    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let id = request["id"].clone();
-    let method = request["method"].as_str().unwrap_or_default().to_string();
-    if faults.rate_limited > 0.0 && rand::random::<f64>() < faults.rate_limited {
-        shared.count(|c| c.rate_limited += 1);
-        return reply(
-            StatusCode::TOO_MANY_REQUESTS,
-            &[("retry-after", faults.retry_after_secs.to_string())],
-            rpc_error(
-                &id,
-                429,
-                "Your app has exceeded its compute units per second capacity.".into(),
-            ),
-        );
-    }
-    if faults.refuse_traces && (method.starts_with("debug_") || method.starts_with("trace_")) {
-        shared.count(|c| c.traces_refused += 1);
-        return reply(
-            StatusCode::OK,
-            &[],
-            rpc_error(
-                &id,
-                -32601,
-                format!("the method {method} does not exist/is not available"),
-            ),
-        );
-    }
-    if method == "eth_getLogs"
-        && let Some(max) = faults.max_log_blocks
-        && let Some(blocks) = log_range(shared, &request["params"][0]).await
-        && blocks > max
-    {
-        shared.count(|c| c.logs_refused += 1);
-        return reply(
-            StatusCode::OK,
-            &[],
-            rpc_error(&id, -32600, "block range is too wide".into()),
-        );
-    }
-    let upstream = match shared
-        .http
-        .post(&shared.upstream_http)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            return reply(
-                StatusCode::BAD_GATEWAY,
-                &[],
-                json!({"error": e.to_string()}),
-            );
-        }
-    };
-    let status = upstream.status();
-    let bytes = upstream.bytes().await.unwrap_or_default();
-    if method == "eth_getLogs"
-        && let Some(max) = faults.max_log_results
-    {
-        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if answer["result"]
-            .as_array()
-            .is_some_and(|logs| logs.len() > max)
-        {
-            shared.count(|c| c.logs_refused += 1);
-            return reply(
-                StatusCode::OK,
-                &[],
-                rpc_error(
-                    &id,
-                    -32005,
-                    format!("query returned more than {max} results"),
-                ),
-            );
-        }
-    }
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(bytes))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
-}
-
-/// How many blocks an `eth_getLogs` filter spans (tags resolved against the node's head).
-async fn log_range(shared: &Shared, filter: &Value) -> Option<u64> {
-    if filter.get("blockHash").is_some_and(|v| !v.is_null()) {
-        return Some(1);
-    }
-    let number = |v: &Value| -> Option<u64> {
-        match v.as_str()? {
-            "earliest" => Some(0),
-            hex => u64::from_str_radix(hex.strip_prefix("0x")?, 16).ok(),
-        }
-    };
-    let (from, to) = (number(&filter["fromBlock"]), number(&filter["toBlock"]));
-    // "latest", "pending", absent: the head.
-    let head = if from.is_none() || to.is_none() {
-        let answer: Value = shared
-            .http
-            .post(&shared.upstream_http)
-            .json(&json!({"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []}))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        number(&answer["result"])
-    } else {
-        None
-    };
-    let (from, to) = (from.or(head)?, to.or(head)?);
-    Some(to.saturating_sub(from) + 1)
 }

@@ -90,10 +90,15 @@ impl WatchedSet {
             None => self.new_wallet(owner, &wallet, &mut change),
             Some(before) => self.known_wallet(owner, before, &wallet, session_changed, &mut change),
         }
-        if let Some(before) = self.wallets.get(&owner) {
-            self.expiries.remove(&(before.expires_at, owner));
-        }
+        let streamed_before = match self.wallets.get(&owner) {
+            Some(before) => {
+                self.expiries.remove(&(before.expires_at, owner));
+                before.streaming_until
+            }
+            None => 0,
+        };
         self.expiries.insert((wallet.expires_at, owner));
+        self.index_streaming(owner, streamed_before, wallet.streaming_until);
         self.wallets.insert(owner, wallet);
         change
     }

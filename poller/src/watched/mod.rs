@@ -90,6 +90,9 @@ pub struct WatchedSet {
     wallets: BTreeMap<Address, WalletWatch>,
     /// The wallets by expiry, to find those due without walking every wallet.
     expiries: BTreeSet<(u64, Address)>,
+    /// The wallets some stream vouched for, by when the vouch ends (past ones too): the
+    /// streamed are found without walking every wallet, which every step would otherwise do.
+    streams: BTreeSet<(u64, Address)>,
     lists: HashMap<Arc<str>, Arc<ListTokens>>,
     /// The version each list's current one replaced: a session read at it gets the difference.
     previous: HashMap<Arc<str>, Arc<ListTokens>>,
@@ -116,6 +119,31 @@ impl WatchedSet {
 
     pub fn wallets(&self) -> impl Iterator<Item = (&Address, &WalletWatch)> {
         self.wallets.iter()
+    }
+
+    /// The wallets in owner order, for a sweep to walk.
+    pub fn by_owner(&self) -> &BTreeMap<Address, WalletWatch> {
+        &self.wallets
+    }
+
+    /// Wallets with a stream open at `now` (as last vouched for).
+    pub fn streamed(&self, now: u64) -> impl Iterator<Item = Address> + '_ {
+        self.streams
+            .range((now + 1, Address::ZERO)..)
+            .map(|(_, owner)| *owner)
+    }
+
+    /// How many wallets have a stream open at `now`.
+    pub fn streamed_count(&self, now: u64) -> usize {
+        self.streams.range((now + 1, Address::ZERO)..).count()
+    }
+
+    /// Records when streams of `owner` vouch for it until (0: never).
+    fn index_streaming(&mut self, owner: Address, before: u64, until: u64) {
+        self.streams.remove(&(before, owner));
+        if until > 0 {
+            self.streams.insert((until, owner));
+        }
     }
 
     /// The current version of a list, if loaded.
@@ -235,12 +263,15 @@ impl WatchedSet {
         let Some(wallet) = self.wallets.get_mut(owner) else {
             return false;
         };
-        wallet.streaming_until = wallet.streaming_until.max(until);
+        let before = wallet.streaming_until;
+        wallet.streaming_until = before.max(until);
+        let after = wallet.streaming_until;
         if expires_at > wallet.expires_at {
             self.expiries.remove(&(wallet.expires_at, *owner));
             wallet.expires_at = expires_at;
             self.expiries.insert((expires_at, *owner));
         }
+        self.index_streaming(*owner, before, after);
         true
     }
 
@@ -249,6 +280,7 @@ impl WatchedSet {
         match self.wallets.remove(owner) {
             Some(wallet) => {
                 self.expiries.remove(&(wallet.expires_at, *owner));
+                self.streams.remove(&(wallet.streaming_until, *owner));
                 true
             }
             None => false,

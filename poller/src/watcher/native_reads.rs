@@ -4,8 +4,6 @@
 //! for a long catch-up, every wallet's once). Also the node's trace methods, asked about
 //! when due.
 
-use std::collections::BTreeMap;
-
 use live_balances::NATIVE_TOKEN;
 use live_balances::chain::{Fault, NativeCost, NativeSource, NativeStep, TraceProbe};
 use live_balances::clock::unix_now;
@@ -65,10 +63,7 @@ impl ChainWatcher {
         let now = unix_now();
         let watched = self.watching.set();
         let wallets = watched.len();
-        let streamed = watched
-            .wallets()
-            .filter(|(_, w)| w.streaming_until > now)
-            .count();
+        let streamed = watched.streamed_count(now);
         let blocks = last.number - first.number + 1;
         let with_withdrawals = if blocks == 1 {
             u64::from(last.has_withdrawals())
@@ -172,18 +167,21 @@ impl ChainWatcher {
     /// alone.
     fn wallet_native_reads(&mut self, plan: &mut ReadPlan, which: NativeReads) {
         let now = unix_now();
-        let mut others = BTreeMap::new();
-        for (owner, wallet) in self.watching.set().wallets() {
-            let streamed = wallet.streaming_until > now;
-            if which == NativeReads::All || (streamed && which == NativeReads::StreamedAndPolled) {
-                // Read, not touched: nothing on chain named the wallet, so a zero it holds
-                // needs no tombstone write every block.
+        let watched = self.watching.set();
+        // Read, not touched: nothing on chain named the wallet, so a zero it holds needs no
+        // tombstone write every block.
+        if which == NativeReads::All {
+            for (owner, _) in watched.wallets() {
                 plan.add(*owner, NATIVE);
-            } else if !streamed {
-                others.insert(*owner, ());
+            }
+            return;
+        }
+        if which == NativeReads::StreamedAndPolled {
+            for owner in watched.streamed(now) {
+                plan.add(owner, NATIVE);
             }
         }
-        for owner in self.sweeps.native_share(&others) {
+        for owner in self.sweeps.native_share(watched, now) {
             plan.add(owner, NATIVE);
         }
     }

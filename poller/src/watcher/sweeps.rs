@@ -4,7 +4,6 @@
 //! balances are read per wallet — each unstreamed wallet's native balance every
 //! `NATIVE_POLL_SECS`. Each step takes the share of the time since the last sweep.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use alloy::primitives::Address;
@@ -12,6 +11,7 @@ use live_balances::sweep::Sweep;
 use tokio::time::Instant;
 
 use crate::held::{HeldValues, ValueId};
+use crate::watched::WatchedSet;
 
 /// The three sweeps and their common clock.
 #[derive(Debug)]
@@ -44,10 +44,15 @@ impl Sweeps {
         self.last.elapsed()
     }
 
-    /// This step's share of the unstreamed wallets whose native balances are polled.
-    pub(crate) fn native_share(&mut self, unstreamed: &BTreeMap<Address, ()>) -> Vec<Address> {
+    /// This step's share of the wallets with no stream open at `now`, whose native balances
+    /// are polled.
+    pub(crate) fn native_share(&mut self, watched: &WatchedSet, now: u64) -> Vec<Address> {
         let elapsed = self.since_last();
-        self.native.take(unstreamed, elapsed)
+        let unstreamed = watched.len() - watched.streamed_count(now);
+        self.native
+            .take_where(watched.by_owner(), unstreamed, elapsed, |wallet| {
+                wallet.streaming_until <= now
+            })
     }
 
     /// This step's share of the two sweeps of held values — silent tokens' first — and the
@@ -64,7 +69,7 @@ impl Sweeps {
 #[cfg(test)]
 mod tests {
     use alloy::primitives::U256;
-    use live_balances::model::{BalanceKey, TokenRead};
+    use live_balances::model::{BalanceKey, Session, TokenRead};
 
     use super::*;
 
@@ -116,14 +121,54 @@ mod tests {
 
     #[test]
     fn native_polls_share_the_held_values_clock() {
-        let wallets: BTreeMap<Address, ()> =
-            (1..=10).map(|n| (Address::repeat_byte(n), ())).collect();
+        let mut watched = WatchedSet::new(None);
+        for n in 1..=10 {
+            let session = Session {
+                expires_at: u64::MAX,
+                ..Session::new(1, Address::repeat_byte(n), 0)
+            };
+            watched.upsert(&session, true);
+        }
         let mut sweeps = Sweeps::new(10 * SECOND, 10 * SECOND, 1_000, 10 * SECOND);
         sweeps.last -= 5 * SECOND;
-        assert_eq!(sweeps.native_share(&wallets).len(), 5);
+        assert_eq!(sweeps.native_share(&watched, 0).len(), 5);
         // Taken before the held values' sweep restarts the clock, which it does not touch.
         assert!(sweeps.since_last() >= 5 * SECOND);
         sweeps.held_share(&HeldValues::default());
-        assert!(sweeps.native_share(&wallets).is_empty());
+        assert!(sweeps.native_share(&watched, 0).is_empty());
+    }
+
+    #[test]
+    fn native_polls_skip_the_streamed_wallets() {
+        let mut watched = WatchedSet::new(None);
+        for n in 1..=10 {
+            let session = Session {
+                expires_at: u64::MAX,
+                ..Session::new(1, Address::repeat_byte(n), 0)
+            };
+            watched.upsert(&session, true);
+        }
+        // Wallets 1..=4 stream until 100; wallet 5's stream ended at 50.
+        for n in 1..=4 {
+            watched.set_streaming(&Address::repeat_byte(n), 100, 0);
+        }
+        watched.set_streaming(&Address::repeat_byte(5), 50, 0);
+        assert_eq!(watched.streamed_count(60), 4);
+        let mut sweeps = Sweeps::new(10 * SECOND, 10 * SECOND, 1_000, 10 * SECOND);
+        sweeps.last -= 10 * SECOND;
+        let polled = sweeps.native_share(&watched, 60);
+        let expected: Vec<Address> = (5..=10).map(Address::repeat_byte).collect();
+        assert_eq!(
+            polled, expected,
+            "one interval: every unstreamed wallet once"
+        );
+        assert_eq!(
+            watched.streamed(60).collect::<Vec<_>>(),
+            (1..=4).map(Address::repeat_byte).collect::<Vec<_>>()
+        );
+        // Once the streams end, every wallet is polled.
+        assert_eq!(watched.streamed_count(100), 0);
+        watched.remove(&Address::repeat_byte(1));
+        assert_eq!(watched.streamed_count(60), 3);
     }
 }

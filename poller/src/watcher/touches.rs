@@ -141,13 +141,16 @@ impl ChainWatcher {
             return Ok(());
         }
         let wallets: BTreeSet<Address> = pending.iter().map(|(o, _)| *o).collect();
+        // Read, not touched: what is held for these wallets is what the table holds (learned
+        // from it before the comparison), so a zero read where zero is held has nothing stale
+        // to correct — a touched read would write a tombstone for it, one table write per
+        // session change.
         for owner in &wallets {
-            plan.add_touched(
+            plan.add(
                 *owner,
                 BalanceKey::Balance {
                     token: NATIVE_TOKEN,
                 },
-                None,
             );
         }
         let start = pending.iter().map(|(_, b)| *b).min().unwrap_or(through + 1);
