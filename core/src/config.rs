@@ -99,7 +99,6 @@ pub struct Settings {
     pub streams: StreamSettings,
     pub limits: ApiLimits,
     pub token_lists: TokenListSettings,
-    pub server: ServerSettings,
     pub tracking: TrackingSettings,
     pub webhooks: crate::webhook::WebhookSettings,
     pub bounds: RequestBounds,
@@ -222,6 +221,8 @@ impl fmt::Debug for SealingSource {
 }
 
 /// The long-lived HTTP server's own settings: what the function URL does for the function.
+/// Read by the server alone ([`ServerSettings::from_env`]), not part of [`Settings`]: no
+/// other binary parses the server's origins or address.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub addr: std::net::SocketAddr,
@@ -365,7 +366,6 @@ impl Settings {
             streams: StreamSettings::from_vars(&vars)?,
             limits: ApiLimits::from_vars(&vars)?,
             token_lists: TokenListSettings::from_vars(&vars)?,
-            server: ServerSettings::from_vars(&vars)?,
             tracking: TrackingSettings::from_vars(&vars)?,
             webhooks: webhook_settings(&vars)?,
             bounds: RequestBounds::from_vars(&vars)?,
@@ -488,7 +488,14 @@ impl TokenListSettings {
 }
 
 impl ServerSettings {
-    fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let vars = &Vars::new(vars);
         Ok(Self {
             addr: vars.socket("SERVER_ADDR")?,
             trust_forwarded_for: vars.flag("TRUST_X_FORWARDED_FOR")?,
@@ -1343,39 +1350,46 @@ mod tests {
 
     #[test]
     fn server_settings() {
+        let server = |vars: &[(&str, &str)]| {
+            ServerSettings::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        };
         let s = settings(&[]).unwrap();
-        assert_eq!(s.server.cors_allow_origins, vec!["*".to_string()]);
-        assert!(!s.server.trust_forwarded_for);
         assert!(s.chain_log_enabled);
         assert_eq!(s.streams.chain_log_interval, Duration::from_millis(50));
-        let s = settings(&[
+        let d = server(&[]).unwrap();
+        assert_eq!(d.cors_allow_origins, vec!["*".to_string()]);
+        assert!(!d.trust_forwarded_for);
+        let s = settings(&[("CHAIN_LOG_ENABLED", "false")]).unwrap();
+        assert!(!s.chain_log_enabled);
+        let d = server(&[
             (
                 "CORS_ALLOW_ORIGIN",
                 "https://app.example, http://localhost:3000/",
             ),
             ("TRUST_X_FORWARDED_FOR", "true"),
             ("SERVER_ADDR", "127.0.0.1:9100"),
-            ("CHAIN_LOG_ENABLED", "false"),
         ])
         .unwrap();
         assert_eq!(
-            s.server.cors_allow_origins,
+            d.cors_allow_origins,
             vec![
                 "https://app.example".to_string(),
                 "http://localhost:3000".into()
             ]
         );
-        assert!(s.server.trust_forwarded_for && !s.chain_log_enabled);
-        assert_eq!(s.server.addr.port(), 9100);
+        assert!(d.trust_forwarded_for);
+        assert_eq!(d.addr.port(), 9100);
         for bad in [
             "app.example",
             "https://a.example/path",
             "*,https://a.example",
             "ftp://x",
         ] {
-            assert!(settings(&[("CORS_ALLOW_ORIGIN", bad)]).is_err(), "{bad}");
+            assert!(server(&[("CORS_ALLOW_ORIGIN", bad)]).is_err(), "{bad}");
+            // The other binaries never parse the server's origins.
+            assert!(settings(&[("CORS_ALLOW_ORIGIN", bad)]).is_ok(), "{bad}");
         }
-        assert!(settings(&[("SERVER_ADDR", "nowhere")]).is_err());
+        assert!(server(&[("SERVER_ADDR", "nowhere")]).is_err());
     }
 
     #[test]

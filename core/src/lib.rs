@@ -10,8 +10,8 @@
 //!   (WETH and native symbols of well-known chains), `plan` (what a block range forces the
 //!   poller to re-read), `native` (accounts a block's traces touched), `sweep` (the periodic
 //!   re-read), `diff` (a changed item as a feed entry), `shown` (what a stream has shown its
-//!   client), `sse` (the events and their framing), `pairs` and `stream_id` (multi-wallet
-//!   streams), `order` (an order's fillability), `hold` (what keeps a wallet tracked with no
+//!   client), `sse` (the events and their framing; `sse::snapshot` builds `all_balances`),
+//!   `pairs` and `stream_id` (multi-wallet streams), `order` (an order's fillability), `hold` (what keeps a wallet tracked with no
 //!   stream: its open orders and subscriptions), `webhook` (subscriptions, deliveries and
 //!   their settings) and `webhook_signature` (signing a delivery), `api_key` (back ends'
 //!   credentials and their tenants), `sealing` (secrets encrypted at rest), `config` (settings

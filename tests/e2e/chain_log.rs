@@ -3,19 +3,12 @@
 //! poller and the fanout names its wallet at the wallet's newest feed position; and the
 //! function URL's eventually consistent probe answers whether a feed has news.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use alloy::primitives::U256;
 use e2e::{Environment, fresh_owner};
 use live_balances::address::lower;
+use live_balances::clock::unix_now_ms;
 use live_balances::model::FeedPosition;
 use live_balances::storage::ChainLogEntry;
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn change_log_entries_are_read_back_by_time_and_chain() -> anyhow::Result<()> {
@@ -29,7 +22,7 @@ async fn change_log_entries_are_read_back_by_time_and_chain() -> anyhow::Result<
         position: FeedPosition::parse(&n.to_string()).expect("digits"),
     };
     // Either side of a 30 s bucket's edge: one read must query both partitions.
-    let edge = unix_ms() / 30_000 * 30_000;
+    let edge = unix_now_ms() / 30_000 * 30_000;
     let (before, after) = (entry(1), entry(2));
     assert!(
         table
@@ -79,7 +72,7 @@ async fn a_transfer_names_its_wallet_in_the_change_log_at_its_feed_position() ->
         &format!(r#"{{"customTokens":["{}"]}}"#, lower(&token)),
     )
     .await?;
-    let since = unix_ms().saturating_sub(1_000);
+    let since = unix_now_ms().saturating_sub(1_000);
     let before = table.latest_feed_position(env.chain_id(), &owner).await?;
     // The probe of an empty feed finds nothing.
     assert!(
@@ -91,7 +84,7 @@ async fn a_transfer_names_its_wallet_in_the_change_log_at_its_feed_position() ->
     let named = local_stack::stack::wait_for("the change-log entry", e2e::DEADLINE, || async {
         let latest = table.latest_feed_position(env.chain_id(), &owner).await?;
         let entries = table
-            .chain_log_since(env.chain_id(), since, unix_ms())
+            .chain_log_since(env.chain_id(), since, unix_now_ms())
             .await?;
         entries
             .into_iter()

@@ -34,11 +34,6 @@ pub enum Fault {
 }
 
 impl Fault {
-    /// Whether sending the same request again (later, or elsewhere) may succeed.
-    pub fn is_transient(self) -> bool {
-        matches!(self, Self::RateLimited { .. } | Self::Unavailable)
-    }
-
     /// Short label for metrics and logs.
     pub fn kind(self) -> &'static str {
         match self {

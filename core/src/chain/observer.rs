@@ -21,13 +21,6 @@ pub struct LogLimitsView {
     pub overflows: u64,
 }
 
-impl LogLimitsView {
-    /// Whether the provider's limits currently shape the queries.
-    pub fn is_limited(&self) -> bool {
-        self.range_cap.is_some() || self.results_range.is_some()
-    }
-}
-
 /// Receives the adapter's reports. Every method has a default that ignores the report.
 pub trait RpcObserver: Send + Sync {
     /// A request of `method` went to endpoint `endpoint` (0: the first URL configured).

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::{ChainSecret, Settings, asked};
+use super::{ChainSecret, ServerSettings, Settings, asked};
 
 /// Read by a library rather than by our code: (name, where).
 const READ_BY_LIBRARIES: &[(&str, &str)] = &[(
@@ -21,7 +21,7 @@ const SOURCES: &[&str] = &[
     "functions/api/src",
     "functions/fanout/src",
     "functions/webhooks/src",
-    "functions/server/src",
+    "server/src",
     "poller/src",
 ];
 
@@ -42,6 +42,7 @@ fn names_read() -> BTreeSet<String> {
         ("RPC_URL".to_string(), "http://127.0.0.1:8545".to_string()),
     ])
     .expect("settings from an almost empty environment");
+    ServerSettings::from_vars([]).expect("server settings from an empty environment");
     let mut names = asked::take();
     for dir in SOURCES {
         direct_reads(&repository().join(dir), &mut names);

@@ -93,10 +93,4 @@ impl Table {
             .await;
         written(result)
     }
-
-    /// How many live webhook subscriptions `tenant` holds.
-    pub async fn tenant_webhooks(&self, tenant: &Tenant) -> Result<u64, StorageError> {
-        self.number(keys::TENANTS_PK.into(), tenant.as_str(), "webhooks")
-            .await
-    }
 }

@@ -1,4 +1,5 @@
-//! Key layout of the one table: every item has string keys `pk` and `sk`.
+//! Key layout of the one table: every item has string keys `pk` and `sk`. Who writes and who
+//! reads each kind: the storage module's docs (the book's `architecture/table.md`).
 //!
 //! | item          | pk                       | sk                          |
 //! |---------------|--------------------------|-----------------------------|
@@ -235,6 +236,34 @@ pub fn chain_log_time(at_ms: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// The partition keys' literal starts (`S#`, `A#KEYS`, `R#src#`) of a Markdown table's
+    /// pk column (`column`, 0-based).
+    fn partition_starts(table: &str, column: usize) -> std::collections::BTreeSet<String> {
+        table
+            .lines()
+            .map(|line| line.trim_start_matches("//!").trim())
+            .filter(|line| {
+                line.starts_with('|') && !line.starts_with("|-") && !line.starts_with("| item")
+            })
+            .filter_map(|line| line.split('|').nth(column + 1).map(str::to_string))
+            .flat_map(|cell| {
+                cell.split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(|key| key.split('{').next().unwrap_or_default().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn this_layout_and_the_books_writers_and_readers_name_the_same_items() {
+        let here = partition_starts(include_str!("keys.rs"), 1);
+        let book = partition_starts(include_str!("../../../docs/src/architecture/table.md"), 1);
+        assert!(here.contains("S#") && here.contains("A#KEYS"), "{here:?}");
+        assert_eq!(here, book, "keys.rs and docs/src/architecture/table.md");
+    }
+
     use super::*;
 
     #[test]

@@ -4,6 +4,12 @@
 //! A write that changes what the poller watches — a session item, a token list's version —
 //! is recorded in the chain's session log in the same transaction (`session_log`); a writer
 //! outside this module records a session it changed with [`Table::record_session_change`].
+//!
+//! Who writes and who reads each item kind is the book's table layout page
+//! (`docs/src/architecture/table.md`), included below; the key formats are in [`keys`], whose
+//! tests keep its table and this one naming the same item kinds.
+//!
+#![doc = include_str!("../../../docs/src/architecture/table.md")]
 
 mod api_keys;
 mod balances;
@@ -55,7 +61,7 @@ pub use stream::{
     image_is_first_read, image_version, order_from_image,
 };
 pub use stream_slots::SlotLease;
-pub use token_facts::TokenFact;
+pub use token_facts::{TokenFact, UNREADABLE_FOR_SECS};
 pub use webhooks::{WebhookCreation, webhook_replay_requested};
 
 use crate::config::Settings;

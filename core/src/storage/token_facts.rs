@@ -15,6 +15,12 @@ use serde::{Deserialize, Serialize};
 use super::{StorageError, Table, from_item, keys, put_request, s};
 use crate::address::parse_address;
 
+/// How long "this token's reads fail for every holder" holds before the token is tried again
+/// (a token may start working: a proxy upgraded, a contract deployed). Whoever finds a token
+/// unreadable — the api on a session's first read, the poller on a block's — records it for
+/// this long.
+pub const UNREADABLE_FOR_SECS: u64 = 86_400;
+
 /// Most items in one BatchWriteItem (the DynamoDB limit).
 const BATCH_WRITE: usize = 25;
 

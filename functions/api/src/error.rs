@@ -1,6 +1,9 @@
 //! Every way a request can fail, and the one place errors become HTTP answers: a status and
 //! a JSON body `{"code","message"}`. Details of server-side failures go to the log only.
 
+use std::sync::Arc;
+
+use axum::response::IntoResponse;
 use http::Response;
 use http::{Method, StatusCode};
 use live_balances::chain::ChainError;
@@ -342,7 +345,8 @@ impl ApiError {
         }
     }
 
-    pub fn into_response(self) -> Response<ResponseBody> {
+    /// The answer: the status, the JSON body and the headers the error asks for.
+    pub fn answer(&self) -> Response<ResponseBody> {
         let mut response = body::json(self.status(), &self.body());
         let headers = response.headers_mut();
         if let Some(seconds) = self.retry_after() {
@@ -354,6 +358,19 @@ impl ApiError {
                 http::HeaderValue::from_static("Bearer"),
             );
         }
+        response
+    }
+}
+
+/// Set on an error's answer so the layer around every route (`crate::exchange`), which knows
+/// the method and path, logs it and counts a refusal.
+#[derive(Debug, Clone)]
+pub struct Failure(pub Arc<ApiError>);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        let mut response = self.answer().map(axum::body::Body::new);
+        response.extensions_mut().insert(Failure(Arc::new(self)));
         response
     }
 }

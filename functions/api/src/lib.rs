@@ -1,10 +1,14 @@
 //! The api: routing, validation and the mapping of every error to an HTTP answer — one router
 //! and one set of handlers for both transports. The Lambda shell (`main.rs`, behind the
-//! function URL) and the server shell (the `server` crate, behind a load balancer) each turn
-//! their requests into a [`Request`] and hand it to [`handler`].
+//! function URL) and the server shell (the `api-server` crate, behind a load balancer) each
+//! hand their requests to the service [`app`] builds.
 //!
 //! Modules, top to bottom (each imports only those below it):
-//! - this file: the router; [`openapi`]: `GET /openapi.json`, listing the routes;
+//! - this file: the router — each route is its handler, registered once; the path, methods
+//!   and OpenAPI description come from the handler's `#[utoipa::path]`; [`openapi`]: the
+//!   document collected from those routes, served at `GET /openapi.json`;
+//! - `exchange`: what every request goes through whatever its route (bounds before, the log
+//!   and the count after); `extract`: what handlers take from a request;
 //! - `routes/`: the handlers, one file per route group (sessions, multi_sessions, balance, sse,
 //!   multi_sse, orders, webhooks, health, demo);
 //! - below the routes: `request` (the request and parsing its parts), `route_docs` (OpenAPI
@@ -24,6 +28,8 @@ mod body;
 mod catalog;
 mod error;
 mod error_code;
+mod exchange;
+mod extract;
 mod feed;
 mod hub;
 mod limits;
@@ -43,144 +49,141 @@ mod telemetry;
 mod tracked;
 mod webhook_error;
 
-use std::convert::Infallible;
+use std::sync::Arc;
 
-use http::{Method, Response};
+use axum::{Extension, Router};
+use tower::Layer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use body::ResponseBody;
 pub use error::ApiError;
+pub use exchange::BODY_TIMEOUT;
 pub use hub::Hub;
-pub use openapi::pretty_document as openapi_document;
 pub use request::{ClientAddress, Deadline, Request, client_address};
 pub use state::{StartError, State};
 
-use routes::sessions::Upsert;
 use routes::{balance, demo, health, multi_sessions, multi_sse, orders, sessions, sse, webhooks};
 
-/// Routes one request. Never fails: every error becomes a JSON answer with a status.
-pub async fn handler(state: &State, req: Request) -> Result<Response<ResponseBody>, Infallible> {
-    let method = req.method().clone();
-    // As the client sent it: percent-encoding is the owner parser's to judge.
-    let path = req.uri().path().to_string();
-    let shape = route_label(&path);
-    let result = route(state, req, &method, &path).await;
-    let response = result.unwrap_or_else(|error| {
-        error.log(&method, &path);
-        if let Some(kind) = error.refusal() {
-            telemetry::refused(kind);
-        }
-        error.into_response()
-    });
-    telemetry::request(&method, shape, response.status());
-    Ok(response)
+/// The api as one service, for either transport: every route, `404` and `405` answered with
+/// the JSON error body, trailing slashes trimmed before routing (`/health/` is `/health`).
+pub type App = NormalizePath<Router>;
+
+/// Builds the service; it never fails (every error is a JSON answer with a status).
+pub fn app(state: Arc<State>) -> App {
+    let (routes, doc) = routes().split_for_parts();
+    let router = routes
+        .merge(demo::routes())
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(|| async { ApiError::NotFound })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            exchange::around,
+        ))
+        .layer(Extension(Arc::new(openapi::finish(doc))))
+        .with_state(state);
+    NormalizePathLayer::trim_trailing_slash().layer(router)
 }
 
-/// The route a path takes, as the metrics name it (its shape: no path is ever a label).
-fn route_label(path: &str) -> &'static str {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.as_slice() {
-        [""] | ["demo"] | ["demo.js"] | ["demo.css"] => "/demo",
-        segments => route_shape(segments).unwrap_or("other"),
+/// The OpenAPI document as `GET /openapi.json` answers it, pretty-printed: what the `openapi`
+/// binary prints for the validator and the TypeScript client's type generator (`make
+/// client`), no stack needed.
+pub fn openapi_document() -> Result<String, serde_json::Error> {
+    document().to_pretty_json()
+}
+
+/// The OpenAPI document of every route.
+fn document() -> utoipa::openapi::OpenApi {
+    openapi::finish(routes().into_openapi())
+}
+
+/// Every route of the OpenAPI document, each registered from its handler.
+fn routes() -> OpenApiRouter<Arc<State>> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(sessions::upsert, sessions::get))
+        .routes(routes!(multi_sessions::upsert))
+        .routes(routes!(balance::get))
+        .routes(routes!(balance::batch))
+        .routes(routes!(sse::open))
+        .routes(routes!(multi_sse::open))
+        .routes(routes!(orders::put, orders::delete))
+        .routes(routes!(orders::list))
+        .routes(routes!(webhooks::create))
+        .routes(routes!(webhooks::get, webhooks::delete))
+        .routes(routes!(webhooks::replay))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(health::report))
+        .routes(routes!(openapi::document))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http::{Method, StatusCode};
+    use tower::ServiceExt;
+
+    /// The service over a state whose table no test here reaches.
+    async fn app_without_chains() -> App {
+        app(Arc::new(State::offline().await))
     }
-}
 
-/// The shape of each route that answers several methods (another method: `405`).
-fn route_shape(segments: &[&str]) -> Option<&'static str> {
-    Some(match segments {
-        ["health"] => "/health",
-        ["openapi.json"] => "/openapi.json",
-        ["sessions"] => "/sessions",
-        ["sse", "balances"] => "/sse/balances",
-        [_, "sessions", _] => "/{chain}/sessions/{owner}",
-        ["sse", _, "balances", _] => "/sse/{chain}/balances/{owner}",
-        [_, "balance", _, _] => "/{chain}/balance/{owner}/{token}",
-        [_, "balances", _] => "/{chain}/balances/{owner}",
-        [_, "orders", _, _] => "/{chain}/orders/{owner}/{id}",
-        [_, "orders", _] => "/{chain}/orders/{owner}",
-        [_, "webhooks"] => "/{chain}/webhooks",
-        [_, "webhooks", _] => "/{chain}/webhooks/{id}",
-        [_, "webhooks", _, "replay"] => "/{chain}/webhooks/{id}/replay",
-        [_, "webhooks", _, "secret"] => "/{chain}/webhooks/{id}/secret",
-        _ => return None,
-    })
-}
-
-async fn route(
-    state: &State,
-    req: Request,
-    method: &Method,
-    path: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
-    request::check_size(&req, &state.settings.bounds)?;
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    // Back-end routes: the API key is checked before anything else of the request.
-    let (req, caller) = match segments.as_slice() {
-        [_, "orders", ..] | [_, "webhooks", ..] if is_back_end_method(method) => {
-            let (req, caller) = auth::back_end(state, req).await?;
-            (req, Some(caller))
-        }
-        _ => (req, None),
-    };
-    let caller = caller.as_ref();
-    match (method, segments.as_slice()) {
-        (&Method::GET, ["health"]) => health::report(state).await,
-        (&Method::GET, ["openapi.json"]) => Ok(openapi::document().await),
-        (&Method::GET, [""] | ["demo"]) => Ok(demo::serve(demo::Asset::Page)),
-        (&Method::GET, ["demo.js"]) => Ok(demo::serve(demo::Asset::Script)),
-        (&Method::GET, ["demo.css"]) => Ok(demo::serve(demo::Asset::Style)),
-        (&Method::POST, ["sessions"]) => multi_sessions::upsert(state, &req).await,
-        (&Method::GET, ["sse", "balances"]) => multi_sse::open(state, &req).await,
-        (&Method::POST, [chain, "sessions", owner]) => {
-            sessions::upsert(state, &req, chain, owner, Upsert::CreateOrAdd).await
-        }
-        (&Method::PUT, [chain, "sessions", owner]) => {
-            sessions::upsert(state, &req, chain, owner, Upsert::AddOnly).await
-        }
-        (&Method::GET, [chain, "sessions", owner]) => sessions::get(state, chain, owner).await,
-        (&Method::GET, [chain, "balance", owner, token]) => {
-            balance::get(state, &req, chain, owner, token).await
-        }
-        (&Method::POST, [chain, "balances", owner]) => {
-            balance::batch(state, &req, chain, owner).await
-        }
-        (&Method::GET, ["sse", chain, "balances", owner]) => {
-            sse::open(state, &req, chain, owner).await
-        }
-        (&Method::PUT, [chain, "orders", owner, id]) => {
-            orders::put(state, &req, back_end(caller)?, chain, owner, id).await
-        }
-        (&Method::DELETE, [chain, "orders", owner, id]) => {
-            orders::delete(state, back_end(caller)?, chain, owner, id).await
-        }
-        (&Method::GET, [chain, "orders", owner]) => {
-            orders::list(state, back_end(caller)?, chain, owner).await
-        }
-        (&Method::POST, [chain, "webhooks"]) => {
-            webhooks::create(state, &req, back_end(caller)?, chain).await
-        }
-        (&Method::GET, [chain, "webhooks", id]) => {
-            webhooks::get(state, back_end(caller)?, chain, id).await
-        }
-        (&Method::DELETE, [chain, "webhooks", id]) => {
-            webhooks::delete(state, back_end(caller)?, chain, id).await
-        }
-        (&Method::POST, [chain, "webhooks", id, "replay"]) => {
-            webhooks::replay(state, back_end(caller)?, chain, id).await
-        }
-        (&Method::POST, [chain, "webhooks", id, "secret"]) => {
-            webhooks::rotate_secret(state, back_end(caller)?, chain, id).await
-        }
-        (_, segments) if route_shape(segments).is_some() => Err(ApiError::MethodNotAllowed),
-        _ => Err(ApiError::NotFound),
+    async fn answer(app: &App, method: Method, uri: &str, body: Vec<u8>) -> (u16, String) {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::from(body))
+            .unwrap();
+        let response = app.clone().oneshot(req).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        (
+            status,
+            json["code"].as_str().unwrap_or_default().to_string(),
+        )
     }
-}
 
-/// The methods back-end routes answer (others are refused as not allowed, key or not).
-fn is_back_end_method(method: &Method) -> bool {
-    [Method::GET, Method::PUT, Method::POST, Method::DELETE].contains(method)
-}
-
-/// The authenticated caller of a back-end route (the router authenticated every such route).
-fn back_end(caller: Option<&auth::BackEnd>) -> Result<&auth::BackEnd, ApiError> {
-    caller.ok_or(ApiError::ApiKeyRequired)
+    #[tokio::test]
+    async fn unknown_routes_and_methods_answer_the_json_error() {
+        let app = app_without_chains().await;
+        let ok = (200, String::new());
+        assert_eq!(
+            answer(&app, Method::GET, "/nope", vec![]).await,
+            (404, "not_found".into())
+        );
+        assert_eq!(
+            answer(&app, Method::DELETE, "/openapi.json", vec![]).await,
+            (405, "method_not_allowed".into())
+        );
+        assert_eq!(
+            answer(&app, Method::PATCH, "/1/sessions/0xab", vec![]).await,
+            (405, "method_not_allowed".into())
+        );
+        // No route answers HEAD (a GET route would open a stream to drop it).
+        assert_eq!(
+            answer(&app, Method::HEAD, "/openapi.json", vec![]).await.0,
+            StatusCode::METHOD_NOT_ALLOWED.as_u16()
+        );
+        assert_eq!(
+            answer(&app, Method::GET, "/openapi.json/", vec![]).await,
+            ok
+        );
+        assert_eq!(answer(&app, Method::GET, "/demo.css", vec![]).await.0, 200);
+        // Bounds come before the route: an oversized body is refused even where no route is.
+        let big = vec![b' '; 300_000];
+        assert_eq!(
+            answer(&app, Method::POST, "/nope", big).await,
+            (413, "body_too_large".into())
+        );
+        // Path segments reach the parser as written: an encoded owner is refused.
+        assert_eq!(
+            answer(&app, Method::GET, "/1/sessions/%30x12", vec![]).await,
+            (400, "invalid_owner".into())
+        );
+    }
 }

@@ -1,18 +1,20 @@
 //! The api as a Lambda function behind the function URL (response streaming): the Lambda shell
-//! of the router. It turns each invocation into the router's [`api::Request`] — the raw path,
-//! the client address from the function URL's request context, the invocation's deadline.
+//! of the router ([`api::app`], as the runtime's axum streaming example serves one). It turns
+//! each invocation into the router's request — the raw path, the client address from the
+//! function URL's request context, the invocation's deadline.
 // The release build's layout computation of the nested handler futures goes past the default.
 #![recursion_limit = "256"]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use api::{ClientAddress, Deadline, State, handler};
+use api::{ClientAddress, Deadline, State};
 use bytes::Bytes;
 use lambda_http::request::RequestContext;
 use lambda_http::{Error, RequestExt, run_with_streaming_response_concurrent, service_fn, tracing};
 use live_balances::backoff::Backoff;
 use live_balances::telemetry::Telemetry;
+use tower::ServiceExt;
 
 /// Consecutive runtime failures tolerated before the process gives up and exits.
 const MAX_QUICK_FAILURES: u32 = 5;
@@ -32,7 +34,7 @@ fn time_left(deadline_ms: u64, now: SystemTime) -> Duration {
 }
 
 /// The invocation as the router's request.
-fn to_router(req: lambda_http::Request) -> api::Request {
+fn to_router(req: lambda_http::Request) -> http::Request<axum::body::Body> {
     let client = match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone().map(ClientAddress),
         _ => None,
@@ -58,7 +60,7 @@ fn to_router(req: lambda_http::Request) -> api::Request {
     if let Some(deadline) = deadline {
         parts.extensions.insert(deadline);
     }
-    http::Request::from_parts(parts, Bytes::copy_from_slice(body.as_ref()))
+    http::Request::from_parts(parts, Bytes::copy_from_slice(body.as_ref()).into())
 }
 
 #[tokio::main]
@@ -66,6 +68,7 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let state = Arc::new(State::start().await?);
     let telemetry = Arc::new(Telemetry::for_function(&state.settings.metrics));
+    let app = api::app(state);
     // When a client leaves mid-stream the runtime API may drop the response connection, and
     // the runtime then returns that error. One lost stream must not take the instance (and the
     // invocations queued on it) down, so the runtime loop is resumed; only repeated failures
@@ -81,11 +84,11 @@ async fn main() -> Result<(), Error> {
     loop {
         let started = Instant::now();
         let serve = {
-            let (state, telemetry) = (state.clone(), telemetry.clone());
+            let (app, telemetry) = (app.clone(), telemetry.clone());
             service_fn(move |req| {
-                let (state, telemetry) = (state.clone(), telemetry.clone());
+                let (app, telemetry) = (app.clone(), telemetry.clone());
                 async move {
-                    let response = handler(&state, to_router(req)).await;
+                    let response = app.oneshot(to_router(req)).await;
                     // Once per invocation, as soon as it has its answer (a stream's body runs
                     // on: its end is in the next flush).
                     telemetry.flush();

@@ -1,12 +1,18 @@
 //! `GET /openapi.json`: every route, request, answer and SSE event, described from the code
 //! (the handlers' `#[utoipa::path]` and the wire types' derived schemas, the rows and events
-//! several routes share in [`crate::route_docs`]), never by hand. It sits above the routes:
-//! it lists them, they never import it.
+//! several routes share in [`crate::route_docs`]), never by hand. The routes come from the
+//! router itself (`lib.rs` collects them as it registers them, then [`finish`]es the
+//! document here): a route registered is a route described. It sits above the routes: they
+//! never import it.
 
+use std::sync::Arc;
+
+use axum::Extension;
 use http::Response;
 use http::StatusCode;
 use live_balances::sse::{Ping, StreamNotice};
 use live_balances::webhook::Delivery;
+use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::{Modify, OpenApi};
 
@@ -21,29 +27,27 @@ use crate::route_docs::{MultiSseEventData, SseEventData};
         title = "live-balances",
         description = "Real-time ERC-20 and native balances and allowances of wallets, pushed over Server-Sent Events."
     ),
-    paths(
-        crate::routes::sessions::upsert,
-        crate::routes::sessions::get,
-        crate::routes::multi_sessions::upsert,
-        crate::routes::balance::get,
-        crate::routes::balance::batch,
-        crate::routes::sse::open,
-        crate::routes::multi_sse::open,
-        crate::routes::orders::put,
-        crate::routes::orders::delete,
-        crate::routes::orders::list,
-        crate::routes::webhooks::create,
-        crate::routes::webhooks::get,
-        crate::routes::webhooks::delete,
-        crate::routes::webhooks::replay,
-        crate::routes::webhooks::rotate_secret,
-        crate::routes::health::report,
-        document,
-    ),
-    components(schemas(SseEventData, MultiSseEventData, StreamNotice, Ping, ErrorBody, ErrorCode, Delivery)),
-    modifiers(&OneIdPerOperation, &StreamNoticeCodes, &ApiKeyScheme),
+    components(schemas(
+        SseEventData,
+        MultiSseEventData,
+        StreamNotice,
+        Ping,
+        ErrorBody,
+        ErrorCode,
+        Delivery
+    ))
 )]
 pub(crate) struct ApiDoc;
+
+/// The whole document from what the router collected (its routes over [`ApiDoc`]'s description
+/// and shared schemas): the modifications below applied.
+pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let modifiers: [&dyn Modify; 3] = [&OneIdPerOperation, &StreamNoticeCodes, &ApiKeyScheme];
+    for modifier in modifiers {
+        modifier.modify(&mut doc);
+    }
+    doc
+}
 
 /// The back-end routes' credential: `Authorization: Bearer <API key>`.
 struct ApiKeyScheme;
@@ -134,14 +138,8 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut O
     tag = "operations",
     responses((status = 200, description = "This document (OpenAPI 3.1)")),
 )]
-pub async fn document() -> Response<ResponseBody> {
-    body::json(StatusCode::OK, &ApiDoc::openapi())
-}
-
-/// The same document as `GET /openapi.json`, pretty-printed: what the `openapi` binary prints
-/// for the validator and the TypeScript client's type generator (`make client`), no stack needed.
-pub fn pretty_document() -> Result<String, serde_json::Error> {
-    ApiDoc::openapi().to_pretty_json()
+pub async fn document(Extension(doc): Extension<Arc<OpenApiDoc>>) -> Response<ResponseBody> {
+    body::json(StatusCode::OK, &*doc)
 }
 
 #[cfg(test)]
@@ -150,7 +148,7 @@ mod tests {
 
     #[test]
     fn every_route_and_event_is_described() {
-        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let doc = serde_json::to_value(crate::document()).unwrap();
         let paths = doc["paths"].as_object().unwrap();
         for (path, methods) in [
             ("/{chain_id}/sessions/{owner}", &["post", "put", "get"][..]),

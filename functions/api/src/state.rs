@@ -96,3 +96,17 @@ impl State {
             .ok_or(ApiError::UnknownChain(chain_id))
     }
 }
+
+#[cfg(test)]
+impl State {
+    /// Default settings, no chain, and a table endpoint nothing listens on: for unit tests
+    /// of what reads nothing.
+    pub async fn offline() -> Self {
+        let settings = Settings::from_vars([(
+            "DYNAMODB_ENDPOINT".to_string(),
+            "http://127.0.0.1:9".to_string(),
+        )])
+        .expect("default settings");
+        Self::connect(settings).await.expect("offline state")
+    }
+}

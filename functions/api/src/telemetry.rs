@@ -6,7 +6,7 @@ use http::{Method, StatusCode};
 use metrics::{counter, gauge};
 
 /// One request answered.
-pub fn request(method: &Method, route: &'static str, status: StatusCode) {
+pub fn request(method: &Method, route: String, status: StatusCode) {
     counter!(
         "api_requests_total",
         "route" => route,

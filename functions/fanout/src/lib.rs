@@ -16,13 +16,13 @@
 //! and each value change re-judges the wallet's orders on that token (see [`orders`]).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use alloy::primitives::Address;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{Error, LambdaEvent, tracing};
-use live_balances::clock::unix_now;
+use live_balances::clock::{unix_now, unix_now_ms};
 use live_balances::config::Settings;
 use live_balances::diff::feed_entry;
 use live_balances::model::{FeedEntry, FeedEvent, FeedPosition};
@@ -148,12 +148,6 @@ async fn record_event(state: &State, event: &FeedEvent, ttl: u64) -> Result<(), 
     Ok(())
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// Names `entries` in their chains' change logs, retrying what DynamoDB did not take (each
 /// attempt stamped anew, see `live_balances::storage::chain_log`). Returns what could not be
 /// appended.
@@ -163,7 +157,7 @@ async fn append_chain_log_with_retry(
 ) -> Result<(), (StorageError, Vec<ChainLogEntry>)> {
     let mut retries = retry::Retries::new();
     loop {
-        let error = match state.table.append_chain_log(&entries, unix_ms()).await {
+        let error = match state.table.append_chain_log(&entries, unix_now_ms()).await {
             Ok(left) if left.is_empty() => return Ok(()),
             Ok(left) => {
                 entries = left;

@@ -22,7 +22,7 @@ use crate::held::ValueId;
 /// How many table writes run at once.
 const WRITE_CONCURRENCY: usize = 16;
 /// How long "this token's reads fail" holds before the token is tried again.
-const UNREADABLE_FOR_SECS: u64 = 86_400;
+const UNREADABLE_FOR_SECS: u64 = live_balances::storage::UNREADABLE_FOR_SECS;
 /// How long "this token changes silently" holds without being seen again.
 const SILENT_FOR_SECS: u64 = 30 * 86_400;
 

@@ -3,9 +3,10 @@
 //! at a time) and hands the entries to their streams. Kept apart so a burst of feed reads
 //! never delays the next log read.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::StreamExt;
+use live_balances::clock::unix_now_ms;
 use live_balances::model::{FeedEvent, FeedPosition};
 use live_balances::storage::{
     CHAIN_LOG_READ_OVERLAP_MS, CHAIN_LOG_RECENT_OVERLAP_MS, StorageError,
@@ -26,12 +27,6 @@ const LONGEST_CATCH_UP_MS: u64 = 10 * 60 * 1000;
 const LATE_EVERY_MS: u64 = 1_000;
 /// Log read failures logged at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(10);
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// Where one kind of log read starts: `look_back` before the previous successful read of that
 /// kind started, so a slow or failed read leaves no gap.
@@ -64,7 +59,7 @@ pub async fn follow_log(hub: Hub, chain_id: u64, every: Duration) {
     let mut last_logged: Option<Instant> = None;
     loop {
         tick.tick().await;
-        let now = unix_ms();
+        let now = unix_now_ms();
         // After a long outage every wallet is read instead of the log's backlog.
         if late
             .last_ok

@@ -4,8 +4,10 @@
 //! `CHAIN_READS_PER_SOURCE_PER_MINUTE`: it is a call on the operator's node.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
+use axum::extract::State as Shared;
 use http::Response;
 use http::StatusCode;
 use live_balances::address::lower;
@@ -15,8 +17,9 @@ use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Segments, WholeRequest};
 use crate::limits;
-use crate::request::{self, Request};
+use crate::request;
 use crate::route_docs::{ChainUnreadable, MalformedRequest, NoSession, WalletPath};
 use crate::state::State;
 use crate::tracked::tracked_tokens;
@@ -52,12 +55,17 @@ pub(crate) struct BalanceView {
     ),
 )]
 pub async fn get(
-    state: &State,
-    req: &Request,
-    chain: &str,
-    owner: &str,
-    token: &str,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, owner, token]): Segments<3>,
+    WholeRequest(req): WholeRequest,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, req, chain, owner, token) = (
+        &*state,
+        &req,
+        chain.as_str(),
+        owner.as_str(),
+        token.as_str(),
+    );
     let (chain_id, owner, reader) = request::wallet(state, chain, owner)?;
     let token = request::addresses("token", &[token.to_string()])?[0];
     let key = BalanceKey::Balance { token };
@@ -131,11 +139,11 @@ pub(crate) struct BatchView {
 /// `POST /{chain_id}/balances/{owner}`: many balances at once — tracked ones from the table,
 /// the rest in one Multicall3 read at one block.
 pub async fn batch(
-    state: &State,
-    req: &Request,
-    chain: &str,
-    owner: &str,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, owner]): Segments<2>,
+    WholeRequest(req): WholeRequest,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, req, chain, owner) = (&*state, &req, chain.as_str(), owner.as_str());
     let (chain_id, owner, reader) = request::wallet(state, chain, owner)?;
     let body: BatchRequest = request::json_body(req)?;
     let max = state.settings.limits.batch_max_tokens;

@@ -42,6 +42,32 @@ impl Asset {
     }
 }
 
+/// Where each file is served (the page at the root too). Not in the OpenAPI document: the page
+/// is for people, not clients.
+const PATHS: [(&str, Asset); 4] = [
+    ("/", Asset::Page),
+    ("/demo", Asset::Page),
+    ("/demo.js", Asset::Script),
+    ("/demo.css", Asset::Style),
+];
+
+/// The page's routes, each answering `GET` with its file.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
+    PATHS
+        .into_iter()
+        .fold(axum::Router::new(), |router, (path, asset)| {
+            router.route(
+                path,
+                axum::routing::get(move || async move { serve(asset) }),
+            )
+        })
+}
+
+/// Whether `route` is one of the page's.
+pub fn serves(route: &str) -> bool {
+    PATHS.iter().any(|(path, _)| *path == route)
+}
+
 pub fn serve(asset: Asset) -> Response<ResponseBody> {
     let (content, content_type) = asset.content();
     let mut response =

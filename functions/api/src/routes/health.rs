@@ -1,6 +1,9 @@
 //! `GET /health`: the table answers, and per configured chain the poller's heartbeat (its
 //! cursor, written at least every 30 s) is fresh by the one rule of `core::poller_health`.
 
+use std::sync::Arc;
+
+use axum::extract::State as Shared;
 use http::Response;
 use http::StatusCode;
 use live_balances::clock::unix_now;
@@ -38,7 +41,8 @@ pub(crate) struct Health {
         (status = 503, description = "Something is not", body = Health),
     ),
 )]
-pub async fn report(state: &State) -> Result<Response<ResponseBody>, ApiError> {
+pub async fn report(Shared(state): Shared<Arc<State>>) -> Result<Response<ResponseBody>, ApiError> {
+    let state = &*state;
     let now = unix_now();
     let mut chains = vec![];
     let mut table = true;

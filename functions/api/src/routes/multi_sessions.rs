@@ -4,7 +4,10 @@
 //! malformed pair, a duplicate, a chain not served here or too many pairs refuse it whole
 //! (naming the pair), and nothing is stored.
 
+use std::sync::Arc;
+
 use alloy::primitives::Address;
+use axum::extract::State as Shared;
 use futures::future::join_all;
 use http::{Response, StatusCode};
 use live_balances::address::lower;
@@ -15,7 +18,8 @@ use utoipa::ToSchema;
 
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
-use crate::request::{self, Request};
+use crate::extract::WholeRequest;
+use crate::request;
 use crate::route_docs::BodyRefused;
 use crate::routes::sessions::{self, CheckedRequest, SessionRequest, SessionView, Upsert};
 use crate::state::State;
@@ -79,7 +83,11 @@ pub(crate) struct SessionsView {
         BodyRefused,
     ),
 )]
-pub async fn upsert(state: &State, req: &Request) -> Result<Response<ResponseBody>, ApiError> {
+pub async fn upsert(
+    Shared(state): Shared<Arc<State>>,
+    WholeRequest(req): WholeRequest,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, req) = (&*state, &req);
     let body: SessionsRequest = request::json_body(req)?;
     let max = state.settings.streams.max_pairs;
     if body.wallets.len() > max {

@@ -3,13 +3,17 @@
 //! `chainId` and `owner` — built by the same engine as the single-wallet stream
 //! ([`crate::stream`]). Its `id` resumes every pair exactly ([`live_balances::stream_id`]).
 
+use std::sync::Arc;
+
+use axum::extract::State as Shared;
 use http::Response;
 use live_balances::pairs::{PairSet, parse_pair_list};
 use live_balances::stream_id;
 
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
-use crate::request::{self, Request};
+use crate::extract::WholeRequest;
+use crate::request;
 use crate::route_docs::MultiSseEventData;
 use crate::state::State;
 use crate::stream::{self, BalanceStream, Resume, Shape};
@@ -34,7 +38,11 @@ use crate::tracked::live_session;
         (status = 429, description = "Over the source's stream opens a minute, or as many streams open from the source or on a wallet as allowed (Retry-After)", body = ErrorBody),
     ),
 )]
-pub async fn open(state: &State, req: &Request) -> Result<Response<ResponseBody>, ApiError> {
+pub async fn open(
+    Shared(state): Shared<Arc<State>>,
+    WholeRequest(req): WholeRequest,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, req) = (&*state, &req);
     let text = request::query_param(req, "wallets").unwrap_or_default();
     let pairs = parse_pair_list(&text, state.settings.streams.max_pairs)?;
     for (index, pair) in pairs.iter().enumerate() {

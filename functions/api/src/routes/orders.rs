@@ -13,7 +13,10 @@
 //! wallet stays tracked with no stream open, until the order is deleted or expires. From there the fanout re-judges it on every change of either value and
 //! appends an `order_status` entry to the wallet's feed when one crosses its amount.
 
+use std::sync::Arc;
+
 use alloy::primitives::{Address, U256};
+use axum::extract::State as Shared;
 use http::{Response, StatusCode};
 use live_balances::NATIVE_TOKEN;
 use live_balances::address::lower;
@@ -30,7 +33,8 @@ use live_balances::storage::Written;
 use crate::auth::BackEnd;
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
-use crate::request::{self, Request};
+use crate::extract::{Segments, WholeRequest};
+use crate::request;
 use crate::route_docs::{BodyRefused, KeyRefused, StorageUnavailable, UnknownChain};
 use crate::routes::sessions::{self, SessionRequest, Upsert};
 use crate::state::State;
@@ -180,10 +184,13 @@ fn check(
     })
 }
 
+/// One order's path (`PUT`, `DELETE`).
+const ORDER_PATH: &str = "/{chain_id}/orders/{owner}/{order_id}";
+
 /// `PUT /{chain_id}/orders/{owner}/{order_id}`.
 #[utoipa::path(
     put,
-    path = "/{chain_id}/orders/{owner}/{order_id}",
+    path = ORDER_PATH,
     operation_id = "putOrder",
     tag = "orders",
     description = "Registers an open order (or replaces the one with this id) and answers its fillability: whether the wallet's balance of sellToken and its allowance to the spender both cover sellAmount, and if not which is short and by how much. The owner's session is created or grown to track the token and the spender (as POST /{chain_id}/sessions/{owner} would). From then on every change that crosses the order's amount is an order_status event on the wallet's stream; all_balances lists every open order with its status. The order holds the wallet's session until validTo: the wallet stays tracked with no stream open. The order is gone after validTo. Needs an API key; the order belongs to the key's tenant.",
@@ -203,13 +210,19 @@ fn check(
     ),
 )]
 pub async fn put(
-    state: &State,
-    req: &Request,
-    caller: &BackEnd,
-    chain: &str,
-    owner: &str,
-    id: &str,
+    caller: BackEnd,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, owner, id]): Segments<3>,
+    WholeRequest(req): WholeRequest,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, req, caller, chain, owner, id) = (
+        &*state,
+        &req,
+        &caller,
+        chain.as_str(),
+        owner.as_str(),
+        id.as_str(),
+    );
     // Everything is checked before anything is read or stored.
     let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
     let id = order_id(id)?;
@@ -286,7 +299,7 @@ pub async fn put(
 /// `DELETE /{chain_id}/orders/{owner}/{order_id}`.
 #[utoipa::path(
     delete,
-    path = "/{chain_id}/orders/{owner}/{order_id}",
+    path = ORDER_PATH,
     operation_id = "deleteOrder",
     tag = "orders",
     description = "Deletes an order (filled or cancelled): it leaves all_balances and gets no more order_status events. It no longer holds the wallet's session: the wallet stays tracked one more SESSION_TTL_SECS from now, or while a stream, another order or a subscription keeps it. Needs an API key of the order's tenant (another tenant's order is not found).",
@@ -301,12 +314,17 @@ pub async fn put(
     ),
 )]
 pub async fn delete(
-    state: &State,
-    caller: &BackEnd,
-    chain: &str,
-    owner: &str,
-    id: &str,
+    caller: BackEnd,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, owner, id]): Segments<3>,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, caller, chain, owner, id) = (
+        &*state,
+        &caller,
+        chain.as_str(),
+        owner.as_str(),
+        id.as_str(),
+    );
     let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
     let id = order_id(id)?;
     if !state
@@ -343,11 +361,11 @@ pub async fn delete(
     ),
 )]
 pub async fn list(
-    state: &State,
-    caller: &BackEnd,
-    chain: &str,
-    owner: &str,
+    caller: BackEnd,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, owner]): Segments<2>,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, caller, chain, owner) = (&*state, &caller, chain.as_str(), owner.as_str());
     let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
     let mut values = state.table.wallet_values(chain_id, &owner).await?;
     values

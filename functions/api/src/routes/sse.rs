@@ -3,13 +3,17 @@
 //! shares with the multi-wallet stream). Every data event's `id` is the wallet's feed
 //! position.
 
+use std::sync::Arc;
+
+use axum::extract::State as Shared;
 use http::Response;
 use live_balances::model::FeedPosition;
 use live_balances::pairs::WalletPair;
 
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
-use crate::request::{self, Request};
+use crate::extract::{Segments, WholeRequest};
+use crate::request;
 use crate::route_docs::{NoSession, SseEventData, WalletPath};
 use crate::state::State;
 use crate::stream::{self, BalanceStream, Resume, Shape};
@@ -35,11 +39,11 @@ use crate::tracked::live_session;
     ),
 )]
 pub async fn open(
-    state: &State,
-    req: &Request,
-    chain: &str,
-    owner: &str,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, owner]): Segments<2>,
+    WholeRequest(req): WholeRequest,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, req, chain, owner) = (&*state, &req, chain.as_str(), owner.as_str());
     let (chain_id, owner, _) = request::wallet(state, chain, owner)?;
     let resume = match stream::client_id(req) {
         None => Resume::Fresh,

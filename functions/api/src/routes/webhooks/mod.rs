@@ -6,137 +6,39 @@
 //! stored sealed and is no credential. The target URL passes the destination rules token lists
 //! pass (https, public addresses after DNS). Deliveries are made by the `webhooks` function,
 //! never by the api.
+//!
+//! This file holds the routes; `views` what they take and answer, `new_subscription` the
+//! checks of a new subscription and its sealed secret.
 
-use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use alloy::primitives::Address;
-use futures::{StreamExt, TryStreamExt, stream};
+use axum::extract::State as Shared;
 use http::{Response, StatusCode};
-use live_balances::address::lower;
 use live_balances::clock::unix_now;
-use live_balances::destination::{Destinations, resolve_checked};
 use live_balances::hold::{HOLD_FOREVER, Holder};
-use live_balances::sealing::{SealedSecret, SealingKey};
+use live_balances::sealing::SealedSecret;
 use live_balances::storage::{WebhookCreation, Written};
-use live_balances::webhook::{EventKind, ParkedDelivery, Subscription, SubscriptionStatus};
-use live_balances::webhook_signature::secret_from;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use live_balances::webhook::Subscription;
+use utoipa::IntoParams;
 
 use crate::auth::BackEnd;
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Segments, WholeRequest};
 use crate::limits;
-use crate::request::{self, Request};
+use crate::request;
 use crate::route_docs::{BodyRefused, KeyRefused, SubscriptionRefused, UnknownChain};
 use crate::state::State;
 use crate::webhook_error::WebhookError;
 
-/// Parked deliveries listed in a subscription's `GET` (the count says how many there are).
-const PARKED_LISTED: i32 = 20;
+mod new_subscription;
+mod views;
 
-/// `POST /{chain_id}/webhooks`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct WebhookRequest {
-    /// Where deliveries are POSTed: https, a public address (after DNS and every redirect)
-    #[schema(example = "https://hooks.example.com/balances")]
-    url: String,
-    /// Wallet addresses whose changes are delivered (at most `WEBHOOK_MAX_WALLETS`)
-    wallets: Vec<String>,
-    /// Only changes of these tokens (absent or empty: every tracked token)
-    #[serde(default)]
-    tokens: Vec<String>,
-    /// Kinds delivered: `balance_update`, `allowance_update`, `order_status`
-    events: Vec<String>,
-}
-
-/// A parked delivery, as an operator sees it before replaying.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct ParkedView {
-    /// The delivery's idempotency id (its feed position)
-    id: String,
-    owner: String,
-    #[serde(rename = "type")]
-    kind: String,
-    /// Unix seconds
-    parked_at: u64,
-    /// Attempts made (0: parked behind an earlier one without being tried)
-    attempts: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_error: Option<String>,
-}
-
-/// A subscription as its owner sees it (never its secret).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct WebhookView {
-    id: String,
-    chain_id: u64,
-    url: String,
-    wallets: Vec<String>,
-    tokens: Vec<String>,
-    events: Vec<String>,
-    /// Unix seconds
-    created_at: u64,
-    /// `active`; `backlogged` (a delivery failed after its retries: later ones queue behind
-    /// it, and each new change first tries the oldest parked one); `disabled` (failing for
-    /// longer than `WEBHOOK_DISABLE_AFTER_SECS`: nothing is sent until a replay)
-    status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    disabled_at: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    disabled_reason: Option<String>,
-    /// Unix seconds of the first failure since the last successful delivery
-    #[serde(skip_serializing_if = "Option::is_none")]
-    failing_since: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_error: Option<String>,
-    /// Parked deliveries waiting for a replay
-    parked_count: u64,
-    /// The oldest parked deliveries (up to 20)
-    parked: Vec<ParkedView>,
-}
-
-/// The answer to a creation: the subscription and, this once, its secret.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct WebhookCreated {
-    #[serde(flatten)]
-    view: WebhookView,
-    /// Signs every delivery (Standard Webhooks, HMAC-SHA256); verify with it. Shown only here
-    /// (and a new one by `POST …/secret`).
-    secret: String,
-}
-
-/// The answer to a secret rotation: the new secret, this once.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct SecretRotated {
-    id: String,
-    /// The new signing secret: every delivery is signed with it from now on.
-    secret: String,
-    /// Unix seconds until which deliveries also carry a signature by the previous secret
-    /// (`webhook-signature` holds both), so a receiver can switch at any time before then.
-    previous_secret_until: u64,
-}
-
-/// The answer to a replay request.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct ReplayAccepted {
-    id: String,
-    /// Parked deliveries to be sent again, in order
-    parked_count: u64,
-}
-
-/// The answer to a deletion.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct WebhookDeleted {
-    id: String,
-    deleted: bool,
-}
+use new_subscription::{check_room, data_key, new_secret, subscription_of};
+use views::{
+    ReplayAccepted, SecretRotated, WebhookCreated, WebhookDeleted, WebhookRequest, WebhookView,
+    view,
+};
 
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -156,177 +58,8 @@ pub(crate) struct ChainPath {
     chain_id: u64,
 }
 
-fn refused(error: WebhookError) -> ApiError {
+pub(super) fn refused(error: WebhookError) -> ApiError {
     ApiError::Webhook(error)
-}
-
-/// Refuses a subscription that would take a wallet past `WEBHOOK_MAX_PER_WALLET`: each
-/// subscription of a wallet is one more delivery of each of its changes.
-async fn check_room(state: &State, sub: &Subscription) -> Result<(), ApiError> {
-    let max = state.settings.webhooks.max_per_wallet;
-    let (table, chain_id) = (&state.table, sub.chain_id);
-    let mut counts = stream::iter(sub.wallets.iter().copied())
-        .map(|owner: Address| async move {
-            let ids = table.webhooks_of_wallet(chain_id, &owner).await?;
-            Ok::<_, ApiError>((owner, ids.len()))
-        })
-        .buffered(8);
-    while let Some((owner, count)) = counts.try_next().await? {
-        if count >= max {
-            return Err(refused(WebhookError::WalletFull {
-                owner: lower(&owner),
-                max,
-            }));
-        }
-    }
-    Ok(())
-}
-
-/// The data key, for sealing or opening secrets.
-async fn data_key(state: &State, sealing: bool) -> Result<&SealingKey, ApiError> {
-    let found = if sealing {
-        state.data_key.for_sealing().await
-    } else {
-        state.data_key.for_opening().await
-    };
-    found.map_err(|error| {
-        tracing::error!(%error, "webhook secrets' data key unavailable");
-        refused(WebhookError::SecretsUnavailable)
-    })
-}
-
-/// A new random signing secret (`whsec_…`), and that secret sealed for subscription `id`.
-fn new_secret(key: &SealingKey, id: &str) -> (String, SealedSecret) {
-    let secret = secret_from(rand::random());
-    let sealed = key.seal(&secret, id, rand::random());
-    (secret, sealed)
-}
-
-/// The checked subscription a request asks for, nothing stored yet, with its secret in the
-/// clear (for the answer, this once).
-async fn subscription_of(
-    state: &State,
-    caller: &BackEnd,
-    chain_id: u64,
-    body: WebhookRequest,
-) -> Result<(Subscription, String), ApiError> {
-    let settings = &state.settings.webhooks;
-    let mut wallets = BTreeSet::new();
-    if body.wallets.is_empty() {
-        return Err(refused(WebhookError::NoWallets));
-    }
-    for (index, value) in body.wallets.iter().enumerate() {
-        let owner = request::owner(value).map_err(|e| ApiError::of_pair(index, value, e))?;
-        wallets.insert(owner);
-    }
-    if wallets.len() > settings.max_wallets {
-        return Err(refused(WebhookError::TooManyWallets(settings.max_wallets)));
-    }
-    let tokens: BTreeSet<Address> = request::addresses("tokens", &body.tokens)?
-        .into_iter()
-        .collect();
-    if tokens.len() > settings.max_tokens {
-        return Err(refused(WebhookError::TooManyTokens(settings.max_tokens)));
-    }
-    if body.events.is_empty() {
-        return Err(refused(WebhookError::NoEvents));
-    }
-    let kinds = body
-        .events
-        .iter()
-        .enumerate()
-        .map(|(index, value)| {
-            EventKind::parse(value).ok_or_else(|| {
-                refused(WebhookError::UnknownEvent {
-                    index,
-                    value: value.clone(),
-                })
-            })
-        })
-        .collect::<Result<BTreeSet<_>, _>>()?;
-    let url = check_target(
-        Destinations {
-            allow_insecure: settings.allow_insecure,
-        },
-        &body.url,
-    )
-    .await?;
-    let id: String = rand::random::<[u8; 16]>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let (secret, sealed) = new_secret(data_key(state, true).await?, &id);
-    let sub = Subscription {
-        id,
-        chain_id,
-        url,
-        tenant: Some(caller.tenant.clone()),
-        secret: sealed,
-        previous_secret: None,
-        wallets,
-        tokens,
-        kinds,
-        created_at: unix_now(),
-        status: SubscriptionStatus::Active,
-        failing_since: None,
-        last_error: None,
-        replays: 0,
-    };
-    Ok((sub, secret))
-}
-
-/// The target as given, checked: a URL, allowed by the rules, and a name resolving only to
-/// allowed addresses (the delivery client checks again at every connection and redirect).
-async fn check_target(destinations: Destinations, url: &str) -> Result<String, ApiError> {
-    let parsed = url::Url::parse(url).map_err(|_| refused(WebhookError::InvalidUrl))?;
-    destinations
-        .check_url(&parsed)
-        .map_err(|r| refused(WebhookError::Refused(r)))?;
-    if let Some(url::Host::Domain(host)) = parsed.host() {
-        resolve_checked(destinations, host)
-            .await
-            .map_err(|r| refused(WebhookError::Refused(r)))?;
-    }
-    Ok(parsed.to_string())
-}
-
-async fn view(state: &State, sub: &Subscription) -> Result<WebhookView, ApiError> {
-    let parked = state
-        .table
-        .parked_webhook_deliveries(&sub.id, PARKED_LISTED)
-        .await?;
-    let parked_count = state.table.parked_webhook_count(&sub.id).await?;
-    let (disabled_at, disabled_reason) = match &sub.status {
-        SubscriptionStatus::Disabled { at, reason } => (Some(*at), Some(reason.clone())),
-        _ => (None, None),
-    };
-    Ok(WebhookView {
-        id: sub.id.clone(),
-        chain_id: sub.chain_id,
-        url: sub.url.clone(),
-        wallets: sub.wallets.iter().map(lower).collect(),
-        tokens: sub.tokens.iter().map(lower).collect(),
-        events: sub.kinds.iter().map(|k| k.name().to_string()).collect(),
-        created_at: sub.created_at,
-        status: sub.status.name().to_string(),
-        disabled_at,
-        disabled_reason,
-        failing_since: sub.failing_since,
-        last_error: sub.last_error.clone(),
-        parked_count,
-        parked: parked.iter().map(parked_view).collect(),
-    })
-}
-
-fn parked_view(p: &ParkedDelivery) -> ParkedView {
-    ParkedView {
-        id: p.position.to_string(),
-        owner: lower(&p.owner),
-        kind: p.kind.clone(),
-        parked_at: p.parked_at,
-        attempts: p.attempts,
-        last_error: p.last_error.clone(),
-    }
 }
 
 /// The subscription holds its wallets' sessions for as long as it lives (`held`), or lets go
@@ -370,6 +103,9 @@ async fn owned(
         .ok_or(refused(WebhookError::NotFound))
 }
 
+/// One subscription's path (`GET`, `DELETE`).
+const SUBSCRIPTION_PATH: &str = "/{chain_id}/webhooks/{id}";
+
 #[utoipa::path(
     post,
     path = "/{chain_id}/webhooks",
@@ -392,11 +128,12 @@ async fn owned(
     ),
 )]
 pub async fn create(
-    state: &State,
-    req: &Request,
-    caller: &BackEnd,
-    chain: &str,
+    caller: BackEnd,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain]): Segments<1>,
+    WholeRequest(req): WholeRequest,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, req, caller, chain) = (&*state, &req, &caller, chain.as_str());
     let chain_id = request::chain_id(chain)?;
     state.reader(chain_id)?;
     let body: WebhookRequest = request::json_body(req)?;
@@ -434,7 +171,7 @@ pub async fn create(
 
 #[utoipa::path(
     get,
-    path = "/{chain_id}/webhooks/{id}",
+    path = SUBSCRIPTION_PATH,
     operation_id = "getWebhook",
     tag = "webhooks",
     description = "The subscription with its status (active, backlogged, disabled and why) and its parked deliveries. Needs an API key of the subscription's tenant.",
@@ -446,18 +183,18 @@ pub async fn create(
     ),
 )]
 pub async fn get(
-    state: &State,
-    caller: &BackEnd,
-    chain: &str,
-    id: &str,
+    caller: BackEnd,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, id]): Segments<2>,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, caller, chain, id) = (&*state, &caller, chain.as_str(), id.as_str());
     let sub = owned(state, caller, chain, id).await?;
     Ok(body::json(StatusCode::OK, &view(state, &sub).await?))
 }
 
 #[utoipa::path(
     delete,
-    path = "/{chain_id}/webhooks/{id}",
+    path = SUBSCRIPTION_PATH,
     operation_id = "deleteWebhook",
     tag = "webhooks",
     description = "Ends the subscription; its parked deliveries are dropped. Needs an API key of the subscription's tenant.",
@@ -469,11 +206,11 @@ pub async fn get(
     ),
 )]
 pub async fn delete(
-    state: &State,
-    caller: &BackEnd,
-    chain: &str,
-    id: &str,
+    caller: BackEnd,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, id]): Segments<2>,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, caller, chain, id) = (&*state, &caller, chain.as_str(), id.as_str());
     let sub = owned(state, caller, chain, id).await?;
     state.table.delete_webhook(&sub).await?;
     hold(state, &sub, false).await?;
@@ -501,11 +238,11 @@ pub async fn delete(
     ),
 )]
 pub async fn replay(
-    state: &State,
-    caller: &BackEnd,
-    chain: &str,
-    id: &str,
+    caller: BackEnd,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, id]): Segments<2>,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, caller, chain, id) = (&*state, &caller, chain.as_str(), id.as_str());
     let sub = owned(state, caller, chain, id).await?;
     let parked_count = state.table.parked_webhook_count(&sub.id).await?;
     state.table.request_webhook_replay(&sub.id).await?;
@@ -536,11 +273,11 @@ pub async fn replay(
     ),
 )]
 pub async fn rotate_secret(
-    state: &State,
-    caller: &BackEnd,
-    chain: &str,
-    id: &str,
+    caller: BackEnd,
+    Shared(state): Shared<Arc<State>>,
+    Segments([chain, id]): Segments<2>,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let (state, caller, chain, id) = (&*state, &caller, chain.as_str(), id.as_str());
     let sub = owned(state, caller, chain, id).await?;
     let key = data_key(state, true).await?;
     let (secret, sealed) = new_secret(key, &sub.id);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use api::State;
+use live_balances::config::ServerSettings;
 use live_balances::telemetry::Telemetry;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -17,11 +18,11 @@ const REPORT_EVERY: Duration = Duration::from_secs(60);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     live_balances::logging::init();
+    let server = ServerSettings::from_env()?;
     // The chain endpoints come from the chain secret, as in the Lambda shell.
     let state = Arc::new(State::start().await?.with_hub());
     let telemetry = Arc::new(Telemetry::for_process(&state.settings.metrics));
     telemetry.flush_periodically(&state.settings.metrics, || {});
-    let server = state.settings.server.clone();
     let listener = TcpListener::bind(server.addr)
         .await
         .with_context(|| format!("binding {}", server.addr))?;
@@ -46,6 +47,6 @@ async fn main() -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: draining"),
         }
     };
-    server::serve::run(state, telemetry, listener, server, shutdown).await;
+    api_server::serve::run(state, telemetry, listener, server, shutdown).await;
     Ok(())
 }
