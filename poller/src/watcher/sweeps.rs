@@ -119,8 +119,8 @@ mod tests {
         assert_eq!(sweeps.held_share(&held).len(), 3);
     }
 
-    #[test]
-    fn native_polls_share_the_held_values_clock() {
+    /// A set watching wallets `0x01…` to `0x0a…`, none streamed.
+    fn ten_wallets() -> WatchedSet {
         let mut watched = WatchedSet::new(None);
         for n in 1..=10 {
             let session = Session {
@@ -129,6 +129,12 @@ mod tests {
             };
             watched.upsert(&session, true);
         }
+        watched
+    }
+
+    #[test]
+    fn native_polls_share_the_held_values_clock() {
+        let watched = ten_wallets();
         let mut sweeps = Sweeps::new(10 * SECOND, 10 * SECOND, 1_000, 10 * SECOND);
         sweeps.last -= 5 * SECOND;
         assert_eq!(sweeps.native_share(&watched, 0).len(), 5);
@@ -140,14 +146,7 @@ mod tests {
 
     #[test]
     fn native_polls_skip_the_streamed_wallets() {
-        let mut watched = WatchedSet::new(None);
-        for n in 1..=10 {
-            let session = Session {
-                expires_at: u64::MAX,
-                ..Session::new(1, Address::repeat_byte(n), 0)
-            };
-            watched.upsert(&session, true);
-        }
+        let mut watched = ten_wallets();
         // Wallets 1..=4 stream until 100; wallet 5's stream ended at 50.
         for n in 1..=4 {
             watched.set_streaming(&Address::repeat_byte(n), 100, 0);
