@@ -29,6 +29,7 @@ mod metrics;
 mod multi_wallet;
 mod orders;
 mod owner_paths;
+mod permit2;
 mod poller;
 mod react_example;
 mod rest;

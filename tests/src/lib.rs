@@ -7,7 +7,8 @@
 //!
 //! Modules beside the stack and its clients here: `follow` (following a balance on a stream
 //! until it holds the chain's value), `ledger` (following all of a wallet's values at once),
-//! `provider_run` (wallets living through a provider-like proxy), `browser` (headless Chromium), `list_server` (token
+//! `provider_run` (wallets living through a provider-like proxy), `permit2` (Uniswap's Permit2
+//! on the devnet), `browser` (headless Chromium), `list_server` (token
 //! lists served locally), `webhook_receiver` (a receiver verifying signatures as a user's
 //! would), `static_site` (a built front end on its own origin), and the fault injectors
 //! `proxy` (an RPC outage), `provider_proxy` (a hosted node provider's habits: latency, rate
@@ -19,6 +20,7 @@ pub mod dynamodb_faults;
 pub mod follow;
 pub mod ledger;
 pub mod list_server;
+pub mod permit2;
 pub mod provider_proxy;
 pub mod provider_run;
 pub mod proxy;

@@ -34,6 +34,13 @@ sol! {
         function forward(address to) external payable;
     }
 
+    /// The test router that spends through Permit2 (source: `Permit2Router.sol`).
+    #[sol(rpc)]
+    interface Permit2Router {
+        function permit2() external view returns (address);
+        function pull(address token, uint160 amount, address to) external;
+    }
+
     #[sol(rpc)]
     interface RebasingToken {
         function mint(address to, uint256 amount) external;
@@ -49,6 +56,10 @@ pub const REVERTING_TOKEN_ARTIFACT: &str =
     include_str!("../../contracts/build/RevertingToken.json");
 pub const REBASING_TOKEN_ARTIFACT: &str = include_str!("../../contracts/build/RebasingToken.json");
 pub const ETH_FORWARDER_ARTIFACT: &str = include_str!("../../contracts/build/EthForwarder.json");
+pub const PERMIT2_ROUTER_ARTIFACT: &str =
+    include_str!("../../contracts/build/Permit2Router.json");
+/// Uniswap's Permit2 creation code, vendored (not compiled here): see `contracts/vendor/`.
+pub const PERMIT2_ARTIFACT: &str = include_str!("../../contracts/vendor/Permit2.json");
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -71,6 +71,8 @@ async fn install_code(rpc_url: &str, artifact_json: &str, at: Address) -> anyhow
 pub struct Wallet {
     pub address: Address,
     pub provider: DynProvider,
+    /// Its key, for what it signs off chain (EIP-712 permits).
+    pub signer: PrivateKeySigner,
 }
 
 impl Wallet {
@@ -78,7 +80,7 @@ impl Wallet {
         let signer = PrivateKeySigner::random();
         let address = signer.address();
         let provider = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(signer))
+            .wallet(EthereumWallet::from(signer.clone()))
             .connect_client(bounded_client(rpc_url)?)
             .erased();
         let funds = U256::from(1000u64) * U256::from(10u64).pow(U256::from(18u64));
@@ -86,7 +88,11 @@ impl Wallet {
             .raw_request::<_, ()>("anvil_setBalance".into(), (address, funds))
             .await
             .context("anvil_setBalance")?;
-        Ok(Self { address, provider })
+        Ok(Self {
+            address,
+            provider,
+            signer,
+        })
     }
 
     /// Deploys a contract from its artifact with ABI-encoded constructor arguments.
@@ -255,12 +261,13 @@ impl Wallet {
             .await
     }
 
-    async fn call(&self, to: Address, input: Vec<u8>) -> anyhow::Result<TransactionReceipt> {
+    /// Sends a call to `to` and waits for its receipt; a revert is an error.
+    pub async fn call(&self, to: Address, input: Vec<u8>) -> anyhow::Result<TransactionReceipt> {
         self.send(TransactionRequest::default().with_to(to).with_input(input))
             .await
     }
 
-    async fn send(&self, tx: TransactionRequest) -> anyhow::Result<TransactionReceipt> {
+    pub(crate) async fn send(&self, tx: TransactionRequest) -> anyhow::Result<TransactionReceipt> {
         let receipt = self
             .provider
             .send_transaction(tx)

@@ -3,13 +3,15 @@
 //! `make dev` and the end-to-end tests.
 //!
 //! Modules: `stack` (starting and stopping it all, in dependency order), `devnet` (anvil,
-//! Multicall3, demo tokens and wallets), `contracts` (the compiled devnet contracts), `pump`
+//! Multicall3, demo tokens and wallets), `contracts` (the compiled devnet contracts), `permit2`
+//! (Uniswap's Permit2 at its canonical address), `pump`
 //! (DynamoDB Local's stream into the fanout, as Lambda's event source mapping), `process`
 //! (child processes and their logs), `tools` (where `infra/install.sh` put the tools).
 //! Binaries: `main.rs` (`make dev`), `bin/pump.rs`.
 
 pub mod contracts;
 pub mod devnet;
+pub mod permit2;
 pub mod process;
 pub mod pump;
 pub mod stack;

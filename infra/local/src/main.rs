@@ -9,6 +9,7 @@ use anyhow::Context;
 use live_balances::address::lower;
 use live_balances::config::Settings;
 use local_stack::devnet::{DEMO_WALLET, demo_activity, seed_demo};
+use local_stack::permit2::install_permit2;
 use local_stack::stack::{ChainSource, LocalStack, StackOptions};
 
 fn port(name: &str, default: u16) -> anyhow::Result<u16> {
@@ -68,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
     );
     if devnet {
         for (chain, rpc_url, tokens) in &mut chains {
+            install_permit2(rpc_url).await?;
             let (actor, demo_tokens) = seed_demo(rpc_url).await?;
             tokens.clone_from(&demo_tokens);
             let chain = *chain;
