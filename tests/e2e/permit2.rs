@@ -52,7 +52,10 @@ async fn the_real_permit2_takes_approvals_signed_permits_router_spends_and_lockd
         "Permit2.approve sets amount and expiration and leaves the nonce"
     );
 
-    // A permit signed by anyone but the owner is refused.
+    // A permit signed by anyone but the owner is refused. Submitted by a wallet of its own:
+    // alloy's cached nonce manager may reserve a nonce for a call whose estimate reverts, and
+    // the wallet's next transaction would then wait behind the gap.
+    let forger = env.fresh_wallet_on(chain).await?;
     let forged = IPermit2::PermitSingle {
         details: IPermit2::PermitDetails {
             token,
@@ -63,14 +66,14 @@ async fn the_real_permit2_takes_approvals_signed_permits_router_spends_and_lockd
         spender: router,
         sigDeadline: U256::from(now + 600),
     };
-    let signature = sign_permit(&relayer, chain, &forged)?;
+    let signature = sign_permit(&forger, chain, &forged)?;
     let call = IPermit2::permitCall {
         owner: owner.address,
         permitSingle: forged,
         signature: signature.into(),
     };
     assert!(
-        relayer
+        forger
             .call(PERMIT2, alloy::sol_types::SolCall::abi_encode(&call))
             .await
             .is_err(),
