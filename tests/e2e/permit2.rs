@@ -6,8 +6,7 @@ use alloy::primitives::U256;
 use alloy::primitives::aliases::U160;
 use e2e::permit2::{
     IPermit2, PERMIT2, Permit2Allowance, allowance, approve, approve_token, chain_time,
-    deploy_router, domain, domain_separator, install_permit2, lockdown, permit, sign_permit,
-    spend,
+    deploy_router, domain, domain_separator, install_permit2, lockdown, permit, sign_permit, spend,
 };
 use e2e::{Environment, fresh_owner};
 use local_stack::contracts::TestToken;
@@ -27,10 +26,7 @@ async fn the_real_permit2_takes_approvals_signed_permits_router_spends_and_lockd
     let receiver = fresh_owner();
     // Deployed, not copied: the separator Permit2 caches at construction names the canonical
     // address, so permits signed for it verify.
-    assert_eq!(
-        domain_separator(&owner).await?,
-        domain(chain).hash_struct()
-    );
+    assert_eq!(domain_separator(&owner).await?, domain(chain).hash_struct());
 
     approve_token(&owner, token, U256::MAX).await?;
     let erc20 = TestToken::new(token, &owner.provider);

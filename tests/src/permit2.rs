@@ -127,7 +127,10 @@ pub fn sign_permit(
     permit: &IPermit2::PermitSingle,
 ) -> anyhow::Result<Vec<u8>> {
     let hash = permit.eip712_signing_hash(&domain(chain_id));
-    let signature = owner.signer.sign_hash_sync(&hash).context("signing a permit")?;
+    let signature = owner
+        .signer
+        .sign_hash_sync(&hash)
+        .context("signing a permit")?;
     Ok(signature.as_bytes().to_vec())
 }
 

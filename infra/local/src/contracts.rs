@@ -56,8 +56,7 @@ pub const REVERTING_TOKEN_ARTIFACT: &str =
     include_str!("../../contracts/build/RevertingToken.json");
 pub const REBASING_TOKEN_ARTIFACT: &str = include_str!("../../contracts/build/RebasingToken.json");
 pub const ETH_FORWARDER_ARTIFACT: &str = include_str!("../../contracts/build/EthForwarder.json");
-pub const PERMIT2_ROUTER_ARTIFACT: &str =
-    include_str!("../../contracts/build/Permit2Router.json");
+pub const PERMIT2_ROUTER_ARTIFACT: &str = include_str!("../../contracts/build/Permit2Router.json");
 /// Uniswap's Permit2 creation code, vendored (not compiled here): see `contracts/vendor/`.
 pub const PERMIT2_ARTIFACT: &str = include_str!("../../contracts/vendor/Permit2.json");
 
