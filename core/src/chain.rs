@@ -130,8 +130,8 @@ impl ReaderOptions {
     /// The options `settings` configure, reporting to nothing.
     pub fn of(settings: &crate::config::Settings) -> Self {
         Self {
-            multicall: settings.multicall,
-            chunk: settings.multicall_chunk,
+            multicall: settings.rpc.multicall,
+            chunk: settings.rpc.multicall_chunk,
             max_wait: settings.rpc.max_wait,
             max_log_range: settings.poller.max_block_range,
             observer: Arc::new(Unobserved),

@@ -7,7 +7,7 @@ use aws_config::BehaviorVersion;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use thiserror::Error;
 
-use crate::config::{ChainSecret, ConfigError, Settings};
+use crate::config::{ChainSecret, ConfigError, Settings, Vars};
 
 #[derive(Debug, Error)]
 pub enum SettingsError {
@@ -22,7 +22,7 @@ pub enum SettingsError {
 /// [`Settings::from_env`].
 pub async fn load_settings() -> Result<Settings, SettingsError> {
     let vars: Vec<(String, String)> = std::env::vars().collect();
-    let Some(secret) = ChainSecret::from_vars(&vars)? else {
+    let Some(secret) = ChainSecret::from_vars(&Vars::new(vars.clone()))? else {
         return Ok(Settings::from_vars(vars)?);
     };
     let text = secret_string(&secret.secret_id).await?;

@@ -5,8 +5,10 @@
 //! balancer's `X-Forwarded-For` entry, or the peer) and a graceful drain on SIGTERM. Body
 //! size and time limits are the router's own, on both transports.
 //!
-//! Modules: `serve` (accepting until shutdown, then draining; the layers), `cors`.
+//! Modules: `serve` (accepting until shutdown, then draining; the layers), `cors`, `settings`
+//! (the server's own).
 //! `main.rs`: settings, the hub, the listener.
 
 pub mod cors;
 pub mod serve;
+pub mod settings;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use api::State;
-use live_balances::config::ServerSettings;
+use api_server::settings::ServerSettings;
 use live_balances::telemetry::Telemetry;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};

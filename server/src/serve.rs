@@ -22,7 +22,6 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use live_balances::config::ServerSettings;
 use live_balances::telemetry::Telemetry;
 use tokio::net::TcpListener;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
@@ -30,6 +29,7 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::cors;
+use crate::settings::ServerSettings;
 
 /// How long a connection may wait for a request's headers, idle keep-alive included: above
 /// the load balancer's idle timeout (60 s in `template.yaml`), so the balancer, not the

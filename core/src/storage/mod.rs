@@ -145,10 +145,10 @@ impl Table {
     /// (DynamoDB Local): how every binary of the service reaches it.
     pub async fn connect(settings: &Settings) -> Self {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(endpoint) = settings.dynamodb_endpoint.as_deref() {
+        if let Some(endpoint) = settings.table.endpoint.as_deref() {
             loader = loader.endpoint_url(endpoint);
         }
-        Self::new(Client::new(&loader.load().await), &settings.table_name)
+        Self::new(Client::new(&loader.load().await), &settings.table.name)
     }
 
     pub fn new(client: Client, name: impl Into<String>) -> Self {

@@ -17,7 +17,8 @@
 //!   limits), `stream_admission` (open streams per source and wallet), `requested_tokens` (the
 //!   tokens of a session request's lists and custom tokens), `stream` (the SSE engine of both
 //!   streams), `snapshot` (a stream's `all_balances`), `feed` (paging a wallet's feed);
-//! - shared state: `state` (settings, table, chain readers), `hub` (one change-log tail per
+//! - shared state: `state` (settings, table, chain readers), `settings` (the api's own beside
+//!   the shared ones), `hub` (one change-log tail per
 //!   chain, fanned out to the server's streams), `catalog` (list versions and token
 //!   metadata), `list_fetch` (fetching token lists safely, once per TTL);
 //! - the bottom: `error` (every error and its HTTP answer, `webhook_error` the webhook routes'
@@ -41,6 +42,7 @@ mod request_props;
 mod requested_tokens;
 mod route_docs;
 mod routes;
+pub mod settings;
 mod snapshot;
 mod state;
 mod stream;

@@ -9,10 +9,10 @@ use http::HeaderMap;
 use http::header::CONTENT_TYPE;
 use live_balances::address::{parse_address, parse_owner};
 use live_balances::chain::BalanceReader;
-use live_balances::config::RequestBounds;
 use live_balances::pairs::parse_chain_id;
 
 use crate::error::ApiError;
+use crate::settings::RequestBounds;
 use crate::state::State;
 
 /// A request as both transports hand it to the router: method, the path as the client sent it

@@ -188,7 +188,7 @@ proptest! {
         body_extra in 0usize..4096,
         query_extra in 0usize..4096,
     ) {
-        let bounds = live_balances::config::Settings::from_vars(Vec::<(String, String)>::new())
+        let bounds = crate::settings::ApiSettings::from_vars(&live_balances::config::Vars::default())
             .unwrap()
             .bounds;
         let body = vec![b' '; bounds.max_body_bytes + body_extra];

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use live_balances::chain::{BalanceReader, ChainError, ReaderOptions};
-use live_balances::config::Settings;
+use live_balances::config::Vars;
 use live_balances::kms::DataKey;
 use live_balances::secrets::{SettingsError, load_settings};
 use live_balances::storage::Table;
@@ -15,11 +15,12 @@ use crate::catalog::Catalog;
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::list_fetch::TokenLists;
+use crate::settings::ApiSettings;
 use crate::stream_admission::LocalStreamCounts;
 
 #[derive(Debug, Clone)]
 pub struct State {
-    pub settings: Settings,
+    pub settings: ApiSettings,
     pub table: Table,
     pub readers: BTreeMap<u64, BalanceReader>,
     pub token_lists: TokenLists,
@@ -49,10 +50,12 @@ impl State {
     /// one is configured (so no RPC URL sits in the function's configuration), then
     /// [`Self::connect`].
     pub async fn start() -> Result<Self, StartError> {
-        Self::connect(load_settings().await?).await
+        let shared = load_settings().await?;
+        let settings = ApiSettings::new(shared, &Vars::from_env()).map_err(SettingsError::from)?;
+        Self::connect(settings).await
     }
 
-    pub async fn connect(settings: Settings) -> Result<Self, StartError> {
+    pub async fn connect(settings: ApiSettings) -> Result<Self, StartError> {
         let table = Table::connect(&settings).await;
         let readers = settings
             .chains
@@ -102,10 +105,10 @@ impl State {
     /// Default settings, no chain, and a table endpoint nothing listens on: for unit tests
     /// of what reads nothing.
     pub async fn offline() -> Self {
-        let settings = Settings::from_vars([(
+        let settings = ApiSettings::from_vars(&Vars::new([(
             "DYNAMODB_ENDPOINT".to_string(),
             "http://127.0.0.1:9".to_string(),
-        )])
+        )]))
         .expect("default settings");
         Self::connect(settings).await.expect("offline state")
     }

@@ -224,12 +224,12 @@ impl BalanceStream {
             pairs,
             ping_interval: settings.streams.ping_interval,
             retry: settings.streams.retry,
-            session_ttl: settings.limits.session_ttl,
+            session_ttl: settings.session_ttl,
             // Often enough that a live stream's session never lapses between two pushes.
             keep_alive: settings
                 .streams
                 .keep_alive
-                .min(settings.limits.session_ttl / 3)
+                .min(settings.session_ttl / 3)
                 .max(Duration::from_secs(1)),
             slow_client: settings.streams.slow_client,
             ends_at: Instant::now() + budget,

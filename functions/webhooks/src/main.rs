@@ -21,12 +21,7 @@ async fn main() -> Result<(), Error> {
     if !data_key.is_configured() {
         return Err("no data key to open webhook secrets: set WEBHOOK_SECRETS_KMS_KEY (AWS) or WEBHOOK_SECRETS_KEY (local)".into());
     }
-    let state = State::new(
-        table,
-        &settings.webhooks,
-        data_key,
-        settings.limits.session_ttl,
-    )?;
+    let state = State::new(table, &settings.webhooks, data_key, settings.session_ttl)?;
     let telemetry = Telemetry::for_function(&settings.metrics);
     run(service_fn(|event| async {
         let handled = handle(&state, event).await;

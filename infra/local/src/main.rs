@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         server_port: port("SERVER_PORT", 9090)?,
         chain,
         log_dir: root.join(".local/logs"),
-        table_name: settings.table_name.clone(),
+        table_name: settings.table.name.clone(),
         lambda_concurrency: 16,
         functions_dynamodb_endpoint: None,
         extra_env: vec![],

@@ -21,11 +21,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use alloy::primitives::Address;
 use bytes::Bytes;
-use live_balances::config::Settings;
 use live_balances::model::{FeedEvent, FeedPosition};
 use live_balances::sse::SseEvent;
 use live_balances::storage::{ChainLogEntry, Table};
 use tokio::sync::{Notify, broadcast, watch};
+
+use crate::settings::ApiSettings;
 
 /// Batches a stream may fall behind its wallet's news before it is dropped (it resumes with
 /// `Last-Event-ID`): at one batch per log interval, seconds of changes.
@@ -102,7 +103,7 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// A hub for the configured chains, with its tasks running: per chain a reader of the
     /// change log and a reader of due wallets' feeds, and the keep-alive of live wallets.
-    pub fn start(table: Table, settings: &Settings) -> Self {
+    pub fn start(table: Table, settings: &ApiSettings) -> Self {
         let due = settings
             .chains
             .keys()
@@ -128,12 +129,12 @@ impl Hub {
         let keep_alive = settings
             .streams
             .keep_alive
-            .min(settings.limits.session_ttl / 3)
+            .min(settings.session_ttl / 3)
             .max(std::time::Duration::from_secs(1));
         tokio::spawn(keep_alive::run(
             hub.clone(),
             keep_alive,
-            settings.limits.session_ttl,
+            settings.session_ttl,
         ));
         tokio::spawn(lists::watch(
             hub.clone(),

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use lambda_http::tracing;
 use live_balances::clock::unix_now;
-use live_balances::config::TokenListSettings;
 use live_balances::list_document::{self, ChainTokens, SkippedEntries};
 use live_balances::storage::{CachedListHead, StorageError, Table, Written};
 use thiserror::Error;
@@ -22,6 +21,7 @@ use fetch::{Fetched, ListFetcher, Validators};
 use guard::Destinations;
 
 use crate::catalog::{Catalog, ListVersion};
+use crate::settings::TokenListSettings;
 
 /// Why a list named by a request cannot be used.
 #[derive(Debug, Error)]

@@ -85,7 +85,7 @@ async fn hold(
     id: &OrderId,
     until: Option<u64>,
 ) -> Result<(), ApiError> {
-    let idle = state.settings.limits.session_ttl.as_secs();
+    let idle = state.settings.session_ttl.as_secs();
     let holder = Holder::Order(id).key();
     state
         .table

@@ -154,7 +154,7 @@ impl Write<'_> {
         next.revision = base.revision + 1;
         next.read_block = block;
         // Never shortened: a session held by an order or a subscription (`hold`) lives on.
-        next.expires_at = (now + state.settings.limits.session_ttl.as_secs()).max(base.expires_at);
+        next.expires_at = (now + state.settings.session_ttl.as_secs()).max(base.expires_at);
         let items = values_to_store(&next, &keys, values, &stored_values, &unreadable);
         if !store(state, &next, base.revision, live.is_none(), &items, now).await? {
             tracing::info!(chain = chain_id, owner = %owner, "session changed meanwhile; trying again");
@@ -272,7 +272,7 @@ async fn keep_alive(
     requested: &requested_tokens::RequestedTokens,
 ) -> Result<SessionView, ApiError> {
     let (chain_id, owner, now) = (live.chain_id, live.owner, attempt.now);
-    let expires_at = now + state.settings.limits.session_ttl.as_secs();
+    let expires_at = now + state.settings.session_ttl.as_secs();
     state
         .table
         .keep_session_alive(chain_id, &owner, now, expires_at, None)

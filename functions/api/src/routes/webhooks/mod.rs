@@ -66,7 +66,7 @@ pub(super) fn refused(error: WebhookError) -> ApiError {
 /// of them.
 async fn hold(state: &State, sub: &Subscription, held: bool) -> Result<(), ApiError> {
     let holder = Holder::Webhook(&sub.id).key();
-    let idle = state.settings.limits.session_ttl.as_secs();
+    let idle = state.settings.session_ttl.as_secs();
     state
         .table
         .hold_sessions(

@@ -1,13 +1,17 @@
 //! The configuration page (`docs/src/configuration.md`) held to the code: every variable the
-//! binaries read is on it, and every variable on it is read. The names come from the
-//! recorder of [`super::Vars`] (every binary's settings are [`super::Settings`], read by one
-//! function, plus [`super::ChainSecret`]), from the direct `std::env::var` reads in the
-//! binaries' sources, and from the few variables a library reads for us.
-
+//! binaries read is on it, and every variable on it is read. It lives in the server's crate
+//! because the server's dependencies hold every binary's settings: the shared ones and the
+//! chain secret (`live_balances::config`), the api's (`api::settings`) and the server's own.
+//! The names come from what one [`Vars`] was asked for while each was parsed, from the direct
+//! `std::env::var` reads in the binaries' sources, and from the few variables a library reads
+//! for us.
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::{ChainSecret, ServerSettings, Settings, asked};
+use api::settings::ApiSettings;
+use live_balances::config::{ChainSecret, Vars};
+
+use super::ServerSettings;
 
 /// Read by a library rather than by our code: (name, where).
 const READ_BY_LIBRARIES: &[(&str, &str)] = &[(
@@ -28,22 +32,21 @@ const SOURCES: &[&str] = &[
 fn repository() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("core/ is inside the repository")
+        .expect("server/ is inside the repository")
 }
 
 /// Every name the code reads.
 fn names_read() -> BTreeSet<String> {
-    asked::take();
     // An empty environment reads every optional variable; the single-chain form gets past
     // the chain endpoints so their branch is read too.
-    ChainSecret::from_vars(&[]).expect("no chain secret");
-    Settings::from_vars([
+    let vars = Vars::new([
         ("CHAIN_ID".to_string(), "1".to_string()),
         ("RPC_URL".to_string(), "http://127.0.0.1:8545".to_string()),
-    ])
-    .expect("settings from an almost empty environment");
-    ServerSettings::from_vars([]).expect("server settings from an empty environment");
-    let mut names = asked::take();
+    ]);
+    assert_eq!(ChainSecret::from_vars(&vars), Ok(None), "no chain secret");
+    ApiSettings::from_vars(&vars).expect("settings from an almost empty environment");
+    ServerSettings::from_vars(&vars).expect("server settings from an almost empty environment");
+    let mut names = vars.asked();
     for dir in SOURCES {
         direct_reads(&repository().join(dir), &mut names);
     }
@@ -58,7 +61,8 @@ fn direct_reads(dir: &Path, names: &mut BTreeSet<String>) {
         let path = entry.expect("a folder entry").path();
         if path.is_dir() {
             direct_reads(&path, names);
-        } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("config/page.rs") {
+        } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("settings/page.rs")
+        {
             let text = std::fs::read_to_string(&path).expect("a source file");
             for call in ["env::var(\"", "env::var_os(\""] {
                 for rest in text.split(call).skip(1) {
