@@ -15,7 +15,6 @@ use std::sync::Arc;
 use axum::extract::State as Shared;
 use http::{Response, StatusCode};
 use live_balances::clock::unix_now;
-use live_balances::hold::{HOLD_FOREVER, Holder};
 use live_balances::sealing::SealedSecret;
 use live_balances::storage::{WebhookCreation, Written};
 use live_balances::webhook::Subscription;
@@ -63,20 +62,12 @@ pub(super) fn refused(error: WebhookError) -> ApiError {
 }
 
 /// The subscription holds its wallets' sessions for as long as it lives (`held`), or lets go
-/// of them.
+/// of them ([`live_balances::storage::Table::hold_webhook_wallets`]).
 async fn hold(state: &State, sub: &Subscription, held: bool) -> Result<(), ApiError> {
-    let holder = Holder::Webhook(&sub.id).key();
     let idle = state.settings.session_ttl.as_secs();
     state
         .table
-        .hold_sessions(
-            sub.chain_id,
-            sub.wallets.iter().copied(),
-            &holder,
-            held.then_some(HOLD_FOREVER),
-            unix_now(),
-            idle,
-        )
+        .hold_webhook_wallets(sub, held, unix_now(), idle)
         .await?;
     Ok(())
 }
