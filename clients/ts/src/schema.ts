@@ -383,6 +383,31 @@ export interface components {
             /** @description The event kind: `balance_update`, `allowance_update`, `order_status`. */
             type: string;
         };
+        /** @description How a subscription's deliveries fare: its status, its failures, what is parked. */
+        DeliveryHealth: {
+            /** Format: int64 */
+            disabledAt?: number | null;
+            disabledReason?: string | null;
+            /**
+             * Format: int64
+             * @description Unix seconds of the first failure since the last successful delivery
+             */
+            failingSince?: number | null;
+            lastError?: string | null;
+            /** @description The oldest parked deliveries (up to 20) */
+            parked: components["schemas"]["ParkedView"][];
+            /**
+             * Format: int64
+             * @description Parked deliveries waiting for a replay
+             */
+            parkedCount: number;
+            /**
+             * @description `active`; `backlogged` (a delivery failed after its retries: later ones queue behind
+             *     it, and each new change first tries the oldest parked one); `disabled` (failing for
+             *     longer than `WEBHOOK_DISABLE_AFTER_SECS`: nothing is sent until a replay)
+             */
+            status: string;
+        };
         /** @description Every error answer. */
         ErrorBody: {
             /** @description Stable, machine-readable: `invalid_owner`, `token_list_refused`, … */
@@ -702,6 +727,21 @@ export interface components {
              */
             secret: string;
         };
+        /** @description What a subscription was registered with. */
+        WebhookDefinition: {
+            /** Format: int64 */
+            chainId: number;
+            /**
+             * Format: int64
+             * @description Unix seconds
+             */
+            createdAt: number;
+            events: string[];
+            id: string;
+            tokens: string[];
+            url: string;
+            wallets: string[];
+        };
         /** @description The answer to a deletion. */
         WebhookDeleted: {
             deleted: boolean;
@@ -721,43 +761,11 @@ export interface components {
             /** @description Wallet addresses whose changes are delivered (at most `WEBHOOK_MAX_WALLETS`) */
             wallets: string[];
         };
-        /** @description A subscription as its owner sees it (never its secret). */
-        WebhookView: {
-            /** Format: int64 */
-            chainId: number;
-            /**
-             * Format: int64
-             * @description Unix seconds
-             */
-            createdAt: number;
-            /** Format: int64 */
-            disabledAt?: number | null;
-            disabledReason?: string | null;
-            events: string[];
-            /**
-             * Format: int64
-             * @description Unix seconds of the first failure since the last successful delivery
-             */
-            failingSince?: number | null;
-            id: string;
-            lastError?: string | null;
-            /** @description The oldest parked deliveries (up to 20) */
-            parked: components["schemas"]["ParkedView"][];
-            /**
-             * Format: int64
-             * @description Parked deliveries waiting for a replay
-             */
-            parkedCount: number;
-            /**
-             * @description `active`; `backlogged` (a delivery failed after its retries: later ones queue behind
-             *     it, and each new change first tries the oldest parked one); `disabled` (failing for
-             *     longer than `WEBHOOK_DISABLE_AFTER_SECS`: nothing is sent until a replay)
-             */
-            status: string;
-            tokens: string[];
-            url: string;
-            wallets: string[];
-        };
+        /**
+         * @description A subscription as its owner sees it (never its secret): what was registered, and how its
+         *     deliveries fare.
+         */
+        WebhookView: components["schemas"]["WebhookDefinition"] & components["schemas"]["DeliveryHealth"];
     };
     responses: never;
     parameters: never;

@@ -45,10 +45,20 @@ pub(crate) struct ParkedView {
     pub(super) last_error: Option<String>,
 }
 
-/// A subscription as its owner sees it (never its secret).
+/// A subscription as its owner sees it (never its secret): what was registered, and how its
+/// deliveries fare.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WebhookView {
+    #[serde(flatten)]
+    pub(super) definition: WebhookDefinition,
+    #[serde(flatten)]
+    pub(super) health: DeliveryHealth,
+}
+
+/// What a subscription was registered with.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct WebhookView {
+pub(crate) struct WebhookDefinition {
     pub(super) id: String,
     pub(super) chain_id: u64,
     pub(super) url: String,
@@ -57,6 +67,12 @@ pub(crate) struct WebhookView {
     pub(super) events: Vec<String>,
     /// Unix seconds
     pub(super) created_at: u64,
+}
+
+/// How a subscription's deliveries fare: its status, its failures, what is parked.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DeliveryHealth {
     /// `active`; `backlogged` (a delivery failed after its retries: later ones queue behind
     /// it, and each new change first tries the oldest parked one); `disabled` (failing for
     /// longer than `WEBHOOK_DISABLE_AFTER_SECS`: nothing is sent until a replay)
@@ -126,20 +142,24 @@ pub(super) async fn view(state: &State, sub: &Subscription) -> Result<WebhookVie
         _ => (None, None),
     };
     Ok(WebhookView {
-        id: sub.id.clone(),
-        chain_id: sub.chain_id,
-        url: sub.url.clone(),
-        wallets: sub.wallets.iter().map(lower).collect(),
-        tokens: sub.tokens.iter().map(lower).collect(),
-        events: sub.kinds.iter().map(|k| k.name().to_string()).collect(),
-        created_at: sub.created_at,
-        status: sub.status.name().to_string(),
-        disabled_at,
-        disabled_reason,
-        failing_since: sub.failing_since,
-        last_error: sub.last_error.clone(),
-        parked_count,
-        parked: parked.iter().map(parked_view).collect(),
+        definition: WebhookDefinition {
+            id: sub.id.clone(),
+            chain_id: sub.chain_id,
+            url: sub.url.clone(),
+            wallets: sub.wallets.iter().map(lower).collect(),
+            tokens: sub.tokens.iter().map(lower).collect(),
+            events: sub.kinds.iter().map(|k| k.name().to_string()).collect(),
+            created_at: sub.created_at,
+        },
+        health: DeliveryHealth {
+            status: sub.status.name().to_string(),
+            disabled_at,
+            disabled_reason,
+            failing_since: sub.failing_since,
+            last_error: sub.last_error.clone(),
+            parked_count,
+            parked: parked.iter().map(parked_view).collect(),
+        },
     })
 }
 
