@@ -297,6 +297,17 @@ export interface components {
              *     when it has none; expired orders are left out).
              */
             orders?: components["schemas"]["OrderStatus"][];
+            /**
+             * @description Permit2 allowances, token -> spender -> allowance, held like `allowances` (an absent one
+             *     is never set: zero amount, expiration and nonce).
+             */
+            permit2?: {
+                [key: string]: {
+                    [key: string]: components["schemas"]["Permit2Terms"];
+                };
+            };
+            /** @description The spenders whose Permit2 allowances are tracked for this wallet. */
+            permit2Spenders?: string[];
             /** @description The allowance spenders tracked for this wallet. */
             spenders?: string[];
             /** @description How to render each token's amounts, where known: token -> symbol, name, decimals. */
@@ -442,6 +453,8 @@ export interface components {
         } | {
             allowance_update: components["schemas"]["PairAllowanceUpdate"];
         } | {
+            permit2_allowance_update: components["schemas"]["PairPermit2AllowanceUpdate"];
+        } | {
             order_status: components["schemas"]["PairOrderStatus"];
         } | {
             ping: components["schemas"]["Ping"];
@@ -465,6 +478,13 @@ export interface components {
         };
         /** @description Body of `PUT /{chain_id}/orders/{owner}/{order_id}`. */
         OrderRequest: {
+            /**
+             * @description How the spender spends: `erc20` (default: the token's own allowance) or `permit2`
+             *     (Uniswap's Permit2: the order is fillable only while the token's allowance to Permit2
+             *     and Permit2's unexpired allowance to the spender both cover `sellAmount`).
+             * @example erc20
+             */
+            approval?: string | null;
             /**
              * @description What the order still sells (its remaining amount), a positive decimal string in the
              *     token's smallest unit.
@@ -491,6 +511,12 @@ export interface components {
         OrderStatus: {
             /** @description How much more allowance the order needs (`"0"` when the allowance covers it). */
             allowanceShortfall: string;
+            /**
+             * @description How the spender spends: `erc20` (the token's allowance) or `permit2` (the token's
+             *     allowance to Permit2, then Permit2's own to the spender).
+             * @example erc20
+             */
+            approval: string;
             /** @description How much more balance the order needs (`"0"` when the balance covers it). */
             balanceShortfall: string;
             /**
@@ -538,6 +564,8 @@ export interface components {
         PairBalanceUpdate: components["schemas"]["PairTag"] & components["schemas"]["BalanceUpdate"];
         /** @description `order_status` of one pair of a multi-wallet stream. */
         PairOrderStatus: components["schemas"]["PairTag"] & components["schemas"]["OrderStatus"];
+        /** @description `permit2_allowance_update` of one pair of a multi-wallet stream. */
+        PairPermit2AllowanceUpdate: components["schemas"]["PairTag"] & components["schemas"]["Permit2AllowanceUpdate"];
         /** @description One pair's outcome: its session, or why it failed (a per-pair `status` and error). */
         PairResult: {
             /** Format: int64 */
@@ -591,6 +619,38 @@ export interface components {
             parkedAt: number;
             type: string;
         };
+        /**
+         * @description `permit2_allowance_update`: a Permit2 allowance changed — approved, permitted, spent,
+         *     locked down, its nonce moved, or its expiration passed.
+         */
+        Permit2AllowanceUpdate: components["schemas"]["Permit2Terms"] & {
+            /** @description The token. */
+            address: string;
+            /** Format: int64 */
+            blockNumber: number;
+            previous?: components["schemas"]["Permit2Terms"] | null;
+            spender: string;
+            txHash?: string | null;
+        };
+        /** @description One Permit2 allowance: what the spender may move through Permit2 and until when. */
+        Permit2Terms: {
+            amount: string;
+            /**
+             * Format: int64
+             * @description Unix seconds; past it Permit2 refuses to spend the amount.
+             */
+            expiration: number;
+            /**
+             * @description The block's time is past `expiration` and the amount is not zero: nothing can be spent
+             *     until the owner approves again.
+             */
+            expired: boolean;
+            /**
+             * Format: int64
+             * @description The nonce the owner's next signed permit for this spender must carry.
+             */
+            nonce: number;
+        };
         /** @description `ping`: the stream is alive (no `id`, so it never moves the client's position). */
         Ping: {
             /**
@@ -628,6 +688,11 @@ export interface components {
              *     newly bought token), up to `MAX_DISCOVERED_TOKENS`. Once on, it stays on.
              */
             discoverTokens?: boolean;
+            /**
+             * @description Spenders whose allowances inside Permit2 are tracked (amount, expiration, nonce); the
+             *     token's allowance to Permit2 itself is tracked with them, as one more spender.
+             */
+            permit2Spenders?: string[];
             /** @description Allowance spenders; the default spender when absent. */
             spenders?: string[] | null;
             tokensListsUrls?: string[];
@@ -657,6 +722,12 @@ export interface components {
                 [key: string]: components["schemas"]["TokenMetadata"];
             };
             owner: string;
+            /** @description Spenders whose Permit2 allowances are tracked. */
+            permit2Spenders?: string[];
+            /**
+             * @description ERC-20 allowance spenders (Permit2's address among them when `permit2Spenders` is not
+             *     empty).
+             */
             spenders: string[];
             tokenCount: number;
             /**
@@ -692,6 +763,12 @@ export interface components {
             balance_update: components["schemas"]["BalanceUpdate"];
         } | {
             allowance_update: components["schemas"]["AllowanceUpdate"];
+        } | {
+            /**
+             * @description A Permit2 allowance of a Permit2 spender the session names changed: approved,
+             *     permitted, spent through Permit2, locked down, its nonce moved, or its expiration passed.
+             */
+            permit2_allowance_update: components["schemas"]["Permit2AllowanceUpdate"];
         } | {
             /**
              * @description An open order's fillability: when it was registered, and whenever a balance or
