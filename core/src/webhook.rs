@@ -160,64 +160,6 @@ pub struct ParkedDelivery {
     pub last_error: Option<String>,
 }
 
-/// Delivery and subscription limits.
-#[derive(Debug, Clone)]
-pub struct WebhookSettings {
-    /// Development only: allow `http://` and loopback targets (a receiver on this machine).
-    pub allow_insecure: bool,
-    /// One attempt, redirects included.
-    pub timeout: Duration,
-    /// Attempts at one delivery before it is parked.
-    pub attempts: u32,
-    /// Pauses between attempts (the project's one backoff: doubling from `first`).
-    pub retry_first: Duration,
-    pub retry_max: Duration,
-    /// A subscription failing (no successful delivery) this long is disabled.
-    pub disable_after: Duration,
-    /// How long a parked delivery is kept for a replay.
-    pub parked_ttl: Duration,
-    /// Most wallets one subscription covers.
-    pub max_wallets: usize,
-    /// Most tokens one subscription names.
-    pub max_tokens: usize,
-    /// Most subscriptions covering one wallet: a change of the wallet is at most this many
-    /// deliveries, whoever subscribed.
-    pub max_per_wallet: usize,
-    /// Subscriptions one source address may create per minute.
-    pub creates_per_source: u64,
-    /// Subscriptions delivered to at once by one invocation (each one's deliveries stay in
-    /// order).
-    pub concurrency: usize,
-    /// Longest one subscription's deliveries may take in one batch (`WEBHOOK_BATCH_SECS`):
-    /// past it the rest of the batch is parked for it, as when its target fails, so a target
-    /// that answers slowly cannot hold its shard (or the function's timeout).
-    pub batch_budget: Duration,
-    /// How long a rotated-out signing secret keeps signing beside the new one
-    /// (`WEBHOOK_SECRET_OVERLAP_SECS`).
-    pub secret_overlap: Duration,
-}
-
-impl Default for WebhookSettings {
-    fn default() -> Self {
-        Self {
-            allow_insecure: false,
-            timeout: Duration::from_secs(5),
-            attempts: 4,
-            retry_first: Duration::from_millis(500),
-            retry_max: Duration::from_secs(8),
-            disable_after: Duration::from_secs(86_400),
-            parked_ttl: Duration::from_secs(7 * 86_400),
-            max_wallets: 50,
-            max_tokens: 100,
-            max_per_wallet: 20,
-            creates_per_source: 10,
-            concurrency: 16,
-            batch_budget: Duration::from_secs(60),
-            secret_overlap: Duration::from_secs(86_400),
-        }
-    }
-}
-
 /// Most wallets a subscription may cover: it is written with its wallet index in one
 /// transaction of at most 100 items.
 pub const MAX_WALLETS_LIMIT: usize = 99;

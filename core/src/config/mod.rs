@@ -30,7 +30,7 @@ pub use metrics::{MetricsFormat, MetricsSettings};
 pub use tracking::{NativeBalances, PollerSettings, TrackingSettings};
 use vars::flag;
 pub use vars::{Vars, invalid};
-pub use webhooks::SealingSource;
+pub use webhooks::{DeliverySettings, SealingSource, SubscriptionLimits, WebhookSettings};
 
 /// CoW Protocol's GPv2VaultRelayer: the spender whose allowance a CoW front end cares about.
 pub const DEFAULT_SPENDER: Address = address!("0xC92E8bdf79f0507f65a392b0ab4667716BFE0110");
@@ -67,7 +67,7 @@ pub struct Settings {
     pub session_ttl: Duration,
     pub poller: PollerSettings,
     pub tracking: TrackingSettings,
-    pub webhooks: crate::webhook::WebhookSettings,
+    pub webhooks: WebhookSettings,
     /// Where the data key that seals webhook secrets at rest comes from.
     pub sealing: SealingSource,
     pub metrics: MetricsSettings,

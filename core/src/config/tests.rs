@@ -105,7 +105,7 @@ fn several_urls_per_chain_in_order() {
 
 #[test]
 fn webhook_limits_have_defaults_and_bounds() {
-    let d = settings(&[]).unwrap().webhooks;
+    let d = settings(&[]).unwrap().webhooks.subscriptions;
     assert_eq!(
         (d.max_per_wallet, d.creates_per_source, d.max_wallets),
         (20, 10, 50)
@@ -115,12 +115,14 @@ fn webhook_limits_have_defaults_and_bounds() {
         ("WEBHOOK_CREATES_PER_SOURCE_PER_MINUTE", "4"),
     ])
     .unwrap()
-    .webhooks;
+    .webhooks
+    .subscriptions;
     assert_eq!((s.max_per_wallet, s.creates_per_source), (3, 4));
     // No wallet may be closed to every subscription.
     let s = settings(&[("WEBHOOK_MAX_PER_WALLET", "0")])
         .unwrap()
-        .webhooks;
+        .webhooks
+        .subscriptions;
     assert_eq!(s.max_per_wallet, 1);
     assert!(settings(&[("WEBHOOK_MAX_WALLETS", "100")]).is_err());
     assert!(settings(&[("WEBHOOK_CREATES_PER_SOURCE_PER_MINUTE", "many")]).is_err());

@@ -78,7 +78,7 @@ pub async fn admit_webhook_create(state: &State, req: &Request) -> Result<(), Ap
     take(
         state,
         RateWindow::WebhookSource(&source),
-        state.settings.webhooks.creates_per_source,
+        state.settings.webhooks.subscriptions.creates_per_source,
         "webhook subscriptions from one source",
     )
     .await

@@ -34,9 +34,9 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::StreamExt;
 use lambda_runtime::{Error, LambdaEvent};
+use live_balances::config::WebhookSettings;
 use live_balances::kms::DataKey;
 use live_balances::storage::Table;
-use live_balances::webhook::WebhookSettings;
 use tokio::time::Instant;
 
 use crate::queue::run_queue;
@@ -77,8 +77,9 @@ impl State {
 /// Time kept free before the invocation's deadline: one delivery's worst case (every attempt
 /// timing out, with the pauses between) on top of a few seconds for the table.
 fn deadline_margin(settings: &WebhookSettings) -> Duration {
-    let attempts = settings.attempts.max(1);
-    settings.timeout * attempts + settings.retry_max * (attempts - 1) + Duration::from_secs(5)
+    let delivery = &settings.delivery;
+    let attempts = delivery.attempts.max(1);
+    delivery.timeout * attempts + delivery.retry_max * (attempts - 1) + Duration::from_secs(5)
 }
 
 /// Time left until an invocation's deadline. Lambda gives it in Unix milliseconds; `cargo
@@ -105,7 +106,7 @@ pub async fn handle(
     let (queues, mut failed_at) = queues(state, records).await;
     let outcomes: Vec<Result<(), usize>> = futures::stream::iter(queues.into_values())
         .map(|(sub, work)| run_queue(state, sub, work, batch_ends))
-        .buffer_unordered(state.settings.concurrency)
+        .buffer_unordered(state.settings.delivery.concurrency)
         .collect()
         .await;
     for failed in outcomes.into_iter().filter_map(Result::err) {

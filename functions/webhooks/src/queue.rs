@@ -5,11 +5,10 @@
 use alloy::primitives::Address;
 use lambda_runtime::tracing;
 use live_balances::clock::unix_now;
+use live_balances::config::WebhookSettings;
 use live_balances::model::FeedEvent;
 use live_balances::storage::{StorageError, Written};
-use live_balances::webhook::{
-    Delivery, ParkedDelivery, Subscription, SubscriptionStatus, WebhookSettings,
-};
+use live_balances::webhook::{Delivery, ParkedDelivery, Subscription, SubscriptionStatus};
 use tokio::time::Instant;
 
 use crate::work::Work;
@@ -25,7 +24,7 @@ pub(crate) struct Budget {
 impl Budget {
     pub(crate) fn starting_now(settings: &WebhookSettings, batch_ends: Instant) -> Self {
         Self {
-            until: (Instant::now() + settings.batch_budget).min(batch_ends),
+            until: (Instant::now() + settings.delivery.batch_budget).min(batch_ends),
         }
     }
 
@@ -64,7 +63,10 @@ pub(crate) async fn run_queue(
     for (index, work) in work {
         let outcome = match &work {
             Work::Deliver(entry) => queue.deliver(entry, &mut held_back).await,
-            Work::Replay => queue.drain(state.settings.attempts).await.map(|_| ()),
+            Work::Replay => queue
+                .drain(state.settings.delivery.attempts)
+                .await
+                .map(|_| ()),
         };
         if let Err(error) = outcome {
             tracing::error!(subscription = %queue.sub.id, %error, "webhook state could not be stored; retrying from this record");
@@ -162,7 +164,7 @@ impl Queue<'_> {
                 self.secrets,
                 parked.position.as_str(),
                 &parked.body,
-                state.settings.attempts,
+                state.settings.delivery.attempts,
             )
             .await
         {
@@ -188,7 +190,7 @@ pub(crate) async fn park(
     sub: &Subscription,
     parked: &ParkedDelivery,
 ) -> Result<(), StorageError> {
-    let ttl = unix_now().saturating_add(state.settings.parked_ttl.as_secs());
+    let ttl = unix_now().saturating_add(state.settings.delivery.parked_ttl.as_secs());
     tracing::warn!(subscription = %sub.id, owner = %parked.owner, position = %parked.position, attempts = parked.attempts, status = sub.status.name(), "delivery parked");
     telemetry::delivery(sub.chain_id, "parked");
     state.table.park_webhook_delivery(parked, ttl).await
@@ -237,7 +239,7 @@ pub(crate) async fn failed(
             return Ok(());
         }
     }
-    if sub.disable_due(now, state.settings.disable_after) {
+    if sub.disable_due(now, state.settings.delivery.disable_after) {
         let since = sub.failing_since.unwrap_or(now);
         let reason = format!(
             "no delivery succeeded for {} s (failing since {since}); last error: {error}",

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use live_balances::backoff::Backoff;
 use live_balances::clock::unix_now;
+use live_balances::config::WebhookSettings;
 use live_balances::destination::{Destinations, Redirects, checked_client, refusal_in};
-use live_balances::webhook::{Subscription, WebhookSettings};
+use live_balances::webhook::Subscription;
 use live_balances::webhook_signature::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
 /// Why a delivery did not get through.
@@ -37,10 +38,10 @@ impl Sender {
             allow_insecure: settings.allow_insecure,
         };
         Ok(Self {
-            client: checked_client(destinations, Redirects::Never, settings.timeout)?,
+            client: checked_client(destinations, Redirects::Never, settings.delivery.timeout)?,
             destinations,
-            timeout: settings.timeout,
-            backoff: Backoff::new(settings.retry_first, settings.retry_max),
+            timeout: settings.delivery.timeout,
+            backoff: Backoff::new(settings.delivery.retry_first, settings.delivery.retry_max),
         })
     }
 

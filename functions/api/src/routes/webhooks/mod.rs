@@ -277,7 +277,14 @@ pub async fn rotate_secret(
         SealedSecret::Legacy(plain) => key.seal(plain, &sub.id, rand::random()),
         sealed => sealed.clone(),
     };
-    let until = unix_now().saturating_add(state.settings.webhooks.secret_overlap.as_secs());
+    let until = unix_now().saturating_add(
+        state
+            .settings
+            .webhooks
+            .subscriptions
+            .secret_overlap
+            .as_secs(),
+    );
     if state
         .table
         .rotate_webhook_secret(&sub.id, &sealed, &sub.secret, &previous, until)

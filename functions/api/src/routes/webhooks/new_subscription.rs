@@ -25,7 +25,7 @@ use super::views::WebhookRequest;
 /// Refuses a subscription that would take a wallet past `WEBHOOK_MAX_PER_WALLET`: each
 /// subscription of a wallet is one more delivery of each of its changes.
 pub(super) async fn check_room(state: &State, sub: &Subscription) -> Result<(), ApiError> {
-    let max = state.settings.webhooks.max_per_wallet;
+    let max = state.settings.webhooks.subscriptions.max_per_wallet;
     let (table, chain_id) = (&state.table, sub.chain_id);
     let mut counts = stream::iter(sub.wallets.iter().copied())
         .map(|owner: Address| async move {
@@ -81,14 +81,18 @@ pub(super) async fn subscription_of(
         let owner = request::owner(value).map_err(|e| ApiError::of_pair(index, value, e))?;
         wallets.insert(owner);
     }
-    if wallets.len() > settings.max_wallets {
-        return Err(refused(WebhookError::TooManyWallets(settings.max_wallets)));
+    if wallets.len() > settings.subscriptions.max_wallets {
+        return Err(refused(WebhookError::TooManyWallets(
+            settings.subscriptions.max_wallets,
+        )));
     }
     let tokens: BTreeSet<Address> = request::addresses("tokens", &body.tokens)?
         .into_iter()
         .collect();
-    if tokens.len() > settings.max_tokens {
-        return Err(refused(WebhookError::TooManyTokens(settings.max_tokens)));
+    if tokens.len() > settings.subscriptions.max_tokens {
+        return Err(refused(WebhookError::TooManyTokens(
+            settings.subscriptions.max_tokens,
+        )));
     }
     if body.events.is_empty() {
         return Err(refused(WebhookError::NoEvents));

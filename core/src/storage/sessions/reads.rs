@@ -1,0 +1,163 @@
+//! Reading sessions: one wallet's, a chain's (whole, by the owner's first hex digit, or a page
+//! at a time), and those of a set of wallets in batches.
+
+use std::collections::HashMap;
+
+use alloy::primitives::Address;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+
+use crate::address::parse_address;
+use crate::model::Session;
+use crate::storage::records::SessionRecord;
+use crate::storage::{Item, StorageError, Table, batch_backoff, from_item, keys, s};
+
+/// Keys one BatchGetItem may ask for.
+const BATCH_GET: usize = 100;
+
+impl Table {
+    /// The wallet's session, expired or not (callers compare `expires_at`).
+    pub async fn session(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+    ) -> Result<Option<Session>, StorageError> {
+        self.get::<SessionRecord, Session>(keys::session_pk(chain_id), keys::session_sk(owner))
+            .await
+    }
+
+    /// The wallet's session if it has not expired at `now`.
+    pub async fn live_session(
+        &self,
+        chain_id: u64,
+        owner: &Address,
+        now: u64,
+    ) -> Result<Option<Session>, StorageError> {
+        Ok(self
+            .session(chain_id, owner)
+            .await?
+            .filter(|s| s.expires_at > now))
+    }
+
+    /// Every session of a chain, expired ones included, one page at a time (decoded page by
+    /// page: a chain of 100,000 sessions is never held as raw items at once).
+    pub async fn sessions(&self, chain_id: u64) -> Result<Vec<Session>, StorageError> {
+        let mut sessions = vec![];
+        let mut after = None;
+        loop {
+            let (page, last) = self.sessions_page(chain_id, after.as_ref(), None).await?;
+            sessions.extend(page);
+            match last {
+                Some(last) => after = Some(last),
+                None => return Ok(sessions),
+            }
+        }
+    }
+
+    /// Every session of a chain whose owner's first hex digit is `digit` (`0`–`f`; a sixteenth
+    /// of the partition), page after page: the listing at start reads the sixteen at once.
+    pub async fn sessions_by_digit(
+        &self,
+        chain_id: u64,
+        digit: char,
+    ) -> Result<Vec<Session>, StorageError> {
+        let query = self
+            .query(
+                "pk = :pk AND begins_with(sk, :prefix)",
+                keys::session_pk(chain_id),
+            )
+            .expression_attribute_values(":prefix", s(format!("0x{digit}")))
+            .consistent_read(true);
+        let mut sessions = vec![];
+        let mut pages = query.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(StorageError::from_sdk)?;
+            for item in page.items.unwrap_or_default() {
+                sessions.push(Session::try_from(from_item::<SessionRecord>(item)?)?);
+            }
+        }
+        Ok(sessions)
+    }
+
+    /// One page of a chain's sessions in owner order, after `after` (from the start when
+    /// `None`), at most `limit` (else up to DynamoDB's 1 MB page); with the owner to continue
+    /// after, `None` when the partition is done.
+    pub async fn sessions_page(
+        &self,
+        chain_id: u64,
+        after: Option<&Address>,
+        limit: Option<i32>,
+    ) -> Result<(Vec<Session>, Option<Address>), StorageError> {
+        let mut query = self
+            .query("pk = :pk", keys::session_pk(chain_id))
+            .consistent_read(true)
+            .set_limit(limit);
+        if let Some(after) = after {
+            query = query
+                .exclusive_start_key("pk", s(keys::session_pk(chain_id)))
+                .exclusive_start_key("sk", s(keys::session_sk(after)));
+        }
+        let out = query.send().await.map_err(StorageError::from_sdk)?;
+        let sessions = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| Session::try_from(from_item::<SessionRecord>(i)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        let last = out
+            .last_evaluated_key
+            .and_then(|k| k.get("sk").and_then(|v| v.as_s().ok()).cloned())
+            .map(|sk| parse_address(&sk).map_err(|e| StorageError::corrupt(&sk, e)))
+            .transpose()?;
+        Ok((sessions, last))
+    }
+
+    /// The sessions of `owners` (expired ones included; a wallet without one is absent), by
+    /// consistent batch reads of 100 keys.
+    pub async fn sessions_of(
+        &self,
+        chain_id: u64,
+        owners: &[Address],
+    ) -> Result<Vec<Session>, StorageError> {
+        let mut sessions = Vec::with_capacity(owners.len());
+        for chunk in owners.chunks(BATCH_GET) {
+            let mut keys_left: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|owner| {
+                    HashMap::from([
+                        ("pk".to_string(), s(keys::session_pk(chain_id))),
+                        ("sk".to_string(), s(keys::session_sk(owner))),
+                    ])
+                })
+                .collect();
+            let mut attempt = 0;
+            while !keys_left.is_empty() {
+                batch_backoff(&mut attempt).await?;
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(keys_left))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(StorageError::refused)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.name, request)
+                    .send()
+                    .await
+                    .map_err(StorageError::from_sdk)?;
+                let items: Vec<Item> = out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.name))
+                    .unwrap_or_default();
+                for item in items {
+                    sessions.push(Session::try_from(from_item::<SessionRecord>(item)?)?);
+                }
+                keys_left = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.name))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+        }
+        Ok(sessions)
+    }
+}
