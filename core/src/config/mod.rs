@@ -62,8 +62,8 @@ pub struct Settings {
     /// Whether the fanout also appends to the per-chain change log the server tails (off in a
     /// deployment without the server: nothing would read it).
     pub chain_log_enabled: bool,
-    /// How long a session lives without an open stream (and a webhook subscription's hold on
-    /// its wallets without a delivery).
+    /// How long a session lives without an open stream or a hold (`SESSION_TTL_SECS`): the api
+    /// reads it, and the webhooks function, which lets a disabled subscription's wallets go.
     pub session_ttl: Duration,
     pub poller: PollerSettings,
     pub tracking: TrackingSettings,

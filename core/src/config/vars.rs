@@ -41,13 +41,13 @@ impl Vars {
     }
 
     /// Notes that `name` is read, where the reader goes through [`Self::all`].
-    pub fn record(&self, name: &str) {
+    pub(crate) fn record(&self, name: &str) {
         self.asked.borrow_mut().insert(name.to_string());
     }
 
     /// Every non-blank variable, untrimmed, for readers that walk them all (the chain
     /// endpoints); such a reader records its names itself.
-    pub fn all(&self) -> &BTreeMap<String, String> {
+    pub(crate) fn all(&self) -> &BTreeMap<String, String> {
         &self.values
     }
 
