@@ -28,5 +28,16 @@ sol! {
     /// The Multicall3 helpers used alongside `aggregate3`.
     interface IMulticall3Helpers {
         function getEthBalance(address addr) external view returns (uint256 balance);
+        function getCurrentBlockTimestamp() external view returns (uint256 timestamp);
+    }
+
+    /// Uniswap's Permit2: the allowance it keeps per owner, token and spender, and the events
+    /// that change it (the owner is the first indexed topic of each).
+    interface IPermit2 {
+        event Approval(address indexed owner, address indexed token, address indexed spender, uint160 amount, uint48 expiration);
+        event Permit(address indexed owner, address indexed token, address indexed spender, uint160 amount, uint48 expiration, uint48 nonce);
+        event Lockdown(address indexed owner, address token, address spender);
+        event NonceInvalidation(address indexed owner, address indexed token, address indexed spender, uint48 newNonce, uint48 oldNonce);
+        function allowance(address owner, address token, address spender) external view returns (uint160 amount, uint48 expiration, uint48 nonce);
     }
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::eips::BlockId;
-use alloy::primitives::{Address, Bytes};
+use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::{CallItem, DynProvider, Failure, MulticallError, Provider, RootProvider};
 use alloy::sol_types::SolCall;
 use alloy::transports::TransportError;
@@ -42,8 +42,9 @@ pub use subscription::HeadSubscription;
 pub use traces::{NativeSource, TraceProbe};
 
 use crate::NATIVE_TOKEN;
-use crate::abi::{IERC20, IERC20Metadata, IMulticall3Helpers};
+use crate::abi::{IERC20, IERC20Metadata, IMulticall3Helpers, IPermit2};
 use crate::model::{BalanceKey, TokenRead};
+use crate::permit2::{PERMIT2, Permit2Allowance};
 use crate::token_metadata::{TokenMetadata, bytes32_text};
 
 #[derive(Debug, Error)]
@@ -252,45 +253,118 @@ impl BalanceReader {
         reads: &[(Address, BalanceKey)],
         block: u64,
     ) -> Result<Vec<TokenRead>, ChainError> {
-        // Every call here returns one uint256, so one decoder type serves them all.
-        let calls = reads.iter().map(|(owner, key)| {
-            let (target, input): (Address, Bytes) = match *key {
-                BalanceKey::Balance { token } if token == NATIVE_TOKEN => (
-                    self.multicall,
-                    IMulticall3Helpers::getEthBalanceCall { addr: *owner }
-                        .abi_encode()
-                        .into(),
-                ),
-                BalanceKey::Balance { token } => (
-                    token,
-                    IERC20::balanceOfCall { owner: *owner }.abi_encode().into(),
-                ),
-                BalanceKey::Allowance { token, spender } => (
-                    token,
-                    IERC20::allowanceCall {
-                        owner: *owner,
-                        spender,
-                    }
+        // Balances and ERC-20 allowances return one uint256 each, so one decoder type serves
+        // them all; Permit2's allowances return three words and go in a batch of their own at
+        // the same block, with the block's timestamp (which says whether each has expired).
+        let permit2: Vec<(Address, Address, Address)> = reads
+            .iter()
+            .filter_map(|(owner, key)| match *key {
+                BalanceKey::Permit2 { token, spender } => Some((*owner, token, spender)),
+                _ => None,
+            })
+            .collect();
+        let mut words: Vec<CallItem<IERC20::balanceOfCall>> = reads
+            .iter()
+            .filter_map(|(owner, key)| self.word_call(*owner, *key))
+            .collect();
+        if !permit2.is_empty() {
+            words.push(CallItem::new(
+                self.multicall,
+                IMulticall3Helpers::getCurrentBlockTimestampCall {}
                     .abi_encode()
                     .into(),
-                ),
-            };
-            CallItem::<IERC20::balanceOfCall>::new(target, input).allow_failure(true)
-        });
-        let results = self
+            ));
+        }
+        let word_batch = self
             .provider
             .multicall()
             .dynamic::<IERC20::balanceOfCall>()
             .address(self.multicall)
             .block(BlockId::number(block))
-            .extend_calls(calls)
-            .aggregate3()
-            .await
-            .map_err(multicall_error)?;
-        Ok(results
-            .into_iter()
-            .map(|r| r.map_or(TokenRead::Failed, TokenRead::Value))
+            .extend_calls(words);
+        let permit2_batch = self
+            .provider
+            .multicall()
+            .dynamic::<IPermit2::allowanceCall>()
+            .address(self.multicall)
+            .block(BlockId::number(block))
+            .extend_calls(permit2.iter().map(|&(owner, token, spender)| {
+                CallItem::<IPermit2::allowanceCall>::new(
+                    PERMIT2,
+                    IPermit2::allowanceCall {
+                        owner,
+                        token,
+                        spender,
+                    }
+                    .abi_encode()
+                    .into(),
+                )
+                .allow_failure(true)
+            }));
+        let (mut word_results, permit2_results) = if permit2.is_empty() {
+            (
+                word_batch.aggregate3().await.map_err(multicall_error)?,
+                Vec::new(),
+            )
+        } else {
+            futures::try_join!(word_batch.aggregate3(), permit2_batch.aggregate3())
+                .map_err(multicall_error)?
+        };
+        let block_time = if permit2.is_empty() {
+            0
+        } else {
+            // The timestamp call may not fail (it is the last of its batch).
+            let time = word_results.pop().and_then(Result::ok).ok_or_else(|| {
+                ChainError::other("Multicall3 did not answer getCurrentBlockTimestamp")
+            })?;
+            time.saturating_to::<u64>()
+        };
+        let mut words = word_results.into_iter();
+        let mut permit2_reads = permit2_results.into_iter();
+        Ok(reads
+            .iter()
+            .map(|(_, key)| match key {
+                BalanceKey::Permit2 { .. } => match permit2_reads.next() {
+                    Some(Ok(a)) => Permit2Allowance::read(
+                        U256::from(a.amount),
+                        a.expiration.to::<u64>(),
+                        a.nonce.to::<u64>(),
+                        block_time,
+                    )
+                    .map_or(TokenRead::Failed, |a| TokenRead::Value(a.word())),
+                    _ => TokenRead::Failed,
+                },
+                _ => words
+                    .next()
+                    .and_then(Result::ok)
+                    .map_or(TokenRead::Failed, TokenRead::Value),
+            })
             .collect())
+    }
+
+    /// The call reading a one-word value (`None` for a Permit2 allowance).
+    fn word_call(
+        &self,
+        owner: Address,
+        key: BalanceKey,
+    ) -> Option<CallItem<IERC20::balanceOfCall>> {
+        let (target, input): (Address, Bytes) = match key {
+            BalanceKey::Balance { token } if token == NATIVE_TOKEN => (
+                self.multicall,
+                IMulticall3Helpers::getEthBalanceCall { addr: owner }
+                    .abi_encode()
+                    .into(),
+            ),
+            BalanceKey::Balance { token } => {
+                (token, IERC20::balanceOfCall { owner }.abi_encode().into())
+            }
+            BalanceKey::Allowance { token, spender } => (
+                token,
+                IERC20::allowanceCall { owner, spender }.abi_encode().into(),
+            ),
+            BalanceKey::Permit2 { .. } => return None,
+        };
+        Some(CallItem::new(target, input).allow_failure(true))
     }
 }
 

@@ -43,6 +43,7 @@ pub mod model;
 pub mod native;
 pub mod order;
 pub mod pairs;
+pub mod permit2;
 pub mod plan;
 pub mod poller_health;
 pub mod redact;
@@ -61,5 +62,5 @@ pub mod webhook_signature;
 pub use address::{AddressError, NATIVE_TOKEN};
 pub use model::{
     BalanceItem, BalanceKey, ChainCursor, FeedEntry, FeedEvent, FeedKind, FeedPosition,
-    OrderStatusEntry, Session, TokenRead,
+    OrderStatusEntry, Session, Spender, TokenRead,
 };

@@ -20,7 +20,8 @@ pub struct Session {
     pub owner: Address,
     /// Tokens asked for by address (`customTokens`).
     pub custom_tokens: BTreeSet<Address>,
-    pub spenders: BTreeSet<Address>,
+    /// Whose allowances are tracked, for every tracked token.
+    pub spenders: BTreeSet<Spender>,
     /// Token-list URLs followed (the list cache's key), each with the generation of the list
     /// whose tokens were read when the session started following it (0: not recorded).
     pub token_lists: BTreeMap<String, u64>,
@@ -99,6 +100,22 @@ impl Session {
         tokens
     }
 
+    /// The addresses of its ERC-20 allowance spenders.
+    pub fn erc20_spenders(&self) -> impl Iterator<Item = &Address> {
+        self.spenders.iter().filter_map(|s| match s {
+            Spender::Erc20(a) => Some(a),
+            Spender::Permit2(_) => None,
+        })
+    }
+
+    /// The addresses of its Permit2 spenders.
+    pub fn permit2_spenders(&self) -> impl Iterator<Item = &Address> {
+        self.spenders.iter().filter_map(|s| match s {
+            Spender::Permit2(a) => Some(a),
+            Spender::Erc20(_) => None,
+        })
+    }
+
     /// The session with `addition` applied (nothing is ever removed).
     pub fn with(&self, addition: &SessionAddition) -> Self {
         let mut next = self.clone();
@@ -117,10 +134,36 @@ impl Session {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionAddition {
     pub custom_tokens: BTreeSet<Address>,
-    pub spenders: BTreeSet<Address>,
+    pub spenders: BTreeSet<Spender>,
     /// List URLs, each with the generation of the list the request read.
     pub token_lists: BTreeMap<String, u64>,
     pub discover: bool,
+}
+
+/// Whose allowance a session tracks, and through what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Spender {
+    /// The token's own `allowance(owner, spender)`.
+    Erc20(Address),
+    /// Permit2's `allowance(owner, token, spender)` (see [`crate::permit2`]); the token's
+    /// allowance to Permit2 itself is an [`Spender::Erc20`] of [`crate::permit2::PERMIT2`].
+    Permit2(Address),
+}
+
+impl Spender {
+    /// The value this spender's allowance of `token` is.
+    pub fn key(self, token: Address) -> BalanceKey {
+        match self {
+            Self::Erc20(spender) => BalanceKey::Allowance { token, spender },
+            Self::Permit2(spender) => BalanceKey::Permit2 { token, spender },
+        }
+    }
+
+    pub fn address(self) -> Address {
+        match self {
+            Self::Erc20(a) | Self::Permit2(a) => a,
+        }
+    }
 }
 
 /// Which value of a wallet a [`BalanceItem`] holds.
@@ -130,12 +173,26 @@ pub enum BalanceKey {
     Balance { token: Address },
     /// `allowance(owner, spender)` of `token`.
     Allowance { token: Address, spender: Address },
+    /// Permit2's allowance of `token` to `spender`, as a [`crate::permit2::Permit2Allowance`]
+    /// word.
+    Permit2 { token: Address, spender: Address },
 }
 
 impl BalanceKey {
     pub fn token(&self) -> Address {
         match self {
-            Self::Balance { token } | Self::Allowance { token, .. } => *token,
+            Self::Balance { token }
+            | Self::Allowance { token, .. }
+            | Self::Permit2 { token, .. } => *token,
+        }
+    }
+
+    /// The spender whose allowance this is (`None` for a balance).
+    pub fn spender(&self) -> Option<Spender> {
+        match *self {
+            Self::Balance { .. } => None,
+            Self::Allowance { spender, .. } => Some(Spender::Erc20(spender)),
+            Self::Permit2 { spender, .. } => Some(Spender::Permit2(spender)),
         }
     }
 }
@@ -217,6 +274,7 @@ impl fmt::Display for FeedPosition {
 pub enum FeedKind {
     BalanceUpdate,
     AllowanceUpdate,
+    Permit2AllowanceUpdate,
 }
 
 /// One change of one value of one wallet, as appended to that wallet's change feed.
@@ -241,6 +299,7 @@ impl FeedEntry {
         match self.key {
             BalanceKey::Balance { .. } => FeedKind::BalanceUpdate,
             BalanceKey::Allowance { .. } => FeedKind::AllowanceUpdate,
+            BalanceKey::Permit2 { .. } => FeedKind::Permit2AllowanceUpdate,
         }
     }
 }
@@ -363,7 +422,7 @@ mod tests {
         let weth = Address::repeat_byte(4);
         let session = Session::new(1, Address::repeat_byte(9), 0).with(&SessionAddition {
             custom_tokens: [custom].into(),
-            spenders: [Address::repeat_byte(5)].into(),
+            spenders: [Spender::Erc20(Address::repeat_byte(5))].into(),
             token_lists: [("https://a".to_string(), 2)].into(),
             discover: true,
         });

@@ -1,12 +1,17 @@
 //! Open orders and their fillability: whether a wallet's balance of the token an order sells,
 //! and its allowance to the order's spender, both cover what the order still sells — and when
-//! not, which of the two is short and by how much. Pure: the fanout, the api and the tests all
-//! judge an order by [`Fillability::of`].
+//! not, which of the two is short and by how much. A spender through Permit2 has two layers of
+//! allowance (the token's to Permit2, and Permit2's own, which lapses at its expiration): what
+//! it can spend is the smaller. Pure: the fanout, the api and the tests all judge an order by
+//! [`Order::judge`].
 
 use std::fmt;
 
 use alloy::primitives::{Address, U256};
 use thiserror::Error;
+
+use crate::model::{BalanceKey, Spender};
+use crate::permit2::{PERMIT2, Permit2Allowance};
 
 /// Longest order id: a CoW Protocol order UID is 56 bytes, `0x` and 112 hex digits.
 pub const ORDER_ID_MAX_LEN: usize = 128;
@@ -63,8 +68,8 @@ pub struct Order {
     pub sell_token: Address,
     /// What the order still sells (its remaining amount).
     pub sell_amount: U256,
-    /// Whose allowance the settlement uses (the vault relayer by default).
-    pub spender: Address,
+    /// Whose allowance the settlement uses (the vault relayer by default), and through what.
+    pub spender: Spender,
     /// Unix seconds; past it the order is gone.
     pub valid_to: u64,
 }
@@ -75,10 +80,37 @@ impl Order {
         self.valid_to >= now
     }
 
-    /// Whether a change of `token`'s balance, or of its allowance to `spender` (`Some`), can
-    /// change this order's fillability.
-    pub fn depends_on(&self, token: Address, spender: Option<Address>) -> bool {
-        self.sell_token == token && spender.is_none_or(|s| s == self.spender)
+    /// The wallet's values the order's fillability is judged on: the sold token's balance,
+    /// then the allowances its spender spends through.
+    pub fn value_keys(&self) -> Vec<BalanceKey> {
+        let token = self.sell_token;
+        let mut keys = vec![BalanceKey::Balance { token }];
+        if let Spender::Permit2(_) = self.spender {
+            keys.push(Spender::Erc20(PERMIT2).key(token));
+        }
+        keys.push(self.spender.key(token));
+        keys
+    }
+
+    /// Whether a change of the value under `key` can change this order's fillability.
+    pub fn depends_on(&self, key: &BalanceKey) -> bool {
+        self.value_keys().contains(key)
+    }
+
+    /// The order judged on the wallet's values (`value` of a key the wallet does not hold is
+    /// zero).
+    pub fn judge(&self, value: impl Fn(&BalanceKey) -> U256) -> Fillability {
+        let token = self.sell_token;
+        let balance = value(&BalanceKey::Balance { token });
+        let allowance = match self.spender {
+            Spender::Erc20(_) => value(&self.spender.key(token)),
+            Spender::Permit2(_) => {
+                let to_permit2 = value(&Spender::Erc20(PERMIT2).key(token));
+                let inside = Permit2Allowance::from_word(value(&self.spender.key(token)));
+                to_permit2.min(inside.spendable())
+            }
+        };
+        Fillability::of(self.sell_amount, balance, allowance)
     }
 }
 
@@ -257,14 +289,83 @@ mod tests {
             id: OrderId::parse("o1").unwrap(),
             sell_token: Address::repeat_byte(2),
             sell_amount: u(5),
-            spender: Address::repeat_byte(3),
+            spender: Spender::Erc20(Address::repeat_byte(3)),
             valid_to: 100,
         };
-        assert!(order.depends_on(Address::repeat_byte(2), None));
-        assert!(order.depends_on(Address::repeat_byte(2), Some(Address::repeat_byte(3))));
-        assert!(!order.depends_on(Address::repeat_byte(2), Some(Address::repeat_byte(4))));
-        assert!(!order.depends_on(Address::repeat_byte(9), None));
+        let token = Address::repeat_byte(2);
+        let allowance = |spender| BalanceKey::Allowance { token, spender };
+        assert!(order.depends_on(&BalanceKey::Balance { token }));
+        assert!(order.depends_on(&allowance(Address::repeat_byte(3))));
+        assert!(!order.depends_on(&allowance(Address::repeat_byte(4))));
+        assert!(!order.depends_on(&allowance(PERMIT2)));
+        assert!(!order.depends_on(&BalanceKey::Balance {
+            token: Address::repeat_byte(9)
+        }));
         assert!(order.is_open(100));
         assert!(!order.is_open(101));
+    }
+
+    #[test]
+    fn a_permit2_order_needs_the_tokens_allowance_to_permit2_and_permit2s_unexpired_amount() {
+        let token = Address::repeat_byte(2);
+        let router = Address::repeat_byte(3);
+        let order = Order {
+            chain_id: 1,
+            owner: Address::repeat_byte(1),
+            id: OrderId::parse("o1").unwrap(),
+            sell_token: token,
+            sell_amount: u(100),
+            spender: Spender::Permit2(router),
+            valid_to: 100,
+        };
+        let to_permit2 = BalanceKey::Allowance {
+            token,
+            spender: PERMIT2,
+        };
+        let inside = BalanceKey::Permit2 {
+            token,
+            spender: router,
+        };
+        assert!(order.depends_on(&to_permit2));
+        assert!(order.depends_on(&inside));
+        assert!(!order.depends_on(&BalanceKey::Allowance {
+            token,
+            spender: router
+        }));
+        let word = |amount: u64, expired: bool| {
+            Permit2Allowance {
+                amount: u(amount),
+                expiration: 50,
+                nonce: 1,
+                expired,
+            }
+            .word()
+        };
+        let judge = |erc20: u64, permit2: U256| {
+            order.judge(|key| match key {
+                BalanceKey::Balance { .. } => u(1_000),
+                k if *k == to_permit2 => u(erc20),
+                k if *k == inside => permit2,
+                _ => U256::ZERO,
+            })
+        };
+        assert!(judge(100, word(100, false)).fillable());
+        let low_erc20 = judge(99, word(500, false));
+        assert_eq!(
+            (low_erc20.short, low_erc20.allowance_shortfall),
+            (Some(Short::Allowance), u(1))
+        );
+        let low_inside = judge(500, word(40, false));
+        assert_eq!(low_inside.allowance_shortfall, u(60));
+        let expired = judge(500, word(500, true));
+        assert_eq!(
+            (expired.short, expired.allowance_shortfall),
+            (Some(Short::Allowance), u(100)),
+            "an expired Permit2 amount spends nothing"
+        );
+        assert!(
+            !judge(500, U256::ZERO).fillable(),
+            "never approved inside Permit2"
+        );
     }
 }

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use alloy::primitives::{Address, B256, Log as PrimitiveLog};
 use alloy::sol_types::SolEvent;
 
-use crate::abi::{IERC20, IWETH};
+use crate::abi::{IERC20, IPermit2, IWETH};
 use crate::model::BalanceKey;
+use crate::permit2::PERMIT2;
 
 /// A log's meaning for balances: this owner's value under this key may have changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,13 +19,17 @@ pub struct Touch {
     pub key: BalanceKey,
     pub tx_hash: Option<B256>,
     /// The owner sent tokens: a spender's `transferFrom` lowers its allowance with no
-    /// `Approval`, so the owner's allowances of the token may have changed too.
+    /// `Approval` (and a spend through Permit2 lowers Permit2's amount with no event of
+    /// Permit2's), so the owner's allowances of the token, of both kinds, may have changed too.
     pub sent: bool,
 }
 
 /// What a log says may have changed. Logs that only share a signature (ERC-721 `Transfer` has
 /// a fourth indexed topic) or cannot be decoded say nothing.
 pub fn touches(log: &PrimitiveLog, tx_hash: Option<B256>) -> Vec<Touch> {
+    if log.address == PERMIT2 {
+        return permit2_touch(log, tx_hash).into_iter().collect();
+    }
     let token = log.address;
     let topics = log.topics();
     let balance = |owner, sent| Touch {
@@ -68,13 +73,44 @@ pub fn touches(log: &PrimitiveLog, tx_hash: Option<B256>) -> Vec<Touch> {
     }
 }
 
-/// Event signatures whose first indexed topic is the owner (asked in one `eth_getLogs`).
+/// What one of Permit2's own events says may have changed: the owner's Permit2 allowance of
+/// the token to the spender (each event names all three).
+fn permit2_touch(log: &PrimitiveLog, tx_hash: Option<B256>) -> Option<Touch> {
+    let (owner, token, spender) = match *log.topics().first()? {
+        IPermit2::Approval::SIGNATURE_HASH => IPermit2::Approval::decode_log(log)
+            .map(|e| (e.owner, e.token, e.spender))
+            .ok()?,
+        IPermit2::Permit::SIGNATURE_HASH => IPermit2::Permit::decode_log(log)
+            .map(|e| (e.owner, e.token, e.spender))
+            .ok()?,
+        IPermit2::Lockdown::SIGNATURE_HASH => IPermit2::Lockdown::decode_log(log)
+            .map(|e| (e.owner, e.token, e.spender))
+            .ok()?,
+        IPermit2::NonceInvalidation::SIGNATURE_HASH => IPermit2::NonceInvalidation::decode_log(log)
+            .map(|e| (e.owner, e.token, e.spender))
+            .ok()?,
+        _ => return None,
+    };
+    Some(Touch {
+        owner,
+        key: BalanceKey::Permit2 { token, spender },
+        tx_hash,
+        sent: false,
+    })
+}
+
+/// Event signatures whose first indexed topic is the owner (asked in one `eth_getLogs`):
+/// the tokens' own and Permit2's.
 pub fn owner_in_topic1_signatures() -> Vec<B256> {
     vec![
         IERC20::Transfer::SIGNATURE_HASH,
         IERC20::Approval::SIGNATURE_HASH,
         IWETH::Deposit::SIGNATURE_HASH,
         IWETH::Withdrawal::SIGNATURE_HASH,
+        IPermit2::Approval::SIGNATURE_HASH,
+        IPermit2::Permit::SIGNATURE_HASH,
+        IPermit2::Lockdown::SIGNATURE_HASH,
+        IPermit2::NonceInvalidation::SIGNATURE_HASH,
     ]
 }
 
@@ -194,6 +230,78 @@ mod tests {
                 sent: false,
             }]
         );
+    }
+
+    #[test]
+    fn each_permit2_event_touches_the_permit2_allowance_it_names_and_only_from_permit2() {
+        use alloy::primitives::aliases::{U48, U160};
+        let from_permit2 = |event: &dyn Fn() -> LogData| PrimitiveLog {
+            address: PERMIT2,
+            data: event(),
+        };
+        let events: [&dyn Fn() -> LogData; 4] = [
+            &|| {
+                IPermit2::Approval {
+                    owner: ALICE,
+                    token: TOKEN,
+                    spender: SPENDER,
+                    amount: U160::from(5),
+                    expiration: U48::from(9),
+                }
+                .encode_log_data()
+            },
+            &|| {
+                IPermit2::Permit {
+                    owner: ALICE,
+                    token: TOKEN,
+                    spender: SPENDER,
+                    amount: U160::from(5),
+                    expiration: U48::from(9),
+                    nonce: U48::from(1),
+                }
+                .encode_log_data()
+            },
+            &|| {
+                IPermit2::Lockdown {
+                    owner: ALICE,
+                    token: TOKEN,
+                    spender: SPENDER,
+                }
+                .encode_log_data()
+            },
+            &|| {
+                IPermit2::NonceInvalidation {
+                    owner: ALICE,
+                    token: TOKEN,
+                    spender: SPENDER,
+                    newNonce: U48::from(7),
+                    oldNonce: U48::from(1),
+                }
+                .encode_log_data()
+            },
+        ];
+        let signatures = owner_in_topic1_signatures();
+        for event in events {
+            let log = from_permit2(event);
+            assert!(signatures.contains(&log.topics()[0]));
+            assert_eq!(
+                touches(&log, None),
+                vec![Touch {
+                    owner: ALICE,
+                    key: BalanceKey::Permit2 {
+                        token: TOKEN,
+                        spender: SPENDER
+                    },
+                    tx_hash: None,
+                    sent: false,
+                }]
+            );
+            let elsewhere = PrimitiveLog {
+                address: TOKEN,
+                data: event(),
+            };
+            assert!(touches(&elsewhere, None).is_empty(), "not Permit2's event");
+        }
     }
 
     #[test]

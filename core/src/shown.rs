@@ -193,7 +193,7 @@ mod tests {
                 id: OrderId::parse("o").unwrap(),
                 sell_token: TOKEN,
                 sell_amount: U256::from(5),
-                spender: Address::repeat_byte(2),
+                spender: crate::model::Spender::Erc20(Address::repeat_byte(2)),
                 valid_to: 9,
             },
             status: Fillability::of(U256::from(5), U256::ZERO, U256::ZERO),

@@ -23,14 +23,17 @@ use crate::sealing::SealedSecret;
 pub enum EventKind {
     BalanceUpdate,
     AllowanceUpdate,
+    /// A Permit2 allowance changed (or its expiration passed).
+    Permit2AllowanceUpdate,
     /// An open order going fillable or unfillable (appended by the fanout's order tracking).
     OrderStatus,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 3] = [
+    pub const ALL: [EventKind; 4] = [
         EventKind::BalanceUpdate,
         EventKind::AllowanceUpdate,
+        EventKind::Permit2AllowanceUpdate,
         EventKind::OrderStatus,
     ];
 
@@ -39,6 +42,7 @@ impl EventKind {
         match self {
             Self::BalanceUpdate => "balance_update",
             Self::AllowanceUpdate => "allowance_update",
+            Self::Permit2AllowanceUpdate => "permit2_allowance_update",
             Self::OrderStatus => "order_status",
         }
     }

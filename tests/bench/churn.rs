@@ -412,7 +412,7 @@ impl Write {
                 Self::Grow { token, .. } => [*token].into(),
                 Self::New { .. } => BTreeSet::new(),
             },
-            spenders: [DEFAULT_SPENDER].into(),
+            spenders: [live_balances::model::Spender::Erc20(DEFAULT_SPENDER)].into(),
             token_lists: BTreeMap::from([(list_url.to_string(), generation)]),
             discover: false,
         };

@@ -98,7 +98,11 @@ async fn reads_what_0_1_0_wrote(table: &Table, items: &[StreamImage]) -> anyhow:
     // The session: lists by reference, custom, discovered tokens and spenders.
     let session = table.session(CHAIN, &OWNER).await?.expect("session");
     assert!(session.custom_tokens.contains(&TOKEN));
-    assert!(session.spenders.contains(&SPENDER));
+    assert!(
+        session
+            .spenders
+            .contains(&live_balances::model::Spender::Erc20(SPENDER))
+    );
     assert!(session.discover);
     assert_eq!(session.discovered.len(), 2);
     assert_eq!(session.token_lists.get(LIST_URL), Some(&1));
@@ -129,7 +133,10 @@ async fn reads_what_0_1_0_wrote(table: &Table, items: &[StreamImage]) -> anyhow:
     assert_eq!(orders.len(), 1);
     assert_eq!(orders[0].order.id.as_str(), "fixture-order-1");
     assert_eq!(orders[0].order.sell_amount, U256::from(1000));
-    assert_eq!(orders[0].order.spender, VAULT_RELAYER);
+    assert_eq!(
+        orders[0].order.spender,
+        live_balances::model::Spender::Erc20(VAULT_RELAYER)
+    );
 
     // The feed: a balance change, an allowance change and an order's status.
     let feed = table

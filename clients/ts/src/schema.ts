@@ -297,6 +297,17 @@ export interface components {
              *     when it has none; expired orders are left out).
              */
             orders?: components["schemas"]["OrderStatus"][];
+            /**
+             * @description Permit2 allowances, token -> spender -> allowance, held like `allowances` (an absent one
+             *     is never set: zero amount, expiration and nonce).
+             */
+            permit2?: {
+                [key: string]: {
+                    [key: string]: components["schemas"]["Permit2Terms"];
+                };
+            };
+            /** @description The spenders whose Permit2 allowances are tracked for this wallet. */
+            permit2Spenders?: string[];
             /** @description The allowance spenders tracked for this wallet. */
             spenders?: string[];
             /** @description How to render each token's amounts, where known: token -> symbol, name, decimals. */
@@ -441,6 +452,13 @@ export interface components {
         /** @description Body of `PUT /{chain_id}/orders/{owner}/{order_id}`. */
         OrderRequest: {
             /**
+             * @description How the spender spends: `erc20` (default: the token's own allowance) or `permit2`
+             *     (Uniswap's Permit2: the order is fillable only while the token's allowance to Permit2
+             *     and Permit2's unexpired allowance to the spender both cover `sellAmount`).
+             * @example erc20
+             */
+            approval?: string | null;
+            /**
              * @description What the order still sells (its remaining amount), a positive decimal string in the
              *     token's smallest unit.
              */
@@ -466,6 +484,12 @@ export interface components {
         OrderStatus: {
             /** @description How much more allowance the order needs (`"0"` when the allowance covers it). */
             allowanceShortfall: string;
+            /**
+             * @description How the spender spends: `erc20` (the token's allowance) or `permit2` (the token's
+             *     allowance to Permit2, then Permit2's own to the spender).
+             * @example erc20
+             */
+            approval: string;
             /** @description How much more balance the order needs (`"0"` when the balance covers it). */
             balanceShortfall: string;
             /**
@@ -566,6 +590,25 @@ export interface components {
             parkedAt: number;
             type: string;
         };
+        /** @description One Permit2 allowance: what the spender may move through Permit2 and until when. */
+        Permit2Terms: {
+            amount: string;
+            /**
+             * Format: int64
+             * @description Unix seconds; past it Permit2 refuses to spend the amount.
+             */
+            expiration: number;
+            /**
+             * @description The block's time is past `expiration` and the amount is not zero: nothing can be spent
+             *     until the owner approves again.
+             */
+            expired: boolean;
+            /**
+             * Format: int64
+             * @description The nonce the owner's next signed permit for this spender must carry.
+             */
+            nonce: number;
+        };
         /** @description `ping`: the stream is alive (no `id`, so it never moves the client's position). */
         Ping: {
             /**
@@ -603,6 +646,11 @@ export interface components {
              *     newly bought token), up to `MAX_DISCOVERED_TOKENS`. Once on, it stays on.
              */
             discoverTokens?: boolean;
+            /**
+             * @description Spenders whose allowances inside Permit2 are tracked (amount, expiration, nonce); the
+             *     token's allowance to Permit2 itself is tracked with them, as one more spender.
+             */
+            permit2Spenders?: string[];
             /** @description Allowance spenders; the default spender when absent. */
             spenders?: string[] | null;
             tokensListsUrls?: string[];
@@ -632,6 +680,12 @@ export interface components {
                 [key: string]: components["schemas"]["TokenMetadata"];
             };
             owner: string;
+            /** @description Spenders whose Permit2 allowances are tracked. */
+            permit2Spenders?: string[];
+            /**
+             * @description ERC-20 allowance spenders (Permit2's address among them when `permit2Spenders` is not
+             *     empty).
+             */
             spenders: string[];
             tokenCount: number;
             /**

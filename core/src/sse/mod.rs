@@ -14,9 +14,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::address::lower;
-use crate::model::{BalanceKey, FeedEntry, FeedKind, FeedPosition, OrderStatusEntry};
+use crate::model::{BalanceKey, FeedEntry, FeedKind, FeedPosition, OrderStatusEntry, Spender};
 use crate::order::{Fillability, Order};
 use crate::pairs::WalletPair;
+use crate::permit2::Permit2Allowance;
 use crate::token_metadata::TokenMetadata;
 
 /// `all_balances`: the full state of a wallet's tracked values.
@@ -44,6 +45,13 @@ pub struct AllBalances {
     /// The allowance spenders tracked for this wallet.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub spenders: Vec<String>,
+    /// Permit2 allowances, token -> spender -> allowance, held like `allowances` (an absent one
+    /// is never set: zero amount, expiration and nonce).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub permit2: BTreeMap<String, BTreeMap<String, Permit2Terms>>,
+    /// The spenders whose Permit2 allowances are tracked for this wallet.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub permit2_spenders: Vec<String>,
     /// Every open order of the wallet with its fillability judged on these values (absent
     /// when it has none; expired orders are left out).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -77,6 +85,50 @@ pub struct AllowanceUpdate {
     pub tx_hash: Option<String>,
 }
 
+/// One Permit2 allowance: what the spender may move through Permit2 and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Permit2Terms {
+    pub amount: String,
+    /// Unix seconds; past it Permit2 refuses to spend the amount.
+    pub expiration: u64,
+    /// The nonce the owner's next signed permit for this spender must carry.
+    pub nonce: u64,
+    /// The block's time is past `expiration` and the amount is not zero: nothing can be spent
+    /// until the owner approves again.
+    pub expired: bool,
+}
+
+impl From<Permit2Allowance> for Permit2Terms {
+    fn from(a: Permit2Allowance) -> Self {
+        Self {
+            amount: a.amount.to_string(),
+            expiration: a.expiration,
+            nonce: a.nonce,
+            expired: a.expired,
+        }
+    }
+}
+
+/// `permit2_allowance_update`: a Permit2 allowance changed — approved, permitted, spent,
+/// locked down, its nonce moved, or its expiration passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Permit2AllowanceUpdate {
+    /// The token.
+    pub address: String,
+    pub spender: String,
+    #[serde(flatten)]
+    pub terms: Permit2Terms,
+    /// The allowance before (`null` when it was not tracked before).
+    pub previous: Option<Permit2Terms>,
+    pub block_number: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tx_hash: Option<String>,
+}
+
 /// `order_status`: an open order's fillability — when it was registered, and whenever a
 /// balance or allowance change crossed its amount; also each entry of `all_balances.orders`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -88,6 +140,10 @@ pub struct OrderStatus {
     /// What the order still sells.
     pub sell_amount: String,
     pub spender: String,
+    /// How the spender spends: `erc20` (the token's allowance) or `permit2` (the token's
+    /// allowance to Permit2, then Permit2's own to the spender).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "erc20"))]
+    pub approval: &'static str,
     /// Unix seconds.
     pub valid_to: u64,
     /// Balance and allowance both cover `sellAmount`.
@@ -109,7 +165,8 @@ impl OrderStatus {
             order_id: order.id.to_string(),
             sell_token: lower(&order.sell_token),
             sell_amount: order.sell_amount.to_string(),
-            spender: lower(&order.spender),
+            spender: lower(&order.spender.address()),
+            approval: approval_name(order.spender),
             valid_to: order.valid_to,
             fillable: status.fillable(),
             short: status.short.map(|s| s.as_str()),
@@ -117,6 +174,14 @@ impl OrderStatus {
             allowance_shortfall: status.allowance_shortfall.to_string(),
             block_number: block,
         }
+    }
+}
+
+/// The wire name of how a spender spends.
+pub fn approval_name(spender: Spender) -> &'static str {
+    match spender {
+        Spender::Erc20(_) => "erc20",
+        Spender::Permit2(_) => "permit2",
     }
 }
 
@@ -225,6 +290,7 @@ impl SseEvent {
 pub enum UpdateData {
     Balance(BalanceUpdate),
     Allowance(AllowanceUpdate),
+    Permit2Allowance(Permit2AllowanceUpdate),
     Order(OrderStatus),
 }
 
@@ -245,6 +311,19 @@ pub fn update_data(entry: &FeedEntry) -> (&'static str, UpdateData) {
     let tx_hash = entry.tx_hash.map(|h| h.to_string());
     let previous = entry.previous.map(|p| p.to_string());
     match (entry.kind(), entry.key) {
+        (FeedKind::Permit2AllowanceUpdate, BalanceKey::Permit2 { token, spender }) => (
+            "permit2_allowance_update",
+            UpdateData::Permit2Allowance(Permit2AllowanceUpdate {
+                address: lower(&token),
+                spender: lower(&spender),
+                terms: Permit2Allowance::from_word(entry.value).into(),
+                previous: entry
+                    .previous
+                    .map(|p| Permit2Allowance::from_word(p).into()),
+                block_number: entry.block,
+                tx_hash,
+            }),
+        ),
         (FeedKind::AllowanceUpdate, BalanceKey::Allowance { token, spender }) => (
             "allowance_update",
             UpdateData::Allowance(AllowanceUpdate {
@@ -416,6 +495,44 @@ mod tests {
     }
 
     #[test]
+    fn permit2_allowance_update_wire_shape_unpacks_the_word() {
+        let key = BalanceKey::Permit2 {
+            token: Address::repeat_byte(2),
+            spender: Address::repeat_byte(3),
+        };
+        let live = Permit2Allowance {
+            amount: U256::from(700),
+            expiration: 1_900_000_000,
+            nonce: 4,
+            expired: false,
+        };
+        let mut e = entry(key);
+        e.value = Permit2Allowance {
+            expired: true,
+            ..live
+        }
+        .word();
+        e.previous = Some(live.word());
+        let text = SseEvent::Update(e).encode();
+        assert!(
+            text.starts_with("event: permit2_allowance_update\n"),
+            "{text}"
+        );
+        let data = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert_eq!(v["address"], format!("{:#x}", Address::repeat_byte(2)));
+        assert_eq!(v["spender"], format!("{:#x}", Address::repeat_byte(3)));
+        assert_eq!(v["amount"], "700");
+        assert_eq!(v["expiration"], 1_900_000_000u64);
+        assert_eq!(v["nonce"], 4);
+        assert_eq!(v["expired"], true);
+        assert_eq!(
+            v["previous"],
+            serde_json::json!({"amount": "700", "expiration": 1_900_000_000u64, "nonce": 4, "expired": false})
+        );
+    }
+
+    #[test]
     fn order_status_wire_shape() {
         use crate::order::OrderId;
         let order = Order {
@@ -424,7 +541,7 @@ mod tests {
             id: OrderId::parse("0xAB01").unwrap(),
             sell_token: Address::repeat_byte(0xcd),
             sell_amount: U256::from(100),
-            spender: Address::repeat_byte(0xef),
+            spender: Spender::Erc20(Address::repeat_byte(0xef)),
             valid_to: 1_900_000_000,
         };
         let status = Fillability::of(U256::from(100), U256::from(60), U256::from(100));
@@ -446,6 +563,7 @@ mod tests {
                 "sellToken": format!("{:#x}", Address::repeat_byte(0xcd)),
                 "sellAmount": "100",
                 "spender": format!("{:#x}", Address::repeat_byte(0xef)),
+                "approval": "erc20",
                 "validTo": 1_900_000_000u64,
                 "fillable": false,
                 "short": "balance",

@@ -9,15 +9,16 @@ use alloy::primitives::{Address, U256};
 
 use super::{AllBalances, OrderStatus};
 use crate::address::lower;
-use crate::model::{BalanceItem, BalanceKey, TokenRead};
-use crate::order::{Fillability, OrderState};
+use crate::model::{BalanceItem, BalanceKey, Spender, TokenRead};
+use crate::order::OrderState;
+use crate::permit2::Permit2Allowance;
 use crate::token_metadata::TokenMetadata;
 
 /// What a wallet's snapshot is built from.
 pub struct WalletView<'a> {
     /// Every tracked token.
     pub tokens: &'a BTreeSet<Address>,
-    pub spenders: &'a BTreeSet<Address>,
+    pub spenders: &'a BTreeSet<Spender>,
     /// Tokens the session names by address: always given in detail.
     pub named: &'a BTreeSet<Address>,
     /// The wallet's stored values (sparse: an absent value is zero).
@@ -71,6 +72,14 @@ impl AllBalances {
     /// elsewhere; stored items of tokens no longer tracked are left out.
     pub fn of_wallet(view: &WalletView<'_>) -> Self {
         let (values, detailed) = view.detail();
+        let (erc20, permit2): (Vec<Spender>, Vec<Spender>) = view
+            .spenders
+            .iter()
+            .partition(|s| matches!(s, Spender::Erc20(_)));
+        let (erc20, permit2): (Vec<Address>, Vec<Address>) = (
+            erc20.iter().map(|s| s.address()).collect(),
+            permit2.iter().map(|s| s.address()).collect(),
+        );
         let mut snapshot = Self {
             block_number: view
                 .items
@@ -80,7 +89,8 @@ impl AllBalances {
                 .max()
                 .unwrap_or(0)
                 .max(view.block),
-            spenders: view.spenders.iter().map(lower).collect(),
+            spenders: erc20.iter().map(lower).collect(),
+            permit2_spenders: permit2.iter().map(lower).collect(),
             ..Self::default()
         };
         for token in view.tokens {
@@ -101,21 +111,30 @@ impl AllBalances {
                 continue;
             }
             for spender in view.spenders {
-                let key = BalanceKey::Allowance {
-                    token: *token,
-                    spender: *spender,
-                };
-                let allowance = match values.get(&key) {
+                let value = match values.get(&spender.key(*token)) {
                     Some(TokenRead::Value(v)) => *v,
                     Some(TokenRead::Failed) => continue,
                     None => U256::ZERO,
                 };
-                if detailed.contains(token) || !allowance.is_zero() {
-                    snapshot
-                        .allowances
-                        .entry(name.clone())
-                        .or_default()
-                        .insert(lower(spender), allowance.to_string());
+                if !detailed.contains(token) && value.is_zero() {
+                    continue;
+                }
+                let who = lower(&spender.address());
+                match spender {
+                    Spender::Erc20(_) => {
+                        snapshot
+                            .allowances
+                            .entry(name.clone())
+                            .or_default()
+                            .insert(who, value.to_string());
+                    }
+                    Spender::Permit2(_) => {
+                        snapshot
+                            .permit2
+                            .entry(name.clone())
+                            .or_default()
+                            .insert(who, Permit2Allowance::from_word(value).into());
+                    }
                 }
             }
         }
@@ -126,10 +145,10 @@ impl AllBalances {
     /// (sparse: an absent value is zero, an unreadable one counts as zero) at the snapshot's
     /// block.
     pub fn with_orders(mut self, orders: &[OrderState], items: &[BalanceItem], now: u64) -> Self {
-        let value = |key: BalanceKey| {
+        let value = |key: &BalanceKey| {
             items
                 .iter()
-                .find(|i| i.key == key)
+                .find(|i| i.key == *key)
                 .and_then(|i| i.read.value())
                 .unwrap_or_default()
         };
@@ -137,17 +156,8 @@ impl AllBalances {
             .iter()
             .filter(|o| o.order.is_open(now))
             .map(|o| {
-                let order = &o.order;
-                let token = order.sell_token;
-                let status = Fillability::of(
-                    order.sell_amount,
-                    value(BalanceKey::Balance { token }),
-                    value(BalanceKey::Allowance {
-                        token,
-                        spender: order.spender,
-                    }),
-                );
-                OrderStatus::new(order, &status, self.block_number)
+                let status = o.order.judge(value);
+                OrderStatus::new(&o.order, &status, self.block_number)
             })
             .collect();
         self
@@ -197,7 +207,7 @@ mod tests {
         ];
         let metadata = TokenMetadata::new("Z", "Zero", 6).unwrap();
         let lookup = |_: &Address| Some(&metadata);
-        let spenders: BTreeSet<Address> = [spender].into();
+        let spenders: BTreeSet<Spender> = [Spender::Erc20(spender)].into();
         let named: BTreeSet<Address> = [crate::NATIVE_TOKEN].into();
         let unreadable: BTreeSet<Address> = [dead].into();
         let view = |full_detail| WalletView {
@@ -265,7 +275,7 @@ mod tests {
         let metadata = |t: &Address| (*t == token).then_some(&usd);
         let snap = AllBalances::of_wallet(&WalletView {
             tokens: &BTreeSet::from([token, bad]),
-            spenders: &BTreeSet::from([spender]),
+            spenders: &BTreeSet::from([Spender::Erc20(spender)]),
             named: &BTreeSet::new(),
             items: &items,
             unreadable: &BTreeSet::new(),

@@ -6,6 +6,7 @@
 //! | session       | `S#{chain}`              | `{owner}`                   |
 //! | balance       | `B#{chain}#{owner}`      | `T#{token}`                 |
 //! | allowance     | `B#{chain}#{owner}`      | `A#{token}#{spender}`       |
+//! | Permit2 allowance | `B#{chain}#{owner}`  | `P#{token}#{spender}`       |
 //! | open order    | `B#{chain}#{owner}`      | `O#{order id}`              |
 //! | feed entry    | `F#{chain}#{owner}`      | `{feed position}`           |
 //! | chain cursor  | `C#{chain}`              | `CURSOR`                    |
@@ -119,6 +120,9 @@ pub fn balance_sk(key: &BalanceKey) -> String {
         BalanceKey::Allowance { token, spender } => {
             format!("A#{}#{}", lower(token), lower(spender))
         }
+        BalanceKey::Permit2 { token, spender } => {
+            format!("P#{}#{}", lower(token), lower(spender))
+        }
     }
 }
 
@@ -130,11 +134,16 @@ pub fn parse_balance_sk(sk: &str) -> Option<BalanceKey> {
             .ok()
             .map(|token| BalanceKey::Balance { token });
     }
-    let (token, spender) = sk.strip_prefix("A#")?.split_once('#')?;
-    Some(BalanceKey::Allowance {
-        token: parse_address(token).ok()?,
-        spender: parse_address(spender).ok()?,
-    })
+    let pair = |rest: &str| -> Option<(Address, Address)> {
+        let (token, spender) = rest.split_once('#')?;
+        Some((parse_address(token).ok()?, parse_address(spender).ok()?))
+    };
+    if let Some(rest) = sk.strip_prefix("P#") {
+        let (token, spender) = pair(rest)?;
+        return Some(BalanceKey::Permit2 { token, spender });
+    }
+    let (token, spender) = pair(sk.strip_prefix("A#")?)?;
+    Some(BalanceKey::Allowance { token, spender })
 }
 
 pub fn order_sk(id: &OrderId) -> String {

@@ -16,7 +16,7 @@ use super::records::{address, amount};
 use super::{StorageError, Table, Written, from_item, n, s, to_item, written};
 use crate::address::lower;
 use crate::api_key::Tenant;
-use crate::model::{FeedPosition, OrderStatusEntry};
+use crate::model::{FeedPosition, OrderStatusEntry, Spender};
 use crate::order::{Fillability, Order, OrderId, OrderState, Short};
 
 /// `kind` of an `order_status` feed item (value-change items have none).
@@ -34,6 +34,9 @@ pub(crate) struct OrderRecord {
     pub order_id: String,
     pub token: String,
     pub spender: String,
+    /// The spender spends through Permit2 (absent: the token's own allowance).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub permit2: bool,
     pub amount: String,
     pub valid_to: u64,
     pub short: String,
@@ -59,6 +62,8 @@ pub(crate) struct OrderFeedRecord {
     pub order_id: String,
     pub token: String,
     pub spender: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub permit2: bool,
     pub amount: String,
     pub valid_to: u64,
     pub short: String,
@@ -95,7 +100,10 @@ fn decode(r: &OrderRecord) -> Result<Decoded, StorageError> {
             id: OrderId::parse(&r.order_id).map_err(|e| StorageError::corrupt(&key, e))?,
             sell_token: address(&key, "token", &r.token)?,
             sell_amount: amount(&key, &r.amount)?,
-            spender: address(&key, "spender", &r.spender)?,
+            spender: match (address(&key, "spender", &r.spender)?, r.permit2) {
+                (spender, false) => Spender::Erc20(spender),
+                (spender, true) => Spender::Permit2(spender),
+            },
             valid_to: r.valid_to,
         },
         status: Fillability {
@@ -138,7 +146,8 @@ impl OrderFeedRecord {
             owner: lower(&order.owner),
             order_id: order.id.to_string(),
             token: lower(&order.sell_token),
-            spender: lower(&order.spender),
+            spender: lower(&order.spender.address()),
+            permit2: matches!(order.spender, Spender::Permit2(_)),
             amount: order.sell_amount.to_string(),
             valid_to: order.valid_to,
             short: short_text(&entry.status).into(),
@@ -166,6 +175,7 @@ impl TryFrom<OrderFeedRecord> for OrderStatusEntry {
             order_id: r.order_id,
             token: r.token,
             spender: r.spender,
+            permit2: r.permit2,
             amount: r.amount,
             valid_to: r.valid_to,
             short: r.short,
@@ -219,7 +229,7 @@ impl Table {
         now: u64,
     ) -> Result<Written, StorageError> {
         let update = "SET #chain = :chain, #owner = :owner, #id = :id, #token = :token, \
-             #spender = :spender, #amount = :amount, #valid = :valid, #ttl = :valid, \
+             #spender = :spender, #permit2 = :permit2, #amount = :amount, #valid = :valid, #ttl = :valid, \
              #short = :short, #bs = :bs, #as = :as, #block = :block, #updated = :now, \
              #tenant = :tenant ADD #version :one";
         let result = self
@@ -236,6 +246,7 @@ impl Table {
             .expression_attribute_names("#id", "order_id")
             .expression_attribute_names("#token", "token")
             .expression_attribute_names("#spender", "spender")
+            .expression_attribute_names("#permit2", "permit2")
             .expression_attribute_names("#amount", "amount")
             .expression_attribute_names("#valid", "valid_to")
             .expression_attribute_names("#ttl", "ttl")
@@ -249,7 +260,11 @@ impl Table {
             .expression_attribute_values(":owner", s(lower(&order.owner)))
             .expression_attribute_values(":id", s(order.id.as_str()))
             .expression_attribute_values(":token", s(lower(&order.sell_token)))
-            .expression_attribute_values(":spender", s(lower(&order.spender)))
+            .expression_attribute_values(":spender", s(lower(&order.spender.address())))
+            .expression_attribute_values(
+                ":permit2",
+                AttributeValue::Bool(matches!(order.spender, Spender::Permit2(_))),
+            )
             .expression_attribute_values(":amount", s(order.sell_amount.to_string()))
             .expression_attribute_values(":valid", n(order.valid_to))
             .expression_attribute_values(":short", s(short_text(status)))
@@ -381,7 +396,7 @@ mod tests {
                 id: OrderId::parse("0xdead").unwrap(),
                 sell_token: Address::repeat_byte(2),
                 sell_amount: U256::from(100),
-                spender: Address::repeat_byte(3),
+                spender: Spender::Permit2(Address::repeat_byte(3)),
                 valid_to: 1_900_000_000,
             },
             status: Fillability::of(U256::from(100), U256::from(60), U256::ZERO),
@@ -414,7 +429,8 @@ mod tests {
             owner: lower(&e.order.owner),
             order_id: e.order.id.to_string(),
             token: lower(&e.order.sell_token),
-            spender: lower(&e.order.spender),
+            spender: lower(&e.order.spender.address()),
+            permit2: true,
             amount: "100".into(),
             valid_to: e.order.valid_to,
             short: short.into(),

@@ -11,7 +11,7 @@ use super::error::StorageError;
 use super::keys;
 use crate::address::{lower, parse_address};
 use crate::model::{
-    BalanceItem, BalanceKey, ChainCursor, FeedEntry, FeedPosition, Session, TokenRead,
+    BalanceItem, BalanceKey, ChainCursor, FeedEntry, FeedPosition, Session, Spender, TokenRead,
 };
 use crate::token_metadata::TokenMetadata;
 
@@ -29,8 +29,12 @@ pub(crate) struct SessionRecord {
     /// lists' tokens here too, which keeps them working: they are tracked as custom tokens.
     #[serde(default)]
     pub tokens: BTreeSet<String>,
+    /// ERC-20 allowance spenders.
     #[serde(default)]
     pub spenders: BTreeSet<String>,
+    /// Permit2 spenders.
+    #[serde(default)]
+    pub permit2_spenders: BTreeSet<String>,
     /// List URLs of sessions written before `lists` (their generation is not known).
     #[serde(default)]
     pub token_lists: BTreeSet<String>,
@@ -62,6 +66,9 @@ pub(crate) struct BalanceRecord {
     pub token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spender: Option<String>,
+    /// The spender's allowance is Permit2's, not the token's (see [`crate::permit2`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub permit2: bool,
     /// Decimal value, or `failed`. One attribute so a conditional write compares one thing.
     pub read: String,
     pub block: u64,
@@ -121,6 +128,9 @@ pub(crate) struct FeedRecord {
     pub token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spender: Option<String>,
+    /// The spender's allowance is Permit2's (see [`crate::permit2`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub permit2: bool,
     pub value: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
@@ -163,15 +173,33 @@ fn hash(key: &str, value: &str) -> Result<B256, StorageError> {
     B256::from_str(value).map_err(|e| StorageError::corrupt(key, format!("hash: {e}")))
 }
 
-fn balance_key(key: &str, token: &str, spender: Option<&str>) -> Result<BalanceKey, StorageError> {
+fn balance_key(
+    key: &str,
+    token: &str,
+    spender: Option<&str>,
+    permit2: bool,
+) -> Result<BalanceKey, StorageError> {
     let token = address(key, "token", token)?;
-    Ok(match spender {
-        None => BalanceKey::Balance { token },
-        Some(s) => BalanceKey::Allowance {
-            token,
-            spender: address(key, "spender", s)?,
-        },
-    })
+    let spender = spender.map(|s| address(key, "spender", s)).transpose()?;
+    match (spender, permit2) {
+        (None, false) => Ok(BalanceKey::Balance { token }),
+        (None, true) => Err(StorageError::corrupt(
+            key,
+            "a Permit2 value names no spender",
+        )),
+        (Some(spender), false) => Ok(BalanceKey::Allowance { token, spender }),
+        (Some(spender), true) => Ok(BalanceKey::Permit2 { token, spender }),
+    }
+}
+
+/// The attributes that name a value: its token, its spender, whether the spender's allowance
+/// is Permit2's.
+fn key_attributes(key: &BalanceKey) -> (String, Option<String>, bool) {
+    match *key {
+        BalanceKey::Balance { token } => (lower(&token), None, false),
+        BalanceKey::Allowance { token, spender } => (lower(&token), Some(lower(&spender)), false),
+        BalanceKey::Permit2 { token, spender } => (lower(&token), Some(lower(&spender)), true),
+    }
 }
 
 impl TryFrom<SessionRecord> for Session {
@@ -193,7 +221,15 @@ impl TryFrom<SessionRecord> for Session {
             chain_id: r.chain_id,
             owner: address(&key, "owner", &r.owner)?,
             custom_tokens: set("tokens", &r.tokens)?,
-            spenders: set("spenders", &r.spenders)?,
+            spenders: set("spenders", &r.spenders)?
+                .into_iter()
+                .map(Spender::Erc20)
+                .chain(
+                    set("permit2_spenders", &r.permit2_spenders)?
+                        .into_iter()
+                        .map(Spender::Permit2),
+                )
+                .collect(),
             token_lists,
             discover: r.discover,
             discovered: set("discovered", &r.discovered)?,
@@ -209,17 +245,15 @@ impl TryFrom<SessionRecord> for Session {
 
 impl From<&BalanceItem> for BalanceRecord {
     fn from(item: &BalanceItem) -> Self {
-        let (token, spender) = match item.key {
-            BalanceKey::Balance { token } => (token, None),
-            BalanceKey::Allowance { token, spender } => (token, Some(lower(&spender))),
-        };
+        let (token, spender, permit2) = key_attributes(&item.key);
         BalanceRecord {
             pk: keys::balance_pk(item.chain_id, &item.owner),
             sk: keys::balance_sk(&item.key),
             chain_id: item.chain_id,
             owner: lower(&item.owner),
-            token: lower(&token),
+            token,
             spender,
+            permit2,
             read: read_text(&item.read),
             block: item.block,
             tx: item.tx_hash.map(|h| h.to_string()),
@@ -258,7 +292,7 @@ impl TryFrom<BalanceRecord> for BalanceItem {
         Ok(BalanceItem {
             chain_id: r.chain_id,
             owner: address(&key, "owner", &r.owner)?,
-            key: balance_key(&key, &r.token, r.spender.as_deref())?,
+            key: balance_key(&key, &r.token, r.spender.as_deref(), r.permit2)?,
             read,
             block: r.block,
             tx_hash: r.tx.as_deref().map(|t| hash(&key, t)).transpose()?,
@@ -268,17 +302,15 @@ impl TryFrom<BalanceRecord> for BalanceItem {
 
 impl FeedRecord {
     pub fn new(entry: &FeedEntry, ttl: u64) -> Self {
-        let (token, spender) = match entry.key {
-            BalanceKey::Balance { token } => (token, None),
-            BalanceKey::Allowance { token, spender } => (token, Some(lower(&spender))),
-        };
+        let (token, spender, permit2) = key_attributes(&entry.key);
         FeedRecord {
             pk: keys::feed_pk(entry.chain_id, &entry.owner),
             sk: entry.position.to_string(),
             chain_id: entry.chain_id,
             owner: lower(&entry.owner),
-            token: lower(&token),
+            token,
             spender,
+            permit2,
             value: entry.value.to_string(),
             previous: entry.previous.map(|p| p.to_string()),
             block: entry.block,
@@ -298,7 +330,7 @@ impl TryFrom<FeedRecord> for FeedEntry {
             position: FeedPosition::parse(&r.sk).map_err(|e| StorageError::corrupt(&key, e))?,
             chain_id: r.chain_id,
             owner: address(&key, "owner", &r.owner)?,
-            key: balance_key(&key, &r.token, r.spender.as_deref())?,
+            key: balance_key(&key, &r.token, r.spender.as_deref(), r.permit2)?,
             value: amount(&key, &r.value)?,
             previous: r.previous.as_deref().map(|p| amount(&key, p)).transpose()?,
             block: r.block,
@@ -377,6 +409,13 @@ mod tests {
                 },
                 TokenRead::Failed,
             ),
+            (
+                BalanceKey::Permit2 {
+                    token: Address::repeat_byte(2),
+                    spender: Address::repeat_byte(3),
+                },
+                TokenRead::Value(U256::from(7) << 255),
+            ),
         ] {
             let item = BalanceItem {
                 chain_id: 10,
@@ -436,7 +475,11 @@ mod tests {
     fn session_and_cursor_roundtrip() {
         let session = Session {
             custom_tokens: [Address::repeat_byte(2), Address::repeat_byte(3)].into(),
-            spenders: [Address::repeat_byte(4)].into(),
+            spenders: [
+                Spender::Erc20(Address::repeat_byte(4)),
+                Spender::Permit2(Address::repeat_byte(6)),
+            ]
+            .into(),
             token_lists: [("https://lists.example/a.json".to_string(), 3)].into(),
             discover: true,
             discovered: [Address::repeat_byte(5)].into(),
@@ -453,7 +496,8 @@ mod tests {
             chain_id: 1,
             owner: lower(&session.owner),
             tokens: session.custom_tokens.iter().map(lower).collect(),
-            spenders: session.spenders.iter().map(lower).collect(),
+            spenders: session.erc20_spenders().map(lower).collect(),
+            permit2_spenders: session.permit2_spenders().map(lower).collect(),
             token_lists: BTreeSet::new(),
             lists: session.token_lists.clone(),
             discover: true,
@@ -476,6 +520,7 @@ mod tests {
             owner: lower(&session.owner),
             tokens: [lower(&Address::repeat_byte(2))].into(),
             spenders: BTreeSet::new(),
+            permit2_spenders: BTreeSet::new(),
             token_lists: ["https://lists.example/old.json".to_string()].into(),
             lists: BTreeMap::new(),
             discover: false,

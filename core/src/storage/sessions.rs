@@ -111,7 +111,13 @@ impl Table {
                 "#spenders",
                 "#spenders = :spenders",
                 ":spenders",
-                string_set(&next.spenders),
+                string_set(next.erc20_spenders()),
+            ),
+            (
+                "#permit2_spenders",
+                "#permit2_spenders = :permit2_spenders",
+                ":permit2_spenders",
+                string_set(next.permit2_spenders()),
             ),
         ] {
             match values {
@@ -124,7 +130,8 @@ impl Table {
         }
         request = request
             .expression_attribute_names("#tokens", "tokens")
-            .expression_attribute_names("#spenders", "spenders");
+            .expression_attribute_names("#spenders", "spenders")
+            .expression_attribute_names("#permit2_spenders", "permit2_spenders");
         if fresh {
             request = request
                 .expression_attribute_names("#discovered", "discovered")

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use alloy::primitives::Address;
 use live_balances::NATIVE_TOKEN;
 use live_balances::clock::unix_now;
+use live_balances::model::Spender;
 use live_balances::storage::keys::RateWindow;
 
 use crate::error::ApiError;
@@ -135,7 +136,7 @@ pub async fn admit_back_end_request(
 pub fn check_session_size(
     state: &State,
     tokens: &BTreeSet<Address>,
-    spenders: &BTreeSet<Address>,
+    spenders: &BTreeSet<Spender>,
 ) -> Result<(), ApiError> {
     let bounds = &state.settings.bounds;
     if spenders.len() > bounds.max_spenders_per_session {

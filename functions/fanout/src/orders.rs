@@ -90,17 +90,15 @@ impl<'a> StoredValues<'a> {
     /// in.
     async fn judge(&mut self, state: &OrderState) -> Result<(Fillability, u64), StorageError> {
         let order = &state.order;
-        let token = order.sell_token;
-        let allowance_key = BalanceKey::Allowance {
-            token,
-            spender: order.spender,
-        };
-        let (balance, balance_block) = self.get(BalanceKey::Balance { token }).await?;
-        let (allowance, allowance_block) = self.get(allowance_key).await?;
-        Ok((
-            Fillability::of(order.sell_amount, balance, allowance),
-            balance_block.max(allowance_block),
-        ))
+        let mut values = HashMap::new();
+        let mut block = 0;
+        for key in order.value_keys() {
+            let (value, read_at) = self.get(key).await?;
+            values.insert(key, value);
+            block = block.max(read_at);
+        }
+        let status = order.judge(|key| values.get(key).copied().unwrap_or_default());
+        Ok((status, block))
     }
 }
 
@@ -112,15 +110,11 @@ pub async fn reassess(table: &Table, entry: &FeedEntry) -> Result<usize, Storage
     if entry.key.token() == NATIVE_TOKEN {
         return Ok(0);
     }
-    let spender = match entry.key {
-        BalanceKey::Balance { .. } => None,
-        BalanceKey::Allowance { spender, .. } => Some(spender),
-    };
     let now = unix_now();
     let mut changed = 0;
     let mut values = StoredValues::new(table, entry);
     for state in table.orders(entry.chain_id, &entry.owner).await? {
-        if !state.order.is_open(now) || !state.order.depends_on(entry.key.token(), spender) {
+        if !state.order.is_open(now) || !state.order.depends_on(&entry.key) {
             continue;
         }
         let (status, block) = values.judge(&state).await?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use alloy::primitives::Address;
 use live_balances::NATIVE_TOKEN;
-use live_balances::model::{BalanceKey, Session};
+use live_balances::model::{BalanceKey, Session, Spender};
 use live_balances::plan::ReadPlan;
 
 use super::{ListTokens, WalletWatch, WatchedSet};
@@ -173,7 +173,7 @@ impl WatchedSet {
             .copied()
             .collect();
         add_first_reads(owner, new_tokens, &wallet.spenders, change);
-        let new_spenders: Vec<Address> = wallet
+        let new_spenders: Vec<Spender> = wallet
             .spenders
             .iter()
             .filter(|s| !before.spenders.contains(s))
@@ -181,13 +181,7 @@ impl WatchedSet {
             .collect();
         for token in known_tokens.into_iter().filter(|t| *t != NATIVE_TOKEN) {
             for spender in &new_spenders {
-                change.first_reads.add_first(
-                    owner,
-                    BalanceKey::Allowance {
-                        token,
-                        spender: *spender,
-                    },
-                );
+                change.first_reads.add_first(owner, spender.key(token));
             }
         }
     }
@@ -224,7 +218,7 @@ impl WatchedSet {
 fn add_first_reads(
     owner: Address,
     tokens: BTreeSet<Address>,
-    spenders: &[Address],
+    spenders: &[Spender],
     change: &mut WatchChange,
 ) {
     for token in tokens {
@@ -235,13 +229,7 @@ fn add_first_reads(
             continue;
         }
         for spender in spenders {
-            change.first_reads.add_first(
-                owner,
-                BalanceKey::Allowance {
-                    token,
-                    spender: *spender,
-                },
-            );
+            change.first_reads.add_first(owner, spender.key(token));
         }
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use alloy::primitives::Address;
 use live_balances::NATIVE_TOKEN;
-use live_balances::model::Session;
+use live_balances::model::{Session, Spender};
 
 pub use changes::WatchChange;
 
@@ -36,21 +36,22 @@ pub struct ListTokens {
 /// following it.
 pub type FollowedLists = Arc<[(Arc<str>, u64)]>;
 
-/// A wallet's allowance spenders, shared by every wallet with the same set.
+/// A wallet's allowance spenders (ERC-20 and Permit2), shared by every wallet with the same
+/// set.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Spenders(Arc<[Address]>);
+pub struct Spenders(Arc<[Spender]>);
 
 impl std::ops::Deref for Spenders {
-    type Target = [Address];
+    type Target = [Spender];
 
-    fn deref(&self) -> &[Address] {
+    fn deref(&self) -> &[Spender] {
         &self.0
     }
 }
 
 impl<'a> IntoIterator for &'a Spenders {
-    type Item = &'a Address;
-    type IntoIter = std::slice::Iter<'a, Address>;
+    type Item = &'a Spender;
+    type IntoIter = std::slice::Iter<'a, Spender>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter()
@@ -97,7 +98,7 @@ pub struct WatchedSet {
     /// The version each list's current one replaced: a session read at it gets the difference.
     previous: HashMap<Arc<str>, Arc<ListTokens>>,
     weth: Option<Address>,
-    spender_sets: HashSet<Arc<[Address]>>,
+    spender_sets: HashSet<Arc<[Spender]>>,
     list_sets: HashSet<FollowedLists>,
 }
 
@@ -217,8 +218,8 @@ impl WatchedSet {
         }
     }
 
-    /// Whether `owner` tracks the allowance of `spender` on `token`.
-    pub fn tracks_allowance(&self, owner: &Address, token: &Address, spender: &Address) -> bool {
+    /// Whether `owner` tracks the allowance of `spender` (either kind) on `token`.
+    pub fn tracks_allowance(&self, owner: &Address, token: &Address, spender: &Spender) -> bool {
         self.wallets.get(owner).is_some_and(|w| {
             *token != NATIVE_TOKEN && w.spenders.contains(spender) && self.wallet_tracks(w, token)
         })
@@ -301,7 +302,7 @@ impl WatchedSet {
             })
             .collect();
         let lists = intern(&mut self.list_sets, lists.into());
-        let spenders: Arc<[Address]> = session.spenders.iter().copied().collect();
+        let spenders: Arc<[Spender]> = session.spenders.iter().copied().collect();
         let spenders = Spenders(intern(&mut self.spender_sets, spenders));
         let named: Box<[Address]> = session
             .custom_tokens
@@ -380,7 +381,7 @@ mod tests {
     fn session(owner: Address, revision: u64, custom: &[u8], lists: &[(&str, u64)]) -> Session {
         Session {
             custom_tokens: custom.iter().map(|n| token(*n)).collect(),
-            spenders: [SPENDER].into(),
+            spenders: [Spender::Erc20(SPENDER)].into(),
             token_lists: lists.iter().map(|(u, g)| (u.to_string(), *g)).collect(),
             revision,
             complete_revision: revision,
@@ -423,8 +424,8 @@ mod tests {
         }
         assert!(!watched.tracks(&ALICE, &token(3)));
         assert!(!watched.tracks(&BOB, &token(1)));
-        assert!(watched.tracks_allowance(&ALICE, &token(1), &SPENDER));
-        assert!(!watched.tracks_allowance(&ALICE, &NATIVE_TOKEN, &SPENDER));
+        assert!(watched.tracks_allowance(&ALICE, &token(1), &Spender::Erc20(SPENDER)));
+        assert!(!watched.tracks_allowance(&ALICE, &NATIVE_TOKEN, &Spender::Erc20(SPENDER)));
         assert_eq!(watched.tokens(&ALICE).len(), 4);
     }
 
@@ -491,7 +492,7 @@ mod tests {
         let lists = [(URL, list(1, &[1]))];
         let mut watched = set(&[session(ALICE, 1, &[], &[(URL, 1)])], &lists);
         let mut grown = session(ALICE, 2, &[7], &[(URL, 1)]);
-        grown.spenders.insert(BOB);
+        grown.spenders.insert(Spender::Erc20(BOB));
         grown.complete_revision = 1;
         let change = watched.upsert(&grown, false);
         assert_eq!(change.learn, [ALICE].into());

@@ -57,14 +57,7 @@ impl ChainWatcher {
                     continue;
                 }
                 for spender in &spenders {
-                    plan.add_touched(
-                        overflow.owner,
-                        BalanceKey::Allowance {
-                            token,
-                            spender: *spender,
-                        },
-                        None,
-                    );
+                    plan.add_touched(overflow.owner, spender.key(token), None);
                 }
             }
         }
@@ -98,11 +91,7 @@ impl ChainWatcher {
                         // poller holds may lag what another writer stored.
                         if touch.sent && token != NATIVE_TOKEN {
                             for spender in &wallet.spenders {
-                                let key = BalanceKey::Allowance {
-                                    token,
-                                    spender: *spender,
-                                };
-                                plan.add_touched(touch.owner, key, touch.tx_hash);
+                                plan.add_touched(touch.owner, spender.key(token), touch.tx_hash);
                             }
                         }
                     }
@@ -114,12 +103,13 @@ impl ChainWatcher {
                             self.backlog.note_discovery(touch.owner, token);
                         }
                     }
-                    BalanceKey::Allowance { spender, .. } => {
-                        if self
-                            .watching
-                            .set()
-                            .tracks_allowance(&touch.owner, &token, &spender)
-                        {
+                    BalanceKey::Allowance { .. } | BalanceKey::Permit2 { .. } => {
+                        let spender = touch.key.spender();
+                        if spender.is_some_and(|spender| {
+                            self.watching
+                                .set()
+                                .tracks_allowance(&touch.owner, &token, &spender)
+                        }) {
                             plan.add_touched(touch.owner, touch.key, touch.tx_hash);
                         }
                     }

@@ -265,13 +265,7 @@ impl ChainWatcher {
                 self.watching.add_discovered(&owner, token);
                 plan.add_first(owner, BalanceKey::Balance { token });
                 for spender in &spenders {
-                    plan.add_first(
-                        owner,
-                        BalanceKey::Allowance {
-                            token,
-                            spender: *spender,
-                        },
-                    );
+                    plan.add_first(owner, spender.key(token));
                 }
             }
         }

@@ -13,6 +13,7 @@
 //! wallet stays tracked with no stream open, until the order is deleted or expires. From there the fanout re-judges it on every change of either value and
 //! appends an `order_status` entry to the wallet's feed when one crosses its amount.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
@@ -20,8 +21,8 @@ use axum::extract::State as Shared;
 use http::{Response, StatusCode};
 use live_balances::NATIVE_TOKEN;
 use live_balances::address::lower;
-use live_balances::model::BalanceKey;
-use live_balances::order::{Fillability, Order, OrderId};
+use live_balances::model::Spender;
+use live_balances::order::{Order, OrderId};
 use live_balances::sse::{AllBalances, OrderStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -52,6 +53,12 @@ pub struct OrderRequest {
     /// (CoW Protocol's GPv2VaultRelayer unless `ORDER_SPENDER_<chainId>` says otherwise).
     #[serde(default)]
     pub spender: Option<String>,
+    /// How the spender spends: `erc20` (default: the token's own allowance) or `permit2`
+    /// (Uniswap's Permit2: the order is fillable only while the token's allowance to Permit2
+    /// and Permit2's unexpired allowance to the spender both cover `sellAmount`).
+    #[serde(default)]
+    #[schema(example = "erc20")]
+    pub approval: Option<String>,
     /// Unix seconds until which the order is open: in the future, and at most
     /// `ORDER_MAX_VALID_SECS` (90 days by default) from now.
     pub valid_to: u64,
@@ -159,6 +166,15 @@ fn check(
         Some(spender) => request::addresses("spender", std::slice::from_ref(spender))?[0],
         None => state.settings.order_spender(chain_id),
     };
+    let spender = match body.approval.as_deref() {
+        None | Some("erc20") => Spender::Erc20(spender),
+        Some("permit2") => Spender::Permit2(spender),
+        Some(other) => {
+            return Err(ApiError::InvalidOrder(format!(
+                "approval {other:?} is neither \"erc20\" nor \"permit2\""
+            )));
+        }
+    };
     if body.valid_to <= now {
         return Err(ApiError::InvalidOrder(format!(
             "validTo {} is not in the future (now {now})",
@@ -232,7 +248,14 @@ pub async fn put(
     let session_request = SessionRequest {
         tokens_lists_urls: vec![],
         custom_tokens: vec![lower(&order.sell_token)],
-        spenders: Some(vec![lower(&order.spender)]),
+        spenders: Some(match order.spender {
+            Spender::Erc20(spender) => vec![lower(&spender)],
+            Spender::Permit2(_) => vec![],
+        }),
+        permit2_spenders: match order.spender {
+            Spender::Permit2(spender) => vec![lower(&spender)],
+            Spender::Erc20(_) => vec![],
+        },
         discover_tokens: false,
     };
     let checked = sessions::check(state, chain_id, owner, &session_request)?;
@@ -250,24 +273,17 @@ pub async fn put(
     // The session tracks both values (and stored them, when new) before the order exists,
     // so the fanout can judge it on every change from here on.
     let session = sessions::apply(state, req, &checked, Upsert::CreateOrAdd).await?;
-    let value = |key: BalanceKey| async move {
-        Ok::<U256, ApiError>(
-            state
-                .table
-                .balance(chain_id, &owner, &key)
-                .await?
-                .and_then(|item| item.read.value())
-                .unwrap_or_default(),
-        )
-    };
-    let token = order.sell_token;
-    let balance = value(BalanceKey::Balance { token }).await?;
-    let allowance = value(BalanceKey::Allowance {
-        token,
-        spender: order.spender,
-    })
-    .await?;
-    let status = Fillability::of(order.sell_amount, balance, allowance);
+    let mut values = HashMap::new();
+    for key in order.value_keys() {
+        let value = state
+            .table
+            .balance(chain_id, &owner, &key)
+            .await?
+            .and_then(|item| item.read.value())
+            .unwrap_or_default();
+        values.insert(key, value);
+    }
+    let status = order.judge(|key| values.get(key).copied().unwrap_or_default());
     let block = session.block_number;
     // Conditional on the tenant: another tenant registering the id meanwhile wins.
     if state

@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 
 use alloy::primitives::Address;
 use http::Method;
+use live_balances::model::Spender;
+use live_balances::permit2::PERMIT2;
 
 use super::{SessionRequest, Upsert};
 use crate::error::ApiError;
@@ -33,7 +35,7 @@ pub struct CheckedRequest {
     pub(super) owner: Address,
     pub(super) custom: BTreeSet<Address>,
     pub(super) lists: BTreeSet<String>,
-    pub(super) spenders: BTreeSet<Address>,
+    pub(super) spenders: BTreeSet<Spender>,
     pub(super) discover: bool,
 }
 
@@ -65,10 +67,17 @@ pub fn check(
     if custom.is_empty() && lists.is_empty() {
         return Err(ApiError::EmptyTokenSet);
     }
-    let spenders: BTreeSet<Address> = match &body.spenders {
-        Some(list) => request::addresses("spenders", list)?.into_iter().collect(),
-        None => [state.settings.default_spender].into(),
+    let erc20: Vec<Address> = match &body.spenders {
+        Some(list) => request::addresses("spenders", list)?,
+        None => vec![state.settings.default_spender],
     };
+    let permit2 = request::addresses("permit2Spenders", &body.permit2_spenders)?;
+    let mut spenders: BTreeSet<Spender> = erc20.into_iter().map(Spender::Erc20).collect();
+    if !permit2.is_empty() {
+        // Permit2 spends only what the token lets Permit2 itself move.
+        spenders.insert(Spender::Erc20(PERMIT2));
+    }
+    spenders.extend(permit2.into_iter().map(Spender::Permit2));
     limits::check_session_size(state, &custom, &spenders)?;
     Ok(CheckedRequest {
         chain_id,
@@ -89,6 +98,7 @@ mod tests {
             tokens_lists_urls: vec![],
             custom_tokens: custom.iter().map(|t| t.to_string()).collect(),
             spenders: spenders.map(|s| s.iter().map(|t| t.to_string()).collect()),
+            permit2_spenders: vec![],
             discover_tokens: true,
         }
     }
@@ -111,11 +121,42 @@ mod tests {
         let checked = check(&state, 1, owner, &body(&[&a, &b, &a], None)).unwrap();
         assert_eq!((checked.chain_id(), checked.owner()), (1, owner));
         assert_eq!(checked.custom.len(), 2, "a token given twice is one token");
-        assert_eq!(checked.spenders, [state.settings.default_spender].into());
+        assert_eq!(
+            checked.spenders,
+            [Spender::Erc20(state.settings.default_spender)].into()
+        );
         assert!(checked.discover && checked.lists.is_empty());
         let spender = token(3);
         let checked = check(&state, 1, owner, &body(&[&a], Some(&[&spender]))).unwrap();
-        assert_eq!(checked.spenders, [Address::repeat_byte(3)].into());
+        assert_eq!(
+            checked.spenders,
+            [Spender::Erc20(Address::repeat_byte(3))].into()
+        );
+        let permit2 = SessionRequest {
+            permit2_spenders: vec![token(4)],
+            ..body(&[&a], Some(&[]))
+        };
+        let checked = check(&state, 1, owner, &permit2).unwrap();
+        assert_eq!(
+            checked.spenders,
+            [
+                Spender::Erc20(PERMIT2),
+                Spender::Permit2(Address::repeat_byte(4))
+            ]
+            .into(),
+            "a Permit2 spender brings the token's allowance to Permit2 with it"
+        );
+        let bad = check(
+            &state,
+            1,
+            owner,
+            &SessionRequest {
+                permit2_spenders: vec!["0x12".into()],
+                ..body(&[&a], None)
+            },
+        )
+        .unwrap_err();
+        assert!(bad.to_string().contains("permit2Spenders[0]"), "{bad}");
     }
 
     #[tokio::test]

@@ -47,6 +47,10 @@ pub struct SessionRequest {
     /// Allowance spenders; the default spender when absent.
     #[serde(default)]
     pub spenders: Option<Vec<String>>,
+    /// Spenders whose allowances inside Permit2 are tracked (amount, expiration, nonce); the
+    /// token's allowance to Permit2 itself is tracked with them, as one more spender.
+    #[serde(default)]
+    pub permit2_spenders: Vec<String>,
     /// Track tokens that come into the wallet and none of its lists name (an airdrop, a
     /// newly bought token), up to `MAX_DISCOVERED_TOKENS`. Once on, it stays on.
     #[serde(default)]
@@ -66,7 +70,12 @@ pub struct SessionView {
     pub custom_tokens: Vec<String>,
     pub discover_tokens: bool,
     pub discovered_tokens: Vec<String>,
+    /// ERC-20 allowance spenders (Permit2's address among them when `permit2Spenders` is not
+    /// empty).
     pub spenders: Vec<String>,
+    /// Spenders whose Permit2 allowances are tracked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub permit2_spenders: Vec<String>,
     pub tokens_lists_urls: Vec<String>,
     pub expires_at: u64,
     /// Block the values were read at (the newest of them).
@@ -193,7 +202,8 @@ impl SessionView {
             custom_tokens: session.custom_tokens.iter().map(lower).collect(),
             discover_tokens: session.discover,
             discovered_tokens: session.discovered.iter().map(lower).collect(),
-            spenders: session.spenders.iter().map(lower).collect(),
+            spenders: session.erc20_spenders().map(lower).collect(),
+            permit2_spenders: session.permit2_spenders().map(lower).collect(),
             tokens_lists_urls: session.token_lists.keys().cloned().collect(),
             expires_at: session.expires_at,
             block_number,

@@ -11,7 +11,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use live_balances::NATIVE_TOKEN;
 use live_balances::chain::BalanceReader;
 use live_balances::clock::unix_now;
-use live_balances::model::{BalanceItem, BalanceKey, Session, SessionAddition, TokenRead};
+use live_balances::model::{BalanceItem, BalanceKey, Session, SessionAddition, Spender, TokenRead};
 use live_balances::storage::{TokenFact, UNREADABLE_FOR_SECS, ValueWrite};
 
 use super::checked::CheckedRequest;
@@ -419,9 +419,9 @@ impl Write<'_> {
 /// new spenders on tokens already tracked.
 fn untracked_keys(
     before: &BTreeSet<Address>,
-    known_spenders: &BTreeSet<Address>,
+    known_spenders: &BTreeSet<Spender>,
     after: &BTreeSet<Address>,
-    spenders: &BTreeSet<Address>,
+    spenders: &BTreeSet<Spender>,
 ) -> Vec<BalanceKey> {
     let mut keys = vec![];
     for token in after {
@@ -434,10 +434,7 @@ fn untracked_keys(
         }
         for spender in spenders {
             if new_token || !known_spenders.contains(spender) {
-                keys.push(BalanceKey::Allowance {
-                    token: *token,
-                    spender: *spender,
-                });
+                keys.push(spender.key(*token));
             }
         }
     }
@@ -463,9 +460,9 @@ mod tests {
         let (old, new, spender, other) = (addr(1), addr(2), addr(3), addr(4));
         let keys = untracked_keys(
             &[old, NATIVE_TOKEN].into(),
-            &[spender].into(),
+            &[Spender::Erc20(spender)].into(),
             &[old, new, NATIVE_TOKEN].into(),
-            &[spender, other].into(),
+            &[Spender::Erc20(spender), Spender::Erc20(other)].into(),
         );
         let allowance = |token, spender| BalanceKey::Allowance { token, spender };
         assert_eq!(
@@ -520,7 +517,7 @@ mod tests {
     fn a_request_adds_nothing_when_the_session_tracks_all_it_names() {
         let mut live = Session::new(1, addr(9), NOW);
         live.custom_tokens = [addr(1)].into();
-        live.spenders = [addr(3)].into();
+        live.spenders = [Spender::Erc20(addr(3))].into();
         live.token_lists = [("https://list".to_string(), 4)].into();
         let mut same = live.clone();
         same.token_lists = [("https://list".to_string(), 5)].into();
