@@ -34,10 +34,7 @@ impl Expiries {
             return;
         }
         let live = match read {
-            TokenRead::Value(word) => {
-                let allowance = Permit2Allowance::from_word(*word);
-                (allowance.amount > 0 && !allowance.expired).then_some(allowance.expiration)
-            }
+            TokenRead::Value(word) => Permit2Allowance::from_word(*word).lapses_at(),
             TokenRead::Failed => None,
         };
         match live {
