@@ -231,6 +231,7 @@ impl ChainWatcher {
             logs,
             reads = plan.len(),
             written,
+            lapsing = self.expiries.len(),
             "processed"
         );
         Ok(Done::Processed(last.number))
