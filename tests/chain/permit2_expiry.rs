@@ -60,6 +60,7 @@ async fn permit2_update(
     expired: bool,
 ) -> anyhow::Result<Event> {
     sse.wait_for(&format!("permit2_allowance_update expired={expired}"), |e| {
+        eprintln!("DEBUG {} {}", e.event, e.data);
         e.event == "permit2_allowance_update"
             && is_permit2(&e.data, token, spender, PERMIT2_AMOUNT, expiration, expired)
     })

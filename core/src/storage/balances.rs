@@ -77,11 +77,24 @@ impl Table {
             "#updated = :now",
         ];
         let mut removes = vec![];
-        if let BalanceKey::Allowance { spender, .. } = item.key {
+        if let BalanceKey::Allowance { spender, .. } | BalanceKey::Permit2 { spender, .. } =
+            item.key
+        {
             sets.push("#spender = :spender");
             request = request
                 .expression_attribute_names("#spender", "spender")
                 .expression_attribute_values(":spender", s(lower(&spender)));
+        }
+        // The stream's image names the value by these attributes: without the flag a Permit2
+        // allowance would read as the token's own.
+        if let BalanceKey::Permit2 { .. } = item.key {
+            sets.push("#permit2 = :permit2");
+            request = request
+                .expression_attribute_names("#permit2", "permit2")
+                .expression_attribute_values(
+                    ":permit2",
+                    aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+                );
         }
         match item.tx_hash {
             Some(tx) => {
