@@ -1,8 +1,10 @@
 //! A Permit2 allowance lapses with no event when its expiration passes: the poller re-reads it
 //! at the first block past the expiration (scheduled, not swept — this test's poller sweeps
 //! once an hour), and the stream, a webhook and an order naming the Permit2 spender all show
-//! it. Alone on the stack: the test moves the chain's clock. On the way, the poller's RPC
-//! requests per block with and without a Permit2 spender are counted and printed.
+//! it — after a restart of the poller between the approval and the expiry, so what it knows
+//! of the expiration comes from the table. Alone on the stack: the test moves the chain's
+//! clock. On the way, the poller's RPC requests per block with and without a Permit2 spender
+//! are counted and printed.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +28,36 @@ const ORDER_AMOUNT: u64 = 100;
 const EXPIRES_IN: u64 = 300;
 /// Blocks counted per case when measuring the poller's requests.
 const BLOCKS: u64 = 6;
+/// The test's poller, as the stack names its process.
+const POLLER: &str = "poller-permit2";
+
+/// Settings of the test's poller: sweeps an hour apart, so only the schedule can find the
+/// expiry within the test's deadline.
+fn poller_settings() -> Vec<(String, String)> {
+    vec![
+        ("SWEEP_ALL_INTERVAL".into(), "3600".into()),
+        ("SNAPSHOT_INTERVAL".into(), "3600".into()),
+    ]
+}
+
+/// Waits until the poller at `url` has processed `block`.
+async fn reached(env: &Environment, url: &str, block: u64) -> anyhow::Result<()> {
+    local_stack::stack::wait_for(POLLER, DEADLINE, || async {
+        let health: Value = env
+            .http
+            .get(format!("{url}/health"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let at = health["chains"][0]["processedBlock"]
+            .as_u64()
+            .unwrap_or_default();
+        anyhow::ensure!(at >= block, "at {at}, waiting for {block}");
+        Ok(())
+    })
+    .await
+}
 
 /// A string or number field as text (amounts are strings, times numbers).
 fn text(value: &Value) -> String {
@@ -60,7 +92,6 @@ async fn permit2_update(
     expired: bool,
 ) -> anyhow::Result<Event> {
     sse.wait_for(&format!("permit2_allowance_update expired={expired}"), |e| {
-        eprintln!("DEBUG {} {}", e.event, e.data);
         e.event == "permit2_allowance_update"
             && is_permit2(&e.data, token, spender, PERMIT2_AMOUNT, expiration, expired)
     })
@@ -125,16 +156,7 @@ async fn a_permit2_allowance_lapses_on_time_in_the_stream_webhook_and_order() ->
     let _exclusive = crate::EXCLUSIVE.lock().await;
     let env = Environment::get();
     install_permit2(&env.stack.rpc_url).await?;
-    // Sweeps an hour apart: only the schedule can find the expiry within the test's deadline.
-    let poller = TestPoller::start(
-        env,
-        "poller-permit2",
-        &[
-            ("SWEEP_ALL_INTERVAL".into(), "3600".into()),
-            ("SNAPSHOT_INTERVAL".into(), "3600".into()),
-        ],
-        true,
-    )?;
+    let poller = TestPoller::start(env, POLLER, &poller_settings(), true)?;
     let (actor, token) = env.actor_with_token(1_000_000).await?;
     let owner = Wallet::fresh(&env.stack.rpc_url).await?;
     let plain = Wallet::fresh(&env.stack.rpc_url).await?;
@@ -220,6 +242,14 @@ async fn a_permit2_allowance_lapses_on_time_in_the_stream_webhook_and_order() ->
         "poller RPC requests over {BLOCKS} blocks of one send each: ERC-20 spender \
          {with_erc20:?}; Permit2 spender {with_permit2:?}"
     );
+
+    // Restarted: what it knows of the expiration now comes from the table, learned at start.
+    env.stack.stop_service(POLLER)?;
+    let restarted = env.stack.start_poller_as(POLLER, &poller_settings())?;
+    // Past its first step after the start (which catches up on the wallets' recent events,
+    // and would read the allowance as it stands): from here only the schedule reads it.
+    env.mine().await?;
+    reached(env, &restarted, env.block_number().await?).await?;
 
     // The chain's clock passes the expiration; nothing happens on chain but a block.
     let now = chain_time(&owner).await?;
