@@ -91,10 +91,13 @@ async fn permit2_update(
     expiration: u64,
     expired: bool,
 ) -> anyhow::Result<Event> {
-    sse.wait_for(&format!("permit2_allowance_update expired={expired}"), |e| {
-        e.event == "permit2_allowance_update"
-            && is_permit2(&e.data, token, spender, PERMIT2_AMOUNT, expiration, expired)
-    })
+    sse.wait_for(
+        &format!("permit2_allowance_update expired={expired}"),
+        |e| {
+            e.event == "permit2_allowance_update"
+                && is_permit2(&e.data, token, spender, PERMIT2_AMOUNT, expiration, expired)
+        },
+    )
     .await
 }
 
@@ -111,7 +114,10 @@ async fn rpc_requests(env: &Environment, url: &str) -> anyhow::Result<BTreeMap<S
             .nth(1)
             .and_then(|r| r.split('"').next())
             .context("method")?;
-        counts.insert(method.to_string(), line.rsplit(' ').next().context("value")?.parse()?);
+        counts.insert(
+            method.to_string(),
+            line.rsplit(' ').next().context("value")?.parse()?,
+        );
     }
     Ok(counts)
 }

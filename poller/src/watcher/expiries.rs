@@ -232,7 +232,10 @@ mod tests {
         // they replace what it held, lapsed-but-unflagged ones included.
         let stored = vec![
             (key(TOKEN), word(9, 40, false)),
-            (BalanceKey::Balance { token: TOKEN }, TokenRead::Value(U256::ONE)),
+            (
+                BalanceKey::Balance { token: TOKEN },
+                TokenRead::Value(U256::ONE),
+            ),
         ];
         expiries.replace_wallet(ALICE, &stored);
         assert_eq!(expiries.len(), 1);

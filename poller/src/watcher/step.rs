@@ -346,15 +346,7 @@ mod tests {
         // The quiet path is the same recipe without what only new blocks call for.
         let without: Vec<Stage> = RECIPE
             .into_iter()
-            .filter(|s| {
-                ![
-                    Stage::Fork,
-                    Stage::Logs,
-                    Stage::Expiries,
-                    Stage::Checkpoint,
-                ]
-                .contains(s)
-            })
+            .filter(|s| ![Stage::Fork, Stage::Logs, Stage::Expiries, Stage::Checkpoint].contains(s))
             .collect();
         assert_eq!(quiet, without);
     }

@@ -56,7 +56,8 @@ impl ChainWatcher {
             let reason = plan.reads[&(owner, key)];
             if unreadable.contains(&key.token()) {
                 self.held.set(owner, key, TokenRead::Value(U256::ZERO));
-                self.expiries.note((owner, key), &TokenRead::Value(U256::ZERO));
+                self.expiries
+                    .note((owner, key), &TokenRead::Value(U256::ZERO));
                 continue;
             }
             let known = self.held.get(&owner, &key);
