@@ -428,6 +428,8 @@ export interface components {
         } | {
             allowance_update: components["schemas"]["PairAllowanceUpdate"];
         } | {
+            permit2_allowance_update: components["schemas"]["PairPermit2AllowanceUpdate"];
+        } | {
             order_status: components["schemas"]["PairOrderStatus"];
         } | {
             ping: components["schemas"]["Ping"];
@@ -537,6 +539,8 @@ export interface components {
         PairBalanceUpdate: components["schemas"]["PairTag"] & components["schemas"]["BalanceUpdate"];
         /** @description `order_status` of one pair of a multi-wallet stream. */
         PairOrderStatus: components["schemas"]["PairTag"] & components["schemas"]["OrderStatus"];
+        /** @description `permit2_allowance_update` of one pair of a multi-wallet stream. */
+        PairPermit2AllowanceUpdate: components["schemas"]["PairTag"] & components["schemas"]["Permit2AllowanceUpdate"];
         /** @description One pair's outcome: its session, or why it failed (a per-pair `status` and error). */
         PairResult: {
             /** Format: int64 */
@@ -589,6 +593,19 @@ export interface components {
              */
             parkedAt: number;
             type: string;
+        };
+        /**
+         * @description `permit2_allowance_update`: a Permit2 allowance changed — approved, permitted, spent,
+         *     locked down, its nonce moved, or its expiration passed.
+         */
+        Permit2AllowanceUpdate: components["schemas"]["Permit2Terms"] & {
+            /** @description The token. */
+            address: string;
+            /** Format: int64 */
+            blockNumber: number;
+            previous?: components["schemas"]["Permit2Terms"] | null;
+            spender: string;
+            txHash?: string | null;
         };
         /** @description One Permit2 allowance: what the spender may move through Permit2 and until when. */
         Permit2Terms: {
@@ -721,6 +738,8 @@ export interface components {
             balance_update: components["schemas"]["BalanceUpdate"];
         } | {
             allowance_update: components["schemas"]["AllowanceUpdate"];
+        } | {
+            permit2_allowance_update: components["schemas"]["Permit2AllowanceUpdate"];
         } | {
             /**
              * @description An open order's fillability: when it was registered, and whenever a balance or

@@ -4,7 +4,8 @@
 //! `#[utoipa::path]`, and [`crate::openapi`] collects the routes.
 
 use live_balances::sse::{
-    AllBalances, AllowanceUpdate, BalanceUpdate, OrderStatus, Ping, StreamNotice,
+    AllBalances, AllowanceUpdate, BalanceUpdate, OrderStatus, Permit2AllowanceUpdate, Ping,
+    StreamNotice,
 };
 use serde::Serialize;
 use utoipa::{IntoParams, IntoResponses, ToSchema};
@@ -20,6 +21,7 @@ pub(crate) enum SseEventData {
     AllBalances(AllBalances),
     BalanceUpdate(BalanceUpdate),
     AllowanceUpdate(AllowanceUpdate),
+    Permit2AllowanceUpdate(Permit2AllowanceUpdate),
     /// An open order's fillability: when it was registered, and whenever a balance or
     /// allowance change crossed its amount (fillable flipped, or the short side changed).
     OrderStatus(OrderStatus),
@@ -71,6 +73,16 @@ pub(crate) struct PairAllowanceUpdate {
     data: AllowanceUpdate,
 }
 
+/// `permit2_allowance_update` of one pair of a multi-wallet stream.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // described, never built
+pub(crate) struct PairPermit2AllowanceUpdate {
+    #[serde(flatten)]
+    pair: PairTag,
+    #[serde(flatten)]
+    data: Permit2AllowanceUpdate,
+}
+
 /// `order_status` of one pair of a multi-wallet stream.
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)] // described, never built
@@ -101,6 +113,7 @@ pub(crate) enum MultiSseEventData {
     AllBalances(PairAllBalances),
     BalanceUpdate(PairBalanceUpdate),
     AllowanceUpdate(PairAllowanceUpdate),
+    Permit2AllowanceUpdate(PairPermit2AllowanceUpdate),
     OrderStatus(PairOrderStatus),
     Ping(Ping),
     /// The pair's position is no longer in its feed, or the `Last-Event-ID` is not one of
