@@ -35,4 +35,8 @@ contract Multicall3 {
     function getBlockNumber() external view returns (uint256 blockNumber) {
         blockNumber = block.number;
     }
+
+    function getCurrentBlockTimestamp() external view returns (uint256 timestamp) {
+        timestamp = block.timestamp;
+    }
 }

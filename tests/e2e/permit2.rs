@@ -4,12 +4,16 @@
 
 use alloy::primitives::U256;
 use alloy::primitives::aliases::U160;
+use anyhow::Context;
 use e2e::permit2::{
     IPermit2, PERMIT2, Permit2Allowance, allowance, approve, approve_token, chain_time,
     deploy_router, domain, domain_separator, install_permit2, lockdown, permit, sign_permit, spend,
 };
-use e2e::{Environment, fresh_owner};
+use e2e::webhook_receiver::{Received, Receiver};
+use e2e::{DEADLINE, Environment, Event, SseClient, fresh_owner};
+use live_balances::address::lower;
 use local_stack::contracts::TestToken;
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_real_permit2_takes_approvals_signed_permits_router_spends_and_lockdowns()
@@ -129,5 +133,208 @@ async fn the_real_permit2_takes_approvals_signed_permits_router_spends_and_lockd
             .is_err(),
         "no spend after a lockdown"
     );
+    Ok(())
+}
+
+/// The `permit2_allowance_update` of `router` on `token` whose amount is `amount`.
+async fn permit2_update(
+    sse: &mut SseClient,
+    token: &str,
+    router: &str,
+    amount: &str,
+) -> anyhow::Result<Event> {
+    sse.wait_for(&format!("permit2_allowance_update amount={amount}"), |e| {
+        e.event == "permit2_allowance_update"
+            && e.data["address"] == token
+            && e.data["spender"] == router
+            && e.data["amount"] == amount
+    })
+    .await
+}
+
+async fn order_status(sse: &mut SseClient, id: &str, fillable: bool) -> anyhow::Result<Event> {
+    sse.wait_for(&format!("order_status {id} fillable={fillable}"), |e| {
+        e.event == "order_status" && e.data["orderId"] == id && e.data["fillable"] == fillable
+    })
+    .await
+}
+
+/// A wallet whose session names a Permit2 spender (a router) sees every way Permit2's allowance
+/// to it changes — the token's approval of Permit2, `Permit2.approve`, a permit the owner signed
+/// and a relayer submitted, the router's spend through Permit2 (no event of Permit2's own), a
+/// lockdown — on its stream and in a webhook as `permit2_allowance_update`, with the amount,
+/// expiration and nonce Permit2 holds; and an order naming the router through Permit2 flips as
+/// each crosses its amount.
+#[tokio::test(flavor = "multi_thread")]
+async fn permit2_allowances_reach_the_stream_webhooks_and_orders() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let chain = env.chain_id();
+    install_permit2(env.rpc_url_of(chain)?).await?;
+    let (owner, token) = env.actor_with_token(1_000).await?;
+    let relayer = env.fresh_wallet_on(chain).await?;
+    let router = deploy_router(&relayer).await?;
+    let (owner_hex, token_hex, router_hex, permit2_hex) = (
+        lower(&owner.address),
+        lower(&token),
+        lower(&router),
+        lower(&PERMIT2),
+    );
+
+    let receiver = Receiver::start().await?;
+    let (status, created) = env
+        .send_backend(
+            reqwest::Method::POST,
+            &env.url(&format!("/{chain}/webhooks")),
+            json!({
+                "url": receiver.url,
+                "wallets": [owner_hex],
+                "tokens": [token_hex],
+                "events": ["permit2_allowance_update", "order_status"],
+            })
+            .to_string(),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "webhook: {status} {created}");
+    receiver.set_secret(created["secret"].as_str().context("secret")?);
+
+    env.watch(
+        &owner_hex,
+        &json!({"customTokens": [token_hex], "spenders": [], "permit2Spenders": [router_hex]})
+            .to_string(),
+    )
+    .await?;
+    let id = "permit2-order-1";
+    let valid_to = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 3_600;
+    let (code, order) = env
+        .send_backend(
+            reqwest::Method::PUT,
+            &env.url(&format!("/{chain}/orders/{owner_hex}/{id}")),
+            json!({"sellToken": token_hex, "sellAmount": "200", "spender": router_hex,
+                   "approval": "permit2", "validTo": valid_to})
+            .to_string(),
+        )
+        .await?;
+    anyhow::ensure!(code == 200, "{order}");
+    assert_eq!(order["approval"], "permit2", "{order}");
+    assert_eq!(order["fillable"], false, "nothing approved yet: {order}");
+    assert_eq!(order["short"], "allowance");
+
+    let mut sse = SseClient::connect(env, &owner_hex, None).await?;
+    let snapshot = sse
+        .wait_for("all_balances", |e| e.event == "all_balances")
+        .await?;
+    assert_eq!(snapshot.data["permit2Spenders"], json!([router_hex]));
+    assert_eq!(
+        snapshot.data["spenders"],
+        json!([permit2_hex]),
+        "the token's allowance to Permit2 is tracked with the Permit2 spender"
+    );
+    assert_eq!(
+        snapshot.data["permit2"][&token_hex][&router_hex],
+        json!({"amount": "0", "expiration": 0, "nonce": 0, "expired": false}),
+        "{}",
+        snapshot.data
+    );
+
+    // The first layer: the token's allowance to Permit2 itself.
+    approve_token(&owner, token, U256::MAX).await?;
+    sse.wait_for("allowance_update to Permit2", |e| {
+        e.event == "allowance_update"
+            && e.data["spender"] == permit2_hex
+            && e.data["allowance"] == U256::MAX.to_string()
+    })
+    .await?;
+
+    // The second layer by the owner's own transaction.
+    let now = chain_time(&owner).await?;
+    let approved = approve(&owner, token, router, U160::from(300), now + 3_600).await?;
+    let update = permit2_update(&mut sse, &token_hex, &router_hex, "300").await?;
+    assert_eq!(update.data["expiration"], now + 3_600, "{:?}", update.data);
+    assert_eq!(update.data["nonce"], 0);
+    assert_eq!(update.data["expired"], false);
+    assert_eq!(update.data["previous"]["amount"], "0", "{:?}", update.data);
+    assert_eq!(
+        update.data["txHash"],
+        approved.transaction_hash.to_string(),
+        "{:?}",
+        update.data
+    );
+    let fillable = order_status(&mut sse, id, true).await?;
+    assert_eq!(fillable.data["approval"], "permit2");
+
+    // A permit the owner signed, submitted by the relayer: amount, expiration and nonce move.
+    permit(
+        &owner,
+        &relayer,
+        chain,
+        token,
+        router,
+        U160::from(500),
+        now + 7_200,
+        now + 600,
+    )
+    .await?;
+    let update = permit2_update(&mut sse, &token_hex, &router_hex, "500").await?;
+    assert_eq!(update.data["expiration"], now + 7_200, "{:?}", update.data);
+    assert_eq!(update.data["nonce"], 1);
+
+    // The router spends through Permit2: only the token's Transfer says so.
+    let receiver_address = fresh_owner();
+    spend(&owner, router, token, U160::from(400), receiver_address).await?;
+    let update = permit2_update(&mut sse, &token_hex, &router_hex, "100").await?;
+    assert_eq!(
+        update.data["previous"]["amount"], "500",
+        "{:?}",
+        update.data
+    );
+    let short = order_status(&mut sse, id, false).await?;
+    assert_eq!(short.data["short"], "allowance", "{:?}", short.data);
+    assert_eq!(short.data["allowanceShortfall"], "100");
+
+    // A new approval makes it fillable again; a lockdown zeroes the amount.
+    approve(&owner, token, router, U160::from(250), now + 3_600).await?;
+    permit2_update(&mut sse, &token_hex, &router_hex, "250").await?;
+    order_status(&mut sse, id, true).await?;
+    lockdown(&owner, &[(token, router)]).await?;
+    let update = permit2_update(&mut sse, &token_hex, &router_hex, "0").await?;
+    assert_eq!(
+        update.data["expiration"],
+        now + 3_600,
+        "lockdown keeps the expiration"
+    );
+    order_status(&mut sse, id, false).await?;
+
+    // The webhook delivered the same, signed, in order.
+    let amounts = |accepted: &[Received]| -> Vec<String> {
+        accepted
+            .iter()
+            .map(|r| r.json())
+            .filter(|b| b["type"] == "permit2_allowance_update")
+            .filter_map(|b| b["data"]["amount"].as_str().map(str::to_string))
+            .collect()
+    };
+    let flips = |accepted: &[Received]| -> Vec<bool> {
+        accepted
+            .iter()
+            .map(|r| r.json())
+            .filter(|b| b["type"] == "order_status")
+            .filter_map(|b| b["data"]["fillable"].as_bool())
+            .collect()
+    };
+    let accepted = receiver
+        .wait_accepted("Permit2 changes and order flips delivered", DEADLINE, |a| {
+            amounts(a).last().map(String::as_str) == Some("0") && flips(a).len() >= 5
+        })
+        .await?;
+    assert_eq!(amounts(&accepted), ["300", "500", "100", "250", "0"]);
+    assert_eq!(
+        flips(&accepted),
+        [false, true, false, true, false],
+        "registered short, then each crossing"
+    );
+    assert!(accepted.iter().all(|r| r.verified));
     Ok(())
 }

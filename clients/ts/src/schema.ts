@@ -739,6 +739,10 @@ export interface components {
         } | {
             allowance_update: components["schemas"]["AllowanceUpdate"];
         } | {
+            /**
+             * @description A Permit2 allowance of a Permit2 spender the session names changed: approved,
+             *     permitted, spent through Permit2, locked down, its nonce moved, or its expiration passed.
+             */
             permit2_allowance_update: components["schemas"]["Permit2AllowanceUpdate"];
         } | {
             /**

@@ -1,4 +1,5 @@
-//! Balance and allowance items (`B#{chain}#{owner}` / `T#{token}`, `A#{token}#{spender}`).
+//! Balance and allowance items (`B#{chain}#{owner}` / `T#{token}`, `A#{token}#{spender}`,
+//! `P#{token}#{spender}`).
 //!
 //! Values are sparse: only a value that is not zero is stored. A zero is the absence of an
 //! item — except where a stored value drops to zero: the item is kept with `read = "0"` (a
@@ -10,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use alloy::primitives::Address;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::records::{BalanceRecord, read_text};
 use super::{StorageError, Table, Written, from_item, keys, n, s, written};
@@ -77,11 +79,19 @@ impl Table {
             "#updated = :now",
         ];
         let mut removes = vec![];
-        if let BalanceKey::Allowance { spender, .. } = item.key {
+        if let Some(spender) = item.key.spender() {
             sets.push("#spender = :spender");
             request = request
                 .expression_attribute_names("#spender", "spender")
-                .expression_attribute_values(":spender", s(lower(&spender)));
+                .expression_attribute_values(":spender", s(lower(&spender.address())));
+        }
+        if let BalanceKey::Permit2 { .. } = item.key {
+            // What tells a Permit2 allowance from the token's own to the same spender in the
+            // item itself (and in its stream images).
+            sets.push("#permit2 = :permit2");
+            request = request
+                .expression_attribute_names("#permit2", "permit2")
+                .expression_attribute_values(":permit2", AttributeValue::Bool(true));
         }
         match item.tx_hash {
             Some(tx) => {

@@ -179,6 +179,8 @@ mod tests {
             "AllBalances",
             "BalanceUpdate",
             "AllowanceUpdate",
+            "Permit2AllowanceUpdate",
+            "Permit2Terms",
             "TokenMetadata",
             "SseEventData",
             "MultiSseEventData",

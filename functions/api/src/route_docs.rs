@@ -21,6 +21,8 @@ pub(crate) enum SseEventData {
     AllBalances(AllBalances),
     BalanceUpdate(BalanceUpdate),
     AllowanceUpdate(AllowanceUpdate),
+    /// A Permit2 allowance of a Permit2 spender the session names changed: approved,
+    /// permitted, spent through Permit2, locked down, its nonce moved, or its expiration passed.
     Permit2AllowanceUpdate(Permit2AllowanceUpdate),
     /// An open order's fillability: when it was registered, and whenever a balance or
     /// allowance change crossed its amount (fillable flipped, or the short side changed).
