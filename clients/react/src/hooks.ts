@@ -30,9 +30,10 @@ export function useAllowance(params: WalletParams & { token: Address; spender: A
 
 /**
  * The Permit2 allowance of `token` to `spender` — amount, expiration, nonce, `expired` — live,
- * for a spender the session names in `permit2Spenders`; `undefined` until the snapshot has it
- * (a never-set allowance is all zeros). The same object until it changes. The token's own
- * allowance to Permit2 is `useAllowance({ token, spender: PERMIT2 })`.
+ * for a spender the session names in `permit2Spenders`; the same object until it changes.
+ * `undefined` before the first snapshot, and while the snapshot holds none for the pair (a
+ * large session leaves out the zero ones of tokens it does not name: never set). The token's
+ * own allowance to Permit2 is `useAllowance({ token, spender: PERMIT2 })`.
  */
 export function usePermit2Allowance(
   params: WalletParams & { token: Address; spender: Address },
