@@ -26,8 +26,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::eips::BlockId;
-use alloy::primitives::{Address, Bytes, U256};
+use alloy::primitives::{Address, U256};
+use alloy::providers::bindings::IMulticall3;
 use alloy::providers::{CallItem, DynProvider, Failure, MulticallError, Provider, RootProvider};
+use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::SolCall;
 use alloy::transports::TransportError;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -253,118 +255,115 @@ impl BalanceReader {
         reads: &[(Address, BalanceKey)],
         block: u64,
     ) -> Result<Vec<TokenRead>, ChainError> {
-        // Balances and ERC-20 allowances return one uint256 each, so one decoder type serves
-        // them all; Permit2's allowances return three words and go in a batch of their own at
-        // the same block, with the block's timestamp (which says whether each has expired).
-        let permit2: Vec<(Address, Address, Address)> = reads
+        // One `aggregate3` at the block, each call allowed to fail on its own. Balances and
+        // ERC-20 allowances return one word; Permit2's allowances return three and need the
+        // block's timestamp (asked last, in the same batch) to say whether each has expired.
+        let permit2 = reads
             .iter()
-            .filter_map(|(owner, key)| match *key {
-                BalanceKey::Permit2 { token, spender } => Some((*owner, token, spender)),
-                _ => None,
-            })
-            .collect();
-        let mut words: Vec<CallItem<IERC20::balanceOfCall>> = reads
+            .any(|(_, key)| matches!(key, BalanceKey::Permit2 { .. }));
+        let mut calls: Vec<IMulticall3::Call3> = reads
             .iter()
-            .filter_map(|(owner, key)| self.word_call(*owner, *key))
+            .map(|(owner, key)| self.value_call(*owner, *key))
             .collect();
-        if !permit2.is_empty() {
-            words.push(CallItem::new(
-                self.multicall,
-                IMulticall3Helpers::getCurrentBlockTimestampCall {}
+        if permit2 {
+            calls.push(IMulticall3::Call3 {
+                target: self.multicall,
+                allowFailure: false,
+                callData: IMulticall3Helpers::getCurrentBlockTimestampCall {}
                     .abi_encode()
                     .into(),
-            ));
+            });
         }
-        let word_batch = self
+        let request = TransactionRequest::default()
+            .to(self.multicall)
+            .input(IMulticall3::aggregate3Call { calls }.abi_encode().into());
+        let answer = self
             .provider
-            .multicall()
-            .dynamic::<IERC20::balanceOfCall>()
-            .address(self.multicall)
+            .call(request)
             .block(BlockId::number(block))
-            .extend_calls(words);
-        let permit2_batch = self
-            .provider
-            .multicall()
-            .dynamic::<IPermit2::allowanceCall>()
-            .address(self.multicall)
-            .block(BlockId::number(block))
-            .extend_calls(permit2.iter().map(|&(owner, token, spender)| {
-                CallItem::<IPermit2::allowanceCall>::new(
-                    PERMIT2,
-                    IPermit2::allowanceCall {
-                        owner,
-                        token,
-                        spender,
-                    }
-                    .abi_encode()
-                    .into(),
-                )
-                .allow_failure(true)
-            }));
-        let (mut word_results, permit2_results) = if permit2.is_empty() {
-            (
-                word_batch.aggregate3().await.map_err(multicall_error)?,
-                Vec::new(),
-            )
-        } else {
-            futures::try_join!(word_batch.aggregate3(), permit2_batch.aggregate3())
-                .map_err(multicall_error)?
+            .await
+            .map_err(rpc_error)?;
+        let mut results =
+            IMulticall3::aggregate3Call::abi_decode_returns(&answer).map_err(ChainError::other)?;
+        let block_time = match permit2 {
+            true => results
+                .pop()
+                .filter(|r| r.success)
+                .and_then(|r| {
+                    IMulticall3Helpers::getCurrentBlockTimestampCall::abi_decode_returns(
+                        &r.returnData,
+                    )
+                    .ok()
+                })
+                .ok_or_else(|| ChainError::other("Multicall3 gave no block timestamp"))?
+                .saturating_to::<u64>(),
+            false => 0,
         };
-        let block_time = if permit2.is_empty() {
-            0
-        } else {
-            // The timestamp call may not fail (it is the last of its batch).
-            let time = word_results.pop().and_then(Result::ok).ok_or_else(|| {
-                ChainError::other("Multicall3 did not answer getCurrentBlockTimestamp")
-            })?;
-            time.saturating_to::<u64>()
-        };
-        let mut words = word_results.into_iter();
-        let mut permit2_reads = permit2_results.into_iter();
+        if results.len() != reads.len() {
+            return Err(ChainError::other(format!(
+                "Multicall3 answered {} results for {} calls",
+                results.len(),
+                reads.len()
+            )));
+        }
         Ok(reads
             .iter()
-            .map(|(_, key)| match key {
-                BalanceKey::Permit2 { .. } => match permit2_reads.next() {
-                    Some(Ok(a)) => Permit2Allowance::read(
-                        U256::from(a.amount),
-                        a.expiration.to::<u64>(),
-                        a.nonce.to::<u64>(),
-                        block_time,
-                    )
-                    .map_or(TokenRead::Failed, |a| TokenRead::Value(a.word())),
-                    _ => TokenRead::Failed,
-                },
-                _ => words
-                    .next()
-                    .and_then(Result::ok)
-                    .map_or(TokenRead::Failed, TokenRead::Value),
+            .zip(results)
+            .map(|((_, key), result)| match result.success {
+                false => TokenRead::Failed,
+                true => decode_value(key, &result.returnData, block_time),
             })
             .collect())
     }
 
-    /// The call reading a one-word value (`None` for a Permit2 allowance).
-    fn word_call(
-        &self,
-        owner: Address,
-        key: BalanceKey,
-    ) -> Option<CallItem<IERC20::balanceOfCall>> {
-        let (target, input): (Address, Bytes) = match key {
+    /// The call reading one value.
+    fn value_call(&self, owner: Address, key: BalanceKey) -> IMulticall3::Call3 {
+        let (target, input): (Address, Vec<u8>) = match key {
             BalanceKey::Balance { token } if token == NATIVE_TOKEN => (
                 self.multicall,
-                IMulticall3Helpers::getEthBalanceCall { addr: owner }
-                    .abi_encode()
-                    .into(),
+                IMulticall3Helpers::getEthBalanceCall { addr: owner }.abi_encode(),
             ),
-            BalanceKey::Balance { token } => {
-                (token, IERC20::balanceOfCall { owner }.abi_encode().into())
+            BalanceKey::Balance { token } => (token, IERC20::balanceOfCall { owner }.abi_encode()),
+            BalanceKey::Allowance { token, spender } => {
+                (token, IERC20::allowanceCall { owner, spender }.abi_encode())
             }
-            BalanceKey::Allowance { token, spender } => (
-                token,
-                IERC20::allowanceCall { owner, spender }.abi_encode().into(),
+            BalanceKey::Permit2 { token, spender } => (
+                PERMIT2,
+                IPermit2::allowanceCall {
+                    owner,
+                    token,
+                    spender,
+                }
+                .abi_encode(),
             ),
-            BalanceKey::Permit2 { .. } => return None,
         };
-        Some(CallItem::new(target, input).allow_failure(true))
+        IMulticall3::Call3 {
+            target,
+            allowFailure: true,
+            callData: input.into(),
+        }
+    }
+}
+
+/// A successful call's answer as the value of `key`: one uint256, or Permit2's three words as
+/// of a block at `block_time`. An answer of another shape (an address without code answers
+/// nothing) is a failed read.
+fn decode_value(key: &BalanceKey, data: &[u8], block_time: u64) -> TokenRead {
+    match key {
+        BalanceKey::Permit2 { .. } => IPermit2::allowanceCall::abi_decode_returns(data)
+            .ok()
+            .and_then(|a| {
+                Permit2Allowance::read(
+                    U256::from(a.amount),
+                    a.expiration.to::<u64>(),
+                    a.nonce.to::<u64>(),
+                    block_time,
+                )
+                .ok()
+            })
+            .map_or(TokenRead::Failed, |a| TokenRead::Value(a.word())),
+        _ => IERC20::balanceOfCall::abi_decode_returns(data)
+            .map_or(TokenRead::Failed, TokenRead::Value),
     }
 }
 

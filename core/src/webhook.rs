@@ -50,6 +50,11 @@ impl EventKind {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }
+
+    /// Every kind's name, comma-separated (what a refusal lists).
+    pub fn names() -> String {
+        Self::ALL.map(Self::name).join(", ")
+    }
 }
 
 impl fmt::Display for EventKind {
@@ -173,7 +178,8 @@ pub struct Delivery {
     /// The feed position: the idempotency id (also the `webhook-id` header). The same change
     /// always has the same id, however often it is sent.
     pub id: String,
-    /// The event kind: `balance_update`, `allowance_update`, `order_status`.
+    /// The event kind: `balance_update`, `allowance_update`, `permit2_allowance_update`,
+    /// `order_status`.
     #[serde(rename = "type")]
     pub kind: String,
     pub subscription_id: String,

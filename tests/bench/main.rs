@@ -216,8 +216,13 @@ async fn main() -> anyhow::Result<()> {
                 .token_list("five-thousand", &tokens, snapshot::LIST_TOKENS)
                 .await?;
             let runs = plan.scale(5, 15);
-            let (result, _) = snapshot::run(&bench, &list, runs).await?;
+            let (result, _) = snapshot::run(&bench, &list, runs, &[]).await?;
             sections.insert("initial_snapshot".into(), result);
+            // The same sessions naming one Permit2 spender (Permit2 installed as on a real chain).
+            e2e::permit2::install_permit2(&bench.env.stack.rpc_url).await?;
+            let router = alloy::primitives::Address::repeat_byte(0x52);
+            let (result, _) = snapshot::run(&bench, &list, plan.scale(3, 5), &[router]).await?;
+            sections.insert("initial_snapshot_permit2".into(), result);
             // The api function's memory peak so far: every route ran, the 5,000-token sessions
             // (the largest token list and snapshot) just now.
             sections.insert("api_function_memory".into(), function_memory::report());

@@ -50,13 +50,20 @@ struct Run {
     session_item_bytes: usize,
 }
 
-/// Returns the report and the owners whose sessions it created.
+/// Returns the report and the owners whose sessions it created. With `permit2_spenders`, the
+/// sessions also name them (each one more Permit2 allowance per token, and Permit2 itself one
+/// more ERC-20 spender): the same figures with Permit2 tracked.
 pub async fn run(
     bench: &Bench,
     list: &BenchList,
     runs: usize,
+    permit2_spenders: &[Address],
 ) -> anyhow::Result<(Value, Vec<Address>)> {
-    let body = serde_json::to_string(&json!({ "tokensListsUrls": [list.url] }))?;
+    let mut body = json!({ "tokensListsUrls": [list.url] });
+    if !permit2_spenders.is_empty() {
+        body["permit2Spenders"] = json!(permit2_spenders.iter().map(lower).collect::<Vec<_>>());
+    }
+    let body = serde_json::to_string(&body)?;
     let mut done = vec![];
     let mut owners = vec![];
     for i in 0..runs + 1 {
@@ -92,6 +99,7 @@ pub async fn run(
         "list_tokens": LIST_TOKENS,
         "tracked_tokens": LIST_TOKENS + 2,
         "held": HELD,
+        "permit2_spenders": permit2_spenders.len(),
         "tokens_are": "TestToken contracts (100 deployed, the rest its runtime code set with anvil_setCode): every balanceOf and allowance read succeeds",
         "runs": done.len(),
         "post_to_response": summary_ms(&pick(|r| r.post_ms)),

@@ -133,6 +133,17 @@ pub fn render(s: &Map<String, Value>) -> String {
             snap["session_item_bytes_max"],
         ));
     }
+    let p2 = get(s, &["initial_snapshot_permit2"]);
+    if !p2.is_null() {
+        lines.push(format!(
+            "  the same with one Permit2 spender (n={}): POST -> all_balances p50 {} ms; {} table writes; reconnect p50 {} ms; all_balances {} bytes",
+            p2["post_to_all_balances"]["n"],
+            p2["post_to_all_balances"]["p50_ms"],
+            p2["post_table_writes_max"],
+            p2["reconnect_to_all_balances"]["p50_ms"],
+            p2["all_balances_bytes"],
+        ));
+    }
     let f = get(s, &["fanout"]);
     if !f.is_null() {
         lines.push(format!(

@@ -11,6 +11,7 @@ mod function_faults;
 mod load;
 mod native_reads;
 mod outage;
+mod permit2_expiry;
 mod providers;
 mod quiet_sweep;
 mod reorg;

@@ -342,8 +342,8 @@ async fn back_end_routes_need_the_owners_key(env: &Environment, base: &str) -> a
     Ok(())
 }
 
-/// A session naming a thousand spenders, or tokens × spenders past the cap, is refused before
-/// anything is read or stored; so are a body over the size limit and an overlong query.
+/// A session naming a thousand spenders, ten Permit2 spenders, or tokens × spenders past the
+/// cap (Permit2 spenders counted as spenders), is refused before anything is read or stored; so are a body over the size limit and an overlong query.
 async fn oversized_sessions_are_refused_and_store_nothing(
     env: &Environment,
     base: &str,
@@ -374,6 +374,20 @@ async fn oversized_sessions_are_refused_and_store_nothing(
         "{}",
         answer.2
     );
+    // Permit2 spenders count as spenders, with Permit2 itself one more (the token's allowance
+    // to it is tracked beside them): ten of them are past the cap of ten.
+    let permit2 =
+        json!({"customTokens": addresses(3), "spenders": [], "permit2Spenders": addresses(10)});
+    let answer = attacker
+        .send(reqwest::Method::POST, &path, Some(&permit2))
+        .await?;
+    refused(&answer, 400, "too_many_spenders")?;
+    let permit2 =
+        json!({"customTokens": addresses(2_001), "spenders": [], "permit2Spenders": addresses(9)});
+    let answer = attacker
+        .send(reqwest::Method::POST, &path, Some(&permit2))
+        .await?;
+    refused(&answer, 400, "too_many_allowances")?;
     let huge = json!({"customTokens": addresses(7_000)});
     let answer = attacker
         .send(reqwest::Method::POST, &path, Some(&huge))

@@ -3,7 +3,7 @@
 // returns changes. A hook given no chain or owner (a wallet not connected) is idle; given
 // another, it follows that one (the previous wallet's stream closes once nobody reads it).
 import { useCallback, useMemo, useSyncExternalStore } from "react";
-import type { Address, OrderStatus, WalletSnapshot } from "@live-balances/client";
+import type { Address, OrderStatus, Permit2Allowance, WalletSnapshot } from "@live-balances/client";
 
 import { useBalancesStore } from "./context.js";
 import { IDLE, PENDING, walletKey, type LiveResult, type WalletParams } from "./store.js";
@@ -26,6 +26,22 @@ export function useAllowance(params: WalletParams & { token: Address; spender: A
   const spender = params.spender.toLowerCase() as Address;
   const select = useCallback((s: WalletSnapshot) => s.allowances.get(token)?.get(spender), [token, spender]);
   return useWalletSelector(params, `${token}/${spender}`, select);
+}
+
+/**
+ * The Permit2 allowance of `token` to `spender` — amount, expiration, nonce, `expired` — live,
+ * for a spender the session names in `permit2Spenders`; the same object until it changes.
+ * `undefined` before the first snapshot, and while the snapshot holds none for the pair (a
+ * large session leaves out the zero ones of tokens it does not name: never set). The token's
+ * own allowance to Permit2 is `useAllowance({ token, spender: PERMIT2 })`.
+ */
+export function usePermit2Allowance(
+  params: WalletParams & { token: Address; spender: Address },
+): LiveResult<Readonly<Permit2Allowance>> {
+  const token = params.token.toLowerCase() as Address;
+  const spender = params.spender.toLowerCase() as Address;
+  const select = useCallback((s: WalletSnapshot) => s.permit2.get(token)?.get(spender), [token, spender]);
+  return useWalletSelector(params, `permit2/${token}/${spender}`, select);
 }
 
 /**

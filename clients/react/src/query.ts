@@ -22,6 +22,8 @@ export const liveBalancesKeys = {
     ["live-balances", chainId, lower(owner), "balance", lower(token)] as const,
   allowance: ({ chainId, owner, token, spender }: WalletRef & { token: Address; spender: Address }) =>
     ["live-balances", chainId, lower(owner), "allowance", lower(token), lower(spender)] as const,
+  permit2Allowance: ({ chainId, owner, token, spender }: WalletRef & { token: Address; spender: Address }) =>
+    ["live-balances", chainId, lower(owner), "permit2", lower(token), lower(spender)] as const,
 };
 
 /**
@@ -40,7 +42,8 @@ export function balanceQueryOptions(client: ApiClient, params: WalletRef & { tok
 /**
  * Follows the wallet (as `useBalances`) and writes what changes into `queryClient`: each
  * balance under `liveBalancesKeys.balance`, each allowance under `liveBalancesKeys.allowance`
- * (`bigint`), and the whole snapshot under `liveBalancesKeys.wallet`. Only values that changed
+ * (`bigint`), each Permit2 allowance under `liveBalancesKeys.permit2Allowance` (a
+ * `Permit2Allowance`), and the whole snapshot under `liveBalancesKeys.wallet`. Only values that changed
  * since the last write are written.
  */
 export function useLiveQuerySync(queryClient: QueryCacheWriter, params: WalletParams): LiveResult<WalletSnapshot> {
@@ -63,6 +66,13 @@ export function useLiveQuerySync(queryClient: QueryCacheWriter, params: WalletPa
       for (const [spender, allowance] of bySpender) {
         if (before?.allowances.get(token)?.get(spender) !== allowance) {
           queryClient.setQueryData(liveBalancesKeys.allowance({ ...wallet, token, spender }), allowance);
+        }
+      }
+    }
+    for (const [token, bySpender] of data.permit2) {
+      for (const [spender, allowance] of bySpender) {
+        if (before?.permit2.get(token)?.get(spender) !== allowance) {
+          queryClient.setQueryData(liveBalancesKeys.permit2Allowance({ ...wallet, token, spender }), allowance);
         }
       }
     }

@@ -8,7 +8,14 @@ import { act } from "react";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import type { Address } from "@live-balances/client";
 
-import { LiveBalancesProvider, useAllowance, useBalance, useBalances, useOrderStatus } from "../src/index.js";
+import {
+  LiveBalancesProvider,
+  useAllowance,
+  useBalance,
+  useBalances,
+  useOrderStatus,
+  usePermit2Allowance,
+} from "../src/index.js";
 import {
   FakeEventSource,
   OWNER,
@@ -205,6 +212,34 @@ test("an order's fillability", async () => {
   await step(() => source.send("order_status", { ...order, fillable: true, short: null, allowanceShortfall: "0" }, "6"));
   expect(text("o")).toBe("snapshot");
   expect(document.getElementById("o")?.dataset["status"]).toBe("live");
+});
+
+test("a Permit2 allowance, live until its expiry; other values re-render it not", async () => {
+  const { client } = service();
+  const wallet = { chainId: 1, owner: OWNER, session: { permit2Spenders: [SPENDER] } };
+  const read = () => {
+    const { data, status } = usePermit2Allowance({ ...wallet, token: TOKEN, spender: SPENDER });
+    return { data: data && `${data.amount}/${data.expiration}/${data.nonce}/${data.expired}`, status };
+  };
+  await render(client, createElement(Show, { name: "p", read }));
+  const source = FakeEventSource.latest();
+  const live = { amount: "700", expiration: 1_900_000_000, nonce: 4, expired: false };
+  await step(() => {
+    source.open();
+    source.send("all_balances", { ...snapshotData("1"), permit2: { [TOKEN]: { [SPENDER]: live } } }, "5");
+  });
+  expect(text("p")).toBe("700/1900000000/4/false");
+  const before = renders("p");
+  await step(() => source.send("balance_update", updateData("2", "1", 11), "6"));
+  expect(renders("p")).toBe(before);
+  await step(() =>
+    source.send(
+      "permit2_allowance_update",
+      { address: TOKEN, spender: SPENDER, ...live, expired: true, previous: live, blockNumber: 12 },
+      "7",
+    ),
+  );
+  expect(text("p")).toBe("700/1900000000/4/true");
 });
 
 test("on the server: rendered without touching the browser's APIs or the network", () => {

@@ -40,6 +40,37 @@ test("live values are written into the query cache under the wallet's keys", asy
   expect(writes.filter((k) => JSON.stringify(k).includes("allowance"))).toHaveLength(0);
 });
 
+test("Permit2 allowances are written under their own keys, again only when they change", async () => {
+  const { client } = service();
+  const queryClient = new QueryClient();
+  const writes: unknown[] = [];
+  queryClient.getQueryCache().subscribe((event) => {
+    if (event.type === "updated") writes.push(event.query.queryKey);
+  });
+  await render(client, createElement(Sync, { queryClient }));
+  const source = FakeEventSource.latest();
+  const live = { amount: "700", expiration: 1_900_000_000, nonce: 4, expired: false };
+  await step(() => {
+    source.open();
+    source.send("all_balances", { ...snapshotData("1"), permit2: { [TOKEN]: { [SPENDER]: live } } }, "5");
+  });
+  const key = liveBalancesKeys.permit2Allowance({ chainId: 1, owner: OWNER, token: TOKEN, spender: SPENDER });
+  expect(key).toEqual(["live-balances", 1, OWNER, "permit2", TOKEN, SPENDER]);
+  expect(queryClient.getQueryData(key)).toEqual({ amount: 700n, expiration: 1_900_000_000, nonce: 4, expired: false });
+
+  writes.length = 0;
+  await step(() => source.send("balance_update", updateData("2", "1", 11), "6"));
+  expect(writes.filter((k) => JSON.stringify(k).includes("permit2"))).toHaveLength(0);
+  await step(() =>
+    source.send(
+      "permit2_allowance_update",
+      { address: TOKEN, spender: SPENDER, ...live, expired: true, previous: live, blockNumber: 12 },
+      "7",
+    ),
+  );
+  expect(queryClient.getQueryData(key)).toEqual({ amount: 700n, expiration: 1_900_000_000, nonce: 4, expired: true });
+});
+
 test("query options read one balance with getBalance and never go stale", async () => {
   const queryClient = new QueryClient();
   const fetch = (async () =>

@@ -8,6 +8,12 @@ export type Address = `0x${string}`;
 /** The native currency's pseudo-token: balances of ETH (or the chain's coin) are keyed by it. */
 export const NATIVE_TOKEN: Address = "0xeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
 
+/**
+ * Uniswap's Permit2, at the same address on every chain. A session naming `permit2Spenders`
+ * also tracks each token's allowance to it: `snapshot.allowances.get(token)?.get(PERMIT2)`.
+ */
+export const PERMIT2: Address = "0x000000000022d473030f116ddee9f6b43ac78ba3";
+
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 
 /** Whether `value` is `0x` and 40 hex digits (any case). */

@@ -10,6 +10,7 @@ import {
   type AllowanceUpdateEvent,
   type BalanceUpdateEvent,
   type OrderStatusEvent,
+  type Permit2AllowanceUpdateEvent,
 } from "./events.js";
 import type { Delivery } from "./wire.js";
 
@@ -25,12 +26,12 @@ export interface WebhookDelivery {
   chainId: number;
   owner: Address;
   /** The change, amounts as bigint; `null` for a kind this client does not know. */
-  event: BalanceUpdateEvent | AllowanceUpdateEvent | OrderStatusEvent | null;
+  event: BalanceUpdateEvent | AllowanceUpdateEvent | Permit2AllowanceUpdateEvent | OrderStatusEvent | null;
   /** The body as sent. */
   body: Delivery;
 }
 
-const KINDS = ["balance_update", "allowance_update", "order_status"] as const;
+const KINDS = ["balance_update", "allowance_update", "permit2_allowance_update", "order_status"] as const;
 
 export class DeliveryVerifier {
   readonly #webhook: Webhook;

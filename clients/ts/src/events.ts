@@ -36,6 +36,12 @@ export interface AllBalancesEvent extends Positioned {
   balances: Map<Address, bigint>;
   /** token -> spender -> allowance */
   allowances: Map<Address, Map<Address, bigint>>;
+  /**
+   * token -> spender -> allowance inside Permit2, for the session's `permit2Spenders` (an
+   * absent one was never set: zero amount, expiration and nonce). The token's own allowance
+   * to Permit2 is in `allowances` under `PERMIT2`.
+   */
+  permit2: Map<Address, Map<Address, Permit2Allowance>>;
   /** token -> why its value could not be read */
   errors: Map<Address, string>;
   /** token -> symbol, name, decimals (where known) */
@@ -54,6 +60,7 @@ export interface WalletSnapshot {
   readonly blockNumber: number;
   readonly balances: ReadonlyMap<Address, bigint>;
   readonly allowances: ReadonlyMap<Address, ReadonlyMap<Address, bigint>>;
+  readonly permit2: ReadonlyMap<Address, ReadonlyMap<Address, Readonly<Permit2Allowance>>>;
   readonly errors: ReadonlyMap<Address, string>;
   readonly tokens: ReadonlyMap<Address, TokenMetadata>;
   readonly orders: ReadonlyMap<string, OrderStatus>;
@@ -65,6 +72,31 @@ export interface WalletSnapshot {
   readonly data: SseData<"all_balances">;
 }
 
+/**
+ * One Permit2 allowance (Permit2's `allowance(owner, token, spender)`) as of a block: what the
+ * spender may move through Permit2, and until when.
+ */
+export interface Permit2Allowance {
+  amount: bigint;
+  /** Unix seconds; past it Permit2 refuses to spend `amount`. */
+  expiration: number;
+  /** The nonce the owner's next signed permit for this spender must carry. */
+  nonce: number;
+  /**
+   * The block's time is past `expiration` and `amount` is not zero: nothing can be spent until
+   * the owner approves again. The service sends the update when the first block past
+   * `expiration` is processed.
+   */
+  expired: boolean;
+}
+
+/**
+ * How an order's spender spends the token: `erc20`, the token's own allowance; `permit2`,
+ * through Permit2 (the token's allowance to Permit2, then Permit2's unexpired one to the
+ * spender).
+ */
+export type Approval = "erc20" | "permit2";
+
 /** An open order's fillability (`PUT /{chain_id}/orders/{owner}/{order_id}`). */
 export interface OrderStatus {
   orderId: string;
@@ -72,11 +104,12 @@ export interface OrderStatus {
   /** What the order still sells. */
   sellAmount: bigint;
   spender: Address;
+  approval: Approval;
   /** Unix seconds. */
   validTo: number;
-  /** Balance and allowance both cover `sellAmount`. */
+  /** Balance and allowance (both layers, for `permit2`) cover `sellAmount`. */
   fillable: boolean;
-  /** Which value is short; `null` when fillable. */
+  /** Which value is short (`allowance`: either allowance layer of a `permit2` order); `null` when fillable. */
   short: "balance" | "allowance" | "both" | null;
   balanceShortfall: bigint;
   allowanceShortfall: bigint;
@@ -112,6 +145,23 @@ export interface AllowanceUpdateEvent extends Positioned {
   data: SseData<"allowance_update">;
 }
 
+/**
+ * A Permit2 allowance changed: approved, permitted (a signed permit submitted), spent through
+ * Permit2, locked down, its nonce moved, or its expiration passed (`expired` turns true, no
+ * transaction). Its fields are the allowance after the change.
+ */
+export interface Permit2AllowanceUpdateEvent extends Positioned, Permit2Allowance {
+  type: "permit2_allowance_update";
+  /** The token. */
+  address: Address;
+  spender: Address;
+  /** The allowance before; `null` when it was not tracked before. */
+  previous: Permit2Allowance | null;
+  blockNumber: number;
+  txHash: string | null;
+  data: SseData<"permit2_allowance_update">;
+}
+
 /** The stream is alive. */
 export interface PingEvent extends Positioned {
   type: "ping";
@@ -140,6 +190,7 @@ export type BalanceEvent =
   | AllBalancesEvent
   | BalanceUpdateEvent
   | AllowanceUpdateEvent
+  | Permit2AllowanceUpdateEvent
   | OrderStatusEvent
   | PingEvent
   | ResyncEvent
@@ -167,12 +218,17 @@ const PARSERS: Record<SseEventName, Parser> = {
     for (const [token, bySpender] of entries(d.allowances, "allowances")) {
       allowances.set(toAddress(token), mapValues(bySpender, parseAmount, "allowances"));
     }
+    const permit2 = new Map<Address, Map<Address, Permit2Allowance>>();
+    for (const [token, bySpender] of entries(d.permit2 ?? {}, "permit2")) {
+      permit2.set(toAddress(token), mapValues(bySpender, permit2Allowance, "permit2"));
+    }
     return {
       type: "all_balances",
       lastEventId,
       blockNumber: blockNumber(d.blockNumber),
       balances: mapValues(d.balances, parseAmount, "balances"),
       allowances,
+      permit2,
       errors: mapValues(d.errors ?? {}, text, "errors"),
       tokens: mapValues(d.tokens ?? {}, metadata, "tokens"),
       orders: new Map((d.orders ?? []).map((o) => [text(o.orderId), orderStatus(o)])),
@@ -205,6 +261,20 @@ const PARSERS: Record<SseEventName, Parser> = {
       spender: toAddress(d.spender),
       allowance: parseAmount(d.allowance),
       previousAllowance: parseOptionalAmount(d.previousAllowance),
+      blockNumber: blockNumber(d.blockNumber),
+      txHash: d.txHash == null ? null : text(d.txHash),
+      data: d,
+    };
+  },
+  permit2_allowance_update: (data, lastEventId) => {
+    const d = object(data) as SseData<"permit2_allowance_update">;
+    return {
+      type: "permit2_allowance_update",
+      lastEventId,
+      address: toAddress(d.address),
+      spender: toAddress(d.spender),
+      ...permit2Allowance(d),
+      previous: d.previous == null ? null : permit2Allowance(d.previous),
       blockNumber: blockNumber(d.blockNumber),
       txHash: d.txHash == null ? null : text(d.txHash),
       data: d,
@@ -292,7 +362,27 @@ function blockNumber(value: unknown): number {
   return value;
 }
 
+/** A non-negative whole number of JSON (Unix seconds, a nonce). */
+function whole(value: unknown, field: string): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new TypeError(`${field} is not a non-negative integer: ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function permit2Allowance(value: unknown): Permit2Allowance {
+  const p = object(value);
+  if (typeof p["expired"] !== "boolean") throw new TypeError("expired is not a boolean");
+  return {
+    amount: parseAmount(p["amount"]),
+    expiration: whole(p["expiration"], "expiration"),
+    nonce: whole(p["nonce"], "nonce"),
+    expired: p["expired"],
+  };
+}
+
 const SHORT_SIDES = ["balance", "allowance", "both"] as const;
+const APPROVALS: readonly Approval[] = ["erc20", "permit2"];
 
 function orderStatus(value: unknown): OrderStatus {
   const o = object(value);
@@ -301,11 +391,18 @@ function orderStatus(value: unknown): OrderStatus {
     throw new TypeError(`short is not balance, allowance, both or null: ${JSON.stringify(short)}`);
   }
   if (typeof o["fillable"] !== "boolean") throw new TypeError("fillable is not a boolean");
+  // Absent from what a service older than Permit2 support stored (a webhook retried across an
+  // upgrade): its orders were all `erc20`.
+  const approval = o["approval"] ?? "erc20";
+  if (!APPROVALS.includes(approval as Approval)) {
+    throw new TypeError(`approval is not erc20 or permit2: ${JSON.stringify(approval)}`);
+  }
   return {
     orderId: text(o["orderId"]),
     sellToken: toAddress(o["sellToken"]),
     sellAmount: parseAmount(o["sellAmount"]),
     spender: toAddress(o["spender"]),
+    approval: approval as Approval,
     validTo: blockNumber(o["validTo"]),
     fillable: o["fillable"],
     short: short as OrderStatus["short"],

@@ -10,7 +10,7 @@ export {
 } from "./api.js";
 export { ApiError, type ErrorCode } from "./errors.js";
 export type { RequestOptions, RetryOptions } from "./rest.js";
-export { NATIVE_TOKEN, isAddress, toAddress, type Address } from "./address.js";
+export { NATIVE_TOKEN, PERMIT2, isAddress, toAddress, type Address } from "./address.js";
 export { watchBalances, type BalanceWatch, type TabRole, type WatchOptions, type WatchParams } from "./watch.js";
 export type { FallbackHook, PollingFallback, SharedStreamOptions } from "./shared-stream.js";
 export {
@@ -26,10 +26,13 @@ export {
   parseEvent,
   type AllBalancesEvent,
   type AllowanceUpdateEvent,
+  type Approval,
   type BalanceEvent,
   type BalanceUpdateEvent,
   type OrderStatus,
   type OrderStatusEvent,
+  type Permit2Allowance,
+  type Permit2AllowanceUpdateEvent,
   type PingEvent,
   type ResyncEvent,
   type StreamErrorEvent,

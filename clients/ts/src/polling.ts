@@ -85,6 +85,7 @@ function firstSnapshot(
     blockNumber,
     balances,
     allowances: new Map(),
+    permit2: new Map(),
     errors,
     tokens,
     orders: new Map(),

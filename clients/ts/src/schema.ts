@@ -60,7 +60,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description Server-Sent Events for several (chain, wallet) pairs on one connection: an `all_balances` per pair, then every pair's `balance_update` / `allowance_update`, each event's data naming its `chainId` and `owner`; `ping` in between. Each data event's `id` resumes every pair: reconnect with `Last-Event-ID` and each pair continues exactly where it was, in order per pair. A pair whose position has expired gets its own `resync` and `all_balances`, the others continue; an id this stream cannot read (another format, a single-wallet id, another set of pairs) resyncs every pair — the answer is never a refusal. The id is opaque and at most 11 + 27 × pairs characters (281 at the default 10 pairs). A pair without a live session, or whose session expires, gets its own `error` event and the rest go on; the stream ends when no pair is left, and ends itself as the single-wallet stream does. See the `MultiSseEventData` schema. */
+        /** @description Server-Sent Events for several (chain, wallet) pairs on one connection: an `all_balances` per pair, then every pair's `balance_update` / `allowance_update` / `permit2_allowance_update` / `order_status`, each event's data naming its `chainId` and `owner`; `ping` in between. Each data event's `id` resumes every pair: reconnect with `Last-Event-ID` and each pair continues exactly where it was, in order per pair. A pair whose position has expired gets its own `resync` and `all_balances`, the others continue; an id this stream cannot read (another format, a single-wallet id, another set of pairs) resyncs every pair — the answer is never a refusal. The id is opaque and at most 11 + 27 × pairs characters (281 at the default 10 pairs). A pair without a live session, or whose session expires, gets its own `error` event and the rest go on; the stream ends when no pair is left, and ends itself as the single-wallet stream does. See the `MultiSseEventData` schema. */
         get: operations["streamManyBalances"];
         put?: never;
         post?: never;
@@ -77,7 +77,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description Server-Sent Events: `all_balances` first (from the table), then `balance_update` / `allowance_update` as the wallet changes, `ping` in between. Every data event has an `id`; reconnect with `Last-Event-ID` to resume (or get `resync` and a fresh snapshot — also when the id is not one this stream can read: the answer is never a refusal, which would stop EventSource for good). The stream ends itself before the function's limit (or the server's maximum, or when a server drains); EventSource reconnects. See the `SseEventData` schema: event name -> data. */
+        /** @description Server-Sent Events: `all_balances` first (from the table), then `balance_update` / `allowance_update` / `permit2_allowance_update` / `order_status` as the wallet changes, `ping` in between. Every data event has an `id`; reconnect with `Last-Event-ID` to resume (or get `resync` and a fresh snapshot — also when the id is not one this stream can read: the answer is never a refusal, which would stop EventSource for good). The stream ends itself before the function's limit (or the server's maximum, or when a server drains); EventSource reconnects. See the `SseEventData` schema: event name -> data. */
         get: operations["streamBalances"];
         put?: never;
         post?: never;
@@ -391,7 +391,10 @@ export interface components {
             /** @description Lowercase 0x address of the wallet. */
             owner: string;
             subscriptionId: string;
-            /** @description The event kind: `balance_update`, `allowance_update`, `order_status`. */
+            /**
+             * @description The event kind: `balance_update`, `allowance_update`, `permit2_allowance_update`,
+             *     `order_status`.
+             */
             type: string;
         };
         /** @description How a subscription's deliveries fare: its status, its failures, what is parked. */
@@ -826,7 +829,10 @@ export interface components {
         };
         /** @description `POST /{chain_id}/webhooks`. */
         WebhookRequest: {
-            /** @description Kinds delivered: `balance_update`, `allowance_update`, `order_status` */
+            /**
+             * @description Kinds delivered: `balance_update`, `allowance_update`, `permit2_allowance_update`,
+             *     `order_status`
+             */
             events: string[];
             /** @description Only changes of these tokens (absent or empty: every tracked token) */
             tokens?: string[];

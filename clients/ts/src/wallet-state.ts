@@ -5,6 +5,7 @@
 import type { Address } from "./address.js";
 import type { AllBalancesEvent, BalanceEvent } from "./events.js";
 import type { TabState } from "./shared-stream.js";
+import type { Permit2Terms } from "./wire.js";
 
 /** How many update ids a state remembers to recognise a repeat. */
 const REMEMBERED_UPDATES = 1024;
@@ -40,7 +41,10 @@ export class WalletState implements TabState {
    */
   apply(event: BalanceEvent, updateId = event.lastEventId): boolean {
     const update =
-      event.type === "balance_update" || event.type === "allowance_update" || event.type === "order_status";
+      event.type === "balance_update" ||
+      event.type === "allowance_update" ||
+      event.type === "permit2_allowance_update" ||
+      event.type === "order_status";
     if (update && updateId) {
       if (this.#applied.has(updateId)) return false;
       this.#applied.add(updateId);
@@ -70,6 +74,14 @@ export class WalletState implements TabState {
         let bySpender = s.allowances.get(event.address);
         if (!bySpender) s.allowances.set(event.address, (bySpender = new Map()));
         bySpender.set(event.spender, event.allowance);
+        s.blockNumber = Math.max(s.blockNumber, event.blockNumber);
+        break;
+      }
+      case "permit2_allowance_update": {
+        let bySpender = s.permit2.get(event.address);
+        if (!bySpender) s.permit2.set(event.address, (bySpender = new Map()));
+        const { amount, expiration, nonce, expired } = event;
+        bySpender.set(event.spender, { amount, expiration, nonce, expired });
         s.blockNumber = Math.max(s.blockNumber, event.blockNumber);
         break;
       }
@@ -116,6 +128,15 @@ export class WalletState implements TabState {
     const errors = record<string>();
     for (const [token, reason] of s.errors) errors[token] = reason;
     event.data = { ...s.data, balances, allowances, blockNumber: s.blockNumber };
+    if (s.permit2.size > 0 || s.data.permit2 !== undefined) {
+      const permit2 = record<Record<string, Permit2Terms>>();
+      for (const [token, bySpender] of s.permit2) {
+        const terms = record<Permit2Terms>();
+        for (const [spender, p] of bySpender) terms[spender] = { ...p, amount: p.amount.toString() };
+        permit2[token] = terms;
+      }
+      event.data.permit2 = permit2;
+    }
     if (s.orders.size > 0 || s.data.orders !== undefined) {
       event.data.orders = [...s.orders.values()].map((o) => ({
         ...o,
@@ -140,6 +161,7 @@ function copy(event: AllBalancesEvent): AllBalancesEvent {
     ...event,
     balances: new Map(event.balances),
     allowances: new Map([...event.allowances].map(([token, bySpender]) => [token, new Map(bySpender)])),
+    permit2: new Map([...event.permit2].map(([token, bySpender]) => [token, new Map(bySpender)])),
     errors: new Map(event.errors),
     tokens: new Map(event.tokens),
     orders: new Map(event.orders),

@@ -18,6 +18,7 @@ export type Health = Schemas["Health"];
 export type OrderRequest = Schemas["OrderRequest"];
 export type OrderView = Schemas["OrderView"];
 export type OrdersView = Schemas["OrdersView"];
+export type Permit2Terms = Schemas["Permit2Terms"];
 export type OrderDeleted = Schemas["OrderDeleted"];
 export type WebhookRequest = Schemas["WebhookRequest"];
 export type WebhookCreated = Schemas["WebhookCreated"];

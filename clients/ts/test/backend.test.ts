@@ -5,7 +5,7 @@ import { createHmac, randomBytes } from "node:crypto";
 import { after, before, beforeEach, test } from "node:test";
 
 import { ApiError, DeliveryVerifier, createBackendClient } from "../src/backend.js";
-import { OWNER, SPENDER, TOKEN } from "./fakes.js";
+import { OWNER, PERMIT2_SPENDER, SPENDER, TOKEN, permit2UpdateData } from "./fakes.js";
 import { LoopbackService } from "./server.js";
 
 const service = new LoopbackService();
@@ -104,4 +104,24 @@ test("a delivery signed as documented is verified and read as a typed event", ()
   assert.throws(() => verifier.verify(body.replace("1500000", "9500000"), sign("id-3", now, body)), /signature/i);
   assert.throws(() => verifier.verify(body, sign("id-4", now - 600, body)), /timestamp/i);
   assert.throws(() => new DeliveryVerifier(`whsec_${randomBytes(24).toString("base64")}`).verify(body, sign("id-5", now, body)));
+});
+
+test("a Permit2 delivery is read as a typed permit2_allowance_update", () => {
+  const verifier = new DeliveryVerifier(secret);
+  const body = JSON.stringify({
+    id: "0000000000000000000000000004000000000000000000012346",
+    type: "permit2_allowance_update",
+    subscriptionId: "3f",
+    chainId: 1,
+    owner: OWNER,
+    data: permit2UpdateData(),
+  });
+  const now = Math.floor(Date.now() / 1000);
+  const delivery = verifier.verify(body, sign("0000000000000000000000000004000000000000000000012346", now, body));
+  assert.ok(delivery.event?.type === "permit2_allowance_update");
+  assert.equal(delivery.event.spender, PERMIT2_SPENDER);
+  assert.equal(delivery.event.amount, 1_000_000_000_000_000_000_000n);
+  assert.equal(delivery.event.expired, true);
+  assert.equal(delivery.event.previous?.expired, false);
+  assert.equal(delivery.event.lastEventId, "0000000000000000000000000004000000000000000000012346");
 });

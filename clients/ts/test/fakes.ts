@@ -156,6 +156,9 @@ export const OWNER: Address = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
 export const TOKEN: Address = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
 export const SPENDER: Address = "0xc92e8bdf79f0507f65a392b0ab4667716bfe0110";
 
+/** A router that spends through Permit2 (its allowance lives inside Permit2). */
+export const PERMIT2_SPENDER: Address = "0x3fc91a3afd70395cd496c647d5a6cc9d4b2b7fad";
+
 export function snapshotData(balance: string, blockNumber = 10): Record<string, unknown> {
   return {
     balances: { [TOKEN]: balance },
@@ -167,4 +170,18 @@ export function snapshotData(balance: string, blockNumber = 10): Record<string, 
 
 export function updateData(balance: string, previous: string | null, blockNumber: number): Record<string, unknown> {
   return { address: TOKEN, balance, previousBalance: previous, blockNumber, txHash: "0xabc" };
+}
+
+/** A `permit2_allowance_update`'s data: by default an expiry (same terms, now expired, no tx). */
+export function permit2UpdateData(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const terms = { amount: "1000000000000000000000", expiration: 1_900_000_000, nonce: 1 };
+  return {
+    address: TOKEN,
+    spender: PERMIT2_SPENDER.toUpperCase().replace("0X", "0x"),
+    ...terms,
+    expired: true,
+    previous: { ...terms, expired: false },
+    blockNumber: 21,
+    ...overrides,
+  };
 }

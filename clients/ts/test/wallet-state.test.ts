@@ -3,7 +3,7 @@ import { test } from "node:test";
 
 import { parseEvent, type BalanceEvent } from "../src/events.js";
 import { WalletState } from "../src/wallet-state.js";
-import { SPENDER, TOKEN, snapshotData, updateData } from "./fakes.js";
+import { PERMIT2_SPENDER, SPENDER, TOKEN, permit2UpdateData, snapshotData, updateData } from "./fakes.js";
 
 function event(name: string, data: unknown, id: string): BalanceEvent {
   const parsed = parseEvent(name, JSON.stringify(data), id);
@@ -82,6 +82,7 @@ test("an order_status folds into the snapshot's orders and current() carries the
     short: null,
     balanceShortfall: "0",
     allowanceShortfall: "0",
+    approval: "erc20",
     blockNumber: 10,
   };
   state.apply(event("all_balances", { ...snapshotData("100"), orders: [order] }, "5"));
@@ -92,4 +93,32 @@ test("an order_status folds into the snapshot's orders and current() carries the
   assert.ok(now);
   assert.equal(now.orders.get("o1")?.short, "balance");
   assert.deepEqual((now.data as { orders?: unknown }).orders, [short]);
+});
+
+test("a permit2_allowance_update folds into the snapshot's Permit2 allowances and current() carries them", () => {
+  const state = new WalletState();
+  const live = { amount: "700", expiration: 1_900_000_000, nonce: 4, expired: false };
+  state.apply(event("all_balances", { ...snapshotData("100"), permit2: { [TOKEN]: { [PERMIT2_SPENDER]: live } } }, "5"));
+  const before = state.current();
+  assert.ok(before);
+  assert.equal(before.permit2.get(TOKEN)?.get(PERMIT2_SPENDER)?.expired, false);
+
+  // The expiration passed: same amount, expiration and nonce, now expired.
+  const expiry = permit2UpdateData({ ...live, expired: true, previous: live, blockNumber: 30 });
+  assert.equal(state.apply(event("permit2_allowance_update", expiry, "6")), true);
+  assert.equal(state.apply(event("permit2_allowance_update", expiry, "6")), false, "a repeat counts once");
+  const now = state.current();
+  assert.ok(now);
+  assert.notEqual(now, before, "a new object after a change");
+  assert.deepEqual(now.permit2.get(TOKEN)?.get(PERMIT2_SPENDER), { amount: 700n, expiration: 1_900_000_000, nonce: 4, expired: true });
+  assert.equal(before.permit2.get(TOKEN)?.get(PERMIT2_SPENDER)?.expired, false, "an earlier snapshot never changes");
+  assert.equal(now.blockNumber, 30);
+  assert.deepEqual(JSON.parse(JSON.stringify(now.data)).permit2, { [TOKEN]: { [PERMIT2_SPENDER]: { ...live, expired: true } } });
+  assert.equal(now.allowances.get(TOKEN)?.get(SPENDER), 5n, "ERC-20 allowances untouched");
+
+  // A spender first seen by an update (the session added it) joins the snapshot.
+  const other = "0x00000000000000000000000000000000000000cc";
+  state.apply(event("permit2_allowance_update", permit2UpdateData({ spender: other, expired: false, previous: null }), "7"));
+  assert.equal(state.current()?.permit2.get(TOKEN)?.get(other)?.amount, 1_000_000_000_000_000_000_000n);
+  assert.equal(state.current()?.permit2.get(TOKEN)?.get(PERMIT2_SPENDER)?.expired, true);
 });

@@ -21,6 +21,8 @@ pub struct BlockHead {
     pub beneficiary: Address,
     /// `None` before withdrawals existed; the empty root when there were none.
     pub withdrawals_root: Option<B256>,
+    /// Unix seconds: what time-bound values (a Permit2 allowance's expiration) are judged by.
+    pub timestamp: u64,
 }
 
 impl BlockHead {
@@ -31,6 +33,7 @@ impl BlockHead {
             parent_hash: header.parent_hash,
             beneficiary: header.beneficiary,
             withdrawals_root: header.withdrawals_root,
+            timestamp: header.timestamp,
         }
     }
 

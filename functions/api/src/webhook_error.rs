@@ -2,6 +2,7 @@
 
 use http::StatusCode;
 use live_balances::destination::Refusal;
+use live_balances::webhook::EventKind;
 use thiserror::Error;
 
 use crate::error_code::ErrorCode;
@@ -21,11 +22,9 @@ pub enum WebhookError {
     TooManyTokens(usize),
     #[error("wallet {owner} already has {max} webhooks, the most one wallet may have")]
     WalletFull { owner: String, max: usize },
-    #[error("no events given: name at least one of balance_update, allowance_update, order_status")]
+    #[error("no events given: name at least one of {}", EventKind::names())]
     NoEvents,
-    #[error(
-        "events[{index}] {value:?} is not one of balance_update, allowance_update, order_status"
-    )]
+    #[error("events[{index}] {value:?} is not one of {}", EventKind::names())]
     UnknownEvent { index: usize, value: String },
     #[error("no such webhook on this chain")]
     NotFound,

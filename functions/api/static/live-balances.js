@@ -28,6 +28,7 @@ var LiveBalances = (() => {
     EVENT_NAMES: () => EVENT_NAMES,
     EventDataError: () => EventDataError,
     NATIVE_TOKEN: () => NATIVE_TOKEN,
+    PERMIT2: () => PERMIT2,
     createClient: () => createClient,
     formatUnits: () => formatUnits,
     isAddress: () => isAddress,
@@ -55,9 +56,9 @@ var LiveBalances = (() => {
     const negative = amount < 0n;
     const value = negative ? -amount : amount;
     const unit = 10n ** BigInt(decimals);
-    const whole = (value / unit).toString();
+    const whole2 = (value / unit).toString();
     const fraction = decimals === 0 ? "" : (value % unit).toString().padStart(decimals, "0").replace(/0+$/, "");
-    return (negative ? "-" : "") + whole + (fraction ? "." + fraction : "");
+    return (negative ? "-" : "") + whole2 + (fraction ? "." + fraction : "");
   }
 
   // dist/errors.js
@@ -355,6 +356,7 @@ var LiveBalances = (() => {
       blockNumber: blockNumber2,
       balances,
       allowances: /* @__PURE__ */ new Map(),
+      permit2: /* @__PURE__ */ new Map(),
       errors,
       tokens,
       orders: /* @__PURE__ */ new Map(),
@@ -420,6 +422,7 @@ var LiveBalances = (() => {
 
   // dist/address.js
   var NATIVE_TOKEN = "0xeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+  var PERMIT2 = "0x000000000022d473030f116ddee9f6b43ac78ba3";
   var ADDRESS = /^0x[0-9a-fA-F]{40}$/;
   function isAddress(value) {
     return typeof value === "string" && ADDRESS.test(value);
@@ -446,12 +449,17 @@ var LiveBalances = (() => {
       for (const [token, bySpender] of entries(d.allowances, "allowances")) {
         allowances.set(toAddress(token), mapValues(bySpender, parseAmount, "allowances"));
       }
+      const permit2 = /* @__PURE__ */ new Map();
+      for (const [token, bySpender] of entries(d.permit2 ?? {}, "permit2")) {
+        permit2.set(toAddress(token), mapValues(bySpender, permit2Allowance, "permit2"));
+      }
       return {
         type: "all_balances",
         lastEventId,
         blockNumber: blockNumber(d.blockNumber),
         balances: mapValues(d.balances, parseAmount, "balances"),
         allowances,
+        permit2,
         errors: mapValues(d.errors ?? {}, text, "errors"),
         tokens: mapValues(d.tokens ?? {}, metadata, "tokens"),
         orders: new Map((d.orders ?? []).map((o) => [text(o.orderId), orderStatus(o)])),
@@ -484,6 +492,20 @@ var LiveBalances = (() => {
         spender: toAddress(d.spender),
         allowance: parseAmount(d.allowance),
         previousAllowance: parseOptionalAmount(d.previousAllowance),
+        blockNumber: blockNumber(d.blockNumber),
+        txHash: d.txHash == null ? null : text(d.txHash),
+        data: d
+      };
+    },
+    permit2_allowance_update: (data, lastEventId) => {
+      const d = object(data);
+      return {
+        type: "permit2_allowance_update",
+        lastEventId,
+        address: toAddress(d.address),
+        spender: toAddress(d.spender),
+        ...permit2Allowance(d),
+        previous: d.previous == null ? null : permit2Allowance(d.previous),
         blockNumber: blockNumber(d.blockNumber),
         txHash: d.txHash == null ? null : text(d.txHash),
         data: d
@@ -557,7 +579,25 @@ var LiveBalances = (() => {
     }
     return value;
   }
+  function whole(value, field) {
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+      throw new TypeError(`${field} is not a non-negative integer: ${JSON.stringify(value)}`);
+    }
+    return value;
+  }
+  function permit2Allowance(value) {
+    const p = object(value);
+    if (typeof p["expired"] !== "boolean")
+      throw new TypeError("expired is not a boolean");
+    return {
+      amount: parseAmount(p["amount"]),
+      expiration: whole(p["expiration"], "expiration"),
+      nonce: whole(p["nonce"], "nonce"),
+      expired: p["expired"]
+    };
+  }
   var SHORT_SIDES = ["balance", "allowance", "both"];
+  var APPROVALS = ["erc20", "permit2"];
   function orderStatus(value) {
     const o = object(value);
     const short = o["short"];
@@ -566,11 +606,16 @@ var LiveBalances = (() => {
     }
     if (typeof o["fillable"] !== "boolean")
       throw new TypeError("fillable is not a boolean");
+    const approval = o["approval"] ?? "erc20";
+    if (!APPROVALS.includes(approval)) {
+      throw new TypeError(`approval is not erc20 or permit2: ${JSON.stringify(approval)}`);
+    }
     return {
       orderId: text(o["orderId"]),
       sellToken: toAddress(o["sellToken"]),
       sellAmount: parseAmount(o["sellAmount"]),
       spender: toAddress(o["spender"]),
+      approval,
       validTo: blockNumber(o["validTo"]),
       fillable: o["fillable"],
       short,
@@ -1113,7 +1158,7 @@ var LiveBalances = (() => {
      * id, its own feed position (unique); on a multi-wallet stream the pair's part of it.
      */
     apply(event, updateId = event.lastEventId) {
-      const update = event.type === "balance_update" || event.type === "allowance_update" || event.type === "order_status";
+      const update = event.type === "balance_update" || event.type === "allowance_update" || event.type === "permit2_allowance_update" || event.type === "order_status";
       if (update && updateId) {
         if (this.#applied.has(updateId))
           return false;
@@ -1146,6 +1191,15 @@ var LiveBalances = (() => {
           if (!bySpender)
             s.allowances.set(event.address, bySpender = /* @__PURE__ */ new Map());
           bySpender.set(event.spender, event.allowance);
+          s.blockNumber = Math.max(s.blockNumber, event.blockNumber);
+          break;
+        }
+        case "permit2_allowance_update": {
+          let bySpender = s.permit2.get(event.address);
+          if (!bySpender)
+            s.permit2.set(event.address, bySpender = /* @__PURE__ */ new Map());
+          const { amount, expiration, nonce, expired } = event;
+          bySpender.set(event.spender, { amount, expiration, nonce, expired });
           s.blockNumber = Math.max(s.blockNumber, event.blockNumber);
           break;
         }
@@ -1194,6 +1248,16 @@ var LiveBalances = (() => {
       for (const [token, reason] of s.errors)
         errors[token] = reason;
       event.data = { ...s.data, balances, allowances, blockNumber: s.blockNumber };
+      if (s.permit2.size > 0 || s.data.permit2 !== void 0) {
+        const permit2 = record();
+        for (const [token, bySpender] of s.permit2) {
+          const terms = record();
+          for (const [spender, p] of bySpender)
+            terms[spender] = { ...p, amount: p.amount.toString() };
+          permit2[token] = terms;
+        }
+        event.data.permit2 = permit2;
+      }
       if (s.orders.size > 0 || s.data.orders !== void 0) {
         event.data.orders = [...s.orders.values()].map((o) => ({
           ...o,
@@ -1217,6 +1281,7 @@ var LiveBalances = (() => {
       ...event,
       balances: new Map(event.balances),
       allowances: new Map([...event.allowances].map(([token, bySpender]) => [token, new Map(bySpender)])),
+      permit2: new Map([...event.permit2].map(([token, bySpender]) => [token, new Map(bySpender)])),
       errors: new Map(event.errors),
       tokens: new Map(event.tokens),
       orders: new Map(event.orders)

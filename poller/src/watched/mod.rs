@@ -488,6 +488,31 @@ mod tests {
     }
 
     #[test]
+    fn a_permit2_spender_is_tracked_apart_from_an_erc20_one_and_read_in_both_layers() {
+        let router = Spender::Permit2(BOB);
+        let permit2_layer = Spender::Erc20(live_balances::permit2::PERMIT2);
+        let mut watched = set(&[session(ALICE, 1, &[1], &[])], &[]);
+        let mut grown = session(ALICE, 2, &[1, 7], &[]);
+        grown.spenders.extend([router, permit2_layer]);
+        grown.complete_revision = 1;
+        let change = watched.upsert(&grown, false);
+        // Permit2's allowance to the router and the token's to Permit2: for the new token and
+        // for the token known before.
+        for n in [1, 7] {
+            for spender in [router, permit2_layer] {
+                assert!(
+                    change.first_reads.contains(&ALICE, &spender.key(token(n))),
+                    "{spender:?} of {n}"
+                );
+            }
+        }
+        assert!(watched.tracks_allowance(&ALICE, &token(7), &router));
+        // The same address as an ERC-20 spender is another value, not tracked.
+        assert!(!watched.tracks_allowance(&ALICE, &token(7), &Spender::Erc20(BOB)));
+        assert!(!watched.tracks_allowance(&ALICE, &NATIVE_TOKEN, &router));
+    }
+
+    #[test]
     fn an_unfinished_addition_is_read_by_the_poller() {
         let lists = [(URL, list(1, &[1]))];
         let mut watched = set(&[session(ALICE, 1, &[], &[(URL, 1)])], &lists);

@@ -12,10 +12,12 @@
 //! (`pacing`), the sweeps (`sweeps`), work owed to the next step (`backlog`), what a reorg
 //! must undo (`reorg`), how native changes are found (`native`, read by `native_reads`), the
 //! watched set and the session log that keeps it current (`sessions`), the values held
-//! (`held`), and what the watcher reports (`report`). `touches` plans what logs name; `writes`
-//! reads a plan, writes what changed and starts tracking tokens found by discovery.
+//! (`held`), when the Permit2 allowances held lapse (`expiries`), and what the watcher reports
+//! (`report`). `touches` plans what logs name; `writes` reads a plan, writes what changed
+//! and starts tracking tokens found by discovery.
 
 mod backlog;
+mod expiries;
 mod native;
 mod native_reads;
 mod pacing;
@@ -46,6 +48,7 @@ use crate::heads::{Head, HeadSignal};
 use crate::held::HeldValues;
 use crate::metrics::Metrics;
 use backlog::Backlog;
+use expiries::Expiries;
 use native::NativeChoice;
 use pacing::HeadPacing;
 use reorg::ReorgMemory;
@@ -92,6 +95,7 @@ pub struct ChainWatcher {
     native: NativeChoice,
     watching: Watching,
     held: HeldValues,
+    expiries: Expiries,
 }
 
 impl ChainWatcher {
@@ -130,6 +134,7 @@ impl ChainWatcher {
                 poller.session_pass_interval,
             ),
             held: HeldValues::default(),
+            expiries: Expiries::default(),
         }
     }
 

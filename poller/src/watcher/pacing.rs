@@ -220,6 +220,7 @@ mod tests {
             parent_hash: B256::repeat_byte(number.saturating_sub(1) as u8),
             beneficiary: Address::ZERO,
             withdrawals_root: None,
+            timestamp: 0,
         }
     }
 

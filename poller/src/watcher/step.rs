@@ -35,6 +35,9 @@ pub(crate) enum Stage {
     Native,
     /// This step's share of the sweeps of held values.
     Sweeps,
+    /// Permit2 allowances whose expiration the range's last block is past (no event says
+    /// so): read at that block, which finds them expired.
+    Expiries,
     /// Whole-token-set re-reads streams asked for, within the step's budget.
     Rescans,
     /// Tokens noted for discovery start being tracked (after `Logs`, which notes them).
@@ -67,7 +70,7 @@ pub(crate) enum Done {
 }
 
 /// Every stage, in the order every step runs them.
-pub(crate) const RECIPE: [Stage; 11] = [
+pub(crate) const RECIPE: [Stage; 12] = [
     Stage::Refresh,
     Stage::Fork,
     Stage::Backlog,
@@ -75,6 +78,7 @@ pub(crate) const RECIPE: [Stage; 11] = [
     Stage::Logs,
     Stage::Native,
     Stage::Sweeps,
+    Stage::Expiries,
     Stage::Rescans,
     Stage::Discover,
     Stage::Write,
@@ -83,11 +87,14 @@ pub(crate) const RECIPE: [Stage; 11] = [
 
 impl Stage {
     /// Whether a step on `path` runs this stage: a quiet step has no range to check, no logs
-    /// to read and no cursor to move.
+    /// to read, no new block time for allowances to lapse by and no cursor to move.
     fn runs_on(self, path: &Path) -> bool {
         match path {
             Path::Blocks(_) => true,
-            Path::Quiet => !matches!(self, Self::Fork | Self::Logs | Self::Checkpoint),
+            Path::Quiet => !matches!(
+                self,
+                Self::Fork | Self::Logs | Self::Expiries | Self::Checkpoint
+            ),
         }
     }
 }
@@ -175,6 +182,14 @@ impl ChainWatcher {
                         plan.add(owner, key);
                     }
                 }
+                Stage::Expiries => {
+                    if let Some(Range { last, .. }) = range {
+                        // Touched: time passing is the chain's change, not a silent one.
+                        for (owner, key) in self.expiries.due(last.timestamp) {
+                            plan.add_touched(owner, key, None);
+                        }
+                    }
+                }
                 Stage::Rescans => {
                     let (watched, held) = (self.watching.set(), &self.held);
                     self.backlog.rescan_reads(
@@ -216,6 +231,7 @@ impl ChainWatcher {
             logs,
             reads = plan.len(),
             written,
+            lapsing = self.expiries.len(),
             "processed"
         );
         Ok(Done::Processed(last.number))
@@ -318,6 +334,7 @@ mod tests {
             parent_hash: B256::ZERO,
             beneficiary: Address::ZERO,
             withdrawals_root: None,
+            timestamp: 0,
         })
     }
 
@@ -329,7 +346,7 @@ mod tests {
         // The quiet path is the same recipe without what only new blocks call for.
         let without: Vec<Stage> = RECIPE
             .into_iter()
-            .filter(|s| ![Stage::Fork, Stage::Logs, Stage::Checkpoint].contains(s))
+            .filter(|s| ![Stage::Fork, Stage::Logs, Stage::Expiries, Stage::Checkpoint].contains(s))
             .collect();
         assert_eq!(quiet, without);
     }
@@ -352,6 +369,7 @@ mod tests {
             Stage::Logs,
             Stage::Native,
             Stage::Sweeps,
+            Stage::Expiries,
             Stage::Rescans,
             Stage::Discover,
         ] {

@@ -25,7 +25,7 @@ use crate::tracked::live_session;
     path = "/sse/{chain_id}/balances/{owner}",
     operation_id = "streamBalances",
     tag = "stream",
-    description = "Server-Sent Events: `all_balances` first (from the table), then `balance_update` / `allowance_update` as the wallet changes, `ping` in between. Every data event has an `id`; reconnect with `Last-Event-ID` to resume (or get `resync` and a fresh snapshot — also when the id is not one this stream can read: the answer is never a refusal, which would stop EventSource for good). The stream ends itself before the function's limit (or the server's maximum, or when a server drains); EventSource reconnects. See the `SseEventData` schema: event name -> data.",
+    description = "Server-Sent Events: `all_balances` first (from the table), then `balance_update` / `allowance_update` / `permit2_allowance_update` / `order_status` as the wallet changes, `ping` in between. Every data event has an `id`; reconnect with `Last-Event-ID` to resume (or get `resync` and a fresh snapshot — also when the id is not one this stream can read: the answer is never a refusal, which would stop EventSource for good). The stream ends itself before the function's limit (or the server's maximum, or when a server drains); EventSource reconnects. See the `SseEventData` schema: event name -> data.",
     params(
         WalletPath,
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),

@@ -24,7 +24,8 @@ pub(crate) struct WebhookRequest {
     /// Only changes of these tokens (absent or empty: every tracked token)
     #[serde(default)]
     pub(super) tokens: Vec<String>,
-    /// Kinds delivered: `balance_update`, `allowance_update`, `order_status`
+    /// Kinds delivered: `balance_update`, `allowance_update`, `permit2_allowance_update`,
+    /// `order_status`
     pub(super) events: Vec<String>,
 }
 
