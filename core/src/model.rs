@@ -18,16 +18,8 @@ use crate::order::{Fillability, Order};
 pub struct Session {
     pub chain_id: u64,
     pub owner: Address,
-    /// Tokens asked for by address (`customTokens`).
-    pub custom_tokens: BTreeSet<Address>,
-    /// Whose allowances are tracked, for every tracked token.
-    pub spenders: BTreeSet<Spender>,
-    /// Token-list URLs followed (the list cache's key), each with the generation of the list
-    /// whose tokens were read when the session started following it (0: not recorded).
-    pub token_lists: BTreeMap<String, u64>,
-    /// Opt-in discovery: a `Transfer` into the wallet of a token it does not track starts
-    /// tracking that token.
-    pub discover: bool,
+    /// What its clients asked to track, every request's additions together.
+    pub asked: SessionAsks,
     /// Tokens found by discovery.
     pub discovered: BTreeSet<Address>,
     /// Block at which the values of the latest addition were read.
@@ -54,10 +46,7 @@ impl Session {
         Self {
             chain_id,
             owner,
-            custom_tokens: BTreeSet::new(),
-            spenders: BTreeSet::new(),
-            token_lists: BTreeMap::new(),
-            discover: false,
+            asked: SessionAsks::default(),
             discovered: BTreeSet::new(),
             read_block: 0,
             revision: 0,
@@ -77,6 +66,7 @@ impl Session {
         weth: Option<Address>,
     ) -> BTreeSet<Address> {
         let mut tokens: BTreeSet<Address> = self
+            .asked
             .token_lists
             .keys()
             .filter_map(|url| list_tokens(url))
@@ -91,6 +81,7 @@ impl Session {
     /// discovered tokens, the native currency, the chain's wrapped native token.
     pub fn named_tokens(&self, weth: Option<Address>) -> BTreeSet<Address> {
         let mut tokens: BTreeSet<Address> = self
+            .asked
             .custom_tokens
             .union(&self.discovered)
             .copied()
@@ -102,7 +93,7 @@ impl Session {
 
     /// The addresses of its ERC-20 allowance spenders.
     pub fn erc20_spenders(&self) -> impl Iterator<Item = &Address> {
-        self.spenders.iter().filter_map(|s| match s {
+        self.asked.spenders.iter().filter_map(|s| match s {
             Spender::Erc20(a) => Some(a),
             Spender::Permit2(_) => None,
         })
@@ -110,34 +101,48 @@ impl Session {
 
     /// The addresses of its Permit2 spenders.
     pub fn permit2_spenders(&self) -> impl Iterator<Item = &Address> {
-        self.spenders.iter().filter_map(|s| match s {
+        self.asked.spenders.iter().filter_map(|s| match s {
             Spender::Permit2(a) => Some(a),
             Spender::Erc20(_) => None,
         })
     }
 
     /// The session with `addition` applied (nothing is ever removed).
-    pub fn with(&self, addition: &SessionAddition) -> Self {
+    pub fn with(&self, addition: &SessionAsks) -> Self {
         let mut next = self.clone();
-        next.custom_tokens
-            .extend(addition.custom_tokens.iter().copied());
-        next.spenders.extend(addition.spenders.iter().copied());
-        for (url, generation) in &addition.token_lists {
-            next.token_lists.entry(url.clone()).or_insert(*generation);
-        }
-        next.discover |= addition.discover;
+        next.asked.add(addition);
         next
     }
 }
 
-/// What one request adds to a wallet's session.
+/// What clients ask a wallet's session to track: one request's addition, or a session's every
+/// addition together.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SessionAddition {
+pub struct SessionAsks {
+    /// Tokens asked for by address (`customTokens`).
     pub custom_tokens: BTreeSet<Address>,
+    /// Whose allowances are tracked, for every tracked token.
     pub spenders: BTreeSet<Spender>,
-    /// List URLs, each with the generation of the list the request read.
+    /// Token-list URLs followed (the list cache's key), each with the generation of the list
+    /// whose tokens were read when the session started following it (0: not recorded).
     pub token_lists: BTreeMap<String, u64>,
+    /// Opt-in discovery: a `Transfer` into the wallet of a token it does not track starts
+    /// tracking that token.
     pub discover: bool,
+}
+
+impl SessionAsks {
+    /// Adds what `more` asks (nothing is ever removed; a list keeps the generation it was
+    /// first followed at).
+    pub fn add(&mut self, more: &SessionAsks) {
+        self.custom_tokens
+            .extend(more.custom_tokens.iter().copied());
+        self.spenders.extend(more.spenders.iter().copied());
+        for (url, generation) in &more.token_lists {
+            self.token_lists.entry(url.clone()).or_insert(*generation);
+        }
+        self.discover |= more.discover;
+    }
 }
 
 /// Whose allowance a session tracks, and through what.
@@ -420,7 +425,7 @@ mod tests {
         let list = [Address::repeat_byte(1), Address::repeat_byte(2)];
         let custom = Address::repeat_byte(3);
         let weth = Address::repeat_byte(4);
-        let session = Session::new(1, Address::repeat_byte(9), 0).with(&SessionAddition {
+        let session = Session::new(1, Address::repeat_byte(9), 0).with(&SessionAsks {
             custom_tokens: [custom].into(),
             spenders: [Spender::Erc20(Address::repeat_byte(5))].into(),
             token_lists: [("https://a".to_string(), 2)].into(),
@@ -435,13 +440,13 @@ mod tests {
         // A list not loaded contributes nothing; an addition never removes anything, and a
         // list already followed keeps the generation first read.
         assert_eq!(session.tracked_tokens(|_| None, None).len(), 2);
-        let grown = session.with(&SessionAddition {
+        let grown = session.with(&SessionAsks {
             token_lists: [("https://a".to_string(), 7)].into(),
             ..Default::default()
         });
-        assert_eq!(grown.token_lists["https://a"], 2);
-        assert!(grown.discover);
-        assert_eq!(grown.custom_tokens, session.custom_tokens);
+        assert_eq!(grown.asked.token_lists["https://a"], 2);
+        assert!(grown.asked.discover);
+        assert_eq!(grown.asked.custom_tokens, session.asked.custom_tokens);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use alloy::primitives::{Address, U256};
 use e2e::{SseClient, fresh_owner};
 use live_balances::address::lower;
 use live_balances::config::DEFAULT_SPENDER;
-use live_balances::model::{BalanceItem, BalanceKey, Session, SessionAddition, TokenRead};
+use live_balances::model::{BalanceItem, BalanceKey, Session, SessionAsks, TokenRead};
 use live_balances::storage::{Table, ValueWrite};
 use rand::seq::IndexedRandom;
 use serde_json::{Value, json};
@@ -407,7 +407,7 @@ impl Write {
                 (live, false, vec![])
             }
         };
-        let addition = SessionAddition {
+        let addition = SessionAsks {
             custom_tokens: match self {
                 Self::Grow { token, .. } => [*token].into(),
                 Self::New { .. } => BTreeSet::new(),

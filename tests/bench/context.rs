@@ -345,7 +345,10 @@ impl Bench {
         let sessions: Vec<live_balances::model::Session> = owners
             .iter()
             .map(|owner| live_balances::model::Session {
-                custom_tokens: tokens.iter().copied().collect(),
+                asked: live_balances::model::SessionAsks {
+                    custom_tokens: tokens.iter().copied().collect(),
+                    ..Default::default()
+                },
                 revision: 1,
                 expires_at: now + 3600,
                 ..live_balances::model::Session::new(self.chain_id(), *owner, now)

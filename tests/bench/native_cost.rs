@@ -155,7 +155,10 @@ async fn write_sessions(
     let sessions: Vec<Session> = owners
         .iter()
         .map(|owner| Session {
-            custom_tokens: [token].into(),
+            asked: live_balances::model::SessionAsks {
+                custom_tokens: [token].into(),
+                ..Default::default()
+            },
             revision: 1,
             expires_at: now + 86_400,
             streaming_until: if streamed { now + 86_400 } else { 0 },

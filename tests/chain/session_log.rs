@@ -204,7 +204,10 @@ async fn a_silent_change_on_a_never_seen_token_is_caught_within_90_s_by_default(
         )
         .await?;
         let session = Session {
-            custom_tokens: [rebasing].into(),
+            asked: live_balances::model::SessionAsks {
+                custom_tokens: [rebasing].into(),
+                ..Default::default()
+            },
             revision: 1,
             read_block: block,
             expires_at: now + 3_600,

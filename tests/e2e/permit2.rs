@@ -7,7 +7,8 @@ use alloy::primitives::aliases::U160;
 use anyhow::Context;
 use e2e::permit2::{
     IPermit2, PERMIT2, Permit2Allowance, allowance, approve, approve_token, chain_time,
-    deploy_router, domain, domain_separator, install_permit2, lockdown, permit, sign_permit, spend,
+    deploy_router, domain, domain_separator, install_permit2, invalidate_nonces, lockdown, permit,
+    sign_permit, spend,
 };
 use e2e::webhook_receiver::{Received, Receiver};
 use e2e::{DEADLINE, Environment, Event, SseClient, fresh_owner};
@@ -162,7 +163,7 @@ async fn order_status(sse: &mut SseClient, id: &str, fillable: bool) -> anyhow::
 /// A wallet whose session names a Permit2 spender (a router) sees every way Permit2's allowance
 /// to it changes — the token's approval of Permit2, `Permit2.approve`, a permit the owner signed
 /// and a relayer submitted, the router's spend through Permit2 (no event of Permit2's own), a
-/// lockdown — on its stream and in a webhook as `permit2_allowance_update`, with the amount,
+/// lockdown, a nonce invalidation (the expiry: `tests/chain/permit2_expiry.rs`) — on its stream and in a webhook as `permit2_allowance_update`, with the amount,
 /// expiration and nonce Permit2 holds; and an order naming the router through Permit2 flips as
 /// each crosses its amount.
 #[tokio::test(flavor = "multi_thread")]
@@ -266,7 +267,7 @@ async fn permit2_allowances_reach_the_stream_webhooks_and_orders() -> anyhow::Re
     assert_eq!(fillable.data["approval"], "permit2");
 
     // A permit the owner signed, submitted by the relayer: amount, expiration and nonce move.
-    permit(
+    let permitted = permit(
         &owner,
         &relayer,
         chain,
@@ -280,11 +281,20 @@ async fn permit2_allowances_reach_the_stream_webhooks_and_orders() -> anyhow::Re
     let update = permit2_update(&mut sse, &token_hex, &router_hex, "500").await?;
     assert_eq!(update.data["expiration"], now + 7_200, "{:?}", update.data);
     assert_eq!(update.data["nonce"], 1);
+    assert_eq!(
+        update.data["txHash"],
+        permitted.transaction_hash.to_string()
+    );
 
     // The router spends through Permit2: only the token's Transfer says so.
     let receiver_address = fresh_owner();
-    spend(&owner, router, token, U160::from(400), receiver_address).await?;
+    let spent = spend(&owner, router, token, U160::from(400), receiver_address).await?;
     let update = permit2_update(&mut sse, &token_hex, &router_hex, "100").await?;
+    assert_eq!(
+        update.data["txHash"],
+        spent.transaction_hash.to_string(),
+        "found through the owner's Transfer"
+    );
     assert_eq!(
         update.data["previous"]["amount"], "500",
         "{:?}",
@@ -298,14 +308,30 @@ async fn permit2_allowances_reach_the_stream_webhooks_and_orders() -> anyhow::Re
     approve(&owner, token, router, U160::from(250), now + 3_600).await?;
     permit2_update(&mut sse, &token_hex, &router_hex, "250").await?;
     order_status(&mut sse, id, true).await?;
-    lockdown(&owner, &[(token, router)]).await?;
+    let locked = lockdown(&owner, &[(token, router)]).await?;
     let update = permit2_update(&mut sse, &token_hex, &router_hex, "0").await?;
+    assert_eq!(update.data["txHash"], locked.transaction_hash.to_string());
     assert_eq!(
         update.data["expiration"],
         now + 3_600,
         "lockdown keeps the expiration"
     );
     order_status(&mut sse, id, false).await?;
+    // Invalidating nonces moves only the nonce.
+    let invalidated = invalidate_nonces(&owner, token, router, 5).await?;
+    let update = sse
+        .wait_for("permit2_allowance_update nonce=5", |e| {
+            e.event == "permit2_allowance_update" && e.data["nonce"] == 5
+        })
+        .await?;
+    assert_eq!(update.data["amount"], "0");
+    assert_eq!(update.data["previous"]["nonce"], 1, "{:?}", update.data);
+    assert_eq!(
+        update.data["txHash"],
+        invalidated.transaction_hash.to_string(),
+        "found by Permit2's NonceInvalidation event, not a later re-read: {:?}",
+        update.data
+    );
 
     // The webhook delivered the same, signed, in order.
     let amounts = |accepted: &[Received]| -> Vec<String> {
@@ -326,10 +352,16 @@ async fn permit2_allowances_reach_the_stream_webhooks_and_orders() -> anyhow::Re
     };
     let accepted = receiver
         .wait_accepted("Permit2 changes and order flips delivered", DEADLINE, |a| {
-            amounts(a).last().map(String::as_str) == Some("0") && flips(a).len() >= 5
+            amounts(a).len() >= 6 && flips(a).len() >= 5
         })
         .await?;
-    assert_eq!(amounts(&accepted), ["300", "500", "100", "250", "0"]);
+    assert_eq!(amounts(&accepted), ["300", "500", "100", "250", "0", "0"]);
+    let last = accepted
+        .iter()
+        .map(|r| r.json())
+        .rfind(|b| b["type"] == "permit2_allowance_update")
+        .unwrap_or_default();
+    assert_eq!(last["data"]["nonce"], 5, "{last}");
     assert_eq!(
         flips(&accepted),
         [false, true, false, true, false],

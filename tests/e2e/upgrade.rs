@@ -97,15 +97,16 @@ async fn items_written_by_released_versions_are_read_by_this_one() -> anyhow::Re
 async fn reads_what_0_1_0_wrote(table: &Table, items: &[StreamImage]) -> anyhow::Result<()> {
     // The session: lists by reference, custom, discovered tokens and spenders.
     let session = table.session(CHAIN, &OWNER).await?.expect("session");
-    assert!(session.custom_tokens.contains(&TOKEN));
+    assert!(session.asked.custom_tokens.contains(&TOKEN));
     assert!(
         session
+            .asked
             .spenders
             .contains(&live_balances::model::Spender::Erc20(SPENDER))
     );
-    assert!(session.discover);
+    assert!(session.asked.discover);
     assert_eq!(session.discovered.len(), 2);
-    assert_eq!(session.token_lists.get(LIST_URL), Some(&1));
+    assert_eq!(session.asked.token_lists.get(LIST_URL), Some(&1));
     assert!(session.expires_at > WRITTEN_AT && session.streaming_until > 0);
     assert_eq!(table.live_sessions(CHAIN).await?, 1);
 

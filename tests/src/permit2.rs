@@ -45,6 +45,7 @@ sol! {
             external;
         function permit(address owner, PermitSingle permitSingle, bytes signature) external;
         function lockdown(TokenSpenderPair[] approvals) external;
+        function invalidateNonces(address token, address spender, uint48 newNonce) external;
     }
 }
 
@@ -201,6 +202,22 @@ pub async fn lockdown(
     owner
         .call(PERMIT2, IPermit2::lockdownCall { approvals }.abi_encode())
         .await
+}
+
+/// `owner` moves its nonce for (token, spender) to `new_nonce`: permits signed for the nonces
+/// skipped can no longer be used.
+pub async fn invalidate_nonces(
+    owner: &Wallet,
+    token: Address,
+    spender: Address,
+    new_nonce: u64,
+) -> anyhow::Result<TransactionReceipt> {
+    let call = IPermit2::invalidateNoncesCall {
+        token,
+        spender,
+        newNonce: uint48(new_nonce)?,
+    };
+    owner.call(PERMIT2, call.abi_encode()).await
 }
 
 /// The latest block's timestamp: expirations are set relative to the chain's clock.

@@ -325,6 +325,19 @@ export interface components {
             spender: string;
             txHash?: string | null;
         };
+        /** @description What a session's clients asked it to track, every request's additions together. */
+        AskedView: {
+            customTokens: string[];
+            discoverTokens: boolean;
+            /** @description Spenders whose Permit2 allowances are tracked. */
+            permit2Spenders?: string[];
+            /**
+             * @description ERC-20 allowance spenders (Permit2's address among them when `permit2Spenders` is not
+             *     empty).
+             */
+            spenders: string[];
+            tokensListsUrls: string[];
+        };
         /** @description `balance_update`. */
         BalanceUpdate: {
             address: string;
@@ -701,7 +714,7 @@ export interface components {
             tokensListsUrls?: string[];
         };
         /** @description A session as answered to clients. */
-        SessionView: {
+        SessionView: components["schemas"]["AskedView"] & {
             /**
              * Format: int64
              * @description Block the values were read at (the newest of them).
@@ -709,8 +722,6 @@ export interface components {
             blockNumber: number;
             /** Format: int64 */
             chainId: number;
-            customTokens: string[];
-            discoverTokens: boolean;
             discoveredTokens: string[];
             /** Format: int64 */
             expiresAt: number;
@@ -725,20 +736,12 @@ export interface components {
                 [key: string]: components["schemas"]["TokenMetadata"];
             };
             owner: string;
-            /** @description Spenders whose Permit2 allowances are tracked. */
-            permit2Spenders?: string[];
-            /**
-             * @description ERC-20 allowance spenders (Permit2's address among them when `permit2Spenders` is not
-             *     empty).
-             */
-            spenders: string[];
             tokenCount: number;
             /**
              * @description Every token tracked: the lists' current tokens, custom and discovered tokens, the
              *     native currency and the chain's WETH.
              */
             tokens: string[];
-            tokensListsUrls: string[];
         };
         /** @description Body of `POST /sessions`. */
         SessionsRequest: {

@@ -11,7 +11,8 @@ use super::error::StorageError;
 use super::keys;
 use crate::address::{lower, parse_address};
 use crate::model::{
-    BalanceItem, BalanceKey, ChainCursor, FeedEntry, FeedPosition, Session, Spender, TokenRead,
+    BalanceItem, BalanceKey, ChainCursor, FeedEntry, FeedPosition, Session, SessionAsks, Spender,
+    TokenRead,
 };
 use crate::token_metadata::TokenMetadata;
 
@@ -220,18 +221,20 @@ impl TryFrom<SessionRecord> for Session {
         Ok(Session {
             chain_id: r.chain_id,
             owner: address(&key, "owner", &r.owner)?,
-            custom_tokens: set("tokens", &r.tokens)?,
-            spenders: set("spenders", &r.spenders)?
-                .into_iter()
-                .map(Spender::Erc20)
-                .chain(
-                    set("permit2_spenders", &r.permit2_spenders)?
-                        .into_iter()
-                        .map(Spender::Permit2),
-                )
-                .collect(),
-            token_lists,
-            discover: r.discover,
+            asked: SessionAsks {
+                custom_tokens: set("tokens", &r.tokens)?,
+                spenders: set("spenders", &r.spenders)?
+                    .into_iter()
+                    .map(Spender::Erc20)
+                    .chain(
+                        set("permit2_spenders", &r.permit2_spenders)?
+                            .into_iter()
+                            .map(Spender::Permit2),
+                    )
+                    .collect(),
+                token_lists,
+                discover: r.discover,
+            },
             discovered: set("discovered", &r.discovered)?,
             read_block: r.read_block,
             revision: r.revision,
@@ -474,14 +477,16 @@ mod tests {
     #[test]
     fn session_and_cursor_roundtrip() {
         let session = Session {
-            custom_tokens: [Address::repeat_byte(2), Address::repeat_byte(3)].into(),
-            spenders: [
-                Spender::Erc20(Address::repeat_byte(4)),
-                Spender::Permit2(Address::repeat_byte(6)),
-            ]
-            .into(),
-            token_lists: [("https://lists.example/a.json".to_string(), 3)].into(),
-            discover: true,
+            asked: SessionAsks {
+                custom_tokens: [Address::repeat_byte(2), Address::repeat_byte(3)].into(),
+                spenders: [
+                    Spender::Erc20(Address::repeat_byte(4)),
+                    Spender::Permit2(Address::repeat_byte(6)),
+                ]
+                .into(),
+                token_lists: [("https://lists.example/a.json".to_string(), 3)].into(),
+                discover: true,
+            },
             discovered: [Address::repeat_byte(5)].into(),
             read_block: 9,
             revision: 2,
@@ -495,11 +500,11 @@ mod tests {
             sk: keys::session_sk(&session.owner),
             chain_id: 1,
             owner: lower(&session.owner),
-            tokens: session.custom_tokens.iter().map(lower).collect(),
+            tokens: session.asked.custom_tokens.iter().map(lower).collect(),
             spenders: session.erc20_spenders().map(lower).collect(),
             permit2_spenders: session.permit2_spenders().map(lower).collect(),
             token_lists: BTreeSet::new(),
-            lists: session.token_lists.clone(),
+            lists: session.asked.token_lists.clone(),
             discover: true,
             discovered: session.discovered.iter().map(lower).collect(),
             read_block: 9,
@@ -533,8 +538,11 @@ mod tests {
             streaming_until: 0,
         };
         let legacy = Session::try_from(roundtrip(legacy)).unwrap();
-        assert_eq!(legacy.token_lists["https://lists.example/old.json"], 0);
-        assert_eq!(legacy.custom_tokens.len(), 1);
+        assert_eq!(
+            legacy.asked.token_lists["https://lists.example/old.json"],
+            0
+        );
+        assert_eq!(legacy.asked.custom_tokens.len(), 1);
 
         let cursor = ChainCursor {
             chain_id: 1,

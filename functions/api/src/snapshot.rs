@@ -51,7 +51,7 @@ pub async fn take(
         .unwrap_or_else(|| Session::new(chain_id, *owner, unix_now()));
     let lists = state
         .catalog
-        .current_lists(&state.table, chain_id, session.token_lists.keys())
+        .current_lists(&state.table, chain_id, session.asked.token_lists.keys())
         .await?;
     let values = state.table.wallet_values(chain_id, owner).await?;
     let unreadable = state.catalog.unreadable(&state.table, chain_id).await?;
@@ -75,7 +75,7 @@ pub async fn take(
     };
     let view = WalletView {
         tokens: &tokens,
-        spenders: &session.spenders,
+        spenders: &session.asked.spenders,
         named: &named,
         items: &values.items,
         unreadable: &unreadable,
@@ -147,7 +147,7 @@ pub async fn stream_opened(state: State, chain_id: u64, owner: Address) {
             return;
         }
     };
-    let lists: BTreeMap<String, u64> = session.token_lists;
+    let lists: BTreeMap<String, u64> = session.asked.token_lists;
     for url in lists.keys() {
         if let Err(error) = state
             .token_lists

@@ -38,6 +38,7 @@ pub async fn list_versions(
         .map(|l| (l.url.clone(), l.clone()))
         .collect();
     let others: Vec<&String> = session
+        .asked
         .token_lists
         .keys()
         .filter(|url| !versions.contains_key(*url))

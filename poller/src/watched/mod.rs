@@ -247,6 +247,7 @@ impl WatchedSet {
     /// newer: what must be loaded before it is watched.
     pub fn lists_to_load(&self, session: &Session) -> Vec<String> {
         session
+            .asked
             .token_lists
             .iter()
             .filter(|(url, read)| {
@@ -291,6 +292,7 @@ impl WatchedSet {
     /// The wallet's watch, its list references and spender set shared with others'.
     fn watch_of(&mut self, session: &Session) -> WalletWatch {
         let lists: Vec<(Arc<str>, u64)> = session
+            .asked
             .token_lists
             .iter()
             .map(|(url, generation)| {
@@ -302,9 +304,10 @@ impl WatchedSet {
             })
             .collect();
         let lists = intern(&mut self.list_sets, lists.into());
-        let spenders: Arc<[Spender]> = session.spenders.iter().copied().collect();
+        let spenders: Arc<[Spender]> = session.asked.spenders.iter().copied().collect();
         let spenders = Spenders(intern(&mut self.spender_sets, spenders));
         let named: Box<[Address]> = session
+            .asked
             .custom_tokens
             .union(&session.discovered)
             .copied()
@@ -314,7 +317,7 @@ impl WatchedSet {
             lists,
             named,
             spenders,
-            discover: session.discover,
+            discover: session.asked.discover,
             discovered: session.discovered.len(),
             revision: session.revision,
             complete_revision: session.complete_revision,
@@ -358,7 +361,7 @@ fn intern<T: ?Sized + Eq + std::hash::Hash>(set: &mut HashSet<Arc<T>>, value: Ar
 
 #[cfg(test)]
 mod tests {
-    use live_balances::model::BalanceKey;
+    use live_balances::model::{BalanceKey, SessionAsks};
 
     use super::*;
 
@@ -380,9 +383,12 @@ mod tests {
 
     fn session(owner: Address, revision: u64, custom: &[u8], lists: &[(&str, u64)]) -> Session {
         Session {
-            custom_tokens: custom.iter().map(|n| token(*n)).collect(),
-            spenders: [Spender::Erc20(SPENDER)].into(),
-            token_lists: lists.iter().map(|(u, g)| (u.to_string(), *g)).collect(),
+            asked: SessionAsks {
+                custom_tokens: custom.iter().map(|n| token(*n)).collect(),
+                spenders: [Spender::Erc20(SPENDER)].into(),
+                token_lists: lists.iter().map(|(u, g)| (u.to_string(), *g)).collect(),
+                discover: false,
+            },
             revision,
             complete_revision: revision,
             expires_at: 100,
@@ -493,7 +499,7 @@ mod tests {
         let permit2_layer = Spender::Erc20(live_balances::permit2::PERMIT2);
         let mut watched = set(&[session(ALICE, 1, &[1], &[])], &[]);
         let mut grown = session(ALICE, 2, &[1, 7], &[]);
-        grown.spenders.extend([router, permit2_layer]);
+        grown.asked.spenders.extend([router, permit2_layer]);
         grown.complete_revision = 1;
         let change = watched.upsert(&grown, false);
         // Permit2's allowance to the router and the token's to Permit2: for the new token and
@@ -517,7 +523,7 @@ mod tests {
         let lists = [(URL, list(1, &[1]))];
         let mut watched = set(&[session(ALICE, 1, &[], &[(URL, 1)])], &lists);
         let mut grown = session(ALICE, 2, &[7], &[(URL, 1)]);
-        grown.spenders.insert(Spender::Erc20(BOB));
+        grown.asked.spenders.insert(Spender::Erc20(BOB));
         grown.complete_revision = 1;
         let change = watched.upsert(&grown, false);
         assert_eq!(change.learn, [ALICE].into());

@@ -54,13 +54,14 @@ fn whole_session(update: UpdateBuilder, next: &Session) -> UpdateBuilder {
         .expression_attribute_values(
             ":lists",
             AttributeValue::M(
-                next.token_lists
+                next.asked
+                    .token_lists
                     .iter()
                     .map(|(url, generation)| (url.clone(), n(generation)))
                     .collect::<HashMap<_, _>>(),
             ),
         )
-        .expression_attribute_values(":discover", AttributeValue::Bool(next.discover))
+        .expression_attribute_values(":discover", AttributeValue::Bool(next.asked.discover))
         .expression_attribute_values(":read_block", n(next.read_block))
         .expression_attribute_values(":revision", n(next.revision))
 }
@@ -106,7 +107,7 @@ impl Table {
                 "#tokens",
                 "#tokens = :tokens",
                 ":tokens",
-                string_set(&next.custom_tokens),
+                string_set(&next.asked.custom_tokens),
             ),
             (
                 "#spenders",

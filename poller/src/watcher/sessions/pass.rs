@@ -104,7 +104,7 @@ fn differs(known: Option<&WalletWatch>, session: &Session, now: u64) -> bool {
                         session.complete_revision,
                         session.discovered.len(),
                     )
-                || known.lists.len() != session.token_lists.len()
+                || known.lists.len() != session.asked.token_lists.len()
                 || known.streaming_until < session.streaming_until
                 || known.expires_at < session.expires_at
         }

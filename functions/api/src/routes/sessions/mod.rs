@@ -67,16 +67,9 @@ pub struct SessionView {
     /// native currency and the chain's WETH.
     pub tokens: Vec<String>,
     pub token_count: usize,
-    pub custom_tokens: Vec<String>,
-    pub discover_tokens: bool,
     pub discovered_tokens: Vec<String>,
-    /// ERC-20 allowance spenders (Permit2's address among them when `permit2Spenders` is not
-    /// empty).
-    pub spenders: Vec<String>,
-    /// Spenders whose Permit2 allowances are tracked.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub permit2_spenders: Vec<String>,
-    pub tokens_lists_urls: Vec<String>,
+    #[serde(flatten)]
+    pub asked: AskedView,
     pub expires_at: u64,
     /// Block the values were read at (the newest of them).
     pub block_number: u64,
@@ -87,6 +80,33 @@ pub struct SessionView {
     /// What each list named by this request contributed (POST and PUT only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lists: Vec<ListSummary>,
+}
+
+/// What a session's clients asked it to track, every request's additions together.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AskedView {
+    pub custom_tokens: Vec<String>,
+    pub discover_tokens: bool,
+    /// ERC-20 allowance spenders (Permit2's address among them when `permit2Spenders` is not
+    /// empty).
+    pub spenders: Vec<String>,
+    /// Spenders whose Permit2 allowances are tracked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub permit2_spenders: Vec<String>,
+    pub tokens_lists_urls: Vec<String>,
+}
+
+impl From<&Session> for AskedView {
+    fn from(session: &Session) -> Self {
+        Self {
+            custom_tokens: session.asked.custom_tokens.iter().map(lower).collect(),
+            discover_tokens: session.asked.discover,
+            spenders: session.erc20_spenders().map(lower).collect(),
+            permit2_spenders: session.permit2_spenders().map(lower).collect(),
+            tokens_lists_urls: session.asked.token_lists.keys().cloned().collect(),
+        }
+    }
 }
 
 /// Whether a write may create the session (POST) or only add to an existing one (PUT).
@@ -185,6 +205,7 @@ impl SessionView {
             .filter(|t| full || named.contains_key(*t) || held.contains(*t))
             .filter_map(|t| {
                 let listed = session
+                    .asked
                     .token_lists
                     .keys()
                     .filter_map(|url| versions.get(url))
@@ -199,12 +220,8 @@ impl SessionView {
             owner: lower(&session.owner),
             tokens: tokens.iter().map(lower).collect(),
             token_count: tokens.len(),
-            custom_tokens: session.custom_tokens.iter().map(lower).collect(),
-            discover_tokens: session.discover,
             discovered_tokens: session.discovered.iter().map(lower).collect(),
-            spenders: session.erc20_spenders().map(lower).collect(),
-            permit2_spenders: session.permit2_spenders().map(lower).collect(),
-            tokens_lists_urls: session.token_lists.keys().cloned().collect(),
+            asked: AskedView::from(session),
             expires_at: session.expires_at,
             block_number,
             metadata,

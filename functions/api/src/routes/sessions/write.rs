@@ -11,7 +11,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use live_balances::NATIVE_TOKEN;
 use live_balances::chain::BalanceReader;
 use live_balances::clock::unix_now;
-use live_balances::model::{BalanceItem, BalanceKey, Session, SessionAddition, Spender, TokenRead};
+use live_balances::model::{BalanceItem, BalanceKey, Session, SessionAsks, Spender, TokenRead};
 use live_balances::storage::{TokenFact, UNREADABLE_FOR_SECS, ValueWrite};
 
 use super::checked::CheckedRequest;
@@ -50,7 +50,7 @@ pub async fn apply(
     let started = std::time::Instant::now();
     let requested =
         requested_tokens::resolve(state, chain_id, reader, &checked.custom, &checked.lists).await?;
-    let addition = SessionAddition {
+    let addition = SessionAsks {
         custom_tokens: checked.custom.clone(),
         spenders: checked.spenders.clone(),
         token_lists: requested
@@ -91,7 +91,7 @@ fn live(stored: &Option<Session>, now: u64) -> Option<&Session> {
 struct Write<'a> {
     state: &'a State,
     reader: &'a BalanceReader,
-    addition: &'a SessionAddition,
+    addition: &'a SessionAsks,
     requested: &'a RequestedTokens,
     mode: Upsert,
     started: std::time::Instant,
@@ -243,12 +243,12 @@ impl Write<'_> {
         if after.len() > max_tokens {
             return Err(ApiError::TooManyTokens(max_tokens));
         }
-        limits::check_session_size(state, &after, &next.spenders)?;
+        limits::check_session_size(state, &after, &next.asked.spenders)?;
         let known_spenders = live
             .as_ref()
-            .map(|s| s.spenders.clone())
+            .map(|s| s.asked.spenders.clone())
             .unwrap_or_default();
-        let keys = untracked_keys(&before, &known_spenders, &after, &next.spenders);
+        let keys = untracked_keys(&before, &known_spenders, &after, &next.asked.spenders);
         Ok(Attempt {
             now,
             live,
@@ -373,10 +373,14 @@ async fn store_values(state: &State, items: &[BalanceItem], now: u64) -> Result<
 
 /// Whether `next` tracks nothing `live` does not.
 fn adds_nothing(live: &Session, next: &Session) -> bool {
-    live.custom_tokens == next.custom_tokens
-        && live.spenders == next.spenders
-        && live.discover == next.discover
-        && live.token_lists.keys().eq(next.token_lists.keys())
+    live.asked.custom_tokens == next.asked.custom_tokens
+        && live.asked.spenders == next.asked.spenders
+        && live.asked.discover == next.asked.discover
+        && live
+            .asked
+            .token_lists
+            .keys()
+            .eq(next.asked.token_lists.keys())
 }
 
 impl Write<'_> {
@@ -516,20 +520,20 @@ mod tests {
     #[test]
     fn a_request_adds_nothing_when_the_session_tracks_all_it_names() {
         let mut live = Session::new(1, addr(9), NOW);
-        live.custom_tokens = [addr(1)].into();
-        live.spenders = [Spender::Erc20(addr(3))].into();
-        live.token_lists = [("https://list".to_string(), 4)].into();
+        live.asked.custom_tokens = [addr(1)].into();
+        live.asked.spenders = [Spender::Erc20(addr(3))].into();
+        live.asked.token_lists = [("https://list".to_string(), 4)].into();
         let mut same = live.clone();
-        same.token_lists = [("https://list".to_string(), 5)].into();
+        same.asked.token_lists = [("https://list".to_string(), 5)].into();
         assert!(
             adds_nothing(&live, &same),
             "a list's newer generation adds nothing"
         );
         let mut more = live.clone();
-        more.custom_tokens.insert(addr(2));
+        more.asked.custom_tokens.insert(addr(2));
         assert!(!adds_nothing(&live, &more));
         let mut discovering = live.clone();
-        discovering.discover = true;
+        discovering.asked.discover = true;
         assert!(!adds_nothing(&live, &discovering));
     }
 
