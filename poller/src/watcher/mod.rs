@@ -11,13 +11,12 @@
 //! stages (`step`) drawing on the watcher's state, a type per concern: head pacing
 //! (`pacing`), the sweeps (`sweeps`), work owed to the next step (`backlog`), what a reorg
 //! must undo (`reorg`), how native changes are found (`native`, read by `native_reads`), the
-//! watched set and the session log that keeps it current (`sessions`), the values held
-//! (`held`), when the Permit2 allowances held lapse (`expiries`), and what the watcher reports
+//! watched set and the session log that keeps it current (`sessions`), the values held and
+//! when the Permit2 allowances among them lapse (`crate::held`), and what the watcher reports
 //! (`report`). `touches` plans what logs name; `writes` reads a plan, writes what changed
 //! and starts tracking tokens found by discovery.
 
 mod backlog;
-mod expiries;
 mod native;
 mod native_reads;
 mod pacing;
@@ -48,7 +47,6 @@ use crate::heads::{Head, HeadSignal};
 use crate::held::HeldValues;
 use crate::metrics::Metrics;
 use backlog::Backlog;
-use expiries::Expiries;
 use native::NativeChoice;
 use pacing::HeadPacing;
 use reorg::ReorgMemory;
@@ -95,7 +93,6 @@ pub struct ChainWatcher {
     native: NativeChoice,
     watching: Watching,
     held: HeldValues,
-    expiries: Expiries,
 }
 
 impl ChainWatcher {
@@ -134,7 +131,6 @@ impl ChainWatcher {
                 poller.session_pass_interval,
             ),
             held: HeldValues::default(),
-            expiries: Expiries::default(),
         }
     }
 

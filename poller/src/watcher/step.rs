@@ -185,7 +185,7 @@ impl ChainWatcher {
                 Stage::Expiries => {
                     if let Some(Range { last, .. }) = range {
                         // Touched: time passing is the chain's change, not a silent one.
-                        for (owner, key) in self.expiries.due(last.timestamp) {
+                        for (owner, key) in self.held.lapsed(last.timestamp) {
                             plan.add_touched(owner, key, None);
                         }
                     }
@@ -231,7 +231,7 @@ impl ChainWatcher {
             logs,
             reads = plan.len(),
             written,
-            lapsing = self.expiries.len(),
+            lapsing = self.held.lapsing(),
             "processed"
         );
         Ok(Done::Processed(last.number))

@@ -56,8 +56,6 @@ impl ChainWatcher {
             let reason = plan.reads[&(owner, key)];
             if unreadable.contains(&key.token()) {
                 self.held.set(owner, key, TokenRead::Value(U256::ZERO));
-                self.expiries
-                    .note((owner, key), &TokenRead::Value(U256::ZERO));
                 continue;
             }
             let known = self.held.get(&owner, &key);
@@ -115,7 +113,6 @@ impl ChainWatcher {
                     if outcome == Written::Yes {
                         written.push((item.owner, item.key));
                     }
-                    self.expiries.note((item.owner, item.key), &item.read);
                     self.held.set(item.owner, item.key, item.read);
                 }
                 Err(error) => {

@@ -165,7 +165,6 @@ impl ChainWatcher {
                 .into_iter()
                 .filter(|(key, _)| self.watching.set.tracks(&owner, &key.token()))
                 .collect();
-            self.expiries.replace_wallet(owner, &tracked);
             self.held.replace_wallet(owner, tracked);
             taken += 1;
         }
@@ -245,7 +244,6 @@ impl ChainWatcher {
                 .into_iter()
                 .filter(|(key, _)| self.watching.set.tracks(&owner, &key.token()))
                 .collect();
-            self.expiries.replace_wallet(owner, &tracked);
             self.held.replace_wallet(owner, tracked);
         }
         debug!(chain = self.chain_id, wallets = owners.len(), "learned");

@@ -176,7 +176,6 @@ impl ChainWatcher {
             self.watching.waiting.remove(&owner);
             if self.watching.set.remove(&owner) {
                 self.held.drop_wallet(&owner);
-                self.expiries.forget_wallet(&owner);
                 self.note("ended", 1);
             }
             return Ok(WatchChange::default());
@@ -251,7 +250,6 @@ impl ChainWatcher {
     ) -> Result<(), PollerError> {
         for (owner, token) in &change.untracked {
             self.held.drop_token(owner, token);
-            self.expiries.forget_token(owner, token);
         }
         self.learn(&change.learn).await?;
         self.queue_catch_up(&change.learn, cursor_block, initial);

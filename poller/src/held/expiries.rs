@@ -15,7 +15,7 @@ use alloy::primitives::Address;
 use live_balances::model::{BalanceKey, TokenRead};
 use live_balances::permit2::Permit2Allowance;
 
-use crate::held::ValueId;
+use super::ValueId;
 
 /// The live Permit2 allowances held, by when each lapses.
 #[derive(Debug, Default)]
@@ -45,19 +45,6 @@ impl Expiries {
                 self.by_time.insert((expiration, id));
             }
             None => self.unschedule(&id),
-        }
-    }
-
-    /// Replaces what is scheduled for `owner` by its values as now held (learned from the
-    /// table).
-    pub(crate) fn replace_wallet<'a>(
-        &mut self,
-        owner: Address,
-        held: impl IntoIterator<Item = &'a (BalanceKey, TokenRead)>,
-    ) {
-        self.forget_wallet(&owner);
-        for (key, read) in held {
-            self.note((owner, *key), read);
         }
     }
 
@@ -222,23 +209,5 @@ mod tests {
         assert_eq!(expiries.len(), 3);
         expiries.forget_wallet(&BOB);
         assert_eq!(due(&expiries, 101), [(ALICE, key(OTHER))]);
-    }
-
-    #[test]
-    fn a_learned_wallet_is_scheduled_from_what_the_table_holds() {
-        let mut expiries = Expiries::default();
-        expiries.note((ALICE, key(OTHER)), &word(5, 100, false));
-        // After a restart (or a session change) the poller learns the wallet's stored values:
-        // they replace what it held, lapsed-but-unflagged ones included.
-        let stored = vec![
-            (key(TOKEN), word(9, 40, false)),
-            (
-                BalanceKey::Balance { token: TOKEN },
-                TokenRead::Value(U256::ONE),
-            ),
-        ];
-        expiries.replace_wallet(ALICE, &stored);
-        assert_eq!(expiries.len(), 1);
-        assert_eq!(due(&expiries, 1_000), [(ALICE, key(TOKEN))]);
     }
 }

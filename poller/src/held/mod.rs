@@ -10,15 +10,22 @@
 //! whose reads fail for every holder (unreadable: never read per wallet) and tokens seen
 //! changing without events (silent: swept often).
 //!
+//! With the values, when the Permit2 allowances among them lapse (`expiries`): the schedule
+//! follows every change of a held value, so nothing else keeps it.
+//!
 //! A wallet's values are known once they are learned from the table. At start every listed
 //! wallet is learned in the background; until then a wallet is *unlearned*, and a step that
 //! is about to compare a value of it learns it first.
+
+mod expiries;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Bound;
 
 use alloy::primitives::{Address, U256};
 use live_balances::model::{BalanceKey, TokenRead};
+
+use expiries::Expiries;
 
 pub type ValueId = (Address, BalanceKey);
 
@@ -33,6 +40,8 @@ pub struct HeldValues {
     unlearned: HashSet<Address>,
     /// Tokens whose reads fail for every holder on this chain: never read per wallet.
     unreadable: BTreeSet<Address>,
+    /// When the live Permit2 allowances held lapse.
+    expiries: Expiries,
 }
 
 impl HeldValues {
@@ -52,6 +61,7 @@ impl HeldValues {
     /// Records a value as now known; a zero is forgotten.
     pub fn set(&mut self, owner: Address, key: BalanceKey, read: TokenRead) {
         let id = (owner, key);
+        self.expiries.note(id, &read);
         if read == TokenRead::Value(U256::ZERO) {
             self.values.remove(&id);
             self.silent_held.remove(&id);
@@ -77,6 +87,7 @@ impl HeldValues {
 
     pub fn drop_wallet(&mut self, owner: &Address) {
         self.unlearned.remove(owner);
+        self.expiries.forget_wallet(owner);
         for id in self.wallet_ids(owner) {
             self.values.remove(&id);
             self.silent_held.remove(&id);
@@ -109,6 +120,7 @@ impl HeldValues {
             .into_iter()
             .filter(|(_, key)| key.token() == *token)
             .collect();
+        self.expiries.forget_token(owner, token);
         for id in ids {
             self.values.remove(&id);
             self.silent_held.remove(&id);
@@ -127,6 +139,17 @@ impl HeldValues {
             .take_while(|((o, _), _)| o == owner)
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// The held Permit2 allowances whose expiration a block at `timestamp` is past, soonest
+    /// first (they stay scheduled until a read of them is recorded).
+    pub fn lapsed(&self, timestamp: u64) -> impl Iterator<Item = ValueId> + '_ {
+        self.expiries.due(timestamp)
+    }
+
+    /// How many held Permit2 allowances are scheduled to lapse.
+    pub fn lapsing(&self) -> usize {
+        self.expiries.len()
     }
 
     /// Marks `token` as changing without events; returns whether it is new.
@@ -254,5 +277,52 @@ mod tests {
         assert_eq!(held.silent_values().len(), 1);
         held.drop_wallet(&BOB);
         assert!(held.silent_values().is_empty());
+    }
+
+    #[test]
+    fn the_values_held_keep_the_permit2_schedule() {
+        use live_balances::permit2::Permit2Allowance;
+        let permit2 = |token| BalanceKey::Permit2 {
+            token,
+            spender: SPENDER,
+        };
+        let word = |amount: u64, expiration: u64| {
+            TokenRead::Value(
+                Permit2Allowance {
+                    amount: U256::from(amount),
+                    expiration,
+                    nonce: 1,
+                    expired: false,
+                }
+                .word(),
+            )
+        };
+        let mut held = HeldValues::default();
+        held.set(ALICE, permit2(OTHER), word(5, 100));
+        // Learning a wallet from the table replaces what was held, and what was scheduled.
+        held.replace_wallet(
+            ALICE,
+            [
+                (permit2(TOKEN), word(9, 40)),
+                (BalanceKey::Balance { token: TOKEN }, value(1)),
+            ],
+        );
+        assert_eq!(held.lapsing(), 1);
+        assert_eq!(
+            held.lapsed(1_000).collect::<Vec<_>>(),
+            [(ALICE, permit2(TOKEN))]
+        );
+        assert_eq!(held.lapsed(40).count(), 0, "not past its expiration yet");
+        // A spent-out (zero) allowance, a dropped token, a dropped wallet leave the schedule.
+        held.set(BOB, permit2(TOKEN), word(3, 50));
+        held.set(BOB, permit2(TOKEN), TokenRead::Value(U256::ZERO));
+        held.set(ALICE, permit2(OTHER), word(2, 60));
+        held.drop_token(&ALICE, &TOKEN);
+        assert_eq!(
+            held.lapsed(1_000).collect::<Vec<_>>(),
+            [(ALICE, permit2(OTHER))]
+        );
+        held.drop_wallet(&ALICE);
+        assert_eq!(held.lapsing(), 0);
     }
 }
