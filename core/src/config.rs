@@ -10,9 +10,9 @@ use std::time::Duration;
 use alloy::primitives::{Address, address};
 use thiserror::Error;
 
-use crate::address::parse_address;
-use crate::known_chains::known_wrapped_native;
-use crate::redact::redact_url;
+use crate::chain::known_chains::known_wrapped_native;
+use crate::domain::address::parse_address;
+use crate::runtime::redact::redact_url;
 
 /// Multicall3's address on nearly every EVM chain.
 pub const DEFAULT_MULTICALL: Address = address!("0xcA11bde05977b3631167028862bE2a173976CA11");
@@ -100,7 +100,7 @@ pub struct Settings {
     pub limits: ApiLimits,
     pub token_lists: TokenListSettings,
     pub tracking: TrackingSettings,
-    pub webhooks: crate::webhook::WebhookSettings,
+    pub webhooks: crate::domain::webhook::WebhookSettings,
     pub bounds: RequestBounds,
     /// Where the data key that seals webhook secrets at rest comes from.
     pub sealing: SealingSource,
@@ -198,7 +198,7 @@ pub struct RequestBounds {
     pub order_max_validity: Duration,
 }
 
-/// Where the data key that seals webhook secrets comes from ([`crate::kms`]).
+/// Where the data key that seals webhook secrets comes from ([`crate::runtime::kms`]).
 #[derive(Clone, PartialEq, Eq)]
 pub enum SealingSource {
     /// None configured: webhook subscriptions cannot be created or delivered.
@@ -735,9 +735,9 @@ fn is_endpoint_variable(name: &str) -> bool {
         || SEED_NAMES.iter().any(|(n, ..)| *n == name)
 }
 
-/// `WEBHOOK_*`: delivery and subscription limits (see [`crate::webhook::WebhookSettings`]).
-fn webhook_settings(vars: &Vars) -> Result<crate::webhook::WebhookSettings, ConfigError> {
-    use crate::webhook::{MAX_WALLETS_LIMIT, WebhookSettings};
+/// `WEBHOOK_*`: delivery and subscription limits (see [`crate::domain::webhook::WebhookSettings`]).
+fn webhook_settings(vars: &Vars) -> Result<crate::domain::webhook::WebhookSettings, ConfigError> {
+    use crate::domain::webhook::{MAX_WALLETS_LIMIT, WebhookSettings};
     let d = WebhookSettings::default();
     let ms = |name: &str, default: Duration| vars.millis(name, default.as_millis() as u64);
     let secs = |name: &str, default: Duration| vars.secs(name, default.as_secs());
@@ -954,7 +954,7 @@ fn chain_id(name: &str, id: &str) -> Result<u64, ConfigError> {
 }
 
 /// The most `MAX_PAIRS_PER_STREAM` may be: a stream id of this many pairs is at most
-/// [`crate::stream_id::max_len`]`(32)` = 875 characters.
+/// [`crate::feed::stream_id::max_len`]`(32)` = 875 characters.
 pub const MAX_PAIRS_LIMIT: u64 = 32;
 
 #[cfg(test)]

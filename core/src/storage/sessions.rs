@@ -21,8 +21,8 @@ use super::session_log::SessionChange;
 use super::{
     Item, StorageError, Table, Written, from_item, is_condition_failure, keys, n, s, written,
 };
-use crate::address::{lower, parse_address};
-use crate::model::Session;
+use crate::domain::address::{lower, parse_address};
+use crate::domain::model::Session;
 
 /// Keys one BatchGetItem may ask for.
 const BATCH_GET: usize = 100;
@@ -350,7 +350,7 @@ impl Table {
             Some(until) => {
                 // Written even when another stream pushed the expiry a moment further: a
                 // vouch must land, and an expiry a second earlier is no loss. A session held
-                // further (`crate::hold`) keeps its expiry: the vouch alone is written.
+                // further (`crate::domain::hold`) keeps its expiry: the vouch alone is written.
                 let vouch = |with_expiry: bool| {
                     let update = self
                         .session_update(chain_id, owner)

@@ -14,11 +14,11 @@ use aws_sdk_dynamodb::types::{
 use serde::{Deserialize, Serialize};
 
 use super::{StorageError, StreamImage, Table, Written, from_item, keys, n, s, to_item, written};
-use crate::address::{lower, parse_address};
-use crate::api_key::Tenant;
-use crate::model::FeedPosition;
-use crate::sealing::SealedSecret;
-use crate::webhook::{EventKind, ParkedDelivery, Subscription, SubscriptionStatus};
+use crate::domain::address::{lower, parse_address};
+use crate::domain::api_key::Tenant;
+use crate::domain::model::FeedPosition;
+use crate::domain::webhook::{EventKind, ParkedDelivery, Subscription, SubscriptionStatus};
+use crate::runtime::sealing::SealedSecret;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct SubscriptionRecord {

@@ -32,15 +32,15 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::StreamExt;
 use lambda_runtime::{Error, LambdaEvent, tracing};
-use live_balances::clock::unix_now;
-use live_balances::hold::Holder;
-use live_balances::kms::DataKey;
-use live_balances::model::FeedEvent;
+use live_balances::domain::hold::Holder;
+use live_balances::domain::model::FeedEvent;
+use live_balances::domain::webhook::{
+    Delivery, EventKind, ParkedDelivery, Subscription, SubscriptionStatus, WebhookSettings,
+};
+use live_balances::runtime::clock::unix_now;
+use live_balances::runtime::kms::DataKey;
 use live_balances::storage::{
     StorageError, Table, Written, feed_event_from_image, webhook_replay_requested,
-};
-use live_balances::webhook::{
-    Delivery, EventKind, ParkedDelivery, Subscription, SubscriptionStatus, WebhookSettings,
 };
 use tokio::time::Instant;
 
@@ -150,7 +150,7 @@ fn found(record: &EventRecord) -> Result<Found, StorageError> {
 
 /// The kind a feed event is delivered as, by its SSE event's name.
 fn kind_of(event: &FeedEvent) -> Option<EventKind> {
-    EventKind::parse(live_balances::sse::event_data(event).0)
+    EventKind::parse(live_balances::wire::sse::event_data(event).0)
 }
 
 /// The token a feed event is about: the value's token, or what the order sells.
@@ -335,7 +335,7 @@ async fn open_secrets(
         .into_iter()
         .map(|sealed| match (sealed, &key) {
             // Stored in the clear by an older version: no key needed.
-            (live_balances::sealing::SealedSecret::Legacy(plain), _) => Ok(plain.clone()),
+            (live_balances::runtime::sealing::SealedSecret::Legacy(plain), _) => Ok(plain.clone()),
             (sealed, Ok(key)) => Ok(key.open(sealed, &sub.id)?),
             (_, Err(e)) => Err(e.to_string().into()),
         })
@@ -449,7 +449,7 @@ async fn delivered_now(
     state: &State,
     sub: &mut Subscription,
     owner: &Address,
-    position: &live_balances::model::FeedPosition,
+    position: &live_balances::domain::model::FeedPosition,
 ) -> Result<(), StorageError> {
     state
         .table
