@@ -1,5 +1,7 @@
-//! live-balances core: the domain (types, diffing, read planning, SSE framing, config) and the
-//! two adapters every binary shares — the DynamoDB table and the Multicall3 balance reader.
+//! live-balances core: what two or more of the binaries share — the domain (types, read
+//! planning, orders, Permit2), the change feeds' shared read side, the wire format, the
+//! DynamoDB table and the chain adapter, process plumbing and settings. What one binary alone
+//! uses lives in it.
 //!
 //! Domain modules are pure; only `storage` sees a DynamoDB client, only `chain` sees an RPC
 //! provider, only `secrets` reads Secrets Manager and only `kms` calls KMS.
@@ -8,13 +10,13 @@
 //! - `domain`: what the service is about, pure — `model` (sessions, values, feed entries,
 //!   cursors), `address` (parsing outside addresses), `token_metadata`, `list_document`
 //!   (token-list documents), `plan` (what a block range forces the poller to re-read), `native`
-//!   (accounts a block's traces touched), `sweep` (the periodic re-read), `order` (an order's
+//!   (accounts a block's traces touched), `order` (an order's
 //!   fillability), `permit2` (Permit2's allowances), `hold` (what keeps a wallet tracked with no
 //!   stream), `webhook` (subscriptions, deliveries and their settings), `api_key` (back ends'
 //!   credentials and their tenants);
-//! - `feed`: the change feeds' write side (`diff`: a changed item as a feed entry) and read
-//!   side (`shown`: what a stream has shown its client; `pairs` and `stream_id`: multi-wallet
-//!   streams);
+//! - `feed`: what reads a wallet's change feed shares — `pairs` and `stream_id` (the wallets
+//!   of a multi-wallet stream and its resumable ids). The write side (a changed item as a feed
+//!   entry) is the fanout's own, what a stream has shown its client the api's;
 //! - `wire`: what goes out — `sse` (the events and their framing; `sse::snapshot` builds
 //!   `all_balances`) and `webhook_signature` (signing a delivery);
 //! - `storage`: the table (the only code that sees DynamoDB);

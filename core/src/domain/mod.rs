@@ -10,6 +10,5 @@ pub mod native;
 pub mod order;
 pub mod permit2;
 pub mod plan;
-pub mod sweep;
 pub mod token_metadata;
 pub mod webhook;

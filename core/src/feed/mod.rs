@@ -1,8 +1,6 @@
-//! The per-wallet change feeds: the write side (`diff`, what the fanout appends for a changed
-//! item) and the read side (`shown`, what a stream has already shown its client; `pairs` and
-//! `stream_id`, the wallets of a multi-wallet stream and its resumable ids).
+//! What reading a wallet's change feed shares between the api's transports: `pairs` (the
+//! wallets of a multi-wallet stream) and `stream_id` (its resumable ids). The write side (a
+//! changed item as a feed entry) is the fanout's; what a stream has shown its client, the api's.
 
-pub mod diff;
 pub mod pairs;
-pub mod shown;
 pub mod stream_id;

@@ -41,6 +41,7 @@ mod request_props;
 mod requested_tokens;
 mod route_docs;
 mod routes;
+mod shown;
 mod snapshot;
 mod state;
 mod stream;

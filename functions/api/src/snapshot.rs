@@ -25,11 +25,11 @@ pub struct WalletSnapshot {
     pub position: FeedPosition,
     pub balances: AllBalances,
     /// Each value shown (`None`: unreadable) with the item's version at the snapshot, for
-    /// [`live_balances::feed::shown::ShownValues::reset_to_snapshot`]. Values not stored (zeros)
+    /// [`crate::shown::ShownValues::reset_to_snapshot`]. Values not stored (zeros)
     /// are left out: any entry for them is news.
     pub shown: Vec<(BalanceKey, Option<U256>, u64)>,
     /// Each order shown with its item's version at the snapshot, for
-    /// [`live_balances::feed::shown::ShownValues::show_orders`].
+    /// [`crate::shown::ShownValues::show_orders`].
     pub shown_orders: Vec<(OrderId, u64)>,
     /// The version of each list the snapshot's tokens came from: when one moves on, the
     /// stream sends a fresh snapshot (tokens were added or removed).

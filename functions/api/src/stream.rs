@@ -18,11 +18,11 @@
 
 use std::time::Duration;
 
+use crate::shown::ShownValues;
 use bytes::Bytes;
 use http::Response;
 use live_balances::domain::model::{FeedEvent, FeedPosition};
 use live_balances::feed::pairs::{PairSet, WalletPair};
-use live_balances::feed::shown::ShownValues;
 use live_balances::feed::stream_id;
 use live_balances::runtime::clock::unix_now;
 use live_balances::storage::StorageError;

@@ -18,15 +18,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::diff::feed_entry;
 use alloy::primitives::Address;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{Error, LambdaEvent, tracing};
 use live_balances::config::Settings;
 use live_balances::domain::model::{FeedEntry, FeedEvent, FeedPosition};
-use live_balances::feed::diff::feed_entry;
 use live_balances::runtime::clock::{unix_now, unix_now_ms};
 
+mod diff;
 mod telemetry;
 use live_balances::storage::{
     ChainLogEntry, StorageError, StreamImage, Table, balance_item_from_image, image_is_first_read,

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
+use crate::sweep::Sweep;
 use alloy::primitives::Address;
-use live_balances::domain::sweep::Sweep;
 use tokio::time::Instant;
 
 use crate::held::{HeldValues, ValueId};
