@@ -1,66 +1,45 @@
-//! live-balances core: the domain (types, diffing, read planning, SSE framing, config) and the
-//! two adapters every binary shares — the DynamoDB table and the Multicall3 balance reader.
+//! live-balances core: what two or more of the binaries share — the domain (types, read
+//! planning, orders, Permit2), the change feeds' shared read side, the wire format, the
+//! DynamoDB table and the chain adapter, process plumbing and settings. What one binary alone
+//! uses lives in it.
 //!
 //! Domain modules are pure; only `storage` sees a DynamoDB client, only `chain` sees an RPC
 //! provider, only `secrets` reads Secrets Manager and only `kms` calls KMS.
 //!
-//! Modules:
-//! - domain: `model` (sessions, values, feed entries, cursors), `address` (parsing outside
-//!   addresses), `token_metadata`, `list_document` (token-list documents), `known_chains`
-//!   (WETH and native symbols of well-known chains), `plan` (what a block range forces the
-//!   poller to re-read), `native` (accounts a block's traces touched), `sweep` (the periodic
-//!   re-read), `diff` (a changed item as a feed entry), `shown` (what a stream has shown its
-//!   client), `sse` (the events and their framing; `sse::snapshot` builds `all_balances`),
-//!   `pairs` and `stream_id` (multi-wallet streams), `order` (an order's fillability), `hold` (what keeps a wallet tracked with no
-//!   stream: its open orders and subscriptions), `webhook` (subscriptions, deliveries and
-//!   their settings) and `webhook_signature` (signing a delivery), `api_key` (back ends'
-//!   credentials and their tenants), `sealing` (secrets encrypted at rest), `config` (settings
-//!   from the environment), `clock`;
-//! - adapters: `storage/` (the table), `chain` with `chain/blocks.rs` (the node: Multicall3
-//!   reads, heads, logs, traces), `abi` (the contracts' interfaces), `secrets` (the chain
-//!   secret), `kms` (the data key that seals webhook secrets);
-//! - process plumbing: `backoff` (the one retry rule), `accept` (the one accept loop),
-//!   `destination` (the rules an outside URL we fetch or post to must pass, and the one HTTP
-//!   client that keeps them), `logging`, `telemetry` (where metrics go), `redact` (endpoints
-//!   without their keys).
+//! Layers, a folder each:
+//! - `domain`: what the service is about, pure — `model` (sessions, values, feed entries,
+//!   cursors), `address` (parsing outside addresses), `token_metadata`, `list_document`
+//!   (token-list documents), `plan` (what a block range forces the poller to re-read), `native`
+//!   (accounts a block's traces touched), `order` (an order's
+//!   fillability), `permit2` (Permit2's allowances), `hold` (what keeps a wallet tracked with no
+//!   stream), `webhook` (subscriptions, deliveries and their settings), `api_key` (back ends'
+//!   credentials and their tenants);
+//! - `feed`: what reads a wallet's change feed shares — `pairs` and `stream_id` (the wallets
+//!   of a multi-wallet stream and its resumable ids). The write side (a changed item as a feed
+//!   entry) is the fanout's own, what a stream has shown its client the api's;
+//! - `wire`: what goes out — `sse` (the events and their framing; `sse::snapshot` builds
+//!   `all_balances`) and `webhook_signature` (signing a delivery);
+//! - `storage`: the table (the only code that sees DynamoDB);
+//! - `chain`: the node (the only code that sees an RPC provider: Multicall3 reads, heads, logs,
+//!   traces), `chain::abi` (the contracts' interfaces), `chain::known_chains` (WETH and native
+//!   symbols of well-known chains);
+//! - `runtime`: process plumbing — `backoff` (the one retry rule), `accept` (the one accept
+//!   loop), `destination` (the rules an outside URL must pass, and the one HTTP client that
+//!   keeps them), `logging`, `telemetry` (where metrics go), `redact` (endpoints without their
+//!   keys), `clock`, `secrets` (the chain secret), `kms` and `sealing` (webhook secrets sealed
+//!   at rest), `poller_health`;
+//! - `config`: settings from the environment.
 
-pub mod abi;
-pub mod accept;
-pub mod address;
-pub mod api_key;
-pub mod backoff;
 pub mod chain;
-pub mod clock;
 pub mod config;
-pub mod destination;
-pub mod diff;
-pub mod hold;
-pub mod kms;
-pub mod known_chains;
-pub mod list_document;
-pub mod logging;
-pub mod model;
-pub mod native;
-pub mod order;
-pub mod pairs;
-pub mod permit2;
-pub mod plan;
-pub mod poller_health;
-pub mod redact;
-pub mod sealing;
-pub mod secrets;
-pub mod shown;
-pub mod sse;
+pub mod domain;
+pub mod feed;
+pub mod runtime;
 pub mod storage;
-pub mod stream_id;
-pub mod sweep;
-pub mod telemetry;
-pub mod token_metadata;
-pub mod webhook;
-pub mod webhook_signature;
+pub mod wire;
 
-pub use address::{AddressError, NATIVE_TOKEN};
-pub use model::{
+pub use domain::address::{AddressError, NATIVE_TOKEN};
+pub use domain::model::{
     BalanceItem, BalanceKey, ChainCursor, FeedEntry, FeedEvent, FeedKind, FeedPosition,
     OrderStatusEntry, Session, Spender, TokenRead,
 };

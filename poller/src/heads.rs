@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use live_balances::backoff::Backoff;
 use live_balances::chain::{BlockHead, HeadSubscription};
+use live_balances::runtime::backoff::Backoff;
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 

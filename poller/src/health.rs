@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use live_balances::poller_health::progress_is_fresh;
+use live_balances::runtime::poller_health::progress_is_fresh;
 
 use crate::metrics::{ChainState, Metrics, TraceSupport};
 
@@ -181,7 +181,7 @@ mod tests {
         let metrics = Metrics::default();
         metrics.set_head(1, 12);
         metrics.progressed(1, 10);
-        let now = live_balances::clock::unix_now();
+        let now = live_balances::runtime::clock::unix_now();
         let health = Health::of(&metrics, &[1], now);
         assert!(health.ok);
         let health = Health::of(&metrics, &[1, 2], now);

@@ -12,14 +12,14 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use live_balances::clock::unix_now;
+use live_balances::runtime::clock::unix_now;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::health::Health;
 use crate::metrics::Metrics;
-use live_balances::telemetry::Telemetry;
+use live_balances::runtime::telemetry::Telemetry;
 
 /// Serves until `stop` turns true.
 pub async fn serve(
@@ -33,7 +33,7 @@ pub async fn serve(
     info!(%addr, "health and metrics listening");
     loop {
         let (socket, _) = tokio::select! {
-            accepted = live_balances::accept::next(&listener) => accepted,
+            accepted = live_balances::runtime::accept::next(&listener) => accepted,
             _ = stop.changed() => return Ok(()),
         };
         let (metrics, telemetry) = (metrics.clone(), telemetry.clone());

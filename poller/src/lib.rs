@@ -13,6 +13,7 @@ pub mod health;
 mod held;
 pub mod http;
 pub mod metrics;
+mod sweep;
 mod watched;
 mod watcher;
 

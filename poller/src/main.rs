@@ -4,9 +4,9 @@
 use anyhow::{Context, bail};
 use live_balances::chain::{BalanceReader, ReaderOptions};
 use live_balances::config::Settings;
-use live_balances::secrets::load_settings;
+use live_balances::runtime::secrets::load_settings;
+use live_balances::runtime::telemetry::Telemetry;
 use live_balances::storage::Table;
-use live_balances::telemetry::Telemetry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
         let settings = Settings::from_env()?;
         return healthcheck(settings.poller.http_addr);
     }
-    live_balances::logging::init();
+    live_balances::runtime::logging::init();
     let settings = load_settings().await?;
     if settings.chains.is_empty() {
         bail!("no chain configured: set RPC_URL_<chainId> (or ETH_RPC, ARBITRUM_RPC, SEPOLIA_RPC)");
@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = Arc::new(Telemetry::for_process(&settings.metrics));
     let published = metrics.clone();
     telemetry.flush_periodically(&settings.metrics, move || {
-        published.publish(live_balances::clock::unix_now())
+        published.publish(live_balances::runtime::clock::unix_now())
     });
     let mut tasks = tokio::task::JoinSet::new();
     for chain in settings.chains.values() {

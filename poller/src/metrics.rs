@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use live_balances::chain::{LogLimitsView, RpcObserver};
-use live_balances::clock::unix_now;
+use live_balances::runtime::clock::unix_now;
 use metrics::{counter, gauge};
 
 use crate::health::degradations;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use api::State;
 use api_server::settings::ServerSettings;
-use live_balances::telemetry::Telemetry;
+use live_balances::runtime::telemetry::Telemetry;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -17,7 +17,7 @@ const REPORT_EVERY: Duration = Duration::from_secs(60);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    live_balances::logging::init();
+    live_balances::runtime::logging::init();
     let server = ServerSettings::from_env()?;
     // The chain endpoints come from the chain secret, as in the Lambda shell.
     let state = Arc::new(State::start().await?.with_hub());

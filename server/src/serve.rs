@@ -22,7 +22,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use live_balances::telemetry::Telemetry;
+use live_balances::runtime::telemetry::Telemetry;
 use tokio::net::TcpListener;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -56,7 +56,7 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         let (socket, peer) = tokio::select! {
-            accepted = live_balances::accept::next(&listener) => accepted,
+            accepted = live_balances::runtime::accept::next(&listener) => accepted,
             _ = &mut shutdown => break,
         };
         let _ = socket.set_nodelay(true);

@@ -116,7 +116,7 @@ impl Baseline {
                                 for (token, value) in tokens.iter().zip(values) {
                                     let old = known.insert(*token, value);
                                     if !first && old != Some(value) {
-                                        let token = live_balances::address::lower(token);
+                                        let token = live_balances::domain::address::lower(token);
                                         if let Ok(mut s) = seen.lock() {
                                             s.push((i, owner, token, value.to_string(), at));
                                         }

@@ -18,9 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use alloy::primitives::{Address, U256};
 use e2e::{SseClient, fresh_owner};
-use live_balances::address::lower;
 use live_balances::config::DEFAULT_SPENDER;
-use live_balances::model::{BalanceItem, BalanceKey, Session, SessionAsks, TokenRead};
+use live_balances::domain::address::lower;
+use live_balances::domain::model::{BalanceItem, BalanceKey, Session, SessionAsks, TokenRead};
 use live_balances::storage::{Table, ValueWrite};
 use rand::seq::IndexedRandom;
 use serde_json::{Value, json};
@@ -396,7 +396,7 @@ impl Write {
         generation: u64,
         block: u64,
     ) -> anyhow::Result<()> {
-        let now = live_balances::clock::unix_now();
+        let now = live_balances::runtime::clock::unix_now();
         let (base, fresh, values) = match self {
             Self::New { owner, held } => (Session::new(chain_id, *owner, now), true, held.clone()),
             Self::Grow { owner, .. } => {
@@ -412,7 +412,10 @@ impl Write {
                 Self::Grow { token, .. } => [*token].into(),
                 Self::New { .. } => BTreeSet::new(),
             },
-            spenders: [live_balances::model::Spender::Erc20(DEFAULT_SPENDER)].into(),
+            spenders: [live_balances::domain::model::Spender::Erc20(
+                DEFAULT_SPENDER,
+            )]
+            .into(),
             token_lists: BTreeMap::from([(list_url.to_string(), generation)]),
             discover: false,
         };

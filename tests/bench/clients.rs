@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 

@@ -9,7 +9,7 @@ use alloy::primitives::{Address, Bytes, U256};
 use alloy::sol_types::{SolCall, SolValue};
 use anyhow::Context as _;
 use e2e::Environment;
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use local_stack::contracts::{TEST_TOKEN_ARTIFACT, TestToken, artifact};
 use local_stack::devnet::Wallet;
 use local_stack::process::free_port;
@@ -341,17 +341,17 @@ impl Bench {
         let table = self.env.stack.table().await;
         // No allowance spender: half the values to load, the same requests per block. The
         // sessions' values are not written (revision 1, none complete): the poller reads them.
-        let now = live_balances::clock::unix_now();
-        let sessions: Vec<live_balances::model::Session> = owners
+        let now = live_balances::runtime::clock::unix_now();
+        let sessions: Vec<live_balances::domain::model::Session> = owners
             .iter()
-            .map(|owner| live_balances::model::Session {
-                asked: live_balances::model::SessionAsks {
+            .map(|owner| live_balances::domain::model::Session {
+                asked: live_balances::domain::model::SessionAsks {
                     custom_tokens: tokens.iter().copied().collect(),
                     ..Default::default()
                 },
                 revision: 1,
                 expires_at: now + 3600,
-                ..live_balances::model::Session::new(self.chain_id(), *owner, now)
+                ..live_balances::domain::model::Session::new(self.chain_id(), *owner, now)
             })
             .collect();
         futures::stream::iter(&sessions)

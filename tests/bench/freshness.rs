@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use alloy::primitives::Address;
 use e2e::{SseClient, Transport, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use rand::Rng;
 use serde_json::{Value, json};
 use tokio::time::Instant;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use alloy::primitives::Address;
 use e2e::SseClient;
 use futures::StreamExt;
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 

@@ -19,7 +19,7 @@ use alloy::primitives::Address;
 use e2e::fresh_owner;
 use futures::{StreamExt, TryStreamExt};
 use live_balances::chain::{ALCHEMY_UNITS, NativeCost, NativeSource};
-use live_balances::model::Session;
+use live_balances::domain::model::Session;
 use serde_json::{Value, json};
 
 use crate::context::Bench;
@@ -151,11 +151,11 @@ async fn write_sessions(
     streamed: bool,
 ) -> anyhow::Result<()> {
     let table = bench.env.stack.table().await;
-    let now = live_balances::clock::unix_now();
+    let now = live_balances::runtime::clock::unix_now();
     let sessions: Vec<Session> = owners
         .iter()
         .map(|owner| Session {
-            asked: live_balances::model::SessionAsks {
+            asked: live_balances::domain::model::SessionAsks {
                 custom_tokens: [token].into(),
                 ..Default::default()
             },

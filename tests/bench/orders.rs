@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -59,7 +59,7 @@ async fn measure(bench: &Bench, token: Address, orders: usize) -> anyhow::Result
     bench
         .poller_settled(block, Duration::from_secs(120))
         .await?;
-    let valid_to = live_balances::clock::unix_now() + 3600;
+    let valid_to = live_balances::runtime::clock::unix_now() + 3600;
     for owner in &owners {
         for i in 0..orders {
             let amount = if i == 0 {

@@ -20,9 +20,9 @@ use alloy::primitives::{Address, U256};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use e2e::fresh_owner;
 use futures::{StreamExt, TryStreamExt};
-use live_balances::address::lower;
 use live_balances::config::DEFAULT_SPENDER;
-use live_balances::model::BalanceKey;
+use live_balances::domain::address::lower;
+use live_balances::domain::model::BalanceKey;
 use live_balances::storage::keys;
 use rand::seq::IndexedRandom;
 use serde_json::{Value, json};
@@ -279,7 +279,7 @@ async fn write_wallets(
         .block_number()
         .await?
         .saturating_sub(SESSION_AGE_BLOCKS);
-    let now = live_balances::clock::unix_now();
+    let now = live_balances::runtime::clock::unix_now();
     let n = |v: u64| AttributeValue::N(v.to_string());
     let s = |v: String| AttributeValue::S(v);
     let session = |owner: &Address| {

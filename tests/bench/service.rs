@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use alloy::primitives::Address;
 use e2e::fresh_owner;
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 

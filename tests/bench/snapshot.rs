@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
 use e2e::{SseClient, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use rand::seq::IndexedRandom;
 use serde_json::{Value, json};
 use tokio::time::Instant;

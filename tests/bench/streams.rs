@@ -13,7 +13,7 @@ use futures::StreamExt;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 

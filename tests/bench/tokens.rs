@@ -11,7 +11,7 @@ use alloy::sol_types::SolCall;
 use anyhow::Context;
 use e2e::fresh_owner;
 use e2e::list_server::{ListServer, token_list};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use local_stack::contracts::{TEST_TOKEN_ARTIFACT, TestToken, artifact};
 use serde_json::{Value, json};
 

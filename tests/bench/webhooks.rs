@@ -19,7 +19,7 @@ use std::time::Duration;
 use alloy::primitives::Address;
 use e2e::fresh_owner;
 use e2e::webhook_receiver::Receiver;
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use rand::Rng;
 use serde_json::{Value, json};
 use tokio::time::Instant;

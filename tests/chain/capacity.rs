@@ -3,7 +3,7 @@
 //! already have a session can still add to it.
 
 use e2e::{Environment, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 
 /// Attempts before giving up on holding the cap in place: each attempt that the poller
 /// interrupts costs one fresh wallet, and the poller writes only when its count changes.

@@ -5,7 +5,7 @@
 use alloy::primitives::U256;
 use anyhow::Context;
 use e2e::{Environment, SseClient, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use serde_json::json;
 
 use crate::test_poller::TestPoller;

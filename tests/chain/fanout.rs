@@ -8,8 +8,8 @@ use alloy::primitives::{Address, U256};
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::follow::balance_of;
 use e2e::{DEADLINE, Environment, fresh_owner};
-use live_balances::address::lower;
-use live_balances::model::FeedPosition;
+use live_balances::domain::address::lower;
+use live_balances::domain::model::FeedPosition;
 use live_balances::storage::keys;
 use serde_json::{Value, json};
 

@@ -10,7 +10,7 @@ use alloy::primitives::{Address, U256};
 use e2e::follow::balance_of;
 use e2e::{Environment, fresh_owner};
 use live_balances::BalanceKey;
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 
 use crate::watched_clients;
 

@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::follow::{balance_of, full_faults};
 use e2e::{Environment, SseClient, fresh_owner};
 use futures::{StreamExt, TryStreamExt, stream};
-use live_balances::address::lower;
-use live_balances::model::BalanceKey;
+use live_balances::domain::address::lower;
+use live_balances::domain::model::BalanceKey;
 use live_balances::storage::keys;
 use local_stack::devnet::Wallet;
 

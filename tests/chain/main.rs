@@ -29,7 +29,7 @@ use std::sync::LazyLock;
 use alloy::primitives::Address;
 use e2e::follow::Trail;
 use e2e::{Environment, SseClient, Transport};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 
 /// Held by each test for its whole run: these tests must not overlap.
 pub static EXCLUSIVE: LazyLock<tokio::sync::Mutex<()>> =

@@ -9,7 +9,7 @@ use std::time::Duration;
 use alloy::primitives::U256;
 use e2e::{DEADLINE, Environment, SseClient, fresh_owner};
 use live_balances::NATIVE_TOKEN;
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use local_stack::devnet::Wallet;
 use serde_json::{Value, json};
 

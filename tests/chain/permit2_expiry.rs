@@ -14,7 +14,7 @@ use anyhow::Context;
 use e2e::permit2::{approve, approve_token, chain_time, install_permit2};
 use e2e::webhook_receiver::Receiver;
 use e2e::{DEADLINE, Environment, Event, SseClient, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use local_stack::devnet::Wallet;
 use serde_json::{Value, json};
 

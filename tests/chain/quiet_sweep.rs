@@ -5,7 +5,7 @@
 
 use alloy::primitives::U256;
 use e2e::Environment;
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 
 const ETH: u64 = 1_000_000_000_000_000_000;
 

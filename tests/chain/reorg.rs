@@ -7,7 +7,7 @@ use std::time::Duration;
 use alloy::primitives::U256;
 use e2e::follow::balance_of;
 use e2e::{Environment, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use local_stack::devnet::Wallet;
 use serde_json::{Value, json};
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, U256};
 use e2e::follow::{balance_of, full_faults};
 use e2e::{Environment, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 
 use crate::watched_clients;
 

@@ -8,7 +8,7 @@ use std::time::Instant as StdInstant;
 use alloy::primitives::U256;
 use e2e::list_server::{ListServer, token_list};
 use e2e::{Environment, SseClient, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_five_thousand_token_list_session_is_created_snapshotted_and_streamed()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, U256};
 use e2e::follow::{Trail, balance_of, full_faults};
 use e2e::{Environment, SseClient, Transport, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 
 /// Clients per wallet: a wallet open in several tabs.
 const CLIENTS_PER_OWNER: usize = 3;

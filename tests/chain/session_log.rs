@@ -10,8 +10,8 @@ use alloy::primitives::U256;
 use e2e::table_rows::{put_first_read, put_session_without_log};
 use e2e::{Environment, SseClient, Transport, fresh_owner};
 use live_balances::NATIVE_TOKEN;
-use live_balances::address::lower;
-use live_balances::model::{BalanceKey, Session};
+use live_balances::domain::address::lower;
+use live_balances::domain::model::{BalanceKey, Session};
 use local_stack::devnet::Wallet;
 use serde_json::json;
 use tokio::time::Instant;
@@ -129,7 +129,7 @@ async fn a_session_whose_log_entry_was_lost_is_found_by_the_background_pass() ->
     // The poller has listed the sessions at its start: this one comes after.
     watching(env, &poller).await?;
     let block = env.block_number().await?;
-    let now = live_balances::clock::unix_now();
+    let now = live_balances::runtime::clock::unix_now();
     let table = env.stack.table().await;
     put_session_without_log(&table, chain, owner, token, block, now).await?;
     let key = BalanceKey::Balance { token };
@@ -193,7 +193,7 @@ async fn a_silent_change_on_a_never_seen_token_is_caught_within_90_s_by_default(
     // 99 other wallets, each holding ETH (set on chain without a block, and stored as the
     // api stores a session's values).
     let table = env.stack.table().await;
-    let now = live_balances::clock::unix_now();
+    let now = live_balances::runtime::clock::unix_now();
     let block = env.block_number().await?;
     for i in 0..WALLETS - 1 {
         let other = fresh_owner();
@@ -204,7 +204,7 @@ async fn a_silent_change_on_a_never_seen_token_is_caught_within_90_s_by_default(
         )
         .await?;
         let session = Session {
-            asked: live_balances::model::SessionAsks {
+            asked: live_balances::domain::model::SessionAsks {
                 custom_tokens: [rebasing].into(),
                 ..Default::default()
             },

@@ -11,7 +11,7 @@ use anyhow::Context;
 use e2e::follow::{Trail, balance_of};
 use e2e::{Environment, SseClient, fresh_owner};
 use futures::{StreamExt, TryStreamExt, stream};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use local_stack::devnet::Wallet;
 
 /// Clients per wallet: a wallet open in several tabs and devices.

@@ -9,8 +9,8 @@ use std::time::Duration;
 use alloy::primitives::{Address, U256};
 use e2e::follow::balance_of;
 use e2e::{Environment, fresh_owner};
-use live_balances::address::lower;
-use live_balances::model::BalanceKey;
+use live_balances::domain::address::lower;
+use live_balances::domain::model::BalanceKey;
 
 use crate::test_poller::TestPoller;
 use crate::watched_clients;

@@ -11,8 +11,8 @@ use std::time::Duration;
 use alloy::primitives::{Address, U256};
 use anyhow::Context;
 use e2e::{DEADLINE, Environment, MAX_STREAMS_PER_WALLET, SseClient, Transport, fresh_owner};
-use live_balances::address::lower;
-use live_balances::clock::unix_now;
+use live_balances::domain::address::lower;
+use live_balances::runtime::clock::unix_now;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -273,7 +273,10 @@ async fn back_end_routes_need_the_owners_key(env: &Environment, base: &str) -> a
     let revoked = env.stack.issue_api_key("unrelated").await?;
     let table = env.stack.table().await;
     table
-        .revoke_api_key(&live_balances::api_key::KeyHash::of(&revoked), unix_now())
+        .revoke_api_key(
+            &live_balances::domain::api_key::KeyHash::of(&revoked),
+            unix_now(),
+        )
         .await?;
     for key in [revoked.as_str(), "lbk_guess"] {
         let (status, answer) = as_key(key, reqwest::Method::GET, &list, None).await?;
@@ -284,7 +287,7 @@ async fn back_end_routes_need_the_owners_key(env: &Environment, base: &str) -> a
         );
     }
     // A key's quotas: its requests a minute, its tenant's live subscriptions.
-    use live_balances::api_key::Quotas;
+    use live_balances::domain::api_key::Quotas;
     let metered = env
         .stack
         .issue_api_key_with(

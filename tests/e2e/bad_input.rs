@@ -2,7 +2,7 @@
 //! `{"code","message"}` body, and nothing stored.
 
 use e2e::{Environment, Transport, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 
 struct Case {
     name: &'static str,

@@ -13,8 +13,8 @@ use e2e::stream_proxy::StreamCountingProxy;
 use e2e::{DEADLINE, Environment, SseClient, Transport};
 use fantoccini::Locator;
 use futures::FutureExt;
-use live_balances::address::lower;
 use live_balances::config::DEFAULT_SPENDER;
+use live_balances::domain::address::lower;
 use local_stack::devnet::Wallet;
 use serde::Deserialize;
 

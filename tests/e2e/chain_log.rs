@@ -5,9 +5,9 @@
 
 use alloy::primitives::U256;
 use e2e::{Environment, fresh_owner};
-use live_balances::address::lower;
-use live_balances::clock::unix_now_ms;
-use live_balances::model::FeedPosition;
+use live_balances::domain::address::lower;
+use live_balances::domain::model::FeedPosition;
+use live_balances::runtime::clock::unix_now_ms;
 use live_balances::storage::ChainLogEntry;
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,9 +10,9 @@ use alloy::primitives::U256;
 use anyhow::Context;
 use e2e::webhook_receiver::Receiver;
 use e2e::{DEADLINE, Environment, SseClient, fresh_owner};
-use live_balances::address::lower;
-use live_balances::clock::unix_now;
-use live_balances::model::BalanceKey;
+use live_balances::domain::address::lower;
+use live_balances::domain::model::BalanceKey;
+use live_balances::runtime::clock::unix_now;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use e2e::{Environment, fresh_owner};
-use live_balances::address::lower;
-use live_balances::clock::unix_now;
+use live_balances::domain::address::lower;
+use live_balances::runtime::clock::unix_now;
 use live_balances::storage::keys::RateWindow;
 
 /// The test stack's `SESSION_WRITES_PER_OWNER_PER_MINUTE`.

@@ -14,7 +14,7 @@ use alloy::primitives::U256;
 use anyhow::Context;
 use e2e::webhook_receiver::Receiver;
 use e2e::{DEADLINE, Environment, SseClient, Transport, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 

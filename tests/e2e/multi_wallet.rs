@@ -9,7 +9,7 @@
 use alloy::primitives::{Address, U256};
 use anyhow::{Context, bail, ensure};
 use e2e::{DEADLINE, Environment, Event, SseClient, Transport, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use local_stack::devnet::Wallet;
 use serde_json::{Value, json};
 use tokio::time::Instant;

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::U256;
 use e2e::{DEADLINE, Environment, Event, SseClient, Transport, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use local_stack::devnet::Wallet;
 use serde_json::{Value, json};
 use tokio::time::Instant;

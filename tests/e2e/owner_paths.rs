@@ -3,7 +3,7 @@
 
 use alloy::primitives::Address;
 use e2e::{Environment, SseClient, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 
 /// `owner` spelled every way a client or an attacker might, with whether it must be accepted.
 fn spellings(owner: &Address) -> Vec<(String, bool)> {

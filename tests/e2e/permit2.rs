@@ -12,7 +12,7 @@ use e2e::permit2::{
 };
 use e2e::webhook_receiver::{Received, Receiver};
 use e2e::{DEADLINE, Environment, Event, SseClient, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use local_stack::contracts::TestToken;
 use serde_json::json;
 

@@ -6,8 +6,8 @@
 use alloy::primitives::U256;
 use e2e::{Environment, SseClient, fresh_owner};
 use live_balances::NATIVE_TOKEN;
-use live_balances::address::lower;
 use live_balances::config::DEFAULT_SPENDER;
+use live_balances::domain::address::lower;
 use local_stack::devnet::Wallet;
 
 const ETH: u64 = 1_000_000_000_000_000_000;

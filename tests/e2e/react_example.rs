@@ -13,7 +13,7 @@ use e2e::static_site::StaticSite;
 use e2e::stream_proxy::StreamCountingProxy;
 use e2e::{DEADLINE, Environment, Transport};
 use futures::FutureExt;
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use serde::Deserialize;
 
 /// What the example shows, read in one script call.

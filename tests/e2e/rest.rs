@@ -3,7 +3,7 @@
 
 use alloy::primitives::U256;
 use e2e::{Environment, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn put_adds_to_an_existing_session_and_get_reads_it() -> anyhow::Result<()> {

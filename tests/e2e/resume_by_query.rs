@@ -4,7 +4,7 @@
 
 use alloy::primitives::U256;
 use e2e::{Environment, SseClient, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stream_resumes_after_the_id_in_its_url_and_the_header_wins_on_reconnect()

@@ -3,7 +3,7 @@
 
 use alloy::primitives::U256;
 use e2e::{Environment, SseClient, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use local_stack::devnet::DEVNET_WETH;
 use serde_json::Value;
 

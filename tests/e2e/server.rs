@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::{Environment, Transport, fresh_owner};
-use live_balances::address::lower;
-use live_balances::clock::unix_now;
+use live_balances::domain::address::lower;
+use live_balances::runtime::clock::unix_now;
 use live_balances::storage::keys::{self, RateWindow};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

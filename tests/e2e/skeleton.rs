@@ -3,7 +3,7 @@
 
 use alloy::primitives::U256;
 use e2e::{Environment, SseClient, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn transfer_reaches_sse_client_with_snapshot_first() -> anyhow::Result<()> {

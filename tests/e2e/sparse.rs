@@ -11,8 +11,8 @@ use e2e::list_server::{ListServer, token_list};
 use e2e::table_rows::{put_first_read, put_session_without_log};
 use e2e::{DEADLINE, Environment, SseClient, fresh_owner};
 use live_balances::NATIVE_TOKEN;
-use live_balances::address::lower;
-use live_balances::model::{BalanceKey, TokenRead};
+use live_balances::domain::address::lower;
+use live_balances::domain::model::{BalanceKey, TokenRead};
 use local_stack::devnet::Wallet;
 use serde_json::{Value, json};
 
@@ -329,7 +329,7 @@ async fn a_listed_token_turning_non_zero_without_an_event_shows_when_a_stream_op
     // A session its writer read in full longer ago than the re-read interval (a fresh one
     // counts as re-read when it is written: a stream opening right after asks for nothing).
     let table = env.stack.table().await;
-    let long_ago = live_balances::clock::unix_now() - 2 * 3_600;
+    let long_ago = live_balances::runtime::clock::unix_now() - 2 * 3_600;
     table
         .client()
         .update_item()
@@ -395,7 +395,7 @@ async fn a_session_whose_log_entry_was_lost_is_watched_once_its_stream_opens() -
     actor.transfer(token, owner, U256::from(500)).await?;
     // The session and its value as the api stores them (revision 1, complete), put straight
     // into the table: no log entry.
-    let now = live_balances::clock::unix_now();
+    let now = live_balances::runtime::clock::unix_now();
     let block = env.block_number().await?;
     let table = env.stack.table().await;
     put_session_without_log(&table, chain, owner, token, block, now).await?;

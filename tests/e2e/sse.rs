@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use alloy::primitives::U256;
 use e2e::{Environment, SSE_MAX_SECS, SseClient, Transport, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use tokio::time::Instant;
 
 /// A fresh owner with a session (created through `transport`) over a fresh token it holds

@@ -4,7 +4,7 @@
 
 use alloy::primitives::{Address, U256};
 use e2e::{Environment, fresh_owner};
-use live_balances::model::{BalanceItem, BalanceKey, TokenRead};
+use live_balances::domain::model::{BalanceItem, BalanceKey, TokenRead};
 use live_balances::storage::{ValueWrite, Written};
 
 /// A poller's write of a tracked value (not a first read), optionally after a rewind.

@@ -7,7 +7,7 @@ use std::time::Instant as StdInstant;
 use alloy::primitives::{Address, U256};
 use e2e::list_server::{ListServer, Served, token_list};
 use e2e::{Environment, SseClient, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use local_stack::devnet::DEVNET_WETH;
 use serde_json::Value;
 

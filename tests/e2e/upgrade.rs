@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use alloy::primitives::{Address, U256, address};
 use e2e::Environment;
-use live_balances::model::{BalanceKey, FeedEvent, FeedPosition, TokenRead};
+use live_balances::domain::model::{BalanceKey, FeedEvent, FeedPosition, TokenRead};
 use live_balances::storage::{
     StreamImage, Table, TokenFact, balance_item_from_image, feed_event_from_image, order_from_image,
 };
@@ -51,7 +51,7 @@ async fn table_with(
     table.create_if_missing().await?;
     // DynamoDB Local removes items whose `ttl` has passed, as DynamoDB does: the fixtures'
     // expiries are moved a day past now. Only the value moves; the attribute stays as written.
-    let later = (live_balances::clock::unix_now() + 86_400).to_string();
+    let later = (live_balances::runtime::clock::unix_now() + 86_400).to_string();
     for item in items {
         let mut item = item.clone();
         if item.get("ttl").is_some() {
@@ -102,7 +102,7 @@ async fn reads_what_0_1_0_wrote(table: &Table, items: &[StreamImage]) -> anyhow:
         session
             .asked
             .spenders
-            .contains(&live_balances::model::Spender::Erc20(SPENDER))
+            .contains(&live_balances::domain::model::Spender::Erc20(SPENDER))
     );
     assert!(session.asked.discover);
     assert_eq!(session.discovered.len(), 2);
@@ -136,7 +136,7 @@ async fn reads_what_0_1_0_wrote(table: &Table, items: &[StreamImage]) -> anyhow:
     assert_eq!(orders[0].order.sell_amount, U256::from(1000));
     assert_eq!(
         orders[0].order.spender,
-        live_balances::model::Spender::Erc20(VAULT_RELAYER)
+        live_balances::domain::model::Spender::Erc20(VAULT_RELAYER)
     );
 
     // The feed: a balance change, an allowance change and an order's status.
@@ -193,7 +193,7 @@ async fn reads_what_0_1_0_wrote(table: &Table, items: &[StreamImage]) -> anyhow:
     // Its secret was stored in the clear then: read as it is (and sealed when rotated).
     assert!(
         working.wallets.contains(&OWNER)
-            && matches!(&working.secret, live_balances::sealing::SealedSecret::Legacy(s) if s.starts_with("whsec_"))
+            && matches!(&working.secret, live_balances::runtime::sealing::SealedSecret::Legacy(s) if s.starts_with("whsec_"))
     );
     let failing = table.webhook(FAILING_HOOK).await?.expect("subscription");
     assert!(failing.failing_since.is_some() && failing.last_error.is_some());

@@ -10,8 +10,8 @@ use alloy::primitives::Address;
 use anyhow::Context;
 use e2e::webhook_receiver::{Answer, Receiver};
 use e2e::{DEADLINE, Environment, WEBHOOK_BATCH_SECS, fresh_owner};
-use live_balances::address::lower;
-use live_balances::clock::unix_now;
+use live_balances::domain::address::lower;
+use live_balances::runtime::clock::unix_now;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 

@@ -9,7 +9,7 @@ use alloy::primitives::{Address, U256};
 use anyhow::Context;
 use e2e::webhook_receiver::{Answer, HUNG, Received, Receiver, verify};
 use e2e::{DEADLINE, Environment, WEBHOOK_DISABLE_AFTER_SECS, WEBHOOK_TIMEOUT, fresh_owner};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -401,7 +401,7 @@ async fn a_dead_receivers_deliveries_are_parked_disabled_and_replayed_in_order()
     // Still dead after the disable period: the next change's try disables the subscription.
     let disable_at = failing_since + WEBHOOK_DISABLE_AFTER_SECS;
     let until = Instant::now() + DEADLINE;
-    while live_balances::clock::unix_now() < disable_at {
+    while live_balances::runtime::clock::unix_now() < disable_at {
         anyhow::ensure!(Instant::now() < until, "clock did not reach {disable_at}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -824,7 +824,7 @@ async fn webhook_creation_is_rate_limited_per_source_and_capped_per_wallet() -> 
         };
         let source = || format!("198.51.100.{}", rand::random_range(1..250u8));
         // Within one counting window.
-        while live_balances::clock::unix_now() % 60 > 45 {
+        while live_balances::runtime::clock::unix_now() % 60 > 45 {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let (a, b) = (fresh_owner(), fresh_owner());
@@ -939,7 +939,7 @@ async fn the_documented_node_receiver_verifies_real_deliveries() -> anyhow::Resu
             anyhow::Ok(status)
         }
     };
-    let now = live_balances::clock::unix_now();
+    let now = live_balances::runtime::clock::unix_now();
     // A delivery's shape (the receiver reads it into typed fields), of a kind it does not know.
     let good = r#"{"id":"hand-1","type":"hand_signed","subscriptionId":"s","chainId":1,"owner":"0x0000000000000000000000000000000000000001","data":{}}"#;
     assert_eq!(post(good, now, good).await?, 204, "signed as documented");
@@ -988,7 +988,7 @@ async fn one_drain_at_a_time_holds_the_subscriptions_lease() -> anyhow::Result<(
     let receiver = Receiver::start().await?;
     let sub = subscribe(env, &receiver.url).await?;
     let table = env.stack.table().await;
-    let now = live_balances::clock::unix_now();
+    let now = live_balances::runtime::clock::unix_now();
     use live_balances::storage::Written;
     assert_eq!(
         table.claim_webhook_drain(&sub.id, now, now + 300).await?,
@@ -1064,7 +1064,10 @@ async fn a_secret_rotates_with_both_signatures_during_the_overlap() -> anyhow::R
     let new_secret = rotated["secret"].as_str().context("secret")?.to_string();
     assert_ne!(new_secret, sub.secret);
     let until = rotated["previousSecretUntil"].as_u64().context("until")?;
-    assert!(until > live_balances::clock::unix_now(), "{rotated}");
+    assert!(
+        until > live_balances::runtime::clock::unix_now(),
+        "{rotated}"
+    );
 
     // The receiver still holds only the old secret: it verifies every delivery of the overlap.
     sub.actor
@@ -1087,7 +1090,7 @@ async fn a_secret_rotates_with_both_signatures_during_the_overlap() -> anyhow::R
     // Past the overlap only the new secret signs; a receiver that switched verifies it.
     receiver.set_secret(&new_secret);
     let until_clock = Instant::now() + DEADLINE;
-    while live_balances::clock::unix_now() <= until {
+    while live_balances::runtime::clock::unix_now() <= until {
         anyhow::ensure!(Instant::now() < until_clock, "clock did not pass {until}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -140,7 +140,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 async fn accept_loop(listener: TcpListener, faults: Arc<Faults>) {
     loop {
-        let (stream, _) = live_balances::accept::next(&listener).await;
+        let (stream, _) = live_balances::runtime::accept::next(&listener).await;
         let stream = {
             let mut open = lock(&faults.passed_through);
             if faults.on.load(Ordering::SeqCst) {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use alloy::primitives::{Address, U256};
 use alloy::sol_types::SolCall;
 use anyhow::{Context, bail, ensure};
-use live_balances::abi::IERC20;
-use live_balances::address::lower;
+use live_balances::chain::abi::IERC20;
+use live_balances::domain::address::lower;
 use serde_json::json;
 use tokio::time::Instant;
 

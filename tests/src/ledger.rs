@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use alloy::primitives::Address;
 use anyhow::{Context, bail, ensure};
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use serde_json::Value;
 use tokio::time::Instant;
 

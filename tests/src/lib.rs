@@ -400,14 +400,14 @@ impl Environment {
         actor
             .mint_rebasing(rebasing, owner, alloy::primitives::U256::from(held))
             .await?;
-        let token = live_balances::address::lower(&rebasing);
+        let token = live_balances::domain::address::lower(&rebasing);
         self.watch(
-            &live_balances::address::lower(&owner),
+            &live_balances::domain::address::lower(&owner),
             &format!(r#"{{"customTokens":["{token}"]}}"#),
         )
         .await?;
         let mut sse =
-            SseClient::connect(self, &live_balances::address::lower(&owner), None).await?;
+            SseClient::connect(self, &live_balances::domain::address::lower(&owner), None).await?;
         let snapshot = sse
             .wait_for("all_balances", |e| e.event == "all_balances")
             .await?;
@@ -482,7 +482,7 @@ impl Environment {
             .key("pk", AttributeValue::S(format!("S#{chain_id}")))
             .key(
                 "sk",
-                AttributeValue::S(live_balances::address::lower(owner)),
+                AttributeValue::S(live_balances::domain::address::lower(owner)),
             )
             .update_expression("SET expires_at = :past")
             .expression_attribute_values(":past", AttributeValue::N(past.to_string()))

@@ -48,7 +48,7 @@ impl ListServer {
         let shared = lists.clone();
         tokio::spawn(async move {
             loop {
-                let (socket, _) = live_balances::accept::next(&listener).await;
+                let (socket, _) = live_balances::runtime::accept::next(&listener).await;
                 let lists = shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {

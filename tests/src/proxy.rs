@@ -83,7 +83,7 @@ async fn accept_loop(
     dropped: Arc<AtomicU64>,
 ) {
     loop {
-        let (inbound, _) = live_balances::accept::next(&listener).await;
+        let (inbound, _) = live_balances::runtime::accept::next(&listener).await;
         if *down.borrow() {
             dropped.fetch_add(1, Ordering::SeqCst);
             drop(inbound);

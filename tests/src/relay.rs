@@ -168,7 +168,7 @@ struct Shared<H> {
 
 async fn accept_loop<H: RelayHook>(listener: TcpListener, shared: Arc<Shared<H>>) {
     loop {
-        let (stream, _) = live_balances::accept::next(&listener).await;
+        let (stream, _) = live_balances::runtime::accept::next(&listener).await;
         if *shared.down.borrow() {
             shared.cut.fetch_add(1, Ordering::SeqCst);
             drop(stream);

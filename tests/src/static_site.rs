@@ -30,7 +30,7 @@ impl StaticSite {
         let root = Arc::new(root.to_path_buf());
         let accept = tokio::spawn(async move {
             loop {
-                let (stream, _) = live_balances::accept::next(&listener).await;
+                let (stream, _) = live_balances::runtime::accept::next(&listener).await;
                 let root = root.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| serve(root.clone(), req));

@@ -110,7 +110,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 async fn accept_loop(listener: TcpListener, streams: Arc<Streams>) {
     loop {
-        let (stream, _) = live_balances::accept::next(&listener).await;
+        let (stream, _) = live_balances::runtime::accept::next(&listener).await;
         let streams = streams.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(streams.clone(), req));

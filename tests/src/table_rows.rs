@@ -5,8 +5,8 @@
 
 use alloy::primitives::{Address, U256};
 use aws_sdk_dynamodb::types::AttributeValue;
-use live_balances::address::lower;
-use live_balances::model::{BalanceItem, BalanceKey, TokenRead};
+use live_balances::domain::address::lower;
+use live_balances::domain::model::{BalanceItem, BalanceKey, TokenRead};
 use live_balances::storage::{Table, ValueWrite};
 
 /// `owner`'s session on `chain` watching `token`, read at `block`, complete at revision 1,

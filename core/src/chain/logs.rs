@@ -24,8 +24,8 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use super::observer::LogLimitsView;
 use super::{BalanceReader, ChainError, Fault, rpc_error};
-use crate::abi::IERC20;
-use crate::plan::owner_in_topic1_signatures;
+use crate::chain::abi::IERC20;
+use crate::domain::plan::owner_in_topic1_signatures;
 
 /// Most owners in one `eth_getLogs` topic filter; more are split over several requests.
 pub const OWNERS_PER_FILTER: usize = 1000;

@@ -6,8 +6,8 @@ use alloy::sol_types::SolCall;
 use futures::{StreamExt, TryStreamExt, stream};
 
 use super::{BalanceReader, CONCURRENT_CHUNKS, ChainError, multicall_error};
-use crate::abi::IERC20Metadata;
-use crate::token_metadata::{TokenMetadata, bytes32_text};
+use crate::chain::abi::IERC20Metadata;
+use crate::domain::token_metadata::{TokenMetadata, bytes32_text};
 
 impl BalanceReader {
     /// Reads `symbol()`, `name()` and `decimals()` of each token at the latest block, in

@@ -12,7 +12,7 @@ use alloy::rpc::types::trace::common::TraceResult;
 use alloy::rpc::types::trace::geth::CallFrame;
 
 use super::{BalanceReader, BlockHead, ChainError, Fault, rpc_error};
-use crate::native::{call_frame_accounts, parity_trace_accounts};
+use crate::domain::native::{call_frame_accounts, parity_trace_accounts};
 
 /// How the poller learns which wallets' native balances a block changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +89,7 @@ impl BalanceReader {
     }
 
     /// The accounts whose native balance block `head` may have changed (see
-    /// [`crate::native`]), with its fee recipient and withdrawal recipients. A trace method
+    /// [`crate::domain::native`]), with its fee recipient and withdrawal recipients. A trace method
     /// the node stopped offering fails with [`Fault::Unsupported`].
     pub async fn native_changes(
         &self,

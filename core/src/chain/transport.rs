@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use super::fault::{self, Fault};
 use super::observer::{RpcObserver, method_label};
-use crate::backoff::Backoff;
+use crate::runtime::backoff::Backoff;
 
 /// Backoff between tries of a rate-limited request whose answer named no wait.
 const RATE_LIMIT_BACKOFF: Backoff =

@@ -12,9 +12,9 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use super::{BalanceReader, CONCURRENT_CHUNKS, ChainError, rpc_error};
 use crate::NATIVE_TOKEN;
-use crate::abi::{IERC20, IMulticall3Helpers, IPermit2};
-use crate::model::{BalanceKey, TokenRead};
-use crate::permit2::{PERMIT2, Permit2Allowance};
+use crate::chain::abi::{IERC20, IMulticall3Helpers, IPermit2};
+use crate::domain::model::{BalanceKey, TokenRead};
+use crate::domain::permit2::{PERMIT2, Permit2Allowance};
 
 impl BalanceReader {
     /// Reads every `(owner, key)` at the latest block; returns that block and the reads.

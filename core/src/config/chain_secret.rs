@@ -1,6 +1,6 @@
 //! The chain endpoints of a deployment kept in one Secrets Manager secret: which secret and
 //! which chains (`CHAIN_SECRET_ID`, `CHAIN_IDS`), and how its JSON joins the environment.
-//! The AWS call itself is in [`crate::secrets`].
+//! The AWS call itself is in [`crate::runtime::secrets`].
 
 use std::collections::BTreeSet;
 

@@ -10,9 +10,9 @@ use alloy::primitives::{Address, address};
 
 use super::ConfigError;
 use super::vars::{Vars, invalid};
-use crate::address::parse_address;
-use crate::known_chains::known_wrapped_native;
-use crate::redact::redact_url;
+use crate::chain::known_chains::known_wrapped_native;
+use crate::domain::address::parse_address;
+use crate::runtime::redact::redact_url;
 
 /// Multicall3's address on nearly every EVM chain.
 pub const DEFAULT_MULTICALL: Address = address!("0xcA11bde05977b3631167028862bE2a173976CA11");

@@ -8,7 +8,7 @@
 //! server's address and CORS origins (`api_server::settings`).
 //!
 //! Parsing is a pure function of the variables so every rule is unit-tested; binaries call
-//! [`Settings::from_env`] (or [`crate::secrets::load_settings`], which reads the chain secret).
+//! [`Settings::from_env`] (or [`crate::runtime::secrets::load_settings`], which reads the chain secret).
 
 mod chain_secret;
 mod chains;
@@ -36,7 +36,7 @@ pub use webhooks::{DeliverySettings, SealingSource, SubscriptionLimits, WebhookS
 pub const DEFAULT_SPENDER: Address = address!("0xC92E8bdf79f0507f65a392b0ab4667716BFE0110");
 
 /// The most `MAX_PAIRS_PER_STREAM` may be: a stream id of this many pairs is at most
-/// [`crate::stream_id::max_len`]`(32)` = 875 characters.
+/// [`crate::feed::stream_id::max_len`]`(32)` = 875 characters.
 pub const MAX_PAIRS_LIMIT: u64 = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

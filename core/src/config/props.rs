@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 
 use super::*;
-use crate::redact::redact_url;
+use crate::runtime::redact::redact_url;
 
 /// Names the parser reads, plus junk, so maps hit every branch.
 fn var_name() -> impl Strategy<Value = String> {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use alloy::primitives::address;
 
 use super::*;
-use crate::known_chains::known_wrapped_native;
-use crate::redact::redact_url;
+use crate::chain::known_chains::known_wrapped_native;
+use crate::runtime::redact::redact_url;
 
 fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
     Settings::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))

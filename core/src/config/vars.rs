@@ -10,7 +10,7 @@ use std::time::Duration;
 use alloy::primitives::Address;
 
 use super::ConfigError;
-use crate::address::parse_address;
+use crate::domain::address::parse_address;
 
 /// The variables, and the names asked for so far (a per-chain one as `PREFIX_<id>`).
 #[derive(Debug, Default)]

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use super::ConfigError;
 use super::vars::{Vars, invalid};
-use crate::webhook::MAX_WALLETS_LIMIT;
+use crate::domain::webhook::MAX_WALLETS_LIMIT;
 
-/// Where the data key that seals webhook secrets comes from ([`crate::kms`]).
+/// Where the data key that seals webhook secrets comes from ([`crate::runtime::kms`]).
 #[derive(Clone, PartialEq, Eq)]
 pub enum SealingSource {
     /// None configured: webhook subscriptions cannot be created or delivered.

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{StorageError, Table, Written, from_item, keys, n, to_item, written};
-use crate::api_key::{ApiKey, KeyHash, Quotas, Tenant};
+use crate::domain::api_key::{ApiKey, KeyHash, Quotas, Tenant};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ApiKeyRecord {

@@ -15,10 +15,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::records::{BalanceRecord, read_text};
 use super::{StorageError, Table, Written, from_item, keys, n, s, written};
-use crate::address::lower;
-use crate::model::{BalanceItem, BalanceKey, TokenRead};
-use crate::order::OrderState;
-use crate::token_metadata::TokenMetadata;
+use crate::domain::address::lower;
+use crate::domain::model::{BalanceItem, BalanceKey, TokenRead};
+use crate::domain::order::OrderState;
+use crate::domain::token_metadata::TokenMetadata;
 
 /// How a value write is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub struct WalletValues {
     /// Metadata stored on balance items by versions before token metadata moved to the lists
     /// and the per-chain cache; used only where nothing newer describes the token.
     pub metadata: BTreeMap<Address, TokenMetadata>,
-    /// Each item's version (see [`crate::model::FeedEntry::version`]).
+    /// Each item's version (see [`crate::domain::model::FeedEntry::version`]).
     pub versions: HashMap<BalanceKey, u64>,
     /// The wallet's stored orders (expired ones included: callers filter).
     pub orders: Vec<OrderState>,

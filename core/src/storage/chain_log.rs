@@ -26,8 +26,8 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
 use super::{Item, StorageError, Table, keys, n, s};
-use crate::address::parse_address;
-use crate::model::FeedPosition;
+use crate::domain::address::parse_address;
+use crate::domain::model::FeedPosition;
 
 /// The time slice one partition of the log covers.
 pub const BUCKET_MS: u64 = 30_000;

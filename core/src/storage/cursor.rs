@@ -3,7 +3,7 @@
 
 use super::records::CursorRecord;
 use super::{StorageError, Table, keys};
-use crate::model::ChainCursor;
+use crate::domain::model::ChainCursor;
 
 impl Table {
     pub async fn cursor(&self, chain_id: u64) -> Result<Option<ChainCursor>, StorageError> {

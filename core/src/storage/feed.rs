@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use super::Item;
 use super::records::FeedRecord;
 use super::{StorageError, Table, Written, from_item, keys, s, to_item, written};
-use crate::model::{FeedEntry, FeedEvent, FeedPosition};
+use crate::domain::model::{FeedEntry, FeedEvent, FeedPosition};
 
 /// A feed item decoded by its kind: a value change, or an order's status.
 pub(super) fn feed_event_from_item(item: Item) -> Result<FeedEvent, StorageError> {

@@ -1,4 +1,4 @@
-//! Holds on session items ([`crate::hold`]): the session's `holds` map (holder -> until) and its
+//! Holds on session items ([`crate::domain::hold`]): the session's `holds` map (holder -> until) and its
 //! expiry (and TTL) moved with it, in one conditional write logged in the chain's session log
 //! (`session_log.rs`), so the poller learns the new expiry within a block. A hold on a wallet
 //! without a session (a subscription naming a wallet nobody watches yet) makes a session of its
@@ -12,8 +12,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::session_log::SessionChange;
 use super::{StorageError, Table, Written, keys, n, s};
-use crate::address::lower;
-use crate::hold::{holds_after, next_expiry};
+use crate::domain::address::lower;
+use crate::domain::hold::{holds_after, next_expiry};
 
 /// Attempts at a hold's write that other writes of the session keep overtaking.
 const ATTEMPTS: usize = 5;

@@ -37,9 +37,9 @@
 
 use alloy::primitives::{Address, keccak256};
 
-use crate::address::lower;
-use crate::model::{BalanceKey, FeedPosition};
-use crate::order::OrderId;
+use crate::domain::address::lower;
+use crate::domain::model::{BalanceKey, FeedPosition};
+use crate::domain::order::OrderId;
 
 pub const SESSION_PREFIX: &str = "S#";
 pub const BALANCE_PREFIX: &str = "B#";
@@ -128,7 +128,7 @@ pub fn balance_sk(key: &BalanceKey) -> String {
 
 /// The value a balance partition's sort key names (`None`: not a value's, an order's say).
 pub fn parse_balance_sk(sk: &str) -> Option<BalanceKey> {
-    use crate::address::parse_address;
+    use crate::domain::address::parse_address;
     if let Some(token) = sk.strip_prefix("T#") {
         return parse_address(token)
             .ok()

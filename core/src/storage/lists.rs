@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::{LIST_HEAD_SK, list_page_sk, list_pages_prefix, list_pk};
 use super::{StorageError, Table, Written, from_item, n, s, written};
-use crate::address::{lower, parse_address};
-use crate::list_document::SkippedEntries;
-use crate::token_metadata::TokenMetadata;
+use crate::domain::address::{lower, parse_address};
+use crate::domain::list_document::SkippedEntries;
+use crate::domain::token_metadata::TokenMetadata;
 
 /// Tokens per page item: well under DynamoDB's 400 KB item limit with bounded symbol and name.
 const PAGE_TOKENS: usize = 500;

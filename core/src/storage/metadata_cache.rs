@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::records::TokenMetadataRecord;
 use super::{Item, StorageError, Table, batch_backoff, from_item, keys, put_request, s};
-use crate::address::{lower, parse_address};
-use crate::token_metadata::TokenMetadata;
+use crate::domain::address::{lower, parse_address};
+use crate::domain::token_metadata::TokenMetadata;
 
 /// Most keys in one BatchGetItem (the DynamoDB limit).
 const BATCH_GET: usize = 100;

@@ -281,7 +281,7 @@ impl Table {
 }
 
 /// Pauses before retries of unprocessed batch items: 50 ms, doubled up to 800 ms.
-const BATCH_BACKOFF: crate::backoff::Backoff = crate::backoff::Backoff::new(
+const BATCH_BACKOFF: crate::runtime::backoff::Backoff = crate::runtime::backoff::Backoff::new(
     std::time::Duration::from_millis(25),
     std::time::Duration::from_millis(800),
 );

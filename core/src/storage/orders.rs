@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use super::keys::{self, ORDER_SK_PREFIX, order_sk};
 use super::records::{address, amount};
 use super::{StorageError, Table, Written, from_item, n, s, to_item, written};
-use crate::address::lower;
-use crate::api_key::Tenant;
-use crate::model::{FeedPosition, OrderStatusEntry, Spender};
-use crate::order::{Fillability, Order, OrderId, OrderState, Short};
+use crate::domain::address::lower;
+use crate::domain::api_key::Tenant;
+use crate::domain::model::{FeedPosition, OrderStatusEntry, Spender};
+use crate::domain::order::{Fillability, Order, OrderId, OrderState, Short};
 
 /// `kind` of an `order_status` feed item (value-change items have none).
 const ORDER_STATUS_KIND: &str = "order_status";
@@ -414,7 +414,7 @@ mod tests {
         let image = super::super::StreamImage::from(item.clone());
         assert_eq!(
             super::super::feed_event_from_image(&image).unwrap(),
-            Some(crate::model::FeedEvent::Order(entry.clone()))
+            Some(crate::domain::model::FeedEvent::Order(entry.clone()))
         );
         assert_eq!(order_status_from_item(item).unwrap(), entry);
     }

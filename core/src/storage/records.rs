@@ -9,12 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use super::error::StorageError;
 use super::keys;
-use crate::address::{lower, parse_address};
-use crate::model::{
+use crate::domain::address::{lower, parse_address};
+use crate::domain::model::{
     BalanceItem, BalanceKey, ChainCursor, FeedEntry, FeedPosition, Session, SessionAsks, Spender,
     TokenRead,
 };
-use crate::token_metadata::TokenMetadata;
+use crate::domain::token_metadata::TokenMetadata;
 
 /// Stored in `read` when the value could not be read.
 const READ_FAILED: &str = "failed";
@@ -67,7 +67,7 @@ pub(crate) struct BalanceRecord {
     pub token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spender: Option<String>,
-    /// The spender's allowance is Permit2's, not the token's (see [`crate::permit2`]).
+    /// The spender's allowance is Permit2's, not the token's (see [`crate::domain::permit2`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub permit2: bool,
     /// Decimal value, or `failed`. One attribute so a conditional write compares one thing.
@@ -129,7 +129,7 @@ pub(crate) struct FeedRecord {
     pub token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spender: Option<String>,
-    /// The spender's allowance is Permit2's (see [`crate::permit2`]).
+    /// The spender's allowance is Permit2's (see [`crate::domain::permit2`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub permit2: bool,
     pub value: String,

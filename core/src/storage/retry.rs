@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::StorageError;
-use crate::backoff::Backoff;
+use crate::runtime::backoff::Backoff;
 
 /// Attempts at one request before its error is returned.
 pub const ATTEMPTS: u32 = 5;

@@ -38,8 +38,8 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 
 use super::chain_log::{BUCKET_MS, CLOCK_AHEAD_MS, bucket_of};
 use super::{Item, StorageError, Table, Written, keys, n, s};
-use crate::address::{lower, parse_address};
-use crate::clock::unix_now_ms;
+use crate::domain::address::{lower, parse_address};
+use crate::runtime::clock::unix_now_ms;
 
 /// The longest a logged write may take, every attempt included: long enough to ride out a
 /// slow moment of the table (a session write is a client's request), short enough for the

@@ -6,8 +6,8 @@ use super::StorageError;
 use super::keys::{BALANCE_PREFIX, FEED_PREFIX, is_order_sk};
 use super::orders::{OrderRecord, order_from_record};
 use super::records::BalanceRecord;
-use crate::model::{BalanceItem, FeedEntry, FeedEvent};
-use crate::order::OrderState;
+use crate::domain::model::{BalanceItem, FeedEntry, FeedEvent};
+use crate::domain::order::OrderState;
 
 /// A stream record image in Lambda's event shape.
 pub type StreamImage = serde_dynamo::Item;
@@ -102,7 +102,7 @@ mod props {
     use serde_dynamo::AttributeValue;
 
     use super::*;
-    use crate::model::{BalanceKey, TokenRead};
+    use crate::domain::model::{BalanceKey, TokenRead};
 
     fn attribute() -> impl Strategy<Value = AttributeValue> {
         let leaf = prop_oneof![

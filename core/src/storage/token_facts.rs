@@ -13,7 +13,7 @@ use alloy::primitives::Address;
 use serde::{Deserialize, Serialize};
 
 use super::{StorageError, Table, from_item, keys, put_request, s};
-use crate::address::parse_address;
+use crate::domain::address::parse_address;
 
 /// How long "this token's reads fail for every holder" holds before the token is tried again
 /// (a token may start working: a proxy upgraded, a contract deployed). Whoever finds a token

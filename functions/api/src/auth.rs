@@ -1,6 +1,6 @@
 //! Who a back-end request comes from. Orders and webhook subscriptions are back-end routes:
 //! they need `Authorization: Bearer <API key>`, a key the operator issued
-//! ([`live_balances::api_key`]). The key is looked up by its hash; a revoked or unknown key is
+//! ([`live_balances::domain::api_key`]). The key is looked up by its hash; a revoked or unknown key is
 //! refused, and every request counts against the key's quota. Everything a back end creates
 //! belongs to its key's tenant, and another tenant's is, to it, not there.
 
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use http::HeaderMap;
 use http::request::Parts;
-use live_balances::api_key::{KeyHash, Tenant, looks_like_key};
+use live_balances::domain::api_key::{KeyHash, Tenant, looks_like_key};
 
 use crate::error::ApiError;
 use crate::limits;

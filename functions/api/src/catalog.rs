@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use alloy::primitives::Address;
 use live_balances::NATIVE_TOKEN;
-use live_balances::clock::unix_now;
-use live_balances::known_chains::native_metadata;
+use live_balances::chain::known_chains::native_metadata;
+use live_balances::domain::token_metadata::TokenMetadata;
+use live_balances::runtime::clock::unix_now;
 use live_balances::storage::{CachedListHead, StorageError, Table, TokenFact};
-use live_balances::token_metadata::TokenMetadata;
 use tokio::time::Instant;
 
 /// How long the chain's unreadable tokens are taken as known without asking whether facts

@@ -7,8 +7,8 @@ use axum::response::IntoResponse;
 use http::Response;
 use http::{Method, StatusCode};
 use live_balances::chain::ChainError;
-use live_balances::sse::StreamNotice;
 use live_balances::storage::StorageError;
+use live_balances::wire::sse::StreamNotice;
 use serde::Serialize;
 use thiserror::Error;
 use utoipa::ToSchema;
@@ -17,8 +17,8 @@ use crate::body::{self, ResponseBody};
 use crate::error_code::ErrorCode;
 use crate::list_fetch::{FetchError, ListError};
 use crate::webhook_error::WebhookError;
-use live_balances::list_document::TokenListError;
-use live_balances::pairs::{PairError, PairListError};
+use live_balances::domain::list_document::TokenListError;
+use live_balances::feed::pairs::{PairError, PairListError};
 
 /// `Retry-After` of a stream refused for want of a slot.
 const STREAM_SLOT_RETRY_SECS: u64 = 30;

@@ -2,7 +2,7 @@
 //! the api reads a feed, for a stream's own polls and catch-ups and for the server's hub.
 
 use alloy::primitives::Address;
-use live_balances::model::{FeedEvent, FeedPosition};
+use live_balances::domain::model::{FeedEvent, FeedPosition};
 use live_balances::storage::{StorageError, Table};
 
 /// Most entries per query; a longer backlog is read in further pages at once.

@@ -43,6 +43,7 @@ mod requested_tokens;
 mod route_docs;
 mod routes;
 pub mod settings;
+mod shown;
 mod snapshot;
 mod state;
 mod stream;

@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 
 use alloy::primitives::Address;
 use live_balances::NATIVE_TOKEN;
-use live_balances::clock::unix_now;
-use live_balances::model::Spender;
+use live_balances::domain::model::Spender;
+use live_balances::runtime::clock::unix_now;
 use live_balances::storage::keys::RateWindow;
 
 use crate::error::ApiError;

@@ -12,8 +12,8 @@ use api::{ClientAddress, Deadline, State};
 use bytes::Bytes;
 use lambda_http::request::RequestContext;
 use lambda_http::{Error, RequestExt, run_with_streaming_response_concurrent, service_fn, tracing};
-use live_balances::backoff::Backoff;
-use live_balances::telemetry::Telemetry;
+use live_balances::runtime::backoff::Backoff;
+use live_balances::runtime::telemetry::Telemetry;
 use tower::ServiceExt;
 
 /// Consecutive runtime failures tolerated before the process gives up and exits.

@@ -7,9 +7,9 @@ use alloy::primitives::Address;
 use bytes::Bytes;
 use http::HeaderMap;
 use http::header::CONTENT_TYPE;
-use live_balances::address::{parse_address, parse_owner};
 use live_balances::chain::BalanceReader;
-use live_balances::pairs::parse_chain_id;
+use live_balances::domain::address::{parse_address, parse_owner};
+use live_balances::feed::pairs::parse_chain_id;
 
 use crate::error::ApiError;
 use crate::settings::RequestBounds;

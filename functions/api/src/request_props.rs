@@ -4,7 +4,7 @@
 
 use alloy::primitives::Address;
 use http::header::CONTENT_TYPE;
-use live_balances::address::lower;
+use live_balances::domain::address::lower;
 use proptest::prelude::*;
 
 use crate::error::ApiError;

@@ -8,10 +8,10 @@ use alloy::primitives::Address;
 use futures::future::try_join_all;
 use live_balances::NATIVE_TOKEN;
 use live_balances::chain::BalanceReader;
-use live_balances::clock::unix_now;
-use live_balances::known_chains::native_metadata;
-use live_balances::list_document::SkippedEntries;
-use live_balances::token_metadata::TokenMetadata;
+use live_balances::chain::known_chains::native_metadata;
+use live_balances::domain::list_document::SkippedEntries;
+use live_balances::domain::token_metadata::TokenMetadata;
+use live_balances::runtime::clock::unix_now;
 use serde::Serialize;
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! schemas. Documentation only — nothing here is built; the routes name these in their
 //! `#[utoipa::path]`, and [`crate::openapi`] collects the routes.
 
-use live_balances::sse::{
+use live_balances::wire::sse::{
     AllBalances, AllowanceUpdate, BalanceUpdate, OrderStatus, Permit2AllowanceUpdate, Ping,
     StreamNotice,
 };
@@ -13,7 +13,7 @@ use utoipa::{IntoParams, IntoResponses, ToSchema};
 use crate::error::ErrorBody;
 
 /// The events of `GET /sse/{chain_id}/balances/{owner}`: each `event:` name and the JSON of
-/// its `data:` line. Documentation only; [`live_balances::sse::SseEvent`] writes them.
+/// its `data:` line. Documentation only; [`live_balances::wire::sse::SseEvent`] writes them.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[allow(dead_code)] // described, never built

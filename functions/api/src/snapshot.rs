@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
-use live_balances::clock::unix_now;
-use live_balances::model::{BalanceKey, FeedPosition, Session};
-use live_balances::order::OrderId;
-use live_balances::sse::{AllBalances, WalletView};
+use live_balances::domain::model::{BalanceKey, FeedPosition, Session};
+use live_balances::domain::order::OrderId;
+use live_balances::domain::token_metadata::TokenMetadata;
+use live_balances::runtime::clock::unix_now;
 use live_balances::storage::StorageError;
-use live_balances::token_metadata::TokenMetadata;
+use live_balances::wire::sse::{AllBalances, WalletView};
 use tracing::warn;
 
 use crate::catalog::ListVersion;
@@ -25,11 +25,11 @@ pub struct WalletSnapshot {
     pub position: FeedPosition,
     pub balances: AllBalances,
     /// Each value shown (`None`: unreadable) with the item's version at the snapshot, for
-    /// [`live_balances::shown::ShownValues::reset_to_snapshot`]. Values not stored (zeros)
+    /// [`crate::shown::ShownValues::reset_to_snapshot`]. Values not stored (zeros)
     /// are left out: any entry for them is news.
     pub shown: Vec<(BalanceKey, Option<U256>, u64)>,
     /// Each order shown with its item's version at the snapshot, for
-    /// [`live_balances::shown::ShownValues::show_orders`].
+    /// [`crate::shown::ShownValues::show_orders`].
     pub shown_orders: Vec<(OrderId, u64)>,
     /// The version of each list the snapshot's tokens came from: when one moves on, the
     /// stream sends a fresh snapshot (tokens were added or removed).

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use live_balances::chain::{BalanceReader, ChainError, ReaderOptions};
 use live_balances::config::Vars;
-use live_balances::kms::DataKey;
-use live_balances::secrets::{SettingsError, load_settings};
+use live_balances::runtime::kms::DataKey;
+use live_balances::runtime::secrets::{SettingsError, load_settings};
 use live_balances::storage::Table;
 
 use thiserror::Error;

@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use live_balances::clock::unix_now;
-use live_balances::pairs::WalletPair;
+use live_balances::feed::pairs::WalletPair;
+use live_balances::runtime::clock::unix_now;
 use live_balances::storage::keys::StreamSlots;
 use live_balances::storage::{SlotLease, Table, Written};
 

@@ -6,8 +6,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use alloy::primitives::Address;
-use live_balances::clock::unix_now;
-use live_balances::model::Session;
+use live_balances::domain::model::Session;
+use live_balances::runtime::clock::unix_now;
 
 use crate::catalog::ListVersion;
 use crate::error::ApiError;

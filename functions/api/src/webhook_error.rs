@@ -1,8 +1,8 @@
 //! Why a webhook route refuses a request, and its HTTP answer (mapped by [`crate::error`]).
 
 use http::StatusCode;
-use live_balances::destination::Refusal;
-use live_balances::webhook::EventKind;
+use live_balances::domain::webhook::EventKind;
+use live_balances::runtime::destination::Refusal;
 use thiserror::Error;
 
 use crate::error_code::ErrorCode;

@@ -18,15 +18,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::diff::feed_entry;
 use alloy::primitives::Address;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{Error, LambdaEvent, tracing};
-use live_balances::clock::{unix_now, unix_now_ms};
 use live_balances::config::Settings;
-use live_balances::diff::feed_entry;
-use live_balances::model::{FeedEntry, FeedEvent, FeedPosition};
+use live_balances::domain::model::{FeedEntry, FeedEvent, FeedPosition};
+use live_balances::runtime::clock::{unix_now, unix_now_ms};
 
+mod diff;
 mod telemetry;
 use live_balances::storage::{
     ChainLogEntry, StorageError, StreamImage, Table, balance_item_from_image, image_is_first_read,
@@ -279,7 +280,7 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use live_balances::model::BalanceKey;
+    use live_balances::domain::model::BalanceKey;
 
     fn event(json: &str) -> Event {
         serde_json::from_str(json).unwrap()
@@ -495,7 +496,7 @@ mod props {
                     prop_assert_eq!(entry.value.to_string(), new_value.to_string());
                     prop_assert_eq!(entry.previous.map(|p| p.to_string()), previous);
                     prop_assert_eq!(entry.block, block);
-                    prop_assert_eq!(live_balances::address::lower(&entry.owner), OWNER);
+                    prop_assert_eq!(live_balances::domain::address::lower(&entry.owner), OWNER);
                     prop_assert_eq!(entry.version, if counted { version + 1 } else { 0 });
                 }
             }

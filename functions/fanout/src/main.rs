@@ -4,8 +4,8 @@
 use fanout::{State, handle};
 use lambda_runtime::{Error, run, service_fn, tracing};
 use live_balances::config::Settings;
+use live_balances::runtime::telemetry::Telemetry;
 use live_balances::storage::Table;
-use live_balances::telemetry::Telemetry;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

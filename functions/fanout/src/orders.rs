@@ -18,9 +18,9 @@ use std::collections::HashMap;
 use alloy::primitives::U256;
 use aws_lambda_events::event::dynamodb::EventRecord;
 use live_balances::NATIVE_TOKEN;
-use live_balances::clock::unix_now;
-use live_balances::model::{BalanceKey, FeedEntry, OrderStatusEntry};
-use live_balances::order::{Fillability, OrderState};
+use live_balances::domain::model::{BalanceKey, FeedEntry, OrderStatusEntry};
+use live_balances::domain::order::{Fillability, OrderState};
+use live_balances::runtime::clock::unix_now;
 use live_balances::storage::{StorageError, Table, Written, order_from_image};
 
 use crate::{RecordError, record_position};
@@ -134,7 +134,7 @@ mod tests {
     use aws_lambda_events::event::dynamodb::Event;
     use serde_json::{Value, json};
 
-    use live_balances::model::FeedPosition;
+    use live_balances::domain::model::FeedPosition;
 
     use super::*;
     use crate::entry_for;
@@ -206,7 +206,7 @@ mod tests {
         let entry = order_entry_for(&crossed).unwrap().unwrap();
         assert_eq!(
             entry.status.short,
-            Some(live_balances::order::Short::Balance)
+            Some(live_balances::domain::order::Short::Balance)
         );
         assert_eq!(entry.status.balance_shortfall, U256::from(40));
         // New terms are news too; a write that changed neither is not.

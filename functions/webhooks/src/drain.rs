@@ -3,9 +3,9 @@
 //! subscription's time runs out.
 
 use lambda_runtime::tracing;
-use live_balances::clock::unix_now;
+use live_balances::domain::webhook::SubscriptionStatus;
+use live_balances::runtime::clock::unix_now;
 use live_balances::storage::{StorageError, Written};
-use live_balances::webhook::SubscriptionStatus;
 
 use crate::queue::{Queue, failed, park};
 use crate::telemetry;

@@ -35,7 +35,7 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use futures::StreamExt;
 use lambda_runtime::{Error, LambdaEvent};
 use live_balances::config::WebhookSettings;
-use live_balances::kms::DataKey;
+use live_balances::runtime::kms::DataKey;
 use live_balances::storage::Table;
 use tokio::time::Instant;
 

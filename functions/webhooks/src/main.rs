@@ -7,9 +7,9 @@
 
 use lambda_runtime::{Error, run, service_fn, tracing};
 use live_balances::config::Settings;
-use live_balances::kms::DataKey;
+use live_balances::runtime::kms::DataKey;
+use live_balances::runtime::telemetry::Telemetry;
 use live_balances::storage::Table;
-use live_balances::telemetry::Telemetry;
 use webhooks::{State, handle};
 
 #[tokio::main]

@@ -4,11 +4,11 @@
 
 use alloy::primitives::Address;
 use lambda_runtime::tracing;
-use live_balances::clock::unix_now;
 use live_balances::config::WebhookSettings;
-use live_balances::model::FeedEvent;
+use live_balances::domain::model::FeedEvent;
+use live_balances::domain::webhook::{Delivery, ParkedDelivery, Subscription, SubscriptionStatus};
+use live_balances::runtime::clock::unix_now;
 use live_balances::storage::{StorageError, Written};
-use live_balances::webhook::{Delivery, ParkedDelivery, Subscription, SubscriptionStatus};
 use tokio::time::Instant;
 
 use crate::work::Work;
@@ -86,7 +86,7 @@ async fn open_secrets(
         .into_iter()
         .map(|sealed| match (sealed, &key) {
             // Stored in the clear by an older version: no key needed.
-            (live_balances::sealing::SealedSecret::Legacy(plain), _) => Ok(plain.clone()),
+            (live_balances::runtime::sealing::SealedSecret::Legacy(plain), _) => Ok(plain.clone()),
             (sealed, Ok(key)) => Ok(key.open(sealed, &sub.id)?),
             (_, Err(e)) => Err(e.to_string().into()),
         })
@@ -200,7 +200,7 @@ pub(crate) async fn delivered_now(
     state: &State,
     sub: &mut Subscription,
     owner: &Address,
-    position: &live_balances::model::FeedPosition,
+    position: &live_balances::domain::model::FeedPosition,
 ) -> Result<(), StorageError> {
     state
         .table

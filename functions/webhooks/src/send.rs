@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
-use live_balances::backoff::Backoff;
-use live_balances::clock::unix_now;
 use live_balances::config::WebhookSettings;
-use live_balances::destination::{Destinations, Redirects, checked_client, refusal_in};
-use live_balances::webhook::Subscription;
-use live_balances::webhook_signature::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+use live_balances::domain::webhook::Subscription;
+use live_balances::runtime::backoff::Backoff;
+use live_balances::runtime::clock::unix_now;
+use live_balances::runtime::destination::{Destinations, Redirects, checked_client, refusal_in};
+use live_balances::wire::webhook_signature::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
 /// Why a delivery did not get through.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 use alloy::primitives::Address;
 use aws_lambda_events::event::dynamodb::EventRecord;
 use lambda_runtime::tracing;
-use live_balances::model::FeedEvent;
+use live_balances::domain::model::FeedEvent;
+use live_balances::domain::webhook::{EventKind, Subscription};
 use live_balances::storage::{
     StorageError, Table, feed_event_from_image, webhook_replay_requested,
 };
-use live_balances::webhook::{EventKind, Subscription};
 
 use crate::State;
 
@@ -44,7 +44,7 @@ fn found(record: &EventRecord) -> Result<Found, StorageError> {
 
 /// The kind a feed event is delivered as, by its SSE event's name.
 fn kind_of(event: &FeedEvent) -> Option<EventKind> {
-    EventKind::parse(live_balances::sse::event_data(event).0)
+    EventKind::parse(live_balances::wire::sse::event_data(event).0)
 }
 
 /// The token a feed event is about: the value's token, or what the order sells.
@@ -155,7 +155,7 @@ pub(crate) async fn queues(
 #[cfg(test)]
 mod tests {
     use aws_lambda_events::event::dynamodb::Event;
-    use live_balances::webhook::Delivery;
+    use live_balances::domain::webhook::Delivery;
     use serde_json::{Value, json};
 
     use super::*;

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use live_balances::address::lower;
 use live_balances::config::Settings;
+use live_balances::domain::address::lower;
 use local_stack::devnet::{DEMO_WALLET, demo_activity, seed_demo};
 use local_stack::permit2::install_permit2;
 use local_stack::stack::{ChainSource, LocalStack, StackOptions};
@@ -110,7 +110,7 @@ fn print_banner(
         .map(|(chain, rpc, _)| {
             format!(
                 "  chain {chain:<14}{}\n",
-                live_balances::redact::redact_url(rpc)
+                live_balances::runtime::redact::redact_url(rpc)
             )
         })
         .collect();

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
-use live_balances::backoff::Backoff;
+use live_balances::runtime::backoff::Backoff;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, info, warn};

@@ -12,8 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use alloy::primitives::Address;
-use live_balances::model::{BalanceKey, TokenRead};
-use live_balances::permit2::Permit2Allowance;
+use live_balances::domain::model::{BalanceKey, TokenRead};
+use live_balances::domain::permit2::Permit2Allowance;
 
 use super::ValueId;
 

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Bound;
 
 use alloy::primitives::{Address, U256};
-use live_balances::model::{BalanceKey, TokenRead};
+use live_balances::domain::model::{BalanceKey, TokenRead};
 
 use expiries::Expiries;
 
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn the_values_held_keep_the_permit2_schedule() {
-        use live_balances::permit2::Permit2Allowance;
+        use live_balances::domain::permit2::Permit2Allowance;
         let permit2 = |token| BalanceKey::Permit2 {
             token,
             spender: SPENDER,

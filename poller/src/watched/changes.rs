@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use alloy::primitives::Address;
 use live_balances::NATIVE_TOKEN;
-use live_balances::model::{BalanceKey, Session, Spender};
-use live_balances::plan::ReadPlan;
+use live_balances::domain::model::{BalanceKey, Session, Spender};
+use live_balances::domain::plan::ReadPlan;
 
 use super::{ListTokens, WalletWatch, WatchedSet};
 

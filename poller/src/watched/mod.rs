@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use alloy::primitives::Address;
 use live_balances::NATIVE_TOKEN;
-use live_balances::model::{Session, Spender};
+use live_balances::domain::model::{Session, Spender};
 
 pub use changes::WatchChange;
 
@@ -361,7 +361,7 @@ fn intern<T: ?Sized + Eq + std::hash::Hash>(set: &mut HashSet<Arc<T>>, value: Ar
 
 #[cfg(test)]
 mod tests {
-    use live_balances::model::{BalanceKey, SessionAsks};
+    use live_balances::domain::model::{BalanceKey, SessionAsks};
 
     use super::*;
 
@@ -496,7 +496,7 @@ mod tests {
     #[test]
     fn a_permit2_spender_is_tracked_apart_from_an_erc20_one_and_read_in_both_layers() {
         let router = Spender::Permit2(BOB);
-        let permit2_layer = Spender::Erc20(live_balances::permit2::PERMIT2);
+        let permit2_layer = Spender::Erc20(live_balances::domain::permit2::PERMIT2);
         let mut watched = set(&[session(ALICE, 1, &[1], &[])], &[]);
         let mut grown = session(ALICE, 2, &[1, 7], &[]);
         grown.asked.spenders.extend([router, permit2_layer]);

@@ -7,8 +7,8 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use alloy::primitives::Address;
-use live_balances::model::BalanceKey;
-use live_balances::plan::ReadPlan;
+use live_balances::domain::model::BalanceKey;
+use live_balances::domain::plan::ReadPlan;
 
 /// Most whole-token-set re-reads (asked for by streams opening) in one step, in values: the
 /// rest wait for the next step, so one block's work stays bounded.

@@ -32,12 +32,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::eips::BlockNumberOrTag;
-use live_balances::backoff::Backoff;
 use live_balances::chain::{BalanceReader, NativeSource};
-use live_balances::clock::unix_now;
 use live_balances::config::Settings;
-use live_balances::model::ChainCursor;
-use live_balances::poller_health;
+use live_balances::domain::model::ChainCursor;
+use live_balances::runtime::backoff::Backoff;
+use live_balances::runtime::clock::unix_now;
+use live_balances::runtime::poller_health;
 use live_balances::storage::{Table, retry};
 use tokio::sync::watch;
 use tracing::{info, warn};

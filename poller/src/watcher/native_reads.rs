@@ -6,9 +6,9 @@
 
 use live_balances::NATIVE_TOKEN;
 use live_balances::chain::{Fault, NativeCost, NativeSource, NativeStep, TraceProbe};
-use live_balances::clock::unix_now;
-use live_balances::model::BalanceKey;
-use live_balances::plan::ReadPlan;
+use live_balances::domain::model::BalanceKey;
+use live_balances::domain::plan::ReadPlan;
+use live_balances::runtime::clock::unix_now;
 use tracing::{debug, info, warn};
 
 use super::ChainWatcher;

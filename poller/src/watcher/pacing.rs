@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use live_balances::model::ChainCursor;
+use live_balances::domain::model::ChainCursor;
 use tokio::sync::watch;
 use tokio::time::Instant;
 

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use live_balances::model::CURSOR_RECENT_BLOCKS;
+use live_balances::domain::model::CURSOR_RECENT_BLOCKS;
 
 use crate::held::ValueId;
 
@@ -58,7 +58,7 @@ impl ReorgMemory {
 #[cfg(test)]
 mod tests {
     use alloy::primitives::Address;
-    use live_balances::model::BalanceKey;
+    use live_balances::domain::model::BalanceKey;
 
     use super::*;
 

@@ -7,9 +7,9 @@
 //! `unwind` with a checkpoint — are the model).
 
 use alloy::eips::BlockNumberOrTag;
-use live_balances::clock::unix_now;
-use live_balances::model::ChainCursor;
-use live_balances::plan::ReadPlan;
+use live_balances::domain::model::ChainCursor;
+use live_balances::domain::plan::ReadPlan;
+use live_balances::runtime::clock::unix_now;
 use tracing::{debug, warn};
 
 use super::ChainWatcher;

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
+use crate::sweep::Sweep;
 use alloy::primitives::Address;
-use live_balances::sweep::Sweep;
 use tokio::time::Instant;
 
 use crate::held::{HeldValues, ValueId};
@@ -69,7 +69,7 @@ impl Sweeps {
 #[cfg(test)]
 mod tests {
     use alloy::primitives::U256;
-    use live_balances::model::{BalanceKey, Session, TokenRead};
+    use live_balances::domain::model::{BalanceKey, Session, TokenRead};
 
     use super::*;
 

@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use alloy::primitives::Address;
 use live_balances::NATIVE_TOKEN;
 use live_balances::chain::LogOverflow;
-use live_balances::model::BalanceKey;
-use live_balances::plan::{ReadPlan, touches};
+use live_balances::domain::model::BalanceKey;
+use live_balances::domain::plan::{ReadPlan, touches};
 use tracing::{debug, warn};
 
 use super::ChainWatcher;

@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use alloy::primitives::{Address, U256};
 use futures::{StreamExt, stream};
 use live_balances::NATIVE_TOKEN;
-use live_balances::clock::unix_now;
-use live_balances::model::{BalanceItem, BalanceKey, TokenRead};
-use live_balances::plan::ReadPlan;
+use live_balances::domain::model::{BalanceItem, BalanceKey, TokenRead};
+use live_balances::domain::plan::ReadPlan;
+use live_balances::runtime::clock::unix_now;
 use live_balances::storage::{StorageError, TokenFact, ValueWrite, Written, retry};
 use tracing::{info, warn};
 

@@ -16,7 +16,7 @@ use super::ServerSettings;
 /// Read by a library rather than by our code: (name, where).
 const READ_BY_LIBRARIES: &[(&str, &str)] = &[(
     "RUST_LOG",
-    "tracing-subscriber's EnvFilter, core/src/logging.rs",
+    "tracing-subscriber's EnvFilter, core/src/runtime/logging.rs",
 )];
 
 /// The sources of the deployed binaries and the library they share.

@@ -23,8 +23,8 @@ use alloy::primitives::Address;
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Update};
 
-use crate::address::lower;
-use crate::model::Session;
+use crate::domain::address::lower;
+use crate::domain::model::Session;
 use crate::storage::session_log::SessionChange;
 use crate::storage::{StorageError, Table, Written, keys, n, s, written};
 

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use alloy::primitives::Address;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
-use crate::address::parse_address;
-use crate::model::Session;
+use crate::domain::address::parse_address;
+use crate::domain::model::Session;
 use crate::storage::records::SessionRecord;
 use crate::storage::{Item, StorageError, Table, batch_backoff, from_item, keys, s};
 

@@ -8,7 +8,7 @@ use alloy::primitives::Address;
 use aws_sdk_dynamodb::types::ReturnValue;
 
 use super::string_set;
-use crate::model::Session;
+use crate::domain::model::Session;
 use crate::storage::records::SessionRecord;
 use crate::storage::session_log::SessionChange;
 use crate::storage::{
@@ -33,7 +33,7 @@ impl Table {
             Some(until) => {
                 // Written even when another stream pushed the expiry a moment further: a
                 // vouch must land, and an expiry a second earlier is no loss. A session held
-                // further (`crate::hold`) keeps its expiry: the vouch alone is written.
+                // further (`crate::domain::hold`) keeps its expiry: the vouch alone is written.
                 let vouch = |with_expiry: bool| {
                     let update = self
                         .session_update(chain_id, owner)

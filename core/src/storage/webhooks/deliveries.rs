@@ -8,12 +8,12 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use super::records::{
     ACTIVE, BACKLOGGED, DISABLED, DeliveredRecord, ParkedRecord, SubscriptionRecord,
 };
-use crate::address::lower;
-use crate::model::FeedPosition;
+use crate::domain::address::lower;
+use crate::domain::model::FeedPosition;
+use crate::domain::webhook::{ParkedDelivery, Subscription};
 use crate::storage::{
     StorageError, Table, Written, from_item, is_condition_failure, keys, n, s, to_item, written,
 };
-use crate::webhook::{ParkedDelivery, Subscription};
 
 impl Table {
     /// The newest position delivered to a subscription from one wallet's feed.

@@ -5,12 +5,12 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::address::{lower, parse_address};
-use crate::api_key::Tenant;
-use crate::model::FeedPosition;
-use crate::sealing::SealedSecret;
+use crate::domain::address::{lower, parse_address};
+use crate::domain::api_key::Tenant;
+use crate::domain::model::FeedPosition;
+use crate::domain::webhook::{EventKind, ParkedDelivery, Subscription, SubscriptionStatus};
+use crate::runtime::sealing::SealedSecret;
 use crate::storage::{StorageError, keys};
-use crate::webhook::{EventKind, ParkedDelivery, Subscription, SubscriptionStatus};
 
 pub(super) const ACTIVE: &str = "active";
 pub(super) const BACKLOGGED: &str = "backlogged";

@@ -10,11 +10,11 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::records::{SubscriptionRecord, WalletIndexRecord};
-use crate::api_key::Tenant;
-use crate::hold::{HOLD_FOREVER, Holder};
-use crate::sealing::SealedSecret;
+use crate::domain::api_key::Tenant;
+use crate::domain::hold::{HOLD_FOREVER, Holder};
+use crate::domain::webhook::Subscription;
+use crate::runtime::sealing::SealedSecret;
 use crate::storage::{StorageError, Table, Written, from_item, keys, n, s, to_item, written};
-use crate::webhook::Subscription;
 
 /// Why a subscription was not created.
 #[derive(Debug)]

@@ -13,9 +13,9 @@
 //! to it, revoke the old one.
 
 use anyhow::{Context, bail};
-use live_balances::api_key::{KeyHash, Quotas, Tenant, issue};
-use live_balances::clock::unix_now;
 use live_balances::config::Settings;
+use live_balances::domain::api_key::{KeyHash, Quotas, Tenant, issue};
+use live_balances::runtime::clock::unix_now;
 use live_balances::storage::{Table, Written};
 
 const USAGE: &str = "usage:

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::StreamExt;
-use live_balances::clock::unix_now;
+use live_balances::runtime::clock::unix_now;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
 use super::{Hub, WalletKey};

@@ -21,9 +21,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use alloy::primitives::Address;
 use bytes::Bytes;
-use live_balances::model::{FeedEvent, FeedPosition};
-use live_balances::sse::SseEvent;
+use live_balances::domain::model::{FeedEvent, FeedPosition};
 use live_balances::storage::{ChainLogEntry, Table};
+use live_balances::wire::sse::SseEvent;
 use tokio::sync::{Notify, broadcast, watch};
 
 use crate::settings::ApiSettings;

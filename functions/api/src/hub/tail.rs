@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use live_balances::clock::unix_now_ms;
-use live_balances::model::{FeedEvent, FeedPosition};
+use live_balances::domain::model::{FeedEvent, FeedPosition};
+use live_balances::runtime::clock::unix_now_ms;
 use live_balances::storage::{
     CHAIN_LOG_READ_OVERLAP_MS, CHAIN_LOG_RECENT_OVERLAP_MS, StorageError,
 };

@@ -3,15 +3,15 @@
 //! ETag / If-Modified-Since, validated and filtered to the chain, cached in the table.
 
 mod fetch;
-pub use live_balances::destination as guard;
+pub use live_balances::runtime::destination as guard;
 
 use std::time::Duration;
 
 use std::sync::Arc;
 
 use lambda_http::tracing;
-use live_balances::clock::unix_now;
-use live_balances::list_document::{self, ChainTokens, SkippedEntries};
+use live_balances::domain::list_document::{self, ChainTokens, SkippedEntries};
+use live_balances::runtime::clock::unix_now;
 use live_balances::storage::{CachedListHead, StorageError, Table, Written};
 use thiserror::Error;
 use tokio::time::{Instant, sleep};

@@ -10,8 +10,8 @@ use alloy::primitives::{Address, U256};
 use axum::extract::State as Shared;
 use http::Response;
 use http::StatusCode;
-use live_balances::address::lower;
-use live_balances::model::{BalanceItem, BalanceKey, TokenRead};
+use live_balances::domain::address::lower;
+use live_balances::domain::model::{BalanceItem, BalanceKey, TokenRead};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

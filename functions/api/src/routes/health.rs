@@ -6,8 +6,8 @@ use std::sync::Arc;
 use axum::extract::State as Shared;
 use http::Response;
 use http::StatusCode;
-use live_balances::clock::unix_now;
-use live_balances::poller_health::heartbeat_is_fresh;
+use live_balances::runtime::clock::unix_now;
+use live_balances::runtime::poller_health::heartbeat_is_fresh;
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -1,14 +1,14 @@
 //! `GET /sse/balances?wallets=31337:0xabc,31338:0xabc`: one stream of several (chain, wallet)
 //! pairs — an `all_balances` per pair, then every pair's changes, each event naming its
 //! `chainId` and `owner` — built by the same engine as the single-wallet stream
-//! ([`crate::stream`]). Its `id` resumes every pair exactly ([`live_balances::stream_id`]).
+//! ([`crate::stream`]). Its `id` resumes every pair exactly ([`live_balances::feed::stream_id`]).
 
 use std::sync::Arc;
 
 use axum::extract::State as Shared;
 use http::Response;
-use live_balances::pairs::{PairSet, parse_pair_list};
-use live_balances::stream_id;
+use live_balances::feed::pairs::{PairSet, parse_pair_list};
+use live_balances::feed::stream_id;
 
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};

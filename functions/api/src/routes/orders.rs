@@ -9,7 +9,7 @@
 //! Registering an order grows the owner's session exactly as a session request does (the
 //! sell token as a custom token, the spender as a spender: the same code path, the same
 //! limits), so the poller watches both values; then the order is stored, judged on the values
-//! the table holds, and holds the session until its `validTo` (`live_balances::hold`): the
+//! the table holds, and holds the session until its `validTo` (`live_balances::domain::hold`): the
 //! wallet stays tracked with no stream open, until the order is deleted or expires. From there the fanout re-judges it on every change of either value and
 //! appends an `order_status` entry to the wallet's feed when one crosses its amount.
 
@@ -20,15 +20,15 @@ use alloy::primitives::{Address, U256};
 use axum::extract::State as Shared;
 use http::{Response, StatusCode};
 use live_balances::NATIVE_TOKEN;
-use live_balances::address::lower;
-use live_balances::model::Spender;
-use live_balances::order::{Order, OrderId};
-use live_balances::sse::{AllBalances, OrderStatus};
+use live_balances::domain::address::lower;
+use live_balances::domain::model::Spender;
+use live_balances::domain::order::{Order, OrderId};
+use live_balances::wire::sse::{AllBalances, OrderStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use live_balances::clock::unix_now;
-use live_balances::hold::Holder;
+use live_balances::domain::hold::Holder;
+use live_balances::runtime::clock::unix_now;
 use live_balances::storage::Written;
 
 use crate::auth::BackEnd;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use axum::extract::State as Shared;
 use http::Response;
-use live_balances::model::FeedPosition;
-use live_balances::pairs::WalletPair;
+use live_balances::domain::model::FeedPosition;
+use live_balances::feed::pairs::WalletPair;
 
 use crate::body::{self, ResponseBody};
 use crate::error::{ApiError, ErrorBody};

@@ -11,8 +11,8 @@ use std::ops::Deref;
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use live_balances::address::parse_address;
 use live_balances::config::{ConfigError, DEFAULT_SPENDER, Settings, Vars, chain_id, invalid};
+use live_balances::domain::address::parse_address;
 
 pub use limits::{ApiLimits, RequestBounds};
 pub use streams::StreamSettings;
@@ -51,7 +51,7 @@ pub struct TokenListSettings {
 
 impl ApiSettings {
     /// The api's own settings from `vars` beside the `shared` ones (read with the chain
-    /// secret, [`live_balances::secrets::load_settings`]).
+    /// secret, [`live_balances::runtime::secrets::load_settings`]).
     pub fn new(shared: Settings, vars: &Vars) -> Result<Self, ConfigError> {
         Ok(Self {
             shared,

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use live_balances::clock::unix_now;
-use live_balances::sse::{SseEvent, retry_hint};
+use live_balances::runtime::clock::unix_now;
+use live_balances::wire::sse::{SseEvent, retry_hint};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc::Sender;
 use tokio::time::sleep_until;

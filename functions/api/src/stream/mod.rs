@@ -7,7 +7,7 @@
 //! Each pair keeps its own state — its feed position, the values it showed, the lists its
 //! tokens came from — exactly as a single-wallet stream does; a multi-wallet stream only frames
 //! its events differently (each names its pair, and its `id` is the composite of every pair's
-//! position, [`live_balances::stream_id`]). A pair whose session expires gets its own `error`
+//! position, [`live_balances::feed::stream_id`]). A pair whose session expires gets its own `error`
 //! and the others go on; the stream ends when none is left.
 //!
 //! Changes come one of two ways, by transport. Under the function URL the stream polls each
@@ -25,14 +25,14 @@ mod pair_events;
 
 use std::time::Duration;
 
+use crate::shown::ShownValues;
 use bytes::Bytes;
 use http::Response;
-use live_balances::model::FeedPosition;
-use live_balances::pairs::{PairSet, WalletPair};
-use live_balances::shown::ShownValues;
-use live_balances::sse::{SseEvent, retry_hint};
+use live_balances::domain::model::FeedPosition;
+use live_balances::feed::pairs::{PairSet, WalletPair};
+use live_balances::feed::stream_id;
 use live_balances::storage::StorageError;
-use live_balances::stream_id;
+use live_balances::wire::sse::{SseEvent, retry_hint};
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::SendTimeoutError;
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval};

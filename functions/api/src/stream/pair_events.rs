@@ -3,9 +3,9 @@
 //! shown, and its own `error` when its session ends.
 
 use bytes::Bytes;
-use live_balances::clock::unix_now;
-use live_balances::model::{FeedEvent, FeedPosition};
-use live_balances::sse::SseEvent;
+use live_balances::domain::model::{FeedEvent, FeedPosition};
+use live_balances::runtime::clock::unix_now;
+use live_balances::wire::sse::SseEvent;
 use tokio::sync::mpsc::Sender;
 
 use super::{BalanceStream, Resume, Shape, StreamEnd};

@@ -157,7 +157,7 @@ impl LocalStack {
         stack.api_key = stack
             .issue_api_key_with(
                 "dev",
-                live_balances::api_key::Quotas {
+                live_balances::domain::api_key::Quotas {
                     requests_per_minute: 1_000_000,
                     max_webhooks: 100_000,
                 },

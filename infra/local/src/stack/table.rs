@@ -49,7 +49,7 @@ impl LocalStack {
     /// Issues (and stores) a new API key of `tenant` with the default quotas, as
     /// `api-keys create` does; the key itself is only in the answer.
     pub async fn issue_api_key(&self, tenant: &str) -> anyhow::Result<String> {
-        self.issue_api_key_with(tenant, live_balances::api_key::Quotas::default())
+        self.issue_api_key_with(tenant, live_balances::domain::api_key::Quotas::default())
             .await
     }
 
@@ -57,14 +57,14 @@ impl LocalStack {
     pub async fn issue_api_key_with(
         &self,
         tenant: &str,
-        quotas: live_balances::api_key::Quotas,
+        quotas: live_balances::domain::api_key::Quotas,
     ) -> anyhow::Result<String> {
-        let tenant = live_balances::api_key::Tenant::parse(tenant)?;
-        let (key, record) = live_balances::api_key::issue(
+        let tenant = live_balances::domain::api_key::Tenant::parse(tenant)?;
+        let (key, record) = live_balances::domain::api_key::issue(
             rand::random(),
             tenant,
             quotas,
-            live_balances::clock::unix_now(),
+            live_balances::runtime::clock::unix_now(),
         );
         self.table().await.create_api_key(&record).await?;
         Ok(key)

@@ -8,8 +8,8 @@ use std::collections::{BTreeSet, HashSet};
 
 use alloy::primitives::Address;
 use futures::{StreamExt, TryStreamExt, stream};
-use live_balances::clock::{unix_now, unix_now_ms};
-use live_balances::model::{BalanceKey, TokenRead};
+use live_balances::domain::model::{BalanceKey, TokenRead};
+use live_balances::runtime::clock::{unix_now, unix_now_ms};
 use live_balances::storage::{Table, retry};
 use tokio::sync::mpsc;
 use tokio::time::Instant;

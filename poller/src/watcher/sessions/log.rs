@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use live_balances::clock::unix_now_ms;
+use live_balances::runtime::clock::unix_now_ms;
 use live_balances::storage::{
     SESSION_LOG_READ_OVERLAP_MS, SESSION_LOG_RECENT_OVERLAP_MS, SessionChange,
 };

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use live_balances::clock::unix_now;
-use live_balances::model::{CURSOR_RECENT_BLOCKS, Session};
+use live_balances::domain::model::{CURSOR_RECENT_BLOCKS, Session};
+use live_balances::runtime::clock::unix_now;
 use live_balances::storage::TokenFact;
 use tokio::time::Instant;
 use tracing::{info, warn};

@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use live_balances::clock::unix_now;
-use live_balances::model::Session;
+use live_balances::domain::model::Session;
+use live_balances::runtime::clock::unix_now;
 use live_balances::storage::SESSION_LOG_READ_OVERLAP_MS;
 use tokio::time::Instant;
 use tracing::warn;

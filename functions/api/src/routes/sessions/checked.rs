@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use alloy::primitives::Address;
 use http::Method;
-use live_balances::model::Spender;
-use live_balances::permit2::PERMIT2;
+use live_balances::domain::model::Spender;
+use live_balances::domain::permit2::PERMIT2;
 
 use super::{SessionRequest, Upsert};
 use crate::error::ApiError;

@@ -20,9 +20,9 @@ use alloy::primitives::Address;
 use axum::extract::State as Shared;
 use http::Response;
 use http::StatusCode;
-use live_balances::address::lower;
-use live_balances::model::{BalanceItem, Session};
-use live_balances::token_metadata::TokenMetadata;
+use live_balances::domain::address::lower;
+use live_balances::domain::model::{BalanceItem, Session};
+use live_balances::domain::token_metadata::TokenMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

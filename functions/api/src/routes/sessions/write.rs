@@ -10,8 +10,10 @@ use alloy::primitives::{Address, U256};
 use futures::{StreamExt, TryStreamExt, stream};
 use live_balances::NATIVE_TOKEN;
 use live_balances::chain::BalanceReader;
-use live_balances::clock::unix_now;
-use live_balances::model::{BalanceItem, BalanceKey, Session, SessionAsks, Spender, TokenRead};
+use live_balances::domain::model::{
+    BalanceItem, BalanceKey, Session, SessionAsks, Spender, TokenRead,
+};
+use live_balances::runtime::clock::unix_now;
 use live_balances::storage::{TokenFact, UNREADABLE_FOR_SECS, ValueWrite};
 
 use super::checked::CheckedRequest;

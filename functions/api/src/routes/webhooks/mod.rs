@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use axum::extract::State as Shared;
 use http::{Response, StatusCode};
-use live_balances::clock::unix_now;
-use live_balances::sealing::SealedSecret;
+use live_balances::domain::webhook::Subscription;
+use live_balances::runtime::clock::unix_now;
+use live_balances::runtime::sealing::SealedSecret;
 use live_balances::storage::{WebhookCreation, Written};
-use live_balances::webhook::Subscription;
 use utoipa::IntoParams;
 
 use crate::auth::BackEnd;

@@ -6,12 +6,12 @@ use std::collections::BTreeSet;
 
 use alloy::primitives::Address;
 use futures::{StreamExt, TryStreamExt, stream};
-use live_balances::address::lower;
-use live_balances::clock::unix_now;
-use live_balances::destination::{Destinations, resolve_checked};
-use live_balances::sealing::{SealedSecret, SealingKey};
-use live_balances::webhook::{EventKind, Subscription, SubscriptionStatus};
-use live_balances::webhook_signature::secret_from;
+use live_balances::domain::address::lower;
+use live_balances::domain::webhook::{EventKind, Subscription, SubscriptionStatus};
+use live_balances::runtime::clock::unix_now;
+use live_balances::runtime::destination::{Destinations, resolve_checked};
+use live_balances::runtime::sealing::{SealedSecret, SealingKey};
+use live_balances::wire::webhook_signature::secret_from;
 
 use crate::auth::BackEnd;
 use crate::error::ApiError;

@@ -1,8 +1,8 @@
 //! What the webhook routes take and answer: the subscription request, and a subscription as
 //! its owner sees it (never its secret), with its parked deliveries.
 
-use live_balances::address::lower;
-use live_balances::webhook::{ParkedDelivery, Subscription, SubscriptionStatus};
+use live_balances::domain::address::lower;
+use live_balances::domain::webhook::{ParkedDelivery, Subscription, SubscriptionStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -4,7 +4,7 @@
 //!
 //! Delivery follows the feed: every entry the fanout appends (whatever its kind) is delivered
 //! to the subscriptions of its wallet that want its kind, with the entry's feed position as
-//! the idempotency id. Signing is in [`crate::webhook_signature`].
+//! the idempotency id. Signing is in [`crate::wire::webhook_signature`].
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -13,10 +13,10 @@ use std::time::Duration;
 use alloy::primitives::Address;
 use serde::Serialize;
 
-use crate::address::lower;
-use crate::api_key::Tenant;
-use crate::model::{FeedEvent, FeedPosition};
-use crate::sealing::SealedSecret;
+use crate::domain::address::lower;
+use crate::domain::api_key::Tenant;
+use crate::domain::model::{FeedEvent, FeedPosition};
+use crate::runtime::sealing::SealedSecret;
 
 /// The kinds of feed entries a subscription can ask for: the names of their SSE events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -98,7 +98,7 @@ pub struct Subscription {
     /// Whose it is: only API keys of this tenant see or change it (`None`: made before keys,
     /// no key's).
     pub tenant: Option<Tenant>,
-    /// The signing key (`whsec_…`), sealed ([`crate::sealing`]): it signs deliveries and is no
+    /// The signing key (`whsec_…`), sealed ([`crate::runtime::sealing`]): it signs deliveries and is no
     /// credential. Shown once, when created or rotated.
     pub secret: SealedSecret,
     /// The key it replaced, still signing beside it until `Unix seconds` (a rotation's
@@ -188,13 +188,13 @@ pub struct Delivery {
     pub owner: String,
     /// The SSE event's `data` for this change.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub data: crate::sse::UpdateData,
+    pub data: crate::wire::sse::UpdateData,
 }
 
 impl Delivery {
     /// The delivery of feed event `event` to subscription `subscription_id`.
     pub fn of(subscription_id: &str, event: &FeedEvent) -> Self {
-        let (kind, data) = crate::sse::event_data(event);
+        let (kind, data) = crate::wire::sse::event_data(event);
         Self {
             id: event.position().to_string(),
             kind: kind.to_string(),
@@ -214,7 +214,7 @@ impl Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{BalanceKey, FeedEntry};
+    use crate::domain::model::{BalanceKey, FeedEntry};
     use alloy::primitives::{B256, U256};
 
     fn subscription(tokens: &[Address], kinds: &[EventKind]) -> Subscription {

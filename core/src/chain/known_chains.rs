@@ -3,7 +3,7 @@
 
 use alloy::primitives::{Address, address};
 
-use crate::token_metadata::TokenMetadata;
+use crate::domain::token_metadata::TokenMetadata;
 
 /// The canonical wrapped native token (WETH, WXDAI, …) of a well-known chain. Other chains
 /// name theirs with `WETH_<chainId>`.

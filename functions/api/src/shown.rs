@@ -14,8 +14,8 @@ use std::collections::HashMap;
 
 use alloy::primitives::U256;
 
-use crate::model::{BalanceKey, FeedEntry, OrderStatusEntry};
-use crate::order::OrderId;
+use live_balances::domain::model::{BalanceKey, FeedEntry, OrderStatusEntry};
+use live_balances::domain::order::OrderId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ShownValue {
@@ -105,7 +105,7 @@ mod tests {
     use alloy::primitives::Address;
 
     use super::*;
-    use crate::model::FeedPosition;
+    use live_balances::domain::model::FeedPosition;
 
     const TOKEN: Address = Address::repeat_byte(7);
     const KEY: BalanceKey = BalanceKey::Balance { token: TOKEN };
@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn an_order_status_the_snapshot_holds_is_old_news_and_later_ones_are_sent() {
-        use crate::order::{Fillability, Order};
+        use live_balances::domain::order::{Fillability, Order};
         let status = |version: u64| OrderStatusEntry {
             position: FeedPosition::start(),
             order: Order {
@@ -193,7 +193,7 @@ mod tests {
                 id: OrderId::parse("o").unwrap(),
                 sell_token: TOKEN,
                 sell_amount: U256::from(5),
-                spender: crate::model::Spender::Erc20(Address::repeat_byte(2)),
+                spender: live_balances::domain::model::Spender::Erc20(Address::repeat_byte(2)),
                 valid_to: 9,
             },
             status: Fillability::of(U256::from(5), U256::ZERO, U256::ZERO),

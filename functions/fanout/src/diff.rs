@@ -2,7 +2,7 @@
 
 use alloy::primitives::U256;
 
-use crate::model::{BalanceItem, FeedEntry, FeedPosition, TokenRead};
+use live_balances::domain::model::{BalanceItem, FeedEntry, FeedPosition, TokenRead};
 
 /// The feed entry for a change from `old` to `new` (the item's `version`-th write), or `None`
 /// when nothing a client shows changed (same value at a newer block, a value that could not
@@ -46,8 +46,8 @@ pub fn feed_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::BalanceKey;
     use alloy::primitives::{Address, B256};
+    use live_balances::domain::model::BalanceKey;
 
     fn item(value: TokenRead, block: u64) -> BalanceItem {
         BalanceItem {

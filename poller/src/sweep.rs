@@ -43,10 +43,6 @@ impl<K: Ord + Clone> Sweep<K> {
         }
     }
 
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
     /// The keys due now: the share of `all` that `elapsed` is of the interval (at most the
     /// budget), continuing after the last key taken (wrapping around). Over one interval every
     /// key present throughout is taken once, unless the budget holds the sweep back; a zero

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::order::OrderId;
+use crate::domain::order::OrderId;
 
 /// The `until` of a hold with no end of its own (a subscription, until it is deleted or
 /// disabled): the year 3000.

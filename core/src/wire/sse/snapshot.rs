@@ -8,11 +8,11 @@ use std::fmt;
 use alloy::primitives::{Address, U256};
 
 use super::{AllBalances, OrderStatus};
-use crate::address::lower;
-use crate::model::{BalanceItem, BalanceKey, Spender, TokenRead};
-use crate::order::OrderState;
-use crate::permit2::Permit2Allowance;
-use crate::token_metadata::TokenMetadata;
+use crate::domain::address::lower;
+use crate::domain::model::{BalanceItem, BalanceKey, Spender, TokenRead};
+use crate::domain::order::OrderState;
+use crate::domain::permit2::Permit2Allowance;
+use crate::domain::token_metadata::TokenMetadata;
 
 /// What a wallet's snapshot is built from.
 pub struct WalletView<'a> {
@@ -167,8 +167,8 @@ impl AllBalances {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::FeedPosition;
-    use crate::sse::SseEvent;
+    use crate::domain::model::FeedPosition;
+    use crate::wire::sse::SseEvent;
 
     fn wallet_item(owner: Address, key: BalanceKey, read: TokenRead, block: u64) -> BalanceItem {
         BalanceItem {

@@ -6,7 +6,7 @@ use std::fmt;
 use alloy::primitives::{Address, B256, U256};
 use thiserror::Error;
 
-use crate::order::{Fillability, Order};
+use crate::domain::order::{Fillability, Order};
 
 /// What a set of browser clients asked to watch for one wallet on one chain. Shared by every
 /// client of that wallet: what it tracks only ever grows until the session expires.
@@ -150,8 +150,8 @@ impl SessionAsks {
 pub enum Spender {
     /// The token's own `allowance(owner, spender)`.
     Erc20(Address),
-    /// Permit2's `allowance(owner, token, spender)` (see [`crate::permit2`]); the token's
-    /// allowance to Permit2 itself is an [`Spender::Erc20`] of [`crate::permit2::PERMIT2`].
+    /// Permit2's `allowance(owner, token, spender)` (see [`crate::domain::permit2`]); the token's
+    /// allowance to Permit2 itself is an [`Spender::Erc20`] of [`crate::domain::permit2::PERMIT2`].
     Permit2(Address),
 }
 
@@ -178,7 +178,7 @@ pub enum BalanceKey {
     Balance { token: Address },
     /// `allowance(owner, spender)` of `token`.
     Allowance { token: Address, spender: Address },
-    /// Permit2's allowance of `token` to `spender`, as a [`crate::permit2::Permit2Allowance`]
+    /// Permit2's allowance of `token` to `spender`, as a [`crate::domain::permit2::Permit2Allowance`]
     /// word.
     Permit2 { token: Address, spender: Address },
 }
@@ -319,7 +319,7 @@ pub struct OrderStatusEntry {
     pub status: Fillability,
     /// Block of the values the status was judged on.
     pub block: u64,
-    /// The order item's version after this change (see [`crate::order::OrderState::version`]).
+    /// The order item's version after this change (see [`crate::domain::order::OrderState::version`]).
     pub version: u64,
 }
 

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use alloy::primitives::{Address, B256, Log as PrimitiveLog};
 use alloy::sol_types::SolEvent;
 
-use crate::abi::{IERC20, IPermit2, IWETH};
-use crate::model::BalanceKey;
-use crate::permit2::PERMIT2;
+use crate::chain::abi::{IERC20, IPermit2, IWETH};
+use crate::domain::model::BalanceKey;
+use crate::domain::permit2::PERMIT2;
 
 /// A log's meaning for balances: this owner's value under this key may have changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::address::parse_address;
-use crate::token_metadata::TokenMetadata;
+use crate::domain::address::parse_address;
+use crate::domain::token_metadata::TokenMetadata;
 
 /// Why a fetched document is not usable as a token list for the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -88,7 +88,7 @@ pub fn parse_for_chain(document: &[u8], chain_id: u64) -> Result<ChainTokens, To
     Ok(ChainTokens {
         list_name: list_name
             .chars()
-            .take(crate::token_metadata::MAX_NAME_CHARS)
+            .take(crate::domain::token_metadata::MAX_NAME_CHARS)
             .collect(),
         tokens,
         skipped,
@@ -201,7 +201,7 @@ mod props {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::token_metadata::{MAX_NAME_CHARS, MAX_SYMBOL_CHARS};
+    use crate::domain::token_metadata::{MAX_NAME_CHARS, MAX_SYMBOL_CHARS};
 
     const CHAIN: u64 = 1;
 

@@ -10,8 +10,8 @@ use std::fmt;
 use alloy::primitives::{Address, U256};
 use thiserror::Error;
 
-use crate::model::{BalanceKey, Spender};
-use crate::permit2::{PERMIT2, Permit2Allowance};
+use crate::domain::model::{BalanceKey, Spender};
+use crate::domain::permit2::{PERMIT2, Permit2Allowance};
 
 /// Longest order id: a CoW Protocol order UID is 56 bytes, `0x` and 112 hex digits.
 pub const ORDER_ID_MAX_LEN: usize = 128;
@@ -194,7 +194,7 @@ pub struct OrderState {
     pub version: u64,
     /// The tenant whose API key registered it: only that tenant's keys see or change it
     /// (`None`: registered before keys, no key's).
-    pub tenant: Option<crate::api_key::Tenant>,
+    pub tenant: Option<crate::domain::api_key::Tenant>,
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! hold them in the clear. Each sealed value is bound to its item (the associated data is the
 //! subscription's id): a sealed secret copied into another subscription does not open.
 //!
-//! Where the data key comes from is [`crate::kms`]'s business (KMS in AWS, a local key under
+//! Where the data key comes from is [`crate::runtime::kms`]'s business (KMS in AWS, a local key under
 //! `make dev` and the tests); this module only seals and opens, the same code everywhere.
 
 use std::fmt;

@@ -5,7 +5,7 @@
 use alloy::primitives::{Address, keccak256};
 use thiserror::Error;
 
-use crate::address::{AddressError, lower, parse_owner};
+use crate::domain::address::{AddressError, lower, parse_owner};
 
 /// One wallet on one chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -14,9 +14,11 @@
 //!   heads over WebSocket; `billing`: what providers bill per request and which way of finding
 //!   native changes costs least; `observer`: what the adapter reports as it works.
 
+pub mod abi;
 mod billing;
 mod blocks;
 mod fault;
+pub mod known_chains;
 mod logs;
 mod metadata;
 mod observer;
@@ -61,7 +63,7 @@ impl ChainError {
     fn other(message: impl std::fmt::Display) -> Self {
         Self::Rpc {
             fault: Fault::Other,
-            message: crate::redact::redact_urls(&message.to_string()),
+            message: crate::runtime::redact::redact_urls(&message.to_string()),
         }
     }
 }
@@ -85,7 +87,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 fn rpc_error(e: TransportError) -> ChainError {
     ChainError::Rpc {
         fault: fault::of_error(&e),
-        message: crate::redact::redact_urls(&e.to_string()),
+        message: crate::runtime::redact::redact_urls(&e.to_string()),
     }
 }
 
@@ -173,7 +175,7 @@ impl BalanceReader {
             .iter()
             .map(|url| {
                 url.parse()
-                    .map_err(|_| ChainError::BadUrl(crate::redact::redact_url(url)))
+                    .map_err(|_| ChainError::BadUrl(crate::runtime::redact::redact_url(url)))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let http = alloy::transports::http::reqwest::Client::builder()

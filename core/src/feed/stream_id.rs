@@ -14,8 +14,8 @@
 use alloy::primitives::U256;
 use thiserror::Error;
 
-use crate::model::FeedPosition;
-use crate::pairs::PairSet;
+use crate::domain::model::FeedPosition;
+use crate::feed::pairs::PairSet;
 
 /// The format's tag: a later format gets another one.
 const TAG: &str = "m1";
@@ -99,7 +99,7 @@ fn expand(text: &str) -> Result<FeedPosition, StreamIdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pairs::WalletPair;
+    use crate::feed::pairs::WalletPair;
     use proptest::prelude::*;
 
     fn set(n: usize) -> PairSet {

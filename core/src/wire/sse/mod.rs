@@ -13,12 +13,14 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::address::lower;
-use crate::model::{BalanceKey, FeedEntry, FeedKind, FeedPosition, OrderStatusEntry, Spender};
-use crate::order::{Fillability, Order};
-use crate::pairs::WalletPair;
-use crate::permit2::Permit2Allowance;
-use crate::token_metadata::TokenMetadata;
+use crate::domain::address::lower;
+use crate::domain::model::{
+    BalanceKey, FeedEntry, FeedKind, FeedPosition, OrderStatusEntry, Spender,
+};
+use crate::domain::order::{Fillability, Order};
+use crate::domain::permit2::Permit2Allowance;
+use crate::domain::token_metadata::TokenMetadata;
+use crate::feed::pairs::WalletPair;
 
 /// `all_balances`: the full state of a wallet's tracked values.
 ///
@@ -224,11 +226,11 @@ pub enum SseEvent {
     Position(FeedPosition),
 }
 
-impl From<crate::model::FeedEvent> for SseEvent {
-    fn from(event: crate::model::FeedEvent) -> Self {
+impl From<crate::domain::model::FeedEvent> for SseEvent {
+    fn from(event: crate::domain::model::FeedEvent) -> Self {
         match event {
-            crate::model::FeedEvent::Value(entry) => Self::Update(entry),
-            crate::model::FeedEvent::Order(entry) => Self::OrderStatus(entry),
+            crate::domain::model::FeedEvent::Value(entry) => Self::Update(entry),
+            crate::domain::model::FeedEvent::Order(entry) => Self::OrderStatus(entry),
         }
     }
 }
@@ -252,7 +254,7 @@ impl SseEvent {
 
     /// The event framed for a multi-wallet stream: its data names `pair` (stream-wide events
     /// — `ping`, a stream's own `error` — name none), and an event that carries an id carries
-    /// the stream's composite `id` (see [`crate::stream_id`]) instead of its feed position.
+    /// the stream's composite `id` (see [`crate::feed::stream_id`]) instead of its feed position.
     pub fn encode_in(&self, pair: Option<&WalletPair>, id: &str) -> String {
         self.render(pair, Some(id))
     }
@@ -296,10 +298,10 @@ pub enum UpdateData {
 
 /// The event name and the data of one feed event's SSE event: a value's change, or an order's
 /// status.
-pub fn event_data(event: &crate::model::FeedEvent) -> (&'static str, UpdateData) {
+pub fn event_data(event: &crate::domain::model::FeedEvent) -> (&'static str, UpdateData) {
     match event {
-        crate::model::FeedEvent::Value(entry) => update_data(entry),
-        crate::model::FeedEvent::Order(entry) => (
+        crate::domain::model::FeedEvent::Value(entry) => update_data(entry),
+        crate::domain::model::FeedEvent::Order(entry) => (
             "order_status",
             UpdateData::Order(OrderStatus::new(&entry.order, &entry.status, entry.block)),
         ),
@@ -534,7 +536,7 @@ mod tests {
 
     #[test]
     fn order_status_wire_shape() {
-        use crate::order::OrderId;
+        use crate::domain::order::OrderId;
         let order = Order {
             chain_id: 31337,
             owner: Address::repeat_byte(1),
@@ -552,7 +554,7 @@ mod tests {
             block: 130,
             version: 2,
         };
-        let text = SseEvent::from(crate::model::FeedEvent::Order(entry)).encode();
+        let text = SseEvent::from(crate::domain::model::FeedEvent::Order(entry)).encode();
         let (head, data) = text.split_once("data: ").unwrap();
         assert_eq!(head, format!("event: order_status\nid: {:0>40}\n", 9));
         let v: serde_json::Value = serde_json::from_str(data.trim()).unwrap();
