@@ -761,7 +761,7 @@ export interface components {
         };
         /**
          * @description The events of `GET /sse/{chain_id}/balances/{owner}`: each `event:` name and the JSON of
-         *     its `data:` line. Documentation only; [`live_balances::sse::SseEvent`] writes them.
+         *     its `data:` line. Documentation only; [`live_balances::wire::sse::SseEvent`] writes them.
          */
         SseEventData: {
             all_balances: components["schemas"]["AllBalances"];
