@@ -94,6 +94,10 @@ pub struct WatchedSet {
     /// The wallets some stream vouched for, by when the vouch ends (past ones too): the
     /// streamed are found without walking every wallet, which every step would otherwise do.
     streams: BTreeSet<(u64, Address)>,
+    /// Wallets whose first stream (or first since their last one ended) was vouched for since
+    /// the last [`Self::take_fresh_streams`]: their native balance, read at the poll interval
+    /// until now, is read once at the next step — with or without a block.
+    fresh_streams: BTreeSet<Address>,
     lists: HashMap<Arc<str>, Arc<ListTokens>>,
     /// The version each list's current one replaced: a session read at it gets the difference.
     previous: HashMap<Arc<str>, Arc<ListTokens>>,
@@ -259,15 +263,24 @@ impl WatchedSet {
             .collect()
     }
 
-    /// Streams of `owner` vouch for it until `until`; its session lives until `expires_at`.
-    /// Returns whether the wallet is watched.
-    pub fn set_streaming(&mut self, owner: &Address, until: u64, expires_at: u64) -> bool {
+    /// Streams of `owner` vouch for it until `until` (at `now`); its session lives until
+    /// `expires_at`. Returns whether the wallet is watched.
+    pub fn set_streaming(
+        &mut self,
+        owner: &Address,
+        until: u64,
+        expires_at: u64,
+        now: u64,
+    ) -> bool {
         let Some(wallet) = self.wallets.get_mut(owner) else {
             return false;
         };
         let before = wallet.streaming_until;
         wallet.streaming_until = before.max(until);
         let after = wallet.streaming_until;
+        if before <= now && after > now {
+            self.fresh_streams.insert(*owner);
+        }
         if expires_at > wallet.expires_at {
             self.expiries.remove(&(wallet.expires_at, *owner));
             wallet.expires_at = expires_at;
@@ -277,8 +290,14 @@ impl WatchedSet {
         true
     }
 
+    /// The wallets that began streaming since the last call (see `fresh_streams`).
+    pub fn take_fresh_streams(&mut self) -> BTreeSet<Address> {
+        std::mem::take(&mut self.fresh_streams)
+    }
+
     /// Stops watching `owner`; whether it was watched.
     pub fn remove(&mut self, owner: &Address) -> bool {
+        self.fresh_streams.remove(owner);
         match self.wallets.remove(owner) {
             Some(wallet) => {
                 self.expiries.remove(&(wallet.expires_at, *owner));
@@ -553,7 +572,7 @@ mod tests {
         assert!(change.learn.is_empty());
         assert!(change.first_reads.contains(&ALICE, &balance(5)));
         assert_eq!(watched.expired(150, 10), vec![BOB]);
-        assert!(watched.set_streaming(&BOB, 400, 300));
+        assert!(watched.set_streaming(&BOB, 400, 300, 150));
         assert!(watched.expired(150, 10).is_empty());
         assert_eq!(watched.expired(300, 10), vec![ALICE, BOB]);
         assert!(watched.remove(&BOB));
@@ -564,6 +583,25 @@ mod tests {
             Vec::<Address>::new()
         );
         assert_eq!(watched.owners_between(None, Some(ALICE)), vec![ALICE]);
+    }
+
+    #[test]
+    fn a_stream_beginning_is_fresh_once_and_a_renewal_is_not() {
+        let mut watched = set(
+            &[session(ALICE, 1, &[], &[]), session(BOB, 1, &[], &[])],
+            &[],
+        );
+        assert!(watched.set_streaming(&ALICE, 200, 0, 100));
+        assert!(!watched.set_streaming(&Address::repeat_byte(0xc0), 200, 0, 100));
+        assert_eq!(watched.take_fresh_streams(), BTreeSet::from([ALICE]));
+        assert!(watched.take_fresh_streams().is_empty());
+        // A renewal while the vouch runs is no new stream; one after it ended is.
+        assert!(watched.set_streaming(&ALICE, 300, 0, 150));
+        assert!(watched.take_fresh_streams().is_empty());
+        assert!(watched.set_streaming(&ALICE, 500, 0, 400));
+        assert!(watched.set_streaming(&BOB, 500, 0, 400));
+        assert!(watched.remove(&BOB));
+        assert_eq!(watched.take_fresh_streams(), BTreeSet::from([ALICE]));
     }
 
     #[test]

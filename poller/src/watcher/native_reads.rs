@@ -112,7 +112,10 @@ impl ChainWatcher {
                 self.wallet_native_reads(plan, NativeReads::All);
                 return Ok(());
             }
-            NativeStep::Trace => {}
+            NativeStep::Trace => {
+                // Traces name every watched wallet's native changes, streamed or not.
+                self.watching.take_fresh_streams();
+            }
         }
         match self.traced_native_reads(first, last, source, plan).await {
             Err(PollerError::Chain(error)) if error.fault() == Fault::Unsupported => {
@@ -133,6 +136,10 @@ impl ChainWatcher {
     pub(super) fn polled_native_reads(&mut self, plan: &mut ReadPlan) {
         if self.native.last_step() != NativeStep::Trace {
             self.wallet_native_reads(plan, NativeReads::Polled);
+        } else {
+            // Traces found every watched wallet's native changes: a stream's first value is
+            // current already.
+            self.watching.take_fresh_streams();
         }
     }
 
@@ -167,6 +174,11 @@ impl ChainWatcher {
     /// alone.
     fn wallet_native_reads(&mut self, plan: &mut ReadPlan, which: NativeReads) {
         let now = unix_now();
+        // A wallet that began streaming was read at the poll interval until now: its stream
+        // shows its current native balance from this step on, with or without a block.
+        for owner in self.watching.take_fresh_streams() {
+            plan.add(owner, NATIVE);
+        }
         let watched = self.watching.set();
         // Read, not touched: nothing on chain named the wallet, so a zero it holds needs no
         // tombstone write every block.

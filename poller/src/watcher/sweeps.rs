@@ -149,9 +149,9 @@ mod tests {
         let mut watched = ten_wallets();
         // Wallets 1..=4 stream until 100; wallet 5's stream ended at 50.
         for n in 1..=4 {
-            watched.set_streaming(&Address::repeat_byte(n), 100, 0);
+            watched.set_streaming(&Address::repeat_byte(n), 100, 0, 0);
         }
-        watched.set_streaming(&Address::repeat_byte(5), 50, 0);
+        watched.set_streaming(&Address::repeat_byte(5), 50, 0, 0);
         assert_eq!(watched.streamed_count(60), 4);
         let mut sweeps = Sweeps::new(10 * SECOND, 10 * SECOND, 1_000, 10 * SECOND);
         sweeps.last -= 10 * SECOND;

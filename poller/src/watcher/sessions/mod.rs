@@ -94,6 +94,11 @@ impl Watching {
         &self.set
     }
 
+    /// The wallets that began streaming since the last call.
+    pub(super) fn take_fresh_streams(&mut self) -> BTreeSet<Address> {
+        self.set.take_fresh_streams()
+    }
+
     /// A token found by discovery joins `owner`'s tracked tokens.
     pub(super) fn add_discovered(&mut self, owner: &Address, token: Address) {
         self.set.add_discovered(owner, token);
@@ -124,7 +129,11 @@ impl ChainWatcher {
         let mut to_read: BTreeSet<Address> = news.sessions;
         self.count_lost();
         for (owner, until, expires_at) in news.streaming {
-            if self.watching.set.set_streaming(&owner, until, expires_at) {
+            if self
+                .watching
+                .set
+                .set_streaming(&owner, until, expires_at, now)
+            {
                 self.note("streaming", 1);
             } else {
                 // A vouch for a wallet this poller does not watch: its session's own entry
