@@ -49,7 +49,8 @@ async fn watching(env: &Environment, poller: &TestPoller) -> anyhow::Result<()> 
 
 /// A wallet the poller already watches opens a stream, on either transport: the vouch
 /// reaches the poller within a block, and from then on its native balance is read every
-/// block — not at the next `NATIVE_POLL_SECS` (an hour here).
+/// block — not at the next `NATIVE_POLL_SECS` (an hour here); a change made before the
+/// stream opened is read at the poller's next step, with no block after it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stream_opening_reaches_the_poller_within_a_block() -> anyhow::Result<()> {
     let _exclusive = crate::EXCLUSIVE.lock().await;
@@ -101,6 +102,32 @@ async fn a_stream_opening_reaches_the_poller_within_a_block() -> anyhow::Result<
         .await
         .map_err(|_| {
             anyhow::anyhow!("{transport:?}: the ETH transfer did not arrive within 30 s")
+        })??;
+    }
+
+    // A transfer mined while the wallet had no stream (its native balance read hourly here),
+    // and no block after it: the stream opening reads the balance at the poller's next step.
+    let late = fresh_owner();
+    env.watch(&lower(&late), &body).await?;
+    watching(env, &poller).await?;
+    actor.send_eth(late, U256::from(ETH)).await?;
+    poller.reached(env.block_number().await?).await?;
+    let mut sse = SseClient::connect_via(env, Transport::FunctionUrl, &lower(&late), None).await?;
+    let snapshot = sse
+        .wait_for("all_balances", |e| e.event == "all_balances")
+        .await?;
+    let shown = snapshot.data["balances"][&native]
+        .as_str()
+        .unwrap_or("0")
+        .to_string();
+    if shown != ETH.to_string() {
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            sse.follow_balance(&native, &shown, &ETH.to_string()),
+        )
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!("a transfer mined before the stream opened did not arrive within 30 s")
         })??;
     }
     drop(poller);

@@ -176,7 +176,15 @@ impl ChainWatcher {
         let now = unix_now();
         // A wallet that began streaming was read at the poll interval until now: its stream
         // shows its current native balance from this step on, with or without a block.
-        for owner in self.watching.take_fresh_streams() {
+        let fresh = self.watching.take_fresh_streams();
+        if !fresh.is_empty() {
+            debug!(
+                chain = self.chain_id,
+                wallets = fresh.len(),
+                "streams began: native balances read"
+            );
+        }
+        for owner in fresh {
             plan.add(owner, NATIVE);
         }
         let watched = self.watching.set();
