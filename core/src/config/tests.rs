@@ -22,7 +22,6 @@ fn defaults() {
     assert_eq!(s.tracking.native_balances, NativeBalances::Auto);
     assert_eq!(s.tracking.sweep_all_interval, Duration::from_secs(60));
     assert_eq!(s.tracking.sweep_reads_per_block, 500);
-    assert_eq!(s.poller.session_pass_interval, Duration::from_secs(600));
     assert_eq!(
         settings(&[("NATIVE_BALANCES", "reads")])
             .unwrap()
@@ -332,14 +331,6 @@ fn chain_secret_refusals_name_keys_never_values() {
         "{error}"
     );
     assert!(!error.to_string().contains("KEY"), "{error}");
-}
-
-#[test]
-fn chain_log() {
-    let s = settings(&[]).unwrap();
-    assert!(s.chain_log_enabled);
-    let s = settings(&[("CHAIN_LOG_ENABLED", "false")]).unwrap();
-    assert!(!s.chain_log_enabled);
 }
 
 #[test]

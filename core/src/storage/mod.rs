@@ -18,6 +18,7 @@ mod cursor;
 mod error;
 mod feed;
 mod holds;
+mod item_parts;
 pub mod keys;
 mod lists;
 mod metadata_cache;
@@ -32,6 +33,7 @@ mod sessions;
 mod stream;
 mod stream_slots;
 mod token_facts;
+mod value_decoding;
 mod webhooks;
 
 use std::collections::HashMap;
