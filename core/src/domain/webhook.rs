@@ -281,37 +281,37 @@ mod tests {
     fn a_subscription_wants_its_wallets_kinds_and_tokens_only() {
         let owner = Address::repeat_byte(1);
         let token = Address::repeat_byte(2);
-        let all = subscription(&[], &[EventKind::BalanceUpdate]);
-        assert!(all.filter.wants(EventKind::BalanceUpdate, &owner, Some(&token)));
-        assert!(all.filter.wants(EventKind::BalanceUpdate, &owner, None));
-        assert!(!all.filter.wants(EventKind::AllowanceUpdate, &owner, Some(&token)));
-        assert!(!all.filter.wants(EventKind::BalanceUpdate, &Address::repeat_byte(3), None));
-        let one = subscription(&[token], &[EventKind::BalanceUpdate]);
-        assert!(one.filter.wants(EventKind::BalanceUpdate, &owner, Some(&token)));
-        assert!(!one.filter.wants(EventKind::BalanceUpdate, &owner, Some(&owner)));
-        assert!(!one.filter.wants(EventKind::BalanceUpdate, &owner, None));
+        let all = subscription(&[], &[EventKind::BalanceUpdate]).filter;
+        assert!(all.wants(EventKind::BalanceUpdate, &owner, Some(&token)));
+        assert!(all.wants(EventKind::BalanceUpdate, &owner, None));
+        assert!(!all.wants(EventKind::AllowanceUpdate, &owner, Some(&token)));
+        assert!(!all.wants(EventKind::BalanceUpdate, &Address::repeat_byte(3), None));
+        let one = subscription(&[token], &[EventKind::BalanceUpdate]).filter;
+        assert!(one.wants(EventKind::BalanceUpdate, &owner, Some(&token)));
+        assert!(!one.wants(EventKind::BalanceUpdate, &owner, Some(&owner)));
+        assert!(!one.wants(EventKind::BalanceUpdate, &owner, None));
     }
 
     #[test]
     fn a_rotated_out_secret_signs_until_its_overlap_ends() {
-        let mut s = subscription(&[], &[EventKind::BalanceUpdate]);
-        assert_eq!(s.secrets.at(100).len(), 1);
-        s.secrets.previous = Some((SealedSecret::Legacy("whsec_old".into()), 200));
+        let mut s = subscription(&[], &[EventKind::BalanceUpdate]).secrets;
+        assert_eq!(s.at(100).len(), 1);
+        s.previous = Some((SealedSecret::Legacy("whsec_old".into()), 200));
         assert_eq!(
-            s.secrets.at(199),
-            [&s.secrets.current, &SealedSecret::Legacy("whsec_old".into())]
+            s.at(199),
+            [&s.current, &SealedSecret::Legacy("whsec_old".into())]
         );
-        assert_eq!(s.secrets.at(200), [&s.secrets.current]);
+        assert_eq!(s.at(200), [&s.current]);
     }
 
     #[test]
     fn disabled_only_after_failing_for_the_whole_period() {
-        let mut s = subscription(&[], &[EventKind::BalanceUpdate]);
+        let mut s = subscription(&[], &[EventKind::BalanceUpdate]).health;
         let day = Duration::from_secs(86_400);
-        assert!(!s.health.disable_due(1_000_000, day));
-        s.health.failing_since = Some(1_000_000);
-        assert!(!s.health.disable_due(1_000_000 + 86_399, day));
-        assert!(s.health.disable_due(1_000_000 + 86_400, day));
+        assert!(!s.disable_due(1_000_000, day));
+        s.failing_since = Some(1_000_000);
+        assert!(!s.disable_due(1_000_000 + 86_399, day));
+        assert!(s.disable_due(1_000_000 + 86_400, day));
     }
 
     #[test]

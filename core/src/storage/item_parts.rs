@@ -68,14 +68,13 @@ impl ValueIdentity {
     }
 
     /// The owner and which of its values this is; `key` names the item in errors.
-    pub fn decode(&self, key: &ItemKey) -> Result<(Address, BalanceKey), StorageError> {
-        let key = key.to_string();
-        let owner = address(&key, "owner", &self.owner)?;
-        let token = address(&key, "token", &self.token)?;
+    pub fn decode(&self, key: &str) -> Result<(Address, BalanceKey), StorageError> {
+        let owner = address(key, "owner", &self.owner)?;
+        let token = address(key, "token", &self.token)?;
         let spender = self
             .spender
             .as_deref()
-            .map(|s| address(&key, "spender", s))
+            .map(|s| address(key, "spender", s))
             .transpose()?;
         let value = match (spender, self.permit2) {
             (None, false) => BalanceKey::Balance { token },

@@ -338,7 +338,10 @@ mod tests {
         );
         let head = CachedListHead::from(from_item::<ListHeadRecord>(item).unwrap());
         assert_eq!(head.etag.as_deref(), Some("\"v1\""));
-        assert_eq!((head.generation, head.lease_until), (u64::MAX, Some(u64::MAX)));
+        assert_eq!(
+            (head.generation, head.lease_until),
+            (u64::MAX, Some(u64::MAX))
+        );
         assert_eq!((head.skipped.invalid, head.skipped.duplicate), (2, 3));
         // A head only claimed, never fetched: every optional attribute absent.
         let claimed: Item = [
@@ -351,6 +354,9 @@ mod tests {
         .chain([("ttl".to_string(), n(5))])
         .collect();
         let head = CachedListHead::from(from_item::<ListHeadRecord>(claimed).unwrap());
-        assert_eq!((head.etag, head.token_count, head.skipped.invalid), (None, 0, 0));
+        assert_eq!(
+            (head.etag, head.token_count, head.skipped.invalid),
+            (None, 0, 0)
+        );
     }
 }

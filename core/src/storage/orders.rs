@@ -457,14 +457,29 @@ mod tests {
     fn order_items_keep_their_attribute_names_through_flattening() {
         use std::collections::BTreeSet;
         let e = entry();
-        let names = |item: &super::super::Item| -> BTreeSet<String> { item.keys().cloned().collect() };
+        let names =
+            |item: &super::super::Item| -> BTreeSet<String> { item.keys().cloned().collect() };
         let feed = to_item(OrderFeedRecord::new(&e, 1000)).unwrap();
         assert_eq!(
             names(&feed),
             [
-                "pk", "sk", "kind", "chain_id", "owner", "order_id", "token", "spender", "permit2",
-                "amount", "valid_to", "short", "balance_shortfall", "allowance_shortfall", "block",
-                "version", "ttl"
+                "pk",
+                "sk",
+                "kind",
+                "chain_id",
+                "owner",
+                "order_id",
+                "token",
+                "spender",
+                "permit2",
+                "amount",
+                "valid_to",
+                "short",
+                "balance_shortfall",
+                "allowance_shortfall",
+                "block",
+                "version",
+                "ttl"
             ]
             .map(String::from)
             .into()
@@ -493,8 +508,20 @@ mod tests {
         assert_eq!(
             names(&written),
             [
-                "pk", "sk", "chain_id", "owner", "order_id", "token", "spender", "permit2",
-                "amount", "valid_to", "short", "balance_shortfall", "allowance_shortfall", "block",
+                "pk",
+                "sk",
+                "chain_id",
+                "owner",
+                "order_id",
+                "token",
+                "spender",
+                "permit2",
+                "amount",
+                "valid_to",
+                "short",
+                "balance_shortfall",
+                "allowance_shortfall",
+                "block",
                 "tenant"
             ]
             .map(String::from)

@@ -132,7 +132,6 @@ pub(crate) struct FeedRecord {
     pub version: u64,
 }
 
-
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct RecentBlock {
     pub n: u64,
@@ -246,8 +245,8 @@ impl TryFrom<BalanceRecord> for BalanceItem {
     type Error = StorageError;
 
     fn try_from(r: BalanceRecord) -> Result<Self, StorageError> {
-        let (owner, key) = r.identity.decode(&r.key)?;
         let at = r.key.to_string();
+        let (owner, key) = r.identity.decode(&at)?;
         Ok(BalanceItem {
             chain_id: r.identity.chain_id,
             owner,
@@ -281,8 +280,8 @@ impl TryFrom<FeedRecord> for FeedEntry {
     type Error = StorageError;
 
     fn try_from(r: FeedRecord) -> Result<Self, StorageError> {
-        let (owner, key) = r.identity.decode(&r.key)?;
         let at = r.key.to_string();
+        let (owner, key) = r.identity.decode(&at)?;
         Ok(FeedEntry {
             position: FeedPosition::parse(&r.key.sk).map_err(|e| StorageError::corrupt(&at, e))?,
             chain_id: r.identity.chain_id,
@@ -555,13 +554,19 @@ mod tests {
     fn full_balance_item(index: u64) -> SdkItem {
         let mut item = SdkItem::from([
             ("pk".to_string(), s(&format!("B#1#0x{}", "aa".repeat(20)))),
-            ("sk".to_string(), s(&format!("A#0x{index:040x}#0x{}", "c9".repeat(20)))),
+            (
+                "sk".to_string(),
+                s(&format!("A#0x{index:040x}#0x{}", "c9".repeat(20))),
+            ),
             ("chain_id".to_string(), n(1)),
             ("owner".to_string(), s(&format!("0x{}", "aa".repeat(20)))),
             ("token".to_string(), s(&format!("0x{index:040x}"))),
             ("spender".to_string(), s(&format!("0x{}", "c9".repeat(20)))),
             ("permit2".to_string(), AttributeValue::Bool(true)),
-            ("read".to_string(), s(&(U256::MAX - U256::from(index)).to_string())),
+            (
+                "read".to_string(),
+                s(&(U256::MAX - U256::from(index)).to_string()),
+            ),
             ("block".to_string(), n(u64::MAX)),
             ("tx".to_string(), s(&format!("0x{}", "9a".repeat(32)))),
             ("updated_at".to_string(), n(1_764_000_000_000u64)),
@@ -588,8 +593,21 @@ mod tests {
         assert_eq!(
             names(&written),
             [
-                "pk", "sk", "chain_id", "owner", "token", "spender", "permit2", "read", "block",
-                "tx", "updated_at", "symbol", "name", "decimals", "first"
+                "pk",
+                "sk",
+                "chain_id",
+                "owner",
+                "token",
+                "spender",
+                "permit2",
+                "read",
+                "block",
+                "tx",
+                "updated_at",
+                "symbol",
+                "name",
+                "decimals",
+                "first"
             ]
             .into()
         );
@@ -610,7 +628,17 @@ mod tests {
         let written: SdkItem = serde_dynamo::to_item(&plain).unwrap();
         assert_eq!(
             names(&written),
-            ["pk", "sk", "chain_id", "owner", "token", "read", "block", "updated_at"].into()
+            [
+                "pk",
+                "sk",
+                "chain_id",
+                "owner",
+                "token",
+                "read",
+                "block",
+                "updated_at"
+            ]
+            .into()
         );
         let back: BalanceRecord = decode(written).unwrap();
         assert!(!back.identity.permit2 && !back.first && back.version == 0);
@@ -669,19 +697,31 @@ mod tests {
             ("sk".to_string(), s(&format!("0x{}", "01".repeat(20)))),
             ("chain_id".to_string(), n(1)),
             ("owner".to_string(), s(&format!("0x{}", "01".repeat(20)))),
-            ("tokens".to_string(), AttributeValue::Ss(vec![format!("0x{}", "02".repeat(20))])),
-            ("spenders".to_string(), AttributeValue::Ss(vec![format!("0x{}", "03".repeat(20))])),
+            (
+                "tokens".to_string(),
+                AttributeValue::Ss(vec![format!("0x{}", "02".repeat(20))]),
+            ),
+            (
+                "spenders".to_string(),
+                AttributeValue::Ss(vec![format!("0x{}", "03".repeat(20))]),
+            ),
             (
                 "permit2_spenders".to_string(),
                 AttributeValue::Ss(vec![format!("0x{}", "04".repeat(20))]),
             ),
-            ("token_lists".to_string(), AttributeValue::Ss(vec!["https://a.example/l.json".into()])),
+            (
+                "token_lists".to_string(),
+                AttributeValue::Ss(vec!["https://a.example/l.json".into()]),
+            ),
             (
                 "lists".to_string(),
                 AttributeValue::M([("https://b.example/l.json".to_string(), n(u64::MAX))].into()),
             ),
             ("discover".to_string(), AttributeValue::Bool(true)),
-            ("discovered".to_string(), AttributeValue::Ss(vec![format!("0x{}", "05".repeat(20))])),
+            (
+                "discovered".to_string(),
+                AttributeValue::Ss(vec![format!("0x{}", "05".repeat(20))]),
+            ),
             ("read_block".to_string(), n(9)),
             ("revision".to_string(), n(2)),
             ("complete_revision".to_string(), n(1)),
@@ -693,7 +733,10 @@ mod tests {
         assert!(record.asks.discover);
         assert_eq!(record.asks.lists["https://b.example/l.json"], u64::MAX);
         assert_eq!(record.lifetime.expires_at, u64::MAX);
-        assert_eq!((record.read_block, record.lifetime.streaming_until), (9, 15));
+        assert_eq!(
+            (record.read_block, record.lifetime.streaming_until),
+            (9, 15)
+        );
         let written: SdkItem = serde_dynamo::to_item(&record).unwrap();
         assert_eq!(names(&written), names(&item));
         assert_eq!(written["lists"], item["lists"]);
@@ -785,13 +828,15 @@ mod tests {
             items
                 .into_iter()
                 .map(|i| serde_dynamo::from_item::<_, FlatBalanceRecord>(i).unwrap())
-                .count()
+                .collect::<Vec<_>>()
+                .len()
         });
         let grouped = time(&|items| {
             items
                 .into_iter()
                 .map(|i| serde_dynamo::from_item::<_, BalanceRecord>(i).unwrap())
-                .count()
+                .collect::<Vec<_>>()
+                .len()
         });
         println!(
             "5,000 balance items, median of 21: flat derive {flat:?}, grouped {grouped:?}, \

@@ -63,7 +63,8 @@ impl<'de> Visitor<'de> for BalanceRecordVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BalanceRecord, A::Error> {
         let (mut pk, mut sk, mut chain_id, mut owner, mut token) = (None, None, None, None, None);
         let (mut read, mut block, mut updated_at) = (None, None, None);
-        let (mut spender, mut permit2, mut tx, mut version, mut first) = (None, false, None, 0, false);
+        let (mut spender, mut permit2, mut tx, mut version, mut first) =
+            (None, false, None, 0, false);
         let mut metadata = TokenMetadataAttributes::default();
         while let Some(attribute) = map.next_key()? {
             match attribute {
@@ -89,7 +90,10 @@ impl<'de> Visitor<'de> for BalanceRecordVisitor {
             }
         }
         Ok(BalanceRecord {
-            key: ItemKey::new(required::<String, _>(pk, "pk")?, required::<String, _>(sk, "sk")?),
+            key: ItemKey::new(
+                required::<String, _>(pk, "pk")?,
+                required::<String, _>(sk, "sk")?,
+            ),
             identity: ValueIdentity {
                 chain_id: required(chain_id, "chain_id")?,
                 owner: required(owner, "owner")?,
@@ -170,7 +174,10 @@ impl<'de> Visitor<'de> for FeedRecordVisitor {
             }
         }
         Ok(FeedRecord {
-            key: ItemKey::new(required::<String, _>(pk, "pk")?, required::<String, _>(sk, "sk")?),
+            key: ItemKey::new(
+                required::<String, _>(pk, "pk")?,
+                required::<String, _>(sk, "sk")?,
+            ),
             identity: ValueIdentity {
                 chain_id: required(chain_id, "chain_id")?,
                 owner: required(owner, "owner")?,

@@ -82,7 +82,8 @@ async fn open_secrets(
     sub: &Subscription,
 ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
     let key = state.data_key.for_opening().await;
-    sub.secrets.at(unix_now())
+    sub.secrets
+        .at(unix_now())
         .into_iter()
         .map(|sealed| match (sealed, &key) {
             // Stored in the clear by an older version: no key needed.
@@ -241,7 +242,10 @@ pub(crate) async fn failed(
             return Ok(());
         }
     }
-    if sub.health.disable_due(now, state.settings.delivery.disable_after) {
+    if sub
+        .health
+        .disable_due(now, state.settings.delivery.disable_after)
+    {
         let since = sub.health.failing_since.unwrap_or(now);
         let reason = format!(
             "no delivery succeeded for {} s (failing since {since}); last error: {error}",

@@ -115,7 +115,11 @@ impl ChainWatcher {
                 max_discovered: tracking.max_discovered_tokens,
             },
             report: ChainReport::new(chain_id, metrics),
-            pacing: HeadPacing::new(heads, settings.head_poll_interval, settings.snapshot_interval),
+            pacing: HeadPacing::new(
+                heads,
+                settings.head_poll_interval,
+                settings.snapshot_interval,
+            ),
             sweeps: Sweeps::new(
                 settings.snapshot_interval,
                 tracking.sweep_all_interval,

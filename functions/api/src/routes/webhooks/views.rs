@@ -149,7 +149,12 @@ pub(super) async fn view(state: &State, sub: &Subscription) -> Result<WebhookVie
             url: sub.url.clone(),
             wallets: sub.filter.wallets.iter().map(lower).collect(),
             tokens: sub.filter.tokens.iter().map(lower).collect(),
-            events: sub.filter.kinds.iter().map(|k| k.name().to_string()).collect(),
+            events: sub
+                .filter
+                .kinds
+                .iter()
+                .map(|k| k.name().to_string())
+                .collect(),
             created_at: sub.created_at,
         },
         health: DeliveryHealth {
