@@ -172,7 +172,8 @@ fn rejects_bad_values() {
             &[("RPC_URL_1", "http://x"), ("WS_URL_1", "http://x")],
         ),
         ("ws without rpc", &[("WS_URL_5", "ws://x")]),
-        ("bad number", &[("SNAPSHOT_INTERVAL", "soon")]),
+        // The poller's own `SNAPSHOT_INTERVAL` is checked beside it (`poller::settings`).
+        ("bad number", &[("FEED_TTL_SECS", "soon")]),
         ("bad multicall", &[("MULTICALL_ADDRESS", "0x12")]),
     ];
     for (name, vars) in cases {
