@@ -4,7 +4,8 @@
 //! pacing, sweeps, backlog, reorg memory, native-balance choice, the session log that keeps
 //! the watched set current, reporting), over `watched` (the watched wallets and their tokens)
 //! and `held` (the non-zero values it holds); `heads` (the new-heads subscription); `http`
-//! (`/health` by the one rule in `health`, `/metrics` from `metrics`); `error`. `main.rs` is the shell: settings, the table,
+//! (`/health` by the one rule in `health`, `/metrics` from `metrics`); `settings` (what the
+//! poller reads from its environment); `error`. `main.rs` is the shell: settings, the table,
 //! one watcher per chain, SIGTERM.
 
 mod error;
@@ -13,6 +14,7 @@ pub mod health;
 mod held;
 pub mod http;
 pub mod metrics;
+pub mod settings;
 mod sweep;
 mod watched;
 mod watcher;

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, bail};
 use live_balances::chain::{BalanceReader, ReaderOptions};
-use live_balances::config::Settings;
+use live_balances::config::Vars;
 use live_balances::runtime::secrets::load_settings;
 use live_balances::runtime::telemetry::Telemetry;
 use live_balances::storage::Table;
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use poller::heads::{HeadSignal, follow_heads};
 use poller::metrics::Metrics;
+use poller::settings::PollerSettings;
 use poller::{ChainWatcher, http};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -43,11 +44,11 @@ fn healthcheck(addr: std::net::SocketAddr) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
         // Only the HTTP address is needed: no Secrets Manager call every 30 s.
-        let settings = Settings::from_env()?;
-        return healthcheck(settings.poller.http_addr);
+        let settings = PollerSettings::from_vars(&Vars::from_env())?;
+        return healthcheck(settings.http_addr);
     }
     live_balances::runtime::logging::init();
-    let settings = load_settings().await?;
+    let settings = PollerSettings::new(load_settings().await?, &Vars::from_env())?;
     if settings.chains.is_empty() {
         bail!("no chain configured: set RPC_URL_<chainId> (or ETH_RPC, ARBITRUM_RPC, SEPOLIA_RPC)");
     }
@@ -90,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
     }
     // Unhealthy when a chain has made no progress (not even an idle head check) for a minute.
     let chains: Vec<u64> = settings.chains.keys().copied().collect();
-    let addr = settings.poller.http_addr;
+    let addr = settings.http_addr;
     tokio::spawn(http::serve(
         addr,
         metrics.clone(),

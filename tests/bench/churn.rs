@@ -87,7 +87,7 @@ pub async fn run(
     // The fanout, for the timed transfers' way to their streams — from the end of the stream
     // (the set-up's records are not this window's).
     let stack = &bench.env.stack;
-    stack.start_pump_from("pump", &stack.fanout_invoke_url, true)?;
+    stack.start_pump_from("pump", &stack.endpoints.fanout_invoke, true)?;
     let measured = measure(bench, mode, list, deployed, old, blocks, idle, token).await;
     stack.stop_service("pump")?;
     measured

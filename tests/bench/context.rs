@@ -98,7 +98,7 @@ impl Bench {
         let actor = Wallet::fresh(&env.stack.rpc_url).await?;
         env.rpc("anvil_impersonateAccount", json!([lower(&actor.address)]))
             .await?;
-        let poller = Mutex::new(("poller".to_string(), env.stack.poller_url.clone()));
+        let poller = Mutex::new(("poller".to_string(), env.stack.endpoints.poller.clone()));
         let bench = Self {
             env,
             rpc,

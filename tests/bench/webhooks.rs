@@ -122,7 +122,7 @@ pub async fn throughput(
     }
     let total = wallets * per_wallet;
     let started = Instant::now();
-    stack.start_pump_as("pump-webhooks", &stack.webhooks_invoke_url)?;
+    stack.start_pump_as("pump-webhooks", &stack.endpoints.webhooks_invoke)?;
     let mut first: Option<Duration> = None;
     let until = Instant::now() + DEADLINE;
     let delivered = loop {

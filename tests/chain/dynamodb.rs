@@ -20,7 +20,7 @@ async fn dynamodb_write_errors_are_retried() -> anyhow::Result<()> {
     let _exclusive = crate::EXCLUSIVE.lock().await;
     let env = Environment::get();
     // Of every 10 writes the first 4 fail: a run of 4 outlasts the SDK's 3 attempts.
-    let proxy = FaultyDynamoDb::start(&env.stack.dynamodb_url, 10, 4).await?;
+    let proxy = FaultyDynamoDb::start(&env.stack.endpoints.dynamodb, 10, 4).await?;
     let (actor, token) = env.actor_with_token(1_000_000_000).await?;
     let owners: Vec<Address> = (0..OWNERS).map(|_| fresh_owner()).collect();
     // Sessions and streams go to DynamoDB directly; only the poller's writes are disturbed.

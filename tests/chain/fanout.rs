@@ -63,7 +63,7 @@ fn record(
 async fn invoke(env: &Environment, records: Vec<Value>) -> anyhow::Result<Vec<String>> {
     let reply: Value = env
         .http
-        .post(&env.stack.fanout_invoke_url)
+        .post(&env.stack.endpoints.fanout_invoke)
         .json(&json!({ "Records": records }))
         .send()
         .await?

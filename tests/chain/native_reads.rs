@@ -41,7 +41,7 @@ async fn native_balances_without_traces_are_read_per_wallet() -> anyhow::Result<
     let env = Environment::get();
     // The stack's poller found traces on anvil.
     assert_eq!(
-        health_field(env, &env.stack.poller_url, "traces").await?,
+        health_field(env, &env.stack.endpoints.poller, "traces").await?,
         "call_tracer"
     );
 

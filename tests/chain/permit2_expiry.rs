@@ -145,7 +145,7 @@ async fn requests_over_sends(
 }
 
 async fn post_webhook(env: &Environment, body: &Value) -> anyhow::Result<(String, String)> {
-    let url = format!("{}/{}/webhooks", env.stack.api_url, env.chain_id());
+    let url = format!("{}/{}/webhooks", env.stack.endpoints.api, env.chain_id());
     let (status, created) = env
         .send_backend(reqwest::Method::POST, &url, body.to_string())
         .await?;

@@ -254,7 +254,7 @@ async fn drive(
 async fn three_tabs_share_one_stream_and_the_next_tab_takes_over() -> anyhow::Result<()> {
     let env = Environment::get();
     // The browser reaches the api through a proxy that counts the open SSE streams.
-    let api = reqwest::Url::parse(&env.stack.api_url)?;
+    let api = reqwest::Url::parse(&env.stack.endpoints.api)?;
     let proxy = StreamCountingProxy::start(&api.origin().ascii_serialization()).await?;
     let browser = Browser::start(&env.stack.options.log_dir, 1000, 820).await?;
     let outcome = std::panic::AssertUnwindSafe(drive_tabs(env, &browser, &proxy, api.path()))
@@ -411,7 +411,7 @@ async fn drive_tabs(
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_page_watches_two_wallets_on_two_chains_on_one_stream() -> anyhow::Result<()> {
     let env = Environment::get();
-    let api = reqwest::Url::parse(&env.stack.api_url)?;
+    let api = reqwest::Url::parse(&env.stack.endpoints.api)?;
     let proxy = StreamCountingProxy::start(&api.origin().ascii_serialization()).await?;
     let browser = Browser::start(&env.stack.options.log_dir, 1000, 820).await?;
     let outcome =

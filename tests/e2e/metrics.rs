@@ -123,12 +123,12 @@ async fn a_request_a_change_and_a_delivery_show_in_the_metrics() -> anyhow::Resu
     let chain = env.chain_id().to_string();
     let log = env.stack.log_of("functions");
     let from = log_end(&log);
-    let server_before = scrape(env, &env.stack.server_url).await?;
-    let poller_before = scrape(env, &env.stack.poller_url).await?;
+    let server_before = scrape(env, &env.stack.endpoints.server).await?;
+    let poller_before = scrape(env, &env.stack.endpoints.poller).await?;
     let session_changes = [("chain", chain.as_str()), ("kind", "session")];
 
     // A request on each transport, counted by route, method and code.
-    for base in [&env.stack.api_url, &env.stack.server_url] {
+    for base in [&env.stack.endpoints.api, &env.stack.endpoints.server] {
         let answer = env
             .http
             .delete(format!("{base}/openapi.json"))
@@ -136,7 +136,7 @@ async fn a_request_a_change_and_a_delivery_show_in_the_metrics() -> anyhow::Resu
             .await?;
         assert_eq!(answer.status(), 405, "{base}");
     }
-    let server_after = scrape(env, &env.stack.server_url).await?;
+    let server_after = scrape(env, &env.stack.endpoints.server).await?;
     assert_eq!(
         prometheus_value(&server_after, "api_requests_total", &PROBE)?
             - prometheus_value(&server_before, "api_requests_total", &PROBE)?,
@@ -161,7 +161,7 @@ async fn a_request_a_change_and_a_delivery_show_in_the_metrics() -> anyhow::Resu
         "tokens": [lower(&token)],
         "events": ["balance_update"],
     });
-    let url = format!("{}/{}/webhooks", env.stack.api_url, env.chain_id());
+    let url = format!("{}/{}/webhooks", env.stack.endpoints.api, env.chain_id());
     let (status, created) = env
         .send_backend(reqwest::Method::POST, &url, body.to_string())
         .await?;
@@ -170,7 +170,7 @@ async fn a_request_a_change_and_a_delivery_show_in_the_metrics() -> anyhow::Resu
     // A stream open on the server shows in its gauge while it runs.
     let stream = SseClient::connect_via(env, Transport::Server, &lower(&owner), None).await?;
     let open = prometheus_value(
-        &scrape(env, &env.stack.server_url).await?,
+        &scrape(env, &env.stack.endpoints.server).await?,
         "api_streams_open",
         &[],
     )?;
@@ -199,7 +199,7 @@ async fn a_request_a_change_and_a_delivery_show_in_the_metrics() -> anyhow::Resu
     // The poller applied the new session, and reports its lag on the chain.
     let until = Instant::now() + DEADLINE;
     loop {
-        let poller_after = scrape(env, &env.stack.poller_url).await?;
+        let poller_after = scrape(env, &env.stack.endpoints.poller).await?;
         let moved = prometheus_value(
             &poller_after,
             "poller_session_changes_total",

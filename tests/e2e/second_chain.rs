@@ -73,7 +73,11 @@ async fn health_reports_both_chains() -> anyhow::Result<()> {
     }
 
     // One poller process watches both.
-    let poller = healthy("poller health", format!("{}/health", env.stack.poller_url)).await?;
+    let poller = healthy(
+        "poller health",
+        format!("{}/health", env.stack.endpoints.poller),
+    )
+    .await?;
     assert_eq!(ids(&poller, "chain"), chains, "{poller}");
     Ok(())
 }

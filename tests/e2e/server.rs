@@ -124,7 +124,7 @@ async fn the_server_refuses_oversized_and_slow_bodies_with_json() -> anyhow::Res
     );
     let started = std::time::Instant::now();
     let (status, body) = raw_exchange(
-        &env.stack.server_url,
+        &env.stack.endpoints.server,
         &head,
         b"{\"customTokens\":",
         Duration::from_secs(30),
@@ -190,7 +190,7 @@ async fn rate_limits_key_on_the_load_balancers_entry_never_on_what_a_client_writ
     // window is the peer's.
     let spoofed = format!("203.0.113.{}", rand::random_range(1..250u8));
     let before = window_hits(env, "127.0.0.1").await?;
-    let (status, reply) = post(env.stack.server_url.clone(), spoofed.clone()).await?;
+    let (status, reply) = post(env.stack.endpoints.server.clone(), spoofed.clone()).await?;
     assert_eq!(status, 200, "{reply}");
     assert!(window_hits(env, "127.0.0.1").await? > before);
     assert_eq!(

@@ -444,7 +444,7 @@ async fn a_new_session_is_watched_from_the_next_block_without_listing_every_sess
         .await?;
     assert_eq!(snapshot.data["balances"][lower(&token)], "300");
     assert_eq!(
-        env.session_changes(&env.stack.poller_url, "full_listing")
+        env.session_changes(&env.stack.endpoints.poller, "full_listing")
             .await?,
         1,
         "the poller listed every session once, at its start"

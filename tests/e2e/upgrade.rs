@@ -192,11 +192,11 @@ async fn reads_what_0_1_0_wrote(table: &Table, items: &[StreamImage]) -> anyhow:
     let working = table.webhook(WORKING_HOOK).await?.expect("subscription");
     // Its secret was stored in the clear then: read as it is (and sealed when rotated).
     assert!(
-        working.wallets.contains(&OWNER)
-            && matches!(&working.secret, live_balances::runtime::sealing::SealedSecret::Legacy(s) if s.starts_with("whsec_"))
+        working.filter.wallets.contains(&OWNER)
+            && matches!(&working.secrets.current, live_balances::runtime::sealing::SealedSecret::Legacy(s) if s.starts_with("whsec_"))
     );
     let failing = table.webhook(FAILING_HOOK).await?.expect("subscription");
-    assert!(failing.failing_since.is_some() && failing.last_error.is_some());
+    assert!(failing.health.failing_since.is_some() && failing.health.last_error.is_some());
     let indexed = table.webhooks_of_wallet(CHAIN, &OWNER).await?;
     assert_eq!(indexed, vec![WORKING_HOOK.to_string()]);
     assert!(

@@ -57,7 +57,7 @@ async fn invoke(env: &Environment, records: Vec<Value>) -> anyhow::Result<Durati
     let started = Instant::now();
     let response = env
         .http
-        .post(&env.stack.webhooks_invoke_url)
+        .post(&env.stack.endpoints.webhooks_invoke)
         .json(&json!({ "Records": records }))
         .send()
         .await?;

@@ -42,7 +42,7 @@ async fn subscribe(env: &'static Environment, url: &str) -> anyhow::Result<Subsc
         "tokens": [lower(&token)],
         "events": ["balance_update", "allowance_update"],
     });
-    let (status, created) = post_webhook(env, &env.stack.api_url, &body).await?;
+    let (status, created) = post_webhook(env, &env.stack.endpoints.api, &body).await?;
     anyhow::ensure!(status == 201, "create: {status} {created}");
     Ok(Subscribed {
         actor,
@@ -598,7 +598,7 @@ async fn hostile_targets_and_bad_input_are_refused_and_nothing_is_stored() -> an
         ),
     ];
     for (what, body, status, code) in cases {
-        let (got, answer) = post_webhook(env, &env.stack.api_url, &body).await?;
+        let (got, answer) = post_webhook(env, &env.stack.endpoints.api, &body).await?;
         assert_eq!(
             (got, answer["code"].as_str()),
             (status, Some(code)),
@@ -710,7 +710,7 @@ async fn an_order_going_unfillable_and_fillable_again_is_delivered() -> anyhow::
         "wallets": [owner_hex],
         "events": ["order_status"],
     });
-    let (status, created) = post_webhook(env, &env.stack.api_url, &body).await?;
+    let (status, created) = post_webhook(env, &env.stack.endpoints.api, &body).await?;
     anyhow::ensure!(status == 201, "create: {status} {created}");
     receiver.set_secret(created["secret"].as_str().context("secret")?);
 

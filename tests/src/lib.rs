@@ -261,8 +261,8 @@ impl Environment {
     /// `path` under the chosen transport's base URL.
     pub fn url_via(&self, transport: Transport, path: &str) -> String {
         match transport {
-            Transport::FunctionUrl => format!("{}{path}", self.stack.api_url),
-            Transport::Server => format!("{}{path}", self.stack.server_url),
+            Transport::FunctionUrl => format!("{}{path}", self.stack.endpoints.api),
+            Transport::Server => format!("{}{path}", self.stack.endpoints.server),
         }
     }
 
@@ -282,7 +282,7 @@ impl Environment {
         &self,
     ) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
         let chain = format!("poller_rpc_requests_total{{chain=\"{}\",", self.chain_id());
-        let text = self.metrics_of(&self.stack.poller_url).await?;
+        let text = self.metrics_of(&self.stack.endpoints.poller).await?;
         let mut counts = std::collections::BTreeMap::new();
         for line in text.lines().filter(|l| l.starts_with(&chain)) {
             let method = line
@@ -320,7 +320,7 @@ impl Environment {
 
     /// Waits until the poller has processed `block`.
     pub async fn poller_reached(&self, block: u64) -> anyhow::Result<()> {
-        let url = format!("{}/health", self.stack.poller_url);
+        let url = format!("{}/health", self.stack.endpoints.poller);
         local_stack::stack::wait_for("poller to process the block", DEADLINE, || async {
             let health: Value = self.http.get(&url).send().await?.json().await?;
             let processed = health["chains"][0]["processedBlock"].as_u64().unwrap_or(0);

@@ -130,7 +130,7 @@ impl ReaderOptions {
             multicall: settings.rpc.multicall,
             chunk: settings.rpc.multicall_chunk,
             max_wait: settings.rpc.max_wait,
-            max_log_range: settings.poller.max_block_range,
+            max_log_range: settings.rpc.max_block_range,
             observer: Arc::new(Unobserved),
         }
     }

@@ -51,6 +51,9 @@ pub struct RpcSettings {
     pub multicall: Address,
     /// Most calls per Multicall3 `aggregate3` (the poller's reads and the api's alike).
     pub multicall_chunk: usize,
+    /// Most blocks per `eth_getLogs` range (`MAX_BLOCK_RANGE`), the chain adapter's starting
+    /// point before it learns what a provider refuses.
+    pub max_block_range: u64,
 }
 
 impl RpcSettings {
@@ -59,6 +62,7 @@ impl RpcSettings {
             max_wait: vars.millis("RPC_MAX_WAIT_MS", 15_000)?,
             multicall: vars.address("MULTICALL_ADDRESS", DEFAULT_MULTICALL)?,
             multicall_chunk: vars.number("MULTICALL_CHUNK", 1000)?.max(1) as usize,
+            max_block_range: vars.number("MAX_BLOCK_RANGE", 500)?.max(1),
         })
     }
 }

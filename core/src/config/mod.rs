@@ -1,11 +1,12 @@
 //! Configuration from environment variables, parsed once at start-up into typed settings.
 //!
 //! Here are the settings two or more binaries share, in files by concern: the chains and how
-//! they are reached (`chains`, `chain_secret`), the poller's pace and the tracking model
-//! (`tracking`), webhooks and their sealing key (`webhooks`), metrics (`metrics`), and how the
-//! environment is read (`vars`). What one binary alone reads lives in its own crate, parsed
-//! from the same [`Vars`]: the api's limits, streams and token lists (`api::settings`), the
-//! server's address and CORS origins (`api_server::settings`).
+//! they are reached (`chains`, `chain_secret`), the tracking model (`tracking`), webhooks and
+//! their sealing key (`webhooks`), metrics (`metrics`), and how the environment is read
+//! (`vars`). What one binary alone reads lives in its own crate, parsed from the same
+//! [`Vars`]: the api's limits, streams and token lists (`api::settings`), the server's address
+//! and CORS origins (`api_server::settings`), the poller's pace (`poller::settings`), whether
+//! the fanout writes the chain change log (`fanout::settings`).
 //!
 //! Parsing is a pure function of the variables so every rule is unit-tested; binaries call
 //! [`Settings::from_env`] (or [`crate::runtime::secrets::load_settings`], which reads the chain secret).
@@ -27,8 +28,7 @@ use thiserror::Error;
 pub use chain_secret::ChainSecret;
 pub use chains::{ChainEndpoints, DEFAULT_MULTICALL, RpcSettings, chain_id};
 pub use metrics::{MetricsFormat, MetricsSettings};
-pub use tracking::{NativeBalances, PollerSettings, TrackingSettings};
-use vars::flag;
+pub use tracking::{NativeBalances, TrackingSettings};
 pub use vars::{Vars, invalid};
 pub use webhooks::{DeliverySettings, SealingSource, SubscriptionLimits, WebhookSettings};
 
@@ -59,13 +59,9 @@ pub struct Settings {
     pub table: TableSettings,
     /// How long change-feed entries are kept for `Last-Event-ID` replay.
     pub feed_ttl: Duration,
-    /// Whether the fanout also appends to the per-chain change log the server tails (off in a
-    /// deployment without the server: nothing would read it).
-    pub chain_log_enabled: bool,
     /// How long a session lives without an open stream or a hold (`SESSION_TTL_SECS`): the api
     /// reads it, and the webhooks function, which lets a disabled subscription's wallets go.
     pub session_ttl: Duration,
-    pub poller: PollerSettings,
     pub tracking: TrackingSettings,
     pub webhooks: WebhookSettings,
     /// Where the data key that seals webhook secrets at rest comes from.
@@ -104,12 +100,7 @@ impl Settings {
                 endpoint: vars.get("DYNAMODB_ENDPOINT"),
             },
             feed_ttl: vars.secs("FEED_TTL_SECS", 86_400)?,
-            chain_log_enabled: match vars.get("CHAIN_LOG_ENABLED") {
-                None => true,
-                v => flag("CHAIN_LOG_ENABLED", v)?,
-            },
             session_ttl: vars.secs("SESSION_TTL_SECS", 3600)?,
-            poller: PollerSettings::from_vars(vars)?,
             tracking: TrackingSettings::from_vars(vars)?,
             webhooks: webhooks::webhook_settings(vars)?,
             sealing: SealingSource::from_vars(vars)?,

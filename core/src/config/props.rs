@@ -59,7 +59,7 @@ proptest! {
                 prop_assert!(chain.rpc_urls.iter().all(|u| u.starts_with("http")));
                 prop_assert!(chain.ws_urls.iter().all(|u| u.starts_with("ws")));
             }
-            prop_assert!(settings.poller.max_block_range >= 1 && settings.rpc.multicall_chunk >= 1);
+            prop_assert!(settings.rpc.max_block_range >= 1 && settings.rpc.multicall_chunk >= 1);
         }
     }
 

@@ -22,7 +22,6 @@ fn defaults() {
     assert_eq!(s.tracking.native_balances, NativeBalances::Auto);
     assert_eq!(s.tracking.sweep_all_interval, Duration::from_secs(60));
     assert_eq!(s.tracking.sweep_reads_per_block, 500);
-    assert_eq!(s.poller.session_pass_interval, Duration::from_secs(600));
     assert_eq!(
         settings(&[("NATIVE_BALANCES", "reads")])
             .unwrap()
@@ -173,7 +172,8 @@ fn rejects_bad_values() {
             &[("RPC_URL_1", "http://x"), ("WS_URL_1", "http://x")],
         ),
         ("ws without rpc", &[("WS_URL_5", "ws://x")]),
-        ("bad number", &[("SNAPSHOT_INTERVAL", "soon")]),
+        // The poller's own `SNAPSHOT_INTERVAL` is checked beside it (`poller::settings`).
+        ("bad number", &[("FEED_TTL_SECS", "soon")]),
         ("bad multicall", &[("MULTICALL_ADDRESS", "0x12")]),
     ];
     for (name, vars) in cases {
@@ -332,14 +332,6 @@ fn chain_secret_refusals_name_keys_never_values() {
         "{error}"
     );
     assert!(!error.to_string().contains("KEY"), "{error}");
-}
-
-#[test]
-fn chain_log() {
-    let s = settings(&[]).unwrap();
-    assert!(s.chain_log_enabled);
-    let s = settings(&[("CHAIN_LOG_ENABLED", "false")]).unwrap();
-    assert!(!s.chain_log_enabled);
 }
 
 #[test]

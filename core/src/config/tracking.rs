@@ -1,28 +1,11 @@
-//! What the sparse tracking model costs and how fresh it keeps values: the poller's pace
-//! (`SNAPSHOT_INTERVAL`, head polling, log ranges) and what the poller and the api share about
-//! which values are read when (sweeps, native balances, rescans, detail).
+//! What the sparse tracking model costs and how fresh it keeps values: what the poller and the
+//! api share about which values are read when (sweeps, native balances, rescans, detail). The
+//! poller's own pace is in its crate (`poller::settings`).
 
 use std::time::Duration;
 
 use super::ConfigError;
 use super::vars::{Vars, invalid};
-
-/// The poller's own pace: how often it looks for heads and re-reads, how far one log query
-/// reaches, and where it answers health checks.
-#[derive(Debug, Clone)]
-pub struct PollerSettings {
-    /// Period of the poller's full re-read (`SNAPSHOT_INTERVAL`, seconds).
-    pub snapshot_interval: Duration,
-    /// How often the poller asks for a new head when it has no WebSocket.
-    pub head_poll_interval: Duration,
-    /// Most blocks per `eth_getLogs` range.
-    pub max_block_range: u64,
-    /// Where the poller serves `/health` and `/metrics`.
-    pub http_addr: std::net::SocketAddr,
-    /// The period of the poller's background pass over every session, its safety net for a
-    /// change whose session-log entry it never saw (`SESSION_PASS_SECS`).
-    pub session_pass_interval: Duration,
-}
 
 /// How the poller finds native balance changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,18 +42,6 @@ pub struct TrackingSettings {
     /// Sessions up to this many tokens get every token's allowances and metadata in
     /// `all_balances`; larger ones get them for named and held tokens.
     pub full_detail_max_tokens: usize,
-}
-
-impl PollerSettings {
-    pub(super) fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
-        Ok(Self {
-            snapshot_interval: vars.secs("SNAPSHOT_INTERVAL", 300)?,
-            head_poll_interval: vars.millis("HEAD_POLL_INTERVAL_MS", 1000)?,
-            max_block_range: vars.number("MAX_BLOCK_RANGE", 500)?.max(1),
-            http_addr: vars.socket("POLLER_HTTP_ADDR")?,
-            session_pass_interval: vars.secs("SESSION_PASS_SECS", 600)?,
-        })
-    }
 }
 
 impl TrackingSettings {

@@ -87,6 +87,14 @@ impl Vars {
         flag(name, self.get(name))
     }
 
+    /// A flag that is `default` when unset.
+    pub fn flag_or(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            value => flag(name, value),
+        }
+    }
+
     pub fn address(&self, name: &str, default: Address) -> Result<Address, ConfigError> {
         match self.get(name) {
             None => Ok(default),
@@ -122,7 +130,7 @@ fn number(name: &str, value: Option<String>, default: u64) -> Result<u64, Config
     }
 }
 
-pub(super) fn flag(name: &str, value: Option<String>) -> Result<bool, ConfigError> {
+fn flag(name: &str, value: Option<String>) -> Result<bool, ConfigError> {
     match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("0" | "false" | "no") => Ok(false),
         Some("1" | "true" | "yes") => Ok(true),

@@ -98,46 +98,77 @@ pub struct Subscription {
     /// Whose it is: only API keys of this tenant see or change it (`None`: made before keys,
     /// no key's).
     pub tenant: Option<Tenant>,
-    /// The signing key (`whsec_…`), sealed ([`crate::runtime::sealing`]): it signs deliveries and is no
-    /// credential. Shown once, when created or rotated.
-    pub secret: SealedSecret,
-    /// The key it replaced, still signing beside it until `Unix seconds` (a rotation's
-    /// overlap): a receiver that has not switched yet still verifies every delivery.
-    pub previous_secret: Option<(SealedSecret, u64)>,
-    pub wallets: BTreeSet<Address>,
-    /// Only changes of these tokens; empty: every token.
-    pub tokens: BTreeSet<Address>,
-    pub kinds: BTreeSet<EventKind>,
+    pub secrets: SigningSecrets,
+    pub filter: SubscriptionFilter,
     /// Unix seconds.
     pub created_at: u64,
-    pub status: SubscriptionStatus,
-    /// Unix seconds of the first failure since the last successful delivery.
-    pub failing_since: Option<u64>,
-    pub last_error: Option<String>,
+    pub health: DeliveryHealth,
     /// Replays asked for so far: bumping it is what starts a replay (the delivery function
     /// sees the change on the table's stream).
     pub replays: u64,
 }
 
-impl Subscription {
-    /// Whether a change of `kind` to `token` (when the change names one) of `owner`'s wallet
-    /// is for this subscription.
-    pub fn wants(&self, kind: EventKind, owner: &Address, token: Option<&Address>) -> bool {
-        self.kinds.contains(&kind)
-            && self.wallets.contains(owner)
-            && (self.tokens.is_empty() || token.is_some_and(|t| self.tokens.contains(t)))
-    }
+/// The keys that sign a subscription's deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningSecrets {
+    /// The signing key (`whsec_…`), sealed ([`crate::runtime::sealing`]): it signs deliveries
+    /// and is no credential. Shown once, when created or rotated.
+    pub current: SealedSecret,
+    /// The key it replaced, still signing beside it until `Unix seconds` (a rotation's
+    /// overlap): a receiver that has not switched yet still verifies every delivery.
+    pub previous: Option<(SealedSecret, u64)>,
+}
 
+impl SigningSecrets {
     /// The sealed secrets that sign a delivery at `now`: the current one, and the one it
     /// replaced while the rotation's overlap runs.
-    pub fn signing_secrets(&self, now: u64) -> Vec<&SealedSecret> {
-        let mut secrets = vec![&self.secret];
-        if let Some((previous, until)) = &self.previous_secret
+    pub fn at(&self, now: u64) -> Vec<&SealedSecret> {
+        let mut secrets = vec![&self.current];
+        if let Some((previous, until)) = &self.previous
             && now < *until
         {
             secrets.push(previous);
         }
         secrets
+    }
+}
+
+/// Which changes a subscription is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionFilter {
+    pub wallets: BTreeSet<Address>,
+    /// Only changes of these tokens; empty: every token.
+    pub tokens: BTreeSet<Address>,
+    pub kinds: BTreeSet<EventKind>,
+}
+
+impl SubscriptionFilter {
+    /// Whether a change of `kind` to `token` (when the change names one) of `owner`'s wallet
+    /// is wanted.
+    pub fn wants(&self, kind: EventKind, owner: &Address, token: Option<&Address>) -> bool {
+        self.kinds.contains(&kind)
+            && self.wallets.contains(owner)
+            && (self.tokens.is_empty() || token.is_some_and(|t| self.tokens.contains(t)))
+    }
+}
+
+/// How a subscription's deliveries are going.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryHealth {
+    pub status: SubscriptionStatus,
+    /// Unix seconds of the first failure since the last successful delivery.
+    pub failing_since: Option<u64>,
+    pub last_error: Option<String>,
+}
+
+impl DeliveryHealth {
+    /// Active, nothing failing.
+    pub fn active() -> Self {
+        Self {
+            status: SubscriptionStatus::Active,
+            failing_since: None,
+            last_error: None,
+        }
     }
 
     /// Whether a subscription that has been failing since `failing_since` is due to be
@@ -223,15 +254,17 @@ mod tests {
             chain_id: 1,
             url: "https://hooks.example/x".into(),
             tenant: None,
-            secret: SealedSecret::Legacy("whsec_x".into()),
-            previous_secret: None,
-            wallets: [Address::repeat_byte(1)].into(),
-            tokens: tokens.iter().copied().collect(),
-            kinds: kinds.iter().copied().collect(),
+            secrets: SigningSecrets {
+                current: SealedSecret::Legacy("whsec_x".into()),
+                previous: None,
+            },
+            filter: SubscriptionFilter {
+                wallets: [Address::repeat_byte(1)].into(),
+                tokens: tokens.iter().copied().collect(),
+                kinds: kinds.iter().copied().collect(),
+            },
             created_at: 0,
-            status: SubscriptionStatus::Active,
-            failing_since: None,
-            last_error: None,
+            health: DeliveryHealth::active(),
             replays: 0,
         }
     }
@@ -248,12 +281,12 @@ mod tests {
     fn a_subscription_wants_its_wallets_kinds_and_tokens_only() {
         let owner = Address::repeat_byte(1);
         let token = Address::repeat_byte(2);
-        let all = subscription(&[], &[EventKind::BalanceUpdate]);
+        let all = subscription(&[], &[EventKind::BalanceUpdate]).filter;
         assert!(all.wants(EventKind::BalanceUpdate, &owner, Some(&token)));
         assert!(all.wants(EventKind::BalanceUpdate, &owner, None));
         assert!(!all.wants(EventKind::AllowanceUpdate, &owner, Some(&token)));
         assert!(!all.wants(EventKind::BalanceUpdate, &Address::repeat_byte(3), None));
-        let one = subscription(&[token], &[EventKind::BalanceUpdate]);
+        let one = subscription(&[token], &[EventKind::BalanceUpdate]).filter;
         assert!(one.wants(EventKind::BalanceUpdate, &owner, Some(&token)));
         assert!(!one.wants(EventKind::BalanceUpdate, &owner, Some(&owner)));
         assert!(!one.wants(EventKind::BalanceUpdate, &owner, None));
@@ -261,19 +294,19 @@ mod tests {
 
     #[test]
     fn a_rotated_out_secret_signs_until_its_overlap_ends() {
-        let mut s = subscription(&[], &[EventKind::BalanceUpdate]);
-        assert_eq!(s.signing_secrets(100).len(), 1);
-        s.previous_secret = Some((SealedSecret::Legacy("whsec_old".into()), 200));
+        let mut s = subscription(&[], &[EventKind::BalanceUpdate]).secrets;
+        assert_eq!(s.at(100).len(), 1);
+        s.previous = Some((SealedSecret::Legacy("whsec_old".into()), 200));
         assert_eq!(
-            s.signing_secrets(199),
-            [&s.secret, &SealedSecret::Legacy("whsec_old".into())]
+            s.at(199),
+            [&s.current, &SealedSecret::Legacy("whsec_old".into())]
         );
-        assert_eq!(s.signing_secrets(200), [&s.secret]);
+        assert_eq!(s.at(200), [&s.current]);
     }
 
     #[test]
     fn disabled_only_after_failing_for_the_whole_period() {
-        let mut s = subscription(&[], &[EventKind::BalanceUpdate]);
+        let mut s = subscription(&[], &[EventKind::BalanceUpdate]).health;
         let day = Duration::from_secs(86_400);
         assert!(!s.disable_due(1_000_000, day));
         s.failing_since = Some(1_000_000);

@@ -231,7 +231,7 @@ impl Table {
                 continue;
             }
             let record = from_item::<BalanceRecord>(item)?;
-            let metadata = record.metadata();
+            let metadata = record.metadata.metadata();
             let version = record.version;
             let item = BalanceItem::try_from(record)?;
             values.versions.insert(item.key, version);

@@ -10,6 +10,7 @@ use alloy::primitives::Address;
 use aws_sdk_dynamodb::types::ReturnValue;
 use serde::{Deserialize, Serialize};
 
+use super::item_parts::ItemKey;
 use super::keys::{LIST_HEAD_SK, list_page_sk, list_pages_prefix, list_pk};
 use super::{StorageError, Table, Written, from_item, n, s, written};
 use crate::domain::address::{lower, parse_address};
@@ -38,28 +39,42 @@ pub struct CachedListHead {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ListHeadRecord {
-    pk: String,
-    sk: String,
+    #[serde(flatten)]
+    key: ItemKey,
     url: String,
     #[serde(default)]
     list_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    etag: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    last_modified: Option<String>,
+    #[serde(flatten)]
+    validators: ListValidators,
     #[serde(default)]
     fetched_at: u64,
     #[serde(default)]
     generation: u64,
     #[serde(default)]
     token_count: usize,
+    #[serde(flatten)]
+    skipped: SkippedAttributes,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lease_until: Option<u64>,
+    ttl: u64,
+}
+
+/// What a refetch sends to revalidate a list (absent: the server gave none).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ListValidators {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_modified: Option<String>,
+}
+
+/// How many of a list's entries were left out, and why.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SkippedAttributes {
     #[serde(default)]
     skipped_invalid: usize,
     #[serde(default)]
     skipped_duplicate: usize,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    lease_until: Option<u64>,
-    ttl: u64,
 }
 
 /// One page: `[address, symbol, name, decimals]` rows as compact JSON.
@@ -78,14 +93,14 @@ impl From<ListHeadRecord> for CachedListHead {
         Self {
             url: r.url,
             list_name: r.list_name,
-            etag: r.etag,
-            last_modified: r.last_modified,
+            etag: r.validators.etag,
+            last_modified: r.validators.last_modified,
             fetched_at: r.fetched_at,
             generation: r.generation,
             token_count: r.token_count,
             skipped: SkippedEntries {
-                invalid: r.skipped_invalid,
-                duplicate: r.skipped_duplicate,
+                invalid: r.skipped.skipped_invalid,
+                duplicate: r.skipped.skipped_duplicate,
             },
             lease_until: r.lease_until,
         }
@@ -197,17 +212,20 @@ impl Table {
             self.put(record).await?;
         }
         let record = ListHeadRecord {
-            pk,
-            sk: LIST_HEAD_SK.into(),
+            key: ItemKey::new(pk, LIST_HEAD_SK),
             url: head.url.clone(),
             list_name: head.list_name.clone(),
-            etag: head.etag.clone(),
-            last_modified: head.last_modified.clone(),
+            validators: ListValidators {
+                etag: head.etag.clone(),
+                last_modified: head.last_modified.clone(),
+            },
             fetched_at: head.fetched_at,
             generation: head.generation,
             token_count: tokens.len(),
-            skipped_invalid: head.skipped.invalid,
-            skipped_duplicate: head.skipped.duplicate,
+            skipped: SkippedAttributes {
+                skipped_invalid: head.skipped.invalid,
+                skipped_duplicate: head.skipped.duplicate,
+            },
             lease_until: None,
             ttl,
         };
@@ -267,5 +285,78 @@ impl Table {
             }
         }
         Ok(tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::storage::Item;
+
+    #[test]
+    fn list_heads_keep_their_attribute_names_through_flattening() {
+        let record = ListHeadRecord {
+            key: ItemKey::new(list_pk(1, "https://a.example/l.json"), LIST_HEAD_SK),
+            url: "https://a.example/l.json".into(),
+            list_name: "A".into(),
+            validators: ListValidators {
+                etag: Some("\"v1\"".into()),
+                last_modified: Some("Sat, 05 Dec 2026 10:00:00 GMT".into()),
+            },
+            fetched_at: 10,
+            generation: u64::MAX,
+            token_count: 500,
+            skipped: SkippedAttributes {
+                skipped_invalid: 2,
+                skipped_duplicate: 3,
+            },
+            lease_until: Some(u64::MAX),
+            ttl: 99,
+        };
+        let item: Item = serde_dynamo::to_item(&record).unwrap();
+        let names: BTreeSet<&str> = item.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "pk",
+                "sk",
+                "url",
+                "list_name",
+                "etag",
+                "last_modified",
+                "fetched_at",
+                "generation",
+                "token_count",
+                "skipped_invalid",
+                "skipped_duplicate",
+                "lease_until",
+                "ttl"
+            ]
+            .into()
+        );
+        let head = CachedListHead::from(from_item::<ListHeadRecord>(item).unwrap());
+        assert_eq!(head.etag.as_deref(), Some("\"v1\""));
+        assert_eq!(
+            (head.generation, head.lease_until),
+            (u64::MAX, Some(u64::MAX))
+        );
+        assert_eq!((head.skipped.invalid, head.skipped.duplicate), (2, 3));
+        // A head only claimed, never fetched: every optional attribute absent.
+        let claimed: Item = [
+            ("pk", record.key.pk.as_str()),
+            ("sk", LIST_HEAD_SK),
+            ("url", "https://a.example/l.json"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), s(v)))
+        .chain([("ttl".to_string(), n(5))])
+        .collect();
+        let head = CachedListHead::from(from_item::<ListHeadRecord>(claimed).unwrap());
+        assert_eq!(
+            (head.etag, head.token_count, head.skipped.invalid),
+            (None, 0, 0)
+        );
     }
 }

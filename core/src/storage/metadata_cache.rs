@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use alloy::primitives::Address;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
+use super::item_parts::ItemKey;
 use super::records::TokenMetadataRecord;
 use super::{Item, StorageError, Table, batch_backoff, from_item, keys, put_request, s};
 use crate::domain::address::{lower, parse_address};
@@ -62,17 +63,9 @@ impl Table {
                     if record.ttl <= now {
                         continue;
                     }
-                    let token = parse_address(&record.sk)
-                        .map_err(|e| StorageError::corrupt(&record.sk, e))?;
-                    let metadata = match (record.symbol, record.decimals) {
-                        (Some(symbol), Some(decimals)) => Some(TokenMetadata {
-                            symbol,
-                            name: record.name.unwrap_or_default(),
-                            decimals,
-                        }),
-                        _ => None,
-                    };
-                    found.insert(token, metadata);
+                    let token = parse_address(&record.key.sk)
+                        .map_err(|e| StorageError::corrupt(&record.key.sk, e))?;
+                    found.insert(token, record.metadata.metadata());
                 }
                 pending = out
                     .unprocessed_keys
@@ -95,11 +88,8 @@ impl Table {
                 .iter()
                 .map(|(token, metadata)| {
                     let record = TokenMetadataRecord {
-                        pk: keys::token_metadata_pk(chain_id),
-                        sk: lower(token),
-                        symbol: metadata.as_ref().map(|m| m.symbol.clone()),
-                        name: metadata.as_ref().map(|m| m.name.clone()),
-                        decimals: metadata.as_ref().map(|m| m.decimals),
+                        key: ItemKey::new(keys::token_metadata_pk(chain_id), lower(token)),
+                        metadata: metadata.as_ref().into(),
                         ttl: now
                             + if metadata.is_some() {
                                 KNOWN_TTL_SECS

@@ -1,5 +1,7 @@
 //! The DynamoDB adapter shared by the poller and the functions: one table, string keys, item
-//! mapping kept in [`records`]. Tested against DynamoDB Local, never an in-memory twin.
+//! mapping kept in [`records`] (the parts several item shapes share in [`item_parts`], the
+//! hot-path shapes' decoding in [`value_decoding`]). Tested against DynamoDB Local, never an
+//! in-memory twin.
 //!
 //! A write that changes what the poller watches — a session item, a token list's version —
 //! is recorded in the chain's session log in the same transaction (`session_log`); a writer
@@ -18,6 +20,7 @@ mod cursor;
 mod error;
 mod feed;
 mod holds;
+mod item_parts;
 pub mod keys;
 mod lists;
 mod metadata_cache;
@@ -32,6 +35,7 @@ mod sessions;
 mod stream;
 mod stream_slots;
 mod token_facts;
+mod value_decoding;
 mod webhooks;
 
 use std::collections::HashMap;

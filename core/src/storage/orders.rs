@@ -11,6 +11,7 @@ use alloy::primitives::Address;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 
+use super::item_parts::ItemKey;
 use super::keys::{self, ORDER_SK_PREFIX, order_sk};
 use super::records::{address, amount};
 use super::{StorageError, Table, Written, from_item, n, s, to_item, written};
@@ -27,8 +28,39 @@ const NOT_SHORT: &str = "none";
 /// An order with its last judged status, as stored.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct OrderRecord {
-    pub pk: String,
-    pub sk: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
+    #[serde(flatten)]
+    pub order: OrderAttributes,
+    #[serde(flatten)]
+    pub status: FillabilityAttributes,
+    pub block: u64,
+    /// Counted by DynamoDB (`ADD`), never written whole.
+    #[serde(default, skip_serializing)]
+    pub version: u64,
+    /// The tenant whose API key registered it (absent on orders from before keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+/// An `order_status` feed item: the order item's attributes as they were, and the entry's.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct OrderFeedRecord {
+    #[serde(flatten)]
+    pub key: ItemKey,
+    pub kind: String,
+    #[serde(flatten)]
+    pub order: OrderAttributes,
+    #[serde(flatten)]
+    pub status: FillabilityAttributes,
+    pub block: u64,
+    pub version: u64,
+    pub ttl: u64,
+}
+
+/// An order's terms as stored: whose, which, what it sells through which spender, until when.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct OrderAttributes {
     pub chain_id: u64,
     pub owner: String,
     pub order_id: String,
@@ -39,95 +71,89 @@ pub(crate) struct OrderRecord {
     pub permit2: bool,
     pub amount: String,
     pub valid_to: u64,
-    pub short: String,
-    pub balance_shortfall: String,
-    pub allowance_shortfall: String,
-    pub block: u64,
-    /// Counted by DynamoDB (`ADD`), never written whole.
-    #[serde(default, skip_serializing)]
-    pub version: u64,
-    /// The tenant whose API key registered it (absent on orders from before keys).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
 }
 
-/// An `order_status` feed item.
+/// An order's judged status as stored: how it is short, and by how much.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct OrderFeedRecord {
-    pub pk: String,
-    pub sk: String,
-    pub kind: String,
-    pub chain_id: u64,
-    pub owner: String,
-    pub order_id: String,
-    pub token: String,
-    pub spender: String,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub permit2: bool,
-    pub amount: String,
-    pub valid_to: u64,
+pub(crate) struct FillabilityAttributes {
     pub short: String,
     pub balance_shortfall: String,
     pub allowance_shortfall: String,
-    pub block: u64,
-    pub version: u64,
-    pub ttl: u64,
 }
 
 fn short_text(status: &Fillability) -> &'static str {
     status.short.map_or(NOT_SHORT, Short::as_str)
 }
 
-/// The order and status fields both records share, decoded.
-struct Decoded {
-    order: Order,
-    status: Fillability,
-}
+impl OrderAttributes {
+    fn new(order: &Order) -> Self {
+        Self {
+            chain_id: order.chain_id,
+            owner: lower(&order.owner),
+            order_id: order.id.to_string(),
+            token: lower(&order.sell_token),
+            spender: lower(&order.spender.address()),
+            permit2: matches!(order.spender, Spender::Permit2(_)),
+            amount: order.sell_amount.to_string(),
+            valid_to: order.valid_to,
+        }
+    }
 
-fn decode(r: &OrderRecord) -> Result<Decoded, StorageError> {
-    let key = format!("{}/{}", r.pk, r.sk);
-    let short = match r.short.as_str() {
-        NOT_SHORT => None,
-        other => Some(
-            Short::parse(other)
-                .ok_or_else(|| StorageError::corrupt(&key, format!("short: {other:?}")))?,
-        ),
-    };
-    Ok(Decoded {
-        order: Order {
-            chain_id: r.chain_id,
-            owner: address(&key, "owner", &r.owner)?,
-            id: OrderId::parse(&r.order_id).map_err(|e| StorageError::corrupt(&key, e))?,
-            sell_token: address(&key, "token", &r.token)?,
-            sell_amount: amount(&key, &r.amount)?,
-            spender: match (address(&key, "spender", &r.spender)?, r.permit2) {
+    fn decode(&self, key: &str) -> Result<Order, StorageError> {
+        Ok(Order {
+            chain_id: self.chain_id,
+            owner: address(key, "owner", &self.owner)?,
+            id: OrderId::parse(&self.order_id).map_err(|e| StorageError::corrupt(key, e))?,
+            sell_token: address(key, "token", &self.token)?,
+            sell_amount: amount(key, &self.amount)?,
+            spender: match (address(key, "spender", &self.spender)?, self.permit2) {
                 (spender, false) => Spender::Erc20(spender),
                 (spender, true) => Spender::Permit2(spender),
             },
-            valid_to: r.valid_to,
-        },
-        status: Fillability {
+            valid_to: self.valid_to,
+        })
+    }
+}
+
+impl FillabilityAttributes {
+    fn new(status: &Fillability) -> Self {
+        Self {
+            short: short_text(status).into(),
+            balance_shortfall: status.balance_shortfall.to_string(),
+            allowance_shortfall: status.allowance_shortfall.to_string(),
+        }
+    }
+
+    fn decode(&self, key: &str) -> Result<Fillability, StorageError> {
+        let short = match self.short.as_str() {
+            NOT_SHORT => None,
+            other => Some(
+                Short::parse(other)
+                    .ok_or_else(|| StorageError::corrupt(key, format!("short: {other:?}")))?,
+            ),
+        };
+        Ok(Fillability {
             short,
-            balance_shortfall: amount(&key, &r.balance_shortfall)?,
-            allowance_shortfall: amount(&key, &r.allowance_shortfall)?,
-        },
-    })
+            balance_shortfall: amount(key, &self.balance_shortfall)?,
+            allowance_shortfall: amount(key, &self.allowance_shortfall)?,
+        })
+    }
 }
 
 impl TryFrom<OrderRecord> for OrderState {
     type Error = StorageError;
 
     fn try_from(r: OrderRecord) -> Result<Self, StorageError> {
-        let d = decode(&r)?;
+        let key = r.key.to_string();
         let tenant = r
             .tenant
             .as_deref()
             .map(Tenant::parse)
             .transpose()
-            .map_err(|e| StorageError::corrupt(format!("{}/{}", r.pk, r.sk), e))?;
+            .map_err(|e| StorageError::corrupt(&key, e))?;
         Ok(OrderState {
-            order: d.order,
-            status: d.status,
+            order: r.order.decode(&key)?,
+            status: r.status.decode(&key)?,
             block: r.block,
             version: r.version,
             tenant,
@@ -139,20 +165,13 @@ impl OrderFeedRecord {
     fn new(entry: &OrderStatusEntry, ttl: u64) -> Self {
         let order = &entry.order;
         Self {
-            pk: keys::feed_pk(order.chain_id, &order.owner),
-            sk: entry.position.to_string(),
+            key: ItemKey::new(
+                keys::feed_pk(order.chain_id, &order.owner),
+                entry.position.to_string(),
+            ),
             kind: ORDER_STATUS_KIND.into(),
-            chain_id: order.chain_id,
-            owner: lower(&order.owner),
-            order_id: order.id.to_string(),
-            token: lower(&order.sell_token),
-            spender: lower(&order.spender.address()),
-            permit2: matches!(order.spender, Spender::Permit2(_)),
-            amount: order.sell_amount.to_string(),
-            valid_to: order.valid_to,
-            short: short_text(&entry.status).into(),
-            balance_shortfall: entry.status.balance_shortfall.to_string(),
-            allowance_shortfall: entry.status.allowance_shortfall.to_string(),
+            order: OrderAttributes::new(order),
+            status: FillabilityAttributes::new(&entry.status),
             block: entry.block,
             version: entry.version,
             ttl,
@@ -164,34 +183,14 @@ impl TryFrom<OrderFeedRecord> for OrderStatusEntry {
     type Error = StorageError;
 
     fn try_from(r: OrderFeedRecord) -> Result<Self, StorageError> {
-        let position = FeedPosition::parse(&r.sk)
-            .map_err(|e| StorageError::corrupt(format!("{}/{}", r.pk, r.sk), e))?;
-        // The entry holds the order item's fields as they were: decoded the same way.
-        let order = OrderRecord {
-            pk: r.pk,
-            sk: r.sk,
-            chain_id: r.chain_id,
-            owner: r.owner,
-            order_id: r.order_id,
-            token: r.token,
-            spender: r.spender,
-            permit2: r.permit2,
-            amount: r.amount,
-            valid_to: r.valid_to,
-            short: r.short,
-            balance_shortfall: r.balance_shortfall,
-            allowance_shortfall: r.allowance_shortfall,
+        // The entry holds the order item's attributes as they were: decoded the same way.
+        let key = r.key.to_string();
+        Ok(OrderStatusEntry {
+            position: FeedPosition::parse(&r.key.sk).map_err(|e| StorageError::corrupt(&key, e))?,
+            order: r.order.decode(&key)?,
+            status: r.status.decode(&key)?,
             block: r.block,
             version: r.version,
-            tenant: None,
-        };
-        let d = decode(&order)?;
-        Ok(OrderStatusEntry {
-            position,
-            order: d.order,
-            status: d.status,
-            block: order.block,
-            version: order.version,
         })
     }
 }
@@ -423,19 +422,25 @@ mod tests {
     fn order_items_roundtrip_and_a_bad_short_is_corrupt() {
         let e = entry();
         let record = |short: &str| OrderRecord {
-            pk: keys::balance_pk(e.order.chain_id, &e.order.owner),
-            sk: order_sk(&e.order.id),
-            chain_id: e.order.chain_id,
-            owner: lower(&e.order.owner),
-            order_id: e.order.id.to_string(),
-            token: lower(&e.order.sell_token),
-            spender: lower(&e.order.spender.address()),
-            permit2: true,
-            amount: "100".into(),
-            valid_to: e.order.valid_to,
-            short: short.into(),
-            balance_shortfall: "40".into(),
-            allowance_shortfall: "100".into(),
+            key: ItemKey::new(
+                keys::balance_pk(e.order.chain_id, &e.order.owner),
+                order_sk(&e.order.id),
+            ),
+            order: OrderAttributes {
+                chain_id: e.order.chain_id,
+                owner: lower(&e.order.owner),
+                order_id: e.order.id.to_string(),
+                token: lower(&e.order.sell_token),
+                spender: lower(&e.order.spender.address()),
+                permit2: true,
+                amount: "100".into(),
+                valid_to: e.order.valid_to,
+            },
+            status: FillabilityAttributes {
+                short: short.into(),
+                balance_shortfall: "40".into(),
+                allowance_shortfall: "100".into(),
+            },
             block: 7,
             version: 0,
             tenant: Some("dex".into()),
@@ -446,5 +451,84 @@ mod tests {
         assert!(OrderState::try_from(record("maybe")).is_err());
         assert!(is_order_sk(&order_sk(&e.order.id)));
         assert!(!is_order_sk("T#0xab"));
+    }
+
+    #[test]
+    fn order_items_keep_their_attribute_names_through_flattening() {
+        use std::collections::BTreeSet;
+        let e = entry();
+        let names =
+            |item: &super::super::Item| -> BTreeSet<String> { item.keys().cloned().collect() };
+        let feed = to_item(OrderFeedRecord::new(&e, 1000)).unwrap();
+        assert_eq!(
+            names(&feed),
+            [
+                "pk",
+                "sk",
+                "kind",
+                "chain_id",
+                "owner",
+                "order_id",
+                "token",
+                "spender",
+                "permit2",
+                "amount",
+                "valid_to",
+                "short",
+                "balance_shortfall",
+                "allowance_shortfall",
+                "block",
+                "version",
+                "ttl"
+            ]
+            .map(String::from)
+            .into()
+        );
+        assert_eq!(feed["permit2"], AttributeValue::Bool(true));
+        assert_eq!(feed["valid_to"], n(e.order.valid_to));
+        // An order item as `put_order` writes it (its `ADD`ed version, its TTL and update
+        // time beside the record's attributes), with the largest numbers a u64 holds.
+        let mut item = feed.clone();
+        item.remove("kind");
+        item.insert("sk".into(), s(order_sk(&e.order.id)));
+        item.insert("valid_to".into(), n(u64::MAX));
+        item.insert("block".into(), n(u64::MAX));
+        item.insert("version".into(), n(u64::MAX));
+        item.insert("updated_at".into(), n(1));
+        item.insert("tenant".into(), s("dex"));
+        let record = from_item::<OrderRecord>(item).unwrap();
+        assert!(record.order.permit2);
+        assert_eq!(
+            (record.order.valid_to, record.block, record.version),
+            (u64::MAX, u64::MAX, u64::MAX)
+        );
+        let written = to_item(&record).unwrap();
+        // `version` is counted by DynamoDB, never written whole; `ttl` and `updated_at` are
+        // `put_order`'s own.
+        assert_eq!(
+            names(&written),
+            [
+                "pk",
+                "sk",
+                "chain_id",
+                "owner",
+                "order_id",
+                "token",
+                "spender",
+                "permit2",
+                "amount",
+                "valid_to",
+                "short",
+                "balance_shortfall",
+                "allowance_shortfall",
+                "block",
+                "tenant"
+            ]
+            .map(String::from)
+            .into()
+        );
+        let state = OrderState::try_from(record).unwrap();
+        assert_eq!(state.order.valid_to, u64::MAX);
+        assert_eq!(state.status, e.status);
     }
 }

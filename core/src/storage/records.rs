@@ -1,5 +1,6 @@
 //! Item mapping: the serde shapes of table items and their conversion to and from domain
-//! types. Nothing outside the storage module sees these.
+//! types. Nothing outside the storage module sees these. Parts several shapes share are in
+//! [`super::item_parts`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
@@ -8,13 +9,12 @@ use alloy::primitives::{Address, B256, U256};
 use serde::{Deserialize, Serialize};
 
 use super::error::StorageError;
+use super::item_parts::{ItemKey, TokenMetadataAttributes, ValueIdentity};
 use super::keys;
-use crate::domain::address::{lower, parse_address};
+use crate::domain::address::parse_address;
 use crate::domain::model::{
-    BalanceItem, BalanceKey, ChainCursor, FeedEntry, FeedPosition, Session, SessionAsks, Spender,
-    TokenRead,
+    BalanceItem, ChainCursor, FeedEntry, FeedPosition, Session, SessionAsks, Spender, TokenRead,
 };
-use crate::domain::token_metadata::TokenMetadata;
 
 /// Stored in `read` when the value could not be read.
 const READ_FAILED: &str = "failed";
@@ -22,10 +22,27 @@ const READ_FAILED: &str = "failed";
 /// A session. Written attribute by attribute (see `sessions.rs`), read whole.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SessionRecord {
-    pub pk: String,
-    pub sk: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     pub chain_id: u64,
     pub owner: String,
+    #[serde(flatten)]
+    pub asks: SessionAsksAttributes,
+    #[serde(default)]
+    pub discovered: BTreeSet<String>,
+    #[serde(default)]
+    pub read_block: u64,
+    #[serde(default)]
+    pub revision: u64,
+    #[serde(default)]
+    pub complete_revision: u64,
+    #[serde(flatten)]
+    pub lifetime: SessionLifetime,
+}
+
+/// What a session's clients asked to track, as stored.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct SessionAsksAttributes {
     /// Custom tokens. Sessions written before lists were followed by reference hold their
     /// lists' tokens here too, which keeps them working: they are tracked as custom tokens.
     #[serde(default)]
@@ -44,103 +61,74 @@ pub(crate) struct SessionRecord {
     pub lists: BTreeMap<String, u64>,
     #[serde(default)]
     pub discover: bool,
-    #[serde(default)]
-    pub discovered: BTreeSet<String>,
-    #[serde(default)]
-    pub read_block: u64,
-    #[serde(default)]
-    pub revision: u64,
-    #[serde(default)]
-    pub complete_revision: u64,
+}
+
+/// When a session started, when it ends, and until when a stream vouches for it (Unix
+/// seconds).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SessionLifetime {
     pub created_at: u64,
     pub expires_at: u64,
     #[serde(default)]
     pub streaming_until: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// A stored value of a wallet. Its `Deserialize` is written out ([`super::value_decoding`]):
+/// it is on every snapshot's path, where serde's flattening would buffer every attribute.
+#[derive(Debug, Serialize)]
 pub(crate) struct BalanceRecord {
-    pub pk: String,
-    pub sk: String,
-    pub chain_id: u64,
-    pub owner: String,
-    pub token: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spender: Option<String>,
-    /// The spender's allowance is Permit2's, not the token's (see [`crate::domain::permit2`]).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub permit2: bool,
+    #[serde(flatten)]
+    pub key: ItemKey,
+    #[serde(flatten)]
+    pub identity: ValueIdentity,
     /// Decimal value, or `failed`. One attribute so a conditional write compares one thing.
     pub read: String,
     pub block: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tx: Option<String>,
     pub updated_at: u64,
     /// Rendering metadata of the token, kept on its balance item so a snapshot is still one
     /// query. Written by the api with the initial value; the poller's writes leave it alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub symbol: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decimals: Option<u8>,
+    #[serde(flatten)]
+    pub metadata: TokenMetadataAttributes,
     /// Writes of a value so far, counted by DynamoDB itself (`ADD`), never written as a
     /// whole: it orders the item's changes exactly, which blocks cannot after a reorg.
-    #[serde(default, skip_serializing)]
+    #[serde(skip_serializing)]
     pub version: u64,
     /// Set by a write that is the first read of a newly tracked value, so the change feed can
     /// tell "seen for the first time" (no previous value) from "was zero" (an absent item is
     /// a zero, so an insert is otherwise a change from zero).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub first: bool,
-}
-
-impl BalanceRecord {
-    pub fn metadata(&self) -> Option<TokenMetadata> {
-        Some(TokenMetadata {
-            symbol: self.symbol.clone()?,
-            name: self.name.clone().unwrap_or_default(),
-            decimals: self.decimals?,
-        })
-    }
 }
 
 /// A token's metadata cached per chain (`M#{chain}` / `{token}`), so a custom token is read on
 /// chain once. `symbol` absent: the address has no usable metadata (cached too, with a TTL).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct TokenMetadataRecord {
-    pub pk: String,
-    pub sk: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub symbol: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decimals: Option<u8>,
+    #[serde(flatten)]
+    pub key: ItemKey,
+    #[serde(flatten)]
+    pub metadata: TokenMetadataAttributes,
     pub ttl: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// A value change in a wallet's feed. Its `Deserialize` is written out
+/// ([`super::value_decoding`]): every stream reads the entries after its position.
+#[derive(Debug, Serialize)]
 pub(crate) struct FeedRecord {
-    pub pk: String,
-    pub sk: String,
-    pub chain_id: u64,
-    pub owner: String,
-    pub token: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spender: Option<String>,
-    /// The spender's allowance is Permit2's (see [`crate::domain::permit2`]).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub permit2: bool,
+    #[serde(flatten)]
+    pub key: ItemKey,
+    #[serde(flatten)]
+    pub identity: ValueIdentity,
     pub value: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
     pub block: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tx: Option<String>,
     pub ttl: u64,
     /// The balance item's version this change made (0: written before versions existed).
-    #[serde(default)]
     pub version: u64,
 }
 
@@ -174,96 +162,63 @@ fn hash(key: &str, value: &str) -> Result<B256, StorageError> {
     B256::from_str(value).map_err(|e| StorageError::corrupt(key, format!("hash: {e}")))
 }
 
-fn balance_key(
-    key: &str,
-    token: &str,
-    spender: Option<&str>,
-    permit2: bool,
-) -> Result<BalanceKey, StorageError> {
-    let token = address(key, "token", token)?;
-    let spender = spender.map(|s| address(key, "spender", s)).transpose()?;
-    match (spender, permit2) {
-        (None, false) => Ok(BalanceKey::Balance { token }),
-        (None, true) => Err(StorageError::corrupt(
-            key,
-            "a Permit2 value names no spender",
-        )),
-        (Some(spender), false) => Ok(BalanceKey::Allowance { token, spender }),
-        (Some(spender), true) => Ok(BalanceKey::Permit2 { token, spender }),
-    }
-}
-
-/// The attributes that name a value: its token, its spender, whether the spender's allowance
-/// is Permit2's.
-fn key_attributes(key: &BalanceKey) -> (String, Option<String>, bool) {
-    match *key {
-        BalanceKey::Balance { token } => (lower(&token), None, false),
-        BalanceKey::Allowance { token, spender } => (lower(&token), Some(lower(&spender)), false),
-        BalanceKey::Permit2 { token, spender } => (lower(&token), Some(lower(&spender)), true),
-    }
-}
-
 impl TryFrom<SessionRecord> for Session {
     type Error = StorageError;
 
     fn try_from(r: SessionRecord) -> Result<Self, StorageError> {
-        let key = format!("{}/{}", r.pk, r.sk);
+        let key = r.key.to_string();
         let set = |field, values: &BTreeSet<String>| {
             values
                 .iter()
                 .map(|v| address(&key, field, v))
                 .collect::<Result<BTreeSet<_>, _>>()
         };
-        let mut token_lists = r.lists;
-        for url in r.token_lists {
+        let asks = r.asks;
+        let mut token_lists = asks.lists;
+        for url in asks.token_lists {
             token_lists.entry(url).or_insert(0);
         }
         Ok(Session {
             chain_id: r.chain_id,
             owner: address(&key, "owner", &r.owner)?,
             asked: SessionAsks {
-                custom_tokens: set("tokens", &r.tokens)?,
-                spenders: set("spenders", &r.spenders)?
+                custom_tokens: set("tokens", &asks.tokens)?,
+                spenders: set("spenders", &asks.spenders)?
                     .into_iter()
                     .map(Spender::Erc20)
                     .chain(
-                        set("permit2_spenders", &r.permit2_spenders)?
+                        set("permit2_spenders", &asks.permit2_spenders)?
                             .into_iter()
                             .map(Spender::Permit2),
                     )
                     .collect(),
                 token_lists,
-                discover: r.discover,
+                discover: asks.discover,
             },
             discovered: set("discovered", &r.discovered)?,
             read_block: r.read_block,
             revision: r.revision,
             complete_revision: r.complete_revision,
-            created_at: r.created_at,
-            expires_at: r.expires_at,
-            streaming_until: r.streaming_until,
+            created_at: r.lifetime.created_at,
+            expires_at: r.lifetime.expires_at,
+            streaming_until: r.lifetime.streaming_until,
         })
     }
 }
 
 impl From<&BalanceItem> for BalanceRecord {
     fn from(item: &BalanceItem) -> Self {
-        let (token, spender, permit2) = key_attributes(&item.key);
         BalanceRecord {
-            pk: keys::balance_pk(item.chain_id, &item.owner),
-            sk: keys::balance_sk(&item.key),
-            chain_id: item.chain_id,
-            owner: lower(&item.owner),
-            token,
-            spender,
-            permit2,
+            key: ItemKey::new(
+                keys::balance_pk(item.chain_id, &item.owner),
+                keys::balance_sk(&item.key),
+            ),
+            identity: ValueIdentity::new(item.chain_id, &item.owner, &item.key),
             read: read_text(&item.read),
             block: item.block,
             tx: item.tx_hash.map(|h| h.to_string()),
             updated_at: 0,
-            symbol: None,
-            name: None,
-            decimals: None,
+            metadata: TokenMetadataAttributes::default(),
             version: 0,
             first: false,
         }
@@ -290,30 +245,27 @@ impl TryFrom<BalanceRecord> for BalanceItem {
     type Error = StorageError;
 
     fn try_from(r: BalanceRecord) -> Result<Self, StorageError> {
-        let key = format!("{}/{}", r.pk, r.sk);
-        let read = parse_read(&key, &r.read)?;
+        let at = r.key.to_string();
+        let (owner, key) = r.identity.decode(&at)?;
         Ok(BalanceItem {
-            chain_id: r.chain_id,
-            owner: address(&key, "owner", &r.owner)?,
-            key: balance_key(&key, &r.token, r.spender.as_deref(), r.permit2)?,
-            read,
+            chain_id: r.identity.chain_id,
+            owner,
+            key,
+            read: parse_read(&at, &r.read)?,
             block: r.block,
-            tx_hash: r.tx.as_deref().map(|t| hash(&key, t)).transpose()?,
+            tx_hash: r.tx.as_deref().map(|t| hash(&at, t)).transpose()?,
         })
     }
 }
 
 impl FeedRecord {
     pub fn new(entry: &FeedEntry, ttl: u64) -> Self {
-        let (token, spender, permit2) = key_attributes(&entry.key);
         FeedRecord {
-            pk: keys::feed_pk(entry.chain_id, &entry.owner),
-            sk: entry.position.to_string(),
-            chain_id: entry.chain_id,
-            owner: lower(&entry.owner),
-            token,
-            spender,
-            permit2,
+            key: ItemKey::new(
+                keys::feed_pk(entry.chain_id, &entry.owner),
+                entry.position.to_string(),
+            ),
+            identity: ValueIdentity::new(entry.chain_id, &entry.owner, &entry.key),
             value: entry.value.to_string(),
             previous: entry.previous.map(|p| p.to_string()),
             block: entry.block,
@@ -328,16 +280,17 @@ impl TryFrom<FeedRecord> for FeedEntry {
     type Error = StorageError;
 
     fn try_from(r: FeedRecord) -> Result<Self, StorageError> {
-        let key = format!("{}/{}", r.pk, r.sk);
+        let at = r.key.to_string();
+        let (owner, key) = r.identity.decode(&at)?;
         Ok(FeedEntry {
-            position: FeedPosition::parse(&r.sk).map_err(|e| StorageError::corrupt(&key, e))?,
-            chain_id: r.chain_id,
-            owner: address(&key, "owner", &r.owner)?,
-            key: balance_key(&key, &r.token, r.spender.as_deref(), r.permit2)?,
-            value: amount(&key, &r.value)?,
-            previous: r.previous.as_deref().map(|p| amount(&key, p)).transpose()?,
+            position: FeedPosition::parse(&r.key.sk).map_err(|e| StorageError::corrupt(&at, e))?,
+            chain_id: r.identity.chain_id,
+            owner,
+            key,
+            value: amount(&at, &r.value)?,
+            previous: r.previous.as_deref().map(|p| amount(&at, p)).transpose()?,
             block: r.block,
-            tx_hash: r.tx.as_deref().map(|t| hash(&key, t)).transpose()?,
+            tx_hash: r.tx.as_deref().map(|t| hash(&at, t)).transpose()?,
             version: r.version,
         })
     }
@@ -386,6 +339,8 @@ impl TryFrom<CursorRecord> for ChainCursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::address::lower;
+    use crate::domain::model::BalanceKey;
     use aws_sdk_dynamodb::types::AttributeValue;
     use std::collections::HashMap;
 
@@ -394,6 +349,22 @@ mod tests {
     fn roundtrip<R: Serialize + for<'de> Deserialize<'de>>(record: R) -> R {
         let item: SdkItem = serde_dynamo::to_item(record).unwrap();
         serde_dynamo::from_item(item).unwrap()
+    }
+
+    fn decode<R: for<'de> Deserialize<'de>>(item: SdkItem) -> Result<R, serde_dynamo::Error> {
+        serde_dynamo::from_item(item)
+    }
+
+    fn names(item: &SdkItem) -> BTreeSet<&str> {
+        item.keys().map(String::as_str).collect()
+    }
+
+    fn n(value: impl ToString) -> AttributeValue {
+        AttributeValue::N(value.to_string())
+    }
+
+    fn s(value: &str) -> AttributeValue {
+        AttributeValue::S(value.into())
     }
 
     #[test]
@@ -496,46 +467,49 @@ mod tests {
             ..Session::new(1, Address::repeat_byte(1), 10)
         };
         let record = SessionRecord {
-            pk: keys::session_pk(1),
-            sk: keys::session_sk(&session.owner),
+            key: ItemKey::new(keys::session_pk(1), keys::session_sk(&session.owner)),
             chain_id: 1,
             owner: lower(&session.owner),
-            tokens: session.asked.custom_tokens.iter().map(lower).collect(),
-            spenders: session.erc20_spenders().map(lower).collect(),
-            permit2_spenders: session.permit2_spenders().map(lower).collect(),
-            token_lists: BTreeSet::new(),
-            lists: session.asked.token_lists.clone(),
-            discover: true,
+            asks: SessionAsksAttributes {
+                tokens: session.asked.custom_tokens.iter().map(lower).collect(),
+                spenders: session.erc20_spenders().map(lower).collect(),
+                permit2_spenders: session.permit2_spenders().map(lower).collect(),
+                token_lists: BTreeSet::new(),
+                lists: session.asked.token_lists.clone(),
+                discover: true,
+            },
             discovered: session.discovered.iter().map(lower).collect(),
             read_block: 9,
             revision: 2,
             complete_revision: 1,
-            created_at: 10,
-            expires_at: 20,
-            streaming_until: 15,
+            lifetime: SessionLifetime {
+                created_at: 10,
+                expires_at: 20,
+                streaming_until: 15,
+            },
         };
         assert_eq!(Session::try_from(roundtrip(record)).unwrap(), session);
 
         // A session written before lists were followed by reference: its URLs are kept
         // (generation unknown) and its expanded tokens are tracked as custom tokens.
         let legacy = SessionRecord {
-            pk: keys::session_pk(1),
-            sk: keys::session_sk(&session.owner),
+            key: ItemKey::new(keys::session_pk(1), keys::session_sk(&session.owner)),
             chain_id: 1,
             owner: lower(&session.owner),
-            tokens: [lower(&Address::repeat_byte(2))].into(),
-            spenders: BTreeSet::new(),
-            permit2_spenders: BTreeSet::new(),
-            token_lists: ["https://lists.example/old.json".to_string()].into(),
-            lists: BTreeMap::new(),
-            discover: false,
+            asks: SessionAsksAttributes {
+                tokens: [lower(&Address::repeat_byte(2))].into(),
+                token_lists: ["https://lists.example/old.json".to_string()].into(),
+                ..SessionAsksAttributes::default()
+            },
             discovered: BTreeSet::new(),
             read_block: 0,
             revision: 0,
             complete_revision: 0,
-            created_at: 10,
-            expires_at: 20,
-            streaming_until: 0,
+            lifetime: SessionLifetime {
+                created_at: 10,
+                expires_at: 20,
+                streaming_until: 0,
+            },
         };
         let legacy = Session::try_from(roundtrip(legacy)).unwrap();
         assert_eq!(
@@ -574,5 +548,300 @@ mod tests {
             BalanceItem::try_from(record),
             Err(StorageError::Corrupt { .. })
         ));
+    }
+
+    /// A balance item with every attribute a writer may set, as the table holds it.
+    fn full_balance_item(index: u64) -> SdkItem {
+        let mut item = SdkItem::from([
+            ("pk".to_string(), s(&format!("B#1#0x{}", "aa".repeat(20)))),
+            (
+                "sk".to_string(),
+                s(&format!("A#0x{index:040x}#0x{}", "c9".repeat(20))),
+            ),
+            ("chain_id".to_string(), n(1)),
+            ("owner".to_string(), s(&format!("0x{}", "aa".repeat(20)))),
+            ("token".to_string(), s(&format!("0x{index:040x}"))),
+            ("spender".to_string(), s(&format!("0x{}", "c9".repeat(20)))),
+            ("permit2".to_string(), AttributeValue::Bool(true)),
+            (
+                "read".to_string(),
+                s(&(U256::MAX - U256::from(index)).to_string()),
+            ),
+            ("block".to_string(), n(u64::MAX)),
+            ("tx".to_string(), s(&format!("0x{}", "9a".repeat(32)))),
+            ("updated_at".to_string(), n(1_764_000_000_000u64)),
+            ("symbol".to_string(), s("USDC")),
+            ("name".to_string(), s("USD Coin")),
+            ("decimals".to_string(), n(6)),
+            ("version".to_string(), n(3 + index)),
+            ("first".to_string(), AttributeValue::Bool(true)),
+        ]);
+        // Written by other writers of the partition's items; a reader passes over them.
+        item.insert("ttl".into(), n(5));
+        item
+    }
+
+    #[test]
+    fn balance_items_keep_their_attribute_names_and_types() {
+        let record: BalanceRecord = decode(full_balance_item(7)).unwrap();
+        assert_eq!(record.identity.chain_id, 1);
+        assert!(record.identity.permit2 && record.first);
+        assert_eq!((record.block, record.version), (u64::MAX, 10));
+        assert_eq!(record.metadata.metadata().unwrap().decimals, 6);
+        let written: SdkItem = serde_dynamo::to_item(&record).unwrap();
+        // `version` is counted by DynamoDB, never written whole.
+        assert_eq!(
+            names(&written),
+            [
+                "pk",
+                "sk",
+                "chain_id",
+                "owner",
+                "token",
+                "spender",
+                "permit2",
+                "read",
+                "block",
+                "tx",
+                "updated_at",
+                "symbol",
+                "name",
+                "decimals",
+                "first"
+            ]
+            .into()
+        );
+        assert_eq!(written["block"], n(u64::MAX));
+        assert_eq!(written["permit2"], AttributeValue::Bool(true));
+        assert_eq!(written["decimals"], n(6));
+        // Optional attributes absent: not written, and read back as their defaults.
+        let plain = BalanceRecord::from(&BalanceItem {
+            chain_id: 1,
+            owner: Address::repeat_byte(1),
+            key: BalanceKey::Balance {
+                token: Address::repeat_byte(2),
+            },
+            read: TokenRead::Failed,
+            block: 1,
+            tx_hash: None,
+        });
+        let written: SdkItem = serde_dynamo::to_item(&plain).unwrap();
+        assert_eq!(
+            names(&written),
+            [
+                "pk",
+                "sk",
+                "chain_id",
+                "owner",
+                "token",
+                "read",
+                "block",
+                "updated_at"
+            ]
+            .into()
+        );
+        let back: BalanceRecord = decode(written).unwrap();
+        assert!(!back.identity.permit2 && !back.first && back.version == 0);
+        assert!(back.metadata.metadata().is_none() && back.tx.is_none());
+        // A required attribute missing, or of another type, is a corrupt item.
+        let mut item = full_balance_item(1);
+        item.remove("read");
+        assert!(decode::<BalanceRecord>(item).is_err());
+        let mut item = full_balance_item(1);
+        item.insert("permit2".into(), s("yes"));
+        assert!(decode::<BalanceRecord>(item).is_err());
+        let mut item = full_balance_item(1);
+        item.insert("block".into(), n(-1));
+        assert!(decode::<BalanceRecord>(item).is_err());
+        let mut item = full_balance_item(1);
+        item.insert("tx".into(), AttributeValue::Null(true));
+        assert!(decode::<BalanceRecord>(item).unwrap().tx.is_none());
+    }
+
+    #[test]
+    fn feed_items_keep_their_attribute_names_and_types() {
+        let entry = FeedEntry {
+            position: FeedPosition::parse("123456789").unwrap(),
+            chain_id: 5,
+            owner: Address::repeat_byte(1),
+            key: BalanceKey::Permit2 {
+                token: Address::repeat_byte(2),
+                spender: Address::repeat_byte(3),
+            },
+            value: U256::from(10),
+            previous: Some(U256::from(9)),
+            block: u64::MAX,
+            tx_hash: Some(B256::repeat_byte(9)),
+            version: 4,
+        };
+        let written: SdkItem = serde_dynamo::to_item(FeedRecord::new(&entry, 1000)).unwrap();
+        assert_eq!(
+            names(&written),
+            [
+                "pk", "sk", "chain_id", "owner", "token", "spender", "permit2", "value",
+                "previous", "block", "tx", "ttl", "version"
+            ]
+            .into()
+        );
+        assert_eq!(written["value"], s("10"));
+        assert_eq!(written["permit2"], AttributeValue::Bool(true));
+        assert_eq!(written["block"], n(u64::MAX));
+        let back: FeedRecord = decode(written).unwrap();
+        assert_eq!(FeedEntry::try_from(back).unwrap(), entry);
+    }
+
+    #[test]
+    fn session_items_keep_their_attribute_names_through_flattening() {
+        let item = SdkItem::from([
+            ("pk".to_string(), s("S#1")),
+            ("sk".to_string(), s(&format!("0x{}", "01".repeat(20)))),
+            ("chain_id".to_string(), n(1)),
+            ("owner".to_string(), s(&format!("0x{}", "01".repeat(20)))),
+            (
+                "tokens".to_string(),
+                AttributeValue::Ss(vec![format!("0x{}", "02".repeat(20))]),
+            ),
+            (
+                "spenders".to_string(),
+                AttributeValue::Ss(vec![format!("0x{}", "03".repeat(20))]),
+            ),
+            (
+                "permit2_spenders".to_string(),
+                AttributeValue::Ss(vec![format!("0x{}", "04".repeat(20))]),
+            ),
+            (
+                "token_lists".to_string(),
+                AttributeValue::Ss(vec!["https://a.example/l.json".into()]),
+            ),
+            (
+                "lists".to_string(),
+                AttributeValue::M([("https://b.example/l.json".to_string(), n(u64::MAX))].into()),
+            ),
+            ("discover".to_string(), AttributeValue::Bool(true)),
+            (
+                "discovered".to_string(),
+                AttributeValue::Ss(vec![format!("0x{}", "05".repeat(20))]),
+            ),
+            ("read_block".to_string(), n(9)),
+            ("revision".to_string(), n(2)),
+            ("complete_revision".to_string(), n(1)),
+            ("created_at".to_string(), n(10)),
+            ("expires_at".to_string(), n(u64::MAX)),
+            ("streaming_until".to_string(), n(15)),
+        ]);
+        let record: SessionRecord = serde_dynamo::from_item(item.clone()).unwrap();
+        assert!(record.asks.discover);
+        assert_eq!(record.asks.lists["https://b.example/l.json"], u64::MAX);
+        assert_eq!(record.lifetime.expires_at, u64::MAX);
+        assert_eq!(
+            (record.read_block, record.lifetime.streaming_until),
+            (9, 15)
+        );
+        let written: SdkItem = serde_dynamo::to_item(&record).unwrap();
+        assert_eq!(names(&written), names(&item));
+        assert_eq!(written["lists"], item["lists"]);
+        assert_eq!(written["discover"], AttributeValue::Bool(true));
+        // The attributes a session written before them lacks read as their defaults.
+        let minimal: SdkItem = ["pk", "sk", "chain_id", "owner", "created_at", "expires_at"]
+            .into_iter()
+            .map(|name| (name.to_string(), item[name].clone()))
+            .collect();
+        let record: SessionRecord = serde_dynamo::from_item(minimal).unwrap();
+        assert!(record.asks.tokens.is_empty() && !record.asks.discover);
+        assert_eq!(record.lifetime.streaming_until, 0);
+    }
+
+    #[test]
+    fn token_metadata_items_keep_their_attribute_names() {
+        let record = TokenMetadataRecord {
+            key: ItemKey::new("M#1", format!("0x{}", "02".repeat(20))),
+            metadata: TokenMetadataAttributes {
+                symbol: Some("USDC".into()),
+                name: Some("USD Coin".into()),
+                decimals: Some(6),
+            },
+            ttl: 99,
+        };
+        let written: SdkItem = serde_dynamo::to_item(&record).unwrap();
+        assert_eq!(
+            names(&written),
+            ["pk", "sk", "symbol", "name", "decimals", "ttl"].into()
+        );
+        assert_eq!(written["decimals"], n(6));
+        let back: TokenMetadataRecord = roundtrip(record);
+        assert_eq!(back.metadata.metadata().unwrap().decimals, 6);
+        assert_eq!(back.ttl, 99);
+    }
+
+    /// What decoding a wallet's values costs: 5,000 stored balance items decoded the way a
+    /// snapshot decodes them, beside the flat derived shape they had before their attributes
+    /// were grouped. `cargo test -p live-balances --lib --release -- --ignored --nocapture decode`
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn decode_cost_of_5000_balance_items() {
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct FlatBalanceRecord {
+            pk: String,
+            sk: String,
+            chain_id: u64,
+            owner: String,
+            token: String,
+            #[serde(default)]
+            spender: Option<String>,
+            #[serde(default)]
+            permit2: bool,
+            read: String,
+            block: u64,
+            #[serde(default)]
+            tx: Option<String>,
+            updated_at: u64,
+            #[serde(default)]
+            symbol: Option<String>,
+            #[serde(default)]
+            name: Option<String>,
+            #[serde(default)]
+            decimals: Option<u8>,
+            #[serde(default)]
+            version: u64,
+            #[serde(default)]
+            first: bool,
+        }
+        let batch = || {
+            (0..5_000)
+                .map(|i| serde_dynamo::Item::from(full_balance_item(i)))
+                .collect::<Vec<_>>()
+        };
+        let time = |decode: &dyn Fn(Vec<serde_dynamo::Item>) -> usize| {
+            let mut rounds: Vec<std::time::Duration> = (0..21)
+                .map(|_| {
+                    let items = batch();
+                    let start = std::time::Instant::now();
+                    assert_eq!(decode(items), 5_000);
+                    start.elapsed()
+                })
+                .collect();
+            rounds.sort();
+            rounds[rounds.len() / 2]
+        };
+        let flat = time(&|items| {
+            items
+                .into_iter()
+                .map(|i| serde_dynamo::from_item::<_, FlatBalanceRecord>(i).unwrap())
+                .collect::<Vec<_>>()
+                .len()
+        });
+        let grouped = time(&|items| {
+            items
+                .into_iter()
+                .map(|i| serde_dynamo::from_item::<_, BalanceRecord>(i).unwrap())
+                .collect::<Vec<_>>()
+                .len()
+        });
+        println!(
+            "5,000 balance items, median of 21: flat derive {flat:?}, grouped {grouped:?}, \
+             ratio {:.2}",
+            grouped.as_secs_f64() / flat.as_secs_f64()
+        );
     }
 }

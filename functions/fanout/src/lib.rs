@@ -19,15 +19,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::diff::feed_entry;
+use crate::settings::FanoutSettings;
 use alloy::primitives::Address;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{Error, LambdaEvent, tracing};
-use live_balances::config::Settings;
 use live_balances::domain::model::{FeedEntry, FeedEvent, FeedPosition};
 use live_balances::runtime::clock::{unix_now, unix_now_ms};
 
 mod diff;
+pub mod settings;
 mod telemetry;
 use live_balances::storage::{
     ChainLogEntry, StorageError, StreamImage, Table, balance_item_from_image, image_is_first_read,
@@ -49,7 +50,7 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(table: Table, settings: &Settings) -> Self {
+    pub fn new(table: Table, settings: &FanoutSettings) -> Self {
         Self {
             table,
             feed_ttl: settings.feed_ttl,

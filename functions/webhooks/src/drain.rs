@@ -3,7 +3,7 @@
 //! subscription's time runs out.
 
 use lambda_runtime::tracing;
-use live_balances::domain::webhook::SubscriptionStatus;
+use live_balances::domain::webhook::DeliveryHealth;
 use live_balances::runtime::clock::unix_now;
 use live_balances::storage::{StorageError, Written};
 
@@ -53,9 +53,7 @@ impl Queue<'_> {
                 .await?;
             if parked.is_empty() {
                 state.table.webhook_recovered(&sub.id).await?;
-                sub.status = SubscriptionStatus::Active;
-                sub.failing_since = None;
-                sub.last_error = None;
+                sub.health = DeliveryHealth::active();
                 return Ok(true);
             }
             for mut item in parked {

@@ -82,7 +82,8 @@ async fn open_secrets(
     sub: &Subscription,
 ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
     let key = state.data_key.for_opening().await;
-    sub.signing_secrets(unix_now())
+    sub.secrets
+        .at(unix_now())
         .into_iter()
         .map(|sealed| match (sealed, &key) {
             // Stored in the clear by an older version: no key needed.
@@ -113,7 +114,7 @@ impl Queue<'_> {
     ) -> Result<(), StorageError> {
         let state = self.state;
         let (owner, position) = (event.owner(), event.position().clone());
-        if let SubscriptionStatus::Disabled { .. } = self.sub.status {
+        if let SubscriptionStatus::Disabled { .. } = self.sub.health.status {
             tracing::debug!(subscription = %self.sub.id, position = %position, "subscription disabled; change not kept");
             return Ok(());
         }
@@ -136,13 +137,13 @@ impl Queue<'_> {
         if !*held_back && self.budget.spent() {
             // Out of time for this batch: what is left waits, parked in order, for the next.
             *held_back = true;
-            if sub.status == SubscriptionStatus::Active {
+            if sub.health.status == SubscriptionStatus::Active {
                 state.table.webhook_backlogged(&sub.id).await?;
-                sub.status = SubscriptionStatus::Backlogged;
+                sub.health.status = SubscriptionStatus::Backlogged;
             }
             tracing::warn!(subscription = %sub.id, "delivery time for this batch used up; the rest is parked");
         }
-        let clear = match sub.status {
+        let clear = match sub.health.status {
             _ if *held_back => false,
             SubscriptionStatus::Active => true,
             // One try at the oldest parked delivery: the backlog goes first.
@@ -191,7 +192,7 @@ pub(crate) async fn park(
     parked: &ParkedDelivery,
 ) -> Result<(), StorageError> {
     let ttl = unix_now().saturating_add(state.settings.delivery.parked_ttl.as_secs());
-    tracing::warn!(subscription = %sub.id, owner = %parked.owner, position = %parked.position, attempts = parked.attempts, status = sub.status.name(), "delivery parked");
+    tracing::warn!(subscription = %sub.id, owner = %parked.owner, position = %parked.position, attempts = parked.attempts, status = sub.health.status.name(), "delivery parked");
     telemetry::delivery(sub.chain_id, "parked");
     state.table.park_webhook_delivery(parked, ttl).await
 }
@@ -206,10 +207,11 @@ pub(crate) async fn delivered_now(
         .table
         .mark_webhook_delivered(&sub.id, owner, position)
         .await?;
-    if sub.failing_since.is_some() && matches!(sub.status, SubscriptionStatus::Active) {
+    if sub.health.failing_since.is_some() && matches!(sub.health.status, SubscriptionStatus::Active)
+    {
         state.table.webhook_delivering(&sub.id).await?;
-        sub.failing_since = None;
-        sub.last_error = None;
+        sub.health.failing_since = None;
+        sub.health.last_error = None;
     }
     Ok(())
 }
@@ -228,19 +230,23 @@ pub(crate) async fn failed(
         None => {
             *sub = match state.table.webhook(&sub.id).await? {
                 Some(current) => current,
-                None => Subscription {
-                    status: SubscriptionStatus::Disabled {
+                None => {
+                    let mut deleted = sub.clone();
+                    deleted.health.status = SubscriptionStatus::Disabled {
                         at: now,
                         reason: "deleted".into(),
-                    },
-                    ..sub.clone()
-                },
+                    };
+                    deleted
+                }
             };
             return Ok(());
         }
     }
-    if sub.disable_due(now, state.settings.delivery.disable_after) {
-        let since = sub.failing_since.unwrap_or(now);
+    if sub
+        .health
+        .disable_due(now, state.settings.delivery.disable_after)
+    {
+        let since = sub.health.failing_since.unwrap_or(now);
         let reason = format!(
             "no delivery succeeded for {} s (failing since {since}); last error: {error}",
             now.saturating_sub(since)
@@ -254,7 +260,7 @@ pub(crate) async fn failed(
                 .await?;
         }
         tracing::warn!(subscription = %sub.id, since, "subscription disabled");
-        sub.status = SubscriptionStatus::Disabled { at: now, reason };
+        sub.health.status = SubscriptionStatus::Disabled { at: now, reason };
     }
     Ok(())
 }

@@ -123,7 +123,7 @@ pub(crate) async fn queues(
                         .await?
                     {
                         if let Some(sub) = lookups.subscription(&state.table, &id).await?
-                            && sub.wants(kind, &owner, Some(&token))
+                            && sub.filter.wants(kind, &owner, Some(&token))
                         {
                             wanted.push((sub, Work::Deliver(event.clone())));
                         }

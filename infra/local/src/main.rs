@@ -116,9 +116,9 @@ fn print_banner(
         .collect();
     println!(
         "\nlive-balances is running.\n\n  API (function URL)  {api}\n  API (server)        {server}\n  DynamoDB Local      {ddb}\n{rpcs}  logs                {logs}",
-        api = stack.api_url,
-        server = stack.server_url,
-        ddb = stack.dynamodb_url,
+        api = stack.endpoints.api,
+        server = stack.endpoints.server,
+        ddb = stack.endpoints.dynamodb,
         logs = stack.options.log_dir.display(),
     );
     let sealing_key = stack
@@ -129,7 +129,7 @@ fn print_banner(
         "\n  API key (tenant dev)  {key}\n  webhook secrets' local data key (WEBHOOK_SECRETS_KEY)  {sealing_key}\n\nThe back-end routes (orders, webhooks) take the key: -H 'authorization: Bearer {key}'.\nMore keys (and list, revoke):\n  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 TABLE_NAME={table} \\\n    DYNAMODB_ENDPOINT={ddb} ./target/debug/api-keys create <tenant>",
         key = stack.api_key,
         table = stack.options.table_name,
-        ddb = stack.dynamodb_url,
+        ddb = stack.endpoints.dynamodb,
     );
     for (chain, _, tokens) in chains {
         print_chain(stack, devnet, *chain, &owner, tokens);
@@ -137,7 +137,7 @@ fn print_banner(
     if chains.len() > 1 {
         println!(
             "Every chain is served by the same api (both transports) and poller: GET {}/health lists them all.\n",
-            stack.api_url
+            stack.endpoints.api
         );
     }
     println!("Ctrl-C stops everything.");
@@ -163,11 +163,11 @@ fn print_chain(
     };
     println!(
         "Create a session:\n\n  curl -s -X POST -H 'content-type: application/json' \\\n    -d '{{\"customTokens\":[{token_list}]}}' \\\n    {}/{chain}/sessions/{owner}\n",
-        stack.api_url
+        stack.endpoints.api
     );
     println!(
         "Stream its balances (updates arrive as the demo activity moves tokens), through the\nfunction URL or the server — the same API:\n\n  curl -N {}/sse/{chain}/balances/{owner}\n  curl -N {}/sse/{chain}/balances/{owner}\n",
-        stack.api_url, stack.server_url
+        stack.endpoints.api, stack.endpoints.server
     );
     let query = if devnet {
         let tokens: Vec<String> = tokens.iter().map(lower).collect();
@@ -177,6 +177,6 @@ fn print_chain(
     };
     println!(
         "Or watch it live in the browser (press Start), on either transport:\n\n  {}/demo{query}\n  {}/demo{query}\n",
-        stack.api_url, stack.server_url
+        stack.endpoints.api, stack.endpoints.server
     );
 }

@@ -33,7 +33,6 @@ use std::time::Duration;
 
 use alloy::eips::BlockNumberOrTag;
 use live_balances::chain::{BalanceReader, NativeSource};
-use live_balances::config::Settings;
 use live_balances::domain::model::ChainCursor;
 use live_balances::runtime::backoff::Backoff;
 use live_balances::runtime::clock::unix_now;
@@ -46,6 +45,7 @@ use crate::error::PollerError;
 use crate::heads::{Head, HeadSignal};
 use crate::held::HeldValues;
 use crate::metrics::Metrics;
+use crate::settings::PollerSettings;
 use backlog::Backlog;
 use native::NativeChoice;
 use pacing::HeadPacing;
@@ -100,25 +100,28 @@ impl ChainWatcher {
         chain_id: u64,
         reader: BalanceReader,
         table: Table,
-        settings: &Settings,
+        settings: &PollerSettings,
         metrics: Arc<Metrics>,
         heads: Arc<HeadSignal>,
     ) -> Self {
         let tracking = &settings.tracking;
-        let poller = &settings.poller;
         Self {
             chain_id,
             reader,
             table,
             settings: WatcherSettings {
-                max_block_range: poller.max_block_range,
+                max_block_range: settings.rpc.max_block_range,
                 feed_ttl: settings.feed_ttl,
                 max_discovered: tracking.max_discovered_tokens,
             },
             report: ChainReport::new(chain_id, metrics),
-            pacing: HeadPacing::new(heads, poller.head_poll_interval, poller.snapshot_interval),
+            pacing: HeadPacing::new(
+                heads,
+                settings.head_poll_interval,
+                settings.snapshot_interval,
+            ),
             sweeps: Sweeps::new(
-                poller.snapshot_interval,
+                settings.snapshot_interval,
                 tracking.sweep_all_interval,
                 tracking.sweep_reads_per_block,
                 tracking.native_poll_interval,
@@ -128,7 +131,7 @@ impl ChainWatcher {
             native: NativeChoice::new(tracking.native_balances, tracking.native_poll_interval),
             watching: Watching::new(
                 settings.chains.get(&chain_id).and_then(|c| c.weth),
-                poller.session_pass_interval,
+                settings.session_pass_interval,
             ),
             held: HeldValues::default(),
         }

@@ -1,7 +1,9 @@
 //! The configuration page (`docs/src/configuration.md`) held to the code: every variable the
 //! binaries read is on it, and every variable on it is read. It lives in the server's crate
 //! because the server's dependencies hold every binary's settings: the shared ones and the
-//! chain secret (`live_balances::config`), the api's (`api::settings`) and the server's own.
+//! chain secret (`live_balances::config`), the api's (`api::settings`) and the server's own,
+//! and as dev-dependencies the poller's (`poller::settings`) and the fanout's
+//! (`fanout::settings`).
 //! The names come from what one [`Vars`] was asked for while each was parsed, from the direct
 //! `std::env::var` reads in the binaries' sources, and from the few variables a library reads
 //! for us.
@@ -9,7 +11,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use api::settings::ApiSettings;
+use fanout::settings::FanoutSettings;
 use live_balances::config::{ChainSecret, Vars};
+use poller::settings::PollerSettings;
 
 use super::ServerSettings;
 
@@ -46,6 +50,8 @@ fn names_read() -> BTreeSet<String> {
     assert_eq!(ChainSecret::from_vars(&vars), Ok(None), "no chain secret");
     ApiSettings::from_vars(&vars).expect("settings from an almost empty environment");
     ServerSettings::from_vars(&vars).expect("server settings from an almost empty environment");
+    PollerSettings::from_vars(&vars).expect("poller settings from an almost empty environment");
+    FanoutSettings::from_vars(&vars).expect("fanout settings from an almost empty environment");
     let mut names = vars.asked();
     for dir in SOURCES {
         direct_reads(&repository().join(dir), &mut names);

@@ -8,8 +8,12 @@ use serde::{Deserialize, Serialize};
 use crate::domain::address::{lower, parse_address};
 use crate::domain::api_key::Tenant;
 use crate::domain::model::FeedPosition;
-use crate::domain::webhook::{EventKind, ParkedDelivery, Subscription, SubscriptionStatus};
+use crate::domain::webhook::{
+    DeliveryHealth, EventKind, ParkedDelivery, SigningSecrets, Subscription, SubscriptionFilter,
+    SubscriptionStatus,
+};
 use crate::runtime::sealing::SealedSecret;
+use crate::storage::item_parts::ItemKey;
 use crate::storage::{StorageError, keys};
 
 pub(super) const ACTIVE: &str = "active";
@@ -18,24 +22,47 @@ pub(super) const DISABLED: &str = "disabled";
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct SubscriptionRecord {
-    pub(super) pk: String,
-    pub(super) sk: String,
+    #[serde(flatten)]
+    pub(super) key: ItemKey,
     pub(super) id: String,
     pub(super) chain_id: u64,
     pub(super) url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) tenant: Option<String>,
+    #[serde(flatten)]
+    pub(super) secrets: SecretsAttributes,
+    #[serde(flatten)]
+    pub(super) filter: FilterAttributes,
+    pub(super) created_at: u64,
+    #[serde(flatten)]
+    pub(super) health: HealthAttributes,
+    #[serde(default)]
+    pub(super) replays: u64,
+}
+
+/// A subscription's signing secrets as stored.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct SecretsAttributes {
     /// Sealed (`sealed.v1.…`); in the clear only in items from before sealing.
     pub(super) secret: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) previous_secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) previous_secret_until: Option<u64>,
+}
+
+/// Which changes a subscription is for, as stored (lowercase addresses, event names).
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct FilterAttributes {
     pub(super) wallets: BTreeSet<String>,
     #[serde(default)]
     pub(super) tokens: BTreeSet<String>,
     pub(super) kinds: BTreeSet<String>,
-    pub(super) created_at: u64,
+}
+
+/// How a subscription's deliveries are going, as stored.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct HealthAttributes {
     pub(super) status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) disabled_at: Option<u64>,
@@ -45,8 +72,6 @@ pub(super) struct SubscriptionRecord {
     pub(super) failing_since: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) last_error: Option<String>,
-    #[serde(default)]
-    pub(super) replays: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -80,34 +105,114 @@ pub(super) struct ParkedRecord {
 
 impl From<&Subscription> for SubscriptionRecord {
     fn from(sub: &Subscription) -> Self {
-        let (disabled_at, disabled_reason) = match &sub.status {
-            SubscriptionStatus::Disabled { at, reason } => (Some(*at), Some(reason.clone())),
-            _ => (None, None),
-        };
         Self {
-            pk: keys::subscription_pk(&sub.id),
-            sk: keys::SUBSCRIPTION_SK.into(),
+            key: ItemKey::new(keys::subscription_pk(&sub.id), keys::SUBSCRIPTION_SK),
             id: sub.id.clone(),
             chain_id: sub.chain_id,
             url: sub.url.clone(),
             tenant: sub.tenant.as_ref().map(Tenant::to_string),
-            secret: sub.secret.stored().to_string(),
-            previous_secret: sub
-                .previous_secret
-                .as_ref()
-                .map(|(p, _)| p.stored().to_string()),
-            previous_secret_until: sub.previous_secret.as_ref().map(|(_, until)| *until),
-            wallets: sub.wallets.iter().map(lower).collect(),
-            tokens: sub.tokens.iter().map(lower).collect(),
-            kinds: sub.kinds.iter().map(|k| k.name().to_string()).collect(),
+            secrets: SecretsAttributes::from(&sub.secrets),
+            filter: FilterAttributes::from(&sub.filter),
             created_at: sub.created_at,
-            status: sub.status.name().into(),
-            disabled_at,
-            disabled_reason,
-            failing_since: sub.failing_since,
-            last_error: sub.last_error.clone(),
+            health: HealthAttributes::from(&sub.health),
             replays: sub.replays,
         }
+    }
+}
+
+impl From<&SigningSecrets> for SecretsAttributes {
+    fn from(secrets: &SigningSecrets) -> Self {
+        Self {
+            secret: secrets.current.stored().to_string(),
+            previous_secret: secrets
+                .previous
+                .as_ref()
+                .map(|(p, _)| p.stored().to_string()),
+            previous_secret_until: secrets.previous.as_ref().map(|(_, until)| *until),
+        }
+    }
+}
+
+impl From<SecretsAttributes> for SigningSecrets {
+    fn from(a: SecretsAttributes) -> Self {
+        Self {
+            current: SealedSecret::from_stored(a.secret),
+            previous: match (a.previous_secret, a.previous_secret_until) {
+                (Some(text), Some(until)) => Some((SealedSecret::from_stored(text), until)),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl From<&SubscriptionFilter> for FilterAttributes {
+    fn from(filter: &SubscriptionFilter) -> Self {
+        Self {
+            wallets: filter.wallets.iter().map(lower).collect(),
+            tokens: filter.tokens.iter().map(lower).collect(),
+            kinds: filter.kinds.iter().map(|k| k.name().to_string()).collect(),
+        }
+    }
+}
+
+impl FilterAttributes {
+    fn decode(&self, key: &str) -> Result<SubscriptionFilter, StorageError> {
+        let addresses = |field: &str, values: &BTreeSet<String>| {
+            values
+                .iter()
+                .map(|v| {
+                    parse_address(v)
+                        .map_err(|e| StorageError::corrupt(key, format!("{field}: {e}")))
+                })
+                .collect::<Result<BTreeSet<_>, _>>()
+        };
+        let kinds = self
+            .kinds
+            .iter()
+            .map(|k| {
+                EventKind::parse(k).ok_or_else(|| StorageError::corrupt(key, format!("kind {k}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(SubscriptionFilter {
+            wallets: addresses("wallets", &self.wallets)?,
+            tokens: addresses("tokens", &self.tokens)?,
+            kinds,
+        })
+    }
+}
+
+impl From<&DeliveryHealth> for HealthAttributes {
+    fn from(health: &DeliveryHealth) -> Self {
+        let (disabled_at, disabled_reason) = match &health.status {
+            SubscriptionStatus::Disabled { at, reason } => (Some(*at), Some(reason.clone())),
+            _ => (None, None),
+        };
+        Self {
+            status: health.status.name().into(),
+            disabled_at,
+            disabled_reason,
+            failing_since: health.failing_since,
+            last_error: health.last_error.clone(),
+        }
+    }
+}
+
+impl HealthAttributes {
+    fn decode(self, key: &str) -> Result<DeliveryHealth, StorageError> {
+        let status = match (self.status.as_str(), self.disabled_at) {
+            (ACTIVE, _) => SubscriptionStatus::Active,
+            (BACKLOGGED, _) => SubscriptionStatus::Backlogged,
+            (DISABLED, at) => SubscriptionStatus::Disabled {
+                at: at.unwrap_or(0),
+                reason: self.disabled_reason.unwrap_or_default(),
+            },
+            (other, _) => return Err(StorageError::corrupt(key, format!("status {other}"))),
+        };
+        Ok(DeliveryHealth {
+            status,
+            failing_since: self.failing_since,
+            last_error: self.last_error,
+        })
     }
 }
 
@@ -115,56 +220,22 @@ impl TryFrom<SubscriptionRecord> for Subscription {
     type Error = StorageError;
 
     fn try_from(r: SubscriptionRecord) -> Result<Self, StorageError> {
-        let key = format!("{}/{}", r.pk, r.sk);
-        let addresses = |field: &str, values: &BTreeSet<String>| {
-            values
-                .iter()
-                .map(|v| {
-                    parse_address(v)
-                        .map_err(|e| StorageError::corrupt(&key, format!("{field}: {e}")))
-                })
-                .collect::<Result<BTreeSet<_>, _>>()
-        };
-        let kinds = r
-            .kinds
-            .iter()
-            .map(|k| {
-                EventKind::parse(k).ok_or_else(|| StorageError::corrupt(&key, format!("kind {k}")))
-            })
-            .collect::<Result<_, _>>()?;
-        let status = match (r.status.as_str(), r.disabled_at) {
-            (ACTIVE, _) => SubscriptionStatus::Active,
-            (BACKLOGGED, _) => SubscriptionStatus::Backlogged,
-            (DISABLED, at) => SubscriptionStatus::Disabled {
-                at: at.unwrap_or(0),
-                reason: r.disabled_reason.clone().unwrap_or_default(),
-            },
-            (other, _) => return Err(StorageError::corrupt(&key, format!("status {other}"))),
-        };
+        let key = r.key.to_string();
         let tenant = r
             .tenant
             .as_deref()
             .map(Tenant::parse)
             .transpose()
             .map_err(|e| StorageError::corrupt(&key, e))?;
-        let previous_secret = match (r.previous_secret, r.previous_secret_until) {
-            (Some(text), Some(until)) => Some((SealedSecret::from_stored(text), until)),
-            _ => None,
-        };
         Ok(Subscription {
-            wallets: addresses("wallets", &r.wallets)?,
-            tokens: addresses("tokens", &r.tokens)?,
+            filter: r.filter.decode(&key)?,
+            health: r.health.decode(&key)?,
             id: r.id,
             chain_id: r.chain_id,
             url: r.url,
             tenant,
-            secret: SealedSecret::from_stored(r.secret),
-            previous_secret,
-            kinds,
+            secrets: r.secrets.into(),
             created_at: r.created_at,
-            status,
-            failing_since: r.failing_since,
-            last_error: r.last_error,
             replays: r.replays,
         })
     }
@@ -187,5 +258,100 @@ impl TryFrom<ParkedRecord> for ParkedDelivery {
             attempts: r.attempts,
             last_error: r.last_error,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use alloy::primitives::Address;
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    use super::*;
+    use crate::storage::Item;
+
+    fn subscription(health: DeliveryHealth) -> Subscription {
+        Subscription {
+            id: "ab".repeat(16),
+            chain_id: 1,
+            url: "https://hooks.example/x".into(),
+            tenant: Tenant::parse("dex").ok(),
+            secrets: SigningSecrets {
+                current: SealedSecret::from_stored("sealed.v1.new".into()),
+                previous: Some((SealedSecret::from_stored("sealed.v1.old".into()), u64::MAX)),
+            },
+            filter: SubscriptionFilter {
+                wallets: [Address::repeat_byte(1)].into(),
+                tokens: [Address::repeat_byte(2)].into(),
+                kinds: [EventKind::BalanceUpdate, EventKind::OrderStatus].into(),
+            },
+            created_at: 10,
+            health,
+            replays: u64::MAX,
+        }
+    }
+
+    fn roundtrip(sub: &Subscription) -> (Item, Subscription) {
+        let item: Item = serde_dynamo::to_item(SubscriptionRecord::from(sub)).unwrap();
+        let back: SubscriptionRecord = serde_dynamo::from_item(item.clone()).unwrap();
+        (item, Subscription::try_from(back).unwrap())
+    }
+
+    #[test]
+    fn subscriptions_keep_their_attribute_names_through_flattening() {
+        let disabled = subscription(DeliveryHealth {
+            status: SubscriptionStatus::Disabled {
+                at: u64::MAX,
+                reason: "gone".into(),
+            },
+            failing_since: Some(5),
+            last_error: Some("503".into()),
+        });
+        let (item, back) = roundtrip(&disabled);
+        assert_eq!(back, disabled);
+        let names: BTreeSet<&str> = item.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "pk",
+                "sk",
+                "id",
+                "chain_id",
+                "url",
+                "tenant",
+                "secret",
+                "previous_secret",
+                "previous_secret_until",
+                "wallets",
+                "tokens",
+                "kinds",
+                "created_at",
+                "status",
+                "disabled_at",
+                "disabled_reason",
+                "failing_since",
+                "last_error",
+                "replays"
+            ]
+            .into()
+        );
+        assert_eq!(item["status"], AttributeValue::S(DISABLED.into()));
+        assert_eq!(item["disabled_at"], AttributeValue::N(u64::MAX.to_string()));
+        // Active and never failing, never rotated: those attributes are not written at all.
+        let mut active = subscription(DeliveryHealth::active());
+        active.secrets.previous = None;
+        let (item, back) = roundtrip(&active);
+        assert_eq!(back, active);
+        for absent in [
+            "previous_secret",
+            "previous_secret_until",
+            "disabled_at",
+            "disabled_reason",
+            "failing_since",
+            "last_error",
+        ] {
+            assert!(!item.contains_key(absent), "{absent}");
+        }
     }
 }

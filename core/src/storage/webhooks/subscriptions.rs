@@ -41,7 +41,7 @@ impl Table {
         if let Some(tenant) = &sub.tenant {
             items.push(tenant_count(&self.name, tenant, 1, Some(max_for_tenant))?);
         }
-        for owner in &sub.wallets {
+        for owner in &sub.filter.wallets {
             let index = WalletIndexRecord {
                 pk: keys::webhook_wallet_pk(sub.chain_id, owner),
                 sk: sub.id.clone(),
@@ -129,7 +129,7 @@ impl Table {
             keys::subscription_pk(&sub.id),
             keys::SUBSCRIPTION_SK.into(),
         )?];
-        for owner in &sub.wallets {
+        for owner in &sub.filter.wallets {
             items.push(key(
                 keys::webhook_wallet_pk(sub.chain_id, owner),
                 sub.id.clone(),
@@ -178,7 +178,7 @@ impl Table {
     ) -> Result<(), StorageError> {
         self.hold_sessions(
             sub.chain_id,
-            sub.wallets.iter().copied(),
+            sub.filter.wallets.iter().copied(),
             &Holder::Webhook(&sub.id).key(),
             held.then_some(HOLD_FOREVER),
             now,

@@ -58,7 +58,7 @@ impl LocalStack {
             self.start_function_instance("webhooks", instance)?;
         }
         let http = reqwest::Client::new();
-        let health = format!("{}/health", self.api_url);
+        let health = format!("{}/health", self.endpoints.api);
         wait_for("api function", Duration::from_secs(120), || async {
             self.check_all()?;
             // Any JSON answer means the function runs; health itself turns green only once the
@@ -73,8 +73,8 @@ impl LocalStack {
         })
         .await?;
         for (name, url) in [
-            ("fanout", &self.fanout_invoke_url),
-            ("webhooks", &self.webhooks_invoke_url),
+            ("fanout", &self.endpoints.fanout_invoke),
+            ("webhooks", &self.endpoints.webhooks_invoke),
         ] {
             wait_for(
                 &format!("{name} function"),
@@ -150,8 +150,8 @@ impl LocalStack {
     /// Starts one pump per stream consumer, each reading the whole stream on its own: the
     /// fanout's (`pump`) and the webhooks function's (`pump-webhooks`).
     pub(super) fn start_pump(&self) -> anyhow::Result<()> {
-        self.start_pump_as("pump", &self.fanout_invoke_url.clone())?;
-        self.start_pump_as("pump-webhooks", &self.webhooks_invoke_url.clone())
+        self.start_pump_as("pump", &self.endpoints.fanout_invoke.clone())?;
+        self.start_pump_as("pump-webhooks", &self.endpoints.webhooks_invoke.clone())
     }
 
     /// Starts (again) a pump as service `name` feeding the function at `invoke_url`, from the

@@ -77,23 +77,31 @@ pub struct LocalStack {
     pub rpc_url: String,
     /// The second anvil devnet, when [`StackOptions::second_anvil_port`] asked for one.
     pub second_chain: Option<LocalChain>,
-    pub dynamodb_url: String,
-    /// Base URL of the api function's function URL: `…/lambda-url/api`.
-    pub api_url: String,
-    /// Base URL of the same api served by the long-lived server: `http://127.0.0.1:<port>`.
-    pub server_url: String,
-    pub fanout_invoke_url: String,
-    /// The webhooks function's Invoke API: its own pump process feeds it, as its own event
-    /// source mapping does in AWS, so a slow webhook target never holds up the fanout.
-    pub webhooks_invoke_url: String,
-    /// The poller's `/health` and `/metrics` base URL.
-    pub poller_url: String,
+    pub endpoints: Endpoints,
     /// An API key of tenant `dev`, issued when the stack started: what a back end (and the
     /// tests of back-end routes) sends as `Authorization: Bearer …`. Its quotas are generous
     /// (every test of a run, and a developer's scripts, share it).
     pub api_key: String,
     env: BTreeMap<String, String>,
     services: Mutex<BTreeMap<String, Service>>,
+}
+
+/// Where the stack's parts answer.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// DynamoDB Local.
+    pub dynamodb: String,
+    /// Base URL of the api function's function URL: `…/lambda-url/api`.
+    pub api: String,
+    /// Base URL of the same api served by the long-lived server: `http://127.0.0.1:<port>`.
+    pub server: String,
+    /// The fanout function's Invoke API, which the stream pump feeds.
+    pub fanout_invoke: String,
+    /// The webhooks function's Invoke API: its own pump process feeds it, as its own event
+    /// source mapping does in AWS, so a slow webhook target never holds up the fanout.
+    pub webhooks_invoke: String,
+    /// The poller's `/health` and `/metrics` base URL.
+    pub poller: String,
 }
 
 /// The second devnet's chain id: anvil's default plus one.
@@ -138,17 +146,19 @@ impl LocalStack {
         );
         env.extend(options.extra_env.iter().cloned());
         let mut stack = Self {
-            api_url: format!("{lambda}/lambda-url/api"),
-            server_url: format!("http://127.0.0.1:{}", options.server_port),
-            fanout_invoke_url: format!("{lambda}/2015-03-31/functions/fanout/invocations"),
-            webhooks_invoke_url: format!("{lambda}/2015-03-31/functions/webhooks/invocations"),
-            poller_url: format!("http://127.0.0.1:{poller_port}"),
+            endpoints: Endpoints {
+                dynamodb: dynamodb_url,
+                api: format!("{lambda}/lambda-url/api"),
+                server: format!("http://127.0.0.1:{}", options.server_port),
+                fanout_invoke: format!("{lambda}/2015-03-31/functions/fanout/invocations"),
+                webhooks_invoke: format!("{lambda}/2015-03-31/functions/webhooks/invocations"),
+                poller: format!("http://127.0.0.1:{poller_port}"),
+            },
             tools,
             options,
             chain_id,
             rpc_url,
             second_chain,
-            dynamodb_url,
             api_key: String::new(),
             env,
             services: Mutex::new(BTreeMap::new()),

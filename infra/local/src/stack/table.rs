@@ -33,7 +33,7 @@ impl LocalStack {
     /// A client of the stack's table for this process (tests, the dev runner).
     pub async fn table(&self) -> Table {
         let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&self.dynamodb_url)
+            .endpoint_url(&self.endpoints.dynamodb)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
                 "local", "local", None, None, "local",

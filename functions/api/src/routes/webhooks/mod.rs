@@ -152,7 +152,7 @@ pub async fn create(
         let _ = hold(state, &sub, false).await;
         return Err(error);
     }
-    tracing::info!(chain = chain_id, id = %sub.id, tenant = %caller.tenant, key = %caller.key_id, wallets = sub.wallets.len(), "webhook created");
+    tracing::info!(chain = chain_id, id = %sub.id, tenant = %caller.tenant, key = %caller.key_id, wallets = sub.filter.wallets.len(), "webhook created");
     let created = WebhookCreated {
         view: view(state, &sub).await?,
         secret,
@@ -273,7 +273,7 @@ pub async fn rotate_secret(
     let key = data_key(state, true).await?;
     let (secret, sealed) = new_secret(key, &sub.id);
     // A secret stored in the clear by an older version is sealed as it steps aside.
-    let previous = match &sub.secret {
+    let previous = match &sub.secrets.current {
         SealedSecret::Legacy(plain) => key.seal(plain, &sub.id, rand::random()),
         sealed => sealed.clone(),
     };
@@ -287,7 +287,7 @@ pub async fn rotate_secret(
     );
     if state
         .table
-        .rotate_webhook_secret(&sub.id, &sealed, &sub.secret, &previous, until)
+        .rotate_webhook_secret(&sub.id, &sealed, &sub.secrets.current, &previous, until)
         .await?
         == Written::Skipped
     {

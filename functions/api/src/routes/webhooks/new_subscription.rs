@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use alloy::primitives::Address;
 use futures::{StreamExt, TryStreamExt, stream};
 use live_balances::domain::address::lower;
-use live_balances::domain::webhook::{EventKind, Subscription, SubscriptionStatus};
+use live_balances::domain::webhook::{
+    DeliveryHealth, EventKind, SigningSecrets, Subscription, SubscriptionFilter,
+};
 use live_balances::runtime::clock::unix_now;
 use live_balances::runtime::destination::{Destinations, resolve_checked};
 use live_balances::runtime::sealing::{SealedSecret, SealingKey};
@@ -27,7 +29,7 @@ use super::views::WebhookRequest;
 pub(super) async fn check_room(state: &State, sub: &Subscription) -> Result<(), ApiError> {
     let max = state.settings.webhooks.subscriptions.max_per_wallet;
     let (table, chain_id) = (&state.table, sub.chain_id);
-    let mut counts = stream::iter(sub.wallets.iter().copied())
+    let mut counts = stream::iter(sub.filter.wallets.iter().copied())
         .map(|owner: Address| async move {
             let ids = table.webhooks_of_wallet(chain_id, &owner).await?;
             Ok::<_, ApiError>((owner, ids.len()))
@@ -127,15 +129,17 @@ pub(super) async fn subscription_of(
         chain_id,
         url,
         tenant: Some(caller.tenant.clone()),
-        secret: sealed,
-        previous_secret: None,
-        wallets,
-        tokens,
-        kinds,
+        secrets: SigningSecrets {
+            current: sealed,
+            previous: None,
+        },
+        filter: SubscriptionFilter {
+            wallets,
+            tokens,
+            kinds,
+        },
         created_at: unix_now(),
-        status: SubscriptionStatus::Active,
-        failing_since: None,
-        last_error: None,
+        health: DeliveryHealth::active(),
         replays: 0,
     };
     Ok((sub, secret))

@@ -138,7 +138,7 @@ pub(super) async fn view(state: &State, sub: &Subscription) -> Result<WebhookVie
         .parked_webhook_deliveries(&sub.id, PARKED_LISTED)
         .await?;
     let parked_count = state.table.parked_webhook_count(&sub.id).await?;
-    let (disabled_at, disabled_reason) = match &sub.status {
+    let (disabled_at, disabled_reason) = match &sub.health.status {
         SubscriptionStatus::Disabled { at, reason } => (Some(*at), Some(reason.clone())),
         _ => (None, None),
     };
@@ -147,17 +147,22 @@ pub(super) async fn view(state: &State, sub: &Subscription) -> Result<WebhookVie
             id: sub.id.clone(),
             chain_id: sub.chain_id,
             url: sub.url.clone(),
-            wallets: sub.wallets.iter().map(lower).collect(),
-            tokens: sub.tokens.iter().map(lower).collect(),
-            events: sub.kinds.iter().map(|k| k.name().to_string()).collect(),
+            wallets: sub.filter.wallets.iter().map(lower).collect(),
+            tokens: sub.filter.tokens.iter().map(lower).collect(),
+            events: sub
+                .filter
+                .kinds
+                .iter()
+                .map(|k| k.name().to_string())
+                .collect(),
             created_at: sub.created_at,
         },
         health: DeliveryHealth {
-            status: sub.status.name().to_string(),
+            status: sub.health.status.name().to_string(),
             disabled_at,
             disabled_reason,
-            failing_since: sub.failing_since,
-            last_error: sub.last_error.clone(),
+            failing_since: sub.health.failing_since,
+            last_error: sub.health.last_error.clone(),
             parked_count,
             parked: parked.iter().map(parked_view).collect(),
         },
