@@ -84,11 +84,30 @@ pub async fn run(
     idle: &BlockCost,
 ) -> anyhow::Result<ChurnRun> {
     let token = deployed[0];
+    // What a grown session adds: a deployed token of the list, which the wallet tracks
+    // already through it (the default) — or, with `BENCH_CHURN_GROW=unlisted`, a token outside
+    // the list, deployed here: values the poller starts tracking, learned and caught up on.
+    let grow_tokens = match std::env::var("BENCH_CHURN_GROW").as_deref() {
+        Ok("unlisted") => bench.deploy_tokens(1).await?,
+        Ok("") | Err(_) => deployed.to_vec(),
+        Ok(other) => anyhow::bail!("BENCH_CHURN_GROW={other}: expected unlisted or nothing"),
+    };
     // The fanout, for the timed transfers' way to their streams — from the end of the stream
     // (the set-up's records are not this window's).
     let stack = &bench.env.stack;
     stack.start_pump_from("pump", &stack.endpoints.fanout_invoke, true)?;
-    let measured = measure(bench, mode, list, deployed, old, blocks, idle, token).await;
+    let measured = measure(
+        bench,
+        mode,
+        list,
+        deployed,
+        &grow_tokens,
+        old,
+        blocks,
+        idle,
+        token,
+    )
+    .await;
     stack.stop_service("pump")?;
     measured
 }
@@ -100,6 +119,7 @@ async fn measure(
     mode: &'static str,
     list: &BenchList,
     deployed: &[Address],
+    grow_tokens: &[Address],
     old: &[Address],
     blocks: usize,
     idle: &BlockCost,
@@ -129,7 +149,7 @@ async fn measure(
         bench,
         &list.url,
         &list.tokens,
-        deployed,
+        grow_tokens,
         old,
         &stop,
         &counters,
@@ -249,7 +269,7 @@ async fn measure(
 }
 
 /// The writers: `WRITES_PER_SECOND` session writes a second, evenly spaced, alternating a new
-/// wallet (its holdings set on chain first) and an old one adding a deployed token. Every
+/// wallet (its holdings set on chain first) and an old one adding one of `grow_tokens`. Every
 /// `PROBE_EVERY`th new wallet goes through the api's `POST` and opens its stream, then is
 /// handed over for a timed transfer. The others are the api's own table writes made by this
 /// process (the session with its log entry in one transaction, its non-zero values, its
@@ -261,7 +281,7 @@ async fn write_sessions(
     bench: &Bench,
     list_url: &str,
     list_tokens: &[Address],
-    deployed: &[Address],
+    grow_tokens: &[Address],
     old: &[Address],
     stop: &AtomicBool,
     counters: &Arc<[AtomicU64; 3]>,
@@ -310,7 +330,7 @@ async fn write_sessions(
                     .choose(&mut rand::rng())
                     .copied()
                     .unwrap_or_else(fresh_owner),
-                token: deployed
+                token: grow_tokens
                     .choose(&mut rand::rng())
                     .copied()
                     .unwrap_or_default(),
@@ -465,9 +485,11 @@ impl ChurnRun {
                 / self.blocks.blocks as f64
         };
         // What the changed sessions themselves cost the poller: reading them (one batch read
-        // a step) and learning their values (one query per new or grown wallet).
+        // a step) and learning their values (one query per new wallet, or one grown whole; a
+        // batch read of the values grown wallets added).
         let own = per_block(&self.blocks.db, "BatchGetItem session")
-            + per_block(&self.blocks.db, "Query balance");
+            + per_block(&self.blocks.db, "Query balance")
+            + per_block(&self.blocks.db, "BatchGetItem balance");
         let read = db.read_units / self.blocks.blocks as f64;
         let cpu = self.blocks.cpu_ms_per_block();
         let new = summary_ms(&self.new_first_transfer_ms);

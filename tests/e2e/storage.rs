@@ -96,3 +96,81 @@ async fn every_value_write_counts_itself_in_the_items_version() -> anyhow::Resul
     assert_eq!(version().await?, Some(5));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn values_are_read_by_key_across_wallets_in_batches() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let table = env.stack.table().await;
+    let chain_id = env.chain_id();
+    let (alice, bob) = (fresh_owner(), fresh_owner());
+    let token = |n: u8| Address::repeat_byte(n);
+    let write = |owner: Address, key: BalanceKey, value: u64, block: u64| BalanceItem {
+        chain_id,
+        owner,
+        key,
+        read: TokenRead::Value(U256::from(value)),
+        block,
+        tx_hash: None,
+    };
+    let held = BalanceKey::Balance { token: token(1) };
+    let allowance = BalanceKey::Allowance {
+        token: token(1),
+        spender: token(0x5e),
+    };
+    let emptied = BalanceKey::Balance { token: token(2) };
+    let failed = BalanceKey::Balance { token: token(3) };
+    table
+        .put_balance(&write(alice, held, 5, 1), 1, reread(None))
+        .await?;
+    table
+        .put_balance(&write(bob, allowance, 7, 1), 1, reread(None))
+        .await?;
+    // A tombstone reads as zero.
+    table
+        .put_balance(&write(alice, emptied, 9, 1), 1, reread(None))
+        .await?;
+    table
+        .put_balance(&write(alice, emptied, 0, 2), 2, reread(None))
+        .await?;
+    table
+        .put_balance(
+            &BalanceItem {
+                read: TokenRead::Failed,
+                ..write(bob, failed, 0, 1)
+            },
+            1,
+            reread(None),
+        )
+        .await?;
+    // More keys than one batch request takes, most of them never stored.
+    let mut asked: Vec<(Address, BalanceKey)> = (0..250u32)
+        .map(|n| {
+            let mut bytes = [0x40u8; 20];
+            bytes[..4].copy_from_slice(&n.to_be_bytes());
+            (
+                alice,
+                BalanceKey::Balance {
+                    token: Address::from(bytes),
+                },
+            )
+        })
+        .collect();
+    asked.extend([
+        (alice, held),
+        (alice, emptied),
+        (bob, allowance),
+        (bob, failed),
+        (bob, held),
+    ]);
+    let mut found = table.stored_reads_by_key(chain_id, &asked).await?;
+    found.sort_by_key(|(owner, key, _)| (*owner, *key));
+    let mut expected = vec![
+        (alice, held, TokenRead::Value(U256::from(5))),
+        (bob, allowance, TokenRead::Value(U256::from(7))),
+        (bob, failed, TokenRead::Failed),
+    ];
+    expected.sort_by_key(|(owner, key, _)| (*owner, *key));
+    assert_eq!(found, expected);
+    assert!(table.stored_reads_by_key(chain_id, &[]).await?.is_empty());
+    Ok(())
+}

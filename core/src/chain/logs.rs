@@ -42,6 +42,26 @@ const RANGE_GROWTH_AFTER: u32 = 100;
 /// hit by busy blocks, which pass.
 const RESULTS_GROWTH_AFTER: u32 = 20;
 
+/// The owners a log query is about, as the topics that name them in logs (each address
+/// padded to a word). Built by the caller, which keeps it while its owners stay the same: a
+/// poller asks about every watched owner every block, and the list is not copied each time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnerTopics(Vec<B256>);
+
+impl OwnerTopics {
+    pub fn new<'a>(owners: impl IntoIterator<Item = &'a Address>) -> Self {
+        Self(owners.into_iter().map(|o| o.into_word()).collect())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Logs of a range for some owners, oldest first, and the owners whose logs could not be had.
 #[derive(Debug, Default)]
 pub struct OwnerLogs {
@@ -323,12 +343,12 @@ impl BalanceReader {
         &self,
         from: u64,
         to: u64,
-        owners: &[Address],
+        owners: &OwnerTopics,
     ) -> Result<OwnerLogs, ChainError> {
         if owners.is_empty() || from > to {
             return Ok(OwnerLogs::default());
         }
-        let topics: Vec<B256> = owners.iter().map(|o| o.into_word()).collect();
+        let topics = &owners.0;
         let whole = |signatures: Vec<B256>, owners: Owners| LogQuery {
             from,
             to,
@@ -357,7 +377,7 @@ impl BalanceReader {
         let pieces: Vec<_> = queries
             .iter()
             .flat_map(|q| q.pieces(width))
-            .map(|piece| self.logs_of(piece, &topics))
+            .map(|piece| self.logs_of(piece, topics))
             .collect();
         let answers: Vec<OwnerLogs> = stream::iter(pieces)
             .buffer_unordered(QUERIES_IN_FLIGHT)

@@ -38,7 +38,7 @@ use thiserror::Error;
 pub use billing::{ALCHEMY_UNITS, NativeCost, NativeStep, UnitCosts};
 pub use blocks::BlockHead;
 pub use fault::Fault;
-pub use logs::{LogOverflow, MAX_FILTERED_OWNERS, OWNERS_PER_FILTER, OwnerLogs};
+pub use logs::{LogOverflow, MAX_FILTERED_OWNERS, OWNERS_PER_FILTER, OwnerLogs, OwnerTopics};
 pub use observer::{LogLimitsView, RpcObserver, Unobserved, method_label};
 pub use subscription::HeadSubscription;
 pub use traces::{NativeSource, TraceProbe};

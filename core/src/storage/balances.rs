@@ -211,6 +211,53 @@ impl Table {
         Ok(reads)
     }
 
+    /// What the table holds for some values of some wallets — the non-zero ones (a value not
+    /// stored, or a tombstone, is zero and left out) — by consistent batch reads of their keys
+    /// projected to the key and the value: how the poller learns the few values a session
+    /// change added, for every changed wallet of a step at once, instead of a query of each
+    /// wallet's whole partition.
+    pub async fn stored_reads_by_key(
+        &self,
+        chain_id: u64,
+        values: &[(Address, BalanceKey)],
+    ) -> Result<Vec<(Address, BalanceKey, TokenRead)>, StorageError> {
+        let mut asked: HashMap<(String, String), (Address, BalanceKey)> =
+            HashMap::with_capacity(values.len());
+        for (owner, key) in values {
+            asked.insert(
+                (keys::balance_pk(chain_id, owner), keys::balance_sk(key)),
+                (*owner, *key),
+            );
+        }
+        let request_keys = asked
+            .keys()
+            .map(|(pk, sk)| super::item_key_of(pk.clone(), sk.clone()))
+            .collect();
+        let items = self
+            .batch_get(request_keys, |request| {
+                request
+                    .consistent_read(true)
+                    .projection_expression("pk, sk, #read")
+                    .expression_attribute_names("#read", "read")
+            })
+            .await?;
+        let mut reads = Vec::with_capacity(items.len());
+        for item in items {
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
+            let (Some(pk), Some(sk), Some(read)) = (text("pk"), text("sk"), text("read")) else {
+                continue;
+            };
+            let Some((owner, key)) = asked.get(&(pk.clone(), sk.clone())) else {
+                continue;
+            };
+            let read = super::records::parse_read(&format!("{pk}/{sk}"), read)?;
+            if read != TokenRead::Value(alloy::primitives::U256::ZERO) {
+                reads.push((*owner, *key, read));
+            }
+        }
+        Ok(reads)
+    }
+
     /// Every stored value of a wallet with their versions, and its orders (one consistent
     /// query).
     pub async fn wallet_values(

@@ -4,16 +4,13 @@
 use std::collections::HashMap;
 
 use alloy::primitives::Address;
-use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::item_parts::ItemKey;
 use super::records::TokenMetadataRecord;
-use super::{Item, StorageError, Table, batch_backoff, from_item, keys, put_request, s};
+use super::{StorageError, Table, from_item, item_key_of, keys, put_request};
 use crate::domain::address::{lower, parse_address};
 use crate::domain::token_metadata::TokenMetadata;
 
-/// Most keys in one BatchGetItem (the DynamoDB limit).
-const BATCH_GET: usize = 100;
 /// Most items in one BatchWriteItem (the DynamoDB limit).
 const BATCH_WRITE: usize = 25;
 /// How long a token's metadata is trusted before it is read again.
@@ -33,45 +30,19 @@ impl Table {
         tokens: &[Address],
         now: u64,
     ) -> Result<HashMap<Address, CachedMetadata>, StorageError> {
+        let keys = tokens
+            .iter()
+            .map(|t| item_key_of(keys::token_metadata_pk(chain_id), lower(t)))
+            .collect();
         let mut found = HashMap::new();
-        for chunk in tokens.chunks(BATCH_GET) {
-            let mut pending: Option<KeysAndAttributes> = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(
-                        chunk.iter().map(|t| metadata_key(chain_id, t)).collect(),
-                    ))
-                    .build()
-                    .map_err(StorageError::refused)?,
-            );
-            // BatchGetItem may answer part of the keys; ask again for the rest, backing off.
-            let mut attempt = 0;
-            while let Some(request) = pending.take() {
-                batch_backoff(&mut attempt).await?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.name, request)
-                    .send()
-                    .await
-                    .map_err(StorageError::from_sdk)?;
-                for item in out
-                    .responses
-                    .and_then(|mut r| r.remove(&self.name))
-                    .unwrap_or_default()
-                {
-                    let record = from_item::<TokenMetadataRecord>(item)?;
-                    if record.ttl <= now {
-                        continue;
-                    }
-                    let token = parse_address(&record.key.sk)
-                        .map_err(|e| StorageError::corrupt(&record.key.sk, e))?;
-                    found.insert(token, record.metadata.metadata());
-                }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.name))
-                    .filter(|k| !k.keys.is_empty());
+        for item in self.batch_get(keys, |request| request).await? {
+            let record = from_item::<TokenMetadataRecord>(item)?;
+            if record.ttl <= now {
+                continue;
             }
+            let token = parse_address(&record.key.sk)
+                .map_err(|e| StorageError::corrupt(&record.key.sk, e))?;
+            found.insert(token, record.metadata.metadata());
         }
         Ok(found)
     }
@@ -104,11 +75,4 @@ impl Table {
         }
         Ok(())
     }
-}
-
-fn metadata_key(chain_id: u64, token: &Address) -> Item {
-    Item::from([
-        ("pk".to_string(), s(keys::token_metadata_pk(chain_id))),
-        ("sk".to_string(), s(lower(token))),
-    ])
 }

@@ -45,7 +45,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::builders::KeysAndAttributesBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 
 pub use balances::{ValueWrite, WalletValues};
 pub use chain_log::{
@@ -209,6 +210,45 @@ impl Table {
         Ok(items)
     }
 
+    /// The items at `keys` (an absent one is left out of the answer), by BatchGetItem of
+    /// [`BATCH_GET`] keys at a time; keys DynamoDB leaves unprocessed (under throttling) are
+    /// asked again with backoff. `shape` sets each request's consistency and projection.
+    async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        shape: impl Fn(KeysAndAttributesBuilder) -> KeysAndAttributesBuilder,
+    ) -> Result<Vec<Item>, StorageError> {
+        let mut items = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH_GET) {
+            let mut pending: Option<KeysAndAttributes> = Some(
+                shape(KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())))
+                    .build()
+                    .map_err(StorageError::refused)?,
+            );
+            let mut attempt = 0;
+            while let Some(request) = pending.take() {
+                batch_backoff(&mut attempt).await?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.name, request)
+                    .send()
+                    .await
+                    .map_err(StorageError::from_sdk)?;
+                items.extend(
+                    out.responses
+                        .and_then(|mut r| r.remove(&self.name))
+                        .unwrap_or_default(),
+                );
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.name))
+                    .filter(|k| !k.keys.is_empty());
+            }
+        }
+        Ok(items)
+    }
+
     /// Writes a batch of at most 25 requests, sending what DynamoDB leaves unprocessed
     /// (under throttling) again with backoff.
     async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), StorageError> {
@@ -282,6 +322,14 @@ impl Table {
         self.query_items(self.query("pk = :pk", pk).consistent_read(true))
             .await
     }
+}
+
+/// Most keys in one BatchGetItem (the DynamoDB limit).
+const BATCH_GET: usize = 100;
+
+/// A table key: partition and sort key.
+fn item_key_of(pk: String, sk: String) -> Item {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
 }
 
 /// Pauses before retries of unprocessed batch items: 50 ms, doubled up to 800 ms.

@@ -1,9 +1,10 @@
 //! How the watched set changes a wallet or a list at a time, and what each change asks of the
-//! poller: learn the values the api just wrote for a session that changed, read values nobody
+//! poller: learn the values the api just wrote for a session that changed (a new wallet's
+//! whole, or only the few values an addition to a known wallet brought), read values nobody
 //! has read yet (a list's new version, an addition whose writer has not finished, tokens found
 //! by discovery), forget what is no longer tracked.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use alloy::primitives::Address;
@@ -13,12 +14,21 @@ use live_balances::domain::plan::ReadPlan;
 
 use super::{ListTokens, WalletWatch, WatchedSet};
 
+/// Most values an addition to a known wallet may bring and still be learned value by value
+/// (a batch read of their keys, shared by every changed wallet of a step); an addition of
+/// more (a list followed, a spender of many tokens) has its wallet learned whole.
+pub const MAX_VALUES_LEARNED_BY_KEY: usize = 100;
+
 /// What a change of the set asks of the poller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WatchChange {
     /// Wallets whose session is new or changed, with values the api has written: learn what
     /// the table holds for them, then catch up on the blocks since it read them.
     pub learn: BTreeSet<Address>,
+    /// Known wallets whose session added a few values, which the api has written: learn just
+    /// those from the table, then catch up on the blocks since it read them. A wallet also in
+    /// `learn` is learned whole.
+    pub learn_values: BTreeMap<Address, BTreeSet<BalanceKey>>,
     /// Values nobody has read: read them at the next block (first reads).
     pub first_reads: ReadPlan,
     /// Tokens a wallet no longer tracks (a list dropped them).
@@ -28,6 +38,9 @@ pub struct WatchChange {
 impl WatchChange {
     pub fn merge(&mut self, other: WatchChange) {
         self.learn.extend(other.learn);
+        for (owner, keys) in other.learn_values {
+            self.learn_values.entry(owner).or_default().extend(keys);
+        }
         self.first_reads.merge(other.first_reads);
         self.untracked.extend(other.untracked);
     }
@@ -82,12 +95,14 @@ impl WatchedSet {
         let session_changed = before.is_none_or(|b| {
             (b.revision, b.complete_revision) != (wallet.revision, wallet.complete_revision)
         });
-        if session_changed {
-            change.learn.insert(owner);
-        }
         match before {
-            None if initial => {}
-            None => self.new_wallet(owner, &wallet, &mut change),
+            None if initial => {
+                change.learn.insert(owner);
+            }
+            None => {
+                change.learn.insert(owner);
+                self.new_wallet(owner, &wallet, &mut change);
+            }
             Some(before) => self.known_wallet(owner, before, &wallet, session_changed, &mut change),
         }
         let streamed_before = match self.wallets.get(&owner) {
@@ -99,7 +114,9 @@ impl WatchedSet {
         };
         self.expiries.insert((wallet.expires_at, owner));
         self.index_streaming(owner, streamed_before, wallet.streaming_until);
-        self.wallets.insert(owner, wallet);
+        if self.wallets.insert(owner, wallet).is_none() {
+            self.owner_topics = None;
+        }
         change
     }
 
@@ -154,6 +171,15 @@ impl WatchedSet {
             add_first_reads(owner, discovered, &wallet.spenders, change);
             return;
         }
+        match self.added_values(before, wallet) {
+            Some(added) if added.is_empty() => {}
+            Some(added) => {
+                change.learn_values.insert(owner, added);
+            }
+            None => {
+                change.learn.insert(owner);
+            }
+        }
         if wallet.complete() {
             // The api read the addition; lists it started following may have moved on
             // since it read them.
@@ -184,6 +210,66 @@ impl WatchedSet {
                 change.first_reads.add_first(owner, spender.key(token));
             }
         }
+    }
+
+    /// The values a new revision of a known wallet's session added, when it only added a few
+    /// (at most [`MAX_VALUES_LEARNED_BY_KEY`]) and both revisions were stored whole by their
+    /// writers: what the api wrote for it. `None` when the wallet is to be learned whole: it
+    /// follows other lists (their tokens may be thousands, and a list read at another version
+    /// names other tokens), named or spent less (it started over), added a spender of more
+    /// tokens than the bound, or a revision's writer did not finish.
+    fn added_values(
+        &self,
+        before: &WalletWatch,
+        wallet: &WalletWatch,
+    ) -> Option<BTreeSet<BalanceKey>> {
+        if !before.complete() || !wallet.complete() || before.lists != wallet.lists {
+            return None;
+        }
+        if before
+            .named
+            .iter()
+            .any(|t| wallet.named.binary_search(t).is_err())
+            || before.spenders.iter().any(|s| !wallet.spenders.contains(s))
+        {
+            return None;
+        }
+        let mut added = BTreeSet::new();
+        let new_spenders: Vec<Spender> = wallet
+            .spenders
+            .iter()
+            .filter(|s| !before.spenders.contains(s))
+            .copied()
+            .collect();
+        if !new_spenders.is_empty() {
+            // Every token known before gains the new spenders' allowances: bounded by a
+            // count of its tokens (lists counted whole) before they are gathered.
+            let most_tokens = before.named.len()
+                + 2
+                + before
+                    .lists
+                    .iter()
+                    .filter_map(|(url, _)| self.lists.get(url))
+                    .map(|l| l.tokens.len())
+                    .sum::<usize>();
+            if most_tokens * new_spenders.len() > MAX_VALUES_LEARNED_BY_KEY {
+                return None;
+            }
+            let known = self.wallet_tokens(before);
+            for token in known.into_iter().filter(|t| *t != NATIVE_TOKEN) {
+                added.extend(new_spenders.iter().map(|s| s.key(token)));
+            }
+        }
+        for token in wallet
+            .named
+            .iter()
+            .filter(|t| before.named.binary_search(t).is_err())
+            .filter(|t| !self.wallet_tracks(before, t))
+        {
+            added.insert(BalanceKey::Balance { token: *token });
+            added.extend(wallet.spenders.iter().map(|s| s.key(*token)));
+        }
+        (added.len() <= MAX_VALUES_LEARNED_BY_KEY).then_some(added)
     }
 
     /// A list a wallet started following was read by the api at generation `read`; if the

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use alloy::primitives::Address;
 use live_balances::NATIVE_TOKEN;
+use live_balances::chain::OwnerTopics;
 use live_balances::domain::model::{Session, Spender};
 
 pub use changes::WatchChange;
@@ -104,6 +105,10 @@ pub struct WatchedSet {
     weth: Option<Address>,
     spender_sets: HashSet<Arc<[Spender]>>,
     list_sets: HashSet<FollowedLists>,
+    /// Every watched owner as the log topics that name it, kept from the step that last asked
+    /// until a wallet comes or goes: an idle step asks for the logs of every owner and would
+    /// otherwise copy them all (linear in wallets, every block).
+    owner_topics: Option<Arc<OwnerTopics>>,
 }
 
 impl WatchedSet {
@@ -124,6 +129,14 @@ impl WatchedSet {
 
     pub fn wallets(&self) -> impl Iterator<Item = (&Address, &WalletWatch)> {
         self.wallets.iter()
+    }
+
+    /// Every watched owner as the log topics that name it (built again only when wallets came
+    /// or went since the last call).
+    pub fn owner_topics(&mut self) -> Arc<OwnerTopics> {
+        self.owner_topics
+            .get_or_insert_with(|| Arc::new(OwnerTopics::new(self.wallets.keys())))
+            .clone()
     }
 
     /// The wallets in owner order, for a sweep to walk.
@@ -300,6 +313,7 @@ impl WatchedSet {
         self.fresh_streams.remove(owner);
         match self.wallets.remove(owner) {
             Some(wallet) => {
+                self.owner_topics = None;
                 self.expiries.remove(&(wallet.expires_at, *owner));
                 self.streams.remove(&(wallet.streaming_until, *owner));
                 true
@@ -382,6 +396,7 @@ fn intern<T: ?Sized + Eq + std::hash::Hash>(set: &mut HashSet<Arc<T>>, value: Ar
 mod tests {
     use live_balances::domain::model::{BalanceKey, SessionAsks};
 
+    use super::changes::MAX_VALUES_LEARNED_BY_KEY;
     use super::*;
 
     const ALICE: Address = Address::repeat_byte(0xa1);
@@ -557,6 +572,83 @@ mod tests {
             }
         ));
         assert!(!change.first_reads.contains(&ALICE, &balance(1)));
+    }
+
+    #[test]
+    fn a_token_added_to_a_known_wallet_is_learned_by_its_keys() {
+        let lists = [(URL, list(1, &[1, 2]))];
+        let mut watched = set(&[session(ALICE, 1, &[9], &[(URL, 1)])], &lists);
+        let change = watched.upsert(&session(ALICE, 2, &[7, 9], &[(URL, 1)]), false);
+        assert!(change.learn.is_empty(), "{change:?}");
+        assert_eq!(
+            change.learn_values,
+            [(ALICE, [balance(7), allowance(7)].into())].into()
+        );
+        assert!(change.first_reads.is_empty());
+        // A token its list brings already: nothing new to learn, nor to catch up on.
+        let again = watched.upsert(&session(ALICE, 3, &[1, 7, 9], &[(URL, 1)]), false);
+        assert_eq!(again, WatchChange::default());
+    }
+
+    #[test]
+    fn a_new_spender_of_a_few_tokens_is_learned_by_key_of_many_whole() {
+        let few = [(URL, list(1, &[1]))];
+        let mut watched = set(&[session(ALICE, 1, &[9], &[(URL, 1)])], &few);
+        let mut grown = session(ALICE, 2, &[9], &[(URL, 1)]);
+        grown.asked.spenders.insert(Spender::Erc20(BOB));
+        let change = watched.upsert(&grown, false);
+        let by_bob = |n| BalanceKey::Allowance {
+            token: token(n),
+            spender: BOB,
+        };
+        assert!(change.learn.is_empty());
+        assert_eq!(
+            change.learn_values,
+            [(ALICE, [by_bob(1), by_bob(9)].into())].into()
+        );
+        let many: Vec<u8> = (1..=MAX_VALUES_LEARNED_BY_KEY as u8).collect();
+        let mut watched = set(
+            &[session(ALICE, 1, &[], &[(URL, 1)])],
+            &[(URL, list(1, &many))],
+        );
+        let mut grown = session(ALICE, 2, &[], &[(URL, 1)]);
+        grown.asked.spenders.insert(Spender::Erc20(BOB));
+        let change = watched.upsert(&grown, false);
+        assert_eq!(change.learn, [ALICE].into());
+        assert!(change.learn_values.is_empty());
+    }
+
+    #[test]
+    fn a_list_followed_or_a_session_started_over_is_learned_whole() {
+        let other = "https://lists.example/other.json";
+        let lists = [(URL, list(1, &[1])), (other, list(1, &[2]))];
+        let mut watched = set(&[session(ALICE, 1, &[9], &[(URL, 1)])], &lists);
+        let change = watched.upsert(&session(ALICE, 2, &[9], &[(URL, 1), (other, 1)]), false);
+        assert_eq!(change.learn, [ALICE].into());
+        assert!(change.learn_values.is_empty());
+        let change = watched.upsert(&session(ALICE, 3, &[8], &[(URL, 1), (other, 1)]), false);
+        assert_eq!(change.learn, [ALICE].into());
+        assert!(change.learn_values.is_empty());
+    }
+
+    #[test]
+    fn the_owner_topics_are_kept_until_a_wallet_comes_or_goes() {
+        let mut watched = set(&[session(ALICE, 1, &[], &[])], &[]);
+        let first = watched.owner_topics();
+        assert_eq!(first.len(), 1);
+        // A changed session of a wallet watched already keeps them.
+        watched.upsert(&session(ALICE, 2, &[7], &[]), false);
+        assert!(Arc::ptr_eq(&first, &watched.owner_topics()));
+        watched.upsert(&session(BOB, 1, &[], &[]), false);
+        let second = watched.owner_topics();
+        assert_eq!(second.len(), 2);
+        assert!(watched.remove(&ALICE));
+        assert_eq!(watched.owner_topics().len(), 1);
+        assert_eq!(
+            *watched.owner_topics(),
+            OwnerTopics::new([BOB].iter()),
+            "the topics name the owners watched"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use alloy::primitives::Address;
 use live_balances::NATIVE_TOKEN;
-use live_balances::chain::LogOverflow;
+use live_balances::chain::{LogOverflow, OwnerTopics};
 use live_balances::domain::model::BalanceKey;
 use live_balances::domain::plan::{ReadPlan, touches};
 use tracing::{debug, warn};
@@ -27,7 +27,7 @@ impl ChainWatcher {
         to: u64,
         plan: &mut ReadPlan,
     ) -> Result<usize, PollerError> {
-        let owners: Vec<Address> = self.watching.set().wallets().map(|(o, _)| *o).collect();
+        let owners = self.watching.owner_topics();
         let found = self.reader.owner_logs(from, to, &owners).await?;
         self.plan_touches(&found.logs, None, plan);
         self.plan_overflows(&found.overflows, plan);
@@ -148,8 +148,10 @@ impl ChainWatcher {
             return Ok(());
         }
         let start = start.max(through.saturating_sub(self.settings.max_block_range));
-        let owners: Vec<Address> = wallets.iter().copied().collect();
-        let found = self.reader.owner_logs(start, through, &owners).await?;
+        let found = self
+            .reader
+            .owner_logs(start, through, &OwnerTopics::new(&wallets))
+            .await?;
         self.plan_touches(&found.logs, Some(&wallets), plan);
         self.plan_overflows(&found.overflows, plan);
         debug!(

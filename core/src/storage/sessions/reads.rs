@@ -1,18 +1,12 @@
 //! Reading sessions: one wallet's, a chain's (whole, by the owner's first hex digit, or a page
 //! at a time), and those of a set of wallets in batches.
 
-use std::collections::HashMap;
-
 use alloy::primitives::Address;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 use crate::domain::address::parse_address;
 use crate::domain::model::Session;
 use crate::storage::records::SessionRecord;
-use crate::storage::{Item, StorageError, Table, batch_backoff, from_item, keys, s};
-
-/// Keys one BatchGetItem may ask for.
-const BATCH_GET: usize = 100;
+use crate::storage::{StorageError, Table, from_item, item_key_of, keys, s};
 
 impl Table {
     /// The wallet's session, expired or not (callers compare `expires_at`).
@@ -112,52 +106,20 @@ impl Table {
     }
 
     /// The sessions of `owners` (expired ones included; a wallet without one is absent), by
-    /// consistent batch reads of 100 keys.
+    /// consistent batch reads.
     pub async fn sessions_of(
         &self,
         chain_id: u64,
         owners: &[Address],
     ) -> Result<Vec<Session>, StorageError> {
-        let mut sessions = Vec::with_capacity(owners.len());
-        for chunk in owners.chunks(BATCH_GET) {
-            let mut keys_left: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|owner| {
-                    HashMap::from([
-                        ("pk".to_string(), s(keys::session_pk(chain_id))),
-                        ("sk".to_string(), s(keys::session_sk(owner))),
-                    ])
-                })
-                .collect();
-            let mut attempt = 0;
-            while !keys_left.is_empty() {
-                batch_backoff(&mut attempt).await?;
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(keys_left))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(StorageError::refused)?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.name, request)
-                    .send()
-                    .await
-                    .map_err(StorageError::from_sdk)?;
-                let items: Vec<Item> = out
-                    .responses
-                    .and_then(|mut r| r.remove(&self.name))
-                    .unwrap_or_default();
-                for item in items {
-                    sessions.push(Session::try_from(from_item::<SessionRecord>(item)?)?);
-                }
-                keys_left = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.name))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-            }
-        }
-        Ok(sessions)
+        let keys = owners
+            .iter()
+            .map(|owner| item_key_of(keys::session_pk(chain_id), keys::session_sk(owner)))
+            .collect();
+        self.batch_get(keys, |request| request.consistent_read(true))
+            .await?
+            .into_iter()
+            .map(|item| Session::try_from(from_item::<SessionRecord>(item)?))
+            .collect()
     }
 }

@@ -4,9 +4,9 @@
 //! what it read at each step — so blocks are processed as soon as the sessions are known. A
 //! wallet a step needs sooner is learned on demand.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, U256};
 use futures::{StreamExt, TryStreamExt, stream};
 use live_balances::domain::model::{BalanceKey, TokenRead};
 use live_balances::runtime::clock::{unix_now, unix_now_ms};
@@ -247,6 +247,38 @@ impl ChainWatcher {
             self.held.replace_wallet(owner, tracked);
         }
         debug!(chain = self.chain_id, wallets = owners.len(), "learned");
+        Ok(())
+    }
+
+    /// Sets what is held for each of `values` (of wallets already learned) to what the table
+    /// holds for it — a value not stored is zero: batch reads of their keys, however many
+    /// wallets they belong to.
+    pub(super) async fn learn_values(
+        &mut self,
+        values: &[(Address, BalanceKey)],
+    ) -> Result<(), PollerError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let stored: HashMap<(Address, BalanceKey), TokenRead> = self
+            .table
+            .stored_reads_by_key(self.chain_id, values)
+            .await?
+            .into_iter()
+            .map(|(owner, key, read)| ((owner, key), read))
+            .collect();
+        for (owner, key) in values {
+            let read = stored
+                .get(&(*owner, *key))
+                .cloned()
+                .unwrap_or(TokenRead::Value(U256::ZERO));
+            self.held.set(*owner, *key, read);
+        }
+        debug!(
+            chain = self.chain_id,
+            values = values.len(),
+            "learned by key"
+        );
         Ok(())
     }
 }

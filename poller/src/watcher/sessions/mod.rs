@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::Address;
+use live_balances::chain::OwnerTopics;
 use live_balances::domain::model::{CURSOR_RECENT_BLOCKS, Session};
 use live_balances::runtime::clock::unix_now;
 use live_balances::storage::TokenFact;
@@ -97,6 +98,11 @@ impl Watching {
     /// The wallets that began streaming since the last call.
     pub(super) fn take_fresh_streams(&mut self) -> BTreeSet<Address> {
         self.set.take_fresh_streams()
+    }
+
+    /// Every watched owner as the log topics that name it (kept until wallets come or go).
+    pub(super) fn owner_topics(&mut self) -> Arc<OwnerTopics> {
+        self.set.owner_topics()
     }
 
     /// A token found by discovery joins `owner`'s tracked tokens.
@@ -260,8 +266,25 @@ impl ChainWatcher {
         for (owner, token) in &change.untracked {
             self.held.drop_token(owner, token);
         }
-        self.learn(&change.learn).await?;
-        self.queue_catch_up(&change.learn, cursor_block, initial);
+        // A wallet not learned yet (listed at start, its turn in the background not come)
+        // is learned whole: what it held before the addition is not known either.
+        let mut whole = change.learn;
+        let mut by_key = vec![];
+        for (owner, keys) in change.learn_values {
+            if whole.contains(&owner) {
+                continue;
+            }
+            if !self.held.is_learned(&owner) {
+                whole.insert(owner);
+                continue;
+            }
+            by_key.extend(keys.into_iter().map(|key| (owner, key)));
+        }
+        self.learn(&whole).await?;
+        let keyed: BTreeSet<Address> = by_key.iter().map(|(owner, _)| *owner).collect();
+        self.learn_values(&by_key).await?;
+        self.queue_catch_up(&whole, cursor_block, initial);
+        self.queue_catch_up(&keyed, cursor_block, initial);
         let mut first_reads = change.first_reads;
         first_reads
             .reads
@@ -273,7 +296,8 @@ impl ChainWatcher {
                 "newly tracked values to read"
             );
         }
-        self.note("learned", change.learn.len() as u64);
+        self.note("learned", whole.len() as u64);
+        self.note("learned_by_key", keyed.len() as u64);
         self.backlog.queue_reads(first_reads);
         Ok(())
     }
