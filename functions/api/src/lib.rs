@@ -50,6 +50,7 @@ mod stream;
 mod stream_admission;
 mod telemetry;
 mod tracked;
+mod vouch;
 mod webhook_error;
 
 use std::sync::Arc;

@@ -113,8 +113,9 @@ impl ChainWatcher {
                 return Ok(());
             }
             NativeStep::Trace => {
-                // Traces name every watched wallet's native changes, streamed or not.
-                self.watching.take_fresh_streams();
+                // Traces find this range's changes; a change in a block read per wallet
+                // while the stream's vouch had lapsed is found by reading it once.
+                self.fresh_stream_reads(plan);
             }
         }
         match self.traced_native_reads(first, last, source, plan).await {
@@ -137,9 +138,7 @@ impl ChainWatcher {
         if self.native.last_step() != NativeStep::Trace {
             self.wallet_native_reads(plan, NativeReads::Polled);
         } else {
-            // Traces found every watched wallet's native changes: a stream's first value is
-            // current already.
-            self.watching.take_fresh_streams();
+            self.fresh_stream_reads(plan);
         }
     }
 
@@ -169,13 +168,10 @@ impl ChainWatcher {
         Ok(())
     }
 
-    /// Per-wallet native reads: every wallet, or those with an open stream (every step) and
-    /// this step's share of the others (spread over the native poll interval), or that share
-    /// alone.
-    fn wallet_native_reads(&mut self, plan: &mut ReadPlan, which: NativeReads) {
-        let now = unix_now();
-        // A wallet that began streaming was read at the poll interval until now: its stream
-        // shows its current native balance from this step on, with or without a block.
+    /// A wallet that began streaming (or streams again after its vouch lapsed) was read at
+    /// the poll interval until now: its native balance is read once, at this step, with or
+    /// without a block, so its stream shows the current value.
+    fn fresh_stream_reads(&mut self, plan: &mut ReadPlan) {
         let fresh = self.watching.take_fresh_streams();
         if !fresh.is_empty() {
             debug!(
@@ -187,6 +183,14 @@ impl ChainWatcher {
         for owner in fresh {
             plan.add(owner, NATIVE);
         }
+    }
+
+    /// Per-wallet native reads: every wallet, or those with an open stream (every step) and
+    /// this step's share of the others (spread over the native poll interval), or that share
+    /// alone.
+    fn wallet_native_reads(&mut self, plan: &mut ReadPlan, which: NativeReads) {
+        let now = unix_now();
+        self.fresh_stream_reads(plan);
         let watched = self.watching.set();
         // Read, not touched: nothing on chain named the wallet, so a zero it holds needs no
         // tombstone write every block.

@@ -14,6 +14,7 @@ use live_balances::runtime::clock::unix_now;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
 use super::{Hub, WalletKey};
+use crate::vouch::vouch_due;
 
 /// Keep-alive writes in flight at once.
 const WRITES_IN_FLIGHT: usize = 16;
@@ -75,8 +76,7 @@ pub async fn run(hub: Hub, every: Duration, ttl: Duration) {
 async fn keep(hub: &Hub, key: WalletKey, state: Kept, every: Duration, ttl: Duration) -> Kept {
     let now = unix_now();
     let (chain_id, owner) = key;
-    // Vouches for a few periods, again only when less than one is left.
-    let vouch = (state.vouched_until < now + every.as_secs()).then_some(now + 3 * every.as_secs());
+    let vouch = vouch_due(state.vouched_until, now, every.as_secs());
     let next = Instant::now() + every;
     match hub
         .table()

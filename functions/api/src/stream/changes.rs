@@ -15,6 +15,7 @@ use super::{BalanceStream, DRAIN_SPREAD_MS, StreamEnd, ticker};
 use crate::error::StreamCode;
 use crate::hub::{News, Subscription};
 use crate::snapshot;
+use crate::vouch::vouch_due;
 
 /// Where a stream's changes come from.
 pub(super) enum Changes {
@@ -91,12 +92,10 @@ impl BalanceStream {
                         let wallet = self.pairs[i].wallet;
                         let now = unix_now();
                         let expires_at = now + self.session_ttl.as_secs();
-                        // Vouches for a few keep-alive periods — at the first tick (the stream
-                        // opening) and whenever less than one is left: a poller without traces
-                        // reads this wallet's native balance every block meanwhile, and learns
-                        // of each vouch within a block.
-                        let period = self.keep_alive.as_secs();
-                        let vouch = (self.pairs[i].vouched_until < now + period).then_some(now + 3 * period);
+                        // Vouches at the first tick (the stream opening) and a period before
+                        // the vouch would lapse (`vouch`): a poller without traces reads this
+                        // wallet's native balance every block meanwhile.
+                        let vouch = vouch_due(self.pairs[i].vouched_until, now, self.keep_alive.as_secs());
                         if !self.state.table.keep_session_alive(wallet.chain_id, &wallet.owner, now, expires_at, vouch).await? {
                             self.session_ended(tx, i, StreamCode::SessionExpired).await?;
                             continue;
