@@ -61,7 +61,8 @@ fn names_read() -> BTreeSet<String> {
 }
 
 /// `env::var("NAME")` and `env::var_os("NAME")` in the `.rs` files under `dir` (this file
-/// aside: it names the pattern).
+/// aside: it names the pattern), outside their inline unit tests: a test's own knob (how many
+/// items a measurement takes) is no setting of a deployed binary.
 fn direct_reads(dir: &Path, names: &mut BTreeSet<String>) {
     for entry in std::fs::read_dir(dir).expect("a source folder") {
         let path = entry.expect("a folder entry").path();
@@ -70,6 +71,7 @@ fn direct_reads(dir: &Path, names: &mut BTreeSet<String>) {
         } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("settings/page.rs")
         {
             let text = std::fs::read_to_string(&path).expect("a source file");
+            let text = without_unit_tests(&text);
             for call in ["env::var(\"", "env::var_os(\""] {
                 for rest in text.split(call).skip(1) {
                     if let Some((name, _)) = rest.split_once('"') {
@@ -79,6 +81,12 @@ fn direct_reads(dir: &Path, names: &mut BTreeSet<String>) {
             }
         }
     }
+}
+
+/// `text` up to its inline unit-test module (by convention the file's last item).
+fn without_unit_tests(text: &str) -> &str {
+    text.split_once("#[cfg(test)]\nmod tests {")
+        .map_or(text, |(code, _)| code)
 }
 
 /// The variable names in the first column of the page's tables: every `NAME` in backticks
@@ -116,6 +124,19 @@ fn every_variable_read_is_on_the_configuration_page_and_every_one_there_is_read(
         "in a table of {} but read by no binary: {unread:?}",
         path.display()
     );
+}
+
+#[test]
+fn a_unit_test_module_s_reads_are_not_settings() {
+    let file = "let a = std::env::var(\"READ\");\n#[cfg(test)]\nmod tests {\n    \
+                fn t() { std::env::var(\"TEST_KNOB\"); }\n}\n";
+    let mut names = BTreeSet::new();
+    let dir = std::env::temp_dir().join(format!("page-reader-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    std::fs::write(dir.join("lib.rs"), file).expect("a source file");
+    direct_reads(&dir, &mut names);
+    std::fs::remove_dir_all(&dir).expect("the temporary folder removed");
+    assert_eq!(names, ["READ"].map(String::from).into());
 }
 
 #[test]
