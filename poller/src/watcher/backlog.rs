@@ -2,7 +2,7 @@
 //! newly tracked values and re-reads (after a rewind, for a session whose writer failed), the
 //! catch-up of wallets learned since the last step, the whole-token-set re-reads streams asked
 //! for, and incoming tokens for wallets with discovery on. Each is queued when it becomes
-//! known and taken whole by the next step that does it.
+//! known and taken whole by the next step that does it, and given back if that step fails.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -51,6 +51,12 @@ impl Backlog {
     /// The queued catch-ups.
     pub(crate) fn take_catch_up(&mut self) -> Vec<(Address, u64)> {
         std::mem::take(&mut self.catch_up)
+    }
+
+    /// Catch-ups a failed step had taken, queued again (before any queued since).
+    pub(crate) fn give_back_catch_up(&mut self, mut taken: Vec<(Address, u64)>) {
+        taken.append(&mut self.catch_up);
+        self.catch_up = taken;
     }
 
     /// Queues a re-read of `owner`'s whole token set; whether it was not queued already.
@@ -171,5 +177,23 @@ mod tests {
         assert!(backlog.take_reads().is_empty());
         assert!(backlog.take_catch_up().is_empty());
         assert!(backlog.take_discoveries().is_empty());
+    }
+
+    #[test]
+    fn work_a_failed_step_gives_back_is_taken_again_before_what_came_since() {
+        let mut backlog = Backlog::default();
+        let key = BalanceKey::Balance { token: address(9) };
+        backlog.queue_catch_up(address(1), 40);
+        backlog.queue_reread(address(1), key);
+        let (taken, reads) = (backlog.take_catch_up(), backlog.take_reads());
+        // The step fails after a new wallet arrived.
+        backlog.queue_catch_up(address(2), 50);
+        backlog.give_back_catch_up(taken);
+        backlog.queue_reads(reads);
+        assert_eq!(
+            backlog.take_catch_up(),
+            vec![(address(1), 40), (address(2), 50)]
+        );
+        assert!(backlog.take_reads().reads[&(address(1), key)].touched);
     }
 }

@@ -14,6 +14,7 @@ use tracing::{debug, warn};
 
 use super::ChainWatcher;
 use super::pacing::HeadCheck;
+use super::touches::CatchUp;
 use crate::error::PollerError;
 use crate::heads::Head;
 
@@ -26,8 +27,10 @@ pub(crate) enum Stage {
     Fork,
     /// The plan starts from the queued work: first reads, re-reads.
     Backlog,
-    /// Events between the api's read of newly learned wallets and the cursor. Before the
-    /// range's logs: the range's own touches then name each value's latest transaction.
+    /// Events between the api's read of newly learned wallets and the cursor, and their
+    /// native balances. Over blocks, fetched beside the range's logs (one round trip) and
+    /// planned before them: the range's own touches then name each value's latest
+    /// transaction.
     CatchUp,
     /// What the range's logs touch for watched wallets; incoming tokens for discovery.
     Logs,
@@ -138,14 +141,37 @@ impl ChainWatcher {
         Ok(Some(head))
     }
 
-    /// Runs one step on `path`: the recipe's stages in order.
+    /// Runs one step on `path`: the recipe's stages in order. A step that fails gives back
+    /// the work it took from the backlog — and everything else it had planned, which is
+    /// harmless to read again — so the step done again whole loses nothing: a rewind's
+    /// re-reads, new values' first reads, a new wallet's catch-up.
     pub(super) async fn execute(
         &mut self,
         cursor: &mut ChainCursor,
         path: Path,
     ) -> Result<Done, PollerError> {
-        let mut range = None;
         let mut plan = ReadPlan::default();
+        let mut catch_up = None;
+        let done = self
+            .run_stages(cursor, path, &mut plan, &mut catch_up)
+            .await;
+        if done.is_err() {
+            self.backlog.queue_reads(plan);
+            if let Some(due) = catch_up {
+                self.backlog.give_back_catch_up(due.into_pending());
+            }
+        }
+        done
+    }
+
+    async fn run_stages(
+        &mut self,
+        cursor: &mut ChainCursor,
+        path: Path,
+        plan: &mut ReadPlan,
+        catch_up: &mut Option<CatchUp>,
+    ) -> Result<Done, PollerError> {
+        let mut range = None;
         let (mut logs, mut written) = (0, 0);
         for stage in stages(&path) {
             match stage {
@@ -160,22 +186,26 @@ impl ChainWatcher {
                         }
                     }
                 }
-                Stage::Backlog => plan = self.backlog.take_reads(),
+                Stage::Backlog => *plan = self.backlog.take_reads(),
                 Stage::CatchUp => {
-                    // The blocks before the range; the cursor's own on a quiet step.
+                    // The blocks before the range; the cursor's own on a quiet step, which
+                    // has no range's logs to fetch it beside.
                     let through = range.map_or(cursor.block, |r: Range| r.first.number - 1);
-                    self.catch_up_reads(through, &mut plan).await?;
+                    *catch_up = self.catch_up_due(through, plan);
+                    if range.is_none() {
+                        self.catch_up_reads(catch_up, plan).await?;
+                    }
                 }
                 Stage::Logs => {
                     if let Some(Range { first, last }) = range {
-                        logs = self.log_reads(first.number, last.number, &mut plan).await?;
+                        logs = self
+                            .log_reads(first.number, last.number, catch_up, plan)
+                            .await?;
                     }
                 }
                 Stage::Native => match range {
-                    Some(Range { first, last }) => {
-                        self.native_reads(&first, &last, &mut plan).await?
-                    }
-                    None => self.polled_native_reads(&mut plan),
+                    Some(Range { first, last }) => self.native_reads(&first, &last, plan).await?,
+                    None => self.polled_native_reads(plan),
                 },
                 Stage::Sweeps => {
                     for (owner, key) in self.sweeps.held_share(&self.held) {
@@ -195,13 +225,13 @@ impl ChainWatcher {
                     self.backlog.rescan_reads(
                         |owner| watched.tokens(owner),
                         |token| !held.is_unreadable(token),
-                        &mut plan,
+                        plan,
                     );
                 }
-                Stage::Discover => self.discover(&mut plan).await?,
+                Stage::Discover => self.discover(plan).await?,
                 Stage::Write => {
                     let block = range.map_or(cursor.block, |r| r.last.number);
-                    written = self.apply(&plan, block, self.reorg.rewound_above()).await?;
+                    written = self.apply(plan, block, self.reorg.rewound_above()).await?;
                     self.reorg.settled();
                 }
                 Stage::Checkpoint => {

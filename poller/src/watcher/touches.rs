@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use alloy::primitives::Address;
 use live_balances::NATIVE_TOKEN;
-use live_balances::chain::{LogOverflow, OwnerTopics};
+use live_balances::chain::{LogOverflow, OwnerLogs, OwnerTopics};
 use live_balances::domain::model::BalanceKey;
 use live_balances::domain::plan::{ReadPlan, touches};
 use tracing::{debug, warn};
@@ -20,15 +20,31 @@ impl ChainWatcher {
     /// Adds what the range's logs touch for watched wallets: balances of tracked tokens (a
     /// zero one too), a sender's allowances of the token it sent (a spender's `transferFrom`
     /// lowers an allowance with no `Approval`), approvals to tracked spenders; and notes
-    /// incoming tokens for wallets with discovery on. Returns how many logs there were.
+    /// incoming tokens for wallets with discovery on. `catch_up`: the catch-up due before the
+    /// range (`catch_up_due`), fetched beside the range's logs — one round trip to the
+    /// provider, not two, so wallets just learned do not hold up the block — and planned
+    /// first, so the range's own touches name each value's latest transaction. Returns how
+    /// many logs the range had.
     pub(super) async fn log_reads(
         &mut self,
         from: u64,
         to: u64,
+        catch_up: &mut Option<CatchUp>,
         plan: &mut ReadPlan,
     ) -> Result<usize, PollerError> {
         let owners = self.watching.owner_topics();
-        let found = self.reader.owner_logs(from, to, &owners).await?;
+        let range = self.reader.owner_logs(from, to, &owners);
+        let (earlier, found) = match catch_up.as_ref() {
+            Some(due) => {
+                let earlier = self.reader.owner_logs(due.from, due.through, &due.owners);
+                let (earlier, found) = tokio::try_join!(earlier, range)?;
+                (Some(earlier), found)
+            }
+            None => (None, range.await?),
+        };
+        if let (Some(due), Some(earlier)) = (catch_up.take(), earlier) {
+            self.plan_caught_up(&due, &earlier, plan);
+        }
         self.plan_touches(&found.logs, None, plan);
         self.plan_overflows(&found.overflows, plan);
         Ok(found.logs.len())
@@ -118,18 +134,12 @@ impl ChainWatcher {
         }
     }
 
-    /// For wallets learned from the table since the last step: the events between the block
-    /// their values were read at and this poller's cursor (`through`), which the poller
-    /// processed before it watched them; and their native balance.
-    pub(super) async fn catch_up_reads(
-        &mut self,
-        through: u64,
-        plan: &mut ReadPlan,
-    ) -> Result<(), PollerError> {
+    /// For wallets learned from the table since the last step: their native balance, added
+    /// to `plan`, and the catch-up due on the events between the block their values were read
+    /// at and this poller's cursor (`through`), which the poller processed before it watched
+    /// them — `None` when there is none.
+    pub(super) fn catch_up_due(&mut self, through: u64, plan: &mut ReadPlan) -> Option<CatchUp> {
         let pending = self.backlog.take_catch_up();
-        if pending.is_empty() {
-            return Ok(());
-        }
         let wallets: BTreeSet<Address> = pending.iter().map(|(o, _)| *o).collect();
         // Read, not touched: what is held for these wallets is what the table holds (learned
         // from it before the comparison), so a zero read where zero is held has nothing stale
@@ -143,25 +153,67 @@ impl ChainWatcher {
                 },
             );
         }
-        let start = pending.iter().map(|(_, b)| *b).min().unwrap_or(through + 1);
+        let start = pending.iter().map(|(_, b)| *b).min()?;
         if start > through {
-            return Ok(());
+            return None;
         }
-        let start = start.max(through.saturating_sub(self.settings.max_block_range));
+        Some(CatchUp {
+            from: start.max(through.saturating_sub(self.settings.max_block_range)),
+            through,
+            owners: OwnerTopics::new(&wallets),
+            wallets,
+            pending,
+        })
+    }
+
+    /// A catch-up on its own (a step without new blocks): its events fetched and planned;
+    /// `catch_up` is emptied once they are (a failed fetch leaves it to be given back).
+    pub(super) async fn catch_up_reads(
+        &mut self,
+        catch_up: &mut Option<CatchUp>,
+        plan: &mut ReadPlan,
+    ) -> Result<(), PollerError> {
+        let Some(due) = catch_up.as_ref() else {
+            return Ok(());
+        };
         let found = self
             .reader
-            .owner_logs(start, through, &OwnerTopics::new(&wallets))
+            .owner_logs(due.from, due.through, &due.owners)
             .await?;
-        self.plan_touches(&found.logs, Some(&wallets), plan);
+        if let Some(due) = catch_up.take() {
+            self.plan_caught_up(&due, &found, plan);
+        }
+        Ok(())
+    }
+
+    /// The reads a catch-up's events call for, for its wallets only.
+    fn plan_caught_up(&mut self, due: &CatchUp, found: &OwnerLogs, plan: &mut ReadPlan) {
+        self.plan_touches(&found.logs, Some(&due.wallets), plan);
         self.plan_overflows(&found.overflows, plan);
         debug!(
             chain = self.chain_id,
-            wallets = wallets.len(),
-            from = start,
-            to = through,
+            wallets = due.wallets.len(),
+            from = due.from,
+            to = due.through,
             logs = found.logs.len(),
             "caught up"
         );
-        Ok(())
+    }
+}
+
+/// Wallets learned since the last step and the blocks of events they missed.
+pub(super) struct CatchUp {
+    from: u64,
+    through: u64,
+    wallets: BTreeSet<Address>,
+    owners: OwnerTopics,
+    /// What was taken from the backlog, to give back if the step fails.
+    pending: Vec<(Address, u64)>,
+}
+
+impl CatchUp {
+    /// The backlog's entries this catch-up was made of.
+    pub(super) fn into_pending(self) -> Vec<(Address, u64)> {
+        self.pending
     }
 }
