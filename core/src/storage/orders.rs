@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::item_parts::ItemKey;
 use super::keys::{self, ORDER_SK_PREFIX, order_sk};
-use super::records::{address, amount};
+use super::records::{address, amount, tenant};
 use super::{StorageError, Table, Written, from_item, n, s, to_item, written};
 use crate::domain::address::lower;
 use crate::domain::api_key::Tenant;
@@ -145,12 +145,7 @@ impl TryFrom<OrderRecord> for OrderState {
 
     fn try_from(r: OrderRecord) -> Result<Self, StorageError> {
         let key = r.key.to_string();
-        let tenant = r
-            .tenant
-            .as_deref()
-            .map(Tenant::parse)
-            .transpose()
-            .map_err(|e| StorageError::corrupt(&key, e))?;
+        let tenant = tenant(&key, r.tenant.as_deref())?;
         Ok(OrderState {
             order: r.order.decode(&key)?,
             status: r.status.decode(&key)?,

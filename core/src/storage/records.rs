@@ -12,6 +12,7 @@ use super::error::StorageError;
 use super::item_parts::{ItemKey, TokenMetadataAttributes, ValueIdentity};
 use super::keys;
 use crate::domain::address::parse_address;
+use crate::domain::api_key::Tenant;
 use crate::domain::model::{
     BalanceItem, ChainCursor, FeedEntry, FeedPosition, Session, SessionAsks, Spender, TokenRead,
 };
@@ -156,6 +157,14 @@ pub(super) fn address(key: &str, field: &str, value: &str) -> Result<Address, St
 
 pub(super) fn amount(key: &str, value: &str) -> Result<U256, StorageError> {
     U256::from_str_radix(value, 10).map_err(|e| StorageError::corrupt(key, format!("amount: {e}")))
+}
+
+/// The tenant an item belongs to (an order's, a subscription's), if it names one.
+pub(super) fn tenant(key: &str, value: Option<&str>) -> Result<Option<Tenant>, StorageError> {
+    value
+        .map(Tenant::parse)
+        .transpose()
+        .map_err(|e| StorageError::corrupt(key, e))
 }
 
 fn hash(key: &str, value: &str) -> Result<B256, StorageError> {

@@ -14,6 +14,7 @@ use crate::domain::webhook::{
 };
 use crate::runtime::sealing::SealedSecret;
 use crate::storage::item_parts::ItemKey;
+use crate::storage::records::tenant;
 use crate::storage::{StorageError, keys};
 
 pub(super) const ACTIVE: &str = "active";
@@ -221,12 +222,7 @@ impl TryFrom<SubscriptionRecord> for Subscription {
 
     fn try_from(r: SubscriptionRecord) -> Result<Self, StorageError> {
         let key = r.key.to_string();
-        let tenant = r
-            .tenant
-            .as_deref()
-            .map(Tenant::parse)
-            .transpose()
-            .map_err(|e| StorageError::corrupt(&key, e))?;
+        let tenant = tenant(&key, r.tenant.as_deref())?;
         Ok(Subscription {
             filter: r.filter.decode(&key)?,
             health: r.health.decode(&key)?,
