@@ -6,6 +6,7 @@
 mod capacity;
 mod discovery_cap;
 mod dynamodb;
+mod failed_steps;
 mod fanout;
 mod function_faults;
 mod load;

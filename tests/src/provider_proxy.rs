@@ -37,6 +37,8 @@ pub struct ProviderFaults {
     pub max_log_blocks: Option<u64>,
     /// `eth_getLogs` with more logs than this refused ("query returned more than N results").
     pub max_log_results: Option<usize>,
+    /// Every `eth_getLogs` answered with an internal error (a node failing one method).
+    pub fail_logs: bool,
     /// Every WebSocket connection closed after this long.
     pub ws_drop_every: Option<Duration>,
     /// After such a drop, new WebSocket connections are refused for this long (the provider's
@@ -55,6 +57,7 @@ impl ProviderFaults {
             refuse_traces: true,
             max_log_blocks: Some(3),
             max_log_results: Some(50),
+            fail_logs: false,
             ws_drop_every: Some(Duration::from_secs(60)),
             ws_refused_after_drop: Duration::from_secs(1),
         }
@@ -70,6 +73,8 @@ pub struct ProviderCounts {
     pub rate_limited: u64,
     /// `eth_getLogs` refused for its range or its result count.
     pub logs_refused: u64,
+    /// `eth_getLogs` answered with an internal error.
+    pub logs_failed: u64,
     /// Trace calls refused.
     pub traces_refused: u64,
     /// WebSocket connections the proxy closed on schedule.
@@ -94,6 +99,7 @@ impl ProviderCounts {
                 .collect(),
             rate_limited: self.rate_limited - before.rate_limited,
             logs_refused: self.logs_refused - before.logs_refused,
+            logs_failed: self.logs_failed - before.logs_failed,
             traces_refused: self.traces_refused - before.traces_refused,
             ws_dropped: self.ws_dropped - before.ws_dropped,
             cut: self.cut - before.cut,
@@ -212,6 +218,14 @@ impl RelayHook for Provider {
                     -32601,
                     format!("the method {method} does not exist/is not available"),
                 ),
+            ));
+        }
+        if method == "eth_getLogs" && faults.fail_logs {
+            self.count(|c| c.logs_failed += 1);
+            return Step::Answer(json_response(
+                StatusCode::OK,
+                &[],
+                &rpc_error(&id, -32000, "internal error".into()),
             ));
         }
         if method == "eth_getLogs"
