@@ -197,12 +197,29 @@ impl ChainWatcher {
 
     /// Starts tracking the tokens that came into wallets with discovery on: their metadata is
     /// read once (and cached for the api), the session records them (bounded per wallet), and
-    /// their values are read as first reads in this step.
+    /// their values are read as first reads in this step. If that fails, they are noted
+    /// again for the step done again.
     pub(super) async fn discover(&mut self, plan: &mut ReadPlan) -> Result<(), PollerError> {
         let candidates = self.backlog.take_discoveries();
         if candidates.is_empty() {
             return Ok(());
         }
+        let tracked = self.start_tracking(candidates.clone(), plan).await;
+        if tracked.is_err() {
+            // Noted again for the step done again (those tracked by now are passed over).
+            for (owner, token) in candidates {
+                self.backlog.note_discovery(owner, token);
+            }
+        }
+        tracked
+    }
+
+    /// [`Self::discover`] for `candidates` (owner, token).
+    async fn start_tracking(
+        &mut self,
+        candidates: BTreeSet<(Address, Address)>,
+        plan: &mut ReadPlan,
+    ) -> Result<(), PollerError> {
         let mut by_owner: BTreeMap<Address, BTreeSet<Address>> = BTreeMap::new();
         for (owner, token) in candidates {
             if !self.watching.set().tracks(&owner, &token) {
