@@ -236,7 +236,14 @@ async fn deliveries_arrive_signed_in_order_once_per_position_through_500s() -> a
         &first.signature,
         &first.body
     ));
-    let tampered = String::from_utf8(first.body.clone())?.replacen("\"100\"", "\"900\"", 1);
+    // (Its balance is 100, or 200 when the poller read the first two transfers' blocks in one
+    // step: a delivery is a change of the value, not a transfer.)
+    let balance = body["data"]["balance"].as_str().unwrap_or_default();
+    let tampered = String::from_utf8(first.body.clone())?.replacen(
+        &format!("\"balance\":\"{balance}\""),
+        &format!("\"balance\":\"9{balance}\""),
+        1,
+    );
     assert_ne!(tampered.as_bytes(), first.body.as_slice());
     assert!(!verify(
         &sub.secret,
