@@ -43,14 +43,33 @@ const RANGE_GROWTH_AFTER: u32 = 100;
 const RESULTS_GROWTH_AFTER: u32 = 20;
 
 /// The owners a log query is about, as the topics that name them in logs (each address
-/// padded to a word). Built by the caller, which keeps it while its owners stay the same: a
-/// poller asks about every watched owner every block, and the list is not copied each time.
+/// padded to a word), in no particular order. Kept by the caller and changed an owner at a
+/// time: a poller asks about every watched owner every block, and wallets come and go in most
+/// steps under session churn, so the list is neither copied nor built again each time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OwnerTopics(Vec<B256>);
 
 impl OwnerTopics {
     pub fn new<'a>(owners: impl IntoIterator<Item = &'a Address>) -> Self {
         Self(owners.into_iter().map(|o| o.into_word()).collect())
+    }
+
+    /// Adds `owner`, which the list does not hold.
+    pub fn insert(&mut self, owner: &Address) {
+        self.0.push(owner.into_word());
+    }
+
+    /// Removes `owner`, if the list holds it (the last owner takes its place).
+    pub fn remove(&mut self, owner: &Address) {
+        let topic = owner.into_word();
+        if let Some(at) = self.0.iter().position(|t| *t == topic) {
+            self.0.swap_remove(at);
+        }
+    }
+
+    /// The topics, in no particular order.
+    pub fn iter(&self) -> std::slice::Iter<'_, B256> {
+        self.0.iter()
     }
 
     pub fn len(&self) -> usize {

@@ -115,7 +115,7 @@ impl WatchedSet {
         self.expiries.insert((wallet.expires_at, owner));
         self.index_streaming(owner, streamed_before, wallet.streaming_until);
         if self.wallets.insert(owner, wallet).is_none() {
-            self.owner_topics = None;
+            Arc::make_mut(&mut self.owner_topics).insert(&owner);
         }
         change
     }

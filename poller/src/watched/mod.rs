@@ -105,10 +105,10 @@ pub struct WatchedSet {
     weth: Option<Address>,
     spender_sets: HashSet<Arc<[Spender]>>,
     list_sets: HashSet<FollowedLists>,
-    /// Every watched owner as the log topics that name it, kept from the step that last asked
-    /// until a wallet comes or goes: an idle step asks for the logs of every owner and would
-    /// otherwise copy them all (linear in wallets, every block).
-    owner_topics: Option<Arc<OwnerTopics>>,
+    /// Every watched owner as the log topics that name it, changed as a wallet comes or goes:
+    /// every step asks for the logs of every owner and would otherwise copy them all, or build
+    /// them again whenever wallets came or went (linear in wallets, every block under churn).
+    owner_topics: Arc<OwnerTopics>,
 }
 
 impl WatchedSet {
@@ -131,12 +131,10 @@ impl WatchedSet {
         self.wallets.iter()
     }
 
-    /// Every watched owner as the log topics that name it (built again only when wallets came
-    /// or went since the last call).
-    pub fn owner_topics(&mut self) -> Arc<OwnerTopics> {
-        self.owner_topics
-            .get_or_insert_with(|| Arc::new(OwnerTopics::new(self.wallets.keys())))
-            .clone()
+    /// Every watched owner as the log topics that name it. The step holds this copy of the
+    /// pointer only while it asks: the next change finds it unshared and edits it in place.
+    pub fn owner_topics(&self) -> Arc<OwnerTopics> {
+        self.owner_topics.clone()
     }
 
     /// The wallets in owner order, for a sweep to walk.
@@ -313,7 +311,7 @@ impl WatchedSet {
         self.fresh_streams.remove(owner);
         match self.wallets.remove(owner) {
             Some(wallet) => {
-                self.owner_topics = None;
+                Arc::make_mut(&mut self.owner_topics).remove(owner);
                 self.expiries.remove(&(wallet.expires_at, *owner));
                 self.streams.remove(&(wallet.streaming_until, *owner));
                 true
@@ -401,6 +399,7 @@ mod tests {
 
     const ALICE: Address = Address::repeat_byte(0xa1);
     const BOB: Address = Address::repeat_byte(0xb0);
+    const CAROL: Address = Address::repeat_byte(0xc0);
     const SPENDER: Address = Address::repeat_byte(0x5e);
     const URL: &str = "https://lists.example/tokens.json";
 
@@ -632,23 +631,31 @@ mod tests {
     }
 
     #[test]
-    fn the_owner_topics_are_kept_until_a_wallet_comes_or_goes() {
+    fn the_owner_topics_follow_wallets_as_they_come_and_go_edited_in_place() {
         let mut watched = set(&[session(ALICE, 1, &[], &[])], &[]);
         let first = watched.owner_topics();
-        assert_eq!(first.len(), 1);
-        // A changed session of a wallet watched already keeps them.
+        assert_eq!(*first, OwnerTopics::new([ALICE].iter()));
+        // A changed session of a wallet watched already leaves them as they are.
         watched.upsert(&session(ALICE, 2, &[7], &[]), false);
         assert!(Arc::ptr_eq(&first, &watched.owner_topics()));
+        // A step's copy is gone before the next change: the change edits them in place.
+        let at = Arc::as_ptr(&first);
+        drop(first);
         watched.upsert(&session(BOB, 1, &[], &[]), false);
-        let second = watched.owner_topics();
-        assert_eq!(second.len(), 2);
+        watched.upsert(&session(CAROL, 1, &[], &[]), false);
+        assert_eq!(Arc::as_ptr(&watched.owner_topics()), at);
+        assert_eq!(watched.owner_topics().len(), 3);
+        // A copy still held (a step asking) is left as it was.
+        let held = watched.owner_topics();
         assert!(watched.remove(&ALICE));
-        assert_eq!(watched.owner_topics().len(), 1);
-        assert_eq!(
-            *watched.owner_topics(),
-            OwnerTopics::new([BOB].iter()),
-            "the topics name the owners watched"
-        );
+        assert_eq!(held.len(), 3);
+        let mut named: Vec<_> = [BOB, CAROL].iter().map(|o| o.into_word()).collect();
+        let mut topics: Vec<_> = watched.owner_topics().iter().copied().collect();
+        named.sort();
+        topics.sort();
+        assert_eq!(topics, named, "the topics name the owners watched");
+        assert!(!watched.remove(&ALICE));
+        assert_eq!(watched.owner_topics().len(), 2);
     }
 
     #[test]

@@ -100,8 +100,8 @@ impl Watching {
         self.set.take_fresh_streams()
     }
 
-    /// Every watched owner as the log topics that name it (kept until wallets come or go).
-    pub(super) fn owner_topics(&mut self) -> Arc<OwnerTopics> {
+    /// Every watched owner as the log topics that name it (changed as wallets come and go).
+    pub(super) fn owner_topics(&self) -> Arc<OwnerTopics> {
         self.set.owner_topics()
     }
 
