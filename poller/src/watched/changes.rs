@@ -199,12 +199,7 @@ impl WatchedSet {
             .copied()
             .collect();
         add_first_reads(owner, new_tokens, &wallet.spenders, change);
-        let new_spenders: Vec<Spender> = wallet
-            .spenders
-            .iter()
-            .filter(|s| !before.spenders.contains(s))
-            .copied()
-            .collect();
+        let new_spenders = new_spenders(before, wallet);
         for token in known_tokens.into_iter().filter(|t| *t != NATIVE_TOKEN) {
             for spender in &new_spenders {
                 change.first_reads.add_first(owner, spender.key(token));
@@ -235,12 +230,7 @@ impl WatchedSet {
             return None;
         }
         let mut added = BTreeSet::new();
-        let new_spenders: Vec<Spender> = wallet
-            .spenders
-            .iter()
-            .filter(|s| !before.spenders.contains(s))
-            .copied()
-            .collect();
+        let new_spenders = new_spenders(before, wallet);
         if !new_spenders.is_empty() {
             // Every token known before gains the new spenders' allowances: bounded by a
             // count of its tokens (lists counted whole) before they are gathered.
@@ -298,6 +288,16 @@ impl WatchedSet {
         };
         add_first_reads(owner, unread, &wallet.spenders, change);
     }
+}
+
+/// The spenders `wallet` names that `before` (its previous revision) did not.
+fn new_spenders(before: &WalletWatch, wallet: &WalletWatch) -> Vec<Spender> {
+    wallet
+        .spenders
+        .iter()
+        .filter(|s| !before.spenders.contains(s))
+        .copied()
+        .collect()
 }
 
 /// Adds the first reads of `tokens` for `owner`: each balance and its allowances.
