@@ -1,14 +1,19 @@
 //! Every way a balance or allowance changes reaches an SSE client with the right old and new
 //! values: transfers in and out, approvals (default and custom spender), ETH in and out, WETH
 //! wrap and unwrap, a silent (rebasing) change caught by the sweep, and a reverting token that
-//! disturbs nothing else.
+//! disturbs nothing else. And a new wallet learned from its session's record of its values.
 
-use alloy::primitives::U256;
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use anyhow::Context;
 use e2e::{Environment, SseClient, fresh_owner};
 use live_balances::NATIVE_TOKEN;
 use live_balances::config::DEFAULT_SPENDER;
 use live_balances::domain::address::lower;
+use live_balances::domain::model::{BalanceKey, TokenRead};
 use local_stack::devnet::Wallet;
+use tokio::time::Instant;
 
 const ETH: u64 = 1_000_000_000_000_000_000;
 
@@ -177,5 +182,69 @@ async fn silent_rebase_is_caught_by_the_sweep() -> anyhow::Result<()> {
     let outcome = sse.follow_balance(&lower(&rebasing), "1000", "2000").await;
     miner.abort();
     outcome?;
+    Ok(())
+}
+
+/// A new wallet is learned from what its session's first writer recorded, not from a read of
+/// the table: a balance the wallet held before its session started, then sent away whole,
+/// reaches the stream as a change to zero (the poller held it from the record; had it learned
+/// nothing, reading zero would change nothing). A later addition drops the record.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_wallet_is_learned_from_its_session_s_record() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let (actor, token) = env.actor_with_token(1_000_000).await?;
+    let (_, added) = env.actor_with_token(1_000).await?;
+    let owner = Wallet::fresh(&env.stack.rpc_url).await?;
+    actor
+        .transfer(token, owner.address, U256::from(300))
+        .await?;
+    let poller = &env.stack.endpoints.poller;
+    let learned_before = env.session_changes(poller, "learned_from_session").await?;
+    let asks = |tokens: &[Address]| {
+        let tokens: Vec<String> = tokens.iter().map(|t| format!("\"{}\"", lower(t))).collect();
+        format!(r#"{{"customTokens":[{}]}}"#, tokens.join(","))
+    };
+    env.watch(&lower(&owner.address), &asks(&[token])).await?;
+
+    let table = env.stack.table().await;
+    let session = table
+        .session(env.chain_id(), &owner.address)
+        .await?
+        .context("the session")?;
+    let recorded = session.first_values.context("the first writer's record")?;
+    assert_eq!(
+        recorded.get(&BalanceKey::Balance { token }),
+        Some(&TokenRead::Value(U256::from(300)))
+    );
+    let until = Instant::now() + Duration::from_secs(30);
+    while env.session_changes(poller, "learned_from_session").await? <= learned_before {
+        anyhow::ensure!(
+            Instant::now() < until,
+            "the poller learned no wallet from its session"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let mut sse = SseClient::connect(env, &lower(&owner.address), None).await?;
+    let snapshot = sse
+        .wait_for("all_balances", |e| e.event == "all_balances")
+        .await?;
+    assert_eq!(snapshot.data["balances"][lower(&token)], "300");
+    owner
+        .transfer(token, actor.address, U256::from(300))
+        .await?;
+    sse.follow_balance(&lower(&token), "300", "0").await?;
+
+    env.watch(&lower(&owner.address), &asks(&[token, added]))
+        .await?;
+    let session = table
+        .session(env.chain_id(), &owner.address)
+        .await?
+        .context("the session")?;
+    assert_eq!(session.revision, 2);
+    assert_eq!(
+        session.first_values, None,
+        "a later revision drops the record"
+    );
     Ok(())
 }

@@ -38,7 +38,23 @@ pub struct Session {
     /// Unix seconds until which an open stream vouches for the session (refreshed while it
     /// streams): wallets with a stream open are read more often where that costs per wallet.
     pub streaming_until: u64,
+    /// The values the writer of a session that started over stored, every one not zero, when
+    /// they were at most [`MAX_FIRST_VALUES`]: kept only while that first revision is the
+    /// session's latest. A poller new to the wallet learns them from here, with no read of
+    /// its own (see `FirstValues`).
+    pub first_values: Option<FirstValues>,
 }
+
+/// Most values a session's first writer records in the session for the poller; a wallet
+/// holding more is learned by a query of its values.
+pub const MAX_FIRST_VALUES: usize = 100;
+
+/// The non-zero values (and failed reads) the writer of a session's first revision stored,
+/// read at the session's `read_block`. With the block's catch-up they are what the table holds
+/// for the wallet's tracked values: nobody else stores a value of a wallet between that read
+/// and the poller's catch-up but a poller catching up on the same blocks, and a later revision
+/// drops the record. Zero is left out, as in the table.
+pub type FirstValues = BTreeMap<BalanceKey, TokenRead>;
 
 impl Session {
     /// A new, empty session (before its first addition is applied).
@@ -54,6 +70,7 @@ impl Session {
             created_at: now,
             expires_at: now,
             streaming_until: 0,
+            first_values: None,
         }
     }
 
@@ -111,6 +128,8 @@ impl Session {
     pub fn with(&self, addition: &SessionAsks) -> Self {
         let mut next = self.clone();
         next.asked.add(addition);
+        // The record is of the first revision's values only.
+        next.first_values = None;
         next
     }
 }

@@ -14,7 +14,8 @@ use super::keys;
 use crate::domain::address::parse_address;
 use crate::domain::api_key::Tenant;
 use crate::domain::model::{
-    BalanceItem, ChainCursor, FeedEntry, FeedPosition, Session, SessionAsks, Spender, TokenRead,
+    BalanceItem, ChainCursor, FeedEntry, FeedPosition, FirstValues, Session, SessionAsks, Spender,
+    TokenRead,
 };
 
 /// Stored in `read` when the value could not be read.
@@ -39,6 +40,9 @@ pub(crate) struct SessionRecord {
     pub complete_revision: u64,
     #[serde(flatten)]
     pub lifetime: SessionLifetime,
+    /// The first revision's values: balance sort key -> stored `read`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_values: Option<BTreeMap<String, String>>,
 }
 
 /// What a session's clients asked to track, as stored.
@@ -211,8 +215,30 @@ impl TryFrom<SessionRecord> for Session {
             created_at: r.lifetime.created_at,
             expires_at: r.lifetime.expires_at,
             streaming_until: r.lifetime.streaming_until,
+            first_values: r
+                .first_values
+                .map(|values| {
+                    values
+                        .iter()
+                        .map(|(sk, read)| {
+                            let at = format!("{key}/first_values/{sk}");
+                            let value_key = keys::parse_balance_sk(sk)
+                                .ok_or_else(|| StorageError::corrupt(&at, "not a value's key"))?;
+                            Ok((value_key, parse_read(&at, read)?))
+                        })
+                        .collect::<Result<_, StorageError>>()
+                })
+                .transpose()?,
         })
     }
+}
+
+/// The stored shape of a session's first values (see `SessionRecord::first_values`).
+pub(super) fn first_values_text(values: &FirstValues) -> BTreeMap<String, String> {
+    values
+        .iter()
+        .map(|(key, read)| (keys::balance_sk(key), read_text(read)))
+        .collect()
 }
 
 impl From<&BalanceItem> for BalanceRecord {
@@ -473,6 +499,21 @@ mod tests {
             complete_revision: 1,
             expires_at: 20,
             streaming_until: 15,
+            first_values: Some(
+                [
+                    (
+                        BalanceKey::Balance {
+                            token: Address::repeat_byte(2),
+                        },
+                        TokenRead::Value(U256::from(7)),
+                    ),
+                    (
+                        Spender::Permit2(Address::repeat_byte(6)).key(Address::repeat_byte(3)),
+                        TokenRead::Failed,
+                    ),
+                ]
+                .into(),
+            ),
             ..Session::new(1, Address::repeat_byte(1), 10)
         };
         let record = SessionRecord {
@@ -496,6 +537,7 @@ mod tests {
                 expires_at: 20,
                 streaming_until: 15,
             },
+            first_values: session.first_values.as_ref().map(first_values_text),
         };
         assert_eq!(Session::try_from(roundtrip(record)).unwrap(), session);
 
@@ -519,6 +561,7 @@ mod tests {
                 expires_at: 20,
                 streaming_until: 0,
             },
+            first_values: None,
         };
         let legacy = Session::try_from(roundtrip(legacy)).unwrap();
         assert_eq!(
@@ -538,6 +581,32 @@ mod tests {
             ChainCursor::try_from(roundtrip(CursorRecord::from(&cursor))).unwrap(),
             cursor
         );
+    }
+
+    #[test]
+    fn a_session_s_corrupt_first_values_are_reported() {
+        let record = |sk: &str, read: &str| SessionRecord {
+            key: ItemKey::new(keys::session_pk(1), keys::session_sk(&Address::ZERO)),
+            chain_id: 1,
+            owner: lower(&Address::ZERO),
+            asks: SessionAsksAttributes::default(),
+            discovered: BTreeSet::new(),
+            read_block: 1,
+            revision: 1,
+            complete_revision: 1,
+            lifetime: SessionLifetime {
+                created_at: 1,
+                expires_at: 2,
+                streaming_until: 0,
+            },
+            first_values: Some([(sk.to_string(), read.to_string())].into()),
+        };
+        let token = format!("T#{}", lower(&Address::repeat_byte(2)));
+        assert!(Session::try_from(record(&token, "12")).is_ok());
+        for (sk, read) in [("O#an-order", "12"), (token.as_str(), "twelve")] {
+            let error = Session::try_from(record(sk, read)).unwrap_err();
+            assert!(matches!(error, StorageError::Corrupt { .. }), "{error}");
+        }
     }
 
     #[test]
@@ -737,6 +806,14 @@ mod tests {
             ("created_at".to_string(), n(10)),
             ("expires_at".to_string(), n(u64::MAX)),
             ("streaming_until".to_string(), n(15)),
+            (
+                "first_values".to_string(),
+                AttributeValue::M(
+                    [(format!("T#0x{}", "02".repeat(20)), s("7"))]
+                        .into_iter()
+                        .collect(),
+                ),
+            ),
         ]);
         let record: SessionRecord = serde_dynamo::from_item(item.clone()).unwrap();
         assert!(record.asks.discover);
@@ -749,6 +826,7 @@ mod tests {
         let written: SdkItem = serde_dynamo::to_item(&record).unwrap();
         assert_eq!(names(&written), names(&item));
         assert_eq!(written["lists"], item["lists"]);
+        assert_eq!(written["first_values"], item["first_values"]);
         assert_eq!(written["discover"], AttributeValue::Bool(true));
         // The attributes a session written before them lacks read as their defaults.
         let minimal: SdkItem = ["pk", "sk", "chain_id", "owner", "created_at", "expires_at"]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use alloy::primitives::Address;
 use live_balances::NATIVE_TOKEN;
-use live_balances::domain::model::{BalanceKey, Session, Spender};
+use live_balances::domain::model::{BalanceKey, FirstValues, Session, Spender};
 use live_balances::domain::plan::ReadPlan;
 
 use super::{ListTokens, WalletWatch, WatchedSet};
@@ -29,6 +29,9 @@ pub struct WatchChange {
     /// those from the table, then catch up on the blocks since it read them. A wallet also in
     /// `learn` is learned whole.
     pub learn_values: BTreeMap<Address, BTreeSet<BalanceKey>>,
+    /// New wallets whose session records what its writer stored (see `Session::first_values`):
+    /// learned from it with no read of the table, then caught up on like `learn`.
+    pub learn_given: BTreeMap<Address, FirstValues>,
     /// Values nobody has read: read them at the next block (first reads).
     pub first_reads: ReadPlan,
     /// Tokens a wallet no longer tracks (a list dropped them).
@@ -41,6 +44,7 @@ impl WatchChange {
         for (owner, keys) in other.learn_values {
             self.learn_values.entry(owner).or_default().extend(keys);
         }
+        self.learn_given.extend(other.learn_given);
         self.first_reads.merge(other.first_reads);
         self.untracked.extend(other.untracked);
     }

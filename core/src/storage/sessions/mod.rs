@@ -26,7 +26,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use crate::domain::address::lower;
 use crate::domain::model::Session;
 use crate::storage::session_log::SessionChange;
-use crate::storage::{StorageError, Table, Written, keys, n, s, written};
+use crate::storage::{StorageError, Table, Written, keys, n, records, s, written};
 
 fn string_set<'a>(values: impl IntoIterator<Item = &'a Address>) -> Option<AttributeValue> {
     let values: Vec<String> = values.into_iter().map(lower).collect();
@@ -101,7 +101,20 @@ impl Table {
             // stream asks for (`request_rescan`) is due only a re-read interval from here.
             sets.push("#rescan = :created");
         }
-        let mut request = whole_session(self.session_update(next.chain_id, &next.owner), next);
+        let mut request = whole_session(self.session_update(next.chain_id, &next.owner), next)
+            .expression_attribute_names("#first", "first_values");
+        // The record of the first revision's values, which any later revision drops.
+        match next.first_values.as_ref().filter(|_| fresh) {
+            Some(values) => {
+                sets.push("#first = :first");
+                let values = records::first_values_text(values)
+                    .into_iter()
+                    .map(|(sk, read)| (sk, s(read)))
+                    .collect();
+                request = request.expression_attribute_values(":first", AttributeValue::M(values));
+            }
+            None => removes.push("#first"),
+        }
         for (attribute, set, placeholder, values) in [
             (
                 "#tokens",

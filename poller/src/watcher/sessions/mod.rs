@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use alloy::primitives::Address;
 use live_balances::chain::OwnerTopics;
-use live_balances::domain::model::{CURSOR_RECENT_BLOCKS, Session};
+use live_balances::domain::model::{CURSOR_RECENT_BLOCKS, FirstValues, Session};
 use live_balances::runtime::clock::unix_now;
 use live_balances::storage::TokenFact;
 use tokio::time::Instant;
@@ -109,6 +109,14 @@ impl Watching {
     pub(super) fn add_discovered(&mut self, owner: &Address, token: Address) {
         self.set.add_discovered(owner, token);
     }
+}
+
+/// The values `session`'s writer recorded, when they are all a poller new to the wallet needs
+/// to know: its first revision is its latest and complete, and nothing was discovered since
+/// (a discovered token's values are stored by the poller that found it).
+fn given_values(session: Session) -> Option<FirstValues> {
+    let whole = session.complete_revision >= session.revision && session.discovered.is_empty();
+    session.first_values.filter(|_| whole)
 }
 
 impl ChainWatcher {
@@ -210,7 +218,14 @@ impl ChainWatcher {
         }
         self.watching.waiting.remove(&owner);
         let mut change = self.load_lists_of(&session).await?;
-        change.merge(self.watching.set.upsert(&session, false));
+        let mut upserted = self.watching.set.upsert(&session, false);
+        if upserted.learn.contains(&owner)
+            && let Some(values) = given_values(session)
+        {
+            upserted.learn.remove(&owner);
+            upserted.learn_given.insert(owner, values);
+        }
+        change.merge(upserted);
         Ok(change)
     }
 
@@ -280,10 +295,22 @@ impl ChainWatcher {
             }
             by_key.extend(keys.into_iter().map(|key| (owner, key)));
         }
+        let mut given = BTreeSet::new();
+        for (owner, values) in change.learn_given {
+            if whole.contains(&owner) {
+                continue;
+            }
+            let tracked = values
+                .into_iter()
+                .filter(|(key, _)| self.watching.set.tracks(&owner, &key.token()));
+            self.held.replace_wallet(owner, tracked);
+            given.insert(owner);
+        }
         self.learn(&whole).await?;
         let keyed: BTreeSet<Address> = by_key.iter().map(|(owner, _)| *owner).collect();
         self.learn_values(&by_key).await?;
         self.queue_catch_up(&whole, cursor_block, initial);
+        self.queue_catch_up(&given, cursor_block, initial);
         self.queue_catch_up(&keyed, cursor_block, initial);
         let mut first_reads = change.first_reads;
         first_reads
@@ -297,6 +324,7 @@ impl ChainWatcher {
             );
         }
         self.note("learned", whole.len() as u64);
+        self.note("learned_from_session", given.len() as u64);
         self.note("learned_by_key", keyed.len() as u64);
         self.backlog.queue_reads(first_reads);
         Ok(())

@@ -11,7 +11,8 @@ use futures::{StreamExt, TryStreamExt, stream};
 use live_balances::NATIVE_TOKEN;
 use live_balances::chain::BalanceReader;
 use live_balances::domain::model::{
-    BalanceItem, BalanceKey, Session, SessionAsks, Spender, TokenRead,
+    BalanceItem, BalanceKey, FirstValues, MAX_FIRST_VALUES, Session, SessionAsks, Spender,
+    TokenRead,
 };
 use live_balances::runtime::clock::unix_now;
 use live_balances::storage::{TokenFact, UNREADABLE_FOR_SECS, ValueWrite};
@@ -158,6 +159,9 @@ impl Write<'_> {
         // Never shortened: a session held by an order or a subscription (`hold`) lives on.
         next.expires_at = (now + state.settings.session_ttl.as_secs()).max(base.expires_at);
         let items = values_to_store(&next, &keys, values, &stored_values, &unreadable);
+        if live.is_none() {
+            next.first_values = first_values(&items);
+        }
         if !store(state, &next, base.revision, live.is_none(), &items, now).await? {
             tracing::info!(chain = chain_id, owner = %owner, "session changed meanwhile; trying again");
             return Ok(None);
@@ -322,6 +326,17 @@ fn values_to_store(
             tx_hash: None,
         })
         .collect()
+}
+
+/// What a session that starts over records of the values it stores, for the poller to learn
+/// the wallet from (none past [`MAX_FIRST_VALUES`]: the poller queries them instead).
+fn first_values(items: &[BalanceItem]) -> Option<FirstValues> {
+    let values: FirstValues = items
+        .iter()
+        .filter(|item| item.read != TokenRead::Value(U256::ZERO))
+        .map(|item| (item.key, item.read.clone()))
+        .collect();
+    (values.len() <= MAX_FIRST_VALUES).then_some(values)
 }
 
 /// Stores `next` if it is still at `base_revision` (`false`: somebody changed it meanwhile,
