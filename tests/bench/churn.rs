@@ -443,6 +443,20 @@ impl Write {
         next.revision = base.revision + 1;
         next.read_block = block;
         next.expires_at = now + 86_400;
+        if fresh {
+            // As the api records them: what a session that starts over stored.
+            next.first_values = Some(
+                values
+                    .iter()
+                    .map(|(token, amount)| {
+                        (
+                            BalanceKey::Balance { token: *token },
+                            TokenRead::Value(*amount),
+                        )
+                    })
+                    .collect(),
+            );
+        }
         anyhow::ensure!(
             table.write_session(&next, base.revision, fresh).await?,
             "the session changed meanwhile"
