@@ -50,10 +50,12 @@ pub struct Session {
 pub const MAX_FIRST_VALUES: usize = 100;
 
 /// The non-zero values (and failed reads) the writer of a session's first revision stored,
-/// read at the session's `read_block`. With the block's catch-up they are what the table holds
-/// for the wallet's tracked values: nobody else stores a value of a wallet between that read
-/// and the poller's catch-up but a poller catching up on the same blocks, and a later revision
-/// drops the record. Zero is left out, as in the table.
+/// read at the session's `read_block`. With the poller's catch-up from that block they are
+/// what the table holds for the wallet's tracked values, as the values a query returns would
+/// be: another writer of the wallet's values is a later revision (whose write drops the record,
+/// and a record of another revision than the session's is ignored) or a poller writing what
+/// the chain's logs since that block changed, which the catch-up reads again. Zero is left
+/// out, as in the table.
 pub type FirstValues = BTreeMap<BalanceKey, TokenRead>;
 
 impl Session {

@@ -40,9 +40,15 @@ pub(crate) struct SessionRecord {
     pub complete_revision: u64,
     #[serde(flatten)]
     pub lifetime: SessionLifetime,
-    /// The first revision's values: balance sort key -> stored `read`.
+    /// The first revision's values: a JSON object of balance sort key -> stored `read`. One
+    /// string, not a map attribute: the poller reads it with every changed session, and a
+    /// map of a hundred attributes costs the SDK's parser far more than one string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_values: Option<BTreeMap<String, String>>,
+    pub first_values: Option<String>,
+    /// The revision whose writer recorded `first_values`: a record of any other revision is
+    /// not the session's (a writer that predates the record did not remove it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_values_revision: Option<u64>,
 }
 
 /// What a session's clients asked to track, as stored.
@@ -217,7 +223,10 @@ impl TryFrom<SessionRecord> for Session {
             streaming_until: r.lifetime.streaming_until,
             first_values: r
                 .first_values
-                .map(|values| {
+                .filter(|_| r.first_values_revision == Some(r.revision))
+                .map(|text| {
+                    let values: BTreeMap<String, String> = serde_json::from_str(&text)
+                        .map_err(|e| StorageError::corrupt(format!("{key}/first_values"), e))?;
                     values
                         .iter()
                         .map(|(sk, read)| {
@@ -234,11 +243,17 @@ impl TryFrom<SessionRecord> for Session {
 }
 
 /// The stored shape of a session's first values (see `SessionRecord::first_values`).
-pub(super) fn first_values_text(values: &FirstValues) -> BTreeMap<String, String> {
-    values
+pub(super) fn first_values_text(values: &FirstValues) -> String {
+    let by_sk: BTreeMap<String, String> = values
         .iter()
         .map(|(key, read)| (keys::balance_sk(key), read_text(read)))
-        .collect()
+        .collect();
+    serde_json::Value::from_iter(
+        by_sk
+            .into_iter()
+            .map(|(sk, read)| (sk, serde_json::Value::String(read))),
+    )
+    .to_string()
 }
 
 impl From<&BalanceItem> for BalanceRecord {
@@ -538,6 +553,7 @@ mod tests {
                 streaming_until: 15,
             },
             first_values: session.first_values.as_ref().map(first_values_text),
+            first_values_revision: Some(2),
         };
         assert_eq!(Session::try_from(roundtrip(record)).unwrap(), session);
 
@@ -562,6 +578,7 @@ mod tests {
                 streaming_until: 0,
             },
             first_values: None,
+            first_values_revision: None,
         };
         let legacy = Session::try_from(roundtrip(legacy)).unwrap();
         assert_eq!(
@@ -599,14 +616,28 @@ mod tests {
                 expires_at: 2,
                 streaming_until: 0,
             },
-            first_values: Some([(sk.to_string(), read.to_string())].into()),
+            first_values: Some(serde_json::json!({ sk: read }).to_string()),
+            first_values_revision: Some(1),
         };
         let token = format!("T#{}", lower(&Address::repeat_byte(2)));
         assert!(Session::try_from(record(&token, "12")).is_ok());
+        // A record left by an earlier revision (a writer that predates records did not remove
+        // it) is not the session's.
+        let stale = SessionRecord {
+            revision: 2,
+            ..record(&token, "12")
+        };
+        assert_eq!(Session::try_from(stale).unwrap().first_values, None);
         for (sk, read) in [("O#an-order", "12"), (token.as_str(), "twelve")] {
             let error = Session::try_from(record(sk, read)).unwrap_err();
             assert!(matches!(error, StorageError::Corrupt { .. }), "{error}");
         }
+        let not_json = SessionRecord {
+            first_values: Some("{".into()),
+            ..record(&token, "12")
+        };
+        let error = Session::try_from(not_json).unwrap_err();
+        assert!(matches!(error, StorageError::Corrupt { .. }), "{error}");
     }
 
     #[test]
@@ -808,12 +839,9 @@ mod tests {
             ("streaming_until".to_string(), n(15)),
             (
                 "first_values".to_string(),
-                AttributeValue::M(
-                    [(format!("T#0x{}", "02".repeat(20)), s("7"))]
-                        .into_iter()
-                        .collect(),
-                ),
+                s(&format!(r#"{{"T#0x{}":"7"}}"#, "02".repeat(20))),
             ),
+            ("first_values_revision".to_string(), n(2)),
         ]);
         let record: SessionRecord = serde_dynamo::from_item(item.clone()).unwrap();
         assert!(record.asks.discover);

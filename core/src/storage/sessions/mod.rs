@@ -102,18 +102,18 @@ impl Table {
             sets.push("#rescan = :created");
         }
         let mut request = whole_session(self.session_update(next.chain_id, &next.owner), next)
-            .expression_attribute_names("#first", "first_values");
-        // The record of the first revision's values, which any later revision drops.
+            .expression_attribute_names("#first", "first_values")
+            .expression_attribute_names("#first_revision", "first_values_revision");
+        // The record of the first revision's values, under that revision (a reader takes it
+        // only while it is the session's), which any later revision drops.
         match next.first_values.as_ref().filter(|_| fresh) {
             Some(values) => {
                 sets.push("#first = :first");
-                let values = records::first_values_text(values)
-                    .into_iter()
-                    .map(|(sk, read)| (sk, s(read)))
-                    .collect();
-                request = request.expression_attribute_values(":first", AttributeValue::M(values));
+                sets.push("#first_revision = :revision");
+                request = request
+                    .expression_attribute_values(":first", s(records::first_values_text(values)));
             }
-            None => removes.push("#first"),
+            None => removes.extend(["#first", "#first_revision"]),
         }
         for (attribute, set, placeholder, values) in [
             (
