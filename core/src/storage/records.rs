@@ -43,7 +43,11 @@ pub(crate) struct SessionRecord {
     /// The first revision's values: a JSON object of balance sort key -> stored `read`. One
     /// string, not a map attribute: the poller reads it with every changed session, and a
     /// map of a hundred attributes costs the SDK's parser far more than one string.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "text_or_nothing"
+    )]
     pub first_values: Option<String>,
     /// The revision whose writer recorded `first_values`: a record of any other revision is
     /// not the session's (a writer that predates the record did not remove it).
@@ -224,22 +228,41 @@ impl TryFrom<SessionRecord> for Session {
             first_values: r
                 .first_values
                 .filter(|_| r.first_values_revision == Some(r.revision))
-                .map(|text| {
-                    let values: BTreeMap<String, String> = serde_json::from_str(&text)
-                        .map_err(|e| StorageError::corrupt(format!("{key}/first_values"), e))?;
-                    values
-                        .iter()
-                        .map(|(sk, read)| {
-                            let at = format!("{key}/first_values/{sk}");
-                            let value_key = keys::parse_balance_sk(sk)
-                                .ok_or_else(|| StorageError::corrupt(&at, "not a value's key"))?;
-                            Ok((value_key, parse_read(&at, read)?))
-                        })
-                        .collect::<Result<_, StorageError>>()
-                })
-                .transpose()?,
+                .and_then(|text| first_values_of(&key, &text)),
         })
     }
+}
+
+/// A session's first values as recorded; `None` when the record cannot be read. It only
+/// spares the poller a query of the wallet, so a record that is not what this version wrote
+/// leaves the wallet to that query instead of making the session unreadable.
+fn first_values_of(key: &str, text: &str) -> Option<FirstValues> {
+    let values: BTreeMap<String, String> = serde_json::from_str(text).ok()?;
+    values
+        .iter()
+        .map(|(sk, read)| {
+            let value_key = keys::parse_balance_sk(sk)?;
+            parse_read(&format!("{key}/first_values/{sk}"), read)
+                .ok()
+                .map(|read| (value_key, read))
+        })
+        .collect()
+}
+
+/// A string attribute's text, and nothing for an attribute of another type.
+fn text_or_nothing<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrOther {
+        Text(String),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Option::<TextOrOther>::deserialize(deserializer)? {
+        Some(TextOrOther::Text(text)) => Some(text),
+        Some(TextOrOther::Other(_)) | None => None,
+    })
 }
 
 /// The stored shape of a session's first values (see `SessionRecord::first_values`).
@@ -601,7 +624,7 @@ mod tests {
     }
 
     #[test]
-    fn a_session_s_corrupt_first_values_are_reported() {
+    fn a_session_s_unreadable_first_values_are_left_out() {
         let record = |sk: &str, read: &str| SessionRecord {
             key: ItemKey::new(keys::session_pk(1), keys::session_sk(&Address::ZERO)),
             chain_id: 1,
@@ -628,16 +651,26 @@ mod tests {
             ..record(&token, "12")
         };
         assert_eq!(Session::try_from(stale).unwrap().first_values, None);
+        // A record this version cannot read leaves the wallet to a query: the session itself
+        // still reads.
         for (sk, read) in [("O#an-order", "12"), (token.as_str(), "twelve")] {
-            let error = Session::try_from(record(sk, read)).unwrap_err();
-            assert!(matches!(error, StorageError::Corrupt { .. }), "{error}");
+            assert_eq!(
+                Session::try_from(record(sk, read)).unwrap().first_values,
+                None
+            );
         }
         let not_json = SessionRecord {
             first_values: Some("{".into()),
             ..record(&token, "12")
         };
-        let error = Session::try_from(not_json).unwrap_err();
-        assert!(matches!(error, StorageError::Corrupt { .. }), "{error}");
+        assert_eq!(Session::try_from(not_json).unwrap().first_values, None);
+        let mut item: SdkItem = serde_dynamo::to_item(record(&token, "12")).unwrap();
+        item.insert(
+            "first_values".into(),
+            AttributeValue::M([(token.clone(), s("12"))].into_iter().collect()),
+        );
+        let record: SessionRecord = serde_dynamo::from_item(item).unwrap();
+        assert_eq!(Session::try_from(record).unwrap().first_values, None);
     }
 
     #[test]
