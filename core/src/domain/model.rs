@@ -39,9 +39,9 @@ pub struct Session {
     /// streams): wallets with a stream open are read more often where that costs per wallet.
     pub streaming_until: u64,
     /// The values the writer of a session that started over stored, every one not zero, when
-    /// they were at most [`MAX_FIRST_VALUES`]: kept only while that first revision is the
-    /// session's latest. A poller new to the wallet learns them from here, with no read of
-    /// its own (see `FirstValues`).
+    /// they were at most [`MAX_FIRST_VALUES`]: kept while that first revision is the session's
+    /// latest (which a hold or keep-alive can make days). A poller new to the wallet learns a
+    /// recent record instead of reading the table (see `FirstValues`).
     pub first_values: Option<FirstValues>,
 }
 
@@ -50,12 +50,12 @@ pub struct Session {
 pub const MAX_FIRST_VALUES: usize = 100;
 
 /// The non-zero values (and failed reads) the writer of a session's first revision stored,
-/// read at the session's `read_block`. With the poller's catch-up from that block they are
-/// what the table holds for the wallet's tracked values, as the values a query returns would
-/// be: another writer of the wallet's values is a later revision (whose write drops the record,
-/// and a record of another revision than the session's is ignored) or a poller writing what
-/// the chain's logs since that block changed, which the catch-up reads again. Zero is left
-/// out, as in the table.
+/// read at the session's `read_block`. Shortly after that block, with the poller's catch-up
+/// from it, they stand for what the table holds for the values the writer read: another writer
+/// of them is a later revision (whose write drops the record; a record of another revision
+/// than the session's is ignored) or a poller writing what the chain's logs changed since,
+/// which the catch-up reads again. An old record, or a wallet with values the writer did not
+/// read, is learned from the table instead. Zero is left out, as in the table.
 pub type FirstValues = BTreeMap<BalanceKey, TokenRead>;
 
 impl Session {
