@@ -267,15 +267,12 @@ fn text_or_nothing<'de, D: serde::Deserializer<'de>>(
 
 /// The stored shape of a session's first values (see `SessionRecord::first_values`).
 pub(super) fn first_values_text(values: &FirstValues) -> String {
-    let by_sk: BTreeMap<String, String> = values
-        .iter()
-        .map(|(key, read)| (keys::balance_sk(key), read_text(read)))
-        .collect();
-    serde_json::Value::from_iter(
-        by_sk
-            .into_iter()
-            .map(|(sk, read)| (sk, serde_json::Value::String(read))),
-    )
+    serde_json::Value::from_iter(values.iter().map(|(key, read)| {
+        (
+            keys::balance_sk(key),
+            serde_json::Value::String(read_text(read)),
+        )
+    }))
     .to_string()
 }
 

@@ -112,12 +112,25 @@ impl Watching {
 }
 
 /// The values `session`'s writer recorded, when they are all a poller new to the wallet needs
-/// to know: its first revision is its latest and complete, and nothing was discovered since
-/// (a discovered token's values are stored by the poller that found it). The caller also
-/// takes them only while they are recent (`take_change`).
-fn given_values(session: Session) -> Option<FirstValues> {
-    let whole = session.complete_revision >= session.revision && session.discovered.is_empty();
-    session.first_values.filter(|_| whole)
+/// to know (`upserted`: what watching it asked):
+/// - its first revision is its latest and complete, and nothing was discovered since (a
+///   discovered token's values are stored by the poller that found it);
+/// - the writer read every value the poller tracks: a value it did not (a list token of a
+///   version it did not know, read first here) may still hold an earlier session's value in
+///   the table, which only a query shows;
+/// - it is recent: the catch-up re-reads what the chain's logs changed since its read, but
+///   nothing re-reads what changed before the catch-up's reach (a session kept at its first
+///   revision for days by a hold, its values moved on meanwhile).
+fn given_values(
+    session: Session,
+    upserted: &WatchChange,
+    cursor_block: u64,
+) -> Option<FirstValues> {
+    let usable = session.complete_revision >= session.revision
+        && session.discovered.is_empty()
+        && upserted.first_reads.is_empty()
+        && session.read_block + CATCH_UP_MARGIN >= cursor_block;
+    session.first_values.filter(|_| usable)
 }
 
 impl ChainWatcher {
@@ -172,7 +185,10 @@ impl ChainWatcher {
                 read.into_iter().map(|s| (s.owner, s)).collect();
             for owner in &owners {
                 let session = found.remove(owner);
-                change.merge(self.apply_session(*owner, session, now).await?);
+                change.merge(
+                    self.apply_session(*owner, session, now, cursor_block)
+                        .await?,
+                );
             }
         }
         self.take_change(change, cursor_block, false).await?;
@@ -195,6 +211,7 @@ impl ChainWatcher {
         owner: Address,
         session: Option<Session>,
         now: u64,
+        cursor_block: u64,
     ) -> Result<WatchChange, PollerError> {
         let Some(session) = session.filter(|s| s.expires_at > now) else {
             self.watching.waiting.remove(&owner);
@@ -220,12 +237,8 @@ impl ChainWatcher {
         self.watching.waiting.remove(&owner);
         let mut change = self.load_lists_of(&session).await?;
         let mut upserted = self.watching.set.upsert(&session, false);
-        // The record holds what the api read; a value it did not read (a list token of a
-        // version it did not know, read first here) may still hold an earlier session's
-        // value in the table, which only a query shows.
         if upserted.learn.contains(&owner)
-            && upserted.first_reads.is_empty()
-            && let Some(values) = given_values(session)
+            && let Some(values) = given_values(session, &upserted, cursor_block)
         {
             upserted.learn.remove(&owner);
             upserted.learn_given.insert(owner, values);
@@ -303,18 +316,6 @@ impl ChainWatcher {
         let mut given = BTreeSet::new();
         for (owner, values) in change.learn_given {
             if whole.contains(&owner) {
-                continue;
-            }
-            // Only a recent record: the catch-up re-reads what the chain's logs changed since
-            // its read, but nothing re-reads what changed before a catch-up's reach (a session
-            // kept at its first revision for days by a hold, its values moved on meanwhile).
-            let recent = self
-                .watching
-                .set
-                .wallet(&owner)
-                .is_some_and(|w| w.read_block + CATCH_UP_MARGIN >= cursor_block);
-            if !recent {
-                whole.insert(owner);
                 continue;
             }
             let tracked = values

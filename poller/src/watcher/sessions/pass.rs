@@ -137,7 +137,7 @@ impl ChainWatcher {
             .filter(|o| !in_page.contains(o))
             .collect();
         for owner in gone {
-            change.merge(self.apply_session(owner, None, now).await?);
+            change.merge(self.apply_session(owner, None, now, cursor_block).await?);
         }
         for session in page {
             let owner = session.owner;
@@ -159,7 +159,10 @@ impl ChainWatcher {
                     .entry(owner)
                     .or_insert_with(Instant::now);
             }
-            change.merge(self.apply_session(owner, Some(session), now).await?);
+            change.merge(
+                self.apply_session(owner, Some(session), now, cursor_block)
+                    .await?,
+            );
         }
         self.take_change(change, cursor_block, false).await?;
         self.watching.pass.after = last;
