@@ -106,9 +106,9 @@ pub async fn run(
     let per_minute = 60.0 / window.as_secs_f64();
     // One client: the service's cost alone.
     let one = Listeners::open(bench, owners, 1).await?;
-    let rpc0 = bench.rpc.counts();
+    let rpc0 = bench.node_counts();
     let mined_one = drive(bench, owners, tokens, window).await?;
-    let with_one = total(&since(&bench.rpc.counts(), &rpc0)).requests;
+    let with_one = total(&since(&bench.node_counts(), &rpc0)).requests;
     one.close().await?;
 
     // `clients` clients, and the same owners polling on their own.
@@ -117,9 +117,9 @@ pub async fn run(
     let baseline = Baseline::start(baseline_proxy.http_url(), owners, tokens);
     // Let every baseline client make its first poll (its starting point) before the window.
     tokio::time::sleep(crate::baseline::TOKEN_POLL).await;
-    let (rpc0, base0) = (bench.rpc.counts(), baseline_proxy.counts());
+    let (rpc0, base0) = (bench.node_counts(), baseline_proxy.counts());
     let mined = drive(bench, owners, tokens, window).await?;
-    let service = since(&bench.rpc.counts(), &rpc0);
+    let service = since(&bench.node_counts(), &rpc0);
     let polling = since(&baseline_proxy.counts(), &base0);
     // The baseline sees the window's last changes at its next polls, up to 8 s later.
     tokio::time::sleep(crate::baseline::TOKEN_POLL + Duration::from_secs(1)).await;

@@ -23,8 +23,10 @@ pub const LAMBDA_CONCURRENCY: u32 = 128;
 
 pub struct Bench {
     pub env: &'static Environment,
-    /// Between the poller (and the api's chain reads) and anvil.
+    /// Between the poller and anvil.
     pub rpc: CountingProxy,
+    /// Between the functions and api servers (the api's chain reads) and anvil.
+    pub functions_rpc: CountingProxy,
     /// Between the poller (and the pump) and DynamoDB Local.
     pub db: CountingProxy,
     /// Between the functions (api, fanout) and DynamoDB Local.
@@ -46,6 +48,7 @@ impl Bench {
         let rpc = CountingProxy::start(anvil_port, Mode::JsonRpc).await?;
         let db = CountingProxy::start(dynamodb_port, Mode::DynamoDb).await?;
         let functions_db = CountingProxy::start(dynamodb_port, Mode::DynamoDb).await?;
+        let functions_rpc = CountingProxy::start(anvil_port, Mode::JsonRpc).await?;
         let mut env = vec![
             ("RPC_URL_31337".to_string(), rpc.http_url()),
             ("WS_URL_31337".into(), rpc.ws_url()),
@@ -83,7 +86,11 @@ impl Bench {
             log_dir: root.join(format!("target/bench/logs/{run}-{label}")),
             table_name: "live-balances-bench".into(),
             lambda_concurrency: LAMBDA_CONCURRENCY,
-            functions_dynamodb_endpoint: Some(functions_db.http_url()),
+            functions_env: vec![
+                ("DYNAMODB_ENDPOINT".into(), functions_db.http_url()),
+                ("RPC_URL_31337".into(), functions_rpc.http_url()),
+                ("WS_URL_31337".into(), functions_rpc.ws_url()),
+            ],
             extra_env: env,
             // The figures are of one chain; a second devnet would only share the machine.
             second_anvil_port: None,
@@ -102,6 +109,7 @@ impl Bench {
         let bench = Self {
             env,
             rpc,
+            functions_rpc,
             db,
             functions_db,
             anvil_port,
@@ -132,6 +140,11 @@ impl Bench {
         for name in ["anvil", "dynamodb"] {
             let _ = self.env.stack.stop_service(name);
         }
+    }
+
+    /// Every node request of the stack: the poller's and the api's.
+    pub fn node_counts(&self) -> Counts {
+        merged(&self.rpc.counts(), &self.functions_rpc.counts())
     }
 
     /// Everything the table saw, from every process of the stack.

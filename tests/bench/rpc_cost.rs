@@ -16,8 +16,8 @@ use tokio::time::Instant;
 
 use crate::context::Bench;
 use crate::procfs;
-use crate::proxy::{Counts, since, total};
-use crate::stats::round;
+use crate::proxy::{Counts, merged, since, total};
+use crate::stats::{round, two};
 
 /// What a stretch of blocks cost.
 pub struct BlockCost {
@@ -41,11 +41,27 @@ pub struct BlockLoad {
     pub touched: usize,
 }
 
-fn two(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
-}
-
 impl BlockCost {
+    /// Nothing yet, to `add` windows to.
+    pub fn empty() -> Self {
+        Self {
+            blocks: 0,
+            rpc: Counts::new(),
+            db: Counts::new(),
+            cpu_seconds: 0.0,
+            seconds: 0.0,
+        }
+    }
+
+    /// `other`'s blocks counted with these, as one stretch.
+    pub fn add(&mut self, other: BlockCost) {
+        self.blocks += other.blocks;
+        self.rpc = merged(&self.rpc, &other.rpc);
+        self.db = merged(&self.db, &other.db);
+        self.cpu_seconds += other.cpu_seconds;
+        self.seconds += other.seconds;
+    }
+
     pub fn rpc_per_block(&self) -> f64 {
         total(&self.rpc).requests as f64 / self.blocks as f64
     }

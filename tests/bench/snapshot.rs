@@ -175,12 +175,12 @@ async fn one(bench: &Bench, list: &BenchList, body: &str, owner: Address) -> any
     // No writes of other sections in the window: let the fanout finish what came before.
     bench.wait_feed_drained(Duration::from_secs(30)).await;
 
-    let (db0, rpc0) = (bench.functions_db.counts(), bench.rpc.counts());
+    let (db0, rpc0) = (bench.functions_db.counts(), bench.functions_rpc.counts());
     let start = Instant::now();
     bench.env.watch(&lower(&owner), body).await?;
     let posted = Instant::now();
     let post_table = since(&bench.functions_db.counts(), &db0);
-    let post_rpc = since(&bench.rpc.counts(), &rpc0);
+    let post_rpc = since(&bench.functions_rpc.counts(), &rpc0);
     let session_item_bytes = session_item_bytes(bench, &owner)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the POST stored no session item for {owner}"))?;

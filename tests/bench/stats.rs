@@ -27,6 +27,11 @@ pub fn round(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
+/// `v` to two decimals (ratios, per-block counts, fractions of a millisecond).
+pub fn two(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,7 +146,7 @@ impl Environment {
             table_name: "live-balances-e2e".into(),
             // 32 instances of 16 pollers: more than the 500-client test ever has in flight.
             lambda_concurrency: 32,
-            functions_dynamodb_endpoint: Some(function_faults.url.clone()),
+            functions_env: vec![("DYNAMODB_ENDPOINT".into(), function_faults.url.clone())],
             second_anvil_port: Some(free_port()?),
             extra_env: vec![
                 ("HEAD_POLL_INTERVAL_MS".into(), "100".into()),

@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
         log_dir: root.join(".local/logs"),
         table_name: settings.table.name.clone(),
         lambda_concurrency: 16,
-        functions_dynamodb_endpoint: None,
+        functions_env: vec![],
         extra_env: vec![],
         second_anvil_port,
     };

@@ -119,9 +119,7 @@ impl LocalStack {
                 API_INVOCATIONS_PER_INSTANCE.to_string(),
             ));
         }
-        if let Some(endpoint) = &self.options.functions_dynamodb_endpoint {
-            env.push(("DYNAMODB_ENDPOINT".into(), endpoint.clone()));
-        }
+        env.extend(self.options.functions_env.iter().cloned());
         let command = Command::new(self.tools.workspace_bin(function));
         let log = self.log_of("functions");
         self.spawn_logging_to(&format!("{function}-{instance}"), command, &env, &log)

@@ -25,10 +25,8 @@ impl LocalStack {
         overrides: &[(String, String)],
     ) -> anyhow::Result<String> {
         let mut env = vec![("SERVER_ADDR".to_string(), format!("127.0.0.1:{port}"))];
-        // It reaches DynamoDB as the functions do (tests put a fault proxy there).
-        if let Some(endpoint) = &self.options.functions_dynamodb_endpoint {
-            env.push(("DYNAMODB_ENDPOINT".into(), endpoint.clone()));
-        }
+        // It reaches DynamoDB and the node as the functions do (tests put a fault proxy there).
+        env.extend(self.options.functions_env.iter().cloned());
         env.extend(overrides.iter().cloned());
         let server = Command::new(self.tools.workspace_bin("server"));
         self.spawn_with(name, server, &env)?;

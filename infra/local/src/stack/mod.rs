@@ -51,9 +51,11 @@ pub struct StackOptions {
     /// `API_INVOCATIONS_PER_INSTANCE` invocations at a time and keeps serving the streams it
     /// started while it takes the next).
     pub lambda_concurrency: u32,
-    /// Where the functions (not the poller or the pump) reach DynamoDB, when not directly:
-    /// tests put a fault-injecting proxy there.
-    pub functions_dynamodb_endpoint: Option<String>,
+    /// Environment of the functions and api servers only (not the poller or the pump), on top
+    /// of `extra_env`: tests put a fault-injecting proxy between them and DynamoDB
+    /// (`DYNAMODB_ENDPOINT`); the bench counts their table and node requests apart from the
+    /// poller's.
+    pub functions_env: Vec<(String, String)>,
     /// Extra environment for the functions and the poller (intervals, limits).
     pub extra_env: Vec<(String, String)>,
     /// A second anvil devnet on this port (chain [`SECOND_ANVIL_CHAIN_ID`], set up like the
