@@ -259,6 +259,7 @@ async fn window(
     probes: &mut Probes,
     mut new_probes: Option<mpsc::UnboundedReceiver<Probe>>,
 ) -> anyhow::Result<Window> {
+    let churned = new_probes.is_some();
     let pid = procfs::child_pid("poller")?;
     let (rpc0, db0, cpu0) = (
         bench.rpc.counts(),
@@ -331,6 +332,17 @@ async fn window(
         seconds: start.elapsed().as_secs_f64(),
     };
     mined_blocks?;
+    // Printed before the timed transfers are awaited: a fanout that falls behind (DynamoDB
+    // Local at 100,000 wallets) fails the run there, and the poller's figures still count.
+    eprintln!(
+        "bench: churn window ({}): {}",
+        if churned {
+            "with session writes"
+        } else {
+            "without session writes"
+        },
+        cost.to_json()
+    );
     probes.take_back(old, true).await?;
     let new_ms = new_ms.lock().await.clone();
     let old_ms = old_ms.lock().await.clone();

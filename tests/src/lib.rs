@@ -141,6 +141,7 @@ impl Environment {
             chain: ChainSource::Anvil {
                 port: free_port()?,
                 block_time: None,
+                kept_states: None,
             },
             log_dir: root.join(format!("target/e2e-logs/{run}")),
             table_name: "live-balances-e2e".into(),

@@ -35,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
         None => ChainSource::Anvil {
             port: port("ANVIL_PORT", 8545)?,
             block_time: Some(2),
+            kept_states: None,
         },
     };
     let devnet = matches!(chain, ChainSource::Anvil { .. });

@@ -83,14 +83,19 @@ pub(super) fn second_chain_env(
 impl LocalStack {
     /// The anvil devnets, when the stack runs its own chains.
     pub(super) async fn start_chains(&self) -> anyhow::Result<()> {
-        let ChainSource::Anvil { port, block_time } = self.options.chain else {
+        let ChainSource::Anvil {
+            port,
+            block_time,
+            kept_states,
+        } = self.options.chain
+        else {
             return Ok(());
         };
-        self.start_anvil("anvil", ANVIL_CHAIN_ID, port, block_time)
+        self.start_anvil("anvil", ANVIL_CHAIN_ID, port, block_time, kept_states)
             .await?;
         if let Some(port) = self.options.second_anvil_port {
             let name = format!("anvil-{SECOND_ANVIL_CHAIN_ID}");
-            self.start_anvil(&name, SECOND_ANVIL_CHAIN_ID, port, block_time)
+            self.start_anvil(&name, SECOND_ANVIL_CHAIN_ID, port, block_time, kept_states)
                 .await?;
         }
         Ok(())
@@ -104,6 +109,7 @@ impl LocalStack {
         chain_id: u64,
         port: u16,
         block_time: Option<u64>,
+        kept_states: Option<u32>,
     ) -> anyhow::Result<()> {
         let mut anvil = Command::new(self.tools.anvil());
         anvil
@@ -112,6 +118,9 @@ impl LocalStack {
         anvil.args(["--chain-id", &chain_id.to_string()]);
         if let Some(seconds) = block_time {
             anvil.args(["--block-time", &seconds.to_string()]);
+        }
+        if let Some(states) = kept_states {
+            anvil.args(["--prune-history", &states.to_string()]);
         }
         self.spawn(name, anvil)?;
         let rpc_url = format!("http://127.0.0.1:{port}");

@@ -29,7 +29,14 @@ use chains::{chain_env, second_chain_env};
 #[derive(Debug, Clone)]
 pub enum ChainSource {
     /// A local anvil devnet; `block_time` `None` mines a block per transaction.
-    Anvil { port: u16, block_time: Option<u64> },
+    /// `kept_states`: how many blocks' states anvil keeps (`--prune-history`), when not its
+    /// default history, which copies the whole state at every block: a state of 2 M storage
+    /// slots (the bench's 100,000 wallets) runs it out of memory within a few dozen blocks.
+    Anvil {
+        port: u16,
+        block_time: Option<u64>,
+        kept_states: Option<u32>,
+    },
     /// A real chain reached through the environment (`ETH_RPC`, `RPC_URL_<id>`, …).
     External {
         chain_id: u64,
