@@ -30,9 +30,8 @@ use tokio::sync::{Mutex, Semaphore, mpsc};
 use tokio::time::Instant;
 
 use crate::context::Bench;
-use crate::procfs;
-use crate::proxy::{Counts, since, total};
-use crate::rpc_cost::BlockCost;
+use crate::proxy::{Counts, total};
+use crate::rpc_cost::{BlockCost, CostMeter};
 use crate::stats::{round, summary_ms, two};
 use crate::tokens::BenchList;
 
@@ -182,8 +181,8 @@ async fn measure(
     let mut run = ChurnRun {
         mode,
         wallets: old.len(),
-        blocks: BlockCost::empty(),
-        without_writes: BlockCost::empty(),
+        blocks: BlockCost::default(),
+        without_writes: BlockCost::default(),
         rounds_cpu_ms: vec![],
         new_sessions: 0,
         grown_sessions: 0,
@@ -260,19 +259,13 @@ async fn window(
     mut new_probes: Option<mpsc::UnboundedReceiver<Probe>>,
 ) -> anyhow::Result<Window> {
     let churned = new_probes.is_some();
-    let pid = procfs::child_pid("poller")?;
-    let (rpc0, db0, cpu0) = (
-        bench.rpc.counts(),
-        bench.db.counts(),
-        procfs::cpu_seconds(pid)?,
-    );
-    let start = Instant::now();
+    let meter = CostMeter::start(bench)?;
     let new_ms = Arc::new(Mutex::new(vec![]));
     let old_ms = Arc::new(Mutex::new(vec![]));
     bench.automine(false).await?;
     let mined_blocks = async {
         for b in 0..blocks {
-            tokio::time::sleep_until(start + Duration::from_secs(b as u64 + 1)).await;
+            tokio::time::sleep_until(meter.start + Duration::from_secs(b as u64 + 1)).await;
             for i in 0..BACKGROUND_TRANSFERS {
                 bench
                     .send_transfer(deployed[(b + i) % deployed.len()], fresh_owner(), 1)
@@ -324,13 +317,7 @@ async fn window(
     }
     .await;
     bench.automine(true).await?;
-    let cost = BlockCost {
-        blocks,
-        rpc: since(&bench.rpc.counts(), &rpc0),
-        db: since(&bench.db.counts(), &db0),
-        cpu_seconds: procfs::cpu_seconds(pid)? - cpu0,
-        seconds: start.elapsed().as_secs_f64(),
-    };
+    let cost = meter.cost(bench, blocks)?;
     mined_blocks?;
     // Printed before the timed transfers are awaited: a fanout that falls behind (DynamoDB
     // Local at 100,000 wallets) fails the run there, and the poller's figures still count.

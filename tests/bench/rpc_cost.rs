@@ -19,7 +19,8 @@ use crate::procfs;
 use crate::proxy::{Counts, merged, since, total};
 use crate::stats::{round, two};
 
-/// What a stretch of blocks cost.
+/// What a stretch of blocks cost (`Default`: nothing yet, to `add` windows to).
+#[derive(Default)]
 pub struct BlockCost {
     pub blocks: usize,
     pub rpc: Counts,
@@ -42,17 +43,6 @@ pub struct BlockLoad {
 }
 
 impl BlockCost {
-    /// Nothing yet, to `add` windows to.
-    pub fn empty() -> Self {
-        Self {
-            blocks: 0,
-            rpc: Counts::new(),
-            db: Counts::new(),
-            cpu_seconds: 0.0,
-            seconds: 0.0,
-        }
-    }
-
     /// `other`'s blocks counted with these, as one stretch.
     pub fn add(&mut self, other: BlockCost) {
         self.blocks += other.blocks;
@@ -111,6 +101,41 @@ impl BlockCost {
     }
 }
 
+/// The poller's counters when a stretch of blocks began: its node and table requests (the
+/// proxies in front of it) and its CPU time.
+pub struct CostMeter {
+    pid: u32,
+    rpc: Counts,
+    db: Counts,
+    cpu_seconds: f64,
+    /// When the stretch began.
+    pub start: Instant,
+}
+
+impl CostMeter {
+    pub fn start(bench: &Bench) -> anyhow::Result<Self> {
+        let pid = procfs::child_pid("poller")?;
+        Ok(Self {
+            pid,
+            rpc: bench.rpc.counts(),
+            db: bench.db.counts(),
+            cpu_seconds: procfs::cpu_seconds(pid)?,
+            start: Instant::now(),
+        })
+    }
+
+    /// What the stretch cost until now, over `blocks` blocks.
+    pub fn cost(&self, bench: &Bench, blocks: usize) -> anyhow::Result<BlockCost> {
+        Ok(BlockCost {
+            blocks,
+            rpc: since(&bench.rpc.counts(), &self.rpc),
+            db: since(&bench.db.counts(), &self.db),
+            cpu_seconds: procfs::cpu_seconds(self.pid)? - self.cpu_seconds,
+            seconds: self.start.elapsed().as_secs_f64(),
+        })
+    }
+}
+
 /// Mines `blocks` blocks `every` apart (or as fast as the poller keeps up, if slower), each
 /// with `load`, waiting for the poller to process each. Each block comes `every` after the
 /// one before (the first `every` after the call), so the window holds `blocks` intervals of
@@ -121,17 +146,11 @@ pub async fn measure_blocks(
     blocks: usize,
     every: Duration,
 ) -> anyhow::Result<BlockCost> {
-    let pid = procfs::child_pid("poller")?;
-    let (rpc0, db0, cpu0) = (
-        bench.rpc.counts(),
-        bench.db.counts(),
-        procfs::cpu_seconds(pid)?,
-    );
-    let start = Instant::now();
+    let meter = CostMeter::start(bench)?;
     bench.automine(false).await?;
     let result = async {
         for b in 0..blocks {
-            tokio::time::sleep_until(start + every * (b as u32 + 1)).await;
+            tokio::time::sleep_until(meter.start + every * (b as u32 + 1)).await;
             for i in 0..load.background {
                 let token = load.tokens[(b + i) % load.tokens.len()];
                 bench.send_transfer(token, fresh_owner(), 1).await?;
@@ -155,11 +174,5 @@ pub async fn measure_blocks(
     .await;
     bench.automine(true).await?;
     result?;
-    Ok(BlockCost {
-        blocks,
-        rpc: since(&bench.rpc.counts(), &rpc0),
-        db: since(&bench.db.counts(), &db0),
-        cpu_seconds: procfs::cpu_seconds(pid)? - cpu0,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+    meter.cost(bench, blocks)
 }

@@ -129,8 +129,14 @@ fn given_values(
     let usable = session.complete_revision >= session.revision
         && session.discovered.is_empty()
         && upserted.first_reads.is_empty()
-        && session.read_block + CATCH_UP_MARGIN >= cursor_block;
+        && within_catch_up(session.read_block, cursor_block);
     session.first_values.filter(|_| usable)
+}
+
+/// Whether values read at `read_block` are recent enough for a catch-up to `cursor_block` to
+/// bring them up to date.
+fn within_catch_up(read_block: u64, cursor_block: u64) -> bool {
+    read_block + CATCH_UP_MARGIN >= cursor_block
 }
 
 impl ChainWatcher {
@@ -357,7 +363,7 @@ impl ChainWatcher {
             let Some(wallet) = self.watching.set.wallet(owner) else {
                 continue;
             };
-            let recent = wallet.read_block + CATCH_UP_MARGIN >= cursor_block;
+            let recent = within_catch_up(wallet.read_block, cursor_block);
             if (!initial || recent) && wallet.read_block <= cursor_block {
                 self.backlog
                     .queue_catch_up(*owner, wallet.read_block.saturating_sub(CATCH_UP_MARGIN));
