@@ -3,19 +3,19 @@
 //! got entries is named once in its chain's change log, which long-lived servers tail to learn
 //! which wallets to read (the feed stays the record of what changed; the log only points at it).
 //!
-//! Records are processed in order; the first that fails is reported as a batch item failure
-//! so Lambda retries from there (nothing after it is skipped, nothing before it repeated in
-//! the feed since appends are idempotent). A transient DynamoDB error (throttling, a server
-//! error, no answer) is first retried here, with backoff: Lambda retries a batch only a few
-//! times before parking it, and a parked record is a change no client ever sees. A refused
-//! request (permissions, validation) is not: retrying cannot help. A change-log append that
-//! fails after its retries reports the first record it covered, so the retried batch appends
-//! it again.
+//! Each wallet's records are processed in order, several wallets at once; the earliest record
+//! that failed is reported as a batch item failure so Lambda retries from there (nothing after
+//! it is skipped; what other wallets wrote after it is written again, a no-op since appends are
+//! idempotent). A transient DynamoDB error (throttling, a server error, no answer) is first
+//! retried here, with backoff: Lambda retries a batch only a few times before parking it, and
+//! a parked record is a change no client ever sees. A refused request (permissions,
+//! validation) is not: retrying cannot help. A change-log append that fails after its retries
+//! reports the first record it covered, so the retried batch appends it again.
 //!
 //! Records of order items (registrations and status changes) become `order_status` entries,
 //! and each value change re-judges the wallet's orders on that token (see [`orders`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use crate::diff::feed_entry;
@@ -23,6 +23,7 @@ use crate::settings::FanoutSettings;
 use alloy::primitives::Address;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use futures::{StreamExt, stream};
 use lambda_runtime::{Error, LambdaEvent, tracing};
 use live_balances::domain::model::{FeedEntry, FeedEvent, FeedPosition};
 use live_balances::runtime::clock::{unix_now, unix_now_ms};
@@ -47,6 +48,8 @@ pub struct State {
     pub feed_ttl: Duration,
     /// Whether wallets with new entries are named in the chain's change log.
     pub chain_log: bool,
+    /// Wallets whose records are written at once.
+    pub concurrency: usize,
 }
 
 impl State {
@@ -55,6 +58,7 @@ impl State {
             table,
             feed_ttl: settings.feed_ttl,
             chain_log: settings.chain_log_enabled,
+            concurrency: settings.concurrency,
         }
     }
 }
@@ -179,13 +183,11 @@ async fn append_chain_log_with_retry(
 /// record here (position and sequence number: where a retry must start to append it again).
 struct WalletInBatch {
     log: ChainLogEntry,
-    first: (FeedPosition, Option<String>),
+    first: RetryFrom,
 }
 
 /// One change-log entry per wallet that got feed entries.
-fn chain_log_entries(
-    appended: &[(FeedEvent, Option<String>)],
-) -> BTreeMap<(u64, Address), WalletInBatch> {
+fn chain_log_entries(appended: &[Pending]) -> BTreeMap<(u64, Address), WalletInBatch> {
     let mut wallets: BTreeMap<(u64, Address), WalletInBatch> = BTreeMap::new();
     for (entry, sequence) in appended {
         let position = entry.position();
@@ -210,35 +212,82 @@ fn failure(sequence_number: Option<String>) -> DynamoDbBatchItemFailure {
     failure
 }
 
+/// A record's event and its sequence number (where a retry starts to handle it again).
+type Pending = (FeedEvent, Option<String>);
+
+/// Where a retried batch must start: a record's feed position and sequence number.
+type RetryFrom = (FeedPosition, Option<String>);
+
+/// The earlier of two places to retry from.
+fn earlier(a: Option<RetryFrom>, b: Option<RetryFrom>) -> Option<RetryFrom> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A batch's events grouped by wallet, each wallet's in stream order; wallets in the order
+/// they first appear.
+fn by_wallet(events: Vec<Pending>) -> Vec<Vec<Pending>> {
+    let mut index: HashMap<(u64, Address), usize> = HashMap::new();
+    let mut wallets: Vec<Vec<Pending>> = vec![];
+    for pending in events {
+        let wallet = (pending.0.chain_id(), pending.0.owner());
+        let at = *index.entry(wallet).or_insert_with(|| {
+            wallets.push(vec![]);
+            wallets.len() - 1
+        });
+        wallets[at].push(pending);
+    }
+    wallets
+}
+
+/// Records one wallet's events in stream order, stopping at the first that fails. In order
+/// because a value change re-judges the wallet's orders, and an order's status update is
+/// conditional on its version: two at once would race for it.
+async fn record_wallet(
+    state: &State,
+    events: Vec<Pending>,
+    ttl: u64,
+) -> (Vec<Pending>, Option<RetryFrom>) {
+    let mut appended = Vec::with_capacity(events.len());
+    for (event, sequence) in events {
+        if let Err(error) = record_event(state, &event, ttl).await {
+            tracing::error!(owner = %event.owner(), position = %event.position(), %error, "record failed; retrying from it");
+            telemetry::failed("record");
+            return (appended, Some((event.position().clone(), sequence)));
+        }
+        tracing::debug!(
+            chain = event.chain_id(),
+            owner = %event.owner(),
+            position = %event.position(),
+            "feed entry appended"
+        );
+        telemetry::feed_entry_written(event.chain_id());
+        appended.push((event, sequence));
+    }
+    (appended, None)
+}
+
+/// Handles one batch of stream records. Wallets are written at once (up to
+/// `FANOUT_CONCURRENCY`), each wallet's records in order: a batch of 100 records takes a few
+/// round trips to the table rather than 200 in a row, so one stream shard keeps up with a
+/// busy chain. A failure is reported at the earliest record that failed; the retried batch
+/// handles again what other wallets wrote after it, which appends and re-judging make safe.
 pub async fn handle(
     state: &State,
     event: LambdaEvent<Event>,
 ) -> Result<DynamoDbEventResponse, Error> {
     let ttl = unix_now().saturating_add(state.feed_ttl.as_secs());
     let mut response = DynamoDbEventResponse::default();
-    let mut appended = vec![];
-    let mut failed_at: Option<(FeedPosition, Option<String>)> = None;
     telemetry::records(event.payload.records.len());
+    // Records are read in order up to the first that is not a valid item image: the batch is
+    // retried from it, so nothing after it is handled now.
+    let mut events = vec![];
+    let mut failed_at: Option<RetryFrom> = None;
     for record in &event.payload.records {
-        let outcome = match event_for(record) {
-            Ok(Some(event)) => record_event(state, &event, ttl)
-                .await
-                .map(|()| Some(event))
-                .map_err(RecordError::from),
-            Ok(None) => Ok(None),
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(Some(entry)) => {
-                tracing::debug!(
-                    chain = entry.chain_id(),
-                    owner = %entry.owner(),
-                    position = %entry.position(),
-                    "feed entry appended"
-                );
-                telemetry::feed_entry_written(entry.chain_id());
-                appended.push((entry, record.change.sequence_number.clone()));
-            }
+        match event_for(record) {
+            Ok(Some(event)) => events.push((event, record.change.sequence_number.clone())),
             Ok(None) => {}
             Err(error) => {
                 tracing::error!(event_id = %record.event_id, %error, "record failed; retrying from it");
@@ -253,6 +302,16 @@ pub async fn handle(
             }
         }
     }
+    let written: Vec<_> = stream::iter(by_wallet(events))
+        .map(|wallet| record_wallet(state, wallet, ttl))
+        .buffer_unordered(state.concurrency)
+        .collect()
+        .await;
+    let mut appended = vec![];
+    for (wallet, failed) in written {
+        appended.extend(wallet);
+        failed_at = earlier(failed_at, failed);
+    }
     if state.chain_log && !appended.is_empty() {
         let wallets = chain_log_entries(&appended);
         let entries = wallets.values().map(|w| w.log.clone()).collect();
@@ -265,11 +324,7 @@ pub async fn handle(
                 .filter_map(|log| wallets.get(&(log.chain_id, log.owner)))
                 .map(|w| w.first.clone())
                 .min_by(|a, b| a.0.cmp(&b.0));
-            if let Some(first) = first
-                && failed_at.as_ref().is_none_or(|(at, _)| first.0 < *at)
-            {
-                failed_at = Some(first);
-            }
+            failed_at = earlier(failed_at, first);
         }
     }
     if let Some((_, sequence)) = failed_at {
@@ -321,6 +376,49 @@ mod tests {
         assert!(entry_for(&ev.records[2]).unwrap().is_none());
         // Same value at a later block: nothing for clients.
         assert!(entry_for(&ev.records[3]).unwrap().is_none());
+    }
+
+    /// The events of `records` (balance changes of `owners[i]` at position `i + 1`).
+    fn events(owners: &[u8]) -> Vec<Pending> {
+        let ev = event(include_str!("../tests/data/balance_modify.json"));
+        let entry = entry_for(&ev.records[0]).unwrap().unwrap();
+        owners
+            .iter()
+            .enumerate()
+            .map(|(i, owner)| {
+                let mut entry = entry.clone();
+                entry.owner = Address::repeat_byte(*owner);
+                entry.position = FeedPosition::parse(&(i + 1).to_string()).unwrap();
+                (FeedEvent::Value(entry), Some((i + 1).to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn wallets_keep_their_records_in_order() {
+        let wallets = by_wallet(events(&[1, 2, 1, 3, 2, 1]));
+        let sequences: Vec<Vec<&str>> = wallets
+            .iter()
+            .map(|w| w.iter().map(|(_, s)| s.as_deref().unwrap()).collect())
+            .collect();
+        assert_eq!(sequences, [vec!["1", "3", "6"], vec!["2", "5"], vec!["4"]]);
+        let owners: Vec<Address> = wallets.iter().map(|w| w[0].0.owner()).collect();
+        assert_eq!(owners, [1, 2, 3].map(Address::repeat_byte));
+    }
+
+    #[test]
+    fn a_retry_starts_at_the_earliest_failure() {
+        let at = |n: u32| {
+            Some((
+                FeedPosition::parse(&n.to_string()).unwrap(),
+                Some(n.to_string()),
+            ))
+        };
+        assert_eq!(earlier(at(7), at(3)), at(3));
+        assert_eq!(earlier(at(3), at(7)), at(3));
+        assert_eq!(earlier(None, at(7)), at(7));
+        assert_eq!(earlier(at(7), None), at(7));
+        assert_eq!(earlier(None, None), None);
     }
 
     #[test]
