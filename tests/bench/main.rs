@@ -5,8 +5,8 @@
 //!
 //! A benchmark reports; it fails only when the system is wrong (an update never arrives, a
 //! snapshot is incomplete), never because the machine is slow. `BENCH_ONLY=snapshot,scale`
-//! runs a subset of `freshness`, `clients`, `fanout`, `snapshot`, `scale`, `webhooks`, `orders`,
-//! `native`, `providers`;
+//! runs a subset of `freshness`, `clients`, `fanout`, `fanout_pace`, `service`, `snapshot`,
+//! `scale`, `webhooks`, `orders`, `native`, `providers`;
 //! `BENCH_FULL=1`
 //! runs larger samples.
 
@@ -15,6 +15,7 @@ mod churn;
 mod clients;
 mod context;
 mod fanout;
+mod fanout_pace;
 mod freshness;
 mod function_memory;
 mod item_size;
@@ -51,10 +52,11 @@ const DEFAULT_FEED_MS: u64 = 200;
 /// The tighter setting measured beside it.
 const TIGHT_FEED_MS: u64 = 50;
 /// Every section's name, for `BENCH_ONLY`.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "freshness",
     "clients",
     "fanout",
+    "fanout_pace",
     "service",
     "snapshot",
     "scale",
@@ -63,6 +65,8 @@ const SECTIONS: [&str; 10] = [
     "native",
     "providers",
 ];
+/// Wallets the fanout pace's block changes (as many as the service section's bursts a block).
+const PACE_WALLETS: usize = 400;
 /// Wallets on the multi-wallet stream whose freshness is measured beside the single one's.
 const STREAM_WALLETS: usize = 10;
 /// Default change-log interval of the server (`CHAIN_LOG_INTERVAL_MS`, core/src/config.rs).
@@ -132,9 +136,16 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("bench: freshness at {TIGHT_FEED_MS} ms done");
     }
 
-    if ["freshness", "clients", "fanout", "service", "snapshot"]
-        .iter()
-        .any(|s| plan.wants(s))
+    if [
+        "freshness",
+        "clients",
+        "fanout",
+        "fanout_pace",
+        "service",
+        "snapshot",
+    ]
+    .iter()
+    .any(|s| plan.wants(s))
     {
         let bench = Bench::start("default", vec![]).await?;
         let tokens = bench.deploy_tokens(100).await?;
@@ -198,6 +209,13 @@ async fn main() -> anyhow::Result<()> {
                 eprintln!("bench: fan-out done");
                 drained(&bench).await;
             }
+        }
+        if plan.wants("fanout_pace") {
+            let owners = watched_owners(&bench, &tokens[..1], PACE_WALLETS).await?;
+            let pace = fanout_pace::run(&bench, &owners, tokens[0]).await?;
+            sections.insert("fanout_pace".into(), pace);
+            eprintln!("bench: fanout pace done");
+            drained(&bench).await;
         }
         if plan.wants("service") {
             let sizes = service::Sizes {

@@ -5,9 +5,13 @@
 //! over WebSocket frames. DynamoDB mode counts operations (`X-Amz-Target`) and, because it asks
 //! for `ReturnConsumedCapacity: TOTAL` on every request, the read and write units DynamoDB
 //! Local reports for them. The counting is a hook on `e2e::relay`, which does the forwarding.
+//! A bench may also hold each request for a while first ([`CountingProxy::set_latency`]): the
+//! emulators answer in well under a millisecond, where DynamoDB takes a few.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use e2e::relay::{Relay, RelayHook, RelayResponse, Step, json_rpc_methods};
@@ -85,6 +89,8 @@ pub enum Mode {
 pub struct CountingProxy {
     pub url: String,
     counts: Arc<Mutex<Counts>>,
+    /// Microseconds each request is held before it is forwarded.
+    latency_us: Arc<AtomicU64>,
     /// Stopped when the last clone goes.
     _relay: Arc<Relay>,
 }
@@ -93,6 +99,7 @@ pub struct CountingProxy {
 struct Counter {
     mode: Mode,
     counts: Arc<Mutex<Counts>>,
+    latency_us: Arc<AtomicU64>,
 }
 
 impl Counter {
@@ -127,6 +134,10 @@ impl RelayHook for Counter {
     type Forwarded = Option<DynamoRequest>;
 
     async fn request(&self, head: &Parts, body: Bytes) -> Step<Option<DynamoRequest>> {
+        let latency = self.latency_us.load(Ordering::Relaxed);
+        if latency > 0 {
+            tokio::time::sleep(Duration::from_micros(latency)).await;
+        }
         if self.mode == Mode::JsonRpc {
             self.count_json_rpc(&body, "");
             return Step::Forward(body, None);
@@ -191,14 +202,17 @@ impl CountingProxy {
     /// Listens on a free local port and forwards to `upstream_port` on 127.0.0.1.
     pub async fn start(upstream_port: u16, mode: Mode) -> anyhow::Result<Self> {
         let counts = Arc::new(Mutex::new(Counts::new()));
+        let latency_us = Arc::new(AtomicU64::new(0));
         let counter = Arc::new(Counter {
             mode,
             counts: counts.clone(),
+            latency_us: latency_us.clone(),
         });
         let relay = Relay::start(([127, 0, 0, 1], upstream_port).into(), counter).await?;
         Ok(Self {
             url: format!("127.0.0.1:{}", relay.addr.port()),
             counts,
+            latency_us,
             _relay: Arc::new(relay),
         })
     }
@@ -213,6 +227,12 @@ impl CountingProxy {
 
     pub fn counts(&self) -> Counts {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Holds every request from now on `latency` before forwarding it (zero: none).
+    pub fn set_latency(&self, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latency_us.store(us, Ordering::Relaxed);
     }
 }
 

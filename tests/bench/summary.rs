@@ -156,6 +156,18 @@ pub fn render(s: &Map<String, Value>) -> String {
             f["table_read_units_per_connection_minute"],
         ));
     }
+    let p = get(s, &["fanout_pace"]);
+    if !p.is_null() {
+        lines.push(format!(
+            "  fanout pace at {} ms a table request (FANOUT_CONCURRENCY {}): {} wallets changed in one block, their feed entries {} to {} ms after it, {} a second",
+            p["table_latency_ms"],
+            p["fanout_concurrency"],
+            p["wallets_changed_in_one_block"],
+            p["block_to_first_feed_entry_ms"],
+            p["block_to_last_feed_entry_ms"],
+            p["feed_entries_per_second"],
+        ));
+    }
     let sv = get(s, &["service"]);
     if let Some(tiers) = sv["tiers"].as_array() {
         let idle: Vec<String> = tiers
