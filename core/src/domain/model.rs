@@ -58,7 +58,36 @@ pub const MAX_FIRST_VALUES: usize = 100;
 /// read, is learned from the table instead. Zero is left out, as in the table.
 pub type FirstValues = BTreeMap<BalanceKey, TokenRead>;
 
+/// What the poller's background pass compares of a stored session with what it watches: its
+/// revisions, how much it follows and found, and how long it lives. Not what it asks for: only
+/// a session that differs needs that, and is read whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionMark {
+    pub owner: Address,
+    pub revision: u64,
+    pub complete_revision: u64,
+    /// Tokens discovery found (`Session::discovered`).
+    pub discovered: usize,
+    /// Lists followed (`SessionAsks::token_lists`).
+    pub lists: usize,
+    pub expires_at: u64,
+    pub streaming_until: u64,
+}
+
 impl Session {
+    /// What the background pass compares of this session.
+    pub fn mark(&self) -> SessionMark {
+        SessionMark {
+            owner: self.owner,
+            revision: self.revision,
+            complete_revision: self.complete_revision,
+            discovered: self.discovered.len(),
+            lists: self.asked.token_lists.len(),
+            expires_at: self.expires_at,
+            streaming_until: self.streaming_until,
+        }
+    }
+
     /// A new, empty session (before its first addition is applied).
     pub fn new(chain_id: u64, owner: Address, now: u64) -> Self {
         Self {

@@ -14,8 +14,8 @@ use super::keys;
 use crate::domain::address::parse_address;
 use crate::domain::api_key::Tenant;
 use crate::domain::model::{
-    BalanceItem, ChainCursor, FeedEntry, FeedPosition, FirstValues, Session, SessionAsks, Spender,
-    TokenRead,
+    BalanceItem, ChainCursor, FeedEntry, FeedPosition, FirstValues, Session, SessionAsks,
+    SessionMark, Spender, TokenRead,
 };
 
 /// Stored in `read` when the value could not be read.
@@ -53,6 +53,61 @@ pub(crate) struct SessionRecord {
     /// not the session's (a writer that predates the record did not remove it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_values_revision: Option<u64>,
+}
+
+/// A session as the background pass reads it (a [`SessionMark`]): the attributes it compares,
+/// by projection. Flat: serde's flattening would buffer every attribute first.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SessionMarkRecord {
+    pub sk: String,
+    #[serde(default)]
+    pub revision: u64,
+    #[serde(default)]
+    pub complete_revision: u64,
+    #[serde(default)]
+    pub discovered: BTreeSet<String>,
+    #[serde(default)]
+    pub lists: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub token_lists: BTreeSet<String>,
+    pub expires_at: u64,
+    #[serde(default)]
+    pub streaming_until: u64,
+}
+
+impl SessionMarkRecord {
+    /// The attributes read, for the projection.
+    pub const ATTRIBUTES: [&str; 8] = [
+        "sk",
+        "revision",
+        "complete_revision",
+        "discovered",
+        "lists",
+        "token_lists",
+        "expires_at",
+        "streaming_until",
+    ];
+}
+
+impl TryFrom<SessionMarkRecord> for SessionMark {
+    type Error = StorageError;
+
+    fn try_from(r: SessionMarkRecord) -> Result<Self, StorageError> {
+        // Lists followed by reference, and those of sessions from before references, once.
+        let legacy = r
+            .token_lists
+            .iter()
+            .filter(|url| !r.lists.contains_key(*url));
+        Ok(SessionMark {
+            owner: address(&r.sk, "sk", &r.sk)?,
+            revision: r.revision,
+            complete_revision: r.complete_revision,
+            discovered: r.discovered.len(),
+            lists: r.lists.len() + legacy.count(),
+            expires_at: r.expires_at,
+            streaming_until: r.streaming_until,
+        })
+    }
 }
 
 /// What a session's clients asked to track, as stored.
@@ -618,6 +673,60 @@ mod tests {
             ChainCursor::try_from(roundtrip(CursorRecord::from(&cursor))).unwrap(),
             cursor
         );
+    }
+
+    #[test]
+    fn a_session_s_mark_is_what_its_projection_decodes_to() {
+        let owner = Address::repeat_byte(1);
+        let record = |lists: &[(&str, u64)], legacy: &[&str]| SessionRecord {
+            key: ItemKey::new(keys::session_pk(1), keys::session_sk(&owner)),
+            chain_id: 1,
+            owner: lower(&owner),
+            asks: SessionAsksAttributes {
+                tokens: [lower(&Address::repeat_byte(2))].into(),
+                spenders: [lower(&Address::repeat_byte(4))].into(),
+                token_lists: legacy.iter().map(|u| u.to_string()).collect(),
+                lists: lists.iter().map(|(u, g)| (u.to_string(), *g)).collect(),
+                ..SessionAsksAttributes::default()
+            },
+            discovered: [
+                lower(&Address::repeat_byte(5)),
+                lower(&Address::repeat_byte(6)),
+            ]
+            .into(),
+            read_block: 9,
+            revision: 4,
+            complete_revision: 3,
+            lifetime: SessionLifetime {
+                created_at: 10,
+                expires_at: 20,
+                streaming_until: 15,
+            },
+            first_values: None,
+            first_values_revision: None,
+        };
+        for record in [
+            record(&[("https://lists.example/a.json", 3)], &[]),
+            // A list both by reference and from before references counts once.
+            record(
+                &[("https://lists.example/a.json", 3)],
+                &[
+                    "https://lists.example/a.json",
+                    "https://lists.example/b.json",
+                ],
+            ),
+            record(&[], &[]),
+        ] {
+            let item: SdkItem = serde_dynamo::to_item(record).unwrap();
+            let session =
+                Session::try_from(decode::<SessionRecord>(item.clone()).unwrap()).unwrap();
+            let projected: SdkItem = item
+                .into_iter()
+                .filter(|(name, _)| SessionMarkRecord::ATTRIBUTES.contains(&name.as_str()))
+                .collect();
+            let mark = SessionMark::try_from(decode::<SessionMarkRecord>(projected).unwrap());
+            assert_eq!(mark.unwrap(), session.mark());
+        }
     }
 
     #[test]

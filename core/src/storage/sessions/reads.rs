@@ -4,8 +4,10 @@
 use alloy::primitives::Address;
 
 use crate::domain::address::parse_address;
-use crate::domain::model::Session;
-use crate::storage::records::SessionRecord;
+use serde::de::DeserializeOwned;
+
+use crate::domain::model::{Session, SessionMark};
+use crate::storage::records::{SessionMarkRecord, SessionRecord};
 use crate::storage::{StorageError, Table, from_item, item_key_of, keys, s};
 
 impl Table {
@@ -81,28 +83,67 @@ impl Table {
         after: Option<&Address>,
         limit: Option<i32>,
     ) -> Result<(Vec<Session>, Option<Address>), StorageError> {
+        self.page_of::<SessionRecord, Session>(chain_id, after, limit, None)
+            .await
+    }
+
+    /// [`Self::sessions_page`] of what the background pass compares: a projection of the
+    /// few attributes of a [`SessionMark`], so a page of hundreds parses and decodes none of
+    /// what the sessions ask for (the read units are the same: DynamoDB bills whole items).
+    pub async fn session_marks_page(
+        &self,
+        chain_id: u64,
+        after: Option<&Address>,
+        limit: Option<i32>,
+    ) -> Result<(Vec<SessionMark>, Option<Address>), StorageError> {
+        let attributes = SessionMarkRecord::ATTRIBUTES;
+        self.page_of::<SessionMarkRecord, SessionMark>(chain_id, after, limit, Some(&attributes))
+            .await
+    }
+
+    /// One page of a chain's sessions as `R`, decoded to `T`; `projection`: only those
+    /// attributes.
+    async fn page_of<R, T>(
+        &self,
+        chain_id: u64,
+        after: Option<&Address>,
+        limit: Option<i32>,
+        projection: Option<&[&str]>,
+    ) -> Result<(Vec<T>, Option<Address>), StorageError>
+    where
+        R: DeserializeOwned,
+        T: TryFrom<R, Error = StorageError>,
+    {
         let mut query = self
             .query("pk = :pk", keys::session_pk(chain_id))
             .consistent_read(true)
             .set_limit(limit);
+        if let Some(attributes) = projection {
+            // Named by placeholders: some attribute names are reserved words.
+            let names: Vec<String> = (0..attributes.len()).map(|i| format!("#a{i}")).collect();
+            query = query.projection_expression(names.join(", "));
+            for (name, attribute) in names.iter().zip(attributes) {
+                query = query.expression_attribute_names(name, *attribute);
+            }
+        }
         if let Some(after) = after {
             query = query
                 .exclusive_start_key("pk", s(keys::session_pk(chain_id)))
                 .exclusive_start_key("sk", s(keys::session_sk(after)));
         }
         let out = query.send().await.map_err(StorageError::from_sdk)?;
-        let sessions = out
+        let page = out
             .items
             .unwrap_or_default()
             .into_iter()
-            .map(|i| Session::try_from(from_item::<SessionRecord>(i)?))
+            .map(|i| T::try_from(from_item::<R>(i)?))
             .collect::<Result<Vec<_>, _>>()?;
         let last = out
             .last_evaluated_key
             .and_then(|k| k.get("sk").and_then(|v| v.as_s().ok()).cloned())
             .map(|sk| parse_address(&sk).map_err(|e| StorageError::corrupt(&sk, e)))
             .transpose()?;
-        Ok((sessions, last))
+        Ok((page, last))
     }
 
     /// The sessions of `owners` (expired ones included; a wallet without one is absent), by

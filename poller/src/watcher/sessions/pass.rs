@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use live_balances::domain::model::Session;
+use live_balances::domain::model::{Session, SessionMark};
 use live_balances::runtime::clock::unix_now;
 use live_balances::storage::SESSION_LOG_READ_OVERLAP_MS;
 use tokio::time::Instant;
@@ -91,22 +91,19 @@ impl Pass {
     }
 }
 
-/// Whether `session` as the pass read it differs from what the poller watches (`known`).
-fn differs(known: Option<&WalletWatch>, session: &Session, now: u64) -> bool {
-    let live = session.expires_at > now;
+/// Whether a session as the pass read it (its `mark`) differs from what the poller watches
+/// (`known`).
+fn differs(known: Option<&WalletWatch>, mark: &SessionMark, now: u64) -> bool {
+    let live = mark.expires_at > now;
     match known {
         None => live,
         Some(known) => {
             !live
                 || (known.revision, known.complete_revision, known.discovered)
-                    != (
-                        session.revision,
-                        session.complete_revision,
-                        session.discovered.len(),
-                    )
-                || known.lists.len() != session.asked.token_lists.len()
-                || known.streaming_until < session.streaming_until
-                || known.expires_at < session.expires_at
+                    != (mark.revision, mark.complete_revision, mark.discovered)
+                || known.lists.len() != mark.lists
+                || known.streaming_until < mark.streaming_until
+                || known.expires_at < mark.expires_at
         }
     }
 }
@@ -114,7 +111,8 @@ fn differs(known: Option<&WalletWatch>, session: &Session, now: u64) -> bool {
 impl ChainWatcher {
     /// This step's page of the background pass: every session once per pass interval; what
     /// differs from the watched set is applied (a change whose entry was lost), and a watched
-    /// wallet whose session is gone is dropped.
+    /// wallet whose session is gone is dropped. The page holds only what is compared; the few
+    /// sessions that differ are then read whole, in one batch read.
     pub(super) async fn pass_step(&mut self, cursor_block: u64) -> Result<(), PollerError> {
         let count = self.watching.pass.page_size(self.watching.set.len());
         if count == 0 {
@@ -123,7 +121,7 @@ impl ChainWatcher {
         let after = self.watching.pass.after;
         let (page, last) = self
             .table
-            .sessions_page(self.chain_id, after.as_ref(), Some(count as i32))
+            .session_marks_page(self.chain_id, after.as_ref(), Some(count as i32))
             .await?;
         let now = unix_now();
         let mut change = WatchChange::default();
@@ -139,17 +137,24 @@ impl ChainWatcher {
         for owner in gone {
             change.merge(self.apply_session(owner, None, now, cursor_block).await?);
         }
-        for session in page {
-            let owner = session.owner;
+        let differing: Vec<&SessionMark> = page
+            .iter()
+            .filter(|mark| differs(self.watching.set.wallet(&mark.owner), mark, now))
+            .collect();
+        let owners: Vec<Address> = differing.iter().map(|mark| mark.owner).collect();
+        let mut whole: HashMap<Address, Session> = if owners.is_empty() {
+            HashMap::new()
+        } else {
+            let sessions = self.table.sessions_of(self.chain_id, &owners).await?;
+            sessions.into_iter().map(|s| (s.owner, s)).collect()
+        };
+        for mark in differing {
+            let owner = mark.owner;
             let known = self.watching.set.wallet(&owner);
-            if !differs(known, &session, now) {
-                continue;
-            }
             let tracking = known.is_none_or(|known| {
-                (known.revision, known.complete_revision)
-                    != (session.revision, session.complete_revision)
+                (known.revision, known.complete_revision) != (mark.revision, mark.complete_revision)
             });
-            let live = session.expires_at > now;
+            let live = mark.expires_at > now;
             if live && tracking && !self.watching.waiting.contains_key(&owner) {
                 // Its entry may just not have been read yet: counted as lost only if the
                 // log does not name it within a whole look-back.
@@ -159,8 +164,10 @@ impl ChainWatcher {
                     .entry(owner)
                     .or_insert_with(Instant::now);
             }
+            // Gone since the page was read: applied as gone.
+            let session = whole.remove(&owner);
             change.merge(
-                self.apply_session(owner, Some(session), now, cursor_block)
+                self.apply_session(owner, session, now, cursor_block)
                     .await?,
             );
         }
@@ -192,6 +199,7 @@ impl ChainWatcher {
 mod tests {
     use super::*;
     use crate::watched::WatchedSet;
+    use live_balances::domain::model::SessionAsks;
 
     const SECOND: Duration = Duration::from_secs(1);
 
@@ -241,21 +249,35 @@ mod tests {
             ..Session::new(1, owner, 0)
         };
         let mut set = WatchedSet::new(None);
-        assert!(differs(None, &session, 50), "live and unwatched");
-        assert!(!differs(None, &session, 100), "expired and unwatched");
+        assert!(differs(None, &session.mark(), 50), "live and unwatched");
+        assert!(
+            !differs(None, &session.mark(), 100),
+            "expired and unwatched"
+        );
         set.upsert(&session, true);
         let known = set.wallet(&owner);
-        assert!(!differs(known, &session, 50));
-        assert!(differs(known, &session, 100), "expired but watched");
+        assert!(!differs(known, &session.mark(), 50));
+        assert!(differs(known, &session.mark(), 100), "expired but watched");
         let streaming = Session {
             streaming_until: 90,
             ..session.clone()
         };
-        assert!(differs(known, &streaming, 50), "a stream vouched for it");
+        assert!(
+            differs(known, &streaming.mark(), 50),
+            "a stream vouched for it"
+        );
         let newer = Session {
             revision: 3,
+            ..session.clone()
+        };
+        assert!(differs(known, &newer.mark(), 50));
+        let following = Session {
+            asked: SessionAsks {
+                token_lists: [("https://lists.example/a.json".to_string(), 1)].into(),
+                ..Default::default()
+            },
             ..session
         };
-        assert!(differs(known, &newer, 50));
+        assert!(differs(known, &following.mark(), 50), "a list more");
     }
 }
