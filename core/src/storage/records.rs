@@ -93,21 +93,28 @@ impl TryFrom<SessionMarkRecord> for SessionMark {
     type Error = StorageError;
 
     fn try_from(r: SessionMarkRecord) -> Result<Self, StorageError> {
-        // Lists followed by reference, and those of sessions from before references, once.
-        let legacy = r
-            .token_lists
-            .iter()
-            .filter(|url| !r.lists.contains_key(*url));
         Ok(SessionMark {
             owner: address(&r.sk, "sk", &r.sk)?,
             revision: r.revision,
             complete_revision: r.complete_revision,
             discovered: r.discovered.len(),
-            lists: r.lists.len() + legacy.count(),
+            lists: lists_followed(r.lists, r.token_lists).len(),
             expires_at: r.expires_at,
             streaming_until: r.streaming_until,
         })
     }
+}
+
+/// The lists a stored session follows: by reference (URL -> generation), and those of
+/// sessions written before references (generation unknown: 0), each once.
+fn lists_followed(
+    mut lists: BTreeMap<String, u64>,
+    legacy: BTreeSet<String>,
+) -> BTreeMap<String, u64> {
+    for url in legacy {
+        lists.entry(url).or_insert(0);
+    }
+    lists
 }
 
 /// What a session's clients asked to track, as stored.
@@ -252,10 +259,7 @@ impl TryFrom<SessionRecord> for Session {
                 .collect::<Result<BTreeSet<_>, _>>()
         };
         let asks = r.asks;
-        let mut token_lists = asks.lists;
-        for url in asks.token_lists {
-            token_lists.entry(url).or_insert(0);
-        }
+        let token_lists = lists_followed(asks.lists, asks.token_lists);
         Ok(Session {
             chain_id: r.chain_id,
             owner: address(&key, "owner", &r.owner)?,

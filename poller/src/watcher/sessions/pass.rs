@@ -142,12 +142,10 @@ impl ChainWatcher {
             .filter(|mark| differs(self.watching.set.wallet(&mark.owner), mark, now))
             .collect();
         let owners: Vec<Address> = differing.iter().map(|mark| mark.owner).collect();
-        let mut whole: HashMap<Address, Session> = if owners.is_empty() {
-            HashMap::new()
-        } else {
-            let sessions = self.table.sessions_of(self.chain_id, &owners).await?;
-            sessions.into_iter().map(|s| (s.owner, s)).collect()
-        };
+        // No request when none differs (a batch read of no keys sends nothing).
+        let sessions = self.table.sessions_of(self.chain_id, &owners).await?;
+        let mut whole: HashMap<Address, Session> =
+            sessions.into_iter().map(|s| (s.owner, s)).collect();
         for mark in differing {
             let owner = mark.owner;
             let known = self.watching.set.wallet(&owner);
