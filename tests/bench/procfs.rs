@@ -85,6 +85,23 @@ pub fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// The process's page faults so far, minor and major (`minflt` and `majflt` of
+/// `/proc/{pid}/stat`): each a page the kernel mapped on first touch, zeroing it first when
+/// it is fresh memory.
+pub fn page_faults(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let (_, fields) = split_stat(&stat);
+    // After the command: state, ppid, pgrp, session, tty_nr, tpgid, flags, minflt, cminflt,
+    // majflt.
+    let field = |at: usize| -> anyhow::Result<u64> {
+        Ok(fields
+            .get(at)
+            .with_context(|| format!("field {at} of /proc/{pid}/stat"))?
+            .parse()?)
+    };
+    Ok(field(7)? + field(9)?)
+}
+
 /// User plus system CPU seconds the process has used, every thread's (those gone too), to the
 /// nanosecond: the kernel's per-process CPU clock. `/proc/{pid}/stat` counts in ticks of 10 ms,
 /// coarser than what one session change costs the poller over a whole churn window.
@@ -133,6 +150,11 @@ mod tests {
             spin = spin.wrapping_add(1);
         }
         assert!(spin > 0);
+        // Touching fresh memory faults its pages in.
+        let faults = page_faults(me).unwrap();
+        let fresh = std::hint::black_box(vec![1u8; 16 << 20]);
+        assert!(page_faults(me).unwrap() > faults);
+        drop(fresh);
         let (comm, rest) = split_stat("12 (a b) S 1 2");
         assert_eq!((comm, rest[1]), ("a b", "1"));
     }

@@ -26,6 +26,8 @@ pub struct BlockCost {
     pub rpc: Counts,
     pub db: Counts,
     pub cpu_seconds: f64,
+    /// The poller's page faults (pages the kernel had to map, most zeroed first).
+    pub page_faults: u64,
     pub seconds: f64,
 }
 
@@ -49,6 +51,7 @@ impl BlockCost {
         self.rpc = merged(&self.rpc, &other.rpc);
         self.db = merged(&self.db, &other.db);
         self.cpu_seconds += other.cpu_seconds;
+        self.page_faults += other.page_faults;
         self.seconds += other.seconds;
     }
 
@@ -96,18 +99,20 @@ impl BlockCost {
             "table_write_units_per_block": two(db.write_units / self.blocks as f64),
             "table_by_operation_per_block": per_block(&self.db),
             "poller_cpu_ms_per_block": round(self.cpu_ms_per_block()),
+            "poller_page_faults_per_block": round(self.page_faults as f64 / self.blocks as f64),
             "seconds": round(self.seconds),
         })
     }
 }
 
 /// The poller's counters when a stretch of blocks began: its node and table requests (the
-/// proxies in front of it) and its CPU time.
+/// proxies in front of it), its CPU time and its page faults.
 pub struct CostMeter {
     pid: u32,
     rpc: Counts,
     db: Counts,
     cpu_seconds: f64,
+    page_faults: u64,
     /// When the stretch began.
     pub start: Instant,
 }
@@ -120,6 +125,7 @@ impl CostMeter {
             rpc: bench.rpc.counts(),
             db: bench.db.counts(),
             cpu_seconds: procfs::cpu_seconds(pid)?,
+            page_faults: procfs::page_faults(pid)?,
             start: Instant::now(),
         })
     }
@@ -131,6 +137,7 @@ impl CostMeter {
             rpc: since(&bench.rpc.counts(), &self.rpc),
             db: since(&bench.db.counts(), &self.db),
             cpu_seconds: procfs::cpu_seconds(self.pid)? - self.cpu_seconds,
+            page_faults: procfs::page_faults(self.pid)?.saturating_sub(self.page_faults),
             seconds: self.start.elapsed().as_secs_f64(),
         })
     }
