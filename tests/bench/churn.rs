@@ -137,6 +137,14 @@ pub async fn run(
 /// windows.
 const ROUNDS: usize = 3;
 
+/// What a window with session writes is given: the new wallets handed over for their first
+/// timed transfer, and the writers' stop, set when its last block is mined (the writes
+/// counted are those of the blocks measured).
+struct Churn<'a> {
+    new_probes: mpsc::UnboundedReceiver<Probe>,
+    writers_stop: &'a AtomicBool,
+}
+
 /// The probes a window's blocks time, and where their figures go.
 struct Probes {
     /// Old wallets with a stream open, waiting for their turn.
@@ -260,9 +268,13 @@ async fn measure(
                 blocks,
                 token,
                 &mut probes,
-                Some(ready_rx),
+                Some(Churn {
+                    new_probes: ready_rx,
+                    writers_stop: &stop,
+                }),
             )
             .await;
+            // Already set after the last block, unless the window failed before it.
             stop.store(true, Ordering::SeqCst);
             result
         };
@@ -314,9 +326,13 @@ async fn window(
     blocks: usize,
     token: Address,
     probes: &mut Probes,
-    mut new_probes: Option<mpsc::UnboundedReceiver<Probe>>,
+    churn: Option<Churn<'_>>,
 ) -> anyhow::Result<Window> {
-    let churned = new_probes.is_some();
+    let churned = churn.is_some();
+    let (mut new_probes, writers_stop) = match churn {
+        Some(churn) => (Some(churn.new_probes), Some(churn.writers_stop)),
+        None => (None, None),
+    };
     let table = bench.env.stack.table().await;
     let mut in_their_step = [InTheirStep::default(); 2];
     let meter = CostMeter::start(bench)?;
@@ -390,6 +406,9 @@ async fn window(
         anyhow::Ok(())
     }
     .await;
+    if let Some(stop) = writers_stop {
+        stop.store(true, Ordering::SeqCst);
+    }
     bench.automine(true).await?;
     let cost = meter.cost(bench, blocks)?;
     mined_blocks?;
