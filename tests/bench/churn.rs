@@ -316,9 +316,10 @@ fn writes_per_second(block_seconds: f64) -> f64 {
 }
 
 /// `blocks` 1 s blocks on the running poller, each with the background traffic and two timed
-/// transfers to watched wallets: a new wallet's first one when `new_probes` hands one over
-/// (its session was just written), old wallets' otherwise. Returns once every timed transfer
-/// reached its stream (the window's cost is counted up to its last block).
+/// transfers to watched wallets: a new wallet's first one when `churn` hands one over (its
+/// session was just written), old wallets' otherwise. Returns once every timed transfer
+/// reached its stream (the window's cost is counted up to its last block; `churn`'s writers
+/// are stopped there).
 async fn window(
     bench: &Bench,
     deployed: &[Address],
