@@ -330,10 +330,7 @@ async fn window(
     churn: Option<Churn<'_>>,
 ) -> anyhow::Result<Window> {
     let churned = churn.is_some();
-    let (mut new_probes, writers_stop) = match churn {
-        Some(churn) => (Some(churn.new_probes), Some(churn.writers_stop)),
-        None => (None, None),
-    };
+    let (mut new_probes, writers_stop) = churn.map(|c| (c.new_probes, c.writers_stop)).unzip();
     let table = bench.env.stack.table().await;
     let mut in_their_step = [InTheirStep::default(); 2];
     let meter = CostMeter::start(bench)?;

@@ -1,4 +1,5 @@
-//! The poller's footprint from `/proc`: resident memory and CPU time of a child process.
+//! The poller's footprint from `/proc`: resident memory, CPU time and page faults of a child
+//! process.
 
 use anyhow::Context;
 
