@@ -79,8 +79,10 @@ pub struct ChurnRun {
     pub late: [usize; 2],
     /// Session writes a second the writers were paced at (see [`writes_per_second`]).
     pub writes_per_second: f64,
-    /// The same poller's idle 1 s blocks at this size.
-    pub idle_cpu_ms: f64,
+    /// The same poller's idle 1 s blocks at this size, poller CPU per block: the window
+    /// after start-up, the one after the 12 s blocks.
+    pub idle_cpu_ms: [f64; 2],
+    /// Their table read units per block, both windows together.
     pub idle_read_units: f64,
 }
 
@@ -100,7 +102,7 @@ pub async fn run(
     deployed: &[Address],
     old: &[Address],
     blocks: usize,
-    idle: &BlockCost,
+    idle: [&BlockCost; 2],
 ) -> anyhow::Result<ChurnRun> {
     let token = deployed[0];
     // What a grown session adds: a deployed token of the list, which the wallet tracks
@@ -194,7 +196,7 @@ async fn measure(
     grow_tokens: &[Address],
     old: &[Address],
     blocks: usize,
-    idle: &BlockCost,
+    idle: [&BlockCost; 2],
     token: Address,
 ) -> anyhow::Result<ChurnRun> {
     // Old wallets' streams, open before the windows.
@@ -235,8 +237,9 @@ async fn measure(
         in_their_step: [InTheirStep::default(); 2],
         late: [0, 0],
         writes_per_second: 0.0,
-        idle_cpu_ms: idle.cpu_ms_per_block(),
-        idle_read_units: total(&idle.db).read_units / idle.blocks as f64,
+        idle_cpu_ms: idle.map(BlockCost::cpu_ms_per_block),
+        idle_read_units: idle.iter().map(|w| total(&w.db).read_units).sum::<f64>()
+            / idle.iter().map(|w| w.blocks).sum::<usize>() as f64,
     };
     for round in 0..ROUNDS {
         eprintln!("bench: churn round {round}: {blocks} blocks without session writes");
@@ -701,6 +704,8 @@ impl ChurnRun {
             + per_block(&self.blocks.db, "BatchGetItem balance");
         let read = db.read_units / self.blocks.blocks as f64;
         let cpu = self.blocks.cpu_ms_per_block();
+        // The idle figure: both idle windows (the same number of blocks each), minutes apart.
+        let idle_cpu = self.idle_cpu_ms.iter().sum::<f64>() / self.idle_cpu_ms.len() as f64;
         let quiet_cpu = self.without_writes.cpu_ms_per_block();
         // New wallets' transfers written in their block's step at least as often as old ones'.
         let [n, o] = self.in_their_step;
@@ -727,8 +732,10 @@ impl ChurnRun {
             })).collect::<Vec<_>>(),
             "poller_cpu_ms_per_block": round(cpu),
             "poller_cpu_ms_per_block_without_session_writes": round(quiet_cpu),
-            "idle_poller_cpu_ms_per_block": round(self.idle_cpu_ms),
-            "cpu_ratio_to_idle": two(cpu / self.idle_cpu_ms),
+            "idle_poller_cpu_ms_per_block": round(idle_cpu),
+            "idle_poller_cpu_ms_per_block_each_window": self.idle_cpu_ms.map(round),
+            "cpu_ratio_to_idle": two(cpu / idle_cpu),
+            "cpu_ratio_to_each_idle_window": self.idle_cpu_ms.map(|idle| two(cpu / idle)),
             "cpu_ratio_to_the_same_blocks_without_session_writes": two(cpu / quiet_cpu),
             "poller_cpu_ms_per_session_write": two(
                 (cpu - quiet_cpu) * self.blocks.blocks as f64
@@ -744,12 +751,13 @@ impl ChurnRun {
             "old_wallet_transfer_written_in_its_block": self.in_their_step[1].to_json(),
             "late_on_the_stream": { "new": self.late[0], "old": self.late[1], "after_ms": e2e::DEADLINE.as_millis() as u64 },
             "targets": {
-                "cpu": "<= 1.5 x idle",
+                "cpu": "<= 1.5 x idle (the mean of the two idle 1 s windows)",
                 "table_reads": "<= 2 x idle + the changed sessions' own reads",
                 "new_wallet": "first transfer p50 as fast as an old wallet's",
             },
             "met": {
-                "cpu": cpu <= 1.5 * self.idle_cpu_ms,
+                "cpu": cpu <= 1.5 * idle_cpu,
+                "cpu_against_each_idle_window": self.idle_cpu_ms.map(|idle| cpu <= 1.5 * idle),
                 "cpu_against_the_same_blocks_without_session_writes": cpu <= 1.5 * quiet_cpu,
                 "table_reads": read <= 2.0 * self.idle_read_units + own,
                 "new_wallet_p50": new["p50_ms"].as_f64().zip(old["p50_ms"].as_f64()).map(|(n, o)| n <= o * 1.1),
