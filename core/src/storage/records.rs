@@ -287,24 +287,21 @@ impl TryFrom<SessionRecord> for Session {
             first_values: r
                 .first_values
                 .filter(|_| r.first_values_revision == Some(r.revision))
-                .and_then(|text| first_values_of(&key, &text)),
+                .and_then(|text| first_values_of(&text)),
         })
     }
 }
 
 /// A session's first values as recorded; `None` when the record cannot be read. It only
 /// spares the poller a query of the wallet, so a record that is not what this version wrote
-/// leaves the wallet to that query instead of making the session unreadable.
-fn first_values_of(key: &str, text: &str) -> Option<FirstValues> {
-    let values: BTreeMap<String, String> = serde_json::from_str(text).ok()?;
+/// leaves the wallet to that query instead of making the session unreadable. Parsed in place
+/// (the poller decodes one with every new wallet): the keys and values this version writes
+/// hold nothing JSON escapes, and a record whose strings do is one it did not write.
+fn first_values_of(text: &str) -> Option<FirstValues> {
+    let values: BTreeMap<&str, &str> = serde_json::from_str(text).ok()?;
     values
-        .iter()
-        .map(|(sk, read)| {
-            let value_key = keys::parse_balance_sk(sk)?;
-            parse_read(&format!("{key}/first_values/{sk}"), read)
-                .ok()
-                .map(|read| (value_key, read))
-        })
+        .into_iter()
+        .map(|(sk, read)| Some((keys::parse_balance_sk(sk)?, parse_read(sk, read).ok()?)))
         .collect()
 }
 
@@ -763,7 +760,12 @@ mod tests {
         assert_eq!(Session::try_from(stale).unwrap().first_values, None);
         // A record this version cannot read leaves the wallet to a query: the session itself
         // still reads.
-        for (sk, read) in [("O#an-order", "12"), (token.as_str(), "twelve")] {
+        let escaped = format!("{token}\"");
+        for (sk, read) in [
+            ("O#an-order", "12"),
+            (token.as_str(), "twelve"),
+            (escaped.as_str(), "12"),
+        ] {
             assert_eq!(
                 Session::try_from(record(sk, read)).unwrap().first_values,
                 None

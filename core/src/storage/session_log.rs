@@ -21,11 +21,11 @@
 //! minute and a reader queries only the bucket its window falls in (two near an edge). An
 //! entry is stamped with the time its write is sent, and each write is bounded by
 //! [`WRITE_TIMEOUT`] (all attempts): an entry that lands at all is visible within that time of
-//! its stamp, so a reader whose reads look back [`READ_OVERLAP_MS`] before the previous one
-//! started sees every entry. Nearly every entry is visible within milliseconds of its stamp,
-//! so a reader may look back only [`RECENT_OVERLAP_MS`] most of the time and the whole overlap
-//! every few seconds: each entry is then read a few times, not once per read for the whole
-//! overlap. Entries expire after an hour.
+//! its stamp: a stretch of the log that ended [`READ_OVERLAP_MS`] ago holds every entry it will
+//! ever hold (it is *settled*). Nearly every entry is visible within milliseconds of its
+//! stamp, so a reader looks back only [`RECENT_OVERLAP_MS`] before its previous read, and
+//! every few seconds reads the stretch settled since (each settled entry once): each entry is
+//! read a few times, not once per read for a whole overlap. Entries expire after an hour.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -34,7 +34,7 @@ use alloy::primitives::{Address, keccak256};
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
 use super::chain_log::{BUCKET_MS, CLOCK_AHEAD_MS, bucket_of};
 use super::{Item, StorageError, Table, Written, keys, n, s};
@@ -152,13 +152,16 @@ pub fn session_change_put(
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
+/// What a reader reads of an entry's item: its sort key (the time, the kind and the subject)
+/// and what some kinds carry beside it (the partition key and the TTL are not parsed).
+const ENTRY_ATTRIBUTES: &str = "sk, #until, #expires, #url";
+
 /// An entry read back from its item.
-fn parse_entry(item: &Item) -> Result<SessionLogEntry, StorageError> {
-    let sk = item
-        .get("sk")
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .unwrap_or_default();
+fn parse_entry(mut item: Item) -> Result<SessionLogEntry, StorageError> {
+    let sk = match item.remove("sk") {
+        Some(AttributeValue::S(sk)) => sk,
+        _ => String::new(),
+    };
     let corrupt = |reason: &str| StorageError::corrupt(format!("session log {sk}"), reason);
     let number = |name: &str| -> Result<u64, StorageError> {
         item.get(name)
@@ -190,7 +193,7 @@ fn parse_entry(item: &Item) -> Result<SessionLogEntry, StorageError> {
         other => return Err(corrupt(&format!("unknown kind {other}"))),
     };
     Ok(SessionLogEntry {
-        key: sk.clone(),
+        key: sk,
         at_ms,
         change,
     })
@@ -325,27 +328,45 @@ impl Table {
     }
 
     /// Every entry of `chain_id` stamped at or after `since_ms` (up to a little past `now_ms`,
-    /// for writers whose clock is ahead), in time order, by consistent queries of the buckets
-    /// the window touches.
+    /// for writers whose clock is ahead), in time order.
     pub async fn session_log_since(
         &self,
         chain_id: u64,
         since_ms: u64,
         now_ms: u64,
     ) -> Result<Vec<SessionLogEntry>, StorageError> {
-        let from = keys::chain_log_time(since_ms);
+        self.session_log_between(chain_id, since_ms, now_ms + CLOCK_AHEAD_MS)
+            .await
+    }
+
+    /// Every entry of `chain_id` stamped from `from_ms` to before `to_ms`, in time order, by
+    /// consistent queries of the buckets the stretch touches.
+    pub async fn session_log_between(
+        &self,
+        chain_id: u64,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<SessionLogEntry>, StorageError> {
+        // A sort key starts with its stamp, at a fixed width: the stamp `to_ms` alone sorts
+        // before every key stamped then, after every key stamped earlier.
+        let (from, to) = (keys::chain_log_time(from_ms), keys::chain_log_time(to_ms));
         let mut entries = vec![];
-        let mut bucket = bucket_of(since_ms);
-        while bucket <= bucket_of(now_ms + CLOCK_AHEAD_MS) {
+        let mut bucket = bucket_of(from_ms);
+        while from_ms < to_ms && bucket <= bucket_of(to_ms) {
             let query = self
                 .query(
-                    "pk = :pk AND sk >= :from",
+                    "pk = :pk AND sk BETWEEN :from AND :to",
                     keys::session_log_pk(chain_id, bucket),
                 )
                 .expression_attribute_values(":from", s(from.clone()))
+                .expression_attribute_values(":to", s(to.clone()))
+                .projection_expression(ENTRY_ATTRIBUTES)
+                .expression_attribute_names("#until", "until")
+                .expression_attribute_names("#expires", "expires")
+                .expression_attribute_names("#url", "url")
                 .consistent_read(true);
             for item in self.query_items(query).await? {
-                entries.push(parse_entry(&item)?);
+                entries.push(parse_entry(item)?);
             }
             bucket += BUCKET_MS;
         }
@@ -376,7 +397,7 @@ mod tests {
             let item = entry_item(7, &change, 1_700_000_000_123);
             let pk = item["pk"].as_s().unwrap();
             assert_eq!(pk, "Q#7#1699999980000");
-            let entry = parse_entry(&item).unwrap();
+            let entry = parse_entry(item.clone()).unwrap();
             assert_eq!(entry.change, change);
             assert_eq!(entry.at_ms, 1_700_000_000_123);
             assert_eq!(
@@ -387,6 +408,11 @@ mod tests {
         let early = entry_item(7, &SessionChange::Session(owner), 999);
         let late = entry_item(7, &SessionChange::Session(owner), 1_000);
         assert!(early["sk"].as_s().unwrap() < late["sk"].as_s().unwrap());
+        // A stretch ending at 1,000 ms: its bound sorts after the key stamped before it and
+        // before the key stamped then.
+        let bound = keys::chain_log_time(1_000);
+        assert!(early["sk"].as_s().unwrap().as_str() < bound.as_str());
+        assert!(late["sk"].as_s().unwrap().as_str() > bound.as_str());
     }
 
     #[test]
@@ -400,7 +426,7 @@ mod tests {
             "1#t#0xabababababababababababababababababababab",
         ] {
             let item: Item = HashMap::from([("sk".into(), s(sk))]);
-            assert!(parse_entry(&item).is_err(), "{sk}");
+            assert!(parse_entry(item).is_err(), "{sk}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Reading the chain's session log: each read covers what was written since the last one,
-//! looking back a short overlap — and, every few seconds, a whole overlap, since an entry may
-//! become visible late (up to a whole logged write after its stamp). Entries already applied
+//! looking back a short overlap — and, every few seconds, the stretch of the log settled since
+//! the last such read (old enough that every entry it will hold has landed; see
+//! `session_log.rs`), which finds an entry that became visible late. Entries already applied
 //! are remembered by key for as long as a read can see them again, so none is applied twice.
 
 use std::collections::{BTreeSet, HashMap};
@@ -15,28 +16,40 @@ use live_balances::storage::{
 use super::ChainWatcher;
 use crate::error::PollerError;
 
-/// How often a read of the session log looks back its whole overlap (the others look back
-/// only a short while: nearly every entry is visible within milliseconds of its stamp).
-pub(super) const FULL_LOOK_BACK_EVERY: Duration = Duration::from_secs(5);
+/// How often the log's settled stretch is read (the other reads look back only a short
+/// while: nearly every entry is visible within milliseconds of its stamp).
+pub(super) const SETTLED_READ_EVERY: Duration = Duration::from_secs(5);
 
 /// Where a watcher stands in the session log.
 #[derive(Debug, Default)]
 pub(super) struct LogTail {
-    /// The start of the last read of the log: the next one looks back an overlap before it.
+    /// The start of the last read of the log: the next one looks back a short overlap before
+    /// it.
     read_from_ms: u64,
-    /// The start of the last read that looked back the whole overlap: the next such read
-    /// looks back an overlap before it.
-    full_from_ms: u64,
-    /// Entries already applied, by key, with their stamps (kept for an overlap).
+    /// Entries stamped before this were read settled (or could not change the listing at
+    /// start): where the next settled read starts.
+    settled_ms: u64,
+    /// When the last settled read started.
+    settled_at_ms: u64,
+    /// Entries already applied, by key, with their stamps (kept while a read can see them
+    /// again).
     seen: HashMap<String, u64>,
 }
 
-/// One read of the log: when it started, and the keys of the entries it found new.
+/// The stretches one read covers: the recent one from its start on, and the settled one
+/// when it is due.
+#[derive(Debug, PartialEq, Eq)]
+struct Window {
+    recent_since_ms: u64,
+    settled: Option<(u64, u64)>,
+}
+
+/// One read of the log: when it started, where its settled stretch ended (if it read one),
+/// and the keys of the entries it found new.
 #[derive(Debug)]
 pub(super) struct LogRead {
     at_ms: u64,
-    /// It looked back the whole overlap.
-    full: bool,
+    settled_to_ms: Option<u64>,
     keys: Vec<(String, u64)>,
 }
 
@@ -51,25 +64,31 @@ pub(super) struct LogNews {
 }
 
 impl LogTail {
-    /// Entries written from `at_ms` on are read (again) by the first read: the listing of
-    /// every session starts then.
+    /// The listing of every session starts at `at_ms`: entries from then on are read by the
+    /// first read, and those stamped up to a whole overlap before may still land (their
+    /// sessions' writes with them, after the listing read them), so the settled reads start
+    /// there.
     pub(super) fn start_at(&mut self, at_ms: u64) {
         self.read_from_ms = at_ms;
-        self.full_from_ms = at_ms;
+        self.settled_ms = at_ms.saturating_sub(SESSION_LOG_READ_OVERLAP_MS);
+        self.settled_at_ms = at_ms;
     }
 
-    /// Where a read starting at `at_ms` begins, and whether it looks back the whole overlap.
-    fn window(&self, at_ms: u64) -> (u64, bool) {
-        let full =
-            at_ms.saturating_sub(self.full_from_ms) >= FULL_LOOK_BACK_EVERY.as_millis() as u64;
-        let since = if full {
-            self.full_from_ms
-                .saturating_sub(SESSION_LOG_READ_OVERLAP_MS)
-        } else {
-            self.read_from_ms
-                .saturating_sub(SESSION_LOG_RECENT_OVERLAP_MS)
-        };
-        (since, full)
+    /// What a read starting at `at_ms` covers.
+    fn window(&self, at_ms: u64) -> Window {
+        let recent_since_ms = self
+            .read_from_ms
+            .saturating_sub(SESSION_LOG_RECENT_OVERLAP_MS);
+        let due = at_ms.saturating_sub(self.settled_at_ms) >= SETTLED_READ_EVERY.as_millis() as u64;
+        // Settled: a whole overlap old. What the recent read covers is not read twice.
+        let settled_to_ms = at_ms
+            .saturating_sub(SESSION_LOG_READ_OVERLAP_MS)
+            .min(recent_since_ms);
+        Window {
+            recent_since_ms,
+            settled: (due && settled_to_ms > self.settled_ms)
+                .then_some((self.settled_ms, settled_to_ms)),
+        }
     }
 
     /// Whether the entry `key` is not applied yet.
@@ -81,13 +100,13 @@ impl LogTail {
     /// back from its start.
     pub(super) fn applied(&mut self, read: LogRead) {
         self.read_from_ms = read.at_ms;
-        if read.full {
-            self.full_from_ms = read.at_ms;
+        if let Some(settled_to_ms) = read.settled_to_ms {
+            self.settled_ms = settled_to_ms;
+            self.settled_at_ms = read.at_ms;
         }
         self.seen.extend(read.keys);
-        let keep_after = self
-            .full_from_ms
-            .saturating_sub(2 * SESSION_LOG_READ_OVERLAP_MS);
+        // No read reaches before the settled reads' start (the recent ones start later).
+        let keep_after = self.settled_ms;
         self.seen.retain(|_, at| *at >= keep_after);
     }
 }
@@ -97,11 +116,21 @@ impl ChainWatcher {
     /// with what to remember once they are applied.
     pub(super) async fn read_log(&mut self) -> Result<(LogNews, LogRead), PollerError> {
         let at_ms = unix_now_ms();
-        let (since, full) = self.watching.log.window(at_ms);
-        let entries = self
-            .table
-            .session_log_since(self.chain_id, since, at_ms)
-            .await?;
+        let window = self.watching.log.window(at_ms);
+        // The settled stretch first: the entries in time order.
+        let mut entries = match window.settled {
+            Some((from, to)) => {
+                self.table
+                    .session_log_between(self.chain_id, from, to)
+                    .await?
+            }
+            None => vec![],
+        };
+        entries.extend(
+            self.table
+                .session_log_since(self.chain_id, window.recent_since_ms, at_ms)
+                .await?,
+        );
         let mut news = LogNews::default();
         let mut keys = vec![];
         for entry in entries {
@@ -126,7 +155,14 @@ impl ChainWatcher {
         }
         self.note("session", news.sessions.len() as u64);
         self.note("list", news.lists.len() as u64);
-        Ok((news, LogRead { at_ms, full, keys }))
+        Ok((
+            news,
+            LogRead {
+                at_ms,
+                settled_to_ms: window.settled.map(|(_, to)| to),
+                keys,
+            },
+        ))
     }
 }
 
@@ -134,30 +170,58 @@ impl ChainWatcher {
 mod tests {
     use super::*;
 
-    const FULL_MS: u64 = FULL_LOOK_BACK_EVERY.as_millis() as u64;
+    const EVERY_MS: u64 = SETTLED_READ_EVERY.as_millis() as u64;
+    const OVERLAP_MS: u64 = SESSION_LOG_READ_OVERLAP_MS;
+    const RECENT_MS: u64 = SESSION_LOG_RECENT_OVERLAP_MS;
+
+    fn read(at_ms: u64, window: &Window, keys: Vec<(String, u64)>) -> LogRead {
+        LogRead {
+            at_ms,
+            settled_to_ms: window.settled.map(|(_, to)| to),
+            keys,
+        }
+    }
 
     #[test]
-    fn reads_look_back_a_little_and_now_and_then_a_whole_overlap() {
+    fn reads_look_back_a_little_and_now_and_then_read_what_settled_since() {
         let start = 1_000_000_000;
         let mut tail = LogTail::default();
         tail.start_at(start);
-        // Soon after: a short look-back from the last read.
-        let (since, full) = tail.window(start + 100);
-        assert!(!full);
-        assert_eq!(since, start - SESSION_LOG_RECENT_OVERLAP_MS);
-        tail.applied(LogRead {
-            at_ms: start + 100,
-            full,
-            keys: vec![],
-        });
+        // Soon after: a short look-back from the last read, nothing settled to read.
+        let first = tail.window(start + 100);
+        assert_eq!(first.recent_since_ms, start - RECENT_MS);
+        assert_eq!(first.settled, None);
+        tail.applied(read(start + 100, &first, vec![]));
         assert_eq!(
-            tail.window(start + 200).0,
-            start + 100 - SESSION_LOG_RECENT_OVERLAP_MS
+            tail.window(start + 200).recent_since_ms,
+            start + 100 - RECENT_MS
         );
-        // A whole look-back is due: from an overlap before the last whole one.
-        let (since, full) = tail.window(start + FULL_MS);
-        assert!(full);
-        assert_eq!(since, start - SESSION_LOG_READ_OVERLAP_MS);
+        // Due: what a whole overlap old since the listing's look-back, each stretch once.
+        let mut settled_to = start - OVERLAP_MS;
+        for n in 1..=4 {
+            let at = start + n * EVERY_MS;
+            let window = tail.window(at);
+            assert_eq!(window.settled, Some((settled_to, at - OVERLAP_MS)));
+            settled_to = at - OVERLAP_MS;
+            tail.applied(read(at, &window, vec![]));
+            assert_eq!(tail.window(at + 1_000).settled, None, "not due again yet");
+        }
+    }
+
+    #[test]
+    fn a_poller_that_fell_behind_reads_the_settled_stretch_up_to_the_recent_read() {
+        let start = 1_000_000_000;
+        let mut tail = LogTail::default();
+        tail.start_at(start);
+        // No read for a minute: the recent read covers from before the last one on, and the
+        // settled one what lies before it (nothing twice, nothing left out).
+        let at = start + 60_000;
+        let window = tail.window(at);
+        assert_eq!(window.recent_since_ms, start - RECENT_MS);
+        assert_eq!(
+            window.settled,
+            Some((start - OVERLAP_MS, start - RECENT_MS))
+        );
     }
 
     #[test]
@@ -165,20 +229,20 @@ mod tests {
         let start = 1_000_000_000;
         let mut tail = LogTail::default();
         tail.start_at(start);
-        tail.applied(LogRead {
-            at_ms: start + 10,
-            full: false,
-            keys: vec![("a".into(), start + 5)],
-        });
+        let window = tail.window(start + 10);
+        tail.applied(read(start + 10, &window, vec![("a".into(), start + 5)]));
         assert!(!tail.is_new("a"));
         assert!(tail.is_new("b"));
-        // Whole look-backs move on: once no read reaches its stamp, the key is forgotten.
-        let later = start + 5 + 2 * SESSION_LOG_READ_OVERLAP_MS + FULL_MS;
-        tail.applied(LogRead {
-            at_ms: later,
-            full: true,
-            keys: vec![],
-        });
+        // Still within the stretch a settled read covers: remembered.
+        let at = start + EVERY_MS;
+        let window = tail.window(at);
+        tail.applied(read(at, &window, vec![]));
+        assert!(!tail.is_new("a"));
+        // Once the settled reads moved past its stamp, no read reaches it: forgotten.
+        let at = start + 5 + OVERLAP_MS + EVERY_MS;
+        let window = tail.window(at);
+        assert!(window.settled.is_some_and(|(_, to)| to > start + 5));
+        tail.applied(read(at, &window, vec![]));
         assert!(tail.is_new("a"));
     }
 }

@@ -2,8 +2,8 @@
 //! never saw (see core's `session_log`): it pages through every session once per
 //! `SESSION_PASS_SECS`, a page a step sized on the time since the last, and applies whatever
 //! differs from what the poller watches; a watched wallet whose session the page passed over
-//! is gone. A change the pass finds that the log then never names within a whole look-back is
-//! counted as lost.
+//! is gone. A change the pass finds that the log then never names, not even once its stretch
+//! of the log settled and was read, is counted as lost.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use super::ChainWatcher;
-use super::log::FULL_LOOK_BACK_EVERY;
+use super::log::SETTLED_READ_EVERY;
 use crate::error::PollerError;
 use crate::watched::{WalletWatch, WatchChange};
 
@@ -74,10 +74,11 @@ impl Pass {
         self.suspects.remove(owner);
     }
 
-    /// Changes found by the pass that the log has not named within a whole look-back (and a
-    /// few seconds more): their entries were lost. Forgotten once returned.
+    /// Changes found by the pass that the log has not named by the time their stretch of it
+    /// settled and was read (and a few seconds more): their entries were lost. Forgotten once
+    /// returned.
     pub(super) fn take_lost(&mut self) -> Vec<Address> {
-        let late = Duration::from_millis(SESSION_LOG_READ_OVERLAP_MS) + FULL_LOOK_BACK_EVERY * 2;
+        let late = Duration::from_millis(SESSION_LOG_READ_OVERLAP_MS) + SETTLED_READ_EVERY * 2;
         let lost: Vec<Address> = self
             .suspects
             .iter()
@@ -155,7 +156,7 @@ impl ChainWatcher {
             let live = mark.expires_at > now;
             if live && tracking && !self.watching.waiting.contains_key(&owner) {
                 // Its entry may just not have been read yet: counted as lost only if the
-                // log does not name it within a whole look-back.
+                // log does not name it once its stretch settled and was read.
                 self.watching
                     .pass
                     .suspects
