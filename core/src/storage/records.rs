@@ -21,15 +21,33 @@ use crate::domain::model::{
 /// Stored in `read` when the value could not be read.
 const READ_FAILED: &str = "failed";
 
-/// A session. Written attribute by attribute (see `sessions.rs`), read whole.
-#[derive(Debug, Serialize, Deserialize)]
+/// A session. Written attribute by attribute (see `sessions.rs`), read whole. Flat: serde's
+/// flattening would buffer every attribute first, and the poller decodes one with every
+/// changed session.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct SessionRecord {
-    #[serde(flatten)]
-    pub key: ItemKey,
+    pub pk: String,
+    pub sk: String,
     pub chain_id: u64,
     pub owner: String,
-    #[serde(flatten)]
-    pub asks: SessionAsksAttributes,
+    /// Custom tokens. Sessions written before lists were followed by reference hold their
+    /// lists' tokens here too, which keeps them working: they are tracked as custom tokens.
+    #[serde(default)]
+    pub tokens: BTreeSet<String>,
+    /// ERC-20 allowance spenders.
+    #[serde(default)]
+    pub spenders: BTreeSet<String>,
+    /// Permit2 spenders.
+    #[serde(default)]
+    pub permit2_spenders: BTreeSet<String>,
+    /// List URLs of sessions written before `lists` (their generation is not known).
+    #[serde(default)]
+    pub token_lists: BTreeSet<String>,
+    /// Lists followed: URL -> generation read when the session started following it.
+    #[serde(default)]
+    pub lists: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub discover: bool,
     #[serde(default)]
     pub discovered: BTreeSet<String>,
     #[serde(default)]
@@ -38,8 +56,12 @@ pub(crate) struct SessionRecord {
     pub revision: u64,
     #[serde(default)]
     pub complete_revision: u64,
-    #[serde(flatten)]
-    pub lifetime: SessionLifetime,
+    /// When the session started, when it ends, and until when a stream vouches for it (Unix
+    /// seconds).
+    pub created_at: u64,
+    pub expires_at: u64,
+    #[serde(default)]
+    pub streaming_until: u64,
     /// The first revision's values: a JSON object of balance sort key -> stored `read`. One
     /// string, not a map attribute: the poller reads it with every changed session, and a
     /// map of a hundred attributes costs the SDK's parser far more than one string.
@@ -115,39 +137,6 @@ fn lists_followed(
         lists.entry(url).or_insert(0);
     }
     lists
-}
-
-/// What a session's clients asked to track, as stored.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct SessionAsksAttributes {
-    /// Custom tokens. Sessions written before lists were followed by reference hold their
-    /// lists' tokens here too, which keeps them working: they are tracked as custom tokens.
-    #[serde(default)]
-    pub tokens: BTreeSet<String>,
-    /// ERC-20 allowance spenders.
-    #[serde(default)]
-    pub spenders: BTreeSet<String>,
-    /// Permit2 spenders.
-    #[serde(default)]
-    pub permit2_spenders: BTreeSet<String>,
-    /// List URLs of sessions written before `lists` (their generation is not known).
-    #[serde(default)]
-    pub token_lists: BTreeSet<String>,
-    /// Lists followed: URL -> generation read when the session started following it.
-    #[serde(default)]
-    pub lists: BTreeMap<String, u64>,
-    #[serde(default)]
-    pub discover: bool,
-}
-
-/// When a session started, when it ends, and until when a stream vouches for it (Unix
-/// seconds).
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct SessionLifetime {
-    pub created_at: u64,
-    pub expires_at: u64,
-    #[serde(default)]
-    pub streaming_until: u64,
 }
 
 /// A stored value of a wallet. Its `Deserialize` is written out ([`super::value_decoding`]):
@@ -251,39 +240,38 @@ impl TryFrom<SessionRecord> for Session {
     type Error = StorageError;
 
     fn try_from(r: SessionRecord) -> Result<Self, StorageError> {
-        let key = r.key.to_string();
+        let key = format!("{}/{}", r.pk, r.sk);
         let set = |field, values: &BTreeSet<String>| {
             values
                 .iter()
                 .map(|v| address(&key, field, v))
                 .collect::<Result<BTreeSet<_>, _>>()
         };
-        let asks = r.asks;
-        let token_lists = lists_followed(asks.lists, asks.token_lists);
+        let token_lists = lists_followed(r.lists, r.token_lists);
         Ok(Session {
             chain_id: r.chain_id,
             owner: address(&key, "owner", &r.owner)?,
             asked: SessionAsks {
-                custom_tokens: set("tokens", &asks.tokens)?,
-                spenders: set("spenders", &asks.spenders)?
+                custom_tokens: set("tokens", &r.tokens)?,
+                spenders: set("spenders", &r.spenders)?
                     .into_iter()
                     .map(Spender::Erc20)
                     .chain(
-                        set("permit2_spenders", &asks.permit2_spenders)?
+                        set("permit2_spenders", &r.permit2_spenders)?
                             .into_iter()
                             .map(Spender::Permit2),
                     )
                     .collect(),
                 token_lists,
-                discover: asks.discover,
+                discover: r.discover,
             },
             discovered: set("discovered", &r.discovered)?,
             read_block: r.read_block,
             revision: r.revision,
             complete_revision: r.complete_revision,
-            created_at: r.lifetime.created_at,
-            expires_at: r.lifetime.expires_at,
-            streaming_until: r.lifetime.streaming_until,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            streaming_until: r.streaming_until,
             first_values: r
                 .first_values
                 .filter(|_| r.first_values_revision == Some(r.revision))
@@ -608,26 +596,23 @@ mod tests {
             ..Session::new(1, Address::repeat_byte(1), 10)
         };
         let record = SessionRecord {
-            key: ItemKey::new(keys::session_pk(1), keys::session_sk(&session.owner)),
+            pk: keys::session_pk(1),
+            sk: keys::session_sk(&session.owner),
             chain_id: 1,
             owner: lower(&session.owner),
-            asks: SessionAsksAttributes {
-                tokens: session.asked.custom_tokens.iter().map(lower).collect(),
-                spenders: session.erc20_spenders().map(lower).collect(),
-                permit2_spenders: session.permit2_spenders().map(lower).collect(),
-                token_lists: BTreeSet::new(),
-                lists: session.asked.token_lists.clone(),
-                discover: true,
-            },
+            tokens: session.asked.custom_tokens.iter().map(lower).collect(),
+            spenders: session.erc20_spenders().map(lower).collect(),
+            permit2_spenders: session.permit2_spenders().map(lower).collect(),
+            token_lists: BTreeSet::new(),
+            lists: session.asked.token_lists.clone(),
+            discover: true,
             discovered: session.discovered.iter().map(lower).collect(),
             read_block: 9,
             revision: 2,
             complete_revision: 1,
-            lifetime: SessionLifetime {
-                created_at: 10,
-                expires_at: 20,
-                streaming_until: 15,
-            },
+            created_at: 10,
+            expires_at: 20,
+            streaming_until: 15,
             first_values: session.first_values.as_ref().map(first_values_text),
             first_values_revision: Some(2),
         };
@@ -636,25 +621,22 @@ mod tests {
         // A session written before lists were followed by reference: its URLs are kept
         // (generation unknown) and its expanded tokens are tracked as custom tokens.
         let legacy = SessionRecord {
-            key: ItemKey::new(keys::session_pk(1), keys::session_sk(&session.owner)),
+            pk: keys::session_pk(1),
+            sk: keys::session_sk(&session.owner),
             chain_id: 1,
             owner: lower(&session.owner),
-            asks: SessionAsksAttributes {
-                tokens: [lower(&Address::repeat_byte(2))].into(),
-                token_lists: ["https://lists.example/old.json".to_string()].into(),
-                ..SessionAsksAttributes::default()
-            },
+            tokens: [lower(&Address::repeat_byte(2))].into(),
+            token_lists: ["https://lists.example/old.json".to_string()].into(),
             discovered: BTreeSet::new(),
             read_block: 0,
             revision: 0,
             complete_revision: 0,
-            lifetime: SessionLifetime {
-                created_at: 10,
-                expires_at: 20,
-                streaming_until: 0,
-            },
+            created_at: 10,
+            expires_at: 20,
+            streaming_until: 0,
             first_values: None,
             first_values_revision: None,
+            ..SessionRecord::default()
         };
         let legacy = Session::try_from(roundtrip(legacy)).unwrap();
         assert_eq!(
@@ -680,16 +662,14 @@ mod tests {
     fn a_session_s_mark_is_what_its_projection_decodes_to() {
         let owner = Address::repeat_byte(1);
         let record = |lists: &[(&str, u64)], legacy: &[&str]| SessionRecord {
-            key: ItemKey::new(keys::session_pk(1), keys::session_sk(&owner)),
+            pk: keys::session_pk(1),
+            sk: keys::session_sk(&owner),
             chain_id: 1,
             owner: lower(&owner),
-            asks: SessionAsksAttributes {
-                tokens: [lower(&Address::repeat_byte(2))].into(),
-                spenders: [lower(&Address::repeat_byte(4))].into(),
-                token_lists: legacy.iter().map(|u| u.to_string()).collect(),
-                lists: lists.iter().map(|(u, g)| (u.to_string(), *g)).collect(),
-                ..SessionAsksAttributes::default()
-            },
+            tokens: [lower(&Address::repeat_byte(2))].into(),
+            spenders: [lower(&Address::repeat_byte(4))].into(),
+            token_lists: legacy.iter().map(|u| u.to_string()).collect(),
+            lists: lists.iter().map(|(u, g)| (u.to_string(), *g)).collect(),
             discovered: [
                 lower(&Address::repeat_byte(5)),
                 lower(&Address::repeat_byte(6)),
@@ -698,13 +678,12 @@ mod tests {
             read_block: 9,
             revision: 4,
             complete_revision: 3,
-            lifetime: SessionLifetime {
-                created_at: 10,
-                expires_at: 20,
-                streaming_until: 15,
-            },
+            created_at: 10,
+            expires_at: 20,
+            streaming_until: 15,
             first_values: None,
             first_values_revision: None,
+            ..SessionRecord::default()
         };
         for record in [
             record(&[("https://lists.example/a.json", 3)], &[]),
@@ -733,21 +712,20 @@ mod tests {
     #[test]
     fn a_session_s_unreadable_first_values_are_left_out() {
         let record = |sk: &str, read: &str| SessionRecord {
-            key: ItemKey::new(keys::session_pk(1), keys::session_sk(&Address::ZERO)),
+            pk: keys::session_pk(1),
+            sk: keys::session_sk(&Address::ZERO),
             chain_id: 1,
             owner: lower(&Address::ZERO),
-            asks: SessionAsksAttributes::default(),
             discovered: BTreeSet::new(),
             read_block: 1,
             revision: 1,
             complete_revision: 1,
-            lifetime: SessionLifetime {
-                created_at: 1,
-                expires_at: 2,
-                streaming_until: 0,
-            },
+            created_at: 1,
+            expires_at: 2,
+            streaming_until: 0,
             first_values: Some(serde_json::json!({ sk: read }).to_string()),
             first_values_revision: Some(1),
+            ..SessionRecord::default()
         };
         let token = format!("T#{}", lower(&Address::repeat_byte(2)));
         assert!(Session::try_from(record(&token, "12")).is_ok());
@@ -989,13 +967,10 @@ mod tests {
             ("first_values_revision".to_string(), n(2)),
         ]);
         let record: SessionRecord = serde_dynamo::from_item(item.clone()).unwrap();
-        assert!(record.asks.discover);
-        assert_eq!(record.asks.lists["https://b.example/l.json"], u64::MAX);
-        assert_eq!(record.lifetime.expires_at, u64::MAX);
-        assert_eq!(
-            (record.read_block, record.lifetime.streaming_until),
-            (9, 15)
-        );
+        assert!(record.discover);
+        assert_eq!(record.lists["https://b.example/l.json"], u64::MAX);
+        assert_eq!(record.expires_at, u64::MAX);
+        assert_eq!((record.read_block, record.streaming_until), (9, 15));
         let written: SdkItem = serde_dynamo::to_item(&record).unwrap();
         assert_eq!(names(&written), names(&item));
         assert_eq!(written["lists"], item["lists"]);
@@ -1007,8 +982,8 @@ mod tests {
             .map(|name| (name.to_string(), item[name].clone()))
             .collect();
         let record: SessionRecord = serde_dynamo::from_item(minimal).unwrap();
-        assert!(record.asks.tokens.is_empty() && !record.asks.discover);
-        assert_eq!(record.lifetime.streaming_until, 0);
+        assert!(record.tokens.is_empty() && !record.discover);
+        assert_eq!(record.streaming_until, 0);
     }
 
     #[test]
