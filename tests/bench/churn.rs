@@ -3,8 +3,11 @@
 //! wallets following the 5,000-token list (each holding 20 of it), half existing wallets
 //! adding a token; each new wallet's first transfer is timed for some through the api.
 //! Measured: the poller's CPU, RPC requests and table units per block beside its idle figure
-//! at the same size and beside the same blocks without session writes (windows alternate, so
-//! the open streams and timed transfers of the measurement cost both alike), and how fast a
+//! at the same size, beside the same blocks without session writes (windows alternate, so
+//! the open streams and timed transfers of the measurement cost both alike), and beside the
+//! same blocks with the same writes made to another chain's sessions (the table and this
+//! machine as loaded, nothing for the poller to apply: what the load alone costs a poller
+//! sharing two cores with DynamoDB Local and the writers), and how fast a
 //! transfer reaches its stream for a wallet whose session was just written (its first
 //! transfer, in the block after its stream opened) and for an old one, in the same blocks.
 //!
@@ -20,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use alloy::primitives::{Address, U256};
 use e2e::{SseClient, fresh_owner};
+use futures::{StreamExt, TryStreamExt};
 use live_balances::config::DEFAULT_SPENDER;
 use live_balances::domain::address::lower;
 use live_balances::domain::model::{BalanceItem, BalanceKey, Session, SessionAsks, TokenRead};
@@ -53,6 +57,11 @@ const TIMED_PER_BLOCK: usize = 2;
 const SETTLE_BLOCKS: usize = 15;
 /// Transfers between strangers in every block, as in the idle windows.
 const BACKGROUND_TRANSFERS: usize = 10;
+/// The chain whose sessions the control windows write: no poller of the stack watches it.
+const UNWATCHED_CHAIN: u64 = 999_999_999;
+/// Sessions on [`UNWATCHED_CHAIN`] written before the windows, for the control windows' old
+/// wallets to grow.
+const UNWATCHED_SESSIONS: usize = 1_000;
 
 /// What a churn window measured.
 pub struct ChurnRun {
@@ -62,11 +71,16 @@ pub struct ChurnRun {
     pub blocks: BlockCost,
     /// The windows without them (the same blocks, streams and timed transfers), together.
     pub without_writes: BlockCost,
-    /// Each round's poller CPU per block: without session writes, with them.
-    pub rounds_cpu_ms: Vec<(f64, f64)>,
+    /// The windows with the same writes to [`UNWATCHED_CHAIN`]'s sessions, together.
+    pub writes_elsewhere: BlockCost,
+    /// Each round's poller CPU per block: without session writes, with them elsewhere, with
+    /// them.
+    pub rounds_cpu_ms: Vec<[f64; 3]>,
     pub new_sessions: u64,
     pub grown_sessions: u64,
     pub failed_writes: u64,
+    /// The control windows' writes to [`UNWATCHED_CHAIN`]: new, grown, failed.
+    pub elsewhere_sessions: [u64; 3],
     pub write_ms: Vec<f64>,
     pub new_first_transfer_ms: Vec<f64>,
     pub old_transfer_ms: Vec<f64>,
@@ -143,8 +157,19 @@ const ROUNDS: usize = 3;
 /// timed transfer, and the writers' stop, set when its last block is mined (the writes
 /// counted are those of the blocks measured).
 struct Churn<'a> {
+    /// What the window's log line calls its writes.
+    what: &'static str,
     new_probes: mpsc::UnboundedReceiver<Probe>,
     writers_stop: &'a AtomicBool,
+}
+
+/// Where a writer's session writes go: `chain_id`'s sessions, growing `old` wallets' sessions;
+/// `probes`: every `PROBE_EVERY`th new wallet through the api, handed over for a timed transfer.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    chain_id: u64,
+    old: &'a [Address],
+    probes: bool,
 }
 
 /// The probes a window's blocks time, and where their figures go.
@@ -226,10 +251,12 @@ async fn measure(
         wallets: old.len(),
         blocks: BlockCost::default(),
         without_writes: BlockCost::default(),
+        writes_elsewhere: BlockCost::default(),
         rounds_cpu_ms: vec![],
         new_sessions: 0,
         grown_sessions: 0,
         failed_writes: 0,
+        elsewhere_sessions: [0; 3],
         write_ms: vec![],
         new_first_transfer_ms: vec![],
         old_transfer_ms: vec![],
@@ -241,53 +268,60 @@ async fn measure(
         idle_read_units: idle.iter().map(|w| total(&w.db).read_units).sum::<f64>()
             / idle.iter().map(|w| w.blocks).sum::<usize>() as f64,
     };
+    let unwatched = seed_unwatched(bench, list).await?;
+    let elsewhere_counters = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
+    let elsewhere_ms = Arc::new(Mutex::new(vec![]));
     for round in 0..ROUNDS {
         eprintln!("bench: churn round {round}: {blocks} blocks without session writes");
         let quiet = window(bench, deployed, old, blocks, token, &mut probes, None).await?;
         let per_second = writes_per_second(quiet.cost.seconds / blocks as f64);
         run.writes_per_second = per_second;
+        let writing = Writing {
+            bench,
+            list,
+            grow_tokens,
+            deployed,
+            old,
+            blocks,
+            token,
+            per_second,
+        };
+        eprintln!(
+            "bench: churn round {round}: {blocks} blocks with {per_second:.1} session writes a second to another chain's sessions"
+        );
+        let elsewhere = writing
+            .window(
+                Target {
+                    chain_id: UNWATCHED_CHAIN,
+                    old: &unwatched,
+                    probes: false,
+                },
+                "with session writes to another chain",
+                (&elsewhere_counters, &elsewhere_ms),
+                &mut probes,
+            )
+            .await?;
         eprintln!(
             "bench: churn round {round}: {blocks} blocks with {per_second:.1} session writes a second"
         );
-        let (ready_tx, ready_rx) = mpsc::unbounded_channel::<Probe>();
-        let stop = AtomicBool::new(false);
-        let writers = write_sessions(
-            bench,
-            &list.url,
-            &list.tokens,
-            grow_tokens,
-            old,
-            &stop,
-            &counters,
-            &write_ms,
-            per_second,
-            ready_tx,
-        );
-        let churned = async {
-            let result = window(
-                bench,
-                deployed,
-                old,
-                blocks,
-                token,
+        let churned = writing
+            .window(
+                Target {
+                    chain_id: bench.chain_id(),
+                    old,
+                    probes: true,
+                },
+                "with session writes",
+                (&counters, &write_ms),
                 &mut probes,
-                Some(Churn {
-                    new_probes: ready_rx,
-                    writers_stop: &stop,
-                }),
             )
-            .await;
-            // Already set after the last block, unless the window failed before it.
-            stop.store(true, Ordering::SeqCst);
-            result
-        };
-        let (churned, written) = tokio::join!(churned, writers);
-        written?;
-        let churned = churned?;
-        run.rounds_cpu_ms.push((
+            .await?;
+        run.rounds_cpu_ms.push([
             quiet.cost.cpu_ms_per_block(),
+            elsewhere.cost.cpu_ms_per_block(),
             churned.cost.cpu_ms_per_block(),
-        ));
+        ]);
+        run.writes_elsewhere.add(elsewhere.cost);
         run.without_writes.add(quiet.cost);
         run.old_transfer_ms_without_writes.extend(quiet.old_ms);
         run.blocks.add(churned.cost);
@@ -302,7 +336,110 @@ async fn measure(
     run.grown_sessions = counters[1].load(Ordering::SeqCst);
     run.failed_writes = counters[2].load(Ordering::SeqCst);
     run.write_ms = write_ms.lock().await.clone();
+    run.elsewhere_sessions = elsewhere_counters
+        .each_ref()
+        .map(|count| count.load(Ordering::SeqCst));
     Ok(run)
+}
+
+/// What a window with session writes runs: its blocks (as [`window`]'s) and its writers.
+struct Writing<'a> {
+    bench: &'a Bench,
+    list: &'a BenchList,
+    grow_tokens: &'a [Address],
+    deployed: &'a [Address],
+    /// The watched wallets (the timed transfers' old probes among them).
+    old: &'a [Address],
+    blocks: usize,
+    token: Address,
+    per_second: f64,
+}
+
+impl Writing<'_> {
+    /// A window of blocks while writers make session writes to `target`, counted in `counts`
+    /// (new, grown, failed; each write's time); `what`: the window's name in its log line.
+    async fn window(
+        &self,
+        target: Target<'_>,
+        what: &'static str,
+        counts: (&Arc<[AtomicU64; 3]>, &Arc<Mutex<Vec<f64>>>),
+        probes: &mut Probes,
+    ) -> anyhow::Result<Window> {
+        let (ready_tx, ready_rx) = mpsc::unbounded_channel::<Probe>();
+        let stop = AtomicBool::new(false);
+        let writers = write_sessions(
+            self.bench,
+            &self.list.url,
+            &self.list.tokens,
+            self.grow_tokens,
+            target,
+            &stop,
+            counts,
+            self.per_second,
+            ready_tx,
+        );
+        let windowed = async {
+            let result = window(
+                self.bench,
+                self.deployed,
+                self.old,
+                self.blocks,
+                self.token,
+                probes,
+                Some(Churn {
+                    what,
+                    new_probes: ready_rx,
+                    writers_stop: &stop,
+                }),
+            )
+            .await;
+            // Already set after the last block, unless the window failed before it.
+            stop.store(true, Ordering::SeqCst);
+            result
+        };
+        let (windowed, written) = tokio::join!(windowed, writers);
+        written?;
+        windowed
+    }
+}
+
+/// Writes [`UNWATCHED_SESSIONS`] sessions on [`UNWATCHED_CHAIN`] as the churn's new wallets'
+/// are written (following the list, holding some of it): the old wallets the control windows
+/// grow. Returns their owners.
+async fn seed_unwatched(bench: &Bench, list: &BenchList) -> anyhow::Result<Vec<Address>> {
+    let table = bench.env.stack.table().await;
+    let generation = list_generation(bench, &table, &list.url).await?;
+    let block = bench.block_number().await?;
+    let owners: Vec<Address> = (0..UNWATCHED_SESSIONS).map(|_| fresh_owner()).collect();
+    futures::stream::iter(owners.iter().map(|owner| {
+        let write = Write::New {
+            owner: *owner,
+            held: list
+                .tokens
+                .choose_multiple(&mut rand::rng(), crate::scale::HELD)
+                .map(|t| (*t, U256::from(1_000_000u64)))
+                .collect(),
+        };
+        let table = table.clone();
+        async move {
+            write
+                .store(&table, UNWATCHED_CHAIN, &list.url, generation, block)
+                .await
+        }
+    }))
+    .buffer_unordered(IN_FLIGHT)
+    .try_collect::<Vec<()>>()
+    .await?;
+    Ok(owners)
+}
+
+/// The generation of the list at `url` as the watched chain's cache holds it.
+async fn list_generation(bench: &Bench, table: &Table, url: &str) -> anyhow::Result<u64> {
+    table
+        .list_head(bench.chain_id(), url)
+        .await?
+        .map(|h| h.generation)
+        .ok_or_else(|| anyhow::anyhow!("the list is not cached"))
 }
 
 /// Session writes a second for blocks `block_seconds` apart: `WRITES_PER_SECOND` at 1 s blocks
@@ -332,7 +469,7 @@ async fn window(
     probes: &mut Probes,
     churn: Option<Churn<'_>>,
 ) -> anyhow::Result<Window> {
-    let churned = churn.is_some();
+    let what = churn.as_ref().map_or("without session writes", |c| c.what);
     let (mut new_probes, writers_stop) = churn.map(|c| (c.new_probes, c.writers_stop)).unzip();
     let table = bench.env.stack.table().await;
     let mut in_their_step = [InTheirStep::default(); 2];
@@ -416,12 +553,7 @@ async fn window(
     // Printed before the timed transfers are awaited: a fanout that falls behind (DynamoDB
     // Local at 100,000 wallets) fails the run there, and the poller's figures still count.
     eprintln!(
-        "bench: churn window ({}): {}; timed transfers written in their block's step: new {}/{}, old {}/{}",
-        if churned {
-            "with session writes"
-        } else {
-            "without session writes"
-        },
+        "bench: churn window ({what}): {}; timed transfers written in their block's step: new {}/{}, old {}/{}",
         cost.to_json(),
         in_their_step[0].written,
         in_their_step[0].timed,
@@ -479,21 +611,16 @@ async fn write_sessions(
     list_url: &str,
     list_tokens: &[Address],
     grow_tokens: &[Address],
-    old: &[Address],
+    target: Target<'_>,
     stop: &AtomicBool,
-    counters: &Arc<[AtomicU64; 3]>,
-    write_ms: &Arc<Mutex<Vec<f64>>>,
+    (counters, write_ms): (&Arc<[AtomicU64; 3]>, &Arc<Mutex<Vec<f64>>>),
     per_second: f64,
     ready: mpsc::UnboundedSender<Probe>,
 ) -> anyhow::Result<()> {
     let env = bench.env;
-    let chain_id = env.chain_id();
+    let chain_id = target.chain_id;
     let table = env.stack.table().await;
-    let generation = table
-        .list_head(chain_id, list_url)
-        .await?
-        .map(|h| h.generation)
-        .ok_or_else(|| anyhow::anyhow!("the list is not cached"))?;
+    let generation = list_generation(bench, &table, list_url).await?;
     let gate = Arc::new(Semaphore::new(IN_FLIGHT));
     let start = Instant::now();
     let spacing = Duration::from_secs_f64(1.0 / per_second);
@@ -506,7 +633,7 @@ async fn write_sessions(
         }
         let permit = gate.clone().acquire_owned().await?;
         let fresh = i % 2 == 0;
-        let probe = fresh && {
+        let probe = fresh && target.probes && {
             new_wallets += 1;
             new_wallets.is_multiple_of(PROBE_EVERY)
         };
@@ -524,7 +651,8 @@ async fn write_sessions(
             }
         } else {
             Write::Grow {
-                owner: old
+                owner: target
+                    .old
                     .choose(&mut rand::rng())
                     .copied()
                     .unwrap_or_else(fresh_owner),
@@ -707,6 +835,11 @@ impl ChurnRun {
         // The idle figure: both idle windows (the same number of blocks each), minutes apart.
         let idle_cpu = self.idle_cpu_ms.iter().sum::<f64>() / self.idle_cpu_ms.len() as f64;
         let quiet_cpu = self.without_writes.cpu_ms_per_block();
+        let elsewhere_cpu = self.writes_elsewhere.cpu_ms_per_block();
+        // What the writes cost the poller beyond what the same load on this machine costs it
+        // when none of them is its own.
+        let net_cpu = cpu - (elsewhere_cpu - quiet_cpu);
+        let writes = (self.new_sessions + self.grown_sessions).max(1) as f64;
         // New wallets' transfers written in their block's step at least as often as old ones'.
         let [n, o] = self.in_their_step;
         let new_in_step_met =
@@ -726,20 +859,32 @@ impl ChurnRun {
             "session_write_ms": summary_ms(&self.write_ms),
             "blocks": self.blocks.to_json(),
             "blocks_without_session_writes": self.without_writes.to_json(),
-            "rounds_poller_cpu_ms_per_block": self.rounds_cpu_ms.iter().map(|(quiet, churned)| json!({
+            "blocks_with_session_writes_to_another_chain": self.writes_elsewhere.to_json(),
+            "session_writes_to_another_chain": {
+                "new": self.elsewhere_sessions[0],
+                "grown": self.elsewhere_sessions[1],
+                "failed": self.elsewhere_sessions[2],
+            },
+            "rounds_poller_cpu_ms_per_block": self.rounds_cpu_ms.iter().map(|[quiet, elsewhere, churned]| json!({
                 "without_session_writes": round(*quiet),
+                "with_session_writes_to_another_chain": round(*elsewhere),
                 "with_session_writes": round(*churned),
             })).collect::<Vec<_>>(),
             "poller_cpu_ms_per_block": round(cpu),
             "poller_cpu_ms_per_block_without_session_writes": round(quiet_cpu),
+            "poller_cpu_ms_per_block_with_session_writes_to_another_chain": round(elsewhere_cpu),
+            "poller_cpu_ms_per_block_less_what_the_load_alone_adds": round(net_cpu),
             "idle_poller_cpu_ms_per_block": round(idle_cpu),
             "idle_poller_cpu_ms_per_block_each_window": self.idle_cpu_ms.map(round),
             "cpu_ratio_to_idle": two(cpu / idle_cpu),
             "cpu_ratio_to_each_idle_window": self.idle_cpu_ms.map(|idle| two(cpu / idle)),
             "cpu_ratio_to_the_same_blocks_without_session_writes": two(cpu / quiet_cpu),
+            "cpu_ratio_to_idle_less_what_the_load_alone_adds": two(net_cpu / idle_cpu),
             "poller_cpu_ms_per_session_write": two(
-                (cpu - quiet_cpu) * self.blocks.blocks as f64
-                    / (self.new_sessions + self.grown_sessions).max(1) as f64
+                (cpu - quiet_cpu) * self.blocks.blocks as f64 / writes
+            ),
+            "poller_cpu_ms_per_session_write_beyond_the_load": two(
+                (cpu - elsewhere_cpu) * self.blocks.blocks as f64 / writes
             ),
             "table_read_units_per_block": round(read),
             "idle_table_read_units_per_block": round(self.idle_read_units),
@@ -759,6 +904,7 @@ impl ChurnRun {
                 "cpu": cpu <= 1.5 * idle_cpu,
                 "cpu_against_each_idle_window": self.idle_cpu_ms.map(|idle| cpu <= 1.5 * idle),
                 "cpu_against_the_same_blocks_without_session_writes": cpu <= 1.5 * quiet_cpu,
+                "cpu_less_what_the_load_alone_adds": net_cpu <= 1.5 * idle_cpu,
                 "table_reads": read <= 2.0 * self.idle_read_units + own,
                 "new_wallet_p50": new["p50_ms"].as_f64().zip(old["p50_ms"].as_f64()).map(|(n, o)| n <= o * 1.1),
                 "new_wallet_written_in_its_block": new_in_step_met,

@@ -9,6 +9,8 @@
 //! `scale`, `webhooks`, `orders`, `native`, `providers`;
 //! `BENCH_FULL=1`
 //! runs larger samples.
+// The churn report is one `json!` deeper than the default limit expands.
+#![recursion_limit = "256"]
 
 mod baseline;
 mod churn;
