@@ -44,6 +44,21 @@ struct Window {
     settled: Option<(u64, u64)>,
 }
 
+impl Window {
+    /// The queries that cover it: the settled stretch when it lies apart from the recent one,
+    /// and where the read up to now starts — the settled stretch's start when the two meet
+    /// (steps further apart than the two look-backs differ, as on a 12 s chain: one query).
+    fn queries(&self) -> (Option<(u64, u64)>, u64) {
+        match self.settled {
+            Some((from, to)) if to < self.recent_since_ms => {
+                (Some((from, to)), self.recent_since_ms)
+            }
+            Some((from, _)) => (None, from),
+            None => (None, self.recent_since_ms),
+        }
+    }
+}
+
 /// One read of the log: when it started, where its settled stretch ended (if it read one),
 /// and the keys of the entries it found new.
 #[derive(Debug)]
@@ -117,8 +132,9 @@ impl ChainWatcher {
     pub(super) async fn read_log(&mut self) -> Result<(LogNews, LogRead), PollerError> {
         let at_ms = unix_now_ms();
         let window = self.watching.log.window(at_ms);
+        let (settled_apart, since_ms) = window.queries();
         // The settled stretch first: the entries in time order.
-        let mut entries = match window.settled {
+        let mut entries = match settled_apart {
             Some((from, to)) => {
                 self.table
                     .session_log_between(self.chain_id, from, to)
@@ -128,7 +144,7 @@ impl ChainWatcher {
         };
         entries.extend(
             self.table
-                .session_log_since(self.chain_id, window.recent_since_ms, at_ms)
+                .session_log_since(self.chain_id, since_ms, at_ms)
                 .await?,
         );
         let mut news = LogNews::default();
@@ -206,6 +222,29 @@ mod tests {
             tail.applied(read(at, &window, vec![]));
             assert_eq!(tail.window(at + 1_000).settled, None, "not due again yet");
         }
+    }
+
+    #[test]
+    fn a_settled_stretch_that_meets_the_recent_one_is_read_in_the_same_query() {
+        let start = 1_000_000_000;
+        let mut tail = LogTail::default();
+        tail.start_at(start);
+        // 1 s steps: the settled stretch lies well before the recent read, two queries.
+        let mut at = start;
+        while at < start + OVERLAP_MS + EVERY_MS {
+            at += 1_000;
+            let window = tail.window(at);
+            if let Some((from, to)) = window.settled {
+                assert_eq!(window.queries(), (Some((from, to)), at - 1_000 - RECENT_MS));
+            }
+            tail.applied(read(at, &window, vec![]));
+        }
+        // A 12 s step: the settled stretch ends where the recent read starts, one query.
+        at += 12_000;
+        let window = tail.window(at);
+        let (from, to) = window.settled.expect("due");
+        assert_eq!(to, window.recent_since_ms);
+        assert_eq!(window.queries(), (None, from));
     }
 
     #[test]
