@@ -81,6 +81,8 @@ pub struct ChurnRun {
     pub failed_writes: u64,
     /// The control windows' writes to [`UNWATCHED_CHAIN`]: new, grown, failed.
     pub elsewhere_sessions: [u64; 3],
+    /// Their writes' times.
+    pub elsewhere_write_ms: Vec<f64>,
     pub write_ms: Vec<f64>,
     pub new_first_transfer_ms: Vec<f64>,
     pub old_transfer_ms: Vec<f64>,
@@ -257,6 +259,7 @@ async fn measure(
         grown_sessions: 0,
         failed_writes: 0,
         elsewhere_sessions: [0; 3],
+        elsewhere_write_ms: vec![],
         write_ms: vec![],
         new_first_transfer_ms: vec![],
         old_transfer_ms: vec![],
@@ -339,6 +342,7 @@ async fn measure(
     run.elsewhere_sessions = elsewhere_counters
         .each_ref()
         .map(|count| count.load(Ordering::SeqCst));
+    run.elsewhere_write_ms = elsewhere_ms.lock().await.clone();
     Ok(run)
 }
 
@@ -864,6 +868,7 @@ impl ChurnRun {
                 "new": self.elsewhere_sessions[0],
                 "grown": self.elsewhere_sessions[1],
                 "failed": self.elsewhere_sessions[2],
+                "session_write_ms": summary_ms(&self.elsewhere_write_ms),
             },
             "rounds_poller_cpu_ms_per_block": self.rounds_cpu_ms.iter().map(|[quiet, elsewhere, churned]| json!({
                 "without_session_writes": round(*quiet),

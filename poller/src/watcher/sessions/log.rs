@@ -68,6 +68,17 @@ pub(super) struct LogRead {
     keys: Vec<(String, u64)>,
 }
 
+impl LogRead {
+    /// The read that started at `at_ms`, covered `window` and found `keys` new.
+    fn new(at_ms: u64, window: &Window, keys: Vec<(String, u64)>) -> Self {
+        Self {
+            at_ms,
+            settled_to_ms: window.settled.map(|(_, to)| to),
+            keys,
+        }
+    }
+}
+
 /// What one step learned from the log, to apply.
 #[derive(Debug, Default)]
 pub(super) struct LogNews {
@@ -171,14 +182,7 @@ impl ChainWatcher {
         }
         self.note("session", news.sessions.len() as u64);
         self.note("list", news.lists.len() as u64);
-        Ok((
-            news,
-            LogRead {
-                at_ms,
-                settled_to_ms: window.settled.map(|(_, to)| to),
-                keys,
-            },
-        ))
+        Ok((news, LogRead::new(at_ms, &window, keys)))
     }
 }
 
@@ -190,14 +194,6 @@ mod tests {
     const OVERLAP_MS: u64 = SESSION_LOG_READ_OVERLAP_MS;
     const RECENT_MS: u64 = SESSION_LOG_RECENT_OVERLAP_MS;
 
-    fn read(at_ms: u64, window: &Window, keys: Vec<(String, u64)>) -> LogRead {
-        LogRead {
-            at_ms,
-            settled_to_ms: window.settled.map(|(_, to)| to),
-            keys,
-        }
-    }
-
     #[test]
     fn reads_look_back_a_little_and_now_and_then_read_what_settled_since() {
         let start = 1_000_000_000;
@@ -207,7 +203,7 @@ mod tests {
         let first = tail.window(start + 100);
         assert_eq!(first.recent_since_ms, start - RECENT_MS);
         assert_eq!(first.settled, None);
-        tail.applied(read(start + 100, &first, vec![]));
+        tail.applied(LogRead::new(start + 100, &first, vec![]));
         assert_eq!(
             tail.window(start + 200).recent_since_ms,
             start + 100 - RECENT_MS
@@ -219,7 +215,7 @@ mod tests {
             let window = tail.window(at);
             assert_eq!(window.settled, Some((settled_to, at - OVERLAP_MS)));
             settled_to = at - OVERLAP_MS;
-            tail.applied(read(at, &window, vec![]));
+            tail.applied(LogRead::new(at, &window, vec![]));
             assert_eq!(tail.window(at + 1_000).settled, None, "not due again yet");
         }
     }
@@ -237,7 +233,7 @@ mod tests {
             if let Some((from, to)) = window.settled {
                 assert_eq!(window.queries(), (Some((from, to)), at - 1_000 - RECENT_MS));
             }
-            tail.applied(read(at, &window, vec![]));
+            tail.applied(LogRead::new(at, &window, vec![]));
         }
         // A 12 s step: the settled stretch ends where the recent read starts, one query.
         at += 12_000;
@@ -269,19 +265,23 @@ mod tests {
         let mut tail = LogTail::default();
         tail.start_at(start);
         let window = tail.window(start + 10);
-        tail.applied(read(start + 10, &window, vec![("a".into(), start + 5)]));
+        tail.applied(LogRead::new(
+            start + 10,
+            &window,
+            vec![("a".into(), start + 5)],
+        ));
         assert!(!tail.is_new("a"));
         assert!(tail.is_new("b"));
         // Still within the stretch a settled read covers: remembered.
         let at = start + EVERY_MS;
         let window = tail.window(at);
-        tail.applied(read(at, &window, vec![]));
+        tail.applied(LogRead::new(at, &window, vec![]));
         assert!(!tail.is_new("a"));
         // Once the settled reads moved past its stamp, no read reaches it: forgotten.
         let at = start + 5 + OVERLAP_MS + EVERY_MS;
         let window = tail.window(at);
         assert!(window.settled.is_some_and(|(_, to)| to > start + 5));
-        tail.applied(read(at, &window, vec![]));
+        tail.applied(LogRead::new(at, &window, vec![]));
         assert!(tail.is_new("a"));
     }
 }
