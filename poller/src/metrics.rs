@@ -143,6 +143,17 @@ impl Metrics {
         );
     }
 
+    /// Catch-ups of newly learned wallets, by where their events came from (`memory`,
+    /// `provider`).
+    pub fn count_catch_up(&self, chain_id: u64, source: &'static str) {
+        Self::add(
+            "poller_catch_ups_total",
+            chain_id,
+            Some(("source", source.into())),
+            1,
+        );
+    }
+
     pub fn count_error(&self, chain_id: u64, kind: &'static str) {
         Self::add(
             "poller_errors_total",

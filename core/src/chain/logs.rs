@@ -13,7 +13,7 @@
 //! back slowly while queries at the learned width succeed: a provider that refused a range
 //! once is asked a wider one again after many answers, one refusal at a time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Mutex;
 
 use alloy::primitives::{Address, B256};
@@ -79,6 +79,25 @@ impl OwnerTopics {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The logs among `logs` that [`BalanceReader::owner_logs`] returns for these owners: an
+    /// event of [`owner_in_topic1_signatures`] naming one of them in its first indexed topic,
+    /// or a Transfer naming one in its second.
+    pub fn named_in<'a>(&self, logs: impl IntoIterator<Item = &'a Log>) -> Vec<Log> {
+        let owners: HashSet<&B256> = self.0.iter().collect();
+        let in_topic1 = owner_in_topic1_signatures();
+        logs.into_iter()
+            .filter(|log| {
+                let topics = log.topics();
+                let named = |at: usize| topics.get(at).is_some_and(|t| owners.contains(t));
+                topics.first().is_some_and(|signature| {
+                    (named(1) && in_topic1.contains(signature))
+                        || (named(2) && *signature == IERC20::Transfer::SIGNATURE_HASH)
+                })
+            })
+            .cloned()
+            .collect()
+    }
 }
 
 /// Logs of a range for some owners, oldest first, and the owners whose logs could not be had.
@@ -86,6 +105,10 @@ impl OwnerTopics {
 pub struct OwnerLogs {
     pub logs: Vec<Log>,
     pub overflows: Vec<LogOverflow>,
+    /// The logs are every log of the watched events in the range, whoever they name (asked
+    /// without an owner filter, no block narrowed to owners): any owner's logs can be told
+    /// from them ([`OwnerTopics::named_in`]), not only the owners asked about.
+    pub every_owner: bool,
 }
 
 /// An owner with more logs of one event in one block than the provider returns: any of its
@@ -402,6 +425,8 @@ impl BalanceReader {
             .buffer_unordered(QUERIES_IN_FLIGHT)
             .try_collect()
             .await?;
+        let every_owner =
+            owners.len() > MAX_FILTERED_OWNERS && answers.iter().all(|a| a.every_owner);
         let mut logs = vec![];
         let mut overflows = BTreeSet::new();
         for answer in answers {
@@ -416,13 +441,17 @@ impl BalanceReader {
         Ok(OwnerLogs {
             logs,
             overflows: overflows.into_iter().collect(),
+            every_owner,
         })
     }
 
     /// One piece's logs, split as its refusals require.
     async fn logs_of(&self, query: LogQuery, all_owners: &[B256]) -> Result<OwnerLogs, ChainError> {
+        let mut found = OwnerLogs {
+            every_owner: query.owners == Owners::Any,
+            ..OwnerLogs::default()
+        };
         let mut pending = vec![query];
-        let mut found = OwnerLogs::default();
         while let Some(query) = pending.pop() {
             let error = match self.provider.get_logs(&query.filter()).await {
                 Ok(logs) => {
@@ -456,7 +485,13 @@ impl BalanceReader {
                         continue;
                     }
                     match query.narrower(all_owners) {
-                        Ok(narrower) => pending.extend(narrower),
+                        Ok(narrower) => {
+                            // A block asked of the node by owner holds only those owners' logs.
+                            if narrower.iter().any(|q| q.owners != Owners::Any) {
+                                found.every_owner = false;
+                            }
+                            pending.extend(narrower);
+                        }
                         Err(owner) => {
                             self.observer.log_limits(self.log_limits.overflowed());
                             found.overflows.push(LogOverflow {
@@ -488,6 +523,48 @@ mod tests {
             signatures: owner_in_topic1_signatures(),
             owners,
         }
+    }
+
+    /// A log of `signature` with these indexed topics.
+    fn log_of(signature: B256, indexed: &[B256]) -> Log {
+        let mut topics = vec![signature];
+        topics.extend_from_slice(indexed);
+        Log {
+            inner: alloy::primitives::Log {
+                address: Address::repeat_byte(0xee),
+                data: alloy::primitives::LogData::new_unchecked(topics, Default::default()),
+            },
+            ..Log::default()
+        }
+    }
+
+    #[test]
+    fn the_logs_named_for_owners_are_those_their_filtered_queries_return() {
+        use crate::chain::abi::{IPermit2, IWETH};
+        let (watched, other) = (owner(1), owner(2));
+        let owners = OwnerTopics::new(&[Address::repeat_byte(1)]);
+        let named = [
+            log_of(IERC20::Transfer::SIGNATURE_HASH, &[watched, other]),
+            log_of(IERC20::Transfer::SIGNATURE_HASH, &[other, watched]),
+            log_of(IERC20::Approval::SIGNATURE_HASH, &[watched, other]),
+            log_of(IWETH::Deposit::SIGNATURE_HASH, &[watched]),
+            log_of(IWETH::Withdrawal::SIGNATURE_HASH, &[watched]),
+            log_of(IPermit2::Approval::SIGNATURE_HASH, &[watched, other, other]),
+            log_of(IPermit2::Lockdown::SIGNATURE_HASH, &[watched]),
+        ];
+        let not_named = [
+            // Another owner's, an approval naming the owner as spender, another event.
+            log_of(IERC20::Transfer::SIGNATURE_HASH, &[other, other]),
+            log_of(IERC20::Approval::SIGNATURE_HASH, &[other, watched]),
+            log_of(
+                IPermit2::Approval::SIGNATURE_HASH,
+                &[other, watched, watched],
+            ),
+            log_of(B256::repeat_byte(0x77), &[watched, watched]),
+            log_of(IERC20::Transfer::SIGNATURE_HASH, &[]),
+        ];
+        let found = owners.named_in(named.iter().chain(not_named.iter()));
+        assert_eq!(found, named);
     }
 
     #[test]

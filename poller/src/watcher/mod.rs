@@ -20,6 +20,7 @@ mod backlog;
 mod native;
 mod native_reads;
 mod pacing;
+mod recent_logs;
 mod reorg;
 mod report;
 mod sessions;
@@ -49,6 +50,7 @@ use crate::settings::PollerSettings;
 use backlog::Backlog;
 use native::NativeChoice;
 use pacing::HeadPacing;
+use recent_logs::RecentLogs;
 use reorg::ReorgMemory;
 use report::{ChainReport, Progress};
 use sessions::Watching;
@@ -90,6 +92,7 @@ pub struct ChainWatcher {
     sweeps: Sweeps,
     backlog: Backlog,
     reorg: ReorgMemory,
+    recent_logs: RecentLogs,
     native: NativeChoice,
     watching: Watching,
     held: HeldValues,
@@ -128,6 +131,7 @@ impl ChainWatcher {
             ),
             backlog: Backlog::default(),
             reorg: ReorgMemory::default(),
+            recent_logs: RecentLogs::default(),
             native: NativeChoice::new(tracking.native_balances, tracking.native_poll_interval),
             watching: Watching::new(
                 settings.chains.get(&chain_id).and_then(|c| c.weth),

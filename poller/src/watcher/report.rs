@@ -76,6 +76,12 @@ impl ChainReport {
         self.metrics.count_session_changes(self.chain_id, kind, by);
     }
 
+    /// Counts a catch-up of newly learned wallets by where its events came from: `memory`
+    /// (the logs of the blocks processed last) or `provider`.
+    pub(crate) fn catch_up(&self, source: &'static str) {
+        self.metrics.count_catch_up(self.chain_id, source);
+    }
+
     /// Counts a step's value writes: those that changed the table and those it skipped.
     pub(crate) fn writes(&self, written: usize, skipped: usize) {
         self.metrics

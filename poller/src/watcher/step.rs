@@ -337,6 +337,7 @@ impl ChainWatcher {
         for (owner, key) in self.reorg.rewind_to(number) {
             self.backlog.queue_reread(owner, key);
         }
+        self.recent_logs.rewind_to(number);
         let mut rewound = cursor.clone();
         rewound.recent.retain(|(n, _)| *n < number);
         *cursor = rewound.advanced(number, hash, unix_now());

@@ -35,11 +35,14 @@ impl ChainWatcher {
         let owners = self.watching.owner_topics();
         let range = self.reader.owner_logs(from, to, &owners);
         let (earlier, found) = match catch_up.as_ref() {
-            Some(due) => {
-                let earlier = self.reader.owner_logs(due.from, due.through, &due.owners);
-                let (earlier, found) = tokio::try_join!(earlier, range)?;
-                (Some(earlier), found)
-            }
+            Some(due) => match self.remembered_catch_up(due) {
+                Some(remembered) => (Some(remembered), range.await?),
+                None => {
+                    let earlier = self.reader.owner_logs(due.from, due.through, &due.owners);
+                    let (earlier, found) = tokio::try_join!(earlier, range)?;
+                    (Some(earlier), found)
+                }
+            },
             None => (None, range.await?),
         };
         if let (Some(due), Some(earlier)) = (catch_up.take(), earlier) {
@@ -47,7 +50,23 @@ impl ChainWatcher {
         }
         self.plan_touches(&found.logs, None, plan);
         self.plan_overflows(&found.overflows, plan);
-        Ok(found.logs.len())
+        let count = found.logs.len();
+        self.recent_logs.record(from, to, found);
+        Ok(count)
+    }
+
+    /// `due`'s events told from the logs of the blocks processed last, when they hold every
+    /// block of it (counted either way: `poller_catch_ups_total{source}`).
+    fn remembered_catch_up(&self, due: &CatchUp) -> Option<OwnerLogs> {
+        let remembered = self
+            .recent_logs
+            .catch_up(due.from, due.through, &due.owners);
+        self.report.catch_up(if remembered.is_some() {
+            "memory"
+        } else {
+            "provider"
+        });
+        remembered
     }
 
     /// Every tracked value of owners whose logs in some block were more than the provider
@@ -176,10 +195,14 @@ impl ChainWatcher {
         let Some(due) = catch_up.as_ref() else {
             return Ok(());
         };
-        let found = self
-            .reader
-            .owner_logs(due.from, due.through, &due.owners)
-            .await?;
+        let found = match self.remembered_catch_up(due) {
+            Some(remembered) => remembered,
+            None => {
+                self.reader
+                    .owner_logs(due.from, due.through, &due.owners)
+                    .await?
+            }
+        };
         if let Some(due) = catch_up.take() {
             self.plan_caught_up(&due, &found, plan);
         }

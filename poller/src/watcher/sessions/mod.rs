@@ -37,7 +37,7 @@ use pass::Pass;
 /// additions to one wallet that this poller picks up in one step were made within a block
 /// or two of each other, while the later one's read block is the one recorded: the margin
 /// covers the earlier one with room.
-const CATCH_UP_MARGIN: u64 = CURSOR_RECENT_BLOCKS as u64;
+pub(super) const CATCH_UP_MARGIN: u64 = CURSOR_RECENT_BLOCKS as u64;
 /// How long a session whose writer has not finished storing its values is left to it before
 /// the poller reads them itself (the writer failed).
 const WRITER_GRACE: Duration = Duration::from_secs(10);
