@@ -320,6 +320,9 @@ PY
 # A repeatable deploy: the example of recorded answers fits the template, and `make deploy`
 # passes them with the images it builds (dry run).
 "$bin/python" infra/template_checks/deploy.py template.yaml infra/deploy/samconfig.example.toml
+# The local pump passes a function the records its event source mapping's filter criteria
+# pass in AWS, no others.
+"$bin/python" infra/template_checks/stream_filters.py template.yaml infra/local/stream-filters.json
 
 # `sam build` compiles the functions for arm64 with cargo-lambda and zig, as a deploy would.
 # `--language-extensions` lets it read past Fn::ForEach (the built template keeps the loop, which

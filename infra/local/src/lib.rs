@@ -15,6 +15,7 @@ pub mod permit2;
 pub mod process;
 pub mod pump;
 pub mod stack;
+pub mod stream_filter;
 pub mod tools;
 
 /// Logs of the local-stack binaries: text, filtered by `RUST_LOG` (default `info`).

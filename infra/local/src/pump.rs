@@ -2,7 +2,8 @@
 //! It reads the table's stream shard by shard (a parent before its children), wraps records
 //! in the exact event shape Lambda sends, and invokes one function (the fanout, or the
 //! webhooks function in a second pump) through
-//! `cargo lambda watch`'s Invoke API. A batch item failure is retried from the failed record;
+//! `cargo lambda watch`'s Invoke API, passing only the records the function's filter criteria
+//! match. A batch item failure is retried from the failed record;
 //! after `max_retries` the rest of the batch is parked in a dead-letter file, as an on-failure
 //! destination would.
 
@@ -17,6 +18,8 @@ use live_balances::runtime::backoff::Backoff;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, info, warn};
+
+use crate::stream_filter;
 
 /// Pause before retry `n` of a failed batch: 400 ms, doubled up to 6.4 s.
 const RETRY_BACKOFF: Backoff =
@@ -36,6 +39,9 @@ pub struct PumpConfig {
     /// Start at the end of the shards open at start (`PUMP_FROM=latest`) instead of their
     /// beginning: a pump restarted for a measurement, without the backlog before it.
     pub from_latest: bool,
+    /// The function's event source filter patterns ([`crate::stream_filter`]): records none of
+    /// them matches are dropped, as Lambda drops them; none: every record is delivered.
+    pub filters: Vec<Value>,
 }
 
 #[derive(Debug)]
@@ -213,6 +219,7 @@ impl Pump {
         let mut pending: Vec<Value> = records
             .iter()
             .map(|r| lambda_record(r, stream_arn, &self.config.region))
+            .filter(|r| stream_filter::passes(r, &self.config.filters))
             .collect();
         let mut attempt = 0;
         while !pending.is_empty() {

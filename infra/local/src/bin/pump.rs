@@ -1,7 +1,8 @@
 //! Local stream pump: DynamoDB Local's stream -> one function under `cargo lambda watch`
 //! (`PUMP_INVOKE_URL`: the fanout's or the webhooks function's Invoke API; one pump process
 //! per function, as one event source mapping per function in AWS). `PUMP_FROM=latest` starts
-//! at the end of the stream instead of its beginning.
+//! at the end of the stream instead of its beginning; `PUMP_FILTERS` (a JSON array of Lambda
+//! filter patterns) drops the records the function's event source mapping would not pass.
 
 use std::time::Duration;
 
@@ -36,6 +37,10 @@ async fn main() -> anyhow::Result<()> {
             .into(),
         region,
         from_latest: std::env::var("PUMP_FROM").is_ok_and(|v| v == "latest"),
+        filters: match std::env::var("PUMP_FILTERS") {
+            Ok(patterns) => serde_json::from_str(&patterns).context("PUMP_FILTERS")?,
+            Err(_) => vec![],
+        },
     };
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)

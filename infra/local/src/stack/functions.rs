@@ -170,6 +170,14 @@ impl LocalStack {
         if latest {
             pump.env("PUMP_FROM", "latest");
         }
+        // The function's filter criteria, as its event source mapping applies them in AWS.
+        let function = invoke_url
+            .split("/functions/")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default();
+        let filters = crate::stream_filter::patterns_of(function)?;
+        pump.env("PUMP_FILTERS", serde_json::to_string(&filters)?);
         pump.env("PUMP_INVOKE_URL", invoke_url).env(
             "PUMP_DEAD_LETTER",
             self.options
