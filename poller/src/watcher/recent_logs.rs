@@ -20,8 +20,9 @@ use super::sessions::CATCH_UP_MARGIN;
 /// Blocks kept: a catch-up starts the margin before the api's read of a wallet, which is at
 /// most a few blocks behind the cursor when the poller keeps up.
 const KEPT_BLOCKS: u64 = CATCH_UP_MARGIN + 16;
-/// Most logs kept (about 300 bytes each): on a chain busier than that over the kept blocks,
-/// the oldest blocks go, and catch-ups reaching them are asked of the provider.
+/// Most logs kept (about 400 bytes each with their topics and data: 80 MB at most): on a
+/// chain busier than that over the kept blocks, the oldest blocks go, and catch-ups reaching
+/// them are asked of the provider.
 const KEPT_LOGS: usize = 200_000;
 
 #[derive(Debug, Default)]
