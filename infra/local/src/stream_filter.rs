@@ -6,7 +6,8 @@
 //!
 //! The subset of Lambda's pattern syntax the template uses: an object matches when each of its
 //! fields matches the record's field of that name; an array matches when one of its values
-//! does — a literal equal to the field, or `{"prefix": …}` that a string field starts with.
+//! does — a literal equal to the field, or `{"prefix": …}` that a string field starts with. A
+//! pattern using any other rule is refused rather than applied wrongly.
 
 use anyhow::Context;
 use serde_json::Value;
@@ -24,11 +25,31 @@ pub fn patterns_of(function: &str) -> anyhow::Result<Vec<Value>> {
                 .iter()
                 .map(|p| {
                     let text = p.as_str().context("a pattern is a string")?;
-                    serde_json::from_str(text).with_context(|| format!("pattern {text}"))
+                    let pattern =
+                        serde_json::from_str(text).with_context(|| format!("pattern {text}"))?;
+                    supported(&pattern).with_context(|| format!("pattern {text}"))?;
+                    Ok(pattern)
                 })
                 .collect()
         })
         .unwrap_or_else(|| Ok(vec![]))
+}
+
+/// Refuses a pattern using what [`matches`] does not apply (an operator other than `prefix`,
+/// such as `anything-but` or `exists`): it would silently match nothing here.
+fn supported(pattern: &Value) -> anyhow::Result<()> {
+    match pattern {
+        Value::Object(fields) => fields.values().try_for_each(supported),
+        Value::Array(options) => options.iter().try_for_each(|option| match option {
+            Value::Object(rule) => match rule.iter().next() {
+                Some((name, Value::String(_))) if name == "prefix" && rule.len() == 1 => Ok(()),
+                _ => anyhow::bail!("the local pump applies no filter rule {option}"),
+            },
+            Value::Array(_) => anyhow::bail!("a nested array is not a filter rule"),
+            _ => Ok(()),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Whether `record` (in the shape Lambda delivers it) reaches a function with `patterns`.
@@ -91,5 +112,19 @@ mod tests {
         // A function without patterns gets everything.
         assert!(passes(&record("INSERT", "S#1"), &patterns_of("api")?));
         Ok(())
+    }
+
+    #[test]
+    fn a_rule_the_pump_does_not_apply_is_refused() {
+        let ok = json!({"dynamodb": {"Keys": {"pk": {"S": [{"prefix": "B#"}, "C#1"]}}}});
+        assert!(supported(&ok).is_ok());
+        for rule in [
+            json!({"anything-but": "B#"}),
+            json!({"exists": true}),
+            json!({"prefix": 1}),
+        ] {
+            let pattern = json!({"dynamodb": {"Keys": {"pk": {"S": [rule]}}}});
+            assert!(supported(&pattern).is_err(), "{pattern}");
+        }
     }
 }

@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 
+use alloy::primitives::B256;
 use alloy::rpc::types::Log;
 use live_balances::chain::{OwnerLogs, OwnerTopics};
 
@@ -34,11 +35,19 @@ pub(super) struct RecentLogs {
 }
 
 impl RecentLogs {
-    /// Keeps what a step's query found for its range `[from, to]`, which the poller processed.
-    pub(super) fn record(&mut self, from: u64, to: u64, found: OwnerLogs) {
+    /// Keeps what a step's query found for its range `[from, to]`, which the poller processed;
+    /// `to_hash`: the hash of block `to` as the step knows it. A log of another block `to` (a
+    /// provider's node answering from a branch the step's header is not on) is not kept.
+    pub(super) fn record(&mut self, from: u64, to: u64, to_hash: B256, found: OwnerLogs) {
+        let off_branch = |log: &Log| {
+            log.block_number == Some(to) && log.block_hash.is_some_and(|hash| hash != to_hash)
+        };
         if !found.every_owner
             || !found.overflows.is_empty()
-            || found.logs.iter().any(|log| log.block_number.is_none())
+            || found
+                .logs
+                .iter()
+                .any(|log| log.block_number.is_none() || off_branch(log))
         {
             self.clear();
             return;
@@ -90,7 +99,9 @@ impl RecentLogs {
         }
     }
 
-    fn clear(&mut self) {
+    /// Forgets every block: none of them may be the chain's any more (a reorg deeper than the
+    /// cursor's history).
+    pub(super) fn clear(&mut self) {
         self.blocks = None;
         self.logs.clear();
     }
@@ -128,11 +139,14 @@ fn block_of(log: &Log) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use alloy::primitives::{Address, B256, LogData, U256};
+    use alloy::primitives::{Address, LogData, U256};
     use alloy::sol_types::SolEvent;
     use live_balances::chain::abi::IERC20;
 
     use super::*;
+
+    /// The hash every test block has.
+    const HASH: B256 = B256::repeat_byte(0x11);
 
     fn owner(n: u8) -> Address {
         Address::repeat_byte(n)
@@ -153,6 +167,7 @@ mod tests {
                 ),
             },
             block_number: Some(block),
+            block_hash: Some(HASH),
             log_index: Some(index),
             transaction_hash: Some(B256::repeat_byte(index as u8)),
             ..Log::default()
@@ -183,8 +198,8 @@ mod tests {
     #[test]
     fn a_catch_up_inside_the_run_is_told_from_memory_for_its_owners_only() {
         let mut recent = RecentLogs::default();
-        recent.record(10, 12, every_owner(10, 12));
-        recent.record(13, 13, every_owner(13, 13));
+        recent.record(10, 12, HASH, every_owner(10, 12));
+        recent.record(13, 13, HASH, every_owner(13, 13));
         let receiver = OwnerTopics::new(&[owner(2)]);
         let found = recent.catch_up(11, 13, &receiver).expect("held");
         assert_eq!(blocks(&found), [11, 12, 13]);
@@ -214,23 +229,23 @@ mod tests {
     #[test]
     fn a_gap_an_answer_not_every_owners_or_a_rewind_shortens_the_run() {
         let mut recent = RecentLogs::default();
-        recent.record(10, 12, every_owner(10, 12));
+        recent.record(10, 12, HASH, every_owner(10, 12));
         // A step done again replaces the end of the run.
-        recent.record(12, 12, every_owner(12, 12));
+        recent.record(12, 12, HASH, every_owner(12, 12));
         assert_eq!(recent.blocks, Some((10, 12)));
         assert_eq!(recent.logs.len(), 6);
         // A gap starts the run again.
-        recent.record(15, 15, every_owner(15, 15));
+        recent.record(15, 15, HASH, every_owner(15, 15));
         assert_eq!(recent.blocks, Some((15, 15)));
         assert_eq!(recent.logs.len(), 2);
         // An answer that holds only some owners' logs empties it.
         let mut narrowed = every_owner(16, 16);
         narrowed.every_owner = false;
-        recent.record(16, 16, narrowed);
+        recent.record(16, 16, HASH, narrowed);
         assert_eq!(recent.blocks, None);
         assert!(recent.logs.is_empty());
         // A rewind drops the unwound blocks, or the whole run when it reaches before it.
-        recent.record(20, 25, every_owner(20, 25));
+        recent.record(20, 25, HASH, every_owner(20, 25));
         recent.rewind_to(22);
         assert_eq!(recent.blocks, Some((20, 22)));
         assert_eq!(
@@ -247,14 +262,23 @@ mod tests {
     }
 
     #[test]
+    fn logs_of_another_branch_of_the_last_block_are_not_kept() {
+        let mut recent = RecentLogs::default();
+        recent.record(10, 12, HASH, every_owner(10, 12));
+        recent.record(13, 13, B256::repeat_byte(0x22), every_owner(13, 13));
+        assert_eq!(recent.blocks, None);
+        assert!(recent.logs.is_empty());
+    }
+
+    #[test]
     fn the_run_keeps_the_catch_up_reach_and_a_bound_on_logs() {
         let mut recent = RecentLogs::default();
         for block in 1..=200 {
-            recent.record(block, block, every_owner(block, block));
+            recent.record(block, block, HASH, every_owner(block, block));
         }
         assert_eq!(recent.blocks, Some((200 - KEPT_BLOCKS + 1, 200)));
         assert_eq!(recent.logs.len() as u64, 2 * KEPT_BLOCKS);
-        // A block with more logs than the bound leaves only itself.
+        // A block with more logs than the bound is not kept, nor anything before it.
         let busy = OwnerLogs {
             logs: (0..KEPT_LOGS as u64 + 1)
                 .map(|i| transfer(201, i, owner(8), owner(9)))
@@ -262,7 +286,7 @@ mod tests {
             overflows: vec![],
             every_owner: true,
         };
-        recent.record(201, 201, busy);
+        recent.record(201, 201, HASH, busy);
         assert_eq!(recent.blocks, None);
         assert!(recent.logs.is_empty());
     }

@@ -199,7 +199,7 @@ impl ChainWatcher {
                 Stage::Logs => {
                     if let Some(Range { first, last }) = range {
                         logs = self
-                            .log_reads(first.number, last.number, catch_up, plan)
+                            .log_reads(first.number, (last.number, last.hash), catch_up, plan)
                             .await?;
                     }
                 }
@@ -314,8 +314,13 @@ impl ChainWatcher {
         // Deeper than the history: everything after its oldest block is suspect, and the
         // values written before the poller's memory of writes began are re-read in full.
         let (number, hash) = match ancestor {
-            Some(found) => found,
+            Some(found) => {
+                self.recent_logs.rewind_to(found.0);
+                found
+            }
             None => {
+                // The blocks the memory of logs holds may all be of the dropped branch.
+                self.recent_logs.clear();
                 let oldest = cursor
                     .recent
                     .first()
@@ -337,7 +342,6 @@ impl ChainWatcher {
         for (owner, key) in self.reorg.rewind_to(number) {
             self.backlog.queue_reread(owner, key);
         }
-        self.recent_logs.rewind_to(number);
         let mut rewound = cursor.clone();
         rewound.recent.retain(|(n, _)| *n < number);
         *cursor = rewound.advanced(number, hash, unix_now());

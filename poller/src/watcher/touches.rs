@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256};
 use live_balances::NATIVE_TOKEN;
 use live_balances::chain::{LogOverflow, OwnerLogs, OwnerTopics};
 use live_balances::domain::model::BalanceKey;
@@ -23,12 +23,12 @@ impl ChainWatcher {
     /// incoming tokens for wallets with discovery on. `catch_up`: the catch-up due before the
     /// range (`catch_up_due`), fetched beside the range's logs — one round trip to the
     /// provider, not two, so wallets just learned do not hold up the block — and planned
-    /// first, so the range's own touches name each value's latest transaction. Returns how
-    /// many logs the range had.
+    /// first, so the range's own touches name each value's latest transaction. `to_hash`: the
+    /// hash of the range's last block. Returns how many logs the range had.
     pub(super) async fn log_reads(
         &mut self,
         from: u64,
-        to: u64,
+        (to, to_hash): (u64, B256),
         catch_up: &mut Option<CatchUp>,
         plan: &mut ReadPlan,
     ) -> Result<usize, PollerError> {
@@ -51,7 +51,7 @@ impl ChainWatcher {
         self.plan_touches(&found.logs, None, plan);
         self.plan_overflows(&found.overflows, plan);
         let count = found.logs.len();
-        self.recent_logs.record(from, to, found);
+        self.recent_logs.record(from, to, to_hash, found);
         Ok(count)
     }
 

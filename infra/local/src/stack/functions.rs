@@ -175,7 +175,7 @@ impl LocalStack {
             .split("/functions/")
             .nth(1)
             .and_then(|rest| rest.split('/').next())
-            .unwrap_or_default();
+            .with_context(|| format!("{invoke_url} names no function"))?;
         let filters = crate::stream_filter::patterns_of(function)?;
         pump.env("PUMP_FILTERS", serde_json::to_string(&filters)?);
         pump.env("PUMP_INVOKE_URL", invoke_url).env(
