@@ -13,7 +13,7 @@
 //! back slowly while queries at the learned width succeed: a provider that refused a range
 //! once is asked a wider one again after many answers, one refusal at a time.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use alloy::primitives::{Address, B256};
@@ -83,18 +83,11 @@ impl OwnerTopics {
     /// The logs among `logs` that [`BalanceReader::owner_logs`] returns for these owners: an
     /// event of [`owner_in_topic1_signatures`] naming one of them in its first indexed topic,
     /// or a Transfer naming one in its second.
+    /// The node's own filters decide, matched here ([`Filter::matches`]).
     pub fn named_in<'a>(&self, logs: impl IntoIterator<Item = &'a Log>) -> Vec<Log> {
-        let owners: HashSet<&B256> = self.0.iter().collect();
-        let in_topic1 = owner_in_topic1_signatures();
+        let filters = LogQuery::by_owner(0, 0, &self.0).map(|q| q.filter());
         logs.into_iter()
-            .filter(|log| {
-                let topics = log.topics();
-                let named = |at: usize| topics.get(at).is_some_and(|t| owners.contains(t));
-                topics.first().is_some_and(|signature| {
-                    (named(1) && in_topic1.contains(signature))
-                        || (named(2) && *signature == IERC20::Transfer::SIGNATURE_HASH)
-                })
-            })
+            .filter(|log| filters.iter().any(|f| f.matches(&log.inner)))
             .cloned()
             .collect()
     }
@@ -140,6 +133,25 @@ struct LogQuery {
 }
 
 impl LogQuery {
+    /// The two queries for `owners`' logs in `[from, to]`: every watched event naming one of
+    /// them first, and Transfers to them.
+    fn by_owner(from: u64, to: u64, owners: &[B256]) -> [Self; 2] {
+        [
+            Self {
+                from,
+                to,
+                signatures: owner_in_topic1_signatures(),
+                owners: Owners::Topic1(owners.to_vec()),
+            },
+            Self {
+                from,
+                to,
+                signatures: vec![IERC20::Transfer::SIGNATURE_HASH],
+                owners: Owners::Topic2(owners.to_vec()),
+            },
+        ]
+    }
+
     fn blocks(&self) -> u64 {
         self.to - self.from + 1
     }
@@ -404,15 +416,7 @@ impl BalanceReader {
         } else {
             topics
                 .chunks(OWNERS_PER_FILTER)
-                .flat_map(|chunk| {
-                    [
-                        whole(owner_in_topic1_signatures(), Owners::Topic1(chunk.to_vec())),
-                        whole(
-                            vec![IERC20::Transfer::SIGNATURE_HASH],
-                            Owners::Topic2(chunk.to_vec()),
-                        ),
-                    ]
-                })
+                .flat_map(|chunk| LogQuery::by_owner(from, to, chunk))
                 .collect()
         };
         let width = self.log_limits.width(self.max_log_range);
