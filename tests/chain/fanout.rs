@@ -10,7 +10,7 @@ use e2e::follow::balance_of;
 use e2e::{DEADLINE, Environment, fresh_owner};
 use live_balances::domain::address::lower;
 use live_balances::domain::model::FeedPosition;
-use live_balances::storage::keys;
+use live_balances::storage::{keys, stream_record};
 use serde_json::{Value, json};
 
 use crate::watched_clients;
@@ -37,26 +37,12 @@ fn record(
             "updated_at": { "N": "1700000000" },
         })
     };
-    let mut change = json!({
-        "ApproximateCreationDateTime": 1_700_000_000,
-        "Keys": { "pk": { "S": keys::balance_pk(chain, owner) }, "sk": { "S": format!("T#{TOKEN}") } },
-        "NewImage": image(read),
-        "SequenceNumber": sequence,
-        "SizeBytes": 200,
-        "StreamViewType": "NEW_AND_OLD_IMAGES",
-    });
-    if let Some(previous) = previous {
-        change["OldImage"] = image(previous);
-    }
-    json!({
-        "eventID": sequence,
-        "eventName": if previous.is_some() { "MODIFY" } else { "INSERT" },
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": change,
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/live-balances-e2e/stream/local",
-    })
+    stream_record(
+        image(read),
+        previous.map(image),
+        Some(sequence),
+        1_700_000_000,
+    )
 }
 
 /// Invokes the fanout as the pump does and returns its `batchItemFailures` identifiers.

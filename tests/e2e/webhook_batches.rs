@@ -12,6 +12,7 @@ use e2e::webhook_receiver::{Answer, Receiver};
 use e2e::{DEADLINE, Environment, WEBHOOK_BATCH_SECS, fresh_owner};
 use live_balances::domain::address::lower;
 use live_balances::runtime::clock::unix_now;
+use live_balances::storage::stream_record;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -22,34 +23,20 @@ const SLOW: Duration = Duration::from_millis(1_000);
 /// A stream record inserting the feed entry at `position` of `owner`'s feed: `value` of
 /// `token` (from `value - 1`).
 fn feed_record(chain: u64, owner: Address, token: Address, position: u128, value: u64) -> Value {
-    let sk = format!("{position:040}");
-    json!({
-        "eventID": format!("batch-test-{position}"),
-        "eventName": "INSERT",
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x",
-        "dynamodb": {
-            "ApproximateCreationDateTime": unix_now(),
-            "Keys": {"pk": {"S": format!("F#{chain}#{}", lower(&owner))}, "sk": {"S": sk}},
-            "NewImage": {
-                "pk": {"S": format!("F#{chain}#{}", lower(&owner))},
-                "sk": {"S": format!("{position:040}")},
-                "chain_id": {"N": chain.to_string()},
-                "owner": {"S": lower(&owner)},
-                "token": {"S": lower(&token)},
-                "value": {"S": value.to_string()},
-                "previous": {"S": (value - 1).to_string()},
-                "block": {"N": "1"},
-                "ttl": {"N": (unix_now() + 3600).to_string()},
-                "version": {"N": value.to_string()},
-            },
-            "SequenceNumber": format!("{position:040}"),
-            "SizeBytes": 100,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        },
-    })
+    let pk = format!("F#{chain}#{}", lower(&owner));
+    let item = json!({
+        "pk": {"S": pk},
+        "sk": {"S": format!("{position:040}")},
+        "chain_id": {"N": chain.to_string()},
+        "owner": {"S": lower(&owner)},
+        "token": {"S": lower(&token)},
+        "value": {"S": value.to_string()},
+        "previous": {"S": (value - 1).to_string()},
+        "block": {"N": "1"},
+        "ttl": {"N": (unix_now() + 3600).to_string()},
+        "version": {"N": value.to_string()},
+    });
+    stream_record(item, None, Some(&format!("{position:040}")), unix_now())
 }
 
 /// Invokes the webhooks function with `records`; how long it took.

@@ -33,6 +33,7 @@ mod sealing;
 mod session_log;
 mod sessions;
 mod stream;
+mod stream_record;
 mod stream_slots;
 mod token_facts;
 mod value_decoding;
@@ -65,6 +66,7 @@ pub use stream::{
     StreamImage, balance_item_from_image, feed_entry_from_image, feed_event_from_image,
     image_is_first_read, image_version, order_from_image,
 };
+pub use stream_record::stream_record;
 pub use stream_slots::SlotLease;
 pub use token_facts::{TokenFact, UNREADABLE_FOR_SECS};
 pub use webhooks::{WebhookCreation, webhook_replay_requested};

@@ -437,6 +437,7 @@ mod props {
     //! only ever at the record's own sequence number, and a valid change yields exactly the
     //! entry its images and sequence number say.
 
+    use live_balances::storage::stream_record;
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
@@ -472,28 +473,7 @@ mod props {
     }
 
     fn record(new: Value, old: Option<Value>, sequence: Option<String>) -> Value {
-        let mut change = json!({
-            "ApproximateCreationDateTime": 1_700_000_000,
-            "Keys": { "pk": new["pk"].clone(), "sk": new["sk"].clone() },
-            "NewImage": new,
-            "SizeBytes": 100,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        });
-        if let Some(old) = old {
-            change["OldImage"] = old;
-        }
-        if let Some(sequence) = sequence {
-            change["SequenceNumber"] = json!(sequence);
-        }
-        json!({
-            "eventID": "1",
-            "eventName": if change.get("OldImage").is_some() { "MODIFY" } else { "INSERT" },
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": "us-east-1",
-            "dynamodb": change,
-            "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x",
-        })
+        stream_record(new, old, sequence.as_deref(), 1_700_000_000)
     }
 
     fn parse(record: Value) -> Option<EventRecord> {

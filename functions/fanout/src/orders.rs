@@ -135,6 +135,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use live_balances::domain::model::FeedPosition;
+    use live_balances::storage::stream_record;
 
     use super::*;
     use crate::entry_for;
@@ -163,28 +164,10 @@ mod tests {
         })
     }
 
+    /// `new`'s stream record (a modification of `old`, else an insert).
     fn record(new: Value, old: Option<Value>) -> EventRecord {
-        let mut change = json!({
-            "ApproximateCreationDateTime": 1_700_000_000,
-            "Keys": { "pk": new["pk"].clone(), "sk": new["sk"].clone() },
-            "NewImage": new,
-            "SequenceNumber": "700",
-            "SizeBytes": 100,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        });
-        if let Some(old) = old {
-            change["OldImage"] = old;
-        }
-        let event: Event = serde_json::from_value(json!({ "Records": [{
-            "eventID": "1",
-            "eventName": "MODIFY",
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": "us-east-1",
-            "dynamodb": change,
-            "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x",
-        }]}))
-        .unwrap();
+        let record = stream_record(new, old, Some("700"), 1_700_000_000);
+        let event: Event = serde_json::from_value(json!({ "Records": [record] })).unwrap();
         event.records.into_iter().next().unwrap()
     }
 

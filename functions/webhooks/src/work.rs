@@ -156,6 +156,7 @@ pub(crate) async fn queues(
 mod tests {
     use aws_lambda_events::event::dynamodb::Event;
     use live_balances::domain::webhook::Delivery;
+    use live_balances::storage::stream_record;
     use serde_json::{Value, json};
 
     use super::*;
@@ -163,28 +164,10 @@ mod tests {
     const OWNER: &str = "0xd8da6bf26964af9d7eed9e03e53415d37aa96045";
     const TOKEN: &str = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48";
 
-    fn record(name: &str, new: Value, old: Option<Value>) -> EventRecord {
-        let mut change = json!({
-            "ApproximateCreationDateTime": 1_700_000_000,
-            "Keys": { "pk": new["pk"].clone(), "sk": new["sk"].clone() },
-            "NewImage": new,
-            "SequenceNumber": "4000000000000000000000009",
-            "SizeBytes": 100,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        });
-        if let Some(old) = old {
-            change["OldImage"] = old;
-        }
-        let event: Event = serde_json::from_value(json!({ "Records": [{
-            "eventID": "1",
-            "eventName": name,
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": "us-east-1",
-            "dynamodb": change,
-            "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x",
-        }]}))
-        .unwrap();
+    /// `new`'s stream record (a modification of `old`, else an insert).
+    fn record(new: Value, old: Option<Value>) -> EventRecord {
+        let record = stream_record(new, old, Some("4000000000000000000000009"), 1_700_000_000);
+        let event: Event = serde_json::from_value(json!({ "Records": [record] })).unwrap();
         event.records.into_iter().next().unwrap()
     }
 
@@ -215,7 +198,7 @@ mod tests {
 
     #[test]
     fn a_feed_insert_is_delivered_as_its_sse_event() {
-        let Found::Entry(entry) = found(&record("INSERT", feed_item(), None)).unwrap() else {
+        let Found::Entry(entry) = found(&record(feed_item(), None)).unwrap() else {
             panic!("a feed insert is an entry");
         };
         assert_eq!(kind_of(&entry), Some(EventKind::BalanceUpdate));
@@ -224,18 +207,18 @@ mod tests {
         assert_eq!(body["data"]["balance"], "1500000");
         // The same item expiring (a removal) or rewritten is nothing to deliver.
         assert!(matches!(
-            found(&record("MODIFY", feed_item(), Some(feed_item()))).unwrap(),
+            found(&record(feed_item(), Some(feed_item()))).unwrap(),
             Found::Nothing
         ));
     }
 
     #[test]
     fn a_replay_is_a_bumped_replay_count_and_nothing_else() {
-        let bumped = record("MODIFY", subscription_item(2), Some(subscription_item(1)));
+        let bumped = record(subscription_item(2), Some(subscription_item(1)));
         assert!(matches!(found(&bumped).unwrap(), Found::Replay(id) if id == "a".repeat(32)));
-        let other = record("MODIFY", subscription_item(1), Some(subscription_item(1)));
+        let other = record(subscription_item(1), Some(subscription_item(1)));
         assert!(matches!(found(&other).unwrap(), Found::Nothing));
-        let created = record("INSERT", subscription_item(0), None);
+        let created = record(subscription_item(0), None);
         assert!(matches!(found(&created).unwrap(), Found::Nothing));
     }
 
@@ -247,7 +230,7 @@ mod tests {
             "read": { "S": "5" },
         });
         assert!(matches!(
-            found(&record("INSERT", balance, None)).unwrap(),
+            found(&record(balance, None)).unwrap(),
             Found::Nothing
         ));
     }

@@ -36,17 +36,17 @@ impl ChainWatcher {
         let range = self.reader.owner_logs(from, to, &owners);
         let (earlier, found) = match catch_up.as_ref() {
             Some(due) => match self.remembered_catch_up(due) {
-                Some(remembered) => (Some(remembered), range.await?),
+                Some(remembered) => (Some((remembered, Told::Memory)), range.await?),
                 None => {
                     let earlier = self.reader.owner_logs(due.from, due.through, &due.owners);
                     let (earlier, found) = tokio::try_join!(earlier, range)?;
-                    (Some(earlier), found)
+                    (Some((earlier, Told::Provider)), found)
                 }
             },
             None => (None, range.await?),
         };
-        if let (Some(due), Some(earlier)) = (catch_up.take(), earlier) {
-            self.plan_caught_up(&due, &earlier, plan);
+        if let (Some(due), Some((earlier, told))) = (catch_up.take(), earlier) {
+            self.plan_caught_up(&due, &earlier, told, plan);
         }
         self.plan_touches(&found.logs, None, plan);
         self.plan_overflows(&found.overflows, plan);
@@ -56,17 +56,10 @@ impl ChainWatcher {
     }
 
     /// `due`'s events told from the logs of the blocks processed last, when they hold every
-    /// block of it (counted either way: `poller_catch_ups_total{source}`).
+    /// block of it.
     fn remembered_catch_up(&self, due: &CatchUp) -> Option<OwnerLogs> {
-        let remembered = self
-            .recent_logs
-            .catch_up(due.from, due.through, &due.owners);
-        self.report.catch_up(if remembered.is_some() {
-            "memory"
-        } else {
-            "provider"
-        });
-        remembered
+        self.recent_logs
+            .catch_up(due.from, due.through, &due.owners)
     }
 
     /// Every tracked value of owners whose logs in some block were more than the provider
@@ -195,22 +188,33 @@ impl ChainWatcher {
         let Some(due) = catch_up.as_ref() else {
             return Ok(());
         };
-        let found = match self.remembered_catch_up(due) {
-            Some(remembered) => remembered,
+        let (found, told) = match self.remembered_catch_up(due) {
+            Some(remembered) => (remembered, Told::Memory),
             None => {
-                self.reader
+                let found = self
+                    .reader
                     .owner_logs(due.from, due.through, &due.owners)
-                    .await?
+                    .await?;
+                (found, Told::Provider)
             }
         };
         if let Some(due) = catch_up.take() {
-            self.plan_caught_up(&due, &found, plan);
+            self.plan_caught_up(&due, &found, told, plan);
         }
         Ok(())
     }
 
-    /// The reads a catch-up's events call for, for its wallets only.
-    fn plan_caught_up(&mut self, due: &CatchUp, found: &OwnerLogs, plan: &mut ReadPlan) {
+    /// The reads a catch-up's events call for, for its wallets only. Counted here, once per
+    /// catch-up planned (`poller_catch_ups_total{source}`): a fetch that failed gives the
+    /// catch-up back to be fetched again, and is not counted.
+    fn plan_caught_up(
+        &mut self,
+        due: &CatchUp,
+        found: &OwnerLogs,
+        told: Told,
+        plan: &mut ReadPlan,
+    ) {
+        self.report.catch_up(told.source());
         self.plan_touches(&found.logs, Some(&due.wallets), plan);
         self.plan_overflows(&found.overflows, plan);
         debug!(
@@ -221,6 +225,25 @@ impl ChainWatcher {
             logs = found.logs.len(),
             "caught up"
         );
+    }
+}
+
+/// Where a catch-up's events came from.
+#[derive(Debug, Clone, Copy)]
+enum Told {
+    /// The logs of the blocks processed last (`RecentLogs`).
+    Memory,
+    /// The node, by owner-filtered log queries.
+    Provider,
+}
+
+impl Told {
+    /// Its label in `poller_catch_ups_total{source}`.
+    fn source(self) -> &'static str {
+        match self {
+            Told::Memory => "memory",
+            Told::Provider => "provider",
+        }
     }
 }
 
