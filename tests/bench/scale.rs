@@ -408,7 +408,8 @@ async fn measure_mode(
         )
         .await?;
     // Start-up: from the process start until it has processed a block mined after it, which
-    // it does only once it has loaded the sessions and learned every wallet's values.
+    // it does once it has listed the sessions (each wallet's values are learned in the
+    // background, a wallet a step needs first).
     bench.mine().await?;
     let block = bench.block_number().await?;
     bench
