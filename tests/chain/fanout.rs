@@ -1,15 +1,19 @@
 //! The fanout under a poisoned stream: a malformed record fails alone (the records before it
 //! land, nothing after it is skipped), the pump retries it and then parks it in the dead-letter
-//! file while later records flow, and a record delivered twice yields one feed entry.
+//! file while later records flow, and a record delivered twice yields one feed entry. And a
+//! batch of one wallet's changes to several tokens re-judges exactly the orders on them.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::{Address, U256};
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::follow::balance_of;
+use e2e::table_rows::put_first_read;
 use e2e::{DEADLINE, Environment, fresh_owner};
 use live_balances::domain::address::lower;
-use live_balances::domain::model::FeedPosition;
+use live_balances::domain::api_key::Tenant;
+use live_balances::domain::model::{BalanceKey, FeedPosition, Spender};
+use live_balances::domain::order::{Order, OrderId};
 use live_balances::storage::{keys, stream_record};
 use serde_json::{Value, json};
 
@@ -25,13 +29,25 @@ fn record(
     previous: Option<&str>,
     sequence: &str,
 ) -> Value {
+    record_of(chain, owner, TOKEN, read, previous, sequence)
+}
+
+/// [`record`] of `token`'s balance.
+fn record_of(
+    chain: u64,
+    owner: &Address,
+    token: &str,
+    read: &str,
+    previous: Option<&str>,
+    sequence: &str,
+) -> Value {
     let image = |read: &str| {
         json!({
             "pk": { "S": keys::balance_pk(chain, owner) },
-            "sk": { "S": format!("T#{TOKEN}") },
+            "sk": { "S": format!("T#{token}") },
             "chain_id": { "N": chain.to_string() },
             "owner": { "S": lower(owner) },
-            "token": { "S": TOKEN },
+            "token": { "S": token },
             "read": { "S": read },
             "block": { "N": "10" },
             "updated_at": { "N": "1700000000" },
@@ -155,5 +171,106 @@ async fn fanout_poison_and_duplicate() -> anyhow::Result<()> {
     let (sse, trail) = &mut clients[0];
     trail.follow_to(sse, &want, DEADLINE).await?;
     eprintln!("poison record parked after {retries} retries; later records flowed");
+    Ok(())
+}
+
+/// `owner`'s order selling 100 of `token` through `spender`, stored as fillable, once the
+/// values it is judged on are in the table and the pump has handed their records to the
+/// fanout (so only the test's own batches judge it).
+async fn order_on_stored_values(
+    env: &Environment,
+    owner: Address,
+    token: Address,
+    balance: u64,
+) -> anyhow::Result<OrderId> {
+    let chain = env.chain_id();
+    let table = env.stack.table().await;
+    let spender = Address::repeat_byte(0x5e);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let keys = [
+        BalanceKey::Balance { token },
+        Spender::Erc20(spender).key(token),
+    ];
+    for (key, value) in keys.iter().zip([balance, 1_000]) {
+        put_first_read(&table, chain, owner, *key, U256::from(value), 10, now).await?;
+    }
+    local_stack::stack::wait_for("the values' feed entries", DEADLINE, || async {
+        let told = feed_positions(env, chain, &owner).await?.len();
+        anyhow::ensure!(told == keys.len(), "{told} of {} entries", keys.len());
+        Ok(())
+    })
+    .await?;
+    let id = OrderId::parse(&format!("order-{}", lower(&owner)))?;
+    let order = Order {
+        chain_id: chain,
+        owner,
+        id: id.clone(),
+        sell_token: token,
+        sell_amount: U256::from(100),
+        spender: Spender::Erc20(spender),
+        valid_to: now + 3_600,
+    };
+    let tenant = Tenant::parse("fanout-test")?;
+    // Stored as judged on ample values: the table's own would not keep it fillable.
+    let fillable = order.judge(|_| U256::MAX);
+    table.put_order(&order, &tenant, &fillable, 10, now).await?;
+    Ok(id)
+}
+
+/// Whether `owner`'s order `id` is stored as fillable.
+async fn stored_fillable(env: &Environment, owner: &Address, id: &OrderId) -> anyhow::Result<bool> {
+    let table = env.stack.table().await;
+    let orders = table.orders(env.chain_id(), owner).await?;
+    let order = orders
+        .iter()
+        .find(|o| &o.order.id == id)
+        .ok_or_else(|| anyhow::anyhow!("order {id:?} not stored"))?;
+    Ok(order.status.fillable())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fanout_judges_a_wallets_orders_once_on_all_its_changes() -> anyhow::Result<()> {
+    let env = Environment::get();
+    let chain = env.chain_id();
+    let sold = Address::repeat_byte(0xa1);
+    let other = "0x00000000000000000000000000000000000000b2";
+
+    // A batch changing another token, then the sold one: the order is judged on the table's
+    // balance (50 of the 100 it sells) and crosses, whatever came before in the batch.
+    let owner = fresh_owner();
+    let id = order_on_stored_values(env, owner, sold, 50).await?;
+    assert!(stored_fillable(env, &owner, &id).await?);
+    let batch = vec![
+        record_of(chain, &owner, other, "7", Some("6"), "201"),
+        record_of(chain, &owner, &lower(&sold), "50", Some("500"), "202"),
+        record_of(chain, &owner, other, "8", Some("7"), "203"),
+    ];
+    assert_eq!(invoke(env, batch).await?, Vec::<String>::new());
+    assert!(
+        !stored_fillable(env, &owner, &id).await?,
+        "the order crossed"
+    );
+    // Every entry of the batch is in the feed, in order, beside the stored values' own.
+    let told = feed_positions(env, chain, &owner).await?;
+    let batch_told: Vec<&str> = told
+        .iter()
+        .map(String::as_str)
+        .filter(|p| ["201", "202", "203"].contains(p))
+        .collect();
+    assert_eq!(batch_told, ["201", "202", "203"]);
+
+    // A batch changing only other tokens leaves the order as stored, though the table's values
+    // would cross it: only a change to a value it is judged on re-judges it.
+    let owner = fresh_owner();
+    let id = order_on_stored_values(env, owner, sold, 50).await?;
+    let batch = vec![
+        record_of(chain, &owner, other, "7", Some("6"), "301"),
+        record_of(chain, &owner, other, "8", Some("7"), "302"),
+    ];
+    assert_eq!(invoke(env, batch).await?, Vec::<String>::new());
+    assert!(
+        stored_fillable(env, &owner, &id).await?,
+        "no value of the order changed"
+    );
     Ok(())
 }

@@ -13,7 +13,8 @@
 //! reports the first record it covered, so the retried batch appends it again.
 //!
 //! Records of order items (registrations and status changes) become `order_status` entries,
-//! and each value change re-judges the wallet's orders on that token (see [`orders`]).
+//! and a wallet's value changes re-judge its orders on those tokens, once a batch (see
+//! [`orders`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -25,7 +26,7 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::{StreamExt, stream};
 use lambda_runtime::{Error, LambdaEvent, tracing};
-use live_balances::domain::model::{FeedEntry, FeedEvent, FeedPosition};
+use live_balances::domain::model::{BalanceKey, FeedEntry, FeedEvent, FeedPosition};
 use live_balances::runtime::clock::{unix_now, unix_now_ms};
 
 mod diff;
@@ -134,15 +135,11 @@ where
     .await
 }
 
-/// Appends `event` to its wallet's feed; a value change then re-judges the wallet's orders.
-async fn record_event(state: &State, event: &FeedEvent, ttl: u64) -> Result<(), StorageError> {
+/// Appends `event` to its wallet's feed.
+async fn append_event(state: &State, event: &FeedEvent, ttl: u64) -> Result<(), StorageError> {
     match event {
         FeedEvent::Value(entry) => {
             with_retry("feed append", event, || state.table.append_feed(entry, ttl)).await?;
-            with_retry("order reassessment", event, || {
-                reassess(&state.table, entry)
-            })
-            .await?;
         }
         FeedEvent::Order(entry) => {
             with_retry("order status append", event, || {
@@ -152,6 +149,30 @@ async fn record_event(state: &State, event: &FeedEvent, ttl: u64) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Re-judges the wallet's orders on the values `appended` changed, once for all of them,
+/// retrying while DynamoDB is unavailable or throttling.
+async fn reassess_wallet(state: &State, appended: &[Pending]) -> Result<(), StorageError> {
+    let changed: Vec<&FeedEntry> = appended
+        .iter()
+        .filter_map(|(event, _)| match event {
+            FeedEvent::Value(entry) => Some(entry),
+            FeedEvent::Order(_) => None,
+        })
+        .collect();
+    let Some(first) = changed.first() else {
+        return Ok(());
+    };
+    let keys: Vec<BalanceKey> = changed.iter().map(|entry| entry.key).collect();
+    retry::with_retry(
+        || reassess(&state.table, first.chain_id, &first.owner, &keys),
+        |attempt, error| {
+            tracing::warn!(owner = %first.owner, position = %first.position, attempt, error, "order reassessment failed; retrying");
+        },
+    )
+    .await
+    .map(drop)
 }
 
 /// Names `entries` in their chains' change logs, retrying what DynamoDB did not take (each
@@ -242,20 +263,28 @@ fn by_wallet(events: Vec<Pending>) -> Vec<Vec<Pending>> {
     wallets
 }
 
-/// Records one wallet's events in stream order, stopping at the first that fails. In order
-/// because a value change re-judges the wallet's orders, and an order's status update is
-/// conditional on its version: two at once would race for it.
+/// Records one wallet's events in stream order, stopping at the first that fails, then
+/// re-judges its orders once on every value the appended entries changed.
+///
+/// Appends go one after another: a reader of the feed moves its cursor to the newest entry it
+/// saw, so an entry appended after a newer one would be skipped. Orders are judged once the
+/// entries are in, not after each: they are judged on the values the table holds (see
+/// [`orders`]), which every record of the batch already wrote, so a wallet's first 20 values
+/// cost one query of its orders instead of 20. An order registered after that query was judged
+/// on registration on values at least as new as the batch's.
 async fn record_wallet(
     state: &State,
     events: Vec<Pending>,
     ttl: u64,
 ) -> (Vec<Pending>, Option<RetryFrom>) {
     let mut appended = Vec::with_capacity(events.len());
+    let mut failed = None;
     for (event, sequence) in events {
-        if let Err(error) = record_event(state, &event, ttl).await {
+        if let Err(error) = append_event(state, &event, ttl).await {
             tracing::error!(owner = %event.owner(), position = %event.position(), %error, "record failed; retrying from it");
             telemetry::failed("record");
-            return (appended, Some((event.position().clone(), sequence)));
+            failed = Some((event.position().clone(), sequence));
+            break;
         }
         tracing::debug!(
             chain = event.chain_id(),
@@ -266,7 +295,19 @@ async fn record_wallet(
         telemetry::feed_entry_written(event.chain_id());
         appended.push((event, sequence));
     }
-    (appended, None)
+    if let Err(error) = reassess_wallet(state, &appended).await {
+        // The retried batch appends the wallet's value entries again (a no-op) and re-judges.
+        let first_value = appended
+            .iter()
+            .find(|(event, _)| matches!(event, FeedEvent::Value(_)))
+            .map(|(event, sequence)| (event.position().clone(), sequence.clone()));
+        if let Some((position, _)) = &first_value {
+            tracing::error!(position = %position, %error, "order reassessment failed; retrying from the wallet's first value change");
+        }
+        telemetry::failed("record");
+        failed = earlier(failed, first_value);
+    }
+    (appended, failed)
 }
 
 /// Handles one batch of stream records. Wallets are written at once (up to

@@ -1,7 +1,8 @@
 //! Order fillability in the fanout. Two steps, each on its own stream record:
 //!
 //! 1. A value change (balance or allowance) re-judges the wallet's open orders that sell that
-//!    token (and, for an allowance, name that spender). Where the change crossed an order's
+//!    token (and, for an allowance, name that spender): once a batch for all of a wallet's
+//!    changes, after their feed entries. Where the change crossed an order's
 //!    amount — fillable flipped, or the short side changed — the order item's status is
 //!    updated (conditionally on its version: a replaced or deleted order is left alone).
 //! 2. That update, like an order's registration, is a stream record of the order item, in the
@@ -15,10 +16,10 @@
 
 use std::collections::HashMap;
 
-use alloy::primitives::U256;
+use alloy::primitives::{Address, U256};
 use aws_lambda_events::event::dynamodb::EventRecord;
 use live_balances::NATIVE_TOKEN;
-use live_balances::domain::model::{BalanceKey, FeedEntry, OrderStatusEntry};
+use live_balances::domain::model::{BalanceKey, OrderStatusEntry};
 use live_balances::domain::order::{Fillability, OrderState};
 use live_balances::runtime::clock::unix_now;
 use live_balances::storage::{StorageError, Table, Written, order_from_image};
@@ -50,19 +51,21 @@ pub fn order_entry_for(record: &EventRecord) -> Result<Option<OrderStatusEntry>,
     }))
 }
 
-/// The stored values a change's orders are judged on, each read from the table once however
+/// The stored values a wallet's orders are judged on, each read from the table once however
 /// many orders name it (orders of one token share its balance, and usually their spender).
 struct StoredValues<'a> {
     table: &'a Table,
-    entry: &'a FeedEntry,
+    chain_id: u64,
+    owner: &'a Address,
     read: HashMap<BalanceKey, (U256, u64)>,
 }
 
 impl<'a> StoredValues<'a> {
-    fn new(table: &'a Table, entry: &'a FeedEntry) -> Self {
+    fn new(table: &'a Table, chain_id: u64, owner: &'a Address) -> Self {
         Self {
             table,
-            entry,
+            chain_id,
+            owner,
             read: HashMap::new(),
         }
     }
@@ -75,7 +78,7 @@ impl<'a> StoredValues<'a> {
         }
         let value = self
             .table
-            .balance(self.entry.chain_id, &self.entry.owner, &key)
+            .balance(self.chain_id, self.owner, &key)
             .await?
             .map(|item| (item.read.value().unwrap_or_default(), item.block))
             .unwrap_or_default();
@@ -102,19 +105,28 @@ impl<'a> StoredValues<'a> {
     }
 }
 
-/// Re-judges the wallet's open orders `entry`'s change can affect; records each status that
-/// crossed. Returns how many orders changed status. Safe to repeat: a status already recorded
-/// does not cross again.
-pub async fn reassess(table: &Table, entry: &FeedEntry) -> Result<usize, StorageError> {
+/// Re-judges the wallet's open orders a change of any of `changed` can affect; records each
+/// status that crossed. Returns how many orders changed status. Safe to repeat: a status
+/// already recorded does not cross again.
+pub async fn reassess(
+    table: &Table,
+    chain_id: u64,
+    owner: &Address,
+    changed: &[BalanceKey],
+) -> Result<usize, StorageError> {
     // Orders sell tokens with allowances; the native currency has none (it is sold wrapped).
-    if entry.key.token() == NATIVE_TOKEN {
+    let changed: Vec<&BalanceKey> = changed
+        .iter()
+        .filter(|key| key.token() != NATIVE_TOKEN)
+        .collect();
+    if changed.is_empty() {
         return Ok(0);
     }
     let now = unix_now();
-    let mut changed = 0;
-    let mut values = StoredValues::new(table, entry);
-    for state in table.orders(entry.chain_id, &entry.owner).await? {
-        if !state.order.is_open(now) || !state.order.depends_on(&entry.key) {
+    let mut changed_status = 0;
+    let mut values = StoredValues::new(table, chain_id, owner);
+    for state in table.orders(chain_id, owner).await? {
+        if !state.order.is_open(now) || !changed.iter().any(|key| state.order.depends_on(key)) {
             continue;
         }
         let (status, block) = values.judge(&state).await?;
@@ -122,11 +134,11 @@ pub async fn reassess(table: &Table, entry: &FeedEntry) -> Result<usize, Storage
             continue;
         }
         if table.set_order_status(&state, &status, block, now).await? == Written::Yes {
-            changed += 1;
-            tracing::debug!(chain = entry.chain_id, owner = %entry.owner, order = %state.order.id, fillable = status.fillable(), block, "order status crossed");
+            changed_status += 1;
+            tracing::debug!(chain = chain_id, owner = %owner, order = %state.order.id, fillable = status.fillable(), block, "order status crossed");
         }
     }
-    Ok(changed)
+    Ok(changed_status)
 }
 
 #[cfg(test)]
