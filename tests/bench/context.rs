@@ -97,6 +97,10 @@ impl Bench {
                 ("RPC_URL_31337".into(), functions_rpc.http_url()),
                 ("WS_URL_31337".into(), functions_rpc.ws_url()),
             ],
+            // `BENCH_FUNCTIONS_PROFILE=profiling`: the functions as deployed (release code),
+            // built first with `cargo build --profile profiling -p api -p fanout -p webhooks`.
+            functions_profile: std::env::var("BENCH_FUNCTIONS_PROFILE")
+                .unwrap_or_else(|_| "debug".into()),
             extra_env: env,
             // The figures are of one chain; a second devnet would only share the machine.
             second_anvil_port: None,

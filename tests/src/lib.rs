@@ -148,6 +148,7 @@ impl Environment {
             // 32 instances of 16 pollers: more than the 500-client test ever has in flight.
             lambda_concurrency: 32,
             functions_env: vec![("DYNAMODB_ENDPOINT".into(), function_faults.url.clone())],
+            functions_profile: "debug".into(),
             second_anvil_port: Some(free_port()?),
             extra_env: vec![
                 ("HEAD_POLL_INTERVAL_MS".into(), "100".into()),

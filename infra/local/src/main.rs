@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         table_name: settings.table.name.clone(),
         lambda_concurrency: 16,
         functions_env: vec![],
+        functions_profile: "debug".into(),
         extra_env: vec![],
         second_anvil_port,
     };

@@ -123,6 +123,7 @@ impl Pump {
                     done.insert(shard_id);
                     continue;
                 };
+                let asked = tokio::time::Instant::now();
                 let out = self
                     .streams
                     .get_records()
@@ -134,7 +135,8 @@ impl Pump {
                 let records = out.records.unwrap_or_default();
                 if !records.is_empty() {
                     busy = true;
-                    self.deliver(&stream_arn, records).await?;
+                    let read_ms = asked.elapsed().as_millis() as u64;
+                    self.deliver(&stream_arn, records, read_ms).await?;
                 }
                 match out.next_shard_iterator {
                     Some(next) => state.iterator = Some(next),
@@ -214,8 +216,15 @@ impl Pump {
         }
     }
 
-    /// Invokes the function with the records, retrying from the first failed one.
-    async fn deliver(&self, stream_arn: &str, records: Vec<Record>) -> anyhow::Result<()> {
+    /// Invokes the function with the records (read from the stream in `read_ms`), retrying
+    /// from the first failed one.
+    async fn deliver(
+        &self,
+        stream_arn: &str,
+        records: Vec<Record>,
+        read_ms: u64,
+    ) -> anyhow::Result<()> {
+        let read = records.len();
         let mut pending: Vec<Value> = records
             .iter()
             .map(|r| lambda_record(r, stream_arn, &self.config.region))
@@ -223,7 +232,17 @@ impl Pump {
             .collect();
         let mut attempt = 0;
         while !pending.is_empty() {
-            let failed_from = match self.invoke(&pending).await {
+            let invoked = tokio::time::Instant::now();
+            let answer = self.invoke(&pending).await;
+            // Where a busy stream's time goes: reading it, or the function.
+            debug!(
+                read,
+                passed = pending.len(),
+                read_ms,
+                invoke_ms = invoked.elapsed().as_millis() as u64,
+                "batch delivered"
+            );
+            let failed_from = match answer {
                 Ok(None) => return Ok(()),
                 Ok(Some(sequence)) => pending
                     .iter()

@@ -120,7 +120,10 @@ impl LocalStack {
             ));
         }
         env.extend(self.options.functions_env.iter().cloned());
-        let command = Command::new(self.tools.workspace_bin(function));
+        let binary = self
+            .tools
+            .workspace_bin_of(&self.options.functions_profile, function);
+        let command = Command::new(binary);
         let log = self.log_of("functions");
         self.spawn_logging_to(&format!("{function}-{instance}"), command, &env, &log)
     }

@@ -63,6 +63,10 @@ pub struct StackOptions {
     /// (`DYNAMODB_ENDPOINT`); the bench counts their table and node requests apart from the
     /// poller's.
     pub functions_env: Vec<(String, String)>,
+    /// The cargo profile whose function binaries run as the instances (`debug`, as `make
+    /// build` builds them; the bench may run what is deployed: `profiling`, the release code
+    /// with symbols).
+    pub functions_profile: String,
     /// Extra environment for the functions and the poller (intervals, limits).
     pub extra_env: Vec<(String, String)>,
     /// A second anvil devnet on this port (chain [`SECOND_ANVIL_CHAIN_ID`], set up like the
