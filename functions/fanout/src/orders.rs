@@ -1,4 +1,4 @@
-//! Order fillability in the fanout. Two steps, each on its own stream record:
+//! Order fillability in the fanout, in two steps:
 //!
 //! 1. A value change (balance or allowance) re-judges the wallet's open orders that sell that
 //!    token (and, for an allowance, name that spender): once a batch for all of a wallet's
