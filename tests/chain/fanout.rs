@@ -14,6 +14,7 @@ use live_balances::domain::address::lower;
 use live_balances::domain::api_key::Tenant;
 use live_balances::domain::model::{BalanceKey, FeedPosition, Spender};
 use live_balances::domain::order::{Order, OrderId};
+use live_balances::runtime::clock::unix_now_ms;
 use live_balances::storage::{keys, stream_record};
 use serde_json::{Value, json};
 
@@ -175,8 +176,8 @@ async fn fanout_poison_and_duplicate() -> anyhow::Result<()> {
 }
 
 /// `owner`'s order selling 100 of `token` through `spender`, stored as fillable, once the
-/// values it is judged on are in the table and the pump has handed their records to the
-/// fanout (so only the test's own batches judge it).
+/// values it is judged on are in the table and the fanout has handled their records (so only
+/// the test's own batches judge it).
 async fn order_on_stored_values(
     env: &Environment,
     owner: Address,
@@ -191,12 +192,29 @@ async fn order_on_stored_values(
         BalanceKey::Balance { token },
         Spender::Erc20(spender).key(token),
     ];
+    let since = unix_now_ms();
     for (key, value) in keys.iter().zip([balance, 1_000]) {
         put_first_read(&table, chain, owner, *key, U256::from(value), 10, now).await?;
     }
-    local_stack::stack::wait_for("the values' feed entries", DEADLINE, || async {
-        let told = feed_positions(env, chain, &owner).await?.len();
-        anyhow::ensure!(told == keys.len(), "{told} of {} entries", keys.len());
+    // Done once the change log names the wallet at its newest entry: the fanout names a
+    // wallet after judging its orders, so no invocation still to judge them can see the order.
+    local_stack::stack::wait_for("the values handled by the fanout", DEADLINE, || async {
+        let told = table
+            .feed_after(chain, &owner, &FeedPosition::start(), 100)
+            .await?;
+        anyhow::ensure!(
+            told.len() == keys.len(),
+            "{} of {} entries",
+            told.len(),
+            keys.len()
+        );
+        let newest = told.iter().map(|e| e.position()).max();
+        let named = table
+            .chain_log_since(chain, since, unix_now_ms())
+            .await?
+            .into_iter()
+            .any(|e| e.owner == owner && Some(&e.position) >= newest);
+        anyhow::ensure!(named, "the wallet is not named in the change log yet");
         Ok(())
     })
     .await?;
