@@ -25,6 +25,13 @@ const KEPT_STATES: u32 = 16;
 /// Api function instances the stack runs.
 pub const LAMBDA_CONCURRENCY: u32 = 128;
 
+/// The cargo profile the functions run from: `BENCH_FUNCTIONS_PROFILE` (`profiling`: the
+/// release code, as deployed, built first with `cargo build --profile profiling -p api -p
+/// fanout -p webhooks`), else `debug`, as `make build` builds them.
+pub fn functions_profile() -> String {
+    std::env::var("BENCH_FUNCTIONS_PROFILE").unwrap_or_else(|_| "debug".into())
+}
+
 pub struct Bench {
     pub env: &'static Environment,
     /// Between the poller and anvil.
@@ -97,10 +104,7 @@ impl Bench {
                 ("RPC_URL_31337".into(), functions_rpc.http_url()),
                 ("WS_URL_31337".into(), functions_rpc.ws_url()),
             ],
-            // `BENCH_FUNCTIONS_PROFILE=profiling`: the functions as deployed (release code),
-            // built first with `cargo build --profile profiling -p api -p fanout -p webhooks`.
-            functions_profile: std::env::var("BENCH_FUNCTIONS_PROFILE")
-                .unwrap_or_else(|_| "debug".into()),
+            functions_profile: functions_profile(),
             extra_env: env,
             // The figures are of one chain; a second devnet would only share the machine.
             second_anvil_port: None,

@@ -115,12 +115,10 @@ async fn main() -> anyhow::Result<()> {
     report.insert("started_utc".into(), json!(machine::utc_now()));
     report.insert(
         "profile".into(),
-        json!(match std::env::var("BENCH_FUNCTIONS_PROFILE").as_deref() {
-            Ok(profile) if profile != "debug" => format!(
-                "debug: the poller and pump run from target/debug, as `make build` builds them; the functions (cargo lambda watch) from target/{profile}"
-            ),
-            _ => "debug: the poller, pump and functions (cargo lambda watch) run from target/debug, as `make build` builds them".into(),
-        }),
+        json!(format!(
+            "debug: the poller and pump run from target/debug, as `make build` builds them; the functions (cargo lambda watch) from target/{}",
+            context::functions_profile()
+        )),
     );
     report.insert("full_scale".into(), json!(plan.full));
     let mut sections = Map::new();

@@ -151,30 +151,6 @@ async fn append_event(state: &State, event: &FeedEvent, ttl: u64) -> Result<(), 
     Ok(())
 }
 
-/// Re-judges the wallet's orders on the values `appended` changed, once for all of them,
-/// retrying while DynamoDB is unavailable or throttling.
-async fn reassess_wallet(state: &State, appended: &[Pending]) -> Result<(), StorageError> {
-    let changed: Vec<&FeedEntry> = appended
-        .iter()
-        .filter_map(|(event, _)| match event {
-            FeedEvent::Value(entry) => Some(entry),
-            FeedEvent::Order(_) => None,
-        })
-        .collect();
-    let Some(first) = changed.first() else {
-        return Ok(());
-    };
-    let keys: Vec<BalanceKey> = changed.iter().map(|entry| entry.key).collect();
-    retry::with_retry(
-        || reassess(&state.table, first.chain_id, &first.owner, &keys),
-        |attempt, error| {
-            tracing::warn!(owner = %first.owner, position = %first.position, attempt, error, "order reassessment failed; retrying");
-        },
-    )
-    .await
-    .map(drop)
-}
-
 /// Names `entries` in their chains' change logs, retrying what DynamoDB did not take (each
 /// attempt stamped anew, see `live_balances::storage::chain_log`). Returns what could not be
 /// appended.
@@ -295,17 +271,29 @@ async fn record_wallet(
         telemetry::feed_entry_written(event.chain_id());
         appended.push((event, sequence));
     }
-    if let Err(error) = reassess_wallet(state, &appended).await {
-        // The retried batch appends the wallet's value entries again (a no-op) and re-judges.
-        let first_value = appended
-            .iter()
-            .find(|(event, _)| matches!(event, FeedEvent::Value(_)))
-            .map(|(event, sequence)| (event.position().clone(), sequence.clone()));
-        if let Some((position, _)) = &first_value {
-            tracing::error!(position = %position, %error, "order reassessment failed; retrying from the wallet's first value change");
+    // Judged once for every value appended; a failure retries the batch from the wallet's
+    // first value change (appending again is a no-op).
+    let changed: Vec<BalanceKey> = appended
+        .iter()
+        .filter_map(|(event, _)| match event {
+            FeedEvent::Value(entry) => Some(entry.key),
+            FeedEvent::Order(_) => None,
+        })
+        .collect();
+    let first_value = appended
+        .iter()
+        .find(|(event, _)| matches!(event, FeedEvent::Value(_)));
+    if let Some((event, sequence)) = first_value {
+        let owner = event.owner();
+        let judged = with_retry("order reassessment", event, || {
+            reassess(&state.table, event.chain_id(), &owner, &changed)
+        })
+        .await;
+        if let Err(error) = judged {
+            tracing::error!(%owner, position = %event.position(), %error, "order reassessment failed; retrying from the wallet's first value change");
+            telemetry::failed("record");
+            failed = earlier(failed, Some((event.position().clone(), sequence.clone())));
         }
-        telemetry::failed("record");
-        failed = earlier(failed, first_value);
     }
     (appended, failed)
 }
