@@ -159,13 +159,15 @@ pub fn render(s: &Map<String, Value>) -> String {
     let p = get(s, &["fanout_pace"]);
     if !p.is_null() {
         lines.push(format!(
-            "  fanout pace at {} ms a table request (FANOUT_CONCURRENCY {}): {} wallets changed in one block, their feed entries {} to {} ms after it, {} a second",
+            "  fanout pace at {} ms a table request (FANOUT_CONCURRENCY {}): {} wallets changed in one block, their feed entries {} to {} ms after it, {} a second; DynamoDB Local's own feed appends a second, one at a time {}, 16 at once {}",
             p["table_latency_ms"],
             p["fanout_concurrency"],
             p["wallets_changed_in_one_block"],
             p["block_to_first_feed_entry_ms"],
             p["block_to_last_feed_entry_ms"],
             p["feed_entries_per_second"],
+            p["emulator_feed_appends_per_second_by_appends_at_once"]["1"],
+            p["emulator_feed_appends_per_second_by_appends_at_once"]["16"],
         ));
     }
     let sv = get(s, &["service"]);
