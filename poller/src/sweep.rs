@@ -12,6 +12,15 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::time::Duration;
 
+/// What a pass over `count` keys once per `interval` owes after `elapsed`: the share of them
+/// that `elapsed` is of the interval. Nothing for a zero interval (no pass).
+pub fn share_of(count: usize, elapsed: Duration, interval: Duration) -> f64 {
+    if interval.is_zero() {
+        return 0.0;
+    }
+    count as f64 * elapsed.as_secs_f64() / interval.as_secs_f64()
+}
+
 /// Where a sweep is in the ordered keys it walks.
 #[derive(Debug, Clone)]
 pub struct Sweep<K> {
@@ -64,8 +73,7 @@ impl<K: Ord + Clone> Sweep<K> {
         if eligible == 0 || self.interval.is_zero() {
             return vec![];
         }
-        let share =
-            eligible as f64 * elapsed.as_secs_f64() / self.interval.as_secs_f64() + self.carry;
+        let share = share_of(eligible, elapsed, self.interval) + self.carry;
         let limit = self.budget.unwrap_or(usize::MAX).min(eligible);
         let due = share.floor() as usize;
         let count = due.min(limit);
@@ -106,6 +114,17 @@ mod tests {
 
     fn map(keys: impl IntoIterator<Item = u32>) -> BTreeMap<u32, ()> {
         keys.into_iter().map(|k| (k, ())).collect()
+    }
+
+    #[test]
+    fn a_pass_owes_the_share_of_its_keys_the_time_is_of_its_interval() {
+        let second = Duration::from_secs(1);
+        assert_eq!(share_of(100, second, 10 * second), 10.0);
+        assert_eq!(share_of(100, 30 * second, 60 * second), 50.0);
+        assert_eq!(share_of(100, second / 2, second / 4), 200.0);
+        // A zero interval is no pass at all, whatever the time.
+        assert_eq!(share_of(100, 60 * second, Duration::ZERO), 0.0);
+        assert_eq!(share_of(0, 60 * second, second), 0.0);
     }
 
     #[test]

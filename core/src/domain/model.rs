@@ -75,6 +75,11 @@ pub struct SessionMark {
 }
 
 impl Session {
+    /// Whether every addition's values are stored: no writer is still storing what it read.
+    pub fn values_stored(&self) -> bool {
+        self.complete_revision >= self.revision
+    }
+
     /// What the background pass compares of this session.
     pub fn mark(&self) -> SessionMark {
         SessionMark {

@@ -60,7 +60,6 @@ pub use metadata_cache::CachedMetadata;
 pub use session_log::{
     READ_OVERLAP_MS as SESSION_LOG_READ_OVERLAP_MS,
     RECENT_OVERLAP_MS as SESSION_LOG_RECENT_OVERLAP_MS, SessionChange, SessionLogEntry,
-    session_change_put,
 };
 pub use stream::{
     StreamImage, balance_item_from_image, feed_entry_from_image, feed_event_from_image,

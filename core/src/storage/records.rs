@@ -21,7 +21,7 @@ use crate::domain::model::{
 /// Stored in `read` when the value could not be read.
 const READ_FAILED: &str = "failed";
 
-/// A session. Written attribute by attribute (see `sessions.rs`), read whole. Flat: serde's
+/// A session. Written attribute by attribute (see `sessions/`), read whole. Flat: serde's
 /// flattening would buffer every attribute first, and the poller decodes one with every
 /// changed session.
 #[derive(Debug, Default, Serialize, Deserialize)]

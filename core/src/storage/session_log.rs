@@ -9,10 +9,10 @@
 //! token set; a token list has a new version (its URL in the entry).
 //!
 //! **Recording a change.** Every write of a session item that the poller must see goes through
-//! [`Table::logged_update`] (the session writes of `sessions.rs`), which puts the entry in the
+//! [`Table::logged_update`] (the session writes of `sessions/`), which puts the entry in the
 //! same transaction: no session changes without its entry. A writer that changes a session by
 //! other means records it with [`Table::record_session_change`] — the one function for that —
-//! after its own write succeeded, or puts [`session_change_put`] in its own transaction.
+//! after its own write succeeded.
 //! Should an entry still be lost (a writer's clock far off, an entry that became visible after
 //! the poller's look-back), the poller's background pass over the sessions finds the change.
 //!
@@ -45,8 +45,9 @@ use crate::runtime::clock::unix_now_ms;
 /// slow moment of the table (a session write is a client's request), short enough for the
 /// overlap below.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How far back a reader's full read of the log looks: a whole logged write plus room for
-/// clock skew between writer and reader and for the reader's own pace.
+/// How long after its stamp an entry that lands at all is visible: a stretch of the log that
+/// ended this long ago is settled. A whole logged write plus room for clock skew between
+/// writer and reader and for the reader's own pace.
 pub const READ_OVERLAP_MS: u64 = 13_000;
 /// A look-back that covers a logged write's usual latency, not its worst case.
 pub const RECENT_OVERLAP_MS: u64 = 2_000;
@@ -136,9 +137,9 @@ fn entry_item(chain_id: u64, change: &SessionChange, at_ms: u64) -> Item {
     item
 }
 
-/// The put of `change`'s entry stamped `at_ms`, for a writer's own transaction (send it within
-/// [`WRITE_TIMEOUT`] of the stamp).
-pub fn session_change_put(
+/// The put of `change`'s entry stamped `at_ms`, for the transaction of the write it records
+/// (sent within [`WRITE_TIMEOUT`] of the stamp).
+fn session_change_put(
     table: &Table,
     chain_id: u64,
     change: &SessionChange,

@@ -76,6 +76,8 @@ pub struct WalletWatch {
 }
 
 impl WalletWatch {
+    /// Whether the session's writers stored every addition's values, as
+    /// [`Session::values_stored`] tells of the session read.
     fn complete(&self) -> bool {
         self.complete_revision >= self.revision
     }

@@ -15,6 +15,7 @@ use super::ChainWatcher;
 use crate::error::PollerError;
 use crate::heads::Head;
 use crate::metrics::TraceSupport;
+use crate::sweep::share_of;
 
 /// Which wallets' native balances a step reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,14 +73,17 @@ impl ChainWatcher {
         } else {
             0
         };
-        let elapsed = self.sweeps.since_last().as_secs_f64();
-        let poll = self.native.poll_interval().as_secs_f64().max(1.0);
+        let unstreamed_due = share_of(
+            wallets - streamed,
+            self.sweeps.since_last(),
+            self.native.poll_interval(),
+        );
         NativeCost {
             blocks,
             blocks_with_withdrawals: with_withdrawals,
             streamed,
             wallets,
-            polled: ((wallets - streamed) as f64 * elapsed / poll).ceil() as usize,
+            polled: unstreamed_due.ceil() as usize,
             other_reads: plan.len(),
             chunk: self.reader.chunk(),
         }

@@ -1,4 +1,4 @@
-//! A watcher's periodic re-reads, spread over their intervals (see core's `sweep`): held
+//! A watcher's periodic re-reads, spread over their intervals (see `crate::sweep`): held
 //! values of tokens seen changing silently every `SNAPSHOT_INTERVAL`, every held value every
 //! `SWEEP_ALL_INTERVAL` within `SWEEP_READS_PER_BLOCK` reads a step, and — while native
 //! balances are read per wallet — each unstreamed wallet's native balance every

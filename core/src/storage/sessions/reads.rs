@@ -1,5 +1,5 @@
-//! Reading sessions: one wallet's, a chain's (whole, by the owner's first hex digit, or a page
-//! at a time), and those of a set of wallets in batches.
+//! Reading sessions: one wallet's, a chain's (by the owner's first hex digit, or a page of
+//! what the background pass compares at a time), and those of a set of wallets in batches.
 
 use alloy::primitives::Address;
 
@@ -34,21 +34,6 @@ impl Table {
             .filter(|s| s.expires_at > now))
     }
 
-    /// Every session of a chain, expired ones included, one page at a time (decoded page by
-    /// page: a chain of 100,000 sessions is never held as raw items at once).
-    pub async fn sessions(&self, chain_id: u64) -> Result<Vec<Session>, StorageError> {
-        let mut sessions = vec![];
-        let mut after = None;
-        loop {
-            let (page, last) = self.sessions_page(chain_id, after.as_ref(), None).await?;
-            sessions.extend(page);
-            match last {
-                Some(last) => after = Some(last),
-                None => return Ok(sessions),
-            }
-        }
-    }
-
     /// Every session of a chain whose owner's first hex digit is `digit` (`0`–`f`; a sixteenth
     /// of the partition), page after page: the listing at start reads the sixteen at once.
     pub async fn sessions_by_digit(
@@ -75,21 +60,11 @@ impl Table {
     }
 
     /// One page of a chain's sessions in owner order, after `after` (from the start when
-    /// `None`), at most `limit` (else up to DynamoDB's 1 MB page); with the owner to continue
-    /// after, `None` when the partition is done.
-    pub async fn sessions_page(
-        &self,
-        chain_id: u64,
-        after: Option<&Address>,
-        limit: Option<i32>,
-    ) -> Result<(Vec<Session>, Option<Address>), StorageError> {
-        self.page_of::<SessionRecord, Session>(chain_id, after, limit, None)
-            .await
-    }
-
-    /// [`Self::sessions_page`] of what the background pass compares: a projection of the
-    /// few attributes of a [`SessionMark`], so a page of hundreds parses and decodes none of
-    /// what the sessions ask for (the read units are the same: DynamoDB bills whole items).
+    /// `None`), at most `limit` (else up to DynamoDB's 1 MB page), with the owner to continue
+    /// after (`None` when the partition is done) — as what the background pass compares: a
+    /// projection of the few attributes of a [`SessionMark`], so a page of hundreds parses and
+    /// decodes none of what the sessions ask for (the read units are the same: DynamoDB bills
+    /// whole items).
     pub async fn session_marks_page(
         &self,
         chain_id: u64,

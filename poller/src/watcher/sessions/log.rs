@@ -180,8 +180,6 @@ impl ChainWatcher {
                 }
             }
         }
-        self.note("session", news.sessions.len() as u64);
-        self.note("list", news.lists.len() as u64);
         Ok((news, LogRead::new(at_ms, &window, keys)))
     }
 }

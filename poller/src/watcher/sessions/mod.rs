@@ -126,7 +126,7 @@ fn given_values(
     upserted: &WatchChange,
     cursor_block: u64,
 ) -> Option<FirstValues> {
-    let usable = session.complete_revision >= session.revision
+    let usable = session.values_stored()
         && session.discovered.is_empty()
         && upserted.first_reads.is_empty()
         && within_catch_up(session.read_block, cursor_block);
@@ -148,6 +148,9 @@ impl ChainWatcher {
         }
         self.take_learned();
         let (news, read) = self.read_log().await?;
+        // Counted once applied: a step that fails before reads the same entries again.
+        let (sessions_named, lists_named) = (news.sessions.len(), news.lists.len());
+        let mut streaming = 0;
         self.refresh_facts().await?;
         let mut change = WatchChange::default();
         for url in &news.lists {
@@ -168,7 +171,7 @@ impl ChainWatcher {
                 .set
                 .set_streaming(&owner, until, expires_at, now)
             {
-                self.note("streaming", 1);
+                streaming += 1;
             } else {
                 // A vouch for a wallet this poller does not watch: its session's own entry
                 // was lost, or is yet to come.
@@ -205,6 +208,9 @@ impl ChainWatcher {
         }
         // Applied: the entries are not applied again, and the next read looks back from here.
         self.watching.log.applied(read);
+        self.note("session", sessions_named as u64);
+        self.note("list", lists_named as u64);
+        self.note("streaming", streaming);
         self.pass_step(cursor_block).await?;
         self.store_live_count().await;
         self.log_summary();
@@ -227,7 +233,7 @@ impl ChainWatcher {
             }
             return Ok(WatchChange::default());
         };
-        if session.complete_revision < session.revision {
+        if !session.values_stored() {
             // Its writer is storing the values it read; they are taken from the table once
             // it is done — or read here, should it not finish.
             let first_seen = *self

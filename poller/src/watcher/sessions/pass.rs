@@ -18,6 +18,7 @@ use tracing::warn;
 use super::ChainWatcher;
 use super::log::SETTLED_READ_EVERY;
 use crate::error::PollerError;
+use crate::sweep::share_of;
 use crate::watched::{WalletWatch, WatchChange};
 
 /// Most sessions the background pass reads in one step.
@@ -62,8 +63,7 @@ impl Pass {
         }
         let elapsed = self.last.elapsed();
         self.last = Instant::now();
-        let share = watched.max(1) as f64 * elapsed.as_secs_f64() / self.interval.as_secs_f64()
-            + self.carry;
+        let share = share_of(watched.max(1), elapsed, self.interval) + self.carry;
         let count = (share.floor() as usize).min(PASS_PAGE_MAX);
         self.carry = (share - count as f64).min(1.0);
         count
