@@ -1,12 +1,12 @@
 //! Configuration from environment variables, parsed once at start-up into typed settings.
 //!
 //! Here are the settings two or more binaries share, in files by concern: the chains and how
-//! they are reached (`chains`, `chain_secret`), the tracking model (`tracking`), webhooks and
-//! their sealing key (`webhooks`), metrics (`metrics`), and how the environment is read
-//! (`vars`). What one binary alone reads lives in its own crate, parsed from the same
-//! [`Vars`]: the api's limits, streams and token lists (`api::settings`), the server's address
-//! and CORS origins (`api_server::settings`), the poller's pace (`poller::settings`), whether
-//! the fanout writes the chain change log (`fanout::settings`).
+//! they are reached (`chains`, `chain_secret`), webhooks and their sealing key (`webhooks`),
+//! metrics (`metrics`), and how the environment is read (`vars`). What one binary alone reads
+//! lives in its own crate, parsed from the same [`Vars`]: the api's limits, streams, token
+//! lists and snapshot detail (`api::settings`), the server's address and CORS origins
+//! (`api_server::settings`), the poller's pace, sweeps, native balances and discovery
+//! (`poller::settings`), whether the fanout writes the chain change log (`fanout::settings`).
 //!
 //! Parsing is a pure function of the variables so every rule is unit-tested; binaries call
 //! [`Settings::from_env`] (or [`crate::runtime::secrets::load_settings`], which reads the chain secret).
@@ -16,7 +16,6 @@ mod chains;
 mod metrics;
 #[cfg(test)]
 mod props;
-mod tracking;
 mod vars;
 mod webhooks;
 
@@ -28,7 +27,6 @@ use thiserror::Error;
 pub use chain_secret::ChainSecret;
 pub use chains::{ChainEndpoints, DEFAULT_MULTICALL, RpcSettings, chain_id};
 pub use metrics::{MetricsFormat, MetricsSettings};
-pub use tracking::{NativeBalances, TrackingSettings};
 pub use vars::{Vars, invalid};
 pub use webhooks::{DeliverySettings, SealingSource, SubscriptionLimits, WebhookSettings};
 
@@ -62,7 +60,6 @@ pub struct Settings {
     /// How long a session lives without an open stream or a hold (`SESSION_TTL_SECS`): the api
     /// reads it, and the webhooks function, which lets a disabled subscription's wallets go.
     pub session_ttl: Duration,
-    pub tracking: TrackingSettings,
     pub webhooks: WebhookSettings,
     /// Where the data key that seals webhook secrets at rest comes from.
     pub sealing: SealingSource,
@@ -101,7 +98,6 @@ impl Settings {
             },
             feed_ttl: vars.secs("FEED_TTL_SECS", 86_400)?,
             session_ttl: vars.secs("SESSION_TTL_SECS", 3600)?,
-            tracking: TrackingSettings::from_vars(vars)?,
             webhooks: webhooks::webhook_settings(vars)?,
             sealing: SealingSource::from_vars(vars)?,
             metrics: MetricsSettings::from_vars(vars)?,

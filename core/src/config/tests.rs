@@ -19,17 +19,6 @@ fn defaults() {
     assert!(s.chains.is_empty());
     assert_eq!(s.table.name, "live-balances");
     assert_eq!(s.rpc.multicall, DEFAULT_MULTICALL);
-    assert_eq!(s.tracking.native_balances, NativeBalances::Auto);
-    assert_eq!(s.tracking.sweep_all_interval, Duration::from_secs(60));
-    assert_eq!(s.tracking.sweep_reads_per_block, 500);
-    assert_eq!(
-        settings(&[("NATIVE_BALANCES", "reads")])
-            .unwrap()
-            .tracking
-            .native_balances,
-        NativeBalances::Reads
-    );
-    assert!(settings(&[("NATIVE_BALANCES", "sometimes")]).is_err());
 }
 
 #[test]

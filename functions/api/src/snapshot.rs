@@ -80,7 +80,7 @@ pub async fn take(
         items: &values.items,
         unreadable: &unreadable,
         metadata: &metadata,
-        full_detail: tokens.len() <= state.settings.tracking.full_detail_max_tokens,
+        full_detail: tokens.len() <= state.settings.full_detail_max_tokens,
         block: session.read_block,
     };
     let balances =
@@ -131,7 +131,7 @@ pub async fn lists_moved(
 /// non-zero without any event shows then), and a revalidation of the lists it follows that
 /// are past their TTL (a changed list reaches every follower).
 pub async fn stream_opened(state: State, chain_id: u64, owner: Address) {
-    let every = state.settings.tracking.rescan_interval.as_secs();
+    let every = state.settings.streams.rescan_interval.as_secs();
     if let Err(error) = state
         .table
         .request_rescan(chain_id, &owner, unix_now(), every)

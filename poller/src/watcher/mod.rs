@@ -107,7 +107,6 @@ impl ChainWatcher {
         metrics: Arc<Metrics>,
         heads: Arc<HeadSignal>,
     ) -> Self {
-        let tracking = &settings.tracking;
         Self {
             chain_id,
             reader,
@@ -115,7 +114,7 @@ impl ChainWatcher {
             settings: WatcherSettings {
                 max_block_range: settings.rpc.max_block_range,
                 feed_ttl: settings.feed_ttl,
-                max_discovered: tracking.max_discovered_tokens,
+                max_discovered: settings.max_discovered_tokens,
             },
             report: ChainReport::new(chain_id, metrics),
             pacing: HeadPacing::new(
@@ -125,14 +124,14 @@ impl ChainWatcher {
             ),
             sweeps: Sweeps::new(
                 settings.snapshot_interval,
-                tracking.sweep_all_interval,
-                tracking.sweep_reads_per_block,
-                tracking.native_poll_interval,
+                settings.sweep_all_interval,
+                settings.sweep_reads_per_block,
+                settings.native_poll_interval,
             ),
             backlog: Backlog::default(),
             reorg: ReorgMemory::default(),
             recent_logs: RecentLogs::default(),
-            native: NativeChoice::new(tracking.native_balances, tracking.native_poll_interval),
+            native: NativeChoice::new(settings.native_balances, settings.native_poll_interval),
             watching: Watching::new(
                 settings.chains.get(&chain_id).and_then(|c| c.weth),
                 settings.session_pass_interval,

@@ -8,11 +8,11 @@
 use std::time::Duration;
 
 use live_balances::chain::{ALCHEMY_UNITS, NativeCost, NativeSource, NativeStep, TraceProbe};
-use live_balances::config::NativeBalances;
 use tokio::time::Instant;
 
 use crate::error::PollerError;
 use crate::metrics::TraceSupport;
+use crate::settings::NativeBalances;
 
 /// How soon the node is asked again about trace methods after a question that settled
 /// nothing (a rate limit, a timeout, an outage), and after it said it offers none.

@@ -1,6 +1,7 @@
 //! The api's settings: those every binary shares ([`Settings`], reached through
 //! [`std::ops::Deref`]) and what the api alone reads — its limits and bounds, how its streams
-//! run, token-list fetching, and which spender a session or an order is judged against. Both
+//! run, token-list fetching, how much detail a snapshot carries, and which spender a session
+//! or an order is judged against. Both
 //! shells (the function and the server) parse them from the same [`Vars`].
 
 mod limits;
@@ -26,6 +27,10 @@ pub struct ApiSettings {
     pub token_lists: TokenListSettings,
     pub bounds: RequestBounds,
     pub default_spender: Address,
+    /// Sessions up to this many tokens get every token's allowances and metadata in
+    /// `all_balances`; larger ones get them for named and held tokens
+    /// (`FULL_DETAIL_MAX_TOKENS`).
+    pub full_detail_max_tokens: usize,
     /// Per chain, the spender an order's allowance is judged against when the order names
     /// none (`ORDER_SPENDER_<chainId>`); chains not named use [`DEFAULT_SPENDER`] — CoW
     /// Protocol's GPv2VaultRelayer, at the same address on every chain it settles on.
@@ -57,6 +62,7 @@ impl ApiSettings {
             shared,
             default_spender: vars.address("DEFAULT_SPENDER", DEFAULT_SPENDER)?,
             order_spenders: order_spenders(vars)?,
+            full_detail_max_tokens: vars.count("FULL_DETAIL_MAX_TOKENS", 1000)?,
             streams: StreamSettings::from_vars(vars)?,
             limits: ApiLimits::from_vars(vars)?,
             token_lists: TokenListSettings::from_vars(vars)?,

@@ -25,6 +25,10 @@ pub struct StreamSettings {
     pub max_pairs: usize,
     /// How often a server reads each chain's change log.
     pub chain_log_interval: Duration,
+    /// Shortest gap between two background re-reads of a wallet's whole token set, which a
+    /// stream opening asks for (a listed token that turned non-zero without an event;
+    /// `RESCAN_INTERVAL_SECS`).
+    pub rescan_interval: Duration,
 }
 
 impl StreamSettings {
@@ -50,6 +54,7 @@ impl StreamSettings {
             chain_log_interval: vars
                 .millis("CHAIN_LOG_INTERVAL_MS", 50)?
                 .max(Duration::from_millis(1)),
+            rescan_interval: vars.secs("RESCAN_INTERVAL_SECS", 3600)?,
         })
     }
 }

@@ -1,5 +1,5 @@
 //! Unit tests of the api's own settings: defaults and bounds of its streams, limits, token
-//! lists and spenders.
+//! lists, snapshot detail and spenders.
 
 use std::time::Duration;
 
@@ -21,6 +21,16 @@ fn defaults() {
     assert_eq!(s.limits.max_tokens_per_session, 20_000);
     assert_eq!(s.streams.max_pairs, 10);
     assert_eq!(s.streams.chain_log_interval, Duration::from_millis(50));
+    assert_eq!(s.streams.rescan_interval, Duration::from_secs(3600));
+    assert_eq!(s.full_detail_max_tokens, 1000);
+    let s = settings(&[
+        ("RESCAN_INTERVAL_SECS", "60"),
+        ("FULL_DETAIL_MAX_TOKENS", "5"),
+    ])
+    .unwrap();
+    assert_eq!(s.streams.rescan_interval, Duration::from_secs(60));
+    assert_eq!(s.full_detail_max_tokens, 5);
+    assert!(settings(&[("FULL_DETAIL_MAX_TOKENS", "all")]).is_err());
     let pairs = |v: &str| settings(&[("MAX_PAIRS_PER_STREAM", v)]).map(|s| s.streams.max_pairs);
     assert_eq!(pairs("32").unwrap(), 32);
     assert!(pairs("0").is_err() && pairs("33").is_err());

@@ -283,7 +283,7 @@ impl BalanceStream {
                 Changes::Polling { .. } => true,
                 Changes::Hub(subscriptions) => subscriptions[i]
                     .as_ref()
-                    .is_some_and(|s| s.asks_rescan(self.state.settings.tracking.rescan_interval)),
+                    .is_some_and(|s| s.asks_rescan(self.state.settings.streams.rescan_interval)),
             };
             self.start(tx, i, ask_rescan).await?;
         }

@@ -199,7 +199,7 @@ impl SessionView {
         named: &BTreeMap<Address, TokenMetadata>,
         held: &BTreeSet<Address>,
     ) -> Self {
-        let full = tokens.len() <= state.settings.tracking.full_detail_max_tokens;
+        let full = tokens.len() <= state.settings.full_detail_max_tokens;
         let metadata = tokens
             .iter()
             .filter(|t| full || named.contains_key(*t) || held.contains(*t))
