@@ -1,8 +1,10 @@
 //! What one chain's watcher reports as it goes: the state `/health` and the metrics read
 //! (processed block, head, failing steps, trace support, how native changes are found,
-//! wallets watched and still unlearned, writes) and the `progress` log line every 30 s, which
-//! the deployed lag alarm reads.
+//! wallets watched and still unlearned, writes, session changes applied), the `progress` log
+//! line every 30 s, which the deployed lag alarm reads, and a summary line of the session
+//! changes applied every 30 s there were any.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +16,8 @@ use crate::metrics::{Metrics, TraceSupport};
 /// How often the `progress` line is logged (the deployed lag alarm reads it; its period is
 /// the alarm's).
 const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(30);
+/// How often a summary of the session changes applied is logged (when there were any).
+const SESSION_SUMMARY_EVERY: Duration = Duration::from_secs(30);
 
 /// One chain's reporting to the process's metrics.
 #[derive(Debug)]
@@ -22,6 +26,17 @@ pub(crate) struct ChainReport {
     metrics: Arc<Metrics>,
     /// When the last `progress` line was logged.
     progress_logged: Instant,
+    /// Session changes applied since the last summary line, by kind, and when that was logged.
+    session_changes: BTreeMap<&'static str, u64>,
+    session_summary_logged: Instant,
+}
+
+/// Where the chain's watched set stands, for the session summary line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WatchedCounts {
+    pub wallets: usize,
+    /// Sessions whose writer is still storing their values.
+    pub waiting: usize,
 }
 
 /// Where a step left the chain, for the `progress` line.
@@ -39,6 +54,8 @@ impl ChainReport {
             chain_id,
             metrics,
             progress_logged: Instant::now() - PROGRESS_LOG_EVERY,
+            session_changes: BTreeMap::new(),
+            session_summary_logged: Instant::now(),
         }
     }
 
@@ -71,9 +88,32 @@ impl ChainReport {
         self.metrics.set_unlearned(self.chain_id, wallets as u64);
     }
 
-    /// Counts `by` session changes of `kind` applied.
-    pub(crate) fn session_changes(&self, kind: &'static str, by: u64) {
+    /// Counts `by` session changes of `kind` applied (`poller_session_changes_total{kind}`,
+    /// and the next summary line).
+    pub(crate) fn session_changes(&mut self, kind: &'static str, by: u64) {
+        if by == 0 {
+            return;
+        }
         self.metrics.count_session_changes(self.chain_id, kind, by);
+        *self.session_changes.entry(kind).or_default() += by;
+    }
+
+    /// One line every half minute with the session changes applied since the last (if any).
+    pub(crate) fn log_session_summary(&mut self, watched: WatchedCounts) {
+        if self.session_summary_logged.elapsed() < SESSION_SUMMARY_EVERY
+            || self.session_changes.is_empty()
+        {
+            return;
+        }
+        self.session_summary_logged = Instant::now();
+        let applied = std::mem::take(&mut self.session_changes);
+        info!(
+            chain = self.chain_id,
+            wallets = watched.wallets,
+            waiting = watched.waiting,
+            changes = ?applied,
+            "session changes applied"
+        );
     }
 
     /// Counts a catch-up of newly learned wallets by where its events came from: `memory`

@@ -14,7 +14,7 @@ mod listing;
 mod log;
 mod pass;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::ChainWatcher;
+use super::report::WatchedCounts;
 use crate::error::PollerError;
 use crate::watched::{ListTokens, WatchChange, WatchedSet};
 use listing::Learner;
@@ -47,8 +48,6 @@ const EXPIRED_PER_STEP: usize = 1_000;
 const FACTS_EVERY: Duration = Duration::from_secs(600);
 /// Shortest gap between two writes of the live session count (the api's cap reads it).
 const LIVE_COUNT_EVERY: Duration = Duration::from_secs(10);
-/// How often a summary of the changes applied is logged (when there were any).
-const SUMMARY_EVERY: Duration = Duration::from_secs(30);
 
 /// The watched set, and where the watcher stands with the chain's sessions that keep it
 /// current.
@@ -64,11 +63,26 @@ pub(super) struct Watching {
     /// The background learning of the wallets listed at start, while it runs.
     learner: Option<Learner>,
     facts_read: Option<Instant>,
-    live_count_stored: Option<u64>,
-    live_count_at: Option<Instant>,
-    /// Changes applied since the last summary line, by kind, and when that was logged.
-    applied: BTreeMap<&'static str, u64>,
-    summary_at: Instant,
+    live_count: LiveCount,
+}
+
+/// The chain's live session count as last stored for the api's cap, and when a write was last
+/// tried.
+#[derive(Debug, Default)]
+struct LiveCount {
+    stored: Option<u64>,
+    tried_at: Option<Instant>,
+}
+
+impl LiveCount {
+    /// Whether `count` is to be written now: it changed, and no write was tried within
+    /// [`LIVE_COUNT_EVERY`].
+    fn due(&self, count: u64) -> bool {
+        self.stored != Some(count)
+            && self
+                .tried_at
+                .is_none_or(|at| at.elapsed() >= LIVE_COUNT_EVERY)
+    }
 }
 
 impl Watching {
@@ -83,10 +97,7 @@ impl Watching {
             pass: Pass::new(pass_interval),
             learner: None,
             facts_read: None,
-            live_count_stored: None,
-            live_count_at: None,
-            applied: BTreeMap::new(),
-            summary_at: Instant::now(),
+            live_count: LiveCount::default(),
         }
     }
 
@@ -408,43 +419,26 @@ impl ChainWatcher {
     /// tried again later and never holds the set back.
     async fn store_live_count(&mut self) {
         let count = self.watching.set.len() as u64;
-        if self.watching.live_count_stored == Some(count)
-            || self
-                .watching
-                .live_count_at
-                .is_some_and(|at| at.elapsed() < LIVE_COUNT_EVERY)
-        {
+        if !self.watching.live_count.due(count) {
             return;
         }
-        self.watching.live_count_at = Some(Instant::now());
+        self.watching.live_count.tried_at = Some(Instant::now());
         match self.table.set_live_sessions(self.chain_id, count).await {
-            Ok(()) => self.watching.live_count_stored = Some(count),
+            Ok(()) => self.watching.live_count.stored = Some(count),
             Err(error) => warn!(chain = self.chain_id, %error, "live session count not stored"),
         }
     }
 
-    /// Counts `by` changes of `kind` (`poller_session_changes_total{kind}`, and the next
-    /// summary line).
+    /// Counts `by` session changes of `kind` applied.
     fn note(&mut self, kind: &'static str, by: u64) {
-        if by > 0 {
-            self.report.session_changes(kind, by);
-            *self.watching.applied.entry(kind).or_default() += by;
-        }
+        self.report.session_changes(kind, by);
     }
 
-    /// One log line every half minute with the changes applied since the last (if any).
+    /// The session summary line, when one is due.
     fn log_summary(&mut self) {
-        if self.watching.summary_at.elapsed() < SUMMARY_EVERY || self.watching.applied.is_empty() {
-            return;
-        }
-        self.watching.summary_at = Instant::now();
-        let applied = std::mem::take(&mut self.watching.applied);
-        info!(
-            chain = self.chain_id,
-            wallets = self.watching.set.len(),
-            waiting = self.watching.waiting.len(),
-            changes = ?applied,
-            "session changes applied"
-        );
+        self.report.log_session_summary(WatchedCounts {
+            wallets: self.watching.set.len(),
+            waiting: self.watching.waiting.len(),
+        });
     }
 }
