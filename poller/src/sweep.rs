@@ -70,7 +70,7 @@ impl<K: Ord + Clone> Sweep<K> {
         elapsed: Duration,
         keep: impl Fn(&V) -> bool,
     ) -> Vec<K> {
-        if eligible == 0 || self.interval.is_zero() {
+        if eligible == 0 {
             return vec![];
         }
         let share = share_of(eligible, elapsed, self.interval) + self.carry;

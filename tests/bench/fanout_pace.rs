@@ -29,8 +29,8 @@ const TABLE_LATENCY: Duration = Duration::from_millis(5);
 const DEADLINE: Duration = Duration::from_secs(180);
 /// Feed appends timed straight against DynamoDB Local, at each of [`APPENDS_AT_ONCE`].
 const CEILING_APPENDS: usize = 1000;
-/// Appends in flight at once: one after another, as a wallet's entries go, and the fanout's
-/// default `FANOUT_CONCURRENCY`, as a batch's wallets go.
+/// Appends in flight at once: one after another, as a wallet's entries go, and 16, as a
+/// batch's wallets go at the fanout's default `FANOUT_CONCURRENCY`.
 const APPENDS_AT_ONCE: [usize; 2] = [1, 16];
 /// A chain no session watches: the ceiling's entries reach no stream or webhook.
 const CEILING_CHAIN: u64 = 4_242_424_242;

@@ -128,7 +128,7 @@ impl ChainWatcher {
         self.take_change(change, cursor_block, true).await?;
         self.watching.listed = true;
         self.watching.pass.restart();
-        self.note("full_listing", 1);
+        self.report.session_changes("full_listing", 1);
         info!(
             chain = self.chain_id,
             sessions = listed,
@@ -168,7 +168,7 @@ impl ChainWatcher {
             self.held.replace_wallet(owner, tracked);
             taken += 1;
         }
-        self.note("learned_in_background", taken);
+        self.report.session_changes("learned_in_background", taken);
         self.report.unlearned(self.held.unlearned());
         let Some(learner) = self.watching.learner.as_mut() else {
             return;
@@ -218,7 +218,8 @@ impl ChainWatcher {
         if owners.is_empty() {
             return Ok(());
         }
-        self.note("learned_on_demand", owners.len() as u64);
+        self.report
+            .session_changes("learned_on_demand", owners.len() as u64);
         self.learn(&owners).await
     }
 

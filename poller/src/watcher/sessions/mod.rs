@@ -196,7 +196,8 @@ impl ChainWatcher {
         }
         to_read.extend(self.watching.waiting.keys().copied());
         let expired = self.watching.set.expired(now, EXPIRED_PER_STEP);
-        self.note("expiry_checked", expired.len() as u64);
+        self.report
+            .session_changes("expiry_checked", expired.len() as u64);
         to_read.extend(expired);
         if !to_read.is_empty() {
             let owners: Vec<Address> = to_read.iter().copied().collect();
@@ -214,14 +215,15 @@ impl ChainWatcher {
         self.take_change(change, cursor_block, false).await?;
         for owner in news.rescans {
             if self.watching.set.wallet(&owner).is_some() && self.backlog.queue_rescan(owner) {
-                self.note("rescan", 1);
+                self.report.session_changes("rescan", 1);
             }
         }
         // Applied: the entries are not applied again, and the next read looks back from here.
         self.watching.log.applied(read);
-        self.note("session", sessions_named as u64);
-        self.note("list", lists_named as u64);
-        self.note("streaming", streaming);
+        self.report
+            .session_changes("session", sessions_named as u64);
+        self.report.session_changes("list", lists_named as u64);
+        self.report.session_changes("streaming", streaming);
         self.pass_step(cursor_block).await?;
         self.store_live_count().await;
         self.log_summary();
@@ -240,7 +242,7 @@ impl ChainWatcher {
             self.watching.waiting.remove(&owner);
             if self.watching.set.remove(&owner) {
                 self.held.drop_wallet(&owner);
-                self.note("ended", 1);
+                self.report.session_changes("ended", 1);
             }
             return Ok(WatchChange::default());
         };
@@ -305,7 +307,7 @@ impl ChainWatcher {
             generation: head.generation,
             tokens: tokens.into_iter().map(|(token, _)| token).collect(),
         });
-        self.note("list_loaded", 1);
+        self.report.session_changes("list_loaded", 1);
         Ok(self.watching.set.set_list(url, tokens))
     }
 
@@ -364,9 +366,11 @@ impl ChainWatcher {
                 "newly tracked values to read"
             );
         }
-        self.note("learned", whole.len() as u64);
-        self.note("learned_from_session", given.len() as u64);
-        self.note("learned_by_key", keyed.len() as u64);
+        self.report.session_changes("learned", whole.len() as u64);
+        self.report
+            .session_changes("learned_from_session", given.len() as u64);
+        self.report
+            .session_changes("learned_by_key", keyed.len() as u64);
         self.backlog.queue_reads(first_reads);
         Ok(())
     }
@@ -427,11 +431,6 @@ impl ChainWatcher {
             Ok(()) => self.watching.live_count.stored = Some(count),
             Err(error) => warn!(chain = self.chain_id, %error, "live session count not stored"),
         }
-    }
-
-    /// Counts `by` session changes of `kind` applied.
-    fn note(&mut self, kind: &'static str, by: u64) {
-        self.report.session_changes(kind, by);
     }
 
     /// The session summary line, when one is due.

@@ -58,9 +58,6 @@ impl Pass {
     /// table holds, but for the expired ones not yet removed by TTL — at least one, so the
     /// pass moves) the time since the last page is of the interval.
     fn page_size(&mut self, watched: usize) -> usize {
-        if self.interval.is_zero() {
-            return 0;
-        }
         let elapsed = self.last.elapsed();
         self.last = Instant::now();
         let share = share_of(watched.max(1), elapsed, self.interval) + self.carry;
@@ -190,7 +187,8 @@ impl ChainWatcher {
             sessions = lost.len(),
             "the background pass found session changes the log never named"
         );
-        self.note("found_by_pass", lost.len() as u64);
+        self.report
+            .session_changes("found_by_pass", lost.len() as u64);
     }
 }
 
