@@ -64,8 +64,7 @@ pub type FirstValues = BTreeMap<BalanceKey, TokenRead>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionMark {
     pub owner: Address,
-    pub revision: u64,
-    pub complete_revision: u64,
+    pub revisions: Revisions,
     /// Tokens discovery found (`Session::discovered`).
     pub discovered: usize,
     /// Lists followed (`SessionAsks::token_lists`).
@@ -74,18 +73,35 @@ pub struct SessionMark {
     pub streaming_until: u64,
 }
 
-impl Session {
+/// Where a session's writers stand: its latest revision, and the newest whose values are all
+/// stored. What a poller compares to tell that a session changed, and waits on before it
+/// learns a wallet's values from the table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Revisions {
+    pub latest: u64,
+    pub complete: u64,
+}
+
+impl Revisions {
     /// Whether every addition's values are stored: no writer is still storing what it read.
-    pub fn values_stored(&self) -> bool {
-        self.complete_revision >= self.revision
+    pub fn values_stored(self) -> bool {
+        self.complete >= self.latest
+    }
+}
+
+impl Session {
+    pub fn revisions(&self) -> Revisions {
+        Revisions {
+            latest: self.revision,
+            complete: self.complete_revision,
+        }
     }
 
     /// What the background pass compares of this session.
     pub fn mark(&self) -> SessionMark {
         SessionMark {
             owner: self.owner,
-            revision: self.revision,
-            complete_revision: self.complete_revision,
+            revisions: self.revisions(),
             discovered: self.discovered.len(),
             lists: self.asked.token_lists.len(),
             expires_at: self.expires_at,

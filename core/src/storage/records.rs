@@ -14,8 +14,8 @@ use super::keys;
 use crate::domain::address::parse_address;
 use crate::domain::api_key::Tenant;
 use crate::domain::model::{
-    BalanceItem, ChainCursor, FeedEntry, FeedPosition, FirstValues, Session, SessionAsks,
-    SessionMark, Spender, TokenRead,
+    BalanceItem, ChainCursor, FeedEntry, FeedPosition, FirstValues, Revisions, Session,
+    SessionAsks, SessionMark, Spender, TokenRead,
 };
 
 /// Stored in `read` when the value could not be read.
@@ -117,8 +117,10 @@ impl TryFrom<SessionMarkRecord> for SessionMark {
     fn try_from(r: SessionMarkRecord) -> Result<Self, StorageError> {
         Ok(SessionMark {
             owner: address(&r.sk, "sk", &r.sk)?,
-            revision: r.revision,
-            complete_revision: r.complete_revision,
+            revisions: Revisions {
+                latest: r.revision,
+                complete: r.complete_revision,
+            },
             discovered: r.discovered.len(),
             lists: lists_followed(r.lists, r.token_lists).len(),
             expires_at: r.expires_at,

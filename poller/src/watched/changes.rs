@@ -96,9 +96,7 @@ impl WatchedSet {
         let owner = session.owner;
         let wallet = self.watch_of(session);
         let before = self.wallets.get(&owner);
-        let session_changed = before.is_none_or(|b| {
-            (b.revision, b.complete_revision) != (wallet.revision, wallet.complete_revision)
-        });
+        let session_changed = before.is_none_or(|b| b.revisions != wallet.revisions);
         match before {
             None if initial => {
                 change.learn.insert(owner);
@@ -126,7 +124,7 @@ impl WatchedSet {
 
     /// A wallet this set did not watch.
     fn new_wallet(&self, owner: Address, wallet: &WalletWatch, change: &mut WatchChange) {
-        if wallet.complete() {
+        if wallet.revisions.values_stored() {
             // The api read every token of the new session at the versions it names.
             for (url, read) in wallet.lists.iter() {
                 self.read_unread_list_tokens(owner, wallet, url, *read, change);
@@ -184,7 +182,7 @@ impl WatchedSet {
                 change.learn.insert(owner);
             }
         }
-        if wallet.complete() {
+        if wallet.revisions.values_stored() {
             // The api read the addition; lists it started following may have moved on
             // since it read them.
             for (url, read) in wallet.lists.iter() {
@@ -222,7 +220,10 @@ impl WatchedSet {
         before: &WalletWatch,
         wallet: &WalletWatch,
     ) -> Option<BTreeSet<BalanceKey>> {
-        if !before.complete() || !wallet.complete() || before.lists != wallet.lists {
+        if !before.revisions.values_stored()
+            || !wallet.revisions.values_stored()
+            || before.lists != wallet.lists
+        {
             return None;
         }
         if before

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use alloy::primitives::Address;
 use live_balances::NATIVE_TOKEN;
 use live_balances::chain::OwnerTopics;
-use live_balances::domain::model::{Session, Spender};
+use live_balances::domain::model::{Revisions, Session, Spender};
 
 pub use changes::WatchChange;
 
@@ -68,20 +68,13 @@ pub struct WalletWatch {
     pub spenders: Spenders,
     pub discover: bool,
     pub discovered: usize,
-    pub revision: u64,
-    pub complete_revision: u64,
+    pub revisions: Revisions,
     pub read_block: u64,
     pub expires_at: u64,
     pub streaming_until: u64,
 }
 
 impl WalletWatch {
-    /// Whether the session's writers stored every addition's values, as
-    /// [`Session::values_stored`] tells of the session read.
-    fn complete(&self) -> bool {
-        self.complete_revision >= self.revision
-    }
-
     fn follows(&self, url: &str) -> bool {
         self.lists.iter().any(|(u, _)| &**u == url)
     }
@@ -352,8 +345,7 @@ impl WatchedSet {
             spenders,
             discover: session.asked.discover,
             discovered: session.discovered.len(),
-            revision: session.revision,
-            complete_revision: session.complete_revision,
+            revisions: session.revisions(),
             read_block: session.read_block,
             expires_at: session.expires_at,
             streaming_until: session.streaming_until,

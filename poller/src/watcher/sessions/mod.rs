@@ -137,7 +137,7 @@ fn given_values(
     upserted: &WatchChange,
     cursor_block: u64,
 ) -> Option<FirstValues> {
-    let usable = session.values_stored()
+    let usable = session.revisions().values_stored()
         && session.discovered.is_empty()
         && upserted.first_reads.is_empty()
         && within_catch_up(session.read_block, cursor_block);
@@ -246,7 +246,7 @@ impl ChainWatcher {
             }
             return Ok(WatchChange::default());
         };
-        if !session.values_stored() {
+        if !session.revisions().values_stored() {
             // Its writer is storing the values it read; they are taken from the table once
             // it is done — or read here, should it not finish.
             let first_seen = *self

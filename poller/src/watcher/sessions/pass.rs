@@ -97,8 +97,7 @@ fn differs(known: Option<&WalletWatch>, mark: &SessionMark, now: u64) -> bool {
         None => live,
         Some(known) => {
             !live
-                || (known.revision, known.complete_revision, known.discovered)
-                    != (mark.revision, mark.complete_revision, mark.discovered)
+                || (known.revisions, known.discovered) != (mark.revisions, mark.discovered)
                 || known.lists.len() != mark.lists
                 || known.streaming_until < mark.streaming_until
                 || known.expires_at < mark.expires_at
@@ -147,9 +146,7 @@ impl ChainWatcher {
         for mark in differing {
             let owner = mark.owner;
             let known = self.watching.set.wallet(&owner);
-            let tracking = known.is_none_or(|known| {
-                (known.revision, known.complete_revision) != (mark.revision, mark.complete_revision)
-            });
+            let tracking = known.is_none_or(|known| known.revisions != mark.revisions);
             let live = mark.expires_at > now;
             if live && tracking && !self.watching.waiting.contains_key(&owner) {
                 // Its entry may just not have been read yet: counted as lost only if the
