@@ -12,7 +12,8 @@
 //! (`pacing`), the sweeps (`sweeps`), work owed to the next step (`backlog`), what a reorg
 //! must undo (`reorg`), how native changes are found (`native`, read by `native_reads`), the
 //! watched set and the session log that keeps it current (`sessions`), the values held and
-//! when the Permit2 allowances among them lapse (`crate::held`), and what the watcher reports
+//! when the Permit2 allowances among them lapse (`crate::held`), the table's facts about the
+//! chain's tokens (`token_facts`), and what the watcher reports
 //! (`report`). `touches` plans what logs name; `writes` reads a plan, writes what changed
 //! and starts tracking tokens found by discovery.
 
@@ -26,6 +27,7 @@ mod report;
 mod sessions;
 mod step;
 mod sweeps;
+mod token_facts;
 mod touches;
 mod writes;
 
@@ -56,6 +58,7 @@ use report::{ChainReport, Progress};
 use sessions::Watching;
 use step::{Done, Path};
 use sweeps::Sweeps;
+use token_facts::TokenFactsRead;
 
 /// Longest pause between failed steps. Short: a failed step has already waited out its
 /// requests' rate limits and failing endpoints (see the chain adapter's transport), so a
@@ -96,6 +99,7 @@ pub struct ChainWatcher {
     native: NativeChoice,
     watching: Watching,
     held: HeldValues,
+    token_facts: TokenFactsRead,
 }
 
 impl ChainWatcher {
@@ -137,6 +141,7 @@ impl ChainWatcher {
                 settings.session_pass_interval,
             ),
             held: HeldValues::default(),
+            token_facts: TokenFactsRead::default(),
         }
     }
 

@@ -99,7 +99,7 @@ impl ChainWatcher {
         let started = Instant::now();
         // Entries written while the listing runs are read (again) by the first log read.
         self.watching.log.start_at(unix_now_ms());
-        self.refresh_facts().await?;
+        self.refresh_token_facts().await?;
         let now = unix_now();
         let table = &self.table;
         let chain_id = self.chain_id;

@@ -22,7 +22,6 @@ use alloy::primitives::Address;
 use live_balances::chain::OwnerTopics;
 use live_balances::domain::model::{CURSOR_RECENT_BLOCKS, FirstValues, Session};
 use live_balances::runtime::clock::unix_now;
-use live_balances::storage::TokenFact;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -44,8 +43,6 @@ pub(super) const CATCH_UP_MARGIN: u64 = CURSOR_RECENT_BLOCKS as u64;
 const WRITER_GRACE: Duration = Duration::from_secs(10);
 /// Most expired sessions read again in one step; the rest wait for the next.
 const EXPIRED_PER_STEP: usize = 1_000;
-/// How often the chain's token facts (unreadable, silent) are read again.
-const FACTS_EVERY: Duration = Duration::from_secs(600);
 /// Shortest gap between two writes of the live session count (the api's cap reads it).
 const LIVE_COUNT_EVERY: Duration = Duration::from_secs(10);
 
@@ -62,7 +59,6 @@ pub(super) struct Watching {
     pass: Pass,
     /// The background learning of the wallets listed at start, while it runs.
     learner: Option<Learner>,
-    facts_read: Option<Instant>,
     live_count: LiveCount,
 }
 
@@ -96,7 +92,6 @@ impl Watching {
             waiting: HashMap::new(),
             pass: Pass::new(pass_interval),
             learner: None,
-            facts_read: None,
             live_count: LiveCount::default(),
         }
     }
@@ -162,7 +157,7 @@ impl ChainWatcher {
         // Counted once applied: a step that fails before reads the same entries again.
         let (sessions_named, lists_named) = (news.sessions.len(), news.lists.len());
         let mut streaming = 0;
-        self.refresh_facts().await?;
+        self.refresh_token_facts().await?;
         let mut change = WatchChange::default();
         for url in &news.lists {
             // Only lists some watched wallet follows are loaded.
@@ -390,32 +385,6 @@ impl ChainWatcher {
                     .queue_catch_up(*owner, wallet.read_block.saturating_sub(CATCH_UP_MARGIN));
             }
         }
-    }
-
-    /// The chain's token facts, read at start and every ten minutes.
-    async fn refresh_facts(&mut self) -> Result<(), PollerError> {
-        if self
-            .watching
-            .facts_read
-            .is_some_and(|at| at.elapsed() < FACTS_EVERY)
-        {
-            return Ok(());
-        }
-        let now = unix_now();
-        let unreadable = self
-            .table
-            .token_facts(self.chain_id, TokenFact::Unreadable, now)
-            .await?;
-        self.held.set_unreadable(unreadable);
-        for token in self
-            .table
-            .token_facts(self.chain_id, TokenFact::Silent, now)
-            .await?
-        {
-            self.held.mark_silent(token);
-        }
-        self.watching.facts_read = Some(Instant::now());
-        Ok(())
     }
 
     /// Stores the live session count when it changed (at most every few seconds). The api
