@@ -21,6 +21,32 @@ pub fn share_of(count: usize, elapsed: Duration, interval: Duration) -> f64 {
     count as f64 * elapsed.as_secs_f64() / interval.as_secs_f64()
 }
 
+/// What a periodic pass owes from step to step: [`share_of`] its keys for the time since the
+/// last step, the fraction of a key left over carried to the next so that small steps add up.
+/// A step that reaches its cap owes nothing more: the pass slows down, it does not pile up
+/// work for later.
+#[derive(Debug, Clone, Default)]
+pub struct Pace {
+    carry: f64,
+}
+
+impl Pace {
+    /// How many of `count` keys a pass over them once per `interval` takes after `elapsed`,
+    /// at most `cap`.
+    pub fn due(
+        &mut self,
+        count: usize,
+        elapsed: Duration,
+        interval: Duration,
+        cap: usize,
+    ) -> usize {
+        let share = share_of(count, elapsed, interval) + self.carry;
+        let due = (share.floor() as usize).min(cap);
+        self.carry = if due == cap { 0.0 } else { share - due as f64 };
+        due
+    }
+}
+
 /// Where a sweep is in the ordered keys it walks.
 #[derive(Debug, Clone)]
 pub struct Sweep<K> {
@@ -29,8 +55,7 @@ pub struct Sweep<K> {
     budget: Option<usize>,
     /// The last key taken; the next step starts after it.
     last: Option<K>,
-    /// Fraction of a value owed from earlier steps, so small steps still add up.
-    carry: f64,
+    pace: Pace,
 }
 
 impl<K: Ord + Clone> Sweep<K> {
@@ -39,7 +64,7 @@ impl<K: Ord + Clone> Sweep<K> {
             interval,
             budget: None,
             last: None,
-            carry: 0.0,
+            pace: Pace::default(),
         }
     }
 
@@ -73,17 +98,9 @@ impl<K: Ord + Clone> Sweep<K> {
         if eligible == 0 {
             return vec![];
         }
-        let share = share_of(eligible, elapsed, self.interval) + self.carry;
-        let limit = self.budget.unwrap_or(usize::MAX).min(eligible);
-        let due = share.floor() as usize;
-        let count = due.min(limit);
-        // A step held back by the budget owes nothing: the sweep slows down, it does not
-        // pile up reads for later.
-        self.carry = if count == eligible || due > limit {
-            0.0
-        } else {
-            share - count as f64
-        };
+        // Held back by the budget, the sweep slows down; taking every key, it owes no more.
+        let cap = self.budget.unwrap_or(usize::MAX).min(eligible);
+        let count = self.pace.due(eligible, elapsed, self.interval, cap);
         if count == 0 {
             return vec![];
         }
@@ -111,6 +128,21 @@ impl<K: Ord + Clone> Sweep<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pace_adds_up_small_steps_and_owes_nothing_past_its_cap() {
+        let (second, interval) = (Duration::from_secs(1), Duration::from_secs(400));
+        let mut pace = Pace::default();
+        // 100 keys every 400 s: a quarter of a key a second, one once four seconds add up.
+        let taken: Vec<usize> = (0..4)
+            .map(|_| pace.due(100, second, interval, usize::MAX))
+            .collect();
+        assert_eq!(taken, [0, 0, 0, 1]);
+        // Owed 50, held at a cap of 5: the rest is not owed later.
+        assert_eq!(pace.due(100, 200 * second, interval, 5), 5);
+        assert_eq!(pace.due(100, second, interval, 5), 0);
+        assert_eq!(pace.due(100, 3 * second, interval, 5), 1);
+    }
 
     fn map(keys: impl IntoIterator<Item = u32>) -> BTreeMap<u32, ()> {
         keys.into_iter().map(|k| (k, ())).collect()

@@ -18,7 +18,7 @@ use tracing::warn;
 use super::ChainWatcher;
 use super::log::SETTLED_READ_EVERY;
 use crate::error::PollerError;
-use crate::sweep::share_of;
+use crate::sweep::Pace;
 use crate::watched::{WalletWatch, WatchChange};
 
 /// Most sessions the background pass reads in one step.
@@ -31,8 +31,7 @@ pub(super) struct Pass {
     /// The last owner read; the next page starts after it (`None`: from the start).
     after: Option<Address>,
     last: Instant,
-    /// Sessions owed from earlier steps, so small steps still add up.
-    carry: f64,
+    pace: Pace,
     /// Sessions the pass found changed before the log named them, with when.
     suspects: HashMap<Address, Instant>,
 }
@@ -44,7 +43,7 @@ impl Pass {
             interval,
             after: None,
             last: Instant::now(),
-            carry: 0.0,
+            pace: Pace::default(),
             suspects: HashMap::new(),
         }
     }
@@ -60,10 +59,8 @@ impl Pass {
     fn page_size(&mut self, watched: usize) -> usize {
         let elapsed = self.last.elapsed();
         self.last = Instant::now();
-        let share = share_of(watched.max(1), elapsed, self.interval) + self.carry;
-        let count = (share.floor() as usize).min(PASS_PAGE_MAX);
-        self.carry = (share - count as f64).min(1.0);
-        count
+        self.pace
+            .due(watched.max(1), elapsed, self.interval, PASS_PAGE_MAX)
     }
 
     /// The log named `owner`'s change: it was not lost.
