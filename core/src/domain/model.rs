@@ -90,6 +90,7 @@ impl Revisions {
 }
 
 impl Session {
+    /// Where this session's writers stand.
     pub fn revisions(&self) -> Revisions {
         Revisions {
             latest: self.revision,
