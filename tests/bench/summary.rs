@@ -227,11 +227,27 @@ pub fn render(s: &Map<String, Value>) -> String {
             }
         }
         lines.push(format!(
-            "  poller targets: RPC/block with traces <=4: {}; RSS <=150 MB at 10,000: {}; CPU <=20 ms per idle block at 10,000: {}",
+            "  poller targets: RPC/block with traces <=4: {}",
             met(&scale["met"]["rpc_per_block_with_traces"]),
-            met(&scale["met"]["rss"]),
-            met(&scale["met"]["cpu_per_idle_block"]),
         ));
+        for size in scale["met"]["by_size"].as_array().into_iter().flatten() {
+            let targets = &size["targets"];
+            for run in size["runs"].as_array().into_iter().flatten() {
+                let startup = match targets["startup_seconds"].as_f64() {
+                    Some(seconds) => format!("; start-up <={seconds} s: {}", met(&run["startup"])),
+                    None => String::new(),
+                };
+                lines.push(format!(
+                    "  poller targets at {} wallets, {}: RSS <={} MB: {}; CPU <={} ms per idle block: {}{startup}",
+                    size["wallets"],
+                    run["mode"],
+                    targets["rss_mb"],
+                    met(&run["rss"]),
+                    targets["cpu_ms_per_idle_block"],
+                    met(&run["cpu_per_idle_block"]),
+                ));
+            }
+        }
     }
     let t = get(s, &["table_cost"]);
     if !t.is_null() {
