@@ -644,3 +644,92 @@ pub fn report(tiers: &[Tier]) -> Value {
         "counted_by": "JSON-RPC proxy between the poller and anvil (batch elements one each); DynamoDB proxy between the poller and DynamoDB Local; CPU from /proc/<poller>/stat utime+stime over the window",
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run of `mode` whose idle blocks cost `cpu_ms` each, at `hwm_mib` and `startup_seconds`.
+    fn run(mode: &'static str, cpu_ms: f64, hwm_mib: f64, startup_seconds: f64) -> ModeRun {
+        let blocks = |seconds| BlockCost {
+            blocks: 10,
+            cpu_seconds: cpu_ms / 100.0,
+            seconds,
+            ..BlockCost::default()
+        };
+        ModeRun {
+            mode,
+            native_source: "call_tracer".into(),
+            startup_seconds,
+            learned_seconds: startup_seconds,
+            startup_db: Counts::default(),
+            idle_1s: blocks(10.0),
+            busy_1s: None,
+            idle_12s: blocks(120.0),
+            idle_1s_again: blocks(10.0),
+            rss_mib: hwm_mib,
+            hwm_mib,
+            rss_after_startup_mib: hwm_mib,
+        }
+    }
+
+    fn tier(wallets: usize, runs: Vec<ModeRun>) -> Tier {
+        Tier {
+            wallets,
+            held_values: wallets * 20,
+            setup_seconds: 1.0,
+            runs,
+            churn: vec![],
+        }
+    }
+
+    #[test]
+    fn each_size_is_judged_by_its_own_targets_in_the_runs_of_its_own_modes() {
+        let [small, large] = &SIZE_TARGETS;
+        // 100,000 wallets: the debug run is not judged; the release code meets its targets,
+        // the profiling run misses the memory and start-up ones.
+        let tiers = [
+            tier(10_000, vec![run("traces", 12.0, 140.0, 1.5)]),
+            tier(
+                100_000,
+                vec![
+                    run("traces", 21.0, 534.0, 11.5),
+                    run("traces-release", 7.0, 535.0, 9.8),
+                    run("traces-profiling", 19.0, 1_100.0, 61.0),
+                ],
+            ),
+        ];
+        let judged = large.judge(&tiers).expect("100,000 wallets measured");
+        assert_eq!(judged["wallets"], 100_000);
+        assert_eq!(
+            judged["runs"],
+            json!([
+                {"mode": "traces-release", "rss": true, "cpu_per_idle_block": true, "startup": true},
+                {"mode": "traces-profiling", "rss": false, "cpu_per_idle_block": true, "startup": false},
+            ])
+        );
+        // 10,000 wallets in the debug build, with no start-up target.
+        let judged = small.judge(&tiers).expect("10,000 wallets measured");
+        assert_eq!(
+            judged["runs"],
+            json!([{"mode": "traces", "rss": true, "cpu_per_idle_block": true, "startup": null}])
+        );
+    }
+
+    #[test]
+    fn a_size_not_measured_or_measured_in_other_modes_is_not_judged() {
+        let [small, large] = &SIZE_TARGETS;
+        let tiers = [tier(100_000, vec![run("traces", 21.0, 534.0, 11.5)])];
+        assert_eq!(small.judge(&tiers), None);
+        assert_eq!(large.judge(&tiers), None);
+    }
+
+    #[test]
+    fn a_twelve_second_block_over_the_cpu_target_misses_it() {
+        let [small, _] = &SIZE_TARGETS;
+        let mut slow = run("traces", 12.0, 140.0, 1.5);
+        slow.idle_12s.cpu_seconds = 2.5; // 250 ms over 10 blocks
+        let judged = small.judge(&[tier(10_000, vec![slow])]).expect("measured");
+        assert_eq!(judged["runs"][0]["cpu_per_idle_block"], false);
+    }
+}
