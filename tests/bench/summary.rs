@@ -250,7 +250,11 @@ pub fn render(s: &Map<String, Value>) -> String {
         }
     }
     let t = get(s, &["table_cost"]);
-    if !t.is_null() {
+    if let Some(error) = t["error"].as_str() {
+        lines.push(format!(
+            "  table units per tracked wallet-hour: not computed, {error}"
+        ));
+    } else if !t.is_null() {
         lines.push(format!(
             "  table units per tracked wallet-hour at idle, {} wallets: {} read, {} write; compared at {} wallets (before: 60 read, 1.5 write): read {}, write {}; cost idle ${:.4}/h; per 1,000 connected wallets ${:.2}/h",
             t["measured_at_wallets"],

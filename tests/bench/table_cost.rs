@@ -37,7 +37,7 @@ pub fn report(tiers: &[Tier], fanout: &Value) -> Value {
         .filter_map(|t| traces(t).map(|r| (t, r)))
         .max_by_key(|(t, _)| t.wallets)
     else {
-        return json!({"error": "no tier measured"});
+        return json!({"error": "no size measured in the `traces` mode (the debug build the figures compare)"});
     };
     let wallets = tier.wallets as f64;
     let idle_per_wallet: Vec<Value> = tiers
