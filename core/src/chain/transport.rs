@@ -483,13 +483,9 @@ mod tests {
             vec!["limited 0 1", "using 1", "using 0"]
         );
 
-        // A primary that refuses connections.
-        let closed: reqwest::Url = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            format!("http://{}", listener.local_addr().expect("addr"))
-                .parse()
-                .expect("url")
-        };
+        // A primary that refuses connections: port 0, where nothing can listen (a port freed
+        // by a dropped listener may be taken meanwhile by another test's server).
+        let closed: reqwest::Url = "http://127.0.0.1:0".parse().expect("url");
         let (secondary, _) = scripted(vec![OK]).await;
         let seen = Arc::new(Seen::default());
         let t = transport(
