@@ -16,7 +16,7 @@
 //! stream. The new wallets stay (the next tier counts them among its wallets).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,6 +41,9 @@ use crate::tokens::BenchList;
 
 /// Session writes a second (the churn), half of them new wallets.
 pub const WRITES_PER_SECOND: u64 = 20;
+/// Session writes a block: as many as a 1 s block of the target carries, whatever the pace at
+/// which anvil mines (2–5 s a block at 100,000 wallets, slower still under the churn's load).
+const WRITES_PER_BLOCK: usize = WRITES_PER_SECOND as usize;
 /// Requests the writers keep in flight at most; past it a write waits (and the achieved rate
 /// says so).
 const IN_FLIGHT: usize = 64;
@@ -93,8 +96,6 @@ pub struct ChurnRun {
     /// Timed transfers that had not reached their stream after [`e2e::DEADLINE`]: new
     /// wallets', old ones'.
     pub late: [usize; 2],
-    /// Session writes a second the writers were paced at (see [`writes_per_second`]).
-    pub writes_per_second: f64,
     /// The same poller's idle 1 s blocks at this size, poller CPU per block: the window
     /// after start-up, the one after the 12 s blocks.
     pub idle_cpu_ms: [f64; 2],
@@ -160,13 +161,49 @@ pub async fn run(
 const ROUNDS: usize = 3;
 
 /// What a window with session writes is given: the new wallets handed over for their first
-/// timed transfer, and the writers' stop, set when its last block is mined (the writes
-/// counted are those of the blocks measured).
+/// timed transfer, and the writers' quota, granted a block's writes as each block's interval
+/// begins and closed when its last block is mined (the writes counted are those of the
+/// blocks measured).
 struct Churn<'a> {
     /// What the window's log line calls its writes.
     what: &'static str,
     new_probes: mpsc::UnboundedReceiver<Probe>,
-    writers_stop: &'a AtomicBool,
+    quota: &'a BlockQuota,
+}
+
+/// The session writes the writers may still make: [`WRITES_PER_BLOCK`] granted for each
+/// block's interval, so that a block carries the target's writes however long anvil takes to
+/// mine it (writes paced by the second alone put 25–33 in each 3–5 s block at 100,000
+/// wallets). Closed, it stops the writers.
+struct BlockQuota(Semaphore);
+
+impl Default for BlockQuota {
+    /// Nothing granted before the first block.
+    fn default() -> Self {
+        Self(Semaphore::new(0))
+    }
+}
+
+impl BlockQuota {
+    /// A block's interval begins: its writes may be made.
+    fn grant(&self) {
+        self.0.add_permits(WRITES_PER_BLOCK);
+    }
+
+    /// Takes one write of the quota, waiting for the next block's grant when it is used up;
+    /// `false` once the window ended.
+    async fn take(&self) -> bool {
+        self.0
+            .acquire()
+            .await
+            .map(|granted| granted.forget())
+            .is_ok()
+    }
+
+    /// The window ended: the writers stop.
+    fn close(&self) {
+        self.0.close();
+    }
 }
 
 /// Where a writer's session writes go: `chain_id`'s sessions, growing `old` wallets' sessions;
@@ -271,7 +308,6 @@ async fn measure(
         old_transfer_ms_without_writes: vec![],
         in_their_step: [InTheirStep::default(); 2],
         late: [0, 0],
-        writes_per_second: 0.0,
         idle_cpu_ms: idle.map(BlockCost::cpu_ms_per_block),
         idle_read_units: idle.iter().map(|w| total(&w.db).read_units).sum::<f64>()
             / idle.iter().map(|w| w.blocks).sum::<usize>() as f64,
@@ -281,8 +317,6 @@ async fn measure(
     for round in 0..ROUNDS {
         eprintln!("bench: churn round {round}: {blocks} blocks without session writes");
         let quiet = window(bench, deployed, old, blocks, token, &mut probes, None).await?;
-        let per_second = writes_per_second(quiet.cost.seconds / blocks as f64);
-        run.writes_per_second = per_second;
         let writing = Writing {
             bench,
             list,
@@ -291,10 +325,9 @@ async fn measure(
             old,
             blocks,
             token,
-            per_second,
         };
         eprintln!(
-            "bench: churn round {round}: {blocks} blocks with {per_second:.1} session writes a second to another chain's sessions"
+            "bench: churn round {round}: {blocks} blocks with {WRITES_PER_BLOCK} session writes a block to another chain's sessions"
         );
         let elsewhere = writing
             .window(
@@ -309,7 +342,7 @@ async fn measure(
             )
             .await?;
         eprintln!(
-            "bench: churn round {round}: {blocks} blocks with {per_second:.1} session writes a second"
+            "bench: churn round {round}: {blocks} blocks with {WRITES_PER_BLOCK} session writes a block"
         );
         let churned = writing
             .window(
@@ -360,7 +393,6 @@ struct Writing<'a> {
     old: &'a [Address],
     blocks: usize,
     token: Address,
-    per_second: f64,
 }
 
 impl Writing<'_> {
@@ -374,16 +406,15 @@ impl Writing<'_> {
         probes: &mut Probes,
     ) -> anyhow::Result<Window> {
         let (ready_tx, ready_rx) = mpsc::unbounded_channel::<Probe>();
-        let stop = AtomicBool::new(false);
+        let quota = BlockQuota::default();
         let writers = write_sessions(
             self.bench,
             &self.list.url,
             &self.list.tokens,
             self.grow_tokens,
             target,
-            &stop,
+            &quota,
             counts,
-            self.per_second,
             ready_tx,
         );
         let windowed = async {
@@ -397,12 +428,12 @@ impl Writing<'_> {
                 Some(Churn {
                     what,
                     new_probes: ready_rx,
-                    writers_stop: &stop,
+                    quota: &quota,
                 }),
             )
             .await;
-            // Already set after the last block, unless the window failed before it.
-            stop.store(true, Ordering::SeqCst);
+            // Already closed after the last block, unless the window failed before it.
+            quota.close();
             result
         };
         let (windowed, written) = tokio::join!(windowed, writers);
@@ -450,19 +481,6 @@ async fn list_generation(bench: &Bench, table: &Table, url: &str) -> anyhow::Res
         .ok_or_else(|| anyhow::anyhow!("the list is not cached"))
 }
 
-/// Session writes a second for blocks `block_seconds` apart: `WRITES_PER_SECOND` at 1 s blocks
-/// (a window's last step runs a little past its last second), and as many a block when the
-/// blocks come slower. The target is per 1 s block; at 100,000 wallets anvil takes 2–4 s to
-/// mine one, and writes paced by the second would put two to four times the target's changes
-/// in each block.
-fn writes_per_second(block_seconds: f64) -> f64 {
-    if block_seconds <= 1.25 {
-        WRITES_PER_SECOND as f64
-    } else {
-        WRITES_PER_SECOND as f64 / block_seconds
-    }
-}
-
 /// `blocks` 1 s blocks on the running poller, each with the background traffic and two timed
 /// transfers to watched wallets: a new wallet's first one when `churn` hands one over (its
 /// session was just written), old wallets' otherwise. Returns once every timed transfer
@@ -478,7 +496,7 @@ async fn window(
     churn: Option<Churn<'_>>,
 ) -> anyhow::Result<Window> {
     let what = churn.as_ref().map_or("without session writes", |c| c.what);
-    let (mut new_probes, writers_stop) = churn.map(|c| (c.new_probes, c.writers_stop)).unzip();
+    let (mut new_probes, quota) = churn.map(|c| (c.new_probes, c.quota)).unzip();
     let table = bench.env.stack.table().await;
     let mut in_their_step = [InTheirStep::default(); 2];
     let meter = CostMeter::start(bench)?;
@@ -487,6 +505,9 @@ async fn window(
     bench.automine(false).await?;
     let mined_blocks = async {
         for b in 0..blocks {
+            if let Some(quota) = quota {
+                quota.grant();
+            }
             tokio::time::sleep_until(meter.start + Duration::from_secs(b as u64 + 1)).await;
             for i in 0..BACKGROUND_TRANSFERS {
                 bench
@@ -552,8 +573,8 @@ async fn window(
         anyhow::Ok(())
     }
     .await;
-    if let Some(stop) = writers_stop {
-        stop.store(true, Ordering::SeqCst);
+    if let Some(quota) = quota {
+        quota.close();
     }
     bench.automine(true).await?;
     let cost = meter.cost(bench, blocks)?;
@@ -605,7 +626,9 @@ impl Probes {
     }
 }
 
-/// The writers: `per_second` session writes a second, evenly spaced, alternating a new
+/// The writers: [`WRITES_PER_SECOND`] session writes a second, evenly spaced, up to the block's
+/// `quota` (at 1 s blocks the two agree; at slower blocks a block's writes come in its first
+/// second), alternating a new
 /// wallet (its holdings set on chain first) and an old one adding one of `grow_tokens`. Every
 /// `PROBE_EVERY`th new wallet goes through the api's `POST` and opens its stream, then is
 /// handed over for a timed transfer. The others are the api's own table writes made by this
@@ -620,9 +643,8 @@ async fn write_sessions(
     list_tokens: &[Address],
     grow_tokens: &[Address],
     target: Target<'_>,
-    stop: &AtomicBool,
+    quota: &BlockQuota,
     (counters, write_ms): (&Arc<[AtomicU64; 3]>, &Arc<Mutex<Vec<f64>>>),
-    per_second: f64,
     ready: mpsc::UnboundedSender<Probe>,
 ) -> anyhow::Result<()> {
     let env = bench.env;
@@ -630,15 +652,16 @@ async fn write_sessions(
     let table = env.stack.table().await;
     let generation = list_generation(bench, &table, list_url).await?;
     let gate = Arc::new(Semaphore::new(IN_FLIGHT));
-    let start = Instant::now();
-    let spacing = Duration::from_secs_f64(1.0 / per_second);
+    let spacing = Duration::from_secs(1) / WRITES_PER_SECOND as u32;
+    let mut next = Instant::now();
     let mut tasks = vec![];
     let mut new_wallets = 0u64;
     for i in 0u32.. {
-        tokio::time::sleep_until(start + spacing * i).await;
-        if stop.load(Ordering::SeqCst) {
+        tokio::time::sleep_until(next).await;
+        if !quota.take().await {
             break;
         }
+        next = Instant::now() + spacing;
         let permit = gate.clone().acquire_owned().await?;
         let fresh = i % 2 == 0;
         let probe = fresh && target.probes && {
@@ -858,7 +881,7 @@ impl ChurnRun {
             "mode": self.mode,
             "wallets": self.wallets,
             "session_writes_per_second_asked": WRITES_PER_SECOND,
-            "session_writes_per_second_paced": two(self.writes_per_second),
+            "session_writes_per_block_granted": WRITES_PER_BLOCK,
             "session_writes_per_second_done": round(self.rate()),
             "session_writes_per_block": round(self.rate() * self.blocks.seconds / self.blocks.blocks as f64),
             "new_sessions": self.new_sessions,
@@ -926,12 +949,24 @@ impl ChurnRun {
 mod tests {
     use super::*;
 
-    #[test]
-    fn writes_are_paced_to_twenty_a_block() {
-        assert_eq!(writes_per_second(1.0), 20.0);
-        // A 1 s window's last step runs past its last second: still 1 s blocks.
-        assert_eq!(writes_per_second(1.02), 20.0);
-        assert_eq!(writes_per_second(0.5), 20.0);
-        assert_eq!(writes_per_second(4.0), 5.0);
+    #[tokio::test]
+    async fn a_block_grants_twenty_writes_and_a_closed_quota_stops_the_writers() {
+        let quota = BlockQuota::default();
+        assert!(
+            quota.0.try_acquire().is_err(),
+            "nothing before the first block"
+        );
+        quota.grant();
+        for _ in 0..WRITES_PER_BLOCK {
+            assert!(quota.take().await);
+        }
+        assert!(
+            quota.0.try_acquire().is_err(),
+            "the block's writes are used up"
+        );
+        quota.grant();
+        assert!(quota.take().await, "the next block grants its own");
+        quota.close();
+        assert!(!quota.take().await);
     }
 }
