@@ -210,7 +210,7 @@ pub async fn run(
     let mut wallets: Vec<(Address, Vec<(Address, U256)>)> = vec![];
     let first = fresh_owner();
     let held = holdings(&list);
-    bench.set_balances(&as_storage(first, &held)).await?;
+    crate::tokens::set_balances(bench.env, &as_storage(first, &held)).await?;
     bench
         .env
         .watch(
@@ -336,7 +336,7 @@ async fn write_wallets(
             .iter()
             .flat_map(|(owner, held)| as_storage(*owner, held))
             .collect();
-        bench.set_balances(&storage).await?;
+        crate::tokens::set_balances(bench.env, &storage).await?;
     }
     let chain_s = t0.elapsed().as_secs_f64();
     let table = bench.env.stack.table().await;

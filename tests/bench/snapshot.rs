@@ -170,7 +170,7 @@ async fn one(bench: &Bench, list: &BenchList, body: &str, owner: Address) -> any
         .collect();
     let storage: Vec<(Address, Address, U256)> =
         held.iter().map(|(t, v)| (*t, owner, *v)).collect();
-    bench.set_balances(&storage).await?;
+    crate::tokens::set_balances(bench.env, &storage).await?;
     bench.mine().await?;
     // No writes of other sections in the window: let the fanout finish what came before.
     bench.wait_feed_drained(Duration::from_secs(30)).await;

@@ -15,6 +15,8 @@ use live_balances::domain::address::lower;
 use local_stack::contracts::{TEST_TOKEN_ARTIFACT, TestToken, artifact};
 use serde_json::{Value, json};
 
+use e2e::Environment;
+
 use crate::context::Bench;
 
 /// TestToken's storage: name, symbol, decimals, totalSupply, then the `balanceOf` mapping.
@@ -39,34 +41,6 @@ pub struct BenchList {
 }
 
 impl Bench {
-    /// JSON-RPC calls straight to anvil (around the counting proxy), in batches; fails on
-    /// any error answer.
-    pub async fn rpc_batch(&self, calls: Vec<(&str, Value)>) -> anyhow::Result<()> {
-        for chunk in calls.chunks(BATCH) {
-            let body: Vec<Value> = chunk
-                .iter()
-                .enumerate()
-                .map(|(id, (method, params))| {
-                    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
-                })
-                .collect();
-            let replies: Vec<Value> = self
-                .env
-                .http
-                .post(&self.env.stack.rpc_url)
-                .json(&body)
-                .send()
-                .await?
-                .json()
-                .await?;
-            anyhow::ensure!(replies.len() == chunk.len(), "batch answered partly");
-            if let Some(error) = replies.iter().find_map(|r| r.get("error")) {
-                anyhow::bail!("anvil refused a set-up call: {error}");
-            }
-        }
-        Ok(())
-    }
-
     /// `count` token contracts: `deployed` (real deployments) first, then fresh addresses
     /// given TestToken's runtime code. Checks that `balanceOf` answers on the last one.
     pub async fn token_contracts(
@@ -77,7 +51,8 @@ impl Bench {
         let code = artifact(TEST_TOKEN_ARTIFACT)?.deployed_bytecode;
         let mut tokens: Vec<Address> = deployed.iter().copied().take(count).collect();
         let copies: Vec<Address> = (tokens.len()..count).map(|_| fresh_owner()).collect();
-        self.rpc_batch(
+        rpc_batch(
+            self.env,
             copies
                 .iter()
                 .map(|a| ("anvil_setCode", json!([lower(a), code])))
@@ -104,26 +79,6 @@ impl Bench {
         Ok(tokens)
     }
 
-    /// Sets `balanceOf[owner]` of each token in storage: no transaction, no event.
-    pub async fn set_balances(&self, balances: &[(Address, Address, U256)]) -> anyhow::Result<()> {
-        self.rpc_batch(
-            balances
-                .iter()
-                .map(|(token, owner, amount)| {
-                    (
-                        "anvil_setStorageAt",
-                        json!([
-                            lower(token),
-                            balance_slot(owner).to_string(),
-                            B256::from(*amount).to_string()
-                        ]),
-                    )
-                })
-                .collect(),
-        )
-        .await
-    }
-
     /// A token list of `count` real token contracts (the `deployed` ones first), served at
     /// a URL of this machine.
     pub async fn token_list(
@@ -146,6 +101,57 @@ impl Bench {
             _server: server,
         })
     }
+}
+
+/// JSON-RPC calls straight to anvil (around the counting proxy), in batches; fails on
+/// any error answer.
+pub async fn rpc_batch(env: &Environment, calls: Vec<(&str, Value)>) -> anyhow::Result<()> {
+    for chunk in calls.chunks(BATCH) {
+        let body: Vec<Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(id, (method, params))| {
+                json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+            })
+            .collect();
+        let replies: Vec<Value> = env
+            .http
+            .post(&env.stack.rpc_url)
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        anyhow::ensure!(replies.len() == chunk.len(), "batch answered partly");
+        if let Some(error) = replies.iter().find_map(|r| r.get("error")) {
+            anyhow::bail!("anvil refused a set-up call: {error}");
+        }
+    }
+    Ok(())
+}
+
+/// Sets `balanceOf[owner]` of each token in storage: no transaction, no event.
+pub async fn set_balances(
+    env: &Environment,
+    balances: &[(Address, Address, U256)],
+) -> anyhow::Result<()> {
+    rpc_batch(
+        env,
+        balances
+            .iter()
+            .map(|(token, owner, amount)| {
+                (
+                    "anvil_setStorageAt",
+                    json!([
+                        lower(token),
+                        balance_slot(owner).to_string(),
+                        B256::from(*amount).to_string()
+                    ]),
+                )
+            })
+            .collect(),
+    )
+    .await
 }
 
 #[cfg(test)]
