@@ -13,7 +13,7 @@ use e2e::fresh_owner;
 use e2e::list_server::{ListServer, token_list};
 use live_balances::domain::address::lower;
 use local_stack::contracts::{TEST_TOKEN_ARTIFACT, TestToken, artifact};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use e2e::Environment;
 
@@ -21,8 +21,6 @@ use crate::context::Bench;
 
 /// TestToken's storage: name, symbol, decimals, totalSupply, then the `balanceOf` mapping.
 const BALANCE_OF_SLOT: u8 = 4;
-/// JSON-RPC calls per batch sent to anvil during set-up.
-const BATCH: usize = 500;
 
 /// The storage slot of `balanceOf[owner]`: `keccak256(pad32(owner) ++ pad32(4))`.
 pub fn balance_slot(owner: &Address) -> B256 {
@@ -51,14 +49,14 @@ impl Bench {
         let code = artifact(TEST_TOKEN_ARTIFACT)?.deployed_bytecode;
         let mut tokens: Vec<Address> = deployed.iter().copied().take(count).collect();
         let copies: Vec<Address> = (tokens.len()..count).map(|_| fresh_owner()).collect();
-        rpc_batch(
-            self.env,
-            copies
-                .iter()
-                .map(|a| ("anvil_setCode", json!([lower(a), code])))
-                .collect(),
-        )
-        .await?;
+        self.env
+            .rpc_batch(
+                copies
+                    .iter()
+                    .map(|a| ("anvil_setCode", json!([lower(a), code])))
+                    .collect(),
+            )
+            .await?;
         tokens.extend(copies);
         let last = *tokens.last().context("no tokens")?;
         let call = TestToken::balanceOfCall {
@@ -103,40 +101,12 @@ impl Bench {
     }
 }
 
-/// JSON-RPC calls straight to anvil (around the counting proxy), in batches; fails on
-/// any error answer.
-pub async fn rpc_batch(env: &Environment, calls: Vec<(&str, Value)>) -> anyhow::Result<()> {
-    for chunk in calls.chunks(BATCH) {
-        let body: Vec<Value> = chunk
-            .iter()
-            .enumerate()
-            .map(|(id, (method, params))| {
-                json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
-            })
-            .collect();
-        let replies: Vec<Value> = env
-            .http
-            .post(&env.stack.rpc_url)
-            .json(&body)
-            .send()
-            .await?
-            .json()
-            .await?;
-        anyhow::ensure!(replies.len() == chunk.len(), "batch answered partly");
-        if let Some(error) = replies.iter().find_map(|r| r.get("error")) {
-            anyhow::bail!("anvil refused a set-up call: {error}");
-        }
-    }
-    Ok(())
-}
-
 /// Sets `balanceOf[owner]` of each token in storage: no transaction, no event.
 pub async fn set_balances(
     env: &Environment,
     balances: &[(Address, Address, U256)],
 ) -> anyhow::Result<()> {
-    rpc_batch(
-        env,
+    env.rpc_batch(
         balances
             .iter()
             .map(|(token, owner, amount)| {

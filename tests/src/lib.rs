@@ -62,6 +62,9 @@ pub const MAX_STREAMS_PER_WALLET: u32 = 12;
 /// Longest SSE stream on the test stack.
 pub const SSE_MAX_SECS: u64 = 12;
 
+/// JSON-RPC calls per batch of [`Environment::rpc_batch`].
+pub const RPC_BATCH: usize = 500;
+
 /// The two ways the same api is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -343,20 +346,41 @@ impl Environment {
 
     /// A JSON-RPC call to the devnet.
     pub async fn rpc(&self, method: &str, params: Value) -> anyhow::Result<Value> {
-        let body =
-            serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let reply: Value = self
-            .http
-            .post(&self.stack.rpc_url)
-            .json(&body)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let reply: Value = self.post_rpc(&rpc_request(1, method, &params)).await?;
         if let Some(error) = reply.get("error") {
             bail!("{method}: {error}");
         }
         Ok(reply["result"].clone())
+    }
+
+    /// JSON-RPC calls to the devnet in batches of [`RPC_BATCH`] (a set-up of many wallets'
+    /// storage), their answers dropped; fails on any error answer.
+    pub async fn rpc_batch(&self, calls: Vec<(&str, Value)>) -> anyhow::Result<()> {
+        for chunk in calls.chunks(RPC_BATCH) {
+            let body = chunk
+                .iter()
+                .enumerate()
+                .map(|(id, (method, params))| rpc_request(id, method, params))
+                .collect();
+            let replies: Vec<Value> = self.post_rpc(&body).await?;
+            anyhow::ensure!(replies.len() == chunk.len(), "batch answered partly");
+            if let Some(error) = replies.iter().find_map(|r| r.get("error")) {
+                bail!("anvil refused a set-up call: {error}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Posts one JSON-RPC request (or batch) to the devnet, straight to anvil.
+    async fn post_rpc<T: serde::de::DeserializeOwned>(&self, body: &Value) -> anyhow::Result<T> {
+        Ok(self
+            .http
+            .post(&self.stack.rpc_url)
+            .json(body)
+            .send()
+            .await?
+            .json()
+            .await?)
     }
 
     pub fn chain_id(&self) -> u64 {
@@ -626,6 +650,11 @@ pub struct SseClient {
     /// The last `retry:` hint the server sent (milliseconds), and how many it sent.
     pub retry_ms: Option<u64>,
     pub retry_hints: u32,
+}
+
+/// A JSON-RPC request.
+fn rpc_request(id: usize, method: &str, params: &Value) -> Value {
+    serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }
 
 /// Pause between attempts to reach a server that is down (EventSource waits `retry:`).
