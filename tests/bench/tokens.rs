@@ -9,13 +9,11 @@
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::sol_types::SolCall;
 use anyhow::Context;
-use e2e::fresh_owner;
 use e2e::list_server::{ListServer, token_list};
+use e2e::{Environment, fresh_owner};
 use live_balances::domain::address::lower;
 use local_stack::contracts::{TEST_TOKEN_ARTIFACT, TestToken, artifact};
 use serde_json::json;
-
-use e2e::Environment;
 
 use crate::context::Bench;
 

@@ -63,7 +63,7 @@ pub const MAX_STREAMS_PER_WALLET: u32 = 12;
 pub const SSE_MAX_SECS: u64 = 12;
 
 /// JSON-RPC calls per batch of [`Environment::rpc_batch`].
-pub const RPC_BATCH: usize = 500;
+const RPC_BATCH: usize = 500;
 
 /// The two ways the same api is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,8 +353,8 @@ impl Environment {
         Ok(reply["result"].clone())
     }
 
-    /// JSON-RPC calls to the devnet in batches of [`RPC_BATCH`] (a set-up of many wallets'
-    /// storage), their answers dropped; fails on any error answer.
+    /// JSON-RPC calls to the devnet in batches (`RPC_BATCH` a request: a set-up of many
+    /// wallets' storage), their answers dropped; fails on any error answer.
     pub async fn rpc_batch(&self, calls: Vec<(&str, Value)>) -> anyhow::Result<()> {
         for chunk in calls.chunks(RPC_BATCH) {
             let body = chunk
