@@ -143,6 +143,17 @@ impl Metrics {
         );
     }
 
+    /// Steps completed, by kind: `blocks` (a range of new blocks) or `idle` (the sweeps, first
+    /// reads and re-reads that run on the poller's own clock while no block arrives).
+    pub fn count_step(&self, chain_id: u64, kind: &'static str) {
+        Self::add(
+            "poller_steps_total",
+            chain_id,
+            Some(("kind", kind.into())),
+            1,
+        );
+    }
+
     /// Catch-ups of newly learned wallets, by where their events came from (`memory`,
     /// `provider`).
     pub fn count_catch_up(&self, chain_id: u64, source: &'static str) {

@@ -310,10 +310,19 @@ impl Environment {
     /// The count of session changes of `kind` the poller at `poller_url` applied on the
     /// default chain (`poller_session_changes_total`; 0 before its first).
     pub async fn session_changes(&self, poller_url: &str, kind: &str) -> anyhow::Result<u64> {
-        let series = format!(
-            "poller_session_changes_total{{chain=\"{}\",kind=\"{kind}\"}} ",
-            self.chain_id()
-        );
+        self.poller_count(poller_url, "poller_session_changes_total", kind)
+            .await
+    }
+
+    /// The value of the poller's counter `name` of `kind` on the default chain, at
+    /// `poller_url` (0 before its first).
+    pub async fn poller_count(
+        &self,
+        poller_url: &str,
+        name: &str,
+        kind: &str,
+    ) -> anyhow::Result<u64> {
+        let series = format!("{name}{{chain=\"{}\",kind=\"{kind}\"}} ", self.chain_id());
         Ok(self
             .metrics_of(poller_url)
             .await?

@@ -70,6 +70,12 @@ impl ChainReport {
         self.metrics.progressed(self.chain_id, block);
     }
 
+    /// A step completed: over new blocks, or idle work between them.
+    pub(crate) fn stepped(&self, over_blocks: bool) {
+        let kind = if over_blocks { "blocks" } else { "idle" };
+        self.metrics.count_step(self.chain_id, kind);
+    }
+
     /// A step failed with an error of `kind`.
     pub(crate) fn step_failed(&self, kind: &'static str) {
         self.metrics.step_failed(self.chain_id, kind);

@@ -243,6 +243,7 @@ impl ChainWatcher {
             }
         }
         self.pacing.stepped();
+        self.report.stepped(range.is_some());
         let Some(Range { first, last }) = range else {
             if !plan.is_empty() {
                 debug!(
