@@ -1,28 +1,11 @@
 //! The poller's RPC requests per block do not grow with the number of clients.
 
-use std::collections::BTreeMap;
-
 use alloy::primitives::{Address, U256};
-use e2e::{Environment, SseClient, fresh_owner};
+use e2e::{Environment, PollerRequests, SseClient, fresh_owner};
 use live_balances::domain::address::lower;
 
 const OWNERS: usize = 10;
 const BLOCKS: u64 = 8;
-
-/// The poller's RPC requests over some blocks, by method, and its idle steps among them.
-struct Window {
-    requests: BTreeMap<String, u64>,
-    /// Steps of idle work (sweeps, first reads, re-reads) that ran on the poller's own clock
-    /// because the test took over `SNAPSHOT_INTERVAL / 4` between two blocks: each may read
-    /// the values its share of the sweep holds, in an `eth_call` of its own.
-    idle_steps: u64,
-}
-
-impl Window {
-    fn calls(&self, method: &str) -> u64 {
-        self.requests.get(method).copied().unwrap_or(0)
-    }
-}
 
 /// Makes `BLOCKS` blocks, each with one transfer to a watched owner, waits until the poller
 /// processed each, and returns the poller's RPC requests over them.
@@ -31,12 +14,9 @@ async fn requests_over_blocks(
     actor: &local_stack::devnet::Wallet,
     token: Address,
     owners: &[Address],
-) -> anyhow::Result<Window> {
+) -> anyhow::Result<PollerRequests> {
     let poller = &env.stack.endpoints.poller;
-    let idle_before = env
-        .poller_count(poller, "poller_steps_total", "idle")
-        .await?;
-    let before = env.poller_rpc_requests().await?;
+    let before = env.poller_requests(poller).await?;
     for i in 0..BLOCKS {
         let receipt = actor
             .transfer(token, owners[i as usize % owners.len()], U256::from(1))
@@ -44,17 +24,7 @@ async fn requests_over_blocks(
         env.poller_reached(receipt.block_number.unwrap_or_default())
             .await?;
     }
-    let after = env.poller_rpc_requests().await?;
-    let idle_after = env
-        .poller_count(poller, "poller_steps_total", "idle")
-        .await?;
-    Ok(Window {
-        requests: after
-            .iter()
-            .map(|(m, n)| (m.clone(), n - before.get(m).copied().unwrap_or(0)))
-            .collect(),
-        idle_steps: idle_after - idle_before,
-    })
+    Ok(env.poller_requests(poller).await?.since(&before))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -92,8 +62,7 @@ async fn rpc_requests_per_block_are_the_same_for_1_and_100_clients() -> anyhow::
     let with_hundred = requests_over_blocks(env, &actor, token, &owners).await?;
 
     eprintln!(
-        "poller RPC requests over {BLOCKS} blocks: 1 client {:?} ({} idle steps), 100 clients {:?} ({} idle steps)",
-        with_one.requests, with_one.idle_steps, with_hundred.requests, with_hundred.idle_steps
+        "poller RPC requests over {BLOCKS} blocks: 1 client {with_one:?}, 100 clients {with_hundred:?}"
     );
     assert_eq!(
         with_one.calls("eth_getLogs"),
@@ -102,17 +71,15 @@ async fn rpc_requests_per_block_are_the_same_for_1_and_100_clients() -> anyhow::
     );
     // The block steps' reads are one `eth_call` each whatever the clients; an idle step
     // between two blocks (a slow test, not a client) may add one of its own.
-    let (one, hundred) = (with_one.calls("eth_call"), with_hundred.calls("eth_call"));
     assert!(
-        hundred <= one + with_hundred.idle_steps && one <= hundred + with_one.idle_steps,
-        "eth_call must not depend on clients: {one} with 1, {hundred} with 100"
+        with_hundred.same_calls_as(&with_one),
+        "eth_call must not depend on clients: {with_one:?} with 1, {with_hundred:?} with 100"
     );
     for window in [&with_one, &with_hundred] {
-        let total: u64 = window.requests.values().sum();
+        let total: u64 = window.by_method.values().sum();
         assert!(
             total <= 4 * BLOCKS + 1 + window.idle_steps,
-            "at most 4 requests per block (+1 safety poll, +1 per idle step): {:?}",
-            window.requests
+            "at most 4 requests per block (+1 safety poll, +1 per idle step): {window:?}"
         );
     }
     drop(streams);

@@ -89,6 +89,44 @@ pub struct Environment {
 
 static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
 
+/// A poller's RPC requests on one chain by method, and its idle steps, as counted so far or
+/// over a window ([`PollerRequests::since`]).
+#[derive(Debug, Clone, Default)]
+pub struct PollerRequests {
+    pub by_method: std::collections::BTreeMap<String, u64>,
+    /// Steps of idle work (sweeps, first reads, re-reads) that ran on the poller's own clock
+    /// because no block came for `SNAPSHOT_INTERVAL / 4`, as when a test is slow between two
+    /// of its blocks: each may read its share of the sweep in an `eth_call` of its own.
+    pub idle_steps: u64,
+}
+
+impl PollerRequests {
+    /// The requests of `method`.
+    pub fn calls(&self, method: &str) -> u64 {
+        self.by_method.get(method).copied().unwrap_or(0)
+    }
+
+    /// What was counted since `before`.
+    pub fn since(&self, before: &PollerRequests) -> PollerRequests {
+        PollerRequests {
+            by_method: self
+                .by_method
+                .iter()
+                .map(|(m, n)| (m.clone(), n - before.calls(m)))
+                .collect(),
+            idle_steps: self.idle_steps - before.idle_steps,
+        }
+    }
+
+    /// Whether the `eth_call`s of this window and `other` differ by no more than the idle
+    /// steps of the window with more: a block step's reads are one call, an idle step's may
+    /// be one more.
+    pub fn same_calls_as(&self, other: &PollerRequests) -> bool {
+        let (mine, theirs) = (self.calls("eth_call"), other.calls("eth_call"));
+        mine <= theirs + self.idle_steps && theirs <= mine + other.idle_steps
+    }
+}
+
 impl Environment {
     /// The shared stack, started by the first test that asks.
     pub fn get() -> &'static Environment {
@@ -281,14 +319,12 @@ impl Environment {
         Ok(())
     }
 
-    /// The poller's RPC requests so far to the default chain, by method (from its `/metrics`;
-    /// the second chain's requests are counted apart and left out).
-    pub async fn poller_rpc_requests(
-        &self,
-    ) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+    /// The RPC requests and idle steps the poller at `poller_url` counted so far on the
+    /// default chain (from its `/metrics`; the second chain's are counted apart and left out).
+    pub async fn poller_requests(&self, poller_url: &str) -> anyhow::Result<PollerRequests> {
         let chain = format!("poller_rpc_requests_total{{chain=\"{}\",", self.chain_id());
-        let text = self.metrics_of(&self.stack.endpoints.poller).await?;
-        let mut counts = std::collections::BTreeMap::new();
+        let text = self.metrics_of(poller_url).await?;
+        let mut by_method = std::collections::BTreeMap::new();
         for line in text.lines().filter(|l| l.starts_with(&chain)) {
             let method = line
                 .split("method=\"")
@@ -296,9 +332,15 @@ impl Environment {
                 .and_then(|r| r.split('"').next())
                 .context("method")?;
             let value = line.rsplit(' ').next().context("value")?.parse()?;
-            counts.insert(method.to_string(), value);
+            by_method.insert(method.to_string(), value);
         }
-        Ok(counts)
+        let idle_steps = self
+            .poller_count(poller_url, "poller_steps_total", "idle")
+            .await?;
+        Ok(PollerRequests {
+            by_method,
+            idle_steps,
+        })
     }
 
     /// The `/metrics` text of the service at `base_url` (a poller's, say).
