@@ -13,7 +13,7 @@ use std::time::Duration;
 use alloy::primitives::U256;
 use anyhow::Context;
 use e2e::webhook_receiver::Receiver;
-use e2e::{DEADLINE, Environment, SseClient, Transport, fresh_owner};
+use e2e::{DEADLINE, Environment, SseClient, Transport, fresh_owner, prometheus_value};
 use live_balances::domain::address::lower;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -78,21 +78,6 @@ async fn wait_emf(
             "{name} {dims:?}: {sum} in the functions' EMF lines, expected {at_least} within {DEADLINE:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The value of `name` with exactly `labels` (in the order the binary gives them) in a
-/// Prometheus text; 0 when absent.
-fn prometheus_value(text: &str, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<f64> {
-    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-    let series = if labels.is_empty() {
-        format!("{name} ")
-    } else {
-        format!("{name}{{{}}} ", labels.join(","))
-    };
-    match text.lines().find_map(|l| l.strip_prefix(&series)) {
-        Some(value) => Ok(value.trim().parse()?),
-        None => Ok(0.0),
     }
 }
 

@@ -127,6 +127,21 @@ impl PollerRequests {
     }
 }
 
+/// The value of `name` with exactly `labels` (in the order the binary gives them) in a
+/// Prometheus text; 0 when absent.
+pub fn prometheus_value(text: &str, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<f64> {
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    let series = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{}}} ", labels.join(","))
+    };
+    match text.lines().find_map(|l| l.strip_prefix(&series)) {
+        Some(value) => Ok(value.trim().parse()?),
+        None => Ok(0.0),
+    }
+}
+
 impl Environment {
     /// The shared stack, started by the first test that asks.
     pub fn get() -> &'static Environment {
@@ -334,9 +349,7 @@ impl Environment {
             let value = line.rsplit(' ').next().context("value")?.parse()?;
             by_method.insert(method.to_string(), value);
         }
-        let idle_steps = self
-            .poller_count(poller_url, "poller_steps_total", "idle")
-            .await?;
+        let idle_steps = self.count_of_kind(&text, "poller_steps_total", "idle")?;
         Ok(PollerRequests {
             by_method,
             idle_steps,
@@ -352,26 +365,16 @@ impl Environment {
     /// The count of session changes of `kind` the poller at `poller_url` applied on the
     /// default chain (`poller_session_changes_total`; 0 before its first).
     pub async fn session_changes(&self, poller_url: &str, kind: &str) -> anyhow::Result<u64> {
-        self.poller_count(poller_url, "poller_session_changes_total", kind)
-            .await
+        let text = self.metrics_of(poller_url).await?;
+        self.count_of_kind(&text, "poller_session_changes_total", kind)
     }
 
-    /// The value of the poller's counter `name` of `kind` on the default chain, at
-    /// `poller_url` (0 before its first).
-    pub async fn poller_count(
-        &self,
-        poller_url: &str,
-        name: &str,
-        kind: &str,
-    ) -> anyhow::Result<u64> {
-        let series = format!("{name}{{chain=\"{}\",kind=\"{kind}\"}} ", self.chain_id());
-        Ok(self
-            .metrics_of(poller_url)
-            .await?
-            .lines()
-            .find_map(|l| l.strip_prefix(&series))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0))
+    /// The value of counter `name` of `kind` on the default chain in a poller's `/metrics`
+    /// text (0 before its first).
+    fn count_of_kind(&self, text: &str, name: &str, kind: &str) -> anyhow::Result<u64> {
+        let chain = self.chain_id().to_string();
+        let labels = [("chain", chain.as_str()), ("kind", kind)];
+        Ok(prometheus_value(text, name, &labels)? as u64)
     }
 
     /// Waits until the poller has processed `block`.
